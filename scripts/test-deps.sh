@@ -26,8 +26,9 @@ apt_state() {
   local dir=$CACHE/apt/$name
   mkdir -p "$dir/lists/partial" "$dir/archives/partial"
   printf '%s\n' "$@" > "$dir/sources.list"
+  : > "$dir/status"   # an empty package database: candidates come from these sources, not the host
   APT_OPTS=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
-            -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::Archives=$dir/archives"
+            -o "Dir::State::Lists=$dir/lists" -o "Dir::State::status=$dir/status" -o "Dir::Cache::Archives=$dir/archives"
             -o Acquire::Retries=3 -o APT::Sandbox::User=root)
   if [ ! -e "$dir/updated" ]; then
     log "apt-get update ($name)"
@@ -37,13 +38,20 @@ apt_state() {
 }
 APT_BOOKWORM=('deb http://deb.debian.org/debian bookworm main' 'deb http://deb.debian.org/debian bookworm-backports main')
 APT_SID=('deb http://deb.debian.org/debian sid main')
+# The libstdc++/libgcc_s shipped beside the executable come from bullseye: bookworm's libstdc++
+# needs GLIBC_2.36 (arc4random), and Velero v1.17.1 and older run on Ubuntu jammy's glibc 2.35.
+APT_BULLSEYE=('deb http://deb.debian.org/debian bullseye main')
 
 # fetch_debs SUITE DESTDIR PKG... : download the packages (once) and unpack them into DESTDIR.
 fetch_debs() {
   local suite=$1 dest=$2; shift 2
   local debs=$CACHE/debs/$suite
   mkdir -p "$debs" "$dest"
-  if [ "$suite" = sid ]; then apt_state sid "${APT_SID[@]}"; else apt_state bookworm "${APT_BOOKWORM[@]}"; fi
+  case $suite in
+    sid) apt_state sid "${APT_SID[@]}" ;;
+    bullseye) apt_state bullseye "${APT_BULLSEYE[@]}" ;;
+    *) apt_state bookworm "${APT_BOOKWORM[@]}" ;;
+  esac
   local missing=()
   for p in "$@"; do
     local base=${p%%/*}; base=${base%%=*}
@@ -96,7 +104,7 @@ dep_sea() {
     # patchelf 0.14 (bookworm) corrupts SEA binaries; 0.18 (sid) needs sid's glibc, run via its loader.
     fetch_debs sid "$dest/sid" patchelf libc6
     # The libraries shipped beside the executable, and the glibc-only root for the chroot test.
-    fetch_debs bookworm "$dest/libs" libstdc++6 libgcc-s1
+    fetch_debs bullseye "$dest/libs" libstdc++6 libgcc-s1
     fetch_debs bookworm "$dest/glibc-root" libc6
     rm -rf "$dest/glibc-root/usr/share"
     touch "$dest/.complete"

@@ -1,0 +1,41 @@
+/** Decoding of the JSON byte fields of Velero requests, with errors that say what was wrong. */
+import type { KubeObject } from './types.js';
+
+function preview(bytes: Buffer): string {
+  const text = bytes.subarray(0, 80).toString('utf8');
+  return bytes.length > 80 ? `${text}…` : text;
+}
+
+/** Parse `bytes` as a JSON object; `what` names the request field in the error. */
+export function parseObject(bytes: Buffer | undefined, what: string): Record<string, unknown> {
+  if (!bytes || bytes.length === 0) throw new Error(`${what} is empty: expected the JSON of a Kubernetes object`);
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new Error(`${what} is not valid JSON (${(err as Error).message}); starts with: ${JSON.stringify(preview(bytes))}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error(`${what} must be a JSON object, got ${Array.isArray(value) ? 'an array' : String(value === null ? 'null' : typeof value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Parse an item: a JSON object with a non-empty string `kind`, as Velero requires of replies too. */
+export function parseItem(bytes: Buffer | undefined, what = 'item'): KubeObject {
+  const obj = parseObject(bytes, what);
+  if (typeof obj.kind !== 'string' || obj.kind === '') {
+    throw new Error(`${what} has no "kind": expected a Kubernetes object such as {"apiVersion":"v1","kind":"Pod",...}`);
+  }
+  if (obj.metadata !== undefined && (obj.metadata === null || typeof obj.metadata !== 'object' || Array.isArray(obj.metadata))) {
+    throw new Error(`${what} has a "metadata" that is not an object`);
+  }
+  return obj as KubeObject;
+}
+
+/** "namespace/name" of an item for messages. */
+export function describeItem(item: KubeObject): string {
+  const ns = typeof item.metadata?.namespace === 'string' ? item.metadata.namespace : '';
+  const name = typeof item.metadata?.name === 'string' ? item.metadata.name : '<unnamed>';
+  return `${item.kind} ${ns ? `${ns}/` : ''}${name}`;
+}

@@ -1,0 +1,92 @@
+/**
+ * Everything that makes this process a well-behaved go-plugin child of Velero: the magic cookie,
+ * lenient parsing of the Velero server flags it is launched with, stdout kept clean for the
+ * handshake, every stray console or grpc-js message turned into a safe JSON log line, and uncaught
+ * errors logged before exiting.
+ */
+import { parseArgs } from 'node:util';
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import { createLogger, levelFromVelero, type Logger } from './log.js';
+import { serve, type RunningServer } from './server.js';
+import type { ItemAction } from './types.js';
+
+export const MAGIC_COOKIE_KEY = 'VELERO_PLUGIN';
+export const MAGIC_COOKIE_VALUE = 'hello';
+export const APP_PROTOCOL_VERSION = '2';
+
+export class NotLaunchedByVelero extends Error {}
+
+/**
+ * Velero passes every flag of `velero server` through (`--features=…`, `--uploader-type=…`, …).
+ * Only the log level matters here; everything else, known or not, is accepted and ignored.
+ */
+export function parseVeleroFlags(args: string[]): { logLevel?: string; features: string[] } {
+  const { values } = parseArgs({
+    args,
+    options: { 'log-level': { type: 'string' }, features: { type: 'string' } },
+    strict: false,
+    allowPositionals: true,
+  });
+  const logLevel = typeof values['log-level'] === 'string' ? values['log-level'] : undefined;
+  const features = typeof values.features === 'string' ? values.features.split(',').filter(Boolean) : [];
+  return { logLevel, features };
+}
+
+/** Refuse to serve unless started by a go-plugin host speaking Velero's protocol. */
+export function checkLaunchedByVelero(env: NodeJS.ProcessEnv): void {
+  if (env[MAGIC_COOKIE_KEY] !== MAGIC_COOKIE_VALUE) {
+    throw new NotLaunchedByVelero(
+      'velero-plugin-victoria: this is a Velero plugin; Velero starts it itself (VELERO_PLUGIN is not set).\n' +
+        'Install it with `velero plugin add <image>` (see README.md), or run `velero-plugin-victoria help` for the command-line tools.',
+    );
+  }
+  const versions = env.PLUGIN_PROTOCOL_VERSIONS;
+  if (versions && !versions.split(',').map((v) => v.trim()).includes(APP_PROTOCOL_VERSION)) {
+    throw new NotLaunchedByVelero(
+      `velero-plugin-victoria: the host offers plugin protocol versions ${versions}, but this plugin speaks version ${APP_PROTOCOL_VERSION} (Velero v1.14 and later).`,
+    );
+  }
+}
+
+/** Route console.* and grpc-js diagnostics into the JSON logger: stdout belongs to the handshake. */
+function captureStrayOutput(log: Logger): void {
+  const to = (emit: (m: string) => void) => (...args: unknown[]) => emit(format(...args));
+  console.log = to((m) => log.debug(m));
+  console.info = to((m) => log.info(m));
+  console.debug = to((m) => log.debug(m));
+  console.warn = to((m) => log.warn(m));
+  // Library errors are not backup errors: logging them at error level would fail backups.
+  console.error = to((m) => log.warn(m));
+  grpc.setLogger({ error: to((m) => log.debug(`grpc: ${m}`)) } as Partial<Console>);
+}
+
+export interface PluginProcessOptions {
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  command: string;
+  actions: (log: Logger) => ItemAction[];
+}
+
+export async function runPluginProcess(options: PluginProcessOptions): Promise<RunningServer> {
+  checkLaunchedByVelero(options.env);
+  const flags = parseVeleroFlags(options.args);
+  const log = createLogger({ level: levelFromVelero(flags.logLevel) });
+  captureStrayOutput(log);
+
+  process.on('uncaughtException', (err) => {
+    log.error('velero-plugin-victoria crashed', { error: err.stack ?? err.message });
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.error('velero-plugin-victoria crashed on an unhandled rejection', {
+      error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
+    });
+    process.exit(1);
+  });
+  // Like Go plugins: Ctrl-C on the Velero server is for the host; it stops us through Shutdown or a kill.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => process.exit(0));
+
+  return serve({ actions: options.actions(log), command: options.command, log });
+}

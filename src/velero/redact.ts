@@ -1,0 +1,21 @@
+/**
+ * Removes secrets from text before it is logged or returned in an error.
+ *
+ * Presigned URLs carry a signature and the access key id in their query string; anyone who reads
+ * `velero backup logs` could replay them until they expire. Authorization headers and
+ * `key=value` pairs that look like credentials are masked for the same reason.
+ */
+const PATTERNS: Array<[RegExp, string]> = [
+  // SigV4/SigV2 query-string authentication (presigned URLs).
+  [/([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s"']*/gi, '$1REDACTED'],
+  // Authorization headers as they appear in SDK error dumps.
+  [/(Authorization["']?\s*[:=]\s*["']?)[^"'\r\n]+/gi, '$1REDACTED'],
+  // Credential-looking assignments (secret access keys, auth keys, passwords, tokens).
+  [/((?:aws_secret_access_key|secretAccessKey|secret_access_key|authKey|auth_key|password|token)["']?\s*[:=]\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
+];
+
+export function redact(text: string): string {
+  let out = text;
+  for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}

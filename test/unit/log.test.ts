@@ -1,0 +1,56 @@
+import { expect } from 'chai';
+import { createLogger, formatLine, levelFromVelero, MAX_LINE_BYTES } from '../../src/velero/log.js';
+
+describe('Velero-safe log lines', () => {
+  it('writes string @level and @message and no @timestamp', () => {
+    const entry = JSON.parse(formatLine('info', 'hello', { files: 3 }));
+    expect(entry).to.deep.equal({ '@level': 'info', '@message': 'hello', files: '3' });
+  });
+
+  it('turns name/namespace/resource of any type into strings (Velero panics on anything else)', () => {
+    const entry = JSON.parse(formatLine('warn', 'x', { name: 5, namespace: null, resource: { a: 1 } }));
+    expect(entry.name).to.equal('5');
+    expect(entry.namespace).to.equal('null');
+    expect(entry.resource).to.equal('{"a":1}');
+    for (const value of Object.values(entry)) expect(value).to.be.a('string');
+  });
+
+  it('never lets fields override the keys the host interprets', () => {
+    const entry = JSON.parse(formatLine('debug', 'm', { '@level': 7, '@message': {}, '@timestamp': 'now', level: 'x', timestamp: 1 }));
+    expect(entry).to.deep.equal({ '@level': 'debug', '@message': 'm' });
+  });
+
+  it('keeps lines under the host 64 KiB buffer, also for huge multi-byte messages and fields', () => {
+    const huge = 'é'.repeat(200_000);
+    for (const line of [formatLine('error', huge), formatLine('info', 'x', { a: huge, b: huge, c: huge, d: huge, e: huge, f: huge, g: huge, h: huge, i: huge, j: huge, k: huge, l: huge, m: huge, n: huge, o: huge, p: huge, q: huge })]) {
+      expect(Buffer.byteLength(line)).to.be.lessThan(MAX_LINE_BYTES + 1);
+      expect(JSON.parse(line)['@level']).to.be.a('string');
+    }
+  });
+
+  it('never writes a newline inside a line', () => {
+    expect(formatLine('info', 'a\nb', { e: 'c\r\nd' })).not.to.match(/[\r\n]/);
+  });
+
+  it('redacts presigned URL signatures and credentials', () => {
+    const line = formatLine('info', 'GET https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA123%2F20261121&X-Amz-Signature=abcdef&X-Amz-Expires=60', {
+      error: 'aws_secret_access_key = wJalrXUtnFEMI',
+    });
+    expect(line).not.to.contain('abcdef');
+    expect(line).not.to.contain('AKIA123');
+    expect(line).not.to.contain('wJalrXUtnFEMI');
+    expect(line).to.contain('X-Amz-Expires=60');
+  });
+
+  it('filters by level and maps Velero level names', () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: levelFromVelero('warning'), sink: (l) => lines.push(l) });
+    log.info('dropped');
+    log.warn('kept', { name: 'p' });
+    log.with({ namespace: 'ns' }).error('also kept');
+    expect(lines.map((l) => JSON.parse(l)['@message'])).to.deep.equal(['kept', 'also kept']);
+    expect(JSON.parse(lines[1]!).namespace).to.equal('ns');
+    expect(levelFromVelero('fatal')).to.equal('error');
+    expect(levelFromVelero('nonsense')).to.equal('info');
+  });
+});

@@ -1,0 +1,210 @@
+import { expect } from 'chai';
+import { mkdtempSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { createLogger } from '../../src/velero/log.js';
+import { serve, validatePluginName, type RunningServer } from '../../src/velero/server.js';
+import type { BackupItemActionV2, DeleteItemAction, RestoreItemActionV2 } from '../../src/velero/types.js';
+import { allActions } from '../../src/actions/index.js';
+import { clientFor } from '../support/grpc-clients.js';
+
+const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { namespace: 'monitoring', name: 'vm-0', labels: { a: 'b' } } };
+const podBytes = Buffer.from(JSON.stringify(pod));
+const backup = Buffer.from(JSON.stringify({ metadata: { name: 'b1', namespace: 'velero' }, spec: { storageLocation: 'default' } }));
+
+function fakeActions(): [BackupItemActionV2, RestoreItemActionV2, DeleteItemAction] {
+  return [
+    {
+      kind: 'BackupItemActionV2',
+      name: 'example.io/b',
+      appliesTo: () => ({ includedResources: ['pods'], selector: 'app=x' }),
+      async execute({ item }) {
+        if (item.metadata?.name === 'boom') throw new Error('boom happened; fix the boom');
+        if (item.metadata?.name === 'annotate') return { item: { ...item, metadata: { ...item.metadata, annotations: { done: 'yes' } } } };
+        return undefined;
+      },
+      async progress(id) {
+        if (id === 'fail') throw new Error('no such operation');
+        return { completed: true, nCompleted: 5, nTotal: 5, started: new Date(1_700_000_000_123) };
+      },
+      async cancel() {},
+    },
+    {
+      kind: 'RestoreItemActionV2',
+      name: 'example.io/r',
+      appliesTo: () => ({ includedResources: ['pods'] }),
+      async execute() {
+        return { skipRestore: false };
+      },
+      async progress() {
+        return { completed: false };
+      },
+      async cancel() {},
+      async areAdditionalItemsReady(items) {
+        return items.length === 0;
+      },
+    },
+    {
+      kind: 'DeleteItemAction',
+      name: 'example.io/d',
+      appliesTo: () => ({ includedResources: ['pods'] }),
+      async execute() {},
+    },
+  ];
+}
+
+describe('go-plugin server', () => {
+  let server: RunningServer;
+  let handshake = '';
+  const logLines: string[] = [];
+  let shutdownCalled = false;
+
+  before(async () => {
+    server = await serve({
+      actions: fakeActions(),
+      command: '/plugins/velero-plugin-victoria',
+      log: createLogger({ level: 'debug', sink: (l) => logLines.push(l) }),
+      socketDir: mkdtempSync(join(tmpdir(), 'vpv-')),
+      writeHandshake: (line) => (handshake = line),
+      onShutdown: () => (shutdownCalled = true),
+    });
+  });
+  after(() => server.stop());
+
+  it('prints the go-plugin handshake line after listening', () => {
+    expect(handshake).to.equal(`1|2|unix|${server.socketPath}|grpc|\n`);
+    expect(existsSync(server.socketPath)).to.equal(true);
+  });
+
+  it('lists plugins in Velero kind order with the relaunch command', async () => {
+    const { call, close } = clientFor(server.socketPath, 'PluginLister');
+    const res = await call('ListPlugins', {});
+    close();
+    expect(res.plugins).to.deep.equal([
+      { command: '/plugins/velero-plugin-victoria', kind: 'BackupItemActionV2', name: 'example.io/b' },
+      { command: '/plugins/velero-plugin-victoria', kind: 'RestoreItemActionV2', name: 'example.io/r' },
+      { command: '/plugins/velero-plugin-victoria', kind: 'DeleteItemAction', name: 'example.io/d' },
+    ]);
+  });
+
+  it('answers AppliesTo with the capitalised ResourceSelector field', async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    const res = await call('AppliesTo', { plugin: 'example.io/b' });
+    close();
+    expect(res.ResourceSelector.includedResources).to.deep.equal(['pods']);
+    expect(res.ResourceSelector.selector).to.equal('app=x');
+  });
+
+  it('returns the input bytes unchanged when the action has nothing to do', async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    const res = await call('Execute', { plugin: 'example.io/b', item: podBytes, backup });
+    close();
+    expect(Buffer.compare(res.item, podBytes)).to.equal(0);
+    expect(res.operationID).to.equal('');
+  });
+
+  it('returns a modified item as JSON', async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    const item = { ...pod, metadata: { ...pod.metadata, name: 'annotate' } };
+    const res = await call('Execute', { plugin: 'example.io/b', item: Buffer.from(JSON.stringify(item)), backup });
+    close();
+    expect(JSON.parse(res.item.toString()).metadata.annotations).to.deep.equal({ done: 'yes' });
+  });
+
+  for (const [label, bytes, pattern] of [
+    ['not JSON', Buffer.from('{nope'), /not valid JSON/],
+    ['an array', Buffer.from('[]'), /must be a JSON object, got an array/],
+    ['an object without kind', Buffer.from('{}'), /has no "kind"/],
+    ['empty', Buffer.alloc(0), /is empty/],
+  ] as const) {
+    it(`rejects an item that is ${label} with a clear error`, async () => {
+      const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+      const err = (await call('Execute', { plugin: 'example.io/b', item: bytes, backup }).catch((e) => e)) as ServiceError;
+      close();
+      expect(err.code).to.equal(status.UNKNOWN);
+      expect(err.details).to.match(pattern);
+    });
+  }
+
+  it('turns an action exception into an error with its message', async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    const item = { ...pod, metadata: { name: 'boom' } };
+    const err = (await call('Execute', { plugin: 'example.io/b', item: Buffer.from(JSON.stringify(item)), backup }).catch((e) => e)) as ServiceError;
+    close();
+    expect(err.details).to.equal('boom happened; fix the boom');
+  });
+
+  it('routes by plugin name and refuses unknown names', async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    const err = (await call('AppliesTo', { plugin: 'example.io/r' }).catch((e) => e)) as ServiceError;
+    close();
+    expect(err.code).to.equal(status.NOT_FOUND);
+    expect(err.details).to.match(/"example.io\/r" is not served.*example.io\/b/);
+  });
+
+  it('always sets progress in Progress replies', async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    const res = await call('Progress', { plugin: 'example.io/b', operationID: 'op1', backup });
+    const err = (await call('Progress', { plugin: 'example.io/b', operationID: 'fail', backup }).catch((e) => e)) as ServiceError;
+    close();
+    expect(res.progress).to.include({ completed: true, nCompleted: '5', nTotal: '5' });
+    expect(res.progress.started).to.deep.equal({ seconds: '1700000000', nanos: 123_000_000 });
+    expect(err.details).to.equal('no such operation');
+  });
+
+  it('serves RestoreItemAction v2 and DeleteItemAction', async () => {
+    const ria = clientFor(server.socketPath, 'RestoreItemActionV2');
+    const res = await ria.call('Execute', { plugin: 'example.io/r', item: podBytes, restore: backup, itemFromBackup: podBytes });
+    expect(Buffer.compare(res.item, podBytes)).to.equal(0);
+    expect((await ria.call('AreAdditionalItemsReady', { plugin: 'example.io/r', restore: backup, additionalItems: [] })).ready).to.equal(true);
+    expect((await ria.call('Progress', { plugin: 'example.io/r', operationID: 'x', restore: backup })).progress.completed).to.equal(false);
+    ria.close();
+    const dia = clientFor(server.socketPath, 'DeleteItemAction');
+    expect(await dia.call('Execute', { plugin: 'example.io/d', item: podBytes, backup })).to.deep.equal({});
+    dia.close();
+  });
+
+  it('reports SERVING for the plugin health service', async () => {
+    const { call, close } = clientFor(server.socketPath, 'Health');
+    expect((await call('Check', { service: 'plugin' })).status).to.equal('SERVING');
+    close();
+  });
+
+  it('answers Shutdown, then stops', async () => {
+    const { call, close } = clientFor(server.socketPath, 'GRPCController');
+    expect(await call('Shutdown', {})).to.deep.equal({});
+    close();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(shutdownCalled).to.equal(true);
+    expect(existsSync(server.socketPath)).to.equal(false);
+  });
+
+  it('logs only Velero-safe lines', () => {
+    expect(logLines.length).to.be.greaterThan(0);
+    for (const line of logLines) {
+      const entry = JSON.parse(line);
+      for (const value of Object.values(entry)) expect(value).to.be.a('string');
+      expect(entry).not.to.have.property('@timestamp');
+    }
+  });
+});
+
+describe('registered actions', () => {
+  it('have valid, unique, non-velero.io names and select labelled pods', () => {
+    const actions = allActions();
+    expect(new Set(actions.map((a) => a.name)).size).to.equal(actions.length);
+    for (const action of actions) {
+      expect(validatePluginName(action.name), action.name).to.equal(undefined);
+      expect(action.appliesTo().includedResources).to.deep.equal(['pods']);
+      expect(action.appliesTo().selector).to.match(/^velero-plugin-victoria\.io\/kind in \(metrics,logs\)$/);
+    }
+  });
+
+  it('validates names like Velero', () => {
+    expect(validatePluginName('velero.io/pod')).to.match(/reserved/);
+    expect(validatePluginName('Example.io/x')).to.match(/DNS-1123/);
+    expect(validatePluginName('example.io/x/y')).to.match(/must be/);
+    expect(validatePluginName('noslash')).to.match(/must be/);
+  });
+});

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/ioutil"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"velerogen/biav2"
+	"velerogen/generated"
+	"velerogen/riav2"
+)
+
+// Velero's handshake (pkg/plugin/framework/handshake.go).
+var handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  2,
+	MagicCookieKey:   "VELERO_PLUGIN",
+	MagicCookieValue: "hello",
+}
+
+// Plugin kinds as Velero names them; they double as go-plugin dispense keys.
+const (
+	kindPluginLister = "PluginLister"
+	kindBIAv2        = "BackupItemActionV2"
+	kindRIAv2        = "RestoreItemActionV2"
+	kindDIA          = "DeleteItemAction"
+)
+
+// stubPlugin adapts a generated gRPC client constructor to go-plugin's GRPCPlugin. go-plugin
+// 1.0.1 requires every PluginSet value to implement the net/rpc Plugin interface too, hence the
+// embedded NetRPCUnsupportedPlugin. This host never serves, so GRPCServer is an error.
+type stubPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	newClient func(grpc.ClientConnInterface) interface{}
+}
+
+func (stubPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("velero-host only dispenses clients")
+}
+
+func (p stubPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, cc *grpc.ClientConn) (interface{}, error) {
+	return p.newClient(cc), nil
+}
+
+var pluginSet = plugin.PluginSet{
+	kindPluginLister: stubPlugin{newClient: func(cc grpc.ClientConnInterface) interface{} { return generated.NewPluginListerClient(cc) }},
+	kindBIAv2:        stubPlugin{newClient: func(cc grpc.ClientConnInterface) interface{} { return biav2.NewBackupItemActionClient(cc) }},
+	kindRIAv2:        stubPlugin{newClient: func(cc grpc.ClientConnInterface) interface{} { return riav2.NewRestoreItemActionClient(cc) }},
+	kindDIA:          stubPlugin{newClient: func(cc grpc.ClientConnInterface) interface{} { return generated.NewDeleteItemActionClient(cc) }},
+}
+
+// pluginProcess is one launched plugin executable and its go-plugin client.
+type pluginProcess struct {
+	role      string // "discovery" or "relaunched", for messages
+	cmd       *exec.Cmd
+	client    *plugin.Client
+	rpc       *plugin.GRPCClient
+	stderr    *stderrCollector
+	handshake time.Duration
+}
+
+// launched tracks every process this host started, so that the abort path can SIGKILL them.
+var launched struct {
+	sync.Mutex
+	cmds []*exec.Cmd
+}
+
+func killAllLaunched() {
+	launched.Lock()
+	defer launched.Unlock()
+	for _, cmd := range launched.cmds {
+		if cmd.Process != nil {
+			cmd.Process.Kill() // an already finished process just returns an error
+		}
+	}
+}
+
+// launch starts path like Velero's client builder does: exec.Command(path, serverArgs...), a
+// go-plugin client with Velero's handshake and gRPC only, and Velero's environment additions
+// (go-plugin 1.0.1 appends os.Environ() plus VELERO_PLUGIN, PLUGIN_MIN_PORT, PLUGIN_MAX_PORT and
+// PLUGIN_PROTOCOL_VERSIONS itself). client.Client() performs the handshake.
+func launch(role, path string, args []string, o *options, fatal func(string)) (*pluginProcess, error) {
+	cmd := exec.Command(path, args...)
+	collector := &stderrCollector{role: role, fatal: fatal}
+	var logOut io.Writer = ioutil.Discard
+	if o.verbose {
+		collector.echo = os.Stderr
+		logOut = os.Stderr
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  handshake,
+		Plugins:          pluginSet,
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		MinPort:          10000,
+		MaxPort:          25000,
+		Stderr:           collector,
+		// go-plugin re-logs parsed plugin lines through this logger; the raw lines are
+		// checked via Stderr instead, so it only matters for -v.
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "go-plugin", Level: hclog.Debug, Output: logOut}),
+	})
+	launched.Lock()
+	launched.cmds = append(launched.cmds, cmd)
+	launched.Unlock()
+
+	p := &pluginProcess{role: role, cmd: cmd, client: client, stderr: collector}
+	start := time.Now()
+	proto, err := client.Client()
+	p.handshake = time.Since(start)
+	if err != nil {
+		client.Kill()
+		return p, fmt.Errorf("handshake with %s failed after %v: %v", path, p.handshake.Round(time.Millisecond), err)
+	}
+	if client.Protocol() != plugin.ProtocolGRPC {
+		client.Kill()
+		return p, fmt.Errorf("negotiated protocol %q, want grpc", client.Protocol())
+	}
+	if v := client.NegotiatedVersion(); v != int(handshake.ProtocolVersion) {
+		client.Kill()
+		return p, fmt.Errorf("negotiated app protocol version %d, want %d", v, handshake.ProtocolVersion)
+	}
+	grpcClient, ok := proto.(*plugin.GRPCClient)
+	if !ok {
+		client.Kill()
+		return p, fmt.Errorf("go-plugin returned a %T, want *plugin.GRPCClient", proto)
+	}
+	p.rpc = grpcClient
+	return p, nil
+}
+
+// dispense returns the generated client for kind (no RPC happens, as in Velero).
+func (p *pluginProcess) dispense(kind string) (interface{}, error) {
+	return p.rpc.Dispense(kind)
+}
+
+// alive verifies the process has not exited and still answers probe, the "next call works"
+// test after an input that might have crashed it.
+func (p *pluginProcess) alive(probe func() error) error {
+	if p.client.Exited() {
+		return fmt.Errorf("plugin process (%s) has exited", p.role)
+	}
+	if probe != nil {
+		if err := probe(); err != nil {
+			return fmt.Errorf("plugin process (%s) no longer answers: %v", p.role, err)
+		}
+	}
+	return nil
+}
+
+// shutdown stops the process the way Velero does, via go-plugin's Kill. In go-plugin 1.0.1,
+// Kill calls GRPCClient.Close (broker close, /plugin.GRPCController/Shutdown with the
+// process-lifetime context and its error ignored, connection close), then waits up to 2 s for
+// the process to exit and otherwise SIGKILLs it. The verdict therefore rests on how the process
+// ended: exit status 0 (not a signal) within 2 s of the call.
+//
+// Kill has no timeout of its own: a plugin that never answers Shutdown, or a child that holds
+// the stdio pipes open, would block it forever, so a watchdog SIGKILLs the process.
+func (p *pluginProcess) shutdown() error {
+	if p.client.Exited() {
+		return fmt.Errorf("plugin process (%s) exited before Shutdown was sent: %v", p.role, p.cmd.ProcessState)
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		p.client.Kill()
+		close(done)
+	}()
+	const watchdog = 10 * time.Second
+	select {
+	case <-done:
+	case <-time.After(watchdog):
+		p.cmd.Process.Kill()
+		select {
+		case <-done:
+			return fmt.Errorf("Kill (Shutdown RPC + wait) did not return within %v; the process had to be SIGKILLed by this host", watchdog)
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("Kill did not return within %v even after SIGKILL: something (a child process?) keeps the plugin's stdout/stderr open", watchdog)
+		}
+	}
+	elapsed := time.Since(start)
+	st := p.cmd.ProcessState
+	switch {
+	case st == nil:
+		return fmt.Errorf("no exit status after Kill (%v)", elapsed.Round(time.Millisecond))
+	case !st.Exited():
+		return fmt.Errorf("process ended by %v after %v: it did not exit within 2 s of Shutdown, so go-plugin killed it", st, elapsed.Round(time.Millisecond))
+	case st.ExitCode() != 0:
+		return fmt.Errorf("process exited with code %d after Shutdown (want 0)", st.ExitCode())
+	case elapsed >= 2*time.Second:
+		return fmt.Errorf("process exited 0 but only after %v (Velero SIGKILLs after 2 s)", elapsed.Round(time.Millisecond))
+	}
+	return nil
+}
