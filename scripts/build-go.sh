@@ -17,6 +17,10 @@ GOPATH_DIR=$OUT/gopath
 BIN=$OUT/bin
 R=$ROOT/.cache/go-root
 
+mkdir -p "$OUT"
+exec 9>"$OUT/.lock"
+flock 9 # concurrent test runs would otherwise swap the generated tree under each other
+
 "$ROOT/scripts/test-deps.sh" go >/dev/null
 
 export PATH=$R/usr/lib/go-1.23/bin:$R/usr/bin:$PATH

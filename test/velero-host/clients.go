@@ -9,11 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"velerogen/biav2"
 	"velerogen/generated"
@@ -60,7 +63,7 @@ var pluginSet = plugin.PluginSet{
 
 // pluginProcess is one launched plugin executable and its go-plugin client.
 type pluginProcess struct {
-	role      string // "discovery" or "relaunched", for messages
+	role      string // "discovery process", "relaunched process" or "plugin process", for messages
 	cmd       *exec.Cmd
 	client    *plugin.Client
 	rpc       *plugin.GRPCClient
@@ -118,6 +121,11 @@ func launch(role, path string, args []string, o *options, fatal func(string)) (*
 	p.handshake = time.Since(start)
 	if err != nil {
 		client.Kill()
+		// go-plugin 1.0.1 reports a plugin that exits before the handshake as an empty
+		// "Unrecognized remote plugin message"; the exit status says more.
+		if st := cmd.ProcessState; st != nil {
+			err = fmt.Errorf("%v (process: %v)", err, st)
+		}
 		return p, fmt.Errorf("handshake with %s failed after %v: %v", path, p.handshake.Round(time.Millisecond), err)
 	}
 	if client.Protocol() != plugin.ProtocolGRPC {
@@ -143,17 +151,41 @@ func (p *pluginProcess) dispense(kind string) (interface{}, error) {
 }
 
 // alive verifies the process has not exited and still answers probe, the "next call works"
-// test after an input that might have crashed it.
+// test after an input that might have crashed it. Any status the server sends back (even an
+// error) counts as an answer; only transport failures and timeouts do not.
 func (p *pluginProcess) alive(probe func() error) error {
-	if p.client.Exited() {
-		return fmt.Errorf("plugin process (%s) has exited", p.role)
+	if err := p.exitState(); err != nil {
+		return err
 	}
-	if probe != nil {
-		if err := probe(); err != nil {
-			return fmt.Errorf("plugin process (%s) no longer answers: %v", p.role, err)
+	if probe == nil {
+		return nil
+	}
+	if err := probe(); err != nil && !answered(err) {
+		// The transport usually notices a crash before go-plugin has reaped the process.
+		time.Sleep(200 * time.Millisecond)
+		if exitErr := p.exitState(); exitErr != nil {
+			return exitErr
 		}
+		return fmt.Errorf("%s no longer answers: %v", p.role, err)
 	}
 	return nil
+}
+
+// exitState returns an error describing the exit if the process has exited. ProcessState is
+// safe to read then: go-plugin sets the exited flag (under its lock) after cmd.Wait returned.
+func (p *pluginProcess) exitState() error {
+	if p.client.Exited() {
+		return fmt.Errorf("%s has exited (%v)", p.role, p.cmd.ProcessState)
+	}
+	return nil
+}
+
+func answered(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded:
+		return false
+	}
+	return true
 }
 
 // shutdown stops the process the way Velero does, via go-plugin's Kill. In go-plugin 1.0.1,
@@ -164,9 +196,10 @@ func (p *pluginProcess) alive(probe func() error) error {
 //
 // Kill has no timeout of its own: a plugin that never answers Shutdown, or a child that holds
 // the stdio pipes open, would block it forever, so a watchdog SIGKILLs the process.
-func (p *pluginProcess) shutdown() error {
+func (p *pluginProcess) shutdown() (time.Duration, error) {
 	if p.client.Exited() {
-		return fmt.Errorf("plugin process (%s) exited before Shutdown was sent: %v", p.role, p.cmd.ProcessState)
+		p.client.Kill() // releases go-plugin's goroutines and connection
+		return 0, fmt.Errorf("%s exited before Shutdown was sent: %v", p.role, p.cmd.ProcessState)
 	}
 	start := time.Now()
 	done := make(chan struct{})
@@ -181,22 +214,29 @@ func (p *pluginProcess) shutdown() error {
 		p.cmd.Process.Kill()
 		select {
 		case <-done:
-			return fmt.Errorf("Kill (Shutdown RPC + wait) did not return within %v; the process had to be SIGKILLed by this host", watchdog)
+			return 0, fmt.Errorf("Kill (Shutdown RPC + wait) did not return within %v; the process had to be SIGKILLed by this host", watchdog)
 		case <-time.After(5 * time.Second):
-			return fmt.Errorf("Kill did not return within %v even after SIGKILL: something (a child process?) keeps the plugin's stdout/stderr open", watchdog)
+			return 0, fmt.Errorf("Kill did not return within %v even after SIGKILL: something (a child process?) keeps the plugin's stdout/stderr open", watchdog)
 		}
 	}
 	elapsed := time.Since(start)
 	st := p.cmd.ProcessState
 	switch {
 	case st == nil:
-		return fmt.Errorf("no exit status after Kill (%v)", elapsed.Round(time.Millisecond))
+		return elapsed, fmt.Errorf("no exit status after Kill (%v)", elapsed.Round(time.Millisecond))
+	case !st.Exited() && elapsed >= 2*time.Second && isSIGKILL(st):
+		return elapsed, fmt.Errorf("process did not exit within 2 s of Shutdown, so go-plugin SIGKILLed it (%v after %v); is /plugin.GRPCController/Shutdown implemented, and does the process exit after answering it?", st, elapsed.Round(time.Millisecond))
 	case !st.Exited():
-		return fmt.Errorf("process ended by %v after %v: it did not exit within 2 s of Shutdown, so go-plugin killed it", st, elapsed.Round(time.Millisecond))
+		return elapsed, fmt.Errorf("process ended by a signal after %v: %v", elapsed.Round(time.Millisecond), st)
 	case st.ExitCode() != 0:
-		return fmt.Errorf("process exited with code %d after Shutdown (want 0)", st.ExitCode())
+		return elapsed, fmt.Errorf("process exited with code %d after Shutdown (want 0)", st.ExitCode())
 	case elapsed >= 2*time.Second:
-		return fmt.Errorf("process exited 0 but only after %v (Velero SIGKILLs after 2 s)", elapsed.Round(time.Millisecond))
+		return elapsed, fmt.Errorf("process exited 0 but only after %v (Velero SIGKILLs after 2 s)", elapsed.Round(time.Millisecond))
 	}
-	return nil
+	return elapsed, nil
+}
+
+func isSIGKILL(st *os.ProcessState) bool {
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 )
 
-// The objects Velero would send for a VMSingle pod of the VictoriaMetrics operator. Velero
+// The objects Velero would send for a VMSingle pod of the VictoriaMetrics operator, labelled
+// for our plugin (velero-plugin-victoria.io/kind) since Velero only calls Execute for items
+// matching the AppliesTo selector; this host does not evaluate selectors itself. Velero
 // marshals unstructured objects with encoding/json, i.e. compact; compacting the readable
 // literals below gives the same shape.
 
@@ -22,7 +24,8 @@ const podJSON = `{
       "app.kubernetes.io/name": "vmsingle",
       "app.kubernetes.io/instance": "vmsingle",
       "app.kubernetes.io/component": "monitoring",
-      "managed-by": "vm-operator"
+      "managed-by": "vm-operator",
+      "velero-plugin-victoria.io/kind": "metrics"
     },
     "annotations": {
       "backup.velero.io/backup-volumes": "data"
@@ -68,7 +71,8 @@ const restoredPodJSON = `{
       "app.kubernetes.io/name": "vmsingle",
       "app.kubernetes.io/instance": "vmsingle",
       "app.kubernetes.io/component": "monitoring",
-      "managed-by": "vm-operator"
+      "managed-by": "vm-operator",
+      "velero-plugin-victoria.io/kind": "metrics"
     },
     "annotations": {
       "backup.velero.io/backup-volumes": "data"
