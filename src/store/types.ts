@@ -1,0 +1,41 @@
+/**
+ * The one small interface the engine writes backups through (design.md: store/). Implementations:
+ * S3 (s3.ts) and file:// (file.ts). Keys are relative to the root the store was opened on
+ * (`s3://bucket/prefix` → keys under `prefix/`), always with `/` separators and no leading `/`.
+ */
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  /** Relative to the store root. */
+  key: string;
+  size: number;
+  lastModified?: Date;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive (HTTP Range semantics). */
+  end: number;
+}
+
+export interface ObjectStore {
+  /** Where this store points, for messages; never contains credentials. */
+  readonly location: string;
+  /** Every object whose key starts with `prefix`, in key order, following pagination. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Object metadata, or undefined if it does not exist. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** The object's bytes (or a range of them) as a stream. Fails with a clear error if missing. */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Write an object. `size` is the exact byte count of `body`; streams larger than one part go up
+   * as parallel multipart uploads with bounded memory. Writes are atomic: a reader sees the whole
+   * object or none of it.
+   */
+  put(key: string, body: Readable | Buffer, size: number): Promise<void>;
+  /** Server-side copy within the store (no bytes through this process where the backend allows). */
+  copy(fromKey: string, toKey: string, size: number): Promise<void>;
+  /** Delete objects; missing keys are not an error. */
+  delete(keys: string[]): Promise<void>;
+}
