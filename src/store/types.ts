@@ -24,6 +24,12 @@ export interface ObjectStore {
   readonly location: string;
   /** Every object whose key starts with `prefix`, in key order, following pagination. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * The "sub-directories" directly under `prefix` (which ends with `/` or is empty), each returned
+   * with its trailing `/`, like S3's CommonPrefixes with delimiter `/`. Finding the backups of a
+   * workload must not list every part of every backup.
+   */
+  listDirectories(prefix: string): Promise<string[]>;
   /** Object metadata, or undefined if it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /** The object's bytes (or a range of them) as a stream. Fails with a clear error if missing. */

@@ -1,0 +1,251 @@
+/**
+ * Writing one backup (design.md, "Data flow"): every file of every tree goes into the store in the
+ * vmbackup layout, unchanged files are copied server-side from the newest complete backup, every
+ * object is checked, stale objects are removed, then the manifest, vmbackup's markers, and our
+ * complete marker last. A backup interrupted anywhere before that last write is incomplete to
+ * every reader, including a re-run into the same name, which starts by removing the markers.
+ */
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ObjectStore } from '../store/types.js';
+import type { FileEntry, FileReader, SnapshotFile } from './files.js';
+import { checkRelPath, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
+import {
+  COMPLETE_KEY,
+  MANIFEST_FORMAT,
+  MANIFEST_KEY,
+  type CompleteMarker,
+  type Manifest,
+  type ManifestFile,
+  type ManifestTree,
+  type SourceKind,
+} from './manifest.js';
+import { forEachLimit } from './pool.js';
+import type { Progress, ProgressListener } from './progress.js';
+
+export interface BackupTreeInput {
+  /** '' for a VictoriaMetrics backup, 'partitions/YYYYMMDD/' for a VictoriaLogs partition. */
+  prefix: string;
+  /** Where it is restored under the data directory. */
+  restoreTo: string;
+  files: SnapshotFile[];
+  reader: FileReader;
+}
+
+export interface BaseBackup {
+  name: string;
+  manifest: Manifest;
+}
+
+export interface BackupRequest {
+  store: ObjectStore;
+  /** Folder of this backup under the store root. */
+  name: string;
+  kind: SourceKind;
+  trees: BackupTreeInput[];
+  source: Manifest['source'];
+  counts: Record<string, number>;
+  /** When the snapshot was taken (vmbackup's created_at). */
+  createdAt: Date;
+  /** The newest complete backup of the same workload; unchanged files are copied from it. */
+  base?: BaseBackup;
+  /** Files read and uploaded at once. */
+  concurrency?: number;
+  onProgress?: ProgressListener;
+}
+
+function treeKey(name: string, prefix: string, key: string): string {
+  return `${name}/${prefix}${key}`;
+}
+
+/** Unchanged = same path, size and mtime, and not a file whose content changes in place. */
+function unchanged(file: SnapshotFile, previous: ManifestFile | undefined): previous is ManifestFile {
+  return previous !== undefined && !isMutableFile(file.path) && previous.size === file.size && previous.mtimeMs === file.mtimeMs;
+}
+
+/**
+ * Stream one file into its parts, hashing on the way. Reads exactly `file.size` bytes: a file
+ * that shrank or grew while being read fails, rather than producing a backup that looks fine.
+ */
+async function uploadFile(store: ObjectStore, keyOf: (part: Part) => string, entry: FileEntry, onBytes: (n: number) => void): Promise<string> {
+  const { file, stream } = entry;
+  const hash = createHash('sha256');
+  const chunks = (stream as Readable)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let leftover: Buffer | undefined;
+  const short = () => new Error(`${file.path} is shorter than the ${file.size} bytes listed: it changed while the backup read it`);
+  for (const part of splitParts(file.path, file.size)) {
+    const body = new PassThrough({ highWaterMark: 1 << 20 });
+    const put = store.put(keyOf(part), body, part.size);
+    put.catch(() => undefined); // observed below; avoid an unhandled rejection while still writing
+    try {
+      let remaining = part.size;
+      while (remaining > 0) {
+        let chunk = leftover;
+        leftover = undefined;
+        if (!chunk) {
+          const next = await chunks.next();
+          if (next.done) throw short();
+          chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+        }
+        if (chunk.length > remaining) {
+          leftover = chunk.subarray(remaining);
+          chunk = chunk.subarray(0, remaining);
+        }
+        hash.update(chunk);
+        remaining -= chunk.length;
+        onBytes(chunk.length);
+        if (!body.write(chunk)) {
+          await Promise.race([once(body, 'drain'), put.then(() => Promise.reject(new Error(`store finished ${keyOf(part)} before all bytes were written`)))]);
+        }
+      }
+      body.end();
+    } catch (err) {
+      body.destroy(err as Error);
+      stream.destroy();
+      throw err;
+    }
+    await put;
+  }
+  if ((leftover && leftover.length > 0) || !(await chunks.next()).done) {
+    stream.destroy();
+    throw new Error(`${file.path} is longer than the ${file.size} bytes listed: it changed while the backup read it`);
+  }
+  return hash.digest('hex');
+}
+
+export async function writeBackup(req: BackupRequest): Promise<Manifest> {
+  const started = Date.now();
+  const { store, name } = req;
+  checkRelPath(name, 'backup name');
+  const concurrency = req.concurrency ?? 4;
+
+  // A re-run into the same name must never leave an old complete marker over new, partial data.
+  await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
+
+  const progress: Progress = {
+    phase: 'copying',
+    filesDone: 0,
+    filesTotal: req.trees.reduce((n, t) => n + t.files.length, 0),
+    bytesDone: 0,
+    bytesTotal: req.trees.reduce((n, t) => n + t.files.reduce((m, f) => m + f.size, 0), 0),
+    bytesUploaded: 0,
+    bytesCopied: 0,
+  };
+  const report = (): void => req.onProgress?.({ ...progress });
+
+  const trees: ManifestTree[] = [];
+  for (const tree of req.trees) {
+    if (tree.prefix !== '') checkRelPath(tree.prefix.replace(/\/$/, ''), 'tree prefix');
+    const keyOf = (part: Part) => treeKey(name, tree.prefix, partKey(part));
+    const previous = new Map(req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
+    const done = new Map<string, ManifestFile>();
+
+    // Server-side copies first; a copy that fails (the old object is gone) becomes an upload.
+    const toUpload: SnapshotFile[] = [];
+    const toCopy: Array<[SnapshotFile, ManifestFile]> = [];
+    for (const file of tree.files) {
+      checkRelPath(file.path);
+      const prev = previous.get(file.path);
+      if (req.base && unchanged(file, prev)) toCopy.push([file, prev]);
+      else toUpload.push(file);
+    }
+    progress.phase = 'copying';
+    await forEachLimit(toCopy, concurrency * 2, async ([file, prev]) => {
+      try {
+        for (const part of splitParts(file.path, file.size)) {
+          await store.copy(treeKey(req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
+        }
+      } catch {
+        toUpload.push(file);
+        return;
+      }
+      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' });
+      progress.filesDone++;
+      progress.bytesDone += file.size;
+      progress.bytesCopied += file.size;
+      report();
+    });
+
+    progress.phase = 'uploading';
+    const byPath = new Map(toUpload.map((f) => [f.path, f]));
+    await forEachLimit(tree.reader.read(toUpload), concurrency, async (entry) => {
+      const file = byPath.get(entry.file.path);
+      if (!file) throw new Error(`the file reader returned ${entry.file.path}, which was not requested`);
+      const sha256 = await uploadFile(store, keyOf, entry, (n) => {
+        progress.bytesDone += n;
+        progress.bytesUploaded += n;
+      });
+      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256, origin: 'uploaded' });
+      progress.filesDone++;
+      report();
+    });
+    const missing = tree.files.filter((f) => !done.has(f.path));
+    if (missing.length > 0) throw new Error(`${missing.length} file(s) were not backed up, e.g. ${missing[0]!.path}`);
+    trees.push({ prefix: tree.prefix, restoreTo: tree.restoreTo, files: tree.files.map((f) => done.get(f.path)!) });
+  }
+
+  // Check every object (vmbackup checks each upload's size; we check the listing, which also finds
+  // stale objects of an earlier attempt that vmrestore would otherwise restore).
+  progress.phase = 'checking';
+  report();
+  const expected = new Map<string, number>();
+  for (const tree of trees) {
+    for (const f of tree.files) for (const part of splitParts(f.path, f.size)) expected.set(treeKey(name, tree.prefix, partKey(part)), part.size);
+  }
+  const ours = new Set([`${name}/${MANIFEST_KEY}`, ...trees.map((t) => treeKey(name, t.prefix, VM_METADATA_MARKER))]);
+  const stale: string[] = [];
+  for await (const obj of store.list(`${name}/`)) {
+    const size = expected.get(obj.key);
+    if (size === undefined) {
+      if (!ours.has(obj.key)) stale.push(obj.key);
+      continue;
+    }
+    if (obj.size !== size) throw new Error(`${store.location}/${obj.key} has ${obj.size} bytes in the store, ${size} were written`);
+    expected.delete(obj.key);
+  }
+  if (expected.size > 0) throw new Error(`${expected.size} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${[...expected.keys()][0]}`);
+  if (stale.length > 0) await store.delete(stale);
+
+  const completedAt = new Date();
+  const files = trees.flatMap((t) => t.files);
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    name,
+    kind: req.kind,
+    source: req.source,
+    counts: req.counts,
+    createdAt: req.createdAt.toISOString(),
+    completedAt: completedAt.toISOString(),
+    ...(req.base ? { basedOn: req.base.name } : {}),
+    totals: {
+      files: files.length,
+      bytes: files.reduce((n, f) => n + f.size, 0),
+      bytesUploaded: progress.bytesUploaded,
+      bytesCopied: progress.bytesCopied,
+    },
+    durationSeconds: (completedAt.getTime() - started) / 1000,
+    trees,
+  };
+  const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`);
+  await store.put(`${name}/${MANIFEST_KEY}`, manifestBytes, manifestBytes.length);
+
+  // vmbackup's own markers, per tree, so that stock vmrestore (and vmbackup -origin) accept each tree.
+  const created = `${req.createdAt.toISOString().slice(0, 19)}Z`;
+  for (const tree of trees) {
+    const meta = Buffer.from(JSON.stringify({ created_at: created, completed_at: `${completedAt.toISOString().slice(0, 19)}Z` }));
+    await store.put(treeKey(name, tree.prefix, VM_METADATA_MARKER), meta, meta.length);
+    await store.put(treeKey(name, tree.prefix, VM_COMPLETE_MARKER), Buffer.alloc(0), 0);
+  }
+
+  const marker: CompleteMarker = {
+    format: MANIFEST_FORMAT,
+    manifestSha256: createHash('sha256').update(manifestBytes).digest('hex'),
+    completedAt: manifest.completedAt,
+  };
+  const markerBytes = Buffer.from(JSON.stringify(marker));
+  await store.put(`${name}/${COMPLETE_KEY}`, markerBytes, markerBytes.length);
+  progress.phase = 'done';
+  report();
+  return manifest;
+}

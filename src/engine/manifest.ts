@@ -1,0 +1,71 @@
+/**
+ * Our manifest: what vmbackup does not record. The SHA-256 and size of every file, the source kind,
+ * version and snapshots, counts at backup time, timings. It sits beside the vmbackup trees with an
+ * `.ignore` suffix (vmbackup and vmrestore skip such keys), and our complete marker, written last,
+ * holds the manifest's own SHA-256: a backup without it, or whose manifest does not match it, is
+ * incomplete to every reader.
+ */
+export const MANIFEST_KEY = 'victoria_manifest.ignore';
+export const COMPLETE_KEY = 'victoria_complete.ignore';
+export const MANIFEST_FORMAT = 'velero-plugin-victoria/backup/v1';
+
+export type SourceKind = 'metrics' | 'logs';
+
+export interface ManifestFile {
+  /** Path inside the tree, as vmbackup names it (through VictoriaMetrics' snapshot symlinks). */
+  path: string;
+  size: number;
+  /** Modification time of the snapshot file (ms): part of the "unchanged" test for incrementals. */
+  mtimeMs: number;
+  sha256: string;
+  /** How the bytes got into this backup. */
+  origin: 'uploaded' | 'copied';
+}
+
+export interface ManifestTree {
+  /** Key prefix of this vmbackup tree inside the backup: '' (metrics) or 'partitions/YYYYMMDD/' (logs). */
+  prefix: string;
+  /** Where the tree is restored, relative to the data directory: '' or 'partitions/YYYYMMDD'. */
+  restoreTo: string;
+  files: ManifestFile[];
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  name: string;
+  kind: SourceKind;
+  source: {
+    /** Base URL of the database, without credentials. */
+    url?: string;
+    version?: string;
+    snapshots: string[];
+  };
+  /** Counts at backup time, for restore verification (e.g. series, samples, rows). */
+  counts: Record<string, number>;
+  createdAt: string;
+  completedAt: string;
+  /** The backup this one copied unchanged files from, if any. */
+  basedOn?: string;
+  totals: { files: number; bytes: number; bytesUploaded: number; bytesCopied: number };
+  durationSeconds: number;
+  trees: ManifestTree[];
+}
+
+export interface CompleteMarker {
+  format: typeof MANIFEST_FORMAT;
+  manifestSha256: string;
+  completedAt: string;
+}
+
+export function parseManifest(text: string, where: string): Manifest {
+  let value: Manifest;
+  try {
+    value = JSON.parse(text) as Manifest;
+  } catch (err) {
+    throw new Error(`${where}: manifest is not valid JSON (${(err as Error).message})`);
+  }
+  if (value.format !== MANIFEST_FORMAT) {
+    throw new Error(`${where}: unknown manifest format ${JSON.stringify(value.format)} (this tool reads ${MANIFEST_FORMAT})`);
+  }
+  return value;
+}

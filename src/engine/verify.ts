@@ -1,0 +1,62 @@
+/** Re-reading a backup and checking every file's size and SHA-256 against its manifest. */
+import { createHash } from 'node:crypto';
+import type { ObjectStore } from '../store/types.js';
+import { openBackup } from './catalog.js';
+import { partKey, splitParts } from './layout.js';
+import type { Manifest } from './manifest.js';
+import { forEachLimit } from './pool.js';
+
+export interface VerifyProblem {
+  /** Tree prefix + file path, as stored. */
+  path: string;
+  problem: string;
+}
+
+export interface VerifyResult {
+  manifest: Manifest;
+  ok: boolean;
+  files: number;
+  bytes: number;
+  problems: VerifyProblem[];
+}
+
+export async function verifyBackup(store: ObjectStore, name: string, concurrency = 4): Promise<VerifyResult> {
+  const manifest = await openBackup(store, name);
+  const problems: VerifyProblem[] = [];
+  let bytes = 0;
+  const jobs = manifest.trees.flatMap((tree) => tree.files.map((file) => ({ tree, file })));
+  await forEachLimit(jobs, concurrency, async ({ tree, file }) => {
+    const path = `${tree.prefix}${file.path}`;
+    const hash = createHash('sha256');
+    let got = 0;
+    try {
+      for (const part of splitParts(file.path, file.size)) {
+        const key = `${name}/${tree.prefix}${partKey(part)}`;
+        const info = await store.head(key);
+        if (!info) {
+          problems.push({ path, problem: `object ${key} is missing` });
+          return;
+        }
+        if (info.size !== part.size) {
+          problems.push({ path, problem: `object ${key} has ${info.size} bytes, expected ${part.size}` });
+          return;
+        }
+        if (part.size === 0) continue;
+        for await (const c of await store.get(key)) {
+          const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+          hash.update(chunk);
+          got += chunk.length;
+        }
+      }
+    } catch (err) {
+      problems.push({ path, problem: `cannot read: ${(err as Error).message}` });
+      return;
+    }
+    bytes += got;
+    const sha = hash.digest('hex');
+    if (got !== file.size) problems.push({ path, problem: `read ${got} bytes, the manifest says ${file.size}` });
+    else if (sha !== file.sha256) problems.push({ path, problem: `SHA-256 ${sha} does not match the manifest (${file.sha256})` });
+  });
+  problems.sort((a, b) => a.path.localeCompare(b.path));
+  return { manifest, ok: problems.length === 0, files: jobs.length, bytes, problems };
+}

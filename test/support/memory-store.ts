@@ -1,0 +1,60 @@
+/** An in-memory ObjectStore for engine unit tests, with hooks to damage or fail operations. */
+import { Readable } from 'node:stream';
+import type { ByteRange, ObjectInfo, ObjectStore } from '../../src/store/types.js';
+
+export class MemoryStore implements ObjectStore {
+  readonly location = 'memory://test';
+  readonly objects = new Map<string, Buffer>();
+  readonly calls = { put: 0, copy: 0, get: 0 };
+  /** Throw from put() for keys matching this. */
+  failPut?: (key: string) => boolean;
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    for (const key of [...this.objects.keys()].sort()) if (key.startsWith(prefix)) yield { key, size: this.objects.get(key)!.length };
+  }
+
+  async listDirectories(prefix: string): Promise<string[]> {
+    const dirs = new Set<string>();
+    for (const key of this.objects.keys()) {
+      if (!key.startsWith(prefix)) continue;
+      const rest = key.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      if (slash > 0) dirs.add(prefix + rest.slice(0, slash + 1));
+    }
+    return [...dirs].sort();
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const body = this.objects.get(key);
+    return body ? { key, size: body.length } : undefined;
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    this.calls.get++;
+    const body = this.objects.get(key);
+    if (!body) throw new Error(`${this.location}/${key}: no such object`);
+    return Readable.from([range ? body.subarray(range.start, range.end + 1) : body]);
+  }
+
+  async put(key: string, body: Readable | Buffer, size: number): Promise<void> {
+    this.calls.put++;
+    const chunks: Buffer[] = [];
+    if (Buffer.isBuffer(body)) chunks.push(body);
+    else for await (const c of body) chunks.push(c as Buffer);
+    if (this.failPut?.(key)) throw new Error(`injected failure writing ${key}`);
+    const data = Buffer.concat(chunks);
+    if (data.length !== size) throw new Error(`put ${key}: got ${data.length} bytes, announced ${size}`);
+    this.objects.set(key, data);
+  }
+
+  async copy(fromKey: string, toKey: string): Promise<void> {
+    this.calls.copy++;
+    const body = this.objects.get(fromKey);
+    if (!body) throw new Error(`copy: no such object ${fromKey}`);
+    this.objects.set(toKey, Buffer.from(body));
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (const key of keys) this.objects.delete(key);
+  }
+}

@@ -1,0 +1,237 @@
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeBackup, type BackupRequest } from '../../src/engine/backup.js';
+import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
+import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
+import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
+import { COMPLETE_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
+import { RESTORE_MARKER, restoreBackup } from '../../src/engine/restore.js';
+import { verifyBackup } from '../../src/engine/verify.js';
+import { MemoryStore } from '../support/memory-store.js';
+
+const sha256Of = (text: string) => createHash('sha256').update(text).digest('hex');
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+
+/** A VictoriaMetrics-like snapshot: real files under data/, reached through a symlink as VM does. */
+function makeSnapshot(): { dataDir: string; snapshot: string } {
+  const dataDir = tmp('vm-data-');
+  const real = join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11');
+  mkdirSync(join(real, 'PART1'), { recursive: true });
+  writeFileSync(join(real, 'PART1', 'values.bin'), Buffer.alloc(300_000, 7));
+  writeFileSync(join(real, 'PART1', 'index.bin'), 'index');
+  writeFileSync(join(real, 'PART1', 'empty.bin'), '');
+  writeFileSync(join(real, 'parts.json'), '{"Small":["PART1"]}');
+  const snapshot = join(dataDir, 'snapshots', 'S1');
+  mkdirSync(join(snapshot, 'data'), { recursive: true });
+  mkdirSync(join(snapshot, 'metadata'));
+  writeFileSync(join(snapshot, 'metadata', 'minTimestampForCompositeIndex'), '12345678');
+  symlinkSync('../../../data/small/snapshots/S1', join(snapshot, 'data', 'small'));
+  writeFileSync(join(snapshot, 'flock.lock'), '');
+  return { dataDir, snapshot };
+}
+
+async function backupOf(store: MemoryStore, snapshot: string, name: string, extra: Partial<BackupRequest> = {}) {
+  const files = await listSnapshotFiles(snapshot);
+  return writeBackup({
+    store,
+    name,
+    kind: 'metrics',
+    trees: [{ prefix: '', restoreTo: '', files, reader: localFileReader(snapshot) }],
+    source: { snapshots: ['S1'] },
+    counts: { series: 1, samples: 2 },
+    createdAt: new Date('2026-11-21T17:45:06Z'),
+    ...extra,
+  });
+}
+
+describe('vmbackup layout', () => {
+  it('names parts with 16-digit upper-case hex and parses them back', () => {
+    const key = partKey({ relPath: 'data/small/p/values.bin', fileSize: 1401, offset: 0, size: 1401 });
+    expect(key).to.equal('data/small/p/values.bin/0000000000000579_0000000000000000_0000000000000579');
+    expect(parsePartKey(key)).to.deep.equal({ relPath: 'data/small/p/values.bin', fileSize: 1401, offset: 0, size: 1401 });
+    expect(parsePartKey('x/0000000000000579_0000000000000000_000000000000057a')).to.equal(undefined);
+  });
+
+  it('splits files into 1 GiB parts and a zero-byte file into one empty part', () => {
+    const gib = 1024 ** 3;
+    expect(splitParts('f', 2 * gib + 5).map((p) => [p.offset, p.size])).to.deep.equal([[0, gib], [gib, gib], [2 * gib, 5]]);
+    expect(splitParts('f', 0)).to.deep.equal([{ relPath: 'f', fileSize: 0, offset: 0, size: 0 }]);
+  });
+
+  it('refuses paths that could escape a restore target', () => {
+    for (const bad of ['../x', 'a/../../x', '/etc/passwd', 'a//b', 'a\\b', './a', '']) expect(() => checkRelPath(bad)).to.throw(/unsafe/);
+    expect(checkRelPath('data/small/x')).to.equal('data/small/x');
+  });
+
+  it('lists a snapshot through its symlinks and skips lock files', async () => {
+    const { snapshot } = makeSnapshot();
+    const files = (await listSnapshotFiles(snapshot)).map((f) => f.path);
+    expect(files).to.deep.equal([
+      'data/small/2026_11/PART1/empty.bin',
+      'data/small/2026_11/PART1/index.bin',
+      'data/small/2026_11/PART1/values.bin',
+      'data/small/2026_11/parts.json',
+      'metadata/minTimestampForCompositeIndex',
+    ]);
+  });
+});
+
+describe('engine: backup, restore, verify', () => {
+  it('writes the vmbackup tree, the manifest with checksums, and the markers last', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    const manifest = await backupOf(store, snapshot, 'b1');
+    const keys = [...store.objects.keys()].sort();
+    expect(keys).to.include('b1/data/small/2026_11/PART1/values.bin/00000000000493E0_0000000000000000_00000000000493E0');
+    expect(keys).to.include('b1/data/small/2026_11/PART1/empty.bin/0000000000000000_0000000000000000_0000000000000000');
+    expect(keys).to.include.members(['b1/backup_complete.ignore', 'b1/backup_metadata.ignore', `b1/${MANIFEST_KEY}`, `b1/${COMPLETE_KEY}`]);
+    expect(store.objects.get('b1/backup_complete.ignore')!.length).to.equal(0);
+    expect(JSON.parse(store.objects.get('b1/backup_metadata.ignore')!.toString()).created_at).to.equal('2026-11-21T17:45:06Z');
+    expect(manifest.totals).to.include({ files: 5, bytesCopied: 0 });
+    expect(manifest.trees[0]!.files.find((f) => f.path.endsWith('index.bin'))!.sha256).to.equal(sha256Of('index'));
+    expect((await openBackup(store, 'b1')).name).to.equal('b1');
+  });
+
+  it('restores into an empty directory with identical bytes and no marker left', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const target = join(tmp('restore-'), 'data');
+    const res = await restoreBackup({ store, name: 'b1', dataDir: target });
+    expect(res.files).to.equal(5);
+    expect(readFileSync(join(target, 'data/small/2026_11/PART1/values.bin')).equals(Buffer.alloc(300_000, 7))).to.equal(true);
+    expect(readFileSync(join(target, 'metadata/minTimestampForCompositeIndex'), 'utf8')).to.equal('12345678');
+    expect(existsSync(join(target, RESTORE_MARKER))).to.equal(false);
+  });
+
+  it('refuses a non-empty target and leaves it untouched; --replace moves it aside', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const parent = tmp('restore-');
+    const target = join(parent, 'data');
+    mkdirSync(target);
+    writeFileSync(join(target, 'precious'), 'keep me');
+    let err: Error | undefined;
+    await restoreBackup({ store, name: 'b1', dataDir: target }).catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/not empty .*--replace/);
+    expect(readdirSync(target)).to.deep.equal(['precious']);
+    const res = await restoreBackup({ store, name: 'b1', dataDir: target, replace: true });
+    expect(readFileSync(join(res.movedAside!, 'precious'), 'utf8')).to.equal('keep me');
+    expect(existsSync(join(target, 'data/small/2026_11/parts.json'))).to.equal(true);
+  });
+
+  it('an interrupted backup has no complete marker, restore refuses it, and a re-run completes it', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    store.failPut = (key) => key.includes('values.bin');
+    await backupOf(store, snapshot, 'b1').catch(() => undefined);
+    expect(store.objects.has(`b1/${COMPLETE_KEY}`)).to.equal(false);
+    expect(store.objects.has('b1/backup_complete.ignore')).to.equal(false);
+    let err: Error | undefined;
+    await restoreBackup({ store, name: 'b1', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/incomplete/);
+    expect((await listBackups(store)).map((b) => [b.name, b.complete])).to.deep.equal([['b1', false]]);
+    store.failPut = undefined;
+    store.objects.set('b1/data/stale-file/0000000000000001_0000000000000000_0000000000000001', Buffer.from('x'));
+    await backupOf(store, snapshot, 'b1');
+    expect(store.objects.has('b1/data/stale-file/0000000000000001_0000000000000000_0000000000000001')).to.equal(false);
+    expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
+  });
+
+  it('a file that changes size while read fails the backup', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    const files = await listSnapshotFiles(snapshot);
+    files.find((f) => f.path.endsWith('index.bin'))!.size += 10;
+    let err: Error | undefined;
+    await writeBackup({
+      store, name: 'b1', kind: 'metrics', trees: [{ prefix: '', restoreTo: '', files, reader: localFileReader(snapshot) }],
+      source: { snapshots: [] }, counts: {}, createdAt: new Date(),
+    }).catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/index.bin is shorter than the 15 bytes listed/);
+    expect(store.objects.has(`b1/${COMPLETE_KEY}`)).to.equal(false);
+  });
+
+  it('incremental: unchanged immutable files are copied, changed and mutable ones uploaded', async () => {
+    const { snapshot, dataDir } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const base = await newestComplete(store);
+    // A new part appears; parts.json is rewritten with the same size.
+    const real = join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11');
+    mkdirSync(join(real, 'PART2'));
+    writeFileSync(join(real, 'PART2', 'values.bin'), Buffer.alloc(1000, 1));
+    writeFileSync(join(real, 'parts.json'), '{"Small":["PART2"]}');
+    const m2 = await backupOf(store, snapshot, 'b2', { base });
+    const origin = Object.fromEntries(m2.trees[0]!.files.map((f) => [f.path, f.origin]));
+    expect(origin).to.deep.equal({
+      'data/small/2026_11/PART1/empty.bin': 'copied',
+      'data/small/2026_11/PART1/index.bin': 'copied',
+      'data/small/2026_11/PART1/values.bin': 'copied',
+      'data/small/2026_11/PART2/values.bin': 'uploaded',
+      'data/small/2026_11/parts.json': 'uploaded',
+      'metadata/minTimestampForCompositeIndex': 'uploaded',
+    });
+    expect(m2.basedOn).to.equal('b1');
+    expect(m2.totals.bytesUploaded).to.equal(1000 + 19 + 8);
+    const target = join(tmp('r-'), 'd');
+    await restoreBackup({ store, name: 'b2', dataDir: target });
+    expect(readFileSync(join(target, 'data/small/2026_11/parts.json'), 'utf8')).to.equal('{"Small":["PART2"]}');
+  });
+
+  it('verify names a tampered object, and restore refuses it by checksum', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const key = [...store.objects.keys()].find((k) => k.includes('PART1/index.bin/'))!;
+    store.objects.set(key, Buffer.from('INDEX'));
+    const result = await verifyBackup(store, 'b1');
+    expect(result.ok).to.equal(false);
+    expect(result.problems).to.deep.equal([{ path: 'data/small/2026_11/PART1/index.bin', problem: result.problems[0]!.problem }]);
+    expect(result.problems[0]!.problem).to.match(/SHA-256 .* does not match/);
+    const target = join(tmp('r-'), 'd');
+    let err: Error | undefined;
+    await restoreBackup({ store, name: 'b1', dataDir: target }).catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/checksum mismatch for data\/small\/2026_11\/PART1\/index.bin/);
+    expect(existsSync(join(target, RESTORE_MARKER)), 'the marker keeps the database from starting on bad data').to.equal(true);
+  });
+
+  it('a manifest edited after completion is refused', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const manifest = JSON.parse(store.objects.get(`b1/${MANIFEST_KEY}`)!.toString());
+    manifest.trees[0].files[0].path = '../../etc/cron.d/evil';
+    store.objects.set(`b1/${MANIFEST_KEY}`, Buffer.from(JSON.stringify(manifest)));
+    let err: Error | undefined;
+    await restoreBackup({ store, name: 'b1', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/does not match its complete marker/);
+  });
+
+  it('a sequential reader (like the companion tar stream) works with several workers', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    const local = localFileReader(snapshot);
+    // Hands out the next entry only after the previous stream ended, as a tar stream does.
+    const sequential: FileReader = {
+      async *read(files) {
+        for await (const entry of local.read(files)) {
+          const ended = new Promise((r) => entry.stream.once('close', r));
+          yield entry;
+          await ended;
+        }
+      },
+    };
+    const files = await listSnapshotFiles(snapshot);
+    const m = await writeBackup({
+      store, name: 'seq', kind: 'metrics', trees: [{ prefix: '', restoreTo: '', files, reader: sequential }],
+      source: { snapshots: [] }, counts: {}, createdAt: new Date(), concurrency: 4,
+    });
+    expect(m.totals.files).to.equal(5);
+    expect((await verifyBackup(store, 'seq')).ok).to.equal(true);
+  });
+});
