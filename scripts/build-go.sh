@@ -4,6 +4,10 @@
 #
 #   .cache/go-build/bin/velero-host       plays the Velero server against a plugin executable
 #   .cache/go-build/bin/go-anchor-plugin  minimal Go plugin, the startup benchmark anchor
+#   .cache/go-build/bin/victorialogs-server  VictoriaLogs test server (test/victorialogs-server) on the
+#                                         real lib/logstorage that sid's VictoriaMetrics vendors;
+#                                         built with sid's Go 1.27 (`test-deps.sh gosid vlogs`),
+#                                         because that library needs Go >= 1.24
 #
 # Debian ships the Go libraries as GOPATH sources, not modules, so everything is built in GOPATH
 # mode from a private tree under .cache/go-build/gopath: generated stubs (never committed) plus
@@ -21,7 +25,7 @@ mkdir -p "$OUT"
 exec 9>"$OUT/.lock"
 flock 9 # concurrent test runs would otherwise swap the generated tree under each other
 
-"$ROOT/scripts/test-deps.sh" go >/dev/null
+"$ROOT/scripts/test-deps.sh" go vlogs gosid >/dev/null
 
 export PATH=$R/usr/lib/go-1.23/bin:$R/usr/bin:$PATH
 export GO111MODULE=off GOPATH=$GOPATH_DIR:$R/usr/share/gocode GOPROXY=off GOTOOLCHAIN=local
@@ -29,12 +33,14 @@ export GOFLAGS= GOSUMDB=off GOCACHE=$OUT/cache CGO_ENABLED=0
 
 # Every input that can change a binary: protos, Go sources, this script, the toolchain marker.
 inputs_hash() {
-  (cd "$ROOT" && find proto test/velero-host bench/startup/go-anchor -type f \
+  (cd "$ROOT" && find proto test/velero-host bench/startup/go-anchor test/victorialogs-server -type f \
       \( -name '*.proto' -o -name '*.go' \) -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
-   sha256sum "$ROOT/scripts/build-go.sh"; ls -l --time-style=+%s "$R/.complete") | sha256sum | cut -d' ' -f1
+   sha256sum "$ROOT/scripts/build-go.sh"
+   ls -l --time-style=+%s "$R/.complete" "$ROOT/.cache/go-sid/.complete" "$ROOT/.cache/vlogs-root/.complete") |
+    sha256sum | cut -d' ' -f1
 }
 hash=$(inputs_hash)
-if [ -x "$BIN/velero-host" ] && [ -x "$BIN/go-anchor-plugin" ] && [ -f "$OUT/stamp" ] &&
+if [ -x "$BIN/velero-host" ] && [ -x "$BIN/go-anchor-plugin" ] && [ -x "$BIN/victorialogs-server" ] && [ -f "$OUT/stamp" ] &&
    [ "$(cat "$OUT/stamp")" = "$hash" ]; then
   exit 0
 fi
@@ -72,5 +78,20 @@ ln -sfn "$ROOT/bench/startup/go-anchor" "$GOPATH_DIR/src/goanchor"
 (cd "$GOPATH_DIR/src" && go vet velerohost goanchor >&2 &&
   go build -trimpath -o "$BIN/velero-host" velerohost &&
   go build -trimpath -o "$BIN/go-anchor-plugin" goanchor) >&2
+
+# The VictoriaLogs test server. GOPATH-mode vendoring applies only to packages inside the tree that
+# holds vendor/, so the server must live inside github.com/VictoriaMetrics/VictoriaMetrics. Rather
+# than writing into the extracted Debian tree, a private overlay of that tree (symlinks to its lib/,
+# vendor/ and go.mod, plus app/victorialogs-server -> test/victorialogs-server) comes first on
+# GOPATH; everything else resolves from the extracted root.
+VL=$ROOT/.cache/vlogs-root/usr/share/gocode
+VLGOPATH=$OUT/vlgopath
+VMTREE=$VLGOPATH/src/github.com/VictoriaMetrics/VictoriaMetrics
+mkdir -p "$VMTREE/app"
+for d in lib vendor go.mod; do ln -sfn "$VL/src/github.com/VictoriaMetrics/VictoriaMetrics/$d" "$VMTREE/$d"; done
+ln -sfn "$ROOT/test/victorialogs-server" "$VMTREE/app/victorialogs-server"
+(export PATH=$ROOT/.cache/go-sid/usr/lib/go-1.27/bin:$PATH GOPATH=$VLGOPATH:$VL GOROOT=$ROOT/.cache/go-sid/usr/lib/go-1.27
+ cd "$VMTREE" && go vet ./app/victorialogs-server &&
+   go build -trimpath -o "$BIN/victorialogs-server" ./app/victorialogs-server) >&2
 
 echo "$hash" > "$OUT/stamp"

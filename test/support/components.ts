@@ -16,6 +16,19 @@ export const paths = {
   goAnchor: join(CACHE, 'go-build', 'bin', 'go-anchor-plugin'),
   node: join(CACHE, 'node', 'bin', 'node'),
   glibcRoot: join(CACHE, 'sea', 'glibc-root'),
+  /** VictoriaMetrics 1.145 (sid) and 1.79.5 (bookworm), extracted from Debian, with vmbackup/vmrestore. */
+  vm145: join(CACHE, 'vm145', 'usr', 'bin', 'victoria-metrics'),
+  vmbackup145: join(CACHE, 'vm145', 'usr', 'bin', 'vmbackup'),
+  vmrestore145: join(CACHE, 'vm145', 'usr', 'bin', 'vmrestore'),
+  vm179: join(CACHE, 'vm179', 'usr', 'bin', 'victoria-metrics'),
+  vmbackup179: join(CACHE, 'vm179', 'usr', 'bin', 'vmbackup'),
+  vmrestore179: join(CACHE, 'vm179', 'usr', 'bin', 'vmrestore'),
+  /** VictoriaLogs test server (test/victorialogs-server) on the real vendored lib/logstorage. */
+  victoriaLogsServer: join(CACHE, 'go-build', 'bin', 'victorialogs-server'),
+  /** moto 5.2.4 and its Python dependencies, extracted from Debian (run with /usr/bin/python3). */
+  motoSitePackages: join(CACHE, 'moto', 'root', 'usr', 'lib', 'python3', 'dist-packages'),
+  motoServer: join(CACHE, 'moto', 'root', 'usr', 'lib', 'python3', 'dist-packages', 'moto', 'server.py'),
+  python3: '/usr/bin/python3',
 };
 
 const PROVIDERS: Record<string, string> = {
@@ -25,6 +38,16 @@ const PROVIDERS: Record<string, string> = {
   [paths.goAnchor]: 'bash scripts/build-go.sh',
   [paths.node]: 'bash scripts/test-deps.sh node',
   [paths.glibcRoot]: 'bash scripts/test-deps.sh sea',
+  [paths.vm145]: 'bash scripts/test-deps.sh vm',
+  [paths.vmbackup145]: 'bash scripts/test-deps.sh vm',
+  [paths.vmrestore145]: 'bash scripts/test-deps.sh vm',
+  [paths.vm179]: 'bash scripts/test-deps.sh vm',
+  [paths.vmbackup179]: 'bash scripts/test-deps.sh vm',
+  [paths.vmrestore179]: 'bash scripts/test-deps.sh vm',
+  [paths.victoriaLogsServer]: 'bash scripts/build-go.sh',
+  [paths.motoSitePackages]: 'bash scripts/test-deps.sh moto',
+  [paths.motoServer]: 'bash scripts/test-deps.sh moto',
+  [paths.python3]: 'apt-get install python3 (Debian 12: Python 3.11)',
 };
 
 export const integrationRequired = process.env.REQUIRE_INTEGRATION === '1';

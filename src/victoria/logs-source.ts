@@ -1,0 +1,69 @@
+/** VictoriaLogs single node as a SnapshotSource (types.ts): one snapshot per daily partition. */
+import type { Dispatcher } from 'undici';
+import { deleteEach } from './delete-all.js';
+import { VictoriaResponseError } from './errors.js';
+import { HttpClient } from './http.js';
+import type { CountOptions, LogsCounts, Snapshot, SnapshotSource, SourceOptions } from './types.js';
+import { readVersion } from './version.js';
+import { countLogs } from './vl-counts.js';
+import { VL_PATHS, VlPartitionApi, vlSnapshotFromPath } from './vl-partitions.js';
+
+export class LogsSource implements SnapshotSource {
+  readonly kind = 'logs' as const;
+  readonly url: string;
+  readonly http: HttpClient;
+  readonly partitions: VlPartitionApi;
+
+  constructor(options: SourceOptions, dispatcher?: Dispatcher) {
+    this.http = new HttpClient('VictoriaLogs', options, dispatcher);
+    this.url = this.http.baseUrl;
+    this.partitions = new VlPartitionApi(this.http);
+  }
+
+  /** force_flush (required: snapshots do not flush the row buffer), then snapshot every partition. */
+  async create(): Promise<Snapshot[]> {
+    await this.partitions.forceFlush();
+    const paths = await this.partitions.snapshotAll();
+    try {
+      return paths.map(vlSnapshotFromPath);
+    } catch (err) {
+      // A path we cannot map onto the data directory is useless to the engine: do not leave it behind.
+      await Promise.allSettled(paths.map((p) => this.partitions.deleteSnapshot(p)));
+      throw new VictoriaResponseError(`VictoriaLogs POST ${this.http.url(VL_PATHS.snapshotCreate)}: ${(err as Error).message}`, this.http.url(VL_PATHS.snapshotCreate));
+    }
+  }
+
+  /** Snapshots in attached partitions; paths that are not ours to understand are skipped. */
+  async list(): Promise<Snapshot[]> {
+    const out: Snapshot[] = [];
+    for (const p of await this.partitions.snapshotPaths()) {
+      try {
+        out.push(vlSnapshotFromPath(p));
+      } catch {
+        // VictoriaLogs itself skips invalid names in the snapshots directory; so do we.
+      }
+    }
+    return out;
+  }
+
+  async delete(snapshots: readonly Snapshot[]): Promise<void> {
+    await deleteEach(snapshots, (s) => this.partitions.deleteSnapshot(s.handle), 'VictoriaLogs', this.url);
+  }
+
+  async deleteStale(names: readonly string[]): Promise<Snapshot[]> {
+    const wanted = new Set(names);
+    const stale = (await this.list()).filter((s) => wanted.has(s.name));
+    await this.delete(stale);
+    return stale;
+  }
+
+  /** Flush (buffered rows are invisible to queries), then count log entries per partition. */
+  async counts(options: CountOptions = {}): Promise<LogsCounts> {
+    await this.partitions.forceFlush();
+    return { kind: 'logs', ...(await countLogs(this.http, options.end)) };
+  }
+
+  version(): Promise<string | undefined> {
+    return readVersion(this.http);
+  }
+}

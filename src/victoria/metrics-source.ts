@@ -1,0 +1,54 @@
+/** VictoriaMetrics single node as a SnapshotSource (types.ts). */
+import type { Dispatcher } from 'undici';
+import { deleteEach } from './delete-all.js';
+import { HttpClient } from './http.js';
+import type { CountOptions, MetricsCounts, Snapshot, SnapshotSource, SourceOptions } from './types.js';
+import { readVersion } from './version.js';
+import { countMetrics, forceFlush } from './vm-counts.js';
+import { VmSnapshotApi, vmSnapshot } from './vm-snapshots.js';
+
+export class MetricsSource implements SnapshotSource {
+  readonly kind = 'metrics' as const;
+  readonly url: string;
+  readonly http: HttpClient;
+  readonly snapshots: VmSnapshotApi;
+
+  constructor(options: SourceOptions, dispatcher?: Dispatcher) {
+    this.http = new HttpClient('VictoriaMetrics', options, dispatcher);
+    this.url = this.http.baseUrl;
+    this.snapshots = new VmSnapshotApi(this.http);
+  }
+
+  /**
+   * One snapshot of everything. No force_flush first: snapshot creation itself flushes pending
+   * rows and in-memory parts (reference A.6), and the flush endpoint may have a key of its own.
+   */
+  async create(): Promise<Snapshot[]> {
+    return [vmSnapshot(await this.snapshots.create())];
+  }
+
+  async list(): Promise<Snapshot[]> {
+    return (await this.snapshots.list()).map(vmSnapshot);
+  }
+
+  async delete(snapshots: readonly Snapshot[]): Promise<void> {
+    await deleteEach(snapshots, (s) => this.snapshots.delete(s.handle), 'VictoriaMetrics', this.url);
+  }
+
+  async deleteStale(names: readonly string[]): Promise<Snapshot[]> {
+    const wanted = new Set(names);
+    const stale = (await this.list()).filter((s) => wanted.has(s.name));
+    await this.delete(stale);
+    return stale;
+  }
+
+  /** Flush (so just-ingested samples are searchable), then count series and samples. */
+  async counts(options: CountOptions = {}): Promise<MetricsCounts> {
+    await forceFlush(this.http);
+    return { kind: 'metrics', ...(await countMetrics(this.http, options.end)) };
+  }
+
+  version(): Promise<string | undefined> {
+    return readVersion(this.http);
+  }
+}

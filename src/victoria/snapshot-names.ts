@@ -1,0 +1,33 @@
+/**
+ * Snapshot names, shared by VictoriaMetrics and VictoriaLogs (both use VictoriaMetrics'
+ * snapshotutil): `YYYYMMDDhhmmss-<HEX>`, the timestamp in UTC (reference A.3, C.4).
+ */
+
+/** The server's own validation regex (lib/snapshot/snapshotutil). */
+export const SNAPSHOT_NAME = /^[0-9]{14}-[0-9A-Fa-f]+$/;
+
+export function isSnapshotName(name: string): boolean {
+  return SNAPSHOT_NAME.test(name) && snapshotTime(name) !== undefined;
+}
+
+/** The creation time encoded in a name, or undefined if the name is not a valid snapshot name. */
+export function snapshotTime(name: string): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})-[0-9A-Fa-f]+$/.exec(name);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const t = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  // Reject what Go's time.Parse would reject (month 13, day 32, …): the round trip must match.
+  if (t.getUTCFullYear() !== y || t.getUTCMonth() !== mo - 1 || t.getUTCDate() !== d || t.getUTCHours() !== h || t.getUTCMinutes() !== mi || t.getUTCSeconds() !== s) {
+    return undefined;
+  }
+  return t;
+}
+
+/** A VictoriaLogs partition name: a UTC day `YYYYMMDD`. */
+export function isPartitionName(name: string): boolean {
+  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(name);
+  if (!m) return false;
+  const [y, mo, d] = m.slice(1).map(Number) as [number, number, number];
+  const t = new Date(Date.UTC(y, mo - 1, d));
+  return t.getUTCFullYear() === y && t.getUTCMonth() === mo - 1 && t.getUTCDate() === d;
+}

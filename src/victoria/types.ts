@@ -1,0 +1,128 @@
+/**
+ * What the engine and the companion need from a Victoria database, and nothing more
+ * (design.md: victoria/). Two implementations: `MetricsSource` (VictoriaMetrics single node,
+ * metrics-source.ts) and `LogsSource` (VictoriaLogs single node, logs-source.ts).
+ *
+ * Paths in this file are relative to the database's data directory (`-storageDataPath`), use `/`
+ * separators and have no leading or trailing `/`. The caller joins them onto its own mount of that
+ * directory: the companion's mount point need not be the server's path (reference C.1, "map the
+ * path by its last four segments").
+ */
+
+export type SourceKind = 'metrics' | 'logs';
+
+/**
+ * One snapshot the server made. Its files are immutable hard links, safe to read while the
+ * database runs (reference A.6, C.4), until the snapshot is deleted.
+ *
+ * A file at `<dataDir>/<dir>/<rel>` belongs in the backup as relPath `<relPathPrefix><rel>` and is
+ * restored to `<dataDir>/<relPathPrefix><rel>`:
+ *
+ * - VictoriaMetrics: one snapshot per backup. `dir` = `snapshots/<name>`, `relPathPrefix` = `''`.
+ *   The tree consists of relative symlinks (`data/small -> ../../../data/small/snapshots/<name>`
+ *   …) that only resolve when the whole data directory is mounted: walk it following symlinks
+ *   (`followSymlinks`), so relPaths come out as `data/small/2026_11/<part>/index.bin`,
+ *   `metadata/minTimestampForCompositeIndex`, … exactly what vmbackup uploads.
+ * - VictoriaLogs: one snapshot per daily partition. `dir` = `partitions/<day>/snapshots/<name>`,
+ *   `relPathPrefix` = `partitions/<day>/`. Plain files, no symlinks. Each partition is its own
+ *   vmbackup-layout tree (design.md, Bucket layout): within that tree the relPath is `<rel>`
+ *   (`datadb/…`, `indexdb/…`), and `relPathPrefix` says where the tree goes back on restore.
+ */
+export interface Snapshot {
+  kind: SourceKind;
+  /** The server's name for it, `YYYYMMDDhhmmss-<HEX>` (UTC). Record it to delete stale ones. */
+  name: string;
+  /**
+   * What `delete` must send back, verbatim: the name (VictoriaMetrics) or the exact path string the
+   * server returned (VictoriaLogs compares it with its in-memory partition path, reference C.1).
+   */
+  handle: string;
+  /** Directory holding the snapshot's files, relative to the data directory. */
+  dir: string;
+  /** Prefix of the files' relPaths in the backup, and where they are restored ('' or ending in '/'). */
+  relPathPrefix: string;
+  /** True when `dir` holds symlinks that must be followed (VictoriaMetrics); never for VictoriaLogs. */
+  followSymlinks: boolean;
+  /** VictoriaLogs: the partition day `YYYYMMDD` (UTC). */
+  partition?: string;
+  /** When the server made it, from the name (the name's timestamp is UTC). */
+  createdAt: Date;
+}
+
+/** Counts recorded at backup time and compared after a restore. */
+export type Counts = MetricsCounts | LogsCounts;
+
+export interface MetricsCounts {
+  kind: 'metrics';
+  /** Series with at least one sample in the counted range. */
+  series: number;
+  /** Raw samples in the counted range. */
+  samples: number;
+}
+
+export interface LogsCounts {
+  kind: 'logs';
+  /** Log entries in the counted range. */
+  rows: number;
+  /** Log entries per daily partition (`YYYYMMDD` → count); days without entries are absent. */
+  partitions: Record<string, number>;
+}
+
+export interface CountOptions {
+  /**
+   * Count only data with timestamps before this instant (exclusive), e.g. the snapshot time, so a
+   * count taken while ingestion continues can be compared with a restored copy. Default: all data.
+   */
+  end?: Date;
+}
+
+/** A database the engine can snapshot. All methods talk to the server over HTTP. */
+export interface SnapshotSource {
+  readonly kind: SourceKind;
+  /** Base URL of the server, for messages (never carries credentials). */
+  readonly url: string;
+  /**
+   * Flush buffered data, then snapshot everything. VictoriaMetrics returns one snapshot,
+   * VictoriaLogs one per partition ([] for an empty database). If creating fails half-way, the
+   * snapshots already made are deleted before the error is thrown.
+   */
+  create(): Promise<Snapshot[]>;
+  /** Snapshots that exist now (VictoriaLogs: in attached partitions only). */
+  list(): Promise<Snapshot[]>;
+  /**
+   * Delete these snapshots. Ones that are already gone are not an error, so a post hook can run
+   * twice. Tries every snapshot and then throws one error naming all that failed.
+   */
+  delete(snapshots: readonly Snapshot[]): Promise<void>;
+  /** Delete the existing snapshots whose names are in `names` (left over by a failed run); returns them. */
+  deleteStale(names: readonly string[]): Promise<Snapshot[]>;
+  /** Flush, then count what the server stores (for restore verification). */
+  counts(options?: CountOptions): Promise<Counts>;
+  /** Server version such as `v1.145.0`, or undefined when the build does not report one (Debian builds). */
+  version(): Promise<string | undefined>;
+}
+
+/** How to reach a server. */
+export interface SourceOptions {
+  /** Base URL, e.g. `http://127.0.0.1:8428`; a path prefix (behind a proxy) is kept. */
+  url: string;
+  /**
+   * `authKey` for the snapshot API: the server's `-snapshotAuthKey` (VictoriaMetrics) or
+   * `-partitionManageAuthKey` (VictoriaLogs). Sent in the POST body, never in the URL.
+   */
+  authKey?: string;
+  /** `authKey` for `/internal/force_flush`: the server's `-forceFlushAuthKey`. */
+  forceFlushAuthKey?: string;
+  /** HTTP basic auth, for servers run with `-httpAuth.username`/`-httpAuth.password`. */
+  basicAuth?: { username: string; password: string };
+  /** How the user passes `authKey` / `forceFlushAuthKey` to us, named in auth errors. */
+  authKeyOption?: string;
+  forceFlushAuthKeyOption?: string;
+  /** Per-request timeout in ms for quick calls (list, delete, flush). Default 30 s. */
+  timeoutMs?: number;
+  /**
+   * Timeout for snapshot creation and counting queries. Default 5 min: VictoriaMetrics deletes a
+   * snapshot it made for a client that disconnected (reference A.1), so this must outlast creation.
+   */
+  longTimeoutMs?: number;
+}
