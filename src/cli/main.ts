@@ -7,18 +7,33 @@ import { parseArgs } from 'node:util';
 import { allActions } from '../actions/index.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
+import { BACKUP_USAGE, backupCommand } from './commands/backup.js';
+import { LIST_USAGE, listCommand } from './commands/list.js';
+import { RESTORE_USAGE, restoreCommand } from './commands/restore.js';
+import { VERIFY_USAGE, verifyCommand } from './commands/verify.js';
 import { installPlugin } from './install-plugin.js';
 
 const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data
 
 Usage:
   velero-plugin-victoria                 run as a Velero plugin (Velero starts it; needs VELERO_PLUGIN=hello)
+  velero-plugin-victoria backup  --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--json]
+  velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--json]
+  velero-plugin-victoria list    --dst ROOT [--json]
+  velero-plugin-victoria verify  --src ROOT/NAME [--json]
+                                         ROOT is s3://bucket/prefix or file:///dir; run COMMAND --help for details
   velero-plugin-victoria install-plugin [--target DIR]
                                          copy the executable and its lib/ into DIR (default /target);
                                          the image's default command, for Velero's plugin init container
   velero-plugin-victoria version         print the version
   velero-plugin-victoria help            print this help
 `;
+
+const wantsHelp = (args: string[]): boolean => args.includes('--help') || args.includes('-h');
+const usage = (text: string): number => {
+  process.stdout.write(`${text}\n`);
+  return 0;
+};
 
 /** Velero's arguments are only flags; anything else is a subcommand. */
 function subcommandOf(args: string[]): string | undefined {
@@ -48,6 +63,14 @@ export async function main(args: string[]): Promise<number | undefined> {
         }
         throw err;
       }
+    case 'backup':
+      return wantsHelp(args) ? usage(BACKUP_USAGE) : backupCommand(args.slice(1));
+    case 'restore':
+      return wantsHelp(args) ? usage(RESTORE_USAGE) : restoreCommand(args.slice(1));
+    case 'list':
+      return wantsHelp(args) ? usage(LIST_USAGE) : listCommand(args.slice(1));
+    case 'verify':
+      return wantsHelp(args) ? usage(VERIFY_USAGE) : verifyCommand(args.slice(1));
     case 'install-plugin': {
       const { values } = parseArgs({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
       if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');

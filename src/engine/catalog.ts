@@ -61,9 +61,16 @@ export async function listBackups(store: ObjectStore, prefix = ''): Promise<Back
   return out;
 }
 
-/** The newest complete backup under `prefix`, by completion time: the base of an incremental one. */
-export async function newestComplete(store: ObjectStore, prefix = ''): Promise<{ name: string; manifest: Manifest } | undefined> {
-  const complete = (await listBackups(store, prefix)).filter((b) => b.complete && b.manifest);
+/**
+ * The newest complete backup under `prefix` that `accept` takes (e.g. same kind of source), by
+ * completion time: the base of an incremental one.
+ */
+export async function newestComplete(
+  store: ObjectStore,
+  prefix = '',
+  accept: (manifest: Manifest) => boolean = () => true,
+): Promise<{ name: string; manifest: Manifest } | undefined> {
+  const complete = (await listBackups(store, prefix)).filter((b) => b.complete && b.manifest && accept(b.manifest));
   complete.sort((a, b) => a.manifest!.completedAt.localeCompare(b.manifest!.completedAt));
   const last = complete.at(-1);
   return last ? { name: last.name, manifest: last.manifest! } : undefined;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { paths, requireComponents } from './components.js';
-import { freePort, isAddressInUse, ServerProcess } from './server-process.js';
+import { freePort, isAddressInUse, ServerProcess } from '../../src/victoria/local-server.js';
 
 export type VmVersion = '1.145' | '1.79';
 export const VM_VERSIONS: readonly VmVersion[] = ['1.145', '1.79'];

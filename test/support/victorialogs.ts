@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { paths, requireComponents } from './components.js';
-import { ServerProcess } from './server-process.js';
+import { ServerProcess } from '../../src/victoria/local-server.js';
 
 export interface StartVlOptions {
   /** -partitionManageAuthKey */

@@ -1,5 +1,5 @@
 /**
- * Starting and stopping real database servers for integration tests: on 127.0.0.1 only, with a
+ * Starting and stopping local database servers (the demo, and the integration tests): on 127.0.0.1 only, with a
  * readiness probe, output kept for failure messages, and a stop that sends SIGINT (so the server
  * flushes and closes its storage) and waits for the exit.
  */

@@ -1,0 +1,75 @@
+import { parseArgs } from 'node:util';
+import { openSource } from '../../victoria/index.js';
+import { progressPrinter, formatBytes } from '../progress.js';
+import { backupFromSnapshots } from '../snapshot-backup.js';
+import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+
+export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--json]
+
+Snapshots the database at URL, uploads the snapshot files from DIR (its -storageDataPath) to
+ROOT/NAME in vmbackup's layout with a SHA-256 manifest, copies files unchanged since the newest
+complete backup under ROOT server-side, and deletes the snapshot (also on failure).
+ROOT is s3://bucket/prefix or file:///dir; NAME defaults to the UTC time, e.g. 2026-02-04T12-30-00.
+The auth key (-snapshotAuthKey / -partitionManageAuthKey) can also come from VICTORIA_AUTH_KEY.
+
+${STORE_USAGE}`;
+
+export function defaultBackupName(now = new Date()): string {
+  return now.toISOString().slice(0, 19).replace(/:/g, '-');
+}
+
+export async function backupCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      kind: { type: 'string' },
+      url: { type: 'string' },
+      'data-dir': { type: 'string' },
+      dst: { type: 'string' },
+      name: { type: 'string' },
+      'auth-key': { type: 'string' },
+      full: { type: 'boolean' },
+      json: { type: 'boolean' },
+      ...STORE_FLAGS,
+    },
+  });
+  const kind = values.kind;
+  if (kind !== 'metrics' && kind !== 'logs') throw new Error(`--kind must be metrics or logs\n\n${BACKUP_USAGE}`);
+  for (const flag of ['url', 'data-dir', 'dst'] as const) if (!values[flag]) throw new Error(`--${flag} is required\n\n${BACKUP_USAGE}`);
+  const authKey = values['auth-key'] ?? process.env.VICTORIA_AUTH_KEY;
+  const source = openSource(kind, { url: values.url!, ...(authKey ? { authKey } : {}) });
+  const store = openStoreFromFlags(values.dst!, values);
+  const name = values.name ?? defaultBackupName();
+  const progress = progressPrinter(`backup ${name}`);
+  const manifest = await backupFromSnapshots({
+    source,
+    dataDir: values['data-dir']!,
+    store,
+    name,
+    incremental: !values.full,
+    onProgress: (p) => progress.update(p),
+  });
+  progress.done();
+  const summary = {
+    backup: `${store.location}/${name}`,
+    complete: true,
+    kind,
+    files: manifest.totals.files,
+    bytesTotal: manifest.totals.bytes,
+    bytesUploaded: manifest.totals.bytesUploaded,
+    bytesCopied: manifest.totals.bytesCopied,
+    durationSeconds: manifest.durationSeconds,
+    basedOn: manifest.basedOn ?? null,
+    snapshots: manifest.source.snapshots,
+    counts: manifest.counts,
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(
+      `backup ${summary.backup} complete: ${summary.files} files, ${formatBytes(summary.bytesTotal)} ` +
+        `(${formatBytes(summary.bytesUploaded)} uploaded, ${formatBytes(summary.bytesCopied)} copied${manifest.basedOn ? ` from ${manifest.basedOn}` : ''}) ` +
+        `in ${summary.durationSeconds.toFixed(1)} s\n`,
+    );
+  }
+  return 0;
+}

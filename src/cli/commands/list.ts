@@ -1,0 +1,41 @@
+import { parseArgs } from 'node:util';
+import { listBackups } from '../../engine/catalog.js';
+import { formatBytes } from '../progress.js';
+import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+
+export const LIST_USAGE = `velero-plugin-victoria list --dst ROOT [--json]
+
+Lists the backups under ROOT, complete or not.
+
+${STORE_USAGE}`;
+
+export async function listCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { dst: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
+  if (!values.dst) throw new Error(`--dst is required\n\n${LIST_USAGE}`);
+  const store = openStoreFromFlags(values.dst, values);
+  const backups = await listBackups(store);
+  const rows = backups.map((b) => ({
+    name: b.name,
+    complete: b.complete,
+    kind: b.manifest?.kind ?? null,
+    completedAt: b.manifest?.completedAt ?? null,
+    files: b.manifest?.totals.files ?? null,
+    bytes: b.manifest?.totals.bytes ?? null,
+    basedOn: b.manifest?.basedOn ?? null,
+    counts: b.manifest?.counts ?? null,
+    problem: b.problem ?? null,
+  }));
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ root: store.location, backups: rows })}\n`);
+    return 0;
+  }
+  if (rows.length === 0) process.stdout.write(`no backups under ${store.location}\n`);
+  for (const r of rows) {
+    process.stdout.write(
+      r.complete
+        ? `${r.name}  complete  ${r.kind}  ${r.files} files  ${formatBytes(r.bytes ?? 0)}  ${r.completedAt}\n`
+        : `${r.name}  INCOMPLETE  ${r.problem}\n`,
+    );
+  }
+  return 0;
+}

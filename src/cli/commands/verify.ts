@@ -1,0 +1,26 @@
+import { parseArgs } from 'node:util';
+import { verifyBackup } from '../../engine/verify.js';
+import { formatBytes } from '../progress.js';
+import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+
+export const VERIFY_USAGE = `velero-plugin-victoria verify --src ROOT/NAME [--json]
+
+Reads every object of backup ROOT/NAME and checks sizes and SHA-256 against its manifest; names
+every bad file. Exits 1 if any is bad.
+
+${STORE_USAGE}`;
+
+export async function verifyCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { src: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
+  if (!values.src) throw new Error(`--src is required\n\n${VERIFY_USAGE}`);
+  const { root, name } = splitBackupPath(values.src);
+  const store = openStoreFromFlags(root, values);
+  const res = await verifyBackup(store, name);
+  const summary = { backup: `${store.location}/${name}`, ok: res.ok, files: res.files, bytesRead: res.bytes, problems: res.problems };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(`${res.ok ? 'OK' : 'FAILED'}: ${summary.backup}: ${res.files} files, ${formatBytes(res.bytes)} read\n`);
+    for (const p of res.problems) process.stdout.write(`  ${p.path}: ${p.problem}\n`);
+  }
+  return res.ok ? 0 : 1;
+}

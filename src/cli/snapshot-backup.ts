@@ -1,0 +1,68 @@
+/**
+ * A backup of a database on this machine: snapshot through its API, read the snapshot files from
+ * its data directory, write them with the engine, delete the snapshots (also on failure).
+ */
+import { join } from 'node:path';
+import { writeBackup } from '../engine/backup.js';
+import { newestComplete } from '../engine/catalog.js';
+import { listSnapshotFiles, localFileReader } from '../engine/files.js';
+import type { Manifest } from '../engine/manifest.js';
+import type { ProgressListener } from '../engine/progress.js';
+import type { ObjectStore } from '../store/types.js';
+import type { Counts, SnapshotSource } from '../victoria/types.js';
+
+/** Counts as flat numbers for the manifest: series/samples, or rows and rows per partition day. */
+export function flattenCounts(counts: Counts): Record<string, number> {
+  if (counts.kind === 'metrics') return { series: counts.series, samples: counts.samples };
+  const out: Record<string, number> = { rows: counts.rows };
+  for (const [day, rows] of Object.entries(counts.partitions)) out[`rows.${day}`] = rows;
+  return out;
+}
+
+export interface SnapshotBackupRequest {
+  source: SnapshotSource;
+  dataDir: string;
+  store: ObjectStore;
+  name: string;
+  /** Copy unchanged files from the newest complete backup of the same kind (default true). */
+  incremental?: boolean;
+  onProgress?: ProgressListener;
+}
+
+export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<Manifest> {
+  const { source } = req;
+  const base = req.incremental === false ? undefined : await newestComplete(req.store, '', (m) => m.kind === source.kind);
+  const snapshots = await source.create();
+  try {
+    if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
+    const counts = await source.counts();
+    const trees = await Promise.all(
+      snapshots.map(async (s) => {
+        const dir = join(req.dataDir, s.dir);
+        let files;
+        try {
+          files = await listSnapshotFiles(dir);
+        } catch (err) {
+          throw new Error(
+            `cannot read snapshot ${s.name} at ${dir} (${(err as Error).message}): --data-dir must be the database's -storageDataPath on this machine`,
+          );
+        }
+        return { prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files, reader: localFileReader(dir) };
+      }),
+    );
+    const version = await source.version().catch(() => undefined);
+    return await writeBackup({
+      store: req.store,
+      name: req.name,
+      kind: source.kind,
+      trees,
+      source: { url: source.url, ...(version ? { version } : {}), snapshots: snapshots.map((s) => s.name) },
+      counts: flattenCounts(counts),
+      createdAt: snapshots[0]!.createdAt,
+      ...(base ? { base } : {}),
+      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    });
+  } finally {
+    await source.delete(snapshots);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The S3 flags shared by the commands that open a store. They are spelled as velero-plugin-for-aws
+ * spells its BackupStorageLocation keys and go through the same mapping (bslS3Options), so the CLI
+ * and the Velero plugin treat a bucket identically. Credentials come from the AWS environment or
+ * profile, never from flags (they would show in `ps` and shell history).
+ */
+import { type ParseArgsConfig } from 'node:util';
+import { openStore } from '../store/url.js';
+import { bslS3Options } from '../store/url.js';
+import type { ObjectStore } from '../store/types.js';
+
+export const STORE_FLAGS = {
+  's3-endpoint': { type: 'string' },
+  's3-force-path-style': { type: 'boolean' },
+  region: { type: 'string' },
+  sse: { type: 'string' },
+  'kms-key-id': { type: 'string' },
+  'storage-class': { type: 'string' },
+  'checksum-algorithm': { type: 'string' },
+  'ca-cert-file': { type: 'string' },
+  'insecure-skip-tls-verify': { type: 'boolean' },
+  profile: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export const STORE_USAGE = `S3 options (credentials from the AWS environment, profile or shared files):
+  --s3-endpoint URL          S3-compatible endpoint (MinIO, Ceph, ...)
+  --s3-force-path-style      path-style URLs (endpoint/bucket/key)
+  --region R                 bucket region
+  --sse AES256|aws:kms       server-side encryption; --kms-key-id ID for SSE-KMS
+  --storage-class C          e.g. STANDARD_IA
+  --checksum-algorithm A     "" (none; for servers that reject the SDK's CRC headers), CRC32, CRC32C, SHA1, SHA256
+  --ca-cert-file F           extra CA bundle (PEM); --insecure-skip-tls-verify to skip verification
+  --profile P                AWS profile`;
+
+type StoreFlagValues = { [K in keyof typeof STORE_FLAGS]?: (typeof STORE_FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export function openStoreFromFlags(root: string, flags: StoreFlagValues): ObjectStore {
+  if (!root.startsWith('s3://')) return openStore(root);
+  const config: Record<string, string | undefined> = {
+    s3Url: flags['s3-endpoint'],
+    s3ForcePathStyle: flags['s3-force-path-style'] === undefined ? undefined : String(flags['s3-force-path-style']),
+    region: flags.region,
+    serverSideEncryption: flags.sse,
+    kmsKeyId: flags['kms-key-id'],
+    checksumAlgorithm: flags['checksum-algorithm'],
+    insecureSkipTLSVerify: flags['insecure-skip-tls-verify'] === undefined ? undefined : String(flags['insecure-skip-tls-verify']),
+    profile: flags.profile,
+  };
+  const { options } = bslS3Options(config);
+  if (flags['storage-class']) options.storageClass = flags['storage-class'];
+  if (flags['ca-cert-file']) options.caCertFile = flags['ca-cert-file'];
+  // Flags mirror vmbackup: a custom endpoint defaults to path style unless told otherwise.
+  if (flags['s3-endpoint'] && flags['s3-force-path-style'] === undefined) options.forcePathStyle = true;
+  return openStore(root, { s3: options });
+}
+
+/** Split ROOT/NAME into the store root and the backup name (the last path segment). */
+export function splitBackupPath(src: string): { root: string; name: string } {
+  const trimmed = src.replace(/\/+$/, '');
+  const slash = trimmed.lastIndexOf('/');
+  const name = trimmed.slice(slash + 1);
+  const root = trimmed.slice(0, slash);
+  if (slash < 0 || !name || root.endsWith(':/') || root.endsWith(':')) {
+    throw new Error(`${JSON.stringify(src)} is not ROOT/NAME (e.g. s3://bucket/prefix/2026-02-04T12-30-00 or file:///backups/2026-02-04T12-30-00)`);
+  }
+  return { root, name };
+}

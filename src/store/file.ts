@@ -1,0 +1,382 @@
+/**
+ * The `file://` object store: one file per key under a root directory, in the same layout as
+ * vmbackup's `fs://` remote, so `vmrestore -src=fs:///<root>/<backup>` reads what we write.
+ *
+ * - Writes are atomic: a temporary file (`.vpv-tmp-…`, never listed) in the target directory,
+ *   fsync, rename, fsync of the directory. A reader sees the old object, the new one, or none.
+ * - Copies are hard links where possible (free, and safe because objects are never modified in
+ *   place: every write replaces the file), otherwise `copyFile` with copy-on-write (FICLONE) where
+ *   the file system has it; both land under a temporary name first and are renamed.
+ * - Listings walk the tree in S3 key order (UTF-8 bytes; a directory sorts as `name/`).
+ * - Deleting a key removes directories it leaves empty, up to the root.
+ * - Only regular files and directories are objects; symlinks and other entries are ignored.
+ * - Unlike S3, `a` and `a/b` cannot both be keys (a path is a file or a directory).
+ */
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, type Dirent, type Stats } from 'node:fs';
+import { copyFile, link, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { StoreError } from './errors.js';
+import { checkKey, checkPrefix, compareKeys, TEMP_PREFIX } from './keys.js';
+import type { ByteRange, ObjectInfo, ObjectStore } from './types.js';
+
+export interface FileStoreOptions {
+  /** Copy by hard link when source and target are on one file system (default true). */
+  hardLinks?: boolean;
+  /** fsync every written file and its directory (default true). Off only for tests and benchmarks. */
+  fsync?: boolean;
+}
+
+const STAT_BATCH = 64;
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+export class FileStore implements ObjectStore {
+  readonly location: string;
+  readonly root: string;
+  private readonly hardLinks: boolean;
+  private readonly fsync: boolean;
+
+  /** `root` must be an absolute directory path; it is created on the first write. */
+  constructor(root: string, options: FileStoreOptions = {}) {
+    if (!isAbsolute(root)) throw new StoreError('InvalidKey', `file store root must be an absolute path, got ${JSON.stringify(root)}`, { operation: 'open' });
+    this.root = resolve(root);
+    this.location = pathToFileURL(this.root).href;
+    this.hardLinks = options.hardLinks ?? true;
+    this.fsync = options.fsync ?? true;
+  }
+
+  private pathOf(key: string): string {
+    return join(this.root, ...key.split('/'));
+  }
+
+  private target(key: string): string {
+    return `${this.location}/${key}`;
+  }
+
+  private fail(operation: string, key: string, err: unknown, what?: string): StoreError {
+    if (err instanceof StoreError) return err;
+    const code = errno(err);
+    const target = this.target(key);
+    const message = `${operation} ${target} failed${what ? ` (${what})` : ''}: ${(err as Error)?.message ?? String(err)}`;
+    return new StoreError(code === 'EACCES' || code === 'EPERM' ? 'AccessDenied' : 'Failed', message, { operation, target, backendCode: code, cause: err });
+  }
+
+  private notFound(operation: string, key: string, cause?: unknown): StoreError {
+    const target = this.target(key);
+    return new StoreError('NotFound', `${operation}: object ${target} does not exist`, { operation, target, backendCode: errno(cause), cause });
+  }
+
+  // ---- listing ----
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(prefix, 'list');
+    const slash = prefix.lastIndexOf('/');
+    yield* this.walk(slash >= 0 ? prefix.slice(0, slash) : '', prefix);
+  }
+
+  /** Entries of the directory at `dirKey` ('' = root), sorted the way their keys sort; undefined if absent. */
+  private async entries(dirKey: string): Promise<Array<{ name: string; dirent: Dirent }> | undefined> {
+    let dirents: Dirent[];
+    try {
+      dirents = await readdir(dirKey ? this.pathOf(dirKey) : this.root, { withFileTypes: true });
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
+      throw this.fail('list', dirKey, err);
+    }
+    const items = dirents
+      .filter((d) => !d.name.startsWith(TEMP_PREFIX) && (d.isFile() || d.isDirectory()))
+      .map((d) => ({ name: d.name, dirent: d, sortKey: d.isDirectory() ? `${d.name}/` : d.name }));
+    items.sort((a, b) => compareKeys(a.sortKey, b.sortKey));
+    return items;
+  }
+
+  private async *walk(dirKey: string, prefix: string): AsyncGenerator<ObjectInfo> {
+    const items = await this.entries(dirKey);
+    if (!items) return;
+    let files: string[] = [];
+    const flush = async function* (this: FileStore): AsyncGenerator<ObjectInfo> {
+      for (let i = 0; i < files.length; i += STAT_BATCH) {
+        const batch = files.slice(i, i + STAT_BATCH);
+        const stats = await Promise.all(batch.map((key) => stat(this.pathOf(key)).catch((err: unknown) => {
+          if (errno(err) === 'ENOENT') return undefined; // deleted while listing
+          throw this.fail('list', key, err);
+        })));
+        for (let j = 0; j < batch.length; j++) {
+          const s = stats[j];
+          if (s?.isFile()) yield { key: batch[j]!, size: s.size, lastModified: s.mtime };
+        }
+      }
+      files = [];
+    }.bind(this);
+    for (const { name, dirent } of items) {
+      const key = dirKey ? `${dirKey}/${name}` : name;
+      if (dirent.isDirectory()) {
+        const asDir = `${key}/`;
+        if (asDir.startsWith(prefix) || prefix.startsWith(asDir)) {
+          yield* flush();
+          yield* this.walk(key, prefix);
+        }
+      } else if (key.startsWith(prefix)) {
+        files.push(key);
+      }
+    }
+    yield* flush();
+  }
+
+  async listDirectories(prefix: string): Promise<string[]> {
+    checkPrefix(prefix, 'listDirectories');
+    const slash = prefix.lastIndexOf('/');
+    const dirKey = slash >= 0 ? prefix.slice(0, slash) : '';
+    const items = (await this.entries(dirKey)) ?? [];
+    const out: string[] = [];
+    for (const { name, dirent } of items) {
+      const key = dirKey ? `${dirKey}/${name}` : name;
+      // Like S3's CommonPrefixes: only "directories" that hold at least one object.
+      if (dirent.isDirectory() && key.startsWith(prefix) && (await this.hasObject(key))) out.push(`${key}/`);
+    }
+    return out;
+  }
+
+  private async hasObject(dirKey: string): Promise<boolean> {
+    const items = (await this.entries(dirKey)) ?? [];
+    for (const { name, dirent } of items) {
+      if (dirent.isFile()) return true;
+      if (await this.hasObject(`${dirKey}/${name}`)) return true;
+    }
+    return false;
+  }
+
+  // ---- reading ----
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    checkKey(key, 'head');
+    let s: Stats;
+    try {
+      s = await stat(this.pathOf(key));
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
+      throw this.fail('head', key, err);
+    }
+    return s.isFile() ? { key, size: s.size, lastModified: s.mtime } : undefined;
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    checkKey(key, 'get');
+    let fh;
+    try {
+      fh = await open(this.pathOf(key), 'r');
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR' || errno(err) === 'EISDIR') throw this.notFound('get', key, err);
+      throw this.fail('get', key, err);
+    }
+    try {
+      const s = await fh.stat();
+      if (!s.isFile()) throw this.notFound('get', key);
+      if (!range) return fh.createReadStream({ autoClose: true });
+      checkRange(range, s.size, 'get', this.target(key));
+      return fh.createReadStream({ start: range.start, end: Math.min(range.end, s.size - 1), autoClose: true });
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw this.fail('get', key, err);
+    }
+  }
+
+  // ---- writing ----
+
+  private tempPath(dir: string): string {
+    return join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
+  }
+
+  /** mkdir -p the object's directory; a concurrent delete may remove it again, so retry. */
+  private async withDir<T>(operation: string, key: string, fn: (dir: string) => Promise<T>): Promise<T> {
+    const dir = dirname(this.pathOf(key));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true });
+        return await fn(dir);
+      } catch (err) {
+        if (errno(err) === 'ENOENT' && attempt < 5) continue;
+        if (errno(err) === 'ENOTDIR' || errno(err) === 'EEXIST') {
+          throw this.fail(operation, key, err, 'a parent of this key is an object: a key cannot be both an object and a "directory" in a file store');
+        }
+        if (errno(err) === 'EISDIR') throw this.fail(operation, key, err, 'other keys exist below this key: a key cannot be both an object and a "directory" in a file store');
+        throw this.fail(operation, key, err);
+      }
+    }
+  }
+
+  private async syncDir(dir: string): Promise<void> {
+    if (!this.fsync) return;
+    const fh = await open(dir, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async put(key: string, body: Readable | Buffer, size: number): Promise<void> {
+    checkKey(key, 'put');
+    try {
+      if (!Number.isSafeInteger(size) || size < 0) throw new StoreError('SizeMismatch', `put ${this.target(key)}: invalid size ${size}`, { operation: 'put', target: this.target(key) });
+      if (Buffer.isBuffer(body) && body.length !== size) {
+        throw new StoreError('SizeMismatch', `put ${this.target(key)}: the body has ${body.length} bytes, ${size} were announced`, { operation: 'put', target: this.target(key) });
+      }
+      let consumed = false;
+      await this.withDir('put', key, async (dir) => {
+        const tmp = this.tempPath(dir);
+        const fh = await open(tmp, 'wx');
+        try {
+          if (Buffer.isBuffer(body)) {
+            await fh.writeFile(body);
+          } else {
+            if (consumed) throw new StoreError('Failed', `put ${this.target(key)}: the target directory vanished while writing`, { operation: 'put', target: this.target(key) });
+            consumed = true;
+            let written = 0;
+            for await (const chunk of body) {
+              const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+              written += buf.length;
+              if (written > size) throw new StoreError('SizeMismatch', `put ${this.target(key)}: the body is longer than the ${size} bytes announced`, { operation: 'put', target: this.target(key) });
+              let off = 0;
+              while (off < buf.length) off += (await fh.write(buf, off)).bytesWritten;
+            }
+            if (written !== size) throw new StoreError('SizeMismatch', `put ${this.target(key)}: the body ended after ${written} of the ${size} bytes announced`, { operation: 'put', target: this.target(key) });
+          }
+          if (this.fsync) await fh.sync();
+          await fh.close();
+          await rename(tmp, this.pathOf(key));
+        } catch (err) {
+          await fh.close().catch(() => undefined);
+          await unlink(tmp).catch(() => undefined);
+          throw err;
+        }
+        await this.syncDir(dir);
+      });
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy(err as Error);
+      throw this.fail('put', key, err);
+    }
+  }
+
+  async copy(fromKey: string, toKey: string, size: number): Promise<void> {
+    checkKey(fromKey, 'copy');
+    checkKey(toKey, 'copy');
+    const from = this.pathOf(fromKey);
+    const to = this.pathOf(toKey);
+    let source: Stats;
+    try {
+      source = await stat(from);
+    } catch (err) {
+      if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') throw this.notFound('copy', fromKey, err);
+      throw this.fail('copy', fromKey, err);
+    }
+    if (!source.isFile()) throw this.notFound('copy', fromKey);
+    if (source.size !== size) {
+      throw new StoreError('SizeMismatch', `copy ${this.target(fromKey)}: the object has ${source.size} bytes, ${size} were expected`, { operation: 'copy', target: this.target(fromKey) });
+    }
+    if (fromKey === toKey) return;
+    const existing = await stat(to).catch(() => undefined);
+    if (existing && existing.dev === source.dev && existing.ino === source.ino) return; // already the same file
+    await this.withDir('copy', toKey, async (dir) => {
+      const tmp = this.tempPath(dir);
+      try {
+        let linked = false;
+        if (this.hardLinks) {
+          try {
+            await link(from, tmp);
+            linked = true;
+          } catch (err) {
+            // Other file system, no hard links there, or the link count is exhausted: copy instead.
+            if (!['EXDEV', 'EPERM', 'EMLINK', 'ENOTSUP', 'EOPNOTSUPP', 'EACCES'].includes(errno(err) ?? '')) throw err;
+          }
+        }
+        if (!linked) {
+          await copyFile(from, tmp, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
+          const copied = await stat(tmp);
+          if (copied.size !== size) throw new StoreError('Changed', `copy ${this.target(fromKey)}: the object changed while it was copied`, { operation: 'copy', target: this.target(fromKey) });
+          if (this.fsync) {
+            const fh = await open(tmp, 'r');
+            try {
+              await fh.sync();
+            } finally {
+              await fh.close();
+            }
+          }
+        }
+        await rename(tmp, to);
+        // rename() of two links to the same file does nothing and leaves the temporary name.
+        await unlink(tmp).catch(() => undefined);
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        if (errno(err) === 'ENOENT' && !(await lstat(from).catch(() => undefined))) throw this.notFound('copy', fromKey, err);
+        throw err;
+      }
+      await this.syncDir(dir);
+    }).catch((err: unknown) => {
+      throw this.fail('copy', toKey, err);
+    });
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    for (const key of keys) checkKey(key, 'delete');
+    const unique = [...new Set(keys)];
+    const dirs = new Set<string>();
+    const worker = async (queue: string[]) => {
+      for (let key = queue.pop(); key !== undefined; key = queue.pop()) {
+        try {
+          await unlink(this.pathOf(key));
+        } catch (err) {
+          const code = errno(err);
+          if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+          if (code === 'EISDIR' || code === 'EPERM') {
+            // A directory at this key is not an object (EPERM is Linux's answer to unlink(dir)).
+            const s = await lstat(this.pathOf(key)).catch(() => undefined);
+            if (s?.isDirectory()) continue;
+          }
+          throw this.fail('delete', key, err);
+        }
+        if (key.includes('/')) dirs.add(key.slice(0, key.lastIndexOf('/')));
+      }
+    };
+    const queue = unique.slice().reverse();
+    await Promise.all(Array.from({ length: Math.min(16, queue.length) }, () => worker(queue)));
+    await this.pruneDirs(dirs);
+  }
+
+  /** Remove directories left empty, deepest first, up to (not including) the root. */
+  private async pruneDirs(dirs: Set<string>): Promise<void> {
+    const all = new Set<string>();
+    for (let dir of dirs) {
+      while (dir) {
+        all.add(dir);
+        const slash = dir.lastIndexOf('/');
+        dir = slash >= 0 ? dir.slice(0, slash) : '';
+      }
+    }
+    const ordered = [...all].sort((a, b) => b.split('/').length - a.split('/').length || compareKeys(b, a));
+    let removed = false;
+    for (const dir of ordered) {
+      try {
+        await rmdir(this.pathOf(dir));
+        removed = true;
+      } catch (err) {
+        if (!['ENOTEMPTY', 'EEXIST', 'ENOENT', 'ENOTDIR', 'EBUSY'].includes(errno(err) ?? '')) throw this.fail('delete', dir, err);
+      }
+    }
+    if (removed) await this.syncDir(this.root).catch(() => undefined);
+  }
+}
+
+/** S3 semantics: a range must start inside the object; its end is clipped to the last byte. */
+export function checkRange(range: ByteRange, size: number, operation: string, target: string): void {
+  const ok = Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start;
+  if (!ok) throw new StoreError('InvalidRange', `${operation} ${target}: invalid byte range ${range.start}-${range.end}`, { operation, target });
+  if (range.start >= size) {
+    throw new StoreError('InvalidRange', `${operation} ${target}: byte range ${range.start}-${range.end} starts beyond the object's ${size} bytes`, { operation, target });
+  }
+}

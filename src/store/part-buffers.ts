@@ -1,0 +1,60 @@
+/**
+ * A store-wide pool of part buffers for multipart uploads of streams, so that the memory of all
+ * parallel uploads together stays within a budget, and buffers are reused instead of becoming
+ * garbage at the rate of the upload (which is what makes RSS grow far past the live data when
+ * every part is a fresh allocation).
+ *
+ * Non-blocking by design: an upload takes a pooled buffer only when one is free, and otherwise waits
+ * for one of its own parts to finish; it never waits for another upload, so uploads whose sources
+ * depend on each other (one tar stream feeding several files) cannot deadlock.
+ */
+export class PartBufferPool {
+  private readonly free: Buffer[] = [];
+  private readonly ours = new WeakSet<Buffer>();
+  private allocated = 0;
+  private users = 0;
+
+  constructor(
+    readonly bufferSize: number,
+    readonly maxBuffers: number,
+  ) {}
+
+  /** An upload starts using the pool. */
+  enter(): void {
+    this.users++;
+  }
+
+  /** An upload is done; when none is left, the buffers are let go. */
+  leave(): void {
+    this.users--;
+    if (this.users === 0) {
+      this.allocated -= this.free.length;
+      this.free.length = 0;
+    }
+  }
+
+  /** A free buffer, a new one if the budget allows, or undefined. */
+  tryTake(): Buffer | undefined {
+    const b = this.free.pop();
+    if (b) return b;
+    if (this.allocated >= this.maxBuffers) return undefined;
+    this.allocated++;
+    const fresh = Buffer.allocUnsafe(this.bufferSize);
+    this.ours.add(fresh);
+    return fresh;
+  }
+
+  owns(b: Buffer): boolean {
+    return this.ours.has(b);
+  }
+
+  /** Return a buffer. One whose request failed is dropped rather than reused. */
+  give(b: Buffer, reusable: boolean): void {
+    if (reusable && this.users > 0) this.free.push(b);
+    else this.allocated--;
+  }
+
+  get stats(): { allocated: number; free: number; users: number } {
+    return { allocated: this.allocated, free: this.free.length, users: this.users };
+  }
+}

@@ -1,0 +1,954 @@
+/**
+ * The S3 object store (`s3://bucket/prefix`), on @aws-sdk/client-s3 and lib-storage.
+ *
+ * - put: lib-storage `Upload`, which cuts the stream into `partSize` Buffers and uploads up to
+ *   `queueSize` of them in parallel, so memory per put stays below (queueSize + 1) × partSize and
+ *   every request body can be re-sent; bodies of one part go up as a single PutObject. The stream
+ *   must deliver exactly `size` bytes or the upload fails (and a started multipart upload is
+ *   aborted; nothing is left behind and the old object, if any, stays).
+ * - copy: server-side CopyObject; above `multipartCopyThreshold` (5 GiB, the CopyObject limit) a
+ *   multipart copy with UploadPartCopy, pinned to the source's ETag.
+ * - get: a GetObject whose body resumes with a ranged GetObject (If-Match the first ETag) when the
+ *   connection breaks mid-stream, which the SDK's own retries cannot do.
+ * - list: ListObjectsV2 pages; listDirectories: the same with delimiter `/`.
+ * - delete: DeleteObjects in batches of 1000, retrying per-key errors the server reports.
+ * - Every request: the SDK's error classification with more attempts, no retry quota, and
+ *   backoff with jitter (s3-retry.ts).
+ * - Errors are StoreErrors naming the operation and object, and for auth problems what to check.
+ *
+ * Checksums: `requestChecksumCalculation`/`responseChecksumValidation` are the SDK's settings.
+ * `WHEN_SUPPORTED` (the SDK's default) sends a CRC32 (or `checksumAlgorithm`) with every upload and
+ * validates whole-object checksums on download; `WHEN_REQUIRED` sends checksums only where S3
+ * demands one (DeleteObjects) and validates none, for S3-compatible servers that reject or
+ * mishandle flexible checksums. See bslS3Options() in url.ts for the mapping of Velero's
+ * `checksumAlgorithm` key.
+ */
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
+  type CompletedPart,
+  type S3ClientConfig,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { fromIni } from '@aws-sdk/credential-provider-ini';
+import { loadConfig } from '@smithy/core/config';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+import { StoreError, type StoreErrorCode } from './errors.js';
+import { PartBufferPool } from './part-buffers.js';
+import { checkKey, checkPrefix, compareKeys } from './keys.js';
+import { backoffMs, errorReason, PersistentRetryStrategy, sleep, type RetryEvent } from './s3-retry.js';
+import type { ByteRange, ObjectInfo, ObjectStore } from './types.js';
+
+export type { RetryEvent } from './s3-retry.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** S3 limits. */
+const MIN_PART_SIZE = 5 * MiB;
+const MAX_PART_SIZE = 5 * GiB;
+const MAX_PARTS = 10_000;
+const MAX_KEY_BYTES = 1024;
+const MAX_DELETE_BATCH = 1000;
+
+export type ChecksumMode = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+export type S3ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'SHA1' | 'SHA256';
+export const S3_CHECKSUM_ALGORITHMS: readonly S3ChecksumAlgorithm[] = ['CRC32', 'CRC32C', 'SHA1', 'SHA256'];
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** How to reach and write to an S3 bucket: everything but the bucket and prefix. */
+export interface S3Options {
+  /** S3-compatible endpoint, e.g. `http://minio:9000`; default: AWS. */
+  endpoint?: string;
+  /** Path-style URLs (`endpoint/bucket/key`); default: true with a custom endpoint, false for AWS. */
+  forcePathStyle?: boolean;
+  /**
+   * Default: AWS_REGION / AWS_DEFAULT_REGION, then the profile's `region`, then us-east-1. Without a
+   * custom endpoint a wrong region is corrected by following S3's region redirects.
+   */
+  region?: string;
+
+  /** Explicit credentials. Otherwise `credentialsFile`, otherwise the SDK's default chain (env, SSO, web identity/IRSA, shared files, process, ECS/EC2 metadata). */
+  credentials?: S3Credentials;
+  /** Profile in the shared files or `credentialsFile` (velero-plugin-for-aws: `profile`, default "default"). */
+  profile?: string;
+  /** A shared-credentials file (also read as the config file, as velero-plugin-for-aws does); only this file is used. */
+  credentialsFile?: string;
+
+  /** PEM bundle of extra CAs to trust (added to Node's roots). */
+  caCert?: string;
+  /** The same, from a file. */
+  caCertFile?: string;
+  insecureSkipTLSVerify?: boolean;
+
+  /** Server-side encryption for written objects. `kmsKeyId` alone implies `aws:kms`. */
+  serverSideEncryption?: 'AES256' | 'aws:kms';
+  kmsKeyId?: string;
+  /** e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING. Archive classes need an S3 restore before reading. */
+  storageClass?: string;
+  /** The flexible checksum to send with uploads (default with WHEN_SUPPORTED: CRC32). */
+  checksumAlgorithm?: S3ChecksumAlgorithm;
+  /** Default WHEN_SUPPORTED. */
+  requestChecksumCalculation?: ChecksumMode;
+  /** Default WHEN_SUPPORTED. moto needs WHEN_REQUIRED to read copies of multipart objects. */
+  responseChecksumValidation?: ChecksumMode;
+
+  /** Multipart part size, ≥ 5 MiB (default 8 MiB); raised automatically to stay within 10000 parts. */
+  partSize?: number;
+  /** Parts in flight per put (default 4). */
+  queueSize?: number;
+  /**
+   * Memory shared by all parallel stream uploads of this store for part buffers beyond each
+   * upload's first (default 64 MiB). Memory for stream uploads ≤ (parallel multipart puts ×
+   * partSize) + uploadBufferBytes; a put of a Buffer uses no extra memory.
+   */
+  uploadBufferBytes?: number;
+  /** Copies of objects larger than this use UploadPartCopy (default 5 GiB, the CopyObject limit). */
+  multipartCopyThreshold?: number;
+  /** Part size of multipart copies (default 512 MiB, ≥ 5 MiB, ≤ 5 GiB). */
+  copyPartSize?: number;
+  /** UploadPartCopy requests in parallel (default 4). */
+  copyQueueSize?: number;
+  /** ListObjectsV2 MaxKeys (default 1000). */
+  listPageSize?: number;
+  /** Keys per DeleteObjects request (default and maximum 1000). */
+  deleteBatchSize?: number;
+
+  /** Attempts per request, and per resumed download (default 10). */
+  maxAttempts?: number;
+  /** TCP/TLS connect timeout (default 10 s). */
+  connectionTimeoutMs?: number;
+  /** A request fails when its socket is idle this long (default 120 s). */
+  socketTimeoutMs?: number;
+  /** Parallel connections (default 32). */
+  maxSockets?: number;
+  /** Told about every retry (for logs and tests). */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+export interface S3StoreOptions extends S3Options {
+  bucket: string;
+  /** Non-empty, no leading or trailing `/`. */
+  prefix: string;
+}
+
+const DEFAULTS = {
+  partSize: 8 * MiB,
+  queueSize: 4,
+  uploadBufferBytes: 64 * MiB,
+  multipartCopyThreshold: 5 * GiB,
+  copyPartSize: 512 * MiB,
+  copyQueueSize: 4,
+  listPageSize: 1000,
+  deleteBatchSize: 1000,
+  maxAttempts: 10,
+  connectionTimeoutMs: 10_000,
+  socketTimeoutMs: 120_000,
+  maxSockets: 32,
+};
+
+function configError(message: string): StoreError {
+  return new StoreError('Config', message, { operation: 'open' });
+}
+
+function positive(name: string, value: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw configError(`S3 option ${name} must be an integer from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+/** The PEM bundle from caCert and caCertFile, or undefined. */
+function loadCa(options: S3Options): string[] | undefined {
+  const pems: string[] = [];
+  if (options.caCert) pems.push(options.caCert);
+  if (options.caCertFile) {
+    try {
+      pems.push(readFileSync(options.caCertFile, 'utf8'));
+    } catch (err) {
+      throw configError(`cannot read the CA bundle caCertFile ${options.caCertFile}: ${(err as Error).message}`);
+    }
+  }
+  for (const pem of pems) {
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw configError('caCert is not a PEM certificate bundle (no "-----BEGIN CERTIFICATE-----" line)');
+  }
+  return pems.length > 0 ? pems : undefined;
+}
+
+/** An S3 client with our retry strategy, timeouts and TLS settings. */
+export function createS3Client(options: S3Options): S3Client {
+  const maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
+  let endpoint: string | undefined;
+  if (options.endpoint) {
+    let url: URL;
+    try {
+      url = new URL(options.endpoint);
+    } catch {
+      throw configError(`S3 endpoint ${JSON.stringify(options.endpoint)} is not a URL (expected http://host:port or https://host)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`S3 endpoint ${options.endpoint} must start with http:// or https://`);
+    if (url.username || url.password) throw configError('S3 endpoint must not contain credentials');
+    endpoint = options.endpoint.replace(/\/+$/, '');
+  }
+  if (options.kmsKeyId && options.serverSideEncryption && options.serverSideEncryption !== 'aws:kms') {
+    throw configError(`kmsKeyId needs serverSideEncryption aws:kms, not ${options.serverSideEncryption}`);
+  }
+  if (options.serverSideEncryption && options.serverSideEncryption !== 'AES256' && options.serverSideEncryption !== 'aws:kms') {
+    throw configError(`serverSideEncryption must be AES256 or aws:kms, got ${JSON.stringify(options.serverSideEncryption)}`);
+  }
+  if (options.checksumAlgorithm && !S3_CHECKSUM_ALGORITHMS.includes(options.checksumAlgorithm)) {
+    throw configError(`checksumAlgorithm must be one of ${S3_CHECKSUM_ALGORITHMS.join(', ')}, got ${JSON.stringify(options.checksumAlgorithm)}`);
+  }
+  for (const mode of ['requestChecksumCalculation', 'responseChecksumValidation'] as const) {
+    const v = options[mode];
+    if (v !== undefined && v !== 'WHEN_SUPPORTED' && v !== 'WHEN_REQUIRED') throw configError(`${mode} must be WHEN_SUPPORTED or WHEN_REQUIRED, got ${JSON.stringify(v)}`);
+  }
+
+  const ca = loadCa(options);
+  const agentOptions = { keepAlive: true, maxSockets: positive('maxSockets', options.maxSockets, DEFAULTS.maxSockets) };
+  const httpsAgent = new https.Agent({
+    ...agentOptions,
+    rejectUnauthorized: !options.insecureSkipTLSVerify,
+    ...(ca ? { ca: [...rootCertificates, ...ca] } : {}),
+  });
+  const httpAgent = new http.Agent(agentOptions);
+
+  const fileInit = options.credentialsFile ? { filepath: options.credentialsFile, configFilepath: options.credentialsFile } : {};
+  const profile = options.profile || undefined;
+  let credentials: S3ClientConfig['credentials'];
+  if (options.credentials) {
+    const { accessKeyId, secretAccessKey, sessionToken } = options.credentials;
+    if (!accessKeyId || !secretAccessKey) throw configError('S3 credentials need both an access key id and a secret access key');
+    credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  } else if (options.credentialsFile) {
+    credentials = fromIni({ ...fileInit, ...(profile ? { profile } : {}) });
+  }
+
+  const region: S3ClientConfig['region'] = options.region
+    ? options.region
+    : loadConfig<string>(
+        {
+          environmentVariableSelector: (env) => env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+          configFileSelector: (p) => p.region,
+          default: () => 'us-east-1',
+        },
+        { ...fileInit, ...(profile ? { profile } : {}) },
+      );
+
+  return new S3Client({
+    region,
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
+    followRegionRedirects: endpoint === undefined,
+    ...(credentials ? { credentials } : {}),
+    ...(profile ? { profile } : {}),
+    maxAttempts,
+    retryStrategy: new PersistentRetryStrategy({ maxAttempts, ...(options.onRetry ? { onRetry: options.onRetry } : {}) }),
+    requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_SUPPORTED',
+    responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_SUPPORTED',
+    requestHandler: new NodeHttpHandler({
+      httpAgent,
+      httpsAgent,
+      connectionTimeout: positive('connectionTimeoutMs', options.connectionTimeoutMs, DEFAULTS.connectionTimeoutMs),
+      socketTimeout: positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs),
+    }),
+  });
+}
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
+]);
+const STREAM_RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'EPROTO', 'ENETDOWN', 'EHOSTDOWN']);
+
+/** IAM action a failed operation needed, for AccessDenied hints. */
+const IAM_ACTION: Record<string, string> = {
+  put: 's3:PutObject',
+  get: 's3:GetObject',
+  head: 's3:GetObject',
+  list: 's3:ListBucket',
+  listDirectories: 's3:ListBucket',
+  delete: 's3:DeleteObject',
+  copy: 's3:GetObject on the source and s3:PutObject',
+};
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
+  return out;
+}
+
+export class S3Store implements ObjectStore {
+  readonly location: string;
+  readonly bucket: string;
+  /** The key prefix with its trailing `/`. */
+  private readonly root: string;
+  readonly client: S3Client;
+  private readonly options: S3StoreOptions;
+  private readonly partSize: number;
+  private readonly queueSize: number;
+  private readonly multipartCopyThreshold: number;
+  private readonly copyPartSize: number;
+  private readonly copyQueueSize: number;
+  private readonly listPageSize: number;
+  private readonly deleteBatchSize: number;
+  private readonly maxAttempts: number;
+  private bucketCheck: Promise<void> | undefined;
+  private readonly partBuffers: PartBufferPool;
+
+  constructor(options: S3StoreOptions, client?: S3Client) {
+    if (!options.bucket || /[/\\]/.test(options.bucket)) throw configError(`invalid bucket name ${JSON.stringify(options.bucket)}`);
+    const prefix = options.prefix;
+    if (!prefix || prefix.startsWith('/') || prefix.endsWith('/')) {
+      throw configError(`invalid prefix ${JSON.stringify(prefix)} for bucket ${options.bucket}: it must be non-empty, without leading or trailing "/"`);
+    }
+    checkKey(prefix, 'open');
+    this.options = options;
+    this.bucket = options.bucket;
+    this.root = `${prefix}/`;
+    this.location = `s3://${options.bucket}/${prefix}`;
+    this.partSize = positive('partSize', options.partSize, DEFAULTS.partSize, MIN_PART_SIZE, MAX_PART_SIZE);
+    this.queueSize = positive('queueSize', options.queueSize, DEFAULTS.queueSize, 1, 64);
+    this.multipartCopyThreshold = positive('multipartCopyThreshold', options.multipartCopyThreshold, DEFAULTS.multipartCopyThreshold, 0, MAX_PART_SIZE);
+    this.copyPartSize = positive('copyPartSize', options.copyPartSize, DEFAULTS.copyPartSize, MIN_PART_SIZE, MAX_PART_SIZE);
+    this.copyQueueSize = positive('copyQueueSize', options.copyQueueSize, DEFAULTS.copyQueueSize, 1, 64);
+    this.listPageSize = positive('listPageSize', options.listPageSize, DEFAULTS.listPageSize, 1, 1000);
+    this.deleteBatchSize = positive('deleteBatchSize', options.deleteBatchSize, DEFAULTS.deleteBatchSize, 1, MAX_DELETE_BATCH);
+    this.maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
+    const bufferBytes = positive('uploadBufferBytes', options.uploadBufferBytes, DEFAULTS.uploadBufferBytes, 0);
+    this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize));
+    this.client = client ?? createS3Client(options);
+  }
+
+  /** Close the connections (the store is unusable afterwards). */
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  // ---- keys, errors ----
+
+  private fullKey(key: string, operation: string): string {
+    checkKey(key, operation);
+    const full = this.root + key;
+    if (Buffer.byteLength(full) > MAX_KEY_BYTES) {
+      throw new StoreError('InvalidKey', `${operation}: key ${JSON.stringify(full)} is longer than S3's ${MAX_KEY_BYTES} bytes`, { operation });
+    }
+    return full;
+  }
+
+  private target(key: string): string {
+    return `${this.location}/${key}`;
+  }
+
+  private endpointName(): string {
+    return this.options.endpoint ?? 'AWS S3';
+  }
+
+  /** "access key id AKIA…" (never the secret), or where credentials were looked for. */
+  private async whoAmI(): Promise<string> {
+    let id: string | undefined;
+    try {
+      id = (await this.client.config.credentials()).accessKeyId;
+    } catch {
+      id = undefined;
+    }
+    const from = this.options.credentials
+      ? ''
+      : this.options.credentialsFile
+        ? ` (from ${this.options.credentialsFile}, profile ${this.options.profile || 'default'})`
+        : this.options.profile
+          ? ` (profile ${this.options.profile})`
+          : '';
+    return id ? `access key id ${id}${from}` : `the configured credentials${from}`;
+  }
+
+  private async translate(err: unknown, operation: string, key?: string): Promise<StoreError> {
+    if (err instanceof StoreError) return err;
+    const { reason, status } = errorReason(err);
+    const target = key === undefined ? this.location : this.target(key);
+    const e = err as { message?: string; code?: string; $metadata?: { attempts?: number } };
+    const attempts = e?.$metadata?.attempts;
+    const after = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
+    const details = { operation, target, backendCode: reason, ...(status !== undefined ? { status } : {}), cause: err };
+    const make = (code: StoreErrorCode, text: string) => new StoreError(code, `${operation} ${target}: ${text}`, details);
+    const code = e?.code ?? '';
+    switch (reason) {
+      case 'SignatureDoesNotMatch':
+        return make('Credentials', `the secret access key for ${await this.whoAmI()} is wrong (SignatureDoesNotMatch)`);
+      case 'InvalidAccessKeyId':
+        return make('Credentials', `${await this.whoAmI()} is not known to ${this.endpointName()} (InvalidAccessKeyId): check the access key id, and that the endpoint and credentials belong together`);
+      case 'ExpiredToken':
+      case 'TokenRefreshRequired':
+        return make('Credentials', `the session token of ${await this.whoAmI()} has expired (${reason})`);
+      case 'InvalidToken':
+        return make('Credentials', `the session token of ${await this.whoAmI()} is invalid (InvalidToken)`);
+      case 'CredentialsProviderError':
+        return make('Credentials', `no usable S3 credentials${this.options.credentialsFile ? ` in ${this.options.credentialsFile} (profile ${this.options.profile || 'default'})` : ''}: ${e?.message ?? reason}`);
+      case 'AccessDenied':
+      case 'AllAccessDisabled':
+      case 'Forbidden':
+        return make('AccessDenied', `access denied (${reason}${status ? `, HTTP ${status}` : ''}): check that the IAM or bucket policy lets ${await this.whoAmI()} use ${IAM_ACTION[operation] ?? 's3:*'} on arn:aws:s3:::${this.bucket}/${this.root}*`);
+      case 'NoSuchBucket':
+        return make('NotFound', `bucket ${this.bucket} does not exist on ${this.endpointName()} (NoSuchBucket)`);
+      case 'NoSuchKey':
+      case 'NotFound':
+        return make('NotFound', `the object does not exist (${reason})`);
+      case 'InvalidRange':
+        return make('InvalidRange', `the byte range is not satisfiable (InvalidRange)`);
+      case 'PreconditionFailed':
+        return make('Changed', `the object was replaced while it was being read or copied (PreconditionFailed)`);
+      case 'PermanentRedirect':
+      case 'AuthorizationHeaderMalformed':
+      case 'IllegalLocationConstraintException':
+        return make('Config', `bucket ${this.bucket} is in another region than ${await this.client.config.region().catch(() => '?')} (${reason}): set the region`);
+      case 'RequestTimeTooSkewed':
+        return make('Config', `this machine's clock differs from the server's by more than 15 minutes (RequestTimeTooSkewed): fix the clock`);
+      case 'InvalidObjectState':
+        return make('Failed', `the object is in an archive storage class and must be restored in S3 before it can be read (InvalidObjectState)`);
+      default:
+        break;
+    }
+    if (TLS_CODES.has(code)) {
+      return make('Config', `TLS verification of ${this.endpointName()} failed (${code}): give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify`);
+    }
+    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+      return make('Failed', `cannot reach ${this.endpointName()} (${code})${after}: check the endpoint (s3Url) and the network`);
+    }
+    const statusText = status !== undefined ? ` (HTTP ${status})` : '';
+    const message = e?.message && e.message !== reason && e.message !== 'UnknownError' ? `: ${e.message}` : '';
+    return make('Failed', `failed${after}: ${reason}${statusText}${message}`);
+  }
+
+  private async call<T>(operation: string, key: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw await this.translate(err, operation, key);
+    }
+  }
+
+  /** HEAD answers 404 for a missing bucket too: check the bucket once, so that a typo is not "no object". */
+  private async checkBucket(): Promise<void> {
+    this.bucketCheck ??= (async () => {
+      try {
+        await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      } catch (err) {
+        const { status } = errorReason(err);
+        if (status === 404) {
+          throw new StoreError('NotFound', `bucket ${this.bucket} does not exist on ${this.endpointName()} (NoSuchBucket)`, { operation: 'head', target: this.location, backendCode: 'NoSuchBucket', status, cause: err });
+        }
+        // 403 (no s3:ListBucket) and everything else: cannot tell; assume the bucket exists.
+      }
+    })();
+    try {
+      await this.bucketCheck;
+    } catch (err) {
+      this.bucketCheck = undefined;
+      throw err;
+    }
+  }
+
+  private writeParams(): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string; StorageClass?: StorageClass } {
+    const o = this.options;
+    return {
+      ...(o.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: o.kmsKeyId } : o.serverSideEncryption ? { ServerSideEncryption: o.serverSideEncryption } : {}),
+      ...(o.storageClass ? { StorageClass: o.storageClass as StorageClass } : {}),
+    };
+  }
+
+  private copySource(fullKey: string): string {
+    return `${this.bucket}/${fullKey.split('/').map(encodeURIComponent).join('/')}`;
+  }
+
+  // ---- listing ----
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(prefix, 'list');
+    let token: string | undefined;
+    do {
+      const page = await this.call('list', prefix, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root + prefix, MaxKeys: this.listPageSize, ...(token ? { ContinuationToken: token } : {}) })),
+      );
+      for (const o of page.Contents ?? []) {
+        if (!o.Key?.startsWith(this.root)) continue;
+        const key = o.Key.slice(this.root.length);
+        if (key === '' || key.endsWith('/')) continue; // "folder" placeholder objects made by consoles
+        yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (page.IsTruncated && !token) {
+        throw new StoreError('Failed', `list ${this.target(prefix)}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target: this.target(prefix) });
+      }
+    } while (token);
+  }
+
+  async listDirectories(prefix: string): Promise<string[]> {
+    checkPrefix(prefix, 'listDirectories');
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.call('listDirectories', prefix, () =>
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root + prefix, Delimiter: '/', MaxKeys: this.listPageSize, ...(token ? { ContinuationToken: token } : {}) }),
+        ),
+      );
+      for (const p of page.CommonPrefixes ?? []) {
+        if (p.Prefix?.startsWith(this.root)) out.push(p.Prefix.slice(this.root.length));
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort(compareKeys);
+  }
+
+  // ---- reading ----
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const Key = this.fullKey(key, 'head');
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      return { key, size: r.ContentLength ?? 0, ...(r.LastModified ? { lastModified: r.LastModified } : {}) };
+    } catch (err) {
+      const { reason, status } = errorReason(err);
+      if (status === 404 || reason === 'NotFound' || reason === 'NoSuchKey') {
+        await this.checkBucket();
+        return undefined;
+      }
+      if (status === 403) {
+        // A HEAD response has no body, so no error code: ask with a 1-byte GET what is wrong.
+        try {
+          const probe = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: 'bytes=0-0' }));
+          (probe.Body as Readable | undefined)?.destroy();
+        } catch (probeErr) {
+          const probeReason = errorReason(probeErr).reason;
+          if (probeReason === 'NoSuchKey') return undefined;
+          if (probeReason !== 'InvalidRange') throw await this.translate(probeErr, 'head', key);
+        }
+      }
+      throw await this.translate(err, 'head', key);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const Key = this.fullKey(key, 'get');
+    if (range) {
+      const ok = Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start;
+      if (!ok) throw new StoreError('InvalidRange', `get ${this.target(key)}: invalid byte range ${range.start}-${range.end}`, { operation: 'get', target: this.target(key) });
+    }
+    const first = await this.call('get', key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) })),
+    );
+    const body = first.Body as Readable;
+    const length = first.ContentLength;
+    if (length === undefined) return body;
+    return Readable.from(this.resumingBody(key, Key, body, range?.start ?? 0, length, first.ETag), { objectMode: false });
+  }
+
+  /**
+   * The bytes of a GET, resumed from where they broke off with a ranged GET pinned to the ETag
+   * (If-Match), so that a reset in the middle of a 1 GiB download costs one request, not the file.
+   */
+  private async *resumingBody(key: string, Key: string, first: Readable, start: number, length: number, etag: string | undefined): AsyncGenerator<Buffer> {
+    let current = first;
+    let received = 0;
+    let resumes = 0;
+    try {
+      for (;;) {
+        try {
+          for await (const chunk of current) {
+            const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+            received += buf.length;
+            if (received > length) {
+              throw new StoreError('SizeMismatch', `get ${this.target(key)}: the server sent more than the ${length} bytes it announced`, { operation: 'get', target: this.target(key) });
+            }
+            yield buf;
+          }
+          if (received === length) return;
+          throw Object.assign(new Error(`the connection closed after ${received} of ${length} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        } catch (err) {
+          const e = err as { code?: string; name?: string };
+          const retryable = !(err instanceof StoreError) && (STREAM_RETRY_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError');
+          if (!retryable || resumes + 1 >= this.maxAttempts) {
+            if (err instanceof StoreError) throw err;
+            const failed = await this.translate(err, 'get', key);
+            throw new StoreError(failed.code, `${failed.message} (after ${received} of ${length} bytes${resumes ? `, ${resumes} resumed download(s)` : ''})`, {
+              operation: 'get', target: this.target(key), ...(failed.backendCode ? { backendCode: failed.backendCode } : {}), cause: err,
+            });
+          }
+          current.destroy();
+          await sleep(backoffMs(resumes));
+          resumes++;
+          this.options.onRetry?.({ attempt: resumes, maxAttempts: this.maxAttempts, reason: `resume GET: ${e?.code ?? e?.name ?? 'error'}`, delayMs: 0 });
+          const next = await this.call('get', key, () =>
+            this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start + received}-${start + length - 1}`, ...(etag ? { IfMatch: etag } : {}) })),
+          );
+          current = next.Body as Readable;
+        }
+      }
+    } finally {
+      current.destroy();
+    }
+  }
+
+  // ---- writing ----
+
+  private partSizeFor(size: number): number {
+    const needed = Math.ceil(Math.ceil(size / MAX_PARTS) / MiB) * MiB;
+    return Math.max(this.partSize, needed);
+  }
+
+  private checksumParams(): { ChecksumAlgorithm?: S3ChecksumAlgorithm } {
+    if (this.options.checksumAlgorithm) return { ChecksumAlgorithm: this.options.checksumAlgorithm };
+    // Like lib-storage: with WHEN_SUPPORTED, multipart uploads carry CRC32 part checksums.
+    return (this.options.requestChecksumCalculation ?? 'WHEN_SUPPORTED') === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: 'CRC32' } : {};
+  }
+
+  async put(key: string, body: Readable | Buffer, size: number): Promise<void> {
+    const Key = this.fullKey(key, 'put');
+    const target = this.target(key);
+    const fail = (code: StoreErrorCode, text: string) => new StoreError(code, `put ${target}: ${text}`, { operation: 'put', target });
+    try {
+      if (!Number.isSafeInteger(size) || size < 0) throw fail('SizeMismatch', `invalid size ${size}`);
+      if (size > MAX_PARTS * MAX_PART_SIZE) throw fail('SizeMismatch', `${size} bytes is more than one S3 object can hold`);
+      if (Buffer.isBuffer(body) && body.length !== size) throw fail('SizeMismatch', `the body has ${body.length} bytes, ${size} were announced`);
+      const partSize = this.partSizeFor(size);
+      if (size <= partSize) {
+        // One request, with a Buffer body the SDK can send again on a retry.
+        const data = Buffer.isBuffer(body) ? body : await readExactly(body, size, fail);
+        await this.call('put', key, () =>
+          this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: size, ...this.writeParams(), ...(this.options.checksumAlgorithm ? { ChecksumAlgorithm: this.options.checksumAlgorithm } : {}) })),
+        );
+        return;
+      }
+      await this.multipartPut(Key, body, size, partSize, fail);
+    } catch (err) {
+      if (!Buffer.isBuffer(body)) body.destroy(err as Error);
+      throw await this.translate(err, 'put', key);
+    }
+  }
+
+  /**
+   * A multipart upload with at most `queueSize` parts in flight. Parts of a Buffer body are views
+   * of it. A stream is copied into part buffers: the first one belongs to this upload, further
+   * ones come from the store-wide pool (`uploadBufferBytes`) when one is free, otherwise the upload
+   * waits for one of its own parts to finish. Memory for stream uploads is therefore bounded by
+   * (concurrent multipart uploads × partSize) + uploadBufferBytes, and no upload waits on another.
+   * Every part is a Buffer, so the SDK retries failed parts; when a part fails for good, the rest
+   * are awaited and the upload is aborted (nothing left to pay for, the previous object stays).
+   */
+  private async multipartPut(Key: string, body: Readable | Buffer, size: number, partSize: number, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<void> {
+    const partCount = Math.ceil(size / partSize);
+    const partLength = (n: number) => Math.min(partSize, size - (n - 1) * partSize); // n is 1-based
+    const startedAt = Date.now();
+    const checksum = this.checksumParams();
+    const pool = this.partBuffers;
+    const usePool = !Buffer.isBuffer(body) && partSize === pool.bufferSize;
+    const parts: CompletedPart[] = [];
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown;
+    let spare: Buffer | undefined; // this upload's own buffer, when not in flight
+
+    const send = (UploadId: string, partNumber: number, data: Buffer, done: (ok: boolean) => void) => {
+      const p: Promise<void> = this.client
+        .send(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ...checksum }))
+        .then(
+          (r) => {
+            parts.push({
+              PartNumber: partNumber,
+              ETag: r.ETag,
+              ...(r.ChecksumCRC32 ? { ChecksumCRC32: r.ChecksumCRC32 } : {}),
+              ...(r.ChecksumCRC32C ? { ChecksumCRC32C: r.ChecksumCRC32C } : {}),
+              ...(r.ChecksumSHA1 ? { ChecksumSHA1: r.ChecksumSHA1 } : {}),
+              ...(r.ChecksumSHA256 ? { ChecksumSHA256: r.ChecksumSHA256 } : {}),
+            });
+            done(true);
+          },
+          (err: unknown) => {
+            failure ??= err;
+            done(false);
+          },
+        )
+        .finally(() => inflight.delete(p));
+      inflight.add(p);
+    };
+    const check = () => {
+      if (failure !== undefined) throw failure;
+    };
+    const room = async () => {
+      while (inflight.size >= this.queueSize && failure === undefined) await Promise.race(inflight);
+      check();
+    };
+    /** A buffer for the next part: our own, else a pooled one if a slot is free, else wait for a part of ours. */
+    const nextBuffer = async (): Promise<Buffer> => {
+      for (;;) {
+        check();
+        if (spare) {
+          const b = spare;
+          spare = undefined;
+          return b;
+        }
+        if (inflight.size === 0) return Buffer.allocUnsafe(partSize); // the first one
+        if (usePool && inflight.size < this.queueSize) {
+          const pooled = pool.tryTake();
+          if (pooled) return pooled;
+        }
+        await Promise.race(inflight);
+      }
+    };
+    const release = (b: Buffer) => (ok: boolean) => {
+      if (usePool && pool.owns(b)) pool.give(b, ok);
+      else if (ok) spare = b;
+    };
+
+    if (usePool) pool.enter();
+    let UploadId: string | undefined;
+    try {
+      const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams(), ...checksum }));
+      UploadId = created.UploadId!;
+      if (Buffer.isBuffer(body)) {
+        for (let n = 1; n <= partCount; n++) {
+          await room();
+          send(UploadId, n, body.subarray((n - 1) * partSize, (n - 1) * partSize + partLength(n)), () => undefined);
+        }
+      } else {
+        let n = 1;
+        let buf = await nextBuffer();
+        let filled = 0;
+        let total = 0;
+        for await (const chunk of body) {
+          let c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+          total += c.length;
+          if (total > size) throw fail('SizeMismatch', `the body is longer than the ${size} bytes announced`);
+          while (c.length > 0) {
+            const take = Math.min(c.length, partLength(n) - filled);
+            c.copy(buf, filled, 0, take);
+            filled += take;
+            c = c.subarray(take);
+            if (filled === partLength(n)) {
+              await room();
+              send(UploadId, n, buf.subarray(0, filled), release(buf));
+              n++;
+              filled = 0;
+              if (n <= partCount) buf = await nextBuffer();
+            }
+          }
+          check();
+        }
+        if (total !== size) throw fail('SizeMismatch', `the body ended after ${total} of the ${size} bytes announced`);
+      }
+      while (inflight.size > 0) await Promise.race(inflight);
+      check();
+      parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
+      try {
+        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
+      } catch (err) {
+        // A Complete that succeeded but whose answer was lost is answered NoSuchUpload when retried.
+        if (errorReason(err).reason === 'NoSuchUpload' && (await this.completedAnyway(Key, size, partCount, startedAt))) return;
+        throw err;
+      }
+    } catch (err) {
+      failure ??= err;
+      await Promise.allSettled([...inflight]);
+      if (UploadId) await this.abortUpload(Key, UploadId);
+      throw err;
+    } finally {
+      if (usePool) pool.leave();
+    }
+  }
+
+  private async abortUpload(Key: string, UploadId: string): Promise<void> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
+        return;
+      } catch (err) {
+        if (errorReason(err).reason === 'NoSuchUpload') return;
+        await sleep(backoffMs(attempt, 500));
+      }
+    }
+    // Give up quietly: the original error is what matters; a bucket lifecycle rule cleans up the rest.
+  }
+
+  /** After NoSuchUpload on a retried Complete: is the object there, the size right, and the ETag one of N parts written since we started? */
+  private async completedAnyway(Key: string, size: number, parts: number, startedAt: number): Promise<boolean> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const fresh = r.LastModified !== undefined && r.LastModified.getTime() >= startedAt - 15 * 60_000;
+      return r.ContentLength === size && (r.ETag ?? '').replace(/"/g, '').endsWith(`-${parts}`) && fresh;
+    } catch {
+      return false;
+    }
+  }
+
+  async copy(fromKey: string, toKey: string, size: number): Promise<void> {
+    const from = this.fullKey(fromKey, 'copy');
+    const to = this.fullKey(toKey, 'copy');
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new StoreError('SizeMismatch', `copy ${this.target(fromKey)}: invalid size ${size}`, { operation: 'copy', target: this.target(fromKey) });
+    }
+    if (size > this.multipartCopyThreshold) return this.multipartCopy(fromKey, from, toKey, to, size);
+    await this.call('copy', fromKey, () =>
+      this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: to,
+          CopySource: this.copySource(from),
+          MetadataDirective: 'COPY',
+          ...this.writeParams(),
+          ...(this.options.checksumAlgorithm ? { ChecksumAlgorithm: this.options.checksumAlgorithm } : {}),
+        }),
+      ),
+    );
+  }
+
+  private copyPartSizeFor(size: number): number {
+    const needed = Math.ceil(Math.ceil(size / MAX_PARTS) / MiB) * MiB;
+    return Math.min(MAX_PART_SIZE, Math.max(this.copyPartSize, needed));
+  }
+
+  private async multipartCopy(fromKey: string, from: string, toKey: string, to: string, size: number): Promise<void> {
+    const head = await this.call('copy', fromKey, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: from })));
+    if (head.ContentLength !== size) {
+      throw new StoreError('SizeMismatch', `copy ${this.target(fromKey)}: the object has ${head.ContentLength} bytes, ${size} were expected`, { operation: 'copy', target: this.target(fromKey) });
+    }
+    const partSize = this.copyPartSizeFor(size);
+    const ranges: Array<{ start: number; end: number }> = [];
+    for (let start = 0; start < size; start += partSize) ranges.push({ start, end: Math.min(size, start + partSize) - 1 });
+    const startedAt = Date.now();
+    const created = await this.call('copy', toKey, () =>
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: to,
+          ...this.writeParams(),
+          ...(this.options.checksumAlgorithm ? { ChecksumAlgorithm: this.options.checksumAlgorithm } : {}),
+        }),
+      ),
+    );
+    const UploadId = created.UploadId!;
+    try {
+      const parts = await mapLimit(ranges, this.copyQueueSize, async (r, i): Promise<CompletedPart> => {
+        const res = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: to,
+            UploadId,
+            PartNumber: i + 1,
+            CopySource: this.copySource(from),
+            CopySourceRange: `bytes=${r.start}-${r.end}`,
+            ...(head.ETag ? { CopySourceIfMatch: head.ETag } : {}),
+          }),
+        );
+        const p = res.CopyPartResult;
+        return {
+          PartNumber: i + 1,
+          ETag: p?.ETag,
+          ...(p?.ChecksumCRC32 ? { ChecksumCRC32: p.ChecksumCRC32 } : {}),
+          ...(p?.ChecksumCRC32C ? { ChecksumCRC32C: p.ChecksumCRC32C } : {}),
+          ...(p?.ChecksumSHA1 ? { ChecksumSHA1: p.ChecksumSHA1 } : {}),
+          ...(p?.ChecksumSHA256 ? { ChecksumSHA256: p.ChecksumSHA256 } : {}),
+        };
+      });
+      try {
+        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
+      } catch (err) {
+        if (errorReason(err).reason === 'NoSuchUpload' && (await this.completedAnyway(to, size, parts.length, startedAt))) return;
+        throw err;
+      }
+    } catch (err) {
+      await this.abortUpload(to, UploadId);
+      throw await this.translate(err, 'copy', fromKey);
+    }
+  }
+
+  // ---- deleting ----
+
+  async delete(keys: string[]): Promise<void> {
+    const full = [...new Set(keys.map((k) => this.fullKey(k, 'delete')))];
+    const batches: string[][] = [];
+    for (let i = 0; i < full.length; i += this.deleteBatchSize) batches.push(full.slice(i, i + this.deleteBatchSize));
+    await mapLimit(batches, 4, (batch) => this.deleteBatch(batch));
+  }
+
+  private async deleteBatch(batch: string[]): Promise<void> {
+    let pending = batch;
+    for (let round = 0; pending.length > 0; round++) {
+      let result;
+      try {
+        result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: pending.map((Key) => ({ Key })), Quiet: true } }));
+      } catch (err) {
+        const reason = errorReason(err).reason;
+        // Some S3-compatible servers lack DeleteObjects, or want Content-MD5 the SDK no longer sends.
+        if (reason === 'NotImplemented' || reason === 'MissingContentMD5' || reason === 'InvalidDigest') return this.deleteOneByOne(pending);
+        throw await this.translate(err, 'delete', pending.length === 1 ? pending[0]!.slice(this.root.length) : `${pending[0]!.slice(this.root.length)} and ${pending.length - 1} more`);
+      }
+      const errors = (result.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (errors.length === 0) return;
+      const transient = errors.every((e) => ['InternalError', 'SlowDown', 'ServiceUnavailable', 'OperationAborted', 'RequestTimeout'].includes(e.Code ?? ''));
+      if (!transient || round + 1 >= this.maxAttempts) {
+        const first = errors[0]!;
+        const key = (first.Key ?? '').slice(this.root.length);
+        const err = Object.assign(new Error(first.Message ?? first.Code ?? 'error'), { name: first.Code ?? 'Error', Code: first.Code });
+        const translated = await this.translate(err, 'delete', key);
+        throw new StoreError(translated.code, `${translated.message}${errors.length > 1 ? ` (and ${errors.length - 1} more key(s) failed)` : ''}`, {
+          operation: 'delete', target: this.target(key), backendCode: first.Code ?? 'Error', cause: err,
+        });
+      }
+      this.options.onRetry?.({ attempt: round + 1, maxAttempts: this.maxAttempts, reason: `DeleteObjects: ${errors.length} key(s) ${errors[0]!.Code}`, delayMs: 0 });
+      await sleep(backoffMs(round, 500));
+      pending = errors.map((e) => e.Key!).filter(Boolean);
+    }
+  }
+
+  private async deleteOneByOne(keys: string[]): Promise<void> {
+    await mapLimit(keys, 8, async (Key) => {
+      await this.call('delete', Key.slice(this.root.length), () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+    });
+  }
+}
+
+/** Read a stream of exactly `size` bytes into one Buffer. */
+async function readExactly(body: Readable, size: number, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(size);
+  let n = 0;
+  for await (const chunk of body) {
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    if (n + buf.length > size) throw fail('SizeMismatch', `the body is longer than the ${size} bytes announced`);
+    buf.copy(out, n);
+    n += buf.length;
+  }
+  if (n !== size) throw fail('SizeMismatch', `the body ended after ${n} of the ${size} bytes announced`);
+  return out;
+}

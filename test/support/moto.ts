@@ -1,0 +1,174 @@
+/**
+ * moto server 5.2.4 (Debian's python3-moto, extracted by `scripts/test-deps.sh moto`) as the S3 of
+ * the integration tests, in **auth mode**: SigV4 signatures are checked, so a wrong secret fails
+ * the way it fails on AWS (reference: test-components.md §5.4).
+ *
+ * Auth mode works by counting: the first INITIAL_NO_AUTH_ACTION_COUNT requests are not checked. We
+ * spend exactly those on three IAM query-API calls (CreateUser, PutUserPolicy allow-all,
+ * CreateAccessKey) sent as plain form POSTs, then create the bucket with the SDK, signed.
+ * Readiness polling uses /moto-api/, which does not count.
+ *
+ * moto routes a request by the service in the Authorization header's credential scope, and
+ * unsigned requests default to S3, so the IAM calls carry a placeholder Authorization header
+ * naming `iam` (not checked during the unauthenticated window).
+ *
+ * Quirks (§5.4): in auth mode presigned URLs get 500 (KeyError HTTP_AUTHORIZATION), and so do
+ * anonymous requests; GetObject of a CopyObject'd multipart object fails the SDK's default
+ * response-checksum validation, so clients here use responseChecksumValidation WHEN_REQUIRED.
+ * Data lives in moto's memory and is lost on stop.
+ */
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { paths } from './components.js';
+
+export interface Moto {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  bucket: string;
+  /** Milliseconds from spawn to a usable bucket. */
+  startMs: number;
+  /** An SDK client for the bucket (path style, WHEN_REQUIRED checksums), for checks behind the store's back. */
+  client: S3Client;
+  /** moto's log (the last 256 KiB). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export interface MotoOptions {
+  bucket?: string;
+  region?: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** One IAM query-API call during moto's unauthenticated window; returns the XML. */
+async function iam(endpoint: string, region: string, params: Record<string, string>): Promise<string> {
+  const body = new URLSearchParams({ ...params, Version: '2010-05-08' }).toString();
+  const res = await fetch(`${endpoint}/`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded; charset=utf-8',
+      // Routing only: moto picks the service from the credential scope; the signature is not checked yet.
+      authorization: `AWS4-HMAC-SHA256 Credential=bootstrap/20260101/${region}/iam/aws4_request, SignedHeaders=host, Signature=0`,
+    },
+    body,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`moto IAM ${params.Action} failed: HTTP ${res.status}: ${text.slice(0, 500)}`);
+  return text;
+}
+
+function xmlValue(xml: string, tag: string): string {
+  const m = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
+  if (!m) throw new Error(`moto: no <${tag}> in ${xml.slice(0, 500)}`);
+  return m[1]!.replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#43;/g, '+');
+}
+
+export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
+  const region = options.region ?? 'us-east-1';
+  const bucket = options.bucket ?? 'velero-victoria-test';
+  const started = Date.now();
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const endpoint = `http://127.0.0.1:${port}`;
+    let log = '';
+    const child = spawn(paths.python3, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONPATH: paths.motoSitePackages, INITIAL_NO_AUTH_ACTION_COUNT: '3', PYTHONDONTWRITEBYTECODE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    running.add(child);
+    const append = (d: Buffer) => {
+      log += d.toString();
+      if (log.length > 256 * 1024) log = log.slice(-192 * 1024);
+    };
+    child.stdout!.on('data', append);
+    child.stderr!.on('data', append);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let dead = false;
+    void exited.then(() => {
+      dead = true;
+      running.delete(child);
+    });
+    const stop = async () => {
+      if (dead) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    };
+    try {
+      // Ready when /moto-api/ answers (it does not count against the unauthenticated requests).
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        if (dead) throw new Error(`moto exited during start-up:\n${log.slice(-4000)}`);
+        if (Date.now() > deadline) throw new Error(`moto did not answer on ${endpoint} within 30 s:\n${log.slice(-4000)}`);
+        try {
+          const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
+          await res.arrayBuffer();
+          if (res.ok) break;
+        } catch {
+          // not up yet
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await iam(endpoint, region, { Action: 'CreateUser', UserName: 'velero-victoria' });
+      await iam(endpoint, region, {
+        Action: 'PutUserPolicy',
+        UserName: 'velero-victoria',
+        PolicyName: 'allow-all',
+        PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
+      });
+      const keyXml = await iam(endpoint, region, { Action: 'CreateAccessKey', UserName: 'velero-victoria' });
+      const accessKeyId = xmlValue(keyXml, 'AccessKeyId');
+      const secretAccessKey = xmlValue(keyXml, 'SecretAccessKey');
+      const client = new S3Client({
+        endpoint,
+        region,
+        forcePathStyle: true,
+        credentials: { accessKeyId, secretAccessKey },
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      });
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      return {
+        endpoint,
+        region,
+        accessKeyId,
+        secretAccessKey,
+        bucket,
+        startMs: Date.now() - started,
+        client,
+        log: () => log,
+        stop: async () => {
+          client.destroy();
+          await stop();
+        },
+      };
+    } catch (err) {
+      lastError = err;
+      await stop();
+      // A port taken between freePort() and moto's bind makes moto exit: try another one.
+      if (!/exited during start-up/.test(String((err as Error).message))) break;
+    }
+  }
+  throw lastError;
+}
