@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
-# The README's first command: a local end-to-end run of what the project does today, on a fresh
-# machine, with nothing to configure. It builds the single executable and lets a real go-plugin
-# host (built from Debian's hashicorp/go-plugin, launched the way Velero launches plugins) discover
-# and call it, printing every check as it goes.
+# The README's first command: on a fresh machine, installs the real components (Node 22, the
+# VictoriaMetrics and VictoriaLogs servers) into .cache/, builds the single executable, and runs
+# its `demo`: back up a live VictoriaMetrics and VictoriaLogs to file://, restore them into new
+# directories, start the databases on the restored data and compare counts.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-bash scripts/test-deps.sh node go sea
+bash scripts/test-deps.sh
 export PATH=$ROOT/.cache/node/bin:$PATH
 [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build
 bash scripts/build-go.sh
-echo "== Velero's view of dist/velero-plugin-victoria (go-plugin host, Velero handshake and flags) =="
-exec .cache/go-build/bin/velero-host -- dist/velero-plugin-victoria \
-  --features=EnableCSI --uploader-type=kopia --log-level=info
+exec dist/velero-plugin-victoria demo --components "$ROOT/.cache"

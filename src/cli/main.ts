@@ -8,6 +8,7 @@ import { allActions } from '../actions/index.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { BACKUP_USAGE, backupCommand } from './commands/backup.js';
+import { DEMO_USAGE, demoCommand } from './commands/demo.js';
 import { LIST_USAGE, listCommand } from './commands/list.js';
 import { RESTORE_USAGE, restoreCommand } from './commands/restore.js';
 import { VERIFY_USAGE, verifyCommand } from './commands/verify.js';
@@ -22,6 +23,7 @@ Usage:
   velero-plugin-victoria list    --dst ROOT [--json]
   velero-plugin-victoria verify  --src ROOT/NAME [--json]
                                          ROOT is s3://bucket/prefix or file:///dir; run COMMAND --help for details
+  velero-plugin-victoria demo            back up and restore a local VictoriaMetrics and VictoriaLogs (file://)
   velero-plugin-victoria install-plugin [--target DIR]
                                          copy the executable and its lib/ into DIR (default /target);
                                          the image's default command, for Velero's plugin init container
@@ -71,6 +73,8 @@ export async function main(args: string[]): Promise<number | undefined> {
       return wantsHelp(args) ? usage(LIST_USAGE) : listCommand(args.slice(1));
     case 'verify':
       return wantsHelp(args) ? usage(VERIFY_USAGE) : verifyCommand(args.slice(1));
+    case 'demo':
+      return wantsHelp(args) ? usage(DEMO_USAGE) : demoCommand(args.slice(1));
     case 'install-plugin': {
       const { values } = parseArgs({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
       if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');
