@@ -6,7 +6,7 @@
  * every request once a burst of errors has used the client-wide budget.
  *
  * Only requests whose body can be sent again are retried by the SDK: ours always are, because
- * lib-storage cuts streams into Buffer parts, and every other request has a Buffer or no body.
+ * Multipart uploads cut streams into Buffer parts, and every other request has a Buffer or no body.
  */
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 

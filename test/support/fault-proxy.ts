@@ -34,7 +34,9 @@ export interface FaultProxyOptions {
   /** Delay of `slow` (default 300 ms). */
   slowMs?: number;
   /** Only requests this accepts can get a fault (default: all). */
-  filter?: (req: { method: string; url: string }) => boolean;
+  filter?: (req: { method: string; url: string; operation: string }) => boolean;
+  /** S3 operations (as named by s3Operation()) whose first request always gets a fault, so that a test covers them. */
+  guarantee?: string[];
   maxConnections?: number;
   /** Serve HTTPS with this key and certificate (PEM), to test TLS settings against a real S3. */
   tls?: { key: string; cert: string };
@@ -44,8 +46,8 @@ export interface FaultCounts {
   requests: number;
   forwarded: number;
   faults: Record<FaultKind, number>;
-  /** Faults per S3 request kind, e.g. `PUT ?partNumber` or `GET object`: which operations were hit. */
-  byRequest: Record<string, number>;
+  /** Faults per S3 operation (`UploadPart`, `ListObjectsV2` …): which operations were hit. */
+  byOperation: Record<string, number>;
 }
 
 export interface FaultProxy {
@@ -74,11 +76,27 @@ function s3Error(code: string, message: string, id: number): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault-${id}</RequestId><HostId>fault-proxy</HostId></Error>`;
 }
 
-function describe(method: string, url: string): string {
+/** The S3 operation of a request, from its method, query and headers. */
+export function s3Operation(method: string, url: string, headers: http.IncomingHttpHeaders = {}): string {
   const q = url.indexOf('?');
-  const query = q >= 0 ? url.slice(q + 1) : '';
-  const sub = ['partNumber', 'uploads', 'uploadId', 'delete', 'list-type'].find((p) => new RegExp(`(^|&)${p}(=|&|$)`).test(query));
-  return `${method} ${sub ? `?${sub}` : 'object'}`;
+  const query = new URLSearchParams(q >= 0 ? url.slice(q + 1) : '');
+  const path = (q >= 0 ? url.slice(0, q) : url).replace(/^\/+/, '');
+  const copy = headers['x-amz-copy-source'] !== undefined;
+  switch (method) {
+    case 'GET':
+      return query.has('list-type') ? 'ListObjectsV2' : query.has('uploads') ? 'ListMultipartUploads' : path.includes('/') ? 'GetObject' : 'ListObjects';
+    case 'HEAD':
+      return path.includes('/') ? 'HeadObject' : 'HeadBucket';
+    case 'PUT':
+      if (query.has('partNumber')) return copy ? 'UploadPartCopy' : 'UploadPart';
+      return copy ? 'CopyObject' : path.includes('/') ? 'PutObject' : 'CreateBucket';
+    case 'POST':
+      return query.has('uploads') ? 'CreateMultipartUpload' : query.has('uploadId') ? 'CompleteMultipartUpload' : query.has('delete') ? 'DeleteObjects' : 'POST';
+    case 'DELETE':
+      return query.has('uploadId') ? 'AbortMultipartUpload' : 'DeleteObject';
+    default:
+      return method;
+  }
 }
 
 export async function startFaultProxy(options: FaultProxyOptions): Promise<FaultProxy> {
@@ -91,15 +109,16 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const slowMs = options.slowMs ?? 300;
   const weights = FAULT_KINDS.map((k) => Math.max(0, options.weights?.[k] ?? 1));
   const totalWeight = weights.reduce((a, b) => a + b, 0);
-  const counts: FaultCounts = { requests: 0, forwarded: 0, faults: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0 }, byRequest: {} };
+  const counts: FaultCounts = { requests: 0, forwarded: 0, faults: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0 }, byOperation: {} };
+  const guaranteed = new Set(options.guarantee ?? []);
   const upstream = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const sockets = new Set<Socket>();
 
-  function pick(): FaultKind | undefined {
+  function pick(force = false): FaultKind | undefined {
     // Always draw two numbers, so that the sequence of decisions depends on the seed only.
     const a = random();
     const b = random() * totalWeight;
-    if (a >= rate || totalWeight === 0) return undefined;
+    if ((a >= rate && !force) || totalWeight === 0) return undefined;
     let acc = 0;
     for (let i = 0; i < FAULT_KINDS.length; i++) {
       acc += weights[i]!;
@@ -157,13 +176,15 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     counts.requests++;
     const id = counts.requests;
     const method = req.method ?? 'GET';
-    const eligible = options.filter ? options.filter({ method, url: req.url ?? '/' }) : true;
-    let kind = eligible ? pick() : (random(), random(), undefined);
+    const url = req.url ?? '/';
+    const operation = s3Operation(method, url, req.headers);
+    const eligible = options.filter ? options.filter({ method, url, operation }) : true;
+    const force = eligible && guaranteed.delete(operation);
+    let kind = eligible ? pick(force) : (random(), random(), undefined);
     if (kind === 'resetResponse' && method !== 'GET') kind = 'resetRequest';
     if (kind) {
       counts.faults[kind]++;
-      const what = describe(method, req.url ?? '/');
-      counts.byRequest[what] = (counts.byRequest[what] ?? 0) + 1;
+      counts.byOperation[operation] = (counts.byOperation[operation] ?? 0) + 1;
     }
     switch (kind) {
       case undefined:

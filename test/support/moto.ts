@@ -16,10 +16,16 @@
  * anonymous requests; GetObject of a CopyObject'd multipart object fails the SDK's default
  * response-checksum validation, so clients here use responseChecksumValidation WHEN_REQUIRED.
  * Data lives in moto's memory and is lost on stop.
+ *
+ * moto logs every request; the log goes to a file, not a pipe, so that a test process that blocks
+ * its event loop (spawnSync of vmbackup, say) cannot stall moto on a full pipe.
  */
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, fstatSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { paths } from './components.js';
 
 export interface Moto {
@@ -32,7 +38,7 @@ export interface Moto {
   startMs: number;
   /** An SDK client for the bucket (path style, WHEN_REQUIRED checksums), for checks behind the store's back. */
   client: S3Client;
-  /** moto's log (the last 256 KiB). */
+  /** moto's log (the last 64 KiB). */
   log(): string;
   stop(): Promise<void>;
 }
@@ -90,18 +96,24 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
     const endpoint = `http://127.0.0.1:${port}`;
-    let log = '';
+    const logDir = mkdtempSync(join(tmpdir(), 'moto-'));
+    const logFd = openSync(join(logDir, 'moto.log'), 'a+');
+    const log = () => {
+      try {
+        const size = fstatSync(logFd).size;
+        const len = Math.min(size, 64 * 1024);
+        const buf = Buffer.alloc(len);
+        readSync(logFd, buf, 0, len, size - len);
+        return buf.toString();
+      } catch {
+        return '(moto log no longer available)';
+      }
+    };
     const child = spawn(paths.python3, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONPATH: paths.motoSitePackages, INITIAL_NO_AUTH_ACTION_COUNT: '3', PYTHONDONTWRITEBYTECODE: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', logFd, logFd],
     });
     running.add(child);
-    const append = (d: Buffer) => {
-      log += d.toString();
-      if (log.length > 256 * 1024) log = log.slice(-192 * 1024);
-    };
-    child.stdout!.on('data', append);
-    child.stderr!.on('data', append);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let dead = false;
     void exited.then(() => {
@@ -109,18 +121,25 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
       running.delete(child);
     });
     const stop = async () => {
-      if (dead) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
+      if (!dead) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+      try {
+        closeSync(logFd);
+      } catch {
+        // already closed
+      }
+      rmSync(logDir, { recursive: true, force: true });
     };
     try {
       // Ready when /moto-api/ answers (it does not count against the unauthenticated requests).
       const deadline = Date.now() + 30_000;
       for (;;) {
-        if (dead) throw new Error(`moto exited during start-up:\n${log.slice(-4000)}`);
-        if (Date.now() > deadline) throw new Error(`moto did not answer on ${endpoint} within 30 s:\n${log.slice(-4000)}`);
+        if (dead) throw new Error(`moto exited during start-up:\n${log().slice(-4000)}`);
+        if (Date.now() > deadline) throw new Error(`moto did not answer on ${endpoint} within 30 s:\n${log().slice(-4000)}`);
         try {
           const res = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
           await res.arrayBuffer();
@@ -157,7 +176,7 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
         bucket,
         startMs: Date.now() - started,
         client,
-        log: () => log,
+        log,
         stop: async () => {
           client.destroy();
           await stop();

@@ -1,0 +1,216 @@
+/**
+ * The S3 store without a server: error messages (from errors shaped like the SDK's), the retry
+ * strategy's decisions, the part buffer pool, and argument checks. The real protocol is tested
+ * against moto in test/integration/s3-store.test.ts.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { Readable } from 'node:stream';
+import { StoreError } from '../../src/store/errors.js';
+import { PartBufferPool } from '../../src/store/part-buffers.js';
+import { PersistentRetryStrategy, type RetryEvent } from '../../src/store/s3-retry.js';
+import { S3Store } from '../../src/store/s3.js';
+
+const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
+
+function sdkError(name: string, status?: number, extra: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error(`${name} message from the server`), { name, $fault: 'client', $metadata: status === undefined ? {} : { httpStatusCode: status, attempts: 1 }, ...extra });
+}
+
+/** A store whose client answers every request with `fail(command)`. */
+function stubStore(fail: (command: { constructor: { name: string }; input: unknown }) => unknown, options: Record<string, unknown> = {}): { store: S3Store; sent: string[] } {
+  const sent: string[] = [];
+  const client = {
+    send: async (command: { constructor: { name: string }; input: unknown }) => {
+      sent.push(command.constructor.name);
+      const r = fail(command);
+      if (r instanceof Error) throw r;
+      return r;
+    },
+    config: {
+      credentials: async () => ({ accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: SECRET }),
+      region: async () => 'us-east-1',
+    },
+    destroy: () => undefined,
+  } as unknown as S3Client;
+  return { store: new S3Store({ bucket: 'bkt', prefix: 'pre/fix', endpoint: 'http://127.0.0.1:9', ...options }, client), sent };
+}
+
+async function rejection(p: Promise<unknown>): Promise<StoreError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(StoreError);
+    return err as StoreError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('S3 store errors', () => {
+  it('a wrong secret names the access key id, never the secret', async () => {
+    const { store } = stubStore(() => sdkError('SignatureDoesNotMatch', 403));
+    const err = await rejection(store.put('k', Buffer.from('x'), 1));
+    expect(err.code).to.equal('Credentials');
+    expect(err.message).to.equal('put s3://bkt/pre/fix/k: the secret access key for access key id AKIAIOSFODNN7EXAMPLE is wrong (SignatureDoesNotMatch)');
+    expect(err.backendCode).to.equal('SignatureDoesNotMatch');
+    expect(err.status).to.equal(403);
+    expect(JSON.stringify({ message: err.message, stack: err.stack })).not.to.contain(SECRET);
+  });
+
+  it('names unknown keys, expired tokens, access denied (with the IAM action), missing buckets and regions', async () => {
+    const cases: Array<[Error, string, RegExp]> = [
+      [sdkError('InvalidAccessKeyId', 403), 'Credentials', /access key id AKIAIOSFODNN7EXAMPLE is not known to http:\/\/127\.0\.0\.1:9 \(InvalidAccessKeyId\)/],
+      [sdkError('ExpiredToken', 400), 'Credentials', /session token of access key id AKIAIOSFODNN7EXAMPLE has expired/],
+      [sdkError('AccessDenied', 403), 'AccessDenied', /access denied \(AccessDenied, HTTP 403\): check that the IAM or bucket policy lets access key id AKIAIOSFODNN7EXAMPLE use s3:PutObject on arn:aws:s3:::bkt\/pre\/fix\/\*/],
+      [sdkError('NoSuchBucket', 404), 'NotFound', /bucket bkt does not exist on http:\/\/127\.0\.0\.1:9 \(NoSuchBucket\)/],
+      [sdkError('PermanentRedirect', 301), 'Config', /bucket bkt is in another region than us-east-1 \(PermanentRedirect\): set the region/],
+      [sdkError('RequestTimeTooSkewed', 403), 'Config', /clock/],
+      [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED', $metadata: { attempts: 10 } }), 'Failed', /cannot reach http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\) after 10 attempts: check the endpoint/],
+      [Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }), 'Config', /TLS verification of http:\/\/127\.0\.0\.1:9 failed \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): give the CA bundle/],
+      [sdkError('InternalError', 500, { $metadata: { httpStatusCode: 500, attempts: 10 } }), 'Failed', /^put s3:\/\/bkt\/pre\/fix\/k: failed after 10 attempts: InternalError \(HTTP 500\): InternalError message from the server$/],
+    ];
+    for (const [error, code, message] of cases) {
+      const { store } = stubStore(() => error);
+      const err = await rejection(store.put('k', Buffer.from('x'), 1));
+      expect(err.code, error.name).to.equal(code);
+      expect(err.message, error.name).to.match(message);
+    }
+  });
+
+  it('says where credentials were looked for when none are found', async () => {
+    const { store } = stubStore(() => sdkError('CredentialsProviderError'), { credentialsFile: '/creds/cloud', profile: 'backup' });
+    const err = await rejection(store.get('k'));
+    expect(err.code).to.equal('Credentials');
+    expect(err.message).to.match(/^get s3:\/\/bkt\/pre\/fix\/k: no usable S3 credentials in \/creds\/cloud \(profile backup\)/);
+  });
+
+  it('head: missing is undefined; a 403 is explained by a 1-byte GET, since HEAD answers have no code', async () => {
+    const { store, sent } = stubStore((c) => (c.constructor.name === 'HeadObjectCommand' ? sdkError('Forbidden', 403) : sdkError('SignatureDoesNotMatch', 403)));
+    const err = await rejection(store.head('k'));
+    expect(err.message).to.contain('is wrong (SignatureDoesNotMatch)');
+    expect(sent).to.deep.equal(['HeadObjectCommand', 'GetObjectCommand']);
+    const missing = stubStore((c) => (c.constructor.name === 'HeadObjectCommand' ? sdkError('NotFound', 404) : {}));
+    expect(await missing.store.head('k')).to.equal(undefined);
+    expect(missing.sent).to.deep.equal(['HeadObjectCommand', 'HeadBucketCommand']);
+    expect(await missing.store.head('k2')).to.equal(undefined);
+    expect(missing.sent.filter((n) => n === 'HeadBucketCommand')).to.have.length(1); // checked once
+  });
+
+  it('delete: per-key errors in a DeleteObjects answer fail the delete; NoSuchKey does not', async () => {
+    const ok = stubStore(() => ({ Errors: [{ Key: 'pre/fix/a', Code: 'NoSuchKey' }] }));
+    await ok.store.delete(['a', 'b']);
+    const denied = stubStore(() => ({ Errors: [{ Key: 'pre/fix/a', Code: 'AccessDenied', Message: 'Access Denied' }, { Key: 'pre/fix/b', Code: 'AccessDenied' }] }));
+    const err = await rejection(denied.store.delete(['a', 'b']));
+    expect(err.code).to.equal('AccessDenied');
+    expect(err.message).to.match(/^delete s3:\/\/bkt\/pre\/fix\/a: access denied \(AccessDenied\).*s3:DeleteObject.*\(and 1 more key\(s\) failed\)$/);
+  });
+
+  it('delete: transient per-key errors are retried with only the failed keys', async () => {
+    const batches: string[][] = [];
+    const { store } = stubStore((c) => {
+      const keys = (c.input as { Delete: { Objects: Array<{ Key: string }> } }).Delete.Objects.map((o) => o.Key);
+      batches.push(keys);
+      return batches.length === 1 ? { Errors: [{ Key: 'pre/fix/b', Code: 'InternalError' }] } : {};
+    });
+    await store.delete(['a', 'b', 'c']);
+    expect(batches).to.deep.equal([['pre/fix/a', 'pre/fix/b', 'pre/fix/c'], ['pre/fix/b']]);
+  });
+
+  it('delete: batches of deleteBatchSize, and one-by-one where DeleteObjects is not implemented', async () => {
+    const sizes: number[] = [];
+    const batched = stubStore((c) => {
+      sizes.push((c.input as { Delete: { Objects: unknown[] } }).Delete.Objects.length);
+      return {};
+    }, { deleteBatchSize: 1000 });
+    await batched.store.delete(Array.from({ length: 2500 }, (_, i) => `k${i}`));
+    expect(sizes.sort((a, b) => b - a)).to.deep.equal([1000, 1000, 500]);
+    const legacy = stubStore((c) => (c.constructor.name === 'DeleteObjectsCommand' ? sdkError('NotImplemented', 501) : {}));
+    await legacy.store.delete(['a', 'b']);
+    expect(legacy.sent).to.deep.equal(['DeleteObjectsCommand', 'DeleteObjectCommand', 'DeleteObjectCommand']);
+  });
+
+  it('checks sizes and keys before sending anything', async () => {
+    const { store, sent } = stubStore(() => ({}));
+    expect((await rejection(store.put('k', Buffer.from('abc'), 4))).code).to.equal('SizeMismatch');
+    expect((await rejection(store.put('k', Readable.from([Buffer.from('abc')]), 4))).code).to.equal('SizeMismatch');
+    expect((await rejection(store.put('../k', Buffer.from('abc'), 3))).code).to.equal('InvalidKey');
+    expect((await rejection(store.put('x'.repeat(1020), Buffer.from('abc'), 3))).message).to.match(/longer than S3's 1024 bytes/);
+    expect((await rejection(store.get('k', { start: 5, end: 1 }))).code).to.equal('InvalidRange');
+    expect(sent).to.deep.equal([]);
+  });
+});
+
+describe('S3 retry strategy', () => {
+  const info = (errorType: 'TRANSIENT' | 'THROTTLING' | 'SERVER_ERROR' | 'CLIENT_ERROR', error: object = {}) => ({ errorType, error: error as never });
+
+  it('retries transient errors and throttling up to maxAttempts, with growing, capped backoff', async () => {
+    const events: RetryEvent[] = [];
+    const s = new PersistentRetryStrategy({ maxAttempts: 4, baseDelayMs: 100, throttlingBaseDelayMs: 1000, maxDelayMs: 5000, onRetry: (e) => events.push(e) });
+    let token = await s.acquireInitialRetryToken();
+    token = await s.refreshRetryTokenForRetry(token, info('TRANSIENT', { name: 'TimeoutError' }));
+    expect(token.getRetryCount()).to.equal(1);
+    expect(token.getRetryDelay()).to.be.within(0, 100);
+    token = await s.refreshRetryTokenForRetry(token, info('THROTTLING', { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }));
+    expect(token.getRetryDelay()).to.be.within(0, 2000);
+    token = await s.refreshRetryTokenForRetry(token, info('TRANSIENT', { code: 'ECONNRESET' }));
+    let refused = false;
+    await s.refreshRetryTokenForRetry(token, info('TRANSIENT')).catch(() => (refused = true));
+    expect(refused, 'the 4th attempt was the last').to.equal(true);
+    expect(events.map((e) => [e.attempt, e.reason, e.status])).to.deep.equal([
+      [1, 'TimeoutError', undefined],
+      [2, 'SlowDown', 503],
+      [3, 'ECONNRESET', undefined],
+    ]);
+  });
+
+  it('has no retry quota: a long outage does not stop retries of new requests', async () => {
+    const s = new PersistentRetryStrategy({ maxAttempts: 3, baseDelayMs: 0, throttlingBaseDelayMs: 0 });
+    for (let i = 0; i < 500; i++) {
+      const t = await s.acquireInitialRetryToken();
+      await s.refreshRetryTokenForRetry(t, info('TRANSIENT'));
+    }
+  });
+
+  it('does not retry client errors, but does retry S3 codes the SDK misses', async () => {
+    const s = new PersistentRetryStrategy({ maxAttempts: 5, baseDelayMs: 0 });
+    const t = await s.acquireInitialRetryToken();
+    for (const name of ['AccessDenied', 'NoSuchKey', 'SignatureDoesNotMatch']) {
+      let refused = false;
+      await s.refreshRetryTokenForRetry(t, info('CLIENT_ERROR', { name })).catch(() => (refused = true));
+      expect(refused, name).to.equal(true);
+    }
+    for (const name of ['IncompleteBody', 'BadDigest', 'InternalError', 'OperationAborted']) {
+      expect((await s.refreshRetryTokenForRetry(t, info('CLIENT_ERROR', { name }))).getRetryCount(), name).to.equal(1);
+    }
+    expect((await s.refreshRetryTokenForRetry(t, info('CLIENT_ERROR', { code: 'ERR_STREAM_PREMATURE_CLOSE' }))).getRetryCount()).to.equal(1);
+  });
+
+  it('honours Retry-After, within the cap', async () => {
+    const s = new PersistentRetryStrategy({ maxAttempts: 5, baseDelayMs: 0, maxDelayMs: 3000 });
+    const t = await s.acquireInitialRetryToken();
+    const next = await s.refreshRetryTokenForRetry(t, { errorType: 'THROTTLING', retryAfterHint: new Date(Date.now() + 2000) });
+    expect(next.getRetryDelay()).to.be.within(1900, 2000);
+  });
+});
+
+describe('part buffer pool', () => {
+  it('lends at most maxBuffers, reuses returned ones, drops failed ones, and lets all go when idle', () => {
+    const pool = new PartBufferPool(1024, 2);
+    pool.enter();
+    const a = pool.tryTake()!;
+    const b = pool.tryTake()!;
+    expect(pool.tryTake()).to.equal(undefined);
+    expect(pool.owns(a) && pool.owns(b)).to.equal(true);
+    expect(pool.owns(Buffer.alloc(1024))).to.equal(false);
+    pool.give(a, true);
+    expect(pool.tryTake()).to.equal(a);
+    pool.give(b, false); // a failed request's buffer is not reused
+    expect(pool.stats).to.deep.equal({ allocated: 1, free: 0, users: 1 });
+    const c = pool.tryTake()!;
+    expect(c).not.to.equal(b);
+    pool.give(a, true);
+    pool.give(c, true);
+    pool.leave();
+    expect(pool.stats).to.deep.equal({ allocated: 0, free: 0, users: 0 });
+  });
+});

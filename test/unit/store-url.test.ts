@@ -1,0 +1,161 @@
+/**
+ * Store locations (s3://bucket/prefix, file:///dir) and S3 options from a Velero
+ * BackupStorageLocation's config, in velero-plugin-for-aws's keys.
+ */
+import { expect } from 'chai';
+import { StoreError } from '../../src/store/errors.js';
+import { FileStore } from '../../src/store/file.js';
+import { S3Store } from '../../src/store/s3.js';
+import { bslS3Options, openStore, parseStoreLocation } from '../../src/store/url.js';
+
+function refusal(fn: () => unknown): StoreError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(StoreError);
+    return err as StoreError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('store locations', () => {
+  it('parses s3://bucket/prefix, trimming trailing slashes', () => {
+    expect(parseStoreLocation('s3://my-bucket/velero/plugins/victoria')).to.deep.equal({ kind: 's3', bucket: 'my-bucket', prefix: 'velero/plugins/victoria' });
+    expect(parseStoreLocation('s3://b.dots/p/')).to.deep.equal({ kind: 's3', bucket: 'b.dots', prefix: 'p' });
+  });
+
+  it('refuses a bucket without a prefix, and says why', () => {
+    for (const root of ['s3://bucket', 's3://bucket/', 's3://bucket//']) {
+      const err = refusal(() => parseStoreLocation(root));
+      expect(err.code).to.equal('InvalidKey');
+      expect(err.message).to.contain('non-empty prefix');
+      expect(err.message).to.contain('vmbackup');
+      expect(err.message).to.contain('<bsl-prefix>/plugins/');
+    }
+    expect(refusal(() => parseStoreLocation('s3://bucket')).message).to.contain('no prefix');
+    expect(refusal(() => parseStoreLocation('s3://bucket/')).message).to.contain('bucket root');
+  });
+
+  it('refuses prefixes that would make odd keys, and bad bucket names', () => {
+    for (const root of ['s3://bucket//p', 's3://bucket/a//b', 's3://bucket/a/../b', 's3://bucket/a\\b', 's3://bucket/a?x=1', 's3:///p', 's3://bu cket/p', 's3://-x/p']) {
+      expect(() => parseStoreLocation(root), root).to.throw(StoreError);
+    }
+  });
+
+  it('parses file:///abs/dir (percent-decoded), refuses relative, remote and root locations', () => {
+    expect(parseStoreLocation('file:///var/backups/victoria')).to.deep.equal({ kind: 'file', path: '/var/backups/victoria' });
+    expect(parseStoreLocation('file:///var/my%20backups/')).to.deep.equal({ kind: 'file', path: '/var/my backups' });
+    expect(parseStoreLocation('file://localhost/srv/b')).to.deep.equal({ kind: 'file', path: '/srv/b' });
+    expect(() => parseStoreLocation('file://host.example/srv')).to.throw(StoreError, /absolute local file URL/);
+    expect(() => parseStoreLocation('file:///')).to.throw(StoreError, /file system root/);
+    expect(() => parseStoreLocation('/var/backups')).to.throw(StoreError, /expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir/);
+    expect(() => parseStoreLocation('gs://bucket/p')).to.throw(StoreError);
+  });
+
+  it('opens the right store with its options', () => {
+    const f = openStore('file:///tmp/x', { file: { fsync: false } });
+    expect(f).to.be.instanceOf(FileStore);
+    expect(f.location).to.equal('file:///tmp/x');
+    const s = openStore('s3://bucket/a/b', { s3: { endpoint: 'http://127.0.0.1:9', region: 'eu-west-1', credentials: { accessKeyId: 'AKIA', secretAccessKey: 'secret' } } });
+    expect(s).to.be.instanceOf(S3Store);
+    expect(s.location).to.equal('s3://bucket/a/b');
+    expect(s.location).not.to.contain('secret');
+    (s as S3Store).destroy();
+  });
+
+  it('reports S3 option mistakes when opening', () => {
+    expect(() => openStore('s3://b/p', { s3: { endpoint: 'minio:9000' } })).to.throw(StoreError, /must start with http:\/\/ or https:\/\//);
+    expect(() => openStore('s3://b/p', { s3: { endpoint: 'http://user:pw@minio:9000' } })).to.throw(StoreError, /must not contain credentials/);
+    expect(() => openStore('s3://b/p', { s3: { partSize: 1024 } })).to.throw(StoreError, /partSize must be an integer from 5242880/);
+    expect(() => openStore('s3://b/p', { s3: { caCert: 'not a pem' } })).to.throw(StoreError, /not a PEM certificate bundle/);
+    expect(() => openStore('s3://b/p', { s3: { caCertFile: '/nonexistent/ca.pem' } })).to.throw(StoreError, /cannot read the CA bundle/);
+    expect(() => openStore('s3://b/p', { s3: { serverSideEncryption: 'AES256', kmsKeyId: 'k' } })).to.throw(StoreError, /kmsKeyId needs serverSideEncryption aws:kms/);
+    expect(() => openStore('s3://b/p', { s3: { credentials: { accessKeyId: 'AKIA', secretAccessKey: '' } } })).to.throw(StoreError, /both an access key id and a secret/);
+  });
+});
+
+describe('S3 options from a BackupStorageLocation config', () => {
+  it('maps every velero-plugin-for-aws key it supports', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const r = bslS3Options({
+      bucket: 'velero',
+      prefix: 'cluster-a',
+      region: 'eu-central-1',
+      s3Url: 'https://minio.example:9000',
+      publicUrl: 'https://public.example',
+      s3ForcePathStyle: 'true',
+      insecureSkipTLSVerify: 'False',
+      caCert: pem,
+      serverSideEncryption: 'aws:kms',
+      kmsKeyId: 'alias/backups',
+      checksumAlgorithm: 'SHA256',
+      profile: 'backup',
+      credentialsFile: '/tmp/credentials/velero/cloud-credentials-cloud',
+      enableSharedConfig: 'true',
+    });
+    expect(r.options).to.deep.equal({
+      region: 'eu-central-1',
+      endpoint: 'https://minio.example:9000',
+      forcePathStyle: true,
+      insecureSkipTLSVerify: false,
+      caCert: pem,
+      serverSideEncryption: 'aws:kms',
+      kmsKeyId: 'alias/backups',
+      requestChecksumCalculation: 'WHEN_SUPPORTED',
+      responseChecksumValidation: 'WHEN_SUPPORTED',
+      checksumAlgorithm: 'SHA256',
+      profile: 'backup',
+      credentialsFile: '/tmp/credentials/velero/cloud-credentials-cloud',
+    });
+    expect(r.publicUrl).to.equal('https://public.example');
+    expect(r.warnings).to.deep.equal([]);
+  });
+
+  it('maps checksumAlgorithm: absent = SDK default (CRC32), "" = none, an algorithm = that one', () => {
+    const absent = bslS3Options({}).options;
+    expect(absent.requestChecksumCalculation).to.equal(undefined);
+    expect(absent.responseChecksumValidation).to.equal(undefined);
+    expect(absent.checksumAlgorithm).to.equal(undefined);
+    expect(bslS3Options({ checksumAlgorithm: '' }).options).to.include({ requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    expect(bslS3Options({ checksumAlgorithm: '' }).options.checksumAlgorithm).to.equal(undefined);
+    for (const alg of ['CRC32', 'CRC32C', 'SHA1', 'SHA256']) {
+      expect(bslS3Options({ checksumAlgorithm: alg }).options).to.include({ checksumAlgorithm: alg, requestChecksumCalculation: 'WHEN_SUPPORTED' });
+    }
+    expect(() => bslS3Options({ checksumAlgorithm: 'MD5' })).to.throw(StoreError, /invalid checksumAlgorithm "MD5"/);
+    expect(() => bslS3Options({ checksumAlgorithm: 'crc32' })).to.throw(StoreError);
+  });
+
+  it('parses booleans as Go does, and defaults path style to false as Velero does', () => {
+    for (const t of ['1', 't', 'T', 'TRUE', 'true', 'True']) expect(bslS3Options({ s3ForcePathStyle: t }).options.forcePathStyle).to.equal(true);
+    for (const f of ['0', 'f', 'F', 'FALSE', 'false', 'False']) expect(bslS3Options({ insecureSkipTLSVerify: f }).options.insecureSkipTLSVerify).to.equal(false);
+    expect(bslS3Options({}).options.forcePathStyle).to.equal(false);
+    expect(() => bslS3Options({ s3ForcePathStyle: 'yes' })).to.throw(StoreError, /could not parse BackupStorageLocation config s3ForcePathStyle \(expected bool\): "yes"/);
+  });
+
+  it('refuses what would silently weaken the backup: SSE-C, bad SSE values, bad URLs', () => {
+    expect(() => bslS3Options({ customerKeyEncryptionFile: '/credentials/sse-c' })).to.throw(StoreError, /SSE-C\) is not supported/);
+    expect(() => bslS3Options({ serverSideEncryption: 'aws:kms:dsse' })).to.throw(StoreError, /AES256 or aws:kms/);
+    expect(() => bslS3Options({ serverSideEncryption: 'AES256', kmsKeyId: 'k' })).to.throw(StoreError, /kmsKeyId needs serverSideEncryption aws:kms/);
+    expect(() => bslS3Options({ s3Url: 'minio:9000' })).to.throw(StoreError, /invalid s3Url "minio:9000"/);
+    expect(() => bslS3Options({ publicUrl: 'ftp://x' })).to.throw(StoreError, /invalid publicUrl/);
+  });
+
+  it('ignores empty values and names what it ignores', () => {
+    const r = bslS3Options({ region: '', s3Url: '', profile: '', kmsKeyId: '', tagging: 'a=b', signatureVersion: '1', newFutureKey: 'x', undefinedKey: undefined });
+    expect(r.options).to.deep.equal({ forcePathStyle: false });
+    expect(r.warnings).to.deep.equal([
+      'tagging is ignored: backup objects are written without tags',
+      'signatureVersion 1 is ignored: requests are signed with SigV4',
+      'unknown key newFutureKey is ignored',
+    ]);
+    expect(bslS3Options({ signatureVersion: '4' }).warnings).to.deep.equal([]);
+  });
+
+  it('reads nothing from files or the environment (pure)', () => {
+    const before = { ...process.env };
+    const r = bslS3Options({ credentialsFile: '/does/not/exist', caCert: '' });
+    expect(r.options.credentialsFile).to.equal('/does/not/exist');
+    expect(r.options.caCert).to.equal(undefined);
+    expect(process.env).to.deep.equal(before);
+  });
+});
