@@ -19,6 +19,7 @@ import { compareKeys } from '../../src/store/keys.js';
 import { S3Store, type RetryEvent, type S3StoreOptions } from '../../src/store/s3.js';
 import { bslS3Options, openStore } from '../../src/store/url.js';
 import { paths, requireComponents, ROOT } from '../support/components.js';
+import { makeTestTls } from '../support/tls.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
 
@@ -361,14 +362,14 @@ describe('S3 store against moto (auth mode)', function () {
     });
 
     it('talks TLS with a CA bundle, names an unknown CA, and can skip verification', async () => {
-      const dir = join(ROOT, 'test', 'fixtures', 'tls');
-      proxy = await startFaultProxy({ target: moto.endpoint, tls: { key: readFileSync(join(dir, 'server.key'), 'utf8'), cert: readFileSync(join(dir, 'server.pem'), 'utf8') } });
+      const tls = makeTestTls();
+      proxy = await startFaultProxy({ target: moto.endpoint, tls: { key: tls.keyPem, cert: tls.certPem } });
       expect(proxy.endpoint).to.match(/^https:/);
-      const trusted = store({ endpoint: proxy.endpoint, caCert: readFileSync(join(dir, 'ca.pem'), 'utf8') });
+      const trusted = store({ endpoint: proxy.endpoint, caCert: tls.caPem });
       await trusted.put('tls/x', Buffer.from('over tls'), 8);
       expect((await readAll(await trusted.get('tls/x'))).toString()).to.equal('over tls');
       const prefix = `it/${seq}`;
-      const fromFile = openStore(`s3://${moto.bucket}/${prefix}`, { s3: { endpoint: proxy.endpoint, region: moto.region, credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }, caCertFile: join(dir, 'ca.pem') } }) as S3Store;
+      const fromFile = openStore(`s3://${moto.bucket}/${prefix}`, { s3: { endpoint: proxy.endpoint, region: moto.region, credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }, caCertFile: tls.caFile } }) as S3Store;
       stores.push(fromFile);
       expect((await fromFile.head('tls/x'))?.size).to.equal(8);
       const strict = store({ endpoint: proxy.endpoint, prefix });
