@@ -10,11 +10,10 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { StoreError } from '../../src/store/errors.js';
 import { compareKeys } from '../../src/store/keys.js';
 import { S3Store, type RetryEvent, type S3StoreOptions } from '../../src/store/s3.js';
 import { bslS3Options, openStore } from '../../src/store/url.js';
@@ -22,6 +21,7 @@ import { paths, requireComponents, ROOT } from '../support/components.js';
 import { makeTestTls } from '../support/tls.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
+import { readAll, collect, rejection } from '../support/store-helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -69,27 +69,8 @@ async function sha256Of(stream: Readable): Promise<{ sha256: string; size: numbe
   return { sha256: hash.digest('hex'), size };
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
 
-async function rejection(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(StoreError);
-    return err as StoreError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('S3 store against moto (auth mode)', function () {
   this.timeout(60_000);

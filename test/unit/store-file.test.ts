@@ -10,28 +10,10 @@ import { PassThrough, Readable } from 'node:stream';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import { compareKeys } from '../../src/store/keys.js';
+import { readAll, collect, rejection } from '../support/store-helpers.js';
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of it) out.push(x);
-  return out;
-}
 
-async function rejection(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(StoreError);
-    return err as StoreError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Every file under dir, relative, including temporary ones. */
 function allFiles(dir: string, rel = ''): string[] {

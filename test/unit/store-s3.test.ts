@@ -6,10 +6,10 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { Readable } from 'node:stream';
-import { StoreError } from '../../src/store/errors.js';
 import { PartBufferPool } from '../../src/store/part-buffers.js';
 import { PersistentRetryStrategy, type RetryEvent } from '../../src/store/s3-retry.js';
 import { S3Store } from '../../src/store/s3.js';
+import { rejection } from '../support/store-helpers.js';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 
@@ -36,15 +36,6 @@ function stubStore(fail: (command: { constructor: { name: string }; input: unkno
   return { store: new S3Store({ bucket: 'bkt', prefix: 'pre/fix', endpoint: 'http://127.0.0.1:9', ...options }, client), sent };
 }
 
-async function rejection(p: Promise<unknown>): Promise<StoreError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(StoreError);
-    return err as StoreError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('S3 store errors', () => {
   it('a wrong secret names the access key id, never the secret', async () => {
