@@ -145,6 +145,24 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
     return { log: ctx.log.with({ resource, namespace: item.metadata?.namespace ?? '', name: item.metadata?.name ?? '' }) };
   }
 
+  function appliesTo(kind: PluginKind) {
+    return unary('AppliesTo', async (req) => ({ ResourceSelector: selectorMessage(lookup(kind, req.plugin).appliesTo()) }));
+  }
+
+  /** Progress and Cancel of the v2 actions, which differ only in the name of the CR field. */
+  function operationHandlers(kind: 'BackupItemActionV2' | 'RestoreItemActionV2', crField: 'backup' | 'restore') {
+    return {
+      Progress: unary('Progress', async (req, ctx) => {
+        const action = lookup(kind, req.plugin);
+        return { progress: progressMessage(await action.progress(String(req.operationID ?? ''), req[crField] as Buffer, ctx)) };
+      }),
+      Cancel: unary('Cancel', async (req, ctx) => {
+        await lookup(kind, req.plugin).cancel(String(req.operationID ?? ''), req[crField] as Buffer, ctx);
+        return {};
+      }),
+    };
+  }
+
   const server = new grpc.Server({ 'grpc.max_receive_message_length': -1, 'grpc.max_send_message_length': -1 });
 
   server.addService(services.PluginLister.service, {
@@ -157,7 +175,7 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
   });
 
   server.addService(services.BackupItemActionV2.service, {
-    AppliesTo: unary('AppliesTo', async (req) => ({ ResourceSelector: selectorMessage(lookup('BackupItemActionV2', req.plugin).appliesTo()) })),
+    AppliesTo: appliesTo('BackupItemActionV2'),
     Execute: unary('Execute', async (req, ctx) => {
       const action: BackupItemActionV2 = lookup('BackupItemActionV2', req.plugin);
       const input = req.item as Buffer;
@@ -170,18 +188,11 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
         postOperationItems: identifiers(res?.postOperationItems),
       };
     }),
-    Progress: unary('Progress', async (req, ctx) => {
-      const action = lookup('BackupItemActionV2', req.plugin);
-      return { progress: progressMessage(await action.progress(String(req.operationID ?? ''), req.backup as Buffer, ctx)) };
-    }),
-    Cancel: unary('Cancel', async (req, ctx) => {
-      await lookup('BackupItemActionV2', req.plugin).cancel(String(req.operationID ?? ''), req.backup as Buffer, ctx);
-      return {};
-    }),
+    ...operationHandlers('BackupItemActionV2', 'backup'),
   });
 
   server.addService(services.RestoreItemActionV2.service, {
-    AppliesTo: unary('AppliesTo', async (req) => ({ ResourceSelector: selectorMessage(lookup('RestoreItemActionV2', req.plugin).appliesTo()) })),
+    AppliesTo: appliesTo('RestoreItemActionV2'),
     Execute: unary('Execute', async (req, ctx) => {
       const action: RestoreItemActionV2 = lookup('RestoreItemActionV2', req.plugin);
       const input = req.item as Buffer;
@@ -199,14 +210,7 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
         additionalItemsReadyTimeout: null,
       };
     }),
-    Progress: unary('Progress', async (req, ctx) => {
-      const action = lookup('RestoreItemActionV2', req.plugin);
-      return { progress: progressMessage(await action.progress(String(req.operationID ?? ''), req.restore as Buffer, ctx)) };
-    }),
-    Cancel: unary('Cancel', async (req, ctx) => {
-      await lookup('RestoreItemActionV2', req.plugin).cancel(String(req.operationID ?? ''), req.restore as Buffer, ctx);
-      return {};
-    }),
+    ...operationHandlers('RestoreItemActionV2', 'restore'),
     AreAdditionalItemsReady: unary('AreAdditionalItemsReady', async (req, ctx) => {
       const action = lookup('RestoreItemActionV2', req.plugin);
       const items = identifiers(req.additionalItems as ResourceIdentifier[] | undefined);
@@ -215,7 +219,7 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
   });
 
   server.addService(services.DeleteItemAction.service, {
-    AppliesTo: unary('AppliesTo', async (req) => ({ ResourceSelector: selectorMessage(lookup('DeleteItemAction', req.plugin).appliesTo()) })),
+    AppliesTo: appliesTo('DeleteItemAction'),
     Execute: unary('Execute', async (req, ctx) => {
       const action: DeleteItemAction = lookup('DeleteItemAction', req.plugin);
       const input = req.item as Buffer;
