@@ -3,6 +3,7 @@
  * authenticated mode, stock vmrestore of the same version, and the VictoriaLogs test server. What
  * matters is checked: the restored database answers with the same series and sample counts.
  */
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { startVictoriaMetrics, VM_VERSIONS, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs } from '../support/victorialogs.js';
@@ -159,6 +161,79 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     } finally {
       await vl.stop();
     }
+  });
+  describe('faults and interruptions (VictoriaMetrics 1.145)', () => {
+    let vm: VmServer;
+    let proxy: FaultProxy | undefined;
+    const root = () => `s3://${moto.bucket}/faults`;
+    const backup = (name: string, endpoint: string) =>
+      ['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', root(), '--name', name, '--json', '--s3-endpoint', endpoint, '--checksum-algorithm', ''];
+
+    before(async function () {
+      vm = await startVictoriaMetrics(this, { version: '1.145' });
+      await vm.importSeries(40, 300);
+    });
+    afterEach(async () => {
+      await proxy?.close();
+      proxy = undefined;
+    });
+    after(async () => vm?.stop());
+
+    it('a backup through 20% S3 faults (500, SlowDown, resets, slow answers) completes, verifies and restores the same counts', async function () {
+      proxy = await startFaultProxy({ target: moto.endpoint, seed: 20261121, rate: 0.2, slowMs: 250, guarantee: ['PutObject', 'ListObjectsV2', 'GetObject'] });
+      const expected = await new MetricsSource({ url: vm.url }).counts();
+      const res = await cli(backup('through-faults', proxy.endpoint), s3env);
+      expect(res.status, res.stderr).to.equal(0);
+      expect(res.json()).to.include({ complete: true });
+      const verified = await cli(['verify', '--src', `${root()}/through-faults`, '--s3-endpoint', proxy.endpoint, '--checksum-algorithm', ''], s3env);
+      expect(verified.status, verified.stdout + verified.stderr).to.equal(0);
+      const target = join(mkdtempSync(join(tmpdir(), 'faults-restore-')), 'data');
+      const restored = await cli(['restore', '--src', `${root()}/through-faults`, '--data-dir', target, '--s3-endpoint', proxy.endpoint, '--checksum-algorithm', ''], s3env);
+      expect(restored.status, restored.stderr).to.equal(0);
+      const c = proxy.counts;
+      console.log(`      ${c.requests} requests, faults ${JSON.stringify(c.faults)}`);
+      expect(proxy.totalFaults()).to.be.above(5);
+      const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: target });
+      try {
+        expect(await new MetricsSource({ url: copy.url }).counts()).to.deep.equal(expected);
+      } finally {
+        await copy.stop();
+      }
+    });
+
+    it('a backup process killed midway leaves no complete marker; the next backup succeeds and restore refuses the broken one', async function () {
+      // Every request slowed down, so that the kill lands while objects are being written.
+      proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { slow: 1, error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0 }, slowMs: 150 });
+      const child = spawn(paths.plugin, backup('killed', proxy.endpoint), { env: { ...process.env, ...s3env }, stdio: 'ignore' });
+      const closed = once(child, 'close');
+      const s3 = moto.client;
+      const written = async () => (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: 'faults/killed/' }))).KeyCount ?? 0;
+      const deadline = Date.now() + 60_000;
+      while ((await written()) < 3) {
+        if (Date.now() > deadline) throw new Error('the backup wrote nothing within 60 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGKILL');
+      await closed;
+      const keys = (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: 'faults/killed/' }))).Contents?.map((o) => o.Key!) ?? [];
+      expect(keys.length).to.be.greaterThan(0);
+      expect(keys.filter((k) => k.endsWith('complete.ignore')), 'complete markers').to.deep.equal([]);
+      // A killed process cannot delete its snapshot: the operator (or the companion's hooks) must.
+      const source = new MetricsSource({ url: vm.url });
+      await source.delete(await source.list());
+
+      const next = await cli(backup('after-kill', moto.endpoint), s3env);
+      expect(next.status, next.stderr).to.equal(0);
+      expect(next.json().basedOn, 'an incomplete backup is never a base').to.not.equal('killed');
+      const list = (await cli(['list', '--dst', root(), '--json', '--s3-endpoint', moto.endpoint], s3env)).json();
+      const states = Object.fromEntries(list.backups.map((b: { name: string; complete: boolean }) => [b.name, b.complete]));
+      expect(states).to.deep.include({ killed: false, 'after-kill': true });
+      const target = join(mkdtempSync(join(tmpdir(), 'killed-restore-')), 'data');
+      const refused = await cli(['restore', '--src', `${root()}/killed`, '--data-dir', target, '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''], s3env);
+      expect(refused.status).to.equal(1);
+      expect(refused.stderr).to.match(/incomplete|not complete/i);
+      expect(existsSync(target) ? readdirSync(target) : [], 'nothing restored').to.deep.equal([]);
+    });
   });
 });
 
