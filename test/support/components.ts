@@ -29,6 +29,8 @@ export const paths = {
   motoSitePackages: join(CACHE, 'moto', 'root', 'usr', 'lib', 'python3', 'dist-packages'),
   motoServer: join(CACHE, 'moto', 'root', 'usr', 'lib', 'python3', 'dist-packages', 'moto', 'server.py'),
   python3: '/usr/bin/python3',
+  /** kubectl 1.36 (sid), extracted from Debian: `kubectl kustomize` of velero/ and schedules/. */
+  kubectl: join(CACHE, 'kubectl', 'usr', 'bin', 'kubectl'),
 };
 
 const PROVIDERS: Record<string, string> = {
@@ -48,6 +50,7 @@ const PROVIDERS: Record<string, string> = {
   [paths.motoSitePackages]: 'bash scripts/test-deps.sh moto',
   [paths.motoServer]: 'bash scripts/test-deps.sh moto',
   [paths.python3]: 'apt-get install python3 (Debian 12: Python 3.11)',
+  [paths.kubectl]: 'bash scripts/test-deps.sh kubectl',
 };
 
 export const integrationRequired = process.env.REQUIRE_INTEGRATION === '1';
