@@ -2,8 +2,9 @@ import type { ItemAction } from '../velero/types.js';
 import { podBackupAction } from './pod-backup.js';
 import { podDeleteAction } from './pod-delete.js';
 import { podRestoreAction } from './pod-restore.js';
+import { workloadCheckAction } from './workload-check.js';
 
 /** Every action this binary registers with Velero. */
 export function allActions(): ItemAction[] {
-  return [podBackupAction(), podRestoreAction(), podDeleteAction()];
+  return [podBackupAction(), workloadCheckAction(), podRestoreAction(), podDeleteAction()];
 }

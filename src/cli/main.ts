@@ -5,6 +5,7 @@
 import sea from 'node:sea';
 import { parseArgs } from 'node:util';
 import { allActions } from '../actions/index.js';
+import { companionCommand } from '../companion/index.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { BACKUP_USAGE, backupCommand } from './commands/backup.js';
@@ -23,6 +24,9 @@ Usage:
   velero-plugin-victoria list    --dst ROOT [--json]
   velero-plugin-victoria verify  --src ROOT/NAME [--json]
                                          ROOT is s3://bucket/prefix or file:///dir; run COMMAND --help for details
+  velero-plugin-victoria companion serve|hook pre|hook post|files|tar
+                                         the sidecar in a Victoria pod: Velero hooks, file listing, tar
+                                         streaming; run companion --help for details
   velero-plugin-victoria demo            back up and restore a local VictoriaMetrics and VictoriaLogs (file://)
   velero-plugin-victoria install-plugin [--target DIR]
                                          copy the executable and its lib/ into DIR (default /target);
@@ -75,6 +79,8 @@ export async function main(args: string[]): Promise<number | undefined> {
       return wantsHelp(args) ? usage(VERIFY_USAGE) : verifyCommand(args.slice(1));
     case 'demo':
       return wantsHelp(args) ? usage(DEMO_USAGE) : demoCommand(args.slice(1));
+    case 'companion':
+      return companionCommand(args.slice(1));
     case 'install-plugin': {
       const { values } = parseArgs({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
       if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');

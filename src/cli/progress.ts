@@ -2,16 +2,7 @@
  * Progress output: a bar redrawn in place on a terminal, one plain line every few seconds
  * otherwise (logs of a Job or CI stay readable). Always on stderr: stdout carries results (--json).
  */
-import type { Progress } from '../engine/progress.js';
-
-const MiB = 1024 * 1024;
-
-function formatBytes(n: number): string {
-  if (n >= 1024 * MiB) return `${(n / (1024 * MiB)).toFixed(2)} GiB`;
-  if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
-}
+import { formatBytes, type Progress } from '../engine/progress.js';
 
 export { formatBytes };
 

@@ -7,7 +7,6 @@
 import { createReadStream } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { checkRelPath, isSkippedFile } from './layout.js';
 
 export interface SnapshotFile {
@@ -17,9 +16,14 @@ export interface SnapshotFile {
   mtimeMs: number;
 }
 
+/** A file's bytes: a Node stream for local files, a tar-stream entry for the companion's tar. */
+export interface FileStream extends AsyncIterable<Buffer> {
+  destroy(err?: Error): void;
+}
+
 export interface FileEntry {
   file: SnapshotFile;
-  stream: Readable;
+  stream: FileStream;
 }
 
 export interface FileReader {

@@ -26,8 +26,13 @@ describe('Velero host harness against the single executable', function () {
     requireComponents(this, paths.plugin, paths.veleroHost, paths.goAnchor, paths.node);
   });
 
+  // The real actions need the API server (none here: the end-to-end tests give them the stand-in),
+  // so on the harness's generic input they answer with an error message, which the harness checks
+  // for being a proper gRPC error; the workload check applies to Deployments, not only pods.
+  const REAL_ACTIONS = ['-allow-execute-error', '-expect-resource='];
+
   it('passes every check of the go-plugin host', () => {
-    const run = runVeleroHost(paths.plugin, [], VELERO_SERVER_FLAGS);
+    const run = runVeleroHost(paths.plugin, REAL_ACTIONS, VELERO_SERVER_FLAGS);
     expect(failedChecks(run.report), run.output).to.deep.equal([]);
     expect(run.status, run.output).to.equal(0);
     const names = run.report.checks.map((c) => c.name);
@@ -36,6 +41,7 @@ describe('Velero host harness against the single executable', function () {
     }
     expect(run.report.plugins.map((p) => `${p.kind} ${p.name}`)).to.deep.equal([
       'BackupItemActionV2 velero-plugin-victoria.io/pod-backup',
+      'BackupItemActionV2 velero-plugin-victoria.io/workload-check',
       'RestoreItemActionV2 velero-plugin-victoria.io/pod-restore',
       'DeleteItemAction velero-plugin-victoria.io/pod-delete',
     ]);
@@ -44,7 +50,7 @@ describe('Velero host harness against the single executable', function () {
   });
 
   it('passes with no flags at all (Velero forwards only what its server got)', () => {
-    const run = runVeleroHost(paths.plugin, [], ['--features=']);
+    const run = runVeleroHost(paths.plugin, REAL_ACTIONS, ['--features=']);
     expect(failedChecks(run.report), run.output).to.deep.equal([]);
   });
 

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -220,7 +221,7 @@ describe('engine: backup, restore, verify', () => {
     const sequential: FileReader = {
       async *read(files) {
         for await (const entry of local.read(files)) {
-          const ended = new Promise((r) => entry.stream.once('close', r));
+          const ended = new Promise((r) => (entry.stream as Readable).once('close', r));
           yield entry;
           await ended;
         }

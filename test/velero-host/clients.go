@@ -91,9 +91,12 @@ func killAllLaunched() {
 // go-plugin client with Velero's handshake and gRPC only, and Velero's environment additions
 // (go-plugin 1.0.1 appends os.Environ() plus VELERO_PLUGIN, PLUGIN_MIN_PORT, PLUGIN_MAX_PORT and
 // PLUGIN_PROTOCOL_VERSIONS itself). client.Client() performs the handshake.
-func launch(role, path string, args []string, o *options, fatal func(string)) (*pluginProcess, error) {
+//
+// The plugin therefore inherits this host's whole environment (as it inherits Velero's); tests
+// set KUBECONFIG, AWS_* and the like for the plugin by setting them for this host.
+func launch(role, path string, args []string, o *options, fatal func(*stderrCollector, string)) (*pluginProcess, error) {
 	cmd := exec.Command(path, args...)
-	collector := &stderrCollector{role: role, fatal: fatal}
+	collector := &stderrCollector{role: role, fatal: fatal, keep: o.keepStderr}
 	var logOut io.Writer = ioutil.Discard
 	if o.verbose {
 		collector.echo = os.Stderr

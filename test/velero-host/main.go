@@ -16,6 +16,12 @@
 // process).
 //
 // Exit status: 0 iff every check passed, 1 if any failed, 2 on usage errors.
+//
+// Single-call mode (call.go) instead makes one Execute call, for end-to-end tests:
+//
+//	velero-host -call backup|delete|restore -plugin-name NAME -item ITEM.json \
+//	    [-backup BACKUP.json] [-restore RESTORE.json] [-item-from-backup ITEM2.json] \
+//	    -out OUT.json [-timeout 600s] [-v] -- /path/to/plugin [server flags...]
 package main
 
 import (
@@ -51,6 +57,7 @@ type options struct {
 	expectSelector    bool
 	callTimeout       time.Duration
 	verbose           bool
+	keepStderr        bool // single-call mode: keep the plugin's stderr lines for the result
 }
 
 func main() {
@@ -67,14 +74,29 @@ func run() int {
 	flag.BoolVar(&o.expectSelector, "expect-selector", true, "require a non-empty label selector from AppliesTo")
 	flag.DurationVar(&o.callTimeout, "call-timeout", 30*time.Second, "per-RPC `timeout` (Velero has none; a hang fails the check)")
 	flag.BoolVar(&o.verbose, "v", false, "echo the plugin's raw stderr and go-plugin's debug log")
+	c := &callOptions{}
+	flag.StringVar(&c.call, "call", "", "single-call mode: make one Execute call of this `kind` (backup, delete or restore) instead of the checks")
+	flag.StringVar(&c.pluginName, "plugin-name", "", "single-call mode: the plugin `name` to dispense and call")
+	flag.StringVar(&c.item, "item", "", "single-call mode: `file` with the item JSON")
+	flag.StringVar(&c.backup, "backup", "", "single-call mode: `file` with the Backup JSON (backup, delete; ignored by restore)")
+	flag.StringVar(&c.restore, "restore", "", "single-call mode: `file` with the Restore JSON (restore)")
+	flag.StringVar(&c.itemFromBackup, "item-from-backup", "", "single-call mode: `file` with the item as stored in the backup (restore; default: -item)")
+	flag.StringVar(&c.out, "out", "", "single-call mode: write the result JSON to this `file`")
+	flag.DurationVar(&c.timeout, "timeout", 600*time.Second, "single-call mode: Execute `timeout` (Velero has none)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: velero-host [flags] -- /path/to/plugin [argv...]\n\n"+
+		fmt.Fprintf(os.Stderr, "usage: velero-host [flags] -- /path/to/plugin [argv...]\n"+
+			"       velero-host -call backup|delete|restore -plugin-name NAME -item ITEM.json [-backup BACKUP.json]\n"+
+			"           [-restore RESTORE.json] [-item-from-backup ITEM2.json] -out OUT.json [-timeout 600s] -- /path/to/plugin [argv...]\n\n"+
 			"Without argv the plugin gets Velero-like server flags: %s\n\nflags:\n", strings.Join(defaultServerArgs, " "))
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if flag.NArg() == 0 {
 		flag.Usage()
+		return 2
+	}
+	if c.call == "" && c.any() {
+		fmt.Fprintln(os.Stderr, "velero-host: -plugin-name, -item, -backup, -restore, -item-from-backup, -out and -timeout need -call")
 		return 2
 	}
 	// Velero execs plugins by absolute path (under /plugins); a relative path would also make
@@ -88,11 +110,14 @@ func run() int {
 	if len(serverArgs) == 0 {
 		serverArgs = defaultServerArgs
 	}
+	if c.call != "" {
+		return runCall(c, path, serverArgs, o)
+	}
 
 	rec := &recorder{reportPath: o.report}
 	var procs []*pluginProcess
 	// Called from go-plugin's stderr goroutine when a line would panic go-plugin's parser.
-	fatal := func(msg string) {
+	fatal := func(_ *stderrCollector, msg string) {
 		rec.fail("stderr-lines", "", "%s", msg)
 		killAllLaunched()
 		os.Exit(rec.finish())

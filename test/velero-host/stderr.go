@@ -23,15 +23,29 @@ var validLevels = map[string]bool{"trace": true, "debug": true, "info": true, "w
 type stderrCollector struct {
 	role  string
 	echo  io.Writer // nil unless -v
-	fatal func(msg string)
+	fatal func(c *stderrCollector, msg string)
+	keep  bool // keep the lines themselves (single-call mode), not only the verdicts
 
 	mu       sync.Mutex
 	partial  []byte
 	count    int
 	problems []string
+	logs     []json.RawMessage // with keep: the lines that are JSON objects, in order
+	other    []string          // with keep: all other lines, in order
 }
 
+// Write records complete lines. fatal is called after the lock is released, so that it can
+// read the collector (single-call mode writes its result from there).
 func (c *stderrCollector) Write(p []byte) (int, error) {
+	if crash := c.add(p); crash != "" {
+		c.fatal(c, crash)
+	}
+	return len(p), nil
+}
+
+// add appends p and processes every completed line; it returns the abort message for the
+// first line that would crash go-plugin, if any.
+func (c *stderrCollector) add(p []byte) (fatal string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Copy: p aliases go-plugin's read buffer.
@@ -47,19 +61,34 @@ func (c *stderrCollector) Write(p []byte) (int, error) {
 		if c.echo != nil {
 			fmt.Fprintf(c.echo, "[%s stderr] %s\n", c.role, line)
 		}
+		if c.keep {
+			var obj map[string]interface{}
+			if json.Unmarshal(line, &obj) == nil && obj != nil {
+				c.logs = append(c.logs, json.RawMessage(line))
+			} else {
+				c.other = append(c.other, string(line))
+			}
+		}
 		problems, crash := checkStderrLine(line)
 		if len(problems) > 0 {
 			c.problems = append(c.problems, fmt.Sprintf("%s line %d: %s: %s",
 				c.role, c.count, strings.Join(problems, "; "), excerpt(line, 160)))
 		}
-		if crash != "" {
+		if crash != "" && fatal == "" {
 			// go-plugin is about to type-assert this value and panic, which would kill this
 			// host exactly as it kills Velero. Report now, while we still can.
-			c.fatal(fmt.Sprintf("%s line %d: %s – go-plugin's log parser panics on this, which crashes the Velero server; run aborted: %s",
-				c.role, c.count, crash, excerpt(line, 160)))
+			fatal = fmt.Sprintf("%s line %d: %s – go-plugin's log parser panics on this, which crashes the Velero server; run aborted: %s",
+				c.role, c.count, crash, excerpt(line, 160))
 		}
 	}
-	return len(p), nil
+	return fatal
+}
+
+// lines returns the kept lines (see keep): JSON objects and everything else.
+func (c *stderrCollector) lines() ([]json.RawMessage, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]json.RawMessage(nil), c.logs...), append([]string(nil), c.other...)
 }
 
 // result returns the number of complete lines seen and the rule violations found.

@@ -1,0 +1,78 @@
+/**
+ * The plugin's side of the companion protocol (src/companion/protocol.ts): each call is one exec
+ * into the companion container of the pod. Short commands (hooks, the files document) are bounded
+ * by `execTimeoutMs`; tar streams by `streamIdleTimeoutMs` of silence, since a large file legitimately
+ * takes long but never stalls.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { COMPANION_EXIT, formatTarRequest, parseCompanionFiles, type CompanionFiles } from '../companion/protocol.js';
+import type { SnapshotFile } from '../engine/files.js';
+import { ExecError } from '../kube/errors.js';
+import { execInPod } from '../kube/exec.js';
+import type { KubeClient } from '../kube/client.js';
+
+/** The executable's path in our image (Dockerfile ENTRYPOINT), where the companion runs it from. */
+export const COMPANION_EXECUTABLE = '/plugins/velero-plugin-victoria';
+
+export interface CompanionTarget {
+  kube: KubeClient;
+  namespace: string;
+  pod: string;
+  container: string;
+  execTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+  signal: AbortSignal;
+}
+
+export class CompanionClient {
+  constructor(private readonly t: CompanionTarget) {}
+
+  private async run(args: string[], signal = this.t.signal): Promise<string> {
+    const { t } = this;
+    const result = await execInPod({
+      kubeConfig: t.kube.kubeConfig,
+      namespace: t.namespace,
+      pod: t.pod,
+      container: t.container,
+      command: [COMPANION_EXECUTABLE, 'companion', ...args],
+      timeoutMs: t.execTimeoutMs,
+      // A files document lists every file of the database: large for a big one, still bounded.
+      maxStdoutBytes: 256 * 1024 * 1024,
+      signal,
+    });
+    return result.stdout.toString('utf8');
+  }
+
+  /** The recorded snapshot set, or undefined when none is recorded (the pre hook did not run). */
+  async files(): Promise<CompanionFiles | undefined> {
+    try {
+      return parseCompanionFiles(await this.run(['files']));
+    } catch (err) {
+      if (err instanceof ExecError && err.exitCode === COMPANION_EXIT.noRecord) return undefined;
+      throw err;
+    }
+  }
+
+  /** Runs a hook; returns its one JSON summary line. `signal` replaces the client's (a cleanup after a cancel). */
+  async hook(which: 'pre' | 'post', signal?: AbortSignal): Promise<string> {
+    return (await this.run(['hook', which], signal)).trim();
+  }
+
+  /** A tar stream of these files of one tree, in this order (the engine's tar reader checks it). */
+  async tar(tree: string, files: SnapshotFile[], signal: AbortSignal): Promise<Readable> {
+    const { t } = this;
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    execInPod({
+      kubeConfig: t.kube.kubeConfig,
+      namespace: t.namespace,
+      pod: t.pod,
+      container: t.container,
+      command: [COMPANION_EXECUTABLE, 'companion', 'tar'],
+      stdin: formatTarRequest({ tree, files: files.map((f) => f.path) }),
+      stdout: out,
+      idleTimeoutMs: t.streamIdleTimeoutMs,
+      signal: AbortSignal.any([t.signal, signal]),
+    }).catch((err: unknown) => out.destroy(err as Error)); // execInPod destroys `out` too; this keeps the rejection observed
+    return out;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Where a pod's data goes in the bucket, and the record of it on the pod item (design.md, Bucket
+ * layout): `<bsl prefix>/plugins/victoria/<namespace>/<workload>/<backup>/`. One folder per
+ * workload, so "the newest complete backup of this workload" is one listing; the restore and
+ * delete actions find the data through the record, which names no credentials and no URLs.
+ */
+import { PLUGIN_DOMAIN } from './names.js';
+
+export const RECORD_ANNOTATION = `${PLUGIN_DOMAIN}/backup`;
+export const PLUGIN_FOLDER = 'plugins/victoria';
+
+export interface BackupRecord {
+  format: 'velero-plugin-victoria/record/v1';
+  /** The BackupStorageLocation the data went to. */
+  storageLocation: string;
+  bucket: string;
+  /** Key prefix of the workload folder, from the bucket root: `<bsl prefix>/plugins/victoria/<ns>/<workload>`. */
+  prefix: string;
+  /** The backup's folder inside the workload folder (the Velero backup name). */
+  name: string;
+  kind: 'metrics' | 'logs';
+  /** `Deployment/<name>`, `StatefulSet/<name>` or `Pod/<name>`. */
+  workload: string;
+  files: number;
+  bytes: number;
+}
+
+/**
+ * The workload folder under the BSL prefix: the Deployment's name for a Deployment's pod (its pod
+ * names change with every restart, its data does not), else the pod's own name (a StatefulSet's
+ * pods are stable and each has its own data). Kubernetes names cannot contain '/', so this cannot
+ * escape the plugin folder.
+ */
+export function workloadPrefix(bslPrefix: string, namespace: string, folder: string): string {
+  return [bslPrefix.replace(/^\/+|\/+$/g, ''), PLUGIN_FOLDER, namespace, folder].filter(Boolean).join('/');
+}
+
+export function encodeRecord(record: BackupRecord): string {
+  return JSON.stringify(record);
+}
+
+/** The record on a pod, or undefined when it has none; a record that does not parse is an error naming the pod. */
+export function readRecord(annotations: Record<string, string> | undefined, pod: string): BackupRecord | undefined {
+  const raw = annotations?.[RECORD_ANNOTATION];
+  if (raw === undefined) return undefined;
+  let value: BackupRecord;
+  try {
+    value = JSON.parse(raw) as BackupRecord;
+  } catch (err) {
+    throw new Error(`pod ${pod}: annotation ${RECORD_ANNOTATION} is not JSON (${(err as Error).message}); it is written by the backup action and must not be edited`);
+  }
+  if (value?.format !== 'velero-plugin-victoria/record/v1' || !value.bucket || !value.prefix || !value.name) {
+    throw new Error(`pod ${pod}: annotation ${RECORD_ANNOTATION} is not a backup record this version understands`);
+  }
+  return value;
+}

@@ -1,0 +1,93 @@
+/**
+ * The bucket a Velero backup goes to, opened the way Velero opens it for its object-store plugin
+ * (reference, velero-plugin-protocol §BSL): an item action receives none of it, so it reads the
+ * BackupStorageLocation and its credential Secret through the API. The Secret's value is an AWS
+ * shared-credentials file; like Velero, we materialise it as a file (mode 0600, removed on close)
+ * and let the SDK's INI provider read it with the location's `profile`. Without a credential on
+ * the location, Velero's own file (`AWS_SHARED_CREDENTIALS_FILE`, mounted by `velero install`)
+ * or else the SDK's default chain (IRSA, instance roles) applies.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { KubeClient } from '../kube/client.js';
+import type { BackupStorageLocation } from '../kube/velero-objects.js';
+import { S3Store } from '../store/s3.js';
+import { bslS3Options } from '../store/url.js';
+
+const S3_PROVIDERS = new Set(['aws', 'velero.io/aws']);
+
+export interface LocationStore {
+  store: S3Store;
+  bucket: string;
+  /** Key prefix of `store` from the bucket root. */
+  prefix: string;
+  /** Accepted location settings that have no effect here, worth a warning. */
+  warnings: string[];
+  close(): Promise<void>;
+}
+
+export interface OpenLocationOptions {
+  kube: KubeClient;
+  /** Velero's namespace, where the location and its Secret live. */
+  namespace: string;
+  location: string;
+  /** The store's prefix from the location's prefix (the plugin's folder inside it). */
+  prefixOf: (bslPrefix: string) => string;
+  /** Refuse a ReadOnly location (backups write; restores and deletes say what they need). */
+  write: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function openLocationStore(opts: OpenLocationOptions): Promise<LocationStore> {
+  const { kube, namespace, location } = opts;
+  const where = `backupstoragelocations.velero.io "${location}" in namespace ${namespace}`;
+  const bsl: BackupStorageLocation = await kube.getBackupStorageLocation(namespace, location);
+  if (!S3_PROVIDERS.has(bsl.spec.provider)) {
+    throw new Error(`${where} uses provider ${JSON.stringify(bsl.spec.provider)}: velero-plugin-victoria writes to S3-compatible storage only (provider aws, velero-plugin-for-aws)`);
+  }
+  if (opts.write && bsl.spec.accessMode === 'ReadOnly') {
+    throw new Error(`${where} is ReadOnly: Victoria data cannot be backed up into it; back up to a ReadWrite location`);
+  }
+  const bucket = bsl.spec.objectStorage?.bucket?.replace(/^\/+|\/+$/g, '');
+  if (!bucket) throw new Error(`${where} has no spec.objectStorage.bucket`);
+  const bslPrefix = (bsl.spec.objectStorage.prefix ?? '').replace(/^\/+|\/+$/g, '');
+
+  const config: Record<string, string> = { ...(bsl.spec.config ?? {}) };
+  if (bsl.spec.objectStorage.caCert) config.caCert = Buffer.from(bsl.spec.objectStorage.caCert, 'base64').toString('utf8');
+  let tempDir: string | undefined;
+  const env = opts.env ?? process.env;
+  try {
+    if (bsl.spec.credential) {
+      const { name, key } = bsl.spec.credential;
+      const secret = await kube.getSecretKey(namespace, name, key);
+      tempDir = await mkdtemp(join(tmpdir(), 'velero-plugin-victoria-credentials-'));
+      config.credentialsFile = join(tempDir, 'credentials');
+      await writeFile(config.credentialsFile, secret, { mode: 0o600 });
+    } else if (env.AWS_SHARED_CREDENTIALS_FILE) {
+      config.credentialsFile = env.AWS_SHARED_CREDENTIALS_FILE;
+    }
+    let parsed;
+    try {
+      parsed = bslS3Options(config);
+    } catch (err) {
+      throw new Error(`${where}: ${(err as Error).message}`);
+    }
+    const prefix = opts.prefixOf(bslPrefix);
+    const store = new S3Store({ ...parsed.options, bucket, prefix });
+    const dir = tempDir;
+    return {
+      store,
+      bucket,
+      prefix,
+      warnings: parsed.warnings.map((w) => `${where}: ${w}`),
+      close: async () => {
+        store.destroy();
+        if (dir) await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+    throw err;
+  }
+}

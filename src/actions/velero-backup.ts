@@ -1,0 +1,40 @@
+/**
+ * What the actions need from the Backup CR Velero passes along with each item: its name, its
+ * namespace (Velero's own), the storage location (Velero fills it in before calling actions), the
+ * phase (to recognise the finalize pass) and the start time (to recognise stale snapshots).
+ */
+export interface VeleroBackupInfo {
+  name: string;
+  veleroNamespace: string;
+  storageLocation: string;
+  phase?: string;
+  startedAt?: Date;
+}
+
+interface BackupJson {
+  metadata?: { name?: string; namespace?: string };
+  spec?: { storageLocation?: string };
+  status?: { phase?: string; startTimestamp?: string };
+}
+
+export function parseVeleroBackup(bytes: Buffer, env: NodeJS.ProcessEnv = process.env): VeleroBackupInfo {
+  let backup: BackupJson;
+  try {
+    backup = JSON.parse(bytes.toString('utf8')) as BackupJson;
+  } catch (err) {
+    throw new Error(`the Backup Velero sent is not JSON (${(err as Error).message})`);
+  }
+  const name = backup?.metadata?.name;
+  if (!name) throw new Error('the Backup Velero sent has no metadata.name');
+  const storageLocation = backup.spec?.storageLocation;
+  if (!storageLocation) throw new Error(`backup ${name} has no spec.storageLocation: Velero sets it before it runs actions; is this Velero older than v1.14?`);
+  const started = backup.status?.startTimestamp ? new Date(backup.status.startTimestamp) : undefined;
+  return {
+    name,
+    // Velero's own fallback when VELERO_NAMESPACE is unset is "velero" (reference §Velero namespace).
+    veleroNamespace: backup.metadata?.namespace || env.VELERO_NAMESPACE || 'velero',
+    storageLocation,
+    ...(backup.status?.phase ? { phase: backup.status.phase } : {}),
+    ...(started && !Number.isNaN(started.getTime()) ? { startedAt: started } : {}),
+  };
+}

@@ -1,0 +1,90 @@
+/**
+ * The Velero hooks (design.md, Data flow): `hook pre` snapshots the database and records the set,
+ * `hook post` deletes exactly what was recorded. Velero runs them with exec in the companion
+ * container and logs their output; each prints one JSON line, which the plugin also parses when it
+ * runs the hooks itself.
+ */
+import { flattenCounts } from '../cli/snapshot-backup.js';
+import type { SnapshotSource } from '../victoria/types.js';
+import type { CompanionConfig } from './config.js';
+import { openConfiguredSource } from './config.js';
+import { CompanionError } from './errors.js';
+import { readRecord, removeRecord, STATE_FORMAT, writeRecord, type RecordedSet } from './state.js';
+
+export interface PreHookResult {
+  hook: 'pre';
+  kind: CompanionConfig['kind'];
+  /** Names of the snapshots made and recorded. */
+  snapshots: string[];
+  /** Names of snapshots of an earlier, unfinished run that were deleted first. */
+  staleRemoved: string[];
+  durationSeconds: number;
+}
+
+export interface PostHookResult {
+  hook: 'post';
+  /** Names of the recorded snapshots, now gone ([] when nothing was recorded). */
+  deleted: string[];
+}
+
+/**
+ * Deletes the snapshots of an unfinished earlier run (recorded, so ours; anything else on the
+ * server is left alone), then snapshots, counts and records. VictoriaLogs without data has no
+ * partition to snapshot: that records an empty set, so a backup of a fresh database succeeds.
+ */
+export async function preHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PreHookResult> {
+  const started = performance.now();
+  let staleRemoved: string[] = [];
+  const earlier = await readRecord(config.stateDir);
+  if (earlier) {
+    staleRemoved = (await source.deleteStale(earlier.snapshots.map((s) => s.name))).map((s) => s.name);
+    await removeRecord(config.stateDir);
+  }
+
+  const requested = new Date();
+  const snapshots = await source.create();
+  try {
+    // The earliest snapshot time: data after it may be missing from some snapshot, so it is not counted.
+    const createdAt = snapshots.reduce((t, s) => (s.createdAt < t ? s.createdAt : t), snapshots[0]?.createdAt ?? requested);
+    const counts = flattenCounts(await source.counts({ end: createdAt }));
+    const version = await source.version().catch(() => undefined);
+    const record: RecordedSet = {
+      format: STATE_FORMAT,
+      kind: source.kind,
+      url: source.url,
+      createdAt: createdAt.toISOString(),
+      snapshots,
+      counts,
+      ...(version ? { version } : {}),
+    };
+    await writeRecord(config.stateDir, record);
+  } catch (err) {
+    // Unrecorded snapshots would never be deleted by anyone: remove them before failing.
+    const cleanup = await source.delete(snapshots).then(
+      () => undefined,
+      (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+    );
+    if (!cleanup) throw err;
+    const names = snapshots.map((s) => s.name).join(', ');
+    throw new CompanionError(`${(err as Error).message}; deleting the snapshots just made failed too (${cleanup.message}): delete ${names} through the server's API`);
+  }
+  return {
+    hook: 'pre',
+    kind: source.kind,
+    snapshots: snapshots.map((s) => s.name),
+    staleRemoved,
+    durationSeconds: Math.round(performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * Deletes the recorded snapshots (ones already gone are fine, so it can run twice) and then the
+ * record. If a deletion fails the record stays, so `hook pre` or `serve` retries it later.
+ */
+export async function postHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PostHookResult> {
+  const record = await readRecord(config.stateDir);
+  if (!record) return { hook: 'post', deleted: [] };
+  await source.delete(record.snapshots);
+  await removeRecord(config.stateDir);
+  return { hook: 'post', deleted: record.snapshots.map((s) => s.name) };
+}

@@ -1,0 +1,165 @@
+/**
+ * What the plugin and the companion say to each other over exec streams (notes/contract.md):
+ * the `files` document, the `tar` request line, and the exit codes. The companion produces them
+ * (files.ts, tar.ts); the plugin imports the types and the parse functions from here, so both
+ * sides check the same shape. No Node APIs: safe to import anywhere.
+ */
+import { checkRelPath } from '../engine/layout.js';
+import type { SnapshotFile } from '../engine/files.js';
+import type { SourceKind } from '../victoria/types.js';
+
+export const COMPANION_FILES_FORMAT = 'velero-plugin-victoria/companion-files/v1';
+
+/** Exit codes of every `companion` command. */
+export const COMPANION_EXIT = {
+  ok: 0,
+  /** The command failed (server, files, state); stderr says why. */
+  failed: 1,
+  /** Bad flags, configuration or request (e.g. a tar path not in the recorded set). */
+  usage: 2,
+  /** No snapshot set is recorded: `companion hook pre` has not run (or `hook post` already did). */
+  noRecord: 3,
+} as const;
+
+export const NO_RECORD_MESSAGE = 'no snapshot recorded: run `companion hook pre` first';
+
+/** One snapshot's files: a vmbackup-layout tree (design.md, Bucket layout). */
+export interface CompanionTree {
+  /** relPath prefix of the tree's files: '' (VictoriaMetrics) or `partitions/YYYYMMDD/` (VictoriaLogs). */
+  prefix: string;
+  /** Where the tree is restored, relative to the data directory: '' or `partitions/YYYYMMDD`. */
+  restoreTo: string;
+  /** Files as src/engine/files.ts listSnapshotFiles lists them, paths relative to the tree. */
+  files: SnapshotFile[];
+}
+
+/** The `companion files` document: the recorded snapshot set and its files. */
+export interface CompanionFiles {
+  format: typeof COMPANION_FILES_FORMAT;
+  kind: SourceKind;
+  /** The server's base URL, without credentials. */
+  url: string;
+  /** Server version, e.g. `v1.145.0`; absent when the build does not report one. */
+  version?: string;
+  /** Snapshot time (ISO 8601, UTC): the counts cover data before it. */
+  createdAt: string;
+  /** Snapshot names, as the server made them. */
+  snapshots: string[];
+  /** Counts at snapshot time, flattened (series/samples, or rows and rows.YYYYMMDD). */
+  counts: Record<string, number>;
+  trees: CompanionTree[];
+}
+
+/** The one line `companion tar` reads on stdin. */
+export interface TarRequest {
+  /** A tree's `prefix` from the files document. */
+  tree: string;
+  /** Paths in that tree; the tar holds one entry per path, in this order, named by the path. */
+  files: string[];
+}
+
+/** Thrown by the parse functions; the message names the offending field. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+}
+
+type Json = Record<string, unknown>;
+
+function object(v: unknown, where: string): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ProtocolError(`${where} must be a JSON object`);
+  return v as Json;
+}
+
+function string(v: unknown, where: string): string {
+  if (typeof v !== 'string') throw new ProtocolError(`${where} must be a string`);
+  return v;
+}
+
+function array(v: unknown, where: string): unknown[] {
+  if (!Array.isArray(v)) throw new ProtocolError(`${where} must be an array`);
+  return v;
+}
+
+function relPath(v: unknown, where: string): string {
+  try {
+    return checkRelPath(string(v, where), where);
+  } catch (err) {
+    throw err instanceof ProtocolError ? err : new ProtocolError((err as Error).message);
+  }
+}
+
+/** '' or a relative directory path ending in '/'. */
+function treePrefix(v: unknown, where: string): string {
+  const s = string(v, where);
+  if (s === '') return s;
+  if (!s.endsWith('/')) throw new ProtocolError(`${where} must be '' or end in '/'`);
+  relPath(s.slice(0, -1), where);
+  return s;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ProtocolError(`${what} is not JSON (${(err as Error).message}): ${JSON.stringify(text.slice(0, 200))}`);
+  }
+}
+
+function parseFile(v: unknown, where: string): SnapshotFile {
+  const f = object(v, where);
+  const size = f.size;
+  const mtimeMs = f.mtimeMs;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw new ProtocolError(`${where}.size must be a non-negative integer`);
+  if (typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) throw new ProtocolError(`${where}.mtimeMs must be a number`);
+  return { path: relPath(f.path, `${where}.path`), size, mtimeMs };
+}
+
+/** Parses and checks the stdout of `companion files`; throws ProtocolError naming the bad field. */
+export function parseCompanionFiles(text: string): CompanionFiles {
+  const doc = object(parseJson(text, 'companion files output'), 'companion files output');
+  if (doc.format !== COMPANION_FILES_FORMAT) {
+    throw new ProtocolError(`companion files output has format ${JSON.stringify(doc.format)}, expected ${COMPANION_FILES_FORMAT}: are the plugin and the sidecar image the same version?`);
+  }
+  if (doc.kind !== 'metrics' && doc.kind !== 'logs') throw new ProtocolError('kind must be "metrics" or "logs"');
+  const createdAt = string(doc.createdAt, 'createdAt');
+  if (Number.isNaN(Date.parse(createdAt))) throw new ProtocolError(`createdAt ${JSON.stringify(createdAt)} is not a date`);
+  const counts: Record<string, number> = {};
+  for (const [k, n] of Object.entries(object(doc.counts, 'counts'))) {
+    if (typeof n !== 'number' || !Number.isFinite(n)) throw new ProtocolError(`counts.${k} must be a number`);
+    counts[k] = n;
+  }
+  const trees = array(doc.trees, 'trees').map((t, i): CompanionTree => {
+    const tree = object(t, `trees[${i}]`);
+    return {
+      prefix: treePrefix(tree.prefix, `trees[${i}].prefix`),
+      restoreTo: string(tree.restoreTo, `trees[${i}].restoreTo`),
+      files: array(tree.files, `trees[${i}].files`).map((f, j) => parseFile(f, `trees[${i}].files[${j}]`)),
+    };
+  });
+  const prefixes = new Set(trees.map((t) => t.prefix));
+  if (prefixes.size !== trees.length) throw new ProtocolError('trees hold the same prefix twice');
+  return {
+    format: COMPANION_FILES_FORMAT,
+    kind: doc.kind,
+    url: string(doc.url, 'url'),
+    ...(doc.version === undefined ? {} : { version: string(doc.version, 'version') }),
+    createdAt,
+    snapshots: array(doc.snapshots, 'snapshots').map((s, i) => string(s, `snapshots[${i}]`)),
+    counts,
+    trees,
+  };
+}
+
+/** The line to write to `companion tar`'s stdin (with its newline). */
+export function formatTarRequest(request: TarRequest): string {
+  return `${JSON.stringify({ tree: request.tree, files: request.files })}\n`;
+}
+
+/** Parses the request line of `companion tar`; throws ProtocolError naming the bad field. */
+export function parseTarRequest(line: string): TarRequest {
+  const req = object(parseJson(line, 'tar request'), 'tar request');
+  return {
+    tree: treePrefix(req.tree, 'tar request "tree"'),
+    files: array(req.files, 'tar request "files"').map((p, i) => relPath(p, `tar request "files"[${i}]`)),
+  };
+}

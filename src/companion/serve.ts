@@ -1,0 +1,74 @@
+/**
+ * `companion serve`: the sidecar's main process. The hooks and the plugin reach the companion with
+ * exec, so the main process has nothing to serve; it idles (one timer, no listener) and exits 0 on
+ * SIGTERM/SIGINT, so pod shutdown is never delayed.
+ *
+ * Its one job: a snapshot set whose `hook post` never ran (a backup that crashed, a Velero that
+ * was killed) pins disk space until someone deletes it. Every few minutes, and once at start, a
+ * recorded set older than --max-snapshot-age is deleted and the record cleared. Only recorded
+ * snapshots are ever touched.
+ */
+import { Agent } from 'undici';
+import type { SnapshotSource } from '../victoria/types.js';
+import { describeConfig, formatDuration, openConfiguredSource, type CompanionConfig } from './config.js';
+import { readRecord, removeRecord } from './state.js';
+
+/** How often the record is checked, at most: cheap (one small file read), and age limits are hours. */
+const EXPIRY_CHECK_INTERVAL_MS = 5 * 60_000;
+
+export interface ServeOptions {
+  /** Aborted on SIGTERM/SIGINT. */
+  signal: AbortSignal;
+  /** Writes one log line. */
+  log: (line: string) => void;
+}
+
+export async function serve(config: CompanionConfig, options: ServeOptions): Promise<void> {
+  const { signal, log } = options;
+  if (signal.aborted) return;
+  // An agent of our own, destroyed on shutdown: an in-flight deletion must not hold the exit up
+  // (it is retried at the next start, the record being still there).
+  const agent = new Agent();
+  const source = openConfiguredSource(config, agent);
+  const intervalMs = Math.min(EXPIRY_CHECK_INTERVAL_MS, Math.max(1000, config.maxSnapshotAgeMs));
+  log(`companion serving: ${describeConfig(config)} max-snapshot-age=${formatDuration(config.maxSnapshotAgeMs)}`);
+
+  // One check at a time: while a slow server answers, later ticks are skipped, not queued.
+  let busy = false;
+  const check = async (): Promise<void> => {
+    if (busy) return;
+    busy = true;
+    try {
+      await expireRecorded(config, source, new Date(), log);
+    } catch (err) {
+      if (!signal.aborted) log(`error: expiring recorded snapshots failed, retrying in ${formatDuration(intervalMs)}: ${(err as Error).message}`);
+    } finally {
+      busy = false;
+    }
+  };
+  void check();
+  const timer = setInterval(() => void check(), intervalMs);
+  await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  clearInterval(timer);
+  await agent.destroy();
+  log('companion stopping');
+}
+
+/**
+ * Deletes the recorded set if it is older than the limit, then clears the record (unless a new
+ * `hook pre` replaced it meanwhile). Returns the names deleted.
+ */
+export async function expireRecorded(config: CompanionConfig, source: SnapshotSource, now: Date, log: (line: string) => void): Promise<string[]> {
+  const record = await readRecord(config.stateDir);
+  if (!record) return [];
+  const ageMs = now.getTime() - Date.parse(record.createdAt);
+  if (ageMs < config.maxSnapshotAgeMs) return [];
+  await source.delete(record.snapshots);
+  await removeRecord(config.stateDir, record);
+  const names = record.snapshots.map((s) => s.name);
+  log(
+    `deleted ${names.length} recorded snapshot(s) from ${record.createdAt} (age ${formatDuration(ageMs)} > max-snapshot-age ` +
+      `${formatDuration(config.maxSnapshotAgeMs)}: the backup's post hook never ran): ${names.join(', ') || 'none'}`,
+  );
+  return names;
+}

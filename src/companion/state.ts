@@ -1,0 +1,117 @@
+/**
+ * The recorded snapshot set: `<state-dir>/snapshots.json`, written by `hook pre`, read by `files`
+ * and `tar`, removed by `hook post` (or by `serve` when it expires). It is the only memory the
+ * companion has between exec calls, and the only list of snapshots it may ever delete: snapshots
+ * someone else made are never in it.
+ *
+ * Written atomically (temporary file, fsync, rename), so a reader sees the old record or the new
+ * one, never half of one, even if the container is killed mid-write.
+ */
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Snapshot, SourceKind } from '../victoria/types.js';
+import { CompanionError, noRecordError } from './errors.js';
+
+export const STATE_FORMAT = 'velero-plugin-victoria/companion-state/v1';
+const STATE_FILE = 'snapshots.json';
+
+export interface RecordedSet {
+  format: typeof STATE_FORMAT;
+  kind: SourceKind;
+  /** The server's base URL, without credentials. */
+  url: string;
+  /** Snapshot time (ISO 8601); the counts cover data before it, and serve ages the set from it. */
+  createdAt: string;
+  snapshots: Snapshot[];
+  /** flattenCounts() of the counts at snapshot time. */
+  counts: Record<string, number>;
+  version?: string;
+}
+
+export const recordPath = (stateDir: string): string => join(stateDir, STATE_FILE);
+
+/** The recorded set, or undefined when there is none. */
+export async function readRecord(stateDir: string): Promise<RecordedSet | undefined> {
+  const file = recordPath(stateDir);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CompanionError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  try {
+    return parseRecord(text);
+  } catch (err) {
+    throw new CompanionError(
+      `${file} is not a snapshot record (${(err as Error).message}): delete the snapshots it names with the server's API, then delete the file`,
+    );
+  }
+}
+
+/** The recorded set that `files` and `tar` serve; exit 3 without one. */
+export async function requireRecord(stateDir: string, kind: SourceKind): Promise<RecordedSet> {
+  const record = await readRecord(stateDir);
+  if (!record) throw noRecordError();
+  if (record.kind !== kind) {
+    throw new CompanionError(`${recordPath(stateDir)} records ${record.kind} snapshots, but this companion is configured for ${kind}: check --kind / VICTORIA_KIND`);
+  }
+  return record;
+}
+
+export async function writeRecord(stateDir: string, record: RecordedSet): Promise<void> {
+  const file = recordPath(stateDir);
+  const tmp = join(stateDir, `.${STATE_FILE}.${process.pid}.tmp`);
+  try {
+    await mkdir(stateDir, { recursive: true });
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(`${JSON.stringify(record, null, 2)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw new CompanionError(`cannot write ${file}: ${(err as Error).message}: --state-dir / COMPANION_STATE_DIR must be a writable directory (an emptyDir)`);
+  }
+}
+
+/**
+ * Removes the record. With `expected`, only if the file still records that same set: `serve`
+ * expires an old set while a `hook pre` may have just recorded a new one, which must survive.
+ */
+export async function removeRecord(stateDir: string, expected?: RecordedSet): Promise<void> {
+  if (expected) {
+    const current = await readRecord(stateDir);
+    if (current === undefined || !sameSet(current, expected)) return;
+  }
+  try {
+    await unlink(recordPath(stateDir));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CompanionError(`cannot remove ${recordPath(stateDir)}: ${(err as Error).message}`);
+  }
+}
+
+function sameSet(a: RecordedSet, b: RecordedSet): boolean {
+  return a.createdAt === b.createdAt && a.snapshots.map((s) => s.handle).join('\n') === b.snapshots.map((s) => s.handle).join('\n');
+}
+
+/** Checks the file's shape, and turns dates back into Dates. */
+function parseRecord(text: string): RecordedSet {
+  const r = JSON.parse(text) as Partial<RecordedSet> | null;
+  if (r === null || typeof r !== 'object') throw new Error('not a JSON object');
+  if (r.format !== STATE_FORMAT) throw new Error(`format is ${JSON.stringify(r.format)}, expected ${STATE_FORMAT}`);
+  if (r.kind !== 'metrics' && r.kind !== 'logs') throw new Error('kind must be metrics or logs');
+  if (typeof r.url !== 'string' || typeof r.createdAt !== 'string' || Number.isNaN(Date.parse(r.createdAt))) throw new Error('url or createdAt missing');
+  if (typeof r.counts !== 'object' || r.counts === null || !Array.isArray(r.snapshots)) throw new Error('counts or snapshots missing');
+  const snapshots = r.snapshots.map((s: Snapshot & { createdAt: unknown }, i): Snapshot => {
+    const fields = [s.name, s.handle, s.dir, s.relPathPrefix];
+    if (s.kind !== r.kind || fields.some((f) => typeof f !== 'string') || typeof s.followSymlinks !== 'boolean' || typeof s.createdAt !== 'string') {
+      throw new Error(`snapshots[${i}] is not a ${r.kind} snapshot`);
+    }
+    return { ...s, createdAt: new Date(s.createdAt) };
+  });
+  return { ...(r as RecordedSet), snapshots };
+}

@@ -1,0 +1,217 @@
+/**
+ * `companion tar`: streams requested snapshot files as a POSIX tar (npm tar-stream) to stdout, for
+ * the plugin to read over an exec stream. The request is the first stdin line; the rest of stdin is
+ * ignored, because Kubernetes' v4 exec protocol cannot close stdin.
+ *
+ * Memory stays bounded whatever the file sizes: a file is read in chunks only as fast as the
+ * output drains (file → entry sink → pack → output, each step waiting for `drain`).
+ *
+ * A tar entry's size is fixed in its header before its bytes follow, so a file that changes size
+ * while read cannot become a correct entry. Snapshot files are immutable hard links and never
+ * should; if one does anyway, the stream fails: the last chunk is held back until the size is
+ * checked again, so the broken entry is always short and no reader can take it for a whole file.
+ */
+import { open, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { pack as tarPack, type Pack } from 'tar-stream';
+import { isSkippedFile } from '../engine/layout.js';
+import type { Snapshot } from '../victoria/types.js';
+import type { CompanionConfig } from './config.js';
+import { CompanionError, usageError } from './errors.js';
+import { snapshotMissing, snapshotRoot } from './files.js';
+import { parseTarRequest, ProtocolError, type TarRequest } from './protocol.js';
+import { requireRecord } from './state.js';
+
+/** Read size: large enough for throughput, small enough that a few in flight cost little. */
+const CHUNK_BYTES = 256 * 1024;
+/** A request line longer than this is not a file list (a million paths fit comfortably). */
+const MAX_REQUEST_BYTES = 256 * 1024 * 1024;
+/**
+ * Sizes from 8 GiB on do not fit the header's 11 octal digits. tar-stream then writes the size in
+ * base-256 (GNU, also read by Go, bsdtar and tar-stream's extract); we add a pax `size` record too,
+ * which is how POSIX readers find it.
+ */
+const OCTAL_SIZE_LIMIT = 8 ** 11;
+
+type EntryHeader = Parameters<Pack['entry']>[0];
+
+export interface TarResult {
+  files: number;
+  bytes: number;
+}
+
+/** Reads the request, checks every path, then writes the tar to `output` (which it does not end). */
+export async function writeTar(config: CompanionConfig, input: Readable, output: Writable): Promise<TarResult> {
+  const record = await requireRecord(config.stateDir, config.kind);
+  let request: TarRequest;
+  try {
+    request = parseTarRequest(await readRequestLine(input));
+  } catch (err) {
+    throw err instanceof ProtocolError ? usageError(`${err.message}: the first stdin line must be {"tree":"<prefix>","files":["path",…]}`) : err;
+  }
+  const snapshot = record.snapshots.find((s) => s.relPathPrefix === request.tree);
+  if (!snapshot) {
+    const trees = record.snapshots.map((s) => JSON.stringify(s.relPathPrefix)).join(', ') || 'none';
+    throw usageError(`tree ${JSON.stringify(request.tree)} is not in the recorded set (its trees: ${trees})`);
+  }
+  const root = snapshotRoot(config, snapshot);
+  await stat(root).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' ? snapshotMissing(snapshot, root) : new CompanionError(`cannot read ${root}: ${err.message}`);
+  });
+  // Every path is checked before the first byte goes out: a bad request produces no tar at all.
+  for (const path of request.files) await checkRequested(root, path, snapshot);
+
+  const pack = tarPack();
+  pack.on('error', () => undefined); // reported through `failure` below
+  let failure: Error | undefined;
+  const fail = (err: unknown): never => {
+    failure ??= err instanceof Error ? err : new Error(String(err));
+    pack.destroy(failure);
+    throw failure;
+  };
+  const producing = packFiles(pack, root, request.files).then((r) => {
+    pack.finalize();
+    return r;
+  }, fail);
+  const consuming = copyOut(pack, output).catch(fail);
+  const [result] = await Promise.allSettled([producing, consuming]);
+  if (failure) throw failure;
+  return (result as PromiseFulfilledResult<TarResult>).value;
+}
+
+/**
+ * The first line of `input` (without its newline), or all of it if it ends first. Returning early
+ * ends the iteration, which destroys `input`: the rest of stdin is ignored by design.
+ */
+async function readRequestLine(input: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of input) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    const newline = buf.indexOf(0x0a);
+    if (newline >= 0) {
+      chunks.push(buf.subarray(0, newline));
+      return Buffer.concat(chunks).toString('utf8');
+    }
+    chunks.push(buf);
+    length += buf.length;
+    if (length > MAX_REQUEST_BYTES) throw usageError(`the request line on stdin is longer than ${MAX_REQUEST_BYTES} bytes: request fewer files per tar`);
+  }
+  if (length === 0) throw usageError('stdin ended before the request line {"tree":"<prefix>","files":[…]}');
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A path is in the recorded set when listSnapshotFiles would list it: a regular file, not skipped. */
+async function checkRequested(root: string, path: string, s: Snapshot): Promise<void> {
+  const notInSet = (why: string): CompanionError =>
+    usageError(`${JSON.stringify(path)} is not a file of tree ${JSON.stringify(s.relPathPrefix)} (snapshot ${s.name}) in the recorded set: ${why}; request only paths that \`companion files\` lists`);
+  if (isSkippedFile(path)) throw notInSet('backups skip it');
+  let st;
+  try {
+    st = await stat(join(root, path)); // follows symlinks, as the listing does
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw notInSet('no such file');
+    throw new CompanionError(`cannot read ${join(root, path)}: ${(err as Error).message}`);
+  }
+  if (!st.isFile()) throw notInSet('not a regular file');
+}
+
+/** The header of a file entry; large sizes get a pax record as well (OCTAL_SIZE_LIMIT). */
+export function entryHeader(path: string, size: number, mtime: Date): EntryHeader {
+  return { name: path, size, mode: 0o644, mtime, type: 'file', ...(size >= OCTAL_SIZE_LIMIT ? { pax: { size: String(size) } } : {}) };
+}
+
+async function packFiles(pack: Pack, root: string, paths: readonly string[]): Promise<TarResult> {
+  let bytes = 0;
+  for (const path of paths) bytes += await packFile(pack, root, path);
+  return { files: paths.length, bytes };
+}
+
+/** One entry: header with the size read now, then the bytes, the last chunk only after a re-check. */
+async function packFile(pack: Pack, root: string, path: string): Promise<number> {
+  const abs = join(root, path);
+  const fh = await open(abs, 'r');
+  try {
+    const st = await fh.stat();
+    const size = st.size;
+    let sink!: ReturnType<Pack['entry']>;
+    const finished = new Promise<void>((resolve, reject) => {
+      sink = pack.entry(entryHeader(path, size, st.mtime), (err) => (err ? reject(err) : resolve()));
+    });
+    // Failures arrive through the entry callback (and, for the whole stream, through writeTar's
+    // `failure`); without listeners a destroyed sink would throw its error as uncaught.
+    sink.on('error', () => undefined);
+    finished.catch(() => undefined);
+    let pos = 0;
+    let held: Buffer | undefined;
+    while (pos < size) {
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, size - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      if (held && !sink.write(held)) await drained(sink);
+      held = bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+    const now = (await fh.stat()).size;
+    if (pos !== size || now !== size) {
+      const err = new CompanionError(`${abs} changed size while it was read (${size} bytes when its tar header was written, ${now} now): a snapshot file must never change; the tar stream is broken off`);
+      sink.destroy(err);
+      throw err;
+    }
+    sink.end(held);
+    await finished;
+    return size;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Copies the tar to the output, waiting whenever the output's buffer is full. An output error (the
+ * reader went away: EPIPE) ends the copy at once, also between writes.
+ */
+async function copyOut(pack: Pack, output: Writable): Promise<void> {
+  let outputError: Error | undefined;
+  const onError = (err: Error): void => {
+    outputError = err;
+    pack.destroy(err);
+  };
+  output.on('error', onError);
+  try {
+    for await (const chunk of pack as AsyncIterable<Buffer>) {
+      if (!output.write(chunk)) await drained(output);
+    }
+  } catch (err) {
+    throw outputError ?? err;
+  } finally {
+    output.off('error', onError);
+  }
+}
+
+interface Emitter {
+  readonly destroyed: boolean;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** Resolves on 'drain'; rejects if the stream fails or closes first, or already has. */
+function drained(stream: Emitter): Promise<void> {
+  if (stream.destroyed) return Promise.reject(new Error('the tar stream was closed before it was complete'));
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      stream.off('drain', onDrain);
+      stream.off('error', onError);
+      stream.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = (): void => done();
+    const onError = (err: unknown): void => done(err instanceof Error ? err : new Error(String(err)));
+    const onClose = (): void => done(new Error('the tar stream was closed before it was complete'));
+    stream.once('drain', onDrain);
+    stream.once('error', onError);
+    stream.once('close', onClose);
+  });
+}

@@ -1,0 +1,28 @@
+/**
+ * Removing one backup. Backups never share objects (an incremental copies unchanged files
+ * server-side instead of pointing at them), so deleting one folder cannot break another. The
+ * complete markers go first: a deletion interrupted half-way leaves an incomplete backup that
+ * every reader refuses, never a complete-looking one with files missing.
+ */
+import type { ObjectStore } from '../store/types.js';
+import { checkRelPath, VM_COMPLETE_MARKER } from './layout.js';
+import { COMPLETE_KEY } from './manifest.js';
+
+export interface DeleteResult {
+  objects: number;
+  bytes: number;
+}
+
+export async function deleteBackup(store: ObjectStore, name: string): Promise<DeleteResult> {
+  checkRelPath(name, 'backup name');
+  const keys: string[] = [];
+  let bytes = 0;
+  for await (const obj of store.list(`${name}/`)) {
+    keys.push(obj.key);
+    bytes += obj.size;
+  }
+  const isMarker = (key: string) => key === `${name}/${COMPLETE_KEY}` || key.endsWith(`/${VM_COMPLETE_MARKER}`);
+  await store.delete(keys.filter(isMarker));
+  await store.delete(keys.filter((k) => !isMarker(k)));
+  return { objects: keys.length, bytes };
+}

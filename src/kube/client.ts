@@ -1,0 +1,259 @@
+/**
+ * The plugin's Kubernetes API access: where the configuration comes from, and the few reads and
+ * writes the actions need, each turning an API failure into a KubeError that names the object and
+ * what to fix (the RBAC rule to grant, the name to check). Secret contents never reach an error or
+ * a log: errors quote only the API server's Status message.
+ */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type V1ConfigMap,
+  type V1Deployment,
+  type V1Pod,
+  type V1ReplicaSet,
+  type V1Secret,
+  type V1StatefulSet,
+} from '@kubernetes/client-node';
+import { codeForStatus, describeAnswer, KubeError, parseStatus, socketReason, UNAUTHORIZED_HINT } from './errors.js';
+import type { BackupStorageLocation, VeleroRestore } from './velero-objects.js';
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+const VELERO = { group: 'velero.io', version: 'v1' } as const;
+
+export interface LoadKubeConfigOptions {
+  /** A kubeconfig file; wins over everything else. */
+  kubeconfig?: string;
+  /** A context other than the kubeconfig's current one. */
+  context?: string;
+  /** Default: process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+function loadFile(kc: KubeConfig, file: string): void {
+  try {
+    kc.loadFromFile(file);
+  } catch (err) {
+    throw new KubeError('Config', `cannot load kubeconfig ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * The configuration as kubectl would find it, except that inside a pod (Velero's) the service
+ * account wins over ~/.kube/config: an explicit file, then KUBECONFIG (a list, the first file's
+ * current context wins), then the pod's service account, then ~/.kube/config.
+ */
+export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig {
+  const env = options.env ?? process.env;
+  const kc = new KubeConfig();
+  const fromEnv = (env.KUBECONFIG ?? '').split(delimiter).filter(Boolean);
+  const home = join(env.HOME ?? homedir(), '.kube', 'config');
+  if (options.kubeconfig) {
+    loadFile(kc, options.kubeconfig);
+  } else if (fromEnv.length > 0) {
+    loadFile(kc, fromEnv[0]!);
+    for (const file of fromEnv.slice(1)) {
+      const more = new KubeConfig();
+      loadFile(more, file);
+      try {
+        kc.mergeConfig(more, true);
+      } catch (err) {
+        throw new KubeError('Config', `cannot merge kubeconfig ${file} (KUBECONFIG): ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+  } else if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
+    kc.loadFromCluster();
+  } else if (existsSync(home)) {
+    loadFile(kc, home);
+  } else {
+    throw new KubeError(
+      'Config',
+      'no Kubernetes configuration: not running in a pod with a service account, KUBECONFIG is not set and there is no ~/.kube/config',
+    );
+  }
+  if (options.context) {
+    if (!kc.getContextObject(options.context)) throw new KubeError('Config', `the kubeconfig has no context "${options.context}"`);
+    kc.setCurrentContext(options.context);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new KubeError('Config', `the kubeconfig's current context "${kc.getCurrentContext() ?? ''}" names no cluster: choose a context with kubectl config use-context`);
+  }
+  return kc;
+}
+
+/** The namespace of the current context (in a pod: the pod's own namespace), else "default". */
+export function defaultNamespace(kc: KubeConfig): string {
+  return kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
+}
+
+type Verb = 'get' | 'list' | 'create' | 'delete';
+const VERB_WORD: Record<Verb, string> = { get: 'read', list: 'list', create: 'create', delete: 'delete' };
+
+/** What a call touches: enough to say what failed and which RBAC rule would allow it. */
+interface Target {
+  verb: Verb;
+  /** Plural resource name, as RBAC spells it. */
+  resource: string;
+  group: string;
+  namespace?: string;
+  name?: string;
+  labelSelector?: string;
+}
+
+function resourceRef(t: Target): string {
+  return t.group ? `${t.resource}.${t.group}` : t.resource;
+}
+
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  private readonly core: CoreV1Api;
+  private readonly apps: AppsV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(kubeConfig: KubeConfig) {
+    this.kubeConfig = kubeConfig;
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.apps = kubeConfig.makeApiClient(AppsV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  static load(options?: LoadKubeConfigOptions): KubeClient {
+    return new KubeClient(loadKubeConfig(options));
+  }
+
+  /** The API server's URL, for messages. */
+  get server(): string {
+    return this.kubeConfig.getCurrentCluster()?.server ?? '(no cluster)';
+  }
+
+  getBackupStorageLocation(namespace: string, name: string): Promise<BackupStorageLocation> {
+    return this.call({ verb: 'get', resource: 'backupstoragelocations', group: VELERO.group, namespace, name }, () =>
+      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backupstoragelocations', namespace, name }),
+    );
+  }
+
+  getSecret(namespace: string, name: string): Promise<V1Secret> {
+    return this.call({ verb: 'get', resource: 'secrets', group: '', namespace, name }, () =>
+      this.core.readNamespacedSecret({ namespace, name }),
+    );
+  }
+
+  /** One key of a Secret, decoded. The error for a missing key lists the key names, never values. */
+  async getSecretKey(namespace: string, name: string, key: string): Promise<Buffer> {
+    const secret = await this.getSecret(namespace, name);
+    const value = secret.data?.[key];
+    if (value === undefined) {
+      const keys = Object.keys(secret.data ?? {}).sort();
+      throw new KubeError(
+        'NotFound',
+        `secret "${name}" in namespace ${namespace} has no key "${key}" (its keys: ${keys.length ? keys.join(', ') : 'none'}); fix the key name that refers to it`,
+      );
+    }
+    return Buffer.from(value, 'base64');
+  }
+
+  getPod(namespace: string, name: string): Promise<V1Pod> {
+    return this.call({ verb: 'get', resource: 'pods', group: '', namespace, name }, () => this.core.readNamespacedPod({ namespace, name }));
+  }
+
+  async listPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
+    const list = await this.call({ verb: 'list', resource: 'pods', group: '', namespace, labelSelector }, () =>
+      this.core.listNamespacedPod({ namespace, labelSelector }),
+    );
+    return list.items;
+  }
+
+  async listConfigMaps(namespace: string, labelSelector: string): Promise<V1ConfigMap[]> {
+    const list = await this.call({ verb: 'list', resource: 'configmaps', group: '', namespace, labelSelector }, () =>
+      this.core.listNamespacedConfigMap({ namespace, labelSelector }),
+    );
+    return list.items;
+  }
+
+  getDeployment(namespace: string, name: string): Promise<V1Deployment> {
+    return this.call({ verb: 'get', resource: 'deployments', group: 'apps', namespace, name }, () =>
+      this.apps.readNamespacedDeployment({ namespace, name }),
+    );
+  }
+
+  getStatefulSet(namespace: string, name: string): Promise<V1StatefulSet> {
+    return this.call({ verb: 'get', resource: 'statefulsets', group: 'apps', namespace, name }, () =>
+      this.apps.readNamespacedStatefulSet({ namespace, name }),
+    );
+  }
+
+  getReplicaSet(namespace: string, name: string): Promise<V1ReplicaSet> {
+    return this.call({ verb: 'get', resource: 'replicasets', group: 'apps', namespace, name }, () =>
+      this.apps.readNamespacedReplicaSet({ namespace, name }),
+    );
+  }
+
+  createRestore(namespace: string, restore: VeleroRestore): Promise<VeleroRestore> {
+    const name = restore.metadata.name ?? `${restore.metadata.generateName ?? ''}*`;
+    return this.call({ verb: 'create', resource: 'restores', group: VELERO.group, namespace, name }, () =>
+      this.custom.createNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, body: restore }),
+    );
+  }
+
+  getRestore(namespace: string, name: string): Promise<VeleroRestore> {
+    return this.call({ verb: 'get', resource: 'restores', group: VELERO.group, namespace, name }, () =>
+      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, name }),
+    );
+  }
+
+  async deleteRestore(namespace: string, name: string): Promise<void> {
+    await this.call({ verb: 'delete', resource: 'restores', group: VELERO.group, namespace, name }, () =>
+      this.custom.deleteNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, name }),
+    );
+  }
+
+  async deleteNamespace(name: string): Promise<void> {
+    await this.call({ verb: 'delete', resource: 'namespaces', group: '', name }, () => this.core.deleteNamespace({ name }));
+  }
+
+  private async call<T>(target: Target, request: () => Promise<T>): Promise<T> {
+    try {
+      return await request();
+    } catch (err) {
+      throw this.toKubeError(target, err);
+    }
+  }
+
+  private toKubeError(t: Target, err: unknown): KubeError {
+    const ref = resourceRef(t);
+    const what = t.name !== undefined ? `${ref} "${t.name}"` : t.labelSelector ? `${ref} with labels "${t.labelSelector}"` : ref;
+    const where = t.namespace ? ` in namespace ${t.namespace}` : '';
+    const head = `cannot ${VERB_WORD[t.verb]} ${what}${where}`;
+    // ApiException's own message carries the response body and headers; only the Status message is used.
+    if (!(err instanceof ApiException)) {
+      return new KubeError('Unreachable', `${head}: cannot reach the Kubernetes API server at ${this.server}: ${socketReason(err)}`, { cause: err });
+    }
+    const httpStatus = err.code;
+    const status = parseStatus(err.body);
+    const code = codeForStatus(httpStatus);
+    let hint: string;
+    switch (code) {
+      case 'Unauthorized':
+        hint = UNAUTHORIZED_HINT;
+        break;
+      case 'Forbidden':
+        hint = `grant ${t.verb} on ${ref}${t.namespace ? ` in namespace ${t.namespace}` : ''} to the user named above (Velero's service account when the plugin runs in Velero)`;
+        break;
+      case 'NotFound':
+        // Without details.name the 404 came from the router: the resource type itself is not served.
+        hint = status?.details?.name ? 'check the name and the namespace' : `the API server does not serve ${ref}: is it installed?`;
+        break;
+      case 'AlreadyExists':
+        hint = 'choose another name or delete the existing object';
+        break;
+      default:
+        hint = '';
+    }
+    return new KubeError(code, `${head}: ${describeAnswer(httpStatus, status)}${hint ? `; ${hint}` : ''}`, { status: httpStatus });
+  }
+}

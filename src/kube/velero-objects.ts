@@ -1,0 +1,66 @@
+/**
+ * The parts of Velero's custom resources (velero.io/v1) that the plugin reads or writes. Only the
+ * fields used are typed; the API server keeps the rest, and callers that create objects pass
+ * anything else Velero accepts through the index signatures.
+ */
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface BackupStorageLocation {
+  apiVersion: 'velero.io/v1';
+  kind: 'BackupStorageLocation';
+  metadata: ObjectMeta;
+  spec: {
+    provider: string;
+    objectStorage: { bucket: string; prefix?: string; caCert?: string };
+    /** The provider's settings (velero-plugin-for-aws keys for S3). */
+    config?: Record<string, string>;
+    /** The Secret key holding this location's credentials; absent means Velero's own credentials file. */
+    credential?: { name: string; key: string };
+    default?: boolean;
+    accessMode?: 'ReadWrite' | 'ReadOnly';
+  };
+  status?: { phase?: 'Available' | 'Unavailable'; message?: string; lastValidationTime?: string };
+}
+
+export interface RestoreSpec {
+  backupName?: string;
+  scheduleName?: string;
+  includedNamespaces?: string[];
+  excludedNamespaces?: string[];
+  includedResources?: string[];
+  excludedResources?: string[];
+  namespaceMapping?: Record<string, string>;
+  labelSelector?: { matchLabels?: Record<string, string> };
+  restorePVs?: boolean;
+  [field: string]: unknown;
+}
+
+export interface RestoreStatus {
+  /** New, FailedValidation, InProgress, WaitingForPluginOperations…, Finalizing…, Completed, PartiallyFailed, Failed. */
+  phase?: string;
+  errors?: number;
+  warnings?: number;
+  failureReason?: string;
+  validationErrors?: string[];
+  startTimestamp?: string;
+  completionTimestamp?: string;
+  [field: string]: unknown;
+}
+
+export interface VeleroRestore {
+  apiVersion: 'velero.io/v1';
+  kind: 'Restore';
+  metadata: ObjectMeta;
+  spec: RestoreSpec;
+  status?: RestoreStatus;
+}

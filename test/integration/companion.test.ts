@@ -1,0 +1,452 @@
+/**
+ * The companion sidecar against real servers: VictoriaMetrics 1.145 and 1.79.5 and the VictoriaLogs
+ * test server. Most calls are in-process; the real CLI entry (`tsx src/main.ts companion …`) runs
+ * for the hooks, files and tar, and `serve` runs from esbuild bundles (as in the image's executable)
+ * so that its idle memory is measured without tsx's own.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { extract } from 'tar-stream';
+import { parseCompanionConfig, type CompanionConfig } from '../../src/companion/config.js';
+import { CompanionError } from '../../src/companion/errors.js';
+import { filesDocument } from '../../src/companion/files.js';
+import { postHook, preHook } from '../../src/companion/hooks.js';
+import { COMPANION_EXIT, formatTarRequest, parseCompanionFiles, type CompanionFiles } from '../../src/companion/protocol.js';
+import { readRecord } from '../../src/companion/state.js';
+import { writeTar } from '../../src/companion/tar.js';
+import { listSnapshotFiles } from '../../src/engine/files.js';
+import { LogsSource, MetricsSource, type Snapshot } from '../../src/victoria/index.js';
+import { paths, requireComponents, ROOT } from '../support/components.js';
+import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
+import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
+
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+const ESBUILD = join(ROOT, 'node_modules', '.bin', 'esbuild');
+
+interface RunResult {
+  status: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** Our variables only: nothing inherited from the developer's shell may change a test. */
+function cleanEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const base = { ...process.env };
+  for (const k of Object.keys(base)) if (k.startsWith('VICTORIA_') || k.startsWith('COMPANION_')) delete base[k];
+  return { ...base, ...env };
+}
+
+/**
+ * Runs the real CLI entry. With `stdin`, writes it and leaves stdin open, as Kubernetes' v4 exec
+ * protocol does: the command must finish without seeing the end of its input.
+ */
+async function cli(args: string[], env: NodeJS.ProcessEnv, stdin?: string): Promise<RunResult> {
+  const child = spawn(TSX, [join(ROOT, 'src', 'main.ts'), 'companion', ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.on('error', () => undefined); // the command may exit before reading it all
+  if (stdin !== undefined) child.stdin.write(stdin);
+  const [status] = (await once(child, 'close')) as [number | null];
+  return { status, stdout: Buffer.concat(out), stderr };
+}
+
+const lastJsonLine = (r: RunResult): Record<string, unknown> => JSON.parse(r.stdout.toString().trim().split('\n').at(-1)!) as Record<string, unknown>;
+
+interface Entry {
+  name: string;
+  data: Buffer;
+}
+
+async function untar(bytes: Buffer): Promise<Entry[]> {
+  const ex = extract();
+  const entries: Entry[] = [];
+  const done = (async () => {
+    for await (const entry of ex) {
+      const chunks: Buffer[] = [];
+      for await (const c of entry) chunks.push(c as Buffer);
+      entries.push({ name: entry.header.name, data: Buffer.concat(chunks) });
+    }
+  })();
+  ex.end(bytes);
+  await done;
+  return entries;
+}
+
+/** Every third file and the largest: a subset in an order that is not the listing's. */
+function chooseSubset(files: CompanionFiles['trees'][number]['files']): string[] {
+  const largest = files.reduce((a, b) => (b.size > a.size ? b : a));
+  const picked = files.filter((_, i) => i % 3 === 1).map((f) => f.path);
+  return [largest.path, ...picked.filter((p) => p !== largest.path).reverse()];
+}
+
+async function expectSameBytes(entries: Entry[], wanted: string[], root: string): Promise<void> {
+  expect(entries.map((e) => e.name)).to.deep.equal(wanted);
+  for (const e of entries) expect(e.data.equals(await readFile(join(root, e.name))), e.name).to.equal(true);
+}
+
+async function inProcessTar(config: CompanionConfig, tree: string, files: string[]): Promise<Entry[]> {
+  const stdin = new PassThrough();
+  stdin.write(formatTarRequest({ tree, files }));
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  await writeTar(config, stdin, out);
+  return untar(Buffer.concat(chunks));
+}
+
+async function companionError(p: Promise<unknown>): Promise<CompanionError | Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  return expect.fail('expected an error');
+}
+
+/** An esbuild bundle made as scripts/build.sh makes the executable's, run with plain Node. */
+async function bundle(entry: string, outfile: string): Promise<string> {
+  const child = spawn(
+    ESBUILD,
+    [
+      entry,
+      '--bundle',
+      '--platform=node',
+      '--format=cjs',
+      '--target=node22',
+      `--outfile=${outfile}`,
+      '--log-level=warning',
+      '--define:import.meta.url=__import_meta_url',
+      '--banner:js=const __import_meta_url = require("node:url").pathToFileURL(__filename).href;',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [status] = (await once(child, 'close')) as [number | null];
+  if (status !== 0) throw new Error(`esbuild failed: ${stderr}`);
+  return outfile;
+}
+
+describe('companion against VictoriaMetrics 1.145', function () {
+  let vm: VmServer;
+  let stateDir: string;
+  let env: NodeJS.ProcessEnv;
+  let config: CompanionConfig;
+  let admin: MetricsSource;
+  let foreign: Snapshot;
+
+  before(async function () {
+    vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key-145' });
+    await vm.importSeries(20, 100);
+    stateDir = mkdtempSync(join(tmpdir(), 'companion-state-'));
+    env = { VICTORIA_KIND: 'metrics', VICTORIA_URL: vm.url, VICTORIA_DATA_DIR: vm.dataDir, VICTORIA_AUTH_KEY: 'snap-key-145', COMPANION_STATE_DIR: stateDir };
+    config = parseCompanionConfig([], env);
+    admin = new MetricsSource({ url: vm.url, authKey: 'snap-key-145' });
+  });
+  after(async () => {
+    await vm?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const names = async (): Promise<string[]> => (await admin.list()).map((s) => s.name);
+
+  it('hook pre (real CLI) snapshots, counts and records; one JSON line on stdout', async () => {
+    const r = await cli(['hook', 'pre'], env);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.toString().trim().split('\n')).to.have.length(1);
+    const out = lastJsonLine(r);
+    expect(out).to.include({ hook: 'pre', kind: 'metrics' });
+    expect(out.staleRemoved).to.deep.equal([]);
+    expect(out.durationSeconds).to.be.a('number');
+    const made = out.snapshots as string[];
+    expect(made).to.have.length(1);
+    expect(await names()).to.deep.equal(made);
+    const record = await readRecord(stateDir);
+    expect(record?.snapshots.map((s) => s.name)).to.deep.equal(made);
+    expect(record?.counts).to.deep.equal({ series: 20, samples: 2000 });
+    // Debian's build reports no version (src/victoria/version.ts); when there is one, it is recorded.
+    expect(record?.version === undefined || /^v1\.145\./.test(record.version), String(record?.version)).to.equal(true);
+  });
+
+  it('hook pre again deletes the unfinished run\'s snapshot, never one someone else made', async () => {
+    foreign = (await admin.create())[0]!;
+    const first = (await readRecord(stateDir))!.snapshots.map((s) => s.name);
+    const r = await preHook(config);
+    expect(r.staleRemoved).to.deep.equal(first);
+    const now = await names();
+    expect(now).to.include(foreign.name);
+    expect(now).to.include.members(r.snapshots);
+    expect(now).not.to.include.members(first);
+    expect(now).to.have.length(2);
+  });
+
+  it('files lists exactly what listSnapshotFiles lists (in-process and through the CLI)', async () => {
+    const record = (await readRecord(stateDir))!;
+    const doc = await filesDocument(config);
+    expect(doc).to.deep.include({ kind: 'metrics', snapshots: record.snapshots.map((s) => s.name), counts: record.counts, createdAt: record.createdAt, url: vm.url });
+    expect(doc.trees).to.have.length(1);
+    expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(join(vm.dataDir, record.snapshots[0]!.dir)) });
+    expect(doc.trees[0]!.files.some((f) => f.path.startsWith('data/small/')), 'files found through the snapshot symlinks').to.equal(true);
+
+    const r = await cli(['files'], env);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(parseCompanionFiles(r.stdout.toString())).to.deep.equal(doc);
+  });
+
+  it('tar (real CLI, stdin left open) streams a chosen subset with identical bytes', async () => {
+    const record = (await readRecord(stateDir))!;
+    const doc = await filesDocument(config);
+    const wanted = chooseSubset(doc.trees[0]!.files);
+    const r = await cli(['tar'], env, formatTarRequest({ tree: '', files: wanted }));
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stderr).to.equal('');
+    await expectSameBytes(await untar(r.stdout), wanted, join(vm.dataDir, record.snapshots[0]!.dir));
+  });
+
+  it('tar with a path outside the recorded set exits 2 and writes no tar', async () => {
+    const doc = await filesDocument(config);
+    const r = await cli(['tar'], env, formatTarRequest({ tree: '', files: [doc.trees[0]!.files[0]!.path, 'data/small/no-such-part/index.bin'] }));
+    expect(r.status).to.equal(COMPANION_EXIT.usage);
+    expect(r.stderr).to.include('"data/small/no-such-part/index.bin" is not a file of tree "" ');
+    expect(r.stdout.length).to.equal(0);
+  });
+
+  it('hook post deletes exactly the recorded snapshots and is idempotent', async () => {
+    const recorded = (await readRecord(stateDir))!.snapshots.map((s) => s.name);
+    expect(await postHook(config)).to.deep.equal({ hook: 'post', deleted: recorded });
+    expect(await names()).to.deep.equal([foreign.name]);
+    expect(await readRecord(stateDir)).to.equal(undefined);
+    const again = await cli(['hook', 'post'], env);
+    expect(again.status, again.stderr).to.equal(0);
+    expect(lastJsonLine(again)).to.deep.equal({ hook: 'post', deleted: [] });
+    await admin.delete([foreign]);
+  });
+
+  it('files without a record exits 3 and says to run hook pre', async () => {
+    const r = await cli(['files'], env);
+    expect(r.status).to.equal(COMPANION_EXIT.noRecord);
+    expect(r.stderr).to.include('no snapshot recorded: run `companion hook pre` first');
+    expect(r.stdout.length).to.equal(0);
+  });
+
+  it('a wrong or missing auth key fails clearly, names VICTORIA_AUTH_KEY, never prints the key, leaves nothing behind', async () => {
+    const wrong = await cli(['hook', 'pre'], { ...env, VICTORIA_AUTH_KEY: 'wrong-key-4711' });
+    expect(wrong.status).to.equal(COMPANION_EXIT.failed);
+    const out = lastJsonLine(wrong);
+    expect(out.hook).to.equal('pre');
+    expect(out.error).to.include(`${vm.url}/snapshot/create`).and.include('-snapshotAuthKey does not match').and.include('VICTORIA_AUTH_KEY');
+    expect(wrong.stderr).to.include('VICTORIA_AUTH_KEY');
+    expect(wrong.stdout.toString() + wrong.stderr).not.to.include('wrong-key-4711');
+
+    const missing = await cli(['hook', 'pre'], { ...env, VICTORIA_AUTH_KEY: '' });
+    expect(missing.status).to.equal(COMPANION_EXIT.failed);
+    expect(lastJsonLine(missing).error).to.include('the server requires -snapshotAuthKey: pass its value with VICTORIA_AUTH_KEY');
+
+    expect(await names()).to.deep.equal([]);
+    expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+
+  describe('serve (bundled)', () => {
+    let work: string;
+    let executable: string;
+    let companionOnly: string;
+
+    before(async function () {
+      requireComponents(this, paths.node);
+      work = mkdtempSync(join(tmpdir(), 'companion-serve-'));
+      // The whole executable, and an entry that loads the companion alone (what the sidecar costs
+      // when the entry point does not evaluate the plugin's Kubernetes, S3 and gRPC code).
+      const entry = join(work, 'companion-entry.ts');
+      writeFileSync(entry, `import { companionCommand } from ${JSON.stringify(join(ROOT, 'src', 'companion', 'index.ts'))};\nvoid companionCommand(process.argv.slice(2)).then((code) => { process.exitCode = code; });\n`);
+      [executable, companionOnly] = await Promise.all([bundle(join(ROOT, 'src', 'main.ts'), join(work, 'main.cjs')), bundle(entry, join(work, 'companion.cjs'))]);
+    });
+    after(() => work && rmSync(work, { recursive: true, force: true }));
+
+    /** Starts `serve`; `until` waits for a log line. */
+    function startServe(args: string[]) {
+      const child = spawn(paths.node, [...args, '--max-snapshot-age', '2s'], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+      return {
+        child,
+        output: () => stdout + stderr,
+        async until(re: RegExp): Promise<void> {
+          const deadline = Date.now() + 20_000;
+          while (!re.test(stdout)) {
+            if (Date.now() > deadline || child.exitCode !== null) expect.fail(`serve never logged ${re}:\n${stdout}\n${stderr}`);
+            await sleep(100);
+          }
+        },
+        /** VmRSS after a few idle seconds, in MiB. */
+        async idleRssMiB(): Promise<number> {
+          await sleep(3000);
+          return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
+        },
+        /** SIGTERM; the exit code and how long the exit took. */
+        async terminate(): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+          const sent = Date.now();
+          child.kill('SIGTERM');
+          const [code, signal] = await exited;
+          return { code, signal, ms: Date.now() - sent };
+        },
+      };
+    }
+
+    it('the executable expires a set whose post hook never ran, and exits 0 on SIGTERM within 1 s', async () => {
+      const pre = await preHook(config);
+      const serve = startServe([executable, 'companion', 'serve']);
+      try {
+        await serve.until(/deleted 1 recorded snapshot/);
+        expect(serve.output()).to.include(pre.snapshots[0]);
+        expect(await names()).to.deep.equal([]);
+        expect(await readRecord(stateDir)).to.equal(undefined);
+        const rss = await serve.idleRssMiB();
+        console.log(`      idle RSS of the whole executable (bundled src/main.ts): ${rss.toFixed(1)} MiB`);
+        // A guard against runaway growth only: the entry evaluates every role's modules (see companion-only below).
+        expect(rss).to.be.lessThan(160);
+        const exit = await serve.terminate();
+        console.log(`      exited ${String(exit.code)} ${exit.ms} ms after SIGTERM`);
+        expect({ code: exit.code, signal: exit.signal }).to.deep.equal({ code: 0, signal: null });
+        expect(exit.ms).to.be.lessThan(1000);
+        expect(serve.output()).to.match(/companion serving: kind=metrics .*auth-key=set/).and.include('companion stopping');
+        expect(serve.output()).not.to.include('snap-key-145');
+      } finally {
+        serve.child.kill('SIGKILL');
+      }
+    });
+
+    it('the companion alone idles below 80 MiB and exits 0 on SIGTERM within 1 s', async () => {
+      const serve = startServe([companionOnly, 'serve']);
+      try {
+        await serve.until(/companion serving/);
+        const rss = await serve.idleRssMiB();
+        console.log(`      idle RSS of companion serve alone: ${rss.toFixed(1)} MiB (Node ${process.version})`);
+        expect(rss).to.be.lessThan(80);
+        const exit = await serve.terminate();
+        expect({ code: exit.code, signal: exit.signal }).to.deep.equal({ code: 0, signal: null });
+        expect(exit.ms).to.be.lessThan(1000);
+      } finally {
+        serve.child.kill('SIGKILL');
+      }
+    });
+  });
+});
+
+describe('companion against VictoriaMetrics 1.79.5', function () {
+  let vm: VmServer;
+  let stateDir: string;
+  let config: CompanionConfig;
+
+  before(async function () {
+    vm = await startVictoriaMetrics(this, { version: '1.79', snapshotAuthKey: 'snap-key-179' });
+    await vm.importSeries(10, 50);
+    stateDir = mkdtempSync(join(tmpdir(), 'companion-state-'));
+    config = parseCompanionConfig([], { VICTORIA_KIND: 'metrics', VICTORIA_URL: vm.url, VICTORIA_DATA_DIR: vm.dataDir, VICTORIA_AUTH_KEY: 'snap-key-179', COMPANION_STATE_DIR: stateDir });
+  });
+  after(async () => {
+    await vm?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('pre records a snapshot whose files and bytes the companion serves; post deletes it', async () => {
+    const admin = new MetricsSource({ url: vm.url, authKey: 'snap-key-179' });
+    const pre = await preHook(config);
+    expect((await admin.list()).map((s) => s.name)).to.deep.equal(pre.snapshots);
+    const record = (await readRecord(stateDir))!;
+    expect(record.counts).to.deep.equal({ series: 10, samples: 500 });
+    const root = join(vm.dataDir, record.snapshots[0]!.dir);
+    const doc = await filesDocument(config);
+    expect(doc.trees[0]!.files).to.deep.equal(await listSnapshotFiles(root));
+    const wanted = chooseSubset(doc.trees[0]!.files);
+    await expectSameBytes(await inProcessTar(config, '', wanted), wanted, root);
+
+    expect(await postHook(config)).to.deep.equal({ hook: 'post', deleted: pre.snapshots });
+    expect(await admin.list()).to.deep.equal([]);
+    expect(await postHook(config)).to.deep.equal({ hook: 'post', deleted: [] });
+  });
+
+  it('a wrong auth key (1.79 answers 400) names VICTORIA_AUTH_KEY and hides the key', async () => {
+    const err = await companionError(preHook({ ...config, authKey: 'wrong-key-0815' }));
+    expect(err.message).to.include('-snapshotAuthKey does not match').and.include('VICTORIA_AUTH_KEY');
+    expect(err.message).not.to.include('wrong-key-0815');
+    expect(await new MetricsSource({ url: vm.url, authKey: 'snap-key-179' }).list()).to.deep.equal([]);
+    expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+});
+
+describe('companion against VictoriaLogs', function () {
+  let vl: VlServer;
+  let stateDir: string;
+  let config: CompanionConfig;
+  let perDay: Record<string, number>;
+  const admin = (): LogsSource => new LogsSource({ url: vl.url, authKey: 'part-key', forceFlushAuthKey: 'flush-key' });
+
+  before(async function () {
+    vl = await startVictoriaLogs(this, { authKey: 'part-key', forceFlushAuthKey: 'flush-key', postOnly: true });
+    ({ perDay } = await vl.ingest(300, 2));
+    stateDir = mkdtempSync(join(tmpdir(), 'companion-state-'));
+    config = parseCompanionConfig([], {
+      VICTORIA_KIND: 'logs',
+      VICTORIA_URL: vl.url,
+      VICTORIA_DATA_DIR: vl.dataDir,
+      VICTORIA_AUTH_KEY: 'part-key',
+      VICTORIA_FORCE_FLUSH_AUTH_KEY: 'flush-key',
+      COMPANION_STATE_DIR: stateDir,
+    });
+  });
+  after(async () => {
+    await vl?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('pre snapshots every partition and records rows per day', async () => {
+    expect(Object.keys(perDay)).to.have.length(2);
+    const pre = await preHook(config);
+    expect(pre.snapshots).to.have.length(2);
+    const record = (await readRecord(stateDir))!;
+    expect(record.snapshots.map((s) => s.partition).sort()).to.deep.equal(Object.keys(perDay).sort());
+    expect(record.counts).to.deep.equal({ rows: 300, ...Object.fromEntries(Object.entries(perDay).map(([d, n]) => [`rows.${d}`, n])) });
+    expect((await admin().list()).map((s) => s.name).sort()).to.deep.equal([...pre.snapshots].sort());
+  });
+
+  it('files has one tree per partition, listed exactly as listSnapshotFiles does; tar serves a subset of one', async () => {
+    const record = (await readRecord(stateDir))!;
+    const doc = parseCompanionFiles(JSON.stringify(await filesDocument(config)));
+    expect(doc.trees.map((t) => [t.prefix, t.restoreTo]).sort()).to.deep.equal(Object.keys(perDay).sort().map((d) => [`partitions/${d}/`, `partitions/${d}`]));
+    for (const s of record.snapshots) {
+      const tree = doc.trees.find((t) => t.prefix === s.relPathPrefix)!;
+      expect(tree.files).to.deep.equal(await listSnapshotFiles(join(vl.dataDir, s.dir)));
+    }
+    const s = record.snapshots[1]!;
+    const tree = doc.trees.find((t) => t.prefix === s.relPathPrefix)!;
+    const wanted = chooseSubset(tree.files);
+    await expectSameBytes(await inProcessTar(config, tree.prefix, wanted), wanted, join(vl.dataDir, s.dir));
+  });
+
+  it('post deletes every partition snapshot and is idempotent', async () => {
+    const recorded = (await readRecord(stateDir))!.snapshots.map((s) => s.name);
+    expect(await postHook(config)).to.deep.equal({ hook: 'post', deleted: recorded });
+    expect(await admin().list()).to.deep.equal([]);
+    expect(await postHook(config)).to.deep.equal({ hook: 'post', deleted: [] });
+  });
+
+  it('a wrong force-flush key names VICTORIA_FORCE_FLUSH_AUTH_KEY and leaves nothing behind', async () => {
+    const err = await companionError(preHook({ ...config, forceFlushAuthKey: 'bad-flush-key' }));
+    expect(err.message).to.include('/internal/force_flush').and.include('VICTORIA_FORCE_FLUSH_AUTH_KEY');
+    expect(err.message).not.to.include('bad-flush-key');
+    expect(await admin().list()).to.deep.equal([]);
+    expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+});

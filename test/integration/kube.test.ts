@@ -1,0 +1,449 @@
+/**
+ * The Kubernetes access layer against the loopback API stand-in (test/support/kube-api.ts):
+ * client-node reads through a kubeconfig (TLS with our CA, bearer token), with the API server's own
+ * 401/403/404 answers turned into messages that say what to fix; and exec over WebSocket with v5
+ * and with a v4-only server: stdin, exit codes, stderr in errors, a 64 MiB stream to a slow
+ * consumer in bounded memory, a cut stream, a hung one, timeouts and cancellation.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { CoreV1Api, Exec, type V1Status } from '@kubernetes/client-node';
+import { KubeClient, defaultNamespace, loadKubeConfig } from '../../src/kube/client.js';
+import { ExecError, KubeError } from '../../src/kube/errors.js';
+import { execInPod, type ExecOptions } from '../../src/kube/exec.js';
+import { makePod, runLocally, startKubeApi, V4, V5, type KubeApiServer } from '../support/kube-api.js';
+
+const MiB = 1024 * 1024;
+
+async function rejection<T extends Error>(p: Promise<unknown>, type: new (...args: never[]) => T): Promise<T> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(type);
+    return err as T;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** A kubeconfig for `api` whose server or token is changed. */
+function alteredKubeconfig(api: KubeApiServer, change: { server?: string; token?: string }): string {
+  const config = JSON.parse(readFileSync(api.writeKubeconfig(), 'utf8'));
+  if (change.server) config.clusters[0].cluster.server = change.server;
+  if (change.token) config.users[0].user.token = change.token;
+  const file = join(mkdtempSync(join(tmpdir(), 'kubeconfig-')), 'config');
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+function fixtures(api: KubeApiServer): void {
+  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'velero' } });
+  api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring' } });
+  api.put({
+    apiVersion: 'velero.io/v1',
+    kind: 'BackupStorageLocation',
+    metadata: { name: 'default', namespace: 'velero' },
+    spec: {
+      provider: 'aws',
+      objectStorage: { bucket: 'backups', prefix: 'cluster-a' },
+      config: { region: 'us-east-1', s3Url: 'http://minio:9000', s3ForcePathStyle: 'true' },
+      credential: { name: 'cloud-credentials', key: 'cloud' },
+    },
+    status: { phase: 'Available' },
+  });
+  api.put({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'cloud-credentials', namespace: 'velero' },
+    type: 'Opaque',
+    data: { cloud: Buffer.from('[default]\naws_access_key_id=AKIA\naws_secret_access_key=TOPSECRET\n').toString('base64') },
+  });
+  api.put({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'victoria-plugin-config', namespace: 'velero', labels: { 'velero.io/plugin-config': '', 'velero-plugin-victoria.io/pod-backup': 'BackupItemAction' } },
+    data: { uploadConcurrency: '2' },
+  });
+  api.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'unrelated', namespace: 'velero', labels: { app: 'x' } }, data: {} });
+  const owner = (kind: string, name: string) => [{ apiVersion: 'apps/v1', kind, name, uid: `uid-${name}`, controller: true }];
+  api.put(makePod('monitoring', 'vm-0', ['victoria-metrics', 'victoria-companion'], { labels: { 'velero-plugin-victoria.io/kind': 'metrics' }, ownerReferences: owner('StatefulSet', 'vm') }));
+  api.put(makePod('monitoring', 'vl-7d9f-abcde', ['victoria-logs', 'victoria-companion'], { labels: { 'velero-plugin-victoria.io/kind': 'logs' }, ownerReferences: owner('ReplicaSet', 'vl-7d9f') }));
+  api.put(makePod('monitoring', 'grafana-1', ['grafana'], { labels: { app: 'grafana' } }));
+  api.put({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'vm', namespace: 'monitoring' }, spec: { replicas: 1 } });
+  api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'vl-7d9f', namespace: 'monitoring', ownerReferences: owner('Deployment', 'vl') }, spec: { replicas: 1 } });
+  api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'vl', namespace: 'monitoring' }, spec: { replicas: 1 } });
+}
+
+describe('kube: client-node against the API stand-in', function () {
+  let api: KubeApiServer;
+  let client: KubeClient;
+
+  before(async function () {
+    api = await startKubeApi();
+    fixtures(api);
+    client = KubeClient.load({ kubeconfig: api.writeKubeconfig({ namespace: 'velero' }), env: {} });
+  });
+  after(async () => api?.close());
+
+  it('loads a kubeconfig: server, CA, token and the context namespace; KUBECONFIG; no configuration is a clear error', async function () {
+    expect(client.server).to.equal(api.url);
+    expect(defaultNamespace(client.kubeConfig)).to.equal('velero');
+    const fromEnv = loadKubeConfig({ env: { KUBECONFIG: api.writeKubeconfig({ namespace: 'monitoring' }) } });
+    expect(defaultNamespace(fromEnv)).to.equal('monitoring');
+    let err = (() => {
+      try {
+        loadKubeConfig({ env: { KUBECONFIG: '/nonexistent/kubeconfig' } });
+      } catch (e) {
+        return e as KubeError;
+      }
+      throw new Error('expected an error');
+    })();
+    expect(err.code).to.equal('Config');
+    expect(err.message).to.match(/^cannot load kubeconfig \/nonexistent\/kubeconfig: ENOENT/);
+    err = (() => {
+      try {
+        loadKubeConfig({ env: { HOME: mkdtempSync(join(tmpdir(), 'home-')) } });
+      } catch (e) {
+        return e as KubeError;
+      }
+      throw new Error('expected an error');
+    })();
+    expect(err.message).to.equal('no Kubernetes configuration: not running in a pod with a service account, KUBECONFIG is not set and there is no ~/.kube/config');
+  });
+
+  it('reads a BackupStorageLocation (velero.io/v1) by namespace and name', async function () {
+    const bsl = await client.getBackupStorageLocation('velero', 'default');
+    expect(bsl.spec.objectStorage).to.deep.equal({ bucket: 'backups', prefix: 'cluster-a' });
+    expect(bsl.spec.credential).to.deep.equal({ name: 'cloud-credentials', key: 'cloud' });
+    expect(bsl.spec.config?.s3Url).to.equal('http://minio:9000');
+    const last = api.requests.at(-1)!;
+    expect(last).to.include({ method: 'GET', path: '/apis/velero.io/v1/namespaces/velero/backupstoragelocations/default', status: 200 });
+  });
+
+  it('reads a Secret and one decoded key; a missing key lists the key names but never a value', async function () {
+    const secret = await client.getSecret('velero', 'cloud-credentials');
+    expect(Object.keys(secret.data ?? {})).to.deep.equal(['cloud']);
+    expect((await client.getSecretKey('velero', 'cloud-credentials', 'cloud')).toString()).to.contain('aws_secret_access_key=TOPSECRET');
+    const err = await rejection(client.getSecretKey('velero', 'cloud-credentials', 'credentials'), KubeError);
+    expect(err.code).to.equal('NotFound');
+    expect(err.message).to.equal('secret "cloud-credentials" in namespace velero has no key "credentials" (its keys: cloud); fix the key name that refers to it');
+    expect(err.message).not.to.contain('TOPSECRET');
+  });
+
+  it('reads a Pod and its owners: ReplicaSet, Deployment, StatefulSet', async function () {
+    const pod = await client.getPod('monitoring', 'vl-7d9f-abcde');
+    expect(pod.spec?.containers.map((c) => c.name)).to.deep.equal(['victoria-logs', 'victoria-companion']);
+    expect(pod.metadata?.ownerReferences?.[0]).to.include({ kind: 'ReplicaSet', name: 'vl-7d9f' });
+    const rs = await client.getReplicaSet('monitoring', 'vl-7d9f');
+    expect(rs.metadata?.ownerReferences?.[0]).to.include({ kind: 'Deployment', name: 'vl' });
+    expect((await client.getDeployment('monitoring', 'vl')).spec?.replicas).to.equal(1);
+    expect((await client.getStatefulSet('monitoring', 'vm')).metadata?.name).to.equal('vm');
+  });
+
+  it('lists pods and ConfigMaps by label selector (equality, in, exists)', async function () {
+    const names = (items: Array<{ metadata?: { name?: string } }>) => items.map((i) => i.metadata?.name).sort();
+    expect(names(await client.listPods('monitoring', 'velero-plugin-victoria.io/kind in (metrics,logs)'))).to.deep.equal(['vl-7d9f-abcde', 'vm-0']);
+    expect(names(await client.listPods('monitoring', 'velero-plugin-victoria.io/kind=logs'))).to.deep.equal(['vl-7d9f-abcde']);
+    expect(names(await client.listPods('monitoring', '!velero-plugin-victoria.io/kind'))).to.deep.equal(['grafana-1']);
+    expect(names(await client.listPods('velero', 'velero-plugin-victoria.io/kind'))).to.deep.equal([]);
+    const cms = await client.listConfigMaps('velero', 'velero.io/plugin-config,velero-plugin-victoria.io/pod-backup=BackupItemAction');
+    expect(names(cms)).to.deep.equal(['victoria-plugin-config']);
+    expect(cms[0]!.data).to.deep.equal({ uploadConcurrency: '2' });
+    const last = api.requests.at(-1)!;
+    expect(last.path).to.equal('/api/v1/namespaces/velero/configmaps');
+    expect(last.query.get('labelSelector')).to.equal('velero.io/plugin-config,velero-plugin-victoria.io/pod-backup=BackupItemAction');
+  });
+
+  it('stand-in: fieldSelector on metadata.name, cluster-wide lists, and a bad selector is a 400 Status', async function () {
+    const core = client.kubeConfig.makeApiClient(CoreV1Api);
+    const all = await core.listPodForAllNamespaces({ fieldSelector: 'metadata.name=vm-0' });
+    expect(all.items.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`)).to.deep.equal(['monitoring/vm-0']);
+    expect((await core.listNamespace()).items.map((n) => n.metadata?.name).sort()).to.deep.equal(['monitoring', 'velero']);
+    const err = await rejection(client.listPods('monitoring', 'a in (b'), KubeError);
+    expect(err.status).to.equal(400);
+    expect(err.message).to.match(/^cannot list pods with labels "a in \(b" in namespace monitoring: 400 BadRequest: unable to parse requirement/);
+  });
+
+  it('404 names the object the way the API server does', async function () {
+    let err = await rejection(client.getPod('monitoring', 'gone'), KubeError);
+    expect(err.code).to.equal('NotFound');
+    expect(err.message).to.equal('cannot read pods "gone" in namespace monitoring: 404 NotFound: pods "gone" not found; check the name and the namespace');
+    err = await rejection(client.getBackupStorageLocation('velero', 'secondary'), KubeError);
+    expect(err.message).to.equal(
+      'cannot read backupstoragelocations.velero.io "secondary" in namespace velero: 404 NotFound: backupstoragelocations.velero.io "secondary" not found; check the name and the namespace',
+    );
+  });
+
+  it('401: a wrong token says to check the credentials, for reads and for exec', async function () {
+    const wrong = KubeClient.load({ kubeconfig: alteredKubeconfig(api, { token: 'not-the-token' }), env: {} });
+    const err = await rejection(wrong.getSecret('velero', 'cloud-credentials'), KubeError);
+    expect(err.code).to.equal('Unauthorized');
+    expect(err.message).to.match(/^cannot read secrets "cloud-credentials" in namespace velero: 401 Unauthorized; the API server did not accept our credentials/);
+    const execErr = await rejection(execInPod({ kubeConfig: wrong.kubeConfig, namespace: 'monitoring', pod: 'vm-0', container: 'victoria-companion', command: ['true'] }), ExecError);
+    expect(execErr.code).to.equal('Unauthorized');
+    expect(execErr.message).to.contain('401 Unauthorized: Unauthorized; the API server did not accept our credentials');
+  });
+
+  it('403: names the RBAC rule to grant', async function () {
+    const denied = await startKubeApi();
+    try {
+      fixtures(denied);
+      denied.forbid('get', 'secrets', 'velero');
+      denied.forbid('list', 'configmaps');
+      const c = KubeClient.load({ kubeconfig: denied.writeKubeconfig(), env: {} });
+      let err = await rejection(c.getSecret('velero', 'cloud-credentials'), KubeError);
+      expect(err.code).to.equal('Forbidden');
+      expect(err.message).to.equal(
+        'cannot read secrets "cloud-credentials" in namespace velero: 403 Forbidden: secrets "cloud-credentials" is forbidden: User "system:serviceaccount:velero:velero" ' +
+          'cannot get resource "secrets" in API group "" in the namespace "velero"; grant get on secrets in namespace velero to the user named above (Velero\'s service account when the plugin runs in Velero)',
+      );
+      err = await rejection(c.listConfigMaps('velero', 'velero.io/plugin-config'), KubeError);
+      expect(err.message).to.contain('grant list on configmaps in namespace velero');
+    } finally {
+      await denied.close();
+    }
+  });
+
+  it('an unreachable API server is named with the socket error', async function () {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const server = `https://127.0.0.1:${port}`;
+    const c = KubeClient.load({ kubeconfig: alteredKubeconfig(api, { server }), env: {} });
+    const err = await rejection(c.getPod('monitoring', 'vm-0'), KubeError);
+    expect(err.code).to.equal('Unreachable');
+    expect(err.message).to.match(new RegExp(`^cannot read pods "vm-0" in namespace monitoring: cannot reach the Kubernetes API server at ${server}: connect ECONNREFUSED`));
+    const execErr = await rejection(execInPod({ kubeConfig: c.kubeConfig, namespace: 'monitoring', pod: 'vm-0', container: 'victoria-companion', command: ['true'] }), ExecError);
+    expect(execErr.code).to.equal('Unreachable');
+    expect(execErr.message).to.match(new RegExp(`^cannot exec command \\["true"\\] in pod monitoring/vm-0 container victoria-companion: cannot reach the Kubernetes API server at ${server}: connect ECONNREFUSED`));
+  });
+
+  it('creates, reads and deletes a velero Restore; deletes a namespace; writes nothing else', async function () {
+    const created = await client.createRestore('velero', {
+      apiVersion: 'velero.io/v1',
+      kind: 'Restore',
+      metadata: { generateName: 'drill-' },
+      spec: { backupName: 'nightly-1', includedNamespaces: ['monitoring'], namespaceMapping: { monitoring: 'monitoring-drill' } },
+    });
+    const name = created.metadata.name!;
+    expect(name).to.match(/^drill-[0-9a-f]{5}$/);
+    expect((await client.getRestore('velero', name)).spec.namespaceMapping).to.deep.equal({ monitoring: 'monitoring-drill' });
+    const dup = await rejection(client.createRestore('velero', { ...created, metadata: { name } }), KubeError);
+    expect(dup.code).to.equal('AlreadyExists');
+    expect(dup.message).to.contain(`409 AlreadyExists: restores.velero.io "${name}" already exists`);
+    await client.deleteRestore('velero', name);
+    expect((await rejection(client.getRestore('velero', name), KubeError)).code).to.equal('NotFound');
+
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill' } });
+    api.put(makePod('monitoring-drill', 'vm-0', ['victoria-metrics']));
+    await client.deleteNamespace('monitoring-drill');
+    expect(api.get('v1', 'Namespace', undefined, 'monitoring-drill')).to.equal(undefined);
+    expect(api.get('v1', 'Pod', 'monitoring-drill', 'vm-0')).to.equal(undefined);
+
+    const writes = api.requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${r.path}`);
+    expect(writes).to.deep.equal([
+      'POST /apis/velero.io/v1/namespaces/velero/restores',
+      'POST /apis/velero.io/v1/namespaces/velero/restores',
+      `DELETE /apis/velero.io/v1/namespaces/velero/restores/${name}`,
+      'DELETE /api/v1/namespaces/monitoring-drill',
+    ]);
+    expect(api.requests.some((r) => r.path.includes('/secrets') && r.method !== 'GET')).to.equal(false);
+  });
+});
+
+describe('kube: exec over WebSocket against the API stand-in', function () {
+  let api: KubeApiServer;
+  let client: KubeClient;
+  const target = { namespace: 'monitoring', pod: 'vm-0', container: 'victoria-companion' };
+  const exec = (o: Partial<ExecOptions> & { command: string[] }) => execInPod({ kubeConfig: client.kubeConfig, ...target, ...o });
+
+  before(async function () {
+    api = await startKubeApi();
+    fixtures(api);
+    api.onExec('monitoring', 'vm-0', 'victoria-companion', runLocally);
+    client = KubeClient.load({ kubeconfig: api.writeKubeconfig(), env: {} });
+  });
+  after(async () => api?.close());
+  afterEach(() => {
+    api.protocols = [V5, V4];
+    api.setExecFault(undefined);
+  });
+
+  for (const protocol of [V5, V4]) {
+    describe(`with ${protocol === V5 ? 'v5 (stdin can be closed)' : 'a v4-only API server (stdin never closes)'}`, function () {
+      beforeEach(() => {
+        api.protocols = protocol === V5 ? [V5, V4] : [V4];
+      });
+
+      it('returns stdout and stderr of a command that exits 0', async function () {
+        const r = await exec({ command: ['sh', '-c', 'printf out; printf err >&2'] });
+        expect(r).to.include({ protocol, stdoutBytes: 3, stderr: 'err' });
+        expect(r.stdout.toString()).to.equal('out');
+        expect(api.execs.at(-1)).to.include({ protocol, exitCode: 0 });
+        const q = api.requests.at(-1)!.query;
+        expect(q.getAll('command')).to.deep.equal(['sh', '-c', 'printf out; printf err >&2']);
+        expect(q.get('container')).to.equal('victoria-companion');
+        expect(q.get('stdin')).to.equal(null);
+      });
+
+      it('delivers stdin', async function () {
+        const line = `${JSON.stringify({ tree: '', files: ['a', 'b'] })}\n`;
+        // On v4 stdin never reaches EOF, so the command reads what it needs, as `companion tar` does.
+        const command = protocol === V5 ? ['cat'] : ['head', '-c', String(Buffer.byteLength(line))];
+        const r = await exec({ command, stdin: line });
+        expect(r.stdout.toString()).to.equal(line);
+        expect(api.execs.at(-1)).to.include({ stdinBytes: Buffer.byteLength(line), stdinClosed: protocol === V5 });
+      });
+
+      it('fails on a non-zero exit with the exit code and the stderr tail', async function () {
+        const err = await rejection(exec({ command: ['sh', '-c', 'echo "no snapshot recorded: run companion hook pre first" >&2; exit 3'] }), ExecError);
+        expect(err.code).to.equal('NonZeroExit');
+        expect(err.exitCode).to.equal(3);
+        expect(err.stderr).to.equal('no snapshot recorded: run companion hook pre first');
+        expect(err.message).to.equal(
+          'command ["sh","-c","echo \\"no snapshot recorded: run companion hook pre first\\" >&2; exit 3"] in pod monitoring/vm-0 container victoria-companion exited with code 3: no snapshot recorded: run companion hook pre first',
+        );
+      });
+    });
+  }
+
+  it('stdin with backpressure: 8 MiB through `wc -c` (v5)', async function () {
+    const r = await exec({ command: ['wc', '-c'], stdin: Buffer.alloc(8 * MiB, 7) });
+    expect(r.stdout.toString().trim()).to.equal(String(8 * MiB));
+    expect(api.execs.at(-1)).to.include({ stdinBytes: 8 * MiB, stdinClosed: true });
+  });
+
+  it("stand-in: client-node's own Exec gets the same session (initial frame, output, Success status)", async function () {
+    let out = '';
+    const stdout = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        out += chunk.toString();
+        done();
+      },
+    });
+    const status = await new Promise<V1Status>((resolve, reject) => {
+      new Exec(client.kubeConfig).exec('monitoring', 'vm-0', 'victoria-companion', ['echo', 'hello'], stdout, null, null, false, resolve).catch(reject);
+    });
+    expect(status).to.deep.equal({ metadata: {}, status: 'Success' });
+    expect(out).to.equal('hello\n');
+  });
+
+  it('refuses a pod that does not exist (404 before the upgrade)', async function () {
+    const err = await rejection(exec({ pod: 'vm-9', command: ['true'] }), ExecError);
+    expect(err.code).to.equal('NotFound');
+    expect(err.message).to.equal(
+      'cannot exec command ["true"] in pod monitoring/vm-9 container victoria-companion: 404 NotFound: pods "vm-9" not found; check that the pod exists (it may have been deleted or replaced)',
+    );
+  });
+
+  it('refuses a container the pod does not have', async function () {
+    const err = await rejection(exec({ pod: 'grafana-1', command: ['true'] }), ExecError);
+    expect(err.code).to.equal('NoSuchContainer');
+    expect(err.message).to.equal(
+      'cannot exec command ["true"] in pod monitoring/grafana-1 container victoria-companion: 400 BadRequest: container victoria-companion is not valid for pod grafana-1; check the container name: the pod has no container "victoria-companion"',
+    );
+  });
+
+  it('reports a missing executable with the runtime\'s message', async function () {
+    api.onExec('monitoring', 'vl-7d9f-abcde', 'victoria-companion', () => undefined);
+    const err = await rejection(exec({ pod: 'vl-7d9f-abcde', command: ['/plugins/velero-plugin-victoria', 'companion', 'files'] }), ExecError);
+    expect(err.code).to.equal('Failed');
+    expect(err.message).to.match(/failed: Internal error occurred: .*exec: "\/plugins\/velero-plugin-victoria": executable file not found in \$PATH/);
+  });
+
+  it('403 on pods/exec names the RBAC rule', async function () {
+    const denied = await startKubeApi();
+    try {
+      fixtures(denied);
+      denied.forbid('create', 'pods/exec', 'monitoring');
+      const kubeConfig = loadKubeConfig({ kubeconfig: denied.writeKubeconfig(), env: {} });
+      const err = await rejection(execInPod({ kubeConfig, ...target, command: ['true'] }), ExecError);
+      expect(err.code).to.equal('Forbidden');
+      expect(err.message).to.contain('cannot create resource "pods/exec" in API group "" in the namespace "monitoring"; grant create on pods/exec (and get on pods) in namespace monitoring');
+    } finally {
+      await denied.close();
+    }
+  });
+
+  it('streams 64 MiB to a slow consumer with bounded buffering (backpressure both ends)', async function () {
+    const size = 64 * MiB;
+    let received = 0;
+    let maxQueued = 0;
+    const consumer = new Writable({
+      highWaterMark: 256 * 1024,
+      write(chunk: Buffer, _enc, done) {
+        received += chunk.length;
+        maxQueued = Math.max(maxQueued, this.writableLength);
+        setTimeout(done, 2); // ~30 MiB/s at most: far slower than the pipe
+      },
+    });
+    const before = process.memoryUsage();
+    const peak = { rss: before.rss, arrayBuffers: before.arrayBuffers };
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      peak.rss = Math.max(peak.rss, m.rss);
+      peak.arrayBuffers = Math.max(peak.arrayBuffers, m.arrayBuffers);
+    }, 20);
+    const started = Date.now();
+    try {
+      const r = await exec({ command: ['head', '-c', String(size), '/dev/zero'], stdout: consumer, idleTimeoutMs: 10_000 });
+      expect(r.stdoutBytes).to.equal(size);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(received).to.equal(size);
+    expect(consumer.writableFinished).to.equal(true);
+    const growth = { rss: (peak.rss - before.rss) / MiB, arrayBuffers: (peak.arrayBuffers - before.arrayBuffers) / MiB };
+    console.log(`      64 MiB in ${((Date.now() - started) / 1000).toFixed(1)} s; RSS +${growth.rss.toFixed(1)} MiB, buffers +${growth.arrayBuffers.toFixed(1)} MiB, consumer queue ≤ ${(maxQueued / 1024).toFixed(0)} KiB`);
+    // The consumer's queue is the exact measure of our buffering. The process-wide peaks also count
+    // garbage not yet collected (about 32 MiB here; with a gc() before each sample, live buffers peak
+    // under 3 MiB); without backpressure the whole 64 MiB would be held at once.
+    expect(maxQueued).to.be.below(2 * MiB);
+    expect(growth.arrayBuffers).to.be.below(48);
+    expect(growth.rss).to.be.below(64);
+  });
+
+  it('a stream cut before the exit status fails clearly and destroys the consumer', async function () {
+    api.setExecFault({ cutAfterStdoutBytes: MiB + 123 });
+    let received = 0;
+    let consumerError: Error | undefined;
+    const consumer = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        received += chunk.length;
+        done();
+      },
+    });
+    consumer.on('error', (e) => (consumerError = e));
+    const err = await rejection(exec({ command: ['head', '-c', String(8 * MiB), '/dev/zero'], stdout: consumer }), ExecError);
+    expect(err.code).to.equal('StreamCut');
+    expect(err.message).to.match(/^exec stream to pod monitoring\/vm-0 container victoria-companion ended without an exit status \(command \["head","-c","8388608","\/dev\/zero"\]; \d+ bytes of stdout received; WebSocket close code 1006\)$/);
+    expect(received).to.be.at.most(MiB + 123);
+    expect(consumer.destroyed).to.equal(true);
+    expect(consumerError).to.equal(err);
+  });
+
+  it('a hung exec fails after the idle timeout', async function () {
+    api.setExecFault({ hang: true });
+    const started = Date.now();
+    const err = await rejection(exec({ command: ['true'], idleTimeoutMs: 400 }), ExecError);
+    expect(err.code).to.equal('IdleTimeout');
+    expect(err.message).to.equal('command ["true"] in pod monitoring/vm-0 container victoria-companion: nothing arrived for 0.4 s (idle timeout) after 0 bytes of stdout; the command or the connection to the API server is stuck');
+    expect(Date.now() - started).to.be.within(350, 3000);
+  });
+
+  it('the whole-exec timeout and the AbortSignal end a running command', async function () {
+    const timedOut = await rejection(exec({ command: ['sleep', '30'], timeoutMs: 300 }), ExecError);
+    expect(timedOut.code).to.equal('Timeout');
+    expect(timedOut.message).to.equal('command ["sleep","30"] in pod monitoring/vm-0 container victoria-companion did not finish within 0.3 s');
+
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('backup cancelled')), 200);
+    const aborted = await rejection(exec({ command: ['sleep', '30'], signal: ac.signal }), ExecError);
+    expect(aborted.code).to.equal('Aborted');
+    expect((aborted.cause as Error).message).to.equal('backup cancelled');
+  });
+});

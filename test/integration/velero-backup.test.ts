@@ -1,0 +1,318 @@
+/**
+ * Backups through Velero, end to end: the Go go-plugin host (as Velero) calls the built
+ * executable's actions with realistic Backup and Pod JSON; the plugin reads the
+ * BackupStorageLocation, its Secret and its ConfigMap from the Kubernetes API stand-in and execs
+ * the built companion through it (WebSocket exec), against a real VictoriaMetrics 1.145 and the
+ * VictoriaLogs test server; the data lands in moto (authenticated). What matters is checked:
+ * objects only under plugins/, stock vmrestore restores the same counts, the second backup
+ * uploads only new files, deletion removes exactly one backup, and every failure fails the item
+ * clearly with no complete marker and no leftover snapshot.
+ */
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RECORD_ANNOTATION } from '../../src/actions/record.js';
+import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
+import { freePort } from '../../src/victoria/local-server.js';
+import { paths, requireComponents } from '../support/components.js';
+import { KubeApiServer, type KubeObject } from '../support/kube-api.js';
+import { startMoto, type Moto } from '../support/moto.js';
+import { callAction, type CallResult } from '../support/velero-host.js';
+import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
+import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
+
+const NS = 'monitoring';
+const COMPANION = 'victoria-companion';
+const BSL_PREFIX = 'cluster-a';
+
+interface PodSpec {
+  name: string;
+  kind: 'metrics' | 'logs';
+  deployment: string;
+  companion?: boolean;
+}
+
+function podObject(p: PodSpec): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: p.name,
+      namespace: NS,
+      uid: `uid-${p.name}`,
+      labels: { app: p.deployment, 'velero-plugin-victoria.io/kind': p.kind },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${p.deployment}-5d4f8b7c9`, uid: `rs-${p.deployment}`, controller: true }],
+    },
+    spec: {
+      containers: [{ name: p.kind === 'metrics' ? 'victoria-metrics' : 'victoria-logs', image: 'victoriametrics/victoria-metrics' }, ...(p.companion === false ? [] : [{ name: COMPANION, image: 'velero-plugin-victoria' }])],
+    },
+    status: { phase: 'Running' },
+  };
+}
+
+function backupObject(name: string, phase = 'InProgress'): KubeObject {
+  return {
+    apiVersion: 'velero.io/v1',
+    kind: 'Backup',
+    metadata: { name, namespace: 'velero', uid: `uid-${name}` },
+    spec: { storageLocation: 'default', includedNamespaces: [NS], ttl: '720h0m0s' },
+    status: { phase, startTimestamp: new Date(Date.now() - 1000).toISOString(), version: 1 },
+  };
+}
+
+describe('Velero backups end to end: Go host → plugin → stand-in API → companion → moto', function () {
+  let moto: Moto;
+  let api: KubeApiServer;
+  let vm: VmServer;
+  let vl: VlServer;
+  let env: NodeJS.ProcessEnv;
+  const companionEnv = new Map<string, Record<string, string>>();
+
+  const keysUnder = async (prefix: string) => {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await moto.client.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: prefix, ContinuationToken: token }));
+      out.push(...(page.Contents ?? []).map((o) => o.Key!));
+      token = page.NextContinuationToken;
+    } while (token);
+    return out;
+  };
+  const folder = (deployment: string, backup: string) => `${BSL_PREFIX}/plugins/victoria/${NS}/${deployment}/${backup}/`;
+  const manifestOf = async (deployment: string, backup: string) => {
+    const res = await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: `${folder(deployment, backup)}victoria_manifest.ignore` }));
+    return JSON.parse(await res.Body!.transformToString()) as { counts: Record<string, number>; totals: { bytes: number; bytesUploaded: number; bytesCopied: number }; trees: Array<{ prefix: string }> };
+  };
+
+  /** Registers a pod (and its ReplicaSet/Deployment) whose companion runs the built executable with `companion`. */
+  function addPod(p: PodSpec, companion: Record<string, string>): KubeObject {
+    const pod = api.put(podObject(p));
+    api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: `${p.deployment}-5d4f8b7c9`, namespace: NS, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: p.deployment, controller: true }] } });
+    api.put({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: p.deployment, namespace: NS, labels: { 'velero-plugin-victoria.io/kind': p.kind } },
+      spec: { replicas: 1, selector: { matchLabels: { app: p.deployment } } },
+    });
+    const state = mkdtempSync(join(tmpdir(), 'companion-state-'));
+    companionEnv.set(p.name, { ...companion, COMPANION_STATE_DIR: state });
+    api.onExec(NS, p.name, COMPANION, (command) => {
+      if (command[0] !== '/plugins/velero-plugin-victoria') return undefined;
+      return { file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...companionEnv.get(p.name)! } };
+    });
+    return pod;
+  }
+
+  /** Runs a companion hook as Velero's hook executor would (an exec in the companion container). */
+  async function hook(pod: string, which: 'pre' | 'post'): Promise<{ status: number | null; stdout: string; stderr: string }> {
+    const child = spawn(paths.plugin, ['companion', 'hook', which], { env: { PATH: process.env.PATH ?? '', ...companionEnv.get(pod)! }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [status] = (await once(child, 'close')) as [number | null];
+    return { status, stdout, stderr };
+  }
+
+  const backupPod = (pod: KubeObject, backup: string, extraEnv: NodeJS.ProcessEnv = {}) =>
+    callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/pod-backup', item: pod, backup: backupObject(backup), env: { ...env, ...extraEnv } });
+  const messages = (r: CallResult, level?: string) => r.logs.filter((l) => !level || l['@level'] === level).map((l) => String(l['@message']));
+
+  before(async function () {
+    requireComponents(this, paths.plugin, paths.veleroHost, paths.vm145, paths.vmrestore145, paths.victoriaLogsServer, paths.motoServer);
+    moto = await startMoto();
+    api = await new KubeApiServer().listen();
+    vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key' });
+    await vm.importSeries(40, 300);
+    vl = await startVictoriaLogs(this, { authKey: 'pm-key' });
+    await vl.ingest(2000, 2);
+    api.put({
+      apiVersion: 'velero.io/v1',
+      kind: 'BackupStorageLocation',
+      metadata: { name: 'default', namespace: 'velero' },
+      spec: {
+        provider: 'aws',
+        objectStorage: { bucket: moto.bucket, prefix: BSL_PREFIX },
+        credential: { name: 'cloud-credentials', key: 'cloud' },
+        config: { region: moto.region, s3Url: moto.endpoint, s3ForcePathStyle: 'true', checksumAlgorithm: '' },
+      },
+    });
+    const ini = `[default]\naws_access_key_id = ${moto.accessKeyId}\naws_secret_access_key = ${moto.secretAccessKey}\n`;
+    api.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cloud-credentials', namespace: 'velero' }, data: { cloud: Buffer.from(ini).toString('base64') } });
+    api.put({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'velero-plugin-victoria', namespace: 'velero', labels: { 'velero.io/plugin-config': '', 'velero-plugin-victoria.io/pod-backup': 'BackupItemAction' } },
+      data: { execTimeoutSeconds: '60', streamIdleTimeoutSeconds: '20', progressIntervalSeconds: '1' },
+    });
+    env = { KUBECONFIG: api.writeKubeconfig(), VELERO_NAMESPACE: 'velero', AWS_SHARED_CREDENTIALS_FILE: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' };
+    addPod({ name: 'vmsingle-5d4f8b7c9-x2x9q', kind: 'metrics', deployment: 'vmsingle' }, { VICTORIA_KIND: 'metrics', VICTORIA_URL: vm.url, VICTORIA_DATA_DIR: vm.dataDir, VICTORIA_AUTH_KEY: 'snap-key' });
+    addPod({ name: 'vlogs-5d4f8b7c9-k2m4p', kind: 'logs', deployment: 'vlogs' }, { VICTORIA_KIND: 'logs', VICTORIA_URL: vl.url, VICTORIA_DATA_DIR: vl.dataDir, VICTORIA_AUTH_KEY: 'pm-key' });
+  });
+  after(async () => {
+    await vm?.stop();
+    await vl?.stop();
+    await api?.close();
+    await moto?.stop();
+  });
+
+  const vmPod = () => api.get('v1', 'Pod', NS, 'vmsingle-5d4f8b7c9-x2x9q')!;
+  const vlPod = () => api.get('v1', 'Pod', NS, 'vlogs-5d4f8b7c9-k2m4p')!;
+  let firstItem: KubeObject;
+
+  it('with the pre/post hooks: the pod action uploads under plugins/ only, records it, and stock vmrestore restores the same counts', async function () {
+    const expected = await new MetricsSource({ url: vm.url }).counts();
+    const pre = await hook(vmPod().metadata.name!, 'pre');
+    expect(pre.status, pre.stderr).to.equal(0);
+    const res = await backupPod(vmPod(), 'b1');
+    const post = await hook(vmPod().metadata.name!, 'post');
+    expect(post.status, post.stderr).to.equal(0);
+    expect(res.ok, res.error).to.equal(true);
+    expect(res.logViolations ?? []).to.deep.equal([]);
+    expect(messages(res, 'warn'), 'no warnings when the hooks ran').to.deep.equal([]);
+    expect(messages(res, 'info').join('\n')).to.match(/backup complete: \d+ files/);
+    firstItem = res.item as KubeObject;
+    const record = JSON.parse((firstItem.metadata.annotations as Record<string, string>)[RECORD_ANNOTATION]!);
+    expect(record).to.include({ bucket: moto.bucket, prefix: `${BSL_PREFIX}/plugins/victoria/${NS}/vmsingle`, name: 'b1', kind: 'metrics', workload: 'Deployment/vmsingle' });
+    expect(JSON.stringify(record)).not.to.match(/secret|X-Amz|Signature/i);
+
+    const all = await keysUnder('');
+    expect(all.filter((k) => !k.startsWith(`${BSL_PREFIX}/plugins/`)), 'objects outside plugins/').to.deep.equal([]);
+    expect(all).to.include(`${folder('vmsingle', 'b1')}victoria_complete.ignore`);
+    expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);
+    expect((await manifestOf('vmsingle', 'b1')).counts).to.deep.equal({ series: expected.kind === 'metrics' ? expected.series : -1, samples: expected.kind === 'metrics' ? expected.samples : -1 });
+
+    const restored = mkdtempSync(join(tmpdir(), 'e2e-vmrestore-'));
+    const vr = spawn(paths.vmrestore145, [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', 'b1')}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'], {
+      env: { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
+      stdio: 'ignore',
+    });
+    const [code] = (await once(vr, 'close')) as [number | null];
+    expect(code).to.equal(0);
+    const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: restored });
+    try {
+      expect(await new MetricsSource({ url: copy.url }).counts()).to.deep.equal(expected);
+    } finally {
+      await copy.stop();
+    }
+  });
+
+  it('without hooks: the plugin runs them itself (and warns); the second backup uploads only the new files', async () => {
+    await vm.importSeries(2, 300, { metric: 'vpv_e2e_new' });
+    const res = await backupPod(vmPod(), 'b2');
+    expect(res.ok, res.error).to.equal(true);
+    expect(messages(res, 'warn').join('\n')).to.match(/no pre hook made snapshots/);
+    const m = await manifestOf('vmsingle', 'b2');
+    expect(m.totals.bytesCopied).to.be.greaterThan(0);
+    expect(m.totals.bytesUploaded).to.be.lessThan(m.totals.bytes / 2);
+    expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'the plugin ran the post hook').to.equal(0);
+  });
+
+  it('VictoriaLogs: every partition is captured as its own tree with its row counts', async () => {
+    const expected = await new LogsSource({ url: vl.url }).counts();
+    const res = await backupPod(vlPod(), 'b2');
+    expect(res.ok, res.error).to.equal(true);
+    const m = await manifestOf('vlogs', 'b2');
+    expect(m.trees.map((t) => t.prefix).sort()).to.deep.equal(Object.keys(expected.kind === 'logs' ? expected.partitions : {}).map((d) => `partitions/${d}/`).sort());
+    expect(m.counts.rows).to.equal(expected.kind === 'logs' ? expected.rows : -1);
+    expect((await new LogsSource({ url: vl.url, authKey: 'pm-key' }).list()).length, 'no snapshot left').to.equal(0);
+  });
+
+  it('the workload check passes a captured Deployment and fails one whose data is not in the backup, naming it', async () => {
+    const deployment = api.get('apps/v1', 'Deployment', NS, 'vmsingle')!;
+    const check = (backup: string) => callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup: backupObject(backup), env });
+    const ok = await check('b2');
+    expect(ok.ok, ok.error).to.equal(true);
+    const missing = await check('never-ran');
+    expect(missing.ok).to.equal(false);
+    expect(missing.error).to.match(/Deployment monitoring\/vmsingle: its Victoria data is NOT in backup never-ran/);
+  });
+
+  it('the delete action removes the deleted backup only', async () => {
+    const res = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item: firstItem, backup: backupObject('b1'), env });
+    expect(res.ok, res.error).to.equal(true);
+    expect(await keysUnder(folder('vmsingle', 'b1'))).to.deep.equal([]);
+    expect(await keysUnder(folder('vmsingle', 'b2'))).to.include(`${folder('vmsingle', 'b2')}victoria_complete.ignore`);
+    expect(await keysUnder(folder('vlogs', 'b2'))).to.include(`${folder('vlogs', 'b2')}victoria_complete.ignore`);
+  });
+
+  describe('failures: a clear item error, no complete marker, no leftover snapshot', () => {
+    const expectFailed = async (res: CallResult, backup: string, deployment: string, pattern: RegExp) => {
+      expect(res.ok).to.equal(false);
+      expect(res.error).to.match(pattern);
+      expect(res.error).to.match(/NOT backed up|NOT in backup/);
+      expect((await keysUnder(folder(deployment, backup))).filter((k) => k.endsWith('complete.ignore'))).to.deep.equal([]);
+      expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);
+    };
+    const withCompanionEnv = async (pod: string, change: Record<string, string>, run: () => Promise<void>) => {
+      const saved = companionEnv.get(pod)!;
+      companionEnv.set(pod, { ...saved, ...change });
+      try {
+        await run();
+      } finally {
+        companionEnv.set(pod, saved);
+      }
+    };
+
+    it('VictoriaMetrics down', async () => {
+      const port = await freePort();
+      await withCompanionEnv(vmPod().metadata.name!, { VICTORIA_URL: `http://127.0.0.1:${port}` }, async () => {
+        await expectFailed(await backupPod(vmPod(), 'f-down'), 'f-down', 'vmsingle', new RegExp(`127\\.0\\.0\\.1:${port}`));
+      });
+    });
+
+    it('wrong snapshot auth key', async () => {
+      await withCompanionEnv(vmPod().metadata.name!, { VICTORIA_AUTH_KEY: 'wrong-key-123' }, async () => {
+        const res = await backupPod(vmPod(), 'f-auth');
+        await expectFailed(res, 'f-auth', 'vmsingle', /VICTORIA_AUTH_KEY/);
+        expect(JSON.stringify(res)).not.to.contain('wrong-key-123');
+      });
+    });
+
+    it('wrong S3 credentials', async () => {
+      const secret = api.get('v1', 'Secret', 'velero', 'cloud-credentials')!;
+      const wrong = `[default]\naws_access_key_id = ${moto.accessKeyId}\naws_secret_access_key = not-the-secret-0123456789\n`;
+      api.put({ ...secret, data: { cloud: Buffer.from(wrong).toString('base64') } });
+      try {
+        const res = await backupPod(vmPod(), 'f-s3');
+        await expectFailed(res, 'f-s3', 'vmsingle', /SignatureDoesNotMatch|secret access key/i);
+        expect(JSON.stringify(res)).not.to.contain('not-the-secret-0123456789');
+      } finally {
+        api.put(secret);
+      }
+    });
+
+    it('companion missing', async () => {
+      const pod = podObject({ name: 'vmsingle-5d4f8b7c9-nocmp', kind: 'metrics', deployment: 'vmsingle', companion: false });
+      await expectFailed(await backupPod(pod, 'f-nocompanion'), 'f-nocompanion', 'vmsingle', /has no container "victoria-companion".*add the companion sidecar/);
+    });
+
+    it('exec stream cut midway', async () => {
+      await vm.importSeries(5, 300, { metric: 'vpv_e2e_cut' }); // new files: the tar stream is not empty
+      api.setExecFault({ cutAfterStdoutBytes: 3000, onlyCommand: 'tar' });
+      try {
+        await expectFailed(await backupPod(vmPod(), 'f-cut'), 'f-cut', 'vmsingle', /ended without an exit status/);
+      } finally {
+        api.setExecFault(undefined);
+      }
+    });
+
+    it('a companion that stops sending fails after streamIdleTimeoutSeconds, not never', async () => {
+      const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), streamIdleTimeoutSeconds: '3' } });
+      api.setExecFault({ hang: true, onlyCommand: 'tar' });
+      try {
+        const started = Date.now();
+        await expectFailed(await backupPod(vmPod(), 'f-hang'), 'f-hang', 'vmsingle', /no (data|bytes|frame).*3 s|idle/i);
+        expect(Date.now() - started).to.be.lessThan(30_000);
+      } finally {
+        api.setExecFault(undefined);
+        api.put(config);
+      }
+    });
+  });
+});

@@ -1,0 +1,109 @@
+/** Companion configuration: flag, else environment, else default; errors that say what to fix. */
+import { expect } from 'chai';
+import { CompanionError } from '../../src/companion/errors.js';
+import { describeConfig, formatDuration, parseCompanionConfig, parseDuration } from '../../src/companion/config.js';
+import { COMPANION_EXIT } from '../../src/companion/protocol.js';
+
+function usageMessage(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(CompanionError);
+    expect((err as CompanionError).exitCode).to.equal(COMPANION_EXIT.usage);
+    return (err as Error).message;
+  }
+  expect.fail('expected a usage error');
+}
+
+describe('companion configuration', () => {
+  it('uses the defaults of the contract when only the kind is given', () => {
+    const c = parseCompanionConfig(['--kind', 'metrics'], {});
+    expect(c).to.include({
+      kind: 'metrics',
+      url: 'http://127.0.0.1:8428',
+      dataDir: '/victoria-data',
+      stateDir: '/var/run/velero-plugin-victoria',
+      maxSnapshotAgeMs: 6 * 3600_000,
+    });
+    expect(c.authKey).to.equal(undefined);
+    expect(c.forceFlushAuthKey).to.equal(undefined);
+    expect(parseCompanionConfig([], { VICTORIA_KIND: 'logs' }).url).to.equal('http://127.0.0.1:9428');
+  });
+
+  it('takes every setting from the environment', () => {
+    const c = parseCompanionConfig([], {
+      VICTORIA_KIND: 'logs',
+      VICTORIA_URL: 'http://vl:9428/prefix',
+      VICTORIA_DATA_DIR: '/data',
+      VICTORIA_AUTH_KEY: 'k1',
+      VICTORIA_FORCE_FLUSH_AUTH_KEY: 'k2',
+      COMPANION_STATE_DIR: '/state',
+      COMPANION_MAX_SNAPSHOT_AGE: '90m',
+    }, { serve: true });
+    expect(c).to.include({ kind: 'logs', url: 'http://vl:9428/prefix', dataDir: '/data', authKey: 'k1', forceFlushAuthKey: 'k2', stateDir: '/state', maxSnapshotAgeMs: 90 * 60_000 });
+    expect(c.authKeyOption).to.match(/^VICTORIA_AUTH_KEY\b/);
+    expect(c.forceFlushAuthKeyOption).to.match(/^VICTORIA_FORCE_FLUSH_AUTH_KEY\b/);
+  });
+
+  it('prefers flags over the environment, and names the flag in auth hints then', () => {
+    const env = { VICTORIA_KIND: 'logs', VICTORIA_URL: 'http://env:1', VICTORIA_AUTH_KEY: 'env-key', COMPANION_STATE_DIR: '/env', COMPANION_MAX_SNAPSHOT_AGE: '1h' };
+    const c = parseCompanionConfig(
+      ['--kind', 'metrics', '--url', 'http://flag:2', '--auth-key', 'flag-key', '--state-dir', '/flag', '--data-dir', '/d', '--max-snapshot-age', '2h'],
+      env,
+      { serve: true },
+    );
+    expect(c).to.include({ kind: 'metrics', url: 'http://flag:2', authKey: 'flag-key', stateDir: '/flag', dataDir: '/d', maxSnapshotAgeMs: 2 * 3600_000, authKeyOption: '--auth-key' });
+  });
+
+  it('treats empty variables as unset (an empty Secret value)', () => {
+    const c = parseCompanionConfig([], { VICTORIA_KIND: 'metrics', VICTORIA_AUTH_KEY: '', VICTORIA_URL: '' });
+    expect(c.authKey).to.equal(undefined);
+    expect(c.url).to.equal('http://127.0.0.1:8428');
+  });
+
+  it('requires a kind, and rejects a bad one naming where it came from', () => {
+    expect(usageMessage(() => parseCompanionConfig([], {}))).to.equal('--kind (or VICTORIA_KIND) is required: metrics or logs');
+    expect(usageMessage(() => parseCompanionConfig([], { VICTORIA_KIND: 'traces' }))).to.equal('VICTORIA_KIND is "traces": it must be metrics or logs');
+    expect(usageMessage(() => parseCompanionConfig(['--kind', 'Metrics'], {}))).to.equal('--kind is "Metrics": it must be metrics or logs');
+  });
+
+  it('rejects bad URLs without echoing them (they may hold credentials)', () => {
+    const msg = usageMessage(() => parseCompanionConfig(['--kind', 'metrics'], { VICTORIA_URL: 'user:secret-pass@host' }));
+    expect(msg).to.match(/^VICTORIA_URL /);
+    expect(msg).not.to.include('secret-pass');
+    expect(usageMessage(() => parseCompanionConfig(['--kind', 'metrics', '--url', 'ftp://h/'], {}))).to.match(/--url must be an http/);
+  });
+
+  it('rejects unknown flags, and --max-snapshot-age outside serve', () => {
+    expect(usageMessage(() => parseCompanionConfig(['--kind', 'metrics', '--bogus'], {}))).to.match(/bogus/);
+    expect(usageMessage(() => parseCompanionConfig(['--kind', 'metrics', '--max-snapshot-age', '1h'], {}))).to.match(/max-snapshot-age/);
+  });
+
+  it('reads COMPANION_MAX_SNAPSHOT_AGE only in serve: a bad value never breaks the hooks', () => {
+    expect(parseCompanionConfig([], { VICTORIA_KIND: 'metrics', COMPANION_MAX_SNAPSHOT_AGE: 'soon' }).maxSnapshotAgeMs).to.equal(6 * 3600_000);
+    expect(usageMessage(() => parseCompanionConfig([], { VICTORIA_KIND: 'metrics', COMPANION_MAX_SNAPSHOT_AGE: 'soon' }, { serve: true }))).to.equal(
+      'COMPANION_MAX_SNAPSHOT_AGE: "soon" is not a duration such as 6h, 90m or 1h30m',
+    );
+  });
+
+  it('parses and formats durations', () => {
+    expect(parseDuration('6h')).to.equal(6 * 3600_000);
+    expect(parseDuration('1h30m')).to.equal(90 * 60_000);
+    expect(parseDuration('45s')).to.equal(45_000);
+    expect(parseDuration('1.5h')).to.equal(90 * 60_000);
+    expect(parseDuration('2d')).to.equal(2 * 86_400_000);
+    expect(parseDuration('500ms')).to.equal(500);
+    for (const bad of ['', '6', 'h', '6 h', '-1h', '0s', '1h 30m']) expect(() => parseDuration(bad), bad).to.throw();
+    expect(formatDuration(6 * 3600_000)).to.equal('6h');
+    expect(formatDuration(90 * 60_000 + 5000)).to.equal('1h30m5s');
+    expect(formatDuration(2000)).to.equal('2s');
+  });
+
+  it('describes itself without keys or URL credentials', () => {
+    const c = parseCompanionConfig([], { VICTORIA_KIND: 'metrics', VICTORIA_URL: 'http://admin:pw-123@vm:8428', VICTORIA_AUTH_KEY: 'the-key' });
+    const text = describeConfig(c);
+    expect(text).to.include('url=http://vm:8428').and.include('auth-key=set').and.include('force-flush-auth-key=unset');
+    expect(text).not.to.include('pw-123');
+    expect(text).not.to.include('the-key');
+  });
+});

@@ -1,0 +1,280 @@
+/**
+ * `companion tar` and the files/tar protocol on a snapshot laid out like VictoriaMetrics' (symlinks
+ * into the data directory), without a server: exact bytes, requests outside the recorded set,
+ * stdin that never closes, a file that changes while read, bounded memory, sizes over 8 GiB.
+ */
+import { expect } from 'chai';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { extract, pack } from 'tar-stream';
+import type { CompanionConfig } from '../../src/companion/config.js';
+import { CompanionError } from '../../src/companion/errors.js';
+import { filesDocument } from '../../src/companion/files.js';
+import { COMPANION_EXIT, formatTarRequest, parseCompanionFiles, parseTarRequest, ProtocolError } from '../../src/companion/protocol.js';
+import { STATE_FORMAT, writeRecord } from '../../src/companion/state.js';
+import { entryHeader, writeTar } from '../../src/companion/tar.js';
+import { listSnapshotFiles } from '../../src/engine/files.js';
+
+const NAME = '20260102030405-18A2B3C4D5E6F708';
+
+interface Extracted {
+  name: string;
+  size: number;
+  data: Buffer;
+}
+
+/** Parses a tar; rejects (with what was read so far in `partial`) if it is broken. */
+async function untar(bytes: Buffer, partial: Extracted[] = []): Promise<Extracted[]> {
+  const ex = extract();
+  const done = (async () => {
+    for await (const entry of ex) {
+      const chunks: Buffer[] = [];
+      for await (const c of entry) chunks.push(c as Buffer);
+      partial.push({ name: entry.header.name, size: entry.header.size, data: Buffer.concat(chunks) });
+    }
+    return partial;
+  })();
+  ex.end(bytes);
+  return done;
+}
+
+function collect(stream: PassThrough): () => Buffer {
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  return () => Buffer.concat(chunks);
+}
+
+/** stdin of an exec: the request line, then more bytes, and never an end. */
+function openStdin(request: string): PassThrough {
+  const stdin = new PassThrough();
+  stdin.write(request);
+  stdin.write('anything after the first line is ignored\n');
+  return stdin;
+}
+
+/** Bytes this process has read through read(2) and friends, all threads (/proc/self/io rchar). */
+function bytesReadByThisProcess(): number {
+  return Number(/^rchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))![1]);
+}
+
+async function exitCodeOf(p: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err, String(err)).to.be.instanceOf(CompanionError);
+    return { code: (err as CompanionError).exitCode, message: (err as Error).message };
+  }
+  return expect.fail('expected an error');
+}
+
+describe('companion tar (local snapshot)', () => {
+  let dir: string;
+  let config: CompanionConfig;
+  let snapDir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'companion-tar-'));
+    const dataDir = join(dir, 'data');
+    // VictoriaMetrics' layout: the snapshot links into data/small/snapshots/<name>.
+    const partDir = join(dataDir, 'data', 'small', 'snapshots', NAME, '2026_01', '17A0_1');
+    mkdirSync(partDir, { recursive: true });
+    writeFileSync(join(partDir, 'values.bin'), Buffer.alloc(300_000, 7));
+    writeFileSync(join(partDir, 'timestamps.bin'), 'ts');
+    writeFileSync(join(partDir, 'empty.bin'), '');
+    writeFileSync(join(dataDir, 'data', 'small', 'snapshots', NAME, 'parts.json'), '[]');
+    snapDir = join(dataDir, 'snapshots', NAME);
+    mkdirSync(join(snapDir, 'data'), { recursive: true });
+    mkdirSync(join(snapDir, 'metadata'));
+    writeFileSync(join(snapDir, 'metadata', 'minTimestampForCompositeIndex'), 'x'.repeat(8));
+    writeFileSync(join(snapDir, 'flock.lock'), '');
+    symlinkSync(`../../../data/small/snapshots/${NAME}`, join(snapDir, 'data', 'small'));
+    writeFileSync(join(dataDir, 'outside.bin'), 'not in the snapshot');
+    const stateDir = join(dir, 'state');
+    config = {
+      kind: 'metrics',
+      url: 'http://127.0.0.1:1',
+      dataDir,
+      stateDir,
+      maxSnapshotAgeMs: 3600_000,
+      authKeyOption: '--auth-key',
+      forceFlushAuthKeyOption: '--force-flush-auth-key',
+    };
+    await writeRecord(stateDir, {
+      format: STATE_FORMAT,
+      kind: 'metrics',
+      url: config.url,
+      createdAt: '2026-01-02T03:04:05.000Z',
+      snapshots: [{ kind: 'metrics', name: NAME, handle: NAME, dir: `snapshots/${NAME}`, relPathPrefix: '', followSymlinks: true, createdAt: new Date('2026-01-02T03:04:05Z') }],
+      counts: { series: 1, samples: 2 },
+      version: 'v1.145.0',
+    });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('files lists the snapshot through its symlinks, and the document parses', async () => {
+    const doc = parseCompanionFiles(JSON.stringify(await filesDocument(config)));
+    expect(doc).to.deep.include({ kind: 'metrics', version: 'v1.145.0', snapshots: [NAME], counts: { series: 1, samples: 2 }, createdAt: '2026-01-02T03:04:05.000Z' });
+    expect(doc.trees).to.have.length(1);
+    expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(snapDir) });
+    expect(doc.trees[0]!.files.map((f) => f.path)).to.deep.equal([
+      'data/small/2026_01/17A0_1/empty.bin',
+      'data/small/2026_01/17A0_1/timestamps.bin',
+      'data/small/2026_01/17A0_1/values.bin',
+      'data/small/parts.json',
+      'metadata/minTimestampForCompositeIndex',
+    ]);
+  });
+
+  it('streams the requested files, in the requested order, with identical bytes; stdin stays open', async () => {
+    const files = ['metadata/minTimestampForCompositeIndex', 'data/small/2026_01/17A0_1/values.bin', 'data/small/2026_01/17A0_1/empty.bin'];
+    const out = new PassThrough();
+    const bytes = collect(out);
+    const stdin = openStdin(formatTarRequest({ tree: '', files }));
+    const result = await writeTar(config, stdin, out);
+    expect(result).to.deep.equal({ files: 3, bytes: 8 + 300_000 });
+    const entries = await untar(bytes());
+    expect(entries.map((e) => e.name)).to.deep.equal(files);
+    for (const e of entries) {
+      const real = readFileSync(join(snapDir, e.name));
+      expect(e.size).to.equal(real.length);
+      expect(e.data.equals(real), e.name).to.equal(true);
+    }
+  });
+
+  it('refuses, before writing anything, paths outside the recorded set (exit 2)', async () => {
+    for (const [path, why] of [
+      ['data/small/2026_01/17A0_1/nope.bin', /no such file/],
+      ['data/small/2026_01', /not a regular file/],
+      ['flock.lock', /backups skip it/],
+    ] as const) {
+      const out = new PassThrough();
+      const bytes = collect(out);
+      const { code, message } = await exitCodeOf(writeTar(config, openStdin(formatTarRequest({ tree: '', files: ['data/small/parts.json', path] })), out));
+      expect(code, path).to.equal(COMPANION_EXIT.usage);
+      expect(message).to.include(JSON.stringify(path)).and.match(why).and.include('companion files');
+      expect(bytes().length).to.equal(0);
+    }
+    for (const line of ['{"tree":"","files":["../outside.bin"]}\n', '{"tree":"","files":["/etc/passwd"]}\n', 'not json\n', '{"tree":"partitions/20260101/","files":[]}\n']) {
+      const { code } = await exitCodeOf(writeTar(config, openStdin(line), new PassThrough()));
+      expect(code, line).to.equal(COMPANION_EXIT.usage);
+    }
+  });
+
+  it('exits 3 without a record', async () => {
+    const { code, message } = await exitCodeOf(writeTar({ ...config, stateDir: join(dir, 'none') }, openStdin('{}\n'), new PassThrough()));
+    expect(code).to.equal(COMPANION_EXIT.noRecord);
+    expect(message).to.equal('no snapshot recorded: run `companion hook pre` first');
+  });
+
+  it('breaks the stream off, leaving a short entry, when a file changes size while read', async () => {
+    const path = 'data/small/2026_01/17A0_1/growing.bin';
+    const abs = join(snapDir, path);
+    writeFileSync(abs, Buffer.alloc(4 << 20, 1));
+    try {
+      const out = new PassThrough({ highWaterMark: 16 * 1024 });
+      const tarring = writeTar(config, openStdin(formatTarRequest({ tree: '', files: [path] })), out);
+      // The header is out once the first bytes are readable; the file then grows.
+      await new Promise((resolve) => out.once('readable', resolve));
+      appendFileSync(abs, 'more');
+      const bytes = collect(out);
+      const { code, message } = await exitCodeOf(tarring);
+      expect(code).to.equal(COMPANION_EXIT.failed);
+      expect(message).to.include(abs).and.include('changed size while it was read').and.include(`${4 << 20} bytes when its tar header was written, ${(4 << 20) + 4} now`);
+      const partial: Extracted[] = [];
+      let failed = false;
+      await untar(bytes(), partial).catch(() => (failed = true));
+      expect(failed, 'the tar is unreadable').to.equal(true);
+      expect(partial, 'no complete entry').to.have.length(0);
+    } finally {
+      rmSync(abs);
+    }
+  });
+
+  it('reads only as fast as the output drains (bounded memory)', async () => {
+    const path = 'data/small/2026_01/17A0_1/big.bin';
+    const size = 64 << 20;
+    writeFileSync(join(snapDir, path), Buffer.alloc(size, 3));
+    try {
+      const out = new PassThrough({ highWaterMark: 64 * 1024 });
+      const before = bytesReadByThisProcess();
+      const tarring = writeTar(config, openStdin(formatTarRequest({ tree: '', files: [path] })), out);
+      await sleep(300);
+      const held = out.writableLength + out.readableLength;
+      const read = bytesReadByThisProcess() - before;
+      console.log(`      with nobody reading: ${(read / 1048576).toFixed(2)} MiB of the ${size >> 20} MiB file read, ${(held / 1024).toFixed(0)} KiB buffered in the output`);
+      expect(held).to.be.lessThan(1 << 20);
+      expect(read).to.be.lessThan(4 << 20);
+      let total = 0;
+      out.on('data', (c: Buffer) => (total += c.length));
+      expect(await tarring).to.deep.equal({ files: 1, bytes: size });
+      expect(total).to.equal(512 + size + 1024); // header, data (a multiple of 512), end of archive
+    } finally {
+      rmSync(join(snapDir, path));
+    }
+  });
+
+  it('stops at once when the reader goes away mid-stream', async () => {
+    const path = 'data/small/2026_01/17A0_1/big.bin';
+    writeFileSync(join(snapDir, path), Buffer.alloc(16 << 20, 3));
+    try {
+      const out = new PassThrough({ highWaterMark: 16 * 1024 });
+      const tarring = writeTar(config, openStdin(formatTarRequest({ tree: '', files: [path, path] })), out);
+      await new Promise((resolve) => out.once('readable', resolve));
+      out.destroy(new Error('write EPIPE (simulated)'));
+      const err = await tarring.then(
+        () => expect.fail('expected the reader to be missed'),
+        (e: unknown) => e as Error,
+      );
+      expect(err.message).to.equal('write EPIPE (simulated)');
+    } finally {
+      rmSync(join(snapDir, path));
+    }
+  });
+
+  it('writes sizes over 8 GiB (11 octal digits) that tar-stream reads back', async () => {
+    const size = 9 * 1024 ** 3 + 5;
+    const p = pack();
+    const sink = p.entry(entryHeader('data/small/huge.bin', size, new Date('2026-01-02T03:04:05Z')));
+    sink.on('error', () => undefined);
+    sink.write(Buffer.alloc(512));
+    // Only the headers are needed: take the first blocks, then read them back with extract.
+    const head: Buffer[] = [];
+    for await (const chunk of p as AsyncIterable<Buffer>) {
+      head.push(chunk);
+      if (Buffer.concat(head).length >= 2048) break;
+    }
+    p.destroy();
+    const ex = extract();
+    const header = new Promise<{ name: string; size: number }>((resolve) => ex.on('entry', (h) => resolve(h)));
+    ex.on('error', () => undefined);
+    ex.write(Buffer.concat(head));
+    expect(await header).to.include({ name: 'data/small/huge.bin', size });
+    // The ustar header itself carries the size in base-256 (GNU), the pax record in decimal.
+    const bytes = Buffer.concat(head).toString('latin1');
+    expect(bytes).to.include(`size=${size}\n`);
+  });
+});
+
+describe('companion protocol', () => {
+  it('round-trips the tar request and rejects unsafe paths', () => {
+    const req = { tree: 'partitions/20260101/', files: ['datadb/parts.json', 'indexdb/x/y.bin'] };
+    expect(parseTarRequest(formatTarRequest(req).trim())).to.deep.equal(req);
+    for (const bad of ['{"tree":"partitions","files":[]}', '{"tree":"","files":["a/../b"]}', '{"tree":"","files":"a"}', '[]']) {
+      expect(() => parseTarRequest(bad), bad).to.throw(ProtocolError);
+    }
+  });
+
+  it('names the bad field of a files document', () => {
+    const good = { format: 'velero-plugin-victoria/companion-files/v1', kind: 'logs', url: 'http://vl', createdAt: '2026-01-01T00:00:00.000Z', snapshots: ['n'], counts: { rows: 1 }, trees: [{ prefix: 'partitions/20260101/', restoreTo: 'partitions/20260101', files: [{ path: 'datadb/a', size: 1, mtimeMs: 5 }] }] };
+    expect(parseCompanionFiles(JSON.stringify(good)).trees[0]!.files[0]!.size).to.equal(1);
+    const bad = structuredClone(good);
+    bad.trees[0]!.files[0]!.size = -1;
+    expect(() => parseCompanionFiles(JSON.stringify(bad))).to.throw(ProtocolError, 'trees[0].files[0].size must be a non-negative integer');
+    expect(() => parseCompanionFiles(JSON.stringify({ ...good, format: 'other' }))).to.throw(ProtocolError, /same version/);
+    expect(() => parseCompanionFiles('{"format"')).to.throw(ProtocolError, /not JSON/);
+  });
+});
+

@@ -1,0 +1,323 @@
+package main
+
+// Single-call mode: launch the plugin as Velero does, dispense one named item action, call
+// Execute once with the caller's JSON documents, shut the plugin down as Velero does, and write
+// what happened to -out for an end-to-end test to assert on.
+//
+// Exit status: 0 when Execute was called and the result written (whatever Execute returned),
+// 1 when the harness could not do that (the plugin did not start or complete the handshake,
+// dispense failed, a log line would have crashed go-plugin, -out could not be written), 2 on
+// usage errors. On status 1 the result file is still written when possible, with harnessError.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io/ioutil"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"velerogen/biav2"
+	"velerogen/generated"
+	"velerogen/riav2"
+)
+
+type callOptions struct {
+	call, pluginName      string
+	item, backup, restore string
+	itemFromBackup, out   string
+	timeout               time.Duration
+}
+
+// callFlags are the flags that only make sense with -call.
+var callFlags = map[string]bool{
+	"plugin-name": true, "item": true, "backup": true, "restore": true,
+	"item-from-backup": true, "out": true, "timeout": true,
+}
+
+// any reports whether a single-call flag was given on the command line.
+func (c *callOptions) any() bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) {
+		if callFlags[f.Name] {
+			set = true
+		}
+	})
+	return set
+}
+
+// resourceRef is a generated.ResourceIdentifier as written to the result.
+type resourceRef struct {
+	Group     string `json:"group"`
+	Resource  string `json:"resource"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// callResult is the -out document.
+type callResult struct {
+	// OK: Execute returned without a gRPC error. Error and Code: the gRPC status message and
+	// code name otherwise.
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+	Code  string `json:"code"`
+	// Item is the returned item as JSON (null for delete, or when the plugin returned no bytes
+	// or bytes that are not JSON); ItemProblem says what is wrong with it for Velero, if anything.
+	Item                        json.RawMessage `json:"item"`
+	ItemProblem                 string          `json:"itemProblem"`
+	AdditionalItems             []resourceRef   `json:"additionalItems"`
+	PostOperationItems          []resourceRef   `json:"postOperationItems"`
+	OperationID                 string          `json:"operationID"`
+	SkipRestore                 bool            `json:"skipRestore"`
+	WaitForAdditionalItems      bool            `json:"waitForAdditionalItems"`
+	AdditionalItemsReadyTimeout string          `json:"additionalItemsReadyTimeout"`
+	ExecuteMs                   int64           `json:"executeMs"`
+	// Logs: every stderr line that is a JSON object, verbatim and in order; StderrOther: the
+	// other lines. LogViolations: every line breaking the rules Velero needs (stderr.go), the
+	// non-JSON lines included.
+	Logs          []json.RawMessage `json:"logs"`
+	StderrOther   []string          `json:"stderrOther"`
+	LogViolations []string          `json:"logViolations"`
+	// ExitCode of the plugin process (-1 if a signal ended it, null if it never ran);
+	// Shutdown is "" when it exited 0 within 2 s of Shutdown, as Velero expects, and otherwise
+	// says what happened.
+	ExitCode     *int   `json:"exitCode"`
+	Shutdown     string `json:"shutdown"`
+	HarnessError string `json:"harnessError,omitempty"`
+}
+
+// callInputs are the documents sent, marshalled the way Velero marshals them.
+type callInputs struct {
+	kind                      string
+	item, doc, itemFromBackup []byte // doc: the Backup (backup, delete) or the Restore (restore)
+}
+
+func (c *callOptions) inputs() (*callInputs, error) {
+	in := &callInputs{}
+	// -backup is accepted but not sent with -call restore: RestoreItemAction gets the Restore.
+	docFlag, docFile := "-backup", c.backup
+	switch c.call {
+	case "backup":
+		in.kind = kindBIAv2
+	case "delete":
+		in.kind = kindDIA
+	case "restore":
+		in.kind = kindRIAv2
+		docFlag, docFile = "-restore", c.restore
+	default:
+		return nil, fmt.Errorf("-call %q: want backup, delete or restore", c.call)
+	}
+	switch {
+	case c.pluginName == "":
+		return nil, fmt.Errorf("-call needs -plugin-name")
+	case c.item == "":
+		return nil, fmt.Errorf("-call needs -item")
+	case docFile == "":
+		return nil, fmt.Errorf("-call %s needs %s", c.call, docFlag)
+	case c.out == "":
+		return nil, fmt.Errorf("-call needs -out")
+	case c.call != "restore" && (c.restore != "" || c.itemFromBackup != ""):
+		return nil, fmt.Errorf("-restore and -item-from-backup are for -call restore")
+	case c.timeout <= 0:
+		return nil, fmt.Errorf("-timeout must be positive")
+	}
+	var err error
+	if in.item, err = readDoc(c.item); err != nil {
+		return nil, err
+	}
+	if in.doc, err = readDoc(docFile); err != nil {
+		return nil, err
+	}
+	in.itemFromBackup = in.item
+	if c.itemFromBackup != "" {
+		if in.itemFromBackup, err = readDoc(c.itemFromBackup); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
+}
+
+// readDoc reads a JSON file and re-marshals it as Velero's clients do (encoding/json of the
+// unstructured content: compact, keys sorted, HTML characters escaped; numbers kept as written).
+// A file that is not JSON is sent verbatim, so that tests can send hostile input.
+func readDoc(file string) ([]byte, error) {
+	raw, err := ioutil.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v interface{}
+	if dec.Decode(&v) != nil || dec.More() {
+		return raw, nil
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw, nil
+	}
+	return out, nil
+}
+
+// resultWriter writes the result once: the main goroutine and the abort path (go-plugin's
+// stderr goroutine) may race.
+type resultWriter struct {
+	mu      sync.Mutex
+	path    string
+	written bool
+}
+
+// write completes r from the process and writes it; returns the exit status to use.
+func (w *resultWriter) write(r *callResult, c *stderrCollector, p *pluginProcess, status int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.written {
+		return 1
+	}
+	w.written = true
+	if c != nil {
+		r.Logs, r.StderrOther = c.lines()
+		_, r.LogViolations = c.result()
+	}
+	if p != nil && p.client.Exited() && p.cmd.ProcessState != nil {
+		code := p.cmd.ProcessState.ExitCode()
+		r.ExitCode = &code
+	}
+	if r.Logs == nil {
+		r.Logs = []json.RawMessage{}
+	}
+	if r.StderrOther == nil {
+		r.StderrOther = []string{}
+	}
+	if r.LogViolations == nil {
+		r.LogViolations = []string{}
+	}
+	if r.AdditionalItems == nil {
+		r.AdditionalItems = []resourceRef{}
+	}
+	if r.PostOperationItems == nil {
+		r.PostOperationItems = []resourceRef{}
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err == nil {
+		err = ioutil.WriteFile(w.path, append(data, '\n'), 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "velero-host: writing %s: %v\n", w.path, err)
+		return 1
+	}
+	return status
+}
+
+func runCall(c *callOptions, path string, serverArgs []string, o *options) int {
+	in, err := c.inputs()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "velero-host: %v\n", err)
+		return 2
+	}
+	o.keepStderr = true
+	w := &resultWriter{path: c.out}
+	// A line that panics go-plugin's parser would crash Velero; the call cannot go on.
+	fatal := func(col *stderrCollector, msg string) {
+		killAllLaunched()
+		fmt.Fprintf(os.Stderr, "velero-host: %s\n", msg)
+		os.Exit(w.write(&callResult{Error: msg, HarnessError: msg}, col, nil, 1))
+	}
+	harnessFailed := func(p *pluginProcess, format string, args ...interface{}) int {
+		msg := fmt.Sprintf(format, args...)
+		fmt.Fprintf(os.Stderr, "velero-host: %s\n", msg)
+		if p.rpc != nil {
+			p.shutdown()
+		}
+		return w.write(&callResult{Error: msg, HarnessError: msg}, p.stderr, p, 1)
+	}
+
+	p, err := launch("plugin process", path, serverArgs, o, fatal)
+	if err != nil {
+		return harnessFailed(p, "%v", err)
+	}
+	raw, err := p.dispense(in.kind)
+	if err != nil {
+		return harnessFailed(p, "dispensing %s: %v", in.kind, err)
+	}
+
+	r := &callResult{}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	start := time.Now()
+	var item []byte
+	switch cl := raw.(type) {
+	case biav2.BackupItemActionClient:
+		var resp *biav2.ExecuteResponse
+		resp, err = cl.Execute(ctx, &biav2.ExecuteRequest{Plugin: c.pluginName, Item: in.item, Backup: in.doc})
+		item = resp.GetItem()
+		r.AdditionalItems = refs(resp.GetAdditionalItems())
+		r.PostOperationItems = refs(resp.GetPostOperationItems())
+		r.OperationID = resp.GetOperationID()
+	case riav2.RestoreItemActionClient:
+		var resp *riav2.RestoreItemActionExecuteResponse
+		resp, err = cl.Execute(ctx, &riav2.RestoreItemActionExecuteRequest{
+			Plugin: c.pluginName, Item: in.item, Restore: in.doc, ItemFromBackup: in.itemFromBackup,
+		})
+		item = resp.GetItem()
+		r.AdditionalItems = refs(resp.GetAdditionalItems())
+		r.OperationID = resp.GetOperationID()
+		r.SkipRestore = resp.GetSkipRestore()
+		r.WaitForAdditionalItems = resp.GetWaitForAdditionalItems()
+		if d := resp.GetAdditionalItemsReadyTimeout(); d != nil {
+			r.AdditionalItemsReadyTimeout = d.AsDuration().String()
+		}
+	case generated.DeleteItemActionClient:
+		_, err = cl.Execute(ctx, &generated.DeleteItemActionExecuteRequest{Plugin: c.pluginName, Item: in.item, Backup: in.doc})
+	default:
+		cancel()
+		return harnessFailed(p, "dispensing %s returned a %T", in.kind, raw)
+	}
+	r.ExecuteMs = time.Since(start).Milliseconds()
+	cancel()
+
+	if err != nil {
+		st := status.Convert(err)
+		r.Error, r.Code = st.Message(), st.Code().String()
+	} else {
+		r.OK = true
+		if in.kind != kindDIA {
+			r.Item, r.ItemProblem = returnedItem(item)
+		}
+	}
+	if !answered(err) {
+		// A transport failure usually means a crash, noticed before go-plugin reaps the process.
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, err := p.shutdown(); err != nil {
+		r.Shutdown = err.Error()
+	}
+	return w.write(r, p.stderr, p, 0)
+}
+
+// returnedItem is the item for the result (nil when it is not JSON) and what Velero would
+// find wrong with it.
+func returnedItem(item []byte) (json.RawMessage, string) {
+	if len(item) == 0 {
+		return nil, "Execute returned no item bytes"
+	}
+	_, problem := itemKind(item)
+	if !json.Valid(item) {
+		return nil, problem.Error()
+	}
+	if problem != nil {
+		return json.RawMessage(item), problem.Error()
+	}
+	return json.RawMessage(item), ""
+}
+
+func refs(ids []*generated.ResourceIdentifier) []resourceRef {
+	out := make([]resourceRef, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, resourceRef{Group: id.GetGroup(), Resource: id.GetResource(), Namespace: id.GetNamespace(), Name: id.GetName()})
+	}
+	return out
+}
