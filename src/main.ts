@@ -1,7 +1,15 @@
-/** Entry point of the single executable (bundled by scripts/build.sh into a Node SEA). */
-import { main } from './cli/main.js';
+/**
+ * Entry point of the single executable (bundled by scripts/build.sh into a Node SEA). The companion
+ * sidecar runs for its pod's whole life, so it loads only its own modules: the plugin's gRPC, S3
+ * and Kubernetes clients would double its resident memory for nothing.
+ */
+const args = process.argv.slice(2);
+const run: Promise<number | undefined> =
+  args[0] === 'companion'
+    ? import('./companion/index.js').then((m) => m.companionCommand(args.slice(1)))
+    : import('./cli/main.js').then((m) => m.main(args));
 
-main(process.argv.slice(2)).then(
+run.then(
   (code) => {
     if (code !== undefined) process.exitCode = code;
   },

@@ -1,31 +1,12 @@
 /**
- * BackupItemActionV2 on Victoria pods (design.md, Data flow, backup step 2). Runs between the pod's
- * pre and post hooks, synchronously: asks the companion for the recorded snapshot files, copies
- * what is unchanged since the workload's newest complete backup server-side, streams the rest
- * from the companion (tar over exec) into the bucket, writes the manifest and the complete marker,
- * and returns the pod with a record of where its data went. Any failure fails the item with a
- * message naming the pod and what to do; the engine never marks a partial backup complete.
+ * BackupItemActionV2 on Victoria pods (design.md, Data flow, backup step 2); the work is in
+ * backup-pod.ts. Velero starts a plugin process for every backup, restore, deletion and every
+ * 10 s operation poll, and most of those never back up a pod: the Kubernetes and S3 clients are
+ * loaded only when Execute runs, which keeps start-up and idle memory small.
  */
-import { writeBackup } from '../engine/backup.js';
-import { newestComplete } from '../engine/catalog.js';
-import { formatBytes, type Progress } from '../engine/progress.js';
-import { tarFileReader } from '../engine/tar-reader.js';
-import { KubeClient } from '../kube/client.js';
-import type { ActionContext, BackupItemActionV2, KubeObject } from '../velero/types.js';
-import { CompanionClient } from './companion-client.js';
-import { loadPluginConfig } from './plugin-config-source.js';
-import { BACKUP_ACTION, KIND_LABEL, VICTORIA_PODS } from './names.js';
-import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
-import { openLocationStore } from './storage.js';
-import { parseVeleroBackup, type VeleroBackupInfo } from './velero-backup.js';
-import { workloadOf } from './workload.js';
-
-/** A snapshot recorded this long before the backup started belongs to an earlier backup (clock skew allowed). */
-const STALE_RECORD_MS = 5 * 60_000;
-
-interface PodSpecLike {
-  containers?: Array<{ name?: string }>;
-}
+import type { KubeClient } from '../kube/client.js';
+import type { BackupItemActionV2 } from '../velero/types.js';
+import { BACKUP_ACTION, VICTORIA_PODS } from './names.js';
 
 export interface PodBackupOptions {
   /** How to reach the API server (tests); default: in-cluster or KUBECONFIG. */
@@ -33,166 +14,15 @@ export interface PodBackupOptions {
 }
 
 export function podBackupAction(options: PodBackupOptions = {}): BackupItemActionV2 {
-  const kubeOf = options.kube ?? (() => KubeClient.load());
   return {
     kind: 'BackupItemActionV2',
     name: BACKUP_ACTION,
     appliesTo: () => VICTORIA_PODS,
-    async execute(input, ctx) {
-      const backup = parseVeleroBackup(input.backup);
-      // The finalize pass re-runs actions only for post-operation items; we start none, so nothing to do.
-      if (backup.phase?.startsWith('Finalizing')) return undefined;
-      const pod = input.item;
-      const namespace = pod.metadata?.namespace ?? '';
-      const podName = pod.metadata?.name ?? '';
-      const podId = `pod ${namespace}/${podName}`;
-      const kind = pod.metadata?.labels?.[KIND_LABEL];
-      if (kind !== 'metrics' && kind !== 'logs') {
-        throw new Error(`${podId}: label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs`);
-      }
-      const kube = kubeOf();
-      const config = await loadPluginConfig(kube, backup.veleroNamespace);
-      const containers = ((pod as { spec?: PodSpecLike }).spec?.containers ?? []).map((c) => c.name);
-      if (!containers.includes(config.companionContainer)) {
-        throw new Error(
-          `${podId} has no container "${config.companionContainer}" (it has ${containers.join(', ') || 'none'}): add the companion sidecar (velero/components/) ` +
-            `or set companionContainer in the plugin ConfigMap; its Victoria data is NOT in backup ${backup.name}`,
-        );
-      }
-      const controller = new AbortController();
-      const timer = setTimeout(
-        () => controller.abort(new Error(`${podId}: the backup took longer than itemTimeoutSeconds (${config.itemTimeoutMs / 1000} s) and was stopped`)),
-        config.itemTimeoutMs,
-      );
-      try {
-        return await backupPod({ ctx, kube, backup, pod, kind, podId, config, signal: controller.signal });
-      } catch (err) {
-        if (controller.signal.aborted) throw controller.signal.reason as Error;
-        throw new Error(`${podId}: Victoria data NOT backed up in ${backup.name}: ${(err as Error).message}`);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    execute: async (input, ctx) => (await import('./backup-pod.js')).executePodBackup(input, ctx, options.kube),
     // This action never starts asynchronous operations, so there is never one to report on.
     async progress(operationID) {
       return { completed: true, err: `no asynchronous operation "${operationID}": ${BACKUP_ACTION} uploads synchronously` };
     },
     async cancel() {},
   };
-}
-
-interface BackupPodRequest {
-  ctx: ActionContext;
-  kube: KubeClient;
-  backup: VeleroBackupInfo;
-  pod: KubeObject;
-  kind: 'metrics' | 'logs';
-  podId: string;
-  config: Awaited<ReturnType<typeof loadPluginConfig>>;
-  signal: AbortSignal;
-}
-
-async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
-  const { ctx, kube, backup, pod, config, podId, signal } = r;
-  const namespace = pod.metadata!.namespace!;
-  const fields = { namespace, name: pod.metadata!.name!, backup: backup.name };
-  const workload = await workloadOf(kube, pod);
-  const location = await openLocationStore({
-    kube,
-    namespace: backup.veleroNamespace,
-    location: backup.storageLocation,
-    prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload.folder),
-    write: true,
-  });
-  const companion = new CompanionClient({
-    kube,
-    namespace,
-    pod: pod.metadata!.name!,
-    container: config.companionContainer,
-    execTimeoutMs: config.execTimeoutMs,
-    streamIdleTimeoutMs: config.streamIdleTimeoutMs,
-    signal,
-  });
-  let ranPre = false;
-  try {
-    for (const warning of location.warnings) ctx.log.warn(warning, fields);
-    let files = await companion.files();
-    if (files && backup.startedAt && Date.parse(files.createdAt) < backup.startedAt.getTime() - STALE_RECORD_MS) {
-      ctx.log.warn(`${podId}: the recorded snapshots (${files.createdAt}) are older than backup ${backup.name}: an earlier backup's post hook did not run`, fields);
-      files = undefined;
-    }
-    if (!files) {
-      if (!config.runHooksIfMissing) {
-        throw new Error(`no snapshot was recorded by a pre hook: add the hook annotations (velero/components/) or the Schedule's hooks, or set runHooksIfMissing to true`);
-      }
-      ctx.log.warn(`${podId}: no pre hook made snapshots for this backup; running the companion's hooks from the plugin (add the hook annotations: velero/components/)`, fields);
-      ranPre = true;
-      ctx.log.info(`${podId}: pre hook: ${await companion.hook('pre')}`, fields);
-      files = await companion.files();
-      if (!files) throw new Error('the companion recorded no snapshot after its pre hook ran');
-    }
-    if (files.kind !== r.kind) {
-      throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
-    }
-    const base = await newestComplete(location.store, '', (m) => m.kind === files.kind);
-    const trees = files.trees.map((t) => ({
-      prefix: t.prefix,
-      restoreTo: t.restoreTo,
-      files: t.files,
-      reader: tarFileReader((list, sig) => companion.tar(t.prefix, list, sig), { streams: config.streams, signal }),
-    }));
-    const started = Date.now();
-    let lastLog = started;
-    const describe = (p: Progress) =>
-      `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)} (${formatBytes(p.bytesUploaded)} uploaded, ${formatBytes(p.bytesCopied)} copied server-side), ` +
-      `${formatBytes(p.bytesDone / Math.max((Date.now() - started) / 1000, 0.001))}/s`;
-    ctx.log.info(
-      `${podId}: backing up ${files.kind} snapshot ${files.snapshots.join(', ')} of ${workload.id} to s3://${location.bucket}/${location.prefix}/${backup.name}/` +
-        (base ? ` (unchanged files copied from ${base.name})` : ' (full)'),
-      fields,
-    );
-    const manifest = await writeBackup({
-      store: location.store,
-      name: backup.name,
-      kind: files.kind,
-      trees,
-      source: { url: files.url, ...(files.version ? { version: files.version } : {}), snapshots: files.snapshots },
-      counts: files.counts,
-      createdAt: new Date(files.createdAt),
-      ...(base ? { base } : {}),
-      concurrency: config.uploadConcurrency,
-      onProgress: (p) => {
-        if (Date.now() - lastLog < config.progressIntervalMs) return;
-        lastLog = Date.now();
-        ctx.log.info(`${podId}: ${p.phase}: ${describe(p)}`, fields);
-      },
-    });
-    ctx.log.info(
-      `${podId}: backup complete: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)} (${formatBytes(manifest.totals.bytesUploaded)} uploaded, ` +
-        `${formatBytes(manifest.totals.bytesCopied)} copied server-side) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded`,
-      fields,
-    );
-    const record: BackupRecord = {
-      format: 'velero-plugin-victoria/record/v1',
-      storageLocation: backup.storageLocation,
-      bucket: location.bucket,
-      prefix: location.prefix,
-      name: backup.name,
-      kind: files.kind,
-      workload: workload.id,
-      files: manifest.totals.files,
-      bytes: manifest.totals.bytes,
-    };
-    const metadata = pod.metadata!;
-    return { item: { ...pod, metadata: { ...metadata, annotations: { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(record) } } } };
-  } finally {
-    if (ranPre) {
-      // Our own pre hook made the snapshots, so ours is the post hook that removes them, success or not.
-      await companion
-        .hook('post', AbortSignal.timeout(config.execTimeoutMs))
-        .then((summary) => ctx.log.info(`${podId}: post hook: ${summary}`, fields))
-        .catch((err: unknown) => ctx.log.error(`${podId}: post hook failed, snapshots may be left behind: ${(err as Error).message}`, fields));
-    }
-    await location.close();
-  }
 }

@@ -1,57 +1,21 @@
 /**
  * DeleteItemAction on Victoria pods: when Velero deletes a backup (by hand or when its TTL ends),
- * remove that backup's folder of every workload it captured, found through the record the backup
- * action put on the pod. Only `<prefix>/<this backup's name>/` is removed, inside the plugin's
- * folder of the location, whatever the record says; other backups never depend on it (engine/delete.ts).
+ * remove that backup's Victoria data, found through the record the backup action put on the pod
+ * (delete-pod-data.ts, loaded only when Execute runs: see pod-backup.ts).
  */
-import { deleteBackup } from '../engine/delete.js';
-import { formatBytes } from '../engine/progress.js';
-import { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/client.js';
 import type { DeleteItemAction } from '../velero/types.js';
 import { DELETE_ACTION, VICTORIA_PODS } from './names.js';
-import { PLUGIN_FOLDER, readRecord } from './record.js';
-import { openLocationStore } from './storage.js';
-import { parseVeleroBackup } from './velero-backup.js';
 
 export interface PodDeleteOptions {
   kube?: () => KubeClient;
 }
 
 export function podDeleteAction(options: PodDeleteOptions = {}): DeleteItemAction {
-  const kubeOf = options.kube ?? (() => KubeClient.load());
   return {
     kind: 'DeleteItemAction',
     name: DELETE_ACTION,
     appliesTo: () => VICTORIA_PODS,
-    async execute(input, ctx) {
-      const pod = `${input.item.metadata?.namespace}/${input.item.metadata?.name}`;
-      const record = readRecord(input.item.metadata?.annotations, pod);
-      const backup = parseVeleroBackup(input.backup);
-      const fields = { namespace: input.item.metadata?.namespace ?? '', name: input.item.metadata?.name ?? '', backup: backup.name };
-      if (!record) {
-        ctx.log.info(`pod ${pod}: backup ${backup.name} holds no Victoria data for it (no record); nothing to remove`, fields);
-        return;
-      }
-      const kube = kubeOf();
-      const location = await openLocationStore({
-        kube,
-        namespace: backup.veleroNamespace,
-        location: record.storageLocation,
-        prefixOf: (bslPrefix) => {
-          const ours = `${bslPrefix ? `${bslPrefix}/` : ''}${PLUGIN_FOLDER}/`;
-          if (!record.prefix.startsWith(ours) || record.prefix.split('/').includes('..')) {
-            throw new Error(`pod ${pod}: its backup record points at ${record.prefix}, outside ${ours} of location ${record.storageLocation}; nothing removed`);
-          }
-          return record.prefix;
-        },
-        write: true,
-      });
-      try {
-        const removed = await deleteBackup(location.store, backup.name);
-        ctx.log.info(`pod ${pod}: removed s3://${location.bucket}/${location.prefix}/${backup.name}/ (${removed.objects} objects, ${formatBytes(removed.bytes)})`, fields);
-      } finally {
-        await location.close();
-      }
-    },
+    execute: async (input, ctx) => (await import('./delete-pod-data.js')).executePodDelete(input, ctx, options.kube),
   };
 }

@@ -5,7 +5,6 @@
 import sea from 'node:sea';
 import { parseArgs } from 'node:util';
 import { allActions } from '../actions/index.js';
-import { companionCommand } from '../companion/index.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { BACKUP_USAGE, backupCommand } from './commands/backup.js';
@@ -79,8 +78,6 @@ export async function main(args: string[]): Promise<number | undefined> {
       return wantsHelp(args) ? usage(VERIFY_USAGE) : verifyCommand(args.slice(1));
     case 'demo':
       return wantsHelp(args) ? usage(DEMO_USAGE) : demoCommand(args.slice(1));
-    case 'companion':
-      return companionCommand(args.slice(1));
     case 'install-plugin': {
       const { values } = parseArgs({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
       if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');

@@ -29,7 +29,7 @@ describe('Velero host harness against the single executable', function () {
   // The real actions need the API server (none here: the end-to-end tests give them the stand-in),
   // so on the harness's generic input they answer with an error message, which the harness checks
   // for being a proper gRPC error; the workload check applies to Deployments, not only pods.
-  const REAL_ACTIONS = ['-allow-execute-error', '-expect-resource='];
+  const REAL_ACTIONS = ['-allow-execute-error', '-expect-noop=false', '-expect-resource='];
 
   it('passes every check of the go-plugin host', () => {
     const run = runVeleroHost(paths.plugin, REAL_ACTIONS, VELERO_SERVER_FLAGS);
