@@ -191,12 +191,13 @@ describe('go-plugin server', () => {
 });
 
 describe('registered actions', () => {
-  it('have valid, unique, non-velero.io names and select labelled pods', () => {
+  it('have valid, unique, non-velero.io names and select labelled pods (the workload check: their owners)', () => {
     const actions = allActions();
     expect(new Set(actions.map((a) => a.name)).size).to.equal(actions.length);
     for (const action of actions) {
       expect(validatePluginName(action.name), action.name).to.equal(undefined);
-      expect(action.appliesTo().includedResources).to.deep.equal(['pods']);
+      const resources = action.name === 'velero-plugin-victoria.io/workload-check' ? ['deployments.apps', 'statefulsets.apps'] : ['pods'];
+      expect(action.appliesTo().includedResources, action.name).to.deep.equal(resources);
       expect(action.appliesTo().selector).to.match(/^velero-plugin-victoria\.io\/kind in \(metrics,logs\)$/);
     }
   });
