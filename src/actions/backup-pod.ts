@@ -17,7 +17,7 @@ import { loadPluginConfig } from './plugin-config-source.js';
 import { KIND_LABEL } from './names.js';
 import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
-import { parseVeleroBackup, type VeleroBackupInfo } from './velero-backup.js';
+import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
 import { workloadOf } from './workload.js';
 
 /** A snapshot recorded this long before the backup started belongs to an earlier backup (clock skew allowed). */
@@ -33,9 +33,8 @@ export async function executePodBackup(
   ctx: ActionContext,
   kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<BackupExecuteResult | undefined> {
-  const backup = parseVeleroBackup(input.backup);
-  // The finalize pass re-runs actions only for post-operation items; we start none, so nothing to do.
-  if (backup.phase?.startsWith('Finalizing')) return undefined;
+  const backup = backupToAct(input.backup);
+  if (!backup) return undefined;
   const pod = input.item;
   const namespace = pod.metadata?.namespace ?? '';
   const podName = pod.metadata?.name ?? '';

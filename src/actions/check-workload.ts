@@ -12,7 +12,7 @@ import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '
 import { loadPluginConfig } from './plugin-config-source.js';
 import { workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
-import { parseVeleroBackup } from './velero-backup.js';
+import { backupToAct } from './velero-backup.js';
 import { workloadOf } from './workload.js';
 
 interface PodLike {
@@ -26,49 +26,49 @@ export async function executeWorkloadCheck(
   ctx: ActionContext,
   kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<BackupExecuteResult | undefined> {
-const backup = parseVeleroBackup(input.backup);
-if (backup.phase?.startsWith('Finalizing')) return undefined;
-const item = input.item;
-const namespace = item.metadata?.namespace ?? '';
-const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
-const fields = { namespace, name: item.metadata?.name ?? '', backup: backup.name };
-const missing = (why: string) => new Error(`${id}: its Victoria data is NOT in backup ${backup.name}: ${why}`);
-const kube = kubeOf();
-const config = await loadPluginConfig(kube, backup.veleroNamespace);
-const selector = (item as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
-const labelSelector = Object.entries(selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-const pods = (await kube.listPods(namespace, labelSelector)) as PodLike[];
-const own: Array<{ pod: PodLike; folder: string }> = [];
-for (const pod of pods) {
-  const w = await workloadOf(kube, { kind: 'Pod', ...pod } as KubeObject);
-  if (w.id === `${item.kind}/${item.metadata?.name}`) own.push({ pod, folder: w.folder });
-}
-const running = own.filter((p) => p.pod.status?.phase === 'Running');
-if (running.length === 0) throw missing(`no running pod (${own.length} pod(s), replicas scaled to 0 or not started): start it and back up again`);
-const withoutCompanion = running.filter((p) => !(p.pod.spec?.containers ?? []).some((c) => c.name === config.companionContainer));
-if (withoutCompanion.length > 0) {
-  throw missing(`pod ${withoutCompanion[0]!.pod.metadata?.name} has no "${config.companionContainer}" container: add the companion sidecar (velero/components/)`);
-}
-const location = await openLocationStore({
-  kube,
-  namespace: backup.veleroNamespace,
-  location: backup.storageLocation,
-  prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, ''), // the namespace's folder
-  write: false,
-});
-try {
-  for (const { pod, folder } of running) {
-    const marker = `${folder}/${backup.name}/${COMPLETE_KEY}`;
-    const found = await location.store.head(marker);
-    if (!found) {
-      throw missing(
-        `pod ${pod.metadata?.name} was not captured (its pre hook or its backup failed: see the errors for pod ${namespace}/${pod.metadata?.name} in this backup's log)`,
-      );
-    }
+  const backup = backupToAct(input.backup);
+  if (!backup) return undefined;
+  const item = input.item;
+  const namespace = item.metadata?.namespace ?? '';
+  const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
+  const fields = { namespace, name: item.metadata?.name ?? '', backup: backup.name };
+  const missing = (why: string) => new Error(`${id}: its Victoria data is NOT in backup ${backup.name}: ${why}`);
+  const kube = kubeOf();
+  const config = await loadPluginConfig(kube, backup.veleroNamespace);
+  const selector = (item as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
+  const labelSelector = Object.entries(selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const pods = (await kube.listPods(namespace, labelSelector)) as PodLike[];
+  const own: Array<{ pod: PodLike; folder: string }> = [];
+  for (const pod of pods) {
+    const w = await workloadOf(kube, { kind: 'Pod', ...pod } as KubeObject);
+    if (w.id === `${item.kind}/${item.metadata?.name}`) own.push({ pod, folder: w.folder });
   }
-  ctx.log.info(`${id}: Victoria data of ${running.length} pod(s) is in backup ${backup.name}`, fields);
-} finally {
-  await location.close();
-}
-return undefined;
+  const running = own.filter((p) => p.pod.status?.phase === 'Running');
+  if (running.length === 0) throw missing(`no running pod (${own.length} pod(s), replicas scaled to 0 or not started): start it and back up again`);
+  const withoutCompanion = running.filter((p) => !(p.pod.spec?.containers ?? []).some((c) => c.name === config.companionContainer));
+  if (withoutCompanion.length > 0) {
+    throw missing(`pod ${withoutCompanion[0]!.pod.metadata?.name} has no "${config.companionContainer}" container: add the companion sidecar (velero/components/)`);
+  }
+  const location = await openLocationStore({
+    kube,
+    namespace: backup.veleroNamespace,
+    location: backup.storageLocation,
+    prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, ''), // the namespace's folder
+    write: false,
+  });
+  try {
+    for (const { pod, folder } of running) {
+      const marker = `${folder}/${backup.name}/${COMPLETE_KEY}`;
+      const found = await location.store.head(marker);
+      if (!found) {
+        throw missing(
+          `pod ${pod.metadata?.name} was not captured (its pre hook or its backup failed: see the errors for pod ${namespace}/${pod.metadata?.name} in this backup's log)`,
+        );
+      }
+    }
+    ctx.log.info(`${id}: Victoria data of ${running.length} pod(s) is in backup ${backup.name}`, fields);
+  } finally {
+    await location.close();
+  }
+  return undefined;
 }

@@ -16,32 +16,32 @@ export async function executePodDelete(
   ctx: ActionContext,
   kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<void> {
-const pod = `${input.item.metadata?.namespace}/${input.item.metadata?.name}`;
-const record = readRecord(input.item.metadata?.annotations, pod);
-const backup = parseVeleroBackup(input.backup);
-const fields = { namespace: input.item.metadata?.namespace ?? '', name: input.item.metadata?.name ?? '', backup: backup.name };
-if (!record) {
-  ctx.log.info(`pod ${pod}: backup ${backup.name} holds no Victoria data for it (no record); nothing to remove`, fields);
-  return;
-}
-const kube = kubeOf();
-const location = await openLocationStore({
-  kube,
-  namespace: backup.veleroNamespace,
-  location: record.storageLocation,
-  prefixOf: (bslPrefix) => {
-    const ours = `${bslPrefix ? `${bslPrefix}/` : ''}${PLUGIN_FOLDER}/`;
-    if (!record.prefix.startsWith(ours) || record.prefix.split('/').includes('..')) {
-      throw new Error(`pod ${pod}: its backup record points at ${record.prefix}, outside ${ours} of location ${record.storageLocation}; nothing removed`);
-    }
-    return record.prefix;
-  },
-  write: true,
-});
-try {
-  const removed = await deleteBackup(location.store, backup.name);
-  ctx.log.info(`pod ${pod}: removed s3://${location.bucket}/${location.prefix}/${backup.name}/ (${removed.objects} objects, ${formatBytes(removed.bytes)})`, fields);
-} finally {
-  await location.close();
-}
+  const pod = `${input.item.metadata?.namespace}/${input.item.metadata?.name}`;
+  const record = readRecord(input.item.metadata?.annotations, pod);
+  const backup = parseVeleroBackup(input.backup);
+  const fields = { namespace: input.item.metadata?.namespace ?? '', name: input.item.metadata?.name ?? '', backup: backup.name };
+  if (!record) {
+    ctx.log.info(`pod ${pod}: backup ${backup.name} holds no Victoria data for it (no record); nothing to remove`, fields);
+    return;
+  }
+  const kube = kubeOf();
+  const location = await openLocationStore({
+    kube,
+    namespace: backup.veleroNamespace,
+    location: record.storageLocation,
+    prefixOf: (bslPrefix) => {
+      const ours = `${bslPrefix ? `${bslPrefix}/` : ''}${PLUGIN_FOLDER}/`;
+      if (!record.prefix.startsWith(ours) || record.prefix.split('/').includes('..')) {
+        throw new Error(`pod ${pod}: its backup record points at ${record.prefix}, outside ${ours} of location ${record.storageLocation}; nothing removed`);
+      }
+      return record.prefix;
+    },
+    write: true,
+  });
+  try {
+    const removed = await deleteBackup(location.store, backup.name);
+    ctx.log.info(`pod ${pod}: removed s3://${location.bucket}/${location.prefix}/${backup.name}/ (${removed.objects} objects, ${formatBytes(removed.bytes)})`, fields);
+  } finally {
+    await location.close();
+  }
 }

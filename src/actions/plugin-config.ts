@@ -1,13 +1,21 @@
 /**
- * The plugin's settings: a ConfigMap in Velero's namespace labelled `velero.io/plugin-config` and
- * `velero-plugin-victoria.io/pod-backup: BackupItemAction` (Velero's convention for plugin
+ * The plugin's settings: one ConfigMap in Velero's namespace labelled `velero.io/plugin-config`
+ * and, per action, `velero-plugin-victoria.io/pod-backup: BackupItemAction` and
+ * `velero-plugin-victoria.io/pod-restore: RestoreItemAction` (Velero's convention for plugin
  * configuration; velero/plugin-config.yaml documents every key). Missing keys take defaults; a
  * bad value is an error naming the ConfigMap and the key, because guessing would silently change
- * what a backup does.
+ * what a backup or a restore does.
  */
-import { BACKUP_ACTION } from './names.js';
+import { BACKUP_ACTION, RESTORE_ACTION } from './names.js';
 
 export const PLUGIN_CONFIG_SELECTOR = `velero.io/plugin-config,${BACKUP_ACTION}=BackupItemAction`;
+export const RESTORE_CONFIG_SELECTOR = `velero.io/plugin-config,${RESTORE_ACTION}=RestoreItemAction`;
+/** The labels of the plugin ConfigMap: both actions find it (velero/plugin-config.yaml). */
+export const PLUGIN_CONFIG_LABELS: Readonly<Record<string, string>> = {
+  'velero.io/plugin-config': '',
+  [BACKUP_ACTION]: 'BackupItemAction',
+  [RESTORE_ACTION]: 'RestoreItemAction',
+};
 
 export interface PluginConfig {
   companionContainer: string;
@@ -19,6 +27,18 @@ export interface PluginConfig {
   streams: number;
   progressIntervalMs: number;
   runHooksIfMissing: boolean;
+  /** Image of the restore init container; '' = the plugin's image in Velero's Deployment. */
+  restoreImage: string;
+  /** Validity of the restore plan's presigned URLs (seconds). */
+  restorePlanExpirySeconds: number;
+  /** Restore into a non-empty data directory, moving its contents aside (`restore --replace`). */
+  restoreReplace: boolean;
+  /** The init container's resources (a Kubernetes ResourceRequirements). */
+  restoreResources: Record<string, unknown>;
+  /** The init container's securityContext; null = derived from the database container (restore-pod.ts). */
+  restoreSecurityContext: Record<string, unknown> | null;
+  /** Where a drill puts the data instead of the production hostPath: {path}, {restore}, {namespace}. */
+  drillPathPattern: string;
 }
 
 export const DEFAULT_CONFIG: PluginConfig = {
@@ -30,7 +50,16 @@ export const DEFAULT_CONFIG: PluginConfig = {
   streams: 2,
   progressIntervalMs: 10_000,
   runHooksIfMissing: true,
+  restoreImage: '',
+  restorePlanExpirySeconds: 14_400,
+  restoreReplace: false,
+  restoreResources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
+  restoreSecurityContext: null,
+  drillPathPattern: '{path}-drill-{restore}',
 };
+
+/** The placeholders of drillPathPattern. */
+export const DRILL_PLACEHOLDERS = ['path', 'restore', 'namespace'] as const;
 
 type Parser = (value: string, config: PluginConfig) => string | undefined;
 
@@ -70,7 +99,88 @@ const KEYS: Record<string, Parser> = {
     config.runHooksIfMissing = v === 'true';
     return undefined;
   },
+  restoreImage: (value, config) => {
+    const v = value.trim();
+    // A reference such as registry.example.com:5000/velero-plugin-victoria:v1.2.3 or …@sha256:<hex>.
+    if (v !== '' && !/^[a-z0-9]([a-z0-9._:/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/i.test(v)) {
+      return 'an image reference such as registry.example.com/velero-plugin-victoria:v0.1.0, or "" for the image Velero runs the plugin from';
+    }
+    config.restoreImage = v;
+    return undefined;
+  },
+  // S3 presigned URLs (SigV4) are valid for at most 7 days.
+  restorePlanExpirySeconds: count('restorePlanExpirySeconds', 300, 604_800),
+  restoreReplace: (value, config) => {
+    const v = value.trim().toLowerCase();
+    if (v !== 'true' && v !== 'false') return 'true or false';
+    config.restoreReplace = v === 'true';
+    return undefined;
+  },
+  restoreResources: (value, config) => {
+    const parsed = jsonObject(value);
+    if (typeof parsed === 'string') return `a JSON ResourceRequirements object such as {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"1Gi"}} (${parsed})`;
+    for (const [k, v] of Object.entries(parsed)) {
+      if (k !== 'requests' && k !== 'limits') return `a JSON ResourceRequirements object with "requests" and/or "limits" (not ${JSON.stringify(k)})`;
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((q) => typeof q === 'string' || typeof q === 'number')) {
+        return `a JSON ResourceRequirements object whose "${k}" maps resource names to quantities such as "500m" or "1Gi"`;
+      }
+    }
+    config.restoreResources = parsed;
+    return undefined;
+  },
+  restoreSecurityContext: (value, config) => {
+    if (value.trim() === '') {
+      config.restoreSecurityContext = null;
+      return undefined;
+    }
+    const parsed = jsonObject(value);
+    if (typeof parsed === 'string') return `"" or a JSON SecurityContext object such as {"runAsUser":1000,"runAsGroup":1000} (${parsed})`;
+    const unknown = Object.keys(parsed).filter((k) => !SECURITY_CONTEXT_FIELDS.has(k));
+    if (unknown.length > 0) return `"" or a JSON SecurityContext object; ${unknown.map((k) => JSON.stringify(k)).join(', ')} is not a field of a container's securityContext`;
+    config.restoreSecurityContext = parsed;
+    return undefined;
+  },
+  drillPathPattern: (value, config) => {
+    const v = value.trim();
+    const placeholders = [...v.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!);
+    const unknown = placeholders.filter((p) => !(DRILL_PLACEHOLDERS as readonly string[]).includes(p));
+    if (unknown.length > 0) return `a path pattern with the placeholders {path}, {restore} and {namespace} only (not {${unknown[0]}})`;
+    if (!placeholders.includes('restore') && !placeholders.includes('namespace')) {
+      return 'a path pattern containing {restore} or {namespace}, so that a drill never writes into the production path (default {path}-drill-{restore})';
+    }
+    if (!v.startsWith('{path}') && !v.startsWith('/')) return 'an absolute path pattern: starting with / or {path}';
+    config.drillPathPattern = v;
+    return undefined;
+  },
 };
+
+/** The fields of a Kubernetes container SecurityContext (core/v1). */
+const SECURITY_CONTEXT_FIELDS = new Set([
+  'allowPrivilegeEscalation',
+  'appArmorProfile',
+  'capabilities',
+  'privileged',
+  'procMount',
+  'readOnlyRootFilesystem',
+  'runAsGroup',
+  'runAsNonRoot',
+  'runAsUser',
+  'seLinuxOptions',
+  'seccompProfile',
+  'windowsOptions',
+]);
+
+/** A JSON object, or why the text is not one. */
+function jsonObject(text: string): Record<string, unknown> | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return `not JSON: ${(err as Error).message}`;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return 'not a JSON object';
+  return parsed as Record<string, unknown>;
+}
 
 export const CONFIG_KEYS = Object.keys(KEYS);
 

@@ -38,3 +38,12 @@ export function parseVeleroBackup(bytes: Buffer, env: NodeJS.ProcessEnv = proces
     ...(started && !Number.isNaN(started.getTime()) ? { startedAt: started } : {}),
   };
 }
+
+/**
+ * The Backup, or undefined in the finalize pass: Velero then re-runs actions only for items with
+ * asynchronous operations, and ours start none, so there is nothing to do.
+ */
+export function backupToAct(bytes: Buffer): VeleroBackupInfo | undefined {
+  const backup = parseVeleroBackup(bytes);
+  return backup.phase?.startsWith('Finalizing') ? undefined : backup;
+}
