@@ -7,11 +7,6 @@ import { parseArgs } from 'node:util';
 import { allActions } from '../actions/index.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
-import { BACKUP_USAGE, backupCommand } from './commands/backup.js';
-import { DEMO_USAGE, demoCommand } from './commands/demo.js';
-import { LIST_USAGE, listCommand } from './commands/list.js';
-import { RESTORE_USAGE, restoreCommand } from './commands/restore.js';
-import { VERIFY_USAGE, verifyCommand } from './commands/verify.js';
 import { installPlugin } from './install-plugin.js';
 
 const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data
@@ -38,6 +33,23 @@ const wantsHelp = (args: string[]): boolean => args.includes('--help') || args.i
 const usage = (text: string): number => {
   process.stdout.write(`${text}\n`);
   return 0;
+};
+
+interface Command {
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+/**
+ * The commands load their modules (engine, S3 client) only when chosen: the plugin process, which
+ * Velero starts for every backup, restore and 10 s operation poll, never needs them to start.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  backup: () => import('./commands/backup.js').then((m) => ({ usage: m.BACKUP_USAGE, run: m.backupCommand })),
+  restore: () => import('./commands/restore.js').then((m) => ({ usage: m.RESTORE_USAGE, run: m.restoreCommand })),
+  list: () => import('./commands/list.js').then((m) => ({ usage: m.LIST_USAGE, run: m.listCommand })),
+  verify: () => import('./commands/verify.js').then((m) => ({ usage: m.VERIFY_USAGE, run: m.verifyCommand })),
+  demo: () => import('./commands/demo.js').then((m) => ({ usage: m.DEMO_USAGE, run: m.demoCommand })),
 };
 
 /** Velero's arguments are only flags; anything else is a subcommand. */
@@ -69,15 +81,13 @@ export async function main(args: string[]): Promise<number | undefined> {
         throw err;
       }
     case 'backup':
-      return wantsHelp(args) ? usage(BACKUP_USAGE) : backupCommand(args.slice(1));
     case 'restore':
-      return wantsHelp(args) ? usage(RESTORE_USAGE) : restoreCommand(args.slice(1));
     case 'list':
-      return wantsHelp(args) ? usage(LIST_USAGE) : listCommand(args.slice(1));
     case 'verify':
-      return wantsHelp(args) ? usage(VERIFY_USAGE) : verifyCommand(args.slice(1));
-    case 'demo':
-      return wantsHelp(args) ? usage(DEMO_USAGE) : demoCommand(args.slice(1));
+    case 'demo': {
+      const command = await COMMANDS[sub]!();
+      return wantsHelp(args) ? usage(command.usage) : command.run(args.slice(1));
+    }
     case 'install-plugin': {
       const { values } = parseArgs({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
       if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');
