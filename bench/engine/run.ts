@@ -9,15 +9,21 @@
  *
  *   node --import tsx bench/engine/run.ts [--gib 1.1] [--keep]
  *
- * The data set is generated once into .cache/bench/vm145-data (random values compress badly, so
- * the data is as large on disk as it claims) and hard-linked into a scratch copy for every run, so
- * runs start from the same files. Prints Markdown tables; docs/benchmarks.md records results.
+ * The data set is generated once into .cache/bench/vm145-data: one round of random samples per
+ * month partition (random values compress badly, so the data is as large on disk as it claims),
+ * left to VictoriaMetrics' background merges until they settle, so that every run starts from the
+ * same, stable parts. Each run hard-links it into a scratch copy.
+ *
+ * Both tools must back up the same files: before every backup the bench waits until the server's
+ * merges have settled (no active merge, no in-memory part, the same parts for 5 s), and it compares
+ * the part directories each tool saw. Prints Markdown tables; docs/benchmarks.md records results.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
@@ -27,6 +33,8 @@ import { CACHE, paths } from '../../test/support/components.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
 
 const MiB = 1024 * 1024;
+/** Bumped when the generator changes: an older cached data set is generated again. */
+const DATA_LAYOUT = 'monthly-settled-1';
 const { values } = parseArgs({ options: { gib: { type: 'string', default: '1.1' }, keep: { type: 'boolean', default: false } } });
 const targetBytes = Number(values.gib) * 1024 * MiB;
 
@@ -58,14 +66,13 @@ async function du(dir: string): Promise<number> {
  * JSON-lines import of `series` series with `samples` random integer values each (about 6 bytes per
  * sample on disk). Generated lazily so that the importer's memory stays small.
  */
-async function importRandom(vm: Vm, metric: string, series: number, samples: number, seed: number): Promise<void> {
+async function importRandom(vm: Vm, metric: string, series: number, samples: number, seed: number, endMs = Date.now() - 60_000): Promise<void> {
   let state = seed >>> 0;
   const next = () => {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     return state;
   };
-  const end = Date.now() - 60_000;
-  const start = end - samples * 10_000;
+  const start = endMs - samples * 10_000;
   let i = 0;
   const body = Readable.from(
     (function* () {
@@ -86,12 +93,87 @@ async function importRandom(vm: Vm, metric: string, series: number, samples: num
   await request(`${vm.url}/internal/force_flush`).then((r) => r.body.dump());
 }
 
-/** The shared data set: generated once, reused by later runs. */
+/** The server's metrics, as `name{labels}` → value. */
+async function vmMetrics(vm: Vm): Promise<Map<string, number>> {
+  const res = await request(`${vm.url}/metrics`);
+  const text = await res.body.text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line === '') continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/**
+ * Waits until VictoriaMetrics' storage is at rest: no active merge, no in-memory part (everything
+ * flushed to files), and the same part counts for 5 s. Then a snapshot taken now and one taken a
+ * little later hold the same files.
+ */
+async function waitSettled(vm: Vm, what: string): Promise<number> {
+  const started = Date.now();
+  let last = '';
+  let stableSince = Date.now();
+  for (;;) {
+    const m = await vmMetrics(vm);
+    let active = 0;
+    let inmemory = 0;
+    const parts: string[] = [];
+    for (const [k, v] of m) {
+      if (k.startsWith('vm_active_merges{')) active += v;
+      if (k.startsWith('vm_parts{')) {
+        parts.push(`${k}=${v}`);
+        if (k.includes('inmemory')) inmemory += v;
+      }
+      if (k.startsWith('vm_pending_rows{')) inmemory += v;
+    }
+    const state = parts.sort().join(',');
+    if (state !== last) {
+      last = state;
+      stableSince = Date.now();
+    }
+    if (active === 0 && inmemory === 0 && Date.now() - stableSince >= 5000) return (Date.now() - started) / 1000;
+    if (Date.now() - started > 30 * 60_000) throw new Error(`VictoriaMetrics did not settle (${what}) within 30 min: ${state}, ${active} active merges`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The part directories under data/ (partition/part → bytes), to check that both tools saw the same files. */
+async function partDirs(dataDir: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const walk = async (dir: string, depth: number, rel: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      if (!e.isDirectory() || e.name === 'snapshots' || e.name === 'tmp' || e.name === 'txn') continue;
+      const path = join(dir, e.name);
+      if (depth === 0) {
+        let bytes = 0;
+        for (const f of await readdir(path, { withFileTypes: true })) if (f.isFile()) bytes += statSync(join(path, f.name)).size;
+        out.set(`${rel}${e.name}`, bytes);
+      } else await walk(path, depth - 1, `${rel}${e.name}/`);
+    }
+  };
+  // data/{small,big}/<month>/<part>, data/indexdb/<generation>/<part>
+  await walk(join(dataDir, 'data'), 2, '');
+  return out;
+}
+
+function sameParts(a: Map<string, number>, b: Map<string, number>): boolean {
+  return a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
+}
+
+/** The 20th of the month `back` months before the current one, 12:00 UTC. */
+function monthEnd(back: number): number {
+  const now = new Date();
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 20, 12);
+}
+
+/** The shared data set: generated once (one month partition per round), settled, reused by later runs. */
 async function dataSet(): Promise<string> {
   const dir = join(CACHE, 'bench', 'vm145-data');
   if (existsSync(join(dir, 'generated.json'))) {
-    const info = JSON.parse(readFileSync(join(dir, 'generated.json'), 'utf8')) as { bytes: number };
-    if (info.bytes >= targetBytes) return dir;
+    const info = JSON.parse(readFileSync(join(dir, 'generated.json'), 'utf8')) as { bytes: number; layout?: string };
+    if (info.bytes >= targetBytes && info.layout === DATA_LAYOUT) return dir;
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -99,13 +181,16 @@ async function dataSet(): Promise<string> {
   try {
     for (let round = 0; (await du(dir)) < targetBytes; round++) {
       process.stderr.write(`generating data: ${((await du(dir)) / MiB).toFixed(0)} MiB of ${(targetBytes / MiB).toFixed(0)} MiB\n`);
-      await importRandom(vm, 'bench_random', 5000, 5000, 1000 + round);
+      // Months 1, 2, … back: the current month stays free for the incremental step's new data.
+      await importRandom(vm, 'bench_random', 5000, 5000, 1000 + round, monthEnd(round + 1));
     }
+    process.stderr.write(`generated; waiting for VictoriaMetrics' merges to settle\n`);
+    await waitSettled(vm, 'after generating');
   } finally {
     await vm.stop();
   }
   const bytes = await du(dir);
-  await import('node:fs/promises').then((fs) => fs.writeFile(join(dir, 'generated.json'), JSON.stringify({ bytes, at: new Date().toISOString() })));
+  await import('node:fs/promises').then((fs) => fs.writeFile(join(dir, 'generated.json'), JSON.stringify({ bytes, layout: DATA_LAYOUT, at: new Date().toISOString() })));
   return dir;
 }
 
@@ -150,6 +235,9 @@ async function main(): Promise<void> {
   const dataDir = join(scratch, 'data');
   // Hard links: VictoriaMetrics never changes a part file in place, it writes new parts and renames.
   await run('cp', ['-al', source, dataDir]);
+  // Our binary is copied (with its lib/): a rebuild of dist/ during the run must not pull it away.
+  const plugin = join(scratch, 'bin', 'velero-plugin-victoria');
+  await run('cp', ['-r', dirname(paths.plugin), join(scratch, 'bin')]);
   const moto: Moto = await startMoto({ bucket: 'bench' });
   const vm = await startVm(dataDir);
   const env = { AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region };
@@ -159,28 +247,64 @@ async function main(): Promise<void> {
   const rows: string[][] = [];
   const ratio = (ours: number, peer: number) => `${(ours / peer).toFixed(2)}×`;
   const rate = (bytes: number, s: number) => `${(bytes / MiB / s).toFixed(1)} MiB/s`;
+  const notes: string[] = [];
   try {
+    await waitSettled(vm, 'at start');
     // Warm the page cache for both tools alike.
     await run('sh', ['-c', `find '${dataDir}' -type f -exec cat {} + > /dev/null`]);
     const bytes = await du(dataDir);
+    type Summary = { bytesTotal: number; bytesUploaded: number; bytesCopied: number; files: number; durationSeconds: number };
+    const summary = (r: Run) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Summary;
+    const oursBackup = (name: string) =>
+      run(plugin, ['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', dataDir, '--dst', `s3://bench/ours`, '--name', name, '--json', ...s3], env);
+    const vmbackup = async (dst: string, origin?: string) =>
+      run(paths.vmbackup145, [await vmPort(), `-storageDataPath=${dataDir}`, `-snapshot.createURL=${vm.url}/snapshot/create`, `-dst=s3://bench/vmbackup/${dst}`, ...(origin ? [`-origin=s3://bench/vmbackup/${origin}`] : []), ...vmS3], env);
+    /** Settles the server, then records its parts: what the next backup will see. */
+    const settledParts = async (what: string) => {
+      const waited = await waitSettled(vm, what);
+      if (waited > 6) notes.push(`waited ${waited.toFixed(0)} s for merges to settle ${what}`);
+      return partDirs(dataDir);
+    };
+    const uploadOnly = (r: Run, j: Summary) => `; ${j.durationSeconds.toFixed(1)} s of it uploading, ${(r.seconds - j.durationSeconds).toFixed(1)} s snapshot, counts and listing`;
 
     // 1. Full backups.
-    const oursFull = await run(paths.plugin, ['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', dataDir, '--dst', `s3://bench/ours`, '--name', 'full', '--json', ...s3], env);
-    const oursFullJson = JSON.parse(oursFull.stdout.trim().split('\n').at(-1)!) as { bytesTotal: number; bytesUploaded: number; bytesCopied: number; files: number };
-    const theirsFull = await run(paths.vmbackup145, [await vmPort(), `-storageDataPath=${dataDir}`, `-snapshot.createURL=${vm.url}/snapshot/create`, '-dst=s3://bench/vmbackup/full', ...vmS3], env);
-    rows.push(['full backup', `${(oursFullJson.bytesTotal / MiB).toFixed(0)} MiB, ${oursFullJson.files} files`, `${oursFull.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, oursFull.seconds)})`, `${theirsFull.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, theirsFull.seconds)})`, ratio(theirsFull.seconds, oursFull.seconds), `${oursFull.peakRssMiB.toFixed(0)} MiB`, `${theirsFull.peakRssMiB.toFixed(0)} MiB`]);
+    const fullParts = await settledParts('before our full backup');
+    const oursFull = await oursBackup('full');
+    const oursFullJson = summary(oursFull);
+    const vmbFullParts = await settledParts("before vmbackup's full backup");
+    const theirsFull = await vmbackup('full');
+    if (!sameParts(fullParts, vmbFullParts)) notes.push('the full backups saw different parts (a merge ran between them)');
+    rows.push([
+      'full backup',
+      `${(oursFullJson.bytesTotal / MiB).toFixed(0)} MiB, ${oursFullJson.files} files${uploadOnly(oursFull, oursFullJson)}`,
+      `${oursFull.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, oursFull.seconds)})`,
+      `${theirsFull.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, theirsFull.seconds)})`,
+      ratio(theirsFull.seconds, oursFull.seconds),
+      `${oursFull.peakRssMiB.toFixed(0)} MiB`,
+      `${theirsFull.peakRssMiB.toFixed(0)} MiB`,
+    ]);
 
-    // 2. ~5% new data, then incrementals.
-    await importRandom(vm, 'bench_new', 250, 5000, 99);
-    await new Promise((r) => setTimeout(r, 2000));
-    const grown = await du(dataDir);
-    const oursIncr = await run(paths.plugin, ['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', dataDir, '--dst', `s3://bench/ours`, '--name', 'incr', '--json', ...s3], env);
-    const oursIncrJson = JSON.parse(oursIncr.stdout.trim().split('\n').at(-1)!) as { bytesTotal: number; bytesUploaded: number; bytesCopied: number };
-    const theirsIncr = await run(paths.vmbackup145, [await vmPort(), `-storageDataPath=${dataDir}`, `-snapshot.createURL=${vm.url}/snapshot/create`, '-dst=s3://bench/vmbackup/incr', '-origin=s3://bench/vmbackup/full', ...vmS3], env);
+    // 2. ~5% new data (a new month partition), then incrementals of the same settled state.
+    await importRandom(vm, 'bench_new', 2000, 5000, 99);
+    const incrParts = await settledParts('before our incremental');
+    const oursIncr = await oursBackup('incr');
+    const oursIncrJson = summary(oursIncr);
+    const vmbIncrParts = await settledParts("before vmbackup's incremental");
+    const theirsIncr = await vmbackup('incr', 'full');
+    if (!sameParts(incrParts, vmbIncrParts)) notes.push('the incrementals saw different parts (a merge ran between them)');
     const theirsUploaded = /uploaded (\d+) bytes/.exec(theirsIncr.stderr);
+    // New on disk: part directories that were not there at the full backup (or changed size).
+    let newBytes = 0;
+    let newParts = 0;
+    for (const [k, v] of incrParts) {
+      if (fullParts.get(k) !== v) {
+        newBytes += v;
+        newParts++;
+      }
+    }
     rows.push([
       'incremental (~5% new)',
-      `+${((grown - bytes) / MiB).toFixed(0)} MiB on disk; uploaded ours ${(oursIncrJson.bytesUploaded / MiB).toFixed(1)} MiB, vmbackup ${theirsUploaded ? (Number(theirsUploaded[1]) / MiB).toFixed(1) : '?'} MiB`,
+      `${newParts} new parts, ${(newBytes / MiB).toFixed(1)} MiB; uploaded: ours ${(oursIncrJson.bytesUploaded / MiB).toFixed(1)} MiB, vmbackup ${theirsUploaded ? (Number(theirsUploaded[1]) / MiB).toFixed(1) : '?'} MiB${uploadOnly(oursIncr, oursIncrJson)}`,
       `${oursIncr.seconds.toFixed(1)} s`,
       `${theirsIncr.seconds.toFixed(1)} s`,
       ratio(theirsIncr.seconds, oursIncr.seconds),
@@ -190,7 +314,7 @@ async function main(): Promise<void> {
     await vm.stop();
 
     // 3. Restores of the full backups into empty directories.
-    const oursRestore = await run(paths.plugin, ['restore', '--src', 's3://bench/ours/full', '--data-dir', join(scratch, 'restore-ours'), '--json', ...s3], env);
+    const oursRestore = await run(plugin, ['restore', '--src', 's3://bench/ours/full', '--data-dir', join(scratch, 'restore-ours'), '--json', ...s3], env);
     const theirsRestore = await run(paths.vmrestore145, [await vmPort(), '-src=s3://bench/vmbackup/full', `-storageDataPath=${join(scratch, 'restore-vmrestore')}`, ...vmS3], env);
     rows.push(['restore (full)', 'ours checks every SHA-256', `${oursRestore.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, oursRestore.seconds)})`, `${theirsRestore.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, theirsRestore.seconds)})`, ratio(theirsRestore.seconds, oursRestore.seconds), `${oursRestore.peakRssMiB.toFixed(0)} MiB`, `${theirsRestore.peakRssMiB.toFixed(0)} MiB`]);
 
@@ -220,6 +344,7 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
     console.log(`\nServer ceiling: one 512 MiB multipart PutObject stream ${rate(rawSize, upS)}, one GetObject ${rate(rawSize, downS)}.`);
+    for (const n of notes) console.log(`\nNote: ${n}.`);
   } finally {
     await vm.stop().catch(() => undefined);
     await moto.stop();

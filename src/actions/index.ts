@@ -3,8 +3,9 @@ import { podBackupAction } from './pod-backup.js';
 import { podDeleteAction } from './pod-delete.js';
 import { podRestoreAction } from './pod-restore.js';
 import { workloadCheckAction } from './workload-check.js';
+import { workloadRestoreAction } from './workload-restore.js';
 
 /** Every action this binary registers with Velero. */
 export function allActions(): ItemAction[] {
-  return [podBackupAction(), workloadCheckAction(), podRestoreAction(), podDeleteAction()];
+  return [podBackupAction(), workloadCheckAction(), podRestoreAction(), workloadRestoreAction(), podDeleteAction()];
 }

@@ -1,19 +1,25 @@
 /**
- * RestoreItemActionV2 on Victoria pods. Registered with its real selector; injecting the restore
- * init container arrives with the restore issue. Until then the pod passes through unchanged.
+ * RestoreItemActionV2 on Victoria pods (design.md, Data flow: restore step 1); the work is in
+ * restore-pod.ts. As for the backup action (pod-backup.ts), the Kubernetes and S3 clients are
+ * loaded only when Execute runs: Velero starts a plugin process for every restore and most of
+ * them restore no Victoria pod.
  */
+import type { KubeClient } from '../kube/client.js';
 import type { RestoreItemActionV2 } from '../velero/types.js';
 import { RESTORE_ACTION, VICTORIA_PODS } from './names.js';
 
-export function podRestoreAction(): RestoreItemActionV2 {
+export interface PodRestoreOptions {
+  /** How to reach the API server (tests); default: in-cluster or KUBECONFIG. */
+  kube?: () => KubeClient;
+}
+
+export function podRestoreAction(options: PodRestoreOptions = {}): RestoreItemActionV2 {
   return {
     kind: 'RestoreItemActionV2',
     name: RESTORE_ACTION,
     appliesTo: () => VICTORIA_PODS,
-    async execute(_input, ctx) {
-      ctx.log.debug('pod restore: data restore not implemented yet; pod passed through unchanged');
-      return undefined;
-    },
+    execute: async (input, ctx) => (await import('./restore-pod.js')).executePodRestore(input, ctx, options.kube),
+    // The init container does the work inside the restored pod; the action starts no asynchronous operation.
     async progress(operationID) {
       return { completed: true, err: `no asynchronous operation "${operationID}": ${RESTORE_ACTION} works synchronously` };
     },

@@ -22,6 +22,10 @@ export interface LocationStore {
   bucket: string;
   /** Key prefix of `store` from the bucket root. */
   prefix: string;
+  /** The location's `publicUrl`: the endpoint other pods reach the object store at (presigned URLs). */
+  publicUrl?: string;
+  /** How the object store's TLS is checked (caCert PEM, insecureSkipTLSVerify): other pods need the same. */
+  tls: { caCert?: string; insecureSkipTLSVerify?: boolean };
   /** Accepted location settings that have no effect here, worth a warning. */
   warnings: string[];
   close(): Promise<void>;
@@ -80,6 +84,11 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       store,
       bucket,
       prefix,
+      ...(parsed.publicUrl ? { publicUrl: parsed.publicUrl } : {}),
+      tls: {
+        ...(parsed.options.caCert ? { caCert: parsed.options.caCert } : {}),
+        ...(parsed.options.insecureSkipTLSVerify ? { insecureSkipTLSVerify: true } : {}),
+      },
       warnings: parsed.warnings.map((w) => `${where}: ${w}`),
       close: async () => {
         store.destroy();

@@ -15,6 +15,8 @@ Usage:
   velero-plugin-victoria                 run as a Velero plugin (Velero starts it; needs VELERO_PLUGIN=hello)
   velero-plugin-victoria backup  --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--json]
   velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--json]
+  velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--json]
+                                         the same from a restore plan (the Velero restore's init container)
   velero-plugin-victoria list    --dst ROOT [--json]
   velero-plugin-victoria verify  --src ROOT/NAME [--json]
                                          ROOT is s3://bucket/prefix or file:///dir; run COMMAND --help for details

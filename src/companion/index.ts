@@ -10,6 +10,7 @@ import { postHook, preHook } from './hooks.js';
 import { COMPANION_EXIT } from './protocol.js';
 import { serve } from './serve.js';
 import { writeTar } from './tar.js';
+import { DEFAULT_VERIFY_TIMEOUT, verifyCommand } from './verify.js';
 
 export * from './protocol.js';
 
@@ -23,6 +24,10 @@ Usage:
   velero-plugin-victoria companion hook post  [FLAGS]   Velero post hook: delete the recorded snapshots (one JSON line)
   velero-plugin-victoria companion files      [FLAGS]   the recorded snapshots and their files (one JSON document)
   velero-plugin-victoria companion tar        [FLAGS]   stdin line {"tree":"<prefix>","files":[…]} → tar on stdout
+  velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--timeout DUR]
+                                          after a restore drill (Velero post-restore hook): waits until the
+                                          database answers /health (DUR, default ${DEFAULT_VERIFY_TIMEOUT}), compares its counts
+                                          (data before TIME, default all) with JSON; one JSON line; exit 0 if equal
 
 Flags (each falls back to its environment variable, then to the default):
   --kind metrics|logs          ${ENV.kind} (required)
@@ -34,7 +39,8 @@ Flags (each falls back to its environment variable, then to the default):
   --max-snapshot-age DUR       ${ENV['max-snapshot-age']} (${DEFAULT_MAX_SNAPSHOT_AGE}), serve only: e.g. 6h, 90m, 1h30m
 Prefer the environment for keys (from a Secret): flags show in the process list.
 
-Exit codes: 0 ok, 1 failed, 2 bad flags or request, 3 no snapshot recorded (run hook pre first).
+Exit codes: 0 ok, 1 failed (verify: counts differ, or no answer in time), 2 bad flags or request,
+3 no snapshot recorded (run hook pre first).
 `;
 
 /** Runs `companion ARGS…` (ARGS without the word `companion`); returns the exit code. */
@@ -45,6 +51,7 @@ export async function companionCommand(args: string[], env: NodeJS.ProcessEnv = 
     return command === undefined ? COMPANION_EXIT.usage : COMPANION_EXIT.ok;
   }
   if (command === 'hook') return hookCommand(rest[0], rest.slice(1), env);
+  if (command === 'verify') return verifyCommand(rest, env);
   try {
     switch (command) {
       case 'serve':
@@ -58,7 +65,7 @@ export async function companionCommand(args: string[], env: NodeJS.ProcessEnv = 
         await writeTar(parseCompanionConfig(rest, env), process.stdin, process.stdout);
         return COMPANION_EXIT.ok;
       default:
-        throw usageError(`unknown command ${JSON.stringify(command)}: use serve, hook pre, hook post, files or tar`);
+        throw usageError(`unknown command ${JSON.stringify(command)}: use serve, hook pre, hook post, files, tar or verify`);
     }
   } catch (err) {
     process.stderr.write(`velero-plugin-victoria companion ${command}: ${(err as Error).message}\n`);

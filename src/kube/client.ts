@@ -21,7 +21,7 @@ import {
   type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { codeForStatus, describeAnswer, KubeError, parseStatus, socketReason, UNAUTHORIZED_HINT } from './errors.js';
-import type { BackupStorageLocation, VeleroRestore } from './velero-objects.js';
+import type { BackupStorageLocation, VeleroBackup, VeleroRestore } from './velero-objects.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 const VELERO = { group: 'velero.io', version: 'v1' } as const;
@@ -52,7 +52,13 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
   const env = options.env ?? process.env;
   const kc = new KubeConfig();
   const fromEnv = (env.KUBECONFIG ?? '').split(delimiter).filter(Boolean);
-  const home = join(env.HOME ?? homedir(), '.kube', 'config');
+  // A minimal image may have no home directory at all (homedir() then throws): no file there, then.
+  let home: string | undefined;
+  try {
+    home = join(env.HOME ?? homedir(), '.kube', 'config');
+  } catch {
+    home = undefined;
+  }
   if (options.kubeconfig) {
     loadFile(kc, options.kubeconfig);
   } else if (fromEnv.length > 0) {
@@ -68,7 +74,7 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
     }
   } else if (env.KUBERNETES_SERVICE_HOST && existsSync(SERVICE_ACCOUNT_TOKEN)) {
     kc.loadFromCluster();
-  } else if (existsSync(home)) {
+  } else if (home && existsSync(home)) {
     loadFile(kc, home);
   } else {
     throw new KubeError(
@@ -134,6 +140,12 @@ export class KubeClient {
   getBackupStorageLocation(namespace: string, name: string): Promise<BackupStorageLocation> {
     return this.call({ verb: 'get', resource: 'backupstoragelocations', group: VELERO.group, namespace, name }, () =>
       this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backupstoragelocations', namespace, name }),
+    );
+  }
+
+  getBackup(namespace: string, name: string): Promise<VeleroBackup> {
+    return this.call({ verb: 'get', resource: 'backups', group: VELERO.group, namespace, name }, () =>
+      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backups', namespace, name }),
     );
   }
 

@@ -32,6 +32,14 @@ export interface BackupStorageLocation {
   status?: { phase?: 'Available' | 'Unavailable'; message?: string; lastValidationTime?: string };
 }
 
+export interface VeleroBackup {
+  apiVersion: 'velero.io/v1';
+  kind: 'Backup';
+  metadata: ObjectMeta;
+  spec: { storageLocation?: string; [field: string]: unknown };
+  status?: { phase?: string; [field: string]: unknown };
+}
+
 export interface RestoreSpec {
   backupName?: string;
   scheduleName?: string;

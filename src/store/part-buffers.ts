@@ -10,6 +10,8 @@
  */
 export class PartBufferPool {
   private readonly free: Buffer[] = [];
+  /** Uploads' own first buffers, handed back when an upload has read its whole body. */
+  private readonly freeOwn: Buffer[] = [];
   private readonly ours = new WeakSet<Buffer>();
   private allocated = 0;
   private users = 0;
@@ -30,7 +32,24 @@ export class PartBufferPool {
     if (this.users === 0) {
       this.allocated -= this.free.length;
       this.free.length = 0;
+      this.freeOwn.length = 0;
     }
+  }
+
+  /**
+   * An upload's own first buffer, outside the budget: a returned one, or a new one. Never waits, so
+   * that every upload can always make progress. At most one per upload that is reading its body.
+   */
+  takeOwn(): Buffer {
+    return this.freeOwn.pop() ?? Buffer.allocUnsafe(this.bufferSize);
+  }
+
+  /**
+   * An upload has read its whole body (its remaining parts are in flight or done): its own buffer
+   * goes to the next upload instead of sitting idle through CompleteMultipartUpload.
+   */
+  giveOwn(b: Buffer): void {
+    if (this.users > 0 && b.length === this.bufferSize && this.freeOwn.length < this.users) this.freeOwn.push(b);
   }
 
   /** A free buffer, a new one if the budget allows, or undefined. */

@@ -49,6 +49,7 @@ import {
 import { fromIni } from '@aws-sdk/credential-provider-ini';
 import { loadConfig } from '@smithy/core/config';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { createHash, type Hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -118,14 +119,22 @@ export interface S3Options {
   /** Default WHEN_SUPPORTED. moto needs WHEN_REQUIRED to read copies of multipart objects. */
   responseChecksumValidation?: ChecksumMode;
 
-  /** Multipart part size, ≥ 5 MiB (default 8 MiB); raised automatically to stay within 10000 parts. */
+  /**
+   * Sign request bodies (SigV4 `x-amz-content-sha256` = the body's SHA-256) on PutObject and
+   * UploadPart. Default: over http:// yes, the signature is then all that protects the bytes on
+   * the wire; over https:// no (`UNSIGNED-PAYLOAD`): TLS already guarantees their integrity, as the
+   * AWS SDKs reason, and hashing every byte a second time costs CPU. Either way our manifest's
+   * SHA-256 of every file is checked on restore.
+   */
+  signPayload?: boolean;
+  /** Multipart part size, ≥ 5 MiB (default 16 MiB); raised automatically to stay within 10000 parts. */
   partSize?: number;
   /** Parts in flight per put (default 4). */
   queueSize?: number;
   /**
    * Memory shared by all parallel stream uploads of this store for part buffers beyond each
-   * upload's first (default 48 MiB). Memory for stream uploads ≤ (parallel multipart puts ×
-   * partSize) + uploadBufferBytes; a put of a Buffer uses no extra memory.
+   * upload's first (default 48 MiB). Memory for stream uploads ≤ (parallel puts reading their
+   * body × partSize) + uploadBufferBytes; a put of a Buffer uses no extra memory.
    */
   uploadBufferBytes?: number;
   /** Copies of objects larger than this use UploadPartCopy (default 5 GiB, the CopyObject limit). */
@@ -158,7 +167,7 @@ export interface S3StoreOptions extends S3Options {
 }
 
 const DEFAULTS = {
-  partSize: 8 * MiB,
+  partSize: 16 * MiB,
   queueSize: 4,
   uploadBufferBytes: 48 * MiB,
   multipartCopyThreshold: 5 * GiB,
@@ -332,6 +341,7 @@ export class S3Store implements ObjectStore {
   private readonly maxAttempts: number;
   private bucketCheck: Promise<void> | undefined;
   private readonly partBuffers: PartBufferPool;
+  private readonly signPayload: boolean;
 
   constructor(options: S3StoreOptions, client?: S3Client) {
     if (!options.bucket || /[/\\]/.test(options.bucket)) throw configError(`invalid bucket name ${JSON.stringify(options.bucket)}`);
@@ -354,7 +364,13 @@ export class S3Store implements ObjectStore {
     this.maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
     const bufferBytes = positive('uploadBufferBytes', options.uploadBufferBytes, DEFAULTS.uploadBufferBytes, 0);
     this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize));
+    this.signPayload = options.signPayload ?? !/^https:/i.test(options.endpoint ?? 'https://');
     this.client = client ?? createS3Client(options);
+  }
+
+  /** The key prefix, without its trailing `/` (for presigned URLs, s3-presign.ts). */
+  get prefix(): string {
+    return this.root.slice(0, -1);
   }
 
   /** Close the connections (the store is unusable afterwards). */
@@ -633,6 +649,31 @@ export class S3Store implements ObjectStore {
     return Math.max(this.partSize, needed);
   }
 
+  /** The flexible checksum of a PutObject: only when one is configured (the SDK adds its default with WHEN_SUPPORTED). */
+  private putChecksum(): { ChecksumAlgorithm?: S3ChecksumAlgorithm } {
+    return this.options.checksumAlgorithm ? { ChecksumAlgorithm: this.options.checksumAlgorithm } : {};
+  }
+
+  /**
+   * Sets the SigV4 payload hash of a PutObject/UploadPart: UNSIGNED-PAYLOAD when payloads are not
+   * signed, else `sha256` when the caller has it (computed while the body was read); without it
+   * the SDK hashes the Buffer body itself.
+   */
+  private payload<C extends PutObjectCommand | UploadPartCommand>(command: C, sha256?: string): C {
+    const value = this.signPayload ? sha256 : 'UNSIGNED-PAYLOAD';
+    if (value !== undefined) {
+      (command as PutObjectCommand).middlewareStack.add(
+        (next) => async (args) => {
+          const request = args.request as { headers?: Record<string, string> } | undefined;
+          if (request?.headers) request.headers['x-amz-content-sha256'] = value;
+          return next(args);
+        },
+        { step: 'build', name: 'victoriaPayloadHash', override: true },
+      );
+    }
+    return command;
+  }
+
   private checksumParams(): { ChecksumAlgorithm?: S3ChecksumAlgorithm } {
     if (this.options.checksumAlgorithm) return { ChecksumAlgorithm: this.options.checksumAlgorithm };
     // Like lib-storage: with WHEN_SUPPORTED, multipart uploads carry CRC32 part checksums.
@@ -650,10 +691,24 @@ export class S3Store implements ObjectStore {
       const partSize = this.partSizeFor(size);
       if (size <= partSize) {
         // One request, with a Buffer body the SDK can send again on a retry.
-        const data = Buffer.isBuffer(body) ? body : await readExactly(body, size, fail);
-        await this.call('put', key, () =>
-          this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: size, ...this.writeParams(), ...(this.options.checksumAlgorithm ? { ChecksumAlgorithm: this.options.checksumAlgorithm } : {}) })),
-        );
+        if (Buffer.isBuffer(body)) {
+          await this.call('put', key, () => this.client.send(this.payload(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: size, ...this.writeParams(), ...this.putChecksum() }))));
+          return;
+        }
+        const pool = this.partBuffers;
+        const pooled = partSize === pool.bufferSize;
+        if (pooled) pool.enter();
+        try {
+          const buf = pooled ? pool.takeOwn() : Buffer.allocUnsafe(size);
+          const hash = this.signPayload ? createHash('sha256') : undefined;
+          const data = await readExactly(body, size, buf, hash, fail);
+          await this.call('put', key, () =>
+            this.client.send(this.payload(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: size, ...this.writeParams(), ...this.putChecksum() }), hash?.digest('hex'))),
+          );
+          if (pooled) pool.giveOwn(buf);
+        } finally {
+          if (pooled) pool.leave();
+        }
         return;
       }
       await this.multipartPut(Key, body, size, partSize, fail);
@@ -682,11 +737,13 @@ export class S3Store implements ObjectStore {
     const parts: CompletedPart[] = [];
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
-    let spare: Buffer | undefined; // this upload's own buffer, when not in flight
+    let own: Buffer | undefined; // this upload's own buffer
+    let spare: Buffer | undefined; // the own buffer, when not in flight
+    let bodyDone = false;
 
-    const send = (UploadId: string, partNumber: number, data: Buffer, done: (ok: boolean) => void) => {
+    const send = (UploadId: string, partNumber: number, data: Buffer, sha256: string | undefined, done: (ok: boolean) => void) => {
       const p: Promise<void> = this.client
-        .send(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ...checksum }))
+        .send(this.payload(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ...checksum }), sha256))
         .then(
           (r) => {
             parts.push({
@@ -718,22 +775,28 @@ export class S3Store implements ObjectStore {
     const nextBuffer = async (): Promise<Buffer> => {
       for (;;) {
         check();
+        if (!own) {
+          own = usePool ? pool.takeOwn() : Buffer.allocUnsafe(partSize);
+          return own;
+        }
         if (spare) {
           const b = spare;
           spare = undefined;
           return b;
         }
-        if (inflight.size === 0) return Buffer.allocUnsafe(partSize); // the first one
         if (usePool && inflight.size < this.queueSize) {
           const pooled = pool.tryTake();
           if (pooled) return pooled;
         }
+        if (inflight.size === 0) throw new Error('multipart upload: no part buffer and no part in flight'); // cannot happen
         await Promise.race(inflight);
       }
     };
     const release = (b: Buffer) => (ok: boolean) => {
-      if (usePool && pool.owns(b)) pool.give(b, ok);
-      else if (ok) spare = b;
+      if (b !== own) pool.give(b, ok);
+      else if (!ok) own = undefined; // a failed request's buffer is not reused
+      else if (bodyDone && usePool) pool.giveOwn(b);
+      else spare = b;
     };
 
     if (usePool) pool.enter();
@@ -744,13 +807,15 @@ export class S3Store implements ObjectStore {
       if (Buffer.isBuffer(body)) {
         for (let n = 1; n <= partCount; n++) {
           await room();
-          send(UploadId, n, body.subarray((n - 1) * partSize, (n - 1) * partSize + partLength(n)), () => undefined);
+          send(UploadId, n, body.subarray((n - 1) * partSize, (n - 1) * partSize + partLength(n)), undefined, () => undefined);
         }
       } else {
         let n = 1;
         let buf = await nextBuffer();
         let filled = 0;
         let total = 0;
+        // The payload hash for SigV4 is computed while the part fills, when its bytes are in the CPU's cache.
+        let hash = this.signPayload ? createHash('sha256') : undefined;
         for await (const chunk of body) {
           let c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
           total += c.length;
@@ -758,19 +823,28 @@ export class S3Store implements ObjectStore {
           while (c.length > 0) {
             const take = Math.min(c.length, partLength(n) - filled);
             c.copy(buf, filled, 0, take);
+            hash?.update(take === c.length ? c : c.subarray(0, take));
             filled += take;
             c = c.subarray(take);
             if (filled === partLength(n)) {
               await room();
-              send(UploadId, n, buf.subarray(0, filled), release(buf));
+              send(UploadId, n, buf.subarray(0, filled), hash?.digest('hex'), release(buf));
               n++;
               filled = 0;
-              if (n <= partCount) buf = await nextBuffer();
+              if (n <= partCount) {
+                buf = await nextBuffer();
+                if (hash) hash = createHash('sha256');
+              }
             }
           }
           check();
         }
         if (total !== size) throw fail('SizeMismatch', `the body ended after ${total} of the ${size} bytes announced`);
+        bodyDone = true;
+        if (spare && usePool) {
+          pool.giveOwn(spare);
+          spare = undefined;
+        }
       }
       while (inflight.size > 0) await Promise.race(inflight);
       check();
@@ -943,16 +1017,16 @@ export class S3Store implements ObjectStore {
   }
 }
 
-/** Read a stream of exactly `size` bytes into one Buffer. */
-async function readExactly(body: Readable, size: number, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(size);
+/** Read a stream of exactly `size` bytes into `into` (at least `size` long), hashing on the way; the filled view. */
+async function readExactly(body: Readable, size: number, into: Buffer, hash: Hash | undefined, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<Buffer> {
   let n = 0;
   for await (const chunk of body) {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
     if (n + buf.length > size) throw fail('SizeMismatch', `the body is longer than the ${size} bytes announced`);
-    buf.copy(out, n);
+    buf.copy(into, n);
+    hash?.update(buf);
     n += buf.length;
   }
   if (n !== size) throw fail('SizeMismatch', `the body ended after ${n} of the ${size} bytes announced`);
-  return out;
+  return into.subarray(0, size);
 }

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { BACKUP_ACTION, KIND_LABEL } from '../../src/actions/names.js';
+import { BACKUP_ACTION, KIND_LABEL, RESTORE_ACTION } from '../../src/actions/names.js';
 import { CONFIG_KEYS, DEFAULT_CONFIG, parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { paths, requireComponents, ROOT } from '../support/components.js';
 
@@ -490,7 +490,7 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
     expect(cms).to.have.length(1);
     const cm = cms[0]!;
     expect(cm.metadata.namespace).to.equal('velero');
-    expect(cm.metadata.labels).to.deep.equal({ 'velero.io/plugin-config': '', [BACKUP_ACTION]: 'BackupItemAction' });
+    expect(cm.metadata.labels).to.deep.equal({ 'velero.io/plugin-config': '', [BACKUP_ACTION]: 'BackupItemAction', [RESTORE_ACTION]: 'RestoreItemAction' });
     // Exactly the plugin's keys, and the values shown are its defaults (the plugin's own parser reads them).
     expect(Object.keys(cm.data ?? {}).sort()).to.deep.equal([...CONFIG_KEYS].sort());
     expect(parsePluginConfig(cm.data as Record<string, string>, 'velero/plugin-config.yaml')).to.deep.equal(DEFAULT_CONFIG);
@@ -509,7 +509,7 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
     for (const [resource, verb] of [['pods', 'get'], ['pods', 'list'], ['pods/exec', 'create'], ['pods/exec', 'get'], ['replicasets', 'get'], ['deployments', 'get'], ['statefulsets', 'get']] as const) {
       expect(grants('ClusterRole', resource, verb), `ClusterRole: ${verb} ${resource}`).to.equal(true);
     }
-    for (const [resource, verb] of [['backupstoragelocations', 'get'], ['secrets', 'get'], ['configmaps', 'list']] as const) {
+    for (const [resource, verb] of [['backupstoragelocations', 'get'], ['backups', 'get'], ['secrets', 'get'], ['configmaps', 'list']] as const) {
       expect(grants('Role', resource, verb), `Role in velero: ${verb} ${resource}`).to.equal(true);
       expect(grants('ClusterRole', resource, verb), `not cluster-wide: ${verb} ${resource}`).to.equal(false);
     }

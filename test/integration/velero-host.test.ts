@@ -43,6 +43,7 @@ describe('Velero host harness against the single executable', function () {
       'BackupItemActionV2 velero-plugin-victoria.io/pod-backup',
       'BackupItemActionV2 velero-plugin-victoria.io/workload-check',
       'RestoreItemActionV2 velero-plugin-victoria.io/pod-restore',
+      'RestoreItemActionV2 velero-plugin-victoria.io/workload-restore',
       'DeleteItemAction velero-plugin-victoria.io/pod-delete',
     ]);
     // The debug lines of the pass-through actions were emitted and found valid.

@@ -46,6 +46,12 @@ export interface Moto {
 export interface MotoOptions {
   bucket?: string;
   region?: string;
+  /**
+   * Default true: auth mode, SigV4 checked. false: moto's no-auth mode, where any credentials are
+   * accepted and presigned URLs work (their signature and expiry are not checked); in auth mode
+   * moto answers every presigned URL with 500 (test-components.md §5.4, §5.7).
+   */
+  auth?: boolean;
 }
 
 
@@ -80,6 +86,7 @@ function xmlValue(xml: string, tag: string): string {
 export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
   const region = options.region ?? 'us-east-1';
   const bucket = options.bucket ?? 'velero-victoria-test';
+  const auth = options.auth ?? true;
   const started = Date.now();
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -99,7 +106,7 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
       }
     };
     const child = spawn(paths.python3, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONPATH: paths.motoSitePackages, INITIAL_NO_AUTH_ACTION_COUNT: '3', PYTHONDONTWRITEBYTECODE: '1' },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONPATH: paths.motoSitePackages, ...(auth ? { INITIAL_NO_AUTH_ACTION_COUNT: '3' } : {}), PYTHONDONTWRITEBYTECODE: '1' },
       stdio: ['ignore', logFd, logFd],
     });
     running.add(child);
@@ -138,16 +145,20 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
         }
         await new Promise((r) => setTimeout(r, 50));
       }
-      await iam(endpoint, region, { Action: 'CreateUser', UserName: 'velero-victoria' });
-      await iam(endpoint, region, {
-        Action: 'PutUserPolicy',
-        UserName: 'velero-victoria',
-        PolicyName: 'allow-all',
-        PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
-      });
-      const keyXml = await iam(endpoint, region, { Action: 'CreateAccessKey', UserName: 'velero-victoria' });
-      const accessKeyId = xmlValue(keyXml, 'AccessKeyId');
-      const secretAccessKey = xmlValue(keyXml, 'SecretAccessKey');
+      let accessKeyId = 'AKIANOAUTHMOTOTEST00';
+      let secretAccessKey = 'no-auth-mode-accepts-any-secret';
+      if (auth) {
+        await iam(endpoint, region, { Action: 'CreateUser', UserName: 'velero-victoria' });
+        await iam(endpoint, region, {
+          Action: 'PutUserPolicy',
+          UserName: 'velero-victoria',
+          PolicyName: 'allow-all',
+          PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
+        });
+        const keyXml = await iam(endpoint, region, { Action: 'CreateAccessKey', UserName: 'velero-victoria' });
+        accessKeyId = xmlValue(keyXml, 'AccessKeyId');
+        secretAccessKey = xmlValue(keyXml, 'SecretAccessKey');
+      }
       const client = new S3Client({
         endpoint,
         region,

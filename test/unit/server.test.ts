@@ -196,8 +196,11 @@ describe('registered actions', () => {
     expect(new Set(actions.map((a) => a.name)).size).to.equal(actions.length);
     for (const action of actions) {
       expect(validatePluginName(action.name), action.name).to.equal(undefined);
-      const resources = action.name === 'velero-plugin-victoria.io/workload-check' ? ['deployments.apps', 'statefulsets.apps'] : ['pods'];
-      expect(action.appliesTo().includedResources, action.name).to.deep.equal(resources);
+      const resources: Record<string, string[]> = {
+        'velero-plugin-victoria.io/workload-check': ['deployments.apps', 'statefulsets.apps'],
+        'velero-plugin-victoria.io/workload-restore': ['deployments.apps', 'replicasets.apps', 'statefulsets.apps'],
+      };
+      expect(action.appliesTo().includedResources, action.name).to.deep.equal(resources[action.name] ?? ['pods']);
       expect(action.appliesTo().selector).to.match(/^velero-plugin-victoria\.io\/kind in \(metrics,logs\)$/);
     }
   });

@@ -1,22 +1,138 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { restoreBackup } from '../../engine/restore.js';
+import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
+import { restoreBackup, type RestoreResult } from '../../engine/restore.js';
+import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
 import { formatBytes, progressPrinter } from '../progress.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 
+/** PEM bundle of extra CAs for the plan's URLs, as an environment variable (set by the restore action from the location's caCert). */
+
 export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--json]
+velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--json]
 
 Downloads backup ROOT/NAME into DIR (the database must be stopped; DIR becomes its -storageDataPath)
 and checks every file's SHA-256. Refuses an incomplete backup. Refuses a non-empty DIR unless
 --replace is given; then the current contents are moved aside (DIR-replaced-<time>), never deleted.
+VictoriaLogs partitions land in DIR/partitions/YYYYMMDD.
+
+Plan mode (the restore init container that the Velero restore action injects; no credentials):
+  --plan-url URL             presigned URL of the restore plan the restore action wrote; it names a
+                             presigned URL for every object of the backup. Never printed.
+  --plan-sha256 HEX          SHA-256 of the plan: a changed or truncated plan is refused
+  --ca-cert-file F           extra CA bundle (PEM) for the URLs (or the PEM in $${PLAN_CA_ENV});
+                             --insecure-skip-tls-verify to skip verification
+A plan expires (restorePlanExpirySeconds in the plugin ConfigMap): run the Velero restore again.
 
 ${STORE_USAGE}`;
 
-export async function restoreCommand(args: string[]): Promise<number> {
+function planTls(values: { 'ca-cert-file'?: string | undefined; 'insecure-skip-tls-verify'?: boolean | undefined }, env: NodeJS.ProcessEnv): PresignedHttpOptions {
+  const ca: string[] = [];
+  if (values['ca-cert-file']) {
+    try {
+      ca.push(readFileSync(values['ca-cert-file'], 'utf8'));
+    } catch (err) {
+      throw new Error(`cannot read --ca-cert-file ${values['ca-cert-file']}: ${(err as Error).message}`);
+    }
+  }
+  if (env[PLAN_CA_ENV]?.trim()) ca.push(env[PLAN_CA_ENV]!);
+  for (const pem of ca) if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('the CA bundle is not PEM (no "-----BEGIN CERTIFICATE-----" line)');
+  return { ...(ca.length ? { ca } : {}), ...(values['insecure-skip-tls-verify'] ? { insecureSkipTLSVerify: true } : {}) };
+}
+
+interface PlanModeArgs {
+  planUrl: string;
+  planSha256: string;
+  dataDir: string;
+  replace: boolean;
+  json: boolean;
+  tls: PresignedHttpOptions;
+}
+
+/**
+ * The init container's restore: fetch the plan, check its SHA-256 and expiry, then the engine's
+ * restore over the plan's URLs. No URL is ever printed: messages name the restore and the backup.
+ */
+async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
+  const hide = (text: string) => scrubUrls(text.split(a.planUrl).join('<plan URL>'));
+  let plan: RestorePlan | undefined;
+  let store: PlanStore | undefined;
+  let res: RestoreResult;
+  try {
+    let bytes: Buffer;
+    try {
+      bytes = await fetchRestorePlan(a.planUrl, a.tls);
+    } catch (err) {
+      // S3's answer to a presigned URL past its X-Amz-Expires (AccessDenied "Request has expired", with <Expires>).
+      if (err instanceof PresignedUrlRefused && /request has expired/i.test(err.s3Message ?? '')) {
+        throw new RestorePlanError('expired', expiredMessage(err.expires));
+      }
+      throw err;
+    }
+    plan = parsePlan(bytes, a.planSha256, new Date());
+    store = new PlanStore(plan, a.tls);
+    const progress = progressPrinter(`restore ${plan.backup} (Velero restore ${plan.restore})`);
+    res = await restoreBackup({ store, name: store.backupName, dataDir: a.dataDir, replace: a.replace, onProgress: (p) => progress.update(p) });
+    progress.done();
+  } catch (err) {
+    let message = err instanceof Error ? err.message : String(err);
+    if (plan && err instanceof PresignedUrlRefused && (Date.parse(plan.expiresAt) <= Date.now() || /request has expired/i.test(err.s3Message ?? ''))) {
+      message = `${expiredMessage(plan.expiresAt, plan.restore)} (${message})`;
+    } else if (/ is not empty /.test(message) && !a.replace) {
+      message += ' In a Velero restore, set restoreReplace: "true" in the plugin ConfigMap, and run the restore again.';
+    }
+    throw new Error(hide(message));
+  } finally {
+    await store?.close();
+  }
+  const summary = {
+    restore: plan.restore,
+    backup: plan.backup,
+    dataDir: a.dataDir,
+    kind: res.manifest.kind,
+    files: res.files,
+    bytesTotal: res.bytes,
+    verified: true,
+    movedAside: res.movedAside ?? null,
+    durationSeconds: res.durationSeconds,
+    counts: res.manifest.counts,
+  };
+  if (a.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else {
+    process.stdout.write(
+      `restored backup ${plan.backup} (Velero restore ${plan.restore}) into ${a.dataDir}: ${summary.files} files, ${formatBytes(summary.bytesTotal)}, every SHA-256 verified, in ${summary.durationSeconds.toFixed(1)} s\n` +
+        (res.movedAside ? `previous contents moved to ${res.movedAside}\n` : ''),
+    );
+  }
+  return 0;
+}
+
+export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { src: { type: 'string' }, 'data-dir': { type: 'string' }, replace: { type: 'boolean' }, json: { type: 'boolean' }, ...STORE_FLAGS },
+    options: {
+      src: { type: 'string' },
+      'plan-url': { type: 'string' },
+      'plan-sha256': { type: 'string' },
+      'data-dir': { type: 'string' },
+      replace: { type: 'boolean' },
+      json: { type: 'boolean' },
+      ...STORE_FLAGS,
+    },
   });
-  if (!values.src || !values['data-dir']) throw new Error(`--src and --data-dir are required\n\n${RESTORE_USAGE}`);
+  if (values['plan-url'] !== undefined || values['plan-sha256'] !== undefined) {
+    if (values.src) throw new Error(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
+    if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new Error(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
+    return restoreFromPlan({
+      planUrl: values['plan-url'],
+      planSha256: values['plan-sha256'],
+      dataDir: values['data-dir'],
+      replace: Boolean(values.replace),
+      json: Boolean(values.json),
+      tls: planTls(values, env),
+    });
+  }
+  if (!values.src || !values['data-dir']) throw new Error(`--src (or --plan-url) and --data-dir are required\n\n${RESTORE_USAGE}`);
   const { root, name } = splitBackupPath(values.src);
   const store = openStoreFromFlags(root, values);
   const progress = progressPrinter(`restore ${name}`);

@@ -1,0 +1,38 @@
+/**
+ * Execute of the workload restore action (workload-restore.ts): in a drill (the Restore maps the
+ * workload's namespace elsewhere), the pod template's data volume, found through the companion's
+ * mount at /victoria-data, moves to the drill path exactly as the restored pods' does, so no pod
+ * the drill's controllers create can open the production directory. Outside drills, and for
+ * data volumes that are not hostPaths, the item is restored unchanged.
+ */
+import { KubeClient } from '../kube/client.js';
+import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
+import { loadPluginConfig } from './plugin-config-source.js';
+import { drillVolume, findDataVolume, withVolume, type Pod } from './restore-spec.js';
+import { parseVeleroRestore } from './velero-restore.js';
+
+type Workload = KubeObject & { spec?: { template?: Pod } };
+
+export async function executeDrillTemplate(
+  input: ItemInput & { restore: Buffer; itemFromBackup: Buffer },
+  ctx: ActionContext,
+  kubeOf: () => KubeClient = () => KubeClient.load(),
+): Promise<RestoreExecuteResult | undefined> {
+  const item = input.item as Workload;
+  const restore = parseVeleroRestore(input.restore);
+  const namespace = item.metadata?.namespace ?? '';
+  const targetNamespace = restore.namespaceMapping[namespace] ?? namespace;
+  const template = item.spec?.template;
+  if (targetNamespace === namespace || !template) return undefined;
+  const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
+  const config = await loadPluginConfig(kubeOf(), restore.veleroNamespace);
+  const { volume } = findDataVolume(template, config.companionContainer, `the pod template of ${id}`);
+  const moved = drillVolume(volume, volume, config.drillPathPattern, restore.name, targetNamespace);
+  if (!moved) return undefined;
+  ctx.log.info(`drill: the pod template of ${id} (restored into ${targetNamespace}) uses hostPath ${moved.path}, not the production path ${moved.production}`, {
+    namespace: targetNamespace,
+    name: item.metadata?.name ?? '',
+    restore: restore.name,
+  });
+  return { item: { ...item, spec: { ...item.spec, template: withVolume(template, moved.volume) } } };
+}

@@ -1,0 +1,95 @@
+/**
+ * The restore action's part of a restore plan (engine/plan.ts): build it for one backup folder,
+ * write it into the bucket beside the plugin's data (`<bsl prefix>/plugins/victoria/restore-plans/
+ * <restore uid>/<namespace>.<pod>.json`) and presign its own URL. The URLs are secrets until they
+ * expire: they are returned to be put into the init container's command, never logged.
+ */
+import type { Readable } from 'node:stream';
+import { readObject } from '../engine/catalog.js';
+import { MANIFEST_KEY, parseManifest } from '../engine/manifest.js';
+import { buildRestorePlan } from '../engine/plan.js';
+import { s3Presigner } from '../store/s3-presign.js';
+import type { S3Store } from '../store/s3.js';
+import type { ByteRange, ObjectInfo, ObjectStore } from '../store/types.js';
+
+export const PLAN_FOLDER = 'restore-plans';
+
+export interface RestorePlanRequest {
+  /** The store at `<bsl prefix>/plugins/victoria`. */
+  store: S3Store;
+  /** `<namespace>/<workload>/<backup>` under the store. */
+  backupKey: string;
+  /** Where the plan goes under the store: `restore-plans/<restore uid>/<namespace>.<pod>.json`. */
+  planKey: string;
+  restore: string;
+  expiresSeconds: number;
+  /** BackupStorageLocation `publicUrl`: the endpoint pods reach the object store at. */
+  publicUrl?: string;
+}
+
+export interface MadeRestorePlan {
+  /** Presigned GET URL of the plan. A secret until it expires. */
+  url: string;
+  sha256: string;
+  kind: 'metrics' | 'logs';
+  counts: Record<string, number>;
+  /** The snapshot time: the counts at backup time cover data before it. */
+  countedBefore?: string;
+  files: number;
+  bytes: number;
+  expiresAt: string;
+}
+
+/** A read-only view of `store` under `prefix` (buildRestorePlan reads one backup folder through it). */
+function under(store: ObjectStore, prefix: string): ObjectStore {
+  const p = `${prefix}/`;
+  return {
+    location: `${store.location}/${prefix}`,
+    async *list(sub: string): AsyncIterable<ObjectInfo> {
+      for await (const o of store.list(p + sub)) yield { ...o, key: o.key.slice(p.length) };
+    },
+    async listDirectories(sub: string): Promise<string[]> {
+      return (await store.listDirectories(p + sub)).map((d) => d.slice(p.length));
+    },
+    async head(key: string): Promise<ObjectInfo | undefined> {
+      const o = await store.head(p + key);
+      return o && { ...o, key };
+    },
+    get: (key: string, range?: ByteRange): Promise<Readable> => store.get(p + key, range),
+    put: () => Promise.reject(new Error('read-only')),
+    copy: () => Promise.reject(new Error('read-only')),
+    delete: () => Promise.reject(new Error('read-only')),
+  };
+}
+
+export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRestorePlan> {
+  const slash = req.backupKey.lastIndexOf('/');
+  const workload = req.backupKey.slice(0, slash);
+  const backupName = req.backupKey.slice(slash + 1);
+  const presigner = s3Presigner(req.store, req.publicUrl ? { publicUrl: req.publicUrl } : {});
+  try {
+    const built = await buildRestorePlan({
+      store: under(req.store, workload),
+      backupName,
+      restore: req.restore,
+      expiresInSeconds: req.expiresSeconds,
+      presign: (key, seconds) => presigner.presign(`${workload}/${key}`, seconds),
+    });
+    // The manifest is complete and pinned by its marker (buildRestorePlan opened it): read it for the summary.
+    const manifest = parseManifest((await readObject(req.store, `${req.backupKey}/${MANIFEST_KEY}`)).toString('utf8'), `${req.store.location}/${req.backupKey}`);
+    await req.store.put(req.planKey, built.bytes, built.bytes.length);
+    const url = await presigner.presign(req.planKey, req.expiresSeconds);
+    return {
+      url,
+      sha256: built.sha256,
+      kind: built.plan.kind,
+      counts: built.plan.counts,
+      ...(manifest.createdAt ? { countedBefore: manifest.createdAt } : {}),
+      files: manifest.totals.files,
+      bytes: manifest.totals.bytes,
+      expiresAt: built.plan.expiresAt,
+    };
+  } finally {
+    presigner.destroy();
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * RestoreItemActionV2 on Victoria pods (design.md, Data flow: restore). For a pod whose backed-up
+ * JSON carries the backup record: writes a restore plan (presigned GET URLs of every object of the
+ * backup) into the bucket, presigns the plan's own URL, and returns the pod with the
+ * `victoria-restore` init container, which fills the data volume before the database starts.
+ * The plan URL is all the init container gets: no credentials and no Secret reach the pod's
+ * namespace. For a drill (the Restore maps the pod's namespace elsewhere) the data volume's
+ * hostPath is moved away from the production path and a post-restore hook compares the restored
+ * counts with the counts at backup time. Pods without a record pass through unchanged.
+ */
+import { KubeClient } from '../kube/client.js';
+import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
+import { KubeError } from '../kube/errors.js';
+import { formatBytes } from '../engine/progress.js';
+import { loadPluginConfig } from './plugin-config-source.js';
+import { PLUGIN_FOLDER, readRecord, type BackupRecord } from './record.js';
+import {
+  DATA_MOUNT,
+  deriveSecurityContext,
+  describeVolume,
+  drillVolume,
+  findDataVolume,
+  RESTORE_HOOK,
+  restoreContainer,
+  verifyHookAnnotations,
+  withInitContainer,
+  withVolume,
+  type Pod,
+} from './restore-spec.js';
+import { makeRestorePlan, PLAN_FOLDER } from './restore-plan.js';
+import { openLocationStore } from './storage.js';
+import { parseVeleroRestore, type VeleroRestoreInfo } from './velero-restore.js';
+
+/** Velero's Deployment, whose init container carries the plugin's image (velero install --plugins). */
+const VELERO_DEPLOYMENT = 'velero';
+const IMAGE_NAME = 'velero-plugin-victoria';
+/** How long `companion verify` waits for the restored database to answer, and may take to count. */
+const VERIFY_HEALTH_TIMEOUT = '10m';
+const VERIFY_EXEC_TIMEOUT_SECONDS = 30 * 60;
+
+/** Execute of the pod restore action; see pod-restore.ts for why it is loaded lazily. */
+export async function executePodRestore(
+  input: ItemInput & { restore: Buffer; itemFromBackup: Buffer },
+  ctx: ActionContext,
+  kubeOf: () => KubeClient = () => KubeClient.load(),
+): Promise<RestoreExecuteResult | undefined> {
+  const pod = input.item as Pod;
+  const fromBackup = parseItemFromBackup(input.itemFromBackup) ?? pod;
+  const namespace = fromBackup.metadata?.namespace ?? pod.metadata?.namespace ?? '';
+  const podName = fromBackup.metadata?.name ?? pod.metadata?.name ?? '';
+  const podId = `pod ${namespace}/${podName}`;
+  const record = readRecord(fromBackup.metadata?.annotations, `${namespace}/${podName}`);
+  if (!record) {
+    ctx.log.debug(`${podId}: no ${PLUGIN_FOLDER} backup record on it; restored unchanged`);
+    return undefined;
+  }
+  const restore = parseVeleroRestore(input.restore);
+  try {
+    return { item: await restorePod({ ctx, kube: kubeOf(), restore, pod, fromBackup, record, namespace, podName, podId }) };
+  } catch (err) {
+    throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${record.name}: ${(err as Error).message}`);
+  }
+}
+
+function parseItemFromBackup(bytes: Buffer | undefined): Pod | undefined {
+  if (!bytes || bytes.length === 0) return undefined;
+  try {
+    const value = JSON.parse(bytes.toString('utf8')) as Pod;
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface RestorePodRequest {
+  ctx: ActionContext;
+  kube: KubeClient;
+  restore: VeleroRestoreInfo;
+  pod: Pod;
+  fromBackup: Pod;
+  record: BackupRecord;
+  namespace: string;
+  podName: string;
+  podId: string;
+}
+
+async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
+  const { ctx, kube, restore, record, namespace, podName, podId } = r;
+  const fields = { namespace, name: podName, restore: restore.name, backup: record.name };
+  const config = await loadPluginConfig(kube, restore.veleroNamespace);
+  const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
+  const targetNamespace = restore.namespaceMapping[namespace] ?? namespace;
+  const drill = targetNamespace !== namespace;
+
+  // Where the data goes: a drill never touches the production hostPath (taken from the backed-up
+  // pod, so that running the action again on its own output gives the same path).
+  let pod = r.pod;
+  let destination = describeVolume(volume);
+  let drillNote: string | undefined;
+  if (drill) {
+    const original = (r.fromBackup.spec?.volumes ?? []).find((v) => v.name === volume.name) ?? volume;
+    const moved = drillVolume(volume, original, config.drillPathPattern, restore.name, targetNamespace);
+    if (moved) {
+      pod = withVolume(pod, moved.volume);
+      destination = `hostPath ${moved.path}`;
+      drillNote = `drill: ${targetNamespace}/${podName} data restored into hostPath ${moved.path} (production path ${moved.production} untouched)`;
+    } else {
+      drillNote = `drill: ${targetNamespace}/${podName} data restored into its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
+    }
+  } else if (volume.hostPath?.type === 'Directory') {
+    // After a disaster the node may not have the directory: the restore creates it instead of the pod failing its type check.
+    pod = withVolume(pod, { ...volume, hostPath: { ...volume.hostPath, type: 'DirectoryOrCreate' } });
+    ctx.log.info(`${podId}: hostPath ${volume.hostPath.path} of volume "${volume.name}" is created if missing (type Directory changed to DirectoryOrCreate in the restored pod)`, fields);
+  }
+
+  const image = config.restoreImage ? { image: config.restoreImage } : await pluginImage(kube, restore.veleroNamespace);
+  const location = await openBackupLocation(kube, restore, record);
+  try {
+    for (const warning of location.warnings) ctx.log.warn(warning, fields);
+    const plan = await makeRestorePlan({
+      store: location.store,
+      backupKey: location.backupKey,
+      planKey: `${PLAN_FOLDER}/${restore.uid}/${namespace}.${podName}.json`,
+      restore: restore.name,
+      expiresSeconds: config.restorePlanExpirySeconds,
+      ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
+    });
+    const source = `s3://${location.bucket}/${location.root}/${location.backupKey}/`;
+    ctx.log.info(
+      `${podId}: restoring ${plan.kind} backup ${record.name} of ${record.workload} (${plan.files} files, ${formatBytes(plan.bytes)}) from ${source} ` +
+        `into volume "${volume.name}" (${destination}) mounted at ${DATA_MOUNT}, by init container victoria-restore; the plan and its download links are valid until ${plan.expiresAt}` +
+        (config.restoreReplace ? '; existing data in it is moved aside (restoreReplace)' : '; a non-empty data directory is refused (restoreReplace is false)'),
+      fields,
+    );
+    if (location.bucket !== record.bucket) {
+      ctx.log.info(`${podId}: the backup was written to bucket ${record.bucket}; reading it from bucket ${location.bucket} of location ${location.name}`, fields);
+    }
+    const securityContext = config.restoreSecurityContext ?? deriveSecurityContext(r.pod, volume.name, config.companionContainer);
+    pod = withInitContainer(
+      pod,
+      restoreContainer({
+        ...image,
+        planUrl: plan.url,
+        planSha256: plan.sha256,
+        replace: config.restoreReplace,
+        dataMount: mount,
+        resources: config.restoreResources,
+        securityContext,
+        tls: location.tls,
+      }),
+    );
+    if (drill) {
+      ctx.log.info(drillNote!, { ...fields, namespace: targetNamespace });
+      pod = withAnnotations(
+        pod,
+        verifyHookAnnotations({
+          companion: config.companionContainer,
+          counts: plan.counts,
+          ...(plan.countedBefore ? { countedBefore: plan.countedBefore } : {}),
+          // Velero's wait covers the init container's download, which cannot outlast the plan.
+          waitTimeoutSeconds: config.restorePlanExpirySeconds + 600,
+          execTimeoutSeconds: VERIFY_EXEC_TIMEOUT_SECONDS,
+          healthTimeout: VERIFY_HEALTH_TIMEOUT,
+        }),
+        (key) => ctx.log.warn(`${podId}: its annotation ${key} is replaced by the drill's verification hook`, fields),
+      );
+      ctx.log.info(`${podId}: drill: after the restore, Velero runs \`companion verify\` in ${config.companionContainer} and expects ${JSON.stringify(plan.counts)}`, fields);
+    }
+    return pod;
+  } finally {
+    await location.close();
+  }
+}
+
+/** The pod with these annotations; `onReplace` hears of each different one it had, unless an earlier run of this action wrote it. */
+function withAnnotations(pod: Pod, add: Record<string, string>, onReplace: (key: string) => void): Pod {
+  const annotations = { ...(pod.metadata?.annotations ?? {}) };
+  const ours = (annotations[RESTORE_HOOK.command] ?? '').includes('"companion","verify"');
+  for (const [k, v] of Object.entries(add)) {
+    if (annotations[k] !== undefined && annotations[k] !== v && !ours) onReplace(k);
+    annotations[k] = v;
+  }
+  return { ...pod, metadata: { ...pod.metadata, annotations } };
+}
+
+/**
+ * The image of the restore init container when the ConfigMap names none: the image of the
+ * init container in Velero's Deployment that installed this plugin.
+ */
+async function pluginImage(kube: KubeClient, veleroNamespace: string): Promise<{ image: string; imagePullPolicy?: string }> {
+  const how = `set restoreImage in the plugin ConfigMap (velero/plugin-config.yaml), or install the plugin with \`velero plugin add <registry>/${IMAGE_NAME}:<tag>\``;
+  let deployment;
+  try {
+    deployment = await kube.getDeployment(veleroNamespace, VELERO_DEPLOYMENT);
+  } catch (err) {
+    throw new Error(`cannot find the image for the restore init container: ${(err as Error).message}; ${how}`);
+  }
+  const inits = deployment.spec?.template?.spec?.initContainers ?? [];
+  const ours = inits.find((c) => (c.image ?? '').includes(IMAGE_NAME));
+  if (!ours?.image) {
+    throw new Error(
+      `cannot find the image for the restore init container: deployment ${VELERO_DEPLOYMENT} in namespace ${veleroNamespace} has no init container with an image named ${IMAGE_NAME} ` +
+        `(its init containers: ${inits.map((c) => c.image ?? c.name).join(', ') || 'none'}); ${how}`,
+    );
+  }
+  return { image: ours.image, ...(ours.imagePullPolicy ? { imagePullPolicy: ours.imagePullPolicy } : {}) };
+}
+
+interface BackupLocation {
+  name: string;
+  store: Awaited<ReturnType<typeof openLocationStore>>['store'];
+  bucket: string;
+  /** The store's root from the bucket root: `<bsl prefix>/plugins/victoria`. */
+  root: string;
+  /** The backup's folder from the store's root: `<namespace>/<workload>/<backup>`. */
+  backupKey: string;
+  publicUrl?: string;
+  tls: { caCert?: string; insecureSkipTLSVerify?: boolean };
+  warnings: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * The bucket to read from, opened as Velero opens it: the storage location of the Backup being
+ * restored (after a disaster, the new cluster's location may have another name or point at a
+ * replica of the bucket), else the one in the record. The backup folder is found under that
+ * location's prefix by the record's `<namespace>/<workload>/<backup>`.
+ */
+async function openBackupLocation(kube: KubeClient, restore: VeleroRestoreInfo, record: BackupRecord): Promise<BackupLocation> {
+  let name = record.storageLocation;
+  try {
+    const backup = await kube.getBackup(restore.veleroNamespace, restore.backupName);
+    if (backup.spec?.storageLocation) name = backup.spec.storageLocation;
+  } catch (err) {
+    if (!(err instanceof KubeError)) throw err;
+    // Without the Backup (no RBAC for it) the record's location is the best guess.
+  }
+  const segments = record.prefix.split('/').filter(Boolean);
+  if (segments.length < 2) throw new Error(`the backup record's prefix ${JSON.stringify(record.prefix)} has no <namespace>/<workload>: it was not written by this plugin`);
+  const backupKey = [...segments.slice(-2), record.name].join('/');
+  const location = await openLocationStore({
+    kube,
+    namespace: restore.veleroNamespace,
+    location: name,
+    prefixOf: (bslPrefix) => [bslPrefix, PLUGIN_FOLDER].filter(Boolean).join('/'),
+    write: false,
+  });
+  return {
+    name,
+    store: location.store,
+    bucket: location.bucket,
+    root: location.prefix,
+    backupKey,
+    ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
+    tls: location.tls,
+    warnings: location.warnings,
+    close: location.close,
+  };
+}

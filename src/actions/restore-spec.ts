@@ -1,0 +1,262 @@
+/**
+ * The changes the restore action makes to a restored Victoria pod, as pure functions of the pod
+ * JSON (restore-pod.ts does the I/O): the `victoria-restore` init container on the data volume,
+ * its security context, the drill's hostPath and the drill's verification hook. Velero hands the
+ * item as unstructured JSON, so only the fields used are typed and everything else is kept as is.
+ */
+import { PLAN_CA_ENV } from '../engine/plan.js';
+import type { KubeObject } from '../velero/types.js';
+import { DRILL_PLACEHOLDERS } from './plugin-config.js';
+
+export const RESTORE_CONTAINER = 'victoria-restore';
+/** Velero's file-system-restore init container (pod_volume_restore_action.go); ours goes after it. */
+export const RESTORE_WAIT = 'restore-wait';
+/** Where the companion mounts the data volume, and where the init container mounts it. */
+export const DATA_MOUNT = '/victoria-data';
+export const EXECUTABLE = '/plugins/velero-plugin-victoria';
+
+/** Velero's post-restore exec hook annotations (internal/hook/item_hook_handler.go). */
+export const RESTORE_HOOK = {
+  container: 'post.hook.restore.velero.io/container',
+  command: 'post.hook.restore.velero.io/command',
+  onError: 'post.hook.restore.velero.io/on-error',
+  execTimeout: 'post.hook.restore.velero.io/exec-timeout',
+  waitTimeout: 'post.hook.restore.velero.io/wait-timeout',
+} as const;
+
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  subPath?: string;
+  subPathExpr?: string;
+  [field: string]: unknown;
+}
+
+export interface Container {
+  name: string;
+  image?: string;
+  volumeMounts?: VolumeMount[];
+  securityContext?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+export interface Volume {
+  name: string;
+  hostPath?: { path: string; type?: string };
+  [field: string]: unknown;
+}
+
+export interface PodSpec {
+  containers?: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+  securityContext?: Record<string, unknown>;
+  [field: string]: unknown;
+}
+
+export type Pod = KubeObject & { spec?: PodSpec };
+
+const samePath = (a: string, b: string) => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+
+/** The volume the companion mounts at /victoria-data, and that mount. */
+export function findDataVolume(pod: Pod, companion: string, podId: string): { volume: Volume; mount: VolumeMount } {
+  const containers = pod.spec?.containers ?? [];
+  const sidecar = containers.find((c) => c.name === companion);
+  if (!sidecar) {
+    throw new Error(
+      `${podId} has no container "${companion}" (it has ${containers.map((c) => c.name).join(', ') || 'none'}): the restore finds the data volume through the companion's ` +
+        `mount at ${DATA_MOUNT}; add the companion (velero/components/) or set companionContainer in the plugin ConfigMap`,
+    );
+  }
+  const mount = (sidecar.volumeMounts ?? []).find((m) => samePath(m.mountPath, DATA_MOUNT));
+  if (!mount) {
+    const mounts = (sidecar.volumeMounts ?? []).map((m) => `${m.name} at ${m.mountPath}`).join(', ') || 'none';
+    throw new Error(
+      `${podId}: container "${companion}" mounts no volume at ${DATA_MOUNT} (its mounts: ${mounts}): mount the database's data volume there ` +
+        `(velero/components/), so that the restore knows where the data goes`,
+    );
+  }
+  const volume = (pod.spec?.volumes ?? []).find((v) => v.name === mount.name);
+  if (!volume) throw new Error(`${podId}: container "${companion}" mounts volume "${mount.name}" at ${DATA_MOUNT}, but the pod has no volume of that name`);
+  return { volume, mount };
+}
+
+/** What a volume is, for log lines: `hostPath /var/lib/vm`, `persistentVolumeClaim data`, `emptyDir`. */
+export function describeVolume(volume: Volume): string {
+  if (volume.hostPath) return `hostPath ${volume.hostPath.path}`;
+  const claim = (volume.persistentVolumeClaim as { claimName?: string } | undefined)?.claimName;
+  if (claim) return `persistentVolumeClaim ${claim}`;
+  const type = Object.keys(volume).find((k) => k !== 'name');
+  return type ?? 'volume';
+}
+
+const IDENTITY_FIELDS = ['runAsUser', 'runAsGroup', 'runAsNonRoot', 'seLinuxOptions'] as const;
+
+/**
+ * The init container's securityContext when the ConfigMap sets none. The restored files must be
+ * owned by the user the database runs as, so the init container takes the database container's
+ * identity (the container that mounts the data volume read-write, else the first one other than the
+ * companion); when neither that container nor the pod names a user, the database runs as its
+ * image's user, root for the VictoriaMetrics and VictoriaLogs images, and so does the restore.
+ * Everything else is locked down: no privilege escalation, no capabilities (root keeps
+ * DAC_OVERRIDE, to write into a directory another user owns), a read-only root filesystem.
+ */
+export function deriveSecurityContext(pod: Pod, volumeName: string, companion: string): Record<string, unknown> {
+  const containers = (pod.spec?.containers ?? []).filter((c) => c.name !== companion);
+  const database =
+    containers.find((c) => (c.volumeMounts ?? []).some((m) => m.name === volumeName && !m.readOnly)) ?? containers[0];
+  const own = database?.securityContext ?? {};
+  const podLevel = pod.spec?.securityContext ?? {};
+  const out: Record<string, unknown> = {};
+  for (const field of IDENTITY_FIELDS) if (own[field] !== undefined) out[field] = own[field];
+  const user = own.runAsUser ?? podLevel.runAsUser;
+  const nonRoot = own.runAsNonRoot ?? podLevel.runAsNonRoot;
+  let root = user === 0;
+  if (user === undefined && nonRoot !== true) {
+    out.runAsUser = 0;
+    if (own.runAsGroup === undefined && podLevel.runAsGroup === undefined) out.runAsGroup = 0;
+    out.runAsNonRoot = false;
+    root = true;
+  }
+  out.allowPrivilegeEscalation = false;
+  out.capabilities = root ? { drop: ['ALL'], add: ['DAC_OVERRIDE'] } : { drop: ['ALL'] };
+  out.readOnlyRootFilesystem = true;
+  if (podLevel.seccompProfile === undefined && own.seccompProfile === undefined) out.seccompProfile = { type: 'RuntimeDefault' };
+  else if (own.seccompProfile !== undefined) out.seccompProfile = own.seccompProfile;
+  return out;
+}
+
+export interface RestoreContainerOptions {
+  image: string;
+  imagePullPolicy?: string;
+  planUrl: string;
+  planSha256: string;
+  replace: boolean;
+  /** The companion's mount of the data volume; ours is the same volume (and subPath), read-write. */
+  dataMount: VolumeMount;
+  resources: Record<string, unknown>;
+  securityContext: Record<string, unknown>;
+  /** The location's TLS settings: its CA certificate (public), or no verification. */
+  tls?: { caCert?: string; insecureSkipTLSVerify?: boolean };
+}
+
+/**
+ * The init container: the plan URL is its only link to the bucket; no credentials, no Secret (its
+ * only possible env is the object store's CA certificate, which is public).
+ */
+export function restoreContainer(o: RestoreContainerOptions): Container {
+  const mount: VolumeMount = { name: o.dataMount.name, mountPath: DATA_MOUNT };
+  if (o.dataMount.subPath) mount.subPath = o.dataMount.subPath;
+  if (o.dataMount.subPathExpr) mount.subPathExpr = o.dataMount.subPathExpr;
+  return {
+    name: RESTORE_CONTAINER,
+    image: o.image,
+    imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
+    command: [
+      EXECUTABLE,
+      'restore',
+      '--plan-url',
+      o.planUrl,
+      '--plan-sha256',
+      o.planSha256,
+      '--data-dir',
+      DATA_MOUNT,
+      ...(o.replace ? ['--replace'] : []),
+      ...(o.tls?.insecureSkipTLSVerify ? ['--insecure-skip-tls-verify'] : []),
+    ],
+    ...(o.tls?.caCert ? { env: [{ name: PLAN_CA_ENV, value: o.tls.caCert }] } : {}),
+    resources: o.resources,
+    securityContext: o.securityContext,
+    volumeMounts: [mount],
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+}
+
+/**
+ * The pod with `container` among its init containers: right after Velero's `restore-wait` (the
+ * file-system restore of other volumes comes first), else first; an earlier `victoria-restore`
+ * (the action ran twice) is replaced, never duplicated.
+ */
+export function withInitContainer(pod: Pod, container: Container): Pod {
+  const others = (pod.spec?.initContainers ?? []).filter((c) => c.name !== container.name);
+  const wait = others.findIndex((c) => c.name === RESTORE_WAIT);
+  const initContainers = [...others.slice(0, wait + 1), container, ...others.slice(wait + 1)];
+  return { ...pod, spec: { ...pod.spec, initContainers } };
+}
+
+/** The pod with volume `name` replaced. */
+export function withVolume(pod: Pod, volume: Volume): Pod {
+  const volumes = (pod.spec?.volumes ?? []).map((v) => (v.name === volume.name ? volume : v));
+  return { ...pod, spec: { ...pod.spec, volumes } };
+}
+
+/**
+ * Where a drill puts the data: drillPathPattern with {path} (the production path), {restore} and
+ * {namespace} (the drill namespace). Refuses anything that is, contains or lies inside the
+ * production path: a drill never writes there, and a replacing restore into a parent directory
+ * would move the production data aside.
+ */
+export function drillPath(pattern: string, values: Record<(typeof DRILL_PLACEHOLDERS)[number], string>): string {
+  const production = values.path.replace(/\/+$/, '') || '/';
+  const path = pattern.replace(/\{(path|restore|namespace)\}/g, (_, key: keyof typeof values) => (key === 'path' ? production : values[key]));
+  const normalized = path.replace(/\/{2,}/g, '/').replace(/\/+$/, '');
+  if (!normalized.startsWith('/') || normalized.split('/').some((s) => s === '..' || s === '.')) {
+    throw new Error(`drillPathPattern ${JSON.stringify(pattern)} gives ${JSON.stringify(path)}, not a clean absolute path: fix drillPathPattern in the plugin ConfigMap`);
+  }
+  const inside = (a: string, b: string) => a === b || a.startsWith(b === '/' ? '/' : `${b}/`);
+  if (inside(normalized, production) || inside(production, normalized)) {
+    throw new Error(
+      `drillPathPattern ${JSON.stringify(pattern)} gives ${normalized} for production path ${production}: a drill must not write into, above or below the production data; ` +
+        'use a pattern such as {path}-drill-{restore} in the plugin ConfigMap',
+    );
+  }
+  return normalized;
+}
+
+/**
+ * A drill's data volume: the hostPath of `volume` (as it was in the backup, `original`) moved to
+ * drillPath, created if missing (the drill directory does not exist yet, so a hostPath of type
+ * Directory or unchecked would not start). Undefined for a volume that is not a hostPath.
+ */
+export function drillVolume(volume: Volume, original: Volume, pattern: string, restore: string, namespace: string): { volume: Volume; production: string; path: string } | undefined {
+  if (!original.hostPath) return undefined;
+  const production = original.hostPath.path;
+  const path = drillPath(pattern, { path: production, restore, namespace });
+  const type = original.hostPath.type;
+  const hostPath = { ...original.hostPath, path, type: type === undefined || type === '' || type === 'Directory' ? 'DirectoryOrCreate' : type };
+  return { volume: { ...volume, hostPath }, production, path };
+}
+
+/**
+ * Velero's post-restore exec hook that checks a drill: in the companion, once the database
+ * answers, its counts must equal the counts recorded at backup time (`companion verify`). Velero
+ * waits for the companion container to run; the wait covers the init container's download.
+ */
+export function verifyHookAnnotations(o: {
+  companion: string;
+  counts: Record<string, number>;
+  /** Data before this instant was counted at backup time; verify counts the same range. */
+  countedBefore?: string;
+  waitTimeoutSeconds: number;
+  execTimeoutSeconds: number;
+  healthTimeout: string;
+}): Record<string, string> {
+  const command = [
+    EXECUTABLE,
+    'companion',
+    'verify',
+    '--expect',
+    JSON.stringify(o.counts),
+    ...(o.countedBefore ? ['--end', o.countedBefore] : []),
+    '--timeout',
+    o.healthTimeout,
+  ];
+  return {
+    [RESTORE_HOOK.container]: o.companion,
+    [RESTORE_HOOK.command]: JSON.stringify(command),
+    [RESTORE_HOOK.onError]: 'Fail',
+    [RESTORE_HOOK.execTimeout]: `${o.execTimeoutSeconds}s`,
+    [RESTORE_HOOK.waitTimeout]: `${o.waitTimeoutSeconds}s`,
+  };
+}

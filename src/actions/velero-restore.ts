@@ -1,0 +1,41 @@
+/**
+ * What the restore action needs from the Restore CR Velero passes along with each item: its name
+ * and UID (the restore plan's folder), Velero's namespace, the backup it restores, and the
+ * namespace mapping (a mapped namespace makes the restore a drill).
+ */
+export interface VeleroRestoreInfo {
+  name: string;
+  /** metadata.uid; the name when Velero sent none (restore plans are kept per UID). */
+  uid: string;
+  veleroNamespace: string;
+  backupName: string;
+  namespaceMapping: Record<string, string>;
+}
+
+interface RestoreJson {
+  metadata?: { name?: string; namespace?: string; uid?: string };
+  spec?: { backupName?: string; namespaceMapping?: Record<string, unknown> | null };
+}
+
+export function parseVeleroRestore(bytes: Buffer, env: NodeJS.ProcessEnv = process.env): VeleroRestoreInfo {
+  let restore: RestoreJson;
+  try {
+    restore = JSON.parse(bytes.toString('utf8')) as RestoreJson;
+  } catch (err) {
+    throw new Error(`the Restore Velero sent is not JSON (${(err as Error).message})`);
+  }
+  const name = restore?.metadata?.name;
+  if (!name) throw new Error('the Restore Velero sent has no metadata.name');
+  const backupName = restore.spec?.backupName;
+  if (!backupName) throw new Error(`restore ${name} has no spec.backupName: Velero fills it in (also for --from-schedule) before it restores items`);
+  const namespaceMapping: Record<string, string> = {};
+  for (const [from, to] of Object.entries(restore.spec?.namespaceMapping ?? {})) if (typeof to === 'string' && to !== '') namespaceMapping[from] = to;
+  return {
+    name,
+    uid: restore.metadata?.uid || name,
+    // Velero's own fallback when VELERO_NAMESPACE is unset is "velero" (reference §Velero namespace).
+    veleroNamespace: restore.metadata?.namespace || env.VELERO_NAMESPACE || 'velero',
+    backupName,
+    namespaceMapping,
+  };
+}

@@ -1,0 +1,28 @@
+/**
+ * RestoreItemActionV2 on labelled Victoria Deployments, ReplicaSets and StatefulSets: in a drill,
+ * their pod templates get the same remapped data hostPath as the restored pods
+ * (drill-template.ts, loaded only when Execute runs: see pod-backup.ts). Without it, a drill
+ * pod that dies is recreated by its controller from the backed-up template, on the production
+ * data directory, beside the production database.
+ */
+import type { KubeClient } from '../kube/client.js';
+import type { RestoreItemActionV2 } from '../velero/types.js';
+import { KIND_LABEL, PLUGIN_DOMAIN } from './names.js';
+
+export const WORKLOAD_RESTORE_ACTION = `${PLUGIN_DOMAIN}/workload-restore`;
+
+export function workloadRestoreAction(options: { kube?: () => KubeClient } = {}): RestoreItemActionV2 {
+  return {
+    kind: 'RestoreItemActionV2',
+    name: WORKLOAD_RESTORE_ACTION,
+    appliesTo: () => ({ includedResources: ['deployments.apps', 'replicasets.apps', 'statefulsets.apps'], selector: `${KIND_LABEL} in (metrics,logs)` }),
+    execute: async (input, ctx) => (await import('./drill-template.js')).executeDrillTemplate(input, ctx, options.kube),
+    async progress(operationID) {
+      return { completed: true, err: `no asynchronous operation "${operationID}": ${WORKLOAD_RESTORE_ACTION} starts none` };
+    },
+    async cancel() {},
+    async areAdditionalItemsReady() {
+      return true;
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * `companion verify --expect JSON`: the check at the end of a restore drill (design.md, Data flow:
+ * restore step 3), run by Velero as a post-restore exec hook in the companion. Waits until the
+ * restored database answers `/health`, counts what it stores the way the pre hook counted at backup
+ * time (flattenCounts: series/samples, or rows and rows.YYYYMMDD) and compares. The pre hook
+ * counted the data before the snapshot time, and a restored database holds nothing newer, so by
+ * default everything is counted; `--end` limits the count to the same range when it is known.
+ * Prints one JSON line, `{"verify":"ok"|"mismatch"|"error", expected, found}`; exits 0 only when
+ * every count matches.
+ */
+import { parseArgs } from 'node:util';
+import { flattenCounts } from '../cli/snapshot-backup.js';
+import { HttpClient } from '../victoria/http.js';
+import type { SnapshotSource } from '../victoria/types.js';
+import { openConfiguredSource, parseCompanionConfig, parseDuration, type CompanionConfig } from './config.js';
+import { CompanionError, usageError } from './errors.js';
+import { COMPANION_EXIT } from './protocol.js';
+
+export const DEFAULT_VERIFY_TIMEOUT = '5m';
+const HEALTH_POLL_MS = 1000;
+
+export interface VerifyOptions {
+  expected: Record<string, number>;
+  /** Count only data before this instant. */
+  end?: Date;
+  /** How long to wait for the database to answer /health (ms). */
+  timeoutMs: number;
+}
+
+export interface VerifyResult {
+  verify: 'ok' | 'mismatch';
+  kind: CompanionConfig['kind'];
+  expected: Record<string, number>;
+  found: Record<string, number>;
+  /** The keys whose counts differ (absent on one side counts as a difference). */
+  differences: Array<{ key: string; expected: number | null; found: number | null }>;
+}
+
+/** Splits `verify`'s own flags from the shared companion flags (config.ts parses those strictly). */
+export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest: string[] } {
+  const own = new Set(['--expect', '--end', '--timeout']);
+  const mine: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const flag = arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg;
+    if (!own.has(flag)) {
+      rest.push(arg);
+      continue;
+    }
+    mine.push(arg);
+    if (!arg.includes('=') && i + 1 < args.length) mine.push(args[++i]!);
+  }
+  let values: { expect?: string; end?: string; timeout?: string };
+  try {
+    ({ values } = parseArgs({ args: mine, options: { expect: { type: 'string' }, end: { type: 'string' }, timeout: { type: 'string' } }, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+  if (values.expect === undefined) throw usageError('--expect is required: the counts recorded at backup time, e.g. --expect \'{"series":40,"samples":12000}\'');
+  let expected: unknown;
+  try {
+    expected = JSON.parse(values.expect);
+  } catch (err) {
+    throw usageError(`--expect is not JSON (${(err as Error).message})`);
+  }
+  if (typeof expected !== 'object' || expected === null || Array.isArray(expected) || Object.keys(expected).length === 0) {
+    throw usageError('--expect must be a JSON object of counts, e.g. {"series":40,"samples":12000} or {"rows":2000,"rows.20261121":2000}');
+  }
+  for (const [k, n] of Object.entries(expected)) {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw usageError(`--expect: ${k} is ${JSON.stringify(n)}, not a count`);
+  }
+  let end: Date | undefined;
+  if (values.end !== undefined) {
+    end = new Date(values.end);
+    if (Number.isNaN(end.getTime())) throw usageError(`--end ${JSON.stringify(values.end)} is not a time such as 2026-11-21T12:00:00Z`);
+  }
+  let timeoutMs: number;
+  try {
+    timeoutMs = parseDuration(values.timeout ?? DEFAULT_VERIFY_TIMEOUT);
+  } catch (err) {
+    throw usageError(`--timeout: ${(err as Error).message}`);
+  }
+  return { options: { expected: expected as Record<string, number>, ...(end ? { end } : {}), timeoutMs }, rest };
+}
+
+/** Waits until the database answers /health with 200, or throws after `timeoutMs`. */
+export async function waitHealthy(config: CompanionConfig, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const product = config.kind === 'metrics' ? 'VictoriaMetrics' : 'VictoriaLogs';
+  const http = new HttpClient(product, { url: config.url, timeoutMs: 5000 });
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      const res = await http.post('/health', {}, { method: 'GET' });
+      if (res.status === 200) return;
+      last = `HTTP ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() >= deadline) {
+      throw new CompanionError(`${product} at ${http.baseUrl} did not answer /health within ${Math.round(timeoutMs / 1000)} s (last: ${last}): is it running on the restored data? See its container's log`);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(HEALTH_POLL_MS, Math.max(deadline - Date.now(), 0))));
+  }
+}
+
+export function compareCounts(expected: Record<string, number>, found: Record<string, number>): VerifyResult['differences'] {
+  const keys = [...new Set([...Object.keys(expected), ...Object.keys(found)])].sort();
+  return keys
+    .filter((k) => expected[k] !== found[k])
+    .map((k) => ({ key: k, expected: expected[k] ?? null, found: found[k] ?? null }));
+}
+
+export async function verifyCounts(config: CompanionConfig, options: VerifyOptions, source: SnapshotSource = openConfiguredSource(config)): Promise<VerifyResult> {
+  await waitHealthy(config, options.timeoutMs);
+  const found = flattenCounts(await source.counts(options.end ? { end: options.end } : {}));
+  const differences = compareCounts(options.expected, found);
+  return { verify: differences.length === 0 ? 'ok' : 'mismatch', kind: config.kind, expected: options.expected, found, differences };
+}
+
+/** `companion verify …`: one JSON line on stdout, a sentence on stderr when it fails; the exit code. */
+export async function verifyCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let expected: Record<string, number> | null = null;
+  try {
+    const { options, rest } = parseVerifyArgs(args);
+    expected = options.expected;
+    const config = parseCompanionConfig(rest, env);
+    const result = await verifyCounts(config, options);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    if (result.verify === 'ok') return COMPANION_EXIT.ok;
+    const what = result.differences.map((d) => `${d.key}: expected ${d.expected ?? 'none'}, found ${d.found ?? 'none'}`).join('; ');
+    process.stderr.write(`velero-plugin-victoria companion verify: the restored ${config.kind} differ from the counts at backup time (${what})\n`);
+    return COMPANION_EXIT.failed;
+  } catch (err) {
+    const message = (err as Error).message;
+    process.stdout.write(`${JSON.stringify({ verify: 'error', expected, error: message })}\n`);
+    process.stderr.write(`velero-plugin-victoria companion verify: ${message}\n`);
+    const code = err instanceof CompanionError ? err.exitCode : COMPANION_EXIT.failed;
+    return code;
+  }
+}

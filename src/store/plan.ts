@@ -1,0 +1,361 @@
+/**
+ * A read-only ObjectStore over a restore plan (engine/plan.ts): every object is a presigned GET URL
+ * with its size, so the restore init container reads a backup without credentials, and the restore
+ * engine runs on it unchanged.
+ *
+ * - Keys are `<backup>/<key in the plan>`: `restoreBackup({ store, name: store.backupName })`.
+ * - head/list/listDirectories answer from the plan; put/copy/delete throw (read-only).
+ * - get: one GET (undici) per object, with a Range header for byte ranges. Like S3Store's GETs:
+ *   5xx, 429 and connection failures are retried with backoff, and a body that breaks off mid-way
+ *   resumes with a ranged GET pinned to the first response's ETag (If-Match).
+ * - A 403 means the URL was refused: expired (or its signing session did), or signed for another
+ *   endpoint than the one it reaches. Nothing can fix that but a new plan: run the restore again.
+ *
+ * The URLs are secrets until they expire: no message of this module contains one.
+ */
+import { rootCertificates } from 'node:tls';
+import { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import { redact } from '../velero/redact.js';
+import { StoreError, type StoreErrorCode } from './errors.js';
+import { checkKey, checkPrefix, compareKeys } from './keys.js';
+import { backoffMs, sleep } from './s3-retry.js';
+import type { ByteRange, ObjectInfo, ObjectStore } from './types.js';
+
+/** What PlanStore needs of a plan (engine/plan.ts RestorePlan has it). */
+export interface PresignedObjects {
+  restore: string;
+  backup: string;
+  objects: Record<string, { url: string; size: number }>;
+}
+
+export interface PresignedHttpOptions {
+  /** Extra CA certificates (PEM) to trust besides Node's roots (the location's caCert). */
+  ca?: string[];
+  insecureSkipTLSVerify?: boolean;
+  /** Attempts per request and per resumed download (default 10). */
+  maxAttempts?: number;
+  /** Backoff base (default 200 ms). */
+  retryBaseMs?: number;
+  /** A response must start within this time (default 60 s). */
+  headersTimeoutMs?: number;
+  /** A body idle this long fails (default 120 s), and is resumed. */
+  bodyTimeoutMs?: number;
+  /** Parallel connections per origin (default 32). */
+  connections?: number;
+  /** Told about every retry (for logs and tests); never given a URL. */
+  onRetry?: (event: { attempt: number; maxAttempts: number; reason: string; target: string }) => void;
+}
+
+/**
+ * The presigned URL was refused (HTTP 403). `s3Code`/`s3Message` come from the S3 error body
+ * (`AccessDenied`, `Request has expired`), `expires` from its `<Expires>` when S3 says so.
+ */
+export class PresignedUrlRefused extends StoreError {
+  constructor(
+    message: string,
+    target: string,
+    readonly s3Code: string | undefined,
+    readonly s3Message: string | undefined,
+    readonly expires: string | undefined,
+  ) {
+    super('AccessDenied', message, { operation: 'get', target, ...(s3Code ? { backendCode: s3Code } : {}), status: 403 });
+    this.name = 'PresignedUrlRefused';
+  }
+}
+
+const RETRY_CODES = new Set([
+  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'EAI_AGAIN', 'EPROTO',
+  'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+]);
+
+/** Any URL in `text` loses everything after its path (a presigned URL's query is its signature); then redact(). */
+export function scrubUrls(text: string): string {
+  const noQuery = text.replace(/\b(https?:\/\/[^\s?#"'<>]*)[?#][^\s"'<>]*/gi, '$1?<redacted>');
+  return redact(noQuery.replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"'<>]*/gi, '$1REDACTED'));
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** What to check for a connection failure, by its code. */
+function hint(code: string): string {
+  if (UNREACHABLE.has(code)) return ': check that this pod can reach the object store (the location\'s publicUrl is the address for pods, when it differs from Velero\'s)';
+  if (TLS_CODES.has(code)) return `: TLS verification failed; give the CA bundle as ${'$'}VELERO_PLUGIN_VICTORIA_CA_CERT or --ca-cert-file (the location's caCert), or --insecure-skip-tls-verify`;
+  return '';
+}
+
+function errorCode(err: unknown): string {
+  const e = err as { code?: string; name?: string; cause?: { code?: string } } | undefined;
+  return e?.code ?? e?.cause?.code ?? e?.name ?? 'Error';
+}
+
+function isRetryable(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; cause?: { code?: string } } | undefined;
+  return RETRY_CODES.has(e?.code ?? '') || RETRY_CODES.has(e?.cause?.code ?? '') || e?.name === 'TimeoutError';
+}
+
+const xmlTag = (xml: string, tag: string): string | undefined => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
+
+/** GETs of presigned URLs with retries; shared by PlanStore and fetchRestorePlan. */
+export class PresignedHttp {
+  readonly maxAttempts: number;
+  private readonly dispatcher: Dispatcher;
+  private readonly options: PresignedHttpOptions;
+
+  constructor(options: PresignedHttpOptions = {}) {
+    this.options = options;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 10);
+    this.dispatcher = new Agent({
+      connections: options.connections ?? 32,
+      connect: {
+        timeout: 10_000,
+        rejectUnauthorized: !options.insecureSkipTLSVerify,
+        ...(options.ca && options.ca.length > 0 ? { ca: [...rootCertificates, ...options.ca] } : {}),
+      },
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  retried(attempt: number, reason: string, target: string): void {
+    this.options.onRetry?.({ attempt, maxAttempts: this.maxAttempts, reason, target });
+  }
+
+  backoff(retry: number): Promise<void> {
+    return sleep(backoffMs(retry, this.options.retryBaseMs ?? 200));
+  }
+
+  /**
+   * One GET, retried on 5xx, 429 and connection failures. `range` asks for bytes start-end
+   * (inclusive) and expects 206; without it, 200. `length` (when known) must match Content-Length.
+   */
+  async get(target: string, url: string, opts: { range?: ByteRange; ifMatch?: string; length?: number } = {}): Promise<{ body: Readable; etag: string | undefined; length: number | undefined }> {
+    const fail = (code: StoreErrorCode, text: string, extra: { backendCode?: string; status?: number } = {}) =>
+      new StoreError(code, `get ${target}: ${scrubUrls(text)}`, { operation: 'get', target, ...extra });
+    const headers: Record<string, string> = {};
+    if (opts.range) headers.range = `bytes=${opts.range.start}-${opts.range.end}`;
+    if (opts.ifMatch) headers['if-match'] = opts.ifMatch;
+    for (let attempt = 1; ; attempt++) {
+      let reason: string;
+      try {
+        const res = await request(url, {
+          method: 'GET',
+          headers,
+          dispatcher: this.dispatcher,
+          headersTimeout: this.options.headersTimeoutMs ?? 60_000,
+          bodyTimeout: this.options.bodyTimeoutMs ?? 120_000,
+        });
+        const status = res.statusCode;
+        const header = (name: string) => {
+          const v = res.headers[name];
+          return Array.isArray(v) ? v[0] : v;
+        };
+        if (status === (opts.range ? 206 : 200)) {
+          const cl = header('content-length');
+          const length = cl === undefined ? undefined : Number(cl);
+          if (opts.length !== undefined && length !== undefined && length !== opts.length) {
+            res.body.destroy();
+            throw fail('SizeMismatch', `the server announced ${length} bytes, ${opts.length} were expected: the object was replaced after the restore plan was made`);
+          }
+          return { body: res.body, etag: header('etag'), length };
+        }
+        if (status === 200 && opts.range) {
+          res.body.destroy();
+          throw fail('Failed', 'the server ignored the Range header (HTTP 200 instead of 206)', { status });
+        }
+        const text = (await res.body.text().catch(() => '')).slice(0, 4096);
+        const s3Code = xmlTag(text, 'Code');
+        const s3Message = xmlTag(text, 'Message');
+        const what = `HTTP ${status}${s3Code ? ` ${s3Code}` : ''}${s3Message ? `: ${s3Message}` : ''}`;
+        const backend = { ...(s3Code ? { backendCode: s3Code } : {}), status };
+        if (status === 403) {
+          throw new PresignedUrlRefused(
+            `get ${target}: the presigned URL was refused (${scrubUrls(what)}; expired or signed for another endpoint): run the restore again`,
+            target,
+            s3Code,
+            s3Message,
+            xmlTag(text, 'Expires'),
+          );
+        }
+        if (status === 404) throw fail('NotFound', `the object does not exist (${what}): the backup was deleted or changed after the restore plan was made`, backend);
+        if (status === 412) throw fail('Changed', `the object was replaced while it was being read (${what})`, backend);
+        if (status === 416) throw fail('InvalidRange', `the byte range is not satisfiable (${what})`, backend);
+        if (status < 500 && status !== 429) throw fail('Failed', `failed (${what})`, backend);
+        reason = what;
+        if (attempt >= this.maxAttempts) throw fail('Failed', `failed after ${attempt} attempts (${what})`, backend);
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        reason = errorCode(err);
+        if (!isRetryable(err)) throw fail('Failed', `failed (${reason}: ${(err as Error)?.message ?? String(err)})${hint(reason)}`, { backendCode: reason });
+        if (attempt >= this.maxAttempts) throw fail('Failed', `failed after ${attempt} attempts (${reason}: ${(err as Error)?.message ?? String(err)})${hint(reason)}`, { backendCode: reason });
+      }
+      this.retried(attempt, reason, target);
+      await this.backoff(attempt - 1);
+    }
+  }
+
+  /**
+   * The bytes of a GET response of `length` bytes starting at `start`; when the connection breaks,
+   * the rest is fetched with a ranged GET pinned to the ETag.
+   */
+  async *resuming(target: string, url: string, first: { body: Readable; etag: string | undefined }, start: number, length: number): AsyncGenerator<Buffer> {
+    let current = first.body;
+    let received = 0;
+    let resumes = 0;
+    try {
+      for (;;) {
+        try {
+          for await (const chunk of current) {
+            const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+            received += buf.length;
+            if (received > length) throw new StoreError('SizeMismatch', `get ${target}: the server sent more than the ${length} bytes expected`, { operation: 'get', target });
+            yield buf;
+          }
+          if (received === length) return;
+          throw Object.assign(new Error(`the connection closed after ${received} of ${length} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+        } catch (err) {
+          if (err instanceof StoreError) throw err;
+          const reason = errorCode(err);
+          if (!isRetryable(err) || resumes + 1 >= this.maxAttempts) {
+            throw new StoreError('Failed', `get ${target}: ${scrubUrls(`${reason}: ${(err as Error)?.message ?? String(err)}`)} (after ${received} of ${length} bytes${resumes ? `, ${resumes} resumed download(s)` : ''})`, {
+              operation: 'get', target, backendCode: reason,
+            });
+          }
+          current.destroy();
+          await this.backoff(resumes);
+          resumes++;
+          this.retried(resumes, `resume GET: ${reason}`, target);
+          const next = await this.get(target, url, { range: { start: start + received, end: start + length - 1 }, ...(first.etag ? { ifMatch: first.etag } : {}) });
+          current = next.body;
+        }
+      }
+    } finally {
+      current.destroy();
+    }
+  }
+}
+
+/** Largest plan accepted: far above any real one (about 600 bytes per object). */
+const MAX_PLAN_BYTES = 256 * 1024 * 1024;
+
+/** Downloads a restore plan from its presigned URL (retrying like every GET here). */
+export async function fetchRestorePlan(url: string, options: PresignedHttpOptions = {}): Promise<Buffer> {
+  const http = new PresignedHttp(options);
+  const target = 'the restore plan';
+  try {
+    const first = await http.get(target, url);
+    if (first.length !== undefined && first.length > MAX_PLAN_BYTES) {
+      first.body.destroy();
+      throw new StoreError('SizeMismatch', `get ${target}: ${first.length} bytes is not a restore plan (at most ${MAX_PLAN_BYTES})`, { operation: 'get', target });
+    }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    if (first.length === undefined) {
+      for await (const c of first.body) {
+        const buf = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+        n += buf.length;
+        if (n > MAX_PLAN_BYTES) throw new StoreError('SizeMismatch', `get ${target}: more than ${MAX_PLAN_BYTES} bytes is not a restore plan`, { operation: 'get', target });
+        chunks.push(buf);
+      }
+    } else {
+      for await (const buf of http.resuming(target, url, first, 0, first.length)) chunks.push(buf);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await http.close();
+  }
+}
+
+function readOnly(operation: string, target: string): StoreError {
+  return new StoreError('Failed', `${operation} ${target}: a restore plan is read-only`, { operation, target });
+}
+
+export class PlanStore implements ObjectStore {
+  readonly location: string;
+  /** The backup's folder: the `name` to restore (`restoreBackup({ store, name: store.backupName })`). */
+  readonly backupName: string;
+  private readonly objects = new Map<string, { url: string; size: number }>();
+  private readonly keys: string[];
+  private readonly http: PresignedHttp;
+
+  constructor(plan: PresignedObjects, options: PresignedHttpOptions = {}) {
+    checkKey(plan.backup, 'open');
+    this.backupName = plan.backup;
+    this.location = `restore-plan:${plan.restore}`;
+    for (const [rel, o] of Object.entries(plan.objects)) {
+      const key = `${plan.backup}/${rel}`;
+      checkKey(key, 'open');
+      this.objects.set(key, { url: o.url, size: o.size });
+    }
+    this.keys = [...this.objects.keys()].sort(compareKeys);
+    this.http = new PresignedHttp(options);
+  }
+
+  /** Close the connections. */
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  private target(key: string): string {
+    return `${this.location}/${key}`;
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    checkPrefix(prefix, 'list');
+    for (const key of this.keys) if (key.startsWith(prefix)) yield { key, size: this.objects.get(key)!.size };
+  }
+
+  async listDirectories(prefix: string): Promise<string[]> {
+    checkPrefix(prefix, 'listDirectories');
+    const dirs = new Set<string>();
+    for (const key of this.keys) {
+      if (!key.startsWith(prefix)) continue;
+      const slash = key.indexOf('/', prefix.length);
+      if (slash > prefix.length) dirs.add(key.slice(0, slash + 1));
+    }
+    return [...dirs].sort(compareKeys);
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    checkKey(key, 'head');
+    const o = this.objects.get(key);
+    return o ? { key, size: o.size } : undefined;
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    checkKey(key, 'get');
+    const target = this.target(key);
+    const o = this.objects.get(key);
+    if (!o) throw new StoreError('NotFound', `get ${target}: the object is not in the restore plan`, { operation: 'get', target });
+    let start = 0;
+    let length = o.size;
+    if (range) {
+      const ok = Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start && range.start < o.size;
+      if (!ok) throw new StoreError('InvalidRange', `get ${target}: invalid byte range ${range.start}-${range.end} of ${o.size} bytes`, { operation: 'get', target });
+      start = range.start;
+      length = Math.min(range.end, o.size - 1) - start + 1;
+    }
+    if (length === 0) return Readable.from([]);
+    const whole = start === 0 && length === o.size;
+    const first = await this.http.get(target, o.url, { ...(whole ? {} : { range: { start, end: start + length - 1 } }), length });
+    return Readable.from(this.http.resuming(target, o.url, first, start, length), { objectMode: false });
+  }
+
+  async put(key: string, _body?: unknown, _size?: number): Promise<void> {
+    throw readOnly('put', this.target(key));
+  }
+
+  async copy(fromKey: string, _toKey?: string, _size?: number): Promise<void> {
+    throw readOnly('copy', this.target(fromKey));
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    throw readOnly('delete', keys.length === 1 ? this.target(keys[0]!) : this.location);
+  }
+}

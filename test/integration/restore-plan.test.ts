@@ -1,0 +1,198 @@
+/**
+ * The restore init container's path end to end: the built executable backs up a real
+ * VictoriaMetrics 1.145 into moto, a restore plan is built in-process (presigned against moto, as
+ * the restore action does) and written into the bucket, and `restore --plan-url … --plan-sha256 …`
+ * (no credentials in its environment) restores it; the database then answers with the same series
+ * and sample counts. A non-empty target, a tampered plan and an expired plan are refused with their
+ * messages, and no URL (nor any part of a signature) is ever printed.
+ *
+ * moto runs in NO-AUTH mode here: in auth mode moto answers every presigned URL with HTTP 500
+ * (KeyError HTTP_AUTHORIZATION), while in no-auth mode presigned GETs work but neither their
+ * signature nor their expiry is checked (test-components.md §5.4, §5.7). So what is tested is the
+ * plan's own expiry (expiresAt) and SHA-256; a 403 from an expired or foreign-endpoint URL is
+ * covered against a local server in test/unit/plan.test.ts. Real signature validation of presigned
+ * URLs cannot be tested with what is obtainable here.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { buildRestorePlan } from '../../src/engine/plan.js';
+import { s3Presigner, type S3Presigner } from '../../src/store/s3-presign.js';
+import { S3Store } from '../../src/store/s3.js';
+import { MetricsSource } from '../../src/victoria/index.js';
+import { paths, requireComponents } from '../support/components.js';
+import { startMoto, type Moto } from '../support/moto.js';
+import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
+
+/** The built executable, asynchronously (moto is our child: a blocking spawnSync could stall it). */
+async function run(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(paths.plugin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [status] = (await once(child, 'close')) as [number | null];
+  return { status, stdout, stderr, json: () => JSON.parse(stdout.trim().split('\n').at(-1)!) };
+}
+
+/** Every path under `dir` with its size and mtime: "left untouched" means this is unchanged. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      const st = statSync(p);
+      out.push(`${relative(dir, p)} ${e.isDirectory() ? 'dir' : st.size} ${st.mtimeMs}`);
+      if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.145', function () {
+  let moto: Moto;
+  let vm: VmServer;
+  let backups: S3Store;
+  let plans: S3Store;
+  let presigner: S3Presigner;
+  let signatures: string[];
+  /** The init container's environment: no AWS credentials, nothing but PATH. */
+  const bareEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+
+  before(async function () {
+    this.timeout(300_000);
+    requireComponents(this, paths.plugin);
+    moto = await startMoto({ auth: false });
+    vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key' });
+    await vm.importSeries(30, 200);
+    const s3env = { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region };
+    const res = await run(
+      ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', `s3://${moto.bucket}/velero/plugins/victoria/ns1/vm`, '--name', 'b1', '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''],
+      s3env,
+    );
+    expect(res.status, res.stderr).to.equal(0);
+    const s3 = {
+      endpoint: moto.endpoint,
+      region: moto.region,
+      credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+      forcePathStyle: true,
+      requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+      responseChecksumValidation: 'WHEN_REQUIRED' as const,
+    };
+    backups = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'velero/plugins/victoria/ns1/vm' });
+    plans = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'velero/plugins/victoria/restore-plans' });
+    signatures = [];
+    const base = s3Presigner(backups);
+    presigner = {
+      // Remember every signature handed out, to make sure none is ever printed.
+      presign: async (key, seconds) => {
+        const url = await base.presign(key, seconds);
+        signatures.push(new URL(url).searchParams.get('X-Amz-Signature')!);
+        return url;
+      },
+      destroy: () => base.destroy(),
+    };
+  });
+
+  after(async () => {
+    presigner?.destroy();
+    backups?.destroy();
+    plans?.destroy();
+    await vm?.stop();
+    await moto?.stop();
+  });
+
+  /** Builds a plan as the restore action does, writes it into the bucket; the init container's arguments. */
+  async function planArgs(restore: string, opts: { now?: Date; expiresInSeconds?: number; tamper?: (b: Buffer) => Buffer } = {}) {
+    const built = await buildRestorePlan({
+      store: backups,
+      backupName: 'b1',
+      restore,
+      expiresInSeconds: opts.expiresInSeconds ?? 3600,
+      presign: (k, s) => presigner.presign(k, s),
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+    const key = `uid-${restore}/ns1.vm-0.json`;
+    const bytes = opts.tamper ? opts.tamper(built.bytes) : built.bytes;
+    await plans.put(key, bytes, bytes.length);
+    const planPresigner = s3Presigner(plans);
+    try {
+      const url = await planPresigner.presign(key, 3600);
+      signatures.push(new URL(url).searchParams.get('X-Amz-Signature')!);
+      return { built, url, args: ['--plan-url', url, '--plan-sha256', built.sha256] };
+    } finally {
+      planPresigner.destroy();
+    }
+  }
+
+  /** No URL, no signature, no query string in anything the executable printed. */
+  function expectNoUrl(out: { stdout: string; stderr: string }, url: string) {
+    for (const text of [out.stdout, out.stderr]) {
+      expect(text).to.not.include(url);
+      expect(text).to.not.include(moto.endpoint);
+      expect(text).to.not.match(/X-Amz-(Signature|Credential)|x-id=GetObject/i);
+      for (const sig of signatures) expect(text).to.not.include(sig);
+    }
+  }
+
+  it('restores into an empty directory without credentials; VictoriaMetrics starts on it with the same counts', async function () {
+    const expected = await new MetricsSource({ url: vm.url }).counts();
+    const { url, args, built } = await planArgs('restore-1');
+    expect(Object.values(built.plan.objects).every((o) => o.url.startsWith(`${moto.endpoint}/${moto.bucket}/velero/plugins/victoria/ns1/vm/b1/`))).to.equal(true);
+    const target = join(mkdtempSync(join(tmpdir(), 'plan-restore-')), 'data');
+    const res = await run(['restore', ...args, '--data-dir', target, '--json'], bareEnv);
+    expect(res.status, res.stderr).to.equal(0);
+    expectNoUrl(res, url);
+    expect(res.json()).to.include({ restore: 'restore-1', backup: 'b1', kind: 'metrics', verified: true, movedAside: null });
+    expect(res.json().counts).to.deep.equal({ series: expected.kind === 'metrics' ? expected.series : -1, samples: expected.kind === 'metrics' ? expected.samples : -1 });
+    const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: target });
+    try {
+      expect(await new MetricsSource({ url: copy.url }).counts()).to.deep.equal(expected);
+    } finally {
+      await copy.stop();
+    }
+
+    // The same plan into the now non-empty directory: refused, saying how to replace, and nothing changes.
+    const before = listing(target);
+    const again = await run(['restore', ...args, '--data-dir', target], bareEnv);
+    expect(again.status).to.equal(1);
+    expect(again.stderr).to.match(/is not empty .*--replace.*restoreReplace: "true"/);
+    expectNoUrl(again, url);
+    expect(listing(target)).to.deep.equal(before);
+
+    // With --replace the old contents are moved aside (nothing deleted) and the restore completes.
+    const replaced = await run(['restore', ...args, '--data-dir', target, '--replace', '--json'], bareEnv);
+    expect(replaced.status, replaced.stderr).to.equal(0);
+    expectNoUrl(replaced, url);
+    const movedAside = replaced.json().movedAside as string;
+    expect(movedAside).to.be.a('string');
+    expect(listing(movedAside).map((l) => l.split(' ')[0])).to.deep.equal(before.map((l) => l.split(' ')[0]));
+  });
+
+  it('a tampered plan is refused by its SHA-256 before anything is written', async () => {
+    const { url, args } = await planArgs('restore-tampered', {
+      tamper: (b) => Buffer.from(b.toString().replace('"restore":"restore-tampered"', '"restore":"restore-tampereX"')),
+    });
+    const target = join(mkdtempSync(join(tmpdir(), 'plan-restore-')), 'data');
+    const res = await run(['restore', ...args, '--data-dir', target], bareEnv);
+    expect(res.status).to.equal(1);
+    expect(res.stderr).to.match(/restore plan \(\d+ bytes\) does not match its SHA-256: expected [0-9a-f]{64}, got [0-9a-f]{64}: it was changed or truncated/);
+    expectNoUrl(res, url);
+    expect(existsSync(target)).to.equal(false);
+  });
+
+  it('an expired plan says when it expired and to run the restore again', async () => {
+    const { url, args, built } = await planArgs('restore-expired', { now: new Date(Date.now() - 2 * 3600_000), expiresInSeconds: 3600 });
+    const target = join(mkdtempSync(join(tmpdir(), 'plan-restore-')), 'data');
+    const res = await run(['restore', ...args, '--data-dir', target, '--json'], bareEnv);
+    expect(res.status).to.equal(1);
+    expect(res.stderr).to.include(`restore plan expired at ${built.plan.expiresAt} (restore restore-expired): run the restore again (plans are valid for restorePlanExpirySeconds`);
+    expect(res.stdout).to.equal('');
+    expectNoUrl(res, url);
+    expect(existsSync(target)).to.equal(false);
+  });
+});

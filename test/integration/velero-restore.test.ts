@@ -1,0 +1,458 @@
+/**
+ * Restores through Velero, end to end: a backup is made through the Go host (as
+ * velero-backup.test.ts does: companion hooks, the pod backup action, moto), then the Go host calls
+ * the restore action with the pod as Velero restores it (`item`), the pod as backed up
+ * (`itemFromBackup`) and a Restore. What matters is checked: the init container lands after
+ * `restore-wait` on the data volume with the plan URL and nothing secret; running the action again
+ * on its own output changes nothing; a drill never points at the production hostPath and gets the
+ * verification hook; other pods pass unchanged. Then the init container's command runs here (the
+ * built executable, into an empty directory), VictoriaMetrics 1.145 starts on the result with the
+ * counts of the backup, and `companion verify` agrees (exit 0) or, told other counts, does not (exit 1).
+ */
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { parsePluginConfig } from '../../src/actions/plugin-config.js';
+import { RECORD_ANNOTATION } from '../../src/actions/record.js';
+import { deriveSecurityContext, drillPath } from '../../src/actions/restore-spec.js';
+import { MetricsSource } from '../../src/victoria/index.js';
+import { paths, requireComponents } from '../support/components.js';
+import { KubeApiServer, type KubeObject } from '../support/kube-api.js';
+import { startMoto, type Moto } from '../support/moto.js';
+import { callAction, type CallResult } from '../support/velero-host.js';
+import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
+
+const NS = 'monitoring';
+const DRILL_NS = 'monitoring-drill';
+const COMPANION = 'victoria-companion';
+const BSL_PREFIX = 'cluster-a';
+const POD = 'vmsingle-5d4f8b7c9-x2x9q';
+const HOST_PATH = '/var/lib/victoria-metrics';
+const PLUGIN_IMAGE = 'registry.example.com/velero-plugin-victoria:v0.1.0';
+const EXE = '/plugins/velero-plugin-victoria';
+
+interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  env?: unknown[];
+  envFrom?: unknown[];
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  securityContext?: Record<string, unknown>;
+  resources?: Record<string, unknown>;
+}
+interface PodJson extends KubeObject {
+  metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
+  spec: { containers: Container[]; initContainers?: Container[]; volumes: Array<{ name: string; hostPath?: { path: string; type?: string }; [k: string]: unknown }> };
+}
+
+/** The Victoria pod as it runs: VictoriaMetrics on hostPath `data`, the companion mounting it read-only at /victoria-data. */
+function podObject(name = POD, opts: { companionMount?: string; initContainers?: Container[] } = {}): PodJson {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: NS,
+      uid: `uid-${name}`,
+      labels: { app: 'vmsingle', 'velero-plugin-victoria.io/kind': 'metrics' },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'vmsingle-5d4f8b7c9', uid: 'rs-vmsingle', controller: true }],
+    },
+    spec: {
+      ...(opts.initContainers ? { initContainers: opts.initContainers } : {}),
+      containers: [
+        { name: 'victoria-metrics', image: 'victoriametrics/victoria-metrics:v1.145.0', volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+        {
+          name: COMPANION,
+          image: PLUGIN_IMAGE,
+          env: [{ name: 'VICTORIA_AUTH_KEY', valueFrom: { secretKeyRef: { name: 'victoria-metrics-backup-auth', key: 'authKey', optional: true } } }],
+          volumeMounts: [
+            { name: 'data', mountPath: opts.companionMount ?? '/victoria-data', readOnly: true },
+            { name: 'velero-plugin-victoria-state', mountPath: '/var/run/velero-plugin-victoria' },
+          ],
+        },
+      ],
+      volumes: [
+        { name: 'data', hostPath: { path: HOST_PATH, type: 'DirectoryOrCreate' } },
+        { name: 'velero-plugin-victoria-state', emptyDir: { sizeLimit: '16Mi' } },
+      ],
+    },
+    status: { phase: 'Running' },
+  };
+}
+
+/** What Velero hands a RestoreItemAction as `item`: metadata reset, no status (reference §5.2). */
+function asRestored(pod: KubeObject): PodJson {
+  const copy = structuredClone(pod) as PodJson;
+  for (const k of ['uid', 'resourceVersion', 'creationTimestamp', 'ownerReferences', 'generateName']) delete copy.metadata[k];
+  delete copy.status;
+  return copy;
+}
+
+function restoreObject(name: string, namespaceMapping?: Record<string, string>): KubeObject {
+  return {
+    apiVersion: 'velero.io/v1',
+    kind: 'Restore',
+    metadata: { name, namespace: 'velero', uid: `uid-${name}` },
+    spec: { backupName: 'b1', includedNamespaces: [NS], ...(namespaceMapping ? { namespaceMapping } : {}) },
+    status: { phase: 'InProgress' },
+  };
+}
+
+const initNames = (pod: PodJson) => (pod.spec.initContainers ?? []).map((c) => c.name);
+const restoreContainerOf = (pod: PodJson) => (pod.spec.initContainers ?? []).find((c) => c.name === 'victoria-restore')!;
+const argAfter = (command: string[], flag: string) => command[command.indexOf(flag) + 1]!;
+
+async function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(file, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [status] = (await once(child, 'close')) as [number | null];
+  return { status, stdout, stderr };
+}
+
+describe('Velero restores end to end: Go host → restore action → plan in moto → init container → VictoriaMetrics → companion verify', function () {
+  let moto: Moto;
+  let api: KubeApiServer;
+  let vm: VmServer;
+  let env: NodeJS.ProcessEnv;
+  let backedUp: PodJson;
+  let manifestCounts: Record<string, number>;
+  let firstOutput: PodJson;
+  let drillOutput: PodJson;
+  const companionEnv = () => ({ VICTORIA_KIND: 'metrics', VICTORIA_URL: vm.url, VICTORIA_DATA_DIR: vm.dataDir, VICTORIA_AUTH_KEY: 'snap-key', COMPANION_STATE_DIR: stateDir });
+  let stateDir: string;
+
+  const restorePod = (item: unknown, restore: KubeObject, itemFromBackup: unknown = backedUp) =>
+    callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/pod-restore', item, itemFromBackup, restore, env });
+  const messages = (r: CallResult, level?: string) => r.logs.filter((l) => !level || l['@level'] === level).map((l) => String(l['@message']));
+  const getObject = async (key: string) => {
+    const res = await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: key }));
+    return Buffer.from(await res.Body!.transformToByteArray());
+  };
+  /** Nothing secret in what goes into the application's namespace or the log. */
+  const expectNoSecrets = (res: CallResult) => {
+    const text = JSON.stringify(res.item);
+    expect(text).not.to.contain(moto.secretAccessKey);
+    const init = restoreContainerOf(res.item as PodJson);
+    expect(init.env, 'no env').to.equal(undefined);
+    expect(init.envFrom, 'no envFrom').to.equal(undefined);
+    expect(JSON.stringify(init)).not.to.match(/secretKeyRef|secretRef|"secret"/);
+    expect((res.item as PodJson).spec.volumes.filter((v) => 'secret' in v), 'no Secret volume').to.deep.equal([]);
+    const log = JSON.stringify(res.logs) + res.error;
+    expect(log).not.to.contain(argAfter(init.command!, '--plan-url'));
+    expect(log).not.to.match(/X-Amz-Signature=[0-9a-f]/);
+    expect(log).not.to.contain(moto.secretAccessKey);
+  };
+
+  before(async function () {
+    requireComponents(this, paths.plugin, paths.veleroHost, paths.vm145, paths.motoServer);
+    // No-auth mode: moto answers presigned URLs only there (test-components.md §5.4); the restore
+    // action's own S3 calls are the backup action's, whose signatures velero-backup.test.ts checks.
+    moto = await startMoto({ auth: false });
+    api = await new KubeApiServer().listen();
+    vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key' });
+    await vm.importSeries(30, 200);
+    stateDir = mkdtempSync(join(tmpdir(), 'companion-state-'));
+    api.put({
+      apiVersion: 'velero.io/v1',
+      kind: 'BackupStorageLocation',
+      metadata: { name: 'default', namespace: 'velero' },
+      spec: {
+        provider: 'aws',
+        objectStorage: { bucket: moto.bucket, prefix: BSL_PREFIX },
+        credential: { name: 'cloud-credentials', key: 'cloud' },
+        config: { region: moto.region, s3Url: moto.endpoint, s3ForcePathStyle: 'true', checksumAlgorithm: '' },
+      },
+    });
+    const ini = `[default]\naws_access_key_id = ${moto.accessKeyId}\naws_secret_access_key = ${moto.secretAccessKey}\n`;
+    api.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cloud-credentials', namespace: 'velero' }, data: { cloud: Buffer.from(ini).toString('base64') } });
+    // One ConfigMap for both actions; this one carries only the restore action's label.
+    api.put({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'velero-plugin-victoria', namespace: 'velero', labels: { 'velero.io/plugin-config': '', 'velero-plugin-victoria.io/pod-restore': 'RestoreItemAction' } },
+      data: { execTimeoutSeconds: '60', restorePlanExpirySeconds: '3600' },
+    });
+    // Velero's Deployment as `velero install --plugins …/velero-plugin-victoria:v0.1.0` makes it.
+    api.put({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'velero', namespace: 'velero' },
+      spec: {
+        template: {
+          spec: {
+            initContainers: [
+              { name: 'velero-velero-plugin-for-aws', image: 'velero/velero-plugin-for-aws:v1.13.0', volumeMounts: [{ name: 'plugins', mountPath: '/target' }] },
+              { name: 'velero-plugin-victoria', image: PLUGIN_IMAGE, imagePullPolicy: 'IfNotPresent', volumeMounts: [{ name: 'plugins', mountPath: '/target' }] },
+            ],
+            containers: [{ name: 'velero', image: 'velero/velero:v1.18.1' }],
+          },
+        },
+      },
+    });
+    api.put({ apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b1', namespace: 'velero' }, spec: { storageLocation: 'default' }, status: { phase: 'Completed' } });
+    env = { KUBECONFIG: api.writeKubeconfig(), VELERO_NAMESPACE: 'velero', AWS_SHARED_CREDENTIALS_FILE: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' };
+
+    // The backup the restores restore: hooks in the companion, then the pod backup action.
+    api.put(podObject());
+    api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'vmsingle-5d4f8b7c9', namespace: NS, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'vmsingle', controller: true }] } });
+    api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'vmsingle', namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app: 'vmsingle' } } } });
+    api.onExec(NS, POD, COMPANION, (command) => (command[0] === EXE ? { file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...companionEnv() } } : undefined));
+    const pre = await run(paths.plugin, ['companion', 'hook', 'pre'], companionEnv());
+    expect(pre.status, pre.stderr).to.equal(0);
+    const backup = await callAction(paths.plugin, {
+      call: 'backup',
+      pluginName: 'velero-plugin-victoria.io/pod-backup',
+      item: api.get('v1', 'Pod', NS, POD),
+      backup: { apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b1', namespace: 'velero', uid: 'uid-b1' }, spec: { storageLocation: 'default' }, status: { phase: 'InProgress', startTimestamp: new Date().toISOString() } },
+      env,
+    });
+    const post = await run(paths.plugin, ['companion', 'hook', 'post'], companionEnv());
+    expect(post.status, post.stderr).to.equal(0);
+    expect(backup.ok, backup.error).to.equal(true);
+    backedUp = backup.item as PodJson;
+    expect(backedUp.metadata.annotations?.[RECORD_ANNOTATION]).to.be.a('string');
+    const manifest = JSON.parse((await getObject(`${BSL_PREFIX}/plugins/victoria/${NS}/vmsingle/b1/victoria_manifest.ignore`)).toString('utf8')) as { counts: Record<string, number> };
+    manifestCounts = manifest.counts;
+    expect(manifestCounts).to.deep.equal({ series: 30, samples: 6000 });
+  });
+  after(async () => {
+    await vm?.stop();
+    await api?.close();
+    await moto?.stop();
+  });
+
+  it('adds victoria-restore after restore-wait, on the data volume, with the plan URL and nothing secret', async () => {
+    const restoreWait: Container = { name: 'restore-wait', image: 'velero/velero:v1.18.1', command: ['/velero-restore-helper'] };
+    const item = asRestored(backedUp);
+    item.spec.initContainers = [restoreWait];
+    const res = await restorePod(item, restoreObject('r1'));
+    expect(res.ok, res.error).to.equal(true);
+    expect(res.itemProblem).to.equal('');
+    expect(res.logViolations ?? []).to.deep.equal([]);
+    const out = res.item as PodJson;
+    expect(initNames(out)).to.deep.equal(['restore-wait', 'victoria-restore']);
+    const init = restoreContainerOf(out);
+    expect(init.image).to.equal(PLUGIN_IMAGE);
+    const cmd = init.command!;
+    expect(cmd.slice(0, 3)).to.deep.equal([EXE, 'restore', '--plan-url']);
+    expect(cmd.slice(4)).to.deep.equal(['--plan-sha256', argAfter(cmd, '--plan-sha256'), '--data-dir', '/victoria-data']);
+    expect(argAfter(cmd, '--plan-url')).to.match(/^http:\/\/127\.0\.0\.1:\d+\/.*restore-plans\/uid-r1\/monitoring\.vmsingle-5d4f8b7c9-x2x9q\.json\?.*X-Amz-Signature=/);
+    expect(init.volumeMounts).to.deep.equal([{ name: 'data', mountPath: '/victoria-data' }]);
+    expect(init.resources).to.deep.equal({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } });
+    // VictoriaMetrics' container names no user: it runs as its image's root, and so must the restore.
+    expect(init.securityContext).to.include({ runAsUser: 0, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+    expect(out.spec.volumes.find((v) => v.name === 'data')?.hostPath).to.deep.equal({ path: HOST_PATH, type: 'DirectoryOrCreate' });
+    expect(Object.keys(out.metadata.annotations ?? {}).filter((k) => k.includes('hook.restore')), 'no hook outside drills').to.deep.equal([]);
+    expect(out.spec.containers).to.deep.equal(item.spec.containers);
+    expectNoSecrets(res);
+
+    // The plan is in the bucket under plugins/, and its SHA-256 is the one the init container checks.
+    const plan = await getObject(`${BSL_PREFIX}/plugins/victoria/restore-plans/uid-r1/${NS}.${POD}.json`);
+    expect(createHash('sha256').update(plan).digest('hex')).to.equal(argAfter(cmd, '--plan-sha256'));
+    const parsed = JSON.parse(plan.toString('utf8')) as { restore: string; kind: string; counts: Record<string, number>; objects: Record<string, { url: string }> };
+    expect(parsed).to.include({ restore: 'r1', kind: 'metrics' });
+    expect(parsed.counts).to.deep.equal(manifestCounts);
+    expect(parsed.objects).to.have.property('victoria_manifest.ignore');
+    const fetched = await request(argAfter(cmd, '--plan-url'));
+    expect(fetched.statusCode).to.equal(200);
+    expect(Buffer.from(await fetched.body.arrayBuffer()).equals(plan)).to.equal(true);
+
+    const info = messages(res, 'info').join('\n');
+    expect(info).to.match(/restoring metrics backup b1 of Deployment\/vmsingle \(\d+ files, .*\) from s3:\/\/[^ ]+\/cluster-a\/plugins\/victoria\/monitoring\/vmsingle\/b1\/ into volume "data" \(hostPath \/var\/lib\/victoria-metrics\)/);
+    firstOutput = out;
+  });
+
+  it('is idempotent: run again on its own output, there is still one victoria-restore, after restore-wait', async () => {
+    const res = await restorePod(firstOutput, restoreObject('r1'));
+    expect(res.ok, res.error).to.equal(true);
+    const out = res.item as PodJson;
+    expect(initNames(out)).to.deep.equal(['restore-wait', 'victoria-restore']);
+    expect(out.spec.volumes).to.deep.equal(firstOutput.spec.volumes);
+    const { command: _a, ...rest } = restoreContainerOf(out);
+    const { command: _b, ...before } = restoreContainerOf(firstOutput);
+    expect(rest).to.deep.equal(before);
+    expectNoSecrets(res);
+  });
+
+  it('without restore-wait, victoria-restore is the first init container', async () => {
+    const item = asRestored(backedUp);
+    item.spec.initContainers = [{ name: 'user-init', image: 'busybox' }];
+    const res = await restorePod(item, restoreObject('r2'));
+    expect(res.ok, res.error).to.equal(true);
+    expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore', 'user-init']);
+  });
+
+  it('a drill (namespace mapping) restores into another hostPath, never the production one, and adds the verify hook', async () => {
+    const res = await restorePod(asRestored(backedUp), restoreObject('drill-1', { [NS]: DRILL_NS }));
+    expect(res.ok, res.error).to.equal(true);
+    const out = res.item as PodJson;
+    const data = out.spec.volumes.find((v) => v.name === 'data')!;
+    expect(data.hostPath).to.deep.equal({ path: `${HOST_PATH}-drill-drill-1`, type: 'DirectoryOrCreate' });
+    expect(JSON.stringify(out.spec.volumes)).not.to.contain(`"${HOST_PATH}"`);
+    expect(messages(res, 'info')).to.include(`drill: ${DRILL_NS}/${POD} data restored into hostPath ${HOST_PATH}-drill-drill-1 (production path ${HOST_PATH} untouched)`);
+    const a = out.metadata.annotations ?? {};
+    expect(a['post.hook.restore.velero.io/container']).to.equal(COMPANION);
+    expect(a['post.hook.restore.velero.io/on-error']).to.equal('Fail');
+    expect(a['post.hook.restore.velero.io/exec-timeout']).to.match(/^\d+s$/);
+    expect(a['post.hook.restore.velero.io/wait-timeout']).to.match(/^\d+s$/);
+    const hook = JSON.parse(a['post.hook.restore.velero.io/command']!) as string[];
+    expect(hook.slice(0, 4)).to.deep.equal([EXE, 'companion', 'verify', '--expect']);
+    expect(JSON.parse(hook[4]!)).to.deep.equal(manifestCounts);
+    expect(initNames(out)).to.deep.equal(['victoria-restore']);
+    expectNoSecrets(res);
+
+    // Again on its own output: the same drill path, not a drill of the drill.
+    const again = await restorePod(out, restoreObject('drill-1', { [NS]: DRILL_NS }));
+    expect(again.ok, again.error).to.equal(true);
+    expect((again.item as PodJson).spec.volumes.find((v) => v.name === 'data')!.hostPath!.path).to.equal(`${HOST_PATH}-drill-drill-1`);
+    expect(messages(again, 'warn'), 'our own hook is replaced silently').to.deep.equal([]);
+    // The second run rewrote the plan (same key, new expiry): its output is the one that matches it.
+    drillOutput = again.item as PodJson;
+  });
+
+  it('a drill also remaps the Deployment/ReplicaSet templates, so a recreated drill pod never opens the production path; outside drills they are unchanged', async () => {
+    const pod = podObject('vmsingle-5d4f8b7c9-tmpl');
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'vmsingle', namespace: NS, labels: { 'velero-plugin-victoria.io/kind': 'metrics' } },
+      spec: { replicas: 1, selector: { matchLabels: { app: 'vmsingle' } }, template: { metadata: { labels: pod.metadata.labels }, spec: pod.spec } },
+    };
+    const call = (restore: KubeObject) =>
+      callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/workload-restore', item: deployment, itemFromBackup: deployment, restore, env });
+    const drill = await call(restoreObject('drill-2', { [NS]: DRILL_NS }));
+    expect(drill.ok, drill.error).to.equal(true);
+    const volumes = (drill.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.volumes;
+    expect(volumes.find((v) => v.name === 'data')!.hostPath).to.deep.equal({ path: `${HOST_PATH}-drill-drill-2`, type: 'DirectoryOrCreate' });
+    expect(messages(drill, 'info').join('\n')).to.contain(`uses hostPath ${HOST_PATH}-drill-drill-2, not the production path ${HOST_PATH}`);
+    const plain = await call(restoreObject('r4'));
+    expect(plain.ok, plain.error).to.equal(true);
+    expect(plain.item).to.deep.equal(deployment);
+  });
+
+  it('a pod without a backup record is restored unchanged', async () => {
+    const plain = asRestored(podObject('vmsingle-5d4f8b7c9-norec'));
+    const res = await restorePod(plain, restoreObject('r3'), plain);
+    expect(res.ok, res.error).to.equal(true);
+    expect(res.item).to.deep.equal(plain);
+  });
+
+  it('fails clearly when the restore cannot be set up: no data mount, no image', async () => {
+    const noMount = asRestored(backedUp);
+    noMount.spec.containers[1]!.volumeMounts![0]!.mountPath = '/data';
+    const res = await restorePod(noMount, restoreObject('r4'), { ...backedUp, spec: noMount.spec });
+    expect(res.ok).to.equal(false);
+    expect(res.error).to.match(/container "victoria-companion" mounts no volume at \/victoria-data/);
+
+    const velero = api.get('apps/v1', 'Deployment', 'velero', 'velero')!;
+    api.put({ ...velero, spec: { template: { spec: { initContainers: [], containers: [{ name: 'velero', image: 'velero/velero:v1.18.1' }] } } } });
+    try {
+      const noImage = await restorePod(asRestored(backedUp), restoreObject('r5'));
+      expect(noImage.ok).to.equal(false);
+      expect(noImage.error).to.match(/set restoreImage in the plugin ConfigMap.*velero plugin add/);
+    } finally {
+      api.put(velero);
+    }
+  });
+
+  it('the init container command restores into an empty directory; VictoriaMetrics 1.145 answers the backup counts; companion verify agrees, and not with other counts', async function () {
+    const command = restoreContainerOf(drillOutput).command!;
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'restore-init-')), 'victoria-data');
+    const args = command.slice(1).map((a) => (a === '/victoria-data' ? dataDir : a));
+    const restored = await run(paths.plugin, args);
+    expect(restored.status, restored.stderr + restored.stdout).to.equal(0);
+    expect(restored.stdout + restored.stderr).not.to.match(/X-Amz-Signature=[0-9a-f]/);
+    expect(readdirSync(dataDir)).to.include('data');
+
+    // A plan that is not the one the action made is refused before anything is read.
+    const tampered = command.slice(1).map((a, i, all) => (all[i - 1] === '--plan-sha256' ? '0'.repeat(64) : a === '/victoria-data' ? join(dataDir, '..', 'other') : a));
+    const refused = await run(paths.plugin, tampered);
+    expect(refused.status).not.to.equal(0);
+    expect(refused.stderr + refused.stdout).to.match(/does not match its SHA-256/);
+
+    const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir });
+    try {
+      expect(await new MetricsSource({ url: copy.url }).counts()).to.deep.equal({ kind: 'metrics', ...manifestCounts });
+      // The drill's hook, exactly as Velero would run it in the companion.
+      const hook = JSON.parse(drillOutput.metadata.annotations!['post.hook.restore.velero.io/command']!) as string[];
+      const verifyEnv = { VICTORIA_KIND: 'metrics', VICTORIA_URL: copy.url };
+      const ok = await run(paths.plugin, hook.slice(1), verifyEnv);
+      expect(ok.status, ok.stderr).to.equal(0);
+      const okLine = JSON.parse(ok.stdout.trim()) as { verify: string; expected: unknown; found: unknown };
+      expect(okLine).to.deep.include({ verify: 'ok', expected: manifestCounts, found: manifestCounts });
+
+      const wrong = { ...manifestCounts, samples: manifestCounts.samples! + 1 };
+      const bad = await run(paths.plugin, ['companion', 'verify', '--expect', JSON.stringify(wrong)], verifyEnv);
+      expect(bad.status).to.equal(1);
+      expect(JSON.parse(bad.stdout.trim())).to.deep.include({ verify: 'mismatch', expected: wrong, found: manifestCounts });
+      expect(bad.stderr).to.match(/samples: expected 6001, found 6000/);
+    } finally {
+      await copy.stop();
+    }
+  });
+
+  it('companion verify gives up when the database never answers', async () => {
+    const res = await run(paths.plugin, ['companion', 'verify', '--expect', JSON.stringify(manifestCounts), '--timeout', '2s'], { VICTORIA_KIND: 'metrics', VICTORIA_URL: 'http://127.0.0.1:9' });
+    expect(res.status).to.equal(1);
+    expect(JSON.parse(res.stdout.trim())).to.include({ verify: 'error' });
+    expect(res.stderr).to.match(/did not answer \/health within 2 s/);
+  });
+});
+
+describe('restore action pieces: drill paths, security context, restore settings', () => {
+  it('a drill path is never the production path, nor inside or above it', () => {
+    const values = { path: '/var/lib/vm/', restore: 'drill-1', namespace: 'monitoring-drill' };
+    expect(drillPath('{path}-drill-{restore}', values)).to.equal('/var/lib/vm-drill-drill-1');
+    expect(drillPath('/srv/drills/{namespace}/{restore}', values)).to.equal('/srv/drills/monitoring-drill/drill-1');
+    expect(() => drillPath('{path}/{restore}', values)).to.throw(/must not write into, above or below the production data/);
+    expect(() => drillPath('/var/{restore}/../lib/vm', values)).to.throw(/not a clean absolute path/);
+    expect(() => drillPath('/var/lib/vm{namespace}', { ...values, namespace: '' })).to.throw(/must not write into/);
+  });
+
+  it('the init container takes the database container user, or root when it names none', () => {
+    const pod = (sc?: Record<string, unknown>, podSc?: Record<string, unknown>) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      spec: {
+        ...(podSc ? { securityContext: podSc } : {}),
+        containers: [
+          { name: 'victoria-metrics', volumeMounts: [{ name: 'data', mountPath: '/storage' }], ...(sc ? { securityContext: sc } : {}) },
+          { name: COMPANION, securityContext: { runAsUser: 65532 }, volumeMounts: [{ name: 'data', mountPath: '/victoria-data', readOnly: true }] },
+        ],
+      },
+    });
+    const asUser = deriveSecurityContext(pod({ runAsUser: 1000, runAsGroup: 2000, privileged: true }), 'data', COMPANION);
+    expect(asUser).to.deep.include({ runAsUser: 1000, runAsGroup: 2000, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(asUser).not.to.have.property('privileged');
+    expect(deriveSecurityContext(pod(), 'data', COMPANION)).to.deep.include({ runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, capabilities: { drop: ['ALL'], add: ['DAC_OVERRIDE'] } });
+    // The pod names the user: the init container inherits it and adds nothing of its own.
+    const fromPod = deriveSecurityContext(pod(undefined, { runAsUser: 1000, seccompProfile: { type: 'Localhost', localhostProfile: 'p.json' } }), 'data', COMPANION);
+    expect(fromPod).not.to.have.property('runAsUser');
+    expect(fromPod).not.to.have.property('seccompProfile');
+  });
+
+  it('restore settings are checked, with a message naming the key and what it must be', () => {
+    const where = 'configmaps "velero-plugin-victoria" in namespace velero';
+    const config = parsePluginConfig(
+      { restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: 'true', restorePlanExpirySeconds: '600', restoreSecurityContext: '{"runAsUser":1000}', drillPathPattern: '/srv/drills/{namespace}/{restore}' },
+      where,
+    );
+    expect(config).to.deep.include({ restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: true, restorePlanExpirySeconds: 600, restoreSecurityContext: { runAsUser: 1000 }, drillPathPattern: '/srv/drills/{namespace}/{restore}' });
+    expect(() => parsePluginConfig({ drillPathPattern: '{path}' }, where)).to.throw(/drillPathPattern is "\{path\}", it must be a path pattern containing \{restore\} or \{namespace\}/);
+    expect(() => parsePluginConfig({ drillPathPattern: '{path}-{node}' }, where)).to.throw(/not \{node\}/);
+    expect(() => parsePluginConfig({ restorePlanExpirySeconds: '1000000' }, where)).to.throw(/restorePlanExpirySeconds .* from 300 to 604800/);
+    expect(() => parsePluginConfig({ restoreResources: '{"limit":{"memory":"1Gi"}}' }, where)).to.throw(/restoreResources .*(not "limit")/);
+    expect(() => parsePluginConfig({ restoreSecurityContext: '{"runAsUsr":0}' }, where)).to.throw(/"runAsUsr" is not a field/);
+  });
+});
