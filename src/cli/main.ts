@@ -20,6 +20,10 @@ Usage:
   velero-plugin-victoria list    --dst ROOT [--json]
   velero-plugin-victoria verify  --src ROOT/NAME [--json]
                                          ROOT is s3://bucket/prefix or file:///dir; run COMMAND --help for details
+  velero-plugin-victoria drill   [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
+                                 [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--json]
+                                         restore a Velero backup into a drill namespace, wait, report
+                                         (exit 0 passed, 1 failed); run drill --help for details
   velero-plugin-victoria companion serve|hook pre|hook post|files|tar
                                          the sidecar in a Victoria pod: Velero hooks, file listing, tar
                                          streaming; run companion --help for details
@@ -51,6 +55,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   restore: () => import('./commands/restore.js').then((m) => ({ usage: m.RESTORE_USAGE, run: m.restoreCommand })),
   list: () => import('./commands/list.js').then((m) => ({ usage: m.LIST_USAGE, run: m.listCommand })),
   verify: () => import('./commands/verify.js').then((m) => ({ usage: m.VERIFY_USAGE, run: m.verifyCommand })),
+  drill: () => import('./commands/drill.js').then((m) => ({ usage: m.DRILL_USAGE, run: (args: string[]) => m.drillCommand(args) })),
   demo: () => import('./commands/demo.js').then((m) => ({ usage: m.DEMO_USAGE, run: m.demoCommand })),
 };
 
@@ -86,6 +91,7 @@ export async function main(args: string[]): Promise<number | undefined> {
     case 'restore':
     case 'list':
     case 'verify':
+    case 'drill':
     case 'demo': {
       const command = await COMMANDS[sub]!();
       return wantsHelp(args) ? usage(command.usage) : command.run(args.slice(1));

@@ -15,6 +15,7 @@ import {
   KubeConfig,
   type V1ConfigMap,
   type V1Deployment,
+  type V1Namespace,
   type V1Pod,
   type V1ReplicaSet,
   type V1Secret,
@@ -147,6 +148,18 @@ export class KubeClient {
     return this.call({ verb: 'get', resource: 'backups', group: VELERO.group, namespace, name }, () =>
       this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backups', namespace, name }),
     );
+  }
+
+  /** Velero's Backups in its namespace, optionally only those with these labels. */
+  async listBackups(namespace: string, labelSelector?: string): Promise<VeleroBackup[]> {
+    const list = await this.call({ verb: 'list', resource: 'backups', group: VELERO.group, namespace, ...(labelSelector ? { labelSelector } : {}) }, () =>
+      this.custom.listNamespacedCustomObject({ ...VELERO, plural: 'backups', namespace, ...(labelSelector ? { labelSelector } : {}) }),
+    );
+    return ((list as { items?: VeleroBackup[] }).items ?? []);
+  }
+
+  getNamespace(name: string): Promise<V1Namespace> {
+    return this.call({ verb: 'get', resource: 'namespaces', group: '', name }, () => this.core.readNamespace({ name }));
   }
 
   getSecret(namespace: string, name: string): Promise<V1Secret> {

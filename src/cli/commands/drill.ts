@@ -1,0 +1,353 @@
+/**
+ * `drill`: proves a backup by restoring it through Velero into another namespace (docs/velero-restore.md,
+ * Drills). The plugin's restore action sees the namespace mapping, moves each Victoria pod's hostPath
+ * away from production and adds a post-restore hook (`companion verify --expect COUNTS`) that fails
+ * the restore when the restored database does not hold the counts recorded at backup time. So this
+ * command only picks the backup, creates the Restore, waits for it and reports: the drill passed when
+ * the Restore is Completed with no errors (every verify hook passed).
+ */
+import { parseArgs } from 'node:util';
+import { KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
+import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-spec.js';
+import { KubeClient } from '../../kube/client.js';
+import { KubeError } from '../../kube/errors.js';
+import type { VeleroBackup, VeleroRestore } from '../../kube/velero-objects.js';
+
+export const DRILL_USAGE = `velero-plugin-victoria drill [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
+                             [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--json]
+
+Restores a Velero backup of namespace NS into the drill namespace (default NS-drill) with a Velero
+Restore (namespace mapping NS → drill namespace), waits for it and reports. The plugin moves each
+restored Victoria pod's data to a hostPath beside the production one and verifies the restored
+counts in a post-restore hook: the drill passes when the Restore ends Completed with no errors.
+
+  --backup NAME            the backup to restore (Completed or PartiallyFailed); default: the newest
+                           Completed backup that includes NS
+  --schedule NAME          only backups of this Velero Schedule (label velero.io/schedule-name)
+  --velero-namespace NS    where Velero runs (default velero)
+  --timeout DURATION       how long to wait for the Restore, e.g. 30m, 1h30m (default 30m)
+  --cleanup                delete the drill namespace after the report (never NS itself)
+  --kubeconfig FILE        default: KUBECONFIG, the pod's service account, ~/.kube/config
+  --json                   print one JSON object
+
+Exit status: 0 the drill passed, 1 it failed (or could not run), 2 usage error.`;
+
+export const DRILL_LABEL = `${PLUGIN_DOMAIN}/drill`;
+const SCHEDULE_LABEL = 'velero.io/schedule-name';
+const DEFAULT_COMPANION = 'victoria-companion';
+const TERMINAL = new Set(['Completed', 'PartiallyFailed', 'Failed', 'FailedValidation']);
+/** Velero uses the restore name as a label value (velero.io/restore-name): 63 characters at most. */
+const MAX_NAME = 63;
+
+export interface DrillPod {
+  name: string;
+  kind: string | null;
+  /** The hostPath of the data volume in the drill. */
+  hostPath: string | null;
+  /** The hostPath of the production pod of the same name, when there is one. */
+  productionHostPath: string | null;
+  /** The counts the verify hook expects (its `--expect`), null without a hook. */
+  expect: Record<string, number> | null;
+}
+
+export interface DrillReport {
+  passed: boolean;
+  backup: string;
+  restore: string;
+  veleroNamespace: string;
+  namespace: string;
+  drillNamespace: string;
+  phase: string;
+  timedOut: boolean;
+  durationSeconds: number;
+  warnings: number;
+  errors: number;
+  failureReason: string | null;
+  validationErrors: string[];
+  pods: DrillPod[];
+  /** Why the drill did not pass (empty when it passed). */
+  problems: string[];
+  cleanup: { requested: boolean; deleted: boolean; note: string | null };
+}
+
+export interface DrillOptions {
+  /** Default: from --kubeconfig or the usual places. */
+  kube?: KubeClient;
+  /** Poll interval of the Restore's status (default 5000 ms; tests shorten it). */
+  pollMs?: number;
+  now?: () => Date;
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+}
+
+class UsageError extends Error {}
+
+/** Go-style durations as kubectl and Velero take them: 30m, 1h30m, 90s, 500ms. */
+export function parseDuration(text: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let m: RegExpExecArray | null;
+  let end = 0;
+  while ((m = re.exec(text)) !== null) {
+    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    end = re.lastIndex;
+  }
+  if (text === '' || end !== text.length || total <= 0) throw new UsageError(`--timeout ${JSON.stringify(text)} is not a duration such as 30m, 1h30m or 90s`);
+  return total;
+}
+
+/** `drill-<backup>-<UTC yyyymmddhhmmss>`, shortened to a valid label value. */
+export function drillRestoreName(backup: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  const room = MAX_NAME - 'drill-'.length - 1 - stamp.length;
+  const part = backup.slice(0, room).replace(/[^a-z0-9-]/g, '-').replace(/-+$/, '');
+  return `drill-${part}-${stamp}`;
+}
+
+/** Whether a Backup covers the namespace: listed (or `*`, or no list at all) and not excluded. */
+export function backupIncludes(backup: VeleroBackup, namespace: string): boolean {
+  const spec = backup.spec as { includedNamespaces?: string[]; excludedNamespaces?: string[] };
+  const included = spec.includedNamespaces ?? [];
+  const excluded = spec.excludedNamespaces ?? [];
+  if (excluded.includes(namespace) || excluded.includes('*')) return false;
+  return included.length === 0 || included.includes('*') || included.includes(namespace);
+}
+
+const statusOf = (b: VeleroBackup) => (b.status ?? {}) as { phase?: string; completionTimestamp?: string };
+
+async function chooseBackup(kube: KubeClient, veleroNs: string, namespace: string, named: string | undefined, schedule: string | undefined): Promise<string> {
+  if (named) {
+    let backup: VeleroBackup;
+    try {
+      backup = await kube.getBackup(veleroNs, named);
+    } catch (err) {
+      if (err instanceof KubeError && err.code === 'NotFound') {
+        throw new Error(`backup "${named}" not found in namespace ${veleroNs}: check the name (velero backup get) or --velero-namespace`);
+      }
+      throw err;
+    }
+    const phase = statusOf(backup).phase ?? '(none)';
+    if (phase !== 'Completed' && phase !== 'PartiallyFailed') {
+      throw new Error(`backup "${named}" in namespace ${veleroNs} is ${phase}, not Completed or PartiallyFailed: choose a finished backup (velero backup get)`);
+    }
+    if (!backupIncludes(backup, namespace)) {
+      throw new Error(`backup "${named}" in namespace ${veleroNs} does not include namespace ${namespace}: choose a backup of ${namespace}, or fix --namespace`);
+    }
+    return named;
+  }
+  const all = await kube.listBackups(veleroNs, schedule ? `${SCHEDULE_LABEL}=${schedule}` : undefined);
+  const candidates = all
+    .filter((b) => statusOf(b).phase === 'Completed' && b.metadata.name && backupIncludes(b, namespace))
+    .sort((a, b) => (statusOf(b).completionTimestamp ?? '').localeCompare(statusOf(a).completionTimestamp ?? ''));
+  const newest = candidates[0];
+  if (!newest) {
+    const of = schedule ? ` of schedule ${schedule}` : '';
+    throw new Error(
+      `no Completed backup${of} that includes namespace ${namespace} in namespace ${veleroNs} (${all.length} backup${all.length === 1 ? '' : 's'}${of} there): ` +
+        `check velero backup get${schedule ? ` -l ${SCHEDULE_LABEL}=${schedule}` : ''}, --namespace and --velero-namespace, or name one with --backup`,
+    );
+  }
+  return newest.metadata.name!;
+}
+
+async function namespaceExists(kube: KubeClient, name: string): Promise<boolean> {
+  try {
+    await kube.getNamespace(name);
+    return true;
+  } catch (err) {
+    if (err instanceof KubeError && err.code === 'NotFound') return false;
+    throw err;
+  }
+}
+
+function dataHostPath(pod: Pod, companion: string): string | null {
+  try {
+    return findDataVolume(pod, companion, pod.metadata?.name ?? '').volume.hostPath?.path ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The `--expect` counts of the drill's verify hook annotation, null when the pod has none. */
+export function expectedCounts(annotations: Record<string, string> | undefined): Record<string, number> | null {
+  const command = annotations?.[RESTORE_HOOK.command];
+  if (!command) return null;
+  try {
+    const args = JSON.parse(command) as unknown;
+    if (!Array.isArray(args)) return null;
+    const i = args.indexOf('--expect');
+    return i >= 0 && typeof args[i + 1] === 'string' ? (JSON.parse(args[i + 1] as string) as Record<string, number>) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function drillPods(kube: KubeClient, namespace: string, drillNamespace: string): Promise<DrillPod[]> {
+  const pods = (await kube.listPods(drillNamespace, KIND_LABEL)) as unknown as Pod[];
+  const out: DrillPod[] = [];
+  for (const pod of pods.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))) {
+    const name = pod.metadata?.name ?? '';
+    const annotations = (pod.metadata as undefined | { annotations?: Record<string, string> })?.annotations;
+    const companion = annotations?.[RESTORE_HOOK.container] ?? DEFAULT_COMPANION;
+    let production: Pod | undefined;
+    try {
+      production = (await kube.getPod(namespace, name)) as unknown as Pod;
+    } catch (err) {
+      if (!(err instanceof KubeError && err.code === 'NotFound')) throw err;
+    }
+    out.push({
+      name,
+      kind: pod.metadata?.labels?.[KIND_LABEL] ?? null,
+      hostPath: dataHostPath(pod, companion),
+      productionHostPath: production ? dataHostPath(production, companion) : null,
+      expect: expectedCounts(annotations),
+    });
+  }
+  return out;
+}
+
+function formatReport(r: DrillReport): string {
+  const lines = [
+    `drill ${r.passed ? 'PASSED' : 'FAILED'}`,
+    `  backup:          ${r.backup}`,
+    `  restore:         ${r.restore} (namespace ${r.veleroNamespace})`,
+    `  drill namespace: ${r.drillNamespace} (from ${r.namespace})`,
+    `  phase:           ${r.phase}${r.timedOut ? ' (timed out waiting)' : ''}`,
+    `  duration:        ${r.durationSeconds} s`,
+    `  warnings:        ${r.warnings}`,
+    `  errors:          ${r.errors}`,
+  ];
+  if (r.failureReason) lines.push(`  failure reason:  ${r.failureReason}`);
+  for (const v of r.validationErrors) lines.push(`  validation:      ${v}`);
+  lines.push(`  Victoria pods restored: ${r.pods.length}`);
+  for (const p of r.pods) {
+    const where = p.hostPath ? `hostPath ${p.hostPath}` : 'no hostPath data volume';
+    const prod = p.productionHostPath ? ` (production: ${p.productionHostPath}${p.productionHostPath === p.hostPath ? ', THE SAME' : ', untouched'})` : '';
+    lines.push(`    ${p.name} (${p.kind ?? '?'}): ${where}${prod}; expects ${p.expect ? JSON.stringify(p.expect) : 'nothing (no verify hook)'}`);
+  }
+  lines.push(
+    '  The restored counts are checked by the post-restore hook `companion verify` in each pod: a mismatch fails the hook and the Restore.',
+    `  Pass = Restore Completed with no errors${r.passed ? '' : `; not so here: ${r.problems.join('; ')}`}.`,
+  );
+  if (r.cleanup.requested) lines.push(`  cleanup: ${r.cleanup.note}`);
+  else lines.push(`  Clean up promptly: kubectl delete namespace ${r.drillNamespace} (or run with --cleanup), then remove the drill's hostPath directories on the node.`);
+  return `${lines.join('\n')}\n`;
+}
+
+export async function drillCommand(args: string[], options: DrillOptions = {}): Promise<number> {
+  const stdout = options.stdout ?? ((t: string) => void process.stdout.write(t));
+  const stderr = options.stderr ?? ((t: string) => void process.stderr.write(t));
+  const now = options.now ?? (() => new Date());
+  const pollMs = options.pollMs ?? 5000;
+
+  let values: Record<string, string | boolean | undefined>;
+  let timeoutMs: number;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        backup: { type: 'string' },
+        schedule: { type: 'string' },
+        namespace: { type: 'string' },
+        'drill-namespace': { type: 'string' },
+        'velero-namespace': { type: 'string', default: 'velero' },
+        timeout: { type: 'string', default: '30m' },
+        cleanup: { type: 'boolean' },
+        kubeconfig: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    }));
+    if (!values.namespace) throw new UsageError('--namespace is required: the production namespace whose backup is drilled');
+    if (values.backup && values.schedule) throw new UsageError('give --backup or --schedule, not both');
+    if (values['drill-namespace'] === values.namespace) {
+      throw new UsageError(`--drill-namespace ${values.namespace} is the production namespace: a drill restores beside production, never into it; choose another name (default ${values.namespace}-drill)`);
+    }
+    timeoutMs = parseDuration(values.timeout as string);
+  } catch (err) {
+    stderr(`velero-plugin-victoria drill: ${(err as Error).message}\n\n${DRILL_USAGE}\n`);
+    return 2;
+  }
+  const namespace = values.namespace as string;
+  const drillNamespace = (values['drill-namespace'] as string | undefined) ?? `${namespace}-drill`;
+  const veleroNs = values['velero-namespace'] as string;
+  const kube = options.kube ?? KubeClient.load(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {});
+
+  const backup = await chooseBackup(kube, veleroNs, namespace, values.backup as string | undefined, values.schedule as string | undefined);
+  if (await namespaceExists(kube, drillNamespace)) {
+    throw new Error(
+      `namespace ${drillNamespace} exists already (a drill left over?): Velero would skip the objects already there, so the drill would prove nothing; ` +
+        `delete it (kubectl delete namespace ${drillNamespace}) or choose --drill-namespace`,
+    );
+  }
+
+  const started = now();
+  const restoreName = drillRestoreName(backup, started);
+  const restore: VeleroRestore = {
+    apiVersion: 'velero.io/v1',
+    kind: 'Restore',
+    metadata: { name: restoreName, namespace: veleroNs, labels: { [DRILL_LABEL]: 'true' } },
+    spec: { backupName: backup, includedNamespaces: [namespace], namespaceMapping: { [namespace]: drillNamespace } },
+  };
+  await kube.createRestore(veleroNs, restore);
+  if (!values.json) stderr(`drill: restore ${restoreName} of backup ${backup} created in namespace ${veleroNs}: ${namespace} → ${drillNamespace}; waiting up to ${values.timeout}\n`);
+
+  const deadline = started.getTime() + timeoutMs;
+  let current = await kube.getRestore(veleroNs, restoreName);
+  while (!TERMINAL.has(current.status?.phase ?? '') && now().getTime() + pollMs <= deadline) {
+    await new Promise((r) => setTimeout(r, pollMs));
+    current = await kube.getRestore(veleroNs, restoreName);
+  }
+  const status = current.status ?? {};
+  const phase = status.phase ?? 'New';
+  const timedOut = !TERMINAL.has(phase);
+  const pods = timedOut ? [] : await drillPods(kube, namespace, drillNamespace);
+
+  const problems: string[] = [];
+  if (timedOut) problems.push(`the Restore was still ${phase} after ${values.timeout}: see velero restore describe ${restoreName}`);
+  else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restoreName} --details and velero restore logs ${restoreName}`);
+  if ((status.errors ?? 0) > 0) problems.push(`${status.errors} error(s) in the Restore`);
+  if (!timedOut && pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);
+  for (const p of pods) {
+    if (!p.expect) problems.push(`pod ${drillNamespace}/${p.name} has no verify hook: the plugin did not treat the restore as a drill (is it installed in Velero?)`);
+    if (p.hostPath && p.hostPath === p.productionHostPath) problems.push(`pod ${drillNamespace}/${p.name} uses the production hostPath ${p.hostPath}: stop it now`);
+  }
+
+  const report: DrillReport = {
+    passed: problems.length === 0,
+    backup,
+    restore: restoreName,
+    veleroNamespace: veleroNs,
+    namespace,
+    drillNamespace,
+    phase,
+    timedOut,
+    durationSeconds: Math.round((now().getTime() - started.getTime()) / 100) / 10,
+    warnings: status.warnings ?? 0,
+    errors: status.errors ?? 0,
+    failureReason: status.failureReason ?? null,
+    validationErrors: status.validationErrors ?? [],
+    pods,
+    problems,
+    cleanup: { requested: Boolean(values.cleanup), deleted: false, note: null },
+  };
+
+  if (values.cleanup) {
+    // Only the namespace this drill created (it did not exist before), never production.
+    if (timedOut) {
+      report.cleanup.note = `not done: the Restore is still running; delete namespace ${drillNamespace} once it has ended`;
+    } else if (drillNamespace === namespace) {
+      report.cleanup.note = `refused: ${drillNamespace} is the production namespace`;
+    } else if (!(await namespaceExists(kube, drillNamespace))) {
+      report.cleanup.note = `namespace ${drillNamespace} does not exist: nothing to delete`;
+    } else {
+      await kube.deleteNamespace(drillNamespace);
+      report.cleanup.deleted = true;
+      report.cleanup.note = `namespace ${drillNamespace} deleted; remove the drill's hostPath directories on the node (${
+        pods.map((p) => p.hostPath).filter(Boolean).join(', ') || 'none'
+      })`;
+    }
+  }
+
+  stdout(values.json ? `${JSON.stringify(report)}\n` : formatReport(report));
+  return report.passed ? 0 : 1;
+}

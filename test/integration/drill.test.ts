@@ -1,0 +1,219 @@
+/**
+ * `drill` against the loopback API stand-in, with the test playing Velero: once the command has
+ * created the Restore, the test restores a Victoria pod into the drill namespace (remapped hostPath,
+ * verify hook annotation, as the plugin's restore action writes them) and sets the Restore's status;
+ * the command's poll sees it and reports.
+ */
+import { expect } from 'chai';
+import { RESTORE_HOOK } from '../../src/actions/restore-spec.js';
+import { DRILL_LABEL, drillCommand, drillRestoreName, parseDuration } from '../../src/cli/commands/drill.js';
+import { startKubeApi, type KubeApiServer, type KubeObject } from '../support/kube-api.js';
+
+const KIND = 'velero-plugin-victoria.io/kind';
+const BASE = Date.parse('2026-12-01T09:30:00Z');
+const PROD_PATH = '/mnt/db1/victoriametrics';
+const COUNTS = { series: 12, samples: 3456 };
+
+function victoriaPod(namespace: string, hostPath: string, annotations: Record<string, string> = {}): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'vm-0', namespace, labels: { [KIND]: 'metrics' }, annotations },
+    spec: {
+      containers: [
+        { name: 'victoria-metrics', image: 'vm:1', volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+        { name: 'victoria-companion', image: 'plugin:1', volumeMounts: [{ name: 'data', mountPath: '/victoria-data', readOnly: true }] },
+      ],
+      volumes: [{ name: 'data', hostPath: { path: hostPath, type: 'DirectoryOrCreate' } }],
+    },
+    status: { phase: 'Running' },
+  };
+}
+
+function backup(name: string, completed: string, extra: { phase?: string; schedule?: string; namespaces?: string[] } = {}): KubeObject {
+  return {
+    apiVersion: 'velero.io/v1',
+    kind: 'Backup',
+    metadata: { name, namespace: 'velero', labels: extra.schedule ? { 'velero.io/schedule-name': extra.schedule } : {} },
+    spec: { includedNamespaces: extra.namespaces ?? ['monitoring'] },
+    status: { phase: extra.phase ?? 'Completed', completionTimestamp: completed },
+  };
+}
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+  restore?: KubeObject;
+}
+
+describe('drill: a Velero restore into a drill namespace, against the API stand-in', function () {
+  let api: KubeApiServer;
+  let kubeconfig: string;
+
+  beforeEach(async () => {
+    api = await startKubeApi();
+    kubeconfig = api.writeKubeconfig();
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'velero' } });
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring' } });
+    api.put(victoriaPod('monitoring', PROD_PATH));
+  });
+  afterEach(async () => {
+    await api.close();
+  });
+
+  /** Runs the command; `velero` plays Velero on the Restore once it exists. */
+  async function run(args: string[], velero?: (restore: KubeObject) => void): Promise<Run> {
+    let out = '';
+    let err = '';
+    const t0 = Date.now();
+    let seen: KubeObject | undefined;
+    const watcher = setInterval(() => {
+      if (seen || !velero) return;
+      for (const b of ['victoria-daily-20261130020000', 'victoria-daily-20261201020000', 'old', 'victoria-4hourly-20261201080000']) {
+        for (let s = 0; s < 5; s++) {
+          const name = drillRestoreName(b, new Date(BASE + s * 1000));
+          const r = api.get('velero.io/v1', 'Restore', 'velero', name);
+          if (r) {
+            seen = r;
+            velero(r);
+            return;
+          }
+        }
+      }
+    }, 10);
+    try {
+      const code = await drillCommand([...args, '--kubeconfig', kubeconfig], {
+        pollMs: 20,
+        now: () => new Date(BASE + Date.now() - t0),
+        stdout: (t) => (out += t),
+        stderr: (t) => (err += t),
+      });
+      return { code, out, err, ...(seen ? { restore: seen } : {}) };
+    } finally {
+      clearInterval(watcher);
+    }
+  }
+
+  /** Velero's work: the restored pod in the drill namespace, then the Restore's final status. */
+  const restoreAs = (phase: string, status: Record<string, unknown> = {}) => (restore: KubeObject) => {
+    const name = restore.metadata.name!;
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill', labels: { 'velero.io/restore-name': name } } });
+    const hook = ['/plugins/velero-plugin-victoria', 'companion', 'verify', '--expect', JSON.stringify(COUNTS), '--timeout', '10m'];
+    api.put(
+      victoriaPod('monitoring-drill', `${PROD_PATH}-drill-${name}`, {
+        [RESTORE_HOOK.container]: 'victoria-companion',
+        [RESTORE_HOOK.command]: JSON.stringify(hook),
+      }),
+    );
+    api.put({ ...restore, status: { phase, warnings: 1, errors: 0, ...status } });
+  };
+
+  it('restores the newest Completed backup into monitoring-drill and passes (--json)', async () => {
+    api.put(backup('old', '2026-11-01T02:10:00Z'));
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z', { schedule: 'victoria-daily' }));
+    api.put(backup('victoria-daily-20261130020000', '2026-11-30T02:12:00Z', { schedule: 'victoria-daily' }));
+    api.put(backup('newer-but-failed', '2026-12-01T05:00:00Z', { phase: 'Failed' }));
+    api.put(backup('newer-other-ns', '2026-12-01T06:00:00Z', { namespaces: ['other'] }));
+
+    const r = await run(['--namespace', 'monitoring', '--json'], restoreAs('Completed'));
+    expect(r.code, r.err + r.out).to.equal(0);
+    const restore = r.restore!;
+    expect(restore.metadata.name).to.equal('drill-victoria-daily-20261201020000-20261201093000');
+    expect(restore.metadata.labels).to.deep.equal({ [DRILL_LABEL]: 'true' });
+    expect(restore.spec).to.deep.equal({
+      backupName: 'victoria-daily-20261201020000',
+      includedNamespaces: ['monitoring'],
+      namespaceMapping: { monitoring: 'monitoring-drill' },
+    });
+    const report = JSON.parse(r.out);
+    expect(report).to.include({
+      passed: true,
+      backup: 'victoria-daily-20261201020000',
+      restore: restore.metadata.name,
+      drillNamespace: 'monitoring-drill',
+      namespace: 'monitoring',
+      phase: 'Completed',
+      warnings: 1,
+      errors: 0,
+      timedOut: false,
+    });
+    expect(report.durationSeconds).to.be.a('number');
+    expect(report.pods).to.deep.equal([
+      { name: 'vm-0', kind: 'metrics', hostPath: `${PROD_PATH}-drill-${restore.metadata.name}`, productionHostPath: PROD_PATH, expect: COUNTS },
+    ]);
+    expect(report.cleanup).to.deep.equal({ requested: false, deleted: false, note: null });
+    expect(api.get('v1', 'Namespace', undefined, 'monitoring-drill'), 'kept without --cleanup').to.not.equal(undefined);
+  });
+
+  it('prints a readable report, and --schedule picks only that schedule\'s backups', async () => {
+    api.put(backup('victoria-4hourly-20261201080000', '2026-12-01T08:05:00Z', { schedule: 'victoria-4hourly' }));
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z', { schedule: 'victoria-daily' }));
+    const r = await run(['--namespace', 'monitoring', '--schedule', 'victoria-daily'], restoreAs('Completed'));
+    expect(r.code, r.err + r.out).to.equal(0);
+    expect(r.out).to.include('drill PASSED');
+    expect(r.out).to.include('backup:          victoria-daily-20261201020000');
+    expect(r.out).to.include(`hostPath ${PROD_PATH}-drill-drill-victoria-daily-20261201020000-20261201093000 (production: ${PROD_PATH}, untouched)`);
+    expect(r.out).to.include(`expects ${JSON.stringify(COUNTS)}`);
+    expect(r.out).to.include('companion verify');
+  });
+
+  it('a Failed restore exits 1 and says why; --cleanup deletes only the drill namespace', async () => {
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z'));
+    const r = await run(['--namespace', 'monitoring', '--cleanup', '--json'], restoreAs('Failed', { errors: 2, failureReason: 'hook failed' }));
+    expect(r.code).to.equal(1);
+    const report = JSON.parse(r.out);
+    expect(report.passed).to.equal(false);
+    expect(report.phase).to.equal('Failed');
+    expect(report.failureReason).to.equal('hook failed');
+    expect(report.problems.join('\n')).to.match(/ended Failed/).and.match(/2 error/);
+    expect(report.cleanup.deleted).to.equal(true);
+    expect(api.get('v1', 'Namespace', undefined, 'monitoring-drill')).to.equal(undefined);
+    expect(api.get('v1', 'Pod', 'monitoring-drill', 'vm-0')).to.equal(undefined);
+    expect(api.get('v1', 'Namespace', undefined, 'monitoring'), 'production stays').to.not.equal(undefined);
+    expect(api.get('v1', 'Pod', 'monitoring', 'vm-0')).to.not.equal(undefined);
+    const deletes = api.requests.filter((q) => q.method === 'DELETE');
+    expect(deletes.map((q) => q.path)).to.deep.equal(['/api/v1/namespaces/monitoring-drill']);
+  });
+
+  it('a named backup must be finished; no backup at all is a clear error; usage errors exit 2', async () => {
+    api.put(backup('running', '', { phase: 'InProgress' }));
+    let err = await run(['--namespace', 'monitoring', '--backup', 'running']).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).to.match(/backup "running" in namespace velero is InProgress, not Completed or PartiallyFailed/);
+    err = await run(['--namespace', 'monitoring', '--backup', 'nope']).then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.match(/backup "nope" not found in namespace velero/);
+    err = await run(['--namespace', 'monitoring']).then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.match(/no Completed backup that includes namespace monitoring in namespace velero \(1 backup there\)/);
+    expect(api.requests.filter((q) => q.method === 'POST'), 'no Restore created').to.deep.equal([]);
+
+    const usage: Array<[string[], RegExp]> = [
+      [[], /--namespace is required/],
+      [['--namespace', 'monitoring', '--drill-namespace', 'monitoring'], /is the production namespace/],
+      [['--namespace', 'monitoring', '--timeout', '5 minutes'], /not a duration/],
+      [['--namespace', 'monitoring', '--backup', 'a', '--schedule', 'b'], /not both/],
+      [['--bogus'], /Unknown option '--bogus'/],
+    ];
+    for (const [args, message] of usage) {
+      const r = await run(args);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.err).to.match(message).and.include('velero-plugin-victoria drill [--backup NAME');
+    }
+  });
+
+  it('refuses a drill namespace that exists already', async () => {
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z'));
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill' } });
+    const err = await run(['--namespace', 'monitoring']).then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.match(/namespace monitoring-drill exists already .*kubectl delete namespace monitoring-drill/);
+  });
+
+  it('parses durations', () => {
+    expect(parseDuration('30m')).to.equal(1_800_000);
+    expect(parseDuration('1h30m')).to.equal(5_400_000);
+    expect(parseDuration('90s')).to.equal(90_000);
+    expect(() => parseDuration('30')).to.throw(/not a duration/);
+  });
+});
