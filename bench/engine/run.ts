@@ -18,8 +18,6 @@
  * merges have settled (no active merge, no in-memory part, the same parts for 5 s), and it compares
  * the part directories each tool saw. Prints Markdown tables; docs/benchmarks.md records results.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -28,39 +26,15 @@ import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 import { S3Store } from '../../src/store/s3.js';
-import { freePort, ServerProcess } from '../../src/victoria/local-server.js';
+import { freePort } from '../../src/victoria/local-server.js';
 import { CACHE, paths } from '../../test/support/components.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
+import { MiB, du, run, startVm, type Run, type Vm } from '../support.js';
 
-const MiB = 1024 * 1024;
 /** Bumped when the generator changes: an older cached data set is generated again. */
 const DATA_LAYOUT = 'monthly-settled-1';
 const { values } = parseArgs({ options: { gib: { type: 'string', default: '1.1' }, keep: { type: 'boolean', default: false } } });
 const targetBytes = Number(values.gib) * 1024 * MiB;
-
-interface Vm {
-  url: string;
-  dataDir: string;
-  stop(): Promise<void>;
-}
-
-async function startVm(dataDir: string): Promise<Vm> {
-  const port = await freePort();
-  const proc = new ServerProcess({
-    name: 'victoria-metrics 1.145',
-    bin: paths.vm145,
-    args: [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dataDir}`, '-retentionPeriod=100y', '-loggerLevel=WARN'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await proc.waitReady(`${url}/health`);
-  return { url, dataDir, stop: () => proc.stop() };
-}
-
-/** Bytes under a directory, as `du -sb` counts them (each hard-linked file once). */
-async function du(dir: string): Promise<number> {
-  const out = await run('du', ['-sb', dir]);
-  return Number(out.stdout.split('\t')[0]);
-}
 
 /**
  * JSON-lines import of `series` series with `samples` random integer values each (about 6 bytes per
@@ -192,38 +166,6 @@ async function dataSet(): Promise<string> {
   const bytes = await du(dir);
   await import('node:fs/promises').then((fs) => fs.writeFile(join(dir, 'generated.json'), JSON.stringify({ bytes, layout: DATA_LAYOUT, at: new Date().toISOString() })));
   return dir;
-}
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-  peakRssMiB: number;
-}
-
-/** Runs a command; peak RSS is the kernel's high-water mark (VmHWM), read until the process exits. */
-async function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const started = process.hrtime.bigint();
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-20000)));
-  let peakKiB = 0;
-  const poll = setInterval(() => {
-    try {
-      const line = readFileSync(`/proc/${child.pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmHWM:'));
-      peakKiB = Math.max(peakKiB, Number(line?.replace(/\D+/g, '') ?? 0));
-    } catch {
-      // exited between polls
-    }
-  }, 20);
-  const [status] = (await once(child, 'close')) as [number | null];
-  clearInterval(poll);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (status !== 0) throw new Error(`${bin} ${args.join(' ')} exited ${status}:\n${stderr.slice(-3000)}`);
-  return { status, stdout, stderr, seconds, peakRssMiB: peakKiB / 1024 };
 }
 
 async function main(): Promise<void> {
