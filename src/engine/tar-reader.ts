@@ -45,7 +45,13 @@ async function* readOne(files: SnapshotFile[], open: OpenTar, signal: AbortSigna
 /** Merges several entry generators, handing out entries as they become ready. */
 async function* merge(sources: AsyncGenerator<FileEntry>[]): AsyncGenerator<FileEntry> {
   const pending = new Map<number, Promise<{ index: number; result: IteratorResult<FileEntry> }>>();
-  const pull = (index: number) => pending.set(index, sources[index]!.next().then((result) => ({ index, result })));
+  const pull = (index: number) => {
+    const next = sources[index]!.next().then((result) => ({ index, result }));
+    // Once one stream has failed nobody awaits the others, whose failure (the same cut connection,
+    // typically) must not become an unhandled rejection that takes the plugin process down.
+    next.catch(() => undefined);
+    pending.set(index, next);
+  };
   sources.forEach((_, i) => pull(i));
   try {
     while (pending.size > 0) {

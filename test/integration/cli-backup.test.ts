@@ -13,25 +13,13 @@ import { join } from 'node:path';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
+import { runCommand } from '../support/run-command.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { startVictoriaMetrics, VM_VERSIONS, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs } from '../support/victorialogs.js';
 
-/**
- * Runs the built executable. Asynchronously on purpose: moto is a child of this process and logs
- * every request into a pipe; a blocking spawnSync would stop us reading it, and moto would stall.
- */
-async function run(bin: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [status] = (await once(child, 'close')) as [number | null];
-  return { status, stdout, stderr, json: () => JSON.parse(stdout.trim().split('\n').at(-1)!) };
-}
-
+const run = (bin: string, args: string[], env: NodeJS.ProcessEnv = {}) => runCommand(bin, args, { ...process.env, ...env });
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => run(paths.plugin, args, env);
 
 describe('CLI backup → stock vmrestore / our restore, against moto', function () {

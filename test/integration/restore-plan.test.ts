@@ -14,8 +14,6 @@
  * URLs cannot be tested with what is obtainable here.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -24,19 +22,11 @@ import { s3Presigner, type S3Presigner } from '../../src/store/s3-presign.js';
 import { S3Store } from '../../src/store/s3.js';
 import { MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
+import { runCommand } from '../support/run-command.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
 
-/** The built executable, asynchronously (moto is our child: a blocking spawnSync could stall it). */
-async function run(args: string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(paths.plugin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [status] = (await once(child, 'close')) as [number | null];
-  return { status, stdout, stderr, json: () => JSON.parse(stdout.trim().split('\n').at(-1)!) };
-}
+const run = (args: string[], env: NodeJS.ProcessEnv) => runCommand(paths.plugin, args, env);
 
 /** Every path under `dir` with its size and mtime: "left untouched" means this is unchanged. */
 function listing(dir: string): string[] {

@@ -19,7 +19,7 @@ import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
-import { KubeApiServer, type KubeObject } from '../support/kube-api.js';
+import { KubeApiServer, putS3Location, type KubeObject } from '../support/kube-api.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { callAction, type CallResult } from '../support/velero-host.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
@@ -130,19 +130,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     await vm.importSeries(40, 300);
     vl = await startVictoriaLogs(this, { authKey: 'pm-key' });
     await vl.ingest(2000, 2);
-    api.put({
-      apiVersion: 'velero.io/v1',
-      kind: 'BackupStorageLocation',
-      metadata: { name: 'default', namespace: 'velero' },
-      spec: {
-        provider: 'aws',
-        objectStorage: { bucket: moto.bucket, prefix: BSL_PREFIX },
-        credential: { name: 'cloud-credentials', key: 'cloud' },
-        config: { region: moto.region, s3Url: moto.endpoint, s3ForcePathStyle: 'true', checksumAlgorithm: '' },
-      },
-    });
-    const ini = `[default]\naws_access_key_id = ${moto.accessKeyId}\naws_secret_access_key = ${moto.secretAccessKey}\n`;
-    api.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cloud-credentials', namespace: 'velero' }, data: { cloud: Buffer.from(ini).toString('base64') } });
+    putS3Location(api, { ...moto, prefix: BSL_PREFIX });
     api.put({
       apiVersion: 'v1',
       kind: 'ConfigMap',
@@ -243,7 +231,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   describe('failures: a clear item error, no complete marker, no leftover snapshot', () => {
     const expectFailed = async (res: CallResult, backup: string, deployment: string, pattern: RegExp) => {
       expect(res.ok, `the backup should have failed; log: ${messages(res).join(' | ')}`).to.equal(false);
-      expect(res.error).to.match(pattern);
+      expect(res.error, `log: ${JSON.stringify(res.logs.slice(-6))} stderr: ${(res.stderrOther ?? []).join(" / ")}`).to.match(pattern);
       expect(res.error).to.match(/NOT backed up|NOT in backup/);
       expect((await keysUnder(folder(deployment, backup))).filter((k) => k.endsWith('complete.ignore'))).to.deep.equal([]);
       expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);

@@ -23,7 +23,7 @@ import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { deriveSecurityContext, drillPath } from '../../src/actions/restore-spec.js';
 import { MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
-import { KubeApiServer, type KubeObject } from '../support/kube-api.js';
+import { KubeApiServer, putS3Location, type KubeObject } from '../support/kube-api.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { callAction, type CallResult } from '../support/velero-host.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
@@ -163,19 +163,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key' });
     await vm.importSeries(30, 200);
     stateDir = mkdtempSync(join(tmpdir(), 'companion-state-'));
-    api.put({
-      apiVersion: 'velero.io/v1',
-      kind: 'BackupStorageLocation',
-      metadata: { name: 'default', namespace: 'velero' },
-      spec: {
-        provider: 'aws',
-        objectStorage: { bucket: moto.bucket, prefix: BSL_PREFIX },
-        credential: { name: 'cloud-credentials', key: 'cloud' },
-        config: { region: moto.region, s3Url: moto.endpoint, s3ForcePathStyle: 'true', checksumAlgorithm: '' },
-      },
-    });
-    const ini = `[default]\naws_access_key_id = ${moto.accessKeyId}\naws_secret_access_key = ${moto.secretAccessKey}\n`;
-    api.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cloud-credentials', namespace: 'velero' }, data: { cloud: Buffer.from(ini).toString('base64') } });
+    putS3Location(api, { ...moto, prefix: BSL_PREFIX });
     // One ConfigMap for both actions; this one carries only the restore action's label.
     api.put({
       apiVersion: 'v1',

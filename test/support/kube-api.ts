@@ -650,3 +650,26 @@ export function makePod(namespace: string, name: string, containers: string[], e
     status: { phase: extra.phase ?? 'Running' },
   };
 }
+
+/**
+ * The BackupStorageLocation "default" in namespace velero and its credential Secret (an AWS shared
+ * credentials file), as `velero install` makes them for an S3-compatible bucket.
+ */
+export function putS3Location(
+  api: KubeApiServer,
+  s3: { bucket: string; prefix: string; endpoint: string; region: string; accessKeyId: string; secretAccessKey: string },
+): void {
+  api.put({
+    apiVersion: 'velero.io/v1',
+    kind: 'BackupStorageLocation',
+    metadata: { name: 'default', namespace: 'velero' },
+    spec: {
+      provider: 'aws',
+      objectStorage: { bucket: s3.bucket, prefix: s3.prefix },
+      credential: { name: 'cloud-credentials', key: 'cloud' },
+      config: { region: s3.region, s3Url: s3.endpoint, s3ForcePathStyle: 'true', checksumAlgorithm: '' },
+    },
+  });
+  const ini = `[default]\naws_access_key_id = ${s3.accessKeyId}\naws_secret_access_key = ${s3.secretAccessKey}\n`;
+  api.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cloud-credentials', namespace: 'velero' }, data: { cloud: Buffer.from(ini).toString('base64') } });
+}
