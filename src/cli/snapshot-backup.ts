@@ -9,15 +9,9 @@ import { listSnapshotFiles, localFileReader } from '../engine/files.js';
 import type { Manifest } from '../engine/manifest.js';
 import type { ProgressListener } from '../engine/progress.js';
 import type { ObjectStore } from '../store/types.js';
-import type { Counts, SnapshotSource } from '../victoria/types.js';
-
-/** Counts as flat numbers for the manifest: series/samples, or rows and rows per partition day. */
-export function flattenCounts(counts: Counts): Record<string, number> {
-  if (counts.kind === 'metrics') return { series: counts.series, samples: counts.samples };
-  const out: Record<string, number> = { rows: counts.rows };
-  for (const [day, rows] of Object.entries(counts.partitions)) out[`rows.${day}`] = rows;
-  return out;
-}
+import { countsEnd } from '../victoria/snapshot-names.js';
+import { flattenCounts } from '../victoria/flat-counts.js';
+import type { SnapshotSource } from '../victoria/types.js';
 
 export interface SnapshotBackupRequest {
   source: SnapshotSource;
@@ -35,7 +29,9 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
   const snapshots = await source.create();
   try {
     if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
-    const counts = await source.counts();
+    // Counted while the files upload, not before: the query reads every sample (seconds of the
+    // server's CPU per GiB) and the upload does not need its answer until the manifest.
+    const counts = source.counts({ end: countsEnd(snapshots, new Date()) }).then(flattenCounts);
     const trees = await Promise.all(
       snapshots.map(async (s) => {
         const dir = join(req.dataDir, s.dir);
@@ -57,7 +53,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
       kind: source.kind,
       trees,
       source: { url: source.url, ...(version ? { version } : {}), snapshots: snapshots.map((s) => s.name) },
-      counts: flattenCounts(counts),
+      counts,
       createdAt: snapshots[0]!.createdAt,
       ...(base ? { base } : {}),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),

@@ -4,7 +4,8 @@
  * container and logs their output; each prints one JSON line, which the plugin also parses when it
  * runs the hooks itself.
  */
-import { flattenCounts } from '../cli/snapshot-backup.js';
+import { flattenCounts } from '../victoria/flat-counts.js';
+import { countsEnd } from '../victoria/snapshot-names.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
 import { openConfiguredSource } from './config.js';
@@ -44,8 +45,7 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
   const requested = new Date();
   const snapshots = await source.create();
   try {
-    // The earliest snapshot time: data after it may be missing from some snapshot, so it is not counted.
-    const createdAt = snapshots.reduce((t, s) => (s.createdAt < t ? s.createdAt : t), snapshots[0]?.createdAt ?? requested);
+    const createdAt = countsEnd(snapshots, requested);
     const counts = flattenCounts(await source.counts({ end: createdAt }));
     const version = await source.version().catch(() => undefined);
     const record: RecordedSet = {

@@ -9,7 +9,7 @@
  * every count matches.
  */
 import { parseArgs } from 'node:util';
-import { flattenCounts } from '../cli/snapshot-backup.js';
+import { flattenCounts } from '../victoria/flat-counts.js';
 import { HttpClient } from '../victoria/http.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import { openConfiguredSource, parseCompanionConfig, parseDuration, type CompanionConfig } from './config.js';

@@ -21,7 +21,7 @@ import {
   type ManifestTree,
   type SourceKind,
 } from './manifest.js';
-import { forEachLimit } from './pool.js';
+import { forEachLimit, Semaphore } from './pool.js';
 import type { Progress, ProgressListener } from './progress.js';
 
 export interface BackupTreeInput {
@@ -45,15 +45,26 @@ export interface BackupRequest {
   kind: SourceKind;
   trees: BackupTreeInput[];
   source: Manifest['source'];
-  counts: Record<string, number>;
+  /**
+   * What the database held, for the manifest. May be a promise: the count queries scan every
+   * sample server-side (seconds per GiB), so a caller can run them while the files upload; they are
+   * awaited only when the manifest is written, and their failure fails the backup.
+   */
+  counts: Record<string, number> | Promise<Record<string, number>>;
   /** When the snapshot was taken (vmbackup's created_at). */
   createdAt: Date;
   /** The newest complete backup of the same workload; unchanged files are copied from it. */
   base?: BaseBackup;
-  /** Files read and uploaded at once. */
+  /**
+   * Files larger than 1 MiB read and uploaded at once (default 4); as many small files again may
+   * go up beside them, since a small file costs a request's latency but hardly any memory.
+   */
   concurrency?: number;
   onProgress?: ProgressListener;
 }
+
+/** Files up to this size are "small": one PutObject of at most this many bytes in memory. */
+const SMALL_FILE = 1024 * 1024;
 
 function treeKey(name: string, prefix: string, key: string): string {
   return `${name}/${prefix}${key}`;
@@ -119,6 +130,8 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   const { store, name } = req;
   checkRelPath(name, 'backup name');
   const concurrency = req.concurrency ?? 4;
+  // Observed below, when the manifest is written; not an unhandled rejection if the upload fails first.
+  Promise.resolve(req.counts).catch(() => undefined);
 
   // A re-run into the same name must never leave an old complete marker over new, partial data.
   await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
@@ -151,7 +164,8 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
       else toUpload.push(file);
     }
     progress.phase = 'copying';
-    await forEachLimit(toCopy, concurrency * 2, async ([file, prev]) => {
+    // A copy is one small request whose work is the server's: more of them at once than uploads.
+    await forEachLimit(toCopy, concurrency * 4, async ([file, prev]) => {
       try {
         for (const part of splitParts(file.path, file.size)) {
           await store.copy(treeKey(req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
@@ -169,13 +183,24 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
 
     progress.phase = 'uploading';
     const byPath = new Map(toUpload.map((f) => [f.path, f]));
-    await forEachLimit(tree.reader.read(toUpload), concurrency, async (entry) => {
+    // Large files hold part buffers: at most `concurrency` of them at once. Small ones fill the
+    // gaps (no deadlock with a sequential reader: a worker waiting here holds the newest entry, and
+    // the large files ahead of it need nothing from the reader to finish).
+    const large = new Semaphore(concurrency);
+    await forEachLimit(tree.reader.read(toUpload), concurrency * 2, async (entry) => {
       const file = byPath.get(entry.file.path);
       if (!file) throw new Error(`the file reader returned ${entry.file.path}, which was not requested`);
-      const sha256 = await uploadFile(store, keyOf, entry, (n) => {
-        progress.bytesDone += n;
-        progress.bytesUploaded += n;
-      });
+      const isLarge = file.size > SMALL_FILE;
+      if (isLarge) await large.acquire();
+      let sha256: string;
+      try {
+        sha256 = await uploadFile(store, keyOf, entry, (n) => {
+          progress.bytesDone += n;
+          progress.bytesUploaded += n;
+        });
+      } finally {
+        if (isLarge) large.release();
+      }
       done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256, origin: 'uploaded' });
       progress.filesDone++;
       report();
@@ -207,6 +232,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   if (expected.size > 0) throw new Error(`${expected.size} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${[...expected.keys()][0]}`);
   if (stale.length > 0) await store.delete(stale);
 
+  const counts = await req.counts;
   const completedAt = new Date();
   const files = trees.flatMap((t) => t.files);
   const manifest: Manifest = {
@@ -214,7 +240,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     name,
     kind: req.kind,
     source: req.source,
-    counts: req.counts,
+    counts,
     createdAt: req.createdAt.toISOString(),
     completedAt: completedAt.toISOString(),
     ...(req.base ? { basedOn: req.base.name } : {}),

@@ -24,3 +24,24 @@ export async function forEachLimit<T>(items: AsyncIterable<T> | Iterable<T>, con
     throw failed;
   }
 }
+
+/** A counting semaphore; waiters are served in order. */
+export class Semaphore {
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private available: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.available > 0) {
+      this.available--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.available++;
+  }
+}

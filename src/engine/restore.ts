@@ -231,7 +231,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   });
 
   // The new directory entries are durable before the marker goes.
-  for (const dir of [...dirs, dataDir]) await syncDir(dir);
+  await forEachLimit([...dirs, dataDir], 16, syncDir);
   await rm(marker);
   progress.phase = 'done';
   req.onProgress?.({ ...progress });

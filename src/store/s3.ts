@@ -2,11 +2,13 @@
  * The S3 object store (`s3://bucket/prefix`), on @aws-sdk/client-s3.
  *
  * - put: one PutObject up to `partSize`; above it a multipart upload with up to `queueSize` parts
- *   in flight per put. Stream parts are copied into reused buffers: each upload has one, and
- *   borrows more from a store-wide budget (`uploadBufferBytes`) when free. So memory for all
- *   parallel uploads together is bounded by (uploads × partSize) + uploadBufferBytes, whatever the
- *   object sizes. (lib-storage's `Upload` allocates a fresh concatenated Buffer per part; measured
- *   against moto, 4 parallel 128 MiB uploads peaked at 391 MiB RSS with it and 225 MiB with this.)
+ *   in flight per put. Stream parts are copied into reused buffers: each upload has one (handed
+ *   on to the next upload once its body is read, not held through CompleteMultipartUpload), and
+ *   borrows more from a store-wide budget (`uploadBufferBytes`) when free; the buffers stay with
+ *   the store while uploads keep coming. So memory for all parallel uploads together is bounded by
+ *   (uploads reading their body × partSize) + uploadBufferBytes, whatever the object sizes.
+ *   (lib-storage's `Upload` allocates a fresh concatenated Buffer per part; measured against moto,
+ *   4 parallel 128 MiB uploads peaked at 391 MiB RSS with it and 225 MiB with this.)
  *   Every request body is a Buffer, so the SDK retries failed parts; a part that fails for good
  *   aborts the multipart upload: nothing left to pay for, the previous object stays. The stream
  *   must deliver exactly `size` bytes, or the put fails.
@@ -26,6 +28,11 @@
  * demands one (DeleteObjects) and validates none, for S3-compatible servers that reject or
  * mishandle flexible checksums. See bslS3Options() in url.ts for the mapping of Velero's
  * `checksumAlgorithm` key.
+ *
+ * Payload signing (`signPayload`): over http:// every PutObject/UploadPart body is signed with its
+ * SHA-256 (computed while the part buffer fills, when the bytes are still in the CPU cache, not by
+ * the SDK afterwards); over https:// bodies go as `UNSIGNED-PAYLOAD`, TLS protecting them on the
+ * wire, which saves hashing every byte a second time (the manifest's SHA-256 is computed anyway).
  */
 import {
   AbortMultipartUploadCommand,
@@ -71,6 +78,8 @@ const MAX_PART_SIZE = 5 * GiB;
 const MAX_PARTS = 10_000;
 const MAX_KEY_BYTES = 1024;
 const MAX_DELETE_BATCH = 1000;
+/** Stream puts up to this size get a buffer of their own size rather than a part buffer. */
+const SMALL_PUT = 1024 * 1024;
 
 export type ChecksumMode = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
 export type S3ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'SHA1' | 'SHA256';
@@ -127,13 +136,13 @@ export interface S3Options {
    * SHA-256 of every file is checked on restore.
    */
   signPayload?: boolean;
-  /** Multipart part size, ≥ 5 MiB (default 16 MiB); raised automatically to stay within 10000 parts. */
+  /** Multipart part size, ≥ 5 MiB (default 8 MiB); raised automatically to stay within 10000 parts. */
   partSize?: number;
   /** Parts in flight per put (default 4). */
   queueSize?: number;
   /**
    * Memory shared by all parallel stream uploads of this store for part buffers beyond each
-   * upload's first (default 48 MiB). Memory for stream uploads ≤ (parallel puts reading their
+   * upload's first (default 24 MiB). Memory for stream uploads ≤ (parallel puts reading their
    * body × partSize) + uploadBufferBytes; a put of a Buffer uses no extra memory.
    */
   uploadBufferBytes?: number;
@@ -167,9 +176,10 @@ export interface S3StoreOptions extends S3Options {
 }
 
 const DEFAULTS = {
-  partSize: 16 * MiB,
+  partSize: 8 * MiB,
   queueSize: 4,
-  uploadBufferBytes: 48 * MiB,
+  // (queueSize - 1) × partSize: an upload running alone can fill its queue.
+  uploadBufferBytes: 24 * MiB,
   multipartCopyThreshold: 5 * GiB,
   copyPartSize: 512 * MiB,
   copyQueueSize: 4,
@@ -363,7 +373,7 @@ export class S3Store implements ObjectStore {
     this.deleteBatchSize = positive('deleteBatchSize', options.deleteBatchSize, DEFAULTS.deleteBatchSize, 1, MAX_DELETE_BATCH);
     this.maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
     const bufferBytes = positive('uploadBufferBytes', options.uploadBufferBytes, DEFAULTS.uploadBufferBytes, 0);
-    this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize));
+    this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize), 2000);
     this.signPayload = options.signPayload ?? !/^https:/i.test(options.endpoint ?? 'https://');
     this.client = client ?? createS3Client(options);
   }
@@ -695,8 +705,10 @@ export class S3Store implements ObjectStore {
           await this.call('put', key, () => this.client.send(this.payload(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: size, ...this.writeParams(), ...this.putChecksum() }))));
           return;
         }
+        // Up to a part's size the stream goes into one buffer: a reused part buffer, or for small
+        // objects (most files of a backup) one of their size.
         const pool = this.partBuffers;
-        const pooled = partSize === pool.bufferSize;
+        const pooled = partSize === pool.bufferSize && size > SMALL_PUT;
         if (pooled) pool.enter();
         try {
           const buf = pooled ? pool.takeOwn() : Buffer.allocUnsafe(size);

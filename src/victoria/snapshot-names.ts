@@ -23,6 +23,14 @@ export function snapshotTime(name: string): Date | undefined {
   return t;
 }
 
+/**
+ * The time the counts of a snapshot set end at: the earliest snapshot's, as data after it may be
+ * missing from some snapshot (`fallback` for an empty set, e.g. VictoriaLogs without data).
+ */
+export function countsEnd(snapshots: ReadonlyArray<{ createdAt: Date }>, fallback: Date): Date {
+  return snapshots.reduce((t, s) => (s.createdAt < t ? s.createdAt : t), snapshots[0]?.createdAt ?? fallback);
+}
+
 /** A VictoriaLogs partition name: a UTC day `YYYYMMDD`. */
 export function isPartitionName(name: string): boolean {
   const m = /^(\d{4})(\d{2})(\d{2})$/.exec(name);
