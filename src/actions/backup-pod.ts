@@ -97,6 +97,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     container: config.companionContainer,
     execTimeoutMs: config.execTimeoutMs,
     streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+    countTimeoutMs: config.countTimeoutMs,
     signal,
   });
   let ranPre = false;
@@ -120,6 +121,8 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     if (files.kind !== r.kind) {
       throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
     }
+    // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
+    const counts = companion.counts().then((c) => c.counts);
     const base = await newestComplete(location.store, '', (m) => m.kind === files.kind);
     const trees = files.trees.map((t) => ({
       prefix: t.prefix,
@@ -143,7 +146,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       kind: files.kind,
       trees,
       source: { url: files.url, ...(files.version ? { version: files.version } : {}), snapshots: files.snapshots },
-      counts: files.counts,
+      counts,
       createdAt: new Date(files.createdAt),
       ...(base ? { base } : {}),
       concurrency: config.uploadConcurrency,
@@ -153,6 +156,13 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
         ctx.log.info(`${podId}: ${p.phase}: ${describe(p)}`, fields);
       },
     });
+    if (manifest.countsError) {
+      ctx.log.warn(
+        `${podId}: the data is backed up, but the database could not count it (${manifest.countsError}); a restore drill of this backup checks checksums only. ` +
+          'Raise the database\'s query limits (-search.maxQueryDuration, -search.maxSamplesPerQuery) or countTimeoutSeconds',
+        fields,
+      );
+    }
     ctx.log.info(
       `${podId}: backup complete: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)} (${formatBytes(manifest.totals.bytesUploaded)} uploaded, ` +
         `${formatBytes(manifest.totals.bytesCopied)} copied server-side) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded`,

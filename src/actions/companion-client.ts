@@ -2,10 +2,10 @@
  * The plugin's side of the companion protocol (src/companion/protocol.ts): each call is one exec
  * into the companion container of the pod. Short commands (hooks, the files document) are bounded
  * by `execTimeoutMs`; tar streams by `streamIdleTimeoutMs` of silence, since a large file legitimately
- * takes long but never stalls.
+ * takes long but never stalls; counting by `countTimeoutMs`, as it reads the whole database.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { COMPANION_EXIT, formatTarRequest, parseCompanionFiles, type CompanionFiles } from '../companion/protocol.js';
+import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionCounts, type CompanionFiles } from '../companion/protocol.js';
 import type { SnapshotFile } from '../engine/files.js';
 import { ExecError } from '../kube/errors.js';
 import { execInPod } from '../kube/exec.js';
@@ -21,13 +21,14 @@ export interface CompanionTarget {
   container: string;
   execTimeoutMs: number;
   streamIdleTimeoutMs: number;
+  countTimeoutMs: number;
   signal: AbortSignal;
 }
 
 export class CompanionClient {
   constructor(private readonly t: CompanionTarget) {}
 
-  private async run(args: string[], signal = this.t.signal): Promise<string> {
+  private async run(args: string[], signal = this.t.signal, timeoutMs = this.t.execTimeoutMs): Promise<string> {
     const { t } = this;
     const result = await execInPod({
       kubeConfig: t.kube.kubeConfig,
@@ -35,7 +36,7 @@ export class CompanionClient {
       pod: t.pod,
       container: t.container,
       command: [COMPANION_EXECUTABLE, 'companion', ...args],
-      timeoutMs: t.execTimeoutMs,
+      timeoutMs,
       // A files document lists every file of the database: large for a big one, still bounded.
       maxStdoutBytes: 256 * 1024 * 1024,
       signal,
@@ -51,6 +52,11 @@ export class CompanionClient {
       if (err instanceof ExecError && err.exitCode === COMPANION_EXIT.noRecord) return undefined;
       throw err;
     }
+  }
+
+  /** The database's counts before the recorded snapshot time. */
+  async counts(): Promise<CompanionCounts> {
+    return parseCompanionCounts(await this.run(['counts'], undefined, this.t.countTimeoutMs));
   }
 
   /** Runs a hook; returns its one JSON summary line. `signal` replaces the client's (a cleanup after a cancel). */

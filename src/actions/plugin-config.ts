@@ -22,6 +22,8 @@ export interface PluginConfig {
   execTimeoutMs: number;
   streamIdleTimeoutMs: number;
   itemTimeoutMs: number;
+  /** How long the database may take to count its data (`companion counts`, during the upload). */
+  countTimeoutMs: number;
   uploadConcurrency: number;
   /** Parallel tar streams from the companion per backup. */
   streams: number;
@@ -46,6 +48,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   execTimeoutMs: 120_000,
   streamIdleTimeoutMs: 120_000,
   itemTimeoutMs: 4 * 3600_000,
+  countTimeoutMs: 1800_000,
   uploadConcurrency: 4,
   streams: 2,
   progressIntervalMs: 10_000,
@@ -90,6 +93,7 @@ const KEYS: Record<string, Parser> = {
   execTimeoutSeconds: seconds('execTimeoutMs', 1, 86_400),
   streamIdleTimeoutSeconds: seconds('streamIdleTimeoutMs', 1, 86_400),
   itemTimeoutSeconds: seconds('itemTimeoutMs', 10, 7 * 86_400),
+  countTimeoutSeconds: seconds('countTimeoutMs', 1, 86_400),
   uploadConcurrency: count('uploadConcurrency', 1, 64),
   streams: count('streams', 1, 16),
   progressIntervalSeconds: seconds('progressIntervalMs', 1, 3600),

@@ -32,7 +32,9 @@ export interface MadeRestorePlan {
   url: string;
   sha256: string;
   kind: 'metrics' | 'logs';
+  /** The counts at backup time; `{}` when the database could not count (then `countsError`). */
   counts: Record<string, number>;
+  countsError?: string;
   /** The snapshot time: the counts at backup time cover data before it. */
   countedBefore?: string;
   files: number;
@@ -84,6 +86,7 @@ export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRest
       sha256: built.sha256,
       kind: built.plan.kind,
       counts: built.plan.counts,
+      ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
       ...(manifest.createdAt ? { countedBefore: manifest.createdAt } : {}),
       files: manifest.totals.files,
       bytes: manifest.totals.bytes,

@@ -23,7 +23,6 @@ export async function filesDocument(config: CompanionConfig): Promise<CompanionF
     ...(record.version ? { version: record.version } : {}),
     createdAt: record.createdAt,
     snapshots: record.snapshots.map((s) => s.name),
-    counts: record.counts,
     trees,
   };
 }

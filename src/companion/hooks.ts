@@ -1,10 +1,11 @@
 /**
  * The Velero hooks (design.md, Data flow): `hook pre` snapshots the database and records the set,
- * `hook post` deletes exactly what was recorded. Velero runs them with exec in the companion
+ * `hook post` deletes exactly what was recorded. The pre hook does not count: counting reads every
+ * sample (seconds of the database's CPU per GiB), so the plugin runs `companion counts` while the
+ * files upload, and the hook stays well inside Velero's hook timeout. Velero runs them with exec in the companion
  * container and logs their output; each prints one JSON line, which the plugin also parses when it
  * runs the hooks itself.
  */
-import { flattenCounts } from '../victoria/flat-counts.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
@@ -30,7 +31,7 @@ export interface PostHookResult {
 
 /**
  * Deletes the snapshots of an unfinished earlier run (recorded, so ours; anything else on the
- * server is left alone), then snapshots, counts and records. VictoriaLogs without data has no
+ * server is left alone), then snapshots and records. VictoriaLogs without data has no
  * partition to snapshot: that records an empty set, so a backup of a fresh database succeeds.
  */
 export async function preHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PreHookResult> {
@@ -46,7 +47,6 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
   const snapshots = await source.create();
   try {
     const createdAt = countsEnd(snapshots, requested);
-    const counts = flattenCounts(await source.counts({ end: createdAt }));
     const version = await source.version().catch(() => undefined);
     const record: RecordedSet = {
       format: STATE_FORMAT,
@@ -54,7 +54,6 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
       url: source.url,
       createdAt: createdAt.toISOString(),
       snapshots,
-      counts,
       ...(version ? { version } : {}),
     };
     await writeRecord(config.stateDir, record);

@@ -4,6 +4,7 @@
  * hooks.ts, files.ts, tar.ts and serve.ts. The plugin imports protocol.ts (re-exported here).
  */
 import { parseCompanionConfig, DEFAULT_DATA_DIR, DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_STATE_DIR, DEFAULT_URLS, ENV } from './config.js';
+import { countsDocument } from './counts.js';
 import { exitCodeOf, usageError } from './errors.js';
 import { filesDocument } from './files.js';
 import { postHook, preHook } from './hooks.js';
@@ -24,6 +25,7 @@ Usage:
   velero-plugin-victoria companion hook post  [FLAGS]   Velero post hook: delete the recorded snapshots (one JSON line)
   velero-plugin-victoria companion files      [FLAGS]   the recorded snapshots and their files (one JSON document)
   velero-plugin-victoria companion tar        [FLAGS]   stdin line {"tree":"<prefix>","files":[…]} → tar on stdout
+  velero-plugin-victoria companion counts     [FLAGS]   the database's counts before the recorded snapshot time (one JSON line)
   velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--timeout DUR]
                                           after a restore drill (Velero post-restore hook): waits until the
                                           database answers /health (DUR, default ${DEFAULT_VERIFY_TIMEOUT}), compares its counts
@@ -61,11 +63,16 @@ export async function companionCommand(args: string[], env: NodeJS.ProcessEnv = 
         process.stdout.write(`${JSON.stringify(doc)}\n`);
         return COMPANION_EXIT.ok;
       }
+      case 'counts': {
+        const doc = await countsDocument(parseCompanionConfig(rest, env));
+        process.stdout.write(`${JSON.stringify(doc)}\n`);
+        return COMPANION_EXIT.ok;
+      }
       case 'tar':
         await writeTar(parseCompanionConfig(rest, env), process.stdin, process.stdout);
         return COMPANION_EXIT.ok;
       default:
-        throw usageError(`unknown command ${JSON.stringify(command)}: use serve, hook pre, hook post, files, tar or verify`);
+        throw usageError(`unknown command ${JSON.stringify(command)}: use serve, hook pre, hook post, files, counts, tar or verify`);
     }
   } catch (err) {
     process.stderr.write(`velero-plugin-victoria companion ${command}: ${(err as Error).message}\n`);

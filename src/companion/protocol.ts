@@ -8,7 +8,7 @@ import { checkRelPath } from '../engine/layout.js';
 import type { SnapshotFile } from '../engine/files.js';
 import type { SourceKind } from '../victoria/types.js';
 
-export const COMPANION_FILES_FORMAT = 'velero-plugin-victoria/companion-files/v1';
+export const COMPANION_FILES_FORMAT = 'velero-plugin-victoria/companion-files/v2';
 
 /** Exit codes of every `companion` command. */
 export const COMPANION_EXIT = {
@@ -41,13 +41,20 @@ export interface CompanionFiles {
   url: string;
   /** Server version, e.g. `v1.145.0`; absent when the build does not report one. */
   version?: string;
-  /** Snapshot time (ISO 8601, UTC): the counts cover data before it. */
+  /** Snapshot time (ISO 8601, UTC): `companion counts` counts data before it. */
   createdAt: string;
   /** Snapshot names, as the server made them. */
   snapshots: string[];
-  /** Counts at snapshot time, flattened (series/samples, or rows and rows.YYYYMMDD). */
-  counts: Record<string, number>;
   trees: CompanionTree[];
+}
+
+/** The `companion counts` document: what the database holds before the recorded snapshot time. */
+export interface CompanionCounts {
+  /** Flattened counts (series/samples, or rows and rows.YYYYMMDD). */
+  counts: Record<string, number>;
+  /** The recorded snapshot time: data before it was counted. */
+  countedBefore: string;
+  durationSeconds: number;
 }
 
 /** The one line `companion tar` reads on stdin. */
@@ -123,11 +130,6 @@ export function parseCompanionFiles(text: string): CompanionFiles {
   if (doc.kind !== 'metrics' && doc.kind !== 'logs') throw new ProtocolError('kind must be "metrics" or "logs"');
   const createdAt = string(doc.createdAt, 'createdAt');
   if (Number.isNaN(Date.parse(createdAt))) throw new ProtocolError(`createdAt ${JSON.stringify(createdAt)} is not a date`);
-  const counts: Record<string, number> = {};
-  for (const [k, n] of Object.entries(object(doc.counts, 'counts'))) {
-    if (typeof n !== 'number' || !Number.isFinite(n)) throw new ProtocolError(`counts.${k} must be a number`);
-    counts[k] = n;
-  }
   const trees = array(doc.trees, 'trees').map((t, i): CompanionTree => {
     const tree = object(t, `trees[${i}]`);
     return {
@@ -145,9 +147,23 @@ export function parseCompanionFiles(text: string): CompanionFiles {
     ...(doc.version === undefined ? {} : { version: string(doc.version, 'version') }),
     createdAt,
     snapshots: array(doc.snapshots, 'snapshots').map((s, i) => string(s, `snapshots[${i}]`)),
-    counts,
     trees,
   };
+}
+
+/** Parses and checks the stdout of `companion counts`; throws ProtocolError naming the bad field. */
+export function parseCompanionCounts(text: string): CompanionCounts {
+  const doc = object(parseJson(text, 'companion counts output'), 'companion counts output');
+  const counts: Record<string, number> = {};
+  for (const [k, n] of Object.entries(object(doc.counts, 'counts'))) {
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new ProtocolError(`counts.${k} must be a non-negative integer`);
+    counts[k] = n;
+  }
+  const countedBefore = string(doc.countedBefore, 'countedBefore');
+  if (Number.isNaN(Date.parse(countedBefore))) throw new ProtocolError(`countedBefore ${JSON.stringify(countedBefore)} is not a date`);
+  const durationSeconds = doc.durationSeconds;
+  if (typeof durationSeconds !== 'number' || !Number.isFinite(durationSeconds)) throw new ProtocolError('durationSeconds must be a number');
+  return { counts, countedBefore, durationSeconds };
 }
 
 /** The line to write to `companion tar`'s stdin (with its newline). */

@@ -20,11 +20,9 @@ export interface RecordedSet {
   kind: SourceKind;
   /** The server's base URL, without credentials. */
   url: string;
-  /** Snapshot time (ISO 8601); the counts cover data before it, and serve ages the set from it. */
+  /** Snapshot time (ISO 8601): `counts` counts data before it, and serve ages the set from it. */
   createdAt: string;
   snapshots: Snapshot[];
-  /** flattenCounts() of the counts at snapshot time. */
-  counts: Record<string, number>;
   version?: string;
 }
 
@@ -105,7 +103,7 @@ function parseRecord(text: string): RecordedSet {
   if (r.format !== STATE_FORMAT) throw new Error(`format is ${JSON.stringify(r.format)}, expected ${STATE_FORMAT}`);
   if (r.kind !== 'metrics' && r.kind !== 'logs') throw new Error('kind must be metrics or logs');
   if (typeof r.url !== 'string' || typeof r.createdAt !== 'string' || Number.isNaN(Date.parse(r.createdAt))) throw new Error('url or createdAt missing');
-  if (typeof r.counts !== 'object' || r.counts === null || !Array.isArray(r.snapshots)) throw new Error('counts or snapshots missing');
+  if (!Array.isArray(r.snapshots)) throw new Error('snapshots missing');
   const snapshots = r.snapshots.map((s: Snapshot & { createdAt: unknown }, i): Snapshot => {
     const fields = [s.name, s.handle, s.dir, s.relPathPrefix];
     if (s.kind !== r.kind || fields.some((f) => typeof f !== 'string') || typeof s.followSymlinks !== 'boolean' || typeof s.createdAt !== 'string') {

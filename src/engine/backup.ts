@@ -48,7 +48,8 @@ export interface BackupRequest {
   /**
    * What the database held, for the manifest. May be a promise: the count queries scan every
    * sample server-side (seconds per GiB), so a caller can run them while the files upload; they are
-   * awaited only when the manifest is written, and their failure fails the backup.
+   * awaited only when the manifest is written. A failed count does not fail the backup (the data
+   * is complete; counts only serve verification): the manifest then records `countsError`.
    */
   counts: Record<string, number> | Promise<Record<string, number>>;
   /** When the snapshot was taken (vmbackup's created_at). */
@@ -232,7 +233,10 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   if (expected.size > 0) throw new Error(`${expected.size} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${[...expected.keys()][0]}`);
   if (stale.length > 0) await store.delete(stale);
 
-  const counts = await req.counts;
+  const counted = await Promise.resolve(req.counts).then(
+    (counts) => ({ counts }),
+    (err: unknown) => ({ counts: {}, countsError: err instanceof Error ? err.message : String(err) }),
+  );
   const completedAt = new Date();
   const files = trees.flatMap((t) => t.files);
   const manifest: Manifest = {
@@ -240,7 +244,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     name,
     kind: req.kind,
     source: req.source,
-    counts,
+    ...counted,
     createdAt: req.createdAt.toISOString(),
     completedAt: completedAt.toISOString(),
     ...(req.base ? { basedOn: req.base.name } : {}),

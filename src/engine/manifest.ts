@@ -40,8 +40,12 @@ export interface Manifest {
     version?: string;
     snapshots: string[];
   };
-  /** Counts at backup time, for restore verification (e.g. series, samples, rows). */
+  /**
+   * Counts at backup time, for restore verification (e.g. series, samples, rows); `{}` when the
+   * database could not count (then `countsError` says why, and a drill checks checksums only).
+   */
   counts: Record<string, number>;
+  countsError?: string;
   createdAt: string;
   completedAt: string;
   /** The backup this one copied unchanged files from, if any. */

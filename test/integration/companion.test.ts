@@ -16,9 +16,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { extract } from 'tar-stream';
 import { parseCompanionConfig, type CompanionConfig } from '../../src/companion/config.js';
 import { CompanionError } from '../../src/companion/errors.js';
+import { countsDocument } from '../../src/companion/counts.js';
 import { filesDocument } from '../../src/companion/files.js';
 import { postHook, preHook } from '../../src/companion/hooks.js';
-import { COMPANION_EXIT, formatTarRequest, parseCompanionFiles, type CompanionFiles } from '../../src/companion/protocol.js';
+import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionFiles } from '../../src/companion/protocol.js';
 import { readRecord } from '../../src/companion/state.js';
 import { writeTar } from '../../src/companion/tar.js';
 import { listSnapshotFiles } from '../../src/engine/files.js';
@@ -159,7 +160,7 @@ describe('companion against VictoriaMetrics 1.145', function () {
 
   const names = async (): Promise<string[]> => (await admin.list()).map((s) => s.name);
 
-  it('hook pre (real CLI) snapshots, counts and records; one JSON line on stdout', async () => {
+  it('hook pre (real CLI) snapshots and records; one JSON line on stdout', async () => {
     const r = await cli(['hook', 'pre'], env);
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stdout.toString().trim().split('\n')).to.have.length(1);
@@ -172,9 +173,19 @@ describe('companion against VictoriaMetrics 1.145', function () {
     expect(await names()).to.deep.equal(made);
     const record = await readRecord(stateDir);
     expect(record?.snapshots.map((s) => s.name)).to.deep.equal(made);
-    expect(record?.counts).to.deep.equal({ series: 20, samples: 2000 });
     // Debian's build reports no version (src/victoria/version.ts); when there is one, it is recorded.
     expect(record?.version === undefined || /^v1\.145\./.test(record.version), String(record?.version)).to.equal(true);
+  });
+
+  it('counts (real CLI) counts the data before the recorded snapshot time; one JSON line', async () => {
+    const record = (await readRecord(stateDir))!;
+    const r = await cli(['counts'], env);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout.toString().trim().split('\n')).to.have.length(1);
+    const doc = parseCompanionCounts(r.stdout.toString());
+    expect(doc.counts).to.deep.equal({ series: 20, samples: 2000 });
+    expect(doc.countedBefore).to.equal(record.createdAt);
+    expect(doc.durationSeconds).to.be.a('number');
   });
 
   it('hook pre again deletes the unfinished run\'s snapshot, never one someone else made', async () => {
@@ -192,7 +203,7 @@ describe('companion against VictoriaMetrics 1.145', function () {
   it('files lists exactly what listSnapshotFiles lists (in-process and through the CLI)', async () => {
     const record = (await readRecord(stateDir))!;
     const doc = await filesDocument(config);
-    expect(doc).to.deep.include({ kind: 'metrics', snapshots: record.snapshots.map((s) => s.name), counts: record.counts, createdAt: record.createdAt, url: vm.url });
+    expect(doc).to.deep.include({ kind: 'metrics', snapshots: record.snapshots.map((s) => s.name), createdAt: record.createdAt, url: vm.url });
     expect(doc.trees).to.have.length(1);
     expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(join(vm.dataDir, record.snapshots[0]!.dir)) });
     expect(doc.trees[0]!.files.some((f) => f.path.startsWith('data/small/')), 'files found through the snapshot symlinks').to.equal(true);
@@ -231,11 +242,13 @@ describe('companion against VictoriaMetrics 1.145', function () {
     await admin.delete([foreign]);
   });
 
-  it('files without a record exits 3 and says to run hook pre', async () => {
-    const r = await cli(['files'], env);
-    expect(r.status).to.equal(COMPANION_EXIT.noRecord);
-    expect(r.stderr).to.include('no snapshot recorded: run `companion hook pre` first');
-    expect(r.stdout.length).to.equal(0);
+  it('files and counts without a record exit 3 and say to run hook pre', async () => {
+    for (const command of ['files', 'counts']) {
+      const r = await cli([command], env);
+      expect(r.status, command).to.equal(COMPANION_EXIT.noRecord);
+      expect(r.stderr).to.include('no snapshot recorded: run `companion hook pre` first');
+      expect(r.stdout.length).to.equal(0);
+    }
   });
 
   it('a wrong or missing auth key fails clearly, names VICTORIA_AUTH_KEY, never prints the key, leaves nothing behind', async () => {
@@ -365,7 +378,7 @@ describe('companion against VictoriaMetrics 1.79.5', function () {
     const pre = await preHook(config);
     expect((await admin.list()).map((s) => s.name)).to.deep.equal(pre.snapshots);
     const record = (await readRecord(stateDir))!;
-    expect(record.counts).to.deep.equal({ series: 10, samples: 500 });
+    expect((await countsDocument(config)).counts).to.deep.equal({ series: 10, samples: 500 });
     const root = join(vm.dataDir, record.snapshots[0]!.dir);
     const doc = await filesDocument(config);
     expect(doc.trees[0]!.files).to.deep.equal(await listSnapshotFiles(root));
@@ -411,13 +424,13 @@ describe('companion against VictoriaLogs', function () {
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
 
-  it('pre snapshots every partition and records rows per day', async () => {
+  it('pre snapshots every partition; counts gives rows per day', async () => {
     expect(Object.keys(perDay)).to.have.length(2);
     const pre = await preHook(config);
     expect(pre.snapshots).to.have.length(2);
     const record = (await readRecord(stateDir))!;
     expect(record.snapshots.map((s) => s.partition).sort()).to.deep.equal(Object.keys(perDay).sort());
-    expect(record.counts).to.deep.equal({ rows: 300, ...Object.fromEntries(Object.entries(perDay).map(([d, n]) => [`rows.${d}`, n])) });
+    expect((await countsDocument(config)).counts).to.deep.equal({ rows: 300, ...Object.fromEntries(Object.entries(perDay).map(([d, n]) => [`rows.${d}`, n])) });
     expect((await admin().list()).map((s) => s.name).sort()).to.deep.equal([...pre.snapshots].sort());
   });
 

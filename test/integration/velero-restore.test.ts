@@ -96,12 +96,12 @@ function asRestored(pod: KubeObject): PodJson {
   return copy;
 }
 
-function restoreObject(name: string, namespaceMapping?: Record<string, string>): KubeObject {
+function restoreObject(name: string, namespaceMapping?: Record<string, string>, backupName = 'b1'): KubeObject {
   return {
     apiVersion: 'velero.io/v1',
     kind: 'Restore',
     metadata: { name, namespace: 'velero', uid: `uid-${name}` },
-    spec: { backupName: 'b1', includedNamespaces: [NS], ...(namespaceMapping ? { namespaceMapping } : {}) },
+    spec: { backupName, includedNamespaces: [NS], ...(namespaceMapping ? { namespaceMapping } : {}) },
     status: { phase: 'InProgress' },
   };
 }
@@ -307,6 +307,36 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(messages(again, 'warn'), 'our own hook is replaced silently').to.deep.equal([]);
     // The second run rewrote the plan (same key, new expiry): its output is the one that matches it.
     drillOutput = again.item as PodJson;
+  });
+
+  it('a drill of a backup without counts (the count failed) restores with checksums and says it adds no verify hook', async () => {
+    const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+    api.put({ ...config, metadata: { ...config.metadata, labels: { ...(config.metadata.labels as Record<string, string>), 'velero-plugin-victoria.io/pod-backup': 'BackupItemAction' } }, data: { ...(config.data as Record<string, string>), countTimeoutSeconds: '1' } });
+    api.put({ apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b-nocount', namespace: 'velero' }, spec: { storageLocation: 'default' }, status: { phase: 'Completed' } });
+    api.setExecFault({ hang: true, onlyCommand: 'counts' });
+    let item: PodJson;
+    try {
+      const backup = await callAction(paths.plugin, {
+        call: 'backup',
+        pluginName: 'velero-plugin-victoria.io/pod-backup',
+        item: api.get('v1', 'Pod', NS, POD),
+        backup: { apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b-nocount', namespace: 'velero', uid: 'uid-b-nocount' }, spec: { storageLocation: 'default' }, status: { phase: 'InProgress', startTimestamp: new Date().toISOString() } },
+        env,
+      });
+      expect(backup.ok, backup.error).to.equal(true);
+      item = backup.item as PodJson;
+    } finally {
+      api.setExecFault(undefined);
+      api.put(config);
+    }
+    const res = await restorePod(asRestored(item), restoreObject('drill-nocount', { [NS]: DRILL_NS }, 'b-nocount'), item);
+    expect(res.ok, res.error).to.equal(true);
+    const out = res.item as PodJson;
+    expect(out.spec.volumes.find((v) => v.name === 'data')!.hostPath!.path).to.equal(`${HOST_PATH}-drill-drill-nocount`);
+    expect(initNames(out)).to.deep.equal(['victoria-restore']);
+    expect(Object.keys(out.metadata.annotations ?? {}).filter((k) => k.startsWith('post.hook.restore'))).to.deep.equal([]);
+    expect(messages(res, 'warn').join('\n')).to.match(/drill: backup b-nocount holds no counts \(.*\), so no `companion verify` hook is added/);
+    expectNoSecrets(res);
   });
 
   it('a drill also remaps the Deployment/ReplicaSet templates, so a recreated drill pod never opens the production path; outside drills they are unchanged', async () => {

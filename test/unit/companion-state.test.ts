@@ -25,7 +25,6 @@ const record = (name: string, createdAt: string): RecordedSet => ({
   url: 'http://vl:9428',
   createdAt,
   snapshots: [snapshot(name)],
-  counts: { rows: 3, 'rows.20260101': 3 },
 });
 
 /** Records what it was asked to delete; `onDelete` runs in the middle (e.g. a concurrent hook pre). */

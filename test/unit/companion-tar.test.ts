@@ -13,7 +13,7 @@ import { extract, pack } from 'tar-stream';
 import type { CompanionConfig } from '../../src/companion/config.js';
 import { CompanionError } from '../../src/companion/errors.js';
 import { filesDocument } from '../../src/companion/files.js';
-import { COMPANION_EXIT, formatTarRequest, parseCompanionFiles, parseTarRequest, ProtocolError } from '../../src/companion/protocol.js';
+import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, parseTarRequest, ProtocolError } from '../../src/companion/protocol.js';
 import { STATE_FORMAT, writeRecord } from '../../src/companion/state.js';
 import { entryHeader, writeTar } from '../../src/companion/tar.js';
 import { listSnapshotFiles } from '../../src/engine/files.js';
@@ -108,7 +108,6 @@ describe('companion tar (local snapshot)', () => {
       url: config.url,
       createdAt: '2026-01-02T03:04:05.000Z',
       snapshots: [{ kind: 'metrics', name: NAME, handle: NAME, dir: `snapshots/${NAME}`, relPathPrefix: '', followSymlinks: true, createdAt: new Date('2026-01-02T03:04:05Z') }],
-      counts: { series: 1, samples: 2 },
       version: 'v1.145.0',
     });
   });
@@ -116,7 +115,7 @@ describe('companion tar (local snapshot)', () => {
 
   it('files lists the snapshot through its symlinks, and the document parses', async () => {
     const doc = parseCompanionFiles(JSON.stringify(await filesDocument(config)));
-    expect(doc).to.deep.include({ kind: 'metrics', version: 'v1.145.0', snapshots: [NAME], counts: { series: 1, samples: 2 }, createdAt: '2026-01-02T03:04:05.000Z' });
+    expect(doc).to.deep.include({ kind: 'metrics', version: 'v1.145.0', snapshots: [NAME], createdAt: '2026-01-02T03:04:05.000Z' });
     expect(doc.trees).to.have.length(1);
     expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(snapDir) });
     expect(doc.trees[0]!.files.map((f) => f.path)).to.deep.equal([
@@ -268,13 +267,21 @@ describe('companion protocol', () => {
   });
 
   it('names the bad field of a files document', () => {
-    const good = { format: 'velero-plugin-victoria/companion-files/v1', kind: 'logs', url: 'http://vl', createdAt: '2026-01-01T00:00:00.000Z', snapshots: ['n'], counts: { rows: 1 }, trees: [{ prefix: 'partitions/20260101/', restoreTo: 'partitions/20260101', files: [{ path: 'datadb/a', size: 1, mtimeMs: 5 }] }] };
+    const good = { format: 'velero-plugin-victoria/companion-files/v2', kind: 'logs', url: 'http://vl', createdAt: '2026-01-01T00:00:00.000Z', snapshots: ['n'], trees: [{ prefix: 'partitions/20260101/', restoreTo: 'partitions/20260101', files: [{ path: 'datadb/a', size: 1, mtimeMs: 5 }] }] };
     expect(parseCompanionFiles(JSON.stringify(good)).trees[0]!.files[0]!.size).to.equal(1);
     const bad = structuredClone(good);
     bad.trees[0]!.files[0]!.size = -1;
     expect(() => parseCompanionFiles(JSON.stringify(bad))).to.throw(ProtocolError, 'trees[0].files[0].size must be a non-negative integer');
     expect(() => parseCompanionFiles(JSON.stringify({ ...good, format: 'other' }))).to.throw(ProtocolError, /same version/);
     expect(() => parseCompanionFiles('{"format"')).to.throw(ProtocolError, /not JSON/);
+  });
+
+  it('names the bad field of a counts document', () => {
+    const good = { counts: { rows: 7, 'rows.20260101': 7 }, countedBefore: '2026-01-01T00:00:00.000Z', durationSeconds: 0.5 };
+    expect(parseCompanionCounts(JSON.stringify(good))).to.deep.equal(good);
+    expect(() => parseCompanionCounts(JSON.stringify({ ...good, counts: { rows: 1.5 } }))).to.throw(ProtocolError, 'counts.rows must be a non-negative integer');
+    expect(() => parseCompanionCounts(JSON.stringify({ ...good, countedBefore: 'yesterday' }))).to.throw(ProtocolError, /countedBefore/);
+    expect(() => parseCompanionCounts('')).to.throw(ProtocolError, /not JSON/);
   });
 });
 

@@ -96,6 +96,20 @@ describe('engine: backup, restore, verify', () => {
     expect((await openBackup(store, 'b1')).name).to.equal('b1');
   });
 
+  it('counts may arrive while the files upload; a failed count leaves the backup complete, recording why', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    let answer!: (c: Record<string, number>) => void;
+    const later = backupOf(store, snapshot, 'late', { counts: new Promise((resolve) => (answer = resolve)) });
+    setTimeout(() => answer({ series: 3, samples: 4 }), 20);
+    expect((await later).counts).to.deep.equal({ series: 3, samples: 4 });
+
+    const failed = await backupOf(store, snapshot, 'nocount', { counts: Promise.reject(new Error('the query exceeded -search.maxQueryDuration')) });
+    expect(failed.counts).to.deep.equal({});
+    expect(failed.countsError).to.equal('the query exceeded -search.maxQueryDuration');
+    expect((await openBackup(store, 'nocount')).countsError).to.equal(failed.countsError);
+  });
+
   it('restores into an empty directory with identical bytes and no marker left', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();

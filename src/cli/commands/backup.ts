@@ -62,7 +62,11 @@ export async function backupCommand(args: string[]): Promise<number> {
     basedOn: manifest.basedOn ?? null,
     snapshots: manifest.source.snapshots,
     counts: manifest.counts,
+    ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
   };
+  if (manifest.countsError) {
+    process.stderr.write(`warning: the backup is complete, but the database could not count its data (${manifest.countsError}); restores of it are verified by checksums only\n`);
+  }
   if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else {
     process.stdout.write(

@@ -1,0 +1,19 @@
+/**
+ * `companion counts`: what the database holds before the recorded snapshot time, for the manifest
+ * (a restore drill's `companion verify` compares the restored database with it). The plugin runs it
+ * while the files upload rather than the pre hook before: the count reads every sample, seconds of
+ * the database's CPU per GiB, and a slow or refused count must neither hold up the hook window nor
+ * fail the backup.
+ */
+import { flattenCounts } from '../victoria/flat-counts.js';
+import type { SnapshotSource } from '../victoria/types.js';
+import { openConfiguredSource, type CompanionConfig } from './config.js';
+import type { CompanionCounts } from './protocol.js';
+import { requireRecord } from './state.js';
+
+export async function countsDocument(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<CompanionCounts> {
+  const record = await requireRecord(config.stateDir, config.kind);
+  const started = performance.now();
+  const counts = flattenCounts(await source.counts({ end: new Date(record.createdAt) }));
+  return { counts, countedBefore: record.createdAt, durationSeconds: Math.round(performance.now() - started) / 1000 };
+}
