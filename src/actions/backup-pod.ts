@@ -122,7 +122,9 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
     }
     // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
-    const counts = companion.counts().then((c) => c.counts);
+    const counts = config.counts ? companion.counts().then((c) => c.counts) : {};
+    // writeBackup observes a failed count; until it is called, the failure must not be an unhandled rejection.
+    Promise.resolve(counts).catch(() => undefined);
     const base = await newestComplete(location.store, '', (m) => m.kind === files.kind);
     const trees = files.trees.map((t) => ({
       prefix: t.prefix,

@@ -22,7 +22,9 @@ export interface PluginConfig {
   execTimeoutMs: number;
   streamIdleTimeoutMs: number;
   itemTimeoutMs: number;
-  /** How long the database may take to count its data (`companion counts`, during the upload). */
+  /** Count the data for drill verification (`companion counts`, during the upload). */
+  counts: boolean;
+  /** How long the database may take to count its data. */
   countTimeoutMs: number;
   uploadConcurrency: number;
   /** Parallel tar streams from the companion per backup. */
@@ -48,6 +50,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   execTimeoutMs: 120_000,
   streamIdleTimeoutMs: 120_000,
   itemTimeoutMs: 4 * 3600_000,
+  counts: true,
   countTimeoutMs: 1800_000,
   uploadConcurrency: 4,
   streams: 2,
@@ -84,6 +87,15 @@ const count =
     return undefined;
   };
 
+const flag =
+  (key: keyof PluginConfig): Parser =>
+  (value, config) => {
+    const v = value.trim().toLowerCase();
+    if (v !== 'true' && v !== 'false') return 'true or false';
+    (config[key] as boolean) = v === 'true';
+    return undefined;
+  };
+
 const KEYS: Record<string, Parser> = {
   companionContainer: (value, config) => {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value.trim())) return 'a container name (lower-case DNS label)';
@@ -93,16 +105,12 @@ const KEYS: Record<string, Parser> = {
   execTimeoutSeconds: seconds('execTimeoutMs', 1, 86_400),
   streamIdleTimeoutSeconds: seconds('streamIdleTimeoutMs', 1, 86_400),
   itemTimeoutSeconds: seconds('itemTimeoutMs', 10, 7 * 86_400),
+  counts: flag('counts'),
   countTimeoutSeconds: seconds('countTimeoutMs', 1, 86_400),
   uploadConcurrency: count('uploadConcurrency', 1, 64),
   streams: count('streams', 1, 16),
   progressIntervalSeconds: seconds('progressIntervalMs', 1, 3600),
-  runHooksIfMissing: (value, config) => {
-    const v = value.trim().toLowerCase();
-    if (v !== 'true' && v !== 'false') return 'true or false';
-    config.runHooksIfMissing = v === 'true';
-    return undefined;
-  },
+  runHooksIfMissing: flag('runHooksIfMissing'),
   restoreImage: (value, config) => {
     const v = value.trim();
     // A reference such as registry.example.com:5000/velero-plugin-victoria:v1.2.3 or …@sha256:<hex>.
@@ -114,12 +122,7 @@ const KEYS: Record<string, Parser> = {
   },
   // S3 presigned URLs (SigV4) are valid for at most 7 days.
   restorePlanExpirySeconds: count('restorePlanExpirySeconds', 300, 604_800),
-  restoreReplace: (value, config) => {
-    const v = value.trim().toLowerCase();
-    if (v !== 'true' && v !== 'false') return 'true or false';
-    config.restoreReplace = v === 'true';
-    return undefined;
-  },
+  restoreReplace: flag('restoreReplace'),
   restoreResources: (value, config) => {
     const parsed = jsonObject(value);
     if (typeof parsed === 'string') return `a JSON ResourceRequirements object such as {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"1Gi"}} (${parsed})`;

@@ -109,6 +109,32 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     });
   }
 
+  it('a database that refuses to count: the backup completes with a warning and countsError; --no-counts does not ask', async function () {
+    // The query limit a large production database hits: the count reads more samples than allowed.
+    const vm = await startVictoriaMetrics(this, { version: '1.145', extraArgs: ['-search.maxSamplesPerQuery=100'] });
+    try {
+      await vm.importSeries(5, 200);
+      const refused = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', `s3://${moto.bucket}/nocount`, '--name', 'b1', '--json', ...s3flags], s3env);
+      expect(refused.status, refused.stderr).to.equal(0);
+      const summary = refused.json();
+      expect(summary).to.include({ complete: true });
+      expect(summary.counts).to.deep.equal({});
+      expect(summary.countsError).to.match(/maxSamplesPerQuery/);
+      expect(refused.stderr).to.match(/warning: the backup is complete, but the database could not count its data \(.*maxSamplesPerQuery.*\); restores of it are verified by checksums only/);
+      const v = await cli(['verify', '--src', `s3://${moto.bucket}/nocount/b1`, '--json', ...s3flags], s3env);
+      expect(v.status, v.stdout + v.stderr).to.equal(0);
+
+      const skipped = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', `s3://${moto.bucket}/nocount`, '--name', 'b2', '--no-counts', '--json', ...s3flags], s3env);
+      expect(skipped.status, skipped.stderr).to.equal(0);
+      expect(skipped.json().counts).to.deep.equal({});
+      expect(skipped.json().countsError).to.equal(undefined);
+      expect(skipped.stderr).not.to.match(/warning/);
+      expect((await new MetricsSource({ url: vm.url }).list()).length, 'snapshots deleted').to.equal(0);
+    } finally {
+      await vm.stop();
+    }
+  });
+
   it('a wrong secret key fails clearly, without printing the secret', async function () {
     const vm = await startVictoriaMetrics(this, { version: '1.145' });
     try {

@@ -228,25 +228,31 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(await keysUnder(folder('vlogs', 'b2'))).to.include(`${folder('vlogs', 'b2')}victoria_complete.ignore`);
   });
 
-  it('a count that never answers: the backup completes after countTimeoutSeconds, with a warning and without counts', async () => {
-    const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
-    api.put({ ...config, data: { ...(config.data as Record<string, string>), countTimeoutSeconds: '2' } });
-    api.setExecFault({ hang: true, onlyCommand: 'counts' });
-    try {
-      const res = await backupPod(addPod({ name: 'vmnocount-5d4f8b7c9-abcde', kind: 'metrics', deployment: 'vmnocount' }, companionEnv.get(vmPod().metadata.name!)!), 'c1');
-      expect(res.ok, res.error).to.equal(true);
-      expect(res.logViolations ?? []).to.deep.equal([]);
-      expect(messages(res, 'warn').join('\n')).to.match(/the data is backed up, but the database could not count it \(.*2 s.*\); a restore drill of this backup checks checksums only/);
-      expect(await keysUnder(folder('vmnocount', 'c1'))).to.include(`${folder('vmnocount', 'c1')}victoria_complete.ignore`);
-      const manifest = (await manifestOf('vmnocount', 'c1')) as { counts: Record<string, number>; countsError?: string };
-      expect(manifest.counts).to.deep.equal({});
-      expect(manifest.countsError).to.match(/2 s/);
-      expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);
-    } finally {
-      api.setExecFault(undefined);
-      api.put(config);
-    }
-  });
+  for (const [what, fault, error] of [
+    ['never answers', { hang: true }, /2 s/],
+    ['is cut off', { cutAfterStdoutBytes: 0 }, /ended without an exit status/],
+  ] as const) {
+    it(`a count that ${what}: the backup completes (after countTimeoutSeconds), with a warning and without counts`, async () => {
+      const deployment = `vmnocount${what.length}`;
+      const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), countTimeoutSeconds: '2' } });
+      api.setExecFault({ ...fault, onlyCommand: 'counts' });
+      try {
+        const res = await backupPod(addPod({ name: `${deployment}-5d4f8b7c9-abcde`, kind: 'metrics', deployment }, companionEnv.get(vmPod().metadata.name!)!), 'c1');
+        expect(res.ok, res.error).to.equal(true);
+        expect(res.logViolations ?? []).to.deep.equal([]);
+        expect(messages(res, 'warn').join('\n')).to.match(/the data is backed up, but the database could not count it \(.*\); a restore drill of this backup checks checksums only/);
+        expect(await keysUnder(folder(deployment, 'c1'))).to.include(`${folder(deployment, 'c1')}victoria_complete.ignore`);
+        const manifest = (await manifestOf(deployment, 'c1')) as { counts: Record<string, number>; countsError?: string };
+        expect(manifest.counts).to.deep.equal({});
+        expect(manifest.countsError).to.match(error);
+        expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);
+      } finally {
+        api.setExecFault(undefined);
+        api.put(config);
+      }
+    });
+  }
 
   describe('failures: a clear item error, no complete marker, no leftover snapshot', () => {
     const expectFailed = async (res: CallResult, backup: string, deployment: string, pattern: RegExp) => {

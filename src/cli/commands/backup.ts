@@ -4,13 +4,15 @@ import { progressPrinter, formatBytes } from '../progress.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 
-export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--json]
+export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--full] [--no-counts] [--json]
 
 Snapshots the database at URL, uploads the snapshot files from DIR (its -storageDataPath) to
 ROOT/NAME in vmbackup's layout with a SHA-256 manifest, copies files unchanged since the newest
 complete backup under ROOT server-side, and deletes the snapshot (also on failure).
 ROOT is s3://bucket/prefix or file:///dir; NAME defaults to the UTC time, e.g. 2026-02-04T12-30-00.
 The auth key (-snapshotAuthKey / -partitionManageAuthKey) can also come from VICTORIA_AUTH_KEY.
+--full uploads every file. --no-counts skips counting the data (a query over every sample, which
+restores compare against): for databases too large to count on every backup.
 
 ${STORE_USAGE}`;
 
@@ -29,6 +31,7 @@ export async function backupCommand(args: string[]): Promise<number> {
       name: { type: 'string' },
       'auth-key': { type: 'string' },
       full: { type: 'boolean' },
+      'no-counts': { type: 'boolean' },
       json: { type: 'boolean' },
       ...STORE_FLAGS,
     },
@@ -47,6 +50,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     store,
     name,
     incremental: !values.full,
+    counts: !values['no-counts'],
     onProgress: (p) => progress.update(p),
   });
   progress.done();
