@@ -8,25 +8,28 @@
  * verification hook; other pods pass unchanged. Then the init container's command runs here (the
  * built executable, into an empty directory), VictoriaMetrics 1.145 starts on the result with the
  * counts of the backup, and `companion verify` agrees (exit 0) or, told other counts, does not (exit 1).
+ * The same for VictoriaLogs: its partitions land under partitions/YYYYMMDD and the VictoriaLogs test
+ * server answers the per-day counts of the backup.
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { deriveSecurityContext, drillPath } from '../../src/actions/restore-spec.js';
-import { MetricsSource } from '../../src/victoria/index.js';
+import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../support/kube-api.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { callAction, type CallResult } from '../support/velero-host.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
+import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
 
 const NS = 'monitoring';
 const DRILL_NS = 'monitoring-drill';
@@ -53,8 +56,16 @@ interface PodJson extends KubeObject {
   spec: { containers: Container[]; initContainers?: Container[]; volumes: Array<{ name: string; hostPath?: { path: string; type?: string }; [k: string]: unknown }> };
 }
 
-/** The Victoria pod as it runs: VictoriaMetrics on hostPath `data`, the companion mounting it read-only at /victoria-data. */
-function podObject(name = POD, opts: { companionMount?: string; initContainers?: Container[] } = {}): PodJson {
+/** The database a pod runs: its name parts, container, image and production hostPath. */
+const WORKLOADS = {
+  metrics: { app: 'vmsingle', container: 'victoria-metrics', image: 'victoriametrics/victoria-metrics:v1.145.0', hostPath: HOST_PATH },
+  logs: { app: 'vlogs', container: 'victoria-logs', image: 'victoriametrics/victoria-logs:v1.50.0', hostPath: '/var/lib/victoria-logs' },
+} as const;
+
+/** The Victoria pod as it runs: the database on hostPath `data`, the companion mounting it read-only at /victoria-data. */
+function podObject(name = POD, opts: { companionMount?: string; initContainers?: Container[]; kind?: 'metrics' | 'logs' } = {}): PodJson {
+  const kind = opts.kind ?? 'metrics';
+  const w = WORKLOADS[kind];
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -62,17 +73,17 @@ function podObject(name = POD, opts: { companionMount?: string; initContainers?:
       name,
       namespace: NS,
       uid: `uid-${name}`,
-      labels: { app: 'vmsingle', 'velero-plugin-victoria.io/kind': 'metrics' },
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'vmsingle-5d4f8b7c9', uid: 'rs-vmsingle', controller: true }],
+      labels: { app: w.app, 'velero-plugin-victoria.io/kind': kind },
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${w.app}-5d4f8b7c9`, uid: `rs-${w.app}`, controller: true }],
     },
     spec: {
       ...(opts.initContainers ? { initContainers: opts.initContainers } : {}),
       containers: [
-        { name: 'victoria-metrics', image: 'victoriametrics/victoria-metrics:v1.145.0', volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+        { name: w.container, image: w.image, volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
         {
           name: COMPANION,
           image: PLUGIN_IMAGE,
-          env: [{ name: 'VICTORIA_AUTH_KEY', valueFrom: { secretKeyRef: { name: 'victoria-metrics-backup-auth', key: 'authKey', optional: true } } }],
+          env: [{ name: 'VICTORIA_AUTH_KEY', valueFrom: { secretKeyRef: { name: `${w.app}-backup-auth`, key: 'authKey', optional: true } } }],
           volumeMounts: [
             { name: 'data', mountPath: opts.companionMount ?? '/victoria-data', readOnly: true },
             { name: 'velero-plugin-victoria-state', mountPath: '/var/run/velero-plugin-victoria' },
@@ -80,7 +91,7 @@ function podObject(name = POD, opts: { companionMount?: string; initContainers?:
         },
       ],
       volumes: [
-        { name: 'data', hostPath: { path: HOST_PATH, type: 'DirectoryOrCreate' } },
+        { name: 'data', hostPath: { path: w.hostPath, type: 'DirectoryOrCreate' } },
         { name: 'velero-plugin-victoria-state', emptyDir: { sizeLimit: '16Mi' } },
       ],
     },
@@ -417,6 +428,63 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       expect(bad.stderr).to.match(/samples: expected 6001, found 6000/);
     } finally {
       await copy.stop();
+    }
+  });
+
+  it('VictoriaLogs: backed up and restored through Velero, every partition lands under partitions/YYYYMMDD, the server answers the backup counts, companion verify agrees', async function () {
+    const vl = await startVictoriaLogs(this, { authKey: 'pm-key' });
+    const vlPod = 'vlogs-5d4f8b7c9-k2m4p';
+    const vlState = mkdtempSync(join(tmpdir(), 'companion-state-vl-'));
+    const vlEnv = () => ({ VICTORIA_KIND: 'logs', VICTORIA_URL: vl.url, VICTORIA_DATA_DIR: vl.dataDir, VICTORIA_AUTH_KEY: 'pm-key', COMPANION_STATE_DIR: vlState });
+    let copy: VlServer | undefined;
+    try {
+      const ingested = await vl.ingest(600, 3);
+      api.put(podObject(vlPod, { kind: 'logs' }));
+      api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'vlogs-5d4f8b7c9', namespace: NS, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'vlogs', controller: true }] } });
+      api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'vlogs', namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app: 'vlogs' } } } });
+      api.onExec(NS, vlPod, COMPANION, (command) => (command[0] === EXE ? { file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...vlEnv() } } : undefined));
+
+      // The same Velero backup b1 holds both pods: hooks, then the pod backup action.
+      expect((await run(paths.plugin, ['companion', 'hook', 'pre'], vlEnv())).status).to.equal(0);
+      const backup = await callAction(paths.plugin, {
+        call: 'backup',
+        pluginName: 'velero-plugin-victoria.io/pod-backup',
+        item: api.get('v1', 'Pod', NS, vlPod),
+        backup: { apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b1', namespace: 'velero', uid: 'uid-b1' }, spec: { storageLocation: 'default' }, status: { phase: 'InProgress', startTimestamp: new Date().toISOString() } },
+        env,
+      });
+      expect((await run(paths.plugin, ['companion', 'hook', 'post'], vlEnv())).status).to.equal(0);
+      expect(backup.ok, backup.error).to.equal(true);
+      const backedUpLogs = backup.item as PodJson;
+      const expected = { rows: ingested.rows, ...Object.fromEntries(Object.entries(ingested.perDay).map(([d, n]) => [`rows.${d}`, n])) };
+
+      // A drill restore of it: the drill hostPath, the restore init container, the verify hook with the per-day counts.
+      const res = await restorePod(asRestored(backedUpLogs), restoreObject('drill-vl', { [NS]: DRILL_NS }), backedUpLogs);
+      expect(res.ok, res.error).to.equal(true);
+      expectNoSecrets(res);
+      const out = res.item as PodJson;
+      expect(out.spec.volumes.find((v) => v.name === 'data')!.hostPath).to.deep.equal({ path: '/var/lib/victoria-logs-drill-drill-vl', type: 'DirectoryOrCreate' });
+      expect(messages(res, 'info').join('\n')).to.match(/restoring logs backup b1 of Deployment\/vlogs/);
+      const hook = JSON.parse(out.metadata.annotations!['post.hook.restore.velero.io/command']!) as string[];
+      expect(JSON.parse(hook[4]!)).to.deep.equal(expected);
+
+      // The init container's command, here, into an empty directory.
+      const dataDir = join(mkdtempSync(join(tmpdir(), 'restore-init-vl-')), 'victoria-data');
+      const args = restoreContainerOf(out).command!.slice(1).map((a) => (a === '/victoria-data' ? dataDir : a));
+      const restored = await run(paths.plugin, args);
+      expect(restored.status, restored.stderr + restored.stdout).to.equal(0);
+      expect(readdirSync(join(dataDir, 'partitions')).sort()).to.deep.equal(Object.keys(ingested.perDay).sort());
+
+      copy = await startVictoriaLogs(this, { dataDir });
+      const found = await new LogsSource({ url: copy.url }).counts();
+      expect(found).to.deep.include({ rows: ingested.rows, partitions: ingested.perDay });
+      const verified = await run(paths.plugin, hook.slice(1), { VICTORIA_KIND: 'logs', VICTORIA_URL: copy.url });
+      expect(verified.status, verified.stderr).to.equal(0);
+      expect(JSON.parse(verified.stdout.trim())).to.deep.include({ verify: 'ok', expected, found: expected });
+    } finally {
+      await copy?.stop();
+      await vl.stop();
+      rmSync(vlState, { recursive: true, force: true });
     }
   });
 
