@@ -58,7 +58,10 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
   const bslPrefix = (bsl.spec.objectStorage.prefix ?? '').replace(/^\/+|\/+$/g, '');
 
   const config: Record<string, string> = { ...(bsl.spec.config ?? {}) };
-  if (bsl.spec.objectStorage.caCert) config.caCert = Buffer.from(bsl.spec.objectStorage.caCert, 'base64').toString('utf8');
+  const { caCert, caCertRef } = bsl.spec.objectStorage;
+  // As Velero: the Secret named by caCertRef before the deprecated inline caCert.
+  if (caCertRef) config.caCert = (await kube.getSecretKey(namespace, caCertRef.name, caCertRef.key)).toString('utf8');
+  else if (caCert) config.caCert = Buffer.from(caCert, 'base64').toString('utf8');
   let tempDir: string | undefined;
   const env = opts.env ?? process.env;
   try {

@@ -21,7 +21,8 @@ export interface BackupStorageLocation {
   metadata: ObjectMeta;
   spec: {
     provider: string;
-    objectStorage: { bucket: string; prefix?: string; caCert?: string };
+    /** `caCert`: base64 PEM (deprecated); `caCertRef`: a key of a Secret in Velero's namespace holding the PEM. */
+    objectStorage: { bucket: string; prefix?: string; caCert?: string; caCertRef?: { name: string; key: string } };
     /** The provider's settings (velero-plugin-for-aws keys for S3). */
     config?: Record<string, string>;
     /** The Secret key holding this location's credentials; absent means Velero's own credentials file. */

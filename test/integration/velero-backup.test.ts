@@ -21,6 +21,8 @@ import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../support/kube-api.js';
 import { startMoto, type Moto } from '../support/moto.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
+import { makeTestTls } from '../support/tls.js';
 import { callAction, type CallResult } from '../support/velero-host.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
@@ -253,6 +255,37 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       }
     });
   }
+
+  it('a location on https: the CA comes from caCertRef (a Secret key) or the inline caCert; without one the item fails naming TLS', async () => {
+    const tls = makeTestTls();
+    const proxy = await startFaultProxy({ target: moto.endpoint, tls: { key: tls.keyPem, cert: tls.certPem } });
+    const bsl = api.get('velero.io/v1', 'BackupStorageLocation', 'velero', 'default')!;
+    const spec = bsl.spec as { objectStorage: Record<string, unknown>; config: Record<string, string> };
+    const useLocation = (objectStorage: Record<string, unknown>) =>
+      api.put({ ...bsl, spec: { ...spec, objectStorage: { ...spec.objectStorage, ...objectStorage }, config: { ...spec.config, s3Url: proxy.endpoint } } });
+    api.put({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's3-ca', namespace: 'velero' }, data: { 'ca.crt': Buffer.from(tls.caPem).toString('base64') } });
+    const pod = addPod({ name: 'vmtls-5d4f8b7c9-abcde', kind: 'metrics', deployment: 'vmtls' }, companionEnv.get(vmPod().metadata.name!)!);
+    try {
+      useLocation({ caCertRef: { name: 's3-ca', key: 'ca.crt' } });
+      const byRef = await backupPod(pod, 't1');
+      expect(byRef.ok, byRef.error).to.equal(true);
+      expect(await keysUnder(folder('vmtls', 't1'))).to.include(`${folder('vmtls', 't1')}victoria_complete.ignore`);
+
+      useLocation({ caCert: Buffer.from(tls.caPem).toString('base64') });
+      const inline = await backupPod(pod, 't2');
+      expect(inline.ok, inline.error).to.equal(true);
+      expect(await keysUnder(folder('vmtls', 't2'))).to.include(`${folder('vmtls', 't2')}victoria_complete.ignore`);
+
+      useLocation({});
+      const untrusted = await backupPod(pod, 't3');
+      expect(untrusted.ok).to.equal(false);
+      expect(untrusted.error).to.match(/TLS verification of https:\/\/127\.0\.0\.1:\d+ failed/);
+      expect(untrusted.error).to.match(/NOT backed up/);
+    } finally {
+      api.put(bsl);
+      await proxy.close();
+    }
+  });
 
   describe('failures: a clear item error, no complete marker, no leftover snapshot', () => {
     const expectFailed = async (res: CallResult, backup: string, deployment: string, pattern: RegExp) => {
