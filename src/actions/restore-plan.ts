@@ -14,6 +14,22 @@ import type { ByteRange, ObjectInfo, ObjectStore } from '../store/types.js';
 
 export const PLAN_FOLDER = 'restore-plans';
 
+/**
+ * A plan is useless once its links expire, after restorePlanExpirySeconds: at most 7 days, the
+ * limit of SigV4 presigned URLs. Plans older than that (and an hour, for clock skew) are deleted.
+ */
+const PLAN_MAX_AGE_MS = 7 * 86_400_000 + 3_600_000;
+
+/** Deletes the plans of earlier restores whose links have all expired; returns how many. */
+export async function removeExpiredPlans(store: ObjectStore, now = new Date()): Promise<number> {
+  const expired: string[] = [];
+  for await (const o of store.list(`${PLAN_FOLDER}/`)) {
+    if (o.lastModified && now.getTime() - o.lastModified.getTime() > PLAN_MAX_AGE_MS) expired.push(o.key);
+  }
+  if (expired.length > 0) await store.delete(expired);
+  return expired.length;
+}
+
 export interface RestorePlanRequest {
   /** The store at `<bsl prefix>/plugins/victoria`. */
   store: S3Store;

@@ -27,7 +27,7 @@ import {
   withVolume,
   type Pod,
 } from './restore-spec.js';
-import { makeRestorePlan, PLAN_FOLDER } from './restore-plan.js';
+import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans } from './restore-plan.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroRestore, type VeleroRestoreInfo } from './velero-restore.js';
 
@@ -135,6 +135,11 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
     if (location.bucket !== record.bucket) {
       ctx.log.info(`${podId}: the backup was written to bucket ${record.bucket}; reading it from bucket ${location.bucket} of location ${location.name}`, fields);
     }
+    // Housekeeping, never a reason to fail the restore: the plans of earlier restores, once expired.
+    await removeExpiredPlans(location.store).then(
+      (n) => n > 0 && ctx.log.info(`${podId}: deleted ${n} expired restore plan(s) of earlier restores from s3://${location.bucket}/${location.root}/${PLAN_FOLDER}/`, fields),
+      (err: unknown) => ctx.log.warn(`${podId}: could not delete expired restore plans (${(err as Error).message}); a lifecycle rule on ${PLAN_FOLDER}/ can do it instead`, fields),
+    );
     const securityContext = config.restoreSecurityContext ?? deriveSecurityContext(r.pod, volume.name, config.companionContainer);
     pod = withInitContainer(
       pod,

@@ -22,7 +22,9 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
+import { PLAN_FOLDER, removeExpiredPlans } from '../../src/actions/restore-plan.js';
 import { deriveSecurityContext, drillPath } from '../../src/actions/restore-spec.js';
+import { S3Store } from '../../src/store/s3.js';
 import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../support/kube-api.js';
@@ -485,6 +487,28 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       await copy?.stop();
       await vl.stop();
       rmSync(vlState, { recursive: true, force: true });
+    }
+  });
+
+  it('plans of earlier restores are deleted once expired (by later restores), current ones and backups are kept', async () => {
+    const store = new S3Store({ bucket: moto.bucket, prefix: `${BSL_PREFIX}/plugins/victoria`, endpoint: moto.endpoint, region: moto.region, credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey } });
+    try {
+      const keys = async (prefix: string) => {
+        const out: string[] = [];
+        for await (const o of store.list(prefix)) out.push(o.key);
+        return out;
+      };
+      const plans = await keys(`${PLAN_FOLDER}/`);
+      expect(plans.length, 'the restores above wrote plans').to.be.greaterThan(2);
+      const backups = await keys(`${NS}/`);
+      expect(await removeExpiredPlans(store)).to.equal(0);
+      expect(await keys(`${PLAN_FOLDER}/`)).to.deep.equal(plans);
+      // Eight days on, every link in them has expired (presigned URLs live 7 days at most).
+      expect(await removeExpiredPlans(store, new Date(Date.now() + 8 * 86_400_000))).to.equal(plans.length);
+      expect(await keys(`${PLAN_FOLDER}/`)).to.deep.equal([]);
+      expect(await keys(`${NS}/`)).to.deep.equal(backups);
+    } finally {
+      store.destroy();
     }
   });
 
