@@ -183,6 +183,8 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     });
 
     progress.phase = 'uploading';
+    // Largest first: a big file started last would upload alone at the end while the rest idles.
+    toUpload.sort((a, b) => b.size - a.size);
     const byPath = new Map(toUpload.map((f) => [f.path, f]));
     // Large files hold part buffers: at most `concurrency` of them at once. Small ones fill the
     // gaps (no deadlock with a sequential reader: a worker waiting here holds the newest entry, and

@@ -62,11 +62,17 @@ export async function listSnapshotFiles(root: string): Promise<SnapshotFile[]> {
   return out;
 }
 
+const READ_CHUNK = 1 << 20;
+
 /** Reads files from a local directory; streams are opened lazily so several can be read at once. */
 export function localFileReader(root: string): FileReader {
   return {
     async *read(files) {
-      for (const file of files) yield { file, stream: createReadStream(join(root, checkRelPath(file.path)), { highWaterMark: 1 << 20 }) };
+      // Reads of at most 1 MiB, and no larger than the file: most snapshot files are a few KiB, and a
+      // 1 MiB buffer for each would be garbage that costs collection time.
+      for (const file of files) {
+        yield { file, stream: createReadStream(join(root, checkRelPath(file.path)), { highWaterMark: Math.min(READ_CHUNK, Math.max(file.size, 1)) }) };
+      }
     },
   };
 }

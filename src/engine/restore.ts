@@ -194,7 +194,9 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const keyOf = (prefix: string, part: ReturnType<typeof splitParts>[number]) => `${name}/${prefix}${partKey(part)}`;
 
   const dirs = new Set<string>();
-  await forEachLimit(jobs, concurrency, async ({ file, prefix, path }) => {
+  // Largest first: a big file started last would download alone at the end while the rest idles.
+  const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
+  await forEachLimit(order, concurrency, async ({ file, prefix, path }) => {
     await mkdir(dirname(path), { recursive: true });
     for (let d = dirname(path); d.length > dataDir.length && !dirs.has(d); d = dirname(d)) dirs.add(d);
     // 'wx': never follow or overwrite anything that is already there.
