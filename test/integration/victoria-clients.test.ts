@@ -65,6 +65,19 @@ for (const version of VM_VERSIONS) {
       expect(await exportCounts(src.http)).to.deep.equal({ series: 20, samples: 1000 });
     });
 
+    it('counts series of different lengths; over -search.maxSeriesPerAggrFunc (1.145) it counts with two queries instead', async function () {
+      const limited = await startVictoriaMetrics(this, { version, ...(version === '1.145' ? { extraArgs: ['-search.maxSeriesPerAggrFunc=1'] } : {}) });
+      try {
+        await limited.importSeries(3, 40, { metric: 'vpv_long' });
+        await limited.importSeries(2, 25, { metric: 'vpv_short' });
+        const counted = await new MetricsSource({ url: limited.url }).counts();
+        expect(counted).to.deep.equal({ kind: 'metrics', series: 5, samples: 170 });
+        expect(await exportCounts(new MetricsSource({ url: limited.url }).http)).to.deep.equal({ series: 5, samples: 170 });
+      } finally {
+        await limited.stop();
+      }
+    });
+
     it('counts only samples before `end`', async () => {
       // Samples are 15 s apart from data.firstMs; the first ten are before firstMs + 150 s.
       const end = new Date(data.firstMs + 10 * 15_000);

@@ -16,7 +16,7 @@ import {
   parseVlStringList,
   vlSnapshotFromPath,
 } from '../../src/victoria/vl-partitions.js';
-import { countWindow, exportLineSamples, parseInstantCount } from '../../src/victoria/vm-counts.js';
+import { countWindow, exportLineSamples, parseCountValues, parseInstantCount } from '../../src/victoria/vm-counts.js';
 import { classifyVmDelete, parseVmCreate, parseVmList, vmSnapshot } from '../../src/victoria/vm-snapshots.js';
 
 const NAMES = { AUTH: { authKeyOption: '--auth-key', forceFlushAuthKeyOption: '--force-flush-auth-key' } };
@@ -239,6 +239,14 @@ describe('victoria: counting answers', () => {
     );
     expect(() => parseInstantCount('{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"1.5"]}]}}')).to.throw(/integer/);
     expect(() => parseInstantCount('{"status":"success","data":{"resultType":"matrix","result":[]}}')).to.throw(/instant vector/);
+  });
+
+  it('VictoriaMetrics count_values answer: series = Σ count, samples = Σ n × count', () => {
+    const answer = (elements: string) => `{"status":"success","data":{"resultType":"vector","result":[${elements}]}}`;
+    expect(parseCountValues(answer('{"metric":{"n":"200"},"value":[1795286107,"30"]},{"metric":{"n":"1.2345678e+07"},"value":[1795286107,"2"]}'))).to.deep.equal({ series: 32, samples: 30 * 200 + 2 * 12345678 });
+    expect(parseCountValues(answer(''))).to.deep.equal({ series: 0, samples: 0 });
+    expect(() => parseCountValues(answer('{"metric":{},"value":[1,"3"]}'))).to.throw(/label n undefined is not a non-negative integer/);
+    expect(() => parseCountValues(answer('{"metric":{"n":"2"},"value":[1,"-3"]}'))).to.throw(/value "-3"/);
   });
 
   it('count window: starts after 1971 (1.79 answers [] for windows reaching the epoch), end exclusive', () => {
