@@ -9,9 +9,9 @@
  *           post hooks run around it as Velero's hook executor would run them.
  *
  * Every backup is a full one (each goes to its own prefix, deleted again once measured, so moto's
- * memory stays bounded). Both paths snapshot and count the database (a query over every sample);
- * the CLI does it inside its run, the exec path in the pre hook, outside the action. So the
- * throughput ratio compares what moves the data: the CLI's engine time (the manifest's
+ * memory stays bounded). Both paths snapshot the database and count it (a query over every sample)
+ * while the files upload: the CLI inside its engine run, the exec path with `companion counts`
+ * inside the action. The throughput ratio compares the CLI's engine time (the manifest's
  * durationSeconds: listing, reading, hashing, uploads, manifest) against the whole pod backup
  * action as Velero times it (plugin start, API reads, `companion files`, tar streams, uploads);
  * the whole operations (CLI run; pre hook + action + post hook) are compared too. Also reported:
@@ -598,7 +598,7 @@ async function measure(scratch: string, source: string): Promise<void> {
       const moving = m((c) => c.main + c.tar + c.standIn + c.moto);
       return `${m((c) => c.main).toFixed(1)} s | ${rs[0]!.path === 'exec' ? `${m((c) => c.tar).toFixed(1)} s` : '–'} | ${m((c) => c.standIn).toFixed(1)} s | ${m((c) => c.moto).toFixed(1)} s | ${moving.toFixed(1)} s (${((moving / (bytes / MiB / 1024))).toFixed(1)} s/GiB)`;
     };
-    console.log('\nCPU per backup, medians over runs (the VictoriaMetrics count queries excluded: the CLI makes them inside its run, the exec path in the pre hook):\n');
+    console.log('\nCPU per backup, medians over runs (VictoriaMetrics, whose count query both paths run, left out):\n');
     console.log('| path | plugin or CLI | companion tar | stand-in | moto | all that moves the data |');
     console.log('|---|---|---|---|---|---|');
     console.log(`| direct | ${cpuMedians(directs)} |`);
