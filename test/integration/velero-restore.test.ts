@@ -147,6 +147,23 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
 
   const restorePod = (item: unknown, restore: KubeObject, itemFromBackup: unknown = backedUp) =>
     callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/pod-restore', item, itemFromBackup, restore, env });
+  /** The pod backup action on `pod` for Velero backup `backup`, as Velero calls it. */
+  const backupPod = (pod: string, backup: string) =>
+    callAction(paths.plugin, {
+      call: 'backup',
+      pluginName: 'velero-plugin-victoria.io/pod-backup',
+      item: api.get('v1', 'Pod', NS, pod),
+      backup: { apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: backup, namespace: 'velero', uid: `uid-${backup}` }, spec: { storageLocation: 'default' }, status: { phase: 'InProgress', startTimestamp: new Date().toISOString() } },
+      env,
+    });
+  /** A running Victoria pod of a Deployment (through its ReplicaSet), whose companion execs run the built executable with `companionEnv`. */
+  const addWorkload = (pod: string, kind: 'metrics' | 'logs', companionEnv: () => Record<string, string>) => {
+    const app = WORKLOADS[kind].app;
+    api.put(podObject(pod, { kind }));
+    api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: `${app}-5d4f8b7c9`, namespace: NS, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: app, controller: true }] } });
+    api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: app, namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app } } } });
+    api.onExec(NS, pod, COMPANION, (command) => (command[0] === EXE ? { file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...companionEnv() } } : undefined));
+  };
   const messages = (r: CallResult, level?: string) => r.logs.filter((l) => !level || l['@level'] === level).map((l) => String(l['@message']));
   const getObject = async (key: string) => {
     const res = await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: key }));
@@ -205,19 +222,10 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     env = { KUBECONFIG: api.writeKubeconfig(), VELERO_NAMESPACE: 'velero', AWS_SHARED_CREDENTIALS_FILE: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' };
 
     // The backup the restores restore: hooks in the companion, then the pod backup action.
-    api.put(podObject());
-    api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'vmsingle-5d4f8b7c9', namespace: NS, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'vmsingle', controller: true }] } });
-    api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'vmsingle', namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app: 'vmsingle' } } } });
-    api.onExec(NS, POD, COMPANION, (command) => (command[0] === EXE ? { file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...companionEnv() } } : undefined));
+    addWorkload(POD, 'metrics', companionEnv);
     const pre = await run(paths.plugin, ['companion', 'hook', 'pre'], companionEnv());
     expect(pre.status, pre.stderr).to.equal(0);
-    const backup = await callAction(paths.plugin, {
-      call: 'backup',
-      pluginName: 'velero-plugin-victoria.io/pod-backup',
-      item: api.get('v1', 'Pod', NS, POD),
-      backup: { apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b1', namespace: 'velero', uid: 'uid-b1' }, spec: { storageLocation: 'default' }, status: { phase: 'InProgress', startTimestamp: new Date().toISOString() } },
-      env,
-    });
+    const backup = await backupPod(POD, 'b1');
     const post = await run(paths.plugin, ['companion', 'hook', 'post'], companionEnv());
     expect(post.status, post.stderr).to.equal(0);
     expect(backup.ok, backup.error).to.equal(true);
@@ -329,13 +337,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     api.setExecFault({ hang: true, onlyCommand: 'counts' });
     let item: PodJson;
     try {
-      const backup = await callAction(paths.plugin, {
-        call: 'backup',
-        pluginName: 'velero-plugin-victoria.io/pod-backup',
-        item: api.get('v1', 'Pod', NS, POD),
-        backup: { apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b-nocount', namespace: 'velero', uid: 'uid-b-nocount' }, spec: { storageLocation: 'default' }, status: { phase: 'InProgress', startTimestamp: new Date().toISOString() } },
-        env,
-      });
+      const backup = await backupPod(POD, 'b-nocount');
       expect(backup.ok, backup.error).to.equal(true);
       item = backup.item as PodJson;
     } finally {
@@ -441,20 +443,11 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     let copy: VlServer | undefined;
     try {
       const ingested = await vl.ingest(600, 3);
-      api.put(podObject(vlPod, { kind: 'logs' }));
-      api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'vlogs-5d4f8b7c9', namespace: NS, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'vlogs', controller: true }] } });
-      api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'vlogs', namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app: 'vlogs' } } } });
-      api.onExec(NS, vlPod, COMPANION, (command) => (command[0] === EXE ? { file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...vlEnv() } } : undefined));
+      addWorkload(vlPod, 'logs', vlEnv);
 
       // The same Velero backup b1 holds both pods: hooks, then the pod backup action.
       expect((await run(paths.plugin, ['companion', 'hook', 'pre'], vlEnv())).status).to.equal(0);
-      const backup = await callAction(paths.plugin, {
-        call: 'backup',
-        pluginName: 'velero-plugin-victoria.io/pod-backup',
-        item: api.get('v1', 'Pod', NS, vlPod),
-        backup: { apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b1', namespace: 'velero', uid: 'uid-b1' }, spec: { storageLocation: 'default' }, status: { phase: 'InProgress', startTimestamp: new Date().toISOString() } },
-        env,
-      });
+      const backup = await backupPod(vlPod, 'b1');
       expect((await run(paths.plugin, ['companion', 'hook', 'post'], vlEnv())).status).to.equal(0);
       expect(backup.ok, backup.error).to.equal(true);
       const backedUpLogs = backup.item as PodJson;
