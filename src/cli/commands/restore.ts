@@ -85,10 +85,15 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
   } finally {
     await store?.close();
   }
+  printSummary(res, { restore: plan.restore, backup: plan.backup }, `backup ${plan.backup} (Velero restore ${plan.restore})`, a.dataDir, a.json);
+  return 0;
+}
+
+/** One JSON object with --json, else one line (and where the old contents went). */
+function printSummary(res: RestoreResult, source: { restore?: string; backup: string }, what: string, dataDir: string, json: boolean): void {
   const summary = {
-    restore: plan.restore,
-    backup: plan.backup,
-    dataDir: a.dataDir,
+    ...source,
+    dataDir,
     kind: res.manifest.kind,
     files: res.files,
     bytesTotal: res.bytes,
@@ -97,14 +102,14 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     durationSeconds: res.durationSeconds,
     counts: res.manifest.counts,
   };
-  if (a.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else {
-    process.stdout.write(
-      `restored backup ${plan.backup} (Velero restore ${plan.restore}) into ${a.dataDir}: ${summary.files} files, ${formatBytes(summary.bytesTotal)}, every SHA-256 verified, in ${summary.durationSeconds.toFixed(1)} s\n` +
-        (res.movedAside ? `previous contents moved to ${res.movedAside}\n` : ''),
-    );
+  if (json) {
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return;
   }
-  return 0;
+  process.stdout.write(
+    `restored ${what} into ${dataDir}: ${summary.files} files, ${formatBytes(summary.bytesTotal)}, every SHA-256 verified, in ${summary.durationSeconds.toFixed(1)} s\n` +
+      (res.movedAside ? `previous contents moved to ${res.movedAside}\n` : ''),
+  );
 }
 
 export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -144,23 +149,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     onProgress: (p) => progress.update(p),
   });
   progress.done();
-  const summary = {
-    backup: `${store.location}/${name}`,
-    dataDir: values['data-dir'],
-    kind: res.manifest.kind,
-    files: res.files,
-    bytesTotal: res.bytes,
-    verified: true,
-    movedAside: res.movedAside ?? null,
-    durationSeconds: res.durationSeconds,
-    counts: res.manifest.counts,
-  };
-  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-  else {
-    process.stdout.write(
-      `restored ${summary.backup} into ${summary.dataDir}: ${summary.files} files, ${formatBytes(summary.bytesTotal)}, every SHA-256 verified, in ${summary.durationSeconds.toFixed(1)} s\n` +
-        (res.movedAside ? `previous contents moved to ${res.movedAside}\n` : ''),
-    );
-  }
+  const backup = `${store.location}/${name}`;
+  printSummary(res, { backup }, backup, values['data-dir'], Boolean(values.json));
   return 0;
 }
