@@ -19,6 +19,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { redact } from '../velero/redact.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
+import { resumeState, resumingBody } from './resume.js';
 import { backoffMs, sleep } from './s3-retry.js';
 import type { ByteRange, ObjectInfo, ObjectStore } from './types.js';
 
@@ -204,40 +205,25 @@ export class PresignedHttp {
    * The bytes of a GET response of `length` bytes starting at `start`; when the connection breaks,
    * the rest is fetched with a ranged GET pinned to the ETag.
    */
-  async *resuming(target: string, url: string, first: { body: Readable; etag: string | undefined }, start: number, length: number): AsyncGenerator<Buffer> {
-    let current = first.body;
-    let received = 0;
-    let resumes = 0;
-    try {
-      for (;;) {
-        try {
-          for await (const chunk of current) {
-            const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-            received += buf.length;
-            if (received > length) throw new StoreError('SizeMismatch', `get ${target}: the server sent more than the ${length} bytes expected`, { operation: 'get', target });
-            yield buf;
-          }
-          if (received === length) return;
-          throw Object.assign(new Error(`the connection closed after ${received} of ${length} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-        } catch (err) {
-          if (err instanceof StoreError) throw err;
-          const reason = errorCode(err);
-          if (!isRetryable(err) || resumes + 1 >= this.maxAttempts) {
-            throw new StoreError('Failed', `get ${target}: ${scrubUrls(`${reason}: ${(err as Error)?.message ?? String(err)}`)} (after ${received} of ${length} bytes${resumes ? `, ${resumes} resumed download(s)` : ''})`, {
-              operation: 'get', target, backendCode: reason,
-            });
-          }
-          current.destroy();
-          await this.backoff(resumes);
-          resumes++;
-          this.retried(resumes, `resume GET: ${reason}`, target);
-          const next = await this.get(target, url, { range: { start: start + received, end: start + length - 1 }, ...(first.etag ? { ifMatch: first.etag } : {}) });
-          current = next.body;
-        }
-      }
-    } finally {
-      current.destroy();
-    }
+  resuming(target: string, url: string, first: { body: Readable; etag: string | undefined }, start: number, length: number): AsyncGenerator<Buffer> {
+    return resumingBody(first.body, {
+      length,
+      maxAttempts: this.maxAttempts,
+      retryable: isRetryable,
+      beforeResume: async (n, err) => {
+        await this.backoff(n);
+        this.retried(n + 1, `resume GET: ${errorCode(err)}`, target);
+      },
+      reopen: async (offset) =>
+        (await this.get(target, url, { range: { start: start + offset, end: start + length - 1 }, ...(first.etag ? { ifMatch: first.etag } : {}) })).body,
+      giveUp: (err, received, resumes) => {
+        const reason = errorCode(err);
+        return new StoreError('Failed', `get ${target}: ${scrubUrls(`${reason}: ${(err as Error)?.message ?? String(err)}`)}${resumeState(received, length, resumes)}`, {
+          operation: 'get', target, backendCode: reason,
+        });
+      },
+      tooLong: () => new StoreError('SizeMismatch', `get ${target}: the server sent more than the ${length} bytes expected`, { operation: 'get', target }),
+    });
   }
 }
 

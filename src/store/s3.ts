@@ -64,6 +64,7 @@ import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { PartBufferPool } from './part-buffers.js';
+import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
 import { backoffMs, errorReason, PersistentRetryStrategy, sleep, type RetryEvent } from './s3-retry.js';
 import type { ByteRange, ObjectInfo, ObjectStore } from './types.js';
@@ -603,53 +604,37 @@ export class S3Store implements ObjectStore {
     const body = first.Body as Readable;
     const length = first.ContentLength;
     if (length === undefined) return body;
-    return Readable.from(this.resumingBody(key, Key, body, range?.start ?? 0, length, first.ETag), { objectMode: false });
-  }
-
-  /**
-   * The bytes of a GET, resumed from where they broke off with a ranged GET pinned to the ETag
-   * (If-Match), so that a reset in the middle of a 1 GiB download costs one request, not the file.
-   */
-  private async *resumingBody(key: string, Key: string, first: Readable, start: number, length: number, etag: string | undefined): AsyncGenerator<Buffer> {
-    let current = first;
-    let received = 0;
-    let resumes = 0;
-    try {
-      for (;;) {
-        try {
-          for await (const chunk of current) {
-            const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-            received += buf.length;
-            if (received > length) {
-              throw new StoreError('SizeMismatch', `get ${this.target(key)}: the server sent more than the ${length} bytes it announced`, { operation: 'get', target: this.target(key) });
-            }
-            yield buf;
-          }
-          if (received === length) return;
-          throw Object.assign(new Error(`the connection closed after ${received} of ${length} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-        } catch (err) {
+    const start = range?.start ?? 0;
+    const target = this.target(key);
+    return Readable.from(
+      resumingBody(body, {
+        length,
+        maxAttempts: this.maxAttempts,
+        retryable: (err) => {
           const e = err as { code?: string; name?: string };
-          const retryable = !(err instanceof StoreError) && (STREAM_RETRY_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError');
-          if (!retryable || resumes + 1 >= this.maxAttempts) {
-            if (err instanceof StoreError) throw err;
-            const failed = await this.translate(err, 'get', key);
-            throw new StoreError(failed.code, `${failed.message} (after ${received} of ${length} bytes${resumes ? `, ${resumes} resumed download(s)` : ''})`, {
-              operation: 'get', target: this.target(key), ...(failed.backendCode ? { backendCode: failed.backendCode } : {}), cause: err,
-            });
-          }
-          current.destroy();
-          await sleep(backoffMs(resumes));
-          resumes++;
-          this.options.onRetry?.({ attempt: resumes, maxAttempts: this.maxAttempts, reason: `resume GET: ${e?.code ?? e?.name ?? 'error'}`, delayMs: 0 });
+          return STREAM_RETRY_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError';
+        },
+        beforeResume: async (n, err) => {
+          await sleep(backoffMs(n));
+          const e = err as { code?: string; name?: string };
+          this.options.onRetry?.({ attempt: n + 1, maxAttempts: this.maxAttempts, reason: `resume GET: ${e?.code ?? e?.name ?? 'error'}`, delayMs: 0 });
+        },
+        reopen: async (offset) => {
           const next = await this.call('get', key, () =>
-            this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start + received}-${start + length - 1}`, ...(etag ? { IfMatch: etag } : {}) })),
+            this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start + offset}-${start + length - 1}`, ...(first.ETag ? { IfMatch: first.ETag } : {}) })),
           );
-          current = next.Body as Readable;
-        }
-      }
-    } finally {
-      current.destroy();
-    }
+          return next.Body as Readable;
+        },
+        giveUp: async (err, received, resumes) => {
+          const failed = await this.translate(err, 'get', key);
+          return new StoreError(failed.code, `${failed.message}${resumeState(received, length, resumes)}`, {
+            operation: 'get', target, ...(failed.backendCode ? { backendCode: failed.backendCode } : {}), cause: err,
+          });
+        },
+        tooLong: () => new StoreError('SizeMismatch', `get ${target}: the server sent more than the ${length} bytes it announced`, { operation: 'get', target }),
+      }),
+      { objectMode: false },
+    );
   }
 
   // ---- writing ----
