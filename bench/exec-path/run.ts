@@ -33,7 +33,7 @@
  * functions by self time. --node-options=OPTS adds NODE_OPTIONS for all three alike (e.g.
  * --node-options=--max-semi-space-size=4, to see what GC slack costs in peak RSS).
  */
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -410,16 +410,7 @@ async function measure(scratch: string, source: string): Promise<void> {
     const hook = async (which: 'pre' | 'post') => (await run(exe, ['companion', 'hook', which], companionEnv)).seconds;
     const harnessEnv = { KUBECONFIG: api.writeKubeconfig(), VELERO_NAMESPACE: 'velero', AWS_SHARED_CREDENTIALS_FILE: '', AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', ...profEnv };
 
-    const keysUnder = async (prefix: string): Promise<string[]> => {
-      const out: string[] = [];
-      let token: string | undefined;
-      do {
-        const page = await moto.client.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: prefix, ContinuationToken: token }));
-        out.push(...(page.Contents ?? []).map((o) => o.Key!));
-        token = page.NextContinuationToken;
-      } while (token);
-      return out;
-    };
+    const keysUnder = (prefix: string) => moto.keys(prefix);
     const manifestAt = async (key: string) => {
       const res = await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: key }));
       return JSON.parse(await res.Body!.transformToString()) as { durationSeconds: number; totals: { files: number; bytes: number; bytesUploaded: number } };

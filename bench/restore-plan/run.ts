@@ -84,9 +84,7 @@ async function main(): Promise<void> {
     const store = new S3Store({
       bucket: 'bench',
       prefix: 'ours',
-      endpoint: moto.endpoint,
-      region: moto.region,
-      credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+      ...moto.s3Options,
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });

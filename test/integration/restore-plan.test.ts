@@ -66,9 +66,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     );
     expect(res.status, res.stderr).to.equal(0);
     const s3 = {
-      endpoint: moto.endpoint,
-      region: moto.region,
-      credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+      ...moto.s3Options,
       forcePathStyle: true,
       requestChecksumCalculation: 'WHEN_REQUIRED' as const,
       responseChecksumValidation: 'WHEN_REQUIRED' as const,

@@ -82,9 +82,7 @@ describe('S3 store against moto (auth mode)', function () {
     const s = new S3Store({
       bucket: moto.bucket,
       prefix: `it/${++seq}`,
-      endpoint: moto.endpoint,
-      region: moto.region,
-      credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+      ...moto.s3Options,
       responseChecksumValidation: 'WHEN_REQUIRED', // moto quirk, §5.4
       partSize: 5 * MiB,
       ...extra,
@@ -177,9 +175,7 @@ describe('S3 store against moto (auth mode)', function () {
     const options: S3StoreOptions = {
       bucket: moto.bucket,
       prefix,
-      endpoint: moto.endpoint,
-      region: moto.region,
-      credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+      ...moto.s3Options,
       requestChecksumCalculation: 'WHEN_SUPPORTED',
       partSize: 5 * MiB,
       queueSize: 3,
@@ -315,9 +311,7 @@ describe('S3 store against moto (auth mode)', function () {
     const s = new S3Store({
       bucket: 'no-such-bucket',
       prefix: 'p',
-      endpoint: moto.endpoint,
-      region: moto.region,
-      credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey },
+      ...moto.s3Options,
     });
     stores.push(s);
     const e = await rejection(s.head('x'));
@@ -327,7 +321,7 @@ describe('S3 store against moto (auth mode)', function () {
 
   it('openStore opens s3:// locations with the given options', async () => {
     const s = openStore(`s3://${moto.bucket}/it/opened`, {
-      s3: { endpoint: moto.endpoint, region: moto.region, credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey } },
+      s3: moto.s3Options,
     }) as S3Store;
     stores.push(s);
     expect(s.location).to.equal(`s3://${moto.bucket}/it/opened`);
@@ -350,7 +344,7 @@ describe('S3 store against moto (auth mode)', function () {
       await trusted.put('tls/x', Buffer.from('over tls'), 8);
       expect((await readAll(await trusted.get('tls/x'))).toString()).to.equal('over tls');
       const prefix = `it/${seq}`;
-      const fromFile = openStore(`s3://${moto.bucket}/${prefix}`, { s3: { endpoint: proxy.endpoint, region: moto.region, credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey }, caCertFile: tls.caFile } }) as S3Store;
+      const fromFile = openStore(`s3://${moto.bucket}/${prefix}`, { s3: { ...moto.s3Options, endpoint: proxy.endpoint, caCertFile: tls.caFile } }) as S3Store;
       stores.push(fromFile);
       expect((await fromFile.head('tls/x'))?.size).to.equal(8);
       const strict = store({ endpoint: proxy.endpoint, prefix });

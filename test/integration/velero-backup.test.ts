@@ -8,10 +8,8 @@
  * uploads only new files, deletion removes exactly one backup, and every failure fails the item
  * clearly with no complete marker and no leftover snapshot.
  */
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +19,7 @@ import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../support/kube-api.js';
 import { startMoto, type Moto } from '../support/moto.js';
+import { runCommand, type CommandResult } from '../support/run-command.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { makeTestTls } from '../support/tls.js';
 import { callAction, type CallResult } from '../support/velero-host.js';
@@ -74,16 +73,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   let env: NodeJS.ProcessEnv;
   const companionEnv = new Map<string, Record<string, string>>();
 
-  const keysUnder = async (prefix: string) => {
-    const out: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await moto.client.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: prefix, ContinuationToken: token }));
-      out.push(...(page.Contents ?? []).map((o) => o.Key!));
-      token = page.NextContinuationToken;
-    } while (token);
-    return out;
-  };
+  const keysUnder = (prefix: string) => moto.keys(prefix);
   const folder = (deployment: string, backup: string) => `${BSL_PREFIX}/plugins/victoria/${NS}/${deployment}/${backup}/`;
   const manifestOf = async (deployment: string, backup: string) => {
     const res = await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: `${folder(deployment, backup)}victoria_manifest.ignore` }));
@@ -110,14 +100,8 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   }
 
   /** Runs a companion hook as Velero's hook executor would (an exec in the companion container). */
-  async function hook(pod: string, which: 'pre' | 'post'): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    const child = spawn(paths.plugin, ['companion', 'hook', which], { env: { PATH: process.env.PATH ?? '', ...companionEnv.get(pod)! }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const [status] = (await once(child, 'close')) as [number | null];
-    return { status, stdout, stderr };
+  function hook(pod: string, which: 'pre' | 'post'): Promise<CommandResult> {
+    return runCommand(paths.plugin, ['companion', 'hook', which], { PATH: process.env.PATH ?? '', ...companionEnv.get(pod)! });
   }
 
   const backupPod = (pod: KubeObject, backup: string, extraEnv: NodeJS.ProcessEnv = {}) =>
@@ -177,12 +161,12 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect((await manifestOf('vmsingle', 'b1')).counts).to.deep.equal({ series: expected.kind === 'metrics' ? expected.series : -1, samples: expected.kind === 'metrics' ? expected.samples : -1 });
 
     const restored = mkdtempSync(join(tmpdir(), 'e2e-vmrestore-'));
-    const vr = spawn(paths.vmrestore145, [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', 'b1')}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'], {
-      env: { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
-      stdio: 'ignore',
-    });
-    const [code] = (await once(vr, 'close')) as [number | null];
-    expect(code).to.equal(0);
+    const vr = await runCommand(
+      paths.vmrestore145,
+      [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', 'b1')}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
+      { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
+    );
+    expect(vr.status, vr.stderr).to.equal(0);
     const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: restored });
     try {
       expect(await new MetricsSource({ url: copy.url }).counts()).to.deep.equal(expected);

@@ -13,9 +13,7 @@
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +27,7 @@ import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../support/kube-api.js';
 import { startMoto, type Moto } from '../support/moto.js';
+import { runCommand } from '../support/run-command.js';
 import { callAction, type CallResult } from '../support/velero-host.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
@@ -123,15 +122,7 @@ const initNames = (pod: PodJson) => (pod.spec.initContainers ?? []).map((c) => c
 const restoreContainerOf = (pod: PodJson) => (pod.spec.initContainers ?? []).find((c) => c.name === 'victoria-restore')!;
 const argAfter = (command: string[], flag: string) => command[command.indexOf(flag) + 1]!;
 
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(file, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [status] = (await once(child, 'close')) as [number | null];
-  return { status, stdout, stderr };
-}
+const run = (file: string, args: string[], env: NodeJS.ProcessEnv = {}) => runCommand(file, args, { PATH: process.env.PATH ?? '', ...env });
 
 describe('Velero restores end to end: Go host → restore action → plan in moto → init container → VictoriaMetrics → companion verify', function () {
   let moto: Moto;
@@ -484,7 +475,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
   });
 
   it('plans of earlier restores are deleted once expired (by later restores), current ones and backups are kept', async () => {
-    const store = new S3Store({ bucket: moto.bucket, prefix: `${BSL_PREFIX}/plugins/victoria`, endpoint: moto.endpoint, region: moto.region, credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: moto.secretAccessKey } });
+    const store = new S3Store({ ...moto.s3Options, bucket: moto.bucket, prefix: `${BSL_PREFIX}/plugins/victoria` });
     try {
       const keys = async (prefix: string) => {
         const out: string[] = [];

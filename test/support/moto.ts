@@ -20,7 +20,7 @@
  * moto logs every request; the log goes to a file, not a pipe, so that a test process that blocks
  * its event loop (spawnSync of vmbackup, say) cannot stall moto on a full pipe.
  */
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, fstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,8 +36,12 @@ export interface Moto {
   bucket: string;
   /** Milliseconds from spawn to a usable bucket. */
   startMs: number;
+  /** Where and as whom to reach moto, as S3Store options take it. */
+  s3Options: { endpoint: string; region: string; credentials: { accessKeyId: string; secretAccessKey: string } };
   /** An SDK client for the bucket (path style, WHEN_REQUIRED checksums), for checks behind the store's back. */
   client: S3Client;
+  /** Every key in the bucket under `prefix`, in key order (all pages). */
+  keys(prefix: string): Promise<string[]>;
   /** moto's log (the last 64 KiB). */
   log(): string;
   stop(): Promise<void>;
@@ -175,7 +179,18 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
         secretAccessKey,
         bucket,
         startMs: Date.now() - started,
+        s3Options: { endpoint, region, credentials: { accessKeyId, secretAccessKey } },
         client,
+        keys: async (prefix) => {
+          const out: string[] = [];
+          let token: string | undefined;
+          do {
+            const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+            out.push(...(page.Contents ?? []).map((o) => o.Key!));
+            token = page.NextContinuationToken;
+          } while (token);
+          return out;
+        },
         log,
         stop: async () => {
           client.destroy();
