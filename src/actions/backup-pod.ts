@@ -6,7 +6,7 @@
  * and returns the pod with a record of where its data went. Any failure fails the item with a
  * message naming the pod and what to do; the engine never marks a partial backup complete.
  */
-import { writeBackup } from '../engine/backup.js';
+import { pendingCounts, writeBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
 import { formatBytes, type Progress } from '../engine/progress.js';
 import { tarFileReader } from '../engine/tar-reader.js';
@@ -122,9 +122,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
     }
     // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
-    const counts = config.counts ? companion.counts().then((c) => c.counts) : {};
-    // writeBackup observes a failed count; until it is called, the failure must not be an unhandled rejection.
-    Promise.resolve(counts).catch(() => undefined);
+    const counts = config.counts ? pendingCounts(companion.counts().then((c) => c.counts)) : {};
     const base = await newestComplete(location.store, '', (m) => m.kind === files.kind);
     const trees = files.trees.map((t) => ({
       prefix: t.prefix,

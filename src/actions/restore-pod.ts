@@ -154,15 +154,14 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
         tls: location.tls,
       }),
     );
+    if (drill) ctx.log.info(drillNote!, { ...fields, namespace: targetNamespace });
     if (drill && Object.keys(plan.counts).length === 0) {
-      ctx.log.info(drillNote!, { ...fields, namespace: targetNamespace });
       ctx.log.warn(
         `${podId}: drill: backup ${record.name} holds no counts (${plan.countsError ?? 'not recorded'}), so no \`companion verify\` hook is added: ` +
           'the restore checks every SHA-256, but not what the restored database answers',
         fields,
       );
     } else if (drill) {
-      ctx.log.info(drillNote!, { ...fields, namespace: targetNamespace });
       pod = withAnnotations(
         pod,
         verifyHookAnnotations({

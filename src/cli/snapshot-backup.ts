@@ -3,7 +3,7 @@
  * its data directory, write them with the engine, delete the snapshots (also on failure).
  */
 import { join } from 'node:path';
-import { writeBackup } from '../engine/backup.js';
+import { pendingCounts, writeBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
 import { listSnapshotFiles, localFileReader } from '../engine/files.js';
 import type { Manifest } from '../engine/manifest.js';
@@ -33,9 +33,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
     if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
     // Counted while the files upload, not before: the query reads every sample (seconds of the
     // server's CPU per GiB) and the upload does not need its answer until the manifest.
-    const counts = req.counts === false ? {} : source.counts({ end: countsEnd(snapshots, new Date()) }).then(flattenCounts);
-    // writeBackup observes a failed count; until it is called, the failure must not be an unhandled rejection.
-    Promise.resolve(counts).catch(() => undefined);
+    const counts = req.counts === false ? {} : pendingCounts(source.counts({ end: countsEnd(snapshots, new Date()) }).then(flattenCounts));
     const trees = await Promise.all(
       snapshots.map(async (s) => {
         const dir = join(req.dataDir, s.dir);

@@ -46,10 +46,10 @@ export interface BackupRequest {
   trees: BackupTreeInput[];
   source: Manifest['source'];
   /**
-   * What the database held, for the manifest. May be a promise: the count queries scan every
-   * sample server-side (seconds per GiB), so a caller can run them while the files upload; they are
-   * awaited only when the manifest is written. A failed count does not fail the backup (the data
-   * is complete; counts only serve verification): the manifest then records `countsError`.
+   * What the database held, for the manifest. May be a promise (made with pendingCounts): the count
+   * queries scan every sample server-side (seconds per GiB), so a caller can run them while the files
+   * upload; they are awaited only when the manifest is written. A failed count does not fail the
+   * backup (the data is complete; counts only serve verification): the manifest then records `countsError`.
    */
   counts: Record<string, number> | Promise<Record<string, number>>;
   /** When the snapshot was taken (vmbackup's created_at). */
@@ -62,6 +62,16 @@ export interface BackupRequest {
    */
   concurrency?: number;
   onProgress?: ProgressListener;
+}
+
+/**
+ * Counts that arrive while the files upload. A count can fail before writeBackup awaits it (while
+ * the caller is still listing files, or when an upload fails first): that must not become an
+ * unhandled rejection, which ends the process; writeBackup records the failure as `countsError`.
+ */
+export function pendingCounts(counts: Promise<Record<string, number>>): Promise<Record<string, number>> {
+  counts.catch(() => undefined);
+  return counts;
 }
 
 /** Files up to this size are "small": one PutObject of at most this many bytes in memory. */
@@ -131,9 +141,6 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   const { store, name } = req;
   checkRelPath(name, 'backup name');
   const concurrency = req.concurrency ?? 4;
-  // Observed below, when the manifest is written; not an unhandled rejection if the upload fails first.
-  Promise.resolve(req.counts).catch(() => undefined);
-
   // A re-run into the same name must never leave an old complete marker over new, partial data.
   await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
 

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeBackup, type BackupRequest } from '../../src/engine/backup.js';
+import { pendingCounts, writeBackup, type BackupRequest } from '../../src/engine/backup.js';
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
@@ -104,7 +104,7 @@ describe('engine: backup, restore, verify', () => {
     setTimeout(() => answer({ series: 3, samples: 4 }), 20);
     expect((await later).counts).to.deep.equal({ series: 3, samples: 4 });
 
-    const failed = await backupOf(store, snapshot, 'nocount', { counts: Promise.reject(new Error('the query exceeded -search.maxQueryDuration')) });
+    const failed = await backupOf(store, snapshot, 'nocount', { counts: pendingCounts(Promise.reject(new Error('the query exceeded -search.maxQueryDuration'))) });
     expect(failed.counts).to.deep.equal({});
     expect(failed.countsError).to.equal('the query exceeded -search.maxQueryDuration');
     expect((await openBackup(store, 'nocount')).countsError).to.equal(failed.countsError);
