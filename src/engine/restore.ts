@@ -6,8 +6,8 @@
  * deleted. Object keys that would escape the target are refused.
  *
  * Files are restored `concurrency` at a time, each object with one whole GET whose bytes are hashed
- * and written in order as they arrive (batched into large writes), then fsynced; no file is read
- * back. Files above vmbackup's 1 GiB part size have several objects, fetched one after the other.
+ * and written in order as they arrive (copied into large write buffers), then fsynced; no file is
+ * read back. Stores that can read without allocating per chunk (ObjectStore.readInto) are read so. Files above vmbackup's 1 GiB part size have several objects, fetched one after the other.
  * Whole-object GETs rather than byte ranges: on S3-compatible servers that materialise the object
  * for every ranged GET (moto) ranges cost the server the whole object each time, and file-level
  * parallelism already keeps several connections busy, as vmrestore does.
@@ -26,7 +26,7 @@ export const RESTORE_MARKER = 'restore-in-progress';
 /** Files restored at once (vmrestore: 10). */
 export const RESTORE_CONCURRENCY = 8;
 /** Downloaded bytes are collected into writes of about this size (at most two per file in memory). */
-const WRITE_BATCH = 4 * 1024 * 1024;
+const WRITE_BATCH = 1024 * 1024;
 
 export interface RestoreRequest {
   store: ObjectStore;
@@ -95,61 +95,72 @@ function targetPath(dataDir: string, restoreTo: string, path: string): string {
   return abs;
 }
 
-/** Write `chunks` (contiguous) at `position`, all of them, even when the kernel writes less. */
-async function writeAllv(fh: FileHandle, chunks: Buffer[], position: number): Promise<void> {
-  let rest = chunks;
-  while (rest.length > 0) {
-    const { bytesWritten } = rest.length === 1 ? await fh.write(rest[0]!, 0, rest[0]!.length, position) : await fh.writev(rest, position);
-    position += bytesWritten;
-    let n = bytesWritten;
-    const left: Buffer[] = [];
-    for (const c of rest) {
-      if (n >= c.length) n -= c.length;
-      else {
-        left.push(n > 0 ? c.subarray(n) : c);
-        n = 0;
-      }
-    }
-    rest = left;
-  }
+/** Write `length` bytes of `buf` at `position`, all of them, even when the kernel writes less. */
+async function writeAll(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
+  for (let done = 0; done < length; ) done += (await fh.write(buf, done, length - done, position + done)).bytesWritten;
 }
 
 /**
- * Writes a file sequentially in batches of about WRITE_BATCH bytes, one batch being written while
- * the next one fills, so that the download does not wait for every small socket chunk to land.
+ * Writes a file sequentially through WRITE_BATCH buffers: chunks are copied in (they may be views of
+ * a download's reused read buffer), and a full buffer is written while the next one fills, so that
+ * the download does not wait for every small socket chunk to land. Buffers come from and go back to
+ * `spare`, shared by the files of one restore: at most two per file in flight.
  */
-class BatchedWriter {
-  private batch: Buffer[] = [];
-  private batchBytes = 0;
+class FileWriter {
+  private buf: Buffer;
+  private used = 0;
   private position = 0;
-  private writing: Promise<void> | undefined;
+  private inFlight: Promise<void> | undefined;
 
-  constructor(private readonly fh: FileHandle) {}
-
-  async write(chunk: Buffer): Promise<void> {
-    this.batch.push(chunk);
-    this.batchBytes += chunk.length;
-    if (this.batchBytes >= WRITE_BATCH) await this.flush();
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly spare: Buffer[],
+  ) {
+    this.buf = spare.pop() ?? Buffer.allocUnsafe(WRITE_BATCH);
   }
 
-  /** Start writing the current batch (after the previous one is done). */
-  async flush(): Promise<void> {
-    await this.writing;
-    if (this.batchBytes === 0) return;
-    const chunks = this.batch;
+  /** Takes `chunk`; returns a promise only when it must wait for the previous write. */
+  write(chunk: Buffer): void | Promise<void> {
+    for (let off = 0; off < chunk.length; ) {
+      const n = chunk.copy(this.buf, this.used, off);
+      this.used += n;
+      off += n;
+      if (this.used < this.buf.length) continue;
+      if (this.inFlight) {
+        const rest = chunk.subarray(off);
+        return this.inFlight.then(() => {
+          this.flush();
+          return this.write(rest);
+        });
+      }
+      this.flush();
+    }
+  }
+
+  /** Start writing the current buffer; the previous write must be done. */
+  private flush(): void {
+    if (this.used === 0) return;
+    const buf = this.buf;
+    const length = this.used;
     const at = this.position;
-    this.position += this.batchBytes;
-    this.batch = [];
-    this.batchBytes = 0;
-    this.writing = writeAllv(this.fh, chunks, at);
-    // A failure is reported by the next flush/close; avoid an unhandled rejection meanwhile.
-    this.writing.catch(() => undefined);
+    this.position += length;
+    this.used = 0;
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(WRITE_BATCH);
+    const written = writeAll(this.fh, buf, length, at).then(() => {
+      this.spare.push(buf);
+      this.inFlight = undefined;
+    });
+    // A failure is reported by the next write or close; no unhandled rejection meanwhile.
+    written.catch(() => undefined);
+    this.inFlight = written;
   }
 
-  /** Everything written; the number of bytes. */
+  /** Everything written; the number of bytes. The buffers go back to `spare`. */
   async close(): Promise<number> {
-    await this.flush();
-    await this.writing;
+    await this.inFlight;
+    this.flush();
+    await this.inFlight;
+    this.spare.push(this.buf);
     return this.position;
   }
 }
@@ -194,6 +205,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const keyOf = (prefix: string, part: ReturnType<typeof splitParts>[number]) => `${name}/${prefix}${partKey(part)}`;
 
   const dirs = new Set<string>();
+  const spare: Buffer[] = [];
   // Largest first: a big file started last would download alone at the end while the rest idles.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
   await forEachLimit(order, concurrency, async ({ file, prefix, path }) => {
@@ -203,20 +215,21 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     const fh = await open(path, 'wx');
     const hash = createHash('sha256');
     try {
-      const out = new BatchedWriter(fh);
+      const out = new FileWriter(fh, spare);
       for (const part of splitParts(file.path, file.size)) {
+        if (part.size === 0) continue;
+        const key = keyOf(prefix, part);
         let got = 0;
-        if (part.size > 0) {
-          for await (const c of await store.get(keyOf(prefix, part))) {
-            const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
-            got += chunk.length;
-            if (got > part.size) break;
-            hash.update(chunk);
-            await out.write(chunk);
-            progress.bytesDone += chunk.length;
-          }
-        }
-        if (got !== part.size) throw new Error(`${store.location}/${keyOf(prefix, part)} has ${got > part.size ? `more than ${part.size}` : got} bytes, the manifest says ${part.size}`);
+        const sink = (chunk: Buffer): void | Promise<void> => {
+          got += chunk.length;
+          if (got > part.size) throw new Error(`${store.location}/${key} has more than ${part.size} bytes, the manifest says ${part.size}`);
+          hash.update(chunk);
+          progress.bytesDone += chunk.length;
+          return out.write(chunk);
+        };
+        if (store.readInto) await store.readInto(key, part.size, sink);
+        else for await (const c of await store.get(key)) await sink(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
+        if (got !== part.size) throw new Error(`${store.location}/${key} has ${got} bytes, the manifest says ${part.size}`);
       }
       const written = await out.close();
       if (written !== file.size) throw new Error(`${path}: wrote ${written} bytes, the manifest says ${file.size}`);

@@ -19,6 +19,13 @@ export interface ByteRange {
   end: number;
 }
 
+/**
+ * Receives an object's bytes (ObjectStore.readInto). A chunk may be a view of a buffer that is
+ * reused: it is valid only during the call, or until the promise the sink returns settles (the
+ * download waits for it).
+ */
+export type ChunkSink = (chunk: Buffer) => void | Promise<void>;
+
 export interface ObjectStore {
   /** Where this store points, for messages; never contains credentials. */
   readonly location: string;
@@ -34,6 +41,12 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** The object's bytes (or a range of them) as a stream. Fails with a clear error if missing. */
   get(key: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * The whole object, of `size` bytes as far as the caller knows, into `sink`: the restore's bulk
+   * path, for stores that can read without allocating per chunk (S3 and restore plans:
+   * direct-get.ts). The caller counts the bytes it receives. Stores without it are read with get().
+   */
+  readInto?(key: string, size: number, sink: ChunkSink): Promise<void>;
   /**
    * Write an object. `size` is the exact byte count of `body`; streams larger than one part go up
    * as parallel multipart uploads with bounded memory. Writes are atomic: a reader sees the whole
