@@ -45,3 +45,30 @@ export class Semaphore {
     else this.available++;
   }
 }
+
+/**
+ * Run `worker` over `items`, ordered largest first: `front` workers take from the front and `back`
+ * workers from the back until they meet; the first failure stops the rest. For transfers of files
+ * of very different sizes: the large ones are bound by bandwidth and need few at a time, the small
+ * ones by per-request latency and need many, and both kinds in flight together keep the
+ * connection and the server busy (largest-first alone leaves hundreds of small files to the end,
+ * where their latency shows).
+ */
+export async function forEachFromBothEnds<T>(items: readonly T[], front: number, back: number, worker: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let last = items.length - 1;
+  let failed: { error: unknown } | undefined;
+  const run = async (fromFront: boolean): Promise<void> => {
+    while (!failed && next <= last) {
+      const item = fromFront ? items[next++]! : items[last--]!;
+      try {
+        await worker(item);
+      } catch (error) {
+        failed ??= { error };
+        return;
+      }
+    }
+  };
+  await Promise.all([...Array.from({ length: Math.max(1, front) }, () => run(true)), ...Array.from({ length: Math.max(0, back) }, () => run(false))]);
+  if (failed) throw failed.error;
+}

@@ -1,5 +1,6 @@
 /** Re-reading a backup and checking every file's size and SHA-256 against its manifest. */
 import { createHash } from 'node:crypto';
+import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
 import { partKey, splitParts } from './layout.js';
@@ -42,11 +43,10 @@ export async function verifyBackup(store: ObjectStore, name: string, concurrency
           return;
         }
         if (part.size === 0) continue;
-        for await (const c of await store.get(key)) {
-          const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+        await readObject(store, key, part.size, (chunk) => {
           hash.update(chunk);
           got += chunk.length;
-        }
+        });
       }
     } catch (err) {
       problems.push({ path, problem: `cannot read: ${(err as Error).message}` });

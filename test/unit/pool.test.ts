@@ -1,0 +1,40 @@
+import { expect } from 'chai';
+import { forEachFromBothEnds } from '../../src/engine/pool.js';
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('forEachFromBothEnds', () => {
+  it('runs every item once, front workers from the largest and back workers from the smallest, within the bounds', async () => {
+    const items = Array.from({ length: 50 }, (_, i) => 50 - i);
+    const started: number[] = [];
+    let running = 0;
+    let peak = 0;
+    await forEachFromBothEnds(items, 2, 3, async (n) => {
+      started.push(n);
+      peak = Math.max(peak, ++running);
+      for (let i = 0; i < (n > 25 ? 5 : 1); i++) await tick();
+      running--;
+    });
+    expect([...started].sort((a, b) => a - b)).to.deep.equal([...items].sort((a, b) => a - b));
+    expect(peak).to.equal(5);
+    expect(started.slice(0, 5)).to.deep.equal([50, 49, 1, 2, 3]);
+  });
+
+  it('stops taking items after the first failure and throws it', async () => {
+    const seen: number[] = [];
+    const err = await forEachFromBothEnds([5, 4, 3, 2, 1], 1, 1, async (n) => {
+      seen.push(n);
+      if (n === 1) throw new Error('one failed');
+      await tick();
+    }).catch((e: Error) => e);
+    expect((err as Error).message).to.equal('one failed');
+    expect(seen).to.deep.equal([5, 1]);
+  });
+
+  it('handles an empty list and a single front worker', async () => {
+    await forEachFromBothEnds([], 4, 8, async () => expect.fail('no items'));
+    const seen: number[] = [];
+    await forEachFromBothEnds([3, 2, 1], 1, 0, async (n) => void seen.push(n));
+    expect(seen).to.deep.equal([3, 2, 1]);
+  });
+});
