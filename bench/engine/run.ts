@@ -17,7 +17,8 @@
  *
  * Both tools must back up the same files: before every backup the bench waits until the server's
  * merges have settled (no active merge, no in-memory part, the same parts for 5 s), and it compares
- * the part directories each tool saw. Prints Markdown tables; docs/benchmarks.md records results.
+ * the part directories each tool saw, and runs `sync`, so that no step pays for the write-back of
+ * the one before. Prints Markdown tables; docs/benchmarks.md records results.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -199,10 +200,17 @@ async function main(): Promise<void> {
     type Summary = { bytesTotal: number; bytesUploaded: number; bytesCopied: number; files: number; durationSeconds: number };
     const summary = (r: Run) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Summary;
     // Backups without counts go to a root of their own, so that each incremental is based on its own kind of full.
-    const oursBackup = (name: string, counts = true) =>
-      run(plugin, ['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', dataDir, '--dst', `s3://bench/${counts ? 'ours' : 'uncounted'}`, '--name', name, '--json', ...(counts ? [] : ['--no-counts']), ...s3], env);
-    const vmbackup = async (dst: string, origin?: string) =>
-      run(paths.vmbackup145, [await vmPort(), `-storageDataPath=${dataDir}`, `-snapshot.createURL=${vm.url}/snapshot/create`, `-dst=s3://bench/vmbackup/${dst}`, ...(origin ? [`-origin=s3://bench/vmbackup/${origin}`] : []), ...vmS3], env);
+    // Every timed step starts with nothing left to write back: a step must not pay for the
+    // previous one's dirty pages (a restore leaves 1.3 GB of them).
+    const settleDisk = () => run('sync', []);
+    const oursBackup = async (name: string, counts = true) => {
+      await settleDisk();
+      return run(plugin, ['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', dataDir, '--dst', `s3://bench/${counts ? 'ours' : 'uncounted'}`, '--name', name, '--json', ...(counts ? [] : ['--no-counts']), ...s3], env);
+    };
+    const vmbackup = async (dst: string, origin?: string) => {
+      await settleDisk();
+      return run(paths.vmbackup145, [await vmPort(), `-storageDataPath=${dataDir}`, `-snapshot.createURL=${vm.url}/snapshot/create`, `-dst=s3://bench/vmbackup/${dst}`, ...(origin ? [`-origin=s3://bench/vmbackup/${origin}`] : []), ...vmS3], env);
+    };
     /** Settles the server, then records its parts: what the next backup will see. */
     const settledParts = async (what: string) => {
       const waited = await waitSettled(vm, what);
@@ -269,7 +277,9 @@ async function main(): Promise<void> {
     await vm.stop();
 
     // 3. Restores of the full backups into empty directories.
+    await settleDisk();
     const oursRestore = await run(plugin, ['restore', '--src', 's3://bench/ours/full', '--data-dir', join(scratch, 'restore-ours'), '--json', ...s3], env);
+    await settleDisk();
     const theirsRestore = await run(paths.vmrestore145, [await vmPort(), '-src=s3://bench/vmbackup/full', `-storageDataPath=${join(scratch, 'restore-vmrestore')}`, ...vmS3], env);
     rows.push(['restore (full)', 'ours checks every SHA-256', `${oursRestore.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, oursRestore.seconds)})`, `${theirsRestore.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, theirsRestore.seconds)})`, ratio(theirsRestore.seconds, oursRestore.seconds), `${oursRestore.peakRssMiB.toFixed(0)} MiB`, `${theirsRestore.peakRssMiB.toFixed(0)} MiB`]);
 
