@@ -6,8 +6,6 @@
  * every reader, including a re-run into the same name, which starts by removing the markers.
  */
 import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { PassThrough, type Readable } from 'node:stream';
 import type { ObjectStore } from '../store/types.js';
 import type { FileEntry, FileReader, SnapshotFile } from './files.js';
 import { checkRelPath, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
@@ -89,49 +87,61 @@ function unchanged(file: SnapshotFile, previous: ManifestFile | undefined): prev
 /**
  * Stream one file into its parts, hashing on the way. Reads exactly `file.size` bytes: a file
  * that shrank or grew while being read fails, rather than producing a backup that looks fine.
+ * Each part's body hands the store the source's chunks as they are (no copy, no queue): the
+ * store consumes a chunk before it asks for the next, so a source may reuse its buffer
+ * (ObjectStore.put).
  */
 async function uploadFile(store: ObjectStore, keyOf: (part: Part) => string, entry: FileEntry, onBytes: (n: number) => void): Promise<string> {
   const { file, stream } = entry;
   const hash = createHash('sha256');
-  const chunks = (stream as Readable)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let leftover: Buffer | undefined;
-  const short = () => new Error(`${file.path} is shorter than the ${file.size} bytes listed: it changed while the backup read it`);
-  for (const part of splitParts(file.path, file.size)) {
-    const body = new PassThrough({ highWaterMark: 1 << 20 });
-    const put = store.put(keyOf(part), body, part.size);
-    put.catch(() => undefined); // observed below; avoid an unhandled rejection while still writing
+  // An error of the source itself (too short, a read error) is reported as it is, not as the store's.
+  let sourceError: unknown;
+  const next = async (): Promise<IteratorResult<Buffer>> => {
     try {
-      let remaining = part.size;
-      while (remaining > 0) {
-        let chunk = leftover;
-        leftover = undefined;
-        if (!chunk) {
-          const next = await chunks.next();
-          if (next.done) throw short();
-          chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
-        }
-        if (chunk.length > remaining) {
-          leftover = chunk.subarray(remaining);
-          chunk = chunk.subarray(0, remaining);
-        }
-        hash.update(chunk);
-        remaining -= chunk.length;
-        onBytes(chunk.length);
-        if (!body.write(chunk)) {
-          await Promise.race([once(body, 'drain'), put.then(() => Promise.reject(new Error(`store finished ${keyOf(part)} before all bytes were written`)))]);
-        }
-      }
-      body.end();
+      return await chunks.next();
     } catch (err) {
-      body.destroy(err as Error);
-      stream.destroy();
+      sourceError = err;
       throw err;
     }
-    await put;
+  };
+  const short = () => new Error(`${file.path} is shorter than the ${file.size} bytes listed: it changed while the backup read it`);
+  async function* partBody(size: number): AsyncGenerator<Buffer> {
+    for (let remaining = size; remaining > 0; ) {
+      let chunk = leftover;
+      leftover = undefined;
+      if (!chunk) {
+        const r = await next();
+        if (r.done) throw (sourceError = short());
+        chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+      }
+      if (chunk.length > remaining) {
+        leftover = chunk.subarray(remaining);
+        chunk = chunk.subarray(0, remaining);
+      }
+      hash.update(chunk);
+      remaining -= chunk.length;
+      onBytes(chunk.length);
+      yield chunk;
+    }
   }
-  if ((leftover && leftover.length > 0) || !(await chunks.next()).done) {
-    stream.destroy();
-    throw new Error(`${file.path} is longer than the ${file.size} bytes listed: it changed while the backup read it`);
+  try {
+    for (const part of splitParts(file.path, file.size)) {
+      try {
+        await store.put(keyOf(part), partBody(part.size), part.size);
+      } catch (err) {
+        throw sourceError ?? err;
+      }
+    }
+    if ((leftover && leftover.length > 0) || !(await next()).done) {
+      throw new Error(`${file.path} is longer than the ${file.size} bytes listed: it changed while the backup read it`);
+    }
+  } catch (err) {
+    stream.destroy(err as Error);
+    // Ends the source's iteration, which closes a local file (its stream is a generator).
+    await chunks.return?.().catch(() => undefined);
+    throw err;
   }
   return hash.digest('hex');
 }

@@ -16,11 +16,11 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, type Dirent, type Stats } from 'node:fs';
 import { copyFile, link, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { StoreError } from './errors.js';
 import { checkKey, checkPrefix, compareKeys, TEMP_PREFIX } from './keys.js';
-import type { ByteRange, ObjectInfo, ObjectStore } from './types.js';
+import type { ByteRange, ObjectInfo, ObjectStore, PutBody } from './types.js';
 
 export interface FileStoreOptions {
   /** Copy by hard link when source and target are on one file system (default true). */
@@ -220,7 +220,7 @@ export class FileStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Readable | Buffer, size: number): Promise<void> {
+  async put(key: string, body: PutBody, size: number): Promise<void> {
     checkKey(key, 'put');
     try {
       if (!Number.isSafeInteger(size) || size < 0) throw new StoreError('SizeMismatch', `put ${this.target(key)}: invalid size ${size}`, { operation: 'put', target: this.target(key) });
@@ -258,7 +258,7 @@ export class FileStore implements ObjectStore {
         await this.syncDir(dir);
       });
     } catch (err) {
-      if (!Buffer.isBuffer(body)) body.destroy(err as Error);
+      if (body instanceof Readable) body.destroy(err as Error);
       throw this.fail('put', key, err);
     }
   }

@@ -74,7 +74,7 @@ import { PartBufferPool } from './part-buffers.js';
 import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
 import { backoffMs, errorReason, PersistentRetryStrategy, sleep, type RetryEvent } from './s3-retry.js';
-import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore } from './types.js';
+import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore, PutBody } from './types.js';
 
 export type { RetryEvent } from './s3-retry.js';
 
@@ -738,7 +738,7 @@ export class S3Store implements ObjectStore {
     return (this.options.requestChecksumCalculation ?? 'WHEN_SUPPORTED') === 'WHEN_SUPPORTED' ? { ChecksumAlgorithm: 'CRC32' } : {};
   }
 
-  async put(key: string, body: Readable | Buffer, size: number): Promise<void> {
+  async put(key: string, body: PutBody, size: number): Promise<void> {
     const Key = this.fullKey(key, 'put');
     const target = this.target(key);
     const fail = (code: StoreErrorCode, text: string) => new StoreError(code, `put ${target}: ${text}`, { operation: 'put', target });
@@ -773,7 +773,7 @@ export class S3Store implements ObjectStore {
       }
       await this.multipartPut(Key, body, size, partSize, fail);
     } catch (err) {
-      if (!Buffer.isBuffer(body)) body.destroy(err as Error);
+      if (body instanceof Readable) body.destroy(err as Error);
       throw await this.translate(err, 'put', key);
     }
   }
@@ -787,7 +787,7 @@ export class S3Store implements ObjectStore {
    * Every part is a Buffer, so the SDK retries failed parts; when a part fails for good, the rest
    * are awaited and the upload is aborted (nothing left to pay for, the previous object stays).
    */
-  private async multipartPut(Key: string, body: Readable | Buffer, size: number, partSize: number, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<void> {
+  private async multipartPut(Key: string, body: PutBody, size: number, partSize: number, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<void> {
     const partCount = Math.ceil(size / partSize);
     const partLength = (n: number) => Math.min(partSize, size - (n - 1) * partSize); // n is 1-based
     const startedAt = Date.now();
@@ -1078,7 +1078,7 @@ export class S3Store implements ObjectStore {
 }
 
 /** Read a stream of exactly `size` bytes into `into` (at least `size` long), hashing on the way; the filled view. */
-async function readExactly(body: Readable, size: number, into: Buffer, hash: Hash | undefined, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<Buffer> {
+async function readExactly(body: AsyncIterable<unknown>, size: number, into: Buffer, hash: Hash | undefined, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<Buffer> {
   let n = 0;
   for await (const chunk of body) {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);

@@ -24,6 +24,9 @@ export interface ByteRange {
  * reused: it is valid only during the call, or until the promise the sink returns settles (the
  * download waits for it).
  */
+/** What put() takes: the bytes at once, or in chunks (see put()). */
+export type PutBody = Buffer | Readable | AsyncIterable<Buffer>;
+
 export type ChunkSink = (chunk: Buffer) => void | Promise<void>;
 
 export interface ObjectStore {
@@ -50,9 +53,11 @@ export interface ObjectStore {
   /**
    * Write an object. `size` is the exact byte count of `body`; streams larger than one part go up
    * as parallel multipart uploads with bounded memory. Writes are atomic: a reader sees the whole
-   * object or none of it.
+   * object or none of it. A body that is an iterable may reuse a chunk's memory once the next chunk
+   * is asked for: stores copy or write every chunk before they ask (engine/files.ts reads local
+   * files so, without allocating per read).
    */
-  put(key: string, body: Readable | Buffer, size: number): Promise<void>;
+  put(key: string, body: PutBody, size: number): Promise<void>;
   /** Server-side copy within the store (no bytes through this process where the backend allows). */
   copy(fromKey: string, toKey: string, size: number): Promise<void>;
   /** Delete objects; missing keys are not an error. */

@@ -1,6 +1,6 @@
 /** An in-memory ObjectStore for engine unit tests, with hooks to damage or fail operations. */
 import { Readable } from 'node:stream';
-import type { ByteRange, ObjectInfo, ObjectStore } from '../../src/store/types.js';
+import type { ByteRange, ObjectInfo, ObjectStore, PutBody } from '../../src/store/types.js';
 
 export class MemoryStore implements ObjectStore {
   readonly location = 'memory://test';
@@ -36,11 +36,12 @@ export class MemoryStore implements ObjectStore {
     return Readable.from([range ? body.subarray(range.start, range.end + 1) : body]);
   }
 
-  async put(key: string, body: Readable | Buffer, size: number): Promise<void> {
+  async put(key: string, body: PutBody, size: number): Promise<void> {
     this.calls.put++;
     const chunks: Buffer[] = [];
     if (Buffer.isBuffer(body)) chunks.push(body);
-    else for await (const c of body) chunks.push(c as Buffer);
+    // Copied: an iterable body may reuse a chunk's memory once the next one is asked for.
+    else for await (const c of body) chunks.push(Buffer.from(c as Buffer));
     if (this.failPut?.(key)) throw new Error(`injected failure writing ${key}`);
     const data = Buffer.concat(chunks);
     if (data.length !== size) throw new Error(`put ${key}: got ${data.length} bytes, announced ${size}`);

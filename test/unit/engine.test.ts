@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import type { Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -235,9 +234,21 @@ describe('engine: backup, restore, verify', () => {
     const sequential: FileReader = {
       async *read(files) {
         for await (const entry of local.read(files)) {
-          const ended = new Promise((r) => (entry.stream as Readable).once('close', r));
-          yield entry;
-          await ended;
+          let ended!: () => void;
+          const done = new Promise<void>((r) => (ended = r));
+          const inner = entry.stream;
+          const stream = {
+            async *[Symbol.asyncIterator]() {
+              try {
+                yield* inner;
+              } finally {
+                ended();
+              }
+            },
+            destroy: (err?: Error) => inner.destroy(err),
+          };
+          yield { file: entry.file, stream };
+          await done;
         }
       },
     };
