@@ -57,15 +57,16 @@ interface Connection {
   onEnd: (reason: string) => void;
 }
 
-/** The response head: status, lower-cased headers. */
+/** The response head: status, lower-cased headers, whether the connection may be reused. */
 interface Head {
   status: number;
   headers: Map<string, string>;
+  keepAlive: boolean;
 }
 
 function parseHead(text: string): Head | undefined {
   const lines = text.split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
+  const m = /^HTTP\/1\.([01]) (\d{3})/.exec(lines[0] ?? '');
   if (!m) return undefined;
   const headers = new Map<string, string>();
   for (const line of lines.slice(1)) {
@@ -77,7 +78,10 @@ function parseHead(text: string): Head | undefined {
     if (headers.has(name) && (name === 'content-length' || name === 'transfer-encoding')) return undefined;
     headers.set(name, value);
   }
-  return { status: Number(m[1]), headers };
+  // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when told so.
+  const connection = headers.get('connection') ?? '';
+  const keepAlive = m[1] === '1' ? !/\bclose\b/i.test(connection) : /\bkeep-alive\b/i.test(connection);
+  return { status: Number(m[2]), headers, keepAlive };
 }
 
 export class DirectGetter {
@@ -186,7 +190,7 @@ export class DirectGetter {
         etag = h.get('etag');
         if (parsed.status !== (req.range ? 206 : 200)) return giveUp(`HTTP ${parsed.status}`);
         if (h.has('transfer-encoding') || h.get('content-length') !== String(req.length)) return giveUp('body not framed by the expected Content-Length');
-        keepAlive = !/\bclose\b/i.test(h.get('connection') ?? '');
+        keepAlive = parsed.keepAlive;
         socket.setTimeout(timeouts.body);
         if (req.length === 0) return finish({ done: true, etag }, keepAlive && rest.length === 0);
         // The bytes after the head are copied out: the read buffer is about to be reused.

@@ -162,6 +162,23 @@ describe('DirectGetter: GETs into reused buffers', () => {
     }
   });
 
+  it('keeps an HTTP/1.0 connection only when the server says keep-alive', async () => {
+    let connections = 0;
+    const raw = createTcpServer((socket: Socket) => {
+      connections++;
+      // One answer per connection, and the connection left open: a client that reuses it waits in vain.
+      socket.once('data', () => socket.write(`HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello`));
+    });
+    const port = await listen(raw);
+    try {
+      for (let i = 0; i < 2; i++) expect((await getter.get(`http://127.0.0.1:${port}/o`, { length: 5 }, collector().sink)).done).to.equal(true);
+      expect(connections).to.equal(2);
+    } finally {
+      getter.close();
+      raw.close();
+    }
+  });
+
   it('talks TLS with a CA bundle, and hands back a certificate it cannot verify', async () => {
     const tls = makeTestTls();
     const secure = createHttpsServer({ key: tls.keyPem, cert: tls.certPem }, (_req, res) => res.writeHead(200, { 'content-length': BODY.length }).end(BODY));
