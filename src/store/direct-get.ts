@@ -193,8 +193,8 @@ export class DirectGetter {
         keepAlive = parsed.keepAlive;
         socket.setTimeout(timeouts.body);
         if (req.length === 0) return finish({ done: true, etag }, keepAlive && rest.length === 0);
-        // The bytes after the head are copied out: the read buffer is about to be reused.
-        if (rest.length > 0) body(Buffer.from(rest));
+        // `rest` is in the head's own buffer (concatenated above), not in the reused read buffer.
+        if (rest.length > 0) body(rest);
       };
       socket.write(request);
     });
