@@ -5,7 +5,7 @@
  * must be consumed before the next entry of a sequential reader arrives. A stream's chunk is valid
  * until the next one is asked for (local files are read into one buffer per file, reused).
  */
-import { open, readdir, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkRelPath, isSkippedFile } from './layout.js';
 
@@ -74,14 +74,13 @@ const SPARE_BUFFERS = 16;
  * was listed is noticed by the engine.
  */
 function reusingFileStream(path: string, size: number, spare: Buffer[]): FileStream {
-  let fh: FileHandle | undefined;
   let destroyed = false;
   return {
     async *[Symbol.asyncIterator]() {
       // No larger than the file: most snapshot files are a few KiB.
       const large = size >= READ_CHUNK;
       const buf = large ? (spare.pop() ?? Buffer.allocUnsafe(READ_CHUNK)) : Buffer.allocUnsafe(Math.max(size, 1));
-      fh = await open(path, 'r');
+      const fh = await open(path, 'r');
       try {
         for (let position = 0; !destroyed; ) {
           const { bytesRead } = await fh.read(buf, 0, buf.length, position);

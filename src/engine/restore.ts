@@ -10,7 +10,8 @@
  * that can read without allocating per chunk (ObjectStore.readInto) are read so. `concurrency`
  * workers take the files largest first and twice as many take them smallest first (pool.ts
  * forEachFromBothEnds): a VictoriaMetrics backup is a few dozen large files and hundreds of small
- * ones, whose per-request latency then overlaps the large transfers instead of following them. Files above vmbackup's 1 GiB part size have several objects, fetched one after the other.
+ * ones, whose per-request latency then overlaps the large transfers instead of following them.
+ * Files above vmbackup's 1 GiB part size have several objects, fetched one after the other.
  * Whole-object GETs rather than byte ranges: on S3-compatible servers that materialise the object
  * for every ranged GET (moto) ranges cost the server the whole object each time, and file-level
  * parallelism already keeps several connections busy, as vmrestore does.

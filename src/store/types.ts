@@ -19,14 +19,14 @@ export interface ByteRange {
   end: number;
 }
 
+/** What put() takes: the bytes at once, or in chunks (see put()). */
+export type PutBody = Buffer | Readable | AsyncIterable<Buffer>;
+
 /**
  * Receives an object's bytes (ObjectStore.readInto). A chunk may be a view of a buffer that is
  * reused: it is valid only during the call, or until the promise the sink returns settles (the
  * download waits for it).
  */
-/** What put() takes: the bytes at once, or in chunks (see put()). */
-export type PutBody = Buffer | Readable | AsyncIterable<Buffer>;
-
 export type ChunkSink = (chunk: Buffer) => void | Promise<void>;
 
 export interface ObjectStore {
