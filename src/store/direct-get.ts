@@ -11,9 +11,9 @@
  * 206 with a Content-Length), over HTTP/1.1 with keep-alive, http or https. Anything else (an error
  * status, a redirect, a chunked or unframed body, a connection that fails or breaks off, a
  * timeout) ends the attempt with `{ done: false }` and how many body bytes reached the sink;
- * callers then continue with their full client (undici or the AWS SDK, with its retries, error
- * messages and resumption) from that offset. So this module never decides that a GET failed; only
- * a sink's own error is thrown.
+ * read() then continues with the caller's full client (undici or the AWS SDK, with its retries,
+ * error messages and resumption) from that offset. So this module never decides that a GET
+ * failed; only a sink's own error is thrown.
  */
 import { connect as netConnect, isIP, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, rootCertificates, type ConnectionOptions } from 'node:tls';
@@ -198,6 +198,23 @@ export class DirectGetter {
       };
       socket.write(request);
     });
+  }
+
+  /**
+   * GET `url` into `sink`, and what the direct read does not finish through the caller's full
+   * client: `rest(start, etag)` is the body from byte `start` on, pinned to the ETag the direct
+   * read saw; `resumed` hears of a direct read that broke off mid-body.
+   */
+  async read(
+    url: string | undefined,
+    req: DirectGetRequest,
+    sink: ChunkSink,
+    fallback: { resumed(reason: string): void; rest(start: number, etag: string | undefined): Promise<AsyncIterable<unknown>> },
+  ): Promise<void> {
+    const tried = url === undefined ? { done: false as const, received: 0, etag: undefined, reason: 'no URL' } : await this.get(url, req, sink);
+    if (tried.done) return;
+    if (tried.received > 0) fallback.resumed(tried.reason);
+    for await (const chunk of await fallback.rest(tried.received, tried.etag)) await sink(chunk as Buffer);
   }
 
   /** Close every connection. */

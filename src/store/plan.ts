@@ -351,15 +351,14 @@ export class PlanStore implements ObjectStore {
     const o = this.objects.get(key);
     if (!o) throw new StoreError('NotFound', `get ${target}: the object is not in the restore plan`, { operation: 'get', target });
     if (size === 0) return;
-    const tried = await this.direct.get(o.url, { length: size }, sink);
-    if (tried.done) return;
-    // The full client takes over where the direct read stopped, pinned to the object it was reading.
-    const start = tried.received;
-    if (start > 0) this.http.retried(1, `resume GET: ${tried.reason}`, target);
-    const length = size - start;
-    const pin = tried.etag ? { ifMatch: tried.etag } : {};
-    const first = await this.http.get(target, o.url, { ...(start > 0 ? { range: { start, end: size - 1 } } : {}), ...pin, length });
-    for await (const chunk of this.http.resuming(target, o.url, first, start, length)) await sink(chunk);
+    await this.direct.read(o.url, { length: size }, sink, {
+      resumed: (reason) => this.http.retried(1, `resume GET: ${reason}`, target),
+      rest: async (start, etag) => {
+        const length = size - start;
+        const first = await this.http.get(target, o.url, { ...(start > 0 ? { range: { start, end: size - 1 } } : {}), ...(etag ? { ifMatch: etag } : {}), length });
+        return this.http.resuming(target, o.url, first, start, length);
+      },
+    });
   }
 
   async put(key: string, _body?: unknown, _size?: number): Promise<void> {

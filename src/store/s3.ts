@@ -623,11 +623,10 @@ export class S3Store implements ObjectStore {
     if (size === 0) return;
     // A request that cannot be signed (no credentials) is left, with its error, to get().
     const signed = await this.signedRequest(new GetObjectCommand({ Bucket: this.bucket, Key })).catch(() => undefined);
-    const tried = signed ? await this.direct.get(signed.url, { length: size, headers: signed.headers }, sink) : { done: false as const, received: 0, etag: undefined, reason: 'not signed' };
-    if (tried.done) return;
-    const start = tried.received;
-    if (start > 0) this.options.onRetry?.({ attempt: 1, maxAttempts: this.maxAttempts, reason: `resume GET: ${tried.reason}`, delayMs: 0 });
-    for await (const chunk of await this.open(key, start > 0 ? { start, end: size - 1 } : undefined, tried.etag)) await sink(chunk as Buffer);
+    await this.direct.read(signed?.url, { length: size, ...(signed ? { headers: signed.headers } : {}) }, sink, {
+      resumed: (reason) => this.options.onRetry?.({ attempt: 1, maxAttempts: this.maxAttempts, reason: `resume GET: ${reason}`, delayMs: 0 }),
+      rest: (start, etag) => this.open(key, start > 0 ? { start, end: size - 1 } : undefined, etag),
+    });
   }
 
   /**
