@@ -1,27 +1,34 @@
-/** Run `worker` over `items` with at most `concurrency` at once; the first failure stops the rest. */
-export async function forEachLimit<T>(items: AsyncIterable<T> | Iterable<T>, concurrency: number, worker: (item: T) => Promise<void>): Promise<void> {
-  const iterator = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
-  let failed: unknown;
-  let hasFailed = false;
-  const run = async (): Promise<void> => {
-    while (!hasFailed) {
-      const next = await iterator.next();
+type Take<T> = () => IteratorResult<T> | Promise<IteratorResult<T>>;
+
+/**
+ * One worker per `takes` entry, each taking items with its function and running `worker` on them
+ * until its source is done or any worker failed; the first failure, if any.
+ */
+async function runWorkers<T>(takes: Array<Take<T>>, worker: (item: T) => Promise<void>): Promise<{ error: unknown } | undefined> {
+  let failed: { error: unknown } | undefined;
+  const run = async (take: Take<T>): Promise<void> => {
+    while (!failed) {
+      const next = await take();
       if (next.done) return;
       try {
         await worker(next.value);
-      } catch (err) {
-        if (!hasFailed) {
-          hasFailed = true;
-          failed = err;
-        }
+      } catch (error) {
+        failed ??= { error };
         return;
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, run));
-  if (hasFailed) {
+  await Promise.all(takes.map(run));
+  return failed;
+}
+
+/** Run `worker` over `items` with at most `concurrency` at once; the first failure stops the rest. */
+export async function forEachLimit<T>(items: AsyncIterable<T> | Iterable<T>, concurrency: number, worker: (item: T) => Promise<void>): Promise<void> {
+  const iterator = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
+  const failed = await runWorkers(Array.from({ length: Math.max(1, concurrency) }, () => () => iterator.next()), worker);
+  if (failed) {
     await iterator.return?.();
-    throw failed;
+    throw failed.error;
   }
 }
 
@@ -57,18 +64,9 @@ export class Semaphore {
 export async function forEachFromBothEnds<T>(items: readonly T[], front: number, back: number, worker: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let last = items.length - 1;
-  let failed: { error: unknown } | undefined;
-  const run = async (fromFront: boolean): Promise<void> => {
-    while (!failed && next <= last) {
-      const item = fromFront ? items[next++]! : items[last--]!;
-      try {
-        await worker(item);
-      } catch (error) {
-        failed ??= { error };
-        return;
-      }
-    }
-  };
-  await Promise.all([...Array.from({ length: Math.max(1, front) }, () => run(true)), ...Array.from({ length: Math.max(0, back) }, () => run(false))]);
+  const done: IteratorResult<T> = { done: true, value: undefined };
+  const fromFront: Take<T> = () => (next <= last ? { done: false, value: items[next++]! } : done);
+  const fromBack: Take<T> = () => (next <= last ? { done: false, value: items[last--]! } : done);
+  const failed = await runWorkers([...Array.from({ length: Math.max(1, front) }, () => fromFront), ...Array.from({ length: Math.max(0, back) }, () => fromBack)], worker);
   if (failed) throw failed.error;
 }
