@@ -20,7 +20,7 @@
  * the part directories each tool saw, and runs `sync`, so that no step pays for the write-back of
  * the one before. Prints Markdown tables; docs/benchmarks.md records results.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -31,43 +31,12 @@ import { S3Store } from '../../src/store/s3.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { CACHE, paths } from '../../test/support/components.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
-import { MiB, du, run, startVm, type Run, type Vm } from '../support.js';
+import { MiB, du, generateData, importRandom, run, startVm, type Run, type Vm } from '../support.js';
 
 /** Bumped when the generator changes: an older cached data set is generated again. */
 const DATA_LAYOUT = 'monthly-settled-1';
 const { values } = parseArgs({ options: { gib: { type: 'string', default: '1.1' }, keep: { type: 'boolean', default: false } } });
 const targetBytes = Number(values.gib) * 1024 * MiB;
-
-/**
- * JSON-lines import of `series` series with `samples` random integer values each (about 6 bytes per
- * sample on disk). Generated lazily so that the importer's memory stays small.
- */
-async function importRandom(vm: Vm, metric: string, series: number, samples: number, seed: number, endMs = Date.now() - 60_000): Promise<void> {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state;
-  };
-  const start = endMs - samples * 10_000;
-  let i = 0;
-  const body = Readable.from(
-    (function* () {
-      for (; i < series; i++) {
-        const values: number[] = [];
-        const timestamps: number[] = [];
-        for (let j = 0; j < samples; j++) {
-          values.push(next() * 4096 + (next() & 4095));
-          timestamps.push(start + j * 10_000);
-        }
-        yield `${JSON.stringify({ metric: { __name__: metric, series: `s${i}`, job: 'bench' }, values, timestamps })}\n`;
-      }
-    })(),
-  );
-  const res = await request(`${vm.url}/api/v1/import`, { method: 'POST', body, headersTimeout: 0, bodyTimeout: 0 });
-  const text = await res.body.text();
-  if (res.statusCode !== 204) throw new Error(`import failed: HTTP ${res.statusCode}: ${text}`);
-  await request(`${vm.url}/internal/force_flush`).then((r) => r.body.dump());
-}
 
 /** The server's metrics, as `name{labels}` → value. */
 async function vmMetrics(vm: Vm): Promise<Map<string, number>> {
@@ -151,22 +120,17 @@ async function dataSet(): Promise<string> {
     const info = JSON.parse(readFileSync(join(dir, 'generated.json'), 'utf8')) as { bytes: number; layout?: string };
     if (info.bytes >= targetBytes && info.layout === DATA_LAYOUT) return dir;
   }
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const vm = await startVm(dir);
-  try {
-    for (let round = 0; (await du(dir)) < targetBytes; round++) {
-      process.stderr.write(`generating data: ${((await du(dir)) / MiB).toFixed(0)} MiB of ${(targetBytes / MiB).toFixed(0)} MiB\n`);
-      // Months 1, 2, … back: the current month stays free for the incremental step's new data.
-      await importRandom(vm, 'bench_random', 5000, 5000, 1000 + round, monthEnd(round + 1));
-    }
-    process.stderr.write(`generated; waiting for VictoriaMetrics' merges to settle\n`);
-    await waitSettled(vm, 'after generating');
-  } finally {
-    await vm.stop();
-  }
-  const bytes = await du(dir);
-  await import('node:fs/promises').then((fs) => fs.writeFile(join(dir, 'generated.json'), JSON.stringify({ bytes, layout: DATA_LAYOUT, at: new Date().toISOString() })));
+  await generateData(
+    dir,
+    targetBytes,
+    // Months 1, 2, … back: the current month stays free for the incremental step's new data.
+    (vm, round) => importRandom(vm, 'bench_random', 5000, 5000, 1000 + round, monthEnd(round + 1)),
+    async (vm) => {
+      process.stderr.write(`generated; waiting for VictoriaMetrics' merges to settle\n`);
+      await waitSettled(vm, 'after generating');
+    },
+    { layout: DATA_LAYOUT },
+  );
   return dir;
 }
 

@@ -36,18 +36,15 @@
 import { DeleteObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
-import { freePort, ServerProcess } from '../../src/victoria/local-server.js';
 import { CACHE, paths, ROOT } from '../../test/support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../../test/support/kube-api.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
 import { callAction } from '../../test/support/velero-host.js';
-import { du } from '../support.js';
+import { du, generateData, importRandom, startVm } from '../support.js';
 
 const MiB = 1024 * 1024;
 const TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux
@@ -178,26 +175,6 @@ function findPid(match: (argv: string[]) => boolean): number | undefined {
 
 // ---- the data set and VictoriaMetrics ----
 
-interface Vm {
-  url: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-async function startVm(dataDir: string): Promise<Vm> {
-  const port = await freePort();
-  const proc = new ServerProcess({
-    name: 'victoria-metrics 1.145',
-    bin: paths.vm145,
-    // Both paths count series and samples with one query over all data (~20 s for 1 GiB on a busy
-    // 2-core machine): the default 30 s query limit is too tight for that.
-    args: [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dataDir}`, '-retentionPeriod=100y', '-loggerLevel=WARN', '-search.maxQueryDuration=10m'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await proc.waitReady(`${url}/health`);
-  return { url, pid: proc.child.pid!, stop: () => proc.stop() };
-}
-
 async function run(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string; seconds: number }> {
   const started = process.hrtime.bigint();
   const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -211,31 +188,6 @@ async function run(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise
   return { stdout, stderr, seconds };
 }
 
-/** The same generator as bench/engine/run.ts: random values, so the data is as large on disk as it claims. */
-async function importRandom(vm: Vm, series: number, samples: number, seed: number): Promise<void> {
-  let state = seed >>> 0;
-  const next = () => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0);
-  const end = Date.now() - 60_000;
-  const start = end - samples * 10_000;
-  const body = Readable.from(
-    (function* () {
-      for (let i = 0; i < series; i++) {
-        const values: number[] = [];
-        const timestamps: number[] = [];
-        for (let j = 0; j < samples; j++) {
-          values.push(next() * 4096 + (next() & 4095));
-          timestamps.push(start + j * 10_000);
-        }
-        yield `${JSON.stringify({ metric: { __name__: 'bench_random', series: `s${i}`, job: 'bench' }, values, timestamps })}\n`;
-      }
-    })(),
-  );
-  const res = await request(`${vm.url}/api/v1/import`, { method: 'POST', body, headersTimeout: 0, bodyTimeout: 0 });
-  const text = await res.body.text();
-  if (res.statusCode !== 204) throw new Error(`import failed: HTTP ${res.statusCode}: ${text}`);
-  await request(`${vm.url}/internal/force_flush`).then((r) => r.body.dump());
-}
-
 async function dataSet(): Promise<string> {
   if (values.gib === undefined) {
     const dir = join(CACHE, 'bench', 'vm145-data');
@@ -247,18 +199,7 @@ async function dataSet(): Promise<string> {
   const target = Number(values.gib) * 1024 * MiB;
   const dir = join(CACHE, 'bench', 'exec-path-data');
   if (existsSync(join(dir, 'generated.json')) && (JSON.parse(readFileSync(join(dir, 'generated.json'), 'utf8')) as { bytes: number }).bytes >= target) return dir;
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const vm = await startVm(dir);
-  try {
-    for (let round = 0; (await du(dir)) < target; round++) {
-      process.stderr.write(`generating data: ${((await du(dir)) / MiB).toFixed(0)} MiB of ${(target / MiB).toFixed(0)} MiB\n`);
-      await importRandom(vm, 1000, 5000, 1000 + round);
-    }
-  } finally {
-    await vm.stop();
-  }
-  writeFileSync(join(dir, 'generated.json'), JSON.stringify({ bytes: await du(dir), at: new Date().toISOString() }));
+  await generateData(dir, target, (vm, round) => importRandom(vm, 'bench_random', 1000, 5000, 1000 + round));
   return dir;
 }
 
@@ -355,7 +296,9 @@ async function measure(scratch: string, source: string): Promise<void> {
   const profEnv: Record<string, string> = nodeOptions ? { NODE_OPTIONS: nodeOptions } : {};
 
   const moto: Moto = await startMoto({ bucket: 'bench' });
-  const vm = await startVm(dataDir).catch(async (err: unknown) => {
+  // Both paths count series and samples with one query over all data (~20 s for 1 GiB on a busy
+  // 2-core machine): the default 30 s query limit is too tight for that.
+  const vm = await startVm(dataDir, ['-search.maxQueryDuration=10m']).catch(async (err: unknown) => {
     await moto.stop();
     throw err;
   });
