@@ -6,7 +6,8 @@
  * deleted. Object keys that would escape the target are refused.
  *
  * Each object is fetched with one whole GET whose bytes are hashed and written in order as they
- * arrive (copied into large write buffers), then the file is fsynced; no file is read back. Stores
+ * arrive (copied into large write buffers, written with O_DIRECT where the file system takes it:
+ * file-writer.ts), then the file is fsynced; no file is read back. Stores
  * that can read without allocating per chunk (ObjectStore.readInto) are read so. `concurrency`
  * workers take the files largest first and twice as many take them smallest first (pool.ts
  * forEachFromBothEnds): a VictoriaMetrics backup is a few dozen large files and hundreds of small
@@ -17,11 +18,12 @@
  * parallelism already keeps several connections busy, as vmrestore does.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
+import { createFile, directIoWorks, FileWriter, WriteBuffers } from './file-writer.js';
 import { checkRelPath, partKey, splitParts } from './layout.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import { forEachFromBothEnds, forEachLimit } from './pool.js';
@@ -30,8 +32,6 @@ import type { Progress, ProgressListener } from './progress.js';
 export const RESTORE_MARKER = 'restore-in-progress';
 /** Large files restored at once; twice as many small ones besides (vmrestore: 10 files in all). */
 export const RESTORE_CONCURRENCY = 8;
-/** Downloaded bytes are collected into writes of about this size (at most two per file in memory). */
-const WRITE_BATCH = 1024 * 1024;
 
 export interface RestoreRequest {
   store: ObjectStore;
@@ -42,6 +42,8 @@ export interface RestoreRequest {
   /** Large files downloaded at once, and half the number of small ones (default RESTORE_CONCURRENCY). */
   concurrency?: number;
   onProgress?: ProgressListener;
+  /** Write through the page cache even where O_DIRECT works (file-writer.ts). */
+  buffered?: boolean;
 }
 
 export interface RestoreResult {
@@ -50,6 +52,8 @@ export interface RestoreResult {
   bytes: number;
   /** Where the previous contents went, when replacing. */
   movedAside?: string;
+  /** Whether the files were written with O_DIRECT. */
+  directIo: boolean;
   durationSeconds: number;
 }
 
@@ -100,76 +104,6 @@ function targetPath(dataDir: string, restoreTo: string, path: string): string {
   return abs;
 }
 
-/** Write `length` bytes of `buf` at `position`, all of them, even when the kernel writes less. */
-async function writeAll(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
-  for (let done = 0; done < length; ) done += (await fh.write(buf, done, length - done, position + done)).bytesWritten;
-}
-
-/**
- * Writes a file sequentially through WRITE_BATCH buffers: chunks are copied in (they may be views of
- * a download's reused read buffer), and a full buffer is written while the next one fills, so that
- * the download does not wait for every small socket chunk to land. Buffers come from and go back to
- * `spare`, shared by the files of one restore: at most two per file in flight.
- */
-class FileWriter {
-  private buf: Buffer;
-  private used = 0;
-  private position = 0;
-  private inFlight: Promise<void> | undefined;
-
-  constructor(
-    private readonly fh: FileHandle,
-    private readonly spare: Buffer[],
-  ) {
-    this.buf = spare.pop() ?? Buffer.allocUnsafe(WRITE_BATCH);
-  }
-
-  /** Takes `chunk`; returns a promise only when it must wait for the previous write. */
-  write(chunk: Buffer): void | Promise<void> {
-    for (let off = 0; off < chunk.length; ) {
-      const n = chunk.copy(this.buf, this.used, off);
-      this.used += n;
-      off += n;
-      if (this.used < this.buf.length) continue;
-      if (this.inFlight) {
-        const rest = chunk.subarray(off);
-        return this.inFlight.then(() => {
-          this.flush();
-          return this.write(rest);
-        });
-      }
-      this.flush();
-    }
-  }
-
-  /** Start writing the current buffer; the previous write must be done. */
-  private flush(): void {
-    if (this.used === 0) return;
-    const buf = this.buf;
-    const length = this.used;
-    const at = this.position;
-    this.position += length;
-    this.used = 0;
-    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(WRITE_BATCH);
-    const written = writeAll(this.fh, buf, length, at).then(() => {
-      this.spare.push(buf);
-      this.inFlight = undefined;
-    });
-    // A failure is reported by the next write or close; no unhandled rejection meanwhile.
-    written.catch(() => undefined);
-    this.inFlight = written;
-  }
-
-  /** Everything written; the number of bytes. The buffers go back to `spare`. */
-  async close(): Promise<number> {
-    await this.inFlight;
-    this.flush();
-    await this.inFlight;
-    this.spare.push(this.buf);
-    return this.position;
-  }
-}
-
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
   const { store, name } = req;
@@ -210,17 +144,17 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const keyOf = (prefix: string, part: ReturnType<typeof splitParts>[number]) => `${name}/${prefix}${partKey(part)}`;
 
   const dirs = new Set<string>();
-  const spare: Buffer[] = [];
+  const buffers = new WriteBuffers();
+  const direct = !req.buffered && (await directIoWorks(dataDir, buffers));
   // Largest first for the front workers: a big file started last would download alone at the end.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
   await forEachFromBothEnds(order, concurrency, 2 * concurrency, async ({ file, prefix, path }) => {
     await mkdir(dirname(path), { recursive: true });
     for (let d = dirname(path); d.length > dataDir.length && !dirs.has(d); d = dirname(d)) dirs.add(d);
-    // 'wx': never follow or overwrite anything that is already there.
-    const fh = await open(path, 'wx');
+    const fh = await createFile(path, direct);
     const hash = createHash('sha256');
     try {
-      const out = new FileWriter(fh, spare);
+      const out = new FileWriter(fh, buffers, direct);
       for (const part of splitParts(file.path, file.size)) {
         if (part.size === 0) continue;
         const key = keyOf(prefix, part);
@@ -254,5 +188,5 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   await rm(marker);
   progress.phase = 'done';
   req.onProgress?.({ ...progress });
-  return { manifest, files: jobs.length, bytes: progress.bytesTotal, ...(movedAside ? { movedAside } : {}), durationSeconds: (Date.now() - started) / 1000 };
+  return { manifest, files: jobs.length, bytes: progress.bytesTotal, ...(movedAside ? { movedAside } : {}), directIo: direct, durationSeconds: (Date.now() - started) / 1000 };
 }

@@ -8,13 +8,14 @@ import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '.
 
 /** PEM bundle of extra CAs for the plan's URLs, as an environment variable (set by the restore action from the location's caCert). */
 
-export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--json]
-velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--json]
+export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--json]
+velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--json]
 
 Downloads backup ROOT/NAME into DIR (the database must be stopped; DIR becomes its -storageDataPath)
 and checks every file's SHA-256. Refuses an incomplete backup. Refuses a non-empty DIR unless
 --replace is given; then the current contents are moved aside (DIR-replaced-<time>), never deleted.
-VictoriaLogs partitions land in DIR/partitions/YYYYMMDD.
+VictoriaLogs partitions land in DIR/partitions/YYYYMMDD. Files are written with O_DIRECT (no copy
+through the page cache) where DIR's file system takes it; --no-direct-io writes through the page cache.
 
 Plan mode (the restore init container that the Velero restore action injects; no credentials):
   --plan-url URL             presigned URL of the restore plan the restore action wrote; it names a
@@ -45,6 +46,7 @@ interface PlanModeArgs {
   planSha256: string;
   dataDir: string;
   replace: boolean;
+  buffered: boolean;
   json: boolean;
   tls: PresignedHttpOptions;
 }
@@ -72,7 +74,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     plan = parsePlan(bytes, a.planSha256, new Date());
     store = new PlanStore(plan, a.tls);
     const progress = progressPrinter(`restore ${plan.backup} (Velero restore ${plan.restore})`);
-    res = await restoreBackup({ store, name: store.backupName, dataDir: a.dataDir, replace: a.replace, onProgress: (p) => progress.update(p) });
+    res = await restoreBackup({ store, name: store.backupName, dataDir: a.dataDir, replace: a.replace, buffered: a.buffered, onProgress: (p) => progress.update(p) });
     progress.done();
   } catch (err) {
     let message = err instanceof Error ? err.message : String(err);
@@ -99,6 +101,7 @@ function printSummary(res: RestoreResult, source: { restore?: string; backup: st
     bytesTotal: res.bytes,
     verified: true,
     movedAside: res.movedAside ?? null,
+    directIo: res.directIo,
     durationSeconds: res.durationSeconds,
     counts: res.manifest.counts,
   };
@@ -121,9 +124,11 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       'plan-sha256': { type: 'string' },
       'data-dir': { type: 'string' },
       replace: { type: 'boolean' },
+      'direct-io': { type: 'boolean', default: true },
       json: { type: 'boolean' },
       ...STORE_FLAGS,
     },
+    allowNegative: true,
   });
   if (values['plan-url'] !== undefined || values['plan-sha256'] !== undefined) {
     if (values.src) throw new Error(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
@@ -133,6 +138,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       planSha256: values['plan-sha256'],
       dataDir: values['data-dir'],
       replace: Boolean(values.replace),
+      buffered: !values['direct-io'],
       json: Boolean(values.json),
       tls: planTls(values, env),
     });
@@ -146,6 +152,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     name,
     dataDir: values['data-dir'],
     replace: Boolean(values.replace),
+    buffered: !values['direct-io'],
     onProgress: (p) => progress.update(p),
   });
   progress.done();
