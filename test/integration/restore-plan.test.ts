@@ -135,7 +135,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     const res = await run(['restore', ...args, '--data-dir', target, '--json'], bareEnv);
     expect(res.status, res.stderr).to.equal(0);
     expectNoUrl(res, url);
-    expect(res.json()).to.include({ restore: 'restore-1', backup: 'b1', kind: 'metrics', verified: true, movedAside: null });
+    expect(res.json()).to.include({ restore: 'restore-1', backup: 'b1', kind: 'metrics', verified: true, movedAside: null, directIo: true });
     expect(res.json().counts).to.deep.equal({ series: expected.kind === 'metrics' ? expected.series : -1, samples: expected.kind === 'metrics' ? expected.samples : -1 });
     const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: target });
     try {
@@ -152,10 +152,12 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     expectNoUrl(again, url);
     expect(listing(target)).to.deep.equal(before);
 
-    // With --replace the old contents are moved aside (nothing deleted) and the restore completes.
-    const replaced = await run(['restore', ...args, '--data-dir', target, '--replace', '--json'], bareEnv);
+    // With --replace the old contents are moved aside (nothing deleted) and the restore completes;
+    // --no-direct-io writes the same files through the page cache.
+    const replaced = await run(['restore', ...args, '--data-dir', target, '--replace', '--no-direct-io', '--json'], bareEnv);
     expect(replaced.status, replaced.stderr).to.equal(0);
     expectNoUrl(replaced, url);
+    expect(replaced.json()).to.include({ verified: true, directIo: false });
     const movedAside = replaced.json().movedAside as string;
     expect(movedAside).to.be.a('string');
     expect(listing(movedAside).map((l) => l.split(' ')[0])).to.deep.equal(before.map((l) => l.split(' ')[0]));
