@@ -18,5 +18,5 @@ export function formatBytes(n: number): string {
   if (n >= 1024 * MiB) return `${(n / (1024 * MiB)).toFixed(2)} GiB`;
   if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
+  return `${Math.round(n)} B`; // rates are fractional
 }
