@@ -22,24 +22,37 @@ import { join } from 'node:path';
 export const WRITE_BATCH = 1024 * 1024;
 /** O_DIRECT alignment: the page size, a multiple of every logical block size Linux devices have. */
 const ALIGN = 4096;
-/** Buffers per WebAssembly memory: few memories (each reserves address space for its guard region). */
-const BUFFERS_PER_MEMORY = 8;
 const WASM_PAGE = 65536;
 
 // The one WebAssembly API used here; TypeScript declares WebAssembly only in its DOM libraries.
 declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum: number }) => { readonly buffer: ArrayBuffer } };
 
-/** Page-aligned WRITE_BATCH buffers shared by the files of one restore, reused, never freed before it ends. */
+/**
+ * WRITE_BATCH buffers shared by the files of one restore, reused, never freed before it ends. All
+ * `count` of them are views of one WebAssembly memory, reserved at once (its pages become resident
+ * only when first written): page-aligned, so O_DIRECT can use them. Where a WebAssembly memory
+ * cannot be had (an address-space limit: V8 reserves a guard region with it), the buffers are
+ * ordinary ones and `aligned` is false: no O_DIRECT then. Beyond `count`, more ordinary buffers are
+ * made; callers size `count` to what they can hold at once.
+ */
 export class WriteBuffers {
   private readonly spare: Buffer[] = [];
+  readonly aligned: boolean;
+
+  constructor(count: number) {
+    let memory: { readonly buffer: ArrayBuffer } | undefined;
+    try {
+      const pages = (count * WRITE_BATCH) / WASM_PAGE;
+      memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+    } catch {
+      memory = undefined;
+    }
+    this.aligned = memory !== undefined;
+    if (memory) for (let i = 0; i < count; i++) this.spare.push(Buffer.from(memory.buffer, i * WRITE_BATCH, WRITE_BATCH));
+  }
 
   take(): Buffer {
-    if (this.spare.length === 0) {
-      const pages = (BUFFERS_PER_MEMORY * WRITE_BATCH) / WASM_PAGE;
-      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
-      for (let i = 0; i < BUFFERS_PER_MEMORY; i++) this.spare.push(Buffer.from(memory.buffer, i * WRITE_BATCH, WRITE_BATCH));
-    }
-    return this.spare.pop()!;
+    return this.spare.pop() ?? Buffer.allocUnsafe(WRITE_BATCH);
   }
 
   give(buf: Buffer): void {
@@ -54,6 +67,7 @@ const unsupported = (err: unknown) => ['EINVAL', 'EOPNOTSUPP', 'ENOTSUP'].includ
  * scratch file of our own, which is removed again.
  */
 export async function directIoWorks(dir: string, buffers: WriteBuffers): Promise<boolean> {
+  if (!buffers.aligned) return false;
   const path = join(dir, `.direct-io-probe-${process.pid}`);
   let fh: FileHandle | undefined;
   try {

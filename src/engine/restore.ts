@@ -144,7 +144,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const keyOf = (prefix: string, part: ReturnType<typeof splitParts>[number]) => `${name}/${prefix}${partKey(part)}`;
 
   const dirs = new Set<string>();
-  const buffers = new WriteBuffers();
+  // Each file being written holds at most two buffers (one filling, one being written).
+  const buffers = new WriteBuffers(2 * (concurrency + 2 * concurrency));
   const direct = !req.buffered && (await directIoWorks(dataDir, buffers));
   // Largest first for the front workers: a big file started last would download alone at the end.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);

@@ -10,13 +10,13 @@ describe('file writer (restore writes, O_DIRECT where it works)', () => {
 
   it('finds O_DIRECT working on this machine\'s disk and leaves no probe file behind', async () => {
     // CI and the bench run on ext4: a false here would silently cost every restore the page-cache copy.
-    expect(await directIoWorks(dir, new WriteBuffers())).to.equal(true);
+    expect(await directIoWorks(dir, new WriteBuffers(4))).to.equal(true);
     expect(readdirSync(dir)).to.deep.equal([]);
   });
 
   for (const direct of [true, false]) {
     it(`writes files of every size byte for byte, fed in uneven chunks (${direct ? 'O_DIRECT' : 'page cache'})`, async () => {
-      const buffers = new WriteBuffers();
+      const buffers = new WriteBuffers(4);
       // Empty, under one block, one block, block + 1, one buffer, buffer + 1, several buffers and a tail.
       for (const size of [0, 1, 4095, 4096, 4097, WRITE_BATCH, WRITE_BATCH + 1, 3 * WRITE_BATCH + 12345]) {
         const data = randomBytes(size);
@@ -36,8 +36,16 @@ describe('file writer (restore writes, O_DIRECT where it works)', () => {
     });
   }
 
+  it('without page-aligned buffers (no WebAssembly memory to be had) O_DIRECT is not tried', async () => {
+    // More than a 32-bit WebAssembly memory holds (4 GiB): V8 refuses it, as under an address-space limit.
+    const plain = new WriteBuffers(5000);
+    expect(plain.aligned).to.equal(false);
+    expect(await directIoWorks(dir, plain)).to.equal(false);
+    expect(plain.take().length).to.equal(WRITE_BATCH);
+  });
+
   it('never opens an existing file', async () => {
-    const buffers = new WriteBuffers();
+    const buffers = new WriteBuffers(4);
     const fh = await createFile(join(dir, 'exists'), true);
     await new FileWriter(fh, buffers, true).close();
     await fh.close();
