@@ -37,6 +37,8 @@ export interface PluginConfig {
   restorePlanExpirySeconds: number;
   /** Restore into a non-empty data directory, moving its contents aside (`restore --replace`). */
   restoreReplace: boolean;
+  /** Write restored files with O_DIRECT where the file system takes it (false: `restore --no-direct-io`). */
+  restoreDirectIo: boolean;
   /** The init container's resources (a Kubernetes ResourceRequirements). */
   restoreResources: Record<string, unknown>;
   /** The init container's securityContext; null = derived from the database container (restore-pod.ts). */
@@ -59,6 +61,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   restoreImage: '',
   restorePlanExpirySeconds: 14_400,
   restoreReplace: false,
+  restoreDirectIo: true,
   restoreResources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
   restoreSecurityContext: null,
   drillPathPattern: '{path}-drill-{restore}',
@@ -123,6 +126,7 @@ const KEYS: Record<string, Parser> = {
   // S3 presigned URLs (SigV4) are valid for at most 7 days.
   restorePlanExpirySeconds: count('restorePlanExpirySeconds', 300, 604_800),
   restoreReplace: flag('restoreReplace'),
+  restoreDirectIo: flag('restoreDirectIo'),
   restoreResources: (value, config) => {
     const parsed = jsonObject(value);
     if (typeof parsed === 'string') return `a JSON ResourceRequirements object such as {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"1Gi"}} (${parsed})`;

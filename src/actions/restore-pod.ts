@@ -148,6 +148,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
         planUrl: plan.url,
         planSha256: plan.sha256,
         replace: config.restoreReplace,
+        directIo: config.restoreDirectIo,
         dataMount: mount,
         resources: config.restoreResources,
         securityContext,

@@ -133,6 +133,8 @@ export interface RestoreContainerOptions {
   planUrl: string;
   planSha256: string;
   replace: boolean;
+  /** false: `--no-direct-io`, write through the page cache (restoreDirectIo). */
+  directIo: boolean;
   /** The companion's mount of the data volume; ours is the same volume (and subPath), read-write. */
   dataMount: VolumeMount;
   resources: Record<string, unknown>;
@@ -163,6 +165,7 @@ export function restoreContainer(o: RestoreContainerOptions): Container {
       '--data-dir',
       DATA_MOUNT,
       ...(o.replace ? ['--replace'] : []),
+      ...(o.directIo ? [] : ['--no-direct-io']),
       ...(o.tls?.insecureSkipTLSVerify ? ['--insecure-skip-tls-verify'] : []),
     ],
     ...(o.tls?.caCert ? { env: [{ name: PLAN_CA_ENV, value: o.tls.caCert }] } : {}),

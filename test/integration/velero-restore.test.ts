@@ -293,6 +293,21 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore', 'user-init']);
   });
 
+  it('restoreReplace and restoreDirectIo from the plugin ConfigMap reach the init container as --replace and --no-direct-io', async () => {
+    const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+    api.put({ ...config, data: { ...(config.data as Record<string, string>), restoreReplace: 'true', restoreDirectIo: 'false' } });
+    let res: CallResult;
+    try {
+      res = await restorePod(asRestored(backedUp), restoreObject('r-settings'));
+    } finally {
+      api.put(config);
+    }
+    expect(res.ok, res.error).to.equal(true);
+    const cmd = restoreContainerOf(res.item as PodJson).command!;
+    expect(cmd.slice(-2)).to.deep.equal(['--replace', '--no-direct-io']);
+    expect(messages(res, 'info').join('\n')).to.match(/existing data in it is moved aside \(restoreReplace\)/);
+  });
+
   it('a drill (namespace mapping) restores into another hostPath, never the production one, and adds the verify hook', async () => {
     const res = await restorePod(asRestored(backedUp), restoreObject('drill-1', { [NS]: DRILL_NS }));
     expect(res.ok, res.error).to.equal(true);
@@ -539,10 +554,11 @@ describe('restore action pieces: drill paths, security context, restore settings
   it('restore settings are checked, with a message naming the key and what it must be', () => {
     const where = 'configmaps "velero-plugin-victoria" in namespace velero';
     const config = parsePluginConfig(
-      { restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: 'true', restorePlanExpirySeconds: '600', restoreSecurityContext: '{"runAsUser":1000}', drillPathPattern: '/srv/drills/{namespace}/{restore}' },
+      { restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: 'true', restoreDirectIo: 'false', restorePlanExpirySeconds: '600', restoreSecurityContext: '{"runAsUser":1000}', drillPathPattern: '/srv/drills/{namespace}/{restore}' },
       where,
     );
-    expect(config).to.deep.include({ restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: true, restorePlanExpirySeconds: 600, restoreSecurityContext: { runAsUser: 1000 }, drillPathPattern: '/srv/drills/{namespace}/{restore}' });
+    expect(config).to.deep.include({ restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: true, restoreDirectIo: false, restorePlanExpirySeconds: 600, restoreSecurityContext: { runAsUser: 1000 }, drillPathPattern: '/srv/drills/{namespace}/{restore}' });
+    expect(() => parsePluginConfig({ restoreDirectIo: 'no' }, where)).to.throw(/restoreDirectIo/);
     expect(() => parsePluginConfig({ drillPathPattern: '{path}' }, where)).to.throw(/drillPathPattern is "\{path\}", it must be a path pattern containing \{restore\} or \{namespace\}/);
     expect(() => parsePluginConfig({ drillPathPattern: '{path}-{node}' }, where)).to.throw(/not \{node\}/);
     expect(() => parsePluginConfig({ restorePlanExpirySeconds: '1000000' }, where)).to.throw(/restorePlanExpirySeconds .* from 300 to 604800/);
