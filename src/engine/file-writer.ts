@@ -7,12 +7,12 @@
  * 1.26 GiB, against 0.1 s with O_DIRECT, where the device reads our buffers itself); the dirty pages
  * also count against the init container's memory limit until they are written back. O_DIRECT wants
  * the buffer address, the file offset and the length aligned to the device's logical block size.
- * Buffers are therefore views of WebAssembly memories, which V8 maps page-aligned (a Node Buffer's
+ * Buffers are therefore views of a WebAssembly memory, which V8 maps page-aligned (a Node Buffer's
  * address has no such guarantee); every write but a file's last is a whole buffer, and the last is
  * padded with zeros to the alignment and the file truncated to its size afterwards. Whether the file
  * system takes O_DIRECT at all (tmpfs before Linux 6.6, some FUSE and network file systems do not)
  * is probed once per restore (directIoWorks); where it does not, files are written through the page
- * cache exactly as before.
+ * cache.
  */
 import { constants } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
@@ -119,6 +119,8 @@ export class FileWriter {
     private readonly fh: FileHandle,
     private readonly buffers: WriteBuffers,
     private readonly direct: boolean,
+    /** For messages. */
+    private readonly path: string,
   ) {
     this.buf = buffers.take();
   }
@@ -149,10 +151,19 @@ export class FileWriter {
     this.position += this.used;
     this.used = 0;
     this.buf = this.buffers.take();
-    const written = writeAll(this.fh, buf, length, at).then(() => {
-      this.buffers.give(buf);
-      this.inFlight = undefined;
-    });
+    const written = writeAll(this.fh, buf, length, at).then(
+      () => {
+        this.buffers.give(buf);
+        this.inFlight = undefined;
+      },
+      (err: NodeJS.ErrnoException) => {
+        // The probe passed, yet this file refuses O_DIRECT (another file system mounted inside the directory?).
+        if (this.direct && unsupported(err)) {
+          throw new Error(`${this.path}: the file system refused a write with O_DIRECT (${err.message}); restore again with --no-direct-io (in a Velero restore: restoreDirectIo: "false" in the plugin ConfigMap)`, { cause: err });
+        }
+        throw err;
+      },
+    );
     // A failure is reported by the next write or close; no unhandled rejection meanwhile.
     written.catch(() => undefined);
     this.inFlight = written;

@@ -155,7 +155,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     const fh = await createFile(path, direct);
     const hash = createHash('sha256');
     try {
-      const out = new FileWriter(fh, buffers, direct);
+      const out = new FileWriter(fh, buffers, direct, path);
       for (const part of splitParts(file.path, file.size)) {
         if (part.size === 0) continue;
         const key = keyOf(prefix, part);

@@ -22,7 +22,7 @@ describe('file writer (restore writes, O_DIRECT where it works)', () => {
         const data = randomBytes(size);
         const path = join(dir, `${direct ? 'd' : 'b'}-${size}`);
         const fh = await createFile(path, direct);
-        const out = new FileWriter(fh, buffers, direct);
+        const out = new FileWriter(fh, buffers, direct, path);
         // Chunks of 1 to 300 000 bytes, as socket reads come.
         for (let off = 0, step = 1; off < size; off += step, step = (step * 7 + 13) % 300_000 || 1) {
           await out.write(data.subarray(off, Math.min(size, off + step)));
@@ -44,10 +44,28 @@ describe('file writer (restore writes, O_DIRECT where it works)', () => {
     expect(plain.take().length).to.equal(WRITE_BATCH);
   });
 
+  it('a write the file system refuses with O_DIRECT names the file and the way around it', async () => {
+    const odd = new WriteBuffers(5000); // ordinary buffers (see above)
+    odd.give(Buffer.alloc(WRITE_BATCH + 1).subarray(1)); // and one whose address is certainly not aligned
+    const path = join(dir, 'refused');
+    const fh = await createFile(path, true);
+    let err: Error | undefined;
+    try {
+      const out = new FileWriter(fh, odd, true, path);
+      await out.write(Buffer.alloc(WRITE_BATCH, 1));
+      await out.close();
+    } catch (e) {
+      err = e as Error;
+    } finally {
+      await fh.close();
+    }
+    expect(err?.message).to.include(`${path}: the file system refused a write with O_DIRECT`).and.include('--no-direct-io').and.include('restoreDirectIo: "false"');
+  });
+
   it('never opens an existing file', async () => {
     const buffers = new WriteBuffers(4);
     const fh = await createFile(join(dir, 'exists'), true);
-    await new FileWriter(fh, buffers, true).close();
+    await new FileWriter(fh, buffers, true, join(dir, 'exists')).close();
     await fh.close();
     let err: NodeJS.ErrnoException | undefined;
     await createFile(join(dir, 'exists'), true).catch((e: NodeJS.ErrnoException) => (err = e));
