@@ -42,8 +42,8 @@ export interface RestoreRequest {
   /** Large files downloaded at once, and half the number of small ones (default RESTORE_CONCURRENCY). */
   concurrency?: number;
   onProgress?: ProgressListener;
-  /** Write through the page cache even where O_DIRECT works (file-writer.ts). */
-  buffered?: boolean;
+  /** false: write through the page cache even where O_DIRECT works (default true; file-writer.ts). */
+  directIo?: boolean;
 }
 
 export interface RestoreResult {
@@ -146,7 +146,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const dirs = new Set<string>();
   // Each file being written holds at most two buffers (one filling, one being written).
   const buffers = new WriteBuffers(2 * (concurrency + 2 * concurrency));
-  const direct = !req.buffered && (await directIoWorks(dataDir, buffers));
+  const direct = req.directIo !== false && (await directIoWorks(dataDir, buffers));
   // Largest first for the front workers: a big file started last would download alone at the end.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
   await forEachFromBothEnds(order, concurrency, 2 * concurrency, async ({ file, prefix, path }) => {

@@ -327,10 +327,7 @@ export class PlanStore implements ObjectStore {
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
-    checkKey(key, 'get');
-    const target = this.target(key);
-    const o = this.objects.get(key);
-    if (!o) throw new StoreError('NotFound', `get ${target}: the object is not in the restore plan`, { operation: 'get', target });
+    const { target, o } = this.object(key);
     let start = 0;
     let length = o.size;
     if (range) {
@@ -340,25 +337,35 @@ export class PlanStore implements ObjectStore {
       length = Math.min(range.end, o.size - 1) - start + 1;
     }
     if (length === 0) return Readable.from([]);
-    const whole = start === 0 && length === o.size;
-    const first = await this.http.get(target, o.url, { ...(whole ? {} : { range: { start, end: start + length - 1 } }), length });
-    return Readable.from(this.http.resuming(target, o.url, first, start, length), { objectMode: false });
+    return Readable.from(await this.download(target, o.url, o.size, start, length), { objectMode: false });
   }
 
   async readInto(key: string, size: number, sink: ChunkSink): Promise<void> {
+    const { target, o } = this.object(key);
+    if (size === 0) return;
+    await this.direct.read(o.url, { length: size }, sink, {
+      resumed: (reason) => this.http.retried(1, `resume GET: ${reason}`, target),
+      rest: (start, etag) => this.download(target, o.url, size, start, size - start, etag),
+    });
+  }
+
+  /** The plan's entry for `key`; a key the plan does not name is NotFound. */
+  private object(key: string): { target: string; o: { url: string; size: number } } {
     checkKey(key, 'get');
     const target = this.target(key);
     const o = this.objects.get(key);
     if (!o) throw new StoreError('NotFound', `get ${target}: the object is not in the restore plan`, { operation: 'get', target });
-    if (size === 0) return;
-    await this.direct.read(o.url, { length: size }, sink, {
-      resumed: (reason) => this.http.retried(1, `resume GET: ${reason}`, target),
-      rest: async (start, etag) => {
-        const length = size - start;
-        const first = await this.http.get(target, o.url, { ...(start > 0 ? { range: { start, end: size - 1 } } : {}), ...(etag ? { ifMatch: etag } : {}), length });
-        return this.http.resuming(target, o.url, first, start, length);
-      },
-    });
+    return { target, o };
+  }
+
+  /**
+   * `length` bytes from `start` of an object of `size` bytes (a ranged GET unless that is all of
+   * it; pinned to `etag` when given), resumed where the connection breaks.
+   */
+  private async download(target: string, url: string, size: number, start: number, length: number, etag?: string): Promise<AsyncGenerator<Buffer>> {
+    const whole = start === 0 && length === size;
+    const first = await this.http.get(target, url, { ...(whole ? {} : { range: { start, end: start + length - 1 } }), ...(etag ? { ifMatch: etag } : {}), length });
+    return this.http.resuming(target, url, first, start, length);
   }
 
   async put(key: string, _body?: unknown, _size?: number): Promise<void> {

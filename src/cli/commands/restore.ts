@@ -46,7 +46,7 @@ interface PlanModeArgs {
   planSha256: string;
   dataDir: string;
   replace: boolean;
-  buffered: boolean;
+  directIo: boolean;
   json: boolean;
   tls: PresignedHttpOptions;
 }
@@ -74,7 +74,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     plan = parsePlan(bytes, a.planSha256, new Date());
     store = new PlanStore(plan, a.tls);
     const progress = progressPrinter(`restore ${plan.backup} (Velero restore ${plan.restore})`);
-    res = await restoreBackup({ store, name: store.backupName, dataDir: a.dataDir, replace: a.replace, buffered: a.buffered, onProgress: (p) => progress.update(p) });
+    res = await restoreBackup({ store, name: store.backupName, dataDir: a.dataDir, replace: a.replace, directIo: a.directIo, onProgress: (p) => progress.update(p) });
     progress.done();
   } catch (err) {
     let message = err instanceof Error ? err.message : String(err);
@@ -138,7 +138,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       planSha256: values['plan-sha256'],
       dataDir: values['data-dir'],
       replace: Boolean(values.replace),
-      buffered: !values['direct-io'],
+      directIo: values['direct-io'],
       json: Boolean(values.json),
       tls: planTls(values, env),
     });
@@ -152,7 +152,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     name,
     dataDir: values['data-dir'],
     replace: Boolean(values.replace),
-    buffered: !values['direct-io'],
+    directIo: values['direct-io'],
     onProgress: (p) => progress.update(p),
   });
   progress.done();
