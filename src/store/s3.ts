@@ -231,8 +231,15 @@ function loadCa(options: S3Options): string[] | undefined {
   return pems.length > 0 ? pems : undefined;
 }
 
+/** What the SDK client and the direct reads (direct-get.ts) share: the CA bundle is read once. */
+interface Transport {
+  client: S3Client;
+  ca: string[] | undefined;
+  socketTimeoutMs: number;
+}
+
 /** An S3 client with our retry strategy, timeouts and TLS settings. */
-export function createS3Client(options: S3Options): S3Client {
+function s3Client(options: S3Options): Transport {
   const maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
   let endpoint: string | undefined;
   if (options.endpoint) {
@@ -261,6 +268,7 @@ export function createS3Client(options: S3Options): S3Client {
   }
 
   const ca = loadCa(options);
+  const socketTimeoutMs = positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs);
   const agentOptions = { keepAlive: true, maxSockets: positive('maxSockets', options.maxSockets, DEFAULTS.maxSockets) };
   const httpsAgent = new https.Agent({
     ...agentOptions,
@@ -291,7 +299,7 @@ export function createS3Client(options: S3Options): S3Client {
         { ...fileInit, ...(profile ? { profile } : {}) },
       );
 
-  return new S3Client({
+  const client = new S3Client({
     region,
     ...(endpoint ? { endpoint } : {}),
     forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
@@ -306,9 +314,10 @@ export function createS3Client(options: S3Options): S3Client {
       httpAgent,
       httpsAgent,
       connectionTimeout: positive('connectionTimeoutMs', options.connectionTimeoutMs, DEFAULTS.connectionTimeoutMs),
-      socketTimeout: positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs),
+      socketTimeout: socketTimeoutMs,
     }),
   });
+  return { client, ca, socketTimeoutMs };
 }
 
 const TLS_CODES = new Set([
@@ -389,14 +398,16 @@ export class S3Store implements ObjectStore {
     const bufferBytes = positive('uploadBufferBytes', options.uploadBufferBytes, DEFAULTS.uploadBufferBytes, 0);
     this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize), 2000);
     this.signPayload = options.signPayload ?? !/^https:/i.test(options.endpoint ?? 'https://');
-    this.client = client ?? createS3Client(options);
-    const ca = loadCa(options);
-    const timeoutMs = positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs);
+    // A client passed in (tests) brings its own transport; the direct reads still need ours.
+    const transport = client
+      ? { client, ca: loadCa(options), socketTimeoutMs: positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs) }
+      : s3Client(options);
+    this.client = transport.client;
     this.direct = new DirectGetter({
-      ...(ca ? { ca } : {}),
+      ...(transport.ca ? { ca: transport.ca } : {}),
       ...(options.insecureSkipTLSVerify ? { insecureSkipTLSVerify: true } : {}),
-      headersTimeoutMs: timeoutMs,
-      bodyTimeoutMs: timeoutMs,
+      headersTimeoutMs: transport.socketTimeoutMs,
+      bodyTimeoutMs: transport.socketTimeoutMs,
     });
   }
 
