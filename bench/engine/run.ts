@@ -8,7 +8,13 @@
  *   3. restore (ours, every SHA-256 checked, vs vmrestore);
  *   4. the server's raw rates as the ceiling: one large PutObject stream and one GetObject.
  *
- *   node --import tsx bench/engine/run.ts [--gib 1.1] [--keep]
+ *   node --import tsx bench/engine/run.ts [--gib 1.1] [--rounds 3] [--keep]
+ *
+ * Steps 1–3 run `--rounds` times each, the tools' order reversed in odd rounds; the tables give
+ * every round's time and the medians. One run of each, as before 2026-11-22, put run-to-run noise
+ * of ±15% (which tool ran first, moto's state) into the ratios. A round's backups are removed once
+ * measured, so that the next round's full backup is a full one again (ours would otherwise find a
+ * complete backup in its root and copy from it) and each incremental is based on the same full.
  *
  * The data set is generated once into .cache/bench/vm145-data: one round of random samples per
  * month partition (random values compress badly, so the data is as large on disk as it claims),
@@ -35,8 +41,12 @@ import { MiB, du, generateData, importRandom, run, startVm, type Run, type Vm } 
 
 /** Bumped when the generator changes: an older cached data set is generated again. */
 const DATA_LAYOUT = 'monthly-settled-1';
-const { values } = parseArgs({ options: { gib: { type: 'string', default: '1.1' }, keep: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { gib: { type: 'string', default: '1.1' }, rounds: { type: 'string', default: '3' }, keep: { type: 'boolean', default: false } },
+});
 const targetBytes = Number(values.gib) * 1024 * MiB;
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds N (≥ 1) expected');
 
 /** The server's metrics, as `name{labels}` → value. */
 async function vmMetrics(vm: Vm): Promise<Map<string, number>> {
@@ -181,42 +191,90 @@ async function main(): Promise<void> {
       if (waited > 6) notes.push(`waited ${waited.toFixed(0)} s for merges to settle ${what}`);
       return partDirs(dataDir);
     };
-    const uploadOnly = (r: Run, j: Summary) => `; ${j.durationSeconds.toFixed(1)} s of it uploading (and counting, beside it), ${(r.seconds - j.durationSeconds).toFixed(1)} s start, snapshot and listing`;
+    const uploadOnly = (r: Run, j: Summary, counted: boolean) =>
+      `; ${j.durationSeconds.toFixed(1)} s of it uploading${counted ? ' (and counting, beside it)' : ''}, ${(r.seconds - j.durationSeconds).toFixed(1)} s start, snapshot and listing`;
 
-    // 1. Full backups.
-    const fullParts = await settledParts('before our full backup');
-    const oursFull = await oursBackup('full');
-    const oursFullJson = summary(oursFull);
-    const vmbFullParts = await settledParts("before vmbackup's full backup");
-    const theirsFull = await vmbackup('full');
-    if (!sameParts(fullParts, vmbFullParts)) notes.push('the full backups saw different parts (a merge ran between them)');
-    const uncountedParts = await settledParts('before our full backup without counts');
-    const oursUncounted = await oursBackup('full', false);
-    if (!sameParts(fullParts, uncountedParts)) notes.push('the full backup without counts saw different parts (a merge ran between them)');
-    for (const [step, r] of [['full backup', oursFull], ['full backup, ours with --no-counts', oursUncounted]] as const) {
-      const j = summary(r);
+    const store = (prefix: string) =>
+      new S3Store({ bucket: 'bench', prefix, ...moto.s3Options, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+    /** Removes a measured backup: the next round's backup must not use it as its base, and moto keeps every object. */
+    const drop = async (root: string, name: string) => {
+      const s = store(root);
+      const keys: string[] = [];
+      for await (const o of s.list(`${name}/`)) keys.push(o.key);
+      await s.delete(keys);
+      s.destroy();
+    };
+    /** Runs the steps in this order in even rounds and in reverse in odd ones. */
+    const alternate = async <T>(round: number, steps: Array<() => Promise<T>>): Promise<T[]> => {
+      const order = steps.map((_, i) => i);
+      if (round % 2 === 1) order.reverse();
+      const out: T[] = [];
+      for (const i of order) out[i] = await steps[i]!();
+      return out;
+    };
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
+    const secs = (rs: Run[]) => `${rs.map((r) => r.seconds.toFixed(1)).join(', ')}; median ${median(rs.map((r) => r.seconds)).toFixed(1)} s`;
+    /** Ratio of the medians, then each round's own. */
+    const ratios = (ours: Run[], peer: Run[]) =>
+      `${ratio(median(peer.map((r) => r.seconds)), median(ours.map((r) => r.seconds)))} (${ours.map((r, i) => (peer[i]!.seconds / r.seconds).toFixed(2)).join(', ')})`;
+    const peak = (rs: Run[]) => `${Math.max(...rs.map((r) => r.peakRssMiB)).toFixed(0)} MiB`;
+    const last = rounds - 1;
+
+    // 1. Full backups, one of each per round. Each round's go to names of their own and are removed
+    // after it, except the last round's, which the incrementals and restores use.
+    const fullParts = await settledParts('before the first full backup');
+    /** Settles the server, checks that `what` will see the parts `first` recorded, then runs it. */
+    const atRest = async (first: Map<string, number>, what: string, step: () => Promise<Run>) => {
+      if (!sameParts(first, await settledParts(`before ${what}`))) notes.push(`${what} saw other parts than the first of its kind (a merge ran in between)`);
+      return step();
+    };
+    const full: Record<'ours' | 'uncounted' | 'vmbackup', Run[]> = { ours: [], uncounted: [], vmbackup: [] };
+    for (let round = 0; round < rounds; round++) {
+      const [o, v, u] = await alternate(round, [
+        () => atRest(fullParts, `our full backup ${round}`, () => oursBackup(`full-${round}`)),
+        () => atRest(fullParts, `vmbackup's full backup ${round}`, () => vmbackup(`full-${round}`)),
+        () => atRest(fullParts, `our full backup ${round} without counts`, () => oursBackup(`full-${round}`, false)),
+      ]);
+      full.ours.push(o!);
+      full.vmbackup.push(v!);
+      full.uncounted.push(u!);
+      if (round < last) for (const root of ['ours', 'uncounted', 'vmbackup']) await drop(root, `full-${round}`);
+    }
+    const oursFullJson = summary(full.ours[last]!);
+    for (const [step, rs, counted] of [['full backup (as shipped: counts)', full.ours, true], ['full backup, ours with --no-counts', full.uncounted, false]] as const) {
+      const j = summary(rs[last]!);
       rows.push([
         step,
-        `${(j.bytesTotal / MiB).toFixed(0)} MiB, ${j.files} files${uploadOnly(r, j)}`,
-        `${r.seconds.toFixed(1)} s (${rate(j.bytesTotal, r.seconds)})`,
-        `${theirsFull.seconds.toFixed(1)} s (${rate(j.bytesTotal, theirsFull.seconds)})`,
-        ratio(theirsFull.seconds, r.seconds),
-        `${r.peakRssMiB.toFixed(0)} MiB`,
-        `${theirsFull.peakRssMiB.toFixed(0)} MiB`,
+        `${(j.bytesTotal / MiB).toFixed(0)} MiB, ${j.files} files${uploadOnly(rs[last]!, j, counted)}`,
+        `${secs(rs)} (${rate(j.bytesTotal, median(rs.map((r) => r.seconds)))})`,
+        secs(full.vmbackup),
+        ratios(rs, full.vmbackup),
+        peak(rs),
+        peak(full.vmbackup),
       ]);
     }
 
-    // 2. ~5% new data (a new month partition), then incrementals of the same settled state.
+    // 2. ~5% new data (a new month partition), then incrementals of the same settled state, each
+    // based on the last round's full backup (ours: the newest complete one in its root; vmbackup:
+    // -origin) and removed after its round.
     await importRandom(vm, 'bench_new', 2000, 5000, 99);
-    const incrParts = await settledParts('before our incremental');
-    const oursIncr = await oursBackup('incr');
-    const uncountedIncrParts = await settledParts('before our incremental without counts');
-    const oursIncrUncounted = await oursBackup('incr', false);
-    if (!sameParts(incrParts, uncountedIncrParts)) notes.push('the incremental without counts saw different parts (a merge ran between them)');
-    const vmbIncrParts = await settledParts("before vmbackup's incremental");
-    const theirsIncr = await vmbackup('incr', 'full');
-    if (!sameParts(incrParts, vmbIncrParts)) notes.push('the incrementals saw different parts (a merge ran between them)');
-    const theirsUploaded = /uploaded (\d+) bytes/.exec(theirsIncr.stderr);
+    const incrParts = await settledParts('before the first incremental');
+    const incr: Record<'ours' | 'uncounted' | 'vmbackup', Run[]> = { ours: [], uncounted: [], vmbackup: [] };
+    for (let round = 0; round < rounds; round++) {
+      const [o, v, u] = await alternate(round, [
+        () => atRest(incrParts, `our incremental ${round}`, () => oursBackup(`incr-${round}`)),
+        () => atRest(incrParts, `vmbackup's incremental ${round}`, () => vmbackup(`incr-${round}`, `full-${last}`)),
+        () => atRest(incrParts, `our incremental ${round} without counts`, () => oursBackup(`incr-${round}`, false)),
+      ]);
+      incr.ours.push(o!);
+      incr.vmbackup.push(v!);
+      incr.uncounted.push(u!);
+      for (const root of ['ours', 'uncounted', 'vmbackup']) await drop(root, `incr-${round}`);
+    }
+    const theirsUploaded = /uploaded (\d+) bytes/.exec(incr.vmbackup[last]!.stderr);
     // New on disk: part directories that were not there at the full backup (or changed size).
     let newBytes = 0;
     let newParts = 0;
@@ -226,48 +284,65 @@ async function main(): Promise<void> {
         newParts++;
       }
     }
-    for (const [step, r] of [['incremental (~5% new)', oursIncr], ['incremental, ours with --no-counts', oursIncrUncounted]] as const) {
-      const j = summary(r);
+    for (const [step, rs, counted] of [['incremental (~5% new; counts)', incr.ours, true], ['incremental, ours with --no-counts', incr.uncounted, false]] as const) {
+      const j = summary(rs[last]!);
       rows.push([
         step,
-        `${newParts} new parts, ${(newBytes / MiB).toFixed(1)} MiB; uploaded: ours ${(j.bytesUploaded / MiB).toFixed(1)} MiB, vmbackup ${theirsUploaded ? (Number(theirsUploaded[1]) / MiB).toFixed(1) : '?'} MiB${uploadOnly(r, j)}`,
-        `${r.seconds.toFixed(1)} s`,
-        `${theirsIncr.seconds.toFixed(1)} s`,
-        ratio(theirsIncr.seconds, r.seconds),
-        `${r.peakRssMiB.toFixed(0)} MiB`,
-        `${theirsIncr.peakRssMiB.toFixed(0)} MiB`,
+        `${newParts} new parts, ${(newBytes / MiB).toFixed(1)} MiB; uploaded: ours ${(j.bytesUploaded / MiB).toFixed(1)} MiB, vmbackup ${theirsUploaded ? (Number(theirsUploaded[1]) / MiB).toFixed(1) : '?'} MiB${uploadOnly(rs[last]!, j, counted)}`,
+        secs(rs),
+        secs(incr.vmbackup),
+        ratios(rs, incr.vmbackup),
+        peak(rs),
+        peak(incr.vmbackup),
       ]);
     }
     await vm.stop();
 
-    // 3. Restores of the full backups into empty directories.
-    await settleDisk();
-    const oursRestore = await run(plugin, ['restore', '--src', 's3://bench/ours/full', '--data-dir', join(scratch, 'restore-ours'), '--json', ...s3], env);
-    await settleDisk();
-    const theirsRestore = await run(paths.vmrestore145, [await vmPort(), '-src=s3://bench/vmbackup/full', `-storageDataPath=${join(scratch, 'restore-vmrestore')}`, ...vmS3], env);
-    rows.push(['restore (full)', 'ours checks every SHA-256', `${oursRestore.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, oursRestore.seconds)})`, `${theirsRestore.seconds.toFixed(1)} s (${rate(oursFullJson.bytesTotal, theirsRestore.seconds)})`, ratio(theirsRestore.seconds, oursRestore.seconds), `${oursRestore.peakRssMiB.toFixed(0)} MiB`, `${theirsRestore.peakRssMiB.toFixed(0)} MiB`]);
+    // 3. Restores of the last full backups into empty directories, one of each per round.
+    const restores: Record<'ours' | 'vmrestore', Run[]> = { ours: [], vmrestore: [] };
+    for (let round = 0; round < rounds; round++) {
+      const into = (who: string) => join(scratch, `restore-${who}-${round}`);
+      const [o, v] = await alternate(round, [
+        async () => {
+          await settleDisk();
+          return run(plugin, ['restore', '--src', `s3://bench/ours/full-${last}`, '--data-dir', into('ours'), '--json', ...s3], env);
+        },
+        async () => {
+          await settleDisk();
+          return run(paths.vmrestore145, [await vmPort(), `-src=s3://bench/vmbackup/full-${last}`, `-storageDataPath=${into('vmrestore')}`, ...vmS3], env);
+        },
+      ]);
+      restores.ours.push(o!);
+      restores.vmrestore.push(v!);
+      for (const who of ['ours', 'vmrestore']) rmSync(into(who), { recursive: true, force: true });
+    }
+    const restoreMedian = (rs: Run[]) => rate(oursFullJson.bytesTotal, median(rs.map((r) => r.seconds)));
+    rows.push([
+      'restore (full)',
+      'ours checks every SHA-256',
+      `${secs(restores.ours)} (${restoreMedian(restores.ours)})`,
+      `${secs(restores.vmrestore)} (${restoreMedian(restores.vmrestore)})`,
+      ratios(restores.ours, restores.vmrestore),
+      peak(restores.ours),
+      peak(restores.vmrestore),
+    ]);
 
     // 4. The server's raw rates: one multipart stream up and one GET down, nothing else.
     // The same settings as the CLI with --checksum-algorithm "": no flexible checksums.
-    const store = new S3Store({
-      bucket: 'bench',
-      prefix: 'raw',
-      ...moto.s3Options,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const raw = store('raw');
     const rawSize = 512 * MiB;
     const chunk = Buffer.alloc(MiB, 7);
     let t = process.hrtime.bigint();
-    await store.put('blob', Readable.from((function* () { for (let i = 0; i < rawSize / MiB; i++) yield chunk; })()), rawSize);
+    await raw.put('blob', Readable.from((function* () { for (let i = 0; i < rawSize / MiB; i++) yield chunk; })()), rawSize);
     const upS = Number(process.hrtime.bigint() - t) / 1e9;
     t = process.hrtime.bigint();
-    for await (const _ of await store.get('blob')) void _;
+    for await (const _ of await raw.get('blob')) void _;
     const downS = Number(process.hrtime.bigint() - t) / 1e9;
+    raw.destroy();
 
     const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
-    console.log(`\n${when} UTC, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, load ${loadavg()[0]!.toFixed(1)}; data ${(bytes / MiB).toFixed(0)} MiB (VictoriaMetrics 1.145), moto 5.2.4 (auth) on loopback\n`);
-    console.log('| step | data | ours | vmbackup / vmrestore 1.145 | speed ratio (peer time / ours) | ours peak RSS | peer peak RSS |');
+    console.log(`\n${when} UTC, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, load ${loadavg()[0]!.toFixed(1)}; data ${(bytes / MiB).toFixed(0)} MiB (VictoriaMetrics 1.145), moto 5.2.4 (auth) on loopback; ${rounds} round(s), the order reversed in odd rounds\n`);
+    console.log('| step | data (last round) | ours: seconds per round; median | vmbackup / vmrestore 1.145: seconds per round; median | speed ratio (peer time / ours): of the medians (per round) | ours peak RSS (max) | peer peak RSS (max) |');
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
     console.log(`\nServer ceiling: one 512 MiB multipart PutObject stream ${rate(rawSize, upS)}, one GetObject ${rate(rawSize, downS)}.`);
