@@ -24,7 +24,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect as netConnect, createServer as netServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { STATUS_CODES } from 'node:http';
 import { constants as osConstants } from 'node:os';
@@ -243,9 +243,53 @@ function parsePath(pathname: string): ParsedPath | undefined {
 }
 
 const HIGH_WATER = 1024 * 1024;
-/** Exec output frames up to a pipe read (64 KiB) plus the channel byte are built in reused buffers. */
-const FRAME_BUFFER = 64 * 1024 + 1;
+/** A read of the command's stdout: as much as a pipe read gives, which is what frames carried before. */
+const STDOUT_READ = 64 * 1024;
+/** Exec output frames up to a read plus the channel byte are built in reused buffers. */
+const FRAME_BUFFER = STDOUT_READ + 1;
 const frameBuffers: Buffer[] = [];
+
+/** The command's stdout: a Unix socket whose other end is the process's fd 1. */
+interface StdoutPair {
+  /** Reads into one reused buffer and hands each read to `sink`, valid only during the call. */
+  reader: Socket;
+  /** Given to the process as its stdout, then closed here. */
+  writer: Socket;
+  sink: (chunk: Buffer) => void;
+}
+
+let pairs = 0;
+
+/**
+ * A connected pair of Unix stream sockets for a command's stdout. The stand-in reads it with
+ * `onread` into one buffer: a child process pipe hands over every read as a fresh Buffer, and in a
+ * benchmark moving a gigabyte that garbage made this process's collector seconds of CPU that no API
+ * server written in Go spends (bench/exec-path shares two cores between everything).
+ */
+async function stdoutPair(): Promise<StdoutPair> {
+  const server = netServer();
+  const name = `\0kube-api-stand-in-${process.pid}-${++pairs}`; // Linux abstract namespace: no file to remove
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(name, resolve));
+  try {
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    const buffer = Buffer.allocUnsafe(STDOUT_READ);
+    const pair: Partial<StdoutPair> & { sink: StdoutPair['sink'] } = { sink: () => undefined };
+    pair.reader = netConnect({
+      path: name,
+      onread: {
+        buffer,
+        callback: (n: number) => {
+          pair.sink(buffer.subarray(0, n));
+          return true;
+        },
+      },
+    });
+    pair.writer = await accepted;
+    return pair as StdoutPair;
+  } finally {
+    server.close();
+  }
+}
 
 export class KubeApiServer {
   /** https://127.0.0.1:port */
@@ -532,14 +576,26 @@ export class KubeApiServer {
     const record: ExecRecord = { namespace, pod: name, container, command, protocol, stdinBytes: 0, stdinClosed: false, stdoutBytes: 0 };
     this.execs.push(record);
     const fault = this.fault && (!this.fault.onlyCommand || command.includes(this.fault.onlyCommand)) ? this.fault : undefined;
-    const handler = this.handlers.get(`${namespace}/${name}/${container}`);
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (fault?.hang) return;
-      this.session(ws, record, streams, handler?.(command), fault);
-    });
+    const target = this.handlers.get(`${namespace}/${name}/${container}`)?.(command);
+    const stdout = target && streams.stdout && !fault?.hang ? stdoutPair() : Promise.resolve(undefined);
+    stdout.then(
+      (out) =>
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          if (fault?.hang) return;
+          this.session(ws, record, streams, target, fault, out);
+        }),
+      (err: Error) => socket.destroy(err),
+    );
   }
 
-  private session(ws: WebSocket, record: ExecRecord, streams: { stdin: boolean; stdout: boolean; stderr: boolean }, target: ExecTarget | undefined, fault: ExecFault | undefined): void {
+  private session(
+    ws: WebSocket,
+    record: ExecRecord,
+    streams: { stdin: boolean; stdout: boolean; stderr: boolean },
+    target: ExecTarget | undefined,
+    fault: ExecFault | undefined,
+    out: StdoutPair | undefined,
+  ): void {
     const v5 = record.protocol === V5;
     let inFlight = 0;
     let outputPaused = false;
@@ -550,7 +606,7 @@ export class KubeApiServer {
     const setOutputPaused = (pause: boolean) => {
       if (pause === outputPaused || !child) return;
       outputPaused = pause;
-      for (const s of [child.stdout, child.stderr]) if (s) pause ? s.pause() : s.resume();
+      for (const s of [out?.reader, child.stderr]) if (s) pause ? s.pause() : s.resume();
     };
     // Frames are built in reused buffers (the channel byte, then the data): a fresh buffer per 64 KiB
     // pipe read made this process's garbage collector a large share of a benchmark's CPU.
@@ -583,39 +639,49 @@ export class KubeApiServer {
     child = spawn(target.file, target.args ?? [], {
       cwd: target.cwd,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...target.env },
-      stdio: [streams.stdin ? 'pipe' : 'ignore', streams.stdout ? 'pipe' : 'ignore', streams.stderr ? 'pipe' : 'ignore'],
+      stdio: [streams.stdin ? 'pipe' : 'ignore', out ? out.writer : 'ignore', streams.stderr ? 'pipe' : 'ignore'],
     });
     const proc = child;
     this.children.add(proc);
+    out?.writer.destroy(); // the process holds its own copy: the reader sees EOF when it exits
     proc.stdin?.on('error', () => undefined); // a command that exits without reading its stdin
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      if (cut) return;
-      const limit = fault?.cutAfterStdoutBytes;
-      if (limit !== undefined && record.stdoutBytes + chunk.length >= limit) {
-        cut = true;
-        const part = chunk.subarray(0, limit - record.stdoutBytes);
-        record.stdoutBytes += part.length;
-        proc.kill('SIGKILL');
-        send(1, part, () => ws.terminate());
-        return;
-      }
-      record.stdoutBytes += chunk.length;
-      send(1, chunk);
-    });
+    if (out) {
+      // Each chunk is a view of the reader's buffer: send() copies it into a frame before returning.
+      out.sink = (chunk: Buffer) => {
+        if (cut) return;
+        const limit = fault?.cutAfterStdoutBytes;
+        if (limit !== undefined && record.stdoutBytes + chunk.length >= limit) {
+          cut = true;
+          const part = chunk.subarray(0, limit - record.stdoutBytes);
+          record.stdoutBytes += part.length;
+          proc.kill('SIGKILL');
+          out.reader.destroy();
+          send(1, part, () => ws.terminate());
+          return;
+        }
+        record.stdoutBytes += chunk.length;
+        send(1, chunk);
+      };
+      out.reader.on('error', () => undefined); // a reset when the process is killed; 'close' follows
+    }
     proc.stderr?.on('data', (chunk: Buffer) => {
       if (!cut) send(2, chunk);
     });
     let ended = false;
+    // The exit status goes out once the process has exited and all its stdout has been sent.
+    let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let stdoutOpen = out !== undefined;
     proc.on('error', (err: NodeJS.ErrnoException) => {
       if (ended) return;
       ended = true;
+      out?.reader.destroy();
       const message = `error executing command in container: failed to exec in container: ${err.message}`;
       finish({ status: 'Failure', message: `Internal error occurred: ${message}`, reason: 'InternalError', details: { causes: [{ message }] }, code: 500 });
     });
-    proc.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
-      this.children.delete(proc);
-      if (ended) return;
+    const exited = () => {
+      if (ended || !exit || stdoutOpen) return;
       ended = true;
+      const { code, signal } = exit;
       const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
       record.exitCode = exitCode;
       if (exitCode === 0) return finish({ status: 'Success' });
@@ -627,6 +693,15 @@ export class KubeApiServer {
         reason: 'NonZeroExitCode',
         details: { causes: [{ reason: 'ExitCode', message: String(exitCode) }] },
       });
+    };
+    proc.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
+      this.children.delete(proc);
+      exit = { code, signal };
+      exited();
+    });
+    out?.reader.on('close', () => {
+      stdoutOpen = false;
+      exited();
     });
 
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -644,6 +719,7 @@ export class KubeApiServer {
     });
     ws.on('close', () => {
       if (!ended) proc.kill('SIGKILL');
+      out?.reader.destroy();
     });
   }
 }
