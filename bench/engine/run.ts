@@ -37,7 +37,7 @@ import { S3Store } from '../../src/store/s3.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { CACHE, paths } from '../../test/support/components.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
-import { MiB, du, generateData, importRandom, run, startVm, type Run, type Vm } from '../support.js';
+import { MiB, du, generateData, importRandom, median, run, startVm, type Run, type Vm } from '../support.js';
 
 /** Bumped when the generator changes: an older cached data set is generated again. */
 const DATA_LAYOUT = 'monthly-settled-1';
@@ -211,10 +211,6 @@ async function main(): Promise<void> {
       const out: T[] = [];
       for (const i of order) out[i] = await steps[i]!();
       return out;
-    };
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
     };
     const secs = (rs: Run[]) => `${rs.map((r) => r.seconds.toFixed(1)).join(', ')}; median ${median(rs.map((r) => r.seconds)).toFixed(1)} s`;
     /** Ratio of the medians, then each round's own. */

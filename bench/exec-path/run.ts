@@ -44,7 +44,7 @@ import { CACHE, paths, ROOT } from '../../test/support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../../test/support/kube-api.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
 import { callAction } from '../../test/support/velero-host.js';
-import { du, generateData, importRandom, startVm } from '../support.js';
+import { du, generateData, importRandom, median, startVm } from '../support.js';
 
 const MiB = 1024 * 1024;
 const TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux
@@ -486,10 +486,6 @@ async function measure(scratch: string, source: string): Promise<void> {
     }
     const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
     const bytes = first.bytes;
-    const median = (xs: number[]) => {
-      const v = [...xs].sort((a, b) => a - b);
-      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-    };
     const rate = (b: number, sec: number) => `${(b / MiB / sec).toFixed(1)} MiB/s`;
     const directs = results.filter((r) => r.path === 'direct');
     const directS = median(directs.map((r) => r.seconds));

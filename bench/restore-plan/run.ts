@@ -33,7 +33,7 @@ import { S3Store } from '../../src/store/s3.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { CACHE, paths } from '../../test/support/components.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
-import { MiB, du, run, startVm, type Run, type Vm } from '../support.js';
+import { MiB, du, median, run, startVm, type Run, type Vm } from '../support.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' }, keep: { type: 'boolean', default: false } } });
 const rounds = Number(values.rounds);
@@ -149,10 +149,6 @@ async function main(): Promise<void> {
     const dataBytes = await du(source);
     console.log(`\n${when} UTC, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, load ${loadavg().map((l) => l.toFixed(1)).join(' / ')}; data ${(dataBytes / MiB).toFixed(0)} MiB (VictoriaMetrics 1.145), backup ${(bytes / MiB).toFixed(0)} MiB in ${summary.files} files, moto 5.2.4 (no-auth) on loopback\n`);
     console.log(`Backup (ours, once): ${backup.seconds.toFixed(1)} s. Plan: ${planObjects} presigned objects, ${(built.bytes.length / 1024).toFixed(0)} KiB of JSON, built, written and presigned in ${planSeconds.toFixed(2)} s.\n`);
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((x, y) => x - y);
-      return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-    };
     const label: Record<Mode, string> = {
       plan: 'ours, `restore --plan-url` (init container; every SHA-256 checked)',
       vmrestore: 'vmrestore 1.145 (`-src=s3://…/ours/full`)',
