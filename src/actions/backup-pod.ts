@@ -100,6 +100,10 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     countTimeoutMs: config.countTimeoutMs,
     signal,
   });
+  // Looked up beside the companion's exec calls (the label's kind is checked against the
+  // companion's below); observed now, as it may fail before it is awaited.
+  const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind);
+  baseLookup.catch(() => undefined);
   let ranPre = false;
   try {
     for (const warning of location.warnings) ctx.log.warn(warning, fields);
@@ -123,7 +127,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     }
     // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
     const counts = config.counts ? pendingCounts(companion.counts().then((c) => c.counts)) : {};
-    const base = await newestComplete(location.store, '', (m) => m.kind === files.kind);
+    const base = await baseLookup;
     const trees = files.trees.map((t) => ({
       prefix: t.prefix,
       restoreTo: t.restoreTo,

@@ -27,9 +27,13 @@ export interface SnapshotBackupRequest {
 
 export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<Manifest> {
   const { source } = req;
-  const base = req.incremental === false ? undefined : await newestComplete(req.store, '', (m) => m.kind === source.kind);
+  // The base is looked up while the database makes its snapshot: neither needs the other.
+  const baseLookup = req.incremental === false ? Promise.resolve(undefined) : newestComplete(req.store, '', (m) => m.kind === source.kind);
+  // Observed now: it may fail while the snapshot is still being made; its error is thrown below.
+  baseLookup.catch(() => undefined);
   const snapshots = await source.create();
   try {
+    const base = await baseLookup;
     if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
     // Counted while the files upload, not before: the query reads every sample (seconds of the
     // server's CPU per GiB) and the upload does not need its answer until the manifest.

@@ -1,7 +1,15 @@
 /** Finding backups in a store, and opening one only if it is complete. */
 import { createHash } from 'node:crypto';
+import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { COMPLETE_KEY, MANIFEST_FORMAT, MANIFEST_KEY, parseManifest, type CompleteMarker, type Manifest } from './manifest.js';
+import { forEachLimit } from './pool.js';
+
+/**
+ * Backups whose markers or manifests are read at once. A Schedule keeps dozens of backups per
+ * workload, and each read is one small request whose time is the store's latency.
+ */
+const CATALOG_READS = 8;
 
 export async function readObject(store: ObjectStore, key: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -11,15 +19,15 @@ export async function readObject(store: ObjectStore, key: string): Promise<Buffe
 
 export class IncompleteBackupError extends Error {}
 
-/**
- * Open a backup for reading: its complete marker must exist and name the manifest's SHA-256.
- * `name` is the backup's folder relative to the store root (e.g. `2026-02-04T12-30-00`).
- */
-export async function openBackup(store: ObjectStore, name: string): Promise<Manifest> {
+/** A backup's complete marker, checked for our format; IncompleteBackupError when it has none. */
+async function readMarker(store: ObjectStore, name: string): Promise<CompleteMarker> {
   const where = `${store.location}/${name}`;
-  if (!(await store.head(`${name}/${COMPLETE_KEY}`))) {
-    const anything = await store.head(`${name}/${MANIFEST_KEY}`);
-    let hasObjects = Boolean(anything);
+  let bytes: Buffer;
+  try {
+    bytes = await readObject(store, `${name}/${COMPLETE_KEY}`);
+  } catch (err) {
+    if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
+    let hasObjects = Boolean(await store.head(`${name}/${MANIFEST_KEY}`));
     if (!hasObjects) for await (const _ of store.list(`${name}/`)) { hasObjects = true; break; }
     throw new IncompleteBackupError(
       hasObjects
@@ -27,14 +35,36 @@ export async function openBackup(store: ObjectStore, name: string): Promise<Mani
         : `${where} does not exist (no objects under it); list the backups with: velero-plugin-victoria list --dst <root>`,
     );
   }
-  const marker = JSON.parse((await readObject(store, `${name}/${COMPLETE_KEY}`)).toString('utf8')) as CompleteMarker;
+  let marker: Partial<CompleteMarker>;
+  try {
+    marker = JSON.parse(bytes.toString('utf8')) as Partial<CompleteMarker>;
+  } catch {
+    throw new IncompleteBackupError(`${where}: its ${COMPLETE_KEY} is not JSON; the backup was changed after it completed`);
+  }
   if (marker.format !== MANIFEST_FORMAT) throw new IncompleteBackupError(`${where}: unknown complete marker format ${JSON.stringify(marker.format)}`);
+  if (typeof marker.manifestSha256 !== 'string' || typeof marker.completedAt !== 'string') {
+    throw new IncompleteBackupError(`${where}: its ${COMPLETE_KEY} lacks manifestSha256 or completedAt; the backup was changed after it completed`);
+  }
+  return marker as CompleteMarker;
+}
+
+/** The manifest a complete marker vouches for: its SHA-256 must be the one the marker names. */
+async function readManifest(store: ObjectStore, name: string, marker: CompleteMarker): Promise<Manifest> {
+  const where = `${store.location}/${name}`;
   const manifestBytes = await readObject(store, `${name}/${MANIFEST_KEY}`);
   const sha = createHash('sha256').update(manifestBytes).digest('hex');
   if (sha !== marker.manifestSha256) {
     throw new IncompleteBackupError(`${where}: ${MANIFEST_KEY} does not match its complete marker (SHA-256 ${sha}, marker says ${marker.manifestSha256}); the backup was changed after it completed`);
   }
   return parseManifest(manifestBytes.toString('utf8'), where);
+}
+
+/**
+ * Open a backup for reading: its complete marker must exist and name the manifest's SHA-256.
+ * `name` is the backup's folder relative to the store root (e.g. `2026-02-04T12-30-00`).
+ */
+export async function openBackup(store: ObjectStore, name: string): Promise<Manifest> {
+  return readManifest(store, name, await readMarker(store, name));
 }
 
 export interface BackupListing {
@@ -45,33 +75,57 @@ export interface BackupListing {
   problem?: string;
 }
 
+/** The backup folders directly under `prefix` ('' or ending in '/'), oldest first by name. */
+async function backupNames(store: ObjectStore, prefix: string): Promise<string[]> {
+  return (await store.listDirectories(prefix)).sort().map((dir) => dir.replace(/\/$/, ''));
+}
+
 /** Every backup folder directly under `prefix` ('' or ending in '/'), oldest first by name. */
 export async function listBackups(store: ObjectStore, prefix = ''): Promise<BackupListing[]> {
-  const dirs = await store.listDirectories(prefix);
-  const out: BackupListing[] = [];
-  for (const dir of dirs.sort()) {
-    const name = dir.replace(/\/$/, '');
+  const names = await backupNames(store, prefix);
+  const out = new Array<BackupListing>(names.length);
+  await forEachLimit(names.keys(), CATALOG_READS, async (i) => {
+    const name = names[i]!;
     try {
-      out.push({ name, complete: true, manifest: await openBackup(store, name) });
+      out[i] = { name, complete: true, manifest: await openBackup(store, name) };
     } catch (err) {
       if (!(err instanceof IncompleteBackupError)) throw err;
-      out.push({ name, complete: false, problem: err.message });
+      out[i] = { name, complete: false, problem: err.message };
     }
-  }
+  });
   return out;
 }
 
 /**
  * The newest complete backup under `prefix` that `accept` takes (e.g. same kind of source), by
- * completion time: the base of an incremental one.
+ * completion time: the base of an incremental one. Only the small complete markers are read to
+ * order the backups (each names its completion time); manifests, which list every file, are read
+ * newest first until one is accepted, usually one. Backups that are not complete are skipped: an
+ * incremental backup then copies from an older one, or uploads everything.
  */
 export async function newestComplete(
   store: ObjectStore,
   prefix = '',
   accept: (manifest: Manifest) => boolean = () => true,
 ): Promise<{ name: string; manifest: Manifest } | undefined> {
-  const complete = (await listBackups(store, prefix)).filter((b) => b.complete && b.manifest && accept(b.manifest));
-  complete.sort((a, b) => a.manifest!.completedAt.localeCompare(b.manifest!.completedAt));
-  const last = complete.at(-1);
-  return last ? { name: last.name, manifest: last.manifest! } : undefined;
+  const marked: Array<{ name: string; marker: CompleteMarker }> = [];
+  await forEachLimit(await backupNames(store, prefix), CATALOG_READS, async (name) => {
+    try {
+      marked.push({ name, marker: await readMarker(store, name) });
+    } catch (err) {
+      if (!(err instanceof IncompleteBackupError)) throw err;
+    }
+  });
+  marked.sort((a, b) => b.marker.completedAt.localeCompare(a.marker.completedAt) || b.name.localeCompare(a.name));
+  for (const { name, marker } of marked) {
+    let manifest: Manifest;
+    try {
+      manifest = await readManifest(store, name, marker);
+    } catch (err) {
+      if (!(err instanceof IncompleteBackupError)) throw err;
+      continue;
+    }
+    if (accept(manifest)) return { name, manifest };
+  }
+  return undefined;
 }

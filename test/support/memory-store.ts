@@ -1,5 +1,6 @@
 /** An in-memory ObjectStore for engine unit tests, with hooks to damage or fail operations. */
 import { Readable } from 'node:stream';
+import { StoreError } from '../../src/store/errors.js';
 import type { ByteRange, ObjectInfo, ObjectStore, PutBody } from '../../src/store/types.js';
 
 export class MemoryStore implements ObjectStore {
@@ -32,7 +33,7 @@ export class MemoryStore implements ObjectStore {
   async get(key: string, range?: ByteRange): Promise<Readable> {
     this.calls.get++;
     const body = this.objects.get(key);
-    if (!body) throw new Error(`${this.location}/${key}: no such object`);
+    if (!body) throw new StoreError('NotFound', `get ${this.location}/${key}: the object does not exist`, { operation: 'get', target: `${this.location}/${key}` });
     return Readable.from([range ? body.subarray(range.start, range.end + 1) : body]);
   }
 

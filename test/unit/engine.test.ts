@@ -261,3 +261,65 @@ describe('engine: backup, restore, verify', () => {
     expect((await verifyBackup(store, 'seq')).ok).to.equal(true);
   });
 });
+
+describe('catalog: the newest complete backup', () => {
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+  /** Backups completed in the order given (names sorted otherwise), each a real engine backup. */
+  async function backupsInOrder(store: MemoryStore, snapshot: string, names: string[], kind: (name: string) => 'metrics' | 'logs' = () => 'metrics') {
+    for (const name of names) {
+      await backupOf(store, snapshot, name, { kind: kind(name) });
+      await pause(); // completion times are in milliseconds
+    }
+  }
+
+  it('orders by completion time from the complete markers, reading one manifest', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    // Velero backup names do not sort by time (schedule names, hand-made ones).
+    const names = ['weekly-9', 'daily-3', 'zz-manual', 'a-latest'];
+    await backupsInOrder(store, snapshot, names);
+    store.calls.get = 0;
+    const base = await newestComplete(store);
+    expect(base?.name).to.equal('a-latest');
+    expect(base?.manifest.name).to.equal('a-latest');
+    expect(store.calls.get, 'one marker per backup and the chosen manifest').to.equal(names.length + 1);
+  });
+
+  it('skips backups without a usable marker or of another kind, and says why in the listing', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupsInOrder(store, snapshot, ['b1', 'b2', 'b3', 'b4'], (name) => (name === 'b3' ? 'logs' : 'metrics'));
+    store.objects.set(`b4/${COMPLETE_KEY}`, Buffer.from('{"format":')); // damaged after it completed
+    store.objects.delete(`b2/${COMPLETE_KEY}`);
+    const base = await newestComplete(store, '', (m) => m.kind === 'metrics');
+    expect(base?.name, 'b4 is damaged, b3 holds logs').to.equal('b1');
+    expect((await newestComplete(store))?.name).to.equal('b3');
+    const listing = await listBackups(store);
+    expect(listing.map((b) => [b.name, b.complete])).to.deep.equal([['b1', true], ['b2', false], ['b3', true], ['b4', false]]);
+    expect(listing[1]!.problem).to.match(/memory:\/\/test\/b2 is incomplete \(no victoria_complete\.ignore\)/);
+    expect(listing[3]!.problem).to.match(/memory:\/\/test\/b4: its victoria_complete\.ignore is not JSON/);
+    let err: Error | undefined;
+    await openBackup(store, 'b4').catch((e: Error) => (err = e));
+    expect(err?.message).to.match(/not JSON; the backup was changed after it completed/);
+  });
+
+  it('a marker whose manifest was replaced is not a base', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupsInOrder(store, snapshot, ['b1', 'b2']);
+    store.objects.set(`b2/${MANIFEST_KEY}`, Buffer.from(store.objects.get(`b2/${MANIFEST_KEY}`)!.toString('utf8').replace('"b2"', '"bX"')));
+    expect((await newestComplete(store))?.name).to.equal('b1');
+  });
+
+  it('finds nothing in an empty root and fails on a store error instead of skipping', async () => {
+    const store = new MemoryStore();
+    expect(await newestComplete(store)).to.equal(undefined);
+    store.objects.set('b1/some-object', Buffer.from('x'));
+    const get = store.get.bind(store);
+    store.get = async (key) => (key.endsWith(COMPLETE_KEY) ? Promise.reject(new Error('connection reset')) : get(key));
+    let err: Error | undefined;
+    await newestComplete(store).catch((e: Error) => (err = e));
+    expect(err?.message).to.equal('connection reset');
+  });
+});
