@@ -4,6 +4,8 @@
  * stdin that never closes, a file that changes while read, bounded memory, sizes over 8 GiB.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,6 +214,47 @@ describe('companion tar (local snapshot)', () => {
       expect(total).to.equal(512 + size + 1024); // header, data (a multiple of 512), end of archive
     } finally {
       rmSync(join(snapDir, path));
+    }
+  });
+
+  it('through a pipe to a slow reader, reuses its read buffers and every byte arrives intact', async () => {
+    // A pipe's write callback comes once the kernel has the bytes: only then may a read buffer be
+    // filled again. Random content, so a buffer refilled too early could not go unnoticed.
+    const paths = ['data/small/2026_01/17A0_1/random-a.bin', 'data/small/2026_01/17A0_1/random-b.bin'];
+    const contents = [randomBytes((6 << 20) + 12345), randomBytes(700_000)];
+    paths.forEach((path, i) => writeFileSync(join(snapDir, path), contents[i]!));
+    const cat = spawn('cat', [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const allocated = { slow: 0 };
+      const allocUnsafeSlow = Buffer.allocUnsafeSlow;
+      Buffer.allocUnsafeSlow = (size: number) => {
+        allocated.slow++;
+        return allocUnsafeSlow(size);
+      };
+      const received: Buffer[] = [];
+      const reading = (async () => {
+        for await (const chunk of cat.stdout) {
+          received.push(chunk as Buffer);
+          await sleep(1); // slower than the writer: the pipe fills, writes wait
+        }
+      })();
+      let result;
+      try {
+        result = await writeTar(config, openStdin(formatTarRequest({ tree: '', files: paths })), cat.stdin);
+      } finally {
+        Buffer.allocUnsafeSlow = allocUnsafeSlow;
+      }
+      cat.stdin.end();
+      await reading;
+      expect(result).to.deep.equal({ files: 2, bytes: contents[0]!.length + contents[1]!.length });
+      const entries = await untar(Buffer.concat(received));
+      expect(entries.map((e) => e.name)).to.deep.equal(paths);
+      entries.forEach((e, i) => expect(e.data.equals(contents[i]!), e.name).to.equal(true));
+      // 27 reads of 256 KiB for 6.7 MiB; backpressure keeps a few buffers in flight.
+      expect(allocated.slow, 'read buffers allocated').to.be.within(1, 8);
+    } finally {
+      cat.kill();
+      for (const path of paths) rmSync(join(snapDir, path));
     }
   });
 
