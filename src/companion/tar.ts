@@ -137,25 +137,28 @@ export function entryHeader(path: string, size: number, mtime: Date): EntryHeade
  */
 class ReadBuffers {
   private readonly spare: Buffer[] = [];
-  /** Our buffers by their memory, to recognise their chunks among tar-stream's headers and padding. */
-  private readonly ours = new WeakMap<ArrayBufferLike, Buffer>();
+  /**
+   * Buffers handed out and not yet written, by their memory: recognises our chunks among
+   * tar-stream's headers and padding, and gives each buffer back at most once.
+   */
+  private readonly inFlight = new Map<ArrayBufferLike, Buffer>();
 
   constructor(private readonly reuse: boolean) {}
 
   /** A buffer for a read of up to `want` bytes (at most CHUNK_BYTES are read at once). */
   take(want: number): Buffer {
     if (!this.reuse) return Buffer.allocUnsafe(Math.min(want, CHUNK_BYTES));
-    const spare = this.spare.pop();
-    if (spare) return spare;
-    const buf = Buffer.allocUnsafeSlow(CHUNK_BYTES);
-    this.ours.set(buf.buffer, buf);
+    const buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(CHUNK_BYTES);
+    this.inFlight.set(buf.buffer, buf);
     return buf;
   }
 
   /** A chunk the output has written (its write callback ran without error). */
   written(chunk: Buffer): void {
-    const buf = this.ours.get(chunk.buffer);
-    if (buf && this.spare.length < SPARE_BUFFERS) this.spare.push(buf);
+    const buf = this.inFlight.get(chunk.buffer);
+    if (!buf) return;
+    this.inFlight.delete(chunk.buffer);
+    if (this.spare.length < SPARE_BUFFERS) this.spare.push(buf);
   }
 }
 
