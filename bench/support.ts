@@ -92,13 +92,13 @@ export async function generateData(
   writeFileSync(join(dir, 'generated.json'), JSON.stringify({ bytes: await du(dir), ...record, at: new Date().toISOString() }));
 }
 
-/** Bytes under a directory, as `du -sb` counts them (each hard-linked file once). */
 /** The middle value (the mean of the two middle ones for an even count): what the benches report over rounds. */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+/** Bytes under a directory, as `du -sb` counts them (each hard-linked file once). */
 export async function du(dir: string): Promise<number> {
   const out = await run('du', ['-sb', dir]);
   return Number(out.stdout.split('\t')[0]);
