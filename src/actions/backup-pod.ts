@@ -126,7 +126,9 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
     }
     // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
-    const counts = config.counts ? pendingCounts(companion.counts().then((c) => c.counts)) : {};
+    const counted = config.counts
+      ? pendingCounts(companion.counts().then((c) => ({ counts: c.counts, ...(c.countedFrom ? { countedFrom: c.countedFrom } : {}) })))
+      : { counts: {} };
     const base = await baseLookup;
     const trees = files.trees.map((t) => ({
       prefix: t.prefix,
@@ -150,7 +152,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       kind: files.kind,
       trees,
       source: { url: files.url, ...(files.version ? { version: files.version } : {}), snapshots: files.snapshots },
-      counts,
+      counted,
       createdAt: new Date(files.createdAt),
       ...(base ? { base } : {}),
       concurrency: config.uploadConcurrency,

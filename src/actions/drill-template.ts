@@ -2,13 +2,14 @@
  * Execute of the workload restore action (workload-restore.ts): in a drill (the Restore maps the
  * workload's namespace elsewhere), the pod template's data volume, found through the companion's
  * mount at /victoria-data, moves to the drill path exactly as the restored pods' does, so no pod
- * the drill's controllers create can open the production directory. Outside drills, and for
- * data volumes that are not hostPaths, the item is restored unchanged.
+ * the drill's controllers create can open the production directory, and the database keeps every
+ * sample of the backup (withDrillRetention), as in the restored pods. Outside drills the item is
+ * restored unchanged.
  */
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { drillVolume, findDataVolume, withVolume, type Pod } from './restore-spec.js';
+import { drillRetentionNote, drillVolume, findDataVolume, withDrillRetention, withVolume, type Pod } from './restore-spec.js';
 import { parseVeleroRestore } from './velero-restore.js';
 
 type Workload = KubeObject & { spec?: { template?: Pod } };
@@ -28,11 +29,15 @@ export async function executeDrillTemplate(
   const config = await loadPluginConfig(kubeOf(), restore.veleroNamespace);
   const { volume } = findDataVolume(template, config.companionContainer, `the pod template of ${id}`);
   const moved = drillVolume(volume, volume, config.drillPathPattern, restore.name, targetNamespace);
-  if (!moved) return undefined;
-  ctx.log.info(`drill: the pod template of ${id} (restored into ${targetNamespace}) uses hostPath ${moved.path}, not the production path ${moved.production}`, {
+  const moving = moved ? withVolume(template, moved.volume) : template;
+  const retention = withDrillRetention(moving.spec ?? {}, volume.name, config.companionContainer);
+  const where = moved
+    ? `uses hostPath ${moved.path}, not the production path ${moved.production}`
+    : `keeps its data volume "${volume.name}", which is not a hostPath; it must not be the production volume`;
+  ctx.log.info(`drill: the pod template of ${id} (restored into ${targetNamespace}) ${where}; ${drillRetentionNote(retention)}`, {
     namespace: targetNamespace,
     name: item.metadata?.name ?? '',
     restore: restore.name,
   });
-  return { item: { ...item, spec: { ...item.spec, template: withVolume(template, moved.volume) } } };
+  return { item: { ...item, spec: { ...item.spec, template: { ...moving, spec: retention.spec } } } };
 }

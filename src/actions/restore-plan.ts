@@ -53,6 +53,8 @@ export interface MadeRestorePlan {
   countsError?: string;
   /** The snapshot time: the counts at backup time cover data before it. */
   countedBefore?: string;
+  /** The counts at backup time cover data from this instant on (absent: from the first sample). */
+  countedFrom?: string;
   files: number;
   bytes: number;
   expiresAt: string;
@@ -104,6 +106,7 @@ export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRest
       counts: built.plan.counts,
       ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
       ...(manifest.createdAt ? { countedBefore: manifest.createdAt } : {}),
+      ...(manifest.countedFrom ? { countedFrom: manifest.countedFrom } : {}),
       files: manifest.totals.files,
       bytes: manifest.totals.bytes,
       expiresAt: built.plan.expiresAt,

@@ -18,12 +18,14 @@ import {
   DATA_MOUNT,
   deriveSecurityContext,
   describeVolume,
+  drillRetentionNote,
   drillVolume,
   findDataVolume,
   RESTORE_HOOK,
   restoreContainer,
   verifyHookAnnotations,
   withInitContainer,
+  withDrillRetention,
   withVolume,
   type Pod,
 } from './restore-spec.js';
@@ -107,6 +109,9 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
     } else {
       drillNote = `drill: ${targetNamespace}/${podName} data restored into its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
     }
+    const retention = withDrillRetention(pod.spec ?? {}, volume.name, config.companionContainer);
+    pod = { ...pod, spec: retention.spec };
+    drillNote += `; ${drillRetentionNote(retention)}`;
   } else if (volume.hostPath?.type === 'Directory') {
     // After a disaster the node may not have the directory: the restore creates it instead of the pod failing its type check.
     pod = withVolume(pod, { ...volume, hostPath: { ...volume.hostPath, type: 'DirectoryOrCreate' } });
@@ -169,6 +174,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
           companion: config.companionContainer,
           counts: plan.counts,
           ...(plan.countedBefore ? { countedBefore: plan.countedBefore } : {}),
+          ...(plan.countedFrom ? { countedFrom: plan.countedFrom } : {}),
           // Velero's wait covers the init container's download, which cannot outlast the plan.
           waitTimeoutSeconds: config.restorePlanExpirySeconds + 600,
           execTimeoutSeconds: VERIFY_EXEC_TIMEOUT_SECONDS,

@@ -231,6 +231,46 @@ export function drillVolume(volume: Volume, original: Volume, pattern: string, r
   return { volume: { ...volume, hostPath }, production, path };
 }
 
+/** A drill database's retention: 100 years, the longest VictoriaMetrics and VictoriaLogs accept. */
+export const DRILL_RETENTION_ARG = '-retentionPeriod=100y';
+const SHELLS = new Set(['sh', 'bash', 'ash', 'dash', 'busybox']);
+
+/**
+ * A drill's pod spec in which the database keeps every sample of the backup: the containers other
+ * than the companion that mount the data volume get `-retentionPeriod=100y` as their last argument
+ * (Go's flag package takes the last value; command-line flags also win over -envflag.enable).
+ * With its production retention, a restored database would hide the samples that fell behind the
+ * retention deadline since the backup and delete the partitions behind it, so a drill of any but
+ * the newest backup would fail its count, and one of a monthly backup would come up empty.
+ * `skipped` names containers run through a shell (`sh -c …`), where an appended argument would
+ * not reach the database.
+ */
+export function withDrillRetention(spec: PodSpec, volumeName: string, companion: string): { spec: PodSpec; changed: string[]; skipped: string[] } {
+  const changed: string[] = [];
+  const skipped: string[] = [];
+  const containers = (spec.containers ?? []).map((c) => {
+    if (c.name === companion || !(c.volumeMounts ?? []).some((m) => m.name === volumeName)) return c;
+    const command = Array.isArray(c.command) ? (c.command as string[]) : [];
+    if (command.length > 0 && SHELLS.has(command[0]!.split('/').at(-1)!)) {
+      skipped.push(c.name);
+      return c;
+    }
+    const args = Array.isArray(c.args) ? (c.args as string[]) : [];
+    changed.push(c.name);
+    return args.at(-1) === DRILL_RETENTION_ARG ? c : { ...c, args: [...args, DRILL_RETENTION_ARG] };
+  });
+  return { spec: { ...spec, containers }, changed, skipped };
+}
+
+/** What withDrillRetention did, for the drill's log line. */
+export function drillRetentionNote(r: { changed: string[]; skipped: string[] }): string {
+  const parts: string[] = [];
+  if (r.changed.length > 0) parts.push(`container(s) ${r.changed.join(', ')} run with ${DRILL_RETENTION_ARG}, so the restored copy keeps every sample of the backup`);
+  if (r.skipped.length > 0) parts.push(`container(s) ${r.skipped.join(', ')} start through a shell and keep their retention: add ${DRILL_RETENTION_ARG} to the drill's copy by hand, or its count may differ`);
+  if (parts.length === 0) parts.push('no container besides the companion mounts the data volume, so no retention was raised');
+  return parts.join('; ');
+}
+
 /**
  * Velero's post-restore exec hook that checks a drill: in the companion, once the database
  * answers, its counts must equal the counts recorded at backup time (`companion verify`). Velero
@@ -241,6 +281,8 @@ export function verifyHookAnnotations(o: {
   counts: Record<string, number>;
   /** Data before this instant was counted at backup time; verify counts the same range. */
   countedBefore?: string;
+  /** Data from this instant on was counted at backup time (absent: from the first sample). */
+  countedFrom?: string;
   waitTimeoutSeconds: number;
   execTimeoutSeconds: number;
   healthTimeout: string;
@@ -252,6 +294,7 @@ export function verifyHookAnnotations(o: {
     '--expect',
     JSON.stringify(o.counts),
     ...(o.countedBefore ? ['--end', o.countedBefore] : []),
+    ...(o.countedFrom ? ['--start', o.countedFrom] : []),
     '--timeout',
     o.healthTimeout,
   ];

@@ -3,7 +3,8 @@
  * (a restore drill's `companion verify` compares the restored database with it). The plugin runs it
  * while the files upload rather than the pre hook before: the count reads every sample, seconds of
  * the database's CPU per GiB, and a slow or refused count must neither hold up the hook window nor
- * fail the backup.
+ * fail the backup. The count starts inside the database's retention (victoria/retention.ts), so
+ * that a drill can count the same range of the restored copy.
  */
 import { flattenCounts } from '../victoria/flat-counts.js';
 import type { SnapshotSource } from '../victoria/types.js';
@@ -14,6 +15,12 @@ import { requireRecord } from './state.js';
 export async function countsDocument(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<CompanionCounts> {
   const record = await requireRecord(config.stateDir, config.kind);
   const started = performance.now();
-  const counts = flattenCounts(await source.counts({ end: new Date(record.createdAt) }));
-  return { counts, countedBefore: record.createdAt, durationSeconds: Math.round(performance.now() - started) / 1000 };
+  const start = await source.countStart();
+  const counts = flattenCounts(await source.counts({ end: new Date(record.createdAt), ...(start ? { start } : {}) }));
+  return {
+    counts,
+    countedBefore: record.createdAt,
+    ...(start ? { countedFrom: start.toISOString() } : {}),
+    durationSeconds: Math.round(performance.now() - started) / 1000,
+  };
 }

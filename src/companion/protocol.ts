@@ -54,6 +54,8 @@ export interface CompanionCounts {
   counts: Record<string, number>;
   /** The recorded snapshot time: data before it was counted. */
   countedBefore: string;
+  /** Data from this instant on was counted (inside the database's retention); absent: from the first sample. */
+  countedFrom?: string;
   durationSeconds: number;
 }
 
@@ -161,9 +163,14 @@ export function parseCompanionCounts(text: string): CompanionCounts {
   }
   const countedBefore = string(doc.countedBefore, 'countedBefore');
   if (Number.isNaN(Date.parse(countedBefore))) throw new ProtocolError(`countedBefore ${JSON.stringify(countedBefore)} is not a date`);
+  let countedFrom: string | undefined;
+  if (doc.countedFrom !== undefined) {
+    countedFrom = string(doc.countedFrom, 'countedFrom');
+    if (Number.isNaN(Date.parse(countedFrom))) throw new ProtocolError(`countedFrom ${JSON.stringify(countedFrom)} is not a date`);
+  }
   const durationSeconds = doc.durationSeconds;
   if (typeof durationSeconds !== 'number' || !Number.isFinite(durationSeconds)) throw new ProtocolError('durationSeconds must be a number');
-  return { counts, countedBefore, durationSeconds };
+  return { counts, countedBefore, ...(countedFrom ? { countedFrom } : {}), durationSeconds };
 }
 
 /** The line to write to `companion tar`'s stdin (with its newline). */

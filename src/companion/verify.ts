@@ -4,7 +4,9 @@
  * restored database answers `/health`, counts what it stores the way the pre hook counted at backup
  * time (flattenCounts: series/samples, or rows and rows.YYYYMMDD) and compares. The pre hook
  * counted the data before the snapshot time, and a restored database holds nothing newer, so by
- * default everything is counted; `--end` limits the count to the same range when it is known.
+ * default everything is counted; `--end` and `--start` limit the count to the range the backup
+ * counted (the manifest's createdAt and countedFrom; the drill raises the database's retention so
+ * that it keeps that whole range, restore-spec.ts).
  * Prints one JSON line, `{"verify":"ok"|"mismatch"|"error", expected, found}`; exits 0 only when
  * every count matches.
  */
@@ -23,6 +25,8 @@ export interface VerifyOptions {
   expected: Record<string, number>;
   /** Count only data before this instant. */
   end?: Date;
+  /** Count only data from this instant on. */
+  start?: Date;
   /** How long to wait for the database to answer /health (ms). */
   timeoutMs: number;
 }
@@ -38,7 +42,7 @@ export interface VerifyResult {
 
 /** Splits `verify`'s own flags from the shared companion flags (config.ts parses those strictly). */
 export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest: string[] } {
-  const own = new Set(['--expect', '--end', '--timeout']);
+  const own = new Set(['--expect', '--end', '--start', '--timeout']);
   const mine: string[] = [];
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -51,9 +55,14 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
     mine.push(arg);
     if (!arg.includes('=') && i + 1 < args.length) mine.push(args[++i]!);
   }
-  let values: { expect?: string; end?: string; timeout?: string };
+  let values: { expect?: string; end?: string; start?: string; timeout?: string };
   try {
-    ({ values } = parseArgs({ args: mine, options: { expect: { type: 'string' }, end: { type: 'string' }, timeout: { type: 'string' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: mine,
+      options: { expect: { type: 'string' }, end: { type: 'string' }, start: { type: 'string' }, timeout: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (err) {
     throw usageError((err as Error).message);
   }
@@ -70,18 +79,22 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
   for (const [k, n] of Object.entries(expected)) {
     if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw usageError(`--expect: ${k} is ${JSON.stringify(n)}, not a count`);
   }
-  let end: Date | undefined;
-  if (values.end !== undefined) {
-    end = new Date(values.end);
-    if (Number.isNaN(end.getTime())) throw usageError(`--end ${JSON.stringify(values.end)} is not a time such as 2026-11-21T12:00:00Z`);
-  }
+  const time = (flag: string, text: string | undefined): Date | undefined => {
+    if (text === undefined) return undefined;
+    const t = new Date(text);
+    if (Number.isNaN(t.getTime())) throw usageError(`${flag} ${JSON.stringify(text)} is not a time such as 2026-11-21T12:00:00Z`);
+    return t;
+  };
+  const end = time('--end', values.end);
+  const start = time('--start', values.start);
+  if (start && end && start >= end) throw usageError(`--start ${values.start} is not before --end ${values.end}`);
   let timeoutMs: number;
   try {
     timeoutMs = parseDuration(values.timeout ?? DEFAULT_VERIFY_TIMEOUT);
   } catch (err) {
     throw usageError(`--timeout: ${(err as Error).message}`);
   }
-  return { options: { expected: expected as Record<string, number>, ...(end ? { end } : {}), timeoutMs }, rest };
+  return { options: { expected: expected as Record<string, number>, ...(end ? { end } : {}), ...(start ? { start } : {}), timeoutMs }, rest };
 }
 
 /** Waits until the database answers /health with 200, or throws after `timeoutMs`. */
@@ -115,7 +128,7 @@ export function compareCounts(expected: Record<string, number>, found: Record<st
 
 export async function verifyCounts(config: CompanionConfig, options: VerifyOptions, source: SnapshotSource = openConfiguredSource(config)): Promise<VerifyResult> {
   await waitHealthy(config, options.timeoutMs);
-  const found = flattenCounts(await source.counts(options.end ? { end: options.end } : {}));
+  const found = flattenCounts(await source.counts({ ...(options.end ? { end: options.end } : {}), ...(options.start ? { start: options.start } : {}) }));
   const differences = compareCounts(options.expected, found);
   return { verify: differences.length === 0 ? 'ok' : 'mismatch', kind: config.kind, expected: options.expected, found, differences };
 }

@@ -31,6 +31,12 @@ export interface BackupTreeInput {
   reader: FileReader;
 }
 
+/** A count for the manifest: the flattened values and where the counted range begins (Manifest.countedFrom). */
+export interface BackupCounts {
+  counts: Record<string, number>;
+  countedFrom?: string;
+}
+
 export interface BaseBackup {
   name: string;
   manifest: Manifest;
@@ -49,7 +55,7 @@ export interface BackupRequest {
    * upload; they are awaited only when the manifest is written. A failed count does not fail the
    * backup (the data is complete; counts only serve verification): the manifest then records `countsError`.
    */
-  counts: Record<string, number> | Promise<Record<string, number>>;
+  counted: BackupCounts | Promise<BackupCounts>;
   /** When the snapshot was taken (vmbackup's created_at). */
   createdAt: Date;
   /** The newest complete backup of the same workload; unchanged files are copied from it. */
@@ -67,7 +73,7 @@ export interface BackupRequest {
  * the caller is still listing files, or when an upload fails first): that must not become an
  * unhandled rejection, which ends the process; writeBackup records the failure as `countsError`.
  */
-export function pendingCounts(counts: Promise<Record<string, number>>): Promise<Record<string, number>> {
+export function pendingCounts(counts: Promise<BackupCounts>): Promise<BackupCounts> {
   counts.catch(() => undefined);
   return counts;
 }
@@ -252,8 +258,8 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   if (expected.size > 0) throw new Error(`${expected.size} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${[...expected.keys()][0]}`);
   if (stale.length > 0) await store.delete(stale);
 
-  const counted = await Promise.resolve(req.counts).then(
-    (counts) => ({ counts }),
+  const counted = await Promise.resolve(req.counted).then(
+    (c): Pick<Manifest, 'counts' | 'countedFrom'> => ({ counts: c.counts, ...(c.countedFrom ? { countedFrom: c.countedFrom } : {}) }),
     (err: unknown) => ({ counts: {}, countsError: err instanceof Error ? err.message : String(err) }),
   );
   const completedAt = new Date();

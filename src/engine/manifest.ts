@@ -46,6 +46,11 @@ export interface Manifest {
    */
   counts: Record<string, number>;
   countsError?: string;
+  /**
+   * The counts cover data from this instant (ISO 8601) to `createdAt`; absent: from the first
+   * sample. Set when the database hides or drops data older than its retention (retention.ts).
+   */
+  countedFrom?: string;
   createdAt: string;
   completedAt: string;
   /** The backup this one copied unchanged files from, if any. */

@@ -4,6 +4,7 @@ import { deleteEach } from './delete-all.js';
 import { VictoriaResponseError } from './errors.js';
 import { HttpClient } from './http.js';
 import type { CountOptions, LogsCounts, Snapshot, SnapshotSource, SourceOptions } from './types.js';
+import { countStart, serverRetentionMs } from './retention.js';
 import { readVersion } from './version.js';
 import { countLogs } from './vl-counts.js';
 import { VL_PATHS, VlPartitionApi, vlSnapshotFromPath } from './vl-partitions.js';
@@ -60,7 +61,11 @@ export class LogsSource implements SnapshotSource {
   /** Flush (buffered rows are invisible to queries), then count log entries per partition. */
   async counts(options: CountOptions = {}): Promise<LogsCounts> {
     await this.partitions.forceFlush();
-    return { kind: 'logs', ...(await countLogs(this.http, options.end)) };
+    return { kind: 'logs', ...(await countLogs(this.http, options)) };
+  }
+
+  async countStart(): Promise<Date | undefined> {
+    return countStart(await serverRetentionMs(this.http), new Date(), new Date(0));
   }
 
   version(): Promise<string | undefined> {

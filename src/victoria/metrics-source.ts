@@ -4,7 +4,8 @@ import { deleteEach } from './delete-all.js';
 import { HttpClient } from './http.js';
 import type { CountOptions, MetricsCounts, Snapshot, SnapshotSource, SourceOptions } from './types.js';
 import { readVersion } from './version.js';
-import { countMetrics, forceFlush } from './vm-counts.js';
+import { countStart, serverRetentionMs } from './retention.js';
+import { COUNT_FLOOR, countMetrics, forceFlush } from './vm-counts.js';
 import { VmSnapshotApi, vmSnapshot } from './vm-snapshots.js';
 
 export class MetricsSource implements SnapshotSource {
@@ -45,7 +46,11 @@ export class MetricsSource implements SnapshotSource {
   /** Flush (so just-ingested samples are searchable), then count series and samples. */
   async counts(options: CountOptions = {}): Promise<MetricsCounts> {
     await forceFlush(this.http);
-    return { kind: 'metrics', ...(await countMetrics(this.http, options.end)) };
+    return { kind: 'metrics', ...(await countMetrics(this.http, options)) };
+  }
+
+  async countStart(): Promise<Date | undefined> {
+    return countStart(await serverRetentionMs(this.http), new Date(), COUNT_FLOOR);
   }
 
   version(): Promise<string | undefined> {

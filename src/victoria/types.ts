@@ -74,6 +74,11 @@ export interface CountOptions {
    * count taken while ingestion continues can be compared with a restored copy. Default: all data.
    */
   end?: Date;
+  /**
+   * Count only data with timestamps from this instant on (what `countStart` chose at backup time),
+   * so that a restored copy is counted over the same range. Default: from the first sample.
+   */
+  start?: Date;
 }
 
 /** A database the engine can snapshot. All methods talk to the server over HTTP. */
@@ -98,6 +103,12 @@ export interface SnapshotSource {
   deleteStale(names: readonly string[]): Promise<Snapshot[]>;
   /** Flush, then count what the server stores (for restore verification). */
   counts(options?: CountOptions): Promise<Counts>;
+  /**
+   * Where a count made now should start so that a restored copy can repeat it (retention.ts):
+   * an hour after the server's retention deadline; undefined when every sample stays visible or
+   * the retention cannot be read.
+   */
+  countStart(): Promise<Date | undefined>;
   /** Server version such as `v1.145.0`, or undefined when the build does not report one (Debian builds). */
   version(): Promise<string | undefined>;
 }

@@ -10,9 +10,14 @@ import type { HttpClient } from './http.js';
 
 export const VL_QUERY_PATH = '/select/logsql/query';
 
-/** The LogsQL query, limited to entries before `end` when given (a filter, not the `end` argument, whose inclusiveness changed in v1.36). */
-export function dayCountQuery(end?: Date): string {
-  const filter = end ? `_time:<${end.toISOString()}` : '*';
+/**
+ * The LogsQL query, limited to entries in [start, end) when given (a filter, not the `start`/`end`
+ * arguments, whose inclusiveness changed in v1.36).
+ */
+export function dayCountQuery(range: { start?: Date; end?: Date } = {}): string {
+  const { start, end } = range;
+  const filter =
+    start && end ? `_time:[${start.toISOString()}, ${end.toISOString()})` : start ? `_time:>=${start.toISOString()}` : end ? `_time:<${end.toISOString()}` : '*';
   return `${filter} | stats by (_time:1d) count() as n`;
 }
 
@@ -41,8 +46,8 @@ export function parseDayCounts(body: string): Record<string, number> {
 }
 
 /** Log entries per day and in total. Flush first (VlPartitionApi.forceFlush) to see recent rows. */
-export async function countLogs(http: HttpClient, end?: Date): Promise<{ rows: number; partitions: Record<string, number> }> {
-  const query = dayCountQuery(end);
+export async function countLogs(http: HttpClient, range: { start?: Date; end?: Date } = {}): Promise<{ rows: number; partitions: Record<string, number> }> {
+  const query = dayCountQuery(range);
   const res = await http.post(VL_QUERY_PATH, { query }, { timeoutMs: http.longTimeoutMs });
   if (res.status !== 200) throw http.httpError(VL_QUERY_PATH, res, 'none', `count query ${query}`);
   let partitions: Record<string, number>;

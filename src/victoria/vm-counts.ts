@@ -22,6 +22,8 @@ import type { HttpClient } from './http.js';
 
 /** Samples before 1971 are not counted: 1.79 answers [] when the window reaches back to the epoch. */
 const WINDOW_START_MS = Date.UTC(1971, 0, 1);
+/** The earliest instant a count covers. */
+export const COUNT_FLOOR = new Date(WINDOW_START_MS);
 /** VictoriaMetrics rejects samples more than 2 days in the future, so now + 2 days covers them all. */
 const FUTURE_MS = 2 * 24 * 3600 * 1000;
 
@@ -71,11 +73,16 @@ function nonNegativeInteger(v: unknown, what: string): number {
   return n;
 }
 
-/** The evaluation time and window that cover every sample before `end` (exclusive). */
-export function countWindow(end: Date | undefined, now = Date.now()): { time: string; window: string } {
+/**
+ * The evaluation time and window that cover the samples before `end` (exclusive) and from `start`
+ * on (default: 1971). Both come from the same recorded instants at backup time and in a drill, so
+ * the two counts cover exactly the same range.
+ */
+export function countWindow(end: Date | undefined, start?: Date, now = Date.now()): { time: string; window: string } {
   // count_over_time's window is (time-W, time]: evaluating at end-1ms makes `end` exclusive.
   const t = end ? end.getTime() - 1 : now + FUTURE_MS;
-  const windowSeconds = Math.max(1, Math.floor((t - WINDOW_START_MS) / 1000));
+  const from = Math.max(start?.getTime() ?? WINDOW_START_MS, WINDOW_START_MS);
+  const windowSeconds = Math.max(1, Math.floor((t - from) / 1000));
   return { time: (t / 1000).toFixed(3), window: `${windowSeconds}s` };
 }
 
@@ -109,9 +116,9 @@ async function instantQuery<T>(http: HttpClient, query: string, time: string, pa
   }
 }
 
-/** Series and samples with timestamps before `end` (default: all), counted by the server. */
-export async function countMetrics(http: HttpClient, end?: Date): Promise<SeriesAndSamples> {
-  const { time, window } = countWindow(end);
+/** Series and samples with timestamps in [start, end) (default: all), counted by the server. */
+export async function countMetrics(http: HttpClient, range: { start?: Date; end?: Date } = {}): Promise<SeriesAndSamples> {
+  const { time, window } = countWindow(range.end, range.start);
   const selector = `count_over_time({__name__!=""}[${window}])`;
   try {
     return await instantQuery(http, `count_values("n", ${selector})`, time, parseCountValues);

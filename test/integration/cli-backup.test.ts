@@ -7,7 +7,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
@@ -249,6 +249,52 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       expect(existsSync(target) ? readdirSync(target) : [], 'nothing restored').to.deep.equal([]);
     });
   });
+});
+
+describe('counts inside the retention (VictoriaMetrics with -retentionPeriod=2d)', function () {
+  for (const version of VM_VERSIONS) {
+    it(`${version}: the backup counts from an hour inside the retention and records where; a restored copy with the drill retention counts the same range`, async function () {
+      requireComponents(this, paths.plugin);
+      const vm = await startVictoriaMetrics(this, { version, extraArgs: ['-retentionPeriod=2d'] });
+      const dir = mkdtempSync(join(tmpdir(), 'retention-'));
+      try {
+        // Samples just inside the retention deadline (they fall behind it within minutes, so a
+        // count from the first sample could never be repeated later) and samples well inside it.
+        const deadline = Date.now() - 2 * 86400_000;
+        await vm.importSeries(2, 60, { metric: 'vpv_edge', stepMs: 1000, endMs: deadline + 120_000 });
+        const inside = await vm.importSeries(5, 100);
+        const res = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', `file://${dir}`, '--name', 'r1', '--json']);
+        expect(res.status, res.stderr).to.equal(0);
+        const summary = res.json();
+        const from = Date.parse(summary.countedFrom);
+        expect(from - deadline, 'an hour after the deadline when the count ran').to.be.within(3600_000, 3600_000 + 120_000);
+        expect(summary.counts).to.deep.equal({ series: inside.series, samples: inside.samples });
+        const manifest = JSON.parse(readFileSync(join(dir, 'r1', 'victoria_manifest.ignore'), 'utf8')) as { countedFrom: string; createdAt: string };
+        expect(manifest.countedFrom).to.equal(summary.countedFrom);
+
+        const target = join(mkdtempSync(join(tmpdir(), 'retention-restore-')), 'data');
+        const restored = await cli(['restore', '--src', `file://${dir}/r1`, '--data-dir', target]);
+        expect(restored.status, restored.stderr).to.equal(0);
+        // As in a drill: the copy runs with 100 years' retention (startVictoriaMetrics' default), so it keeps every sample.
+        const copy = await startVictoriaMetrics(this, { version, dataDir: target });
+        try {
+          const env = { VICTORIA_KIND: 'metrics', VICTORIA_URL: copy.url };
+          const expect_ = JSON.stringify(summary.counts);
+          const ok = await cli(['companion', 'verify', '--expect', expect_, '--start', manifest.countedFrom, '--end', manifest.createdAt], env);
+          expect(ok.status, ok.stderr).to.equal(0);
+          expect(JSON.parse(ok.stdout.trim())).to.deep.include({ verify: 'ok' });
+          // Counted from the first sample, the copy also shows the samples that were at the deadline.
+          const all = await cli(['companion', 'verify', '--expect', expect_, '--end', manifest.createdAt], env);
+          expect(all.status).to.equal(1);
+          expect(JSON.parse(all.stdout.trim()).found).to.deep.equal({ series: inside.series + 2, samples: inside.samples + 120 });
+        } finally {
+          await copy.stop();
+        }
+      } finally {
+        await vm.stop();
+      }
+    });
+  }
 });
 
 describe('CLI on file://', function () {

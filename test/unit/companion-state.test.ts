@@ -42,6 +42,7 @@ function fakeSource(onDelete: () => Promise<void> = async () => undefined): Snap
     list: () => Promise.reject(new Error('unused')),
     deleteStale: () => Promise.reject(new Error('unused')),
     counts: () => Promise.reject(new Error('unused')),
+    countStart: () => Promise.reject(new Error('unused')),
     version: () => Promise.resolve(undefined),
   };
 }

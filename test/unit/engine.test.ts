@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pendingCounts, writeBackup, type BackupRequest } from '../../src/engine/backup.js';
+import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
@@ -41,7 +41,7 @@ async function backupOf(store: MemoryStore, snapshot: string, name: string, extr
     kind: 'metrics',
     trees: [{ prefix: '', restoreTo: '', files, reader: localFileReader(snapshot) }],
     source: { snapshots: ['S1'] },
-    counts: { series: 1, samples: 2 },
+    counted: { counts: { series: 1, samples: 2 } },
     createdAt: new Date('2026-11-21T17:45:06Z'),
     ...extra,
   });
@@ -98,12 +98,15 @@ describe('engine: backup, restore, verify', () => {
   it('counts may arrive while the files upload; a failed count leaves the backup complete, recording why', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
-    let answer!: (c: Record<string, number>) => void;
-    const later = backupOf(store, snapshot, 'late', { counts: new Promise((resolve) => (answer = resolve)) });
-    setTimeout(() => answer({ series: 3, samples: 4 }), 20);
-    expect((await later).counts).to.deep.equal({ series: 3, samples: 4 });
+    let answer!: (c: BackupCounts) => void;
+    const later = backupOf(store, snapshot, 'late', { counted: new Promise((resolve) => (answer = resolve)) });
+    setTimeout(() => answer({ counts: { series: 3, samples: 4 }, countedFrom: '2026-10-21T18:00:00.000Z' }), 20);
+    const late = await later;
+    expect(late.counts).to.deep.equal({ series: 3, samples: 4 });
+    expect(late.countedFrom).to.equal('2026-10-21T18:00:00.000Z');
+    expect((await backupOf(store, snapshot, 'all')).countedFrom, 'no start: counted from the first sample').to.equal(undefined);
 
-    const failed = await backupOf(store, snapshot, 'nocount', { counts: pendingCounts(Promise.reject(new Error('the query exceeded -search.maxQueryDuration'))) });
+    const failed = await backupOf(store, snapshot, 'nocount', { counted: pendingCounts(Promise.reject(new Error('the query exceeded -search.maxQueryDuration'))) });
     expect(failed.counts).to.deep.equal({});
     expect(failed.countsError).to.equal('the query exceeded -search.maxQueryDuration');
     expect((await openBackup(store, 'nocount')).countsError).to.equal(failed.countsError);
@@ -164,7 +167,7 @@ describe('engine: backup, restore, verify', () => {
     let err: Error | undefined;
     await writeBackup({
       store, name: 'b1', kind: 'metrics', trees: [{ prefix: '', restoreTo: '', files, reader: localFileReader(snapshot) }],
-      source: { snapshots: [] }, counts: {}, createdAt: new Date(),
+      source: { snapshots: [] }, counted: { counts: {} }, createdAt: new Date(),
     }).catch((e: Error) => (err = e));
     expect(err?.message).to.match(/index.bin is shorter than the 15 bytes listed/);
     expect(store.objects.has(`b1/${COMPLETE_KEY}`)).to.equal(false);
@@ -255,7 +258,7 @@ describe('engine: backup, restore, verify', () => {
     const files = await listSnapshotFiles(snapshot);
     const m = await writeBackup({
       store, name: 'seq', kind: 'metrics', trees: [{ prefix: '', restoreTo: '', files, reader: sequential }],
-      source: { snapshots: [] }, counts: {}, createdAt: new Date(), concurrency: 4,
+      source: { snapshots: [] }, counted: { counts: {} }, createdAt: new Date(), concurrency: 4,
     });
     expect(m.totals.files).to.equal(5);
     expect((await verifyBackup(store, 'seq')).ok).to.equal(true);

@@ -51,7 +51,7 @@ async function metricsBackup(store: MemoryStore, name = 'b1') {
     kind: 'metrics',
     trees: [{ prefix: '', restoreTo: '', files: await listSnapshotFiles(snapshot), reader: localFileReader(snapshot) }],
     source: { snapshots: ['S1'] },
-    counts: { series: 3, samples: 30 },
+    counted: { counts: { series: 3, samples: 30 } },
     createdAt: new Date('2026-11-21T17:45:06Z'),
   });
 }
@@ -67,7 +67,7 @@ async function logsBackup(store: MemoryStore, name = 'l1') {
     kind: 'logs',
     trees: [{ prefix: 'partitions/20261120/', restoreTo: 'partitions/20261120', files: await listSnapshotFiles(part), reader: localFileReader(part) }],
     source: { snapshots: ['P1'] },
-    counts: { rows: 7 },
+    counted: { counts: { rows: 7 } },
     createdAt: new Date('2026-11-21T17:45:06Z'),
   });
 }

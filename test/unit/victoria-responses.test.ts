@@ -255,8 +255,17 @@ describe('victoria: counting answers', () => {
     expect(w.time).to.equal(((end.getTime() - 1) / 1000).toFixed(3));
     const seconds = Number(w.window.replace(/s$/, ''));
     expect(end.getTime() / 1000 - seconds).to.be.greaterThan(Date.UTC(1971, 0, 1) / 1000 - 1);
-    const open = countWindow(undefined, end.getTime());
+    const open = countWindow(undefined, undefined, end.getTime());
     expect(Number(open.time)).to.equal((end.getTime() + 2 * 86400_000) / 1000);
+  });
+
+  it('count window from a recorded start: the same window at backup time and in a drill', () => {
+    const end = new Date('2026-11-21T18:00:00.000Z');
+    const start = new Date('2026-10-21T19:00:00.000Z');
+    const w = countWindow(end, start);
+    expect(w).to.deep.equal(countWindow(new Date(end), new Date(start)));
+    expect(Number(w.window.replace(/s$/, ''))).to.equal(Math.floor((end.getTime() - 1 - start.getTime()) / 1000));
+    expect(countWindow(end, new Date(0)), 'never before 1971').to.deep.equal(countWindow(end));
   });
 
   it('VictoriaMetrics export line: samples = values', () => {
@@ -275,9 +284,13 @@ describe('victoria: counting answers', () => {
     expect(() => parseDayCounts('{"_time":"2026-11-21T00:00:00Z","count(*)":"1"}')).to.throw(/without _time and n/);
   });
 
-  it('VictoriaLogs count query: named result, optional _time:< filter', () => {
+  it('VictoriaLogs count query: named result, optional _time filter for [start, end)', () => {
+    const start = new Date(Date.UTC(2026, 9, 21, 1));
+    const end = new Date(Date.UTC(2026, 10, 21));
     expect(dayCountQuery()).to.equal('* | stats by (_time:1d) count() as n');
-    expect(dayCountQuery(new Date(Date.UTC(2026, 10, 21)))).to.equal('_time:<2026-11-21T00:00:00.000Z | stats by (_time:1d) count() as n');
+    expect(dayCountQuery({ end })).to.equal('_time:<2026-11-21T00:00:00.000Z | stats by (_time:1d) count() as n');
+    expect(dayCountQuery({ start, end })).to.equal('_time:[2026-10-21T01:00:00.000Z, 2026-11-21T00:00:00.000Z) | stats by (_time:1d) count() as n');
+    expect(dayCountQuery({ start })).to.equal('_time:>=2026-10-21T01:00:00.000Z | stats by (_time:1d) count() as n');
   });
 });
 

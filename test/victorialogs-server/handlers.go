@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/appmetrics"
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/logger"
 )
 
@@ -32,10 +33,12 @@ func newHandler(s *logstorage.Storage) http.Handler {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("OK"))
 		case "/metrics":
-			// Like a Debian build of VictoriaMetrics: the version labels exist but are empty, since
-			// this is not a VictoriaLogs release. vl_partitions is VictoriaLogs' own gauge.
+			// VictoriaLogs' page comes from the same lib/appmetrics: process metrics, every flag as
+			// flag{name, value, is_set} 1, and vm_app_version, whose labels are empty as in a Debian
+			// build (this is not a VictoriaLogs release). vl_partitions is VictoriaLogs' own gauge.
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = fmt.Fprintf(w, "vm_app_version{version=\"\", short_version=\"\"} 1\nvl_partitions %d\n", len(s.PartitionList()))
+			appmetrics.WritePrometheusMetrics(w)
+			_, _ = fmt.Fprintf(w, "vl_partitions %d\n", len(s.PartitionList()))
 		case "/insert/jsonline":
 			handleJSONLine(s, w, r)
 		case "/select/logsql/query":

@@ -66,6 +66,8 @@ export async function backupCommand(args: string[]): Promise<number> {
     basedOn: manifest.basedOn ?? null,
     snapshots: manifest.source.snapshots,
     counts: manifest.counts,
+    ...(manifest.countedFrom ? { countedFrom: manifest.countedFrom } : {}),
+    countedBefore: manifest.createdAt,
     ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
   };
   if (manifest.countsError) {

@@ -1,0 +1,68 @@
+/**
+ * Where a count must begin so that a restored copy can repeat it. VictoriaMetrics hides samples
+ * older than now − `-retentionPeriod` from every query (the deadline moves with the clock) and
+ * both databases drop whole partitions once they fall behind it, so a count "from the first
+ * sample" taken at backup time covers a range a later count of the restored data cannot see: a
+ * drill days later would always differ. Counting from an instant inside the retention at backup
+ * time, recorded in the manifest, and counting the restored copy over the same range (with its
+ * retention raised, restore-spec.ts) makes the two comparable.
+ *
+ * The retention is read from the server's `/metrics`: VictoriaMetrics (1.79 and 1.145) and
+ * VictoriaLogs list every flag there as `flag{name="retentionPeriod", value="…", is_set="…"} 1`.
+ */
+import type { HttpClient } from './http.js';
+
+/** The counted range begins this long after the server's retention deadline: the count query starts well within it. */
+export const COUNT_START_MARGIN_MS = 3600_000;
+
+const DAY_MS = 86_400_000;
+/** VictoriaMetrics' month in retention flags (lib/flagutil: msecsPer31Days). */
+const MONTH_MS = 31 * DAY_MS;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS, w: 7 * DAY_MS, y: 365 * DAY_MS };
+
+/**
+ * Milliseconds of a `-retentionPeriod` value as VictoriaMetrics reads it (lib/flagutil
+ * RetentionDuration): a bare number or a number with `M` is months of 31 days; otherwise a
+ * duration such as `7d`, `1y`, `2w3d` or `12h` (y = 365 days). Undefined for anything else.
+ */
+export function parseRetention(value: string): number | undefined {
+  const months = /^(\d+(?:\.\d+)?)M?$/.exec(value);
+  if (months) return Number(months[1]) * MONTH_MS;
+  const text = value.toLowerCase();
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)/gy;
+  let total = 0;
+  let end = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) {
+    total += Number(m[1]) * UNIT_MS[m[2]!]!;
+    end = re.lastIndex;
+  }
+  return text !== '' && end === text.length && total > 0 ? total : undefined;
+}
+
+/** The value of `flag{name="<name>", value="…"}` in a `/metrics` page, if listed. */
+export function flagValue(metrics: string, name: string): string | undefined {
+  const line = metrics.split('\n').find((l) => l.startsWith(`flag{name="${name}",`));
+  return line ? /\bvalue="((?:[^"\\]|\\.)*)"/.exec(line)?.[1] : undefined;
+}
+
+/**
+ * The server's retention in milliseconds, from `/metrics`; undefined when the page cannot be read
+ * (e.g. it needs -metricsAuthKey) or does not list a usable value.
+ */
+export async function serverRetentionMs(http: HttpClient): Promise<number | undefined> {
+  const res = await http.post('/metrics', {}, { method: 'GET' }).catch(() => undefined);
+  if (res?.status !== 200) return undefined;
+  const value = flagValue(res.body, 'retentionPeriod');
+  return value === undefined ? undefined : parseRetention(value);
+}
+
+/**
+ * The instant a count started now should begin at: the retention deadline plus a margin; undefined
+ * when the retention is unknown, or reaches back before `floor` (then every sample is visible).
+ */
+export function countStart(retentionMs: number | undefined, now: Date, floor: Date): Date | undefined {
+  if (retentionMs === undefined) return undefined;
+  const start = now.getTime() - retentionMs + COUNT_START_MARGIN_MS;
+  return start > floor.getTime() ? new Date(start) : undefined;
+}
