@@ -21,7 +21,7 @@ import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { PLAN_FOLDER, removeExpiredPlans } from '../../src/actions/restore-plan.js';
-import { deriveSecurityContext, drillPath } from '../../src/actions/restore-spec.js';
+import { deriveSecurityContext, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillRetention } from '../../src/actions/restore-spec.js';
 import { S3Store } from '../../src/store/s3.js';
 import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -315,7 +315,12 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const data = out.spec.volumes.find((v) => v.name === 'data')!;
     expect(data.hostPath).to.deep.equal({ path: `${HOST_PATH}-drill-drill-1`, type: 'DirectoryOrCreate' });
     expect(JSON.stringify(out.spec.volumes)).not.to.contain(`"${HOST_PATH}"`);
-    expect(messages(res, 'info')).to.include(`drill: ${DRILL_NS}/${POD} data restored into hostPath ${HOST_PATH}-drill-drill-1 (production path ${HOST_PATH} untouched)`);
+    const db = out.spec.containers.find((c) => c.name !== COMPANION)!;
+    expect((db.args as string[]).at(-1), 'the drill database keeps every sample').to.equal(DRILL_RETENTION_ARG);
+    expect(messages(res, 'info')).to.include(
+      `drill: ${DRILL_NS}/${POD} data restored into hostPath ${HOST_PATH}-drill-drill-1 (production path ${HOST_PATH} untouched); ` +
+        `container(s) ${db.name} run with ${DRILL_RETENTION_ARG}, so the restored copy keeps every sample of the backup`,
+    );
     const a = out.metadata.annotations ?? {};
     expect(a['post.hook.restore.velero.io/container']).to.equal(COMPANION);
     expect(a['post.hook.restore.velero.io/on-error']).to.equal('Fail');
@@ -374,6 +379,8 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(drill.ok, drill.error).to.equal(true);
     const volumes = (drill.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.volumes;
     expect(volumes.find((v) => v.name === 'data')!.hostPath).to.deep.equal({ path: `${HOST_PATH}-drill-drill-2`, type: 'DirectoryOrCreate' });
+    const containers = (drill.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.containers;
+    expect((containers.find((c) => c.name !== COMPANION)!.args as string[]).at(-1)).to.equal(DRILL_RETENTION_ARG);
     expect(messages(drill, 'info').join('\n')).to.contain(`uses hostPath ${HOST_PATH}-drill-drill-2, not the production path ${HOST_PATH}`);
     const plain = await call(restoreObject('r4'));
     expect(plain.ok, plain.error).to.equal(true);
@@ -468,6 +475,10 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       expect(messages(res, 'info').join('\n')).to.match(/restoring logs backup b1 of Deployment\/vlogs/);
       const hook = JSON.parse(out.metadata.annotations!['post.hook.restore.velero.io/command']!) as string[];
       expect(JSON.parse(hook[4]!)).to.deep.equal(expected);
+      // The server keeps 30 days: the backup counted from an hour inside them, and the drill counts the same range.
+      const from = Date.parse(hook[hook.indexOf('--start') + 1]!);
+      expect(Date.now() - from).to.be.within(30 * 86400_000 - 3600_000, 30 * 86400_000 - 3600_000 + 600_000);
+      expect(hook[hook.indexOf('--end') + 1]).to.match(/^\d{4}-\d\d-\d\dT/);
 
       // The init container's command, here, into an empty directory.
       const dataDir = join(mkdtempSync(join(tmpdir(), 'restore-init-vl-')), 'victoria-data');
@@ -549,6 +560,27 @@ describe('restore action pieces: drill paths, security context, restore settings
     const fromPod = deriveSecurityContext(pod(undefined, { runAsUser: 1000, seccompProfile: { type: 'Localhost', localhostProfile: 'p.json' } }), 'data', COMPANION);
     expect(fromPod).not.to.have.property('runAsUser');
     expect(fromPod).not.to.have.property('seccompProfile');
+  });
+
+  it('a drill database keeps every sample: -retentionPeriod=100y last in the args of the containers on the data volume, once', () => {
+    const spec = {
+      containers: [
+        { name: 'victoria-metrics', args: ['-storageDataPath=/storage', '-retentionPeriod=1'], volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+        { name: COMPANION, args: ['companion', 'serve'], volumeMounts: [{ name: 'data', mountPath: '/victoria-data', readOnly: true }] },
+        { name: 'vmagent', args: ['-remoteWrite.url=http://localhost:8428'] },
+        { name: 'wrapped', command: ['/bin/sh', '-c', 'exec /victoria-metrics-prod -storageDataPath=/storage'], volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+      ],
+    };
+    const r = withDrillRetention(spec, 'data', COMPANION);
+    expect(r.changed).to.deep.equal(['victoria-metrics']);
+    expect(r.skipped).to.deep.equal(['wrapped']);
+    expect(r.spec.containers![0]!.args).to.deep.equal(['-storageDataPath=/storage', '-retentionPeriod=1', DRILL_RETENTION_ARG]);
+    expect(r.spec.containers!.slice(1)).to.deep.equal(spec.containers.slice(1));
+    expect(spec.containers[0]!.args, 'the input is not changed').to.have.length(2);
+    expect(withDrillRetention(r.spec, 'data', COMPANION).spec, 'again on its own output').to.deep.equal(r.spec);
+    // An image's entrypoint with no args at all (the official images have no CMD) gets the flag as its only arg.
+    expect(withDrillRetention({ containers: [{ name: 'db', volumeMounts: [{ name: 'data', mountPath: '/s' }] }] }, 'data', COMPANION).spec.containers![0]!.args).to.deep.equal([DRILL_RETENTION_ARG]);
+    expect(drillRetentionNote(r)).to.match(/victoria-metrics run with -retentionPeriod=100y.*wrapped start through a shell/);
   });
 
   it('restore settings are checked, with a message naming the key and what it must be', () => {

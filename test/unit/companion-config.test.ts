@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { CompanionError } from '../../src/companion/errors.js';
 import { describeConfig, formatDuration, parseCompanionConfig, parseDuration } from '../../src/companion/config.js';
 import { COMPANION_EXIT } from '../../src/companion/protocol.js';
+import { parseVerifyArgs } from '../../src/companion/verify.js';
 
 function usageMessage(fn: () => unknown): string {
   try {
@@ -105,5 +106,15 @@ describe('companion configuration', () => {
     expect(text).to.include('url=http://vm:8428').and.include('auth-key=set').and.include('force-flush-auth-key=unset');
     expect(text).not.to.include('pw-123');
     expect(text).not.to.include('the-key');
+  });
+});
+
+describe('companion verify arguments', () => {
+  it('takes the counted range from --start and --end, and names a bad one', () => {
+    const { options, rest } = parseVerifyArgs(['--expect', '{"rows":1}', '--start', '2026-10-22T07:00:00.000Z', '--end=2026-11-21T12:00:00Z', '--kind', 'logs']);
+    expect(options).to.deep.include({ expected: { rows: 1 }, start: new Date('2026-10-22T07:00:00.000Z'), end: new Date('2026-11-21T12:00:00Z') });
+    expect(rest).to.deep.equal(['--kind', 'logs']);
+    expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', 'last month'])).to.throw(CompanionError, /--start "last month" is not a time/);
+    expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', '2026-11-22T00:00:00Z', '--end', '2026-11-21T00:00:00Z'])).to.throw(CompanionError, /--start .* is not before --end/);
   });
 });

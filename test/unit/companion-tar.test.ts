@@ -324,6 +324,10 @@ describe('companion protocol', () => {
     expect(parseCompanionCounts(JSON.stringify(good))).to.deep.equal(good);
     expect(() => parseCompanionCounts(JSON.stringify({ ...good, counts: { rows: 1.5 } }))).to.throw(ProtocolError, 'counts.rows must be a non-negative integer');
     expect(() => parseCompanionCounts(JSON.stringify({ ...good, countedBefore: 'yesterday' }))).to.throw(ProtocolError, /countedBefore/);
+    const from = { ...good, countedFrom: '2025-12-02T01:00:00.000Z' };
+    expect(parseCompanionCounts(JSON.stringify(from))).to.deep.equal(from);
+    expect(() => parseCompanionCounts(JSON.stringify({ ...good, countedFrom: 7 }))).to.throw(ProtocolError, /countedFrom/);
+    expect(() => parseCompanionCounts(JSON.stringify({ ...good, countedFrom: 'last month' }))).to.throw(ProtocolError, /countedFrom/);
     expect(() => parseCompanionCounts('')).to.throw(ProtocolError, /not JSON/);
   });
 });

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';
 import { serverText } from '../../src/victoria/http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
+import { countStart, flagValue, parseRetention } from '../../src/victoria/retention.js';
 import { parseAppVersion } from '../../src/victoria/version.js';
 import { dayCountQuery, parseDayCounts } from '../../src/victoria/vl-counts.js';
 import {
@@ -303,5 +304,32 @@ describe('victoria: server version', () => {
     expect(parseAppVersion('x 1\nvm_app_version{version="victoria-metrics-20260605-101010-tags-v1.145.0-0-gabcdef",short_version="v1.145.0"} 1\n')).to.equal('v1.145.0');
     expect(parseAppVersion('vm_app_version{version="victoria-logs-20260127-tags-v1.44.0"} 1')).to.equal('victoria-logs-20260127-tags-v1.44.0');
     expect(parseAppVersion('nothing here')).to.equal(undefined);
+  });
+});
+
+describe('victoria: retention, and where a count starts', () => {
+  const DAY = 86_400_000;
+  it('-retentionPeriod as VictoriaMetrics reads it: bare numbers and M are months of 31 days, else a duration', () => {
+    expect(parseRetention('1')).to.equal(31 * DAY);
+    expect(parseRetention('1.5M')).to.equal(1.5 * 31 * DAY);
+    expect(parseRetention('7d')).to.equal(7 * DAY);
+    expect(parseRetention('2w3d')).to.equal(17 * DAY);
+    expect(parseRetention('100y')).to.equal(100 * 365 * DAY);
+    expect(parseRetention('12h')).to.equal(12 * 3600_000);
+    for (const bad of ['', 'forever', '7 d', '-1d', 'd']) expect(parseRetention(bad), bad).to.equal(undefined);
+  });
+
+  it('the flag as /metrics lists it (VictoriaMetrics 1.79 and 1.145, VictoriaLogs)', () => {
+    const page = 'vm_app_version{version="", short_version=""} 1\nflag{name="retentionTimezoneOffset", value="0s", is_set="false"} 1\nflag{name="retentionPeriod", value="3d", is_set="true"} 1\n';
+    expect(flagValue(page, 'retentionPeriod')).to.equal('3d');
+    expect(flagValue(page, 'futureRetention')).to.equal(undefined);
+  });
+
+  it('a count starts an hour after the retention deadline; from the first sample when the retention is unknown or reaches before the floor', () => {
+    const now = new Date('2026-11-22T06:00:00.000Z');
+    const floor = new Date(Date.UTC(1971, 0, 1));
+    expect(countStart(31 * DAY, now, floor)!.toISOString()).to.equal('2026-10-22T07:00:00.000Z');
+    expect(countStart(undefined, now, floor)).to.equal(undefined);
+    expect(countStart(100 * 365 * DAY, now, floor)).to.equal(undefined);
   });
 });
