@@ -17,6 +17,7 @@ import { PLUGIN_FOLDER, readRecord, type BackupRecord } from './record.js';
 import {
   DATA_MOUNT,
   deriveSecurityContext,
+  databaseRetention,
   describeVolume,
   drillRetentionNote,
   drillVolume,
@@ -161,6 +162,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
       }),
     );
     if (drill) ctx.log.info(drillNote!, { ...fields, namespace: targetNamespace });
+    else warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, `${podId}: backup ${record.name}`, fields);
     if (drill && Object.keys(plan.counts).length === 0) {
       ctx.log.warn(
         `${podId}: drill: backup ${record.name} holds no counts (${plan.countsError ?? 'not recorded'}), so no \`companion verify\` hook is added: ` +
@@ -188,6 +190,32 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   } finally {
     await location.close();
   }
+}
+
+/**
+ * A backup older than the restored database's retention holds only data behind its deadline, which
+ * the database deletes as it starts: the restore would succeed and leave nothing. Drills raise the
+ * retention instead (withDrillRetention); a real restore keeps the user's settings and says so.
+ */
+function warnIfBeyondRetention(
+  ctx: ActionContext,
+  pod: Pod,
+  volumeName: string,
+  companion: string,
+  plan: { kind: 'metrics' | 'logs'; countedBefore?: string },
+  what: string,
+  fields: Record<string, string>,
+): void {
+  const retention = databaseRetention(pod.spec ?? {}, volumeName, companion, plan.kind);
+  const made = plan.countedBefore ? Date.parse(plan.countedBefore) : NaN;
+  if (!retention || Number.isNaN(made) || Date.now() - made <= retention.ms) return;
+  const days = ((Date.now() - made) / 86_400_000).toFixed(1);
+  const product = plan.kind === 'metrics' ? 'VictoriaMetrics' : 'VictoriaLogs';
+  ctx.log.warn(
+    `${what} was made ${days} days ago, longer than the restored ${product} keeps data (-retentionPeriod=${retention.value}${retention.isDefault ? ', its default' : ''}): ` +
+      `it deletes the restored data as it starts. Give the restored pod a longer -retentionPeriod (for example with a Velero resource modifier) or restore a newer backup`,
+    fields,
+  );
 }
 
 /** The pod with these annotations; `onReplace` hears of each different one it had, unless an earlier run of this action wrote it. */

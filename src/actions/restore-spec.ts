@@ -5,6 +5,7 @@
  * item as unstructured JSON, so only the fields used are typed and everything else is kept as is.
  */
 import { PLAN_CA_ENV } from '../engine/plan.js';
+import { parseRetention } from '../victoria/retention.js';
 import type { KubeObject } from '../velero/types.js';
 import { DRILL_PLACEHOLDERS } from './plugin-config.js';
 
@@ -260,6 +261,29 @@ export function withDrillRetention(spec: PodSpec, volumeName: string, companion:
     return args.at(-1) === DRILL_RETENTION_ARG ? c : { ...c, args: [...args, DRILL_RETENTION_ARG] };
   });
   return { spec: { ...spec, containers }, changed, skipped };
+}
+
+/** The defaults of `-retentionPeriod`: VictoriaMetrics 1 month (31 days), VictoriaLogs 7 days. */
+const DEFAULT_RETENTION = { metrics: '1', logs: '7d' } as const;
+
+/**
+ * How long the restored database keeps data: the last `-retentionPeriod` among the command and args
+ * of the first container (other than the companion) that mounts the data volume, else the
+ * database's default. Undefined when no such container exists or the value is not one we read.
+ */
+export function databaseRetention(spec: PodSpec, volumeName: string, companion: string, kind: 'metrics' | 'logs'): { value: string; ms: number; isDefault: boolean } | undefined {
+  const db = (spec.containers ?? []).find((c) => c.name !== companion && (c.volumeMounts ?? []).some((m) => m.name === volumeName));
+  if (!db) return undefined;
+  const words = [...(Array.isArray(db.command) ? (db.command as string[]) : []), ...(Array.isArray(db.args) ? (db.args as string[]) : [])];
+  let value: string | undefined;
+  words.forEach((w, i) => {
+    const m = /^--?retentionPeriod(?:=(.*))?$/.exec(w);
+    if (m) value = m[1] ?? words[i + 1];
+  });
+  const isDefault = value === undefined;
+  const text = value ?? DEFAULT_RETENTION[kind];
+  const ms = parseRetention(text);
+  return ms === undefined ? undefined : { value: text, ms, isDefault };
 }
 
 /** What withDrillRetention did, for the drill's log line. */

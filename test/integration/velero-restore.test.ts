@@ -21,7 +21,7 @@ import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { PLAN_FOLDER, removeExpiredPlans } from '../../src/actions/restore-plan.js';
-import { deriveSecurityContext, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillRetention } from '../../src/actions/restore-spec.js';
+import { databaseRetention, deriveSecurityContext, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillRetention } from '../../src/actions/restore-spec.js';
 import { S3Store } from '../../src/store/s3.js';
 import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -308,6 +308,21 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(messages(res, 'info').join('\n')).to.match(/existing data in it is moved aside \(restoreReplace\)/);
   });
 
+  it('warns when the backup is older than the restored database keeps data (it would delete all of it as it starts)', async () => {
+    const item = asRestored(backedUp);
+    item.spec.containers[0]!.args = ['-storageDataPath=/storage', '-retentionPeriod=1s'];
+    await new Promise((r) => setTimeout(r, 1100));
+    const res = await restorePod(item, restoreObject('r-old'));
+    expect(res.ok, res.error).to.equal(true);
+    expect(messages(res, 'warn').join('\n')).to.match(
+      /backup b1 was made [\d.]+ days ago, longer than the restored VictoriaMetrics keeps data \(-retentionPeriod=1s\): it deletes the restored data as it starts\. Give the restored pod a longer -retentionPeriod/,
+    );
+    expect(((res.item as PodJson).spec.containers[0]!.args as string[]).at(-1), 'a real restore keeps the user\'s settings').to.equal('-retentionPeriod=1s');
+    // With its default retention (a month) the same backup is fine.
+    const plain = await restorePod(asRestored(backedUp), restoreObject('r-default'));
+    expect(messages(plain, 'warn').join('\n')).not.to.match(/retentionPeriod/);
+  });
+
   it('a drill (namespace mapping) restores into another hostPath, never the production one, and adds the verify hook', async () => {
     const res = await restorePod(asRestored(backedUp), restoreObject('drill-1', { [NS]: DRILL_NS }));
     expect(res.ok, res.error).to.equal(true);
@@ -581,6 +596,17 @@ describe('restore action pieces: drill paths, security context, restore settings
     // An image's entrypoint with no args at all (the official images have no CMD) gets the flag as its only arg.
     expect(withDrillRetention({ containers: [{ name: 'db', volumeMounts: [{ name: 'data', mountPath: '/s' }] }] }, 'data', COMPANION).spec.containers![0]!.args).to.deep.equal([DRILL_RETENTION_ARG]);
     expect(drillRetentionNote(r)).to.match(/victoria-metrics run with -retentionPeriod=100y.*wrapped start through a shell/);
+  });
+
+  it('the restored database keeps data for its last -retentionPeriod, else its default', () => {
+    const spec = (c: Record<string, unknown>) => ({ containers: [{ name: 'db', volumeMounts: [{ name: 'data', mountPath: '/s' }], ...c }, { name: COMPANION, args: ['-retentionPeriod=1d'] }] });
+    const DAY = 86_400_000;
+    expect(databaseRetention(spec({ args: ['--retentionPeriod=2', '-retentionPeriod', '3d'] }), 'data', COMPANION, 'metrics')).to.deep.equal({ value: '3d', ms: 3 * DAY, isDefault: false });
+    expect(databaseRetention(spec({ command: ['/victoria-logs-prod', '-retentionPeriod=14d'] }), 'data', COMPANION, 'logs')).to.deep.equal({ value: '14d', ms: 14 * DAY, isDefault: false });
+    expect(databaseRetention(spec({}), 'data', COMPANION, 'metrics')).to.deep.equal({ value: '1', ms: 31 * DAY, isDefault: true });
+    expect(databaseRetention(spec({}), 'data', COMPANION, 'logs')).to.deep.equal({ value: '7d', ms: 7 * DAY, isDefault: true });
+    expect(databaseRetention(spec({ args: ['-retentionPeriod=forever'] }), 'data', COMPANION, 'metrics')).to.equal(undefined);
+    expect(databaseRetention({ containers: [{ name: COMPANION }] }, 'data', COMPANION, 'metrics')).to.equal(undefined);
   });
 
   it('restore settings are checked, with a message naming the key and what it must be', () => {
