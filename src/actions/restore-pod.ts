@@ -162,7 +162,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
       }),
     );
     if (drill) ctx.log.info(drillNote!, { ...fields, namespace: targetNamespace });
-    else warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, `${podId}: backup ${record.name}`, fields);
+    else warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, restore, `${podId}: backup ${record.name}`, fields);
     if (drill && Object.keys(plan.counts).length === 0) {
       ctx.log.warn(
         `${podId}: drill: backup ${record.name} holds no counts (${plan.countsError ?? 'not recorded'}), so no \`companion verify\` hook is added: ` +
@@ -203,6 +203,7 @@ function warnIfBeyondRetention(
   volumeName: string,
   companion: string,
   plan: { kind: 'metrics' | 'logs'; countedBefore?: string },
+  restore: VeleroRestoreInfo,
   what: string,
   fields: Record<string, string>,
 ): void {
@@ -211,9 +212,13 @@ function warnIfBeyondRetention(
   if (!retention || Number.isNaN(made) || Date.now() - made <= retention.ms) return;
   const days = ((Date.now() - made) / 86_400_000).toFixed(1);
   const product = plan.kind === 'metrics' ? 'VictoriaMetrics' : 'VictoriaLogs';
+  // Velero applies a Restore's resource modifiers after the item actions: one may raise the retention yet.
+  const fix = restore.resourceModifier
+    ? `unless the resource modifiers of ${restore.name} (ConfigMap ${restore.resourceModifier}), which Velero applies after this action, give it a longer -retentionPeriod`
+    : 'give the restored pod a longer -retentionPeriod (a Velero resource modifier on the Restore can append it to the container\'s args) or restore a newer backup';
   ctx.log.warn(
     `${what} was made ${days} days ago, longer than the restored ${product} keeps data (-retentionPeriod=${retention.value}${retention.isDefault ? ', its default' : ''}): ` +
-      `it deletes the restored data as it starts. Give the restored pod a longer -retentionPeriod (for example with a Velero resource modifier) or restore a newer backup`,
+      `it deletes the restored data as it starts; ${fix}`,
     fields,
   );
 }

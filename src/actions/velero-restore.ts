@@ -1,7 +1,7 @@
 /**
  * What the restore action needs from the Restore CR Velero passes along with each item: its name
- * and UID (the restore plan's folder), Velero's namespace, the backup it restores, and the
- * namespace mapping (a mapped namespace makes the restore a drill).
+ * and UID (the restore plan's folder), Velero's namespace, the backup it restores, the namespace
+ * mapping (a mapped namespace makes the restore a drill) and its resource modifiers, if any.
  */
 export interface VeleroRestoreInfo {
   name: string;
@@ -10,11 +10,13 @@ export interface VeleroRestoreInfo {
   veleroNamespace: string;
   backupName: string;
   namespaceMapping: Record<string, string>;
+  /** The ConfigMap of the Restore's resource modifiers, which Velero applies after the item actions. */
+  resourceModifier?: string;
 }
 
 interface RestoreJson {
   metadata?: { name?: string; namespace?: string; uid?: string };
-  spec?: { backupName?: string; namespaceMapping?: Record<string, unknown> | null };
+  spec?: { backupName?: string; namespaceMapping?: Record<string, unknown> | null; resourceModifier?: { name?: unknown } | null };
 }
 
 export function parseVeleroRestore(bytes: Buffer, env: NodeJS.ProcessEnv = process.env): VeleroRestoreInfo {
@@ -37,5 +39,6 @@ export function parseVeleroRestore(bytes: Buffer, env: NodeJS.ProcessEnv = proce
     veleroNamespace: restore.metadata?.namespace || env.VELERO_NAMESPACE || 'velero',
     backupName,
     namespaceMapping,
+    ...(typeof restore.spec?.resourceModifier?.name === 'string' && restore.spec.resourceModifier.name !== '' ? { resourceModifier: restore.spec.resourceModifier.name } : {}),
   };
 }

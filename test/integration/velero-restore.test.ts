@@ -315,8 +315,13 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const res = await restorePod(item, restoreObject('r-old'));
     expect(res.ok, res.error).to.equal(true);
     expect(messages(res, 'warn').join('\n')).to.match(
-      /backup b1 was made [\d.]+ days ago, longer than the restored VictoriaMetrics keeps data \(-retentionPeriod=1s\): it deletes the restored data as it starts\. Give the restored pod a longer -retentionPeriod/,
+      /backup b1 was made [\d.]+ days ago, longer than the restored VictoriaMetrics keeps data \(-retentionPeriod=1s\): it deletes the restored data as it starts; give the restored pod a longer -retentionPeriod/,
     );
+    // Velero applies the Restore's resource modifiers after the actions: the warning points at them.
+    const modified = restoreObject('r-modified');
+    (modified.spec as Record<string, unknown>).resourceModifier = { kind: 'ConfigMap', name: 'retention-patch' };
+    const withModifier = await restorePod(item, modified);
+    expect(messages(withModifier, 'warn').join('\n')).to.match(/unless the resource modifiers of r-modified \(ConfigMap retention-patch\), which Velero applies after this action, give it a longer -retentionPeriod/);
     expect(((res.item as PodJson).spec.containers[0]!.args as string[]).at(-1), 'a real restore keeps the user\'s settings').to.equal('-retentionPeriod=1s');
     // With its default retention (a month) the same backup is fine.
     const plain = await restorePod(asRestored(backedUp), restoreObject('r-default'));
