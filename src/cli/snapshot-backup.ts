@@ -3,14 +3,14 @@
  * its data directory, write them with the engine, delete the snapshots (also on failure).
  */
 import { join } from 'node:path';
-import { pendingCounts, writeBackup, type BackupCounts } from '../engine/backup.js';
+import { pendingCounts, writeBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
 import { listSnapshotFiles, localFileReader } from '../engine/files.js';
 import type { Manifest } from '../engine/manifest.js';
 import type { ProgressListener } from '../engine/progress.js';
 import type { ObjectStore } from '../store/types.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
-import { flattenCounts } from '../victoria/flat-counts.js';
+import { countForBackup } from '../victoria/flat-counts.js';
 import type { SnapshotSource } from '../victoria/types.js';
 
 export interface SnapshotBackupRequest {
@@ -37,7 +37,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
     if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
     // Counted while the files upload, not before: the query reads every sample (seconds of the
     // server's CPU per GiB) and the upload does not need its answer until the manifest.
-    const counted = req.counts === false ? { counts: {} } : pendingCounts(countFor(source, countsEnd(snapshots, new Date())));
+    const counted = req.counts === false ? { counts: {} } : pendingCounts(countForBackup(source, countsEnd(snapshots, new Date())));
     const trees = await Promise.all(
       snapshots.map(async (s) => {
         const dir = join(req.dataDir, s.dir);
@@ -67,11 +67,4 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
   } finally {
     await source.delete(snapshots);
   }
-}
-
-/** The counts for the manifest: data before `end`, from where the database's retention lets a restored copy count the same. */
-async function countFor(source: SnapshotSource, end: Date): Promise<BackupCounts> {
-  const start = await source.countStart();
-  const counts = flattenCounts(await source.counts({ end, ...(start ? { start } : {}) }));
-  return { counts, ...(start ? { countedFrom: start.toISOString() } : {}) };
 }

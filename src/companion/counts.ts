@@ -6,7 +6,7 @@
  * fail the backup. The count starts inside the database's retention (victoria/retention.ts), so
  * that a drill can count the same range of the restored copy.
  */
-import { flattenCounts } from '../victoria/flat-counts.js';
+import { countForBackup } from '../victoria/flat-counts.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import { openConfiguredSource, type CompanionConfig } from './config.js';
 import type { CompanionCounts } from './protocol.js';
@@ -15,12 +15,6 @@ import { requireRecord } from './state.js';
 export async function countsDocument(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<CompanionCounts> {
   const record = await requireRecord(config.stateDir, config.kind);
   const started = performance.now();
-  const start = await source.countStart();
-  const counts = flattenCounts(await source.counts({ end: new Date(record.createdAt), ...(start ? { start } : {}) }));
-  return {
-    counts,
-    countedBefore: record.createdAt,
-    ...(start ? { countedFrom: start.toISOString() } : {}),
-    durationSeconds: Math.round(performance.now() - started) / 1000,
-  };
+  const counted = await countForBackup(source, new Date(record.createdAt));
+  return { ...counted, countedBefore: record.createdAt, durationSeconds: Math.round(performance.now() - started) / 1000 };
 }

@@ -7,7 +7,9 @@ import { expect } from 'chai';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';
 import { serverText } from '../../src/victoria/http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
+import { countForBackup } from '../../src/victoria/flat-counts.js';
 import { countStart, flagValue, parseRetention } from '../../src/victoria/retention.js';
+import type { CountOptions, SnapshotSource } from '../../src/victoria/types.js';
 import { parseAppVersion } from '../../src/victoria/version.js';
 import { dayCountQuery, parseDayCounts } from '../../src/victoria/vl-counts.js';
 import {
@@ -331,5 +333,25 @@ describe('victoria: retention, and where a count starts', () => {
     expect(countStart(31 * DAY, now, floor)!.toISOString()).to.equal('2026-10-22T07:00:00.000Z');
     expect(countStart(undefined, now, floor)).to.equal(undefined);
     expect(countStart(100 * 365 * DAY, now, floor)).to.equal(undefined);
+  });
+
+  it('a backup records the range it counted; a snapshot older than the start is refused, not counted as empty', async () => {
+    const asked: CountOptions[] = [];
+    const source = (start: Date | undefined) =>
+      ({
+        kind: 'metrics',
+        countStart: async () => start,
+        counts: async (o: CountOptions) => (asked.push(o), { kind: 'metrics', series: 2, samples: 20 }),
+      }) as unknown as SnapshotSource;
+    const end = new Date('2026-11-22T06:00:00.000Z');
+    const start = new Date('2026-10-22T07:00:00.000Z');
+    expect(await countForBackup(source(start), end)).to.deep.equal({ counts: { series: 2, samples: 20 }, countedFrom: start.toISOString() });
+    expect(asked.at(-1)).to.deep.equal({ end, start });
+    expect(await countForBackup(source(undefined), end)).to.deep.equal({ counts: { series: 2, samples: 20 } });
+    expect(asked.at(-1)).to.deep.equal({ end });
+    await countForBackup(source(new Date(end.getTime() + 1)), end).then(
+      () => expect.fail('counted'),
+      (err: Error) => expect(err.message).to.match(/the snapshot \(2026-11-22T06:00:00.000Z\) is older than what the server keeps counting from .*: take a new snapshot/),
+    );
   });
 });
