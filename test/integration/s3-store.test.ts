@@ -193,8 +193,10 @@ describe('S3 store against moto (auth mode)', function () {
     expect(code, err).to.equal(0);
     const r = JSON.parse(out.trim().split('\n').at(-1)!) as { sha256: string; seconds: number; baseRssMiB: number; rssGrowthMiB: number; buffersGrowthMiB: number };
     console.log(`      64 MiB upload: ${(64 / r.seconds).toFixed(1)} MiB/s; RSS ${r.baseRssMiB.toFixed(0)} MiB + ${r.rssGrowthMiB.toFixed(1)} MiB, buffers + ${r.buffersGrowthMiB.toFixed(1)} MiB`);
-    // 15 MiB of part buffers held steadily; samples sometimes catch a part-sized transient on top.
-    expect(r.buffersGrowthMiB).to.be.below(32);
+    // 15 MiB of part buffers held steadily; samples sometimes catch transients on top, up to the
+    // three parts in flight (queueSize × partSize): 15.8 or 21.3 MiB usually, 32.3 MiB once in 15
+    // CI runs. What matters is the bound, well under the 64 MiB a whole-object buffer would take.
+    expect(r.buffersGrowthMiB).to.be.below(40);
     expect(r.rssGrowthMiB).to.be.below(40); // the object is 64 MiB
     const head = await moto.client.send(new HeadObjectCommand({ Bucket: moto.bucket, Key: `${prefix}/big/file.bin` }));
     expect(head.ETag).to.match(/-13"$/); // 12 × 5 MiB + 4 MiB

@@ -74,13 +74,13 @@ describe('Velero host harness against the single executable', function () {
     it('a log line with a non-string name', () => {
       const run = brokenPlugin('log');
       expect(run.status).to.equal(1);
-      expect(failedChecks(run.report).join('\n')).to.match(/stderr-lines: .*"name" is a number/);
+      expect(failedChecks(run.report).join('\n'), run.output).to.match(/stderr-lines: .*"name" is a number/);
     });
 
     it('a Progress reply without progress', () => {
       const run = brokenPlugin('progress');
       expect(run.status).to.equal(1);
-      expect(failedChecks(run.report).join('\n')).to.match(/bia-progress: .*no progress/);
+      expect(failedChecks(run.report).join('\n'), run.output).to.match(/bia-progress: .*no progress/);
     });
   });
 
