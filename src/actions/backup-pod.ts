@@ -82,14 +82,6 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
   const { ctx, kube, backup, pod, config, podId, signal } = r;
   const namespace = pod.metadata!.namespace!;
   const fields = { namespace, name: pod.metadata!.name!, backup: backup.name };
-  const workload = await workloadOf(kube, pod);
-  const location = await openLocationStore({
-    kube,
-    namespace: backup.veleroNamespace,
-    location: backup.storageLocation,
-    prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload.folder),
-    write: true,
-  });
   const companion = new CompanionClient({
     kube,
     namespace,
@@ -100,14 +92,25 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     countTimeoutMs: config.countTimeoutMs,
     signal,
   });
-  // Looked up beside the companion's exec calls (the label's kind is checked against the
-  // companion's below); observed now, as it may fail before it is awaited.
+  // The companion's file list (an exec: a process start in the pod) is fetched while the API
+  // reads below run, and the base backup is looked up beside the exec calls (the label's kind is
+  // checked against the companion's below). Both are observed at once, as either may fail first.
+  const recorded = companion.files();
+  recorded.catch(() => undefined);
+  const workload = await workloadOf(kube, pod);
+  const location = await openLocationStore({
+    kube,
+    namespace: backup.veleroNamespace,
+    location: backup.storageLocation,
+    prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload.folder),
+    write: true,
+  });
   const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind);
   baseLookup.catch(() => undefined);
   let ranPre = false;
   try {
     for (const warning of location.warnings) ctx.log.warn(warning, fields);
-    let files = await companion.files();
+    let files = await recorded;
     if (files && backup.startedAt && Date.parse(files.createdAt) < backup.startedAt.getTime() - STALE_RECORD_MS) {
       ctx.log.warn(`${podId}: the recorded snapshots (${files.createdAt}) are older than backup ${backup.name}: an earlier backup's post hook did not run`, fields);
       files = undefined;
