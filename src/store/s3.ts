@@ -232,14 +232,13 @@ function loadCa(options: S3Options): string[] | undefined {
 }
 
 /** What the SDK client and the direct reads (direct-get.ts) share: the CA bundle is read once. */
-interface Transport {
-  client: S3Client;
+interface TransportSettings {
   ca: string[] | undefined;
   socketTimeoutMs: number;
 }
 
 /** An S3 client with our retry strategy, timeouts and TLS settings. */
-function s3Client(options: S3Options): Transport {
+function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportSettings): S3Client {
   const maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
   let endpoint: string | undefined;
   if (options.endpoint) {
@@ -267,8 +266,6 @@ function s3Client(options: S3Options): Transport {
     if (v !== undefined && v !== 'WHEN_SUPPORTED' && v !== 'WHEN_REQUIRED') throw configError(`${mode} must be WHEN_SUPPORTED or WHEN_REQUIRED, got ${JSON.stringify(v)}`);
   }
 
-  const ca = loadCa(options);
-  const socketTimeoutMs = positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs);
   const agentOptions = { keepAlive: true, maxSockets: positive('maxSockets', options.maxSockets, DEFAULTS.maxSockets) };
   const httpsAgent = new https.Agent({
     ...agentOptions,
@@ -299,7 +296,7 @@ function s3Client(options: S3Options): Transport {
         { ...fileInit, ...(profile ? { profile } : {}) },
       );
 
-  const client = new S3Client({
+  return new S3Client({
     region,
     ...(endpoint ? { endpoint } : {}),
     forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
@@ -317,7 +314,6 @@ function s3Client(options: S3Options): Transport {
       socketTimeout: socketTimeoutMs,
     }),
   });
-  return { client, ca, socketTimeoutMs };
 }
 
 const TLS_CODES = new Set([
@@ -398,11 +394,9 @@ export class S3Store implements ObjectStore {
     const bufferBytes = positive('uploadBufferBytes', options.uploadBufferBytes, DEFAULTS.uploadBufferBytes, 0);
     this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize), 2000);
     this.signPayload = options.signPayload ?? !/^https:/i.test(options.endpoint ?? 'https://');
-    // A client passed in (tests) brings its own transport; the direct reads still need ours.
-    const transport = client
-      ? { client, ca: loadCa(options), socketTimeoutMs: positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs) }
-      : s3Client(options);
-    this.client = transport.client;
+    // The direct reads use these settings even when a client is passed in (tests).
+    const transport: TransportSettings = { ca: loadCa(options), socketTimeoutMs: positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs) };
+    this.client = client ?? s3Client(options, transport);
     this.direct = new DirectGetter({
       ...(transport.ca ? { ca: transport.ca } : {}),
       ...(options.insecureSkipTLSVerify ? { insecureSkipTLSVerify: true } : {}),
