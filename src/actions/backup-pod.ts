@@ -129,9 +129,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
     }
     // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
-    const counted = config.counts
-      ? pendingCounts(companion.counts().then((c) => ({ counts: c.counts, ...(c.countedFrom ? { countedFrom: c.countedFrom } : {}) })))
-      : { counts: {} };
+    const counted = config.counts ? pendingCounts(companion.counts()) : { counts: {} };
     const base = await baseLookup;
     const trees = files.trees.map((t) => ({
       prefix: t.prefix,

@@ -232,6 +232,11 @@ export function drillVolume(volume: Volume, original: Volume, pattern: string, r
   return { volume: { ...volume, hostPath }, production, path };
 }
 
+/** Whether a container is (one of) the database's: it mounts the data volume and is not the companion. */
+function runsDatabase(c: Container, volumeName: string, companion: string): boolean {
+  return c.name !== companion && (c.volumeMounts ?? []).some((m) => m.name === volumeName);
+}
+
 /** A drill database's retention: 100 years, the longest VictoriaMetrics and VictoriaLogs accept. */
 export const DRILL_RETENTION_ARG = '-retentionPeriod=100y';
 const SHELLS = new Set(['sh', 'bash', 'ash', 'dash', 'busybox']);
@@ -250,7 +255,7 @@ export function withDrillRetention(spec: PodSpec, volumeName: string, companion:
   const changed: string[] = [];
   const skipped: string[] = [];
   const containers = (spec.containers ?? []).map((c) => {
-    if (c.name === companion || !(c.volumeMounts ?? []).some((m) => m.name === volumeName)) return c;
+    if (!runsDatabase(c, volumeName, companion)) return c;
     const command = Array.isArray(c.command) ? (c.command as string[]) : [];
     if (command.length > 0 && SHELLS.has(command[0]!.split('/').at(-1)!)) {
       skipped.push(c.name);
@@ -272,7 +277,7 @@ const DEFAULT_RETENTION = { metrics: '1', logs: '7d' } as const;
  * database's default. Undefined when no such container exists or the value is not one we read.
  */
 export function databaseRetention(spec: PodSpec, volumeName: string, companion: string, kind: 'metrics' | 'logs'): { value: string; ms: number; isDefault: boolean } | undefined {
-  const db = (spec.containers ?? []).find((c) => c.name !== companion && (c.volumeMounts ?? []).some((m) => m.name === volumeName));
+  const db = (spec.containers ?? []).find((c) => runsDatabase(c, volumeName, companion));
   if (!db) return undefined;
   const words = [...(Array.isArray(db.command) ? (db.command as string[]) : []), ...(Array.isArray(db.args) ? (db.args as string[]) : [])];
   let value: string | undefined;

@@ -128,7 +128,7 @@ export function compareCounts(expected: Record<string, number>, found: Record<st
 
 export async function verifyCounts(config: CompanionConfig, options: VerifyOptions, source: SnapshotSource = openConfiguredSource(config)): Promise<VerifyResult> {
   await waitHealthy(config, options.timeoutMs);
-  const found = flattenCounts(await source.counts({ ...(options.end ? { end: options.end } : {}), ...(options.start ? { start: options.start } : {}) }));
+  const found = flattenCounts(await source.counts({ end: options.end, start: options.start }));
   const differences = compareCounts(options.expected, found);
   return { verify: differences.length === 0 ? 'ok' : 'mismatch', kind: config.kind, expected: options.expected, found, differences };
 }
