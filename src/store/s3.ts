@@ -26,7 +26,8 @@
  * - delete: DeleteObjects in batches of 1000, retrying per-key errors the server reports.
  * - Every request: the SDK's error classification with more attempts, no retry quota, and
  *   backoff with jitter (s3-retry.ts).
- * - Errors are StoreErrors naming the operation and object, and for auth problems what to check.
+ * - Errors are StoreErrors naming the operation and object, and for auth problems what to check
+ *   (s3-errors.ts). The options, their defaults and checks, and the SDK client are in s3-client.ts.
  *
  * Checksums: `requestChecksumCalculation`/`responseChecksumValidation` are the SDK's settings.
  * `WHEN_SUPPORTED` (the SDK's default) sends a CRC32 (or `checksumAlgorithm`) with every upload and
@@ -52,286 +53,36 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
   type CompletedPart,
-  type S3ClientConfig,
+  type S3Client,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { fromIni } from '@aws-sdk/credential-provider-ini';
-import { loadConfig } from '@smithy/core/config';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createHash, type Hash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
 import { DirectGetter } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { PartBufferPool } from './part-buffers.js';
 import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
-import { backoffMs, errorReason, PersistentRetryStrategy, sleep, type RetryEvent } from './s3-retry.js';
+import { configError, DEFAULTS, loadCa, MAX_DELETE_BATCH, MAX_PART_SIZE, MiB, MIN_PART_SIZE, positive, s3Client, type S3ChecksumAlgorithm, type S3StoreOptions, type TransportSettings } from './s3-client.js';
+import { endpointName, translateS3Error } from './s3-errors.js';
+import { backoffMs, errorReason, sleep } from './s3-retry.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore, PutBody } from './types.js';
 
-export type { RetryEvent } from './s3-retry.js';
-
-const MiB = 1024 * 1024;
-const GiB = 1024 * MiB;
-/** S3 limits. */
-const MIN_PART_SIZE = 5 * MiB;
-const MAX_PART_SIZE = 5 * GiB;
+/** S3 limits (the part sizes and the delete batch are in s3-client.ts, beside the options they bound). */
 const MAX_PARTS = 10_000;
 const MAX_KEY_BYTES = 1024;
-const MAX_DELETE_BATCH = 1000;
 /** Stream puts up to this size get a buffer of their own size rather than a part buffer. */
 const SMALL_PUT = 1024 * 1024;
-
-export type ChecksumMode = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
-export type S3ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'SHA1' | 'SHA256';
-export const S3_CHECKSUM_ALGORITHMS: readonly S3ChecksumAlgorithm[] = ['CRC32', 'CRC32C', 'SHA1', 'SHA256'];
-
-export interface S3Credentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-}
-
-/** How to reach and write to an S3 bucket: everything but the bucket and prefix. */
-export interface S3Options {
-  /** S3-compatible endpoint, e.g. `http://minio:9000`; default: AWS. */
-  endpoint?: string;
-  /** Path-style URLs (`endpoint/bucket/key`); default: true with a custom endpoint, false for AWS. */
-  forcePathStyle?: boolean;
-  /**
-   * Default: AWS_REGION / AWS_DEFAULT_REGION, then the profile's `region`, then us-east-1. Without a
-   * custom endpoint a wrong region is corrected by following S3's region redirects.
-   */
-  region?: string;
-
-  /** Explicit credentials. Otherwise `credentialsFile`, otherwise the SDK's default chain (env, SSO, web identity/IRSA, shared files, process, ECS/EC2 metadata). */
-  credentials?: S3Credentials;
-  /** Profile in the shared files or `credentialsFile` (velero-plugin-for-aws: `profile`, default "default"). */
-  profile?: string;
-  /** A shared-credentials file (also read as the config file, as velero-plugin-for-aws does); only this file is used. */
-  credentialsFile?: string;
-
-  /** PEM bundle of extra CAs to trust (added to Node's roots). */
-  caCert?: string;
-  /** The same, from a file. */
-  caCertFile?: string;
-  insecureSkipTLSVerify?: boolean;
-
-  /** Server-side encryption for written objects. `kmsKeyId` alone implies `aws:kms`. */
-  serverSideEncryption?: 'AES256' | 'aws:kms';
-  kmsKeyId?: string;
-  /** e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING. Archive classes need an S3 restore before reading. */
-  storageClass?: string;
-  /** The flexible checksum to send with uploads (default with WHEN_SUPPORTED: CRC32). */
-  checksumAlgorithm?: S3ChecksumAlgorithm;
-  /** Default WHEN_SUPPORTED. */
-  requestChecksumCalculation?: ChecksumMode;
-  /** Default WHEN_SUPPORTED. moto needs WHEN_REQUIRED to read copies of multipart objects. */
-  responseChecksumValidation?: ChecksumMode;
-
-  /**
-   * Sign request bodies (SigV4 `x-amz-content-sha256` = the body's SHA-256) on PutObject and
-   * UploadPart. Default: over http:// yes, the signature is then all that protects the bytes on
-   * the wire; over https:// no (`UNSIGNED-PAYLOAD`): TLS already guarantees their integrity, as the
-   * AWS SDKs reason, and hashing every byte a second time costs CPU. Either way our manifest's
-   * SHA-256 of every file is checked on restore.
-   */
-  signPayload?: boolean;
-  /** Multipart part size, ≥ 5 MiB (default 8 MiB); raised automatically to stay within 10000 parts. */
-  partSize?: number;
-  /** Parts in flight per put (default 4). */
-  queueSize?: number;
-  /**
-   * Memory shared by all parallel stream uploads of this store for part buffers beyond each
-   * upload's first (default 24 MiB). Memory for stream uploads ≤ (parallel puts reading their
-   * body × partSize) + uploadBufferBytes; a put of a Buffer uses no extra memory.
-   */
-  uploadBufferBytes?: number;
-  /** Copies of objects larger than this use UploadPartCopy (default 5 GiB, the CopyObject limit). */
-  multipartCopyThreshold?: number;
-  /** Part size of multipart copies (default 512 MiB, ≥ 5 MiB, ≤ 5 GiB). */
-  copyPartSize?: number;
-  /** UploadPartCopy requests in parallel (default 4). */
-  copyQueueSize?: number;
-  /** ListObjectsV2 MaxKeys (default 1000). */
-  listPageSize?: number;
-  /** Keys per DeleteObjects request (default and maximum 1000). */
-  deleteBatchSize?: number;
-
-  /** Attempts per request, and per resumed download (default 10). */
-  maxAttempts?: number;
-  /** TCP/TLS connect timeout (default 10 s). */
-  connectionTimeoutMs?: number;
-  /** A request fails when its socket is idle this long (default 120 s). */
-  socketTimeoutMs?: number;
-  /** Parallel connections (default 32). */
-  maxSockets?: number;
-  /** Told about every retry (for logs and tests). */
-  onRetry?: (event: RetryEvent) => void;
-}
-
-export interface S3StoreOptions extends S3Options {
-  bucket: string;
-  /** Non-empty, no leading or trailing `/`. */
-  prefix: string;
-}
-
-const DEFAULTS = {
-  partSize: 8 * MiB,
-  queueSize: 4,
-  // (queueSize - 1) × partSize: an upload running alone can fill its queue.
-  uploadBufferBytes: 24 * MiB,
-  multipartCopyThreshold: 5 * GiB,
-  copyPartSize: 512 * MiB,
-  copyQueueSize: 4,
-  listPageSize: 1000,
-  deleteBatchSize: 1000,
-  maxAttempts: 10,
-  connectionTimeoutMs: 10_000,
-  socketTimeoutMs: 120_000,
-  maxSockets: 32,
-};
-
-function configError(message: string): StoreError {
-  return new StoreError('Config', message, { operation: 'open' });
-}
 
 /** SigV4's URI encoding (RFC 3986 unreserved characters stay). */
 function escapeUri(text: string): string {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-function positive(name: string, value: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min || value > max) throw configError(`S3 option ${name} must be an integer from ${min} to ${max}, got ${value}`);
-  return value;
-}
-
-/** The PEM bundle from caCert and caCertFile, or undefined. */
-function loadCa(options: S3Options): string[] | undefined {
-  const pems: string[] = [];
-  if (options.caCert) pems.push(options.caCert);
-  if (options.caCertFile) {
-    try {
-      pems.push(readFileSync(options.caCertFile, 'utf8'));
-    } catch (err) {
-      throw configError(`cannot read the CA bundle caCertFile ${options.caCertFile}: ${(err as Error).message}`);
-    }
-  }
-  for (const pem of pems) {
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw configError('caCert is not a PEM certificate bundle (no "-----BEGIN CERTIFICATE-----" line)');
-  }
-  return pems.length > 0 ? pems : undefined;
-}
-
-/** What the SDK client and the direct reads (direct-get.ts) share: the CA bundle is read once. */
-interface TransportSettings {
-  ca: string[] | undefined;
-  socketTimeoutMs: number;
-}
-
-/** An S3 client with our retry strategy, timeouts and TLS settings. */
-function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportSettings): S3Client {
-  const maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
-  let endpoint: string | undefined;
-  if (options.endpoint) {
-    let url: URL;
-    try {
-      url = new URL(options.endpoint);
-    } catch {
-      throw configError(`S3 endpoint ${JSON.stringify(options.endpoint)} is not a URL (expected http://host:port or https://host)`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`S3 endpoint ${options.endpoint} must start with http:// or https://`);
-    if (url.username || url.password) throw configError('S3 endpoint must not contain credentials');
-    endpoint = options.endpoint.replace(/\/+$/, '');
-  }
-  if (options.kmsKeyId && options.serverSideEncryption && options.serverSideEncryption !== 'aws:kms') {
-    throw configError(`kmsKeyId needs serverSideEncryption aws:kms, not ${options.serverSideEncryption}`);
-  }
-  if (options.serverSideEncryption && options.serverSideEncryption !== 'AES256' && options.serverSideEncryption !== 'aws:kms') {
-    throw configError(`serverSideEncryption must be AES256 or aws:kms, got ${JSON.stringify(options.serverSideEncryption)}`);
-  }
-  if (options.checksumAlgorithm && !S3_CHECKSUM_ALGORITHMS.includes(options.checksumAlgorithm)) {
-    throw configError(`checksumAlgorithm must be one of ${S3_CHECKSUM_ALGORITHMS.join(', ')}, got ${JSON.stringify(options.checksumAlgorithm)}`);
-  }
-  for (const mode of ['requestChecksumCalculation', 'responseChecksumValidation'] as const) {
-    const v = options[mode];
-    if (v !== undefined && v !== 'WHEN_SUPPORTED' && v !== 'WHEN_REQUIRED') throw configError(`${mode} must be WHEN_SUPPORTED or WHEN_REQUIRED, got ${JSON.stringify(v)}`);
-  }
-
-  const agentOptions = { keepAlive: true, maxSockets: positive('maxSockets', options.maxSockets, DEFAULTS.maxSockets) };
-  const httpsAgent = new https.Agent({
-    ...agentOptions,
-    rejectUnauthorized: !options.insecureSkipTLSVerify,
-    ...(ca ? { ca: [...rootCertificates, ...ca] } : {}),
-  });
-  const httpAgent = new http.Agent(agentOptions);
-
-  const fileInit = options.credentialsFile ? { filepath: options.credentialsFile, configFilepath: options.credentialsFile } : {};
-  const profile = options.profile || undefined;
-  let credentials: S3ClientConfig['credentials'];
-  if (options.credentials) {
-    const { accessKeyId, secretAccessKey, sessionToken } = options.credentials;
-    if (!accessKeyId || !secretAccessKey) throw configError('S3 credentials need both an access key id and a secret access key');
-    credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
-  } else if (options.credentialsFile) {
-    credentials = fromIni({ ...fileInit, ...(profile ? { profile } : {}) });
-  }
-
-  const region: S3ClientConfig['region'] = options.region
-    ? options.region
-    : loadConfig<string>(
-        {
-          environmentVariableSelector: (env) => env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
-          configFileSelector: (p) => p.region,
-          default: () => 'us-east-1',
-        },
-        { ...fileInit, ...(profile ? { profile } : {}) },
-      );
-
-  return new S3Client({
-    region,
-    ...(endpoint ? { endpoint } : {}),
-    forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
-    followRegionRedirects: endpoint === undefined,
-    ...(credentials ? { credentials } : {}),
-    ...(profile ? { profile } : {}),
-    maxAttempts,
-    retryStrategy: new PersistentRetryStrategy({ maxAttempts, ...(options.onRetry ? { onRetry: options.onRetry } : {}) }),
-    requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_SUPPORTED',
-    responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_SUPPORTED',
-    requestHandler: new NodeHttpHandler({
-      httpAgent,
-      httpsAgent,
-      connectionTimeout: positive('connectionTimeoutMs', options.connectionTimeoutMs, DEFAULTS.connectionTimeoutMs),
-      socketTimeout: socketTimeoutMs,
-    }),
-  });
-}
-
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
-]);
 const STREAM_RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'EPROTO', 'ENETDOWN', 'EHOSTDOWN']);
-
-/** IAM action a failed operation needed, for AccessDenied hints. */
-const IAM_ACTION: Record<string, string> = {
-  put: 's3:PutObject',
-  get: 's3:GetObject',
-  head: 's3:GetObject',
-  list: 's3:ListBucket',
-  listDirectories: 's3:ListBucket',
-  delete: 's3:DeleteObject',
-  copy: 's3:GetObject on the source and s3:PutObject',
-};
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -431,83 +182,9 @@ export class S3Store implements ObjectStore {
     return `${this.location}/${key}`;
   }
 
-  private endpointName(): string {
-    return this.options.endpoint ?? 'AWS S3';
-  }
-
-  /** "access key id AKIA…" (never the secret), or where credentials were looked for. */
-  private async whoAmI(): Promise<string> {
-    let id: string | undefined;
-    try {
-      id = (await this.client.config.credentials()).accessKeyId;
-    } catch {
-      id = undefined;
-    }
-    const from = this.options.credentials
-      ? ''
-      : this.options.credentialsFile
-        ? ` (from ${this.options.credentialsFile}, profile ${this.options.profile || 'default'})`
-        : this.options.profile
-          ? ` (profile ${this.options.profile})`
-          : '';
-    return id ? `access key id ${id}${from}` : `the configured credentials${from}`;
-  }
-
-  private async translate(err: unknown, operation: string, key?: string): Promise<StoreError> {
-    if (err instanceof StoreError) return err;
-    const { reason, status } = errorReason(err);
-    const target = key === undefined ? this.location : this.target(key);
-    const e = err as { message?: string; code?: string; $metadata?: { attempts?: number } };
-    const attempts = e?.$metadata?.attempts;
-    const after = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
-    const details = { operation, target, backendCode: reason, ...(status !== undefined ? { status } : {}), cause: err };
-    const make = (code: StoreErrorCode, text: string) => new StoreError(code, `${operation} ${target}: ${text}`, details);
-    const code = e?.code ?? '';
-    switch (reason) {
-      case 'SignatureDoesNotMatch':
-        return make('Credentials', `the secret access key for ${await this.whoAmI()} is wrong (SignatureDoesNotMatch)`);
-      case 'InvalidAccessKeyId':
-        return make('Credentials', `${await this.whoAmI()} is not known to ${this.endpointName()} (InvalidAccessKeyId): check the access key id, and that the endpoint and credentials belong together`);
-      case 'ExpiredToken':
-      case 'TokenRefreshRequired':
-        return make('Credentials', `the session token of ${await this.whoAmI()} has expired (${reason})`);
-      case 'InvalidToken':
-        return make('Credentials', `the session token of ${await this.whoAmI()} is invalid (InvalidToken)`);
-      case 'CredentialsProviderError':
-        return make('Credentials', `no usable S3 credentials${this.options.credentialsFile ? ` in ${this.options.credentialsFile} (profile ${this.options.profile || 'default'})` : ''}: ${e?.message ?? reason}`);
-      case 'AccessDenied':
-      case 'AllAccessDisabled':
-      case 'Forbidden':
-        return make('AccessDenied', `access denied (${reason}${status ? `, HTTP ${status}` : ''}): check that the IAM or bucket policy lets ${await this.whoAmI()} use ${IAM_ACTION[operation] ?? 's3:*'} on arn:aws:s3:::${this.bucket}/${this.root}*`);
-      case 'NoSuchBucket':
-        return make('NotFound', `bucket ${this.bucket} does not exist on ${this.endpointName()} (NoSuchBucket)`);
-      case 'NoSuchKey':
-      case 'NotFound':
-        return make('NotFound', `the object does not exist (${reason})`);
-      case 'InvalidRange':
-        return make('InvalidRange', `the byte range is not satisfiable (InvalidRange)`);
-      case 'PreconditionFailed':
-        return make('Changed', `the object was replaced while it was being read or copied (PreconditionFailed)`);
-      case 'PermanentRedirect':
-      case 'AuthorizationHeaderMalformed':
-      case 'IllegalLocationConstraintException':
-        return make('Config', `bucket ${this.bucket} is in another region than ${await this.client.config.region().catch(() => '?')} (${reason}): set the region`);
-      case 'RequestTimeTooSkewed':
-        return make('Config', `this machine's clock differs from the server's by more than 15 minutes (RequestTimeTooSkewed): fix the clock`);
-      case 'InvalidObjectState':
-        return make('Failed', `the object is in an archive storage class and must be restored in S3 before it can be read (InvalidObjectState)`);
-      default:
-        break;
-    }
-    if (TLS_CODES.has(code)) {
-      return make('Config', `TLS verification of ${this.endpointName()} failed (${code}): give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify`);
-    }
-    if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
-      return make('Failed', `cannot reach ${this.endpointName()} (${code})${after}: check the endpoint (s3Url) and the network`);
-    }
-    const statusText = status !== undefined ? ` (HTTP ${status})` : '';
-    const message = e?.message && e.message !== reason && e.message !== 'UnknownError' ? `: ${e.message}` : '';
-    return make('Failed', `failed${after}: ${reason}${statusText}${message}`);
+  /** `err` as a StoreError naming the operation and the object (the store itself without `key`). */
+  private translate(err: unknown, operation: string, key?: string): Promise<StoreError> {
+    return translateS3Error(err, operation, key === undefined ? this.location : this.target(key), { client: this.client, options: this.options });
   }
 
   private async call<T>(operation: string, key: string | undefined, fn: () => Promise<T>): Promise<T> {
@@ -526,7 +203,7 @@ export class S3Store implements ObjectStore {
       } catch (err) {
         const { status } = errorReason(err);
         if (status === 404) {
-          throw new StoreError('NotFound', `bucket ${this.bucket} does not exist on ${this.endpointName()} (NoSuchBucket)`, { operation: 'head', target: this.location, backendCode: 'NoSuchBucket', status, cause: err });
+          throw new StoreError('NotFound', `bucket ${this.bucket} does not exist on ${endpointName(this.options)} (NoSuchBucket)`, { operation: 'head', target: this.location, backendCode: 'NoSuchBucket', status, cause: err });
         }
         // 403 (no s3:ListBucket) and everything else: cannot tell; assume the bucket exists.
       }

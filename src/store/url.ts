@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { StoreError } from './errors.js';
 import { FileStore, type FileStoreOptions } from './file.js';
 import { checkKey } from './keys.js';
-import { S3_CHECKSUM_ALGORITHMS, S3Store, type S3ChecksumAlgorithm, type S3Options } from './s3.js';
+import { S3Store } from './s3.js';
+import { S3_CHECKSUM_ALGORITHMS, type S3ChecksumAlgorithm, type S3Options } from './s3-client.js';
 import type { ObjectStore } from './types.js';
 
 export type StoreLocation = { kind: 's3'; bucket: string; prefix: string } | { kind: 'file'; path: string };

@@ -5,7 +5,8 @@
  */
 import { createCipheriv, createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { S3Store, type S3StoreOptions } from '../../src/store/s3.js';
+import { S3Store } from '../../src/store/s3.js';
+import type { S3StoreOptions } from '../../src/store/s3-client.js';
 
 interface ProbeInput {
   store: S3StoreOptions;

@@ -1,0 +1,246 @@
+/**
+ * How an S3Store's options become an S3Client: the options themselves and their defaults, their
+ * checks (each failure a Config error naming the option), the CA bundle, the credentials (explicit,
+ * a Velero credentials file, or the SDK's default chain), the region, our retry strategy and the
+ * connection timeouts.
+ */
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { fromIni } from '@aws-sdk/credential-provider-ini';
+import { loadConfig } from '@smithy/core/config';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { StoreError } from './errors.js';
+import { PersistentRetryStrategy, type RetryEvent } from './s3-retry.js';
+
+export const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** S3 limits. */
+export const MIN_PART_SIZE = 5 * MiB;
+export const MAX_PART_SIZE = 5 * GiB;
+export const MAX_DELETE_BATCH = 1000;
+
+export type ChecksumMode = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+export type S3ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'SHA1' | 'SHA256';
+export const S3_CHECKSUM_ALGORITHMS: readonly S3ChecksumAlgorithm[] = ['CRC32', 'CRC32C', 'SHA1', 'SHA256'];
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** How to reach and write to an S3 bucket: everything but the bucket and prefix. */
+export interface S3Options {
+  /** S3-compatible endpoint, e.g. `http://minio:9000`; default: AWS. */
+  endpoint?: string;
+  /** Path-style URLs (`endpoint/bucket/key`); default: true with a custom endpoint, false for AWS. */
+  forcePathStyle?: boolean;
+  /**
+   * Default: AWS_REGION / AWS_DEFAULT_REGION, then the profile's `region`, then us-east-1. Without a
+   * custom endpoint a wrong region is corrected by following S3's region redirects.
+   */
+  region?: string;
+
+  /** Explicit credentials. Otherwise `credentialsFile`, otherwise the SDK's default chain (env, SSO, web identity/IRSA, shared files, process, ECS/EC2 metadata). */
+  credentials?: S3Credentials;
+  /** Profile in the shared files or `credentialsFile` (velero-plugin-for-aws: `profile`, default "default"). */
+  profile?: string;
+  /** A shared-credentials file (also read as the config file, as velero-plugin-for-aws does); only this file is used. */
+  credentialsFile?: string;
+
+  /** PEM bundle of extra CAs to trust (added to Node's roots). */
+  caCert?: string;
+  /** The same, from a file. */
+  caCertFile?: string;
+  insecureSkipTLSVerify?: boolean;
+
+  /** Server-side encryption for written objects. `kmsKeyId` alone implies `aws:kms`. */
+  serverSideEncryption?: 'AES256' | 'aws:kms';
+  kmsKeyId?: string;
+  /** e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING. Archive classes need an S3 restore before reading. */
+  storageClass?: string;
+  /** The flexible checksum to send with uploads (default with WHEN_SUPPORTED: CRC32). */
+  checksumAlgorithm?: S3ChecksumAlgorithm;
+  /** Default WHEN_SUPPORTED. */
+  requestChecksumCalculation?: ChecksumMode;
+  /** Default WHEN_SUPPORTED. moto needs WHEN_REQUIRED to read copies of multipart objects. */
+  responseChecksumValidation?: ChecksumMode;
+
+  /**
+   * Sign request bodies (SigV4 `x-amz-content-sha256` = the body's SHA-256) on PutObject and
+   * UploadPart. Default: over http:// yes, the signature is then all that protects the bytes on
+   * the wire; over https:// no (`UNSIGNED-PAYLOAD`): TLS already guarantees their integrity, as the
+   * AWS SDKs reason, and hashing every byte a second time costs CPU. Either way our manifest's
+   * SHA-256 of every file is checked on restore.
+   */
+  signPayload?: boolean;
+  /** Multipart part size, ≥ 5 MiB (default 8 MiB); raised automatically to stay within 10000 parts. */
+  partSize?: number;
+  /** Parts in flight per put (default 4). */
+  queueSize?: number;
+  /**
+   * Memory shared by all parallel stream uploads of this store for part buffers beyond each
+   * upload's first (default 24 MiB). Memory for stream uploads ≤ (parallel puts reading their
+   * body × partSize) + uploadBufferBytes; a put of a Buffer uses no extra memory.
+   */
+  uploadBufferBytes?: number;
+  /** Copies of objects larger than this use UploadPartCopy (default 5 GiB, the CopyObject limit). */
+  multipartCopyThreshold?: number;
+  /** Part size of multipart copies (default 512 MiB, ≥ 5 MiB, ≤ 5 GiB). */
+  copyPartSize?: number;
+  /** UploadPartCopy requests in parallel (default 4). */
+  copyQueueSize?: number;
+  /** ListObjectsV2 MaxKeys (default 1000). */
+  listPageSize?: number;
+  /** Keys per DeleteObjects request (default and maximum 1000). */
+  deleteBatchSize?: number;
+
+  /** Attempts per request, and per resumed download (default 10). */
+  maxAttempts?: number;
+  /** TCP/TLS connect timeout (default 10 s). */
+  connectionTimeoutMs?: number;
+  /** A request fails when its socket is idle this long (default 120 s). */
+  socketTimeoutMs?: number;
+  /** Parallel connections (default 32). */
+  maxSockets?: number;
+  /** Told about every retry (for logs and tests). */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+export interface S3StoreOptions extends S3Options {
+  bucket: string;
+  /** Non-empty, no leading or trailing `/`. */
+  prefix: string;
+}
+
+export const DEFAULTS = {
+  partSize: 8 * MiB,
+  queueSize: 4,
+  // (queueSize - 1) × partSize: an upload running alone can fill its queue.
+  uploadBufferBytes: 24 * MiB,
+  multipartCopyThreshold: 5 * GiB,
+  copyPartSize: 512 * MiB,
+  copyQueueSize: 4,
+  listPageSize: 1000,
+  deleteBatchSize: 1000,
+  maxAttempts: 10,
+  connectionTimeoutMs: 10_000,
+  socketTimeoutMs: 120_000,
+  maxSockets: 32,
+};
+
+export function configError(message: string): StoreError {
+  return new StoreError('Config', message, { operation: 'open' });
+}
+
+export function positive(name: string, value: number | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw configError(`S3 option ${name} must be an integer from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+/** The PEM bundle from caCert and caCertFile, or undefined. */
+export function loadCa(options: S3Options): string[] | undefined {
+  const pems: string[] = [];
+  if (options.caCert) pems.push(options.caCert);
+  if (options.caCertFile) {
+    try {
+      pems.push(readFileSync(options.caCertFile, 'utf8'));
+    } catch (err) {
+      throw configError(`cannot read the CA bundle caCertFile ${options.caCertFile}: ${(err as Error).message}`);
+    }
+  }
+  for (const pem of pems) {
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw configError('caCert is not a PEM certificate bundle (no "-----BEGIN CERTIFICATE-----" line)');
+  }
+  return pems.length > 0 ? pems : undefined;
+}
+
+/** What the SDK client and the direct reads (direct-get.ts) share: the CA bundle is read once. */
+export interface TransportSettings {
+  ca: string[] | undefined;
+  socketTimeoutMs: number;
+}
+
+
+/** An S3 client with our retry strategy, timeouts and TLS settings. */
+export function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportSettings): S3Client {
+  const maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
+  let endpoint: string | undefined;
+  if (options.endpoint) {
+    let url: URL;
+    try {
+      url = new URL(options.endpoint);
+    } catch {
+      throw configError(`S3 endpoint ${JSON.stringify(options.endpoint)} is not a URL (expected http://host:port or https://host)`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`S3 endpoint ${options.endpoint} must start with http:// or https://`);
+    if (url.username || url.password) throw configError('S3 endpoint must not contain credentials');
+    endpoint = options.endpoint.replace(/\/+$/, '');
+  }
+  if (options.kmsKeyId && options.serverSideEncryption && options.serverSideEncryption !== 'aws:kms') {
+    throw configError(`kmsKeyId needs serverSideEncryption aws:kms, not ${options.serverSideEncryption}`);
+  }
+  if (options.serverSideEncryption && options.serverSideEncryption !== 'AES256' && options.serverSideEncryption !== 'aws:kms') {
+    throw configError(`serverSideEncryption must be AES256 or aws:kms, got ${JSON.stringify(options.serverSideEncryption)}`);
+  }
+  if (options.checksumAlgorithm && !S3_CHECKSUM_ALGORITHMS.includes(options.checksumAlgorithm)) {
+    throw configError(`checksumAlgorithm must be one of ${S3_CHECKSUM_ALGORITHMS.join(', ')}, got ${JSON.stringify(options.checksumAlgorithm)}`);
+  }
+  for (const mode of ['requestChecksumCalculation', 'responseChecksumValidation'] as const) {
+    const v = options[mode];
+    if (v !== undefined && v !== 'WHEN_SUPPORTED' && v !== 'WHEN_REQUIRED') throw configError(`${mode} must be WHEN_SUPPORTED or WHEN_REQUIRED, got ${JSON.stringify(v)}`);
+  }
+
+  const agentOptions = { keepAlive: true, maxSockets: positive('maxSockets', options.maxSockets, DEFAULTS.maxSockets) };
+  const httpsAgent = new https.Agent({
+    ...agentOptions,
+    rejectUnauthorized: !options.insecureSkipTLSVerify,
+    ...(ca ? { ca: [...rootCertificates, ...ca] } : {}),
+  });
+  const httpAgent = new http.Agent(agentOptions);
+
+  const fileInit = options.credentialsFile ? { filepath: options.credentialsFile, configFilepath: options.credentialsFile } : {};
+  const profile = options.profile || undefined;
+  let credentials: S3ClientConfig['credentials'];
+  if (options.credentials) {
+    const { accessKeyId, secretAccessKey, sessionToken } = options.credentials;
+    if (!accessKeyId || !secretAccessKey) throw configError('S3 credentials need both an access key id and a secret access key');
+    credentials = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+  } else if (options.credentialsFile) {
+    credentials = fromIni({ ...fileInit, ...(profile ? { profile } : {}) });
+  }
+
+  const region: S3ClientConfig['region'] = options.region
+    ? options.region
+    : loadConfig<string>(
+        {
+          environmentVariableSelector: (env) => env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+          configFileSelector: (p) => p.region,
+          default: () => 'us-east-1',
+        },
+        { ...fileInit, ...(profile ? { profile } : {}) },
+      );
+
+  return new S3Client({
+    region,
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
+    followRegionRedirects: endpoint === undefined,
+    ...(credentials ? { credentials } : {}),
+    ...(profile ? { profile } : {}),
+    maxAttempts,
+    retryStrategy: new PersistentRetryStrategy({ maxAttempts, ...(options.onRetry ? { onRetry: options.onRetry } : {}) }),
+    requestChecksumCalculation: options.requestChecksumCalculation ?? 'WHEN_SUPPORTED',
+    responseChecksumValidation: options.responseChecksumValidation ?? 'WHEN_SUPPORTED',
+    requestHandler: new NodeHttpHandler({
+      httpAgent,
+      httpsAgent,
+      connectionTimeout: positive('connectionTimeoutMs', options.connectionTimeoutMs, DEFAULTS.connectionTimeoutMs),
+      socketTimeout: socketTimeoutMs,
+    }),
+  });
+}

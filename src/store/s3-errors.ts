@@ -1,0 +1,112 @@
+/**
+ * S3 and network failures as StoreErrors that say what to do: wrong secret or unknown key id (with
+ * the access key id, never the secret), the IAM action an AccessDenied needed, a wrong region, a
+ * skewed clock, an untrusted certificate, an unreachable endpoint.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { StoreError, type StoreErrorCode } from './errors.js';
+import type { S3StoreOptions } from './s3-client.js';
+import { errorReason } from './s3-retry.js';
+
+/** What a message may name: the store's options and, for the access key id, its client. */
+export interface S3ErrorScope {
+  client: S3Client;
+  options: S3StoreOptions;
+}
+
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
+]);
+
+/** IAM action a failed operation needed, for AccessDenied hints. */
+const IAM_ACTION: Record<string, string> = {
+  put: 's3:PutObject',
+  get: 's3:GetObject',
+  head: 's3:GetObject',
+  list: 's3:ListBucket',
+  listDirectories: 's3:ListBucket',
+  delete: 's3:DeleteObject',
+  copy: 's3:GetObject on the source and s3:PutObject',
+};
+
+/** The endpoint as messages name it. */
+export function endpointName(options: S3StoreOptions): string {
+  return options.endpoint ?? 'AWS S3';
+}
+
+/** "access key id AKIA…" (never the secret), or where credentials were looked for. */
+async function whoAmI({ client, options }: S3ErrorScope): Promise<string> {
+  let id: string | undefined;
+  try {
+    id = (await client.config.credentials()).accessKeyId;
+  } catch {
+    id = undefined;
+  }
+  const from = options.credentials
+    ? ''
+    : options.credentialsFile
+      ? ` (from ${options.credentialsFile}, profile ${options.profile || 'default'})`
+      : options.profile
+        ? ` (profile ${options.profile})`
+        : '';
+  return id ? `access key id ${id}${from}` : `the configured credentials${from}`;
+}
+
+/** `err` as a StoreError about `operation` on `target` (an s3:// URL); StoreErrors pass unchanged. */
+export async function translateS3Error(err: unknown, operation: string, target: string, scope: S3ErrorScope): Promise<StoreError> {
+  if (err instanceof StoreError) return err;
+  const { reason, status } = errorReason(err);
+  const { client, options } = scope;
+  const e = err as { message?: string; code?: string; $metadata?: { attempts?: number } };
+  const attempts = e?.$metadata?.attempts;
+  const after = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
+  const details = { operation, target, backendCode: reason, ...(status !== undefined ? { status } : {}), cause: err };
+  const make = (code: StoreErrorCode, text: string) => new StoreError(code, `${operation} ${target}: ${text}`, details);
+  const code = e?.code ?? '';
+  switch (reason) {
+    case 'SignatureDoesNotMatch':
+      return make('Credentials', `the secret access key for ${await whoAmI(scope)} is wrong (SignatureDoesNotMatch)`);
+    case 'InvalidAccessKeyId':
+      return make('Credentials', `${await whoAmI(scope)} is not known to ${endpointName(options)} (InvalidAccessKeyId): check the access key id, and that the endpoint and credentials belong together`);
+    case 'ExpiredToken':
+    case 'TokenRefreshRequired':
+      return make('Credentials', `the session token of ${await whoAmI(scope)} has expired (${reason})`);
+    case 'InvalidToken':
+      return make('Credentials', `the session token of ${await whoAmI(scope)} is invalid (InvalidToken)`);
+    case 'CredentialsProviderError':
+      return make('Credentials', `no usable S3 credentials${options.credentialsFile ? ` in ${options.credentialsFile} (profile ${options.profile || 'default'})` : ''}: ${e?.message ?? reason}`);
+    case 'AccessDenied':
+    case 'AllAccessDisabled':
+    case 'Forbidden':
+      return make('AccessDenied', `access denied (${reason}${status ? `, HTTP ${status}` : ''}): check that the IAM or bucket policy lets ${await whoAmI(scope)} use ${IAM_ACTION[operation] ?? 's3:*'} on arn:aws:s3:::${options.bucket}/${options.prefix}/*`);
+    case 'NoSuchBucket':
+      return make('NotFound', `bucket ${options.bucket} does not exist on ${endpointName(options)} (NoSuchBucket)`);
+    case 'NoSuchKey':
+    case 'NotFound':
+      return make('NotFound', `the object does not exist (${reason})`);
+    case 'InvalidRange':
+      return make('InvalidRange', `the byte range is not satisfiable (InvalidRange)`);
+    case 'PreconditionFailed':
+      return make('Changed', `the object was replaced while it was being read or copied (PreconditionFailed)`);
+    case 'PermanentRedirect':
+    case 'AuthorizationHeaderMalformed':
+    case 'IllegalLocationConstraintException':
+      return make('Config', `bucket ${options.bucket} is in another region than ${await client.config.region().catch(() => '?')} (${reason}): set the region`);
+    case 'RequestTimeTooSkewed':
+      return make('Config', `this machine's clock differs from the server's by more than 15 minutes (RequestTimeTooSkewed): fix the clock`);
+    case 'InvalidObjectState':
+      return make('Failed', `the object is in an archive storage class and must be restored in S3 before it can be read (InvalidObjectState)`);
+    default:
+      break;
+  }
+  if (TLS_CODES.has(code)) {
+    return make('Config', `TLS verification of ${endpointName(options)} failed (${code}): give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify`);
+  }
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+    return make('Failed', `cannot reach ${endpointName(options)} (${code})${after}: check the endpoint (s3Url) and the network`);
+  }
+  const statusText = status !== undefined ? ` (HTTP ${status})` : '';
+  const message = e?.message && e.message !== reason && e.message !== 'UnknownError' ? `: ${e.message}` : '';
+  return make('Failed', `failed${after}: ${reason}${statusText}${message}`);
+}
