@@ -19,7 +19,7 @@
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
-import { redact } from '../velero/redact.js';
+import { redact } from './redact.js';
 import { DirectGetter } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
