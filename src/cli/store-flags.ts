@@ -16,6 +16,7 @@ export const STORE_FLAGS = {
   sse: { type: 'string' },
   'kms-key-id': { type: 'string' },
   'storage-class': { type: 'string' },
+  tagging: { type: 'string' },
   'checksum-algorithm': { type: 'string' },
   'ca-cert-file': { type: 'string' },
   'insecure-skip-tls-verify': { type: 'boolean' },
@@ -28,6 +29,7 @@ export const STORE_USAGE = `S3 options (credentials from the AWS environment, pr
   --region R                 bucket region
   --sse AES256|aws:kms       server-side encryption; --kms-key-id ID for SSE-KMS
   --storage-class C          e.g. STANDARD_IA
+  --tagging 'K=V&K2=V2'      tags on every object written (as the BSL key tagging)
   --checksum-algorithm A     "" (none; for servers that reject the SDK's CRC headers), CRC32, CRC32C, SHA1, SHA256
   --ca-cert-file F           extra CA bundle (PEM); --insecure-skip-tls-verify to skip verification
   --profile P                AWS profile`;
@@ -43,6 +45,7 @@ export function openStoreFromFlags(root: string, flags: StoreFlagValues): Object
     serverSideEncryption: flags.sse,
     kmsKeyId: flags['kms-key-id'],
     checksumAlgorithm: flags['checksum-algorithm'],
+    tagging: flags.tagging,
     insecureSkipTLSVerify: flags['insecure-skip-tls-verify'] === undefined ? undefined : String(flags['insecure-skip-tls-verify']),
     profile: flags.profile,
   };

@@ -62,6 +62,13 @@ export interface S3Options {
   kmsKeyId?: string;
   /** e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING. Archive classes need an S3 restore before reading. */
   storageClass?: string;
+  /**
+   * Tags for every object written (puts, multipart uploads and copies), in S3's query format
+   * `key1=value1&key2=value2`: velero-plugin-for-aws's `tagging`, sent as given so that our objects
+   * carry the same tags as Velero's (for lifecycle rules and cost reports). Writing needs
+   * s3:PutObjectTagging besides s3:PutObject.
+   */
+  tagging?: string;
   /** The flexible checksum to send with uploads (default with WHEN_SUPPORTED: CRC32). */
   checksumAlgorithm?: S3ChecksumAlgorithm;
   /** Default WHEN_SUPPORTED. */
@@ -140,6 +147,38 @@ export function positive(name: string, value: number | undefined, fallback: numb
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min || value > max) throw configError(`S3 option ${name} must be an integer from ${min} to ${max}, got ${value}`);
   return value;
+}
+
+/** Characters S3 allows in tag keys and values. */
+const TAG_TEXT = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u;
+
+/**
+ * Checks a tag set in query format against S3's limits (at most 10 tags, unique keys of 1 to 128
+ * characters, values up to 256, letters, digits, spaces and `+ - = . _ : / @`), so that a typo fails
+ * when the store is opened, naming the tag, rather than as InvalidTag on the first upload. S3 reads
+ * the set as URL query parameters: `%XX` escapes, and `+` for a space.
+ */
+export function checkTagging(tagging: string): void {
+  const bad = (why: string) => configError(`tagging ${JSON.stringify(tagging)}: ${why} (expected key1=value1&key2=value2, URL-encoded)`);
+  const keys = new Set<string>();
+  for (const pair of tagging.split('&')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) throw bad(`${JSON.stringify(pair)} has no "="`);
+    let key: string;
+    let value: string;
+    try {
+      key = decodeURIComponent(pair.slice(0, eq).replace(/\+/g, ' '));
+      value = decodeURIComponent(pair.slice(eq + 1).replace(/\+/g, ' '));
+    } catch {
+      throw bad(`${JSON.stringify(pair)} has an invalid %-escape`);
+    }
+    if ([...key].length < 1 || [...key].length > 128) throw bad(`tag key ${JSON.stringify(key)} must have 1 to 128 characters`);
+    if ([...value].length > 256) throw bad(`the value of tag ${key} has more than 256 characters`);
+    if (!TAG_TEXT.test(key) || !TAG_TEXT.test(value)) throw bad(`tag ${key} has a character S3 does not allow (letters, digits, spaces and + - = . _ : / @ are allowed)`);
+    if (keys.has(key)) throw bad(`tag key ${key} appears twice`);
+    keys.add(key);
+  }
+  if (keys.size > 10) throw bad(`${keys.size} tags, S3 allows at most 10 per object`);
 }
 
 /** The PEM bundle from caCert and caCertFile, or undefined. */

@@ -79,7 +79,7 @@ export async function translateS3Error(err: unknown, operation: string, target: 
     case 'AccessDenied':
     case 'AllAccessDisabled':
     case 'Forbidden':
-      return make('AccessDenied', `access denied (${reason}${status ? `, HTTP ${status}` : ''}): check that the IAM or bucket policy lets ${await whoAmI(scope)} use ${IAM_ACTION[operation] ?? 's3:*'} on arn:aws:s3:::${options.bucket}/${options.prefix}/*`);
+      return make('AccessDenied', `access denied (${reason}${status ? `, HTTP ${status}` : ''}): check that the IAM or bucket policy lets ${await whoAmI(scope)} use ${IAM_ACTION[operation] ?? 's3:*'}${options.tagging && (operation === 'put' || operation === 'copy') ? ' and s3:PutObjectTagging (tagging is set)' : ''} on arn:aws:s3:::${options.bucket}/${options.prefix}/*`);
     case 'NoSuchBucket':
       return make('NotFound', `bucket ${options.bucket} does not exist on ${endpointName(options)} (NoSuchBucket)`);
     case 'NoSuchKey':

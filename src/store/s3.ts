@@ -66,7 +66,7 @@ import { StoreError, type StoreErrorCode } from './errors.js';
 import { PartBufferPool } from './part-buffers.js';
 import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
-import { configError, DEFAULTS, loadCa, MAX_DELETE_BATCH, MAX_PART_SIZE, MiB, MIN_PART_SIZE, positive, s3Client, type S3ChecksumAlgorithm, type S3StoreOptions, type TransportSettings } from './s3-client.js';
+import { checkTagging, configError, DEFAULTS, loadCa, MAX_DELETE_BATCH, MAX_PART_SIZE, MiB, MIN_PART_SIZE, positive, s3Client, type S3ChecksumAlgorithm, type S3StoreOptions, type TransportSettings } from './s3-client.js';
 import { endpointName, translateS3Error } from './s3-errors.js';
 import { backoffMs, errorReason, sleep } from './s3-retry.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore, PutBody } from './types.js';
@@ -145,6 +145,7 @@ export class S3Store implements ObjectStore {
     const bufferBytes = positive('uploadBufferBytes', options.uploadBufferBytes, DEFAULTS.uploadBufferBytes, 0);
     this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize), 2000);
     this.signPayload = options.signPayload ?? !/^https:/i.test(options.endpoint ?? 'https://');
+    if (options.tagging) checkTagging(options.tagging);
     // The direct reads use these settings even when a client is passed in (tests).
     const transport: TransportSettings = { ca: loadCa(options), socketTimeoutMs: positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs) };
     this.client = client ?? s3Client(options, transport);
@@ -216,11 +217,12 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  private writeParams(): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string; StorageClass?: StorageClass } {
+  private writeParams(): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string; StorageClass?: StorageClass; Tagging?: string } {
     const o = this.options;
     return {
       ...(o.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: o.kmsKeyId } : o.serverSideEncryption ? { ServerSideEncryption: o.serverSideEncryption } : {}),
       ...(o.storageClass ? { StorageClass: o.storageClass as StorageClass } : {}),
+      ...(o.tagging ? { Tagging: o.tagging } : {}),
     };
   }
 
@@ -645,6 +647,9 @@ export class S3Store implements ObjectStore {
           Key: to,
           CopySource: this.copySource(from),
           MetadataDirective: 'COPY',
+          // A copy takes the source's tags unless told otherwise; with tagging set, every object
+          // of a backup carries the current tags, copied or uploaded.
+          ...(this.options.tagging ? { TaggingDirective: 'REPLACE' as const } : {}),
           ...this.writeParams(),
           ...(this.options.checksumAlgorithm ? { ChecksumAlgorithm: this.options.checksumAlgorithm } : {}),
         }),

@@ -8,7 +8,7 @@ import { StoreError } from './errors.js';
 import { FileStore, type FileStoreOptions } from './file.js';
 import { checkKey } from './keys.js';
 import { S3Store } from './s3.js';
-import { S3_CHECKSUM_ALGORITHMS, type S3ChecksumAlgorithm, type S3Options } from './s3-client.js';
+import { checkTagging, S3_CHECKSUM_ALGORITHMS, type S3ChecksumAlgorithm, type S3Options } from './s3-client.js';
 import type { ObjectStore } from './types.js';
 
 export type StoreLocation = { kind: 's3'; bucket: string; prefix: string } | { kind: 'file'; path: string };
@@ -172,7 +172,13 @@ export function bslS3Options(config: Readonly<Record<string, string | undefined>
         if (value && value !== '4') warnings.push(`signatureVersion ${value} is ignored: requests are signed with SigV4`);
         break;
       case 'tagging':
-        if (value) warnings.push('tagging is ignored: backup objects are written without tags');
+        if (!value) break;
+        try {
+          checkTagging(value);
+        } catch (e) {
+          throw err((e as Error).message);
+        }
+        options.tagging = value;
         break;
       default:
         if (!IGNORED_SILENTLY.has(key)) warnings.push(`unknown key ${key} is ignored`);

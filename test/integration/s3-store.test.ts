@@ -5,7 +5,7 @@
  * CA bundle, aborted uploads, resumed downloads, timeouts, and everything again through a proxy
  * that breaks a fifth of the requests (every S3 operation used gets at least one fault).
  */
-import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectTaggingCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -252,6 +252,45 @@ describe('S3 store against moto (auth mode)', function () {
         expect(head.StorageClass, key).to.equal('STANDARD_IA');
       }
       expect(await sha256Of(await s.get('big-copy'))).to.deep.equal({ sha256: big.sha256(), size: 11 * MiB });
+    }
+  });
+
+  it('tags every object it writes: puts, multipart uploads and both kinds of copies, replacing the source\'s tags', async () => {
+    const tagsOf = async (key: string) => {
+      const out = await moto.client.send(new GetObjectTaggingCommand({ Bucket: moto.bucket, Key: `it/${seq}/${key}` }));
+      return Object.fromEntries((out.TagSet ?? []).map((t) => [t.Key, t.Value]));
+    };
+    const untagged = store({ multipartCopyThreshold: 6 * MiB });
+    const prefix = `it/${seq}`;
+    const small = randomBuffer(1000, 51);
+    const big = randomStream(11 * MiB, 52);
+    await untagged.put('small', small, small.length);
+    await untagged.put('big', big.stream, 11 * MiB);
+    expect(await tagsOf('small')).to.deep.equal({});
+
+    // The same keys through a tagged store on the same prefix: "+" is a space, %XX an escape, as S3 reads query parameters.
+    const tagged = new S3Store({ bucket: moto.bucket, prefix, ...moto.s3Options, responseChecksumValidation: 'WHEN_REQUIRED', partSize: 5 * MiB, multipartCopyThreshold: 6 * MiB, tagging: 'team=observability&tier=daily+4h&path=a%2Fb' });
+    stores.push(tagged);
+    const want = { team: 'observability', tier: 'daily 4h', path: 'a/b' };
+    await tagged.put('small-tagged', small, small.length);
+    await tagged.put('big-tagged', randomStream(11 * MiB, 53).stream, 11 * MiB);
+    await tagged.copy('small', 'small-copy', small.length); // CopyObject
+    await tagged.copy('big', 'big-copy', 11 * MiB); // UploadPartCopy
+    for (const key of ['small-tagged', 'big-tagged', 'small-copy', 'big-copy']) expect(await tagsOf(key), key).to.deep.equal(want);
+    // Without tagging, a copy keeps the source's tags.
+    await untagged.copy('small-tagged', 'small-tagged-copy', small.length);
+    expect(await tagsOf('small-tagged-copy')).to.deep.equal(want);
+
+    // A tag set S3 would refuse fails when the store opens, naming the tag.
+    for (const [tagging, why] of [
+      ['team', /"team" has no "="/],
+      ['a=1&a=2', /tag key a appears twice/],
+      ['k#=v', /tag k# has a character S3 does not allow/],
+      [Array.from({ length: 11 }, (_, i) => `k${i}=v`).join('&'), /11 tags, S3 allows at most 10/],
+      [`${'k'.repeat(129)}=v`, /must have 1 to 128 characters/],
+      ['k=%zz', /invalid %-escape/],
+    ] as const) {
+      expect(() => store({ tagging })).to.throw(/tagging .*/).with.property('message').that.matches(why);
     }
   });
 

@@ -140,11 +140,17 @@ describe('S3 options from a BackupStorageLocation config', () => {
     expect(() => bslS3Options({ publicUrl: 'ftp://x' })).to.throw(StoreError, /invalid publicUrl/);
   });
 
+  it('maps tagging as given, and refuses a tag set S3 would refuse, naming the tag', () => {
+    expect(bslS3Options({ tagging: 'team=observability&env=prod' }).options.tagging).to.equal('team=observability&env=prod');
+    expect(bslS3Options({ tagging: 'team=observability' }).options.tagging).to.equal('team=observability');
+    expect(() => bslS3Options({ tagging: 'team=a&team=b' })).to.throw(StoreError, /^BackupStorageLocation config: tagging "team=a&team=b": tag key team appears twice/);
+    expect(() => bslS3Options({ tagging: `k=${'v'.repeat(257)}` })).to.throw(StoreError, /the value of tag k has more than 256 characters/);
+  });
+
   it('ignores empty values and names what it ignores', () => {
-    const r = bslS3Options({ region: '', s3Url: '', profile: '', kmsKeyId: '', tagging: 'a=b', signatureVersion: '1', newFutureKey: 'x', undefinedKey: undefined });
+    const r = bslS3Options({ region: '', s3Url: '', profile: '', kmsKeyId: '', tagging: '', signatureVersion: '1', newFutureKey: 'x', undefinedKey: undefined });
     expect(r.options).to.deep.equal({ forcePathStyle: false });
     expect(r.warnings).to.deep.equal([
-      'tagging is ignored: backup objects are written without tags',
       'signatureVersion 1 is ignored: requests are signed with SigV4',
       'unknown key newFutureKey is ignored',
     ]);
