@@ -99,8 +99,10 @@ const IGNORED_SILENTLY = new Set(['bucket', 'prefix', 'enableSharedConfig']);
  *   - CRC32, CRC32C, SHA1, SHA256: WHEN_SUPPORTED with that algorithm on uploads and copies;
  *   - anything else: an error, as in Velero.
  * `s3ForcePathStyle` absent means false, as in Velero (unlike S3Options' own default for endpoints).
- * `customerKeyEncryptionFile` (SSE-C) is refused rather than ignored: writing unencrypted objects
- * into a location configured for SSE-C would be a silent downgrade.
+ * `customerKeyEncryptionFile` and `customerKeyEncryptionSecret` (SSE-C) are refused rather than
+ * ignored: writing unencrypted objects into a location configured for SSE-C would be a silent
+ * downgrade. (Restores could not use SSE-C either: the init container reads through presigned URLs,
+ * and an SSE-C read needs the key in its request headers, in the application's namespace.)
  */
 export function bslS3Options(config: Readonly<Record<string, string | undefined>>): BslS3Options {
   const options: S3Options = {};
@@ -166,7 +168,8 @@ export function bslS3Options(config: Readonly<Record<string, string | undefined>
         if (value) options.credentialsFile = value;
         break;
       case 'customerKeyEncryptionFile':
-        if (value) throw err('customerKeyEncryptionFile (SSE-C) is not supported by velero-plugin-victoria; use serverSideEncryption AES256 or aws:kms with kmsKeyId');
+      case 'customerKeyEncryptionSecret':
+        if (value) throw err(`${key} (SSE-C) is not supported by velero-plugin-victoria; use serverSideEncryption AES256 or aws:kms with kmsKeyId`);
         break;
       case 'signatureVersion':
         if (value && value !== '4') warnings.push(`signatureVersion ${value} is ignored: requests are signed with SigV4`);

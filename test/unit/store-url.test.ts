@@ -133,7 +133,8 @@ describe('S3 options from a BackupStorageLocation config', () => {
   });
 
   it('refuses what would silently weaken the backup: SSE-C, bad SSE values, bad URLs', () => {
-    expect(() => bslS3Options({ customerKeyEncryptionFile: '/credentials/sse-c' })).to.throw(StoreError, /SSE-C\) is not supported/);
+    expect(() => bslS3Options({ customerKeyEncryptionFile: '/credentials/sse-c' })).to.throw(StoreError, /customerKeyEncryptionFile \(SSE-C\) is not supported/);
+    expect(() => bslS3Options({ customerKeyEncryptionSecret: 'encryption-key/customer-key' })).to.throw(StoreError, /customerKeyEncryptionSecret \(SSE-C\) is not supported/);
     expect(() => bslS3Options({ serverSideEncryption: 'aws:kms:dsse' })).to.throw(StoreError, /AES256 or aws:kms/);
     expect(() => bslS3Options({ serverSideEncryption: 'AES256', kmsKeyId: 'k' })).to.throw(StoreError, /kmsKeyId needs serverSideEncryption aws:kms/);
     expect(() => bslS3Options({ s3Url: 'minio:9000' })).to.throw(StoreError, /invalid s3Url "minio:9000"/);
