@@ -18,7 +18,7 @@ import { KIND_LABEL } from './names.js';
 import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
-import { workloadOf } from './workload.js';
+import { checkSoleReplica, workloadOf } from './workload.js';
 
 /** A snapshot recorded this long before the backup started belongs to an earlier backup (clock skew allowed). */
 const STALE_RECORD_MS = 5 * 60_000;
@@ -98,6 +98,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
   const recorded = companion.files();
   recorded.catch(() => undefined);
   const workload = await workloadOf(kube, pod);
+  await checkSoleReplica(kube, pod, workload);
   const location = await openLocationStore({
     kube,
     namespace: backup.veleroNamespace,

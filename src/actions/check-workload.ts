@@ -13,7 +13,7 @@ import { loadPluginConfig } from './plugin-config-source.js';
 import { workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
 import { backupToAct } from './velero-backup.js';
-import { workloadOf } from './workload.js';
+import { sharedFolderProblem, workloadOf } from './workload.js';
 
 interface PodLike {
   metadata?: KubeObject['metadata'];
@@ -43,8 +43,10 @@ export async function executeWorkloadCheck(
     const w = await workloadOf(kube, { kind: 'Pod', ...pod } as KubeObject);
     if (w.id === `${item.kind}/${item.metadata?.name}`) own.push({ pod, folder: w.folder });
   }
-  const running = own.filter((p) => p.pod.status?.phase === 'Running');
+  const running = own.filter((p) => p.pod.status?.phase === 'Running' && !p.pod.metadata?.deletionTimestamp);
   if (running.length === 0) throw missing(`no running pod (${own.length} pod(s), replicas scaled to 0 or not started): start it and back up again`);
+  const shared = sharedFolderProblem({ id: `${item.kind}/${item.metadata?.name}`, folder: running[0]!.folder }, running.map((p) => p.pod.metadata?.name ?? ''));
+  if (shared) throw missing(shared);
   const withoutCompanion = running.filter((p) => !(p.pod.spec?.containers ?? []).some((c) => c.name === config.companionContainer));
   if (withoutCompanion.length > 0) {
     throw missing(`pod ${withoutCompanion[0]!.pod.metadata?.name} has no "${config.companionContainer}" container: add the companion sidecar (velero/components/)`);

@@ -5,6 +5,7 @@
  */
 import type { KubeClient } from '../kube/client.js';
 import type { KubeObject } from '../velero/types.js';
+import { KIND_LABEL } from './names.js';
 
 export interface Workload {
   /** `Deployment/<name>`, `StatefulSet/<name>` or `Pod/<name>`, for messages and the record. */
@@ -36,4 +37,35 @@ export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Wor
   }
   if (owner?.kind === 'StatefulSet' && owner.name) return { id: `StatefulSet/${owner.name}`, folder: name };
   return { id: `Pod/${name}`, folder: name };
+}
+
+/** Workloads whose pods all back up into one folder (workloadOf). */
+const SHARED_FOLDER = /^(Deployment|ReplicaSet)\//;
+
+/**
+ * A Deployment's (or bare ReplicaSet's) pods have no stable names, so all of them back up into the
+ * workload's one folder. With one running pod that is right; with several, each on its own node's
+ * hostPath, each pod's backup would overwrite the others' data and delete their files as stale. So
+ * such a backup fails, naming the pods and the fix; `running` are the names of the workload's
+ * running pods that are not being deleted.
+ */
+export function sharedFolderProblem(workload: Workload, running: readonly string[]): string | undefined {
+  if (running.length <= 1 || !SHARED_FOLDER.test(workload.id)) return undefined;
+  return (
+    `${workload.id} has ${running.length} running pods (${running.join(', ')}), and a ${workload.id.split('/')[0]}'s pods share one data folder in the bucket ` +
+    `(${workload.folder}/): their backups would overwrite each other. Run it with one replica, or as a StatefulSet, whose pods each keep their own folder`
+  );
+}
+
+/** Fails with sharedFolderProblem when other running pods of `pod`'s workload would back up into its folder. */
+export async function checkSoleReplica(kube: KubeClient, pod: KubeObject, workload: Workload): Promise<void> {
+  if (!SHARED_FOLDER.test(workload.id)) return;
+  const candidates = await kube.listPods(pod.metadata?.namespace ?? '', `${KIND_LABEL}=${pod.metadata?.labels?.[KIND_LABEL] ?? ''}`);
+  const running: string[] = [];
+  for (const p of candidates) {
+    if (p.status?.phase !== 'Running' || p.metadata?.deletionTimestamp) continue;
+    if ((await workloadOf(kube, { kind: 'Pod', ...p } as KubeObject)).id === workload.id) running.push(p.metadata?.name ?? '');
+  }
+  const problem = sharedFolderProblem(workload, running);
+  if (problem) throw new Error(problem);
 }

@@ -206,6 +206,24 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(missing.error).to.match(/Deployment monitoring\/vmsingle: its Victoria data is NOT in backup never-ran/);
   });
 
+  it('a Deployment with two running pods: the pod backup and the workload check fail, naming both, and nothing is written', async () => {
+    // Each pod would have its own node's hostPath data, but a Deployment's pods share one folder.
+    const second = api.put(podObject({ name: 'vmsingle-5d4f8b7c9-q7w3z', kind: 'metrics', deployment: 'vmsingle' }));
+    try {
+      const res = await backupPod(vmPod(), 'b-two');
+      expect(res.ok).to.equal(false);
+      expect(res.error).to.match(/Deployment\/vmsingle has 2 running pods \(.*\), and a Deployment's pods share one data folder in the bucket \(vmsingle\/\): their backups would overwrite each other\. Run it with one replica, or as a StatefulSet/);
+      expect(res.error).to.contain('vmsingle-5d4f8b7c9-x2x9q').and.to.contain('vmsingle-5d4f8b7c9-q7w3z');
+      expect(await keysUnder(folder('vmsingle', 'b-two'))).to.deep.equal([]);
+      const deployment = api.get('apps/v1', 'Deployment', NS, 'vmsingle')!;
+      const check = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup: backupObject('b-two'), env });
+      expect(check.ok).to.equal(false);
+      expect(check.error).to.match(/Deployment monitoring\/vmsingle: its Victoria data is NOT in backup b-two: Deployment\/vmsingle has 2 running pods/);
+    } finally {
+      api.put({ ...second, status: { phase: 'Succeeded' } });
+    }
+  });
+
   it('the delete action removes the deleted backup only', async () => {
     const res = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item: firstItem, backup: backupObject('b1'), env });
     expect(res.ok, res.error).to.equal(true);
