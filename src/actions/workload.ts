@@ -53,7 +53,8 @@ export function sharedFolderProblem(workload: Workload, running: readonly string
   if (running.length <= 1 || !SHARED_FOLDER.test(workload.id)) return undefined;
   return (
     `${workload.id} has ${running.length} running pods (${running.join(', ')}), and a ${workload.id.split('/')[0]}'s pods share one data folder in the bucket ` +
-    `(${workload.folder}/): their backups would overwrite each other. Run it with one replica, or as a StatefulSet, whose pods each keep their own folder`
+    `(${workload.folder}/): their backups would overwrite each other. Run it with one replica, or as a StatefulSet, whose pods each keep their own folder ` +
+    `(during a rolling update of one replica, back up again once the old pod is gone)`
   );
 }
 
