@@ -14,7 +14,7 @@ import { KubeClient } from '../kube/client.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
 import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { KIND_LABEL } from './names.js';
+import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
@@ -130,7 +130,10 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
     }
     // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
-    const counted = config.counts ? pendingCounts(companion.counts()) : { counts: {} };
+    const counting = countingDecision(backup, config.counts);
+    if (counting.warning) ctx.log.warn(`${podId}: ${counting.warning}`, fields);
+    if (!counting.count) ctx.log.info(`${podId}: not counted for drills (${counting.why}): a restore drill of this backup checks checksums only`, fields);
+    const counted = counting.count ? pendingCounts(companion.counts()) : { counts: {} };
     const base = await baseLookup;
     const trees = files.trees.map((t) => ({
       prefix: t.prefix,
@@ -199,4 +202,17 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     }
     await location.close();
   }
+}
+
+/** Whether to count: the Backup's counts label when it is `true` or `false`, otherwise the plugin ConfigMap's `counts`. */
+function countingDecision(backup: VeleroBackupInfo, configured: boolean): { count: boolean; why: string; warning?: string } {
+  const label = backup.countsLabel;
+  if (label === 'true' || label === 'false') return { count: label === 'true', why: `backup label ${COUNTS_LABEL}=${label}` };
+  const why = `plugin ConfigMap counts: "${configured}"`;
+  if (label === undefined) return { count: configured, why };
+  return {
+    count: configured,
+    why,
+    warning: `backup ${backup.name} has label ${COUNTS_LABEL}=${JSON.stringify(label)}, which is neither "true" nor "false": it is ignored, and the plugin ConfigMap's counts (${configured}) decides`,
+  };
 }

@@ -10,6 +10,13 @@ export const BACKUP_ACTION = `${PLUGIN_DOMAIN}/pod-backup`;
 export const RESTORE_ACTION = `${PLUGIN_DOMAIN}/pod-restore`;
 export const DELETE_ACTION = `${PLUGIN_DOMAIN}/pod-delete`;
 
+/**
+ * A Backup (or the Schedule that makes it) labelled with this and `false` is not counted for drills,
+ * `true` is counted whatever the plugin ConfigMap's `counts` says: counting reads the whole
+ * database, which a frequent tier need not pay for when drills use another one.
+ */
+export const COUNTS_LABEL = `${PLUGIN_DOMAIN}/counts`;
+
 /** Pods of a Victoria workload carry this label with the value `metrics` or `logs`. */
 export const KIND_LABEL = `${PLUGIN_DOMAIN}/kind`;
 

@@ -1,7 +1,10 @@
+import { COUNTS_LABEL } from './names.js';
+
 /**
  * What the actions need from the Backup CR Velero passes along with each item: its name, its
  * namespace (Velero's own), the storage location (Velero fills it in before calling actions), the
- * phase (to recognise the finalize pass) and the start time (to recognise stale snapshots).
+ * phase (to recognise the finalize pass), the start time (to recognise stale snapshots) and the
+ * value of its counts label.
  */
 export interface VeleroBackupInfo {
   name: string;
@@ -9,10 +12,12 @@ export interface VeleroBackupInfo {
   storageLocation: string;
   phase?: string;
   startedAt?: Date;
+  /** The Backup's COUNTS_LABEL as given (`true`, `false`, or anything else, which the action names). */
+  countsLabel?: string;
 }
 
 interface BackupJson {
-  metadata?: { name?: string; namespace?: string };
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
   spec?: { storageLocation?: string };
   status?: { phase?: string; startTimestamp?: string };
 }
@@ -36,6 +41,7 @@ export function parseVeleroBackup(bytes: Buffer, env: NodeJS.ProcessEnv = proces
     storageLocation,
     ...(backup.status?.phase ? { phase: backup.status.phase } : {}),
     ...(started && !Number.isNaN(started.getTime()) ? { startedAt: started } : {}),
+    ...(backup.metadata?.labels?.[COUNTS_LABEL] !== undefined ? { countsLabel: backup.metadata.labels[COUNTS_LABEL] } : {}),
   };
 }
 

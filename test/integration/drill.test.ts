@@ -30,11 +30,15 @@ function victoriaPod(namespace: string, hostPath: string, annotations: Record<st
   };
 }
 
-function backup(name: string, completed: string, extra: { phase?: string; schedule?: string; namespaces?: string[] } = {}): KubeObject {
+function backup(name: string, completed: string, extra: { phase?: string; schedule?: string; namespaces?: string[]; uncounted?: boolean } = {}): KubeObject {
   return {
     apiVersion: 'velero.io/v1',
     kind: 'Backup',
-    metadata: { name, namespace: 'velero', labels: extra.schedule ? { 'velero.io/schedule-name': extra.schedule } : {} },
+    metadata: {
+      name,
+      namespace: 'velero',
+      labels: { ...(extra.schedule ? { 'velero.io/schedule-name': extra.schedule } : {}), ...(extra.uncounted ? { 'velero-plugin-victoria.io/counts': 'false' } : {}) },
+    },
     spec: { includedNamespaces: extra.namespaces ?? ['monitoring'] },
     status: { phase: extra.phase ?? 'Completed', completionTimestamp: completed },
   };
@@ -109,12 +113,14 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     api.put({ ...restore, status: { phase, warnings: 1, errors: 0, ...status } });
   };
 
-  it('restores the newest Completed backup into monitoring-drill and passes (--json)', async () => {
+  it('restores the newest counted Completed backup into monitoring-drill and passes (--json)', async () => {
     api.put(backup('old', '2026-11-01T02:10:00Z'));
     api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z', { schedule: 'victoria-daily' }));
     api.put(backup('victoria-daily-20261130020000', '2026-11-30T02:12:00Z', { schedule: 'victoria-daily' }));
     api.put(backup('newer-but-failed', '2026-12-01T05:00:00Z', { phase: 'Failed' }));
     api.put(backup('newer-other-ns', '2026-12-01T06:00:00Z', { namespaces: ['other'] }));
+    // The 4-hourly tier is not counted (schedules/victoria-4hourly.yaml): a drill of it could check checksums only.
+    api.put(backup('victoria-4hourly-20261201080000', '2026-12-01T08:05:00Z', { schedule: 'victoria-4hourly', uncounted: true }));
 
     const r = await run(['--namespace', 'monitoring', '--json'], restoreAs('Completed'));
     expect(r.code, r.err + r.out).to.equal(0);
@@ -186,7 +192,7 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     err = await run(['--namespace', 'monitoring', '--backup', 'nope']).then(() => undefined, (e: Error) => e);
     expect(err?.message).to.match(/backup "nope" not found in namespace velero/);
     err = await run(['--namespace', 'monitoring']).then(() => undefined, (e: Error) => e);
-    expect(err?.message).to.match(/no Completed backup that includes namespace monitoring in namespace velero \(1 backup there\)/);
+    expect(err?.message).to.match(/no Completed backup that includes namespace monitoring and was counted \(not labelled velero-plugin-victoria\.io\/counts=false\) in namespace velero \(1 backup there\)/);
     expect(api.requests.filter((q) => q.method === 'POST'), 'no Restore created').to.deep.equal([]);
 
     const usage: Array<[string[], RegExp]> = [

@@ -477,6 +477,11 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
       expect(t.labelSelector, `${what}: selector`).to.deep.equal({ matchExpressions: [{ key: KIND_LABEL, operator: 'Exists' }] });
       expect(t.snapshotVolumes, `${what}: snapshotVolumes`).to.equal(false);
       expect(t.defaultVolumesToFsBackup, `${what}: defaultVolumesToFsBackup`).to.equal(false);
+      // Velero copies the Schedule's labels to its backups (template.metadata.labels would replace them): only the
+      // 4-hourly tier skips the count, and the drill picks a counted backup.
+      expect((t.metadata as JsonObject | undefined)?.labels, `${what}: no template labels, so the Schedule's own reach its backups`).to.equal(undefined);
+      const labels = (s.metadata as { labels?: Record<string, string> }).labels ?? {};
+      expect(labels['velero-plugin-victoria.io/counts'], `${what}: counts label`).to.equal(s.metadata.name === 'victoria-4hourly' ? 'false' : undefined);
     }
     // Tiers never start at the same minute: each would otherwise wait for the other.
     const crons = schedules.map((s) => String((s.spec as JsonObject).schedule));

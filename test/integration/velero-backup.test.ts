@@ -55,11 +55,11 @@ function podObject(p: PodSpec): KubeObject {
   };
 }
 
-function backupObject(name: string, phase = 'InProgress'): KubeObject {
+function backupObject(name: string, phase = 'InProgress', labels: Record<string, string> = {}): KubeObject {
   return {
     apiVersion: 'velero.io/v1',
     kind: 'Backup',
-    metadata: { name, namespace: 'velero', uid: `uid-${name}` },
+    metadata: { name, namespace: 'velero', uid: `uid-${name}`, labels },
     spec: { storageLocation: 'default', includedNamespaces: [NS], ttl: '720h0m0s' },
     status: { phase, startTimestamp: new Date(Date.now() - 1000).toISOString(), version: 1 },
   };
@@ -104,8 +104,8 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     return runCommand(paths.plugin, ['companion', 'hook', which], { PATH: process.env.PATH ?? '', ...companionEnv.get(pod)! });
   }
 
-  const backupPod = (pod: KubeObject, backup: string, extraEnv: NodeJS.ProcessEnv = {}) =>
-    callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/pod-backup', item: pod, backup: backupObject(backup), env: { ...env, ...extraEnv } });
+  const backupPod = (pod: KubeObject, backup: string, extraEnv: NodeJS.ProcessEnv = {}, labels: Record<string, string> = {}) =>
+    callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/pod-backup', item: pod, backup: backupObject(backup, 'InProgress', labels), env: { ...env, ...extraEnv } });
   const messages = (r: CallResult, level?: string) => r.logs.filter((l) => !level || l['@level'] === level).map((l) => String(l['@message']));
 
   before(async function () {
@@ -204,6 +204,17 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     const missing = await check('never-ran');
     expect(missing.ok).to.equal(false);
     expect(missing.error).to.match(/Deployment monitoring\/vmsingle: its Victoria data is NOT in backup never-ran/);
+  });
+
+  it('the Backup\'s counts label: false skips the count (and says so), a value other than true/false is named and the ConfigMap decides', async () => {
+    const skipped = await backupPod(vmPod(), 'b-label-false', {}, { 'velero-plugin-victoria.io/counts': 'false' });
+    expect(skipped.ok, skipped.error).to.equal(true);
+    expect((await manifestOf('vmsingle', 'b-label-false')).counts).to.deep.equal({});
+    expect(messages(skipped, 'info').join('\n')).to.match(/not counted for drills \(backup label velero-plugin-victoria\.io\/counts=false\): a restore drill of this backup checks checksums only/);
+    const odd = await backupPod(vmPod(), 'b-label-odd', {}, { 'velero-plugin-victoria.io/counts': 'no' });
+    expect(odd.ok, odd.error).to.equal(true);
+    expect(messages(odd, 'warn').join('\n')).to.match(/backup b-label-odd has label velero-plugin-victoria\.io\/counts="no", which is neither "true" nor "false": it is ignored, and the plugin ConfigMap's counts \(true\) decides/);
+    expect((await manifestOf('vmsingle', 'b-label-odd')).counts.samples).to.be.greaterThan(0);
   });
 
   it('a Deployment with two running pods: the pod backup and the workload check fail, naming both, and nothing is written', async () => {

@@ -7,7 +7,7 @@
  * the Restore is Completed with no errors (every verify hook passed).
  */
 import { parseArgs } from 'node:util';
-import { KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
+import { COUNTS_LABEL, KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
 import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-spec.js';
 import { KubeClient } from '../../kube/client.js';
 import { KubeError } from '../../kube/errors.js';
@@ -22,7 +22,8 @@ restored Victoria pod's data to a hostPath beside the production one and verifie
 counts in a post-restore hook: the drill passes when the Restore ends Completed with no errors.
 
   --backup NAME            the backup to restore (Completed or PartiallyFailed); default: the newest
-                           Completed backup that includes NS
+                           Completed backup that includes NS and was counted (not labelled
+                           velero-plugin-victoria.io/counts=false)
   --schedule NAME          only backups of this Velero Schedule (label velero.io/schedule-name)
   --velero-namespace NS    where Velero runs (default velero)
   --timeout DURATION       how long to wait for the Restore, e.g. 30m, 1h30m (default 30m)
@@ -137,13 +138,14 @@ async function chooseBackup(kube: KubeClient, veleroNs: string, namespace: strin
   }
   const all = await kube.listBackups(veleroNs, schedule ? `${SCHEDULE_LABEL}=${schedule}` : undefined);
   const candidates = all
-    .filter((b) => statusOf(b).phase === 'Completed' && b.metadata.name && backupIncludes(b, namespace))
+    // A backup that was not counted could only be checked for checksums: the drill picks a counted one.
+    .filter((b) => statusOf(b).phase === 'Completed' && b.metadata.name && backupIncludes(b, namespace) && b.metadata.labels?.[COUNTS_LABEL] !== 'false')
     .sort((a, b) => (statusOf(b).completionTimestamp ?? '').localeCompare(statusOf(a).completionTimestamp ?? ''));
   const newest = candidates[0];
   if (!newest) {
     const of = schedule ? ` of schedule ${schedule}` : '';
     throw new Error(
-      `no Completed backup${of} that includes namespace ${namespace} in namespace ${veleroNs} (${all.length} backup${all.length === 1 ? '' : 's'}${of} there): ` +
+      `no Completed backup${of} that includes namespace ${namespace} and was counted (not labelled ${COUNTS_LABEL}=false) in namespace ${veleroNs} (${all.length} backup${all.length === 1 ? '' : 's'}${of} there): ` +
         `check velero backup get${schedule ? ` -l ${SCHEDULE_LABEL}=${schedule}` : ''}, --namespace and --velero-namespace, or name one with --backup`,
     );
   }
