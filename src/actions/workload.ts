@@ -23,6 +23,12 @@ interface OwnerReference {
 const controllerOf = (meta: { ownerReferences?: OwnerReference[] } | undefined): OwnerReference | undefined =>
   meta?.ownerReferences?.find((o) => o.controller) ?? meta?.ownerReferences?.[0];
 
+/** The ReplicaSet that controls the pod, if one does. */
+export function replicaSetOf(pod: KubeObject): string | undefined {
+  const owner = controllerOf(pod.metadata as { ownerReferences?: OwnerReference[] });
+  return owner?.kind === 'ReplicaSet' ? owner.name : undefined;
+}
+
 export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Workload> {
   const namespace = pod.metadata?.namespace ?? '';
   const name = pod.metadata?.name ?? '';

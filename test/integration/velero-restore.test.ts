@@ -155,6 +155,13 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: app, namespace: NS }, spec: { replicas: 1, selector: { matchLabels: { app } } } });
     api.onExec(NS, pod, COMPANION, (command) => (command[0] === EXE ? { file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...companionEnv() } } : undefined));
   };
+  /** `kubectl delete deployment`: the workload's Deployment, ReplicaSet and pod go (the runbook's first step before a restore into its namespace). */
+  const removeWorkload = (pod: string, kind: 'metrics' | 'logs') => {
+    const app = WORKLOADS[kind].app;
+    api.remove('v1', 'Pod', NS, pod);
+    api.remove('apps/v1', 'ReplicaSet', NS, `${app}-5d4f8b7c9`);
+    api.remove('apps/v1', 'Deployment', NS, app);
+  };
   const messages = (r: CallResult, level?: string) => r.logs.filter((l) => !level || l['@level'] === level).map((l) => String(l['@message']));
   const getObject = async (key: string) => {
     const res = await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: key }));
@@ -225,6 +232,8 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const manifest = JSON.parse((await getObject(`${BSL_PREFIX}/plugins/victoria/${NS}/vmsingle/b1/victoria_manifest.ignore`)).toString('utf8')) as { counts: Record<string, number> };
     manifestCounts = manifest.counts;
     expect(manifestCounts).to.deep.equal({ series: 30, samples: 6000 });
+    // The restores below restore into the workload's own namespace: it is deleted first, as the runbook says.
+    removeWorkload(POD, 'metrics');
   });
   after(async () => {
     await vm?.stop();
@@ -239,6 +248,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const res = await restorePod(item, restoreObject('r1'));
     expect(res.ok, res.error).to.equal(true);
     expect(res.itemProblem).to.equal('');
+    expect(messages(res, 'warn'), 'the workload was deleted first: nothing in the way').to.deep.equal([]);
     expect(res.logViolations ?? []).to.deep.equal([]);
     const out = res.item as PodJson;
     expect(initNames(out)).to.deep.equal(['restore-wait', 'victoria-restore']);
@@ -366,6 +376,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     api.put({ ...config, metadata: { ...config.metadata, labels: { ...(config.metadata.labels as Record<string, string>), 'velero-plugin-victoria.io/pod-backup': 'BackupItemAction' } }, data: { ...(config.data as Record<string, string>), countTimeoutSeconds: '1' } });
     api.put({ apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b-nocount', namespace: 'velero' }, spec: { storageLocation: 'default' }, status: { phase: 'Completed' } });
     api.setExecFault({ hang: true, onlyCommand: 'counts' });
+    addWorkload(POD, 'metrics', companionEnv);
     let item: PodJson;
     try {
       const backup = await backupPod(POD, 'b-nocount');
@@ -374,6 +385,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     } finally {
       api.setExecFault(undefined);
       api.put(config);
+      removeWorkload(POD, 'metrics');
     }
     const res = await restorePod(asRestored(item), restoreObject('drill-nocount', { [NS]: DRILL_NS }, 'b-nocount'), item);
     expect(res.ok, res.error).to.equal(true);
@@ -405,6 +417,32 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const plain = await call(restoreObject('r4'));
     expect(plain.ok, plain.error).to.equal(true);
     expect(plain.item).to.deep.equal(deployment);
+  });
+
+  it('the pod exists already: no plan and no init container (Velero keeps the running pod), with a warning; its ReplicaSet alone: a warning', async () => {
+    const planKey = (uid: string) => `${BSL_PREFIX}/plugins/victoria/restore-plans/${uid}/${NS}.${POD}.json`;
+    api.put(podObject(POD));
+    try {
+      const res = await restorePod(asRestored(backedUp), restoreObject('r-exists'));
+      expect(res.ok, res.error).to.equal(true);
+      expect(initNames(res.item as PodJson)).to.deep.equal([]);
+      expect(res.item).to.deep.equal(asRestored(backedUp));
+      expect(messages(res, 'warn').join('\n')).to.match(
+        /pod monitoring\/vmsingle-5d4f8b7c9-x2x9q exists already: Velero does not replace existing objects, so it keeps running on its current data and nothing is restored into it; to restore its data, delete the workload first \(docs\/velero-restore\.md, "Single-workload restore"\)/,
+      );
+      expect(await getObject(planKey('uid-r-exists')).then(() => 'written', () => 'none')).to.equal('none');
+    } finally {
+      api.remove('v1', 'Pod', NS, POD);
+    }
+    api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'vmsingle-5d4f8b7c9', namespace: NS } });
+    try {
+      const res = await restorePod(asRestored(backedUp), restoreObject('r-rs'));
+      expect(res.ok, res.error).to.equal(true);
+      expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
+      expect(messages(res, 'warn').join('\n')).to.match(/ReplicaSet monitoring\/vmsingle-5d4f8b7c9 exists already: it adopts the restored pod as a replica too many and may delete it before its data is restored/);
+    } finally {
+      api.remove('apps/v1', 'ReplicaSet', NS, 'vmsingle-5d4f8b7c9');
+    }
   });
 
   it('a pod without a backup record is restored unchanged', async () => {

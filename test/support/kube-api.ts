@@ -367,6 +367,13 @@ export class KubeApiServer {
     return obj && structuredClone(obj);
   }
 
+  /** Deletes an object, as `kubectl delete` would; true when it was there. */
+  remove(apiVersion: string, kind: string, namespace: string | undefined, name: string): boolean {
+    const resource = RESOURCES.find((r) => apiVersionOf(r) === apiVersion && r.kind === kind);
+    if (!resource) throw new Error(`kube-api stand-in: no resource for ${apiVersion} ${kind}`);
+    return this.objects.delete(this.key(resource, resource.namespaced ? namespace : undefined, name));
+  }
+
   /** The command of an exec into this pod's container runs as what `handler` returns. */
   onExec(namespace: string, pod: string, container: string, handler: ExecHandler): void {
     this.handlers.set(`${namespace}/${pod}/${container}`, handler);
