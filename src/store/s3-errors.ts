@@ -97,6 +97,17 @@ export async function translateS3Error(err: unknown, operation: string, target: 
       return make('Config', `this machine's clock differs from the server's by more than 15 minutes (RequestTimeTooSkewed): fix the clock`);
     case 'InvalidObjectState':
       return make('Failed', `the object is in an archive storage class and must be restored in S3 before it can be read (InvalidObjectState)`);
+    // A bucket with S3 Object Lock and a default retention takes an upload only with Content-MD5 or a
+    // flexible checksum header (AWS answers InvalidRequest, moto MissingUploadObjectWithObjectLockHeaders).
+    case 'MissingUploadObjectWithObjectLockHeaders':
+    case 'InvalidRequest':
+      if (reason === 'InvalidRequest' && !/object lock/i.test(e?.message ?? '')) break;
+      if (operation === 'copy') return make('Failed', `the server wants a checksum header on a server-side copy into bucket ${options.bucket}, which has S3 Object Lock with a default retention (${reason})`);
+      return make(
+        'Config',
+        `bucket ${options.bucket} has S3 Object Lock with a default retention, which takes an upload only with a checksum (${reason}): ` +
+          `remove checksumAlgorithm "" from the location (--checksum-algorithm '' on the command line); the default, CRC32, satisfies it`,
+      );
     default:
       break;
   }

@@ -5,7 +5,16 @@
  * CA bundle, aborted uploads, resumed downloads, timeouts, and everything again through a proxy
  * that breaks a fifth of the requests (every S3 operation used gets at least one fault).
  */
-import { GetObjectTaggingCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectTaggingCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  PutObjectLockConfigurationCommand,
+} from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -292,6 +301,37 @@ describe('S3 store against moto (auth mode)', function () {
     ] as const) {
       expect(() => store({ tagging })).to.throw(/tagging .*/).with.property('message').that.matches(why);
     }
+  });
+
+  it('writes into a bucket with S3 Object Lock: checksummed uploads work, deletes leave the locked versions, and without checksums the error names Object Lock', async () => {
+    const Bucket = 'locked-backups';
+    await moto.client.send(new CreateBucketCommand({ Bucket, ObjectLockEnabledForBucket: true }));
+    await moto.client.send(new PutObjectLockConfigurationCommand({ Bucket, ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'GOVERNANCE', Days: 1 } } } }));
+    // The default (CRC32 on every upload) satisfies Object Lock's demand for a checksum.
+    const s = store({ bucket: Bucket });
+    const small = randomBuffer(1000, 61);
+    const big = randomStream(11 * MiB, 62);
+    await s.put('small', small, small.length);
+    await s.put('big', big.stream, 11 * MiB);
+    expect((await readAll(await s.get('small'))).equals(small)).to.equal(true);
+    expect(await sha256Of(await s.get('big'))).to.deep.equal({ sha256: big.sha256(), size: 11 * MiB });
+    // Deleting a backup (versioned, as Object Lock requires) leaves delete markers; the versions stay locked until their retention ends.
+    await s.delete(['small', 'big']);
+    expect(await collect(s.list(''))).to.deep.equal([]);
+    const versions = await moto.client.send(new ListObjectVersionsCommand({ Bucket, Prefix: `it/${seq}/` }));
+    expect((versions.Versions ?? []).map((v) => v.Key).sort()).to.deep.equal([`it/${seq}/big`, `it/${seq}/small`]);
+    expect((versions.DeleteMarkers ?? []).map((v) => v.Key).sort()).to.deep.equal([`it/${seq}/big`, `it/${seq}/small`]);
+    // (moto applies the default retention to single puts, not to completed multipart uploads.)
+    const locked = versions.Versions!.find((v) => v.Key === `it/${seq}/small`)!;
+    const refused = await moto.client.send(new DeleteObjectCommand({ Bucket, Key: locked.Key!, VersionId: locked.VersionId! })).then(() => 'deleted', (e: Error) => e.name);
+    expect(refused, 'a locked version cannot be deleted').to.equal('AccessDenied');
+
+    // Without checksums (checksumAlgorithm "" in a location), the upload is refused, and the error says why and what to change.
+    const unchecked = store({ bucket: Bucket, requestChecksumCalculation: 'WHEN_REQUIRED' });
+    const err = await rejection(unchecked.put('small', small, small.length));
+    expect(err.code).to.equal('Config');
+    expect(err.message).to.match(/bucket locked-backups has S3 Object Lock with a default retention, which takes an upload only with a checksum \(MissingUploadObjectWithObjectLockHeaders\): remove checksumAlgorithm "" from the location/);
+    expect(await collect(unchecked.list(''))).to.deep.equal([]);
   });
 
   it('takes credentials from a shared credentials file and profile, as Velero passes them', async () => {
