@@ -10,6 +10,7 @@ import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engin
 import { COMPLETE_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
 import { RESTORE_MARKER, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
+import { StoreError } from '../../src/store/errors.js';
 import { MemoryStore } from '../support/memory-store.js';
 
 const sha256Of = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -198,6 +199,24 @@ describe('engine: backup, restore, verify', () => {
     const target = join(tmp('r-'), 'd');
     await restoreBackup({ store, name: 'b2', dataDir: target });
     expect(readFileSync(join(target, 'data/small/2026_11/parts.json'), 'utf8')).to.equal('{"Small":["PART2"]}');
+  });
+
+  it('incremental: a server-side copy the store refuses becomes an upload, and the backup completes', async () => {
+    // As a server may (moto refuses CopyObject into a bucket with S3 Object Lock without a checksum header).
+    class NoCopies extends MemoryStore {
+      override async copy(): Promise<void> {
+        throw new StoreError('Failed', 'copy refused', { operation: 'copy' });
+      }
+    }
+    const { snapshot } = makeSnapshot();
+    const store = new NoCopies();
+    await backupOf(store, snapshot, 'b1');
+    const m2 = await backupOf(store, snapshot, 'b2', { base: await newestComplete(store) });
+    expect(m2.trees[0]!.files.every((f) => f.origin === 'uploaded')).to.equal(true);
+    expect(m2.totals.bytesCopied).to.equal(0);
+    expect(m2.totals.bytesUploaded).to.equal(m2.totals.bytes);
+    expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(true);
+    expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
   });
 
   it('verify names a tampered object, and restore refuses it by checksum', async () => {
