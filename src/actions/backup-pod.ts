@@ -8,6 +8,7 @@
  */
 import { pendingCounts, writeBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
+import { copiesRefusedText } from '../engine/manifest.js';
 import { formatBytes, type Progress } from '../engine/progress.js';
 import { tarFileReader } from '../engine/tar-reader.js';
 import { KubeClient } from '../kube/client.js';
@@ -167,6 +168,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
         ctx.log.info(`${podId}: ${p.phase}: ${describe(p)}`, fields);
       },
     });
+    if (manifest.copiesRefused) ctx.log.warn(`${podId}: ${copiesRefusedText(manifest.copiesRefused)}`, fields);
     if (manifest.countsError) {
       ctx.log.warn(
         `${podId}: the data is backed up, but the database could not count it (${manifest.countsError}); a restore drill of this backup checks checksums only. ` +

@@ -172,13 +172,15 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   const report = (): void => req.onProgress?.({ ...progress });
 
   const trees: ManifestTree[] = [];
+  const refused: { count: number; first?: string } = { count: 0 };
   for (const tree of req.trees) {
     if (tree.prefix !== '') checkRelPath(tree.prefix.replace(/\/$/, ''), 'tree prefix');
     const keyOf = (part: Part) => treeKey(name, tree.prefix, partKey(part));
     const previous = new Map(req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
     const done = new Map<string, ManifestFile>();
 
-    // Server-side copies first; a copy that fails (the old object is gone) becomes an upload.
+    // Server-side copies first; a copy that fails (the old object is gone, or the server refuses
+    // copies) becomes an upload, and the manifest says how many did.
     const toUpload: SnapshotFile[] = [];
     const toCopy: Array<[SnapshotFile, ManifestFile]> = [];
     for (const file of tree.files) {
@@ -194,7 +196,9 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
         for (const part of splitParts(file.path, file.size)) {
           await store.copy(treeKey(req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
         }
-      } catch {
+      } catch (err) {
+        refused.count++;
+        refused.first ??= err instanceof Error ? err.message : String(err);
         toUpload.push(file);
         return;
       }
@@ -273,6 +277,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     createdAt: req.createdAt.toISOString(),
     completedAt: completedAt.toISOString(),
     ...(req.base ? { basedOn: req.base.name } : {}),
+    ...(refused.first !== undefined ? { copiesRefused: { count: refused.count, first: refused.first } } : {}),
     totals: {
       files: files.length,
       bytes: files.reduce((n, f) => n + f.size, 0),

@@ -55,9 +55,19 @@ export interface Manifest {
   completedAt: string;
   /** The backup this one copied unchanged files from, if any. */
   basedOn?: string;
+  /**
+   * Server-side copies of unchanged files that the store refused, each uploaded instead (the
+   * backup is complete all the same): how many, and the first refusal's message.
+   */
+  copiesRefused?: { count: number; first: string };
   totals: { files: number; bytes: number; bytesUploaded: number; bytesCopied: number };
   durationSeconds: number;
   trees: ManifestTree[];
+}
+
+/** A manifest's copiesRefused, as the CLI and the plugin report it. */
+export function copiesRefusedText(r: NonNullable<Manifest['copiesRefused']>): string {
+  return `the store refused ${r.count} server-side ${r.count === 1 ? 'copy' : 'copies'} of unchanged files, which were uploaded instead (the backup is complete; first refusal: ${r.first})`;
 }
 
 export interface CompleteMarker {

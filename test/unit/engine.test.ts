@@ -7,7 +7,7 @@ import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } fro
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
-import { COMPLETE_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
+import { COMPLETE_KEY, copiesRefusedText, MANIFEST_KEY } from '../../src/engine/manifest.js';
 import { RESTORE_MARKER, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
 import { StoreError } from '../../src/store/errors.js';
@@ -215,6 +215,11 @@ describe('engine: backup, restore, verify', () => {
     expect(m2.trees[0]!.files.every((f) => f.origin === 'uploaded')).to.equal(true);
     expect(m2.totals.bytesCopied).to.equal(0);
     expect(m2.totals.bytesUploaded).to.equal(m2.totals.bytes);
+    // Immutable files were to be copied: the manifest counts the refusals, with the first message.
+    const meant = m2.trees[0]!.files.filter((f) => !f.path.endsWith('parts.json') && !f.path.startsWith('metadata/')).length;
+    expect(m2.copiesRefused).to.deep.equal({ count: meant, first: 'copy refused' });
+    expect(copiesRefusedText(m2.copiesRefused!)).to.equal(`the store refused ${meant} server-side copies of unchanged files, which were uploaded instead (the backup is complete; first refusal: copy refused)`);
+    expect((await backupOf(new MemoryStore(), snapshot, 'b1')).copiesRefused, 'absent when nothing was refused').to.equal(undefined);
     expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(true);
     expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
   });

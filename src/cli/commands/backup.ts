@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { copiesRefusedText } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
 import { progressPrinter, formatBytes } from '../progress.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
@@ -69,7 +70,9 @@ export async function backupCommand(args: string[]): Promise<number> {
     ...(manifest.countedFrom ? { countedFrom: manifest.countedFrom } : {}),
     countedBefore: manifest.createdAt,
     ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
+    ...(manifest.copiesRefused ? { copiesRefused: manifest.copiesRefused } : {}),
   };
+  if (manifest.copiesRefused) process.stderr.write(`warning: ${copiesRefusedText(manifest.copiesRefused)}\n`);
   if (manifest.countsError) {
     process.stderr.write(`warning: the backup is complete, but the database could not count its data (${manifest.countsError}); restores of it are verified by checksums only\n`);
   }
