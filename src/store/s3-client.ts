@@ -204,22 +204,26 @@ export interface TransportSettings {
   socketTimeoutMs: number;
 }
 
+/**
+ * An endpoint URL (the S3 endpoint, or a location's publicUrl for presigned URLs) checked and
+ * without trailing slashes; `fail` makes the error, named `name`.
+ */
+export function endpointUrl(name: string, value: string, fail: (message: string) => StoreError): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw fail(`${name} ${JSON.stringify(value)} is not a URL (expected http://host:port or https://host)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw fail(`${name} ${value} must start with http:// or https://`);
+  if (url.username || url.password) throw fail(`${name} must not contain credentials`);
+  return value.replace(/\/+$/, '');
+}
 
 /** An S3 client with our retry strategy, timeouts and TLS settings. */
 export function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportSettings): S3Client {
   const maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
-  let endpoint: string | undefined;
-  if (options.endpoint) {
-    let url: URL;
-    try {
-      url = new URL(options.endpoint);
-    } catch {
-      throw configError(`S3 endpoint ${JSON.stringify(options.endpoint)} is not a URL (expected http://host:port or https://host)`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`S3 endpoint ${options.endpoint} must start with http:// or https://`);
-    if (url.username || url.password) throw configError('S3 endpoint must not contain credentials');
-    endpoint = options.endpoint.replace(/\/+$/, '');
-  }
+  const endpoint = options.endpoint ? endpointUrl('S3 endpoint', options.endpoint, configError) : undefined;
   if (options.kmsKeyId && options.serverSideEncryption && options.serverSideEncryption !== 'aws:kms') {
     throw configError(`kmsKeyId needs serverSideEncryption aws:kms, not ${options.serverSideEncryption}`);
   }

@@ -17,6 +17,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { StoreError } from './errors.js';
 import { checkKey } from './keys.js';
 import type { S3Store } from './s3.js';
+import { endpointUrl } from './s3-client.js';
 
 /** S3's limit for SigV4 presigned URLs: 7 days. */
 export const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
@@ -43,18 +44,7 @@ function configError(message: string): StoreError {
  * servers reject unknown query parameters).
  */
 export function s3Presigner(store: S3Store, options: PresignOptions = {}): S3Presigner {
-  let endpoint: string | undefined;
-  if (options.publicUrl) {
-    let url: URL;
-    try {
-      url = new URL(options.publicUrl);
-    } catch {
-      throw configError(`publicUrl ${JSON.stringify(options.publicUrl)} is not a URL (expected http://host:port or https://host)`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`publicUrl ${options.publicUrl} must start with http:// or https://`);
-    if (url.username || url.password) throw configError('publicUrl must not contain credentials');
-    endpoint = options.publicUrl.replace(/\/+$/, '');
-  }
+  const endpoint = options.publicUrl ? endpointUrl('publicUrl', options.publicUrl, configError) : undefined;
   const c = store.client.config;
   const client = new S3Client({
     region: c.region,
