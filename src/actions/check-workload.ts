@@ -13,7 +13,7 @@ import { loadPluginConfig } from './plugin-config-source.js';
 import { workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
 import { backupToAct } from './velero-backup.js';
-import { sharedFolderProblem, workloadOf } from './workload.js';
+import { isRunning, sharedFolderProblem, workloadOf } from './workload.js';
 
 interface PodLike {
   metadata?: KubeObject['metadata'];
@@ -43,7 +43,7 @@ export async function executeWorkloadCheck(
     const w = await workloadOf(kube, { kind: 'Pod', ...pod } as KubeObject);
     if (w.id === `${item.kind}/${item.metadata?.name}`) own.push({ pod, folder: w.folder });
   }
-  const running = own.filter((p) => p.pod.status?.phase === 'Running' && !p.pod.metadata?.deletionTimestamp);
+  const running = own.filter((p) => isRunning(p.pod));
   if (running.length === 0) throw missing(`no running pod (${own.length} pod(s), replicas scaled to 0 or not started): start it and back up again`);
   const shared = sharedFolderProblem({ id: `${item.kind}/${item.metadata?.name}`, folder: running[0]!.folder }, running.map((p) => p.pod.metadata?.name ?? ''));
   if (shared) throw missing(shared);

@@ -45,6 +45,11 @@ export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Wor
   return { id: `Pod/${name}`, folder: name };
 }
 
+/** A pod that runs and is not being deleted: one whose data a backup of its workload must hold. */
+export function isRunning(pod: { status?: { phase?: string }; metadata?: object }): boolean {
+  return pod.status?.phase === 'Running' && !(pod.metadata as { deletionTimestamp?: unknown } | undefined)?.deletionTimestamp;
+}
+
 /** Workloads whose pods all back up into one folder (workloadOf). */
 const SHARED_FOLDER = /^(Deployment|ReplicaSet)\//;
 
@@ -70,7 +75,7 @@ export async function checkSoleReplica(kube: KubeClient, pod: KubeObject, worklo
   const candidates = await kube.listPods(pod.metadata?.namespace ?? '', `${KIND_LABEL}=${pod.metadata?.labels?.[KIND_LABEL] ?? ''}`);
   const running: string[] = [];
   for (const p of candidates) {
-    if (p.status?.phase !== 'Running' || p.metadata?.deletionTimestamp) continue;
+    if (!isRunning(p)) continue;
     if ((await workloadOf(kube, { kind: 'Pod', ...p } as KubeObject)).id === workload.id) running.push(p.metadata?.name ?? '');
   }
   const problem = sharedFolderProblem(workload, running);
