@@ -6,6 +6,7 @@
  * bad value is an error naming the ConfigMap and the key, because guessing would silently change
  * what a backup or a restore does.
  */
+import { parseBytesPerSecond } from '../engine/rate-limit.js';
 import { BACKUP_ACTION, RESTORE_ACTION } from './names.js';
 
 export const PLUGIN_CONFIG_SELECTOR = `velero.io/plugin-config,${BACKUP_ACTION}=BackupItemAction`;
@@ -27,6 +28,8 @@ export interface PluginConfig {
   /** How long the database may take to count its data. */
   countTimeoutMs: number;
   uploadConcurrency: number;
+  /** The most bytes per second one pod's backup uploads (server-side copies aside); 0 = no limit. */
+  maxBytesPerSecond: number;
   /** Parallel tar streams from the companion per backup. */
   streams: number;
   progressIntervalMs: number;
@@ -39,6 +42,8 @@ export interface PluginConfig {
   restoreReplace: boolean;
   /** Write restored files with O_DIRECT where the file system takes it (false: `restore --no-direct-io`). */
   restoreDirectIo: boolean;
+  /** The most bytes per second one init container downloads; 0 = no limit. */
+  restoreMaxBytesPerSecond: number;
   /** The init container's resources (a Kubernetes ResourceRequirements). */
   restoreResources: Record<string, unknown>;
   /** The init container's securityContext; null = derived from the database container (restore-pod.ts). */
@@ -55,6 +60,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   counts: true,
   countTimeoutMs: 1800_000,
   uploadConcurrency: 4,
+  maxBytesPerSecond: 0,
   streams: 2,
   progressIntervalMs: 10_000,
   runHooksIfMissing: true,
@@ -62,6 +68,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   restorePlanExpirySeconds: 14_400,
   restoreReplace: false,
   restoreDirectIo: true,
+  restoreMaxBytesPerSecond: 0,
   restoreResources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
   restoreSecurityContext: null,
   drillPathPattern: '{path}-drill-{restore}',
@@ -99,6 +106,15 @@ const flag =
     return undefined;
   };
 
+const rate =
+  (key: keyof PluginConfig): Parser =>
+  (value, config) => {
+    const n = parseBytesPerSecond(value);
+    if (typeof n === 'string') return n;
+    (config[key] as number) = n;
+    return undefined;
+  };
+
 const KEYS: Record<string, Parser> = {
   companionContainer: (value, config) => {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value.trim())) return 'a container name (lower-case DNS label)';
@@ -111,6 +127,7 @@ const KEYS: Record<string, Parser> = {
   counts: flag('counts'),
   countTimeoutSeconds: seconds('countTimeoutMs', 1, 86_400),
   uploadConcurrency: count('uploadConcurrency', 1, 64),
+  maxBytesPerSecond: rate('maxBytesPerSecond'),
   streams: count('streams', 1, 16),
   progressIntervalSeconds: seconds('progressIntervalMs', 1, 3600),
   runHooksIfMissing: flag('runHooksIfMissing'),
@@ -127,6 +144,7 @@ const KEYS: Record<string, Parser> = {
   restorePlanExpirySeconds: count('restorePlanExpirySeconds', 300, 604_800),
   restoreReplace: flag('restoreReplace'),
   restoreDirectIo: flag('restoreDirectIo'),
+  restoreMaxBytesPerSecond: rate('restoreMaxBytesPerSecond'),
   restoreResources: (value, config) => {
     const parsed = jsonObject(value);
     if (typeof parsed === 'string') return `a JSON ResourceRequirements object such as {"requests":{"cpu":"100m","memory":"128Mi"},"limits":{"memory":"1Gi"}} (${parsed})`;

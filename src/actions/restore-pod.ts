@@ -163,6 +163,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
         planSha256: plan.sha256,
         replace: config.restoreReplace,
         directIo: config.restoreDirectIo,
+        maxBytesPerSecond: config.restoreMaxBytesPerSecond,
         dataMount: mount,
         resources: config.restoreResources,
         securityContext,

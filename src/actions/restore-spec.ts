@@ -136,6 +136,8 @@ export interface RestoreContainerOptions {
   replace: boolean;
   /** false: `--no-direct-io`, write through the page cache (restoreDirectIo). */
   directIo: boolean;
+  /** `--max-bytes-per-second`: the downloads' cap (restoreMaxBytesPerSecond); 0 = no limit. */
+  maxBytesPerSecond: number;
   /** The companion's mount of the data volume; ours is the same volume (and subPath), read-write. */
   dataMount: VolumeMount;
   resources: Record<string, unknown>;
@@ -167,6 +169,7 @@ export function restoreContainer(o: RestoreContainerOptions): Container {
       DATA_MOUNT,
       ...(o.replace ? ['--replace'] : []),
       ...(o.directIo ? [] : ['--no-direct-io']),
+      ...(o.maxBytesPerSecond > 0 ? ['--max-bytes-per-second', String(o.maxBytesPerSecond)] : []),
       ...(o.tls?.insecureSkipTLSVerify ? ['--insecure-skip-tls-verify'] : []),
     ],
     ...(o.tls?.caCert ? { env: [{ name: PLAN_CA_ENV, value: o.tls.caCert }] } : {}),

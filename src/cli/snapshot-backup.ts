@@ -22,6 +22,8 @@ export interface SnapshotBackupRequest {
   incremental?: boolean;
   /** Count the data for the manifest (default true); false records no counts. */
   counts?: boolean;
+  /** The most bytes per second the uploads send (absent: no limit). */
+  maxBytesPerSecond?: number;
   onProgress?: ProgressListener;
 }
 
@@ -62,6 +64,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
       counted,
       createdAt: snapshots[0]!.createdAt,
       ...(base ? { base } : {}),
+      ...(req.maxBytesPerSecond ? { maxBytesPerSecond: req.maxBytesPerSecond } : {}),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
   } finally {

@@ -21,6 +21,7 @@ import {
 } from './manifest.js';
 import { forEachLimit, Semaphore } from './pool.js';
 import type { Progress, ProgressListener } from './progress.js';
+import { RateLimiter } from './rate-limit.js';
 
 export interface BackupTreeInput {
   /** '' for a VictoriaMetrics backup, 'partitions/YYYYMMDD/' for a VictoriaLogs partition. */
@@ -65,6 +66,8 @@ export interface BackupRequest {
    * go up beside them, since a small file costs a request's latency but hardly any memory.
    */
   concurrency?: number;
+  /** The most bytes per second the uploads send, all together (0 or absent: no limit; rate-limit.ts). */
+  maxBytesPerSecond?: number;
   onProgress?: ProgressListener;
 }
 
@@ -97,7 +100,13 @@ function unchanged(file: SnapshotFile, previous: ManifestFile | undefined): prev
  * store consumes a chunk before it asks for the next, so a source may reuse its buffer
  * (ObjectStore.put).
  */
-async function uploadFile(store: ObjectStore, keyOf: (part: Part) => string, entry: FileEntry, onBytes: (n: number) => void): Promise<string> {
+async function uploadFile(
+  store: ObjectStore,
+  keyOf: (part: Part) => string,
+  entry: FileEntry,
+  limiter: RateLimiter | undefined,
+  onBytes: (n: number) => void,
+): Promise<string> {
   const { file, stream } = entry;
   const hash = createHash('sha256');
   const chunks = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
@@ -129,7 +138,8 @@ async function uploadFile(store: ObjectStore, keyOf: (part: Part) => string, ent
       hash.update(chunk);
       remaining -= chunk.length;
       onBytes(chunk.length);
-      yield chunk;
+      if (limiter) yield* limiter.pace(chunk);
+      else yield chunk;
     }
   }
   try {
@@ -157,6 +167,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   const { store, name } = req;
   checkRelPath(name, 'backup name');
   const concurrency = req.concurrency ?? 4;
+  const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
   // A re-run into the same name must never leave an old complete marker over new, partial data.
   await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
 
@@ -224,7 +235,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
       if (isLarge) await large.acquire();
       let sha256: string;
       try {
-        sha256 = await uploadFile(store, keyOf, entry, (n) => {
+        sha256 = await uploadFile(store, keyOf, entry, limiter, (n) => {
           progress.bytesDone += n;
           progress.bytesUploaded += n;
         });

@@ -28,6 +28,7 @@ import { checkRelPath, partKey, splitParts } from './layout.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import { forEachFromBothEnds, forEachLimit } from './pool.js';
 import type { Progress, ProgressListener } from './progress.js';
+import { RateLimiter } from './rate-limit.js';
 
 export const RESTORE_MARKER = 'restore-in-progress';
 /** Large files restored at once; twice as many small ones besides (vmrestore: 10 files in all). */
@@ -44,6 +45,8 @@ export interface RestoreRequest {
   onProgress?: ProgressListener;
   /** false: write through the page cache even where O_DIRECT works (default true; file-writer.ts). */
   directIo?: boolean;
+  /** The most bytes per second the downloads take, all together (0 or absent: no limit; rate-limit.ts). */
+  maxBytesPerSecond?: number;
 }
 
 export interface RestoreResult {
@@ -110,6 +113,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const manifest = await openBackup(store, name);
   const dataDir = resolve(req.dataDir);
   const concurrency = req.concurrency ?? RESTORE_CONCURRENCY;
+  const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
 
   // Every path is checked before anything is written.
   const jobs: Array<{ file: ManifestFile; prefix: string; path: string }> = [];
@@ -165,7 +169,10 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
           if (got > part.size) throw new Error(`${store.location}/${key} has more than ${part.size} bytes, the manifest says ${part.size}`);
           hash.update(chunk);
           progress.bytesDone += chunk.length;
-          return out.write(chunk);
+          const written = out.write(chunk);
+          // The stores stop reading the connection while the sink waits (direct-get.ts), so the
+          // limit holds the transfer back instead of buffering it.
+          return limiter ? Promise.resolve(written).then(() => limiter.take(chunk.length)) : written;
         };
         await readObject(store, key, part.size, sink);
         if (got !== part.size) throw new Error(`${store.location}/${key} has ${got} bytes, the manifest says ${part.size}`);

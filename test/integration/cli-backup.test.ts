@@ -93,14 +93,21 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         expect(readdirSync(target).sort()).to.deep.equal(before);
       });
 
-      it('an incremental backup after ~5% new data uploads only new files and verifies', async () => {
+      it('an incremental backup after ~5% new data uploads only new files and verifies; --max-bytes-per-second paces the uploads', async () => {
         await vm.importSeries(2, 200, { metric: 'vpv_new' });
-        const res = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', root(), '--name', 'b2', '--json', ...s3flags], s3env);
+        const bad = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', root(), '--max-bytes-per-second', '10mb', ...s3flags], s3env);
+        expect(bad.status).to.equal(1);
+        expect(bad.stderr).to.include('--max-bytes-per-second "10mb": give a number of bytes per second such as 52428800 or 50MiB');
+        const res = await cli(
+          ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', root(), '--name', 'b2', '--max-bytes-per-second', '64KiB', '--json', ...s3flags],
+          s3env,
+        );
         expect(res.status, res.stderr).to.equal(0);
         const s = res.json();
         expect(s.basedOn).to.equal('b1');
         expect(s.bytesCopied).to.be.greaterThan(0);
         expect(s.bytesUploaded).to.be.lessThan(s.bytesTotal);
+        expect(s.durationSeconds).to.be.at.least(s.bytesUploaded / 65_536 - 0.06);
         const list = (await cli(['list', '--dst', root(), '--json', ...s3flags], s3env)).json();
         expect(list.backups.map((b: { name: string; complete: boolean }) => [b.name, b.complete])).to.deep.equal([['b1', true], ['b2', true]]);
         const v = await cli(['verify', '--src', `${root()}/b2`, '--json', ...s3flags], s3env);

@@ -153,11 +153,13 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     expect(listing(target)).to.deep.equal(before);
 
     // With --replace the old contents are moved aside (nothing deleted) and the restore completes;
-    // --no-direct-io writes the same files through the page cache.
-    const replaced = await run(['restore', ...args, '--data-dir', target, '--replace', '--no-direct-io', '--json'], bareEnv);
+    // --no-direct-io writes the same files through the page cache; --max-bytes-per-second paces
+    // the downloads (restoreMaxBytesPerSecond).
+    const replaced = await run(['restore', ...args, '--data-dir', target, '--replace', '--no-direct-io', '--max-bytes-per-second', '64KiB', '--json'], bareEnv);
     expect(replaced.status, replaced.stderr).to.equal(0);
     expectNoUrl(replaced, url);
     expect(replaced.json()).to.include({ verified: true, directIo: false });
+    expect(replaced.json().durationSeconds).to.be.at.least(replaced.json().bytesTotal / 65_536 - 0.06);
     const movedAside = replaced.json().movedAside as string;
     expect(movedAside).to.be.a('string');
     expect(listing(movedAside).map((l) => l.split(' ')[0])).to.deep.equal(before.map((l) => l.split(' ')[0]));

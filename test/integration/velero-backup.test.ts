@@ -77,7 +77,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   const folder = (deployment: string, backup: string) => `${BSL_PREFIX}/plugins/victoria/${NS}/${deployment}/${backup}/`;
   const manifestOf = async (deployment: string, backup: string) => {
     const res = await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: `${folder(deployment, backup)}victoria_manifest.ignore` }));
-    return JSON.parse(await res.Body!.transformToString()) as { counts: Record<string, number>; totals: { bytes: number; bytesUploaded: number; bytesCopied: number }; trees: Array<{ prefix: string }> };
+    return JSON.parse(await res.Body!.transformToString()) as { counts: Record<string, number>; durationSeconds: number; totals: { bytes: number; bytesUploaded: number; bytesCopied: number }; trees: Array<{ prefix: string }> };
   };
 
   /** Registers a pod (and its ReplicaSet/Deployment) whose companion runs the built executable with `companion`. */
@@ -175,14 +175,22 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
-  it('without hooks: the plugin runs them itself (and warns); the second backup uploads only the new files', async () => {
+  it('without hooks: the plugin runs them itself (and warns); the second backup uploads only the new files, at maxBytesPerSecond', async () => {
     await vm.importSeries(2, 300, { metric: 'vpv_e2e_new' });
-    const res = await backupPod(vmPod(), 'b2');
+    const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+    api.put({ ...config, data: { ...(config.data as Record<string, string>), maxBytesPerSecond: '64KiB' } });
+    let res: CallResult;
+    try {
+      res = await backupPod(vmPod(), 'b2');
+    } finally {
+      api.put(config);
+    }
     expect(res.ok, res.error).to.equal(true);
     expect(messages(res, 'warn').join('\n')).to.match(/no pre hook made snapshots/);
     const m = await manifestOf('vmsingle', 'b2');
     expect(m.totals.bytesCopied).to.be.greaterThan(0);
     expect(m.totals.bytesUploaded).to.be.lessThan(m.totals.bytes / 2);
+    expect(m.durationSeconds).to.be.at.least(m.totals.bytesUploaded / 65_536 - 0.06);
     expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'the plugin ran the post hook').to.equal(0);
   });
 

@@ -303,9 +303,9 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore', 'user-init']);
   });
 
-  it('restoreReplace and restoreDirectIo from the plugin ConfigMap reach the init container as --replace and --no-direct-io', async () => {
+  it('restoreReplace, restoreDirectIo and restoreMaxBytesPerSecond from the plugin ConfigMap reach the init container as flags', async () => {
     const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
-    api.put({ ...config, data: { ...(config.data as Record<string, string>), restoreReplace: 'true', restoreDirectIo: 'false' } });
+    api.put({ ...config, data: { ...(config.data as Record<string, string>), restoreReplace: 'true', restoreDirectIo: 'false', restoreMaxBytesPerSecond: '8MiB' } });
     let res: CallResult;
     try {
       res = await restorePod(asRestored(backedUp), restoreObject('r-settings'));
@@ -314,7 +314,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     }
     expect(res.ok, res.error).to.equal(true);
     const cmd = restoreContainerOf(res.item as PodJson).command!;
-    expect(cmd.slice(-2)).to.deep.equal(['--replace', '--no-direct-io']);
+    expect(cmd.slice(-4)).to.deep.equal(['--replace', '--no-direct-io', '--max-bytes-per-second', String(8 * 2 ** 20)]);
     expect(messages(res, 'info').join('\n')).to.match(/existing data in it is moved aside \(restoreReplace\)/);
   });
 
@@ -660,6 +660,11 @@ describe('restore action pieces: drill paths, security context, restore settings
     );
     expect(config).to.deep.include({ restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: true, restoreDirectIo: false, restorePlanExpirySeconds: 600, restoreSecurityContext: { runAsUser: 1000 }, drillPathPattern: '/srv/drills/{namespace}/{restore}' });
     expect(() => parsePluginConfig({ restoreDirectIo: 'no' }, where)).to.throw(/restoreDirectIo/);
+    expect(parsePluginConfig({ restoreMaxBytesPerSecond: '50MB', maxBytesPerSecond: '100MiB' }, where)).to.deep.include({ restoreMaxBytesPerSecond: 50e6, maxBytesPerSecond: 100 * 2 ** 20 });
+    expect(() => parsePluginConfig({ restoreMaxBytesPerSecond: '50 megs' }, where)).to.throw(
+      /restoreMaxBytesPerSecond is "50 megs", it must be a number of bytes per second such as 52428800 or 50MiB .*, or 0 for no limit/,
+    );
+    expect(() => parsePluginConfig({ maxBytesPerSecond: '1KiB' }, where)).to.throw(/maxBytesPerSecond is "1KiB", it must be 0 \(no limit\) or at least 64KiB per second/);
     expect(() => parsePluginConfig({ drillPathPattern: '{path}' }, where)).to.throw(/drillPathPattern is "\{path\}", it must be a path pattern containing \{restore\} or \{namespace\}/);
     expect(() => parsePluginConfig({ drillPathPattern: '{path}-{node}' }, where)).to.throw(/not \{node\}/);
     expect(() => parsePluginConfig({ restorePlanExpirySeconds: '1000000' }, where)).to.throw(/restorePlanExpirySeconds .* from 300 to 604800/);

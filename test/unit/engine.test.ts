@@ -125,6 +125,27 @@ describe('engine: backup, restore, verify', () => {
     expect(existsSync(join(target, RESTORE_MARKER))).to.equal(false);
   });
 
+  it('maxBytesPerSecond paces the uploads of a backup and the downloads of a restore, copies aside', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    // About 300 KB uploaded at 256 KiB/s: at least a second, less the 50 ms burst.
+    let started = performance.now();
+    const manifest = await backupOf(store, snapshot, 'slow', { maxBytesPerSecond: 256 * 1024 });
+    const uploadMs = performance.now() - started;
+    expect(uploadMs).to.be.at.least((manifest.totals.bytesUploaded / (256 * 1024)) * 1000 - 60);
+    // Unchanged files are copied server-side: no bytes pass, so the limit does not slow the copy.
+    started = performance.now();
+    const next = await backupOf(store, snapshot, 'copied', { base: { name: 'slow', manifest }, maxBytesPerSecond: 256 * 1024 });
+    expect(next.totals.bytesCopied).to.be.greaterThan(290_000);
+    expect(performance.now() - started).to.be.below(uploadMs / 2);
+
+    const target = join(tmp('restore-'), 'data');
+    started = performance.now();
+    const res = await restoreBackup({ store, name: 'slow', dataDir: target, maxBytesPerSecond: 256 * 1024 });
+    expect(performance.now() - started).to.be.at.least((res.bytes / (256 * 1024)) * 1000 - 60);
+    expect(readFileSync(join(target, 'data/small/2026_11/PART1/values.bin')).equals(Buffer.alloc(300_000, 7))).to.equal(true);
+  });
+
   it('refuses a non-empty target and leaves it untouched; --replace moves it aside', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();

@@ -2,10 +2,11 @@ import { parseArgs } from 'node:util';
 import { copiesRefusedText } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
 import { progressPrinter, formatBytes } from '../progress.js';
+import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 
-export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--full] [--no-counts] [--json]
+export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
 
 Snapshots the database at URL, uploads the snapshot files from DIR (its -storageDataPath) to
 ROOT/NAME in vmbackup's layout with a SHA-256 manifest, copies files unchanged since the newest
@@ -14,6 +15,8 @@ ROOT is s3://bucket/prefix or file:///dir; NAME defaults to the UTC time, e.g. 2
 The auth key (-snapshotAuthKey / -partitionManageAuthKey) can also come from VICTORIA_AUTH_KEY.
 --full uploads every file. --no-counts skips counting the data (a query over every sample, which
 restores compare against): for databases too large to count on every backup.
+--max-bytes-per-second caps the upload rate of the whole backup, e.g. 50MiB (units KB, MB, GB,
+KiB, MiB, GiB, as vmbackup's -maxBytesPerSecond); server-side copies are not counted. 0: no limit.
 
 ${STORE_USAGE}`;
 
@@ -34,12 +37,14 @@ export async function backupCommand(args: string[]): Promise<number> {
       full: { type: 'boolean' },
       'no-counts': { type: 'boolean' },
       json: { type: 'boolean' },
+      ...RATE_FLAG,
       ...STORE_FLAGS,
     },
   });
   const kind = values.kind;
   if (kind !== 'metrics' && kind !== 'logs') throw new Error(`--kind must be metrics or logs\n\n${BACKUP_USAGE}`);
   for (const flag of ['url', 'data-dir', 'dst'] as const) if (!values[flag]) throw new Error(`--${flag} is required\n\n${BACKUP_USAGE}`);
+  const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   const authKey = values['auth-key'] ?? process.env.VICTORIA_AUTH_KEY;
   const source = openSource(kind, { url: values.url!, ...(authKey ? { authKey } : {}) });
   const store = openStoreFromFlags(values.dst!, values);
@@ -52,6 +57,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     name,
     incremental: !values.full,
     counts: !values['no-counts'],
+    ...(rate ? { maxBytesPerSecond: rate } : {}),
     onProgress: (p) => progress.update(p),
   });
   progress.done();

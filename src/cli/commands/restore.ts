@@ -4,18 +4,21 @@ import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestoreP
 import { restoreBackup, type RestoreResult } from '../../engine/restore.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
 import { formatBytes, progressPrinter } from '../progress.js';
+import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 
 /** PEM bundle of extra CAs for the plan's URLs, as an environment variable (set by the restore action from the location's caCert). */
 
-export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--json]
-velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--json]
+export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--json]
+velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--json]
 
 Downloads backup ROOT/NAME into DIR (the database must be stopped; DIR becomes its -storageDataPath)
 and checks every file's SHA-256. Refuses an incomplete backup. Refuses a non-empty DIR unless
 --replace is given; then the current contents are moved aside (DIR-replaced-<time>), never deleted.
 VictoriaLogs partitions land in DIR/partitions/YYYYMMDD. Files are written with O_DIRECT (no copy
 through the page cache) where DIR's file system takes it; --no-direct-io writes through the page cache.
+--max-bytes-per-second caps the download rate of the whole restore, e.g. 50MiB (units KB, MB, GB,
+KiB, MiB, GiB, as vmrestore's -maxBytesPerSecond). 0: no limit.
 
 Plan mode (the restore init container that the Velero restore action injects; no credentials):
   --plan-url URL             presigned URL of the restore plan the restore action wrote; it names a
@@ -47,6 +50,7 @@ interface PlanModeArgs {
   dataDir: string;
   replace: boolean;
   directIo: boolean;
+  maxBytesPerSecond: number | undefined;
   json: boolean;
   tls: PresignedHttpOptions;
 }
@@ -74,7 +78,15 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     plan = parsePlan(bytes, a.planSha256, new Date());
     store = new PlanStore(plan, a.tls);
     const progress = progressPrinter(`restore ${plan.backup} (Velero restore ${plan.restore})`);
-    res = await restoreBackup({ store, name: store.backupName, dataDir: a.dataDir, replace: a.replace, directIo: a.directIo, onProgress: (p) => progress.update(p) });
+    res = await restoreBackup({
+      store,
+      name: store.backupName,
+      dataDir: a.dataDir,
+      replace: a.replace,
+      directIo: a.directIo,
+      ...(a.maxBytesPerSecond ? { maxBytesPerSecond: a.maxBytesPerSecond } : {}),
+      onProgress: (p) => progress.update(p),
+    });
     progress.done();
   } catch (err) {
     let message = err instanceof Error ? err.message : String(err);
@@ -126,10 +138,12 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       replace: { type: 'boolean' },
       'direct-io': { type: 'boolean', default: true },
       json: { type: 'boolean' },
+      ...RATE_FLAG,
       ...STORE_FLAGS,
     },
     allowNegative: true,
   });
+  const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   if (values['plan-url'] !== undefined || values['plan-sha256'] !== undefined) {
     if (values.src) throw new Error(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
     if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new Error(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
@@ -139,6 +153,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       dataDir: values['data-dir'],
       replace: Boolean(values.replace),
       directIo: values['direct-io'],
+      maxBytesPerSecond: rate,
       json: Boolean(values.json),
       tls: planTls(values, env),
     });
@@ -153,6 +168,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     dataDir: values['data-dir'],
     replace: Boolean(values.replace),
     directIo: values['direct-io'],
+    ...(rate ? { maxBytesPerSecond: rate } : {}),
     onProgress: (p) => progress.update(p),
   });
   progress.done();
