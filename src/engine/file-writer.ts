@@ -14,6 +14,7 @@
  * is probed once per restore (directIoWorks); where it does not, files are written through the page
  * cache.
  */
+import type { Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -108,6 +109,9 @@ async function writeAll(fh: FileHandle, buf: Buffer, length: number, position: n
  * Writes one file sequentially: chunks are copied in (they may be views of a download's reused read
  * buffer), and a full buffer is written while the next one fills, so that the download does not
  * wait for every small socket chunk to land. `direct`: the file was opened by createFile(path, true).
+ * `hash` hears the bytes of each buffer as it goes to the file: a checksum of what was written,
+ * not of what arrived, so that nothing between the two (a read buffer reused too early) can make
+ * a restore write other bytes than those it checked.
  */
 export class FileWriter {
   private buf: Buffer;
@@ -121,6 +125,7 @@ export class FileWriter {
     private readonly direct: boolean,
     /** For messages. */
     private readonly path: string,
+    private readonly hash?: Hash,
   ) {
     this.buf = buffers.take();
   }
@@ -147,6 +152,7 @@ export class FileWriter {
   private flush(length: number): void {
     if (this.used === 0) return;
     const buf = this.buf;
+    this.hash?.update(buf.subarray(0, this.used));
     const at = this.position;
     this.position += this.used;
     this.used = 0;

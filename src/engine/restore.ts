@@ -5,9 +5,10 @@
  * target is refused unless replacing is asked for, and then the old data is moved aside, never
  * deleted. Object keys that would escape the target are refused.
  *
- * Each object is fetched with one whole GET whose bytes are hashed and written in order as they
- * arrive (copied into large write buffers, written with O_DIRECT where the file system takes it:
- * file-writer.ts), then the file is fsynced; no file is read back. Stores
+ * Each object is fetched with one whole GET whose bytes are written in order as they arrive
+ * (copied into large write buffers, written with O_DIRECT where the file system takes it:
+ * file-writer.ts) and hashed from those buffers as they go to the file, so the checksum is of
+ * the bytes written; then the file is fsynced; no file is read back. Stores
  * that can read without allocating per chunk (ObjectStore.readInto) are read so. `concurrency`
  * workers take the files largest first and twice as many take them smallest first (pool.ts
  * forEachFromBothEnds): a VictoriaMetrics backup is a few dozen large files and hundreds of small
@@ -159,7 +160,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     const fh = await createFile(path, direct);
     const hash = createHash('sha256');
     try {
-      const out = new FileWriter(fh, buffers, direct, path);
+      const out = new FileWriter(fh, buffers, direct, path, hash);
       for (const part of splitParts(file.path, file.size)) {
         if (part.size === 0) continue;
         const key = keyOf(prefix, part);
@@ -167,7 +168,6 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
         const sink = (chunk: Buffer): void | Promise<void> => {
           got += chunk.length;
           if (got > part.size) throw new Error(`${store.location}/${key} has more than ${part.size} bytes, the manifest says ${part.size}`);
-          hash.update(chunk);
           progress.bytesDone += chunk.length;
           const written = out.write(chunk);
           // The stores stop reading the connection while the sink waits (direct-get.ts), so the

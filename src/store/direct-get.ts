@@ -4,8 +4,12 @@
  * allocates a new 64 KiB buffer per socket read; for a restore that is 20 000 allocations per GiB,
  * and as V8 runs a full garbage collection for about every 64 MiB of such memory, the collections
  * and the allocations together cost more CPU than the SHA-256 of the data (bench/restore-plan).
- * Here each connection reads through Node's `onread` option into one 256 KiB buffer that is reused
- * for its whole life, and the body is handed to a sink chunk by chunk as views of that buffer.
+ * Here each http connection reads through Node's `onread` option into one 256 KiB buffer that is
+ * reused for its whole life, and the body is handed to a sink chunk by chunk as views of that buffer.
+ * https connections read through 'data' events instead, a Buffer per TLS record: after pause(),
+ * Node's TLS layer goes on decrypting the records it has already received into the `onread`
+ * buffer, over the bytes a sink still holds (a restore then wrote other bytes than it hashed), while
+ * a paused stream emits no 'data'. TLS allocates a Buffer per record on that path anyway.
  *
  * It is deliberately narrow: it handles the answer S3 gives to a GET of an existing object (200 or
  * 206 with a Content-Length), over HTTP/1.1 with keep-alive, http or https. Anything else (an error
@@ -172,6 +176,9 @@ export class DirectGetter {
       };
       conn.onRead = (chunk: Buffer): void => {
         if (settled) return;
+        // The sink still holds the previous chunk, which a read into the same buffer has just
+        // overwritten: fail rather than write bytes other than those hashed (pause() stops reads).
+        if (sinkBusy) return finish(new Error(`${u.host}: the connection delivered data while paused; the download cannot go on`), false);
         if (head === undefined) {
           body(chunk);
           return;
@@ -235,26 +242,29 @@ export class DirectGetter {
     }
     const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-    const buffer = Buffer.allocUnsafe(READ_BUFFER);
     const conn: Connection = { socket: undefined as unknown as Socket, key, onRead: () => undefined, onEnd: () => undefined };
-    const onread: OnReadOpts = {
-      buffer,
-      callback: (n) => {
-        conn.onRead(buffer.subarray(0, n));
-        return true;
-      },
-    };
-    // TLS sockets take `onread` like net sockets (Node's tls.connect passes socket options on); its
-    // type does not list it.
-    const tlsOptions: ConnectionOptions & { onread: OnReadOpts } = {
-      host,
-      port,
-      ...(isIP(host) ? {} : { servername: host }),
-      rejectUnauthorized: !this.options.insecureSkipTLSVerify,
-      ...(this.ca ? { ca: this.ca } : {}),
-      onread,
-    };
-    const socket = u.protocol === 'https:' ? tlsConnect(tlsOptions) : netConnect({ host, port, onread });
+    let socket: Socket;
+    if (u.protocol === 'https:') {
+      const tlsOptions: ConnectionOptions = {
+        host,
+        port,
+        ...(isIP(host) ? {} : { servername: host }),
+        rejectUnauthorized: !this.options.insecureSkipTLSVerify,
+        ...(this.ca ? { ca: this.ca } : {}),
+      };
+      socket = tlsConnect(tlsOptions);
+      socket.on('data', (chunk: Buffer) => conn.onRead(chunk));
+    } else {
+      const buffer = Buffer.allocUnsafe(READ_BUFFER);
+      const onread: OnReadOpts = {
+        buffer,
+        callback: (n) => {
+          conn.onRead(buffer.subarray(0, n));
+          return true;
+        },
+      };
+      socket = netConnect({ host, port, onread });
+    }
     socket.setNoDelay(true);
     conn.socket = socket;
     this.open.add(socket);
@@ -272,6 +282,9 @@ export class DirectGetter {
   }
 
   private release(conn: Connection): void {
+    // A sink that waited on the last chunk left the socket paused: the next request's answer
+    // would not be read until the headers timeout.
+    conn.socket.resume();
     conn.onRead = () => conn.socket.destroy();
     conn.onEnd = () => undefined;
     conn.socket.unref();
