@@ -19,7 +19,8 @@
  * parallelism already keeps several connections busy, as vmrestore does.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
@@ -48,6 +49,12 @@ export interface RestoreRequest {
   directIo?: boolean;
   /** The most bytes per second the downloads take, all together (0 or absent: no limit; rate-limit.ts). */
   maxBytesPerSecond?: number;
+  /**
+   * Who restores (the restore plan's SHA-256 in the init container), written into the
+   * `restore-in-progress` marker: a data directory whose marker names the same owner holds only
+   * what this same restore wrote before it was interrupted, and the restore resumes there.
+   */
+  owner?: string;
 }
 
 export interface RestoreResult {
@@ -56,6 +63,8 @@ export interface RestoreResult {
   bytes: number;
   /** Where the previous contents went, when replacing. */
   movedAside?: string;
+  /** Files an interrupted run of the same restore had already written and that checked out. */
+  resumedFiles?: number;
   /** Whether the files were written with O_DIRECT. */
   directIo: boolean;
   durationSeconds: number;
@@ -101,6 +110,28 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/**
+ * In a resumed restore: whether the file an interrupted run wrote is whole (its size and SHA-256
+ * match the manifest) and can stay. One that is not was cut off by the interruption; it is removed,
+ * to be downloaded again (only this same restore can have written it: see RestoreRequest.owner).
+ */
+async function keepResumed(path: string, file: ManifestFile): Promise<boolean> {
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+  if (size === file.size) {
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+    if (hash.digest('hex') === file.sha256) return true;
+  }
+  await rm(path);
+  return false;
+}
+
 function targetPath(dataDir: string, restoreTo: string, path: string): string {
   const rel = restoreTo ? `${checkRelPath(restoreTo, 'restore location')}/${checkRelPath(path)}` : checkRelPath(path);
   const abs = resolve(dataDir, rel);
@@ -124,7 +155,9 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
 
   let movedAside: string | undefined;
   const existing = await entriesOf(dataDir);
-  if (existing.length > 0) {
+  const marker = join(dataDir, RESTORE_MARKER);
+  const resuming = req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner;
+  if (existing.length > 0 && !resuming) {
     if (!req.replace) {
       throw new Error(
         `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +
@@ -134,8 +167,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     movedAside = await moveAside(dataDir);
   }
   await mkdir(dataDir, { recursive: true });
-  const marker = join(dataDir, RESTORE_MARKER);
-  await writeFile(marker, '', { flag: 'wx' });
+  if (!resuming) await writeFile(marker, req.owner ?? '', { flag: 'wx' });
+  let resumedFiles = 0;
 
   const progress: Progress = {
     phase: 'downloading',
@@ -157,6 +190,13 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   await forEachFromBothEnds(order, concurrency, 2 * concurrency, async ({ file, prefix, path }) => {
     await mkdir(dirname(path), { recursive: true });
     for (let d = dirname(path); d.length > dataDir.length && !dirs.has(d); d = dirname(d)) dirs.add(d);
+    if (resuming && (await keepResumed(path, file))) {
+      resumedFiles++;
+      progress.bytesDone += file.size;
+      progress.filesDone++;
+      req.onProgress?.({ ...progress });
+      return;
+    }
     const fh = await createFile(path, direct);
     const hash = createHash('sha256');
     try {
@@ -196,5 +236,13 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   await rm(marker);
   progress.phase = 'done';
   req.onProgress?.({ ...progress });
-  return { manifest, files: jobs.length, bytes: progress.bytesTotal, ...(movedAside ? { movedAside } : {}), directIo: direct, durationSeconds: (Date.now() - started) / 1000 };
+  return {
+    manifest,
+    files: jobs.length,
+    bytes: progress.bytesTotal,
+    ...(movedAside ? { movedAside } : {}),
+    ...(resuming ? { resumedFiles } : {}),
+    directIo: direct,
+    durationSeconds: (Date.now() - started) / 1000,
+  };
 }

@@ -14,7 +14,7 @@
  * URLs cannot be tested with what is obtainable here.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { buildRestorePlan } from '../../src/engine/plan.js';
@@ -144,20 +144,31 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
       await copy.stop();
     }
 
-    // The same plan into the now non-empty directory: refused, saying how to replace, and nothing changes.
+    // The init container runs again (the pod's sandbox was recreated, e.g. a node reboot), after
+    // the database has written data of its own and the plan is gone: it leaves the data as it is.
+    writeFileSync(join(target, 'written-by-the-database'), 'new');
+    await plans.delete([`uid-restore-1/ns1.vm-0.json`]);
     const before = listing(target);
-    const again = await run(['restore', ...args, '--data-dir', target], bareEnv);
+    const rerun = await run(['restore', ...args, '--data-dir', target, '--json'], bareEnv);
+    expect(rerun.status, rerun.stderr).to.equal(0);
+    expect(rerun.json()).to.include({ restore: 'restore-1', backup: 'b1', alreadyRestored: true });
+    expectNoUrl(rerun, url);
+    expect(listing(target)).to.deep.equal(before);
+
+    // Another restore's plan into the now non-empty directory: refused, saying how to replace, and nothing changes.
+    const second = await planArgs('restore-2');
+    const again = await run(['restore', ...second.args, '--data-dir', target], bareEnv);
     expect(again.status).to.equal(1);
     expect(again.stderr).to.match(/is not empty .*--replace.*restoreReplace: "true"/);
-    expectNoUrl(again, url);
+    expectNoUrl(again, second.url);
     expect(listing(target)).to.deep.equal(before);
 
     // With --replace the old contents are moved aside (nothing deleted) and the restore completes;
     // --no-direct-io writes the same files through the page cache; --max-bytes-per-second paces
     // the downloads (restoreMaxBytesPerSecond).
-    const replaced = await run(['restore', ...args, '--data-dir', target, '--replace', '--no-direct-io', '--max-bytes-per-second', '64KiB', '--json'], bareEnv);
+    const replaced = await run(['restore', ...second.args, '--data-dir', target, '--replace', '--no-direct-io', '--max-bytes-per-second', '64KiB', '--json'], bareEnv);
     expect(replaced.status, replaced.stderr).to.equal(0);
-    expectNoUrl(replaced, url);
+    expectNoUrl(replaced, second.url);
     expect(replaced.json()).to.include({ verified: true, directIo: false });
     expect(replaced.json().durationSeconds).to.be.at.least(replaced.json().bytesTotal / 65_536 - 0.06);
     const movedAside = replaced.json().movedAside as string;

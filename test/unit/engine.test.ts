@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
@@ -144,6 +144,29 @@ describe('engine: backup, restore, verify', () => {
     const res = await restoreBackup({ store, name: 'slow', dataDir: target, maxBytesPerSecond: 256 * 1024 });
     expect(performance.now() - started).to.be.at.least((res.bytes / (256 * 1024)) * 1000 - 60);
     expect(readFileSync(join(target, 'data/small/2026_11/PART1/values.bin')).equals(Buffer.alloc(300_000, 7))).to.equal(true);
+  });
+
+  it('an interrupted restore resumes under the same owner: whole files stay, a cut one is fetched again; another owner is refused', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const target = join(tmp('restore-'), 'data');
+    await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' });
+    // What an interruption leaves: the marker of this owner, one file cut short, one not yet there.
+    writeFileSync(join(target, RESTORE_MARKER), 'plan abc');
+    const values = join(target, 'data/small/2026_11/PART1/values.bin');
+    writeFileSync(values, Buffer.alloc(1000, 7));
+    rmSync(join(target, 'metadata/minTimestampForCompositeIndex'));
+
+    for (const owner of ['plan other', undefined]) {
+      const err = await restoreBackup({ store, name: 'b1', dataDir: target, ...(owner ? { owner } : {}) }).catch((e: Error) => e);
+      expect((err as Error).message, String(owner)).to.match(/is not empty/);
+    }
+    const res = await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' });
+    expect(res.resumedFiles).to.equal(3);
+    expect(readFileSync(values).equals(Buffer.alloc(300_000, 7))).to.equal(true);
+    expect(readFileSync(join(target, 'metadata/minTimestampForCompositeIndex'), 'utf8')).to.equal('12345678');
+    expect(existsSync(join(target, RESTORE_MARKER))).to.equal(false);
   });
 
   it('refuses a non-empty target and leaves it untouched; --replace moves it aside', async () => {

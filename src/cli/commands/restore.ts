@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
 import { restoreBackup, type RestoreResult } from '../../engine/restore.js';
+import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
 import { formatBytes, progressPrinter } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
@@ -61,6 +62,15 @@ interface PlanModeArgs {
  */
 async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
   const hide = (text: string) => scrubUrls(text.split(a.planUrl).join('<plan URL>'));
+  const done = await readRestoredMarker(a.dataDir);
+  if (done?.planSha256 === a.planSha256) {
+    // The init container runs again (the pod's sandbox was recreated): the data is the database's now.
+    const summary = { restore: done.restore, backup: done.backup, dataDir: a.dataDir, alreadyRestored: true, restoredAt: done.completedAt };
+    process.stdout.write(
+      a.json ? `${JSON.stringify(summary)}\n` : `backup ${done.backup} (Velero restore ${done.restore}) was restored into ${a.dataDir} at ${done.completedAt}; the data there is left as it is\n`,
+    );
+    return 0;
+  }
   let plan: RestorePlan | undefined;
   let store: PlanStore | undefined;
   let res: RestoreResult;
@@ -85,9 +95,11 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
       replace: a.replace,
       directIo: a.directIo,
       ...(a.maxBytesPerSecond ? { maxBytesPerSecond: a.maxBytesPerSecond } : {}),
+      owner: `restore plan ${a.planSha256}`,
       onProgress: (p) => progress.update(p),
     });
     progress.done();
+    await writeRestoredMarker(a.dataDir, { planSha256: a.planSha256, restore: plan.restore, backup: plan.backup, completedAt: new Date().toISOString() });
   } catch (err) {
     let message = err instanceof Error ? err.message : String(err);
     if (plan && err instanceof PresignedUrlRefused && (Date.parse(plan.expiresAt) <= Date.now() || /request has expired/i.test(err.s3Message ?? ''))) {
@@ -113,6 +125,7 @@ function printSummary(res: RestoreResult, source: { restore?: string; backup: st
     bytesTotal: res.bytes,
     verified: true,
     movedAside: res.movedAside ?? null,
+    ...(res.resumedFiles !== undefined ? { resumedFiles: res.resumedFiles } : {}),
     directIo: res.directIo,
     durationSeconds: res.durationSeconds,
     counts: res.manifest.counts,
