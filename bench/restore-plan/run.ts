@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     const presigner = s3Presigner(store);
     let t = process.hrtime.bigint();
     const built = await buildRestorePlan({ store, backupName: 'full', restore: 'bench-restore', expiresInSeconds: 3600, presign: (key, s) => presigner.presign(key, s) });
-    const planKey = 'restore-plans/bench-restore/bench.vm-0.json';
+    const planKey = '_restore-plans/bench-restore/bench.vm-0.json';
     await store.put(planKey, built.bytes, built.bytes.length);
     const planUrl = await presigner.presign(planKey, 3600);
     const planSeconds = Number(process.hrtime.bigint() - t) / 1e9;

@@ -1,6 +1,6 @@
 /**
  * The restore action's part of a restore plan (engine/plan.ts): build it for one backup folder,
- * write it into the bucket beside the plugin's data (`<bsl prefix>/plugins/victoria/restore-plans/
+ * write it into the bucket beside the plugin's data (`<bsl prefix>/plugins/victoria/_restore-plans/
  * <restore uid>/<namespace>.<pod>.json`) and presign its own URL. The URLs are secrets until they
  * expire: they are returned to be put into the init container's command, never logged.
  */
@@ -12,7 +12,15 @@ import { s3Presigner } from '../store/s3-presign.js';
 import type { S3Store } from '../store/s3.js';
 import type { ByteRange, ObjectInfo, ObjectStore } from '../store/types.js';
 
-export const PLAN_FOLDER = 'restore-plans';
+/**
+ * Beside the namespaces' folders (`<namespace>/<workload>/<backup>/`), under a name no namespace
+ * can have (a DNS label has no `_`): a namespace called `restore-plans` would otherwise share the
+ * folder, and the deletion of expired plans would take its backups.
+ */
+export const PLAN_FOLDER = '_restore-plans';
+
+/** A plan's key under the store: `_restore-plans/<restore uid>/<namespace>.<pod>.json`, nothing deeper. */
+const PLAN_KEY = new RegExp(`^${PLAN_FOLDER}/[^/]+/[^/]+\\.json$`);
 
 /**
  * A plan is useless once its links expire, after restorePlanExpirySeconds: at most 7 days, the
@@ -20,11 +28,11 @@ export const PLAN_FOLDER = 'restore-plans';
  */
 const PLAN_MAX_AGE_MS = 7 * 86_400_000 + 3_600_000;
 
-/** Deletes the plans of earlier restores whose links have all expired; returns how many. */
+/** Deletes the plans of earlier restores whose links have all expired; returns how many. Nothing but plans. */
 export async function removeExpiredPlans(store: ObjectStore, now = new Date()): Promise<number> {
   const expired: string[] = [];
   for await (const o of store.list(`${PLAN_FOLDER}/`)) {
-    if (o.lastModified && now.getTime() - o.lastModified.getTime() > PLAN_MAX_AGE_MS) expired.push(o.key);
+    if (PLAN_KEY.test(o.key) && o.lastModified && now.getTime() - o.lastModified.getTime() > PLAN_MAX_AGE_MS) expired.push(o.key);
   }
   if (expired.length > 0) await store.delete(expired);
   return expired.length;
@@ -35,7 +43,7 @@ export interface RestorePlanRequest {
   store: S3Store;
   /** `<namespace>/<workload>/<backup>` under the store. */
   backupKey: string;
-  /** Where the plan goes under the store: `restore-plans/<restore uid>/<namespace>.<pod>.json`. */
+  /** Where the plan goes under the store: `_restore-plans/<restore uid>/<namespace>.<pod>.json`. */
   planKey: string;
   restore: string;
   expiresSeconds: number;

@@ -72,7 +72,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
       responseChecksumValidation: 'WHEN_REQUIRED' as const,
     };
     backups = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'velero/plugins/victoria/ns1/vm' });
-    plans = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'velero/plugins/victoria/restore-plans' });
+    plans = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'velero/plugins/victoria/_restore-plans' });
     signatures = [];
     const base = s3Presigner(backups);
     presigner = {

@@ -257,7 +257,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const cmd = init.command!;
     expect(cmd.slice(0, 3)).to.deep.equal([EXE, 'restore', '--plan-url']);
     expect(cmd.slice(4)).to.deep.equal(['--plan-sha256', argAfter(cmd, '--plan-sha256'), '--data-dir', '/victoria-data']);
-    expect(argAfter(cmd, '--plan-url')).to.match(/^http:\/\/127\.0\.0\.1:\d+\/.*restore-plans\/uid-r1\/monitoring\.vmsingle-5d4f8b7c9-x2x9q\.json\?.*X-Amz-Signature=/);
+    expect(argAfter(cmd, '--plan-url')).to.match(/^http:\/\/127\.0\.0\.1:\d+\/.*_restore-plans\/uid-r1\/monitoring\.vmsingle-5d4f8b7c9-x2x9q\.json\?.*X-Amz-Signature=/);
     expect(init.volumeMounts).to.deep.equal([{ name: 'data', mountPath: '/victoria-data' }]);
     expect(init.resources).to.deep.equal({ requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } });
     // VictoriaMetrics' container names no user: it runs as its image's root, and so must the restore.
@@ -268,7 +268,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expectNoSecrets(res);
 
     // The plan is in the bucket under plugins/, and its SHA-256 is the one the init container checks.
-    const plan = await getObject(`${BSL_PREFIX}/plugins/victoria/restore-plans/uid-r1/${NS}.${POD}.json`);
+    const plan = await getObject(`${BSL_PREFIX}/plugins/victoria/_restore-plans/uid-r1/${NS}.${POD}.json`);
     expect(createHash('sha256').update(plan).digest('hex')).to.equal(argAfter(cmd, '--plan-sha256'));
     const parsed = JSON.parse(plan.toString('utf8')) as { restore: string; kind: string; counts: Record<string, number>; objects: Record<string, { url: string }> };
     expect(parsed).to.include({ restore: 'r1', kind: 'metrics' });
@@ -420,7 +420,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
   });
 
   it('the pod exists already: no plan and no init container (Velero keeps the running pod), with a warning; its ReplicaSet alone: a warning', async () => {
-    const planKey = (uid: string) => `${BSL_PREFIX}/plugins/victoria/restore-plans/${uid}/${NS}.${POD}.json`;
+    const planKey = (uid: string) => `${BSL_PREFIX}/plugins/victoria/_restore-plans/${uid}/${NS}.${POD}.json`;
     api.put(podObject(POD));
     try {
       const res = await restorePod(asRestored(backedUp), restoreObject('r-exists'));
@@ -568,13 +568,19 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       };
       const plans = await keys(`${PLAN_FOLDER}/`);
       expect(plans.length, 'the restores above wrote plans').to.be.greaterThan(2);
+      // Objects that are not plans: the folder a namespace called restore-plans would have (the
+      // plans' folder had that name once), and a deeper key in the plans' folder.
+      const others = ['restore-plans/vmsingle/daily-1/victoria_manifest.ignore', `${PLAN_FOLDER}/uid-x/nested/notes.json`];
+      for (const k of others) await store.put(k, Buffer.from('{}'), 2);
       const backups = await keys(`${NS}/`);
       expect(await removeExpiredPlans(store)).to.equal(0);
-      expect(await keys(`${PLAN_FOLDER}/`)).to.deep.equal(plans);
+      expect(await keys(`${PLAN_FOLDER}/`)).to.deep.equal([...plans, others[1]].sort());
       // Eight days on, every link in them has expired (presigned URLs live 7 days at most).
       expect(await removeExpiredPlans(store, new Date(Date.now() + 8 * 86_400_000))).to.equal(plans.length);
-      expect(await keys(`${PLAN_FOLDER}/`)).to.deep.equal([]);
+      expect(await keys(`${PLAN_FOLDER}/`)).to.deep.equal([others[1]]);
       expect(await keys(`${NS}/`)).to.deep.equal(backups);
+      expect(await keys('restore-plans/')).to.deep.equal([others[0]]);
+      await store.delete(others);
     } finally {
       store.destroy();
     }
