@@ -19,6 +19,7 @@ import {
   type ManifestTree,
   type SourceKind,
 } from './manifest.js';
+import { readObject } from './catalog.js';
 import { forEachLimit, Semaphore } from './pool.js';
 import type { Progress, ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
@@ -162,10 +163,37 @@ async function uploadFile(
   return hash.digest('hex');
 }
 
+const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs: 'VictoriaLogs' };
+
+/**
+ * A backup's folder may hold an earlier backup of the same name, which a re-run replaces (as
+ * vmbackup does with an existing -dst). Not one of another kind, nor a vmbackup backup: their
+ * files would be deleted as stale.
+ */
+async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceKind): Promise<void> {
+  const where = `${store.location}/${name}`;
+  const fix = 'give this backup another name (--name), or each database a root of its own (--dst)';
+  if (await store.head(`${name}/${MANIFEST_KEY}`)) {
+    let earlier: unknown;
+    try {
+      earlier = (JSON.parse((await readObject(store, `${name}/${MANIFEST_KEY}`)).toString('utf8')) as { kind?: unknown }).kind;
+    } catch {
+      return;
+    }
+    if (earlier !== kind) throw new Error(`${where} holds a ${DATABASE[earlier as SourceKind] ?? String(earlier)} backup; this ${DATABASE[kind]} backup would replace it: ${fix}`);
+  } else if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
+    throw new Error(`${where} holds a complete vmbackup backup (${VM_COMPLETE_MARKER} without our manifest); this backup would replace it: ${fix}`);
+  }
+}
+
 export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   const started = Date.now();
   const { store, name } = req;
   checkRelPath(name, 'backup name');
+  if (name.includes('/')) {
+    throw new Error(`backup name ${JSON.stringify(name)} has a "/": a backup is one folder under the root, and its re-run would delete a backup nested in it as stale objects`);
+  }
+  await checkFolderIsOurs(store, name, req.kind);
   const concurrency = req.concurrency ?? 4;
   const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
   // A re-run into the same name must never leave an old complete marker over new, partial data.
@@ -194,6 +222,8 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     // copies) becomes an upload, and the manifest says how many did.
     const toUpload: SnapshotFile[] = [];
     const toCopy: Array<[SnapshotFile, ManifestFile]> = [];
+    // A re-run into the name of the newest complete backup finds unchanged files in place.
+    const inPlace = req.base?.name === name;
     for (const file of tree.files) {
       checkRelPath(file.path);
       const prev = previous.get(file.path);
@@ -204,8 +234,9 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     // A copy is one small request whose work is the server's: more of them at once than uploads.
     await forEachLimit(toCopy, concurrency * 4, async ([file, prev]) => {
       try {
-        for (const part of splitParts(file.path, file.size)) {
-          await store.copy(treeKey(req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
+        // In place, the listing below checks that every part is there with its size.
+        if (!inPlace) {
+          for (const part of splitParts(file.path, file.size)) await store.copy(treeKey(req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
         }
       } catch (err) {
         refused.count++;

@@ -146,6 +146,38 @@ describe('engine: backup, restore, verify', () => {
     expect(readFileSync(join(target, 'data/small/2026_11/PART1/values.bin')).equals(Buffer.alloc(300_000, 7))).to.equal(true);
   });
 
+  it('a backup folder is one segment, and never another kind\'s or vmbackup\'s; a re-run into the newest backup keeps unchanged files in place', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    const first = await backupOf(store, snapshot, 'b1');
+    expect((await backupOf(store, snapshot, 'b1/nested').catch((e: Error) => e) as Error).message).to.match(/backup name "b1\/nested" has a "\/"/);
+
+    const before = new Map(store.objects);
+    const logs = await backupOf(store, snapshot, 'b1', { kind: 'logs' }).catch((e: Error) => e);
+    expect((logs as Error).message).to.equal(
+      'memory://test/b1 holds a VictoriaMetrics backup; this VictoriaLogs backup would replace it: give this backup another name (--name), or each database a root of its own (--dst)',
+    );
+    expect(store.objects).to.deep.equal(before);
+    store.objects.set('vmb/backup_complete.ignore', Buffer.alloc(0));
+    store.objects.set('vmb/data/x/0000000000000001_0000000000000000_0000000000000001', Buffer.from('x'));
+    expect(((await backupOf(store, snapshot, 'vmb').catch((e: Error) => e)) as Error).message).to.match(/vmb holds a complete vmbackup backup \(backup_complete\.ignore without our manifest\)/);
+    expect(store.objects.has('vmb/data/x/0000000000000001_0000000000000000_0000000000000001')).to.equal(true);
+
+    // As vmbackup into an existing -dst: the unchanged files are in place, nothing is copied or uploaded again.
+    let copies = 0;
+    const copy = store.copy.bind(store);
+    store.copy = async (...args) => {
+      copies++;
+      return copy(...args);
+    };
+    const again = await backupOf(store, snapshot, 'b1', { base: { name: 'b1', manifest: first } });
+    expect(copies).to.equal(0);
+    expect(again.copiesRefused).to.equal(undefined);
+    expect(again.totals.bytesCopied).to.be.greaterThan(290_000);
+    expect((await openBackup(store, 'b1')).basedOn).to.equal('b1');
+    expect((await verifyBackup(store, 'b1')).problems).to.deep.equal([]);
+  });
+
   it('an interrupted restore resumes under the same owner: whole files stay, a cut one is fetched again; another owner is refused', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
