@@ -19,7 +19,7 @@ import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
-import { checkSoleReplica, workloadOf } from './workload.js';
+import { checkSoleWriter, workloadOf } from './workload.js';
 
 /** A snapshot recorded this long before the backup started belongs to an earlier backup (clock skew allowed). */
 const STALE_RECORD_MS = 5 * 60_000;
@@ -99,7 +99,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
   const recorded = companion.files();
   recorded.catch(() => undefined);
   const workload = await workloadOf(kube, pod);
-  await checkSoleReplica(kube, pod, workload);
+  await checkSoleWriter(kube, pod, workload);
   const location = await openLocationStore({
     kube,
     namespace: backup.veleroNamespace,

@@ -69,14 +69,26 @@ export function sharedFolderProblem(workload: Workload, running: readonly string
   );
 }
 
-/** Fails with sharedFolderProblem when other running pods of `pod`'s workload would back up into its folder. */
-export async function checkSoleReplica(kube: KubeClient, pod: KubeObject, workload: Workload): Promise<void> {
-  if (!SHARED_FOLDER.test(workload.id)) return;
-  const candidates = await kube.listPods(pod.metadata?.namespace ?? '', `${KIND_LABEL}=${pod.metadata?.labels?.[KIND_LABEL] ?? ''}`);
+/**
+ * Fails when another running Victoria pod of the namespace would back up into `pod`'s folder:
+ * another pod of the same Deployment (sharedFolderProblem), or a pod of another workload whose
+ * name maps to the same folder (a Deployment `vm-0` beside a StatefulSet pod `vm-0`, a bare pod
+ * named like a Deployment). Either would overwrite this backup and delete its files as stale.
+ */
+export async function checkSoleWriter(kube: KubeClient, pod: KubeObject, workload: Workload): Promise<void> {
+  const namespace = pod.metadata?.namespace ?? '';
   const running: string[] = [];
-  for (const p of candidates) {
+  for (const p of await kube.listPods(namespace, KIND_LABEL)) {
     if (!isRunning(p)) continue;
-    if ((await workloadOf(kube, { kind: 'Pod', ...p } as KubeObject)).id === workload.id) running.push(p.metadata?.name ?? '');
+    const other = await workloadOf(kube, { kind: 'Pod', ...p } as KubeObject);
+    if (other.folder !== workload.folder) continue;
+    if (other.id === workload.id) running.push(p.metadata?.name ?? '');
+    else {
+      throw new Error(
+        `${workload.id} and ${other.id} (pod ${p.metadata?.name}) in namespace ${namespace} both back up into the folder ${namespace}/${workload.folder}/, ` +
+          'where each backup would overwrite the other: rename one of them',
+      );
+    }
   }
   const problem = sharedFolderProblem(workload, running);
   if (problem) throw new Error(problem);

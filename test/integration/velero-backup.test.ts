@@ -243,6 +243,22 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
+  it('a pod of another workload whose name maps to the same folder: the backup fails, naming both, and nothing is written', async () => {
+    // A bare VictoriaLogs pod named like the VictoriaMetrics Deployment: both would write <ns>/vmsingle/<backup>/.
+    const { ownerReferences: _, ...meta } = podObject({ name: 'vmsingle', kind: 'logs', deployment: 'vmsingle' }).metadata as Record<string, unknown>;
+    const bare = api.put({ ...podObject({ name: 'vmsingle', kind: 'logs', deployment: 'vmsingle' }), metadata: meta });
+    try {
+      const res = await backupPod(vmPod(), 'b-same-folder');
+      expect(res.ok).to.equal(false);
+      expect(res.error).to.contain(
+        'Deployment/vmsingle and Pod/vmsingle (pod vmsingle) in namespace monitoring both back up into the folder monitoring/vmsingle/, where each backup would overwrite the other: rename one of them',
+      );
+      expect(await keysUnder(folder('vmsingle', 'b-same-folder'))).to.deep.equal([]);
+    } finally {
+      api.remove('v1', 'Pod', NS, bare.metadata!.name!);
+    }
+  });
+
   it('the delete action removes the deleted backup only', async () => {
     const res = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item: firstItem, backup: backupObject('b1'), env });
     expect(res.ok, res.error).to.equal(true);
