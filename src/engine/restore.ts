@@ -55,6 +55,11 @@ export interface RestoreRequest {
    * what this same restore wrote before it was interrupted, and the restore resumes there.
    */
   owner?: string;
+  /**
+   * Runs when every file checked out and is durable, before the `restore-in-progress` marker
+   * goes: what it writes (the init container's note of its plan) is there whenever the marker is not.
+   */
+  beforeUnmark?: () => Promise<void>;
 }
 
 export interface RestoreResult {
@@ -233,6 +238,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
 
   // The new directory entries are durable before the marker goes.
   await forEachLimit([...dirs, dataDir], 16, syncDir);
+  await req.beforeUnmark?.();
   await rm(marker);
   progress.phase = 'done';
   req.onProgress?.({ ...progress });

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +17,7 @@ import { writeBackup } from '../../src/engine/backup.js';
 import { listSnapshotFiles, localFileReader } from '../../src/engine/files.js';
 import { COMPLETE_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
 import { buildRestorePlan, MAX_PLAN_EXPIRY_SECONDS, parsePlan, RESTORE_PLAN_FORMAT, RestorePlanError, type PresignGet } from '../../src/engine/plan.js';
-import { restoreBackup } from '../../src/engine/restore.js';
+import { RESTORE_MARKER, restoreBackup } from '../../src/engine/restore.js';
 import { restoreCommand } from '../../src/cli/commands/restore.js';
 import { StoreError } from '../../src/store/errors.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls } from '../../src/store/plan.js';
@@ -479,8 +479,11 @@ describe('restore plan: the restore command in plan mode (in-process)', () => {
     expect(ok.out).to.not.include(served.base);
     noLeak(ok.out);
 
-    // Run again with the same plan (the init container after a node reboot): the data stays as it is.
+    // Run again with the same plan (the init container after a node reboot): the data stays as it
+    // is; a marker of this restore (stopped after its note, before the marker went) is removed.
+    writeFileSync(join(target, RESTORE_MARKER), `restore plan ${built.sha256}`);
     const again = await run(['--plan-url', planUrl, '--plan-sha256', built.sha256, '--data-dir', target]);
+    expect(existsSync(join(target, RESTORE_MARKER))).to.equal(false);
     expect(again.code, again.error?.message).to.equal(0);
     expect(again.out).to.match(new RegExp(`^backup b1 \\(Velero restore r1\\) was restored into ${target} at \\S+; the data there is left as it is\\n$`));
 

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
-import { restoreBackup, type RestoreResult } from '../../engine/restore.js';
+import { RESTORE_MARKER, restoreBackup, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
 import { formatBytes, progressPrinter } from '../progress.js';
@@ -62,9 +64,13 @@ interface PlanModeArgs {
  */
 async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
   const hide = (text: string) => scrubUrls(text.split(a.planUrl).join('<plan URL>'));
+  const owner = `restore plan ${a.planSha256}`;
   const done = await readRestoredMarker(a.dataDir);
   if (done?.planSha256 === a.planSha256) {
-    // The init container runs again (the pod's sandbox was recreated): the data is the database's now.
+    // The init container runs again (the pod's sandbox was recreated): the data is the database's
+    // now. A marker of this restore left beside the note (stopped between the two) goes.
+    const marker = join(a.dataDir, RESTORE_MARKER);
+    if ((await readFile(marker, 'utf8').catch(() => undefined)) === owner) await rm(marker);
     const summary = { restore: done.restore, backup: done.backup, dataDir: a.dataDir, alreadyRestored: true, restoredAt: done.completedAt };
     process.stdout.write(
       a.json ? `${JSON.stringify(summary)}\n` : `backup ${done.backup} (Velero restore ${done.restore}) was restored into ${a.dataDir} at ${done.completedAt}; the data there is left as it is\n`,
@@ -85,8 +91,9 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
       }
       throw err;
     }
-    plan = parsePlan(bytes, a.planSha256, new Date());
-    store = new PlanStore(plan, a.tls);
+    const parsed = parsePlan(bytes, a.planSha256, new Date());
+    plan = parsed;
+    store = new PlanStore(parsed, a.tls);
     const progress = progressPrinter(`restore ${plan.backup} (Velero restore ${plan.restore})`);
     res = await restoreBackup({
       store,
@@ -95,11 +102,11 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
       replace: a.replace,
       directIo: a.directIo,
       ...(a.maxBytesPerSecond ? { maxBytesPerSecond: a.maxBytesPerSecond } : {}),
-      owner: `restore plan ${a.planSha256}`,
+      owner,
+      beforeUnmark: () => writeRestoredMarker(a.dataDir, { planSha256: a.planSha256, restore: parsed.restore, backup: parsed.backup, completedAt: new Date().toISOString() }),
       onProgress: (p) => progress.update(p),
     });
     progress.done();
-    await writeRestoredMarker(a.dataDir, { planSha256: a.planSha256, restore: plan.restore, backup: plan.backup, completedAt: new Date().toISOString() });
   } catch (err) {
     let message = err instanceof Error ? err.message : String(err);
     if (plan && err instanceof PresignedUrlRefused && (Date.parse(plan.expiresAt) <= Date.now() || /request has expired/i.test(err.s3Message ?? ''))) {
