@@ -6,6 +6,7 @@
  * every reader, including a re-run into the same name, which starts by removing the markers.
  */
 import { createHash } from 'node:crypto';
+import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
 import type { FileEntry, FileReader, SnapshotFile } from './files.js';
 import { checkRelPath, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
@@ -173,17 +174,23 @@ const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs:
 async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceKind): Promise<void> {
   const where = `${store.location}/${name}`;
   const fix = 'give this backup another name (--name), or each database a root of its own (--dst)';
-  if (await store.head(`${name}/${MANIFEST_KEY}`)) {
-    let earlier: unknown;
-    try {
-      earlier = (JSON.parse((await readObject(store, `${name}/${MANIFEST_KEY}`)).toString('utf8')) as { kind?: unknown }).kind;
-    } catch {
-      return;
+  let manifest: Buffer;
+  try {
+    manifest = await readObject(store, `${name}/${MANIFEST_KEY}`);
+  } catch (err) {
+    if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
+    if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
+      throw new Error(`${where} holds a complete vmbackup backup (${VM_COMPLETE_MARKER} without our manifest); this backup would replace it: ${fix}`);
     }
-    if (earlier !== kind) throw new Error(`${where} holds a ${DATABASE[earlier as SourceKind] ?? String(earlier)} backup; this ${DATABASE[kind]} backup would replace it: ${fix}`);
-  } else if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
-    throw new Error(`${where} holds a complete vmbackup backup (${VM_COMPLETE_MARKER} without our manifest); this backup would replace it: ${fix}`);
+    return;
   }
+  let earlier: unknown;
+  try {
+    earlier = (JSON.parse(manifest.toString('utf8')) as { kind?: unknown }).kind;
+  } catch {
+    return;
+  }
+  if (earlier !== kind) throw new Error(`${where} holds a ${DATABASE[earlier as SourceKind] ?? String(earlier)} backup; this ${DATABASE[kind]} backup would replace it: ${fix}`);
 }
 
 export async function writeBackup(req: BackupRequest): Promise<Manifest> {

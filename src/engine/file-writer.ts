@@ -193,3 +193,13 @@ export class FileWriter {
     return this.position;
   }
 }
+
+/** Makes a directory's entries (files created or renamed in it) durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

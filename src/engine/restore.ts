@@ -20,12 +20,12 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
-import { createFile, directIoWorks, FileWriter, WriteBuffers } from './file-writer.js';
+import { createFile, directIoWorks, FileWriter, syncDir, WriteBuffers } from './file-writer.js';
 import { checkRelPath, partKey, splitParts } from './layout.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import { forEachFromBothEnds, forEachLimit } from './pool.js';
@@ -104,15 +104,6 @@ async function moveAside(dir: string): Promise<string> {
   await mkdir(inside);
   for (const entry of await readdir(dir)) if (entry !== basename(inside)) await rename(join(dir, entry), join(inside, entry));
   return inside;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**
@@ -198,10 +189,29 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     if (resuming && (await keepResumed(path, file))) {
       resumedFiles++;
       progress.bytesDone += file.size;
-      progress.filesDone++;
-      req.onProgress?.({ ...progress });
-      return;
-    }
+    } else await download(file, prefix, path);
+    progress.filesDone++;
+    req.onProgress?.({ ...progress });
+  });
+
+  // The new directory entries are durable before the marker goes.
+  await forEachLimit([...dirs, dataDir], 16, syncDir);
+  await req.beforeUnmark?.();
+  await rm(marker);
+  progress.phase = 'done';
+  req.onProgress?.({ ...progress });
+  return {
+    manifest,
+    files: jobs.length,
+    bytes: progress.bytesTotal,
+    ...(movedAside ? { movedAside } : {}),
+    ...(resuming ? { resumedFiles } : {}),
+    directIo: direct,
+    durationSeconds: (Date.now() - started) / 1000,
+  };
+
+  /** One file: its objects downloaded in order into the file, hashed as written, fsynced, checked. */
+  async function download(file: ManifestFile, prefix: string, path: string): Promise<void> {
     const fh = await createFile(path, direct);
     const hash = createHash('sha256');
     try {
@@ -232,23 +242,5 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     if (sha !== file.sha256) {
       throw new Error(`checksum mismatch for ${file.path}: SHA-256 ${sha}, the manifest says ${file.sha256}; the backup object was changed or damaged (run verify)`);
     }
-    progress.filesDone++;
-    req.onProgress?.({ ...progress });
-  });
-
-  // The new directory entries are durable before the marker goes.
-  await forEachLimit([...dirs, dataDir], 16, syncDir);
-  await req.beforeUnmark?.();
-  await rm(marker);
-  progress.phase = 'done';
-  req.onProgress?.({ ...progress });
-  return {
-    manifest,
-    files: jobs.length,
-    bytes: progress.bytesTotal,
-    ...(movedAside ? { movedAside } : {}),
-    ...(resuming ? { resumedFiles } : {}),
-    directIo: direct,
-    durationSeconds: (Date.now() - started) / 1000,
-  };
+  }
 }

@@ -7,6 +7,7 @@
  */
 import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDir } from './file-writer.js';
 
 export const RESTORED_MARKER = '.victoria-restored.json';
 
@@ -49,10 +50,5 @@ export async function writeRestoredMarker(dataDir: string, record: RestoredRecor
     await fh.close();
   }
   await rename(tmp, path);
-  const dir = await open(dataDir, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await syncDir(dataDir);
 }
