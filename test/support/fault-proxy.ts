@@ -192,10 +192,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       case 'resetResponse':
         return forward(req, res, true);
       case 'slow': {
+        // The socket is kept alive for the client's next requests: the listener goes once the timer has run.
+        const cancel = () => clearTimeout(timer);
         const timer = setTimeout(() => {
+          req.socket.off('close', cancel);
           if (!req.socket.destroyed) forward(req, res, false);
         }, slowMs);
-        req.socket.once('close', () => clearTimeout(timer));
+        req.socket.once('close', cancel);
         return;
       }
       case 'resetRequest': {
