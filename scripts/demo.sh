@@ -6,7 +6,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-bash scripts/test-deps.sh
+# Only what the demo uses: Node, the executable's build inputs, VictoriaMetrics (build-go.sh adds
+# the Go toolchains for the VictoriaLogs test server); the test suites' components are not needed.
+bash scripts/test-deps.sh node sea vm
 export PATH=$ROOT/.cache/node/bin:$PATH
 [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
 npm run --silent build

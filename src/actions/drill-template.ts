@@ -3,13 +3,14 @@
  * workload's namespace elsewhere), the pod template's data volume, found through the companion's
  * mount at /victoria-data, moves to the drill path exactly as the restored pods' does, so no pod
  * the drill's controllers create can open the production directory, and the database keeps every
- * sample of the backup (withDrillRetention), as in the restored pods. Outside drills the item is
+ * sample of the backup (withDrillRetention) on the pod network (withDrillNetwork), as in the
+ * restored pods. Outside drills the item is
  * restored unchanged.
  */
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { drillRetentionNote, drillVolume, findDataVolume, withDrillRetention, withVolume, type Pod } from './restore-spec.js';
+import { drillNetworkNote, drillRetentionNote, drillVolume, findDataVolume, withDrillNetwork, withDrillRetention, withVolume, type Pod } from './restore-spec.js';
 import { parseVeleroRestore } from './velero-restore.js';
 
 type Workload = KubeObject & { spec?: { template?: Pod } };
@@ -31,13 +32,14 @@ export async function executeDrillTemplate(
   const moved = drillVolume(volume, volume, config.drillPathPattern, restore.name, targetNamespace);
   const moving = moved ? withVolume(template, moved.volume) : template;
   const retention = withDrillRetention(moving.spec ?? {}, volume.name, config.companionContainer);
+  const network = withDrillNetwork(retention.spec);
   const where = moved
     ? `uses hostPath ${moved.path}, not the production path ${moved.production}`
     : `keeps its data volume "${volume.name}", which is not a hostPath; it must not be the production volume`;
-  ctx.log.info(`drill: the pod template of ${id} (restored into ${targetNamespace}) ${where}; ${drillRetentionNote(retention)}`, {
+  ctx.log.info(`drill: the pod template of ${id} (restored into ${targetNamespace}) ${where}; ${drillRetentionNote(retention)}${drillNetworkNote(network)}`, {
     namespace: targetNamespace,
     name: item.metadata?.name ?? '',
     restore: restore.name,
   });
-  return { item: { ...item, spec: { ...item.spec, template: { ...moving, spec: retention.spec } } } };
+  return { item: { ...item, spec: { ...item.spec, template: { ...moving, spec: network.spec } } } };
 }

@@ -19,6 +19,7 @@ import {
   deriveSecurityContext,
   databaseRetention,
   describeVolume,
+  drillNetworkNote,
   drillRetentionNote,
   drillVolume,
   findDataVolume,
@@ -26,6 +27,7 @@ import {
   restoreContainer,
   verifyHookAnnotations,
   withInitContainer,
+  withDrillNetwork,
   withDrillRetention,
   withVolume,
   type Pod,
@@ -119,8 +121,9 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
       drillNote = `drill: ${targetNamespace}/${podName} data restored into its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
     }
     const retention = withDrillRetention(pod.spec ?? {}, volume.name, config.companionContainer);
-    pod = { ...pod, spec: retention.spec };
-    drillNote += `; ${drillRetentionNote(retention)}`;
+    const network = withDrillNetwork(retention.spec);
+    pod = { ...pod, spec: network.spec };
+    drillNote += `; ${drillRetentionNote(retention)}${drillNetworkNote(network)}`;
   } else if (volume.hostPath?.type === 'Directory') {
     // After a disaster the node may not have the directory: the restore creates it instead of the pod failing its type check.
     pod = withVolume(pod, { ...volume, hostPath: { ...volume.hostPath, type: 'DirectoryOrCreate' } });

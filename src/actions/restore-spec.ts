@@ -294,6 +294,37 @@ export function databaseRetention(spec: PodSpec, volumeName: string, companion: 
   return ms === undefined ? undefined : { value: text, ms, isDefault };
 }
 
+/**
+ * A drill's pod spec without the node's network: no `hostNetwork`, no `hostPort`. A Victoria
+ * workload on hostPath often runs with `hostNetwork: true` (velero/examples), which claims its
+ * ports (8428, 9428) on the node; the drill's copy would then find them taken by production on a
+ * single-node cluster (kind, k3s) and stay Pending until the drill timed out. Inside the pod the
+ * database still answers on localhost, where the companion's verify hook asks it. `changed` is
+ * false when the spec used neither.
+ */
+export function withDrillNetwork(spec: PodSpec): { spec: PodSpec; changed: boolean } {
+  let changed = spec.hostNetwork === true;
+  const withoutHostPorts = (containers: Container[] | undefined): Container[] | undefined =>
+    containers?.map((c) => {
+      if (!Array.isArray(c.ports) || !(c.ports as Array<Record<string, unknown>>).some((p) => p.hostPort !== undefined)) return c;
+      changed = true;
+      return { ...c, ports: (c.ports as Array<Record<string, unknown>>).map(({ hostPort: _dropped, ...rest }) => rest) };
+    });
+  const containers = withoutHostPorts(spec.containers);
+  const initContainers = withoutHostPorts(spec.initContainers);
+  if (!changed) return { spec, changed };
+  const { hostNetwork: _hostNetwork, ...rest } = spec;
+  return {
+    spec: { ...rest, ...(containers ? { containers } : {}), ...(initContainers ? { initContainers } : {}) },
+    changed,
+  };
+}
+
+/** What withDrillNetwork did, for the drill's log line ('' when nothing). */
+export function drillNetworkNote(r: { changed: boolean }): string {
+  return r.changed ? '; it runs on the pod network (hostNetwork and hostPort removed), so that it can run beside production on the same node' : '';
+}
+
 /** What withDrillRetention did, for the drill's log line. */
 export function drillRetentionNote(r: { changed: string[]; skipped: string[] }): string {
   const parts: string[] = [];

@@ -24,9 +24,9 @@ Usage:
                                  [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--json]
                                          restore a Velero backup into a drill namespace, wait, report
                                          (exit 0 passed, 1 failed); run drill --help for details
-  velero-plugin-victoria companion serve|hook pre|hook post|files|tar
+  velero-plugin-victoria companion serve|hook pre|hook post|files|tar|counts|verify
                                          the sidecar in a Victoria pod: Velero hooks, file listing, tar
-                                         streaming; run companion --help for details
+                                         streaming, counts, a drill's check; run companion --help for details
   velero-plugin-victoria demo            back up and restore a local VictoriaMetrics and VictoriaLogs (file://)
   velero-plugin-victoria install-plugin [--target DIR]
                                          copy the executable and its lib/ into DIR (default /target);

@@ -110,6 +110,10 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         expect(s.durationSeconds).to.be.at.least(s.bytesUploaded / 65_536 - 0.06);
         const list = (await cli(['list', '--dst', root(), '--json', ...s3flags], s3env)).json();
         expect(list.backups.map((b: { name: string; complete: boolean }) => [b.name, b.complete])).to.deep.equal([['b1', true], ['b2', true]]);
+        // The counted range, which `companion verify --start/--end` takes after a restore.
+        expect(list.backups[1].countedBefore).to.equal(s.countedBefore);
+        expect(list.backups[1].countedFrom).to.equal(s.countedFrom ?? null);
+        expect(list.backups[1].counts).to.deep.equal(s.counts);
         const v = await cli(['verify', '--src', `${root()}/b2`, '--json', ...s3flags], s3env);
         expect(v.status, v.stdout + v.stderr).to.equal(0);
       });

@@ -99,16 +99,20 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     }
   }
 
-  /** Velero's work: the restored pod in the drill namespace, then the Restore's final status. */
-  const restoreAs = (phase: string, status: Record<string, unknown> = {}) => (restore: KubeObject) => {
+  /**
+   * Velero's work: the restored pod in the drill namespace, then the Restore's final status. Without
+   * a hook, the pod is restored as the plugin restores a backup that holds no counts.
+   */
+  const restoreAs = (phase: string, status: Record<string, unknown> = {}, withHook = true) => (restore: KubeObject) => {
     const name = restore.metadata.name!;
     api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill', labels: { 'velero.io/restore-name': name } } });
     const hook = ['/plugins/velero-plugin-victoria', 'companion', 'verify', '--expect', JSON.stringify(COUNTS), '--timeout', '10m'];
     api.put(
-      victoriaPod('monitoring-drill', `${PROD_PATH}-drill-${name}`, {
-        [RESTORE_HOOK.container]: 'victoria-companion',
-        [RESTORE_HOOK.command]: JSON.stringify(hook),
-      }),
+      victoriaPod(
+        'monitoring-drill',
+        `${PROD_PATH}-drill-${name}`,
+        withHook ? { [RESTORE_HOOK.container]: 'victoria-companion', [RESTORE_HOOK.command]: JSON.stringify(hook) } : {},
+      ),
     );
     api.put({ ...restore, status: { phase, warnings: 1, errors: 0, ...status } });
   };
@@ -180,6 +184,20 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     expect(api.get('v1', 'Pod', 'monitoring', 'vm-0')).to.not.equal(undefined);
     const deletes = api.requests.filter((q) => q.method === 'DELETE');
     expect(deletes.map((q) => q.path)).to.deep.equal(['/api/v1/namespaces/monitoring-drill']);
+  });
+
+  it('a named backup without counts: the drill fails, saying its data was checked by checksums only', async () => {
+    api.put(backup('victoria-4hourly-20261201080000', '2026-12-01T08:05:00Z', { schedule: 'victoria-4hourly', uncounted: true }));
+    const r = await run(['--namespace', 'monitoring', '--backup', 'victoria-4hourly-20261201080000', '--json'], restoreAs('Completed', {}, false));
+    expect(r.code, r.err + r.out).to.equal(1);
+    const report = JSON.parse(r.out);
+    expect(report.passed).to.equal(false);
+    expect(report.pods[0].expect).to.equal(null);
+    const problem = report.problems.join('\n');
+    expect(problem).to.include('pod monitoring-drill/vm-0 has no verify hook, so its data was not checked against the backup\'s counts');
+    expect(problem).to.include('the backup holds no counts (labelled velero-plugin-victoria.io/counts=false, or its count failed');
+    expect(problem).to.include('drill a counted backup');
+    expect(problem).to.include(`velero restore logs ${r.restore!.metadata.name}`);
   });
 
   it('a named backup must be finished; no backup at all is a clear error; usage errors exit 2', async () => {

@@ -21,7 +21,7 @@ import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { PLAN_FOLDER, removeExpiredPlans } from '../../src/actions/restore-plan.js';
-import { databaseRetention, deriveSecurityContext, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillRetention } from '../../src/actions/restore-spec.js';
+import { databaseRetention, deriveSecurityContext, drillNetworkNote, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillNetwork, withDrillRetention } from '../../src/actions/restore-spec.js';
 import { S3Store } from '../../src/store/s3.js';
 import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -49,6 +49,7 @@ interface Container {
   env?: unknown[];
   envFrom?: unknown[];
   volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  ports?: Array<Record<string, unknown>>;
   securityContext?: Record<string, unknown>;
   resources?: Record<string, unknown>;
 }
@@ -59,8 +60,8 @@ interface PodJson extends KubeObject {
 
 /** The database a pod runs: its name parts, container, image and production hostPath. */
 const WORKLOADS = {
-  metrics: { app: 'vmsingle', container: 'victoria-metrics', image: 'victoriametrics/victoria-metrics:v1.145.0', hostPath: HOST_PATH },
-  logs: { app: 'vlogs', container: 'victoria-logs', image: 'victoriametrics/victoria-logs:v1.50.0', hostPath: '/var/lib/victoria-logs' },
+  metrics: { app: 'vmsingle', container: 'victoria-metrics', image: 'victoriametrics/victoria-metrics:v1.145.0', hostPath: HOST_PATH, port: 8428 },
+  logs: { app: 'vlogs', container: 'victoria-logs', image: 'victoriametrics/victoria-logs:v1.50.0', hostPath: '/var/lib/victoria-logs', port: 9428 },
 } as const;
 
 /** The Victoria pod as it runs: the database on hostPath `data`, the companion mounting it read-only at /victoria-data. */
@@ -78,9 +79,11 @@ function podObject(name = POD, opts: { companionMount?: string; initContainers?:
       ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${w.app}-5d4f8b7c9`, uid: `rs-${w.app}`, controller: true }],
     },
     spec: {
+      // On the node's network, as velero/examples runs them: Kubernetes sets hostPort = containerPort.
+      hostNetwork: true,
       ...(opts.initContainers ? { initContainers: opts.initContainers } : {}),
       containers: [
-        { name: w.container, image: w.image, volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+        { name: w.container, image: w.image, ports: [{ name: 'http', containerPort: w.port, hostPort: w.port, protocol: 'TCP' }], volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
         {
           name: COMPANION,
           image: PLUGIN_IMAGE,
@@ -349,8 +352,12 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect((db.args as string[]).at(-1), 'the drill database keeps every sample').to.equal(DRILL_RETENTION_ARG);
     expect(messages(res, 'info')).to.include(
       `drill: ${DRILL_NS}/${POD} data restored into hostPath ${HOST_PATH}-drill-drill-1 (production path ${HOST_PATH} untouched); ` +
-        `container(s) ${db.name} run with ${DRILL_RETENTION_ARG}, so the restored copy keeps every sample of the backup`,
+        `container(s) ${db.name} run with ${DRILL_RETENTION_ARG}, so the restored copy keeps every sample of the backup; ` +
+        'it runs on the pod network (hostNetwork and hostPort removed), so that it can run beside production on the same node',
     );
+    // Production's ports on the node stay production's: the drill pod can be scheduled beside it.
+    expect(out.spec).not.to.have.property('hostNetwork');
+    expect(db.ports).to.deep.equal([{ name: 'http', containerPort: 8428, protocol: 'TCP' }]);
     const a = out.metadata.annotations ?? {};
     expect(a['post.hook.restore.velero.io/container']).to.equal(COMPANION);
     expect(a['post.hook.restore.velero.io/on-error']).to.equal('Fail');
@@ -413,7 +420,10 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(volumes.find((v) => v.name === 'data')!.hostPath).to.deep.equal({ path: `${HOST_PATH}-drill-drill-2`, type: 'DirectoryOrCreate' });
     const containers = (drill.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.containers;
     expect((containers.find((c) => c.name !== COMPANION)!.args as string[]).at(-1)).to.equal(DRILL_RETENTION_ARG);
+    expect((drill.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec).not.to.have.property('hostNetwork');
+    expect(containers.find((c) => c.name !== COMPANION)!.ports).to.deep.equal([{ name: 'http', containerPort: 8428, protocol: 'TCP' }]);
     expect(messages(drill, 'info').join('\n')).to.contain(`uses hostPath ${HOST_PATH}-drill-drill-2, not the production path ${HOST_PATH}`);
+    expect(messages(drill, 'info').join('\n')).to.contain('it runs on the pod network (hostNetwork and hostPort removed)');
     const plain = await call(restoreObject('r4'));
     expect(plain.ok, plain.error).to.equal(true);
     expect(plain.item).to.deep.equal(deployment);
@@ -645,6 +655,31 @@ describe('restore action pieces: drill paths, security context, restore settings
     // An image's entrypoint with no args at all (the official images have no CMD) gets the flag as its only arg.
     expect(withDrillRetention({ containers: [{ name: 'db', volumeMounts: [{ name: 'data', mountPath: '/s' }] }] }, 'data', COMPANION).spec.containers![0]!.args).to.deep.equal([DRILL_RETENTION_ARG]);
     expect(drillRetentionNote(r)).to.match(/victoria-metrics run with -retentionPeriod=100y.*wrapped start through a shell/);
+  });
+
+  it('a drill pod runs on the pod network: hostNetwork and every hostPort go, nothing else changes', () => {
+    const spec = {
+      hostNetwork: true,
+      dnsPolicy: 'ClusterFirstWithHostNet',
+      initContainers: [{ name: 'init', ports: [{ containerPort: 1, hostPort: 1 }] }],
+      containers: [
+        { name: 'victoria-metrics', ports: [{ name: 'http', containerPort: 8428, hostPort: 8428, protocol: 'TCP' }], volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+        { name: COMPANION, args: ['companion', 'serve'] },
+      ],
+    };
+    const r = withDrillNetwork(spec);
+    expect(r.changed).to.equal(true);
+    expect(r.spec).to.deep.equal({
+      dnsPolicy: 'ClusterFirstWithHostNet', // what a pod off the host network does with it is ClusterFirst
+      initContainers: [{ name: 'init', ports: [{ containerPort: 1 }] }],
+      containers: [{ ...spec.containers[0]!, ports: [{ name: 'http', containerPort: 8428, protocol: 'TCP' }] }, spec.containers[1]],
+    });
+    expect(spec.hostNetwork, 'the input is not changed').to.equal(true);
+    expect(spec.containers[0]!.ports).to.deep.equal([{ name: 'http', containerPort: 8428, hostPort: 8428, protocol: 'TCP' }]);
+    const again = withDrillNetwork(r.spec);
+    expect(again).to.deep.equal({ spec: r.spec, changed: false });
+    expect(drillNetworkNote(again)).to.equal('');
+    expect(withDrillNetwork({ hostNetwork: false, containers: [{ name: 'db' }] }).changed).to.equal(false);
   });
 
   it('the restored database keeps data for its last -retentionPeriod, else its default', () => {

@@ -310,7 +310,15 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
   if ((status.errors ?? 0) > 0) problems.push(`${status.errors} error(s) in the Restore`);
   if (!timedOut && pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);
   for (const p of pods) {
-    if (!p.expect) problems.push(`pod ${drillNamespace}/${p.name} has no verify hook: the plugin did not treat the restore as a drill (is it installed in Velero?)`);
+    if (!p.expect) {
+      // Two causes, which only the restore log tells apart: a backup without counts, whose drill can
+      // check checksums only, or a plugin that did not act on the restore at all.
+      problems.push(
+        `pod ${drillNamespace}/${p.name} has no verify hook, so its data was not checked against the backup's counts: ` +
+          `either the backup holds no counts (labelled ${COUNTS_LABEL}=false, or its count failed; the restore log says "holds no counts") and only its checksums were checked, drill a counted backup; ` +
+          `or the plugin did not treat the restore as a drill (is it installed in Velero? velero restore logs ${restoreName})`,
+      );
+    }
     if (p.hostPath && p.hostPath === p.productionHostPath) problems.push(`pod ${drillNamespace}/${p.name} uses the production hostPath ${p.hostPath}: stop it now`);
   }
 

@@ -23,6 +23,9 @@ export async function listCommand(args: string[]): Promise<number> {
     bytes: b.manifest?.totals.bytes ?? null,
     basedOn: b.manifest?.basedOn ?? null,
     counts: b.manifest?.counts ?? null,
+    // The range the counts cover, for `companion verify --start … --end …` after a restore.
+    countedFrom: b.manifest?.countedFrom ?? null,
+    countedBefore: b.manifest?.createdAt ?? null,
     problem: b.problem ?? null,
   }));
   if (values.json) {
