@@ -123,7 +123,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       }
       ctx.log.warn(`${podId}: no pre hook made snapshots for this backup; running the companion's hooks from the plugin (add the hook annotations: velero/components/)`, fields);
       ranPre = true;
-      ctx.log.info(`${podId}: pre hook: ${await companion.hook('pre')}`, fields);
+      logHook(ctx, `${podId}: pre hook`, await companion.hook('pre'), fields);
       files = await companion.files();
       if (!files) throw new Error('the companion recorded no snapshot after its pre hook ran');
     }
@@ -200,11 +200,23 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       // Our own pre hook made the snapshots, so ours is the post hook that removes them, success or not.
       await companion
         .hook('post', AbortSignal.timeout(config.execTimeoutMs))
-        .then((summary) => ctx.log.info(`${podId}: post hook: ${summary}`, fields))
+        .then((summary) => logHook(ctx, `${podId}: post hook`, summary, fields))
         .catch((err: unknown) => ctx.log.error(`${podId}: post hook failed, snapshots may be left behind: ${(err as Error).message}`, fields));
     }
     await location.close();
   }
+}
+
+/** A hook's JSON summary line in the backup log: a warning when it carries one (snapshots it had to leave). */
+function logHook(ctx: ActionContext, what: string, summary: string, fields: Record<string, string>): void {
+  let warning: unknown;
+  try {
+    warning = (JSON.parse(summary) as { warning?: unknown }).warning;
+  } catch {
+    // Not JSON: logged as it is.
+  }
+  if (typeof warning === 'string') ctx.log.warn(`${what}: ${warning}`, fields);
+  else ctx.log.info(`${what}: ${summary}`, fields);
 }
 
 /** Whether to count: the Backup's counts label when it is `true` or `false`, otherwise the plugin ConfigMap's `counts`. */

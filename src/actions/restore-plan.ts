@@ -6,7 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { readObject } from '../engine/catalog.js';
-import { MANIFEST_KEY, parseManifest } from '../engine/manifest.js';
+import { countedBefore, MANIFEST_KEY, parseManifest } from '../engine/manifest.js';
 import { buildRestorePlan } from '../engine/plan.js';
 import { s3Presigner } from '../store/s3-presign.js';
 import type { S3Store } from '../store/s3.js';
@@ -59,8 +59,10 @@ export interface MadeRestorePlan {
   /** The counts at backup time; `{}` when the database could not count (then `countsError`). */
   counts: Record<string, number>;
   countsError?: string;
-  /** The snapshot time: the counts at backup time cover data before it. */
-  countedBefore?: string;
+  /** The snapshot time. */
+  createdAt: string;
+  /** The counts at backup time cover data before this instant (Manifest.countedBefore). */
+  countedBefore: string;
   /** The counts at backup time cover data from this instant on (absent: from the first sample). */
   countedFrom?: string;
   files: number;
@@ -113,7 +115,8 @@ export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRest
       kind: built.plan.kind,
       counts: built.plan.counts,
       ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
-      ...(manifest.createdAt ? { countedBefore: manifest.createdAt } : {}),
+      createdAt: manifest.createdAt,
+      countedBefore: countedBefore(manifest),
       ...(manifest.countedFrom ? { countedFrom: manifest.countedFrom } : {}),
       files: manifest.totals.files,
       bytes: manifest.totals.bytes,

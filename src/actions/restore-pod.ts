@@ -187,7 +187,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
         verifyHookAnnotations({
           companion: config.companionContainer,
           counts: plan.counts,
-          ...(plan.countedBefore ? { countedBefore: plan.countedBefore } : {}),
+          countedBefore: plan.countedBefore,
           ...(plan.countedFrom ? { countedFrom: plan.countedFrom } : {}),
           // Velero's wait covers the init container's download, which cannot outlast the plan.
           waitTimeoutSeconds: config.restorePlanExpirySeconds + 600,
@@ -214,13 +214,13 @@ function warnIfBeyondRetention(
   pod: Pod,
   volumeName: string,
   companion: string,
-  plan: { kind: 'metrics' | 'logs'; countedBefore?: string },
+  plan: { kind: 'metrics' | 'logs'; createdAt: string },
   restore: VeleroRestoreInfo,
   what: string,
   fields: Record<string, string>,
 ): void {
   const retention = databaseRetention(pod.spec ?? {}, volumeName, companion, plan.kind);
-  const made = plan.countedBefore ? Date.parse(plan.countedBefore) : NaN;
+  const made = Date.parse(plan.createdAt);
   if (!retention || Number.isNaN(made) || Date.now() - made <= retention.ms) return;
   const days = ((Date.now() - made) / 86_400_000).toFixed(1);
   const product = plan.kind === 'metrics' ? 'VictoriaMetrics' : 'VictoriaLogs';

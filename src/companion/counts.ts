@@ -1,5 +1,6 @@
 /**
- * `companion counts`: what the database holds before the recorded snapshot time, for the manifest
+ * `companion counts`: what the database holds before the recorded snapshot time (less a margin for
+ * data that arrives late, flat-counts.ts), for the manifest
  * (a restore drill's `companion verify` compares the restored database with it). The plugin runs it
  * while the files upload rather than the pre hook before: the count reads every sample, seconds of
  * the database's CPU per GiB, and a slow or refused count must neither hold up the hook window nor
@@ -16,5 +17,5 @@ export async function countsDocument(config: CompanionConfig, source: SnapshotSo
   const record = await requireRecord(config.stateDir, config.kind);
   const started = performance.now();
   const counted = await countForBackup(source, new Date(record.createdAt));
-  return { ...counted, countedBefore: record.createdAt, durationSeconds: Math.round(performance.now() - started) / 1000 };
+  return { ...counted, durationSeconds: Math.round(performance.now() - started) / 1000 };
 }

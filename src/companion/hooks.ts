@@ -6,6 +6,7 @@
  * container and logs their output; each prints one JSON line, which the plugin also parses when it
  * runs the hooks itself.
  */
+import { SnapshotDeleteUnsupportedError } from '../victoria/errors.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
@@ -21,12 +22,30 @@ export interface PreHookResult {
   /** Names of snapshots of an earlier, unfinished run that were deleted first. */
   staleRemoved: string[];
   durationSeconds: number;
+  /** Set when the server cannot delete snapshots (VictoriaLogs v1.31–v1.43): what stays on disk. */
+  warning?: string;
 }
 
 export interface PostHookResult {
   hook: 'post';
   /** Names of the recorded snapshots, now gone ([] when nothing was recorded). */
   deleted: string[];
+  /** Set when the server cannot delete snapshots (VictoriaLogs v1.31–v1.43): what stays on disk. */
+  warning?: string;
+}
+
+/**
+ * Runs a deletion of recorded snapshots. A server that has no API to delete them (VictoriaLogs
+ * v1.31–v1.43) would refuse on every later try too: then they are left, and the warning says where,
+ * instead of failing this hook and, through the record kept for a retry, every later pre hook.
+ */
+export async function unlessUndeletable<T>(deletion: () => Promise<T>): Promise<{ done: T } | { warning: string }> {
+  try {
+    return { done: await deletion() };
+  } catch (err) {
+    if (err instanceof SnapshotDeleteUnsupportedError) return { warning: err.message };
+    throw err;
+  }
 }
 
 /**
@@ -37,9 +56,12 @@ export interface PostHookResult {
 export async function preHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PreHookResult> {
   const started = performance.now();
   let staleRemoved: string[] = [];
+  let warning: string | undefined;
   const earlier = await readRecord(config.stateDir);
   if (earlier) {
-    staleRemoved = (await source.deleteStale(earlier.snapshots.map((s) => s.name))).map((s) => s.name);
+    const stale = await unlessUndeletable(() => source.deleteStale(earlier.snapshots.map((s) => s.name)));
+    if ('done' in stale) staleRemoved = stale.done.map((s) => s.name);
+    else warning = stale.warning;
     await removeRecord(config.stateDir);
   }
 
@@ -73,6 +95,7 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
     snapshots: snapshots.map((s) => s.name),
     staleRemoved,
     durationSeconds: Math.round(performance.now() - started) / 1000,
+    ...(warning ? { warning } : {}),
   };
 }
 
@@ -83,7 +106,7 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
 export async function postHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PostHookResult> {
   const record = await readRecord(config.stateDir);
   if (!record) return { hook: 'post', deleted: [] };
-  await source.delete(record.snapshots);
+  const deleted = await unlessUndeletable(() => source.delete(record.snapshots));
   await removeRecord(config.stateDir);
-  return { hook: 'post', deleted: record.snapshots.map((s) => s.name) };
+  return 'done' in deleted ? { hook: 'post', deleted: record.snapshots.map((s) => s.name) } : { hook: 'post', deleted: [], warning: deleted.warning };
 }

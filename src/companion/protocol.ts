@@ -52,7 +52,7 @@ export interface CompanionFiles {
 export interface CompanionCounts {
   /** Flattened counts (series/samples, or rows and rows.YYYYMMDD). */
   counts: Record<string, number>;
-  /** The recorded snapshot time: data before it was counted. */
+  /** Data before this instant was counted: the recorded snapshot time less a margin for late data (flat-counts.ts). */
   countedBefore: string;
   /** Data from this instant on was counted (inside the database's retention); absent: from the first sample. */
   countedFrom?: string;

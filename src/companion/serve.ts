@@ -12,6 +12,7 @@ import { Agent } from 'undici';
 import type { SnapshotSource } from '../victoria/types.js';
 import { describeConfig, formatDuration, openConfiguredSource, type CompanionConfig } from './config.js';
 import { readRecord, removeRecord } from './state.js';
+import { unlessUndeletable } from './hooks.js';
 
 /** How often the record is checked, at most: cheap (one small file read), and age limits are hours. */
 const EXPIRY_CHECK_INTERVAL_MS = 5 * 60_000;
@@ -63,9 +64,13 @@ export async function expireRecorded(config: CompanionConfig, source: SnapshotSo
   if (!record) return [];
   const ageMs = now.getTime() - Date.parse(record.createdAt);
   if (ageMs < config.maxSnapshotAgeMs) return [];
-  await source.delete(record.snapshots);
+  const deleted = await unlessUndeletable(() => source.delete(record.snapshots));
   await removeRecord(config.stateDir, record);
   const names = record.snapshots.map((s) => s.name);
+  if ('warning' in deleted) {
+    log(`recorded snapshot(s) from ${record.createdAt} are left, and no longer tracked: ${deleted.warning}`);
+    return [];
+  }
   log(
     `deleted ${names.length} recorded snapshot(s) from ${record.createdAt} (age ${formatDuration(ageMs)} > max-snapshot-age ` +
       `${formatDuration(config.maxSnapshotAgeMs)}: the backup's post hook never ran): ${names.join(', ') || 'none'}`,

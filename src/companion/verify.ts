@@ -3,10 +3,10 @@
  * restore step 3), run by Velero as a post-restore exec hook in the companion. Waits until the
  * restored database answers `/health`, counts what it stores the way the pre hook counted at backup
  * time (flattenCounts: series/samples, or rows and rows.YYYYMMDD) and compares. The pre hook
- * counted the data before the snapshot time, and a restored database holds nothing newer, so by
- * default everything is counted; `--end` and `--start` limit the count to the range the backup
- * counted (the manifest's createdAt and countedFrom; the drill raises the database's retention so
- * that it keeps that whole range, restore-spec.ts).
+ * counted the data before the snapshot time (less a margin for late data), and a restored database
+ * holds nothing newer than the snapshot, so by default everything is counted; `--end` and `--start`
+ * limit the count to the range the backup counted (the manifest's countedBefore and countedFrom;
+ * the drill raises the database's retention so that it keeps that whole range, restore-spec.ts).
  * Prints one JSON line, `{"verify":"ok"|"mismatch"|"error", expected, found}`; exits 0 only when
  * every count matches.
  */

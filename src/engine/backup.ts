@@ -34,10 +34,11 @@ export interface BackupTreeInput {
   reader: FileReader;
 }
 
-/** A count for the manifest: the flattened values and where the counted range begins (Manifest.countedFrom). */
+/** A count for the manifest: the flattened values and the counted range (Manifest.countedFrom, countedBefore). */
 export interface BackupCounts {
   counts: Record<string, number>;
   countedFrom?: string;
+  countedBefore?: string;
 }
 
 export interface BaseBackup {
@@ -312,7 +313,11 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   if (stale.length > 0) await store.delete(stale);
 
   const counted = await Promise.resolve(req.counted).then(
-    (c): Pick<Manifest, 'counts' | 'countedFrom'> => ({ counts: c.counts, ...(c.countedFrom ? { countedFrom: c.countedFrom } : {}) }),
+    (c): Pick<Manifest, 'counts' | 'countedFrom' | 'countedBefore'> => ({
+      counts: c.counts,
+      ...(c.countedFrom ? { countedFrom: c.countedFrom } : {}),
+      ...(c.countedBefore ? { countedBefore: c.countedBefore } : {}),
+    }),
     (err: unknown) => ({ counts: {}, countsError: err instanceof Error ? err.message : String(err) }),
   );
   const completedAt = new Date();

@@ -51,7 +51,15 @@ async function readMarker(store: ObjectStore, name: string): Promise<CompleteMar
 /** The manifest a complete marker vouches for: its SHA-256 must be the one the marker names. */
 async function readManifest(store: ObjectStore, name: string, marker: CompleteMarker): Promise<Manifest> {
   const where = `${store.location}/${name}`;
-  const manifestBytes = await readObject(store, `${name}/${MANIFEST_KEY}`);
+  let manifestBytes: Buffer;
+  try {
+    manifestBytes = await readObject(store, `${name}/${MANIFEST_KEY}`);
+  } catch (err) {
+    // A marker without its manifest: partly copied, partly deleted, or deleted between the two reads.
+    // Unusable, like any backup that is not whole, but no reason to fail the listing or the next backup.
+    if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
+    throw new IncompleteBackupError(`${where} has a complete marker but no ${MANIFEST_KEY}: it was partly deleted or copied; use another backup`);
+  }
   const sha = createHash('sha256').update(manifestBytes).digest('hex');
   if (sha !== marker.manifestSha256) {
     throw new IncompleteBackupError(`${where}: ${MANIFEST_KEY} does not match its complete marker (SHA-256 ${sha}, marker says ${marker.manifestSha256}); the backup was changed after it completed`);

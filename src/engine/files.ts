@@ -5,7 +5,7 @@
  * must be consumed before the next entry of a sequential reader arrives. A stream's chunk is valid
  * until the next one is asked for (local files are read into one buffer per file, reused).
  */
-import { open, readdir, realpath, stat } from 'node:fs/promises';
+import { open, readdir, readlink, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkRelPath, isSkippedFile } from './layout.js';
 
@@ -34,7 +34,10 @@ export interface FileReader {
 /**
  * List a snapshot directory as vmbackup does (B.2): recursively, following symlinks (VictoriaMetrics'
  * `snapshots/<name>/data/small` is a link), naming files by the path through the link, regular files
- * only, skipping broken links and vmbackup's skip list.
+ * only, skipping vmbackup's skip list. Unlike vmbackup, a link that leads nowhere is an error, not
+ * skipped: VictoriaMetrics links every snapshot to directories that exist, so a dangling link means
+ * that this process does not see part of the data (a volume mounted inside the data directory that
+ * the companion does not mount), and skipping it would make a complete-looking backup without it.
  */
 export async function listSnapshotFiles(root: string): Promise<SnapshotFile[]> {
   const out: SnapshotFile[] = [];
@@ -51,7 +54,7 @@ export async function listSnapshotFiles(root: string): Promise<SnapshotFile[]> {
       try {
         st = await stat(abs); // follows symlinks
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // broken link
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw await vanished(abs, relPath, err as Error);
         throw err;
       }
       if (st.isDirectory()) await walk(abs, relPath, next);
@@ -60,6 +63,19 @@ export async function listSnapshotFiles(root: string): Promise<SnapshotFile[]> {
   }
   await walk(root, '', new Set());
   return out;
+}
+
+/** The error for an entry that readdir listed and stat cannot find: a dangling link, or a file deleted meanwhile. */
+async function vanished(abs: string, relPath: string, cause: Error): Promise<Error> {
+  const target = await readlink(abs).catch(() => undefined);
+  if (target === undefined) {
+    return new Error(`${relPath} disappeared while the snapshot was listed: was the snapshot deleted meanwhile (another backup's clean-up)? run the backup again`, { cause });
+  }
+  return new Error(
+    `snapshot link ${relPath} → ${target} leads nowhere here: the data it links to is not visible to this process; ` +
+      'mount the database\'s whole data directory (including any volume mounted inside it, e.g. at data/big) where the snapshot is read',
+    { cause },
+  );
 }
 
 const READ_CHUNK = 1 << 20;

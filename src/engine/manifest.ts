@@ -47,10 +47,16 @@ export interface Manifest {
   counts: Record<string, number>;
   countsError?: string;
   /**
-   * The counts cover data from this instant (ISO 8601) to `createdAt`; absent: from the first
+   * The counts cover data from this instant (ISO 8601) to `countedBefore`; absent: from the first
    * sample. Set when the database hides or drops data older than its retention (retention.ts).
    */
   countedFrom?: string;
+  /**
+   * The counts cover data before this instant: the snapshot time less a margin for data that
+   * arrives late (victoria/flat-counts.ts). Absent in manifests written before it existed, whose
+   * counts end at `createdAt`: use countedBefore() to read it.
+   */
+  countedBefore?: string;
   createdAt: string;
   completedAt: string;
   /** The backup this one copied unchanged files from, if any. */
@@ -87,4 +93,9 @@ export function parseManifest(text: string, where: string): Manifest {
     throw new Error(`${where}: unknown manifest format ${JSON.stringify(value.format)} (this tool reads ${MANIFEST_FORMAT})`);
   }
   return value;
+}
+
+/** Where a manifest's counts end: `countedBefore`, or `createdAt` in manifests written before it existed. */
+export function countedBefore(manifest: Pick<Manifest, 'countedBefore' | 'createdAt'>): string {
+  return manifest.countedBefore ?? manifest.createdAt;
 }

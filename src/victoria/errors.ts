@@ -57,6 +57,22 @@ export class VictoriaDeleteError extends VictoriaError {
   }
 }
 
+/**
+ * The server has no API to delete these snapshots (VictoriaLogs v1.31–v1.43): nothing we can do
+ * will remove them, so callers leave them, say where they are, and do not retry. `paths` are the
+ * snapshots' paths as the server gave them.
+ */
+export class SnapshotDeleteUnsupportedError extends VictoriaError {
+  override readonly name = 'SnapshotDeleteUnsupportedError';
+  constructor(
+    message: string,
+    url: string,
+    readonly paths: readonly string[],
+  ) {
+    super(message, url);
+  }
+}
+
 /** Which of our options carries the value of which server flag, for messages. */
 export interface AuthOptionNames {
   /** Option that carries `-snapshotAuthKey` / `-partitionManageAuthKey`. */

@@ -12,16 +12,30 @@ export function flattenCounts(counts: Counts): Record<string, number> {
 }
 
 /**
- * The count a backup records: data before `end` (the snapshot time) and from where the server's
- * retention lets a restored copy count the same range (SnapshotSource.countStart), flattened.
+ * How long before the snapshot the count stops. The count runs on the live server after the
+ * snapshot; data stamped shortly before the snapshot often arrives after it (vmagent's remote-write
+ * batches and queues, log shippers' batches), is counted but is not in the snapshot, and a drill of
+ * the backup would then report a mismatch. Five minutes covers ordinary delivery delays; data
+ * delayed longer (a queue drained after an outage, backfill) can still make the counts differ.
  */
-export async function countForBackup(source: SnapshotSource, end: Date): Promise<{ counts: Record<string, number>; countedFrom?: string }> {
+export const LATE_DATA_MARGIN_MS = 5 * 60_000;
+
+/**
+ * The count a backup records: data before `countedBefore` (the snapshot time less
+ * LATE_DATA_MARGIN_MS) and from where the server's retention lets a restored copy count the same
+ * range (SnapshotSource.countStart, `countedFrom`), flattened.
+ */
+export async function countForBackup(
+  source: SnapshotSource,
+  snapshotTime: Date,
+): Promise<{ counts: Record<string, number>; countedFrom?: string; countedBefore: string }> {
+  const end = new Date(snapshotTime.getTime() - LATE_DATA_MARGIN_MS);
   const start = await source.countStart();
   if (start && start >= end) {
     throw new Error(
-      `the snapshot (${end.toISOString()}) is older than what the server keeps counting from (${start.toISOString()}, an hour inside its retention): take a new snapshot`,
+      `the count would end at ${end.toISOString()} (five minutes before the snapshot of ${snapshotTime.toISOString()}), before what the server keeps counting from (${start.toISOString()}, an hour inside its retention): take a new snapshot`,
     );
   }
   const counts = flattenCounts(await source.counts({ end, ...(start ? { start } : {}) }));
-  return { counts, ...(start ? { countedFrom: start.toISOString() } : {}) };
+  return { counts, ...(start ? { countedFrom: start.toISOString() } : {}), countedBefore: end.toISOString() };
 }

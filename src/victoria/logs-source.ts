@@ -1,7 +1,7 @@
 /** VictoriaLogs single node as a SnapshotSource (types.ts): one snapshot per daily partition. */
 import type { Dispatcher } from 'undici';
 import { deleteEach } from './delete-all.js';
-import { VictoriaResponseError } from './errors.js';
+import { SnapshotDeleteUnsupportedError, VictoriaDeleteError, VictoriaResponseError } from './errors.js';
 import { HttpClient } from './http.js';
 import type { CountOptions, LogsCounts, Snapshot, SnapshotSource, SourceOptions } from './types.js';
 import { countStart, serverRetentionMs } from './retention.js';
@@ -48,7 +48,20 @@ export class LogsSource implements SnapshotSource {
   }
 
   async delete(snapshots: readonly Snapshot[]): Promise<void> {
-    await deleteEach(snapshots, (s) => this.partitions.deleteSnapshot(s.handle), 'VictoriaLogs', this.url);
+    try {
+      await deleteEach(snapshots, (s) => this.partitions.deleteSnapshot(s.handle), 'VictoriaLogs', this.url);
+    } catch (err) {
+      // A server without the delete API refuses every one of them: one error naming them all.
+      const each = err instanceof VictoriaDeleteError ? err.errors : [err];
+      if (!each.every((e) => e instanceof SnapshotDeleteUnsupportedError)) throw err;
+      const paths = snapshots.map((s) => s.handle);
+      throw new SnapshotDeleteUnsupportedError(
+        `VictoriaLogs at ${this.url} cannot delete partition snapshots through its API (v1.44 or newer can): ${paths.length} snapshot(s) stay on disk ` +
+          `until removed by hand (rm -r in the database container, or anywhere the data directory is mounted writable): ${paths.join(', ')}; upgrade VictoriaLogs to stop this`,
+        this.url,
+        paths,
+      );
+    }
   }
 
   async deleteStale(names: readonly string[]): Promise<Snapshot[]> {

@@ -12,7 +12,7 @@
  *   string the server gave is what delete gets back.
  * Errors are plain text (400; 401 for the auth key), never JSON.
  */
-import { VictoriaError, VictoriaResponseError } from './errors.js';
+import { SnapshotDeleteUnsupportedError, VictoriaError, VictoriaResponseError } from './errors.js';
 import type { HttpClient, TextResponse } from './http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from './snapshot-names.js';
 import type { Snapshot } from './types.js';
@@ -125,7 +125,10 @@ export class VlPartitionApi {
     try {
       for (const day of await this.partitions()) made.push(...(await this.snapshotPartition(day)));
     } catch (err) {
-      await Promise.allSettled(made.map((p) => this.deleteSnapshot(p)));
+      const settled = await Promise.allSettled(made.map((p) => this.deleteSnapshot(p)));
+      const left = made.filter((_, i) => settled[i]!.status === 'rejected');
+      // The error stays the one that stopped the run; what could not be cleaned up is added to it.
+      if (left.length > 0 && err instanceof Error) err.message += `; the snapshots made before it could not be deleted, remove them by hand: ${left.join(', ')}`;
       throw err;
     }
     return made;
@@ -149,9 +152,10 @@ export class VlPartitionApi {
     const outcome = classifyVlDelete(res.status, res.body);
     if (outcome !== undefined) return outcome;
     if (isUnsupportedPath(res)) {
-      throw new VictoriaError(
+      throw new SnapshotDeleteUnsupportedError(
         `VictoriaLogs POST ${this.http.url(VL_PATHS.snapshotDelete)}: the server cannot delete partition snapshots (VictoriaLogs v1.44 or newer is needed); remove ${path} by hand`,
         this.http.url(VL_PATHS.snapshotDelete),
+        [path],
       );
     }
     throw this.http.httpError(VL_PATHS.snapshotDelete, res, 'authKey', `delete snapshot ${path}`);

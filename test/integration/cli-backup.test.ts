@@ -280,8 +280,10 @@ describe('counts inside the retention (VictoriaMetrics with -retentionPeriod=2d)
         const from = Date.parse(summary.countedFrom);
         expect(from - deadline, 'an hour after the deadline when the count ran').to.be.within(3600_000, 3600_000 + 120_000);
         expect(summary.counts).to.deep.equal({ series: inside.series, samples: inside.samples });
-        const manifest = JSON.parse(readFileSync(join(dir, 'r1', 'victoria_manifest.ignore'), 'utf8')) as { countedFrom: string; createdAt: string };
+        const manifest = JSON.parse(readFileSync(join(dir, 'r1', 'victoria_manifest.ignore'), 'utf8')) as { countedFrom: string; countedBefore: string; createdAt: string };
         expect(manifest.countedFrom).to.equal(summary.countedFrom);
+        expect(manifest.countedBefore).to.equal(summary.countedBefore);
+        expect(Date.parse(manifest.createdAt) - Date.parse(manifest.countedBefore), 'the count stops 5 minutes before the snapshot').to.equal(300_000);
 
         const target = join(mkdtempSync(join(tmpdir(), 'retention-restore-')), 'data');
         const restored = await cli(['restore', '--src', `file://${dir}/r1`, '--data-dir', target]);
@@ -291,11 +293,11 @@ describe('counts inside the retention (VictoriaMetrics with -retentionPeriod=2d)
         try {
           const env = { VICTORIA_KIND: 'metrics', VICTORIA_URL: copy.url };
           const expect_ = JSON.stringify(summary.counts);
-          const ok = await cli(['companion', 'verify', '--expect', expect_, '--start', manifest.countedFrom, '--end', manifest.createdAt], env);
+          const ok = await cli(['companion', 'verify', '--expect', expect_, '--start', manifest.countedFrom, '--end', manifest.countedBefore], env);
           expect(ok.status, ok.stderr).to.equal(0);
           expect(JSON.parse(ok.stdout.trim())).to.deep.include({ verify: 'ok' });
           // Counted from the first sample, the copy also shows the samples that were at the deadline.
-          const all = await cli(['companion', 'verify', '--expect', expect_, '--end', manifest.createdAt], env);
+          const all = await cli(['companion', 'verify', '--expect', expect_, '--end', manifest.countedBefore], env);
           expect(all.status).to.equal(1);
           expect(JSON.parse(all.stdout.trim()).found).to.deep.equal({ series: inside.series + 2, samples: inside.samples + 120 });
         } finally {

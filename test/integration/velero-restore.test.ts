@@ -55,7 +55,7 @@ interface Container {
 }
 interface PodJson extends KubeObject {
   metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
-  spec: { containers: Container[]; initContainers?: Container[]; volumes: Array<{ name: string; hostPath?: { path: string; type?: string }; [k: string]: unknown }> };
+  spec: { hostNetwork?: boolean; containers: Container[]; initContainers?: Container[]; volumes: Array<{ name: string; hostPath?: { path: string; type?: string }; [k: string]: unknown }> };
 }
 
 /** The database a pod runs: its name parts, container, image and production hostPath. */

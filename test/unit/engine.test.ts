@@ -78,6 +78,20 @@ describe('vmbackup layout', () => {
       'metadata/minTimestampForCompositeIndex',
     ]);
   });
+
+  it('a snapshot link that leads nowhere (data this process cannot see) fails the listing, naming the link', async () => {
+    const { snapshot } = makeSnapshot();
+    // As when data/big is a volume of its own that the companion does not mount.
+    symlinkSync('../../../data/big/snapshots/S1', join(snapshot, 'data', 'big'));
+    await listSnapshotFiles(snapshot).then(
+      () => expect.fail('listed'),
+      (err: Error) =>
+        expect(err.message).to.equal(
+          'snapshot link data/big → ../../../data/big/snapshots/S1 leads nowhere here: the data it links to is not visible to this process; ' +
+            "mount the database's whole data directory (including any volume mounted inside it, e.g. at data/big) where the snapshot is read",
+        ),
+    );
+  });
 });
 
 describe('engine: backup, restore, verify', () => {
@@ -413,6 +427,19 @@ describe('catalog: the newest complete backup', () => {
     await backupsInOrder(store, snapshot, ['b1', 'b2']);
     store.objects.set(`b2/${MANIFEST_KEY}`, Buffer.from(store.objects.get(`b2/${MANIFEST_KEY}`)!.toString('utf8').replace('"b2"', '"bX"')));
     expect((await newestComplete(store))?.name).to.equal('b1');
+  });
+
+  it('a marker whose manifest is gone (a partial copy or deletion) is skipped, not an error for the next backup or the listing', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupsInOrder(store, snapshot, ['b1', 'b2']);
+    store.objects.delete(`b2/${MANIFEST_KEY}`);
+    expect((await newestComplete(store))?.name).to.equal('b1');
+    const listing = await listBackups(store);
+    expect(listing.map((b) => [b.name, b.complete])).to.deep.equal([['b1', true], ['b2', false]]);
+    expect(listing[1]!.problem).to.equal(`memory://test/b2 has a complete marker but no ${MANIFEST_KEY}: it was partly deleted or copied; use another backup`);
+    const b3 = await backupOf(store, snapshot, 'b3', { base: (await newestComplete(store))! });
+    expect(b3.basedOn, 'the next backup copies from b1').to.equal('b1');
   });
 
   it('finds nothing in an empty root and fails on a store error instead of skipping', async () => {

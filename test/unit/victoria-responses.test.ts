@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';
 import { serverText } from '../../src/victoria/http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
-import { countForBackup } from '../../src/victoria/flat-counts.js';
+import { countForBackup, LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-counts.js';
 import { countStart, flagValue, parseRetention } from '../../src/victoria/retention.js';
 import type { CountOptions, SnapshotSource } from '../../src/victoria/types.js';
 import { parseAppVersion } from '../../src/victoria/version.js';
@@ -335,7 +335,7 @@ describe('victoria: retention, and where a count starts', () => {
     expect(countStart(100 * 365 * DAY, now, floor)).to.equal(undefined);
   });
 
-  it('a backup records the range it counted; a snapshot older than the start is refused, not counted as empty', async () => {
+  it('a backup records the range it counted, ending five minutes before the snapshot; a snapshot older than the start is refused, not counted as empty', async () => {
     const asked: CountOptions[] = [];
     const source = (start: Date | undefined) =>
       ({
@@ -343,15 +343,23 @@ describe('victoria: retention, and where a count starts', () => {
         countStart: async () => start,
         counts: async (o: CountOptions) => (asked.push(o), { kind: 'metrics', series: 2, samples: 20 }),
       }) as unknown as SnapshotSource;
-    const end = new Date('2026-11-22T06:00:00.000Z');
+    const snapshot = new Date('2026-11-22T06:00:00.000Z');
+    // Data stamped shortly before the snapshot may arrive after it: counted, it would be missing from the backup.
+    expect(LATE_DATA_MARGIN_MS).to.equal(300_000);
+    const end = new Date('2026-11-22T05:55:00.000Z');
     const start = new Date('2026-10-22T07:00:00.000Z');
-    expect(await countForBackup(source(start), end)).to.deep.equal({ counts: { series: 2, samples: 20 }, countedFrom: start.toISOString() });
+    expect(await countForBackup(source(start), snapshot)).to.deep.equal({ counts: { series: 2, samples: 20 }, countedFrom: start.toISOString(), countedBefore: end.toISOString() });
     expect(asked.at(-1)).to.deep.equal({ end, start });
-    expect(await countForBackup(source(undefined), end)).to.deep.equal({ counts: { series: 2, samples: 20 } });
+    expect(await countForBackup(source(undefined), snapshot)).to.deep.equal({ counts: { series: 2, samples: 20 }, countedBefore: end.toISOString() });
     expect(asked.at(-1)).to.deep.equal({ end });
-    await countForBackup(source(new Date(end.getTime() + 1)), end).then(
+    const calls = asked.length;
+    await countForBackup(source(new Date(end.getTime() + 1)), snapshot).then(
       () => expect.fail('counted'),
-      (err: Error) => expect(err.message).to.match(/the snapshot \(2026-11-22T06:00:00.000Z\) is older than what the server keeps counting from .*: take a new snapshot/),
+      (err: Error) =>
+        expect(err.message).to.equal(
+          'the count would end at 2026-11-22T05:55:00.000Z (five minutes before the snapshot of 2026-11-22T06:00:00.000Z), before what the server keeps counting from (2026-11-22T05:55:00.001Z, an hour inside its retention): take a new snapshot',
+        ),
     );
+    expect(asked.length, 'nothing counted').to.equal(calls);
   });
 });

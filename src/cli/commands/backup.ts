@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { copiesRefusedText } from '../../engine/manifest.js';
+import { copiesRefusedText, countedBefore } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
 import { progressPrinter, formatBytes } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
@@ -74,7 +74,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     snapshots: manifest.source.snapshots,
     counts: manifest.counts,
     ...(manifest.countedFrom ? { countedFrom: manifest.countedFrom } : {}),
-    countedBefore: manifest.createdAt,
+    countedBefore: countedBefore(manifest),
     ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
     ...(manifest.copiesRefused ? { copiesRefused: manifest.copiesRefused } : {}),
   };

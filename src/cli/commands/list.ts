@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { listBackups } from '../../engine/catalog.js';
+import { countedBefore } from '../../engine/manifest.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 
@@ -25,7 +26,7 @@ export async function listCommand(args: string[]): Promise<number> {
     counts: b.manifest?.counts ?? null,
     // The range the counts cover, for `companion verify --start … --end …` after a restore.
     countedFrom: b.manifest?.countedFrom ?? null,
-    countedBefore: b.manifest?.createdAt ?? null,
+    countedBefore: b.manifest ? countedBefore(b.manifest) : null,
     problem: b.problem ?? null,
   }));
   if (values.json) {
