@@ -70,6 +70,8 @@ const unsupported = (err: unknown) => ['EINVAL', 'EOPNOTSUPP', 'ENOTSUP'].includ
 export async function directIoWorks(dir: string, buffers: WriteBuffers): Promise<boolean> {
   if (!buffers.aligned) return false;
   const path = join(dir, `.direct-io-probe-${process.pid}`);
+  // A probe left by a run that was killed (an init container rerun has the same pid) is ours.
+  await rm(path, { force: true });
   let fh: FileHandle | undefined;
   try {
     fh = await createFile(path, true);

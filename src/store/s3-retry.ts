@@ -82,8 +82,12 @@ export class PersistentRetryStrategy implements RetryStrategyV2 {
 
   static retryable(info: RetryErrorInfo): boolean {
     if (info.errorType === 'TRANSIENT' || info.errorType === 'THROTTLING') return true;
-    const e = info.error as { name?: string; code?: string; Code?: string } | undefined;
+    const e = info.error as { name?: string; code?: string; Code?: string; $metadata?: { httpStatusCode?: number } } | undefined;
     if (e?.name === 'AbortError') return false;
+    // The SDK calls only 500, 502, 503 and 504 transient; proxies and CDNs in front of object stores
+    // answer other 5xx (509, 520–524) for passing trouble too. 501 Not Implemented stays final.
+    const status = e?.$metadata?.httpStatusCode;
+    if (info.errorType === 'SERVER_ERROR' && status !== undefined && status >= 500 && status !== 501) return true;
     return EXTRA_RETRYABLE.has(e?.name ?? '') || EXTRA_RETRYABLE.has(e?.Code ?? '') || EXTRA_RETRYABLE_CODES.has(e?.code ?? '');
   }
 

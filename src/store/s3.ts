@@ -82,6 +82,18 @@ function escapeUri(text: string): string {
   return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
+/**
+ * The continuation token of a ListObjectsV2 page, undefined after the last page. A page marked
+ * truncated without a token would end the listing early and silently: a wrong answer, so an error.
+ */
+function nextToken(page: { IsTruncated?: boolean; NextContinuationToken?: string }, target: string): string | undefined {
+  if (!page.IsTruncated) return undefined;
+  if (!page.NextContinuationToken) {
+    throw new StoreError('Failed', `list ${target}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target });
+  }
+  return page.NextContinuationToken;
+}
+
 const STREAM_RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'EPROTO', 'ENETDOWN', 'EHOSTDOWN']);
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -245,10 +257,7 @@ export class S3Store implements ObjectStore {
         if (key === '' || key.endsWith('/')) continue; // "folder" placeholder objects made by consoles
         yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      if (page.IsTruncated && !token) {
-        throw new StoreError('Failed', `list ${this.target(prefix)}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target: this.target(prefix) });
-      }
+      token = nextToken(page, this.target(prefix));
     } while (token);
   }
 
@@ -265,7 +274,7 @@ export class S3Store implements ObjectStore {
       for (const p of page.CommonPrefixes ?? []) {
         if (p.Prefix?.startsWith(this.root)) out.push(p.Prefix.slice(this.root.length));
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      token = nextToken(page, this.target(prefix));
     } while (token);
     return out.sort(compareKeys);
   }
@@ -752,7 +761,9 @@ export class S3Store implements ObjectStore {
       }
       this.options.onRetry?.({ attempt: round + 1, maxAttempts: this.maxAttempts, reason: `DeleteObjects: ${errors.length} key(s) ${errors[0]!.Code}`, delayMs: 0 });
       await sleep(backoffMs(round, 500));
-      pending = errors.map((e) => e.Key!).filter(Boolean);
+      // An error that names no key (only non-compliant servers send one) leaves no way to tell what
+      // was deleted: the whole batch goes again (deleting a deleted key is no error).
+      pending = errors.every((e) => e.Key) ? errors.map((e) => e.Key!) : pending;
     }
   }
 

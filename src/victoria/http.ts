@@ -55,6 +55,8 @@ export class HttpClient {
   /** Path prefix of the base URL ('' or '/prefix'), kept apart: URL turns an empty path into '/'. */
   private readonly prefix: string;
   private readonly authorization: string | undefined;
+  /** The basic-auth password, from the options or the URL: removed from every message. */
+  private readonly basicPassword: string | undefined;
   private readonly names: AuthOptionNames;
 
   constructor(
@@ -64,7 +66,8 @@ export class HttpClient {
   ) {
     const base = new URL(options.url);
     if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-      throw new TypeError(`${product} URL must be http:// or https://, got ${JSON.stringify(options.url)}`);
+      // Not the URL itself: it may carry a password.
+      throw new TypeError(`${product} URL must be http:// or https://, got ${JSON.stringify(base.protocol)} (host ${JSON.stringify(base.host)})`);
     }
     // Credentials in the URL become basic auth, and never appear in messages.
     let basic = options.basicAuth;
@@ -80,6 +83,7 @@ export class HttpClient {
     this.base = base;
     this.baseUrl = `${base.origin}${this.prefix}`;
     this.authorization = basic ? `Basic ${Buffer.from(`${basic.username}:${basic.password}`).toString('base64')}` : undefined;
+    this.basicPassword = basic?.password;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.longTimeoutMs = options.longTimeoutMs ?? DEFAULT_LONG_TIMEOUT_MS;
     this.names = {
@@ -189,7 +193,7 @@ export class HttpClient {
   }
 
   private secrets(): string[] {
-    return [this.options.authKey, this.options.forceFlushAuthKey, this.options.basicAuth?.password].filter(
+    return [this.options.authKey, this.options.forceFlushAuthKey, this.basicPassword].filter(
       (s): s is string => typeof s === 'string' && s !== '',
     );
   }

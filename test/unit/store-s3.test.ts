@@ -107,6 +107,31 @@ describe('S3 store errors', () => {
     expect(batches).to.deep.equal([['pre/fix/a', 'pre/fix/b', 'pre/fix/c'], ['pre/fix/b']]);
   });
 
+  it('delete: a transient error that names no key sends the whole batch again, never counts as done', async () => {
+    const batches: string[][] = [];
+    const { store } = stubStore((c) => {
+      const keys = (c.input as { Delete: { Objects: Array<{ Key: string }> } }).Delete.Objects.map((o) => o.Key);
+      batches.push(keys);
+      return batches.length === 1 ? { Errors: [{ Code: 'SlowDown' }] } : {};
+    });
+    await store.delete(['a', 'b']);
+    expect(batches).to.deep.equal([['pre/fix/a', 'pre/fix/b'], ['pre/fix/a', 'pre/fix/b']]);
+    const always = stubStore(() => ({ Errors: [{ Code: 'SlowDown' }] }), { maxAttempts: 2 });
+    const err = await rejection(always.store.delete(['a']));
+    expect(always.sent).to.deep.equal(['DeleteObjectsCommand', 'DeleteObjectsCommand']);
+    expect(err.message).to.match(/SlowDown/);
+  });
+
+  it('listings: a page marked truncated without a continuation token is an error, not the end', async () => {
+    const { store } = stubStore(() => ({ IsTruncated: true, CommonPrefixes: [{ Prefix: 'pre/fix/b1/' }], Contents: [{ Key: 'pre/fix/b1/x', Size: 1 }] }));
+    const folders = await rejection(store.listDirectories(''));
+    expect(folders.message).to.equal('list s3://bkt/pre/fix/: the server said the listing is truncated but gave no continuation token');
+    const keys = await rejection((async () => {
+      for await (const _ of store.list('')) void _;
+    })());
+    expect(keys.message).to.equal(folders.message);
+  });
+
   it('delete: batches of deleteBatchSize, and one-by-one where DeleteObjects is not implemented', async () => {
     const sizes: number[] = [];
     const batched = stubStore((c) => {
@@ -174,6 +199,17 @@ describe('S3 retry strategy', () => {
       expect((await s.refreshRetryTokenForRetry(t, info('CLIENT_ERROR', { name }))).getRetryCount(), name).to.equal(1);
     }
     expect((await s.refreshRetryTokenForRetry(t, info('CLIENT_ERROR', { code: 'ERR_STREAM_PREMATURE_CLOSE' }))).getRetryCount()).to.equal(1);
+  });
+
+  it('retries every 5xx a proxy or CDN may answer (509, 520–524), but not 501 Not Implemented', async () => {
+    const s = new PersistentRetryStrategy({ maxAttempts: 5, baseDelayMs: 0 });
+    const t = await s.acquireInitialRetryToken();
+    for (const status of [509, 520, 522, 524]) {
+      expect((await s.refreshRetryTokenForRetry(t, info('SERVER_ERROR', { name: 'Unknown', $metadata: { httpStatusCode: status } }))).getRetryCount(), String(status)).to.equal(1);
+    }
+    let refused = false;
+    await s.refreshRetryTokenForRetry(t, info('SERVER_ERROR', { name: 'NotImplemented', $metadata: { httpStatusCode: 501 } })).catch(() => (refused = true));
+    expect(refused, '501').to.equal(true);
   });
 
   it('honours Retry-After, within the cap', async () => {

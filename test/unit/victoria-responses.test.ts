@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';
-import { serverText } from '../../src/victoria/http.js';
+import { HttpClient, serverText } from '../../src/victoria/http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
 import { countForBackup, LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-counts.js';
 import { countStart, flagValue, parseRetention } from '../../src/victoria/retention.js';
@@ -158,6 +158,21 @@ describe('victoria: authentication errors', () => {
     expect(serverText('{"status":"error","msg":"cannot find snapshot \\"x\\""}')).to.equal('cannot find snapshot "x"');
     expect(serverText('{"status":"error","errorType":"422","error":"bad query"}')).to.equal('bad query');
     expect(serverText('Only POST method is allowed; got GET.\n')).to.equal('Only POST method is allowed; got GET.');
+  });
+});
+
+describe('victoria: credentials in the server URL', () => {
+  it('a password in the URL is basic auth, never in a message: not in the scheme error, and removed from server text', () => {
+    let err: Error | undefined;
+    try {
+      new HttpClient('VictoriaMetrics', { url: 'htp://ops:s3cret-pw@vm:8428' });
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).to.equal('VictoriaMetrics URL must be http:// or https://, got "htp:" (host "vm:8428")');
+    const http = new HttpClient('VictoriaMetrics', { url: 'http://ops:s3cret-pw@vm:8428' });
+    expect(http.url('/snapshot/create')).to.equal('http://vm:8428/snapshot/create');
+    expect(http.redact('denied for ops:s3cret-pw')).not.to.contain('s3cret-pw');
   });
 });
 
