@@ -27,7 +27,7 @@ export const STORE_USAGE = `S3 options (credentials from the AWS environment, pr
   --s3-endpoint URL          S3-compatible endpoint (MinIO, Ceph, ...)
   --s3-force-path-style      path-style URLs (endpoint/bucket/key)
   --region R                 bucket region
-  --sse AES256|aws:kms       server-side encryption; --kms-key-id ID for SSE-KMS
+  --sse AES256|aws:kms|aws:kms:dsse  server-side encryption; --kms-key-id ID for SSE-KMS
   --storage-class C          e.g. STANDARD_IA
   --tagging 'K=V&K2=V2'      tags on every object written (as the BSL key tagging)
   --checksum-algorithm A     "" (none; for servers that reject the SDK's CRC headers), CRC32, CRC32C, SHA1, SHA256

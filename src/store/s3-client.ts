@@ -23,6 +23,9 @@ export const MAX_PART_SIZE = 5 * GiB;
 export const MAX_DELETE_BATCH = 1000;
 
 export type ChecksumMode = 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+/** S3's server-side encryption modes: S3-managed keys, KMS, and KMS with dual-layer encryption. */
+export type ServerSideEncryption = 'AES256' | 'aws:kms' | 'aws:kms:dsse';
+export const SERVER_SIDE_ENCRYPTIONS: readonly ServerSideEncryption[] = ['AES256', 'aws:kms', 'aws:kms:dsse'];
 export type S3ChecksumAlgorithm = 'CRC32' | 'CRC32C' | 'SHA1' | 'SHA256';
 export const S3_CHECKSUM_ALGORITHMS: readonly S3ChecksumAlgorithm[] = ['CRC32', 'CRC32C', 'SHA1', 'SHA256'];
 
@@ -58,7 +61,7 @@ export interface S3Options {
   insecureSkipTLSVerify?: boolean;
 
   /** Server-side encryption for written objects. `kmsKeyId` alone implies `aws:kms`. */
-  serverSideEncryption?: 'AES256' | 'aws:kms';
+  serverSideEncryption?: ServerSideEncryption;
   kmsKeyId?: string;
   /** e.g. STANDARD, STANDARD_IA, INTELLIGENT_TIERING. Archive classes need an S3 restore before reading. */
   storageClass?: string;
@@ -224,11 +227,11 @@ export function endpointUrl(name: string, value: string, fail: (message: string)
 export function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportSettings): S3Client {
   const maxAttempts = positive('maxAttempts', options.maxAttempts, DEFAULTS.maxAttempts, 1, 100);
   const endpoint = options.endpoint ? endpointUrl('S3 endpoint', options.endpoint, configError) : undefined;
-  if (options.kmsKeyId && options.serverSideEncryption && options.serverSideEncryption !== 'aws:kms') {
-    throw configError(`kmsKeyId needs serverSideEncryption aws:kms, not ${options.serverSideEncryption}`);
+  if (options.kmsKeyId && options.serverSideEncryption === 'AES256') {
+    throw configError('kmsKeyId needs serverSideEncryption aws:kms or aws:kms:dsse, not AES256');
   }
-  if (options.serverSideEncryption && options.serverSideEncryption !== 'AES256' && options.serverSideEncryption !== 'aws:kms') {
-    throw configError(`serverSideEncryption must be AES256 or aws:kms, got ${JSON.stringify(options.serverSideEncryption)}`);
+  if (options.serverSideEncryption && !SERVER_SIDE_ENCRYPTIONS.includes(options.serverSideEncryption)) {
+    throw configError(`serverSideEncryption must be one of ${SERVER_SIDE_ENCRYPTIONS.join(', ')}, got ${JSON.stringify(options.serverSideEncryption)}`);
   }
   if (options.checksumAlgorithm && !S3_CHECKSUM_ALGORITHMS.includes(options.checksumAlgorithm)) {
     throw configError(`checksumAlgorithm must be one of ${S3_CHECKSUM_ALGORITHMS.join(', ')}, got ${JSON.stringify(options.checksumAlgorithm)}`);

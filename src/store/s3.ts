@@ -66,7 +66,7 @@ import { StoreError, type StoreErrorCode } from './errors.js';
 import { PartBufferPool } from './part-buffers.js';
 import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
-import { checkTagging, configError, DEFAULTS, loadCa, MAX_DELETE_BATCH, MAX_PART_SIZE, MiB, MIN_PART_SIZE, positive, s3Client, type S3ChecksumAlgorithm, type S3StoreOptions, type TransportSettings } from './s3-client.js';
+import { checkTagging, configError, DEFAULTS, loadCa, MAX_DELETE_BATCH, MAX_PART_SIZE, MiB, MIN_PART_SIZE, positive, s3Client, type S3ChecksumAlgorithm, type S3StoreOptions, type ServerSideEncryption, type TransportSettings } from './s3-client.js';
 import { endpointName, translateS3Error } from './s3-errors.js';
 import { backoffMs, errorReason, sleep } from './s3-retry.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore, PutBody } from './types.js';
@@ -229,10 +229,14 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  private writeParams(): { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string; StorageClass?: StorageClass; Tagging?: string } {
+  private writeParams(): { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string; StorageClass?: StorageClass; Tagging?: string } {
     const o = this.options;
     return {
-      ...(o.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: o.kmsKeyId } : o.serverSideEncryption ? { ServerSideEncryption: o.serverSideEncryption } : {}),
+      ...(o.kmsKeyId
+        ? { ServerSideEncryption: o.serverSideEncryption === 'aws:kms:dsse' ? ('aws:kms:dsse' as const) : ('aws:kms' as const), SSEKMSKeyId: o.kmsKeyId }
+        : o.serverSideEncryption
+          ? { ServerSideEncryption: o.serverSideEncryption }
+          : {}),
       ...(o.storageClass ? { StorageClass: o.storageClass as StorageClass } : {}),
       ...(o.tagging ? { Tagging: o.tagging } : {}),
     };

@@ -8,7 +8,7 @@ import { StoreError } from './errors.js';
 import { FileStore, type FileStoreOptions } from './file.js';
 import { checkKey } from './keys.js';
 import { S3Store } from './s3.js';
-import { checkTagging, S3_CHECKSUM_ALGORITHMS, type S3ChecksumAlgorithm, type S3Options } from './s3-client.js';
+import { checkTagging, S3_CHECKSUM_ALGORITHMS, SERVER_SIDE_ENCRYPTIONS, type S3ChecksumAlgorithm, type S3Options, type ServerSideEncryption } from './s3-client.js';
 import type { ObjectStore } from './types.js';
 
 export type StoreLocation = { kind: 's3'; bucket: string; prefix: string } | { kind: 'file'; path: string };
@@ -143,8 +143,8 @@ export function bslS3Options(config: Readonly<Record<string, string | undefined>
         break;
       case 'serverSideEncryption':
         if (!value) break;
-        if (value !== 'AES256' && value !== 'aws:kms') throw err(`serverSideEncryption must be AES256 or aws:kms, got ${JSON.stringify(value)}`);
-        options.serverSideEncryption = value;
+        if (!(SERVER_SIDE_ENCRYPTIONS as readonly string[]).includes(value)) throw err(`serverSideEncryption must be one of ${SERVER_SIDE_ENCRYPTIONS.join(', ')}, got ${JSON.stringify(value)}`);
+        options.serverSideEncryption = value as ServerSideEncryption;
         break;
       case 'kmsKeyId':
         if (value) options.kmsKeyId = value;
@@ -187,7 +187,11 @@ export function bslS3Options(config: Readonly<Record<string, string | undefined>
         if (!IGNORED_SILENTLY.has(key)) warnings.push(`unknown key ${key} is ignored`);
     }
   }
-  if (options.kmsKeyId && options.serverSideEncryption === 'AES256') throw err('kmsKeyId needs serverSideEncryption aws:kms (or none), not AES256');
+  if (options.kmsKeyId && options.serverSideEncryption === 'AES256') {
+    // As velero-plugin-for-aws: a KMS key wins, and its objects are written with aws:kms.
+    warnings.push('serverSideEncryption AES256 is overridden by kmsKeyId: objects are encrypted with aws:kms and that key, as velero-plugin-for-aws does');
+    options.serverSideEncryption = 'aws:kms';
+  }
   options.forcePathStyle ??= false;
   return { options, ...(publicUrl ? { publicUrl } : {}), warnings };
 }

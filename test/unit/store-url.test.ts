@@ -69,7 +69,7 @@ describe('store locations', () => {
     expect(() => openStore('s3://b/p', { s3: { partSize: 1024 } })).to.throw(StoreError, /partSize must be an integer from 5242880/);
     expect(() => openStore('s3://b/p', { s3: { caCert: 'not a pem' } })).to.throw(StoreError, /not a PEM certificate bundle/);
     expect(() => openStore('s3://b/p', { s3: { caCertFile: '/nonexistent/ca.pem' } })).to.throw(StoreError, /cannot read the CA bundle/);
-    expect(() => openStore('s3://b/p', { s3: { serverSideEncryption: 'AES256', kmsKeyId: 'k' } })).to.throw(StoreError, /kmsKeyId needs serverSideEncryption aws:kms/);
+    expect(() => openStore('s3://b/p', { s3: { serverSideEncryption: 'AES256', kmsKeyId: 'k' } })).to.throw(StoreError, /kmsKeyId needs serverSideEncryption aws:kms or aws:kms:dsse, not AES256/);
     expect(() => openStore('s3://b/p', { s3: { credentials: { accessKeyId: 'AKIA', secretAccessKey: '' } } })).to.throw(StoreError, /both an access key id and a secret/);
   });
 });
@@ -135,8 +135,12 @@ describe('S3 options from a BackupStorageLocation config', () => {
   it('refuses what would silently weaken the backup: SSE-C, bad SSE values, bad URLs', () => {
     expect(() => bslS3Options({ customerKeyEncryptionFile: '/credentials/sse-c' })).to.throw(StoreError, /customerKeyEncryptionFile \(SSE-C\) is not supported/);
     expect(() => bslS3Options({ customerKeyEncryptionSecret: 'encryption-key/customer-key' })).to.throw(StoreError, /customerKeyEncryptionSecret \(SSE-C\) is not supported/);
-    expect(() => bslS3Options({ serverSideEncryption: 'aws:kms:dsse' })).to.throw(StoreError, /AES256 or aws:kms/);
-    expect(() => bslS3Options({ serverSideEncryption: 'AES256', kmsKeyId: 'k' })).to.throw(StoreError, /kmsKeyId needs serverSideEncryption aws:kms/);
+    expect(() => bslS3Options({ serverSideEncryption: 'aws:kms:triple' })).to.throw(StoreError, /serverSideEncryption must be one of AES256, aws:kms, aws:kms:dsse, got "aws:kms:triple"/);
+    // As velero-plugin-for-aws: dual-layer KMS passes through, and a KMS key wins over AES256 (with a warning).
+    expect(bslS3Options({ serverSideEncryption: 'aws:kms:dsse', kmsKeyId: 'k' }).options).to.include({ serverSideEncryption: 'aws:kms:dsse', kmsKeyId: 'k' });
+    const kms = bslS3Options({ serverSideEncryption: 'AES256', kmsKeyId: 'k' });
+    expect(kms.options).to.include({ serverSideEncryption: 'aws:kms', kmsKeyId: 'k' });
+    expect(kms.warnings).to.deep.equal(['serverSideEncryption AES256 is overridden by kmsKeyId: objects are encrypted with aws:kms and that key, as velero-plugin-for-aws does']);
     expect(() => bslS3Options({ s3Url: 'minio:9000' })).to.throw(StoreError, /invalid s3Url "minio:9000"/);
     expect(() => bslS3Options({ publicUrl: 'ftp://x' })).to.throw(StoreError, /invalid publicUrl/);
   });
