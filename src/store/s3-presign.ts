@@ -46,8 +46,10 @@ function configError(message: string): StoreError {
 export function s3Presigner(store: S3Store, options: PresignOptions = {}): S3Presigner {
   const endpoint = options.publicUrl ? endpointUrl('publicUrl', options.publicUrl, configError) : undefined;
   const c = store.client.config;
+  // Looked up once, on the first URL: without a configured region the client's may not be the bucket's.
+  let region: Promise<string> | undefined;
   const client = new S3Client({
-    region: c.region,
+    region: () => (region ??= store.bucketRegion().then(async (found) => found ?? (await c.region()))),
     credentials: c.credentials,
     ...(endpoint ? { endpoint } : c.endpoint ? { endpoint: c.endpoint } : {}),
     forcePathStyle: c.forcePathStyle,

@@ -209,6 +209,23 @@ export class S3Store implements ObjectStore {
   }
 
   /** HEAD answers 404 for a missing bucket too: check the bucket once, so that a typo is not "no object". */
+  /**
+   * The bucket's region as AWS reports it (HeadBucket's x-amz-bucket-region), when no region was
+   * configured for AWS S3 itself; undefined with a configured region or endpoint, or when AWS does
+   * not say. The SDK follows region redirects for requests, but a presigned URL is signed for one
+   * region and must name the bucket's (velero-plugin-for-aws looks it up the same way).
+   */
+  async bucketRegion(): Promise<string | undefined> {
+    if (this.options.region || this.options.endpoint) return undefined;
+    try {
+      return (await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))).BucketRegion;
+    } catch (err) {
+      // A 403 (no s3:ListBucket) still carries the header.
+      const headers = (err as { $response?: { headers?: Record<string, string> } }).$response?.headers;
+      return headers?.['x-amz-bucket-region'];
+    }
+  }
+
   private async checkBucket(): Promise<void> {
     this.bucketCheck ??= (async () => {
       try {

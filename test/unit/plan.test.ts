@@ -22,6 +22,7 @@ import { restoreCommand } from '../../src/cli/commands/restore.js';
 import { StoreError } from '../../src/store/errors.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls } from '../../src/store/plan.js';
 import { s3Presigner } from '../../src/store/s3-presign.js';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../src/store/s3.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { makeTestTls } from '../support/tls.js';
@@ -536,6 +537,34 @@ describe('restore plan: presigning with an S3Store (local signing, no requests)'
       own.destroy();
       pub.destroy();
       store.destroy();
+    }
+  });
+
+  it('on AWS without a configured region, signs for the bucket\'s region as HeadBucket reports it (once), not the client\'s guess', async () => {
+    const heads: string[] = [];
+    const client = {
+      send: async (command: { constructor: { name: string } }) => {
+        heads.push(command.constructor.name);
+        return { BucketRegion: 'ap-southeast-2' };
+      },
+      config: { credentials: async () => credentials, region: async () => 'us-east-1', forcePathStyle: false },
+      destroy: () => undefined,
+    } as unknown as S3Client;
+    const store = new S3Store({ bucket: 'velero-bucket', prefix: 'velero', credentials }, client);
+    const presigner = s3Presigner(store);
+    try {
+      for (const key of ['b1/a', 'b1/b']) {
+        const u = new URL(await presigner.presign(key, 900));
+        expect(u.host).to.equal('velero-bucket.s3.ap-southeast-2.amazonaws.com');
+        expect(u.searchParams.get('X-Amz-Credential')).to.match(/\/ap-southeast-2\/s3\/aws4_request$/);
+      }
+      expect(heads).to.deep.equal(['HeadBucketCommand']);
+      // With a region configured, the configured one is used and nothing is asked.
+      const configured = new S3Store({ bucket: 'velero-bucket', prefix: 'velero', region: 'eu-west-1', credentials }, client);
+      expect(await configured.bucketRegion()).to.equal(undefined);
+      expect(heads).to.have.length(1);
+    } finally {
+      presigner.destroy();
     }
   });
 });
