@@ -54,7 +54,7 @@ export class CompanionClient {
     }
   }
 
-  /** The database's counts before the recorded snapshot time. */
+  /** The database's counts up to five minutes before the recorded snapshot time (victoria/flat-counts.ts). */
   async counts(): Promise<CompanionCounts> {
     return parseCompanionCounts(await this.run(['counts'], undefined, this.t.countTimeoutMs));
   }

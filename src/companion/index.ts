@@ -25,8 +25,8 @@ Usage:
   velero-plugin-victoria companion hook post  [FLAGS]   Velero post hook: delete the recorded snapshots (one JSON line)
   velero-plugin-victoria companion files      [FLAGS]   the recorded snapshots and their files (one JSON document)
   velero-plugin-victoria companion tar        [FLAGS]   stdin line {"tree":"<prefix>","files":[…]} → tar on stdout
-  velero-plugin-victoria companion counts     [FLAGS]   the database's counts before the recorded snapshot time, from an
-                                          hour inside its retention (one JSON line)
+  velero-plugin-victoria companion counts     [FLAGS]   the database's counts up to five minutes before the recorded
+                                          snapshot time, from an hour inside its retention (one JSON line)
   velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--start TIME] [--timeout DUR]
                                           after a restore drill (Velero post-restore hook): waits until the
                                           database answers /health (DUR, default ${DEFAULT_VERIFY_TIMEOUT}), compares its counts
