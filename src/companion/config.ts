@@ -166,6 +166,7 @@ export function openConfiguredSource(config: CompanionConfig, dispatcher?: Dispa
     config.kind,
     {
       url: config.url,
+      dataDir: config.dataDir,
       ...(config.authKey ? { authKey: config.authKey } : {}),
       ...(config.forceFlushAuthKey ? { forceFlushAuthKey: config.forceFlushAuthKey } : {}),
       authKeyOption: config.authKeyOption,

@@ -6,7 +6,7 @@
  * container and logs their output; each prints one JSON line, which the plugin also parses when it
  * runs the hooks itself.
  */
-import { SnapshotDeleteUnsupportedError } from '../victoria/errors.js';
+import { SnapshotUndeletableError } from '../victoria/errors.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
@@ -43,7 +43,7 @@ export async function unlessUndeletable<T>(deletion: () => Promise<T>): Promise<
   try {
     return { done: await deletion() };
   } catch (err) {
-    if (err instanceof SnapshotDeleteUnsupportedError) return { warning: err.message };
+    if (err instanceof SnapshotUndeletableError) return { warning: err.message };
     throw err;
   }
 }

@@ -58,12 +58,12 @@ export class VictoriaDeleteError extends VictoriaError {
 }
 
 /**
- * The server has no API to delete these snapshots (VictoriaLogs v1.31–v1.43): nothing we can do
- * will remove them, so callers leave them, say where they are, and do not retry. `paths` are the
- * snapshots' paths as the server gave them.
+ * The server cannot delete these snapshots through its API: it has none (VictoriaLogs v1.31–v1.43),
+ * or their partition is detached. Retrying would not remove them, so callers leave them, say where
+ * they are, and do not retry. `paths` are the snapshots' paths as the server gave them.
  */
-export class SnapshotDeleteUnsupportedError extends VictoriaError {
-  override readonly name = 'SnapshotDeleteUnsupportedError';
+export class SnapshotUndeletableError extends VictoriaError {
+  override readonly name = 'SnapshotUndeletableError';
   constructor(
     message: string,
     url: string,

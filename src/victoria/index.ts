@@ -5,7 +5,7 @@ import { MetricsSource } from './metrics-source.js';
 import type { SnapshotSource, SourceKind, SourceOptions } from './types.js';
 
 export type * from './types.js';
-export { SnapshotDeleteUnsupportedError, VictoriaDeleteError, VictoriaError, VictoriaHttpError, VictoriaResponseError, VictoriaUnreachableError } from './errors.js';
+export { SnapshotUndeletableError, VictoriaDeleteError, VictoriaError, VictoriaHttpError, VictoriaResponseError, VictoriaUnreachableError } from './errors.js';
 export { LogsSource } from './logs-source.js';
 export { MetricsSource } from './metrics-source.js';
 export { exportCounts } from './vm-counts.js';

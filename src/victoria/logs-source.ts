@@ -1,7 +1,9 @@
 /** VictoriaLogs single node as a SnapshotSource (types.ts): one snapshot per daily partition. */
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { deleteEach } from './delete-all.js';
-import { SnapshotDeleteUnsupportedError, VictoriaDeleteError, VictoriaResponseError } from './errors.js';
+import { SnapshotUndeletableError, VictoriaDeleteError, VictoriaResponseError } from './errors.js';
 import { HttpClient } from './http.js';
 import type { CountOptions, LogsCounts, Snapshot, SnapshotSource, SourceOptions } from './types.js';
 import { countStart, serverRetentionMs } from './retention.js';
@@ -14,9 +16,11 @@ export class LogsSource implements SnapshotSource {
   readonly url: string;
   readonly http: HttpClient;
   readonly partitions: VlPartitionApi;
+  private readonly dataDir: string | undefined;
 
   constructor(options: SourceOptions, dispatcher?: Dispatcher) {
     this.http = new HttpClient('VictoriaLogs', options, dispatcher);
+    this.dataDir = options.dataDir;
     this.url = this.http.baseUrl;
     this.partitions = new VlPartitionApi(this.http);
   }
@@ -48,20 +52,55 @@ export class LogsSource implements SnapshotSource {
   }
 
   async delete(snapshots: readonly Snapshot[]): Promise<void> {
+    const detached: Snapshot[] = [];
     try {
-      await deleteEach(snapshots, (s) => this.partitions.deleteSnapshot(s.handle), 'VictoriaLogs', this.url);
+      await deleteEach(
+        snapshots,
+        async (s) => {
+          if ((await this.partitions.deleteSnapshot(s.handle)) === 'detached') detached.push(s);
+        },
+        'VictoriaLogs',
+        this.url,
+      );
     } catch (err) {
       // A server without the delete API refuses every one of them: one error naming them all.
       const each = err instanceof VictoriaDeleteError ? err.errors : [err];
-      if (!each.every((e) => e instanceof SnapshotDeleteUnsupportedError)) throw err;
+      if (!each.every((e) => e instanceof SnapshotUndeletableError)) throw err;
       const paths = snapshots.map((s) => s.handle);
-      throw new SnapshotDeleteUnsupportedError(
+      throw new SnapshotUndeletableError(
         `VictoriaLogs at ${this.url} cannot delete partition snapshots through its API (v1.44 or newer can): ${paths.length} snapshot(s) stay on disk ` +
           `until removed by hand (rm -r in the database container, or anywhere the data directory is mounted writable): ${paths.join(', ')}; upgrade VictoriaLogs to stop this`,
         this.url,
         paths,
       );
     }
+    const left = await this.stillOnDisk(detached);
+    if (left.length > 0) {
+      const paths = left.map((s) => s.handle);
+      throw new SnapshotUndeletableError(
+        `VictoriaLogs at ${this.url} cannot delete ${paths.length} snapshot(s) through its API because their partition is not attached ` +
+          `(detached with /internal/partition/detach)${this.dataDir === undefined ? ', unless retention dropped the partition and them with it' : ''}: ` +
+          `they stay on disk until removed by hand (rm -r in the database container, or anywhere the data directory is mounted writable), ` +
+          `or until the partition is attached again and they are deleted with /internal/partition/snapshot/delete: ${paths.join(', ')}`,
+        this.url,
+        paths,
+      );
+    }
+  }
+
+  /** Those of `snapshots` whose directory is still in the data directory (all of them when it is not known here). */
+  private async stillOnDisk(snapshots: readonly Snapshot[]): Promise<Snapshot[]> {
+    const dataDir = this.dataDir;
+    if (dataDir === undefined) return [...snapshots];
+    const present = await Promise.all(
+      snapshots.map((s) =>
+        lstat(join(dataDir, s.dir)).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => err.code !== 'ENOENT',
+        ),
+      ),
+    );
+    return snapshots.filter((_, i) => present[i]);
   }
 
   async deleteStale(names: readonly string[]): Promise<Snapshot[]> {

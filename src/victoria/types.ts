@@ -129,6 +129,13 @@ export interface SourceOptions {
   /** How the user passes `authKey` / `forceFlushAuthKey` to us, named in auth errors. */
   authKeyOption?: string;
   forceFlushAuthKeyOption?: string;
+  /**
+   * The server's data directory as mounted here (read-only is enough). VictoriaLogs answers the
+   * delete of a snapshot in a partition that is not attached the same way whether retention
+   * dropped the partition (the snapshot went with it) or someone detached it (the snapshot stays);
+   * with this, a snapshot still on disk is reported instead of counted as gone.
+   */
+  dataDir?: string;
   /** Per-request timeout in ms for quick calls (list, delete, flush). Default 30 s. */
   timeoutMs?: number;
   /**

@@ -12,7 +12,7 @@
  *   string the server gave is what delete gets back.
  * Errors are plain text (400; 401 for the auth key), never JSON.
  */
-import { SnapshotDeleteUnsupportedError, VictoriaError, VictoriaResponseError } from './errors.js';
+import { SnapshotUndeletableError, VictoriaError, VictoriaResponseError } from './errors.js';
 import type { HttpClient, TextResponse } from './http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from './snapshot-names.js';
 import type { Snapshot } from './types.js';
@@ -61,16 +61,19 @@ export function vlSnapshotFromPath(path: string): Snapshot {
   };
 }
 
-export type DeleteOutcome = 'deleted' | 'missing';
+/** 'detached': the partition is not attached, so the API cannot reach its snapshots (see classifyVlDelete). */
+export type DeleteOutcome = 'deleted' | 'missing' | 'detached';
 
 /**
  * What a snapshot/delete answer means; undefined for errors the caller must report.
- * "partition path … cannot be found across active partitions": the partition was dropped by
- * retention (its snapshots went with it) or is detached (then the API cannot reach it anyway).
+ * "partition path … cannot be found across active partitions" is 'detached': the partition was
+ * dropped by retention (its snapshots went with it) or detached (its directory and snapshots stay
+ * on disk); only a look at the data directory tells which.
  */
 export function classifyVlDelete(status: number, body: string): DeleteOutcome | undefined {
   if (status === 204 || status === 200) return 'deleted';
-  if (status === 400 && (/doesn't exist at/.test(body) || /cannot be found across active partitions/.test(body))) return 'missing';
+  if (status === 400 && /doesn't exist at/.test(body)) return 'missing';
+  if (status === 400 && /cannot be found across active partitions/.test(body)) return 'detached';
   return undefined;
 }
 
@@ -152,7 +155,7 @@ export class VlPartitionApi {
     const outcome = classifyVlDelete(res.status, res.body);
     if (outcome !== undefined) return outcome;
     if (isUnsupportedPath(res)) {
-      throw new SnapshotDeleteUnsupportedError(
+      throw new SnapshotUndeletableError(
         `VictoriaLogs POST ${this.http.url(VL_PATHS.snapshotDelete)}: the server cannot delete partition snapshots (VictoriaLogs v1.44 or newer is needed); remove ${path} by hand`,
         this.http.url(VL_PATHS.snapshotDelete),
         [path],

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -458,12 +458,53 @@ describe('companion against VictoriaLogs', function () {
     expect(await postHook(config)).to.deep.equal({ hook: 'post', deleted: [] });
   });
 
+  /** POST /internal/partition/{attach,detach} of one day, as an operator would. */
+  const partition = async (action: 'attach' | 'detach', day: string): Promise<void> => {
+    const res = await fetch(`${vl.url}/internal/partition/${action}`, { method: 'POST', body: new URLSearchParams({ name: day, authKey: 'part-key' }) });
+    expect(res.status, await res.text()).to.equal(200);
+  };
+
+  it('post names a snapshot it cannot delete because its partition was detached, deletes the rest, and drops the record', async () => {
+    const pre = await preHook(config);
+    const record = (await readRecord(stateDir))!;
+    const [kept, detached] = [...record.snapshots].sort((a, b) => a.partition!.localeCompare(b.partition!));
+    await partition('detach', detached!.partition!);
+    try {
+      const post = await postHook(config);
+      expect(post.deleted).to.deep.equal([]);
+      expect(post.warning).to.include('cannot delete 1 snapshot(s) through its API because their partition is not attached').and.include(detached!.handle);
+      expect(post.warning).not.to.include(kept!.handle);
+      expect(await readRecord(stateDir), 'nothing left to retry').to.equal(undefined);
+      expect(existsSync(join(vl.dataDir, detached!.dir)), 'the detached snapshot is still on disk').to.equal(true);
+      expect((await admin().list()).map((s) => s.name)).to.deep.equal([]);
+    } finally {
+      await partition('attach', detached!.partition!);
+    }
+    // What the warning advises: attached again, the API reaches it.
+    expect((await admin().list()).map((s) => s.name)).to.deep.equal([detached!.name]);
+    expect(pre.snapshots).to.include(detached!.name);
+    await admin().delete([detached!]);
+    expect(await admin().list()).to.deep.equal([]);
+  });
+
   it('a wrong force-flush key names VICTORIA_FORCE_FLUSH_AUTH_KEY and leaves nothing behind', async () => {
     const err = await companionError(preHook({ ...config, forceFlushAuthKey: 'bad-flush-key' }));
     expect(err.message).to.include('/internal/force_flush').and.include('VICTORIA_FORCE_FLUSH_AUTH_KEY');
     expect(err.message).not.to.include('bad-flush-key');
     expect(await admin().list()).to.deep.equal([]);
     expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+
+  it('post counts a snapshot as gone when its partition is no longer on disk (retention dropped it), without a warning', async () => {
+    await preHook(config);
+    const record = (await readRecord(stateDir))!;
+    const dropped = record.snapshots[0]!;
+    // As retention does: the partition leaves the server, and its directory with its snapshots goes.
+    await partition('detach', dropped.partition!);
+    rmSync(join(vl.dataDir, 'partitions', dropped.partition!), { recursive: true });
+    const post = await postHook(config);
+    expect(post).to.deep.equal({ hook: 'post', deleted: record.snapshots.map((s) => s.name) });
+    expect(await admin().list()).to.deep.equal([]);
   });
 });
 

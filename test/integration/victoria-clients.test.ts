@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { SnapshotDeleteUnsupportedError, VictoriaError, VictoriaHttpError } from '../../src/victoria/errors.js';
+import { SnapshotUndeletableError, VictoriaError, VictoriaHttpError } from '../../src/victoria/errors.js';
 import { LogsSource } from '../../src/victoria/logs-source.js';
 import { MetricsSource } from '../../src/victoria/metrics-source.js';
 import type { Snapshot } from '../../src/victoria/types.js';
@@ -319,8 +319,8 @@ describe('victoria clients: VictoriaLogs variants', function () {
       expect(snaps).to.have.length(3);
       for (const s of snaps) expect(rowsInSnapshot(join(vl?.dataDir ?? '', s.dir))).to.equal(20);
       const err = await rejection(src.delete(snaps));
-      expect(err).to.be.instanceOf(SnapshotDeleteUnsupportedError);
-      expect((err as SnapshotDeleteUnsupportedError).paths).to.deep.equal(snaps.map((s) => s.handle));
+      expect(err).to.be.instanceOf(SnapshotUndeletableError);
+      expect((err as SnapshotUndeletableError).paths).to.deep.equal(snaps.map((s) => s.handle));
       expect(err.message).to.contain('cannot delete partition snapshots through its API (v1.44 or newer can): 3 snapshot(s) stay on disk');
     });
   });

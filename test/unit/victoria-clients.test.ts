@@ -3,10 +3,14 @@
  * dispatcher: nothing global changes): what is sent where, and what errors say.
  */
 import { expect } from 'chai';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { MockAgent } from 'undici';
-import { VictoriaDeleteError, VictoriaError, VictoriaHttpError, VictoriaUnreachableError } from '../../src/victoria/errors.js';
+import { SnapshotUndeletableError, VictoriaDeleteError, VictoriaError, VictoriaHttpError, VictoriaUnreachableError } from '../../src/victoria/errors.js';
+import { vlSnapshotFromPath } from '../../src/victoria/vl-partitions.js';
 import { LogsSource } from '../../src/victoria/logs-source.js';
 import { MetricsSource } from '../../src/victoria/metrics-source.js';
 import { vmSnapshot } from '../../src/victoria/vm-snapshots.js';
@@ -174,6 +178,23 @@ describe('victoria clients (recorded answers)', () => {
     on('/internal/partition/snapshot/delete', 400, 'snapshot "20261121183451-18EA232FF76771F8" doesn\'t exist at "/vlogs/partitions/20261119"\n');
     const src = new LogsSource({ url: VL }, agent);
     expect(await src.partitions.deleteSnapshot('/vlogs/partitions/20261119/snapshots/20261121183451-18EA232FF76771F8')).to.equal('missing');
+  });
+
+  it('VictoriaLogs: a delete in a partition that is not attached reports the snapshot when it cannot tell it is gone', async () => {
+    const path = '/vlogs/partitions/20261119/snapshots/20261121183451-18EA232FF76771F8';
+    const { agent, on } = mock(VL);
+    const detached = 'partition path "/vlogs/partitions/20261119" cannot be found across active partitions\n';
+    for (let i = 0; i < 3; i++) on('/internal/partition/snapshot/delete', 400, detached);
+    const src = new LogsSource({ url: VL }, agent);
+    expect(await src.partitions.deleteSnapshot(path)).to.equal('detached');
+    // Without the data directory, "detached" and "dropped by retention" look the same: it says both.
+    const err = (await src.delete([vlSnapshotFromPath(path)]).catch((e: unknown) => e)) as SnapshotUndeletableError;
+    expect(err).to.be.instanceOf(SnapshotUndeletableError);
+    expect(err.paths).to.deep.equal([path]);
+    expect(err.message).to.include('their partition is not attached').and.include('unless retention dropped the partition');
+    // With it: the snapshot's directory is not there, so it went with its partition.
+    const gone = new LogsSource({ url: VL, dataDir: mkdtempSync(join(tmpdir(), 'vl-data-')) }, agent);
+    await gone.delete([vlSnapshotFromPath(path)]);
   });
 
   it('VictoriaLogs: -forceFlushAuthKey errors name the force-flush option', async () => {

@@ -46,7 +46,7 @@ export async function backupCommand(args: string[]): Promise<number> {
   for (const flag of ['url', 'data-dir', 'dst'] as const) if (!values[flag]) throw new Error(`--${flag} is required\n\n${BACKUP_USAGE}`);
   const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   const authKey = values['auth-key'] ?? process.env.VICTORIA_AUTH_KEY;
-  const source = openSource(kind, { url: values.url!, ...(authKey ? { authKey } : {}) });
+  const source = openSource(kind, { url: values.url!, dataDir: values['data-dir']!, ...(authKey ? { authKey } : {}) });
   const store = openStoreFromFlags(values.dst!, values);
   const name = values.name ?? defaultBackupName();
   const progress = progressPrinter(`backup ${name}`);
