@@ -162,6 +162,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
       createdAt: new Date(files.createdAt),
       ...(base ? { base } : {}),
       concurrency: config.uploadConcurrency,
+      removeOnFailure: true,
       ...(config.maxBytesPerSecond > 0 ? { maxBytesPerSecond: config.maxBytesPerSecond } : {}),
       onProgress: (p) => {
         if (Date.now() - lastLog < config.progressIntervalMs) return;

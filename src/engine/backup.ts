@@ -21,6 +21,7 @@ import {
   type SourceKind,
 } from './manifest.js';
 import { readObject } from './catalog.js';
+import { deleteBackup } from './delete.js';
 import { forEachLimit, Semaphore } from './pool.js';
 import type { Progress, ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
@@ -71,6 +72,13 @@ export interface BackupRequest {
   concurrency?: number;
   /** The most bytes per second the uploads send, all together (0 or absent: no limit; rate-limit.ts). */
   maxBytesPerSecond?: number;
+  /**
+   * On a failure after the guards (once the folder is ours to write), remove what was written. For
+   * callers whose failed backup nothing else would ever remove: a Velero item that failed is not
+   * in Velero's backup, so no delete action runs for it. The CLI keeps a failed backup's folder,
+   * which `list` shows as incomplete and restore refuses, until the user removes it.
+   */
+  removeOnFailure?: boolean;
   onProgress?: ProgressListener;
 }
 
@@ -202,11 +210,35 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     throw new Error(`backup name ${JSON.stringify(name)} has a "/": a backup is one folder under the root, and its re-run would delete a backup nested in it as stale objects`);
   }
   await checkFolderIsOurs(store, name, req.kind);
-  const concurrency = req.concurrency ?? 4;
-  const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
   // A re-run into the same name must never leave an old complete marker over new, partial data.
   await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
+  try {
+    return await writeFolder(req, started);
+  } catch (err) {
+    if (!req.removeOnFailure) throw err;
+    throw await withRemoval(err, store, name);
+  }
+}
 
+/** removeOnFailure: removes what the failed attempt wrote, and says in its error whether that worked. */
+async function withRemoval(err: unknown, store: ObjectStore, name: string): Promise<Error> {
+  const error = err instanceof Error ? err : new Error(String(err));
+  try {
+    const removed = await deleteBackup(store, name);
+    error.message += `; the ${removed.objects} object(s) this attempt wrote to ${store.location}/${name}/ were removed`;
+  } catch (removal) {
+    error.message +=
+      `; the objects this attempt wrote to ${store.location}/${name}/ could not be removed (${(removal as Error).message}): ` +
+      'they hold no complete backup, and nothing else will remove them: delete them with your S3 tools';
+  }
+  return error;
+}
+
+/** Everything after the guards: uploads and copies, the check, the manifest, the markers. */
+async function writeFolder(req: BackupRequest, started: number): Promise<Manifest> {
+  const { store, name } = req;
+  const concurrency = req.concurrency ?? 4;
+  const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
   const progress: Progress = {
     phase: 'copying',
     filesDone: 0,

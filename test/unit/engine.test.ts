@@ -192,6 +192,51 @@ describe('engine: backup, restore, verify', () => {
     expect((await verifyBackup(store, 'b1')).problems).to.deep.equal([]);
   });
 
+  it('removeOnFailure: a failed attempt leaves no objects and says so; a refused folder is left alone; without it the folder stays, incomplete', async () => {
+    const { snapshot } = makeSnapshot();
+    const files = await listSnapshotFiles(snapshot);
+    // A reader that gives the small files, then fails: some objects are written before the failure.
+    const failing: FileReader = {
+      async *read(list) {
+        const inner = localFileReader(snapshot).read(list.filter((f) => f.size < 1000));
+        for await (const entry of inner) yield entry;
+        throw new Error('the stream broke');
+      },
+    };
+    const attempt = (store: MemoryStore, extra: Partial<BackupRequest>) =>
+      backupOf(store, snapshot, 'b2', { trees: [{ prefix: '', restoreTo: '', files, reader: failing }], ...extra }).catch((e: Error) => e);
+
+    const kept = new MemoryStore();
+    expect(((await attempt(kept, {})) as Error).message).to.equal('the stream broke');
+    expect([...kept.objects.keys()].filter((k) => k.startsWith('b2/')).length, 'the CLI keeps what it wrote').to.be.greaterThan(0);
+    expect((await listBackups(kept)).find((b) => b.name === 'b2')?.complete).to.equal(false);
+
+    const removed = new MemoryStore();
+    const err = (await attempt(removed, { removeOnFailure: true })) as Error;
+    expect(err.message).to.match(/^the stream broke; the [1-9]\d* object\(s\) this attempt wrote to memory:\/\/test\/b2\/ were removed$/);
+    expect([...removed.objects.keys()]).to.deep.equal([]);
+
+    // The removal fails too: the error says what is left and that nothing else will remove it.
+    const stuck = new MemoryStore();
+    const markersFirst = stuck.delete.bind(stuck);
+    let deletes = 0;
+    // The first delete (an earlier attempt's complete markers) goes through; the removal is refused.
+    stuck.delete = async (keys) => {
+      if (deletes++ === 0) return markersFirst(keys);
+      throw new Error('AccessDenied');
+    };
+    expect(((await attempt(stuck, { removeOnFailure: true })) as Error).message).to.match(
+      /^the stream broke; the objects this attempt wrote to memory:\/\/test\/b2\/ could not be removed \(AccessDenied\): they hold no complete backup, and nothing else will remove them/,
+    );
+
+    // Refused by the guards: the folder is another kind's backup, and it is not touched.
+    const other = new MemoryStore();
+    await backupOf(other, snapshot, 'b2');
+    const before = new Map(other.objects);
+    expect(((await backupOf(other, snapshot, 'b2', { kind: 'logs', removeOnFailure: true }).catch((e: Error) => e)) as Error).message).to.match(/holds a VictoriaMetrics backup/);
+    expect(other.objects).to.deep.equal(before);
+  });
+
   it('an interrupted restore resumes under the same owner: whole files stay, a cut one is fetched again; another owner is refused', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
