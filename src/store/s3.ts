@@ -367,6 +367,17 @@ export class S3Store implements ObjectStore {
     return { url: `${signed.protocol}//${signed.hostname}${port}${signed.path}${query ? `?${query}` : ''}`, headers };
   }
 
+  /**
+   * A ranged GET must be answered 206. A proxy or server that ignores Range answers 200 with the
+   * whole object, whose first bytes would then be taken for the range's: refused, named.
+   */
+  private checkPartial(answer: { $metadata: { httpStatusCode?: number } }, body: Readable | undefined, target: string): void {
+    const status = answer.$metadata.httpStatusCode;
+    if (status === undefined || status === 206) return;
+    body?.destroy();
+    throw new StoreError('Failed', `get ${target}: the server ignored the Range header (HTTP ${status} instead of 206): a proxy in front of the store may drop it`, { operation: 'get', target, status });
+  }
+
   /** get(), optionally pinned to an ETag (If-Match) from the start. */
   private async open(key: string, range?: ByteRange, ifMatch?: string): Promise<Readable> {
     const Key = this.fullKey(key, 'get');
@@ -378,10 +389,11 @@ export class S3Store implements ObjectStore {
       this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) })),
     );
     const body = first.Body as Readable;
+    const target = this.target(key);
+    if (range) this.checkPartial(first, body, target);
     const length = first.ContentLength;
     if (length === undefined) return body;
     const start = range?.start ?? 0;
-    const target = this.target(key);
     return Readable.from(
       resumingBody(body, {
         length,
@@ -399,6 +411,7 @@ export class S3Store implements ObjectStore {
           const next = await this.call('get', key, () =>
             this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start + offset}-${start + length - 1}`, ...(first.ETag ? { IfMatch: first.ETag } : {}) })),
           );
+          this.checkPartial(next, next.Body as Readable, target);
           return next.Body as Readable;
         },
         giveUp: async (err, received, resumes) => {

@@ -145,6 +145,19 @@ describe('S3 store errors', () => {
     expect(legacy.sent).to.deep.equal(['DeleteObjectsCommand', 'DeleteObjectCommand', 'DeleteObjectCommand']);
   });
 
+  it('a ranged GET answered 200 (a proxy that drops Range) is refused, naming it; 206 is read', async () => {
+    const whole = Buffer.from('0123456789');
+    let status = 200;
+    const { store } = stubStore(() => ({ $metadata: { httpStatusCode: status }, Body: Readable.from([status === 206 ? whole.subarray(2, 5) : whole]), ContentLength: status === 206 ? 3 : 10 }));
+    const err = await rejection(store.get('k', { start: 2, end: 4 }));
+    expect(err.code).to.equal('Failed');
+    expect(err.message).to.equal('get s3://bkt/pre/fix/k: the server ignored the Range header (HTTP 200 instead of 206): a proxy in front of the store may drop it');
+    status = 206;
+    const chunks: Buffer[] = [];
+    for await (const c of await store.get('k', { start: 2, end: 4 })) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).to.equal('234');
+  });
+
   it('checks sizes and keys before sending anything', async () => {
     const { store, sent } = stubStore(() => ({}));
     expect((await rejection(store.put('k', Buffer.from('abc'), 4))).code).to.equal('SizeMismatch');
