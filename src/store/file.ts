@@ -8,7 +8,9 @@
  *   place: every write replaces the file), otherwise `copyFile` with copy-on-write (FICLONE) where
  *   the file system has it; both land under a temporary name first and are renamed.
  * - Listings walk the tree in S3 key order (UTF-8 bytes; a directory sorts as `name/`).
- * - Deleting a key removes directories it leaves empty, up to the root.
+ * - Deleting a key removes directories it leaves empty, up to the root, with the temporary files
+ *   that killed writes left in them (FileStoreOptions.staleTempMs); new directories and removals
+ *   are fsynced too.
  * - Only regular files and directories are objects; symlinks and other entries are ignored.
  * - Unlike S3, `a` and `a/b` cannot both be keys (a path is a file or a directory).
  */
@@ -27,9 +29,16 @@ export interface FileStoreOptions {
   hardLinks?: boolean;
   /** fsync every written file and its directory (default true). Off only for tests and benchmarks. */
   fsync?: boolean;
+  /**
+   * A temporary file whose inode changed longer ago than this is the leftover of a killed write,
+   * and is removed when a deletion empties its directory otherwise (default 1 hour). A live one's
+   * ctime moves with every write, and a copy's hard link is renamed within microseconds.
+   */
+  staleTempMs?: number;
 }
 
 const STAT_BATCH = 64;
+const STALE_TEMP_MS = 3600_000;
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -40,6 +49,7 @@ export class FileStore implements ObjectStore {
   readonly root: string;
   private readonly hardLinks: boolean;
   private readonly fsync: boolean;
+  private readonly staleTempMs: number;
 
   /** `root` must be an absolute directory path; it is created on the first write. */
   constructor(root: string, options: FileStoreOptions = {}) {
@@ -48,6 +58,7 @@ export class FileStore implements ObjectStore {
     this.location = pathToFileURL(this.root).href;
     this.hardLinks = options.hardLinks ?? true;
     this.fsync = options.fsync ?? true;
+    this.staleTempMs = options.staleTempMs ?? STALE_TEMP_MS;
   }
 
   private pathOf(key: string): string {
@@ -192,13 +203,19 @@ export class FileStore implements ObjectStore {
     return join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
   }
 
-  /** mkdir -p the object's directory; a concurrent delete may remove it again, so retry. */
+  /**
+   * mkdir -p the object's directory (a concurrent delete may remove it again, so retry), then `fn`.
+   * Directories it made are made durable after `fn`: each one's entry in its parent is fsynced, or
+   * a crash could lose a renamed file with the directory that holds it.
+   */
   private async withDir<T>(operation: string, key: string, fn: (dir: string) => Promise<T>): Promise<T> {
     const dir = dirname(this.pathOf(key));
     for (let attempt = 1; ; attempt++) {
       try {
-        await mkdir(dir, { recursive: true });
-        return await fn(dir);
+        const made = await mkdir(dir, { recursive: true });
+        const result = await fn(dir);
+        if (made !== undefined) await this.syncNewParents(made, dir);
+        return result;
       } catch (err) {
         if (errno(err) === 'ENOENT' && attempt < 5) continue;
         if (errno(err) === 'ENOTDIR' || errno(err) === 'EEXIST') {
@@ -208,6 +225,12 @@ export class FileStore implements ObjectStore {
         throw this.fail(operation, key, err);
       }
     }
+  }
+
+  /** fsync the parents of the directories mkdir made, from `dir`'s parent up to the first one's. */
+  private async syncNewParents(firstMade: string, dir: string): Promise<void> {
+    for (let d = dir; d !== firstMade && d.startsWith(firstMade); d = dirname(d)) await this.syncDir(dirname(d));
+    await this.syncDir(dirname(firstMade));
   }
 
   private async syncDir(dir: string): Promise<void> {
@@ -345,7 +368,39 @@ export class FileStore implements ObjectStore {
     };
     const queue = unique.slice().reverse();
     await Promise.all(Array.from({ length: Math.min(16, queue.length) }, () => worker(queue)));
+    // Durable before returning: a removed complete marker must not come back after a crash, over
+    // the new data of the re-run that removed it.
+    const parents = new Set([...unique].map((k) => (k.includes('/') ? k.slice(0, k.lastIndexOf('/')) : '')));
+    await Promise.all(
+      [...parents].map((dir) =>
+        this.syncDir(dir ? this.pathOf(dir) : this.root).catch((err: unknown) => {
+          if (errno(err) !== 'ENOENT') throw this.fail('delete', dir, err, 'fsync of its directory');
+        }),
+      ),
+    );
     await this.pruneDirs(dirs);
+  }
+
+  /**
+   * Removes the stale temporary files of killed writes below a directory that a deletion would
+   * remove, and the subdirectories they leave empty (a killed backup can leave a part directory
+   * with only a temporary file, which no listing shows and so no deletion visits); true when the
+   * directory is then empty. Objects and recent temporary files stay, with their directories.
+   */
+  private async sweepTemps(path: string): Promise<boolean> {
+    const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
+    let empty = true;
+    for (const e of entries) {
+      const p = join(path, e.name);
+      if (e.isDirectory()) {
+        if ((await this.sweepTemps(p)) && (await rmdir(p).then(() => true, () => false))) continue;
+      } else if (e.isFile() && e.name.startsWith(TEMP_PREFIX)) {
+        const s = await lstat(p).catch(() => undefined);
+        if (!s || (Date.now() - s.ctimeMs >= this.staleTempMs && (await unlink(p).then(() => true, () => false)))) continue;
+      }
+      empty = false;
+    }
+    return empty;
   }
 
   /** Remove directories left empty, deepest first, up to (not including) the root. */
@@ -361,11 +416,16 @@ export class FileStore implements ObjectStore {
     const ordered = [...all].sort((a, b) => b.split('/').length - a.split('/').length || compareKeys(b, a));
     let removed = false;
     for (const dir of ordered) {
-      try {
-        await rmdir(this.pathOf(dir));
-        removed = true;
-      } catch (err) {
-        if (!['ENOTEMPTY', 'EEXIST', 'ENOENT', 'ENOTDIR', 'EBUSY'].includes(errno(err) ?? '')) throw this.fail('delete', dir, err);
+      for (let swept = false; ; swept = true) {
+        try {
+          await rmdir(this.pathOf(dir));
+          removed = true;
+        } catch (err) {
+          const code = errno(err) ?? '';
+          if ((code === 'ENOTEMPTY' || code === 'EEXIST') && !swept && (await this.sweepTemps(this.pathOf(dir)))) continue;
+          if (!['ENOTEMPTY', 'EEXIST', 'ENOENT', 'ENOTDIR', 'EBUSY'].includes(code)) throw this.fail('delete', dir, err);
+        }
+        break;
       }
     }
     if (removed) await this.syncDir(this.root).catch(() => undefined);

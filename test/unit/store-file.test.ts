@@ -156,6 +156,26 @@ describe('file store', () => {
     await store.delete(['x']); // neither an object nor there: fine
   });
 
+  it('a deletion sweeps the temporary files of killed writes from directories it empties, once they are stale', async () => {
+    const killedWrite = (rel: string) => writeFileSync(join(dir, 'root', ...rel.split('/')), 'partial');
+    await store.put('b/p1/values.bin', Buffer.from('1'), 1);
+    await store.put('b/p2/values.bin', Buffer.from('2'), 1);
+    await store.put('b/p2/index.bin', Buffer.from('3'), 1);
+    killedWrite('b/p1/.vpv-tmp-0123456789abcdef');
+    killedWrite('b/p2/.vpv-tmp-fedcba9876543210');
+    // Fresh: it may be a write in progress, so the directory stays.
+    await store.delete(['b/p1/values.bin']);
+    expect(allFiles(join(dir, 'root'))).to.deep.equal(['b/p1/.vpv-tmp-0123456789abcdef', 'b/p2/.vpv-tmp-fedcba9876543210', 'b/p2/index.bin', 'b/p2/values.bin']);
+
+    // Stale: a directory the deletion would remove is swept, with every stale temporary file
+    // below it (b/p1 holds only one, and no key leads there); objects stay, with their directories.
+    const sweeping = new FileStore(join(dir, 'root'), { staleTempMs: 0 });
+    await sweeping.delete(['b/p2/values.bin']);
+    expect(allFiles(join(dir, 'root'))).to.deep.equal(['b/p2/index.bin']);
+    await sweeping.delete(['b/p2/index.bin']);
+    expect(readdirSync(join(dir, 'root'))).to.deep.equal([]);
+  });
+
   it('refuses keys that could leave the root, and reserved names', async () => {
     for (const key of ['../escape', 'a/../../b', '/etc/passwd', 'a\\b', 'a//b', 'a/', '', '.', 'a/./b', 'a/.vpv-tmp-1', 'nul\0']) {
       const err = await rejection(store.put(key, Buffer.from('x'), 1));
