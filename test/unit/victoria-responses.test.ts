@@ -224,10 +224,10 @@ describe('victoria: VictoriaLogs partition answers', () => {
     expect(() => vlSnapshotFromPath('/vlogs/other/20261121/snapshots/20261121180021-18EA')).to.throw(/does not end in/);
   });
 
-  it('delete: 204 deleted; "doesn\'t exist" (second delete) and "cannot be found across active partitions" are missing', () => {
+  it('delete: 204 deleted; "doesn\'t exist" (second delete) missing; "cannot be found across active partitions" detached', () => {
     expect(classifyVlDelete(204, '')).to.equal('deleted');
     expect(classifyVlDelete(400, 'snapshot "20261121183451-18EA232FF76771F8" doesn\'t exist at "/vlogs/partitions/20261119"\n')).to.equal('missing');
-    expect(classifyVlDelete(400, 'partition path "/vlogs/partitions/20261101" cannot be found across active partitions\n')).to.equal('missing');
+    expect(classifyVlDelete(400, 'partition path "/vlogs/partitions/20261101" cannot be found across active partitions\n')).to.equal('detached');
   });
 
   it('delete: other 400s, 401 and 405 are errors for the caller', () => {
