@@ -53,11 +53,19 @@ export class LogsSource implements SnapshotSource {
 
   async delete(snapshots: readonly Snapshot[]): Promise<void> {
     const detached: Snapshot[] = [];
+    let noApi: SnapshotUndeletableError | undefined;
     try {
       await deleteEach(
         snapshots,
         async (s) => {
-          if ((await this.partitions.deleteSnapshot(s.handle)) === 'detached') detached.push(s);
+          // A server without the delete API refuses them all: one refusal is enough to know.
+          if (noApi) throw new SnapshotUndeletableError(noApi.message, noApi.url, [s.handle]);
+          try {
+            if ((await this.partitions.deleteSnapshot(s.handle)) === 'detached') detached.push(s);
+          } catch (err) {
+            if (err instanceof SnapshotUndeletableError) noApi = err;
+            throw err;
+          }
         },
         'VictoriaLogs',
         this.url,

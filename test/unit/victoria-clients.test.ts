@@ -180,6 +180,17 @@ describe('victoria clients (recorded answers)', () => {
     expect(await src.partitions.deleteSnapshot('/vlogs/partitions/20261119/snapshots/20261121183451-18EA232FF76771F8')).to.equal('missing');
   });
 
+  it('VictoriaLogs v1.31–v1.43: one refused delete is enough; the error names every snapshot', async () => {
+    const paths = ['/vlogs/partitions/20261119/snapshots/20261121183451-18EA232FF76771F8', '/vlogs/partitions/20261120/snapshots/20261121183451-18EA232FF76771F9'];
+    const { agent, on, seen } = mock(VL);
+    on('/internal/partition/snapshot/delete', 400, 'unsupported path requested: "/internal/partition/snapshot/delete"\n');
+    const err = (await new LogsSource({ url: VL }, agent).delete(paths.map(vlSnapshotFromPath)).catch((e: unknown) => e)) as SnapshotUndeletableError;
+    expect(err).to.be.instanceOf(SnapshotUndeletableError);
+    expect(err.paths).to.deep.equal(paths);
+    expect(err.message).to.include('v1.44 or newer can): 2 snapshot(s) stay on disk');
+    expect(seen).to.have.length(1);
+  });
+
   it('VictoriaLogs: a delete in a partition that is not attached reports the snapshot when it cannot tell it is gone', async () => {
     const path = '/vlogs/partitions/20261119/snapshots/20261121183451-18EA232FF76771F8';
     const { agent, on } = mock(VL);
