@@ -240,7 +240,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     }
     const sha = hash.digest('hex');
     if (sha !== file.sha256) {
-      throw new Error(`checksum mismatch for ${file.path}: SHA-256 ${sha}, the manifest says ${file.sha256}; the backup object was changed or damaged (run verify)`);
+      throw new Error(`checksum mismatch for ${prefix}${file.path}: SHA-256 ${sha}, the manifest says ${file.sha256}; the backup object was changed or damaged (run verify)`);
     }
   }
 }

@@ -376,6 +376,18 @@ describe('engine: backup, restore, verify', () => {
     expect(existsSync(join(target, RESTORE_MARKER)), 'the marker keeps the database from starting on bad data').to.equal(true);
   });
 
+  it('a checksum mismatch in a tree with a prefix (a VictoriaLogs partition) names the file with its partition', async () => {
+    const { snapshot } = makeSnapshot();
+    const files = await listSnapshotFiles(snapshot);
+    const store = new MemoryStore();
+    const tree = (day: string) => ({ prefix: `partitions/${day}/`, restoreTo: `partitions/${day}`, files, reader: localFileReader(snapshot) });
+    await backupOf(store, snapshot, 'l1', { kind: 'logs', trees: [tree('20261119'), tree('20261120')] });
+    const key = [...store.objects.keys()].find((k) => k.startsWith('l1/partitions/20261120/') && k.includes('PART1/index.bin/'))!;
+    store.objects.set(key, Buffer.from('INDEX'));
+    const err = (await restoreBackup({ store, name: 'l1', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => e)) as Error;
+    expect(err.message).to.match(/^checksum mismatch for partitions\/20261120\/data\/small\/2026_11\/PART1\/index.bin: /);
+  });
+
   it('a manifest edited after completion is refused', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
