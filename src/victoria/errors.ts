@@ -101,7 +101,8 @@ export function detectAuthProblem(
   status: number,
   message: string,
   wwwAuthenticate: string | undefined,
-  sent: { authKey: boolean; basicAuth: boolean },
+  /** `forceFlush`: the request was a force flush, so an unnamed key failure concerns its key. */
+  sent: { authKey: boolean; basicAuth: boolean; forceFlush?: boolean },
   names: AuthOptionNames,
 ): AuthProblem | undefined {
   const flagMatch = AUTH_FLAG.exec(message);
@@ -121,7 +122,8 @@ export function detectAuthProblem(
     return { flag: 'httpAuth', hint };
   }
   if (status === 401 || status === 403) {
-    return { flag: 'unknown', hint: `authentication failed: check ${names.authKeyOption} and basic auth credentials` };
+    // A proxy in front of the server (vmauth, an ingress) answers without naming a flag.
+    return { flag: 'unknown', hint: `authentication failed: check ${sent.forceFlush ? names.forceFlushAuthKeyOption : names.authKeyOption} and basic auth credentials` };
   }
   return undefined;
 }

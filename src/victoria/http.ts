@@ -131,7 +131,7 @@ export class HttpClient {
       res.status,
       serverMessage,
       res.wwwAuthenticate,
-      { authKey: this.keyFor(key) !== undefined, basicAuth: this.authorization !== undefined },
+      { authKey: this.keyFor(key) !== undefined, basicAuth: this.authorization !== undefined, forceFlush: key === 'forceFlushAuthKey' },
       this.names,
     );
     const said = serverMessage === '' ? '(empty body)' : serverMessage;

@@ -140,6 +140,13 @@ describe('victoria: authentication errors', () => {
     expect(p?.hint).to.contain('-httpAuth.username');
   });
 
+  it('a 401/403 that names no flag (a proxy in front) points at the key the request carried', () => {
+    expect(detectAuthProblem(403, 'Forbidden', undefined, sentKey, NAMES.AUTH)?.hint).to.equal('authentication failed: check --auth-key and basic auth credentials');
+    expect(detectAuthProblem(401, 'Unauthorized', undefined, { ...noKey, forceFlush: true }, NAMES.AUTH)?.hint).to.equal(
+      'authentication failed: check --force-flush-auth-key and basic auth credentials',
+    );
+  });
+
   it('a 400 that is not about keys is not an auth problem', () => {
     expect(detectAuthProblem(400, 'unsupported path requested: "/snapshot/foo"', undefined, sentKey, NAMES.AUTH)).to.equal(undefined);
   });
