@@ -118,7 +118,8 @@ export class VlPartitionApi {
     if (res.status === 200) return this.parse(VL_PATHS.snapshotCreate, res.body);
     if (isUnsupportedPath(res)) {
       throw new VictoriaError(
-        `VictoriaLogs POST ${this.http.url(VL_PATHS.snapshotCreate)}: the server has no partition snapshot API (VictoriaLogs v1.31 or newer is needed): ${this.http.redact(res.body.trim())}`,
+        `VictoriaLogs POST ${this.http.url(VL_PATHS.snapshotCreate)}: the server has no partition snapshot API: it is older than VictoriaLogs v1.31 (upgrade it), ` +
+          `or it runs in cluster mode with -storageNode set (a vlinsert/vlselect node, which stores nothing: run the companion beside each storage node instead): ${this.http.redact(res.body.trim())}`,
         this.http.url(VL_PATHS.snapshotCreate),
       );
     }

@@ -170,7 +170,7 @@ describe('victoria clients (recorded answers)', () => {
     on('/internal/force_flush', 200, '');
     on('/internal/partition/snapshot/create', 400, 'unsupported path requested: "/internal/partition/snapshot/create"');
     const err = (await new LogsSource({ url: VL }, agent).create().catch((e: unknown) => e)) as Error;
-    expect(err.message).to.contain('v1.31 or newer');
+    expect(err.message).to.contain('older than VictoriaLogs v1.31 (upgrade it), or it runs in cluster mode with -storageNode set');
   });
 
   it('VictoriaLogs: the second delete of a path ("doesn\'t exist") is not an error', async () => {
