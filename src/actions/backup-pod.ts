@@ -6,7 +6,7 @@
  * and returns the pod with a record of where its data went. Any failure fails the item with a
  * message naming the pod and what to do; the engine never marks a partial backup complete.
  */
-import { pendingCounts, writeBackup } from '../engine/backup.js';
+import { pendingCounts, removalNote, writeBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
 import { copiesRefusedText } from '../engine/manifest.js';
 import { formatBytes, type Progress } from '../engine/progress.js';
@@ -61,7 +61,8 @@ export async function executePodBackup(
   try {
     return await backupPod({ ctx, kube, backup, pod, kind, podId, config, signal: controller.signal });
   } catch (err) {
-    if (controller.signal.aborted) throw controller.signal.reason as Error;
+    // The timeout's own words, and what the failed attempt's clean-up did.
+    if (controller.signal.aborted) throw new Error(`${(controller.signal.reason as Error).message}${removalNote(err)}`);
     throw new Error(`${podId}: Victoria data NOT backed up in ${backup.name}: ${(err as Error).message}`);
   } finally {
     clearTimeout(timer);

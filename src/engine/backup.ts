@@ -220,18 +220,33 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   }
 }
 
-/** removeOnFailure: removes what the failed attempt wrote, and says in its error whether that worked. */
+/**
+ * removeOnFailure: removes what the failed attempt wrote, and says in its error whether that
+ * worked. The sentence is also kept apart (removalNote), for a caller that replaces the error with
+ * its own, such as the pod action's item timeout.
+ */
 async function withRemoval(err: unknown, store: ObjectStore, name: string): Promise<Error> {
   const error = err instanceof Error ? err : new Error(String(err));
+  const where = `${store.location}/${name}/`;
+  let note: string;
   try {
     const removed = await deleteBackup(store, name);
-    error.message += `; the ${removed.objects} object(s) this attempt wrote to ${store.location}/${name}/ were removed`;
+    note = removed.objects > 0 ? `; the ${removed.objects} object(s) this attempt wrote to ${where} were removed` : `; this attempt left no object in ${where}`;
   } catch (removal) {
-    error.message +=
-      `; the objects this attempt wrote to ${store.location}/${name}/ could not be removed (${(removal as Error).message}): ` +
+    note =
+      `; the objects this attempt wrote to ${where} could not be removed (${(removal as Error).message}): ` +
       'they hold no complete backup, and nothing else will remove them: delete them with your S3 tools';
   }
+  error.message += note;
+  removalNotes.set(error, note);
   return error;
+}
+
+const removalNotes = new WeakMap<Error, string>();
+
+/** The sentence a removeOnFailure backup appended to its error about what it removed; '' for any other error. */
+export function removalNote(err: unknown): string {
+  return err instanceof Error ? (removalNotes.get(err) ?? '') : '';
 }
 
 /** Everything after the guards: uploads and copies, the check, the manifest, the markers. */

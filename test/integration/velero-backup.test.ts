@@ -405,5 +405,21 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
         api.put(config);
       }
     });
+
+    it('an item that outlasts itemTimeoutSeconds fails with the timeout and what its clean-up did', async () => {
+      const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), itemTimeoutSeconds: '10', streamIdleTimeoutSeconds: '600' } });
+      api.setExecFault({ hang: true, onlyCommand: 'tar' });
+      try {
+        const started = Date.now();
+        const res = await backupPod(freshPod('vmslow'), 'f-slow');
+        await expectFailed(res, 'f-slow', 'vmslow', /took longer than itemTimeoutSeconds \(10 s\) and was stopped/);
+        expect(res.error).to.match(/; this attempt left no object in s3:\/\/.*\/f-slow\/$/);
+        expect(Date.now() - started).to.be.lessThan(40_000);
+      } finally {
+        api.setExecFault(undefined);
+        api.put(config);
+      }
+    });
   });
 });
