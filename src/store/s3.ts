@@ -115,6 +115,12 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
   return out;
 }
 
+/** What one HeadBucket told: the bucket's region if AWS named it, and the error if it failed. */
+interface BucketHead {
+  region?: string;
+  error?: unknown;
+}
+
 export class S3Store implements ObjectStore {
   readonly location: string;
   readonly bucket: string;
@@ -130,7 +136,8 @@ export class S3Store implements ObjectStore {
   private readonly listPageSize: number;
   private readonly deleteBatchSize: number;
   private readonly maxAttempts: number;
-  private bucketCheck: Promise<void> | undefined;
+  /** One HeadBucket per store, shared by the missing-bucket check and the region lookup. */
+  private bucketHead: Promise<BucketHead> | undefined;
   private readonly partBuffers: PartBufferPool;
   private readonly signPayload: boolean;
   private readonly direct: DirectGetter;
@@ -208,7 +215,6 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  /** HEAD answers 404 for a missing bucket too: check the bucket once, so that a typo is not "no object". */
   /**
    * The bucket's region as AWS reports it (HeadBucket's x-amz-bucket-region), when no region was
    * configured for AWS S3 itself; undefined with a configured region or endpoint, or when AWS does
@@ -217,33 +223,32 @@ export class S3Store implements ObjectStore {
    */
   async bucketRegion(): Promise<string | undefined> {
     if (this.options.region || this.options.endpoint) return undefined;
-    try {
-      return (await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))).BucketRegion;
-    } catch (err) {
-      // A 403 (no s3:ListBucket) still carries the header.
-      const headers = (err as { $response?: { headers?: Record<string, string> } }).$response?.headers;
-      return headers?.['x-amz-bucket-region'];
-    }
+    return (await this.headBucket()).region;
   }
 
+  /** HEAD answers 404 for a missing bucket too: check the bucket once, so that a typo is not "no object". */
   private async checkBucket(): Promise<void> {
-    this.bucketCheck ??= (async () => {
-      try {
-        await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
-      } catch (err) {
-        const { status } = errorReason(err);
-        if (status === 404) {
-          throw new StoreError('NotFound', `bucket ${this.bucket} does not exist on ${endpointName(this.options)} (NoSuchBucket)`, { operation: 'head', target: this.location, backendCode: 'NoSuchBucket', status, cause: err });
-        }
-        // 403 (no s3:ListBucket) and everything else: cannot tell; assume the bucket exists.
-      }
-    })();
-    try {
-      await this.bucketCheck;
-    } catch (err) {
-      this.bucketCheck = undefined;
-      throw err;
+    const { error } = await this.headBucket();
+    if (error === undefined) return;
+    const { status } = errorReason(error);
+    if (status === 404) {
+      // Asked again next time: the bucket may be created meanwhile.
+      this.bucketHead = undefined;
+      throw new StoreError('NotFound', `bucket ${this.bucket} does not exist on ${endpointName(this.options)} (NoSuchBucket)`, { operation: 'head', target: this.location, backendCode: 'NoSuchBucket', status, cause: error });
     }
+    // 403 (no s3:ListBucket) and everything else: cannot tell; assume the bucket exists.
+  }
+
+  private headBucket(): Promise<BucketHead> {
+    this.bucketHead ??= this.client.send(new HeadBucketCommand({ Bucket: this.bucket })).then(
+      (res) => (res.BucketRegion ? { region: res.BucketRegion } : {}),
+      (error: unknown) => {
+        // A 403 (no s3:ListBucket) still carries the region header.
+        const region = (error as { $response?: { headers?: Record<string, string> } }).$response?.headers?.['x-amz-bucket-region'];
+        return { error, ...(region ? { region } : {}) };
+      },
+    );
+    return this.bucketHead;
   }
 
   private writeParams(): { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string; StorageClass?: StorageClass; Tagging?: string } {

@@ -540,11 +540,12 @@ describe('restore plan: presigning with an S3Store (local signing, no requests)'
     }
   });
 
-  it('on AWS without a configured region, signs for the bucket\'s region as HeadBucket reports it (once), not the client\'s guess', async () => {
+  it('on AWS without a configured region, signs for the bucket\'s region as HeadBucket reports it (one HeadBucket, also for the bucket check), not the client\'s guess', async () => {
     const heads: string[] = [];
     const client = {
       send: async (command: { constructor: { name: string } }) => {
         heads.push(command.constructor.name);
+        if (command.constructor.name === 'HeadObjectCommand') throw Object.assign(new Error('NotFound'), { name: 'NotFound', $metadata: { httpStatusCode: 404 } });
         return { BucketRegion: 'ap-southeast-2' };
       },
       config: { credentials: async () => credentials, region: async () => 'us-east-1', forcePathStyle: false },
@@ -553,16 +554,18 @@ describe('restore plan: presigning with an S3Store (local signing, no requests)'
     const store = new S3Store({ bucket: 'velero-bucket', prefix: 'velero', credentials }, client);
     const presigner = s3Presigner(store);
     try {
+      // A missing object's HEAD checks the bucket: the region comes from that same HeadBucket.
+      expect(await store.head('b1/missing')).to.equal(undefined);
       for (const key of ['b1/a', 'b1/b']) {
         const u = new URL(await presigner.presign(key, 900));
         expect(u.host).to.equal('velero-bucket.s3.ap-southeast-2.amazonaws.com');
         expect(u.searchParams.get('X-Amz-Credential')).to.match(/\/ap-southeast-2\/s3\/aws4_request$/);
       }
-      expect(heads).to.deep.equal(['HeadBucketCommand']);
+      expect(heads).to.deep.equal(['HeadObjectCommand', 'HeadBucketCommand']);
       // With a region configured, the configured one is used and nothing is asked.
       const configured = new S3Store({ bucket: 'velero-bucket', prefix: 'velero', region: 'eu-west-1', credentials }, client);
       expect(await configured.bucketRegion()).to.equal(undefined);
-      expect(heads).to.have.length(1);
+      expect(heads).to.have.length(2);
     } finally {
       presigner.destroy();
     }
