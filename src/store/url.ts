@@ -97,7 +97,8 @@ const IGNORED_SILENTLY = new Set(['bucket', 'prefix', 'enableSharedConfig']);
  *   - "" (no checksum, for S3-compatible servers without flexible checksums): both WHEN_REQUIRED,
  *     so only DeleteObjects carries the checksum S3 requires;
  *   - CRC32, CRC32C, SHA1, SHA256: WHEN_SUPPORTED with that algorithm on uploads and copies;
- *   - anything else: an error, as in Velero.
+ *   - anything else: an error, as in Velero. That includes CRC64NVME: velero-plugin-for-aws validates
+ *     against its AWS SDK's list (service/s3 v1.48), which predates it.
  * `s3ForcePathStyle` absent means false, as in Velero (unlike S3Options' own default for endpoints).
  * `customerKeyEncryptionFile` and `customerKeyEncryptionSecret` (SSE-C) are refused rather than
  * ignored: writing unencrypted objects into a location configured for SSE-C would be a silent
