@@ -13,7 +13,7 @@ const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for Victoria
 
 Usage:
   velero-plugin-victoria                 run as a Velero plugin (Velero starts it; needs VELERO_PLUGIN=hello)
-  velero-plugin-victoria backup  --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--json]
+  velero-plugin-victoria backup  --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--force-flush-auth-key K] [--json]
   velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--json]
   velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--json]
                                          the same from a restore plan (the Velero restore's init container)

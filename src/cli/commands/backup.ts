@@ -6,13 +6,15 @@ import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 
-export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
+export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--force-flush-auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
 
 Snapshots the database at URL, uploads the snapshot files from DIR (its -storageDataPath) to
 ROOT/NAME in vmbackup's layout with a SHA-256 manifest, copies files unchanged since the newest
 complete backup under ROOT server-side, and deletes the snapshot (also on failure).
 ROOT is s3://bucket/prefix or file:///dir; NAME defaults to the UTC time, e.g. 2026-02-04T12-30-00.
-The auth key (-snapshotAuthKey / -partitionManageAuthKey) can also come from VICTORIA_AUTH_KEY.
+The auth key (-snapshotAuthKey / -partitionManageAuthKey) can also come from VICTORIA_AUTH_KEY,
+the force-flush key (-forceFlushAuthKey: VictoriaLogs flushes before its snapshots, and the
+count flushes first) from VICTORIA_FORCE_FLUSH_AUTH_KEY.
 --full uploads every file. --no-counts skips counting the data (a query over every sample, which
 restores compare against): for databases too large to count on every backup.
 --max-bytes-per-second caps the upload rate of the whole backup, e.g. 50MiB (units KB, MB, GB,
@@ -34,6 +36,7 @@ export async function backupCommand(args: string[]): Promise<number> {
       dst: { type: 'string' },
       name: { type: 'string' },
       'auth-key': { type: 'string' },
+      'force-flush-auth-key': { type: 'string' },
       full: { type: 'boolean' },
       'no-counts': { type: 'boolean' },
       json: { type: 'boolean' },
@@ -46,7 +49,13 @@ export async function backupCommand(args: string[]): Promise<number> {
   for (const flag of ['url', 'data-dir', 'dst'] as const) if (!values[flag]) throw new Error(`--${flag} is required\n\n${BACKUP_USAGE}`);
   const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   const authKey = values['auth-key'] ?? process.env.VICTORIA_AUTH_KEY;
-  const source = openSource(kind, { url: values.url!, dataDir: values['data-dir']!, ...(authKey ? { authKey } : {}) });
+  const forceFlushAuthKey = values['force-flush-auth-key'] ?? process.env.VICTORIA_FORCE_FLUSH_AUTH_KEY;
+  const source = openSource(kind, {
+    url: values.url!,
+    dataDir: values['data-dir']!,
+    ...(authKey ? { authKey } : {}),
+    ...(forceFlushAuthKey ? { forceFlushAuthKey } : {}),
+  });
   const store = openStoreFromFlags(values.dst!, values);
   const name = values.name ?? defaultBackupName();
   const progress = progressPrinter(`backup ${name}`);
