@@ -40,30 +40,33 @@ export async function executePodBackup(
   const namespace = pod.metadata?.namespace ?? '';
   const podName = pod.metadata?.name ?? '';
   const podId = `pod ${namespace}/${podName}`;
+  // Every error of this item starts the same way, so that one search of the backup log finds them all.
+  const notBackedUp = (message: string) => new Error(`${podId}: Victoria data NOT backed up in ${backup.name}: ${message}`);
   const kind = pod.metadata?.labels?.[KIND_LABEL];
   if (kind !== 'metrics' && kind !== 'logs') {
-    throw new Error(`${podId}: label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs`);
+    throw notBackedUp(`label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs`);
   }
   const kube = kubeOf();
-  const config = await loadPluginConfig(kube, backup.veleroNamespace);
+  const config = await loadPluginConfig(kube, backup.veleroNamespace).catch((err: unknown) => {
+    throw notBackedUp((err as Error).message);
+  });
   const containers = ((pod as { spec?: PodSpecLike }).spec?.containers ?? []).map((c) => c.name);
   if (!containers.includes(config.companionContainer)) {
-    throw new Error(
-      `${podId} has no container "${config.companionContainer}" (it has ${containers.join(', ') || 'none'}): add the companion sidecar (velero/components/) ` +
-        `or set companionContainer in the plugin ConfigMap; its Victoria data is NOT backed up in ${backup.name}`,
+    throw notBackedUp(
+      `the pod has no container "${config.companionContainer}" (it has ${containers.join(', ') || 'none'}): add the companion sidecar (velero/components/) ` +
+        'or set companionContainer in the plugin ConfigMap',
     );
   }
   const controller = new AbortController();
   const timer = setTimeout(
-    () => controller.abort(new Error(`${podId}: the backup took longer than itemTimeoutSeconds (${config.itemTimeoutMs / 1000} s) and was stopped; its Victoria data is NOT backed up in ${backup.name}`)),
+    () => controller.abort(new Error(`the backup took longer than itemTimeoutSeconds (${config.itemTimeoutMs / 1000} s) and was stopped`)),
     config.itemTimeoutMs,
   );
   try {
     return await backupPod({ ctx, kube, backup, pod, kind, podId, config, signal: controller.signal });
   } catch (err) {
-    // The timeout's own words, and what the failed attempt's clean-up did.
-    if (controller.signal.aborted) throw new Error(`${(controller.signal.reason as Error).message}${removalNote(err)}`);
-    throw new Error(`${podId}: Victoria data NOT backed up in ${backup.name}: ${(err as Error).message}`);
+    // On a timeout, its own words, and what the failed attempt's clean-up did.
+    throw notBackedUp(controller.signal.aborted ? `${(controller.signal.reason as Error).message}${removalNote(err)}` : (err as Error).message);
   } finally {
     clearTimeout(timer);
   }

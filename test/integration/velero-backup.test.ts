@@ -376,6 +376,13 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       await expectFailed(await backupPod(pod, 'f-nocompanion'), 'f-nocompanion', 'vmsingle', /has no container "victoria-companion".*add the companion sidecar/);
     });
 
+    it('a kind label that is neither metrics nor logs', async () => {
+      const pod = podObject({ name: 'vmsingle-5d4f8b7c9-badlb', kind: 'metrics', deployment: 'vmsingle' });
+      pod.metadata!.labels!['velero-plugin-victoria.io/kind'] = 'metric';
+      const res = await backupPod(pod, 'f-label');
+      await expectFailed(res, 'f-label', 'vmsingle', /pod monitoring\/vmsingle-5d4f8b7c9-badlb: Victoria data NOT backed up in f-label: label velero-plugin-victoria\.io\/kind is "metric"; set it to metrics or logs$/);
+    });
+
     // A workload of its own, so that its first backup is a full one and the tar stream is long.
     const freshPod = (deployment: string) =>
       addPod({ name: `${deployment}-5d4f8b7c9-abcde`, kind: 'metrics', deployment }, companionEnv.get(vmPod().metadata.name!)!);
