@@ -7,7 +7,7 @@ import { deleteBackup } from '../engine/delete.js';
 import { formatBytes } from '../engine/progress.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput } from '../velero/types.js';
-import { PLUGIN_FOLDER, readRecord } from './record.js';
+import { PLUGIN_FOLDER, readRecord, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroBackup } from './velero-backup.js';
 
@@ -17,8 +17,13 @@ export async function executePodDelete(
   kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<void> {
   const pod = `${input.item.metadata?.namespace}/${input.item.metadata?.name}`;
-  const record = readRecord(input.item.metadata?.annotations, pod);
   const backup = parseVeleroBackup(input.backup);
+  let record: BackupRecord | undefined;
+  try {
+    record = readRecord(input.item.metadata?.annotations);
+  } catch (err) {
+    throw new Error(`pod ${pod}: the Victoria data of backup ${backup.name} cannot be found to remove: ${(err as Error).message}`);
+  }
   const fields = { namespace: input.item.metadata?.namespace ?? '', name: input.item.metadata?.name ?? '', backup: backup.name };
   if (!record) {
     ctx.log.info(`pod ${pod}: backup ${backup.name} holds no Victoria data for it (no record); nothing to remove`, fields);

@@ -39,18 +39,18 @@ export function encodeRecord(record: BackupRecord): string {
   return JSON.stringify(record);
 }
 
-/** The record on a pod, or undefined when it has none; a record that does not parse is an error naming the pod. */
-export function readRecord(annotations: Record<string, string> | undefined, pod: string): BackupRecord | undefined {
+/** The record on a pod, or undefined when it has none; a record that does not parse is an error (the caller names the pod). */
+export function readRecord(annotations: Record<string, string> | undefined): BackupRecord | undefined {
   const raw = annotations?.[RECORD_ANNOTATION];
   if (raw === undefined) return undefined;
   let value: BackupRecord;
   try {
     value = JSON.parse(raw) as BackupRecord;
   } catch (err) {
-    throw new Error(`pod ${pod}: annotation ${RECORD_ANNOTATION} is not JSON (${(err as Error).message}); it is written by the backup action and must not be edited`);
+    throw new Error(`annotation ${RECORD_ANNOTATION} is not JSON (${(err as Error).message}); it is written by the backup action and must not be edited`);
   }
   if (value?.format !== 'velero-plugin-victoria/record/v1' || !value.bucket || !value.prefix || !value.name) {
-    throw new Error(`pod ${pod}: annotation ${RECORD_ANNOTATION} is not a backup record this version understands`);
+    throw new Error(`annotation ${RECORD_ANNOTATION} is not a backup record this version understands`);
   }
   return value;
 }

@@ -56,7 +56,13 @@ export async function executePodRestore(
   const namespace = fromBackup.metadata?.namespace ?? pod.metadata?.namespace ?? '';
   const podName = fromBackup.metadata?.name ?? pod.metadata?.name ?? '';
   const podId = `pod ${namespace}/${podName}`;
-  const record = readRecord(fromBackup.metadata?.annotations, `${namespace}/${podName}`);
+  let record: BackupRecord | undefined;
+  try {
+    record = readRecord(fromBackup.metadata?.annotations);
+  } catch (err) {
+    const restore = parseVeleroRestore(input.restore);
+    throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${restore.backupName}: ${(err as Error).message}`);
+  }
   if (!record) {
     ctx.log.debug(`${podId}: no ${PLUGIN_FOLDER} backup record on it; restored unchanged`);
     return undefined;

@@ -462,6 +462,15 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(res.item).to.deep.equal(plain);
   });
 
+  it('a backup record that does not parse fails naming the pod, the restore, the backup and the annotation', async () => {
+    const edited = { ...backedUp, metadata: { ...backedUp.metadata, annotations: { ...backedUp.metadata.annotations, [RECORD_ANNOTATION]: '{"format":' } } };
+    const res = await restorePod(asRestored(edited), restoreObject('r-rec'), edited);
+    expect(res.ok).to.equal(false);
+    expect(res.error).to.match(
+      new RegExp(`pod ${NS}/${backedUp.metadata.name}: its Victoria data cannot be restored by r-rec from backup b1: annotation ${RECORD_ANNOTATION.replace(/[./]/g, '\\$&')} is not JSON .*must not be edited`),
+    );
+  });
+
   it('fails clearly when the restore cannot be set up: no data mount, no image', async () => {
     const noMount = asRestored(backedUp);
     noMount.spec.containers[1]!.volumeMounts![0]!.mountPath = '/data';
