@@ -19,7 +19,6 @@ import {
   type V1Pod,
   type V1ReplicaSet,
   type V1Secret,
-  type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { codeForStatus, describeAnswer, KubeError, parseStatus, socketReason, UNAUTHORIZED_HINT } from './errors.js';
 import type { BackupStorageLocation, VeleroBackup, VeleroRestore } from './velero-objects.js';
@@ -203,12 +202,6 @@ export class KubeClient {
   getDeployment(namespace: string, name: string): Promise<V1Deployment> {
     return this.call({ verb: 'get', resource: 'deployments', group: 'apps', namespace, name }, () =>
       this.apps.readNamespacedDeployment({ namespace, name }),
-    );
-  }
-
-  getStatefulSet(namespace: string, name: string): Promise<V1StatefulSet> {
-    return this.call({ verb: 'get', resource: 'statefulsets', group: 'apps', namespace, name }, () =>
-      this.apps.readNamespacedStatefulSet({ namespace, name }),
     );
   }
 
