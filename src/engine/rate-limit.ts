@@ -32,7 +32,7 @@ const UNITS: Record<string, number> = {
 export function parseBytesPerSecond(text: string): number | string {
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]i?B)?$/.exec(text.trim());
   const unit = m?.[2] === undefined ? 1 : UNITS[m[2]];
-  if (!m || unit === undefined) return 'a number of bytes per second such as 52428800 or 50MiB (units KB, MB, GB, KiB, MiB, GiB), or 0 for no limit';
+  if (!m || unit === undefined) return 'a number of bytes per second such as 52428800, 50MiB or 1.5GB (units KB, MB, GB, TB, KiB, MiB, GiB, TiB), or 0 for no limit';
   const n = Math.floor(Number(m[1]) * unit);
   if (n !== 0 && n < MIN_BYTES_PER_SECOND) return `0 (no limit) or at least ${MIN_BYTES_PER_SECOND / 1024}KiB per second`;
   return n;
