@@ -12,6 +12,7 @@ import type { FileEntry, FileReader, SnapshotFile } from './files.js';
 import { checkRelPath, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
 import {
   COMPLETE_KEY,
+  IN_PROGRESS_KEY,
   MANIFEST_FORMAT,
   MANIFEST_KEY,
   type CompleteMarker,
@@ -176,30 +177,46 @@ async function uploadFile(
 const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs: 'VictoriaLogs' };
 
 /**
- * A backup's folder may hold an earlier backup of the same name, which a re-run replaces (as
- * vmbackup does with an existing -dst). Not one of another kind, nor a vmbackup backup: their
- * files would be deleted as stale.
+ * A backup's folder may hold an earlier backup of ours of the same name and kind, complete or not,
+ * which a re-run replaces (as vmbackup does with an existing -dst): our manifest or in-progress
+ * marker says so. Anything else in it, another kind's backup, a vmbackup backup, other backups
+ * nested below it or unrelated files, would be deleted as stale objects: refused, and untouched.
  */
 async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceKind): Promise<void> {
   const where = `${store.location}/${name}`;
   const fix = 'give this backup another name (--name), or each database a root of its own (--dst)';
-  let manifest: Buffer;
-  try {
-    manifest = await readObject(store, `${name}/${MANIFEST_KEY}`);
-  } catch (err) {
-    if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
-    if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
-      throw new Error(`${where} holds a complete vmbackup backup (${VM_COMPLETE_MARKER} without our manifest); this backup would replace it: ${fix}`);
+  for (const key of [MANIFEST_KEY, IN_PROGRESS_KEY]) {
+    let bytes: Buffer;
+    try {
+      bytes = await readObject(store, `${name}/${key}`);
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'NotFound') continue;
+      throw err;
     }
+    let earlier: unknown;
+    try {
+      earlier = (JSON.parse(bytes.toString('utf8')) as { kind?: unknown }).kind;
+    } catch {
+      throw new Error(`${where}/${key} is not JSON: cannot tell what this folder holds, so nothing is written into it: ${fix}`);
+    }
+    if (earlier !== kind) throw new Error(`${where} holds a ${DATABASE[earlier as SourceKind] ?? String(earlier)} backup; this ${DATABASE[kind]} backup would replace it: ${fix}`);
     return;
   }
-  let earlier: unknown;
-  try {
-    earlier = (JSON.parse(manifest.toString('utf8')) as { kind?: unknown }).kind;
-  } catch {
-    return;
+  if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
+    throw new Error(`${where} holds a complete vmbackup backup (${VM_COMPLETE_MARKER} without our manifest); this backup would replace it: ${fix}`);
   }
-  if (earlier !== kind) throw new Error(`${where} holds a ${DATABASE[earlier as SourceKind] ?? String(earlier)} backup; this ${DATABASE[kind]} backup would replace it: ${fix}`);
+  let found = 0;
+  let first: string | undefined;
+  for await (const obj of store.list(`${name}/`)) {
+    first ??= obj.key;
+    if (++found >= 1000) break;
+  }
+  if (first !== undefined) {
+    throw new Error(
+      `${where}/ is not empty and holds no backup of ours (${found >= 1000 ? 'at least 1000' : found} object(s), e.g. ${store.location}/${first}): ` +
+        `a backup there would delete them as stale objects, so nothing was written. Check --dst and --name; ${fix}`,
+    );
+  }
 }
 
 export async function writeBackup(req: BackupRequest): Promise<Manifest> {
@@ -210,6 +227,8 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     throw new Error(`backup name ${JSON.stringify(name)} has a "/": a backup is one folder under the root, and its re-run would delete a backup nested in it as stale objects`);
   }
   await checkFolderIsOurs(store, name, req.kind);
+  const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString() }));
+  await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
   // A re-run into the same name must never leave an old complete marker over new, partial data.
   await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
   try {
@@ -231,7 +250,7 @@ async function withRemoval(err: unknown, store: ObjectStore, name: string): Prom
   let note: string;
   try {
     const removed = await deleteBackup(store, name);
-    note = removed.objects > 0 ? `; the ${removed.objects} object(s) this attempt wrote to ${where} were removed` : `; this attempt left no object in ${where}`;
+    note = `; the ${removed.objects} object(s) this attempt wrote to ${where} were removed`;
   } catch (removal) {
     note =
       `; the objects this attempt wrote to ${where} could not be removed (${(removal as Error).message}): ` +
@@ -345,7 +364,7 @@ async function writeFolder(req: BackupRequest, started: number): Promise<Manifes
   for (const tree of trees) {
     for (const f of tree.files) for (const part of splitParts(f.path, f.size)) expected.set(treeKey(name, tree.prefix, partKey(part)), part.size);
   }
-  const ours = new Set([`${name}/${MANIFEST_KEY}`, ...trees.map((t) => treeKey(name, t.prefix, VM_METADATA_MARKER))]);
+  const ours = new Set([`${name}/${MANIFEST_KEY}`, `${name}/${IN_PROGRESS_KEY}`, ...trees.map((t) => treeKey(name, t.prefix, VM_METADATA_MARKER))]);
   const stale: string[] = [];
   for await (const obj of store.list(`${name}/`)) {
     const size = expected.get(obj.key);
@@ -406,6 +425,8 @@ async function writeFolder(req: BackupRequest, started: number): Promise<Manifes
   };
   const markerBytes = Buffer.from(JSON.stringify(marker));
   await store.put(`${name}/${COMPLETE_KEY}`, markerBytes, markerBytes.length);
+  // Complete: the folder is ours by its manifest now. Left behind, the marker would be harmless.
+  await store.delete([`${name}/${IN_PROGRESS_KEY}`]).catch(() => undefined);
   progress.phase = 'done';
   report();
   return manifest;

@@ -7,6 +7,12 @@
  */
 export const MANIFEST_KEY = 'victoria_manifest.ignore';
 export const COMPLETE_KEY = 'victoria_complete.ignore';
+/**
+ * Written before a backup writes anything else into its folder, removed once it is complete: the
+ * folder of an attempt that did not finish is still recognisably ours (and of which kind), so that a
+ * re-run may replace it, while a folder holding anything else is never written into.
+ */
+export const IN_PROGRESS_KEY = 'victoria_in_progress.ignore';
 export const MANIFEST_FORMAT = 'velero-plugin-victoria/backup/v1';
 
 export type SourceKind = 'metrics' | 'logs';

@@ -97,7 +97,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         await vm.importSeries(2, 200, { metric: 'vpv_new' });
         const bad = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', root(), '--max-bytes-per-second', '10mb', ...s3flags], s3env);
         expect(bad.status).to.equal(1);
-        expect(bad.stderr).to.include('--max-bytes-per-second "10mb": give a number of bytes per second such as 52428800 or 50MiB');
+        expect(bad.stderr).to.include('--max-bytes-per-second "10mb": give a number of bytes per second such as 52428800, 50MiB or 1.5GB');
         const res = await cli(
           ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', root(), '--name', 'b2', '--max-bytes-per-second', '64KiB', '--json', ...s3flags],
           s3env,

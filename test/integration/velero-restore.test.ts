@@ -712,7 +712,7 @@ describe('restore action pieces: drill paths, security context, restore settings
     expect(() => parsePluginConfig({ restoreDirectIo: 'no' }, where)).to.throw(/restoreDirectIo/);
     expect(parsePluginConfig({ restoreMaxBytesPerSecond: '50MB', maxBytesPerSecond: '100MiB' }, where)).to.deep.include({ restoreMaxBytesPerSecond: 50e6, maxBytesPerSecond: 100 * 2 ** 20 });
     expect(() => parsePluginConfig({ restoreMaxBytesPerSecond: '50 megs' }, where)).to.throw(
-      /restoreMaxBytesPerSecond is "50 megs", it must be a number of bytes per second such as 52428800 or 50MiB .*, or 0 for no limit/,
+      /restoreMaxBytesPerSecond is "50 megs", it must be a number of bytes per second such as 52428800, 50MiB or 1.5GB .*, or 0 for no limit/,
     );
     expect(() => parsePluginConfig({ maxBytesPerSecond: '1KiB' }, where)).to.throw(/maxBytesPerSecond is "1KiB", it must be 0 \(no limit\) or at least 64KiB per second/);
     expect(() => parsePluginConfig({ drillPathPattern: '{path}' }, where)).to.throw(/drillPathPattern is "\{path\}", it must be a path pattern containing \{restore\} or \{namespace\}/);

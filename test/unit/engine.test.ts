@@ -7,7 +7,7 @@ import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } fro
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
-import { COMPLETE_KEY, copiesRefusedText, MANIFEST_KEY } from '../../src/engine/manifest.js';
+import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
 import { RESTORE_MARKER, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
 import { StoreError } from '../../src/store/errors.js';
@@ -277,11 +277,34 @@ describe('engine: backup, restore, verify', () => {
     expect(existsSync(join(target, 'data/small/2026_11/parts.json'))).to.equal(true);
   });
 
+  it('a folder holding anything but a backup of ours is refused and left untouched: other files, backups nested below it, an unreadable marker', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    await backupOf(store, snapshot, 'b2');
+    // A mistyped --dst/--name pair: the root's parent as the root, the old root's name as the name.
+    const parent = new MemoryStore();
+    for (const [key, value] of store.objects) parent.objects.set(`root/${key}`, value);
+    parent.objects.set('notes/readme.txt', Buffer.from('keep me'));
+    for (const name of ['root', 'notes']) {
+      const before = new Map(parent.objects);
+      const err = (await backupOf(parent, snapshot, name).catch((e: Error) => e)) as Error;
+      expect(err.message).to.match(new RegExp(`^memory://test/${name}/ is not empty and holds no backup of ours \\(\\d+ object\\(s\\), e\\.g\\. memory://test/${name}/.+\\): a backup there would delete them as stale objects, so nothing was written`));
+      expect(parent.objects).to.deep.equal(before);
+    }
+    parent.objects.set('odd/victoria_in_progress.ignore', Buffer.from('{'));
+    const odd = (await backupOf(parent, snapshot, 'odd').catch((e: Error) => e)) as Error;
+    expect(odd.message).to.match(/^memory:\/\/test\/odd\/victoria_in_progress\.ignore is not JSON: cannot tell what this folder holds/);
+    expect(parent.objects.get('odd/victoria_in_progress.ignore')!.toString()).to.equal('{');
+  });
+
   it('an interrupted backup has no complete marker, restore refuses it, and a re-run completes it', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
     store.failPut = (key) => key.includes('values.bin');
     await backupOf(store, snapshot, 'b1').catch(() => undefined);
+    // Recognisably ours, of its kind, so that a re-run may replace it.
+    expect(JSON.parse(store.objects.get(`b1/${IN_PROGRESS_KEY}`)!.toString())).to.include({ kind: 'metrics' });
     expect(store.objects.has(`b1/${COMPLETE_KEY}`)).to.equal(false);
     expect(store.objects.has('b1/backup_complete.ignore')).to.equal(false);
     let err: Error | undefined;
@@ -292,6 +315,7 @@ describe('engine: backup, restore, verify', () => {
     store.objects.set('b1/data/stale-file/0000000000000001_0000000000000000_0000000000000001', Buffer.from('x'));
     await backupOf(store, snapshot, 'b1');
     expect(store.objects.has('b1/data/stale-file/0000000000000001_0000000000000000_0000000000000001')).to.equal(false);
+    expect(store.objects.has(`b1/${IN_PROGRESS_KEY}`), 'no in-progress marker on a complete backup').to.equal(false);
     expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
   });
 
