@@ -1,6 +1,7 @@
 /**
  * A backup of a database on this machine: snapshot through its API, read the snapshot files from
- * its data directory, write them with the engine, delete the snapshots (also on failure).
+ * its data directory, write them with the engine, delete the snapshots (also on failure, and on
+ * SIGINT/SIGTERM before the process exits).
  */
 import { join } from 'node:path';
 import { pendingCounts, writeBackup } from '../engine/backup.js';
@@ -11,7 +12,8 @@ import type { ProgressListener } from '../engine/progress.js';
 import type { ObjectStore } from '../store/types.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
 import { countForBackup } from '../victoria/flat-counts.js';
-import type { SnapshotSource } from '../victoria/types.js';
+import { onInterrupt } from './interrupt.js';
+import type { Snapshot, SnapshotSource } from '../victoria/types.js';
 
 export interface SnapshotBackupRequest {
   source: SnapshotSource;
@@ -33,7 +35,20 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
   const baseLookup = req.incremental === false ? Promise.resolve(undefined) : newestComplete(req.store, '', (m) => m.kind === source.kind);
   // Observed now: it may fail while the snapshot is still being made; its error is thrown below.
   baseLookup.catch(() => undefined);
-  const snapshots = await source.create();
+  // Interrupted, the process deletes its snapshots before it exits: no one else would.
+  const creating = source.create();
+  const release = onInterrupt(async (signal) => {
+    const made = await creating.catch(() => []);
+    process.stderr.write(`${signal}: stopping; deleting snapshot(s) ${made.map((s) => s.name).join(', ') || '(none made)'}; ${req.store.location}/${req.name} stays incomplete\n`);
+    await source.delete(made);
+  });
+  let snapshots: Snapshot[];
+  try {
+    snapshots = await creating;
+  } catch (err) {
+    release();
+    throw err;
+  }
   try {
     const base = await baseLookup;
     if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
@@ -69,5 +84,6 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
     });
   } finally {
     await source.delete(snapshots);
+    release();
   }
 }

@@ -231,6 +231,33 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       }
     });
 
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      it(`${signal} midway: the backup deletes its snapshot, says so and exits ${signal === 'SIGINT' ? 130 : 143}, with no complete marker`, async function () {
+        proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { slow: 1, error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0 }, slowMs: 150 });
+        const name = `interrupted-${signal}`;
+        const child = spawn(paths.plugin, backup(name, proxy.endpoint), { env: { ...process.env, ...s3env }, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+        const closed = once(child, 'close');
+        const s3 = moto.client;
+        const written = async () => (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: `faults/${name}/` }))).KeyCount ?? 0;
+        const deadline = Date.now() + 60_000;
+        while ((await written()) < 3) {
+          if (Date.now() > deadline) throw new Error('the backup wrote nothing within 60 s');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const source = new MetricsSource({ url: vm.url });
+        expect((await source.list()).length, 'the snapshot exists while the backup runs').to.equal(1);
+        child.kill(signal);
+        const [code] = (await closed) as [number | null];
+        expect(code, stderr).to.equal(signal === 'SIGINT' ? 130 : 143);
+        expect(stderr).to.match(new RegExp(`${signal}: stopping; deleting snapshot\\(s\\) \\S+; s3://.*/${name} stays incomplete`));
+        expect(await source.list(), 'no snapshot left').to.deep.equal([]);
+        const keys = (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: `faults/${name}/` }))).Contents?.map((o) => o.Key!) ?? [];
+        expect(keys.filter((k) => k.endsWith('complete.ignore')), 'complete markers').to.deep.equal([]);
+      });
+    }
+
     it('a backup process killed midway leaves no complete marker; the next backup succeeds and restore refuses the broken one', async function () {
       // Every request slowed down, so that the kill lands while objects are being written.
       proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { slow: 1, error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0 }, slowMs: 150 });
