@@ -25,6 +25,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
+import { FLOCK_FILE, lockHolderOf } from './db-lock.js';
 import { createFile, directIoWorks, FileWriter, syncDir, WriteBuffers } from './file-writer.js';
 import { checkRelPath, partKey, splitParts } from './layout.js';
 import type { Manifest, ManifestFile } from './manifest.js';
@@ -80,7 +81,9 @@ async function entriesOf(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return [];
+    if (code === 'ENOTDIR') throw new Error(`data directory ${dir} is a file, not a directory: point --data-dir at the database's -storageDataPath directory, or an empty or new one`);
     throw err;
   }
 }
@@ -154,6 +157,13 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const marker = join(dataDir, RESTORE_MARKER);
   const resuming = req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner;
   if (existing.length > 0 && !resuming) {
+    const holder = await lockHolderOf(dataDir);
+    if (holder !== undefined) {
+      throw new Error(
+        `data directory ${dataDir} is in use by a running database (${holder > 0 ? `process ${holder}` : 'a process in another container'} holds its ${FLOCK_FILE}): ` +
+          'stop the database first; restore never writes under a running one (as vmrestore does not)',
+      );
+    }
     if (!req.replace) {
       throw new Error(
         `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +

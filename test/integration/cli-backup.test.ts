@@ -231,6 +231,17 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       }
     });
 
+    it('restore --replace into the directory of a running database is refused, naming its process; the database keeps running', async () => {
+      const res = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', root(), '--name', 'for-running', '--s3-endpoint', moto.endpoint], s3env);
+      expect(res.status, res.stderr).to.equal(0);
+      const before = readdirSync(vm.dataDir).sort();
+      const refused = await cli(['restore', '--src', `${root()}/for-running`, '--data-dir', vm.dataDir, '--replace', '--s3-endpoint', moto.endpoint], s3env);
+      expect(refused.status).to.equal(1);
+      expect(refused.stderr).to.match(new RegExp(`data directory ${vm.dataDir.replace(/[/.]/g, '\\$&')} is in use by a running database \\(process ${vm.process.child.pid} holds its flock\\.lock\\): stop the database first`));
+      expect(readdirSync(vm.dataDir).sort(), 'nothing moved aside').to.deep.equal(before);
+      expect((await new MetricsSource({ url: vm.url }).counts()).series, 'the database still answers').to.be.greaterThan(0);
+    });
+
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       it(`${signal} midway: the backup deletes its snapshot, says so and exits ${signal === 'SIGINT' ? 130 : 143}, with no complete marker`, async function () {
         proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { slow: 1, error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0 }, slowMs: 150 });

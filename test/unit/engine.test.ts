@@ -275,6 +275,14 @@ describe('engine: backup, restore, verify', () => {
     const res = await restoreBackup({ store, name: 'b1', dataDir: target, replace: true });
     expect(readFileSync(join(res.movedAside!, 'precious'), 'utf8')).to.equal('keep me');
     expect(existsSync(join(target, 'data/small/2026_11/parts.json'))).to.equal(true);
+    // A file where the directory should be: named, with or without --replace, and left alone.
+    const file = join(parent, 'a-file');
+    writeFileSync(file, 'not a directory');
+    for (const replace of [false, true]) {
+      const notDir = (await restoreBackup({ store, name: 'b1', dataDir: file, replace }).catch((e: Error) => e)) as Error;
+      expect(notDir.message).to.equal(`data directory ${file} is a file, not a directory: point --data-dir at the database's -storageDataPath directory, or an empty or new one`);
+      expect(readFileSync(file, 'utf8')).to.equal('not a directory');
+    }
   });
 
   it('a folder holding anything but a backup of ours is refused and left untouched: other files, backups nested below it, an unreadable marker', async () => {
