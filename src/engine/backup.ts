@@ -174,6 +174,8 @@ async function uploadFile(
   return hash.digest('hex');
 }
 
+const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+
 const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs: 'VictoriaLogs' };
 
 /**
@@ -225,6 +227,10 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   checkRelPath(name, 'backup name');
   if (name.includes('/')) {
     throw new Error(`backup name ${JSON.stringify(name)} has a "/": a backup is one folder under the root, and its re-run would delete a backup nested in it as stale objects`);
+  }
+  // Names travel through URLs, S3 keys, listings and Velero's own names: letters, digits, ".", "_", "-" only.
+  if (!BACKUP_NAME.test(name)) {
+    throw new Error(`backup name ${JSON.stringify(name)} may hold only letters, digits, ".", "_" and "-", start with a letter or digit, and have at most 255 characters (the default is the UTC time, such as 2026-02-04T12-30-00)`);
   }
   await checkFolderIsOurs(store, name, req.kind);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString() }));

@@ -43,6 +43,11 @@ export interface StreamResponse {
   body: Readable;
 }
 
+/** The answer of a Victoria server to a path it does not serve (400 on VictoriaMetrics and VictoriaLogs, 404 behind some proxies). */
+export function isUnsupportedPath(res: Pick<TextResponse, 'status' | 'body'>): boolean {
+  return (res.status === 400 || res.status === 404) && /unsupported path requested/i.test(res.body);
+}
+
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const DEFAULT_LONG_TIMEOUT_MS = 5 * 60_000;
 
@@ -64,7 +69,13 @@ export class HttpClient {
     private readonly options: SourceOptions,
     private readonly dispatcher?: Dispatcher,
   ) {
-    const base = new URL(options.url);
+    let base: URL;
+    try {
+      base = new URL(options.url);
+    } catch {
+      // Named without what looks like credentials: an unparsable URL may still carry a password.
+      throw new TypeError(`${product} URL ${JSON.stringify(options.url.replace(/\/\/[^/]*@/, '//***@'))} is not a URL: give its HTTP address, such as http://127.0.0.1:${product === 'VictoriaLogs' ? 9428 : 8428}`);
+    }
     if (base.protocol !== 'http:' && base.protocol !== 'https:') {
       // Not the URL itself: it may carry a password.
       throw new TypeError(`${product} URL must be http:// or https://, got ${JSON.stringify(base.protocol)} (host ${JSON.stringify(base.host)})`);

@@ -13,7 +13,7 @@
  * Errors are plain text (400; 401 for the auth key), never JSON.
  */
 import { SnapshotUndeletableError, VictoriaError, VictoriaResponseError } from './errors.js';
-import type { HttpClient, TextResponse } from './http.js';
+import { isUnsupportedPath, type HttpClient, type TextResponse } from './http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from './snapshot-names.js';
 import type { Snapshot } from './types.js';
 
@@ -82,10 +82,6 @@ export function isLegacyCreateRefusal(res: Pick<TextResponse, 'status' | 'body'>
   return res.status === 400 && /cannot create snapshot from partition ""/.test(res.body);
 }
 
-export function isUnsupportedPath(res: Pick<TextResponse, 'status' | 'body'>): boolean {
-  return (res.status === 400 || res.status === 404) && /unsupported path requested/i.test(res.body);
-}
-
 export class VlPartitionApi {
   constructor(private readonly http: HttpClient) {}
 
@@ -119,7 +115,8 @@ export class VlPartitionApi {
     if (isUnsupportedPath(res)) {
       throw new VictoriaError(
         `VictoriaLogs POST ${this.http.url(VL_PATHS.snapshotCreate)}: the server has no partition snapshot API: it is older than VictoriaLogs v1.31 (upgrade it), ` +
-          `or it runs in cluster mode with -storageNode set (a vlinsert/vlselect node, which stores nothing: run the companion beside each storage node instead): ${this.http.redact(res.body.trim())}`,
+          `or it runs in cluster mode with -storageNode set (a vlinsert/vlselect node, which stores nothing: run the companion beside each storage node instead), ` +
+          `or it is a VictoriaMetrics (then the kind is metrics: --kind metrics, VICTORIA_KIND=metrics): ${this.http.redact(res.body.trim())}`,
         this.http.url(VL_PATHS.snapshotCreate),
       );
     }

@@ -10,7 +10,7 @@
  *   since 1.84. Both mean "it is gone", so delete is idempotent here on every version.
  */
 import { VictoriaError, VictoriaResponseError } from './errors.js';
-import type { HttpClient } from './http.js';
+import { isUnsupportedPath, type HttpClient } from './http.js';
 import { isSnapshotName, snapshotTime } from './snapshot-names.js';
 import type { Snapshot } from './types.js';
 
@@ -99,6 +99,14 @@ export class VmSnapshotApi {
   /** Creates a snapshot and returns its name. Uses the long timeout: see SourceOptions.longTimeoutMs. */
   async create(): Promise<string> {
     const res = await this.http.post(VM_PATHS.create, {}, { key: 'authKey', timeoutMs: this.http.longTimeoutMs });
+    if (isUnsupportedPath(res)) {
+      throw new VictoriaError(
+        `VictoriaMetrics POST ${this.http.url(VM_PATHS.create)}: the server has no snapshot API: it is not a single-node VictoriaMetrics. ` +
+          `A VictoriaLogs answers this way (then the kind is logs: --kind logs, VICTORIA_KIND=logs); a vminsert/vmselect stores nothing ` +
+          `(run the companion beside each vmstorage node): ${this.http.redact(res.body.trim())}`,
+        this.http.url(VM_PATHS.create),
+      );
+    }
     if (res.status !== 200) throw this.http.httpError(VM_PATHS.create, res, 'authKey', 'create snapshot');
     try {
       return parseVmCreate(res.body);

@@ -157,6 +157,12 @@ for (const version of VM_VERSIONS) {
       expect(err.message).to.contain('the server requires -snapshotAuthKey: pass its value with --auth-key');
     });
 
+    it('the wrong kind for the server (logs against VictoriaMetrics) says what the server is', async () => {
+      const err = (await rejection(new LogsSource({ url: vm?.url ?? '', authKey: KEY }).create())) as VictoriaError;
+      expect(err.message).to.match(/no partition snapshot API: .* or it is a VictoriaMetrics \(then the kind is metrics: --kind metrics, VICTORIA_KIND=metrics\)/);
+      expect((await new MetricsSource({ url: vm?.url ?? '', authKey: KEY }).list()).length, 'nothing made').to.equal(0);
+    });
+
     it('Debian builds report no version', async () => {
       expect(await src.version()).to.equal(undefined);
     });
@@ -269,6 +275,11 @@ describe('victoria clients: VictoriaLogs test server', function () {
     expect(err.message).to.contain(`${vl?.url}/internal/partition/snapshot/create`);
     expect(err.message).to.contain('-partitionManageAuthKey does not match: pass the server\'s -partitionManageAuthKey value with --auth-key');
     expect(err.message).not.to.contain('wrong-key-456');
+  });
+
+  it('the wrong kind for the server (metrics against VictoriaLogs) says what the server is', async () => {
+    const err = (await rejection(new MetricsSource({ url: vl?.url ?? '', authKey: KEY }).create())) as VictoriaError;
+    expect(err.message).to.match(/^VictoriaMetrics POST http:\/\/\S+\/snapshot\/create: the server has no snapshot API: .*A VictoriaLogs answers this way \(then the kind is logs: --kind logs, VICTORIA_KIND=logs\)/);
   });
 
   it('reports no version (not a VictoriaLogs release)', async () => {

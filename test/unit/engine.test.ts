@@ -165,6 +165,11 @@ describe('engine: backup, restore, verify', () => {
     const store = new MemoryStore();
     const first = await backupOf(store, snapshot, 'b1');
     expect((await backupOf(store, snapshot, 'b1/nested').catch((e: Error) => e) as Error).message).to.match(/backup name "b1\/nested" has a "\/"/);
+    for (const odd of [' ', 'a b', 'line\nbreak', '?q', '#h', '%2e%2e', '-x', 'x'.repeat(256)]) {
+      const err = (await backupOf(store, snapshot, odd).catch((e: Error) => e)) as Error;
+      expect(err.message, JSON.stringify(odd)).to.match(/may hold only letters, digits, "\.", "_" and "-"|backup name/);
+    }
+    expect([...store.objects.keys()].every((k) => k.startsWith('b1/')), 'nothing written for an odd name').to.equal(true);
 
     const before = new Map(store.objects);
     const logs = await backupOf(store, snapshot, 'b1', { kind: 'logs' }).catch((e: Error) => e);

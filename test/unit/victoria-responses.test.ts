@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';
-import { HttpClient, serverText } from '../../src/victoria/http.js';
+import { HttpClient, isUnsupportedPath, serverText } from '../../src/victoria/http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
 import { countForBackup, LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-counts.js';
 import { countStart, flagValue, parseRetention } from '../../src/victoria/retention.js';
@@ -15,7 +15,6 @@ import { dayCountQuery, parseDayCounts } from '../../src/victoria/vl-counts.js';
 import {
   classifyVlDelete,
   isLegacyCreateRefusal,
-  isUnsupportedPath,
   parseVlStringList,
   vlSnapshotFromPath,
 } from '../../src/victoria/vl-partitions.js';
@@ -177,6 +176,8 @@ describe('victoria: credentials in the server URL', () => {
       err = e as Error;
     }
     expect(err?.message).to.equal('VictoriaMetrics URL must be http:// or https://, got "htp:" (host "vm:8428")');
+    expect(() => new HttpClient('VictoriaLogs', { url: 'not-a-url' })).to.throw('VictoriaLogs URL "not-a-url" is not a URL: give its HTTP address, such as http://127.0.0.1:9428');
+    expect(() => new HttpClient('VictoriaMetrics', { url: 'http://ops:s3cret-pw@vm:port' })).to.throw('VictoriaMetrics URL "http://***@vm:port" is not a URL');
     const http = new HttpClient('VictoriaMetrics', { url: 'http://ops:s3cret-pw@vm:8428' });
     expect(http.url('/snapshot/create')).to.equal('http://vm:8428/snapshot/create');
     expect(http.redact('denied for ops:s3cret-pw')).not.to.contain('s3cret-pw');
