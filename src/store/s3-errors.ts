@@ -75,7 +75,10 @@ export async function translateS3Error(err: unknown, operation: string, target: 
     case 'InvalidToken':
       return make('Credentials', `the session token of ${await whoAmI(scope)} is invalid (InvalidToken)`);
     case 'CredentialsProviderError':
-      return make('Credentials', `no usable S3 credentials${options.credentialsFile ? ` in ${options.credentialsFile} (profile ${options.profile || 'default'})` : ''}: ${e?.message ?? reason}`);
+      return make(
+        'Credentials',
+        `no usable S3 credentials${options.credentialsFile ? ` in ${options.credentialsFile} (profile ${options.profile || 'default'})` : options.profile ? ` for profile ${options.profile} (is it in the AWS shared credentials or config file?)` : ''}: ${e?.message ?? reason}`,
+      );
     case 'AccessDenied':
     case 'AllAccessDisabled':
     case 'Forbidden':

@@ -145,7 +145,7 @@ export class HttpClient {
       { authKey: this.keyFor(key) !== undefined, basicAuth: this.authorization !== undefined, forceFlush: key === 'forceFlushAuthKey' },
       this.names,
     );
-    const said = serverMessage === '' ? '(empty body)' : serverMessage;
+    const said = serverMessage === '' ? '(empty body)' : (htmlPage(serverMessage, this.base.origin) ?? serverMessage);
     const prefix = `${this.product} ${method} ${url}${what ? ` (${what})` : ''}: HTTP ${res.status}: ${said}`;
     return new VictoriaHttpError(auth ? `${prefix} (${auth.hint})` : prefix, url, method, res.status, serverMessage, auth?.flag);
   }
@@ -216,6 +216,16 @@ function header(headers: Dispatcher.ResponseData['headers'], name: string): stri
 }
 
 /** The server's words: the JSON `msg` (VictoriaMetrics) or `error` (Prometheus API), else the text. */
+/**
+ * A web page where a Victoria server answers in text or JSON: another service (or a proxy's login
+ * or error page) answers at that address. Said in one line instead of the page's markup.
+ */
+function htmlPage(text: string, origin: string): string | undefined {
+  if (!/^<(!doctype html|html)[\s>]/i.test(text)) return undefined;
+  const title = /<title>([^<]{1,200})<\/title>/i.exec(text)?.[1]?.trim();
+  return `an HTML page${title ? ` titled ${JSON.stringify(title)}` : ''}, not a VictoriaMetrics or VictoriaLogs answer: is ${origin} the database's own address, not another service or a proxy's page?`;
+}
+
 export function serverText(body: string): string {
   const t = body.trim();
   if (t.startsWith('{')) {

@@ -73,6 +73,8 @@ describe('S3 store errors', () => {
     const err = await rejection(store.get('k'));
     expect(err.code).to.equal('Credentials');
     expect(err.message).to.match(/^get s3:\/\/bkt\/pre\/fix\/k: no usable S3 credentials in \/creds\/cloud \(profile backup\)/);
+    const { store: byProfile } = stubStore(() => sdkError('CredentialsProviderError'), { profile: 'nosuch' });
+    expect((await rejection(byProfile.get('k'))).message).to.match(/no usable S3 credentials for profile nosuch \(is it in the AWS shared credentials or config file\?\)/);
   });
 
   it('head: missing is undefined; a 403 is explained by a 1-byte GET, since HEAD answers have no code', async () => {

@@ -45,6 +45,16 @@ function mock(origin: string): { agent: MockAgent; seen: Seen[]; on: (path: stri
 }
 
 describe('victoria clients (recorded answers)', () => {
+  it('an HTML page instead of an answer (another service at that address) is said in one line', async () => {
+    const { agent, on } = mock(VM);
+    const page = `<!DOCTYPE HTML>\n<html lang="en">\n<head><title>Error response</title></head>\n<body><h1>Error response</h1><p>Error code: 501</p>${'<p>filler</p>'.repeat(40)}</body></html>\n`;
+    on('/snapshot/create', 501, page, { 'content-type': 'text/html' });
+    const err = (await new MetricsSource({ url: VM }, agent).create().catch((e: unknown) => e)) as Error;
+    expect(err.message).to.equal(
+      `VictoriaMetrics POST ${VM}/snapshot/create (create snapshot): HTTP 501: an HTML page titled "Error response", not a VictoriaMetrics or VictoriaLogs answer: is ${VM} the database's own address, not another service or a proxy's page?`,
+    );
+  });
+
   it('sends the auth key in the form body, never in the URL', async () => {
     const { agent, seen, on } = mock(VM);
     on('/snapshot/create', 200, '{"status":"ok","snapshot":"20261121174807-18EA20A236F87D73"}');
