@@ -49,12 +49,37 @@ export function openStoreFromFlags(root: string, flags: StoreFlagValues): Object
     insecureSkipTLSVerify: flags['insecure-skip-tls-verify'] === undefined ? undefined : String(flags['insecure-skip-tls-verify']),
     profile: flags.profile,
   };
-  const { options } = bslS3Options(config);
+  let parsed: ReturnType<typeof bslS3Options>;
+  try {
+    parsed = bslS3Options(config);
+  } catch (err) {
+    (err as Error).message = inFlagTerms((err as Error).message);
+    throw err;
+  }
+  for (const warning of parsed.warnings) process.stderr.write(`velero-plugin-victoria: warning: ${inFlagTerms(warning)}\n`);
+  const { options } = parsed;
   if (flags['storage-class']) options.storageClass = flags['storage-class'];
   if (flags['ca-cert-file']) options.caCertFile = flags['ca-cert-file'];
   // Flags mirror vmbackup: a custom endpoint defaults to path style unless told otherwise.
   if (flags['s3-endpoint'] && flags['s3-force-path-style'] === undefined) options.forcePathStyle = true;
   return openStore(root, { s3: options });
+}
+
+/** The location keys the flags map to, for messages: a CLI user gave --s3-endpoint, not s3Url. */
+const FLAG_OF: Record<string, string> = {
+  s3Url: '--s3-endpoint',
+  s3ForcePathStyle: '--s3-force-path-style',
+  region: '--region',
+  serverSideEncryption: '--sse',
+  kmsKeyId: '--kms-key-id',
+  checksumAlgorithm: '--checksum-algorithm',
+  tagging: '--tagging',
+  insecureSkipTLSVerify: '--insecure-skip-tls-verify',
+  profile: '--profile',
+};
+
+function inFlagTerms(message: string): string {
+  return message.replace(/^BackupStorageLocation config: /, '').replace(new RegExp(`\\b(${Object.keys(FLAG_OF).join('|')})\\b`, 'g'), (key) => FLAG_OF[key]!);
 }
 
 /** Split ROOT/NAME into the store root and the backup name (the last path segment). */

@@ -7,6 +7,7 @@ import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import { S3Store } from '../../src/store/s3.js';
 import { bslS3Options, openStore, parseStoreLocation } from '../../src/store/url.js';
+import { openStoreFromFlags } from '../../src/cli/store-flags.js';
 
 function refusal(fn: () => unknown): StoreError {
   try {
@@ -168,5 +169,12 @@ describe('S3 options from a BackupStorageLocation config', () => {
     expect(r.options.credentialsFile).to.equal('/does/not/exist');
     expect(r.options.caCert).to.equal(undefined);
     expect(process.env).to.deep.equal(before);
+  });
+});
+
+describe('CLI store flags', () => {
+  it('a bad flag value is named as the flag, not as the location key it maps to', () => {
+    expect(() => openStoreFromFlags('s3://bkt/pfx', { 's3-endpoint': 'not a url' })).to.throw(/^invalid --s3-endpoint "not a url": it must be a URL starting with http:\/\/ or https:\/\/$/);
+    expect(() => openStoreFromFlags('s3://bkt/pfx', { 'checksum-algorithm': 'CRC64NVME' })).to.throw(/^invalid --checksum-algorithm "CRC64NVME": use "" \(none\), CRC32/);
   });
 });
