@@ -3,11 +3,11 @@
  * BackupStorageLocation's config, in velero-plugin-for-aws's keys.
  */
 import { expect } from 'chai';
+import { openStoreFromFlags } from '../../src/cli/store-flags.js';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import { S3Store } from '../../src/store/s3.js';
 import { bslS3Options, openStore, parseStoreLocation } from '../../src/store/url.js';
-import { openStoreFromFlags } from '../../src/cli/store-flags.js';
 
 function refusal(fn: () => unknown): StoreError {
   try {
