@@ -2,7 +2,8 @@
 import { createHash } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
-import { COMPLETE_KEY, MANIFEST_FORMAT, MANIFEST_KEY, parseManifest, type CompleteMarker, type Manifest } from './manifest.js';
+import { VM_COMPLETE_MARKER } from './layout.js';
+import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, parseManifest, type CompleteMarker, type Manifest } from './manifest.js';
 import { forEachLimit } from './pool.js';
 
 /**
@@ -27,13 +28,7 @@ async function readMarker(store: ObjectStore, name: string): Promise<CompleteMar
     bytes = await readObject(store, `${name}/${COMPLETE_KEY}`);
   } catch (err) {
     if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
-    let hasObjects = Boolean(await store.head(`${name}/${MANIFEST_KEY}`));
-    if (!hasObjects) for await (const _ of store.list(`${name}/`)) { hasObjects = true; break; }
-    throw new IncompleteBackupError(
-      hasObjects
-        ? `${where} is incomplete (no ${COMPLETE_KEY}): the backup that wrote it did not finish; use another backup, or run the backup again`
-        : `${where} does not exist (no objects under it); list the backups with: velero-plugin-victoria list --dst <root>`,
-    );
+    throw new IncompleteBackupError(await whyNoMarker(store, name));
   }
   let marker: Partial<CompleteMarker>;
   try {
@@ -46,6 +41,24 @@ async function readMarker(store: ObjectStore, name: string): Promise<CompleteMar
     throw new IncompleteBackupError(`${where}: its ${COMPLETE_KEY} lacks manifestSha256 or completedAt; the backup was changed after it completed`);
   }
   return marker as CompleteMarker;
+}
+
+/** What a folder without our complete marker is: an unfinished backup of ours, someone else's, not a backup at all, or nothing. */
+async function whyNoMarker(store: ObjectStore, name: string): Promise<string> {
+  const where = `${store.location}/${name}`;
+  if ((await store.head(`${name}/${MANIFEST_KEY}`)) || (await store.head(`${name}/${IN_PROGRESS_KEY}`))) {
+    return `${where} is incomplete (no ${COMPLETE_KEY}): the backup that wrote it did not finish (or is still running); use another backup, or run the backup again`;
+  }
+  if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
+    return `${where} is a vmbackup backup, not one of ours (no ${COMPLETE_KEY}): restore it with vmrestore`;
+  }
+  for await (const _ of store.list(`${name}/`)) {
+    return (
+      `${where} holds objects but no backup of ours (no ${COMPLETE_KEY}, ${MANIFEST_KEY} or ${IN_PROGRESS_KEY}): ` +
+      'it is not a backup folder (a root of backups? list them with: velero-plugin-victoria list --dst <that folder>), or an older version\'s unfinished backup'
+    );
+  }
+  return `${where} does not exist (no objects under it); list the backups with: velero-plugin-victoria list --dst <root>`;
 }
 
 /** The manifest a complete marker vouches for: its SHA-256 must be the one the marker names. */

@@ -373,6 +373,10 @@ describe('CLI on file://', function () {
       expect(bad.status).to.equal(1);
       const rel = victim.slice(`${dir}/f1/`.length).replace(/\/[0-9A-F_]+$/, '');
       expect(bad.stdout).to.contain(`${rel}: SHA-256`);
+      // A root that is not there is said to be missing, not empty.
+      const missing = await cli(['list', '--dst', `file://${dir}-typo`]);
+      expect(missing.status).to.equal(1);
+      expect(missing.stderr).to.contain(`file://${dir}-typo does not exist: check --dst`);
     } finally {
       await vm.stop();
     }

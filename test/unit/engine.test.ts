@@ -513,6 +513,12 @@ describe('catalog: the newest complete backup', () => {
     let err: Error | undefined;
     await openBackup(store, 'b4').catch((e: Error) => (err = e));
     expect(err?.message).to.match(/not JSON; the backup was changed after it completed/);
+    // Folders that are not backups of ours say what they are.
+    store.objects.set('vmb/backup_complete.ignore', Buffer.alloc(0));
+    store.objects.set('roots/b1/victoria_complete.ignore', Buffer.from('{}'));
+    const why = Object.fromEntries((await listBackups(store)).filter((b) => !b.complete).map((b) => [b.name, b.problem]));
+    expect(why.vmb).to.equal('memory://test/vmb is a vmbackup backup, not one of ours (no victoria_complete.ignore): restore it with vmrestore');
+    expect(why.roots).to.match(/^memory:\/\/test\/roots holds objects but no backup of ours .*a root of backups\? list them with: velero-plugin-victoria list --dst <that folder>/);
   });
 
   it('a marker whose manifest was replaced is not a base', async () => {

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { listBackups } from '../../engine/catalog.js';
 import { countedBefore } from '../../engine/manifest.js';
+import { FileStore } from '../../store/file.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 
@@ -15,6 +17,8 @@ export async function listCommand(args: string[]): Promise<number> {
   if (!values.dst) throw new Error(`--dst is required\n\n${LIST_USAGE}`);
   const store = openStoreFromFlags(values.dst, values);
   const backups = await listBackups(store);
+  // A directory that is not there is a typo more often than an empty root (S3 cannot tell the two apart).
+  if (backups.length === 0 && store instanceof FileStore && !existsSync(store.root)) throw new Error(`${store.location} does not exist: check --dst`);
   const rows = backups.map((b) => ({
     name: b.name,
     complete: b.complete,
