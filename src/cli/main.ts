@@ -8,6 +8,7 @@ import { allActions } from '../actions/index.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { installPlugin } from './install-plugin.js';
+import { isUsageError } from './usage.js';
 
 const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data
 
@@ -94,7 +95,14 @@ export async function main(args: string[]): Promise<number | undefined> {
     case 'drill':
     case 'demo': {
       const command = await COMMANDS[sub]!();
-      return wantsHelp(args) ? usage(command.usage) : command.run(args.slice(1));
+      if (wantsHelp(args)) return usage(command.usage);
+      try {
+        return await command.run(args.slice(1));
+      } catch (err) {
+        if (!isUsageError(err)) throw err;
+        process.stderr.write(`velero-plugin-victoria ${sub}: ${(err as Error).message}\n`);
+        return 2;
+      }
     }
     case 'install-plugin': {
       const { values } = parseArgs({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });

@@ -1,6 +1,7 @@
 /** `--max-bytes-per-second`, shared by backup (uploads) and restore (downloads), as vmbackup and vmrestore spell it. */
 import type { ParseArgsConfig } from 'node:util';
 import { parseBytesPerSecond } from '../engine/rate-limit.js';
+import { UsageError } from './usage.js';
 
 export const RATE_FLAG = {
   'max-bytes-per-second': { type: 'string' },
@@ -10,6 +11,6 @@ export const RATE_FLAG = {
 export function maxBytesPerSecond(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const rate = parseBytesPerSecond(value);
-  if (typeof rate === 'string') throw new Error(`--max-bytes-per-second ${JSON.stringify(value)}: give ${rate}`);
+  if (typeof rate === 'string') throw new UsageError(`--max-bytes-per-second ${JSON.stringify(value)}: give ${rate}`);
   return rate || undefined;
 }

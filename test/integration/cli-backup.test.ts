@@ -96,8 +96,17 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       it('an incremental backup after ~5% new data uploads only new files and verifies; --max-bytes-per-second paces the uploads', async () => {
         await vm.importSeries(2, 200, { metric: 'vpv_new' });
         const bad = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', root(), '--max-bytes-per-second', '10mb', ...s3flags], s3env);
-        expect(bad.status).to.equal(1);
+        expect(bad.status, 'a usage error').to.equal(2);
         expect(bad.stderr).to.include('--max-bytes-per-second "10mb": give a number of bytes per second such as 52428800, 50MiB or 1.5GB');
+        for (const [args, message] of [
+          [['backup', '--kind', 'metrics', '--bogus'], /Unknown option '--bogus'/],
+          [['list'], /--dst is required/],
+          [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'xyz', '--data-dir', '/nonexistent'], /--plan-sha256 "xyz" is not a SHA-256/],
+        ] as const) {
+          const usage = await cli([...args]);
+          expect(usage.status, args.join(' ')).to.equal(2);
+          expect(usage.stderr).to.match(message);
+        }
         const res = await cli(
           ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', root(), '--name', 'b2', '--max-bytes-per-second', '64KiB', '--json', ...s3flags],
           s3env,

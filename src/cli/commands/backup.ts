@@ -5,6 +5,7 @@ import { progressPrinter, formatBytes } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { UsageError } from '../usage.js';
 
 export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--force-flush-auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
 
@@ -45,8 +46,8 @@ export async function backupCommand(args: string[]): Promise<number> {
     },
   });
   const kind = values.kind;
-  if (kind !== 'metrics' && kind !== 'logs') throw new Error(`--kind must be metrics or logs\n\n${BACKUP_USAGE}`);
-  for (const flag of ['url', 'data-dir', 'dst'] as const) if (!values[flag]) throw new Error(`--${flag} is required\n\n${BACKUP_USAGE}`);
+  if (kind !== 'metrics' && kind !== 'logs') throw new UsageError(`--kind must be metrics or logs\n\n${BACKUP_USAGE}`);
+  for (const flag of ['url', 'data-dir', 'dst'] as const) if (!values[flag]) throw new UsageError(`--${flag} is required\n\n${BACKUP_USAGE}`);
   const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   const authKey = values['auth-key'] ?? process.env.VICTORIA_AUTH_KEY;
   const forceFlushAuthKey = values['force-flush-auth-key'] ?? process.env.VICTORIA_FORCE_FLUSH_AUTH_KEY;

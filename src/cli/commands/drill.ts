@@ -12,6 +12,7 @@ import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-sp
 import { KubeClient } from '../../kube/client.js';
 import { KubeError } from '../../kube/errors.js';
 import type { VeleroBackup, VeleroRestore } from '../../kube/velero-objects.js';
+import { UsageError } from '../usage.js';
 
 export const DRILL_USAGE = `velero-plugin-victoria drill [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
                              [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--json]
@@ -80,8 +81,6 @@ export interface DrillOptions {
   stdout?: (text: string) => void;
   stderr?: (text: string) => void;
 }
-
-class UsageError extends Error {}
 
 /** Go-style durations as kubectl and Velero take them: 30m, 1h30m, 90s, 500ms. */
 export function parseDuration(text: string): number {

@@ -5,6 +5,7 @@ import { countedBefore } from '../../engine/manifest.js';
 import { FileStore } from '../../store/file.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { UsageError } from '../usage.js';
 
 export const LIST_USAGE = `velero-plugin-victoria list --dst ROOT [--json]
 
@@ -14,7 +15,7 @@ ${STORE_USAGE}`;
 
 export async function listCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { dst: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
-  if (!values.dst) throw new Error(`--dst is required\n\n${LIST_USAGE}`);
+  if (!values.dst) throw new UsageError(`--dst is required\n\n${LIST_USAGE}`);
   const store = openStoreFromFlags(values.dst, values);
   const backups = await listBackups(store);
   // A directory that is not there is a typo more often than an empty root (S3 cannot tell the two apart).

@@ -9,6 +9,7 @@ import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type Presi
 import { formatBytes, progressPrinter } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { UsageError } from '../usage.js';
 
 /** PEM bundle of extra CAs for the plan's URLs, as an environment variable (set by the restore action from the location's caCert). */
 
@@ -165,8 +166,9 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
   });
   const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   if (values['plan-url'] !== undefined || values['plan-sha256'] !== undefined) {
-    if (values.src) throw new Error(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
-    if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new Error(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
+    if (values.src) throw new UsageError(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
+    if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new UsageError(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
+    if (!/^[0-9a-f]{64}$/i.test(values['plan-sha256'])) throw new UsageError(`--plan-sha256 ${JSON.stringify(values['plan-sha256'])} is not a SHA-256 (64 hex digits)`);
     return restoreFromPlan({
       planUrl: values['plan-url'],
       planSha256: values['plan-sha256'],
@@ -178,7 +180,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       tls: planTls(values, env),
     });
   }
-  if (!values.src || !values['data-dir']) throw new Error(`--src (or --plan-url) and --data-dir are required\n\n${RESTORE_USAGE}`);
+  if (!values.src || !values['data-dir']) throw new UsageError(`--src (or --plan-url) and --data-dir are required\n\n${RESTORE_USAGE}`);
   const { root, name } = splitBackupPath(values.src);
   const store = openStoreFromFlags(root, values);
   const progress = progressPrinter(`restore ${name}`);

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { verifyBackup } from '../../engine/verify.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { UsageError } from '../usage.js';
 
 export const VERIFY_USAGE = `velero-plugin-victoria verify --src ROOT/NAME [--json]
 
@@ -12,7 +13,7 @@ ${STORE_USAGE}`;
 
 export async function verifyCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { src: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
-  if (!values.src) throw new Error(`--src is required\n\n${VERIFY_USAGE}`);
+  if (!values.src) throw new UsageError(`--src is required\n\n${VERIFY_USAGE}`);
   const { root, name } = splitBackupPath(values.src);
   const store = openStoreFromFlags(root, values);
   const res = await verifyBackup(store, name);
