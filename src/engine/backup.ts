@@ -149,9 +149,16 @@ async function uploadFile(
       }
       hash.update(chunk);
       remaining -= chunk.length;
-      onBytes(chunk.length);
-      if (limiter) yield* limiter.pace(chunk);
-      else yield chunk;
+      if (limiter) {
+        // Counted as the limiter lets them go, so that progress shows the paced rate.
+        for await (const piece of limiter.pace(chunk)) {
+          onBytes(piece.length);
+          yield piece;
+        }
+      } else {
+        onBytes(chunk.length);
+        yield chunk;
+      }
     }
   }
   try {

@@ -144,9 +144,15 @@ describe('engine: backup, restore, verify', () => {
     const store = new MemoryStore();
     // About 300 KB uploaded at 256 KiB/s: at least a second, less the 50 ms burst.
     let started = performance.now();
-    const manifest = await backupOf(store, snapshot, 'slow', { maxBytesPerSecond: 256 * 1024 });
+    // Progress counts bytes as the limiter lets them go: never ahead of the rate (plus the burst and one 64 KiB piece).
+    let ahead = 0;
+    const onProgress = (p: { bytesUploaded: number }) => {
+      ahead = Math.max(ahead, p.bytesUploaded - ((performance.now() - started) / 1000) * 256 * 1024);
+    };
+    const manifest = await backupOf(store, snapshot, 'slow', { maxBytesPerSecond: 256 * 1024, onProgress });
     const uploadMs = performance.now() - started;
     expect(uploadMs).to.be.at.least((manifest.totals.bytesUploaded / (256 * 1024)) * 1000 - 60);
+    expect(ahead, 'progress ahead of the paced rate').to.be.below(0.05 * 256 * 1024 + 64 * 1024 + 1);
     // Unchanged files are copied server-side: no bytes pass, so the limit does not slow the copy.
     started = performance.now();
     const next = await backupOf(store, snapshot, 'copied', { base: { name: 'slow', manifest }, maxBytesPerSecond: 256 * 1024 });
