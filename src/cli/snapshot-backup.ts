@@ -12,8 +12,8 @@ import type { ProgressListener } from '../engine/progress.js';
 import type { ObjectStore } from '../store/types.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
 import { countForBackup } from '../victoria/flat-counts.js';
-import { onInterrupt } from './interrupt.js';
 import type { Snapshot, SnapshotSource } from '../victoria/types.js';
+import { onInterrupt } from './interrupt.js';
 
 export interface SnapshotBackupRequest {
   source: SnapshotSource;
