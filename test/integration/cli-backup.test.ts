@@ -310,6 +310,10 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       expect(refused.status).to.equal(1);
       expect(refused.stderr).to.match(/incomplete|not complete/i);
       expect(existsSync(target) ? readdirSync(target) : [], 'nothing restored').to.deep.equal([]);
+      const verified = await cli(['verify', '--src', `${root()}/killed`, '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''], s3env);
+      expect(verified.status).to.equal(1);
+      expect(verified.json()).to.include({ ok: false });
+      expect(verified.json().error).to.match(/killed is incomplete \(no victoria_complete\.ignore\)/);
     });
   });
 });
