@@ -311,6 +311,12 @@ describe('engine: backup, restore, verify', () => {
       expect(err.message).to.match(new RegExp(`^memory://test/${name}/ is not empty and holds no backup of ours \\(\\d+ object\\(s\\), e\\.g\\. memory://test/${name}/.+\\): a backup there would delete them as stale objects, so nothing was written`));
       expect(parent.objects).to.deep.equal(before);
     }
+    // The root itself a backup: nothing is written inside it.
+    const backupAsRoot = new MemoryStore();
+    for (const [key, value] of store.objects) if (key.startsWith('b1/')) backupAsRoot.objects.set(key.slice('b1/'.length), value);
+    const nested = (await backupOf(backupAsRoot, snapshot, 'fresh').catch((e: Error) => e)) as Error;
+    expect(nested.message).to.match(/^memory:\/\/test is itself a backup \(it holds victoria_complete\.ignore\): a backup inside it would become part of it/);
+    expect([...backupAsRoot.objects.keys()].some((k) => k.startsWith('fresh/'))).to.equal(false);
     parent.objects.set('odd/victoria_in_progress.ignore', Buffer.from('{'));
     const odd = (await backupOf(parent, snapshot, 'odd').catch((e: Error) => e)) as Error;
     expect(odd.message).to.match(/^memory:\/\/test\/odd\/victoria_in_progress\.ignore is not JSON: cannot tell what this folder holds/);
