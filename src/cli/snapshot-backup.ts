@@ -60,7 +60,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
         const dir = join(req.dataDir, s.dir);
         let files;
         try {
-          files = await listSnapshotFiles(dir);
+          files = await listSnapshotFiles(dir, req.dataDir);
         } catch (err) {
           throw new Error(
             `cannot read snapshot ${s.name} at ${dir} (${(err as Error).message}): --data-dir must be the database's -storageDataPath on this machine`,

@@ -41,7 +41,7 @@ export function snapshotMissing(s: Snapshot, dir: string): CompanionError {
 async function listTree(config: CompanionConfig, s: Snapshot) {
   const dir = snapshotRoot(config, s);
   try {
-    return await listSnapshotFiles(dir);
+    return await listSnapshotFiles(dir, config.dataDir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw snapshotMissing(s, dir);
     throw new CompanionError(`cannot list snapshot ${s.name} at ${dir}: ${(err as Error).message}`);

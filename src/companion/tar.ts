@@ -11,11 +11,12 @@
  * should; if one does anyway, the stream fails: the last chunk is held back until the size is
  * checked again, so the broken entry is always short and no reader can take it for a whole file.
  */
-import { open, stat } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
+import { leadsOutside } from '../engine/files.js';
 import { isSkippedFile } from '../engine/layout.js';
 import type { Snapshot } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
@@ -63,7 +64,8 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
     throw err.code === 'ENOENT' ? snapshotMissing(snapshot, root) : new CompanionError(`cannot read ${root}: ${err.message}`);
   });
   // Every path is checked before the first byte goes out: a bad request produces no tar at all.
-  for (const path of request.files) await checkRequested(root, path, snapshot);
+  const dataDir = await realpath(config.dataDir);
+  for (const path of request.files) await checkRequested(root, path, snapshot, dataDir);
 
   const pack = tarPack();
   pack.on('error', () => undefined); // reported through `failure` below
@@ -107,7 +109,7 @@ async function readRequestLine(input: Readable): Promise<string> {
 }
 
 /** A path is in the recorded set when listSnapshotFiles would list it: a regular file, not skipped. */
-async function checkRequested(root: string, path: string, s: Snapshot): Promise<void> {
+async function checkRequested(root: string, path: string, s: Snapshot, dataDir: string): Promise<void> {
   const notInSet = (why: string): CompanionError =>
     usageError(`${JSON.stringify(path)} is not a file of tree ${JSON.stringify(s.relPathPrefix)} (snapshot ${s.name}) in the recorded set: ${why}; request only paths that \`companion files\` lists`);
   if (isSkippedFile(path)) throw notInSet('backups skip it');
@@ -120,6 +122,9 @@ async function checkRequested(root: string, path: string, s: Snapshot): Promise<
     throw new CompanionError(`cannot read ${join(root, path)}: ${(err as Error).message}`);
   }
   if (!st.isFile()) throw notInSet('not a regular file');
+  // As the listing checks: nothing from outside the data directory (a planted link, a forged record).
+  const real = await realpath(join(root, path));
+  if (!real.startsWith(dataDir + sep)) throw usageError((await leadsOutside(join(root, path), path, real, dataDir)).message);
 }
 
 /** The header of a file entry; large sizes get a pax record as well (OCTAL_SIZE_LIMIT). */

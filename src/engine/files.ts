@@ -6,7 +6,7 @@
  * until the next one is asked for (local files are read into one buffer per file, reused).
  */
 import { open, readdir, readlink, realpath, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { checkRelPath, isSkippedFile } from './layout.js';
 
 export interface SnapshotFile {
@@ -38,11 +38,19 @@ export interface FileReader {
  * skipped: VictoriaMetrics links every snapshot to directories that exist, so a dangling link means
  * that this process does not see part of the data (a volume mounted inside the data directory that
  * the companion does not mount), and skipping it would make a complete-looking backup without it.
+ * With `within` (the data directory), every directory and file must really be inside it.
  */
-export async function listSnapshotFiles(root: string): Promise<SnapshotFile[]> {
+export async function listSnapshotFiles(root: string, within?: string): Promise<SnapshotFile[]> {
   const out: SnapshotFile[] = [];
+  const boundary = within === undefined ? undefined : await realpath(within);
+  const inside = async (abs: string, relPath: string, real?: string): Promise<void> => {
+    if (boundary === undefined) return;
+    const r = real ?? (await realpath(abs));
+    if (r !== boundary && !r.startsWith(boundary + sep)) throw await leadsOutside(abs, relPath || '.', r, within!);
+  };
   async function walk(dir: string, rel: string, ancestors: Set<string>): Promise<void> {
     const real = await realpath(dir);
+    await inside(dir, rel, real);
     if (ancestors.has(real)) throw new Error(`symlink loop at ${dir}: a snapshot never links to its own ancestors`);
     const next = new Set(ancestors).add(real);
     const entries = await readdir(dir);
@@ -58,11 +66,27 @@ export async function listSnapshotFiles(root: string): Promise<SnapshotFile[]> {
         throw err;
       }
       if (st.isDirectory()) await walk(abs, relPath, next);
-      else if (st.isFile() && !isSkippedFile(relPath)) out.push({ path: checkRelPath(relPath), size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
+      else if (st.isFile() && !isSkippedFile(relPath)) {
+        await inside(abs, relPath);
+        out.push({ path: checkRelPath(relPath), size: st.size, mtimeMs: Math.trunc(st.mtimeMs) });
+      }
     }
   }
   await walk(root, '', new Set());
   return out;
+}
+
+/**
+ * A snapshot path whose real location is outside the data directory: VictoriaMetrics and
+ * VictoriaLogs link only inside it, so a link elsewhere was planted by someone who can write the
+ * data volume, and following it would copy files of this container (a token, a key) into the backup.
+ */
+export async function leadsOutside(abs: string, relPath: string, real: string, within: string): Promise<Error> {
+  const target = await readlink(abs).catch(() => undefined);
+  return new Error(
+    `snapshot path ${relPath}${target === undefined ? '' : ` → ${target}`} resolves to ${real}, outside the data directory ${within}: ` +
+      'a database snapshot links only inside it; remove that link from the data volume',
+  );
 }
 
 /** The error for an entry that readdir listed and stat cannot find: a dangling link, or a file deleted meanwhile. */

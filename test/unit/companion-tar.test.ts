@@ -164,6 +164,35 @@ describe('companion tar (local snapshot)', () => {
     }
   });
 
+  it('sends nothing from outside the data directory: a planted link, a record whose dir leads out (exit 2)', async () => {
+    const secret = join(dir, 'secret-token');
+    writeFileSync(secret, 'service account token');
+    symlinkSync(secret, join(snapDir, 'metadata', 'planted'));
+    try {
+      const out = new PassThrough();
+      const bytes = collect(out);
+      const { code, message } = await exitCodeOf(writeTar(config, openStdin(formatTarRequest({ tree: '', files: ['metadata/planted'] })), out));
+      expect(code).to.equal(COMPANION_EXIT.usage);
+      expect(message).to.match(/^snapshot path metadata\/planted → .*secret-token resolves to .*, outside the data directory .*: a database snapshot links only inside it/);
+      expect(bytes().length).to.equal(0);
+      const listing = await exitCodeOf(filesDocument(config));
+      expect(listing.message).to.match(/metadata\/planted .* outside the data directory/);
+    } finally {
+      rmSync(join(snapDir, 'metadata', 'planted'));
+    }
+    // A forged record pointing its snapshot at a directory outside.
+    const forged = join(dir, 'forged-state');
+    await writeRecord(forged, {
+      format: STATE_FORMAT,
+      kind: 'metrics',
+      url: config.url,
+      createdAt: '2026-01-02T03:04:05.000Z',
+      snapshots: [{ kind: 'metrics', name: NAME, handle: NAME, dir: '..', relPathPrefix: '', followSymlinks: true, createdAt: new Date('2026-01-02T03:04:05Z') }],
+    });
+    const { code } = await exitCodeOf(writeTar({ ...config, stateDir: forged }, openStdin(formatTarRequest({ tree: '', files: ['secret-token'] })), new PassThrough()));
+    expect(code).to.equal(COMPANION_EXIT.usage);
+  });
+
   it('exits 3 without a record', async () => {
     const { code, message } = await exitCodeOf(writeTar({ ...config, stateDir: join(dir, 'none') }, openStdin('{}\n'), new PassThrough()));
     expect(code).to.equal(COMPANION_EXIT.noRecord);

@@ -79,6 +79,18 @@ describe('vmbackup layout', () => {
     ]);
   });
 
+  it('with the data directory given, a link out of it fails the listing instead of copying that file', async () => {
+    const { dataDir, snapshot } = makeSnapshot();
+    expect((await listSnapshotFiles(snapshot, dataDir)).length, 'the links inside the data directory are fine').to.equal(5);
+    const secret = join(tmp('elsewhere-'), 'token');
+    writeFileSync(secret, 'not for the backup');
+    symlinkSync(secret, join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11', 'PART1', 'planted.bin'));
+    const err = (await listSnapshotFiles(snapshot, dataDir).catch((e: Error) => e)) as Error;
+    expect(err.message).to.equal(
+      `snapshot path data/small/2026_11/PART1/planted.bin → ${secret} resolves to ${secret}, outside the data directory ${dataDir}: a database snapshot links only inside it; remove that link from the data volume`,
+    );
+  });
+
   it('a snapshot link that leads nowhere (data this process cannot see) fails the listing, naming the link', async () => {
     const { snapshot } = makeSnapshot();
     // As when data/big is a volume of its own that the companion does not mount.
