@@ -6,13 +6,15 @@
  * container and logs their output; each prints one JSON line, which the plugin also parses when it
  * runs the hooks itself.
  */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { SnapshotUndeletableError } from '../victoria/errors.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
 import { openConfiguredSource } from './config.js';
-import { CompanionError } from './errors.js';
-import { readRecord, removeRecord, STATE_FORMAT, writeRecord, type RecordedSet } from './state.js';
+import { CompanionError, usageError } from './errors.js';
+import { recordOfThisServer, removeRecord, STATE_FORMAT, writeRecord, type RecordedSet } from './state.js';
 
 export interface PreHookResult {
   hook: 'pre';
@@ -57,7 +59,7 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
   const started = performance.now();
   let staleRemoved: string[] = [];
   let warning: string | undefined;
-  const earlier = await readRecord(config.stateDir);
+  const earlier = await recordOfThisServer(config.stateDir, source.kind, source.url);
   if (earlier) {
     const stale = await unlessUndeletable(() => source.deleteStale(earlier.snapshots.map((s) => s.name)));
     if ('done' in stale) staleRemoved = stale.done.map((s) => s.name);
@@ -68,6 +70,16 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
   const requested = new Date();
   const snapshots = await source.create();
   try {
+    // A data directory that is not the database's shows here, not at the backup's first read.
+    for (const s of snapshots) {
+      const dir = join(config.dataDir, s.dir);
+      if (!(await stat(dir).then((st) => st.isDirectory(), () => false))) {
+        throw usageError(
+          `snapshot ${s.name} was made but is not at ${dir}: --data-dir / VICTORIA_DATA_DIR (${config.dataDir}) is not where the database's data volume ` +
+            '(its -storageDataPath) is mounted in this container; the snapshot was deleted',
+        );
+      }
+    }
     const createdAt = countsEnd(snapshots, requested);
     const version = await source.version().catch(() => undefined);
     const record: RecordedSet = {
@@ -104,7 +116,7 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
  * record. If a deletion fails the record stays, so `hook pre` or `serve` retries it later.
  */
 export async function postHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PostHookResult> {
-  const record = await readRecord(config.stateDir);
+  const record = await recordOfThisServer(config.stateDir, source.kind, source.url);
   if (!record) return { hook: 'post', deleted: [] };
   const deleted = await unlessUndeletable(() => source.delete(record.snapshots));
   await removeRecord(config.stateDir);

@@ -11,7 +11,7 @@
 import { Agent } from 'undici';
 import type { SnapshotSource } from '../victoria/types.js';
 import { describeConfig, formatDuration, openConfiguredSource, type CompanionConfig } from './config.js';
-import { readRecord, removeRecord } from './state.js';
+import { recordOfThisServer, removeRecord } from './state.js';
 import { unlessUndeletable } from './hooks.js';
 
 /** How often the record is checked, at most: cheap (one small file read), and age limits are hours. */
@@ -60,7 +60,7 @@ export async function serve(config: CompanionConfig, options: ServeOptions): Pro
  * `hook pre` replaced it meanwhile). Returns the names deleted.
  */
 export async function expireRecorded(config: CompanionConfig, source: SnapshotSource, now: Date, log: (line: string) => void): Promise<string[]> {
-  const record = await readRecord(config.stateDir);
+  const record = await recordOfThisServer(config.stateDir, source.kind, source.url);
   if (!record) return [];
   const ageMs = now.getTime() - Date.parse(record.createdAt);
   if (ageMs < config.maxSnapshotAgeMs) return [];

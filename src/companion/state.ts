@@ -10,7 +10,7 @@
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Snapshot, SourceKind } from '../victoria/types.js';
-import { CompanionError, noRecordError } from './errors.js';
+import { CompanionError, noRecordError, usageError } from './errors.js';
 
 export const STATE_FORMAT = 'velero-plugin-victoria/companion-state/v1';
 const STATE_FILE = 'snapshots.json';
@@ -53,6 +53,23 @@ export async function requireRecord(stateDir: string, kind: SourceKind): Promise
   if (!record) throw noRecordError();
   if (record.kind !== kind) {
     throw new CompanionError(`${recordPath(stateDir)} records ${record.kind} snapshots, but this companion is configured for ${kind}: check --kind / VICTORIA_KIND`);
+  }
+  return record;
+}
+
+/**
+ * The record, when the snapshots in it were made on the server this companion is configured for.
+ * Deleting them through another server (a changed VICTORIA_URL or VICTORIA_KIND) would find
+ * nothing, drop the record and leave them behind, untracked: the hooks and `serve` stop instead.
+ */
+export async function recordOfThisServer(stateDir: string, kind: SourceKind, url: string): Promise<RecordedSet | undefined> {
+  const record = await readRecord(stateDir);
+  if (record && (record.kind !== kind || record.url !== url)) {
+    throw usageError(
+      `${recordPath(stateDir)} records ${record.kind} snapshot(s) ${record.snapshots.map((s) => s.name).join(', ') || '(none)'} made at ${record.url}, ` +
+        `but this companion is configured for ${kind} at ${url} (--kind / VICTORIA_KIND, --url / VICTORIA_URL): ` +
+        `restore the configuration that made them, or delete them through that server's API and then remove ${recordPath(stateDir)}`,
+    );
   }
   return record;
 }

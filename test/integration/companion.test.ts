@@ -26,6 +26,7 @@ import { writeTar } from '../../src/companion/tar.js';
 import { listSnapshotFiles } from '../../src/engine/files.js';
 import { LogsSource, MetricsSource, type Snapshot } from '../../src/victoria/index.js';
 import { LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-counts.js';
+import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents, ROOT } from '../support/components.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
@@ -269,6 +270,32 @@ describe('companion against VictoriaMetrics 1.145', function () {
 
     expect(await names()).to.deep.equal([]);
     expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+
+  it('a data directory that is not the database\'s fails hook pre at once (exit 2), naming VICTORIA_DATA_DIR, and deletes the snapshot', async () => {
+    const wrongDir = mkdtempSync(join(tmpdir(), 'not-the-data-'));
+    const r = await cli(['hook', 'pre'], { ...env, VICTORIA_DATA_DIR: wrongDir });
+    expect(r.status).to.equal(COMPANION_EXIT.usage);
+    expect(lastJsonLine(r).error).to.match(new RegExp(`was made but is not at ${wrongDir}/snapshots/\\S+: --data-dir / VICTORIA_DATA_DIR \\(${wrongDir}\\) is not where the database's data volume`));
+    expect(await names()).to.deep.equal([]);
+    expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+
+  it('a record made on another server (a changed VICTORIA_URL or VICTORIA_KIND) stops the hooks; nothing is dropped or left untracked', async () => {
+    const pre = await cli(['hook', 'pre'], env);
+    expect(pre.status, pre.stderr).to.equal(0);
+    const made = lastJsonLine(pre).snapshots as string[];
+    const other = `http://127.0.0.1:${await freePort()}`;
+    for (const [change, hook] of [[{ VICTORIA_URL: other }, 'post'], [{ VICTORIA_URL: other }, 'pre'], [{ VICTORIA_KIND: 'logs', VICTORIA_URL: other }, 'post']] as const) {
+      const r = await cli(['hook', hook], { ...env, ...change });
+      expect(r.status, `${hook} ${JSON.stringify(change)}`).to.equal(COMPANION_EXIT.usage);
+      expect(lastJsonLine(r).error).to.include(`made at ${vm.url}, but this companion is configured for`).and.include('VICTORIA_URL');
+      expect(await names(), 'the snapshot stays where it was made').to.deep.equal(made);
+      expect((await readRecord(stateDir))?.snapshots.map((s) => s.name), 'the record stays').to.deep.equal(made);
+    }
+    const post = await cli(['hook', 'post'], env);
+    expect(lastJsonLine(post)).to.deep.equal({ hook: 'post', deleted: made });
+    expect(await names()).to.deep.equal([]);
   });
 
   describe('serve (bundled)', () => {
