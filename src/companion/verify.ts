@@ -40,6 +40,8 @@ export interface VerifyResult {
   differences: Array<{ key: string; expected: number | null; found: number | null }>;
 }
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
+
 /** Splits `verify`'s own flags from the shared companion flags (config.ts parses those strictly). */
 export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest: string[] } {
   const own = new Set(['--expect', '--end', '--start', '--timeout']);
@@ -81,8 +83,9 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
   }
   const time = (flag: string, text: string | undefined): Date | undefined => {
     if (text === undefined) return undefined;
-    const t = new Date(text);
-    if (Number.isNaN(t.getTime())) throw usageError(`${flag} ${JSON.stringify(text)} is not a time such as 2026-11-21T12:00:00Z`);
+    // RFC 3339 with its zone only: a time without one would be read in the container's local zone.
+    const t = RFC3339.test(text) ? new Date(text) : new Date(NaN);
+    if (Number.isNaN(t.getTime())) throw usageError(`${flag} ${JSON.stringify(text)} is not an RFC 3339 time with its zone, such as 2026-11-21T12:00:00Z (as the manifest's countedBefore)`);
     return t;
   };
   const end = time('--end', values.end);

@@ -114,7 +114,10 @@ describe('companion verify arguments', () => {
     const { options, rest } = parseVerifyArgs(['--expect', '{"rows":1}', '--start', '2026-10-22T07:00:00.000Z', '--end=2026-11-21T12:00:00Z', '--kind', 'logs']);
     expect(options).to.deep.include({ expected: { rows: 1 }, start: new Date('2026-10-22T07:00:00.000Z'), end: new Date('2026-11-21T12:00:00Z') });
     expect(rest).to.deep.equal(['--kind', 'logs']);
-    expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', 'last month'])).to.throw(CompanionError, /--start "last month" is not a time/);
+    expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', 'last month'])).to.throw(CompanionError, /--start "last month" is not an RFC 3339 time with its zone/);
+    // Without a zone it would be read in the container's local time: refused, as are dates alone.
+    for (const t of ['2026-11-22T11:27:00', '2026-11-22', 'Nov 22 2026']) expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--end', t]), t).to.throw(CompanionError, /is not an RFC 3339 time/);
+    expect(parseVerifyArgs(['--expect', '{"rows":1}', '--end', '2026-11-22T12:27:00+01:00']).options.end?.toISOString()).to.equal('2026-11-22T11:27:00.000Z');
     expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', '2026-11-22T00:00:00Z', '--end', '2026-11-21T00:00:00Z'])).to.throw(CompanionError, /--start .* is not before --end/);
   });
 });
