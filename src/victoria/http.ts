@@ -147,7 +147,10 @@ export class HttpClient {
     );
     const said = serverMessage === '' ? '(empty body)' : (htmlPage(serverMessage, this.base.origin) ?? serverMessage);
     const prefix = `${this.product} ${method} ${url}${what ? ` (${what})` : ''}: HTTP ${res.status}: ${said}`;
-    return new VictoriaHttpError(auth ? `${prefix} (${auth.hint})` : prefix, url, method, res.status, serverMessage, auth?.flag);
+    // A Secret made with `echo` carries a newline the server does not: the commonest "wrong" key.
+    const sent = this.keyFor(key);
+    const padded = auth && sent !== undefined && sent !== sent.trim() ? '; the key given starts or ends with whitespace, such as a newline from `echo` into the Secret' : '';
+    return new VictoriaHttpError(auth ? `${prefix} (${auth.hint}${padded})` : prefix, url, method, res.status, serverMessage, auth?.flag);
   }
 
   /** Removes our own keys from text that came from the server. */
@@ -191,10 +194,12 @@ export class HttpClient {
     const timeout = opts.timeoutMs ?? this.timeoutMs;
     const why =
       code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT'
-        ? `no answer within ${timeout} ms`
+        ? `no answer within ${timeout} ms: is the server overloaded, or the URL another service's?`
         : code === 'ECONNREFUSED'
           ? `connection refused (${detail}): is the server running and the URL right?`
-          : detail;
+          : code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/i.test(detail)
+            ? 'the server does not speak TLS here: use http://, not https://'
+            : detail.trim();
     return new VictoriaUnreachableError(`${this.product} ${opts.method ?? 'POST'} ${url}: ${why}`, url, { cause: err });
   }
 

@@ -82,6 +82,11 @@ describe('victoria clients (recorded answers)', () => {
       `VictoriaMetrics POST ${VM}/snapshot/create (create snapshot): HTTP 401: The provided authKey doesn't match -snapshotAuthKey (-snapshotAuthKey does not match: pass the server's -snapshotAuthKey value with --auth-key)`,
     );
     expect(e.message).not.to.contain('topsecret');
+    // A key with a trailing newline (a Secret made with echo) is pointed out.
+    const padded = mock(VM);
+    padded.on('/snapshot/create', 401, 'The provided authKey doesn\'t match -snapshotAuthKey\n');
+    const err2 = (await new MetricsSource({ url: VM, authKey: 'topsecret\n' }, padded.agent).create().catch((x: unknown) => x)) as Error;
+    expect(err2.message).to.match(/-snapshotAuthKey does not match: .*; the key given starts or ends with whitespace, such as a newline from `echo` into the Secret\)$/);
   });
 
   it('1.79.5: the 400 auth answer echoes the request URI and the key; both are redacted', async () => {
@@ -244,7 +249,21 @@ describe('victoria clients (recorded answers)', () => {
       const src = new MetricsSource({ url: `http://127.0.0.1:${port}`, timeoutMs: 200 });
       const err = (await src.list().catch((e: unknown) => e)) as Error;
       expect(err).to.be.instanceOf(VictoriaUnreachableError);
-      expect(err.message).to.equal(`VictoriaMetrics POST http://127.0.0.1:${port}/snapshot/list: no answer within 200 ms`);
+      expect(err.message).to.equal(`VictoriaMetrics POST http://127.0.0.1:${port}/snapshot/list: no answer within 200 ms: is the server overloaded, or the URL another service's?`);
+    });
+
+    it('https:// to a plain-HTTP server says to use http://', async () => {
+      const plain = createServer((_req, res) => res.end('{}'));
+      await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+      const p = (plain.address() as AddressInfo).port;
+      try {
+        const err = (await new MetricsSource({ url: `https://127.0.0.1:${p}` }).list().catch((e: unknown) => e)) as Error;
+        expect(err).to.be.instanceOf(VictoriaUnreachableError);
+        expect(err.message).to.equal(`VictoriaMetrics POST https://127.0.0.1:${p}/snapshot/list: the server does not speak TLS here: use http://, not https://`);
+      } finally {
+        plain.closeAllConnections();
+        await new Promise<void>((r) => plain.close(() => r()));
+      }
     });
 
     it('a refused connection says so', async () => {
