@@ -76,7 +76,7 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
       if (!(await stat(dir).then((st) => st.isDirectory(), () => false))) {
         throw usageError(
           `snapshot ${s.name} was made but is not at ${dir}: --data-dir / VICTORIA_DATA_DIR (${config.dataDir}) is not where the database's data volume ` +
-            '(its -storageDataPath) is mounted in this container; the snapshot was deleted',
+            '(its -storageDataPath) is mounted in this container',
         );
       }
     }
