@@ -13,10 +13,10 @@
  */
 import { open, realpath, stat } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { join, sep } from 'node:path';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
-import { leadsOutside } from '../engine/files.js';
+import { checkInside } from '../engine/files.js';
 import { isSkippedFile } from '../engine/layout.js';
 import type { Snapshot } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
@@ -123,8 +123,9 @@ async function checkRequested(root: string, path: string, s: Snapshot, dataDir: 
   }
   if (!st.isFile()) throw notInSet('not a regular file');
   // As the listing checks: nothing from outside the data directory (a planted link, a forged record).
-  const real = await realpath(join(root, path));
-  if (!real.startsWith(dataDir + sep)) throw usageError((await leadsOutside(join(root, path), path, real, dataDir)).message);
+  await checkInside(join(root, path), path, dataDir).catch((err: Error) => {
+    throw usageError(err.message);
+  });
 }
 
 /** The header of a file entry; large sizes get a pax record as well (OCTAL_SIZE_LIMIT). */

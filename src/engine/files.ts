@@ -44,9 +44,7 @@ export async function listSnapshotFiles(root: string, within?: string): Promise<
   const out: SnapshotFile[] = [];
   const boundary = within === undefined ? undefined : await realpath(within);
   const inside = async (abs: string, relPath: string, real?: string): Promise<void> => {
-    if (boundary === undefined) return;
-    const r = real ?? (await realpath(abs));
-    if (r !== boundary && !r.startsWith(boundary + sep)) throw await leadsOutside(abs, relPath || '.', r, within!);
+    if (boundary !== undefined) await checkInside(abs, relPath || '.', boundary, real);
   };
   async function walk(dir: string, rel: string, ancestors: Set<string>): Promise<void> {
     const real = await realpath(dir);
@@ -77,14 +75,17 @@ export async function listSnapshotFiles(root: string, within?: string): Promise<
 }
 
 /**
- * A snapshot path whose real location is outside the data directory: VictoriaMetrics and
- * VictoriaLogs link only inside it, so a link elsewhere was planted by someone who can write the
- * data volume, and following it would copy files of this container (a token, a key) into the backup.
+ * Fails for a snapshot path whose real location is outside `dataDir` (a real path, as realpath
+ * gives it): VictoriaMetrics and VictoriaLogs link only inside it, so a link elsewhere was planted
+ * by someone who can write the data volume, and following it would copy files of this container
+ * (a token, a key) into the backup.
  */
-export async function leadsOutside(abs: string, relPath: string, real: string, within: string): Promise<Error> {
+export async function checkInside(abs: string, relPath: string, dataDir: string, real?: string): Promise<void> {
+  const r = real ?? (await realpath(abs));
+  if (r === dataDir || r.startsWith(dataDir + sep)) return;
   const target = await readlink(abs).catch(() => undefined);
-  return new Error(
-    `snapshot path ${relPath}${target === undefined ? '' : ` → ${target}`} resolves to ${real}, outside the data directory ${within}: ` +
+  throw new Error(
+    `snapshot path ${relPath}${target === undefined ? '' : ` → ${target}`} resolves to ${r}, outside the data directory ${dataDir}: ` +
       'a database snapshot links only inside it; remove that link from the data volume',
   );
 }
