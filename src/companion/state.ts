@@ -7,8 +7,9 @@
  * Written atomically (temporary file, fsync, rename), so a reader sees the old record or the new
  * one, never half of one, even if the container is killed mid-write.
  */
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../engine/file-writer.js';
 import type { Snapshot, SourceKind } from '../victoria/types.js';
 import { CompanionError, noRecordError, usageError } from './errors.js';
 
@@ -79,14 +80,7 @@ export async function writeRecord(stateDir: string, record: RecordedSet): Promis
   const tmp = join(stateDir, `.${STATE_FILE}.${process.pid}.tmp`);
   try {
     await mkdir(stateDir, { recursive: true });
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(`${JSON.stringify(record, null, 2)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
+    await writeFileAtomic(file, tmp, `${JSON.stringify(record, null, 2)}\n`, 0o600);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
     throw new CompanionError(`cannot write ${file}: ${(err as Error).message}: --state-dir / COMPANION_STATE_DIR must be a writable directory (an emptyDir)`);

@@ -16,7 +16,7 @@
  */
 import type { Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Downloaded bytes are collected into writes of this size (at most two buffers per file at once). */
@@ -194,6 +194,21 @@ export class FileWriter {
     this.buffers.give(this.buf);
     return this.position;
   }
+}
+
+/**
+ * Replaces `path` with `text` through `tmp` (in the same directory), fsynced before the rename: a
+ * reader, also after a crash, sees the old file or the whole new one, never a part.
+ */
+export async function writeFileAtomic(path: string, tmp: string, text: string, mode = 0o666): Promise<void> {
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
 }
 
 /** Makes a directory's entries (files created or renamed in it) durable. */

@@ -5,9 +5,9 @@
  * it leaves the data, by then the database's own, as it is, and needs neither the bucket nor the
  * plan, whose links may have expired long ago.
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDir } from './file-writer.js';
+import { syncDir, writeFileAtomic } from './file-writer.js';
 
 export const RESTORED_MARKER = '.victoria-restored.json';
 
@@ -41,14 +41,6 @@ export async function readRestoredMarker(dataDir: string): Promise<RestoredRecor
 /** Writes the note durably (a temporary file, fsynced, renamed into place). */
 export async function writeRestoredMarker(dataDir: string, record: RestoredRecord): Promise<void> {
   const path = join(dataDir, RESTORED_MARKER);
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(`${JSON.stringify(record)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  await writeFileAtomic(path, `${path}.tmp`, `${JSON.stringify(record)}\n`);
   await syncDir(dataDir);
 }
