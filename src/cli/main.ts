@@ -3,7 +3,7 @@
  * launches it with only server flags); with a subcommand it is a command-line tool.
  */
 import sea from 'node:sea';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './flags.js';
 import { allActions } from '../actions/index.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
@@ -105,7 +105,7 @@ export async function main(args: string[]): Promise<number | undefined> {
       }
     }
     case 'install-plugin': {
-      const { values } = parseArgs({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
+      const { values } = parseFlags({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
       if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');
       for (const file of installPlugin(process.execPath, values.target)) process.stdout.write(`installed ${file}\n`);
       return 0;

@@ -5,7 +5,7 @@
  * An empty variable counts as unset: an optional secretKeyRef to a missing key yields none at all,
  * but a Secret holding an empty value yields "".
  */
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../cli/flags.js';
 import type { Dispatcher } from 'undici';
 import { openSource } from '../victoria/index.js';
 import type { SnapshotSource, SourceKind } from '../victoria/types.js';
@@ -67,7 +67,7 @@ type Flag = keyof typeof ENV;
 export function parseCompanionConfig(args: string[], env: NodeJS.ProcessEnv, options: { serve?: boolean } = {}): CompanionConfig {
   let values: Partial<Record<Flag, string>>;
   try {
-    ({ values } = parseArgs({ args, options: options.serve ? SERVE_FLAGS : FLAGS, strict: true, allowPositionals: false }));
+    ({ values } = parseFlags({ args, options: options.serve ? SERVE_FLAGS : FLAGS, strict: true, allowPositionals: false }));
   } catch (err) {
     throw usageError((err as Error).message);
   }

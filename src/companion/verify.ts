@@ -10,7 +10,7 @@
  * Prints one JSON line, `{"verify":"ok"|"mismatch"|"error", expected, found}`; exits 0 only when
  * every count matches.
  */
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../cli/flags.js';
 import { flattenCounts } from '../victoria/flat-counts.js';
 import { HttpClient } from '../victoria/http.js';
 import type { SnapshotSource } from '../victoria/types.js';
@@ -59,7 +59,7 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
   }
   let values: { expect?: string; end?: string; start?: string; timeout?: string };
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: mine,
       options: { expect: { type: 'string' }, end: { type: 'string' }, start: { type: 'string' }, timeout: { type: 'string' } },
       strict: true,

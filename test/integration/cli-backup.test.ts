@@ -101,6 +101,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         for (const [args, message] of [
           [['backup', '--kind', 'metrics', '--bogus'], /Unknown option '--bogus'/],
           [['list'], /--dst is required/],
+          [['list', '--dst', 'file:///tmp/a', '--json', '--dst', 'file:///tmp/b'], /--dst is given more than once: give it once/],
           [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'xyz', '--data-dir', '/nonexistent'], /--plan-sha256 "xyz" is not a SHA-256/],
         ] as const) {
           const usage = await cli([...args]);

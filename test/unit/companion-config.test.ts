@@ -80,6 +80,12 @@ describe('companion configuration', () => {
     expect(usageMessage(() => parseCompanionConfig(['--kind', 'metrics', '--max-snapshot-age', '1h'], {}))).to.match(/max-snapshot-age/);
   });
 
+  it('rejects a value flag given twice, naming the flag and neither value (they may be keys)', () => {
+    const message = usageMessage(() => parseCompanionConfig(['--kind', 'metrics', '--auth-key', 'first-secret', '--auth-key=second-secret'], {}));
+    expect(message).to.equal('--auth-key is given more than once: give it once');
+    expect(usageMessage(() => parseVerifyArgs(['--expect', '{}', '--kind', 'metrics', '--expect', '{}']))).to.match(/^--expect is given more than once/);
+  });
+
   it('reads COMPANION_MAX_SNAPSHOT_AGE only in serve: a bad value never breaks the hooks', () => {
     expect(parseCompanionConfig([], { VICTORIA_KIND: 'metrics', COMPANION_MAX_SNAPSHOT_AGE: 'soon' }).maxSnapshotAgeMs).to.equal(6 * 3600_000);
     expect(usageMessage(() => parseCompanionConfig([], { VICTORIA_KIND: 'metrics', COMPANION_MAX_SNAPSHOT_AGE: 'soon' }, { serve: true }))).to.equal(

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../flags.js';
 import { copiesRefusedText, countedBefore } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
 import { progressPrinter, formatBytes } from '../progress.js';
@@ -28,7 +28,7 @@ export function defaultBackupName(now = new Date()): string {
 }
 
 export async function backupCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args,
     options: {
       kind: { type: 'string' },

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../flags.js';
 import { request } from 'undici';
 import { restoreBackup } from '../../engine/restore.js';
 import { openStore } from '../../store/url.js';
@@ -92,7 +92,7 @@ function countRows(kind: SourceKind, c: Counts): Array<[string, number]> {
 }
 
 export async function demoCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { components: { type: 'string' }, keep: { type: 'boolean' } } });
+  const { values } = parseFlags({ args, options: { components: { type: 'string' }, keep: { type: 'boolean' } } });
   const components = resolve(values.components ?? '.cache');
   const bins = { metrics: join(components, 'vm145', 'usr', 'bin', 'victoria-metrics'), logs: join(components, 'go-build', 'bin', 'victorialogs-server') };
   for (const bin of Object.values(bins)) {

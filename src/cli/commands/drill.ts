@@ -6,7 +6,7 @@
  * command only picks the backup, creates the Restore, waits for it and reports: the drill passed when
  * the Restore is Completed with no errors (every verify hook passed).
  */
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../flags.js';
 import { COUNTS_LABEL, KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
 import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-spec.js';
 import { KubeClient } from '../../kube/client.js';
@@ -244,7 +244,7 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
   let values: Record<string, string | boolean | undefined>;
   let timeoutMs: number;
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args,
       options: {
         backup: { type: 'string' },

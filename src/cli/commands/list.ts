@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../flags.js';
 import { listBackups } from '../../engine/catalog.js';
 import { countedBefore } from '../../engine/manifest.js';
 import { FileStore } from '../../store/file.js';
@@ -14,7 +14,7 @@ Lists the backups under ROOT, complete or not.
 ${STORE_USAGE}`;
 
 export async function listCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { dst: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
+  const { values } = parseFlags({ args, options: { dst: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
   if (!values.dst) throw new UsageError(`--dst is required\n\n${LIST_USAGE}`);
   const store = openStoreFromFlags(values.dst, values);
   const backups = await listBackups(store);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../flags.js';
 import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
 import { RESTORE_MARKER, restoreBackup, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
@@ -149,7 +149,7 @@ function printSummary(res: RestoreResult, source: { restore?: string; backup: st
 }
 
 export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args,
     options: {
       src: { type: 'string' },

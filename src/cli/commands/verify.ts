@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../flags.js';
 import { IncompleteBackupError } from '../../engine/catalog.js';
 import { verifyBackup } from '../../engine/verify.js';
 import { formatBytes } from '../progress.js';
@@ -14,7 +14,7 @@ has "error").
 ${STORE_USAGE}`;
 
 export async function verifyCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { src: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
+  const { values } = parseFlags({ args, options: { src: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
   if (!values.src) throw new UsageError(`--src is required\n\n${VERIFY_USAGE}`);
   const { root, name } = splitBackupPath(values.src);
   const store = openStoreFromFlags(root, values);
