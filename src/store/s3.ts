@@ -86,7 +86,16 @@ function escapeUri(text: string): string {
  * The continuation token of a ListObjectsV2 page, undefined after the last page. A page marked
  * truncated without a token would end the listing early and silently: a wrong answer, so an error.
  */
-function nextToken(page: { IsTruncated?: boolean; NextContinuationToken?: string }, target: string): string | undefined {
+function nextToken(page: { IsTruncated?: boolean; NextContinuationToken?: string; Name?: string; KeyCount?: number }, target: string, endpoint: string): string | undefined {
+  // Every ListBucketResult names its bucket and says whether it is truncated. A 200 without them
+  // is some other server's page (a console, a proxy's welcome page): the SDK parses it into an
+  // empty listing, which would read as "no backups" or "an empty folder".
+  if (page.IsTruncated === undefined && page.Name === undefined && page.KeyCount === undefined) {
+    throw new StoreError('Config', `list ${target}: ${endpoint} answered 200 without an S3 listing (a web page or a console, not the S3 API?): check the endpoint (s3Url)`, {
+      operation: 'list',
+      target,
+    });
+  }
   if (!page.IsTruncated) return undefined;
   if (!page.NextContinuationToken) {
     throw new StoreError('Failed', `list ${target}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target });
@@ -283,7 +292,7 @@ export class S3Store implements ObjectStore {
         if (key === '' || key.endsWith('/')) continue; // "folder" placeholder objects made by consoles
         yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
       }
-      token = nextToken(page, this.target(prefix));
+      token = nextToken(page, this.target(prefix), endpointName(this.options));
     } while (token);
   }
 
@@ -300,7 +309,7 @@ export class S3Store implements ObjectStore {
       for (const p of page.CommonPrefixes ?? []) {
         if (p.Prefix?.startsWith(this.root)) out.push(p.Prefix.slice(this.root.length));
       }
-      token = nextToken(page, this.target(prefix));
+      token = nextToken(page, this.target(prefix), endpointName(this.options));
     } while (token);
     return out.sort(compareKeys);
   }

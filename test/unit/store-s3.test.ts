@@ -134,6 +134,19 @@ describe('S3 store errors', () => {
     expect(keys.message).to.equal(folders.message);
   });
 
+  it('listings: a 200 that is no ListBucketResult (a web page) is an error naming the endpoint, not an empty listing', async () => {
+    // What the AWS SDK makes of `<html>…</html>` with status 200: no fields at all.
+    const { store } = stubStore(() => ({ $metadata: { httpStatusCode: 200 } }));
+    const err = await rejection((async () => {
+      for await (const _ of store.list('')) void _;
+    })());
+    expect(err.message).to.equal('list s3://bkt/pre/fix/: http://127.0.0.1:9 answered 200 without an S3 listing (a web page or a console, not the S3 API?): check the endpoint (s3Url)');
+    expect((await rejection(store.listDirectories(''))).message).to.equal(err.message);
+    // An empty bucket's answer is a listing.
+    const empty = stubStore(() => ({ Name: 'bkt', IsTruncated: false, KeyCount: 0 })).store;
+    expect(await empty.listDirectories('')).to.deep.equal([]);
+  });
+
   it('delete: batches of deleteBatchSize, and one-by-one where DeleteObjects is not implemented', async () => {
     const sizes: number[] = [];
     const batched = stubStore((c) => {
