@@ -194,12 +194,15 @@ const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs:
 async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceKind): Promise<void> {
   const where = `${store.location}/${name}`;
   const fix = 'give this backup another name (--name), or each database a root of its own (--dst)';
-  // The root itself a backup (--dst naming a backup, not the folder of backups): a backup inside it
-  // would become part of it, restored by vmrestore with it and deleted with it.
+  // The root a backup, or inside one (--dst naming a backup or a folder in it, not the folder of
+  // backups): a backup there would become part of it, restored by vmrestore with it and deleted with it.
   const markers = [COMPLETE_KEY, MANIFEST_KEY, VM_COMPLETE_MARKER];
-  const rootMarker = (await Promise.all(markers.map((m) => store.head(m)))).findIndex(Boolean);
-  if (rootMarker >= 0) {
-    throw new Error(`${store.location} is itself a backup (it holds ${markers[rootMarker]}): a backup inside it would become part of it; give the folder of the backups as the root (--dst), not a backup`);
+  const holders = await Promise.all(markers.map(async (m) => ((await store.head(m)) ? store.location : await store.folderAbove?.(m))));
+  const marker = holders.findIndex((h) => h !== undefined);
+  if (marker >= 0) {
+    const holder = holders[marker]!;
+    const what = holder === store.location ? `${store.location} is itself a backup` : `${store.location} is inside the backup ${holder}`;
+    throw new Error(`${what} (it holds ${markers[marker]}): a backup there would become part of it; give the folder of the backups as the root (--dst), outside any backup`);
   }
   for (const key of [MANIFEST_KEY, IN_PROGRESS_KEY]) {
     let bytes: Buffer;

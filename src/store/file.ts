@@ -176,6 +176,14 @@ export class FileStore implements ObjectStore {
     return s.isFile() ? { key, size: s.size, lastModified: s.mtime } : undefined;
   }
 
+  async folderAbove(key: string): Promise<string | undefined> {
+    checkKey(key, 'head');
+    for (let dir = dirname(this.root); ; dir = dirname(dir)) {
+      if (await stat(join(dir, ...key.split('/'))).then((s) => s.isFile(), () => false)) return pathToFileURL(dir).href;
+      if (dirname(dir) === dir) return undefined;
+    }
+  }
+
   async get(key: string, range?: ByteRange): Promise<Readable> {
     checkKey(key, 'get');
     let fh;

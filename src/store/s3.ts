@@ -342,6 +342,18 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  async folderAbove(key: string): Promise<string | undefined> {
+    checkKey(key, 'head');
+    const segments = this.prefix.split('/');
+    // Nearest first: for a/b/c, a/b then a (a bucket's root holds no backup: prefixes are non-empty).
+    const folders = segments.slice(1).map((_, i) => segments.slice(0, segments.length - 1 - i).join('/'));
+    const held = await Promise.all(
+      folders.map((folder) => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${folder}/${key}` })).then(() => true, () => false)),
+    );
+    const nearest = held.indexOf(true);
+    return nearest < 0 ? undefined : `s3://${this.bucket}/${folders[nearest]}`;
+  }
+
   get(key: string, range?: ByteRange): Promise<Readable> {
     return this.open(key, range);
   }

@@ -42,6 +42,12 @@ export interface ObjectStore {
   listDirectories(prefix: string): Promise<string[]>;
   /** Object metadata, or undefined if it does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;
+  /**
+   * The nearest folder above the root that holds `key`, as a location, else undefined: a backup
+   * written inside another backup would become part of it. Best effort: credentials scoped to the
+   * root may not read above it, and that must not stop a backup.
+   */
+  folderAbove?(key: string): Promise<string | undefined>;
   /** The object's bytes (or a range of them) as a stream. Fails with a clear error if missing. */
   get(key: string, range?: ByteRange): Promise<Readable>;
   /**

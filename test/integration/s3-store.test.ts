@@ -403,6 +403,16 @@ describe('S3 store against moto (auth mode)', function () {
     expect(e.message).to.contain('bucket no-such-bucket does not exist');
   });
 
+  it('folderAbove finds a marker in the nearest folder above the root, and nothing in the root itself', async () => {
+    const outer = store();
+    await outer.put('b1/victoria_complete.ignore', Buffer.from('{}'), 2);
+    await outer.put('b1/data/victoria_complete.ignore', Buffer.from('{}'), 2);
+    const deep = store({ prefix: `${outer.prefix}/b1/data/small/x` });
+    expect(await deep.folderAbove('victoria_complete.ignore')).to.equal(`s3://${moto.bucket}/${outer.prefix}/b1/data`);
+    expect(await deep.folderAbove('backup_complete.ignore')).to.equal(undefined);
+    expect(await store({ prefix: `${outer.prefix}/b1` }).folderAbove('victoria_complete.ignore')).to.equal(undefined);
+  });
+
   it('openStore opens s3:// locations with the given options', async () => {
     const s = openStore(`s3://${moto.bucket}/it/opened`, {
       s3: moto.s3Options,

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
@@ -11,6 +12,8 @@ import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '
 import { RESTORE_MARKER, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
 import { StoreError } from '../../src/store/errors.js';
+import { FileStore } from '../../src/store/file.js';
+import type { ObjectStore } from '../../src/store/types.js';
 import { MemoryStore } from '../support/memory-store.js';
 
 const sha256Of = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -34,7 +37,7 @@ function makeSnapshot(): { dataDir: string; snapshot: string } {
   return { dataDir, snapshot };
 }
 
-async function backupOf(store: MemoryStore, snapshot: string, name: string, extra: Partial<BackupRequest> = {}) {
+async function backupOf(store: ObjectStore, snapshot: string, name: string, extra: Partial<BackupRequest> = {}) {
   const files = await listSnapshotFiles(snapshot);
   return writeBackup({
     store,
@@ -327,8 +330,18 @@ describe('engine: backup, restore, verify', () => {
     const backupAsRoot = new MemoryStore();
     for (const [key, value] of store.objects) if (key.startsWith('b1/')) backupAsRoot.objects.set(key.slice('b1/'.length), value);
     const nested = (await backupOf(backupAsRoot, snapshot, 'fresh').catch((e: Error) => e)) as Error;
-    expect(nested.message).to.match(/^memory:\/\/test is itself a backup \(it holds victoria_complete\.ignore\): a backup inside it would become part of it/);
+    expect(nested.message).to.match(/^memory:\/\/test is itself a backup \(it holds victoria_complete\.ignore\): a backup there would become part of it/);
     expect([...backupAsRoot.objects.keys()].some((k) => k.startsWith('fresh/'))).to.equal(false);
+    // A root deeper inside a backup (file://, which looks at the folders above the root).
+    const dir = tmp('vpv-inside-');
+    await backupOf(new FileStore(dir), snapshot, 'b1');
+    const inner = new FileStore(join(dir, 'b1', 'data', 'deeper'));
+    const inside = (await backupOf(inner, snapshot, 'fresh').catch((e: Error) => e)) as Error;
+    expect(inside.message).to.equal(
+      `${inner.location} is inside the backup ${pathToFileURL(join(dir, 'b1')).href} (it holds victoria_complete.ignore): a backup there would become part of it; ` +
+        'give the folder of the backups as the root (--dst), outside any backup',
+    );
+    expect(existsSync(join(dir, 'b1', 'data', 'deeper'))).to.equal(false);
     parent.objects.set('odd/victoria_in_progress.ignore', Buffer.from('{'));
     const odd = (await backupOf(parent, snapshot, 'odd').catch((e: Error) => e)) as Error;
     expect(odd.message).to.match(/^memory:\/\/test\/odd\/victoria_in_progress\.ignore is not JSON: cannot tell what this folder holds/);
