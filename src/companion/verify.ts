@@ -11,7 +11,7 @@
  * every count matches.
  */
 import { parseFlags } from '../cli/flags.js';
-import { flattenCounts } from '../victoria/flat-counts.js';
+import { flattenCounts, isCountKey } from '../victoria/flat-counts.js';
 import { HttpClient } from '../victoria/http.js';
 import type { SnapshotSource } from '../victoria/types.js';
 import { openConfiguredSource, parseCompanionConfig, parseDuration, type CompanionConfig } from './config.js';
@@ -122,6 +122,17 @@ export async function waitHealthy(config: CompanionConfig, timeoutMs: number, si
   }
 }
 
+/**
+ * Keys that this kind of database cannot have are a mistake in the call (another database's counts,
+ * or the wrong --kind), not a restore that lost data: a usage error, not a mismatch.
+ */
+export function checkExpectedKeys(kind: CompanionConfig['kind'], expected: Record<string, number>): void {
+  const foreign = Object.keys(expected).filter((k) => !isCountKey(kind, k));
+  if (foreign.length === 0) return;
+  const keys = kind === 'metrics' ? 'series and samples' : 'rows and rows.YYYYMMDD';
+  throw usageError(`--expect holds ${foreign.join(', ')}, which ${kind} counts never have (${keys}): give the counts of this database's backup, or check --kind / VICTORIA_KIND`);
+}
+
 export function compareCounts(expected: Record<string, number>, found: Record<string, number>): VerifyResult['differences'] {
   const keys = [...new Set([...Object.keys(expected), ...Object.keys(found)])].sort();
   return keys
@@ -143,6 +154,7 @@ export async function verifyCommand(args: string[], env: NodeJS.ProcessEnv): Pro
     const { options, rest } = parseVerifyArgs(args);
     expected = options.expected;
     const config = parseCompanionConfig(rest, env);
+    checkExpectedKeys(config.kind, options.expected);
     const result = await verifyCounts(config, options);
     process.stdout.write(`${JSON.stringify(result)}\n`);
     if (result.verify === 'ok') return COMPANION_EXIT.ok;

@@ -11,6 +11,11 @@ export function flattenCounts(counts: Counts): Record<string, number> {
   return out;
 }
 
+/** Whether `key` is one of the keys flattenCounts gives for `kind`. */
+export function isCountKey(kind: Counts['kind'], key: string): boolean {
+  return kind === 'metrics' ? key === 'series' || key === 'samples' : /^rows(\.\d{8})?$/.test(key);
+}
+
 /**
  * How long before the snapshot the count stops. The count runs on the live server after the
  * snapshot; data stamped shortly before the snapshot often arrives after it (vmagent's remote-write

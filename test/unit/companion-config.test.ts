@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { CompanionError } from '../../src/companion/errors.js';
 import { describeConfig, formatDuration, parseCompanionConfig, parseDuration } from '../../src/companion/config.js';
 import { COMPANION_EXIT } from '../../src/companion/protocol.js';
-import { parseVerifyArgs } from '../../src/companion/verify.js';
+import { checkExpectedKeys, parseVerifyArgs } from '../../src/companion/verify.js';
 
 function usageMessage(fn: () => unknown): string {
   try {
@@ -125,5 +125,14 @@ describe('companion verify arguments', () => {
     for (const t of ['2026-11-22T11:27:00', '2026-11-22', 'Nov 22 2026']) expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--end', t]), t).to.throw(CompanionError, /is not an RFC 3339 time/);
     expect(parseVerifyArgs(['--expect', '{"rows":1}', '--end', '2026-11-22T12:27:00+01:00']).options.end?.toISOString()).to.equal('2026-11-22T11:27:00.000Z');
     expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', '2026-11-22T00:00:00Z', '--end', '2026-11-21T00:00:00Z'])).to.throw(CompanionError, /--start .* is not before --end/);
+  });
+
+  it('takes another kind\'s counts as a usage error (exit 2), not as a mismatch of the restore', () => {
+    expect(() => checkExpectedKeys('metrics', { series: 40, samples: 12000 })).not.to.throw();
+    expect(() => checkExpectedKeys('logs', { rows: 3, 'rows.20261121': 3 })).not.to.throw();
+    expect(usageMessage(() => checkExpectedKeys('metrics', { rows: 3, 'rows.20261121': 3 }))).to.equal(
+      '--expect holds rows, rows.20261121, which metrics counts never have (series and samples): give the counts of this database\'s backup, or check --kind / VICTORIA_KIND',
+    );
+    expect(usageMessage(() => checkExpectedKeys('logs', { rows: 1, series: 2, 'rows.2026': 1 }))).to.match(/^--expect holds series, rows\.2026, which logs counts never have \(rows and rows\.YYYYMMDD\)/);
   });
 });
