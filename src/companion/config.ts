@@ -141,6 +141,8 @@ export function parseDuration(text: string): number {
 
 /** `6h`, `1h30m`, `45s`: a duration for log lines. */
 export function formatDuration(ms: number): string {
+  // A configured 500ms must not be logged as 1s.
+  if (ms < 60_000 && ms % 1000 !== 0) return `${Math.round(ms)}ms`;
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s}s`;
   const h = Math.floor(s / 3600);

@@ -36,7 +36,11 @@ export async function readRecord(stateDir: string): Promise<RecordedSet | undefi
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR' || code === 'EISDIR') {
+      throw usageError(`cannot read ${file} (${code}): --state-dir / COMPANION_STATE_DIR (${stateDir}) must be a writable directory (an emptyDir), and a file is in its way`);
+    }
     throw new CompanionError(`cannot read ${file}: ${(err as Error).message}`);
   }
   try {

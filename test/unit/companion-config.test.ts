@@ -104,6 +104,8 @@ describe('companion configuration', () => {
     expect(formatDuration(6 * 3600_000)).to.equal('6h');
     expect(formatDuration(90 * 60_000 + 5000)).to.equal('1h30m5s');
     expect(formatDuration(2000)).to.equal('2s');
+    expect(formatDuration(500)).to.equal('500ms');
+    expect(formatDuration(1500)).to.equal('1500ms');
   });
 
   it('describes itself without keys or URL credentials', () => {

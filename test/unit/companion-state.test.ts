@@ -4,6 +4,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CompanionConfig } from '../../src/companion/config.js';
+import { CompanionError } from '../../src/companion/errors.js';
+import { COMPANION_EXIT } from '../../src/companion/protocol.js';
 import { expireRecorded } from '../../src/companion/serve.js';
 import { readRecord, recordPath, STATE_FORMAT, writeRecord, type RecordedSet } from '../../src/companion/state.js';
 import type { Snapshot, SnapshotSource } from '../../src/victoria/types.js';
@@ -80,6 +82,18 @@ describe('companion state and expiry', () => {
     writeFileSync(recordPath(config.stateDir), '{"format":"something else"}');
     const err = await readRecord(config.stateDir).catch((e: unknown) => e as Error);
     expect((err as Error).message).to.include(recordPath(config.stateDir)).and.include('delete the snapshots it names');
+  });
+
+  it('names --state-dir when a file stands where its directory should be, on read and on write (exit 2 / 1)', async () => {
+    writeFileSync(join(dir, 'file'), 'not a directory');
+    const stateDir = join(dir, 'file', 'state');
+    const read = (await readRecord(stateDir).catch((e: unknown) => e)) as CompanionError;
+    expect(read.message).to.equal(
+      `cannot read ${recordPath(stateDir)} (ENOTDIR): --state-dir / COMPANION_STATE_DIR (${stateDir}) must be a writable directory (an emptyDir), and a file is in its way`,
+    );
+    expect(read.exitCode).to.equal(COMPANION_EXIT.usage);
+    const write = (await writeRecord(stateDir, record('20260101100000-AA', '2026-01-01T10:00:00.000Z')).catch((e: unknown) => e)) as Error;
+    expect(write.message).to.match(/--state-dir \/ COMPANION_STATE_DIR must be a writable directory/);
   });
 
   it('expires only a set older than the limit, then clears the record', async () => {
