@@ -150,7 +150,16 @@ export class HttpClient {
     // A Secret made with `echo` carries a newline the server does not: the commonest "wrong" key.
     const sent = this.keyFor(key);
     const padded = auth && sent !== undefined && sent !== sent.trim() ? '; the key given starts or ends with whitespace, such as a newline from `echo` into the Secret' : '';
-    return new VictoriaHttpError(auth ? `${prefix} (${auth.hint}${padded})` : prefix, url, method, res.status, serverMessage, auth?.flag);
+    const hint = auth ? ` (${auth.hint}${padded})` : isUnsupportedPath(res) ? this.pathPrefixHint() : '';
+    return new VictoriaHttpError(`${prefix}${hint}`, url, method, res.status, serverMessage, auth?.flag);
+  }
+
+  /**
+   * For an "unsupported path" answer: a URL with a path (`http://vm:8428/vm`) reaches only a server
+   * started with that -http.pathPrefix; without one it answers every request this way.
+   */
+  pathPrefixHint(): string {
+    return this.prefix === '' ? '' : ` (the URL's path ${this.prefix} is part of every request: unless the server runs with -http.pathPrefix=${this.prefix}, give the URL without it)`;
   }
 
   /** Removes our own keys from text that came from the server. */

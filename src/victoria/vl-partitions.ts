@@ -116,7 +116,7 @@ export class VlPartitionApi {
       throw new VictoriaError(
         `VictoriaLogs POST ${this.http.url(VL_PATHS.snapshotCreate)}: the server has no partition snapshot API: it is older than VictoriaLogs v1.31 (upgrade it), ` +
           `or it runs in cluster mode with -storageNode set (a vlinsert/vlselect node, which stores nothing: run the companion beside each storage node instead), ` +
-          `or it is a VictoriaMetrics (then the kind is metrics: --kind metrics, VICTORIA_KIND=metrics): ${this.http.redact(res.body.trim())}`,
+          `or it is a VictoriaMetrics (then the kind is metrics: --kind metrics, VICTORIA_KIND=metrics): ${this.http.redact(res.body.trim())}${this.http.pathPrefixHint()}`,
         this.http.url(VL_PATHS.snapshotCreate),
       );
     }

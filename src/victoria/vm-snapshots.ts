@@ -103,7 +103,7 @@ export class VmSnapshotApi {
       throw new VictoriaError(
         `VictoriaMetrics POST ${this.http.url(VM_PATHS.create)}: the server has no snapshot API: it is not a single-node VictoriaMetrics. ` +
           `A VictoriaLogs answers this way (then the kind is logs: --kind logs, VICTORIA_KIND=logs); a vminsert/vmselect stores nothing ` +
-          `(run the companion beside each vmstorage node): ${this.http.redact(res.body.trim())}`,
+          `(run the companion beside each vmstorage node): ${this.http.redact(res.body.trim())}${this.http.pathPrefixHint()}`,
         this.http.url(VM_PATHS.create),
       );
     }

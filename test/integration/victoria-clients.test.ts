@@ -163,6 +163,14 @@ for (const version of VM_VERSIONS) {
       expect((await new MetricsSource({ url: vm?.url ?? '', authKey: KEY }).list()).length, 'nothing made').to.equal(0);
     });
 
+    it('a URL with a path the server does not serve says so (create and list)', async () => {
+      const prefixed = new MetricsSource({ url: `${vm?.url}/vm/`, authKey: KEY });
+      const hint = "the URL's path /vm is part of every request: unless the server runs with -http.pathPrefix=/vm, give the URL without it";
+      expect((await rejection(prefixed.create())).message).to.contain(`${vm?.url}/vm/snapshot/create`).and.contain(hint);
+      expect((await rejection(prefixed.list())).message).to.contain(hint);
+      expect((await src.list()).length, 'nothing made').to.equal(0);
+    });
+
     it('Debian builds report no version', async () => {
       expect(await src.version()).to.equal(undefined);
     });
