@@ -15,6 +15,7 @@ import type { CompanionConfig } from './config.js';
 import { openConfiguredSource } from './config.js';
 import { CompanionError, usageError } from './errors.js';
 import { recordOfThisServer, removeRecord, STATE_FORMAT, writeRecord, type RecordedSet } from './state.js';
+import { withStateLock } from './state-lock.js';
 
 export interface PreHookResult {
   hook: 'pre';
@@ -56,6 +57,16 @@ export async function unlessUndeletable<T>(deletion: () => Promise<T>): Promise<
  * partition to snapshot: that records an empty set, so a backup of a fresh database succeeds.
  */
 export async function preHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PreHookResult> {
+  return withStateLock(config.stateDir, 'hook pre', LOCK_WAIT_MS.pre, () => snapshotAndRecord(config, source));
+}
+
+/**
+ * How long a hook waits for another companion command's lock: well inside the hook timeouts of
+ * velero/components (pre 5m, post 30s), so that the hook fails with our message, not Velero's.
+ */
+const LOCK_WAIT_MS = { pre: 60_000, post: 20_000 };
+
+async function snapshotAndRecord(config: CompanionConfig, source: SnapshotSource): Promise<PreHookResult> {
   const started = performance.now();
   let staleRemoved: string[] = [];
   let warning: string | undefined;
@@ -116,9 +127,11 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
  * record. If a deletion fails the record stays, so `hook pre` or `serve` retries it later.
  */
 export async function postHook(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<PostHookResult> {
-  const record = await recordOfThisServer(config.stateDir, source.kind, source.url);
-  if (!record) return { hook: 'post', deleted: [] };
-  const deleted = await unlessUndeletable(() => source.delete(record.snapshots));
-  await removeRecord(config.stateDir);
-  return 'done' in deleted ? { hook: 'post', deleted: record.snapshots.map((s) => s.name) } : { hook: 'post', deleted: [], warning: deleted.warning };
+  return withStateLock(config.stateDir, 'hook post', LOCK_WAIT_MS.post, async () => {
+    const record = await recordOfThisServer(config.stateDir, source.kind, source.url);
+    if (!record) return { hook: 'post', deleted: [] };
+    const deleted = await unlessUndeletable(() => source.delete(record.snapshots));
+    await removeRecord(config.stateDir);
+    return 'done' in deleted ? { hook: 'post', deleted: record.snapshots.map((s) => s.name) } : { hook: 'post', deleted: [], warning: deleted.warning };
+  });
 }

@@ -12,6 +12,7 @@ import { Agent } from 'undici';
 import type { SnapshotSource } from '../victoria/types.js';
 import { describeConfig, formatDuration, openConfiguredSource, type CompanionConfig } from './config.js';
 import { recordOfThisServer, removeRecord } from './state.js';
+import { acquireStateLock } from './state-lock.js';
 import { unlessUndeletable } from './hooks.js';
 
 /** How often the record is checked, at most: cheap (one small file read), and age limits are hours. */
@@ -60,6 +61,17 @@ export async function serve(config: CompanionConfig, options: ServeOptions): Pro
  * `hook pre` replaced it meanwhile). Returns the names deleted.
  */
 export async function expireRecorded(config: CompanionConfig, source: SnapshotSource, now: Date, log: (line: string) => void): Promise<string[]> {
+  // A hook at work on the record: look again at the next tick.
+  const release = await acquireStateLock(config.stateDir, 'serve', 0);
+  if (!release) return [];
+  try {
+    return await expireUnlocked(config, source, now, log);
+  } finally {
+    await release();
+  }
+}
+
+async function expireUnlocked(config: CompanionConfig, source: SnapshotSource, now: Date, log: (line: string) => void): Promise<string[]> {
   const record = await recordOfThisServer(config.stateDir, source.kind, source.url);
   if (!record) return [];
   const ageMs = now.getTime() - Date.parse(record.createdAt);

@@ -1,12 +1,14 @@
 /** The recorded snapshot set and its expiry by `serve`, with a fake server. */
 import { expect } from 'chai';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CompanionConfig } from '../../src/companion/config.js';
 import { CompanionError } from '../../src/companion/errors.js';
 import { COMPANION_EXIT } from '../../src/companion/protocol.js';
+import { preHook } from '../../src/companion/hooks.js';
 import { expireRecorded } from '../../src/companion/serve.js';
+import { acquireStateLock, lockPath, withStateLock } from '../../src/companion/state-lock.js';
 import { readRecord, recordPath, STATE_FORMAT, writeRecord, type RecordedSet } from '../../src/companion/state.js';
 import type { Snapshot, SnapshotSource } from '../../src/victoria/types.js';
 
@@ -114,5 +116,54 @@ describe('companion state and expiry', () => {
     const newer = record('20260101170000-BB', '2026-01-01T17:00:00.000Z');
     await expireRecorded(config, fakeSource(() => writeRecord(config.stateDir, newer)), new Date('2026-01-01T17:00:00Z'), log);
     expect(await readRecord(config.stateDir)).to.deep.equal(newer);
+  });
+
+  it('runs one hook at a time: two pre hooks at once leave no snapshot untracked', async () => {
+    config = { ...config, dataDir: dir };
+    const made: string[] = [];
+    const base = fakeSource();
+    const source: SnapshotSource = {
+      ...base,
+      async create() {
+        const name = `2026010110000${made.length}-AA`;
+        made.push(name);
+        mkdirSync(join(dir, 'partitions/20260101/snapshots', name), { recursive: true });
+        await new Promise((r) => setTimeout(r, 200)); // the window in which the other hook would read the old record
+        return [snapshot(name)];
+      },
+      async deleteStale(names) {
+        base.deleted.push(...names);
+        return names.map(snapshot);
+      },
+    };
+    const [a, b] = await Promise.all([preHook(config, source), preHook(config, source)]);
+    expect(made).to.have.length(2);
+    // The second hook found the first one's record and removed its snapshots as stale.
+    expect([...a.staleRemoved, ...b.staleRemoved]).to.deep.equal([made[0]]);
+    expect((await readRecord(config.stateDir))?.snapshots.map((x) => x.name)).to.deep.equal([made[1]]);
+    expect(existsSync(lockPath(config.stateDir)), 'the lock is released').to.equal(false);
+  });
+
+  it('waits for a live holder of the lock, naming it; takes over a dead one\'s (also a reused PID, an empty file left behind)', async () => {
+    const release = await acquireStateLock(config.stateDir, 'hook pre', 0);
+    expect(release).to.be.a('function');
+    expect(await acquireStateLock(config.stateDir, 'serve', 0), 'held: serve skips').to.equal(undefined);
+    const busy = (await withStateLock(config.stateDir, 'hook post', 1000, async () => 'ran').catch((e: unknown) => e)) as Error;
+    expect(busy.message).to.equal(
+      `another companion command (hook pre, pid ${process.pid}) has held ${lockPath(config.stateDir)} for more than 1 s: ` +
+        'two backups of this pod at once? Wait for it; if no companion command runs any more, remove the file',
+    );
+    await release!();
+    expect(await withStateLock(config.stateDir, 'hook post', 1000, async () => 'ran')).to.equal('ran');
+    // A holder that is gone, our PID with another start time (a reused PID), an empty file from a writer killed mid-way.
+    for (const left of ['2147483646 123 hook pre\n', `${process.pid} 1 hook pre\n`, '']) {
+      writeFileSync(lockPath(config.stateDir), left);
+      if (left === '') utimesSync(lockPath(config.stateDir), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+      expect(await withStateLock(config.stateDir, 'hook pre', 1000, async () => 'ran'), JSON.stringify(left)).to.equal('ran');
+      expect(existsSync(lockPath(config.stateDir))).to.equal(false);
+    }
+    // An empty file just made is a writer at work.
+    writeFileSync(lockPath(config.stateDir), '');
+    expect(await acquireStateLock(config.stateDir, 'serve', 0)).to.equal(undefined);
   });
 });
