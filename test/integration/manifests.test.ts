@@ -477,6 +477,8 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
       expect(t.labelSelector, `${what}: selector`).to.deep.equal({ matchExpressions: [{ key: KIND_LABEL, operator: 'Exists' }] });
       expect(t.snapshotVolumes, `${what}: snapshotVolumes`).to.equal(false);
       expect(t.defaultVolumesToFsBackup, `${what}: defaultVolumesToFsBackup`).to.equal(false);
+      // Velero resets a true here at the first reconcile and `schedule unpause` overwrites it: it would not last.
+      expect(spec.skipImmediately, `${what}: skipImmediately left to Velero and the unpause command`).to.equal(undefined);
       // Velero copies the Schedule's labels to its backups (template.metadata.labels would replace them): only the
       // 4-hourly tier skips the count, and the drill picks a counted backup.
       expect((t.metadata as JsonObject | undefined)?.labels, `${what}: no template labels, so the Schedule's own reach its backups`).to.equal(undefined);
