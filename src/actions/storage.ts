@@ -4,8 +4,8 @@
  * BackupStorageLocation and its credential Secret through the API. The Secret's value is an AWS
  * shared-credentials file; like Velero, we materialise it as a file (mode 0600, removed on close)
  * and let the SDK's INI provider read it with the location's `profile`. Without a credential on
- * the location, Velero's own file (`AWS_SHARED_CREDENTIALS_FILE`, mounted by `velero install`)
- * or else the SDK's default chain (IRSA, instance roles) applies.
+ * the location, its config's `credentialsFile`, else Velero's own file (`AWS_SHARED_CREDENTIALS_FILE`,
+ * mounted by `velero install`), else the SDK's default chain (IRSA, instance roles) applies.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -71,7 +71,8 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       tempDir = await mkdtemp(join(tmpdir(), 'velero-plugin-victoria-credentials-'));
       config.credentialsFile = join(tempDir, 'credentials');
       await writeFile(config.credentialsFile, secret, { mode: 0o600 });
-    } else if (env.AWS_SHARED_CREDENTIALS_FILE) {
+    } else if (!config.credentialsFile && env.AWS_SHARED_CREDENTIALS_FILE) {
+      // A credentialsFile in the location's config is what velero-plugin-for-aws reads too: it wins.
       config.credentialsFile = env.AWS_SHARED_CREDENTIALS_FILE;
     }
     let parsed;

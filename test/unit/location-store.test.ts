@@ -1,0 +1,55 @@
+/** Which credentials a BackupStorageLocation gives the plugin's S3 store, as velero-plugin-for-aws takes them. */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { openLocationStore } from '../../src/actions/storage.js';
+import type { KubeClient } from '../../src/kube/client.js';
+import type { BackupStorageLocation } from '../../src/kube/velero-objects.js';
+
+function kubeWith(config: Record<string, string>, credential?: { name: string; key: string }): KubeClient {
+  const bsl = {
+    apiVersion: 'velero.io/v1',
+    kind: 'BackupStorageLocation',
+    metadata: { name: 'default', namespace: 'velero' },
+    spec: { provider: 'aws', objectStorage: { bucket: 'bkt', prefix: 'velero' }, config, ...(credential ? { credential } : {}) },
+  } as unknown as BackupStorageLocation;
+  return {
+    getBackupStorageLocation: async () => bsl,
+    getSecretKey: async () => Buffer.from('[default]\naws_access_key_id = AKIDFROMSECRET\naws_secret_access_key = s\n'),
+  } as unknown as KubeClient;
+}
+
+/** The access key id the store's client resolves, without sending a request. */
+async function accessKeyOf(kube: KubeClient, env: NodeJS.ProcessEnv): Promise<string> {
+  const location = await openLocationStore({ kube, namespace: 'velero', location: 'default', prefixOf: (p) => `${p}/plugins/victoria`, write: true, env });
+  try {
+    const client = (location.store as unknown as { client: S3Client }).client;
+    return (await client.config.credentials()).accessKeyId;
+  } finally {
+    await location.close();
+  }
+}
+
+describe('storage location credentials', () => {
+  let dir: string;
+  let veleroFile: string;
+  let ownFile: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'vpv-bsl-'));
+    veleroFile = join(dir, 'cloud');
+    ownFile = join(dir, 'own');
+    writeFileSync(veleroFile, '[default]\naws_access_key_id = AKIDVELEROFILE\naws_secret_access_key = s\n');
+    writeFileSync(ownFile, '[default]\naws_access_key_id = AKIDOWNFILE\naws_secret_access_key = s\n[other]\naws_access_key_id = AKIDOTHERPROFILE\naws_secret_access_key = s\n');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("takes the location's Secret first, then its config's credentialsFile, then Velero's file", async () => {
+    const env = { AWS_SHARED_CREDENTIALS_FILE: veleroFile };
+    expect(await accessKeyOf(kubeWith({ region: 'us-east-1', credentialsFile: ownFile }, { name: 'c', key: 'cloud' }), env)).to.equal('AKIDFROMSECRET');
+    expect(await accessKeyOf(kubeWith({ region: 'us-east-1', credentialsFile: ownFile }), env)).to.equal('AKIDOWNFILE');
+    expect(await accessKeyOf(kubeWith({ region: 'us-east-1', credentialsFile: ownFile, profile: 'other' }), env)).to.equal('AKIDOTHERPROFILE');
+    expect(await accessKeyOf(kubeWith({ region: 'us-east-1' }), env)).to.equal('AKIDVELEROFILE');
+  });
+});
