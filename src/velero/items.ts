@@ -39,3 +39,16 @@ export function describeItem(item: KubeObject): string {
   const name = typeof item.metadata?.name === 'string' ? item.metadata.name : '<unnamed>';
   return `${item.kind} ${ns ? `${ns}/` : ''}${name}`;
 }
+
+/**
+ * The item's resource as Velero's logs name it (`pods`, `deployments.apps`), for the log fields
+ * that `velero backup describe --details` groups messages by. The plural is the kind lower-cased
+ * with an s, which holds for every kind Velero hands our actions (Pod, Deployment, ReplicaSet,
+ * StatefulSet); the API group comes from apiVersion.
+ */
+export function groupResource(item: KubeObject): string {
+  const apiVersion = typeof item.apiVersion === 'string' ? item.apiVersion : '';
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  const plural = `${item.kind.toLowerCase()}s`;
+  return group ? `${plural}.${group}` : plural;
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { PluginError, toServiceError } from './errors.js';
-import { describeItem, parseItem } from './items.js';
+import { describeItem, groupResource, parseItem } from './items.js';
 import type { Logger } from './log.js';
 import { loadServices } from './protos.js';
 import type {
@@ -140,9 +140,9 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
     };
   }
 
-  function itemContext(ctx: ActionContext, item: KubeObject, resource: string): ActionContext {
+  function itemContext(ctx: ActionContext, item: KubeObject): ActionContext {
     // name/namespace/resource must be strings: Velero's log counter panics on anything else.
-    return { log: ctx.log.with({ resource, namespace: item.metadata?.namespace ?? '', name: item.metadata?.name ?? '' }) };
+    return { log: ctx.log.with({ resource: groupResource(item), namespace: item.metadata?.namespace ?? '', name: item.metadata?.name ?? '' }) };
   }
 
   function appliesTo(kind: PluginKind) {
@@ -180,7 +180,7 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
       const action: BackupItemActionV2 = lookup('BackupItemActionV2', req.plugin);
       const input = req.item as Buffer;
       const item = parseItem(input, 'ExecuteRequest.item');
-      const res = await action.execute({ item, itemBytes: input, backup: req.backup as Buffer }, itemContext(ctx, item, 'pods'));
+      const res = await action.execute({ item, itemBytes: input, backup: req.backup as Buffer }, itemContext(ctx, item));
       return {
         item: itemBytes(res?.item, input, `reply item for ${describeItem(item)}`),
         additionalItems: identifiers(res?.additionalItems),
@@ -199,7 +199,7 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
       const item = parseItem(input, 'RestoreItemActionExecuteRequest.item');
       const res = await action.execute(
         { item, itemBytes: input, restore: req.restore as Buffer, itemFromBackup: req.itemFromBackup as Buffer },
-        itemContext(ctx, item, 'pods'),
+        itemContext(ctx, item),
       );
       return {
         item: itemBytes(res?.item, input, `reply item for ${describeItem(item)}`),
@@ -224,7 +224,7 @@ export function serve(options: ServeOptions): Promise<RunningServer> {
       const action: DeleteItemAction = lookup('DeleteItemAction', req.plugin);
       const input = req.item as Buffer;
       const item = parseItem(input, 'DeleteItemActionExecuteRequest.item');
-      await action.execute({ item, itemBytes: input, backup: req.backup as Buffer }, itemContext(ctx, item, 'pods'));
+      await action.execute({ item, itemBytes: input, backup: req.backup as Buffer }, itemContext(ctx, item));
       return {};
     }),
   });

@@ -19,8 +19,9 @@ function fakeActions(): [BackupItemActionV2, RestoreItemActionV2, DeleteItemActi
       kind: 'BackupItemActionV2',
       name: 'example.io/b',
       appliesTo: () => ({ includedResources: ['pods'], selector: 'app=x' }),
-      async execute({ item }) {
+      async execute({ item }, ctx) {
         if (item.metadata?.name === 'boom') throw new Error('boom happened; fix the boom');
+        if (item.metadata?.name === 'log-me') ctx.log.warn('seen');
         if (item.metadata?.name === 'annotate') return { item: { ...item, metadata: { ...item.metadata, annotations: { done: 'yes' } } } };
         return undefined;
       },
@@ -133,6 +134,22 @@ describe('go-plugin server', () => {
     const err = (await call('Execute', { plugin: 'example.io/b', item: Buffer.from(JSON.stringify(item)), backup }).catch((e) => e)) as ServiceError;
     close();
     expect(err.details).to.equal('boom happened; fix the boom');
+  });
+
+  it("logs an item's lines with its resource as Velero names it (pods, deployments.apps)", async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    for (const item of [
+      { ...pod, metadata: { namespace: 'monitoring', name: 'log-me' } },
+      { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { namespace: 'monitoring', name: 'log-me' } },
+    ]) {
+      await call('Execute', { plugin: 'example.io/b', item: Buffer.from(JSON.stringify(item)), backup });
+    }
+    close();
+    const seen = logLines.map((l) => JSON.parse(l) as Record<string, string>).filter((e) => e['@message'] === 'seen');
+    expect(seen.map((e) => [e.resource, e.namespace, e.name])).to.deep.equal([
+      ['pods', 'monitoring', 'log-me'],
+      ['deployments.apps', 'monitoring', 'log-me'],
+    ]);
   });
 
   it('routes by plugin name and refuses unknown names', async () => {
