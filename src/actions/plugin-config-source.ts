@@ -9,9 +9,12 @@ import { BACKUP_ACTION, RESTORE_ACTION } from './names.js';
 import { DEFAULT_CONFIG, parsePluginConfig, PLUGIN_CONFIG_SELECTOR, RESTORE_CONFIG_SELECTOR, type PluginConfig } from './plugin-config.js';
 
 export async function loadPluginConfig(kube: KubeClient, veleroNamespace: string): Promise<PluginConfig> {
-  const maps = (await kube.listConfigMaps(veleroNamespace, 'velero.io/plugin-config')).filter(
-    (m) => m.metadata?.labels?.[BACKUP_ACTION] === 'BackupItemAction' || m.metadata?.labels?.[RESTORE_ACTION] === 'RestoreItemAction',
-  );
+  // The kind as Velero's own plugins label it (RestoreItemAction), or as the registered V2 kinds
+  // are called: a ConfigMap labelled either way is ours, never silently ignored.
+  const maps = (await kube.listConfigMaps(veleroNamespace, 'velero.io/plugin-config')).filter((m) => {
+    const labels = m.metadata?.labels ?? {};
+    return /^BackupItemAction(V2)?$/.test(labels[BACKUP_ACTION] ?? '') || /^RestoreItemAction(V2)?$/.test(labels[RESTORE_ACTION] ?? '');
+  });
   if (maps.length === 0) return { ...DEFAULT_CONFIG };
   if (maps.length > 1) {
     const names = maps.map((m) => m.metadata?.name).sort();
