@@ -23,9 +23,9 @@ export const lockPath = (stateDir: string): string => join(stateDir, LOCK_FILE);
 /** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined. */
 async function startTime(pid: number): Promise<string | undefined> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
     return undefined;
   }
