@@ -4,8 +4,8 @@
  * mount at /victoria-data, moves to the drill path exactly as the restored pods' does, so no pod
  * the drill's controllers create can open the production directory, and the database keeps every
  * sample of the backup (withDrillRetention) on the pod network (withDrillNetwork), as in the
- * restored pods. Outside drills the item is
- * restored unchanged.
+ * restored pods. A StatefulSet's updates wait for deletion (OnDelete), so that its controller
+ * keeps the restored pods. Outside drills the item is restored unchanged.
  */
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
@@ -41,5 +41,10 @@ export async function executeDrillTemplate(
     name: item.metadata?.name ?? '',
     restore: restore.name,
   });
-  return { item: { ...item, spec: { ...item.spec, template: { ...moving, spec: network.spec } } } };
+  // A StatefulSet's rewritten template is a new revision: its controller would replace the restored
+  // pod (old revision, the one with the restore's init container) by one from the template, without
+  // it, once Ready, cancelling the verify hook. OnDelete keeps the restored pod; nothing is updated.
+  const onDelete = item.kind === 'StatefulSet' ? { updateStrategy: { type: 'OnDelete' } } : {};
+  if (item.kind === 'StatefulSet') ctx.log.info(`drill: ${id} gets updateStrategy OnDelete, so its controller keeps the restored pods`, { namespace: targetNamespace, name: item.metadata?.name ?? '', restore: restore.name });
+  return { item: { ...item, spec: { ...item.spec, ...onDelete, template: { ...moving, spec: network.spec } } } };
 }

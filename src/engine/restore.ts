@@ -77,6 +77,8 @@ export interface RestoreResult {
 }
 
 /** Entries of `dir`, or [] when it does not exist. */
+const LOST_AND_FOUND = 'lost+found';
+
 async function entriesOf(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
@@ -153,7 +155,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   }
 
   let movedAside: string | undefined;
-  const existing = await entriesOf(dataDir);
+  // A fresh ext4 volume mounted as the data directory holds lost+found, which is not data.
+  const existing = (await entriesOf(dataDir)).filter((e) => e !== LOST_AND_FOUND);
   const marker = join(dataDir, RESTORE_MARKER);
   const resuming = req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner;
   if (existing.length > 0 && !resuming) {

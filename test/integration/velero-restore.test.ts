@@ -424,9 +424,17 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(containers.find((c) => c.name !== COMPANION)!.ports).to.deep.equal([{ name: 'http', containerPort: 8428, protocol: 'TCP' }]);
     expect(messages(drill, 'info').join('\n')).to.contain(`uses hostPath ${HOST_PATH}-drill-drill-2, not the production path ${HOST_PATH}`);
     expect(messages(drill, 'info').join('\n')).to.contain('it runs on the pod network (hostNetwork and hostPort removed)');
+    expect(drill.item).not.to.have.nested.property('spec.updateStrategy');
     const plain = await call(restoreObject('r4'));
     expect(plain.ok, plain.error).to.equal(true);
     expect(plain.item).to.deep.equal(deployment);
+    // A StatefulSet in a drill: also OnDelete, or its controller would replace the restored pod (a new revision).
+    const statefulSet = { ...deployment, kind: 'StatefulSet', spec: { ...deployment.spec, serviceName: 'vmsingle', updateStrategy: { type: 'RollingUpdate' } } };
+    const sts = await callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/workload-restore', item: statefulSet, itemFromBackup: statefulSet, restore: restoreObject('drill-3', { [NS]: DRILL_NS }), env });
+    expect(sts.ok, sts.error).to.equal(true);
+    expect((sts.item as { spec: { updateStrategy: unknown } }).spec.updateStrategy).to.deep.equal({ type: 'OnDelete' });
+    expect((sts.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.volumes.find((v) => v.name === 'data')!.hostPath!.path).to.equal(`${HOST_PATH}-drill-drill-3`);
+    expect(messages(sts, 'info').join('\n')).to.contain('drill: StatefulSet monitoring/vmsingle gets updateStrategy OnDelete');
   });
 
   it('the pod exists already: no plan and no init container (Velero keeps the running pod), with a warning; its ReplicaSet alone: a warning', async () => {

@@ -301,6 +301,12 @@ describe('engine: backup, restore, verify', () => {
     const res = await restoreBackup({ store, name: 'b1', dataDir: target, replace: true });
     expect(readFileSync(join(res.movedAside!, 'precious'), 'utf8')).to.equal('keep me');
     expect(existsSync(join(target, 'data/small/2026_11/parts.json'))).to.equal(true);
+    // A fresh file system's lost+found is not data: the restore goes beside it, and leaves it.
+    const mounted = join(parent, 'mounted');
+    mkdirSync(join(mounted, 'lost+found'), { recursive: true });
+    await restoreBackup({ store, name: 'b1', dataDir: mounted });
+    expect(existsSync(join(mounted, 'data/small/2026_11/parts.json'))).to.equal(true);
+    expect(existsSync(join(mounted, 'lost+found'))).to.equal(true);
     // A file where the directory should be: named, with or without --replace, and left alone.
     const file = join(parent, 'a-file');
     writeFileSync(file, 'not a directory');
