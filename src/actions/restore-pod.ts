@@ -32,6 +32,7 @@ import {
   withVolume,
   type Pod,
 } from './restore-spec.js';
+import { podReferences } from './pod-references.js';
 import { restoreConflict } from './restore-conflicts.js';
 import { replicaSetOf } from './workload.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans } from './restore-plan.js';
@@ -69,7 +70,10 @@ export async function executePodRestore(
   }
   const restore = parseVeleroRestore(input.restore);
   try {
-    return { item: await restorePod({ ctx, kube: kubeOf(), restore, pod, fromBackup, record, namespace, podName, podId }) };
+    const item = await restorePod({ ctx, kube: kubeOf(), restore, pod, fromBackup, record, namespace, podName, podId });
+    // A drill restores only the labelled objects (drill.ts): what the pod needs to start comes along.
+    const drill = (restore.namespaceMapping[namespace] ?? namespace) !== namespace;
+    return drill ? { item, additionalItems: podReferences(fromBackup, namespace) } : { item };
   } catch (err) {
     throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${record.name}: ${(err as Error).message}`);
   }

@@ -49,7 +49,7 @@ export interface RestoreSpec {
   includedResources?: string[];
   excludedResources?: string[];
   namespaceMapping?: Record<string, string>;
-  labelSelector?: { matchLabels?: Record<string, string> };
+  labelSelector?: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> };
   restorePVs?: boolean;
   [field: string]: unknown;
 }

@@ -251,6 +251,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const res = await restorePod(item, restoreObject('r1'));
     expect(res.ok, res.error).to.equal(true);
     expect(res.itemProblem).to.equal('');
+    expect(res.additionalItems, 'not a drill: the Restore decides what else comes back').to.deep.equal([]);
     expect(messages(res, 'warn'), 'the workload was deleted first: nothing in the way').to.deep.equal([]);
     expect(res.logViolations ?? []).to.deep.equal([]);
     const out = res.item as PodJson;
@@ -368,6 +369,8 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(JSON.parse(hook[4]!)).to.deep.equal(manifestCounts);
     expect(initNames(out)).to.deep.equal(['victoria-restore']);
     expectNoSecrets(res);
+    // The drill restores only labelled objects: the Secret the companion's env names comes along (Velero maps its namespace).
+    expect(res.additionalItems).to.deep.equal([{ group: '', resource: 'secrets', namespace: NS, name: 'vmsingle-backup-auth' }]);
 
     // Again on its own output: the same drill path, not a drill of the drill.
     const again = await restorePod(out, restoreObject('drill-1', { [NS]: DRILL_NS }));

@@ -287,7 +287,15 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
     apiVersion: 'velero.io/v1',
     kind: 'Restore',
     metadata: { name: restoreName, namespace: veleroNs, labels: { [DRILL_LABEL]: 'true' } },
-    spec: { backupName: backup, includedNamespaces: [namespace], namespaceMapping: { [namespace]: drillNamespace } },
+    spec: {
+      backupName: backup,
+      includedNamespaces: [namespace],
+      namespaceMapping: { [namespace]: drillNamespace },
+      // Only the Victoria objects (and, through the pod restore action, the Secrets, ConfigMaps and
+      // ServiceAccount their pods name): any other pod of the namespace would come back in the drill
+      // namespace on its own production hostPath, and its alerts and writes would go to production.
+      labelSelector: { matchExpressions: [{ key: KIND_LABEL, operator: 'Exists' }] },
+    },
   };
   await kube.createRestore(veleroNs, restore);
   if (!values.json) stderr(`drill: restore ${restoreName} of backup ${backup} created in namespace ${veleroNs}: ${namespace} → ${drillNamespace}; waiting up to ${values.timeout}\n`);
