@@ -215,5 +215,8 @@ export function parsePlan(bytes: Buffer | string, expectedSha256: string, now: D
 
 /** The message for a plan (or its URLs) past its expiry; `expiresAt` when known. */
 export function expiredMessage(expiresAt: string | undefined, restore?: string): string {
-  return `restore plan expired${expiresAt ? ` at ${expiresAt}` : ''}${restore ? ` (restore ${restore})` : ''}: run the restore again (plans are valid for restorePlanExpirySeconds, set in the plugin ConfigMap)`;
+  return (
+    `restore plan expired${expiresAt ? ` at ${expiresAt}` : ''}${restore ? ` (restore ${restore})` : ''}: run the restore again after deleting the workload ` +
+    '(a pod deleted alone comes back from its template without this restore); plans are valid for restorePlanExpirySeconds, set in the plugin ConfigMap'
+  );
 }

@@ -193,7 +193,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     const target = join(mkdtempSync(join(tmpdir(), 'plan-restore-')), 'data');
     const res = await run(['restore', ...args, '--data-dir', target, '--json'], bareEnv);
     expect(res.status).to.equal(1);
-    expect(res.stderr).to.include(`restore plan expired at ${built.plan.expiresAt} (restore restore-expired): run the restore again (plans are valid for restorePlanExpirySeconds`);
+    expect(res.stderr).to.include(`restore plan expired at ${built.plan.expiresAt} (restore restore-expired): run the restore again after deleting the workload`);
     expect(res.stdout).to.equal('');
     expectNoUrl(res, url);
     expect(existsSync(target)).to.equal(false);

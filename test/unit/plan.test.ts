@@ -195,7 +195,8 @@ describe('restore plan: build and parse', () => {
     expect(parsePlan(bytes, sha256, new Date(now.getTime() + 59_000)).restore).to.equal('r1');
     const err = (() => { try { parsePlan(bytes, sha256, new Date(now.getTime() + 60_000)); } catch (e) { return e as RestorePlanError; } throw new Error('accepted'); })();
     expect(err.problem).to.equal('expired');
-    expect(err.message).to.equal('restore plan expired at 2026-11-21T18:01:00.000Z (restore r1): run the restore again (plans are valid for restorePlanExpirySeconds, set in the plugin ConfigMap)');
+    expect(err.message).to.equal('restore plan expired at 2026-11-21T18:01:00.000Z (restore r1): run the restore again after deleting the workload ' +
+        '(a pod deleted alone comes back from its template without this restore); plans are valid for restorePlanExpirySeconds, set in the plugin ConfigMap');
   });
 
   it('refuses documents that are not plans, without echoing URLs', () => {
