@@ -44,7 +44,14 @@ export async function executeDrillTemplate(
   // A StatefulSet's rewritten template is a new revision: its controller would replace the restored
   // pod (old revision, the one with the restore's init container) by one from the template, without
   // it, once Ready, cancelling the verify hook. OnDelete keeps the restored pod; nothing is updated.
-  const onDelete = item.kind === 'StatefulSet' ? { updateStrategy: { type: 'OnDelete' } } : {};
-  if (item.kind === 'StatefulSet') ctx.log.info(`drill: ${id} gets updateStrategy OnDelete, so its controller keeps the restored pods`, { namespace: targetNamespace, name: item.metadata?.name ?? '', restore: restore.name });
+  const statefulSet = item.kind === 'StatefulSet';
+  if (statefulSet) {
+    ctx.log.info(`drill: ${id} gets updateStrategy OnDelete, so its controller keeps the restored pods`, {
+      namespace: targetNamespace,
+      name: item.metadata?.name ?? '',
+      restore: restore.name,
+    });
+  }
+  const onDelete = statefulSet ? { updateStrategy: { type: 'OnDelete' } } : {};
   return { item: { ...item, spec: { ...item.spec, ...onDelete, template: { ...moving, spec: network.spec } } } };
 }

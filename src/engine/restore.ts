@@ -76,9 +76,9 @@ export interface RestoreResult {
   durationSeconds: number;
 }
 
-/** Entries of `dir`, or [] when it does not exist. */
 const LOST_AND_FOUND = 'lost+found';
 
+/** Entries of `dir`, or [] when it does not exist. */
 async function entriesOf(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
