@@ -13,6 +13,7 @@
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CompanionError, usageError } from './errors.js';
+import { STATE_DIR_HINT } from './state.js';
 
 const LOCK_FILE = 'lock';
 const POLL_MS = 100;
@@ -53,7 +54,7 @@ async function holderAlive(file: string, text: string): Promise<boolean> {
 export async function acquireStateLock(stateDir: string, what: string, waitMs: number): Promise<(() => Promise<void>) | undefined> {
   const file = lockPath(stateDir);
   await mkdir(stateDir, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-    throw usageError(`cannot create ${stateDir} (${err.code}): --state-dir / COMPANION_STATE_DIR must be a writable directory (an emptyDir)`);
+    throw usageError(`cannot create ${stateDir} (${err.code}): ${STATE_DIR_HINT}`);
   });
   const deadline = Date.now() + waitMs;
   for (;;) {
@@ -67,7 +68,7 @@ export async function acquireStateLock(stateDir: string, what: string, waitMs: n
       return () => unlink(file).catch(() => undefined);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new CompanionError(`cannot create ${file}: ${(err as Error).message}: --state-dir / COMPANION_STATE_DIR must be a writable directory (an emptyDir)`);
+        throw new CompanionError(`cannot create ${file}: ${(err as Error).message}: ${STATE_DIR_HINT}`);
       }
     }
     const holder = await readFile(file, 'utf8').catch(() => '');

@@ -29,6 +29,9 @@ export interface RecordedSet {
 
 export const recordPath = (stateDir: string): string => join(stateDir, STATE_FILE);
 
+/** What every failure to use the state directory asks for. */
+export const STATE_DIR_HINT = '--state-dir / COMPANION_STATE_DIR must be a writable directory (an emptyDir)';
+
 /** The recorded set, or undefined when there is none. */
 export async function readRecord(stateDir: string): Promise<RecordedSet | undefined> {
   const file = recordPath(stateDir);
@@ -87,7 +90,7 @@ export async function writeRecord(stateDir: string, record: RecordedSet): Promis
     await writeFileAtomic(file, tmp, `${JSON.stringify(record, null, 2)}\n`, 0o600);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
-    throw new CompanionError(`cannot write ${file}: ${(err as Error).message}: --state-dir / COMPANION_STATE_DIR must be a writable directory (an emptyDir)`);
+    throw new CompanionError(`cannot write ${file}: ${(err as Error).message}: ${STATE_DIR_HINT}`);
   }
 }
 
