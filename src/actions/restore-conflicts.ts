@@ -1,43 +1,73 @@
 /**
  * What in the cluster keeps a restored pod from getting its data. Velero creates no object that
  * exists already (and under `--existing-resource-policy=update` cannot patch a pod's init
- * containers): a pod of the same name keeps running on its current data. A ReplicaSet that exists
- * already adopts the restored pod as a replica too many, and may delete it while it downloads.
+ * containers): a pod of the same name keeps running on its current data. Velero also drops the
+ * pod's ownerReferences, so a controller that exists already adopts the restored pod by its
+ * labels: a ReplicaSet as a replica too many, which it may delete while the data downloads; a
+ * StatefulSet scaled below the pod's ordinal deletes it, and one that is not creates the pod
+ * itself, without the restore's init container.
  */
 import type { KubeClient } from '../kube/client.js';
 import { KubeError } from '../kube/errors.js';
+import type { KubeObject } from '../velero/types.js';
+import { controllerOf } from './workload.js';
 
 const RUNBOOK = 'delete the workload first (docs/velero-restore.md, "Single-workload restore")';
 
-export interface RestoreConflict {
+export interface RestoreConflicts {
   /** The pod itself exists: Velero will not create it, so there is nothing to inject. */
   podExists: boolean;
-  message: string;
+  /** One warning per conflict found, and per check the API server did not answer. */
+  warnings: string[];
 }
 
-/** True when the object exists; false when it does not, or when the API does not say (a check, never a failure). */
-async function exists(get: () => Promise<unknown>): Promise<boolean> {
+type Lookup = { exists: boolean } | { unknown: string };
+
+/** Whether the object exists. Only NotFound means absent; any other API error leaves it unknown. */
+async function lookup(get: () => Promise<unknown>): Promise<Lookup> {
   try {
     await get();
-    return true;
+    return { exists: true };
   } catch (err) {
     if (!(err instanceof KubeError)) throw err;
-    return false;
+    return err.code === 'NotFound' ? { exists: false } : { unknown: err.message };
   }
 }
 
-export async function restoreConflict(kube: KubeClient, namespace: string, pod: string, replicaSet: string | undefined): Promise<RestoreConflict | undefined> {
-  if (await exists(() => kube.getPod(namespace, pod))) {
+/**
+ * The conflicts for restoring `fromBackup` (the pod as backed up, with its ownerReferences) as
+ * `namespace/pod`. A check the API server does not answer is a warning, never a failure: the
+ * restore itself does not depend on it.
+ */
+export async function restoreConflicts(kube: KubeClient, namespace: string, pod: string, fromBackup: KubeObject): Promise<RestoreConflicts> {
+  const warnings: string[] = [];
+  const unchecked = (what: string, reason: string, consequence: string): void => {
+    warnings.push(`could not check whether ${what} exists already (${reason}); if it does, ${consequence}`);
+  };
+  const self = await lookup(() => kube.getPod(namespace, pod));
+  const keeps = 'Velero keeps it running on its current data and nothing is restored into it';
+  if ('exists' in self && self.exists) {
     return {
       podExists: true,
-      message: `pod ${namespace}/${pod} exists already: Velero does not replace existing objects, so it keeps running on its current data and nothing is restored into it; to restore its data, ${RUNBOOK}`,
+      warnings: [`pod ${namespace}/${pod} exists already: Velero does not replace existing objects, so it keeps running on its current data and nothing is restored into it; to restore its data, ${RUNBOOK}`],
     };
   }
-  if (replicaSet && (await exists(() => kube.getReplicaSet(namespace, replicaSet)))) {
-    return {
-      podExists: false,
-      message: `ReplicaSet ${namespace}/${replicaSet} exists already: it adopts the restored pod as a replica too many and may delete it before its data is restored; ${RUNBOOK}`,
-    };
+  if ('unknown' in self) unchecked(`pod ${namespace}/${pod}`, self.unknown, `${keeps}; to restore its data, ${RUNBOOK}`);
+
+  const owner = controllerOf(fromBackup.metadata as Parameters<typeof controllerOf>[0]);
+  if (owner?.kind === 'ReplicaSet' && owner.name) {
+    const rs = await lookup(() => kube.getReplicaSet(namespace, owner.name!));
+    const id = `ReplicaSet ${namespace}/${owner.name}`;
+    const consequence = 'it adopts the restored pod as a replica too many and may delete it before its data is restored';
+    if ('unknown' in rs) unchecked(id, rs.unknown, `${consequence}; ${RUNBOOK}`);
+    else if (rs.exists) warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
+  } else if (owner?.kind === 'StatefulSet' && owner.name) {
+    const sts = await lookup(() => kube.getStatefulSet(namespace, owner.name!));
+    const id = `StatefulSet ${namespace}/${owner.name}`;
+    const consequence =
+      'it adopts the restored pod: scaled below the pod\'s ordinal it deletes it before its data is restored, otherwise it may create the pod itself first, without the restore';
+    if ('unknown' in sts) unchecked(id, sts.unknown, `${consequence}; ${RUNBOOK}`);
+    else if (sts.exists) warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
   }
-  return undefined;
+  return { podExists: false, warnings };
 }

@@ -33,8 +33,7 @@ import {
   type Pod,
 } from './restore-spec.js';
 import { podReferences } from './pod-references.js';
-import { restoreConflict } from './restore-conflicts.js';
-import { replicaSetOf } from './workload.js';
+import { restoreConflicts } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans } from './restore-plan.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroRestore, type VeleroRestoreInfo } from './velero-restore.js';
@@ -108,12 +107,10 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
   const targetNamespace = restore.namespaceMapping[namespace] ?? namespace;
   const drill = targetNamespace !== namespace;
-  const conflict = await restoreConflict(kube, targetNamespace, podName, replicaSetOf(r.fromBackup));
-  if (conflict) {
-    ctx.log.warn(`${podId}: ${conflict.message}`, fields);
-    // Velero will not create the pod: no plan, no init container.
-    if (conflict.podExists) return r.pod;
-  }
+  const conflicts = await restoreConflicts(kube, targetNamespace, podName, r.fromBackup);
+  for (const warning of conflicts.warnings) ctx.log.warn(`${podId}: ${warning}`, fields);
+  // Velero will not create the pod: no plan, no init container.
+  if (conflicts.podExists) return r.pod;
 
   // Where the data goes: a drill never touches the production hostPath (taken from the backed-up
   // pod, so that running the action again on its own output gives the same path).

@@ -20,14 +20,9 @@ interface OwnerReference {
   controller?: boolean;
 }
 
-const controllerOf = (meta: { ownerReferences?: OwnerReference[] } | undefined): OwnerReference | undefined =>
+/** The pod's (or ReplicaSet's) controller: the owner marked as such, else the first owner. */
+export const controllerOf = (meta: { ownerReferences?: OwnerReference[] } | undefined): OwnerReference | undefined =>
   meta?.ownerReferences?.find((o) => o.controller) ?? meta?.ownerReferences?.[0];
-
-/** The ReplicaSet that controls the pod, if one does. */
-export function replicaSetOf(pod: KubeObject): string | undefined {
-  const owner = controllerOf(pod.metadata as { ownerReferences?: OwnerReference[] });
-  return owner?.kind === 'ReplicaSet' ? owner.name : undefined;
-}
 
 export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Workload> {
   const namespace = pod.metadata?.namespace ?? '';

@@ -466,6 +466,34 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     }
   });
 
+  it('a StatefulSet that exists already, and a check the API server refuses: warnings, and the restore goes on', async () => {
+    const stsPod = { ...backedUp, metadata: { ...backedUp.metadata, name: 'vmsingle-0', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'vmsingle', uid: 'sts', controller: true }] } };
+    api.put({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'vmsingle', namespace: NS } });
+    try {
+      const res = await restorePod(asRestored(stsPod), restoreObject('r-sts'), stsPod);
+      expect(res.ok, res.error).to.equal(true);
+      expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
+      expect(messages(res, 'warn').join('\n')).to.match(
+        /pod monitoring\/vmsingle-0: StatefulSet monitoring\/vmsingle exists already: it adopts the restored pod: scaled below the pod's ordinal it deletes it before its data is restored, otherwise it may create the pod itself first, without the restore; delete the workload first/,
+      );
+    } finally {
+      api.remove('apps/v1', 'StatefulSet', NS, 'vmsingle');
+    }
+    const allowPods = api.forbid('get', 'pods', NS);
+    const allowSets = api.forbid('get', 'replicasets', NS);
+    try {
+      const res = await restorePod(asRestored(backedUp), restoreObject('r-forbidden'));
+      expect(res.ok, res.error).to.equal(true);
+      expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
+      const warned = messages(res, 'warn').join('\n');
+      expect(warned).to.match(/could not check whether pod monitoring\/vmsingle-5d4f8b7c9-x2x9q exists already \(cannot read pods "vmsingle-5d4f8b7c9-x2x9q" in namespace monitoring: .*forbidden.*\); if it does, Velero keeps it running on its current data/);
+      expect(warned).to.match(/could not check whether ReplicaSet monitoring\/vmsingle-5d4f8b7c9 exists already \(.*forbidden.*\); if it does, it adopts the restored pod/);
+    } finally {
+      allowPods();
+      allowSets();
+    }
+  });
+
   it('a pod without a backup record is restored unchanged', async () => {
     const plain = asRestored(podObject('vmsingle-5d4f8b7c9-norec'));
     const res = await restorePod(plain, restoreObject('r3'), plain);

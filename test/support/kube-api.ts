@@ -384,9 +384,14 @@ export class KubeApiServer {
     this.fault = fault;
   }
 
-  /** RBAC denies `verb` on `resource` (plural, or `pods/exec`), in one namespace or everywhere. */
-  forbid(verb: string, resource: string, namespace?: string): void {
-    this.forbidden.push({ verb, resource, namespace });
+  /** RBAC denies `verb` on `resource` (plural, or `pods/exec`), in one namespace or everywhere; the result allows it again. */
+  forbid(verb: string, resource: string, namespace?: string): () => void {
+    const rule = { verb, resource, namespace };
+    this.forbidden.push(rule);
+    return () => {
+      const at = this.forbidden.indexOf(rule);
+      if (at >= 0) this.forbidden.splice(at, 1);
+    };
   }
 
   /** Writes a kubeconfig for this server (JSON, which is YAML) and returns its path. */
