@@ -140,6 +140,35 @@ function targetPath(dataDir: string, restoreTo: string, path: string): string {
   return abs;
 }
 
+/**
+ * Whether a restore may write into `dataDir`: 'empty' (or missing), 'resume' (the same restore's
+ * unfinished files, see RestoreRequest.owner) or 'replace' (contents to move aside). Throws for a
+ * directory a running database holds, and for a non-empty one without `replace`. Cheap and
+ * read-only, so callers with a slow step before the restore (the plan's download) check first.
+ */
+export async function checkDataDir(dir: string, req: { replace?: boolean; owner?: string }): Promise<'empty' | 'resume' | 'replace'> {
+  const dataDir = resolve(dir);
+  // A fresh ext4 volume mounted as the data directory holds lost+found, which is not data.
+  const existing = (await entriesOf(dataDir)).filter((e) => e !== LOST_AND_FOUND);
+  if (existing.length === 0) return 'empty';
+  const marker = join(dataDir, RESTORE_MARKER);
+  if (req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner) return 'resume';
+  const holder = await lockHolderOf(dataDir);
+  if (holder !== undefined) {
+    throw new Error(
+      `data directory ${dataDir} is in use by a running database (${holder > 0 ? `process ${holder}` : 'a process in another container'} holds its ${FLOCK_FILE}): ` +
+        'stop the database first; restore never writes under a running one (as vmrestore does not)',
+    );
+  }
+  if (!req.replace) {
+    throw new Error(
+      `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +
+        'restore never overwrites data. Point --data-dir at an empty directory, or pass --replace to move the current contents aside (nothing is deleted).',
+    );
+  }
+  return 'replace';
+}
+
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
   const { store, name } = req;
@@ -155,26 +184,10 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   }
 
   let movedAside: string | undefined;
-  // A fresh ext4 volume mounted as the data directory holds lost+found, which is not data.
-  const existing = (await entriesOf(dataDir)).filter((e) => e !== LOST_AND_FOUND);
+  const target = await checkDataDir(dataDir, req);
+  if (target === 'replace') movedAside = await moveAside(dataDir);
+  const resuming = target === 'resume';
   const marker = join(dataDir, RESTORE_MARKER);
-  const resuming = req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner;
-  if (existing.length > 0 && !resuming) {
-    const holder = await lockHolderOf(dataDir);
-    if (holder !== undefined) {
-      throw new Error(
-        `data directory ${dataDir} is in use by a running database (${holder > 0 ? `process ${holder}` : 'a process in another container'} holds its ${FLOCK_FILE}): ` +
-          'stop the database first; restore never writes under a running one (as vmrestore does not)',
-      );
-    }
-    if (!req.replace) {
-      throw new Error(
-        `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +
-          'restore never overwrites data. Point --data-dir at an empty directory, or pass --replace to move the current contents aside (nothing is deleted).',
-      );
-    }
-    movedAside = await moveAside(dataDir);
-  }
   await mkdir(dataDir, { recursive: true });
   if (!resuming) await writeFile(marker, req.owner ?? '', { flag: 'wx' });
   let resumedFiles = 0;

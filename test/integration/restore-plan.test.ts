@@ -14,7 +14,7 @@
  * URLs cannot be tested with what is obtainable here.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { buildRestorePlan } from '../../src/engine/plan.js';
@@ -197,5 +197,15 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     expect(res.stdout).to.equal('');
     expectNoUrl(res, url);
     expect(existsSync(target)).to.equal(false);
+
+    // Into a directory with data, what to fix there comes first: an init container that crash-looped
+    // for hours on it would otherwise end up saying only "expired".
+    mkdirSync(target);
+    writeFileSync(join(target, 'flock.lock'), '');
+    const occupied = await run(['restore', ...args, '--data-dir', target], bareEnv);
+    expect(occupied.status).to.equal(1);
+    expect(occupied.stderr).to.match(/data directory .* is not empty \(1 entries, e\.g\. flock\.lock\).*restoreReplace: "true"/);
+    expect(occupied.stderr).not.to.include('expired');
+    expectNoUrl(occupied, url);
   });
 });

@@ -3,7 +3,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFlags } from '../flags.js';
 import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
-import { RESTORE_MARKER, restoreBackup, type RestoreResult } from '../../engine/restore.js';
+import { checkDataDir, RESTORE_MARKER, restoreBackup, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
 import { formatBytes, progressPrinter } from '../progress.js';
@@ -82,6 +82,9 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
   let store: PlanStore | undefined;
   let res: RestoreResult;
   try {
+    // A data directory the restore would refuse is named first: after hours of CrashLoopBackOff
+    // the plan has expired too, and "expired" would hide what to fix.
+    await checkDataDir(a.dataDir, { replace: a.replace, owner });
     let bytes: Buffer;
     try {
       bytes = await fetchRestorePlan(a.planUrl, a.tls);
