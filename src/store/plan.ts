@@ -53,8 +53,9 @@ export interface PresignedHttpOptions {
 }
 
 /**
- * The presigned URL was refused (HTTP 403). `s3Code`/`s3Message` come from the S3 error body
- * (`AccessDenied`, `Request has expired`), `expires` from its `<Expires>` when S3 says so.
+ * The presigned URL was refused: HTTP 403, or S3's `ExpiredToken` (HTTP 400 on AWS). `s3Code` and
+ * `s3Message` come from the S3 error body (`AccessDenied`, `Request has expired`), `expires` from
+ * its `<Expires>` when S3 says so.
  */
 export class PresignedUrlRefused extends StoreError {
   constructor(
@@ -63,9 +64,23 @@ export class PresignedUrlRefused extends StoreError {
     readonly s3Code: string | undefined,
     readonly s3Message: string | undefined,
     readonly expires: string | undefined,
+    status = 403,
   ) {
-    super('AccessDenied', message, { operation: 'get', target, ...(s3Code ? { backendCode: s3Code } : {}), status: 403 });
+    super('AccessDenied', message, { operation: 'get', target, ...(s3Code ? { backendCode: s3Code } : {}), status });
     this.name = 'PresignedUrlRefused';
+  }
+
+  /** Past its X-Amz-Expires ("Request has expired"). */
+  get urlExpired(): boolean {
+    return /request has expired/i.test(this.s3Message ?? '');
+  }
+
+  /**
+   * Signed with temporary credentials (STS: IRSA, instance roles, assumed roles) whose session has
+   * ended: the URL dies with the session, whatever its X-Amz-Expires.
+   */
+  get sessionExpired(): boolean {
+    return this.s3Code === 'ExpiredToken';
   }
 }
 
@@ -179,13 +194,15 @@ export class PresignedHttp {
         const s3Message = xmlTag(text, 'Message');
         const what = `HTTP ${status}${s3Code ? ` ${s3Code}` : ''}${s3Message ? `: ${s3Message}` : ''}`;
         const backend = { ...(s3Code ? { backendCode: s3Code } : {}), status };
-        if (status === 403) {
+        if (status === 403 || s3Code === 'ExpiredToken') {
+          const why = s3Code === 'ExpiredToken' ? 'the temporary credentials that signed it have expired' : 'expired or signed for another endpoint';
           throw new PresignedUrlRefused(
-            `get ${target}: the presigned URL was refused (${scrubUrls(what)}; expired or signed for another endpoint): run the restore again`,
+            `get ${target}: the presigned URL was refused (${scrubUrls(what)}; ${why}): run the restore again`,
             target,
             s3Code,
             s3Message,
             xmlTag(text, 'Expires'),
+            status,
           );
         }
         if (status === 404) throw fail('NotFound', `the object does not exist (${what}): the backup was deleted or changed after the restore plan was made`, backend);

@@ -10,8 +10,9 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s"']*/gi, '$1REDACTED'],
   // Authorization headers as they appear in SDK error dumps.
   [/(Authorization["']?\s*[:=]\s*["']?)[^"'\r\n]+/gi, '$1REDACTED'],
-  // Credential-looking assignments (secret access keys, auth keys, passwords, tokens).
-  [/((?:aws_secret_access_key|secretAccessKey|secret_access_key|authKey|auth_key|password|token)["']?\s*[:=]\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
+  // Credential-looking assignments (secret access keys, auth keys, passwords, tokens); not S3's
+  // error code `ExpiredToken: The provided token has expired.`
+  [/((?:aws_secret_access_key|secretAccessKey|secret_access_key|authKey|auth_key|password|(?<!Expired)token)["']?\s*[:=]\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
 ];
 
 export function redact(text: string): string {

@@ -40,6 +40,11 @@ describe('Velero-safe log lines', () => {
     expect(line).not.to.contain('AKIA123');
     expect(line).not.to.contain('wJalrXUtnFEMI');
     expect(line).to.contain('X-Amz-Expires=60');
+    // A token is masked; S3's error code for an expired one is not a token.
+    const tokens = formatLine('info', 'sessionToken=IQoJb3JpZ2luX2VjE x-amz-security-token: FwoGZXIvYXdzE HTTP 400 ExpiredToken: The provided token has expired.', {});
+    expect(tokens).not.to.contain('IQoJb3JpZ2luX2VjE');
+    expect(tokens).not.to.contain('FwoGZXIvYXdzE');
+    expect(tokens).to.contain('ExpiredToken: The provided token has expired.');
   });
 
   it('filters by level and maps Velero level names', () => {

@@ -511,6 +511,22 @@ describe('restore plan: the restore command in plan mode (in-process)', () => {
       new RegExp(`^restore plan expired at ${built.plan.expiresAt.replace(/\./g, '\\.')} \\(restore r1\\): run the restore again .*\\(get restore-plan:r1/b1/victoria_manifest.ignore: the presigned URL was refused \\(HTTP 403 AccessDenied: Request has expired`),
     );
     noLeak(objectExpired.error!.message);
+    // Links signed with temporary credentials die with the session: AWS answers 400 ExpiredToken,
+    // for the plan and for an object, and the message says why and what to change.
+    const tokenExpired = (key: string) => (k: string, _n: number, _req: IncomingMessage, res: ServerResponse) => {
+      if (k !== key) return false;
+      res.writeHead(400).end('<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>');
+      return true;
+    };
+    const session = /its links were signed with temporary credentials \(S3: ExpiredToken\), whose session ended: a restore that takes longer needs longer sessions or static keys/;
+    served.fault = tokenExpired('plans/r1.json');
+    const planSession = await run(['--plan-url', planUrl, '--plan-sha256', built.sha256, '--data-dir', join(tmp('plan-cli-'), 'data')]);
+    expect(planSession.error?.message).to.match(/^restore plan expired: run the restore again/).and.to.match(session);
+    served.fault = tokenExpired(`b1/${MANIFEST_KEY}`);
+    const objectSession = await run(['--plan-url', planUrl, '--plan-sha256', built.sha256, '--data-dir', join(tmp('plan-cli-'), 'data')]);
+    expect(objectSession.error?.message).to.match(new RegExp(`^restore plan expired at ${built.plan.expiresAt.replace(/\./g, '\\.')} \\(restore r1\\)`)).and.to.match(session);
+    expect(objectSession.error?.message).to.include('HTTP 400 ExpiredToken: The provided token has expired.; the temporary credentials that signed it have expired');
+    for (const e of [planSession.error!, objectSession.error!]) noLeak(e.message);
     expect((await run(['--plan-url', planUrl, '--data-dir', target])).error?.message).to.match(/--plan-url, --plan-sha256 and --data-dir are required together/);
   });
 });

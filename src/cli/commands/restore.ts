@@ -59,6 +59,10 @@ interface PlanModeArgs {
   tls: PresignedHttpOptions;
 }
 
+/** Why links die before the plan's expiry: the restore action caps it at the session's end, but a session can be revoked. */
+const SESSION_EXPIRED =
+  '; its links were signed with temporary credentials (S3: ExpiredToken), whose session ended: a restore that takes longer needs longer sessions or static keys for the location (docs/velero-restore.md)';
+
 /**
  * The init container's restore: fetch the plan, check its SHA-256 and expiry, then the engine's
  * restore over the plan's URLs. No URL is ever printed: messages name the restore and the backup.
@@ -90,8 +94,8 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
       bytes = await fetchRestorePlan(a.planUrl, a.tls);
     } catch (err) {
       // S3's answer to a presigned URL past its X-Amz-Expires (AccessDenied "Request has expired", with <Expires>).
-      if (err instanceof PresignedUrlRefused && /request has expired/i.test(err.s3Message ?? '')) {
-        throw new RestorePlanError('expired', expiredMessage(err.expires));
+      if (err instanceof PresignedUrlRefused && (err.urlExpired || err.sessionExpired)) {
+        throw new RestorePlanError('expired', `${expiredMessage(err.expires)}${err.sessionExpired ? SESSION_EXPIRED : ''}`);
       }
       throw err;
     }
@@ -113,8 +117,8 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     progress.done();
   } catch (err) {
     let message = err instanceof Error ? err.message : String(err);
-    if (plan && err instanceof PresignedUrlRefused && (Date.parse(plan.expiresAt) <= Date.now() || /request has expired/i.test(err.s3Message ?? ''))) {
-      message = `${expiredMessage(plan.expiresAt, plan.restore)} (${message})`;
+    if (plan && err instanceof PresignedUrlRefused && (Date.parse(plan.expiresAt) <= Date.now() || err.urlExpired || err.sessionExpired)) {
+      message = `${expiredMessage(plan.expiresAt, plan.restore)}${err.sessionExpired ? SESSION_EXPIRED : ''} (${message})`;
     } else if (/ is not empty /.test(message) && !a.replace) {
       message += ' In a Velero restore, set restoreReplace: "true" in the plugin ConfigMap, and run the restore again.';
     }
