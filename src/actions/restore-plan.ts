@@ -51,6 +51,36 @@ export interface RestorePlanRequest {
   publicUrl?: string;
 }
 
+/**
+ * Links signed with temporary credentials (STS: IRSA, instance roles, assumed roles) stop working
+ * when the session ends, whatever their X-Amz-Expires. A plan is made to expire a minute before,
+ * so that its expiry is what the init container sees; a session closer to its end than this is
+ * not used (the SDK renews credentials five minutes before they expire, so this is rare).
+ */
+const SESSION_MARGIN_SECONDS = 60;
+
+/** When the credentials that sign the store's URLs expire, if they do. */
+async function credentialsExpiration(store: S3Store): Promise<Date | undefined> {
+  try {
+    return (await store.client.config.credentials()).expiration;
+  } catch {
+    return undefined; // presigning reports the failure, with its message
+  }
+}
+
+/** The plan's lifetime: `requested`, or less when the signing session ends sooner (`sessionEndsAt`: when it ends). */
+export function planLifetime(requested: number, expiration: Date | undefined, now = Date.now()): { seconds: number; sessionEndsAt?: string } {
+  if (!expiration) return { seconds: requested };
+  const left = Math.floor((expiration.getTime() - now) / 1000) - SESSION_MARGIN_SECONDS;
+  if (left >= requested) return { seconds: requested };
+  if (left < SESSION_MARGIN_SECONDS) {
+    throw new Error(
+      `the location's credentials are temporary and expire at ${expiration.toISOString()}, too soon for the restore plan's links, which die with them: run the restore again once they are renewed`,
+    );
+  }
+  return { seconds: left, sessionEndsAt: expiration.toISOString() };
+}
+
 export interface MadeRestorePlan {
   /** Presigned GET URL of the plan. A secret until it expires. */
   url: string;
@@ -68,6 +98,8 @@ export interface MadeRestorePlan {
   files: number;
   bytes: number;
   expiresAt: string;
+  /** Set when the plan expires before restorePlanExpirySeconds because the signing session ends then. */
+  sessionEndsAt?: string;
 }
 
 /** A read-only view of `store` under `prefix` (buildRestorePlan reads one backup folder through it). */
@@ -96,19 +128,20 @@ export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRest
   const slash = req.backupKey.lastIndexOf('/');
   const workload = req.backupKey.slice(0, slash);
   const backupName = req.backupKey.slice(slash + 1);
+  const lifetime = planLifetime(req.expiresSeconds, await credentialsExpiration(req.store));
   const presigner = s3Presigner(req.store, req.publicUrl ? { publicUrl: req.publicUrl } : {});
   try {
     const built = await buildRestorePlan({
       store: under(req.store, workload),
       backupName,
       restore: req.restore,
-      expiresInSeconds: req.expiresSeconds,
+      expiresInSeconds: lifetime.seconds,
       presign: (key, seconds) => presigner.presign(`${workload}/${key}`, seconds),
     });
     // The manifest is complete and pinned by its marker (buildRestorePlan opened it): read it for the summary.
     const manifest = parseManifest((await readObject(req.store, `${req.backupKey}/${MANIFEST_KEY}`)).toString('utf8'), `${req.store.location}/${req.backupKey}`);
     await req.store.put(req.planKey, built.bytes, built.bytes.length);
-    const url = await presigner.presign(req.planKey, req.expiresSeconds);
+    const url = await presigner.presign(req.planKey, lifetime.seconds);
     return {
       url,
       sha256: built.sha256,
@@ -121,6 +154,7 @@ export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRest
       files: manifest.totals.files,
       bytes: manifest.totals.bytes,
       expiresAt: built.plan.expiresAt,
+      ...(lifetime.sessionEndsAt ? { sessionEndsAt: lifetime.sessionEndsAt } : {}),
     };
   } finally {
     presigner.destroy();

@@ -156,6 +156,14 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
         (config.restoreReplace ? '; existing data in it is moved aside (restoreReplace)' : '; a non-empty data directory is refused (restoreReplace is false)'),
       fields,
     );
+    if (plan.sessionEndsAt) {
+      ctx.log.warn(
+        `${podId}: the location's credentials are temporary (their session ends at ${plan.sessionEndsAt}), and the links they sign stop working with them: ` +
+          `the restore plan is valid until ${plan.expiresAt}, not for restorePlanExpirySeconds (${config.restorePlanExpirySeconds} s). ` +
+          'The init container must have downloaded everything by then; for longer restores give the location longer sessions or static keys (docs/velero-restore.md)',
+        fields,
+      );
+    }
     if (location.bucket !== record.bucket) {
       ctx.log.info(`${podId}: the backup was written to bucket ${record.bucket}; reading it from bucket ${location.bucket} of location ${location.name}`, fields);
     }

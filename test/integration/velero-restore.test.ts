@@ -494,6 +494,43 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     }
   });
 
+  it('temporary credentials (the default chain: IRSA, instance roles): the plan expires with their session, with a warning; a session about to end is refused', async () => {
+    const bsl = api.get('velero.io/v1', 'BackupStorageLocation', 'velero', 'default')!;
+    api.put({ ...bsl, metadata: { name: 'temp', namespace: 'velero' }, spec: { ...(bsl.spec as object), credential: undefined } });
+    api.put({ apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b-temp', namespace: 'velero' }, spec: { storageLocation: 'temp' }, status: { phase: 'Completed' } });
+    const session = (minutes: number) => ({
+      ...env,
+      AWS_ACCESS_KEY_ID: moto.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: moto.secretAccessKey,
+      AWS_SESSION_TOKEN: 'FwoGZXIvYXdzEXAMPLESESSION',
+      AWS_CREDENTIAL_EXPIRATION: new Date(Date.now() + minutes * 60_000).toISOString(),
+    });
+    const call = (restore: KubeObject, callEnv: NodeJS.ProcessEnv) =>
+      callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/pod-restore', item: asRestored(backedUp), itemFromBackup: backedUp, restore, env: callEnv });
+    try {
+      const ends = session(20);
+      const res = await call(restoreObject('r-session', undefined, 'b-temp'), ends);
+      expect(res.ok, res.error).to.equal(true);
+      const url = new URL(argAfter(restoreContainerOf(res.item as PodJson).command!, '--plan-url'));
+      expect(url.searchParams.get('X-Amz-Security-Token')).to.equal('FwoGZXIvYXdzEXAMPLESESSION');
+      // 20 minutes less the minute of margin (the restore configures 3600 s).
+      expect(Number(url.searchParams.get('X-Amz-Expires'))).to.be.within(1100, 1140);
+      const plan = JSON.parse((await getObject(`${BSL_PREFIX}/plugins/victoria/_restore-plans/uid-r-session/${NS}.${POD}.json`)).toString('utf8')) as { expiresAt: string };
+      expect(Date.parse(ends.AWS_CREDENTIAL_EXPIRATION) - Date.parse(plan.expiresAt)).to.be.within(59_000, 100_000);
+      expect(messages(res, 'warn').join('\n')).to.include(
+        `the location's credentials are temporary (their session ends at ${ends.AWS_CREDENTIAL_EXPIRATION}), and the links they sign stop working with them: the restore plan is valid until ${plan.expiresAt}, not for restorePlanExpirySeconds (3600 s)`,
+      );
+      expect(JSON.stringify(res.logs)).not.to.contain('FwoGZXIvYXdzEXAMPLESESSION');
+
+      const soon = await call(restoreObject('r-session-end', undefined, 'b-temp'), session(1.5));
+      expect(soon.ok).to.equal(false);
+      expect(soon.error).to.match(/the location's credentials are temporary and expire at \S+, too soon for the restore plan's links, which die with them: run the restore again once they are renewed/);
+    } finally {
+      api.remove('velero.io/v1', 'BackupStorageLocation', 'velero', 'temp');
+      api.remove('velero.io/v1', 'Backup', 'velero', 'b-temp');
+    }
+  });
+
   it('a pod without a backup record is restored unchanged', async () => {
     const plain = asRestored(podObject('vmsingle-5d4f8b7c9-norec'));
     const res = await restorePod(plain, restoreObject('r3'), plain);
