@@ -16,6 +16,7 @@ import { loadPluginConfig } from './plugin-config-source.js';
 import { PLUGIN_FOLDER, readRecord, type BackupRecord } from './record.js';
 import {
   DATA_MOUNT,
+  databaseOwner,
   deriveSecurityContext,
   databaseRetention,
   describeVolume,
@@ -172,7 +173,9 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
       (n) => n > 0 && ctx.log.info(`${podId}: deleted ${n} expired restore plan(s) of earlier restores from s3://${location.bucket}/${location.root}/${PLAN_FOLDER}/`, fields),
       (err: unknown) => ctx.log.warn(`${podId}: could not delete expired restore plans (${(err as Error).message}); a lifecycle rule on ${PLAN_FOLDER}/ can do it instead`, fields),
     );
+    // A configured securityContext is the user's choice of identity: the files stay that user's.
     const securityContext = config.restoreSecurityContext ?? deriveSecurityContext(r.pod, volume.name, config.companionContainer);
+    const chown = config.restoreSecurityContext ? undefined : databaseOwner(r.pod, volume.name, config.companionContainer);
     pod = withInitContainer(
       pod,
       restoreContainer({
@@ -185,6 +188,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
         dataMount: mount,
         resources: config.restoreResources,
         securityContext,
+        ...(chown ? { chown } : {}),
         tls: location.tls,
       }),
     );

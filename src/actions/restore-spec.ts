@@ -5,6 +5,7 @@
  * item as unstructured JSON, so only the fields used are typed and everything else is kept as is.
  */
 import { PLAN_CA_ENV } from '../engine/plan.js';
+import { formatOwner, type FileOwner } from '../engine/restore.js';
 import { parseRetention } from '../victoria/retention.js';
 import type { KubeObject } from '../velero/types.js';
 import { DRILL_PLACEHOLDERS } from './plugin-config.js';
@@ -94,34 +95,65 @@ export function describeVolume(volume: Volume): string {
 
 const IDENTITY_FIELDS = ['runAsUser', 'runAsGroup', 'runAsNonRoot', 'seLinuxOptions'] as const;
 
+/** The database container: the one that mounts the data volume read-write, else the first one other than the companion. */
+function databaseContainer(pod: Pod, volumeName: string, companion: string): Container | undefined {
+  const containers = (pod.spec?.containers ?? []).filter((c) => c.name !== companion);
+  return containers.find((c) => (c.volumeMounts ?? []).some((m) => m.name === volumeName && !m.readOnly)) ?? containers[0];
+}
+
 /**
- * The init container's securityContext when the ConfigMap sets none. The restored files must be
- * owned by the user the database runs as, so the init container takes the database container's
- * identity (the container that mounts the data volume read-write, else the first one other than the
- * companion); when neither that container nor the pod names a user, the database runs as its
- * image's user, root for the VictoriaMetrics and VictoriaLogs images, and so does the restore.
- * Everything else is locked down: no privilege escalation, no capabilities (root keeps
- * DAC_OVERRIDE, to write into a directory another user owns), a read-only root filesystem.
+ * The user the database runs as when the pod names one other than root (runAsUser, of its
+ * container or the pod), with the group when one is named: the owner the restored files get
+ * (`restore --chown`). Undefined when the database runs as root or as its image's user.
+ */
+export function databaseOwner(pod: Pod, volumeName: string, companion: string): FileOwner | undefined {
+  const own = databaseContainer(pod, volumeName, companion)?.securityContext ?? {};
+  const podLevel = pod.spec?.securityContext ?? {};
+  const uid = own.runAsUser ?? podLevel.runAsUser;
+  if (typeof uid !== 'number' || uid === 0) return undefined;
+  const gid = own.runAsGroup ?? podLevel.runAsGroup;
+  return typeof gid === 'number' ? { uid, gid } : { uid };
+}
+
+/**
+ * The init container's securityContext when the ConfigMap sets none. The restored files must
+ * belong to the user the database runs as, in a directory that may be the kubelet's (root, 0755:
+ * a node that lost it, every drill directory), so:
+ * - a database that runs as a named non-root user (databaseOwner): the restore runs as root with
+ *   CHOWN and DAC_OVERRIDE only, and gives it the files (`--chown`);
+ * - a database that runs as root, or names no user (the VictoriaMetrics and VictoriaLogs images
+ *   run as root): root with DAC_OVERRIDE, to write into a directory another user owns;
+ * - `runAsNonRoot` without a user: the image's user, which only the image knows; the directory
+ *   must be writable by it.
+ * Everything else is locked down: no privilege escalation, the other capabilities dropped, a
+ * read-only root filesystem.
  */
 export function deriveSecurityContext(pod: Pod, volumeName: string, companion: string): Record<string, unknown> {
-  const containers = (pod.spec?.containers ?? []).filter((c) => c.name !== companion);
-  const database =
-    containers.find((c) => (c.volumeMounts ?? []).some((m) => m.name === volumeName && !m.readOnly)) ?? containers[0];
-  const own = database?.securityContext ?? {};
+  const own = databaseContainer(pod, volumeName, companion)?.securityContext ?? {};
   const podLevel = pod.spec?.securityContext ?? {};
   const out: Record<string, unknown> = {};
-  for (const field of IDENTITY_FIELDS) if (own[field] !== undefined) out[field] = own[field];
-  const user = own.runAsUser ?? podLevel.runAsUser;
-  const nonRoot = own.runAsNonRoot ?? podLevel.runAsNonRoot;
-  let root = user === 0;
-  if (user === undefined && nonRoot !== true) {
+  const owner = databaseOwner(pod, volumeName, companion);
+  let capabilities: string[] = [];
+  if (owner) {
     out.runAsUser = 0;
-    if (own.runAsGroup === undefined && podLevel.runAsGroup === undefined) out.runAsGroup = 0;
+    out.runAsGroup = 0;
     out.runAsNonRoot = false;
-    root = true;
+    if (own.seLinuxOptions !== undefined) out.seLinuxOptions = own.seLinuxOptions;
+    capabilities = ['CHOWN', 'DAC_OVERRIDE'];
+  } else {
+    for (const field of IDENTITY_FIELDS) if (own[field] !== undefined) out[field] = own[field];
+    const user = own.runAsUser ?? podLevel.runAsUser;
+    const nonRoot = own.runAsNonRoot ?? podLevel.runAsNonRoot;
+    if (user === 0) capabilities = ['DAC_OVERRIDE'];
+    else if (user === undefined && nonRoot !== true) {
+      out.runAsUser = 0;
+      if (own.runAsGroup === undefined && podLevel.runAsGroup === undefined) out.runAsGroup = 0;
+      out.runAsNonRoot = false;
+      capabilities = ['DAC_OVERRIDE'];
+    }
   }
   out.allowPrivilegeEscalation = false;
-  out.capabilities = root ? { drop: ['ALL'], add: ['DAC_OVERRIDE'] } : { drop: ['ALL'] };
+  out.capabilities = capabilities.length ? { drop: ['ALL'], add: capabilities } : { drop: ['ALL'] };
   out.readOnlyRootFilesystem = true;
   if (podLevel.seccompProfile === undefined && own.seccompProfile === undefined) out.seccompProfile = { type: 'RuntimeDefault' };
   else if (own.seccompProfile !== undefined) out.seccompProfile = own.seccompProfile;
@@ -142,6 +174,8 @@ export interface RestoreContainerOptions {
   dataMount: VolumeMount;
   resources: Record<string, unknown>;
   securityContext: Record<string, unknown>;
+  /** `--chown`: the database's user, when the restore runs as root for it (databaseOwner). */
+  chown?: FileOwner;
   /** The location's TLS settings: its CA certificate (public), or no verification. */
   tls?: { caCert?: string; insecureSkipTLSVerify?: boolean };
 }
@@ -170,6 +204,7 @@ export function restoreContainer(o: RestoreContainerOptions): Container {
       ...(o.replace ? ['--replace'] : []),
       ...(o.directIo ? [] : ['--no-direct-io']),
       ...(o.maxBytesPerSecond > 0 ? ['--max-bytes-per-second', String(o.maxBytesPerSecond)] : []),
+      ...(o.chown ? ['--chown', formatOwner(o.chown)] : []),
       ...(o.tls?.insecureSkipTLSVerify ? ['--insecure-skip-tls-verify'] : []),
     ],
     ...(o.tls?.caCert ? { env: [{ name: PLAN_CA_ENV, value: o.tls.caCert }] } : {}),

@@ -20,7 +20,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
@@ -57,10 +57,43 @@ export interface RestoreRequest {
    */
   owner?: string;
   /**
+   * The user (and group, when given) to own everything restored and the data directory itself:
+   * a restore running as root for a database that runs as another user, in a directory the
+   * kubelet created (root, 0755). Set before each file's fsync, so it is as durable as the data.
+   * Needs root with the CHOWN capability. Absent: the restoring user owns it all.
+   */
+  chown?: FileOwner;
+  /**
    * Runs when every file checked out and is durable, before the `restore-in-progress` marker
    * goes: what it writes (the init container's note of its plan) is there whenever the marker is not.
    */
   beforeUnmark?: () => Promise<void>;
+}
+
+export interface FileOwner {
+  uid: number;
+  /** Absent: the group stays the restoring user's. */
+  gid?: number;
+}
+
+/** `uid` or `uid:gid`, for messages. */
+export const formatOwner = (o: FileOwner): string => (o.gid === undefined ? String(o.uid) : `${o.uid}:${o.gid}`);
+
+/** Gives `path` (open as `fh`, else by path) to `owner`; a refusal names what is needed. */
+async function giveTo(owner: FileOwner, path: string, fh?: FileHandle): Promise<void> {
+  const gid = owner.gid ?? -1; // -1: unchanged
+  try {
+    if (fh) await fh.chown(owner.uid, gid);
+    else await chown(path, owner.uid, gid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'EINVAL') throw err;
+    throw new Error(
+      `cannot give ${path} to user ${formatOwner(owner)} (${code}): giving the restored files to the database's user needs root with the CHOWN capability` +
+        (code === 'EINVAL' ? ', and a user that exists in this user namespace' : ''),
+      { cause: err },
+    );
+  }
 }
 
 export interface RestoreResult {
@@ -73,6 +106,8 @@ export interface RestoreResult {
   resumedFiles?: number;
   /** Whether the files were written with O_DIRECT. */
   directIo: boolean;
+  /** Who was given the files (RestoreRequest.chown). */
+  owner?: FileOwner;
   durationSeconds: number;
 }
 
@@ -131,6 +166,17 @@ async function keepResumed(path: string, file: ManifestFile): Promise<boolean> {
   }
   await rm(path);
   return false;
+}
+
+/** A file an interrupted run wrote, given to `owner` with the change on disk (it was fsynced before). */
+async function chownDurably(owner: FileOwner, path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await giveTo(owner, path, fh);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 function targetPath(dataDir: string, restoreTo: string, path: string): string {
@@ -213,6 +259,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     await mkdir(dirname(path), { recursive: true });
     for (let d = dirname(path); d.length > dataDir.length && !dirs.has(d); d = dirname(d)) dirs.add(d);
     if (resuming && (await keepResumed(path, file))) {
+      if (req.chown) await chownDurably(req.chown, path);
       resumedFiles++;
       progress.bytesDone += file.size;
     } else await download(file, prefix, path);
@@ -220,7 +267,9 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     req.onProgress?.({ ...progress });
   });
 
-  // The new directory entries are durable before the marker goes.
+  // The new directory entries (and owners) are durable before the marker goes.
+  const owner = req.chown;
+  if (owner) await forEachLimit([...dirs, dataDir], 16, (d) => giveTo(owner, d));
   await forEachLimit([...dirs, dataDir], 16, syncDir);
   await req.beforeUnmark?.();
   await rm(marker);
@@ -233,6 +282,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     ...(movedAside ? { movedAside } : {}),
     ...(resuming ? { resumedFiles } : {}),
     directIo: direct,
+    ...(owner ? { owner } : {}),
     durationSeconds: (Date.now() - started) / 1000,
   };
 
@@ -260,6 +310,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
       }
       const written = await out.close();
       if (written !== file.size) throw new Error(`${path}: wrote ${written} bytes, the manifest says ${file.size}`);
+      if (req.chown) await giveTo(req.chown, path, fh);
       await fh.sync();
     } finally {
       await fh.close();

@@ -103,6 +103,8 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
           [['list'], /--dst is required/],
           [['list', '--dst', 'file:///tmp/a', '--json', '--dst', 'file:///tmp/b'], /--dst is given more than once: give it once/],
           [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'xyz', '--data-dir', '/nonexistent'], /--plan-sha256 "xyz" is not a SHA-256/],
+          [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', 'victoria'], /--chown "victoria" is not UID or UID:GID \(numbers, as runAsUser and runAsGroup name them\)/],
+          [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', '1000:'], /--chown "1000:" is not UID or UID:GID/],
         ] as const) {
           const usage = await cli([...args]);
           expect(usage.status, args.join(' ')).to.equal(2);

@@ -14,14 +14,15 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { PLAN_FOLDER, removeExpiredPlans } from '../../src/actions/restore-plan.js';
-import { databaseRetention, deriveSecurityContext, drillNetworkNote, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillNetwork, withDrillRetention } from '../../src/actions/restore-spec.js';
+import { databaseOwner, databaseRetention, deriveSecurityContext, drillNetworkNote, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillNetwork, withDrillRetention } from '../../src/actions/restore-spec.js';
+import { RESTORED_MARKER as RESTORED_NOTE } from '../../src/engine/restored-marker.js';
 import { S3Store } from '../../src/store/s3.js';
 import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -531,6 +532,36 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     }
   });
 
+  it('a database that runs as a non-root user: the init container restores as root into a directory the kubelet made and gives it all to that user', async () => {
+    const dbUser = structuredClone(backedUp);
+    const db = dbUser.spec.containers.find((c) => c.name !== COMPANION)!;
+    db.securityContext = { runAsUser: 1000, runAsGroup: 2000, runAsNonRoot: true };
+    const res = await restorePod(asRestored(dbUser), restoreObject('r-nonroot'), dbUser);
+    expect(res.ok, res.error).to.equal(true);
+    const init = restoreContainerOf(res.item as PodJson);
+    expect(argAfter(init.command!, '--chown')).to.equal('1000:2000');
+    expect(init.securityContext).to.deep.include({ runAsUser: 0, runAsNonRoot: false, capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE'] } });
+    // Outside the test, a non-root run of the command cannot chown: the same code says so in the engine's tests.
+    expect(process.getuid?.(), 'the suite runs as root, as the init container does').to.equal(0);
+    const dataDir = join(mkdtempSync(join(tmpdir(), 'restore-nonroot-')), 'victoria-data');
+    mkdirSync(dataDir, { mode: 0o755 });
+    const restored = await run(paths.plugin, init.command!.slice(1).map((a) => (a === '/victoria-data' ? dataDir : a)).concat('--json'));
+    expect(restored.status, restored.stderr + restored.stdout).to.equal(0);
+    expect(JSON.parse(restored.stdout.trim().split('\n').at(-1)!)).to.include({ owner: '1000:2000', verified: true });
+    const owners = new Map<string, string[]>();
+    const walk = (p: string): void => {
+      const st = lstatSync(p);
+      const who = `${st.uid}:${st.gid}`;
+      owners.set(who, [...(owners.get(who) ?? []), relative(dataDir, p) || '.']);
+      if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
+    };
+    walk(dataDir);
+    // Everything the database reads and writes is its user's; only the restore's own note stays root's.
+    expect([...owners.keys()].sort()).to.deep.equal(['0:0', '1000:2000']);
+    expect(owners.get('0:0')).to.deep.equal([RESTORED_NOTE]);
+    expect(owners.get('1000:2000')).to.include.members(['.', 'data', 'data/indexdb', 'data/small']);
+  });
+
   it('a pod without a backup record is restored unchanged', async () => {
     const plain = asRestored(podObject('vmsingle-5d4f8b7c9-norec'));
     const res = await restorePod(plain, restoreObject('r3'), plain);
@@ -699,7 +730,7 @@ describe('restore action pieces: drill paths, security context, restore settings
     expect(() => drillPath('/var/lib/vm{namespace}', { ...values, namespace: '' })).to.throw(/must not write into/);
   });
 
-  it('the init container takes the database container user, or root when it names none', () => {
+  it('the init container runs as root for the database: with CHOWN to give the files to a non-root database user, else as the image\'s non-root user', () => {
     const pod = (sc?: Record<string, unknown>, podSc?: Record<string, unknown>) => ({
       apiVersion: 'v1',
       kind: 'Pod',
@@ -711,14 +742,33 @@ describe('restore action pieces: drill paths, security context, restore settings
         ],
       },
     });
-    const asUser = deriveSecurityContext(pod({ runAsUser: 1000, runAsGroup: 2000, privileged: true }), 'data', COMPANION);
-    expect(asUser).to.deep.include({ runAsUser: 1000, runAsGroup: 2000, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    // A non-root database user: root with CHOWN and DAC_OVERRIDE only, and the files go to that user.
+    const nonRoot = pod({ runAsUser: 1000, runAsGroup: 2000, privileged: true });
+    const asUser = deriveSecurityContext(nonRoot, 'data', COMPANION);
+    expect(asUser).to.deep.include({
+      runAsUser: 0,
+      runAsGroup: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE'] },
+    });
     expect(asUser).not.to.have.property('privileged');
+    expect(databaseOwner(nonRoot, 'data', COMPANION)).to.deep.equal({ uid: 1000, gid: 2000 });
+    // The database as root, or as its image's user (root for the Victoria images): root, DAC_OVERRIDE, no chown.
     expect(deriveSecurityContext(pod(), 'data', COMPANION)).to.deep.include({ runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, capabilities: { drop: ['ALL'], add: ['DAC_OVERRIDE'] } });
-    // The pod names the user: the init container inherits it and adds nothing of its own.
-    const fromPod = deriveSecurityContext(pod(undefined, { runAsUser: 1000, seccompProfile: { type: 'Localhost', localhostProfile: 'p.json' } }), 'data', COMPANION);
-    expect(fromPod).not.to.have.property('runAsUser');
+    expect(databaseOwner(pod(), 'data', COMPANION)).to.equal(undefined);
+    expect(databaseOwner(pod({ runAsUser: 0 }), 'data', COMPANION)).to.equal(undefined);
+    // The pod names the user: the same, and a pod-level seccomp profile is inherited, not replaced.
+    const podUser = pod(undefined, { runAsUser: 1000, seccompProfile: { type: 'Localhost', localhostProfile: 'p.json' } });
+    const fromPod = deriveSecurityContext(podUser, 'data', COMPANION);
+    expect(fromPod).to.deep.include({ runAsUser: 0, capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE'] } });
     expect(fromPod).not.to.have.property('seccompProfile');
+    expect(databaseOwner(podUser, 'data', COMPANION)).to.deep.equal({ uid: 1000 });
+    // runAsNonRoot without a user: the image's user, which only the image knows; nothing added.
+    const imageUser = deriveSecurityContext(pod({ runAsNonRoot: true }), 'data', COMPANION);
+    expect(imageUser).to.deep.include({ runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+    expect(imageUser).not.to.have.property('runAsUser');
   });
 
   it('a drill database keeps every sample: -retentionPeriod=100y last in the args of the containers on the data volume, once', () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -284,6 +284,39 @@ describe('engine: backup, restore, verify', () => {
     expect(readFileSync(values).equals(Buffer.alloc(300_000, 7))).to.equal(true);
     expect(readFileSync(join(target, 'metadata/minTimestampForCompositeIndex'), 'utf8')).to.equal('12345678');
     expect(existsSync(join(target, RESTORE_MARKER))).to.equal(false);
+  });
+
+  it('chown gives the data directory and everything restored to the database\'s user, also files a resumed run kept (as root; otherwise it says what it needs)', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const target = join(tmp('restore-'), 'data');
+    mkdirSync(target, { mode: 0o755 }); // as the kubelet creates a hostPath: root's
+    if (process.getuid?.() !== 0) {
+      const err = await restoreBackup({ store, name: 'b1', dataDir: target, chown: { uid: 4242 } }).catch((e: Error) => e);
+      expect((err as Error).message).to.match(/cannot give .* to user 4242 \(EPERM\): giving the restored files to the database's user needs root with the CHOWN capability/);
+      return;
+    }
+    // A resumed run: one file kept from the interrupted one (root's), the rest downloaded.
+    await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' });
+    writeFileSync(join(target, RESTORE_MARKER), 'plan abc');
+    rmSync(join(target, 'metadata/minTimestampForCompositeIndex'));
+    const res = await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc', chown: { uid: 4242, gid: 4343 } });
+    expect(res.resumedFiles).to.equal(4);
+    expect(res.owner).to.deep.equal({ uid: 4242, gid: 4343 });
+    const owners = new Set<string>();
+    const walk = (p: string): void => {
+      const st = lstatSync(p);
+      owners.add(`${st.uid}:${st.gid}`);
+      if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
+    };
+    walk(target);
+    expect([...owners]).to.deep.equal(['4242:4343']);
+    // Without a group the restoring user's stays.
+    const other = join(tmp('restore-'), 'data');
+    await restoreBackup({ store, name: 'b1', dataDir: other, chown: { uid: 4242 } });
+    const st = lstatSync(join(other, 'data/small/2026_11/PART1/values.bin'));
+    expect([st.uid, st.gid]).to.deep.equal([4242, process.getgid!()]);
   });
 
   it('refuses a non-empty target and leaves it untouched; --replace moves it aside', async () => {

@@ -3,7 +3,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFlags } from '../flags.js';
 import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
-import { checkDataDir, RESTORE_MARKER, restoreBackup, type RestoreResult } from '../../engine/restore.js';
+import { checkDataDir, formatOwner, RESTORE_MARKER, restoreBackup, type FileOwner, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
 import { formatBytes, progressPrinter } from '../progress.js';
@@ -13,8 +13,8 @@ import { UsageError } from '../usage.js';
 
 /** PEM bundle of extra CAs for the plan's URLs, as an environment variable (set by the restore action from the location's caCert). */
 
-export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--json]
-velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--json]
+export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
+velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
 
 Downloads backup ROOT/NAME into DIR (the database must be stopped; DIR becomes its -storageDataPath)
 and checks every file's SHA-256. Refuses an incomplete backup. Refuses a non-empty DIR unless
@@ -23,6 +23,9 @@ VictoriaLogs partitions land in DIR/partitions/YYYYMMDD. Files are written with 
 through the page cache) where DIR's file system takes it; --no-direct-io writes through the page cache.
 --max-bytes-per-second caps the download rate of the whole restore, e.g. 50MiB (units KB, MB, GB,
 KiB, MiB, GiB, as vmrestore's -maxBytesPerSecond). 0: no limit.
+--chown UID[:GID] gives DIR and everything restored to that user (and group), for a database that
+runs as another user than the restore; needs root (the CHOWN capability). Without it the restoring
+user owns the files.
 
 Plan mode (the restore init container that the Velero restore action injects; no credentials):
   --plan-url URL             presigned URL of the restore plan the restore action wrote; it names a
@@ -55,8 +58,21 @@ interface PlanModeArgs {
   replace: boolean;
   directIo: boolean;
   maxBytesPerSecond: number | undefined;
+  chown: FileOwner | undefined;
   json: boolean;
   tls: PresignedHttpOptions;
+}
+
+/** `--chown UID[:GID]`: numeric ids only, as the database's securityContext names them. */
+function parseOwner(value: string | undefined): FileOwner | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,10})(?::(\d{1,10}))?$/.exec(value);
+  const uid = Number(m?.[1]);
+  const gid = m?.[2] === undefined ? undefined : Number(m[2]);
+  if (!m || uid > 0xfffffffe || (gid !== undefined && gid > 0xfffffffe)) {
+    throw new UsageError(`--chown ${JSON.stringify(value)} is not UID or UID:GID (numbers, as runAsUser and runAsGroup name them)`);
+  }
+  return gid === undefined ? { uid } : { uid, gid };
 }
 
 /** Why links die before the plan's expiry: the restore action caps it at the session's end, but a session can be revoked. */
@@ -111,6 +127,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
       directIo: a.directIo,
       ...(a.maxBytesPerSecond ? { maxBytesPerSecond: a.maxBytesPerSecond } : {}),
       owner,
+      ...(a.chown ? { chown: a.chown } : {}),
       beforeUnmark: () => writeRestoredMarker(a.dataDir, { planSha256: a.planSha256, restore: parsed.restore, backup: parsed.backup, completedAt: new Date().toISOString() }),
       onProgress: (p) => progress.update(p),
     });
@@ -140,6 +157,7 @@ function printSummary(res: RestoreResult, source: { restore?: string; backup: st
     bytesTotal: res.bytes,
     verified: true,
     movedAside: res.movedAside ?? null,
+    owner: res.owner ? formatOwner(res.owner) : null,
     ...(res.resumedFiles !== undefined ? { resumedFiles: res.resumedFiles } : {}),
     directIo: res.directIo,
     durationSeconds: res.durationSeconds,
@@ -151,6 +169,7 @@ function printSummary(res: RestoreResult, source: { restore?: string; backup: st
   }
   process.stdout.write(
     `restored ${what} into ${dataDir}: ${summary.files} files, ${formatBytes(summary.bytesTotal)}, every SHA-256 verified, in ${summary.durationSeconds.toFixed(1)} s\n` +
+      (res.owner ? `owned by ${formatOwner(res.owner)}\n` : '') +
       (res.movedAside ? `previous contents moved to ${res.movedAside}\n` : ''),
   );
 }
@@ -165,6 +184,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       'data-dir': { type: 'string' },
       replace: { type: 'boolean' },
       'direct-io': { type: 'boolean', default: true },
+      chown: { type: 'string' },
       json: { type: 'boolean' },
       ...RATE_FLAG,
       ...STORE_FLAGS,
@@ -172,6 +192,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     allowNegative: true,
   });
   const rate = maxBytesPerSecond(values['max-bytes-per-second']);
+  const chown = parseOwner(values.chown);
   if (values['plan-url'] !== undefined || values['plan-sha256'] !== undefined) {
     if (values.src) throw new UsageError(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
     if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new UsageError(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
@@ -183,6 +204,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
       replace: Boolean(values.replace),
       directIo: values['direct-io'],
       maxBytesPerSecond: rate,
+      chown,
       json: Boolean(values.json),
       tls: planTls(values, env),
     });
@@ -198,6 +220,7 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     replace: Boolean(values.replace),
     directIo: values['direct-io'],
     ...(rate ? { maxBytesPerSecond: rate } : {}),
+    ...(chown ? { chown } : {}),
     onProgress: (p) => progress.update(p),
   });
   progress.done();
