@@ -386,7 +386,7 @@ export class FileStore implements ObjectStore {
         }),
       ),
     );
-    await this.pruneDirs(dirs);
+    await this.pruneDirs(dirs, commonFolder(unique));
   }
 
   /**
@@ -411,8 +411,12 @@ export class FileStore implements ObjectStore {
     return empty;
   }
 
-  /** Remove directories left empty, deepest first, up to (not including) the root. */
-  private async pruneDirs(dirs: Set<string>): Promise<void> {
+  /**
+   * Remove directories left empty, deepest first, up to (not including) the root. Temporary files
+   * are swept only at or below `scope`, the folder of all deleted keys: above it (a workload's
+   * folder of backups, when one backup goes) the walk would visit every other backup's files.
+   */
+  private async pruneDirs(dirs: Set<string>, scope: string): Promise<void> {
     const all = new Set<string>();
     for (let dir of dirs) {
       while (dir) {
@@ -430,7 +434,8 @@ export class FileStore implements ObjectStore {
           removed = true;
         } catch (err) {
           const code = errno(err) ?? '';
-          if ((code === 'ENOTEMPTY' || code === 'EEXIST') && !swept && (await this.sweepTemps(this.pathOf(dir)))) continue;
+          const inScope = scope === '' || dir === scope || dir.startsWith(`${scope}/`);
+          if ((code === 'ENOTEMPTY' || code === 'EEXIST') && !swept && inScope && (await this.sweepTemps(this.pathOf(dir)))) continue;
           if (!['ENOTEMPTY', 'EEXIST', 'ENOENT', 'ENOTDIR', 'EBUSY'].includes(code)) throw this.fail('delete', dir, err);
         }
         break;
@@ -438,6 +443,21 @@ export class FileStore implements ObjectStore {
     }
     if (removed) await this.syncDir(this.root).catch(() => undefined);
   }
+}
+
+/** The deepest folder that holds all `keys` (`a/b` for `a/b/c/x` and `a/b/y`; '' at the root). */
+export function commonFolder(keys: readonly string[]): string {
+  let common: string[] | undefined;
+  for (const key of keys) {
+    const folders = key.split('/').slice(0, -1);
+    if (!common) common = folders;
+    else {
+      let i = 0;
+      while (i < common.length && i < folders.length && common[i] === folders[i]) i++;
+      common = common.slice(0, i);
+    }
+  }
+  return (common ?? []).join('/');
 }
 
 /** S3 semantics: a range must start inside the object; its end is clipped to the last byte. */

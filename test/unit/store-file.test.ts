@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { StoreError } from '../../src/store/errors.js';
-import { FileStore } from '../../src/store/file.js';
+import { commonFolder, FileStore } from '../../src/store/file.js';
 import { compareKeys } from '../../src/store/keys.js';
 import { readAll, collect, rejection } from '../support/store-helpers.js';
 
@@ -156,24 +156,36 @@ describe('file store', () => {
     await store.delete(['x']); // neither an object nor there: fine
   });
 
-  it('a deletion sweeps the temporary files of killed writes from directories it empties, once they are stale', async () => {
-    const killedWrite = (rel: string) => writeFileSync(join(dir, 'root', ...rel.split('/')), 'partial');
-    await store.put('b/p1/values.bin', Buffer.from('1'), 1);
-    await store.put('b/p2/values.bin', Buffer.from('2'), 1);
-    await store.put('b/p2/index.bin', Buffer.from('3'), 1);
-    killedWrite('b/p1/.vpv-tmp-0123456789abcdef');
-    killedWrite('b/p2/.vpv-tmp-fedcba9876543210');
+  it('a deletion sweeps the temporary files of killed writes from directories it empties, once they are stale, within the deleted keys\' folder', async () => {
+    const killedWrite = (rel: string) => {
+      mkdirSync(join(dir, 'root', ...rel.split('/').slice(0, -1)), { recursive: true });
+      writeFileSync(join(dir, 'root', ...rel.split('/')), 'partial');
+    };
+    for (const key of ['ns/b1/marker', 'ns/b1/p1/values.bin', 'ns/b1/p2/values.bin', 'ns/b1/p2/index.bin', 'ns/b0/p/values.bin']) await store.put(key, Buffer.from('1'), 1);
+    killedWrite('ns/b1/p1/.vpv-tmp-0123456789abcdef');
+    killedWrite('ns/b1/p2/.vpv-tmp-fedcba9876543210');
+    killedWrite('ns/b0/q/.vpv-tmp-00000000000000aa'); // another backup's killed part directory
+    const before = allFiles(join(dir, 'root'));
     // Fresh: it may be a write in progress, so the directory stays.
-    await store.delete(['b/p1/values.bin']);
-    expect(allFiles(join(dir, 'root'))).to.deep.equal(['b/p1/.vpv-tmp-0123456789abcdef', 'b/p2/.vpv-tmp-fedcba9876543210', 'b/p2/index.bin', 'b/p2/values.bin']);
+    await store.delete(['ns/b1/p1/values.bin']);
+    expect(allFiles(join(dir, 'root'))).to.deep.equal(before.filter((f) => f !== 'ns/b1/p1/values.bin'));
 
     // Stale: a directory the deletion would remove is swept, with every stale temporary file
-    // below it (b/p1 holds only one, and no key leads there); objects stay, with their directories.
+    // below it (ns/b1/p1 holds only one, and no key leads there); objects stay, with their
+    // directories. Above the deleted keys' folder (ns/b1) nothing is walked: ns/b0 keeps its own.
     const sweeping = new FileStore(join(dir, 'root'), { staleTempMs: 0 });
-    await sweeping.delete(['b/p2/values.bin']);
-    expect(allFiles(join(dir, 'root'))).to.deep.equal(['b/p2/index.bin']);
-    await sweeping.delete(['b/p2/index.bin']);
-    expect(readdirSync(join(dir, 'root'))).to.deep.equal([]);
+    await sweeping.delete(['ns/b1/p2/values.bin', 'ns/b1/marker']);
+    expect(allFiles(join(dir, 'root'))).to.deep.equal(['ns/b0/p/values.bin', 'ns/b0/q/.vpv-tmp-00000000000000aa', 'ns/b1/p2/index.bin']);
+    await sweeping.delete(['ns/b1/p2/index.bin']);
+    expect(readdirSync(join(dir, 'root', 'ns'))).to.deep.equal(['b0']);
+  });
+
+  it('commonFolder: the deepest folder holding every key', () => {
+    expect(commonFolder(['a/b/c/x', 'a/b/y'])).to.equal('a/b');
+    expect(commonFolder(['a/b/x'])).to.equal('a/b');
+    expect(commonFolder(['a/x', 'b/y'])).to.equal('');
+    expect(commonFolder(['x'])).to.equal('');
+    expect(commonFolder(['a/bc/x', 'a/b/x'])).to.equal('a');
   });
 
   it('refuses keys that could leave the root, and reserved names', async () => {
