@@ -11,7 +11,7 @@ import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { drillNetworkNote, drillRetentionNote, drillVolume, findDataVolume, withDrillNetwork, withDrillRetention, withVolume, type Pod } from './restore-spec.js';
-import { parseVeleroRestore } from './velero-restore.js';
+import { parseVeleroRestore, targetNamespace } from './velero-restore.js';
 
 type Workload = KubeObject & { spec?: { template?: Pod } };
 
@@ -23,21 +23,21 @@ export async function executeDrillTemplate(
   const item = input.item as Workload;
   const restore = parseVeleroRestore(input.restore);
   const namespace = item.metadata?.namespace ?? '';
-  const targetNamespace = restore.namespaceMapping[namespace] ?? namespace;
+  const target = targetNamespace(restore, namespace);
   const template = item.spec?.template;
-  if (targetNamespace === namespace || !template) return undefined;
+  if (target === namespace || !template) return undefined;
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
   const config = await loadPluginConfig(kubeOf(), restore.veleroNamespace);
   const { volume } = findDataVolume(template, config.companionContainer, `the pod template of ${id}`);
-  const moved = drillVolume(volume, volume, config.drillPathPattern, restore.name, targetNamespace);
+  const moved = drillVolume(volume, volume, config.drillPathPattern, restore.name, target);
   const moving = moved ? withVolume(template, moved.volume) : template;
   const retention = withDrillRetention(moving.spec ?? {}, volume.name, config.companionContainer);
   const network = withDrillNetwork(retention.spec);
   const where = moved
     ? `uses hostPath ${moved.path}, not the production path ${moved.production}`
     : `keeps its data volume "${volume.name}", which is not a hostPath; it must not be the production volume`;
-  ctx.log.info(`drill: the pod template of ${id} (restored into ${targetNamespace}) ${where}; ${drillRetentionNote(retention)}${drillNetworkNote(network)}`, {
-    namespace: targetNamespace,
+  ctx.log.info(`drill: the pod template of ${id} (restored into ${target}) ${where}; ${drillRetentionNote(retention)}${drillNetworkNote(network)}`, {
+    namespace: target,
     name: item.metadata?.name ?? '',
     restore: restore.name,
   });
@@ -47,7 +47,7 @@ export async function executeDrillTemplate(
   const statefulSet = item.kind === 'StatefulSet';
   if (statefulSet) {
     ctx.log.info(`drill: ${id} gets updateStrategy OnDelete, so its controller keeps the restored pods`, {
-      namespace: targetNamespace,
+      namespace: target,
       name: item.metadata?.name ?? '',
       restore: restore.name,
     });

@@ -21,6 +21,18 @@ export interface RestoreConflicts {
   warnings: string[];
 }
 
+/** The controllers that adopt a restored pod by its labels, and what each then does to it. */
+const CONTROLLERS: Record<string, { get: (kube: KubeClient, namespace: string, name: string) => Promise<unknown>; adopts: string }> = {
+  ReplicaSet: {
+    get: (kube, namespace, name) => kube.getReplicaSet(namespace, name),
+    adopts: 'it adopts the restored pod as a replica too many and may delete it before its data is restored',
+  },
+  StatefulSet: {
+    get: (kube, namespace, name) => kube.getStatefulSet(namespace, name),
+    adopts: "it adopts the restored pod: scaled below the pod's ordinal it deletes it before its data is restored, otherwise it may create the pod itself first, without the restore",
+  },
+};
+
 type Lookup = { exists: boolean } | { unknown: string };
 
 /** Whether the object exists. Only NotFound means absent; any other API error leaves it unknown. */
@@ -45,29 +57,23 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
     warnings.push(`could not check whether ${what} exists already (${reason}); if it does, ${consequence}`);
   };
   const self = await lookup(() => kube.getPod(namespace, pod));
-  const keeps = 'Velero keeps it running on its current data and nothing is restored into it';
   if ('exists' in self && self.exists) {
     return {
       podExists: true,
       warnings: [`pod ${namespace}/${pod} exists already: Velero does not replace existing objects, so it keeps running on its current data and nothing is restored into it; to restore its data, ${RUNBOOK}`],
     };
   }
-  if ('unknown' in self) unchecked(`pod ${namespace}/${pod}`, self.unknown, `${keeps}; to restore its data, ${RUNBOOK}`);
+  if ('unknown' in self) {
+    unchecked(`pod ${namespace}/${pod}`, self.unknown, `Velero keeps it running on its current data and nothing is restored into it; to restore its data, ${RUNBOOK}`);
+  }
 
   const owner = controllerOf(fromBackup.metadata as Parameters<typeof controllerOf>[0]);
-  if (owner?.kind === 'ReplicaSet' && owner.name) {
-    const rs = await lookup(() => kube.getReplicaSet(namespace, owner.name!));
-    const id = `ReplicaSet ${namespace}/${owner.name}`;
-    const consequence = 'it adopts the restored pod as a replica too many and may delete it before its data is restored';
-    if ('unknown' in rs) unchecked(id, rs.unknown, `${consequence}; ${RUNBOOK}`);
-    else if (rs.exists) warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
-  } else if (owner?.kind === 'StatefulSet' && owner.name) {
-    const sts = await lookup(() => kube.getStatefulSet(namespace, owner.name!));
-    const id = `StatefulSet ${namespace}/${owner.name}`;
-    const consequence =
-      'it adopts the restored pod: scaled below the pod\'s ordinal it deletes it before its data is restored, otherwise it may create the pod itself first, without the restore';
-    if ('unknown' in sts) unchecked(id, sts.unknown, `${consequence}; ${RUNBOOK}`);
-    else if (sts.exists) warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
+  const controller = owner?.name ? CONTROLLERS[owner.kind ?? ''] : undefined;
+  if (owner?.name && controller) {
+    const id = `${owner.kind} ${namespace}/${owner.name}`;
+    const found = await lookup(() => controller.get(kube, namespace, owner.name!));
+    if ('unknown' in found) unchecked(id, found.unknown, `${controller.adopts}; ${RUNBOOK}`);
+    else if (found.exists) warnings.push(`${id} exists already: ${controller.adopts}; ${RUNBOOK}`);
   }
   return { podExists: false, warnings };
 }

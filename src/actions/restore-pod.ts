@@ -37,7 +37,7 @@ import { podReferences } from './pod-references.js';
 import { restoreConflicts } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans } from './restore-plan.js';
 import { openLocationStore } from './storage.js';
-import { parseVeleroRestore, type VeleroRestoreInfo } from './velero-restore.js';
+import { parseVeleroRestore, targetNamespace, type VeleroRestoreInfo } from './velero-restore.js';
 
 /** Velero's Deployment, whose init container carries the plugin's image (velero install --plugins). */
 const VELERO_DEPLOYMENT = 'velero';
@@ -72,7 +72,7 @@ export async function executePodRestore(
   try {
     const item = await restorePod({ ctx, kube: kubeOf(), restore, pod, fromBackup, record, namespace, podName, podId });
     // A drill restores only the labelled objects (drill.ts): what the pod needs to start comes along.
-    const drill = (restore.namespaceMapping[namespace] ?? namespace) !== namespace;
+    const drill = targetNamespace(restore, namespace) !== namespace;
     return drill ? { item, additionalItems: podReferences(fromBackup, namespace) } : { item };
   } catch (err) {
     throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${record.name}: ${(err as Error).message}`);
@@ -106,9 +106,9 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const fields = { namespace, name: podName, restore: restore.name, backup: record.name };
   const config = await loadPluginConfig(kube, restore.veleroNamespace);
   const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
-  const targetNamespace = restore.namespaceMapping[namespace] ?? namespace;
-  const drill = targetNamespace !== namespace;
-  const conflicts = await restoreConflicts(kube, targetNamespace, podName, r.fromBackup);
+  const target = targetNamespace(restore, namespace);
+  const drill = target !== namespace;
+  const conflicts = await restoreConflicts(kube, target, podName, r.fromBackup);
   for (const warning of conflicts.warnings) ctx.log.warn(`${podId}: ${warning}`, fields);
   // Velero will not create the pod: no plan, no init container.
   if (conflicts.podExists) return r.pod;
@@ -120,13 +120,13 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   let drillNote: string | undefined;
   if (drill) {
     const original = (r.fromBackup.spec?.volumes ?? []).find((v) => v.name === volume.name) ?? volume;
-    const moved = drillVolume(volume, original, config.drillPathPattern, restore.name, targetNamespace);
+    const moved = drillVolume(volume, original, config.drillPathPattern, restore.name, target);
     if (moved) {
       pod = withVolume(pod, moved.volume);
       destination = `hostPath ${moved.path}`;
-      drillNote = `drill: ${targetNamespace}/${podName} data restored into hostPath ${moved.path} (production path ${moved.production} untouched)`;
+      drillNote = `drill: ${target}/${podName} data restored into hostPath ${moved.path} (production path ${moved.production} untouched)`;
     } else {
-      drillNote = `drill: ${targetNamespace}/${podName} data restored into its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
+      drillNote = `drill: ${target}/${podName} data restored into its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
     }
     const retention = withDrillRetention(pod.spec ?? {}, volume.name, config.companionContainer);
     const network = withDrillNetwork(retention.spec);
@@ -192,7 +192,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
         tls: location.tls,
       }),
     );
-    if (drill) ctx.log.info(drillNote!, { ...fields, namespace: targetNamespace });
+    if (drill) ctx.log.info(drillNote!, { ...fields, namespace: target });
     else warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, restore, `${podId}: backup ${record.name}`, fields);
     if (drill && Object.keys(plan.counts).length === 0) {
       ctx.log.warn(

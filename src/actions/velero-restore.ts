@@ -42,3 +42,8 @@ export function parseVeleroRestore(bytes: Buffer, env: NodeJS.ProcessEnv = proce
     ...(typeof restore.spec?.resourceModifier?.name === 'string' && restore.spec.resourceModifier.name !== '' ? { resourceModifier: restore.spec.resourceModifier.name } : {}),
   };
 }
+
+/** Where the Restore puts the objects of `namespace`: its mapping's target, else the same namespace (a drill when it differs). */
+export function targetNamespace(restore: VeleroRestoreInfo, namespace: string): string {
+  return restore.namespaceMapping[namespace] ?? namespace;
+}

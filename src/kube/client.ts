@@ -18,8 +18,8 @@ import {
   type V1Namespace,
   type V1Pod,
   type V1ReplicaSet,
-  type V1StatefulSet,
   type V1Secret,
+  type V1StatefulSet,
 } from '@kubernetes/client-node';
 import { codeForStatus, describeAnswer, KubeError, parseStatus, socketReason, UNAUTHORIZED_HINT } from './errors.js';
 import type { BackupStorageLocation, VeleroBackup, VeleroRestore } from './velero-objects.js';
@@ -206,15 +206,15 @@ export class KubeClient {
     );
   }
 
-  getReplicaSet(namespace: string, name: string): Promise<V1ReplicaSet> {
-    return this.call({ verb: 'get', resource: 'replicasets', group: 'apps', namespace, name }, () =>
-      this.apps.readNamespacedReplicaSet({ namespace, name }),
-    );
-  }
-
   getStatefulSet(namespace: string, name: string): Promise<V1StatefulSet> {
     return this.call({ verb: 'get', resource: 'statefulsets', group: 'apps', namespace, name }, () =>
       this.apps.readNamespacedStatefulSet({ namespace, name }),
+    );
+  }
+
+  getReplicaSet(namespace: string, name: string): Promise<V1ReplicaSet> {
+    return this.call({ verb: 'get', resource: 'replicasets', group: 'apps', namespace, name }, () =>
+      this.apps.readNamespacedReplicaSet({ namespace, name }),
     );
   }
 
