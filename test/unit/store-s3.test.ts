@@ -147,6 +147,20 @@ describe('S3 store errors', () => {
     expect(await empty.listDirectories('')).to.deep.equal([]);
   });
 
+  it('reads: an HTML answer (a web page) is an error naming the endpoint, not a damaged object', async () => {
+    const page = Readable.from([Buffer.from('<html><body>Welcome to nginx</body></html>')]);
+    const { store } = stubStore(() => ({ $metadata: { httpStatusCode: 200 }, ContentType: 'text/html; charset=utf-8', ContentLength: 42, Body: page }));
+    const err = await rejection(store.get('b1/victoria_complete.ignore'));
+    expect(err.code).to.equal('Config');
+    expect(err.message).to.equal('get s3://bkt/pre/fix/b1/victoria_complete.ignore: http://127.0.0.1:9 answered with a web page (Content-Type text/html; charset=utf-8), not an S3 object (a console or a proxy, not the S3 API?): check the endpoint (s3Url)');
+    expect(page.destroyed).to.equal(true);
+    // What S3 says of objects written without a Content-Type.
+    const object = stubStore(() => ({ $metadata: { httpStatusCode: 200 }, ContentType: 'binary/octet-stream', ContentLength: 2, Body: Readable.from([Buffer.from('{}')]) })).store;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await object.get('b1/victoria_complete.ignore')) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).to.equal('{}');
+  });
+
   it('delete: batches of deleteBatchSize, and one-by-one where DeleteObjects is not implemented', async () => {
     const sizes: number[] = [];
     const batched = stubStore((c) => {
