@@ -20,6 +20,8 @@ export const paths = {
   vm145: join(CACHE, 'vm145', 'usr', 'bin', 'victoria-metrics'),
   vmbackup145: join(CACHE, 'vm145', 'usr', 'bin', 'vmbackup'),
   vmrestore145: join(CACHE, 'vm145', 'usr', 'bin', 'vmrestore'),
+  /** vmalert-tool 1.145 (same package): unit tests of schedules/alerts.yaml. */
+  vmalertTool145: join(CACHE, 'vm145', 'usr', 'bin', 'vmalert-tool'),
   vm179: join(CACHE, 'vm179', 'usr', 'bin', 'victoria-metrics'),
   vmbackup179: join(CACHE, 'vm179', 'usr', 'bin', 'vmbackup'),
   vmrestore179: join(CACHE, 'vm179', 'usr', 'bin', 'vmrestore'),
@@ -43,6 +45,7 @@ const PROVIDERS: Record<string, string> = {
   [paths.vm145]: 'bash scripts/test-deps.sh vm',
   [paths.vmbackup145]: 'bash scripts/test-deps.sh vm',
   [paths.vmrestore145]: 'bash scripts/test-deps.sh vm',
+  [paths.vmalertTool145]: 'bash scripts/test-deps.sh vm',
   [paths.vm179]: 'bash scripts/test-deps.sh vm',
   [paths.vmbackup179]: 'bash scripts/test-deps.sh vm',
   [paths.vmrestore179]: 'bash scripts/test-deps.sh vm',
