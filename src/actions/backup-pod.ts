@@ -32,7 +32,6 @@ interface PodSpecLike {
 export async function executePodBackup(
   input: ItemInput & { backup: Buffer },
   ctx: ActionContext,
-  kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<BackupExecuteResult | undefined> {
   const backup = backupToAct(input.backup);
   if (!backup) return undefined;
@@ -46,7 +45,7 @@ export async function executePodBackup(
   if (kind !== 'metrics' && kind !== 'logs') {
     throw notBackedUp(`label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs`);
   }
-  const kube = kubeOf();
+  const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace).catch((err: unknown) => {
     throw notBackedUp((err as Error).message);
   });

@@ -24,7 +24,6 @@ interface PodLike {
 export async function executeWorkloadCheck(
   input: ItemInput & { backup: Buffer },
   ctx: ActionContext,
-  kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<BackupExecuteResult | undefined> {
   const backup = backupToAct(input.backup);
   if (!backup) return undefined;
@@ -33,7 +32,7 @@ export async function executeWorkloadCheck(
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
   const fields = { namespace, name: item.metadata?.name ?? '', backup: backup.name };
   const missing = (why: string) => new Error(`${id}: its Victoria data is NOT in backup ${backup.name}: ${why}`);
-  const kube = kubeOf();
+  const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace);
   const selector = (item as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
   const labelSelector = Object.entries(selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');

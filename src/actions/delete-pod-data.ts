@@ -14,7 +14,6 @@ import { parseVeleroBackup } from './velero-backup.js';
 export async function executePodDelete(
   input: ItemInput & { backup: Buffer },
   ctx: ActionContext,
-  kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<void> {
   const pod = `${input.item.metadata?.namespace}/${input.item.metadata?.name}`;
   const backup = parseVeleroBackup(input.backup);
@@ -29,7 +28,7 @@ export async function executePodDelete(
     ctx.log.info(`pod ${pod}: backup ${backup.name} holds no Victoria data for it (no record); nothing to remove`, fields);
     return;
   }
-  const kube = kubeOf();
+  const kube = KubeClient.load();
   const location = await openLocationStore({
     kube,
     namespace: backup.veleroNamespace,

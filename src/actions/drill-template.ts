@@ -18,7 +18,6 @@ type Workload = KubeObject & { spec?: { template?: Pod } };
 export async function executeDrillTemplate(
   input: ItemInput & { restore: Buffer; itemFromBackup: Buffer },
   ctx: ActionContext,
-  kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<RestoreExecuteResult | undefined> {
   const item = input.item as Workload;
   const restore = parseVeleroRestore(input.restore);
@@ -27,7 +26,7 @@ export async function executeDrillTemplate(
   const template = item.spec?.template;
   if (target === namespace || !template) return undefined;
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
-  const config = await loadPluginConfig(kubeOf(), restore.veleroNamespace);
+  const config = await loadPluginConfig(KubeClient.load(), restore.veleroNamespace);
   const { volume } = findDataVolume(template, config.companionContainer, `the pod template of ${id}`);
   const moved = drillVolume(volume, volume, config.drillPathPattern, restore.name, target);
   const moving = moved ? withVolume(template, moved.volume) : template;

@@ -4,21 +4,15 @@
  * 10 s operation poll, and most of those never back up a pod: the Kubernetes and S3 clients are
  * loaded only when Execute runs, which keeps start-up and idle memory small.
  */
-import type { KubeClient } from '../kube/client.js';
 import type { BackupItemActionV2 } from '../velero/types.js';
 import { BACKUP_ACTION, VICTORIA_PODS } from './names.js';
 
-export interface PodBackupOptions {
-  /** How to reach the API server (tests); default: in-cluster or KUBECONFIG. */
-  kube?: () => KubeClient;
-}
-
-export function podBackupAction(options: PodBackupOptions = {}): BackupItemActionV2 {
+export function podBackupAction(): BackupItemActionV2 {
   return {
     kind: 'BackupItemActionV2',
     name: BACKUP_ACTION,
     appliesTo: () => VICTORIA_PODS,
-    execute: async (input, ctx) => (await import('./backup-pod.js')).executePodBackup(input, ctx, options.kube),
+    execute: async (input, ctx) => (await import('./backup-pod.js')).executePodBackup(input, ctx),
     // This action never starts asynchronous operations, so there is never one to report on.
     async progress(operationID) {
       return { completed: true, err: `no asynchronous operation "${operationID}": ${BACKUP_ACTION} uploads synchronously` };

@@ -3,19 +3,14 @@
  * remove that backup's Victoria data, found through the record the backup action put on the pod
  * (delete-pod-data.ts, loaded only when Execute runs: see pod-backup.ts).
  */
-import type { KubeClient } from '../kube/client.js';
 import type { DeleteItemAction } from '../velero/types.js';
 import { DELETE_ACTION, VICTORIA_PODS } from './names.js';
 
-export interface PodDeleteOptions {
-  kube?: () => KubeClient;
-}
-
-export function podDeleteAction(options: PodDeleteOptions = {}): DeleteItemAction {
+export function podDeleteAction(): DeleteItemAction {
   return {
     kind: 'DeleteItemAction',
     name: DELETE_ACTION,
     appliesTo: () => VICTORIA_PODS,
-    execute: async (input, ctx) => (await import('./delete-pod-data.js')).executePodDelete(input, ctx, options.kube),
+    execute: async (input, ctx) => (await import('./delete-pod-data.js')).executePodDelete(input, ctx),
   };
 }

@@ -4,21 +4,15 @@
  * loaded only when Execute runs: Velero starts a plugin process for every restore and most of
  * them restore no Victoria pod.
  */
-import type { KubeClient } from '../kube/client.js';
 import type { RestoreItemActionV2 } from '../velero/types.js';
 import { RESTORE_ACTION, VICTORIA_PODS } from './names.js';
 
-export interface PodRestoreOptions {
-  /** How to reach the API server (tests); default: in-cluster or KUBECONFIG. */
-  kube?: () => KubeClient;
-}
-
-export function podRestoreAction(options: PodRestoreOptions = {}): RestoreItemActionV2 {
+export function podRestoreAction(): RestoreItemActionV2 {
   return {
     kind: 'RestoreItemActionV2',
     name: RESTORE_ACTION,
     appliesTo: () => VICTORIA_PODS,
-    execute: async (input, ctx) => (await import('./restore-pod.js')).executePodRestore(input, ctx, options.kube),
+    execute: async (input, ctx) => (await import('./restore-pod.js')).executePodRestore(input, ctx),
     // The init container does the work inside the restored pod; the action starts no asynchronous operation.
     async progress(operationID) {
       return { completed: true, err: `no asynchronous operation "${operationID}": ${RESTORE_ACTION} works synchronously` };

@@ -50,7 +50,6 @@ const VERIFY_EXEC_TIMEOUT_SECONDS = 30 * 60;
 export async function executePodRestore(
   input: ItemInput & { restore: Buffer; itemFromBackup: Buffer },
   ctx: ActionContext,
-  kubeOf: () => KubeClient = () => KubeClient.load(),
 ): Promise<RestoreExecuteResult | undefined> {
   const pod = input.item as Pod;
   const fromBackup = parseItemFromBackup(input.itemFromBackup) ?? pod;
@@ -70,7 +69,7 @@ export async function executePodRestore(
   }
   const restore = parseVeleroRestore(input.restore);
   try {
-    const item = await restorePod({ ctx, kube: kubeOf(), restore, pod, fromBackup, record, namespace, podName, podId });
+    const item = await restorePod({ ctx, kube: KubeClient.load(), restore, pod, fromBackup, record, namespace, podName, podId });
     // A drill restores only the labelled objects (drill.ts): what the pod needs to start comes along.
     const drill = targetNamespace(restore, namespace) !== namespace;
     return drill ? { item, additionalItems: podReferences(fromBackup, namespace) } : { item };

@@ -5,18 +5,17 @@
  * pod that dies is recreated by its controller from the backed-up template, on the production
  * data directory, beside the production database.
  */
-import type { KubeClient } from '../kube/client.js';
 import type { RestoreItemActionV2 } from '../velero/types.js';
 import { KIND_LABEL, PLUGIN_DOMAIN } from './names.js';
 
 export const WORKLOAD_RESTORE_ACTION = `${PLUGIN_DOMAIN}/workload-restore`;
 
-export function workloadRestoreAction(options: { kube?: () => KubeClient } = {}): RestoreItemActionV2 {
+export function workloadRestoreAction(): RestoreItemActionV2 {
   return {
     kind: 'RestoreItemActionV2',
     name: WORKLOAD_RESTORE_ACTION,
     appliesTo: () => ({ includedResources: ['deployments.apps', 'replicasets.apps', 'statefulsets.apps'], selector: `${KIND_LABEL} in (metrics,logs)` }),
-    execute: async (input, ctx) => (await import('./drill-template.js')).executeDrillTemplate(input, ctx, options.kube),
+    execute: async (input, ctx) => (await import('./drill-template.js')).executeDrillTemplate(input, ctx),
     async progress(operationID) {
       return { completed: true, err: `no asynchronous operation "${operationID}": ${WORKLOAD_RESTORE_ACTION} starts none` };
     },

@@ -9,7 +9,7 @@
  * (copied into large write buffers, written with O_DIRECT where the file system takes it:
  * file-writer.ts) and hashed from those buffers as they go to the file, so the checksum is of
  * the bytes written; then the file is fsynced; no file is read back. Stores
- * that can read without allocating per chunk (ObjectStore.readInto) are read so. `concurrency`
+ * that can read without allocating per chunk (ObjectStore.readInto) are read so. RESTORE_CONCURRENCY
  * workers take the files largest first and twice as many take them smallest first (pool.ts
  * forEachFromBothEnds): a VictoriaMetrics backup is a few dozen large files and hundreds of small
  * ones, whose per-request latency then overlaps the large transfers instead of following them.
@@ -43,8 +43,6 @@ export interface RestoreRequest {
   dataDir: string;
   /** Move existing contents aside instead of refusing a non-empty data directory. */
   replace?: boolean;
-  /** Large files downloaded at once, and half the number of small ones (default RESTORE_CONCURRENCY). */
-  concurrency?: number;
   onProgress?: ProgressListener;
   /** false: write through the page cache even where O_DIRECT works (default true; file-writer.ts). */
   directIo?: boolean;
@@ -220,7 +218,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const { store, name } = req;
   const manifest = await openBackup(store, name);
   const dataDir = resolve(req.dataDir);
-  const concurrency = req.concurrency ?? RESTORE_CONCURRENCY;
+  const concurrency = RESTORE_CONCURRENCY;
   const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
 
   // Every path is checked before anything is written.
