@@ -1,7 +1,9 @@
 /**
  * A backup of a database on this machine: snapshot through its API, read the snapshot files from
  * its data directory, write them with the engine, delete the snapshots (also on failure, and on
- * SIGINT/SIGTERM before the process exits).
+ * SIGINT/SIGTERM before the process exits). A snapshot that cannot be deleted does not change the
+ * backup's outcome: a complete backup stays complete (with a warning), a failed one keeps its own
+ * error (with the cleanup's appended).
  */
 import { join } from 'node:path';
 import { pendingCounts, writeBackup } from '../engine/backup.js';
@@ -29,7 +31,13 @@ export interface SnapshotBackupRequest {
   onProgress?: ProgressListener;
 }
 
-export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<Manifest> {
+export interface SnapshotBackupResult {
+  manifest: Manifest;
+  /** Why the snapshots could not be deleted after the backup completed (they stay on disk). */
+  cleanupError?: string;
+}
+
+export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<SnapshotBackupResult> {
   const { source } = req;
   // The base is looked up while the database makes its snapshot: neither needs the other.
   const baseLookup = req.incremental === false ? Promise.resolve(undefined) : newestComplete(req.store, '', (m) => m.kind === source.kind);
@@ -49,6 +57,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
     release();
     throw err;
   }
+  let manifest: Manifest;
   try {
     const base = await baseLookup;
     if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
@@ -70,7 +79,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
       }),
     );
     const version = await source.version().catch(() => undefined);
-    return await writeBackup({
+    manifest = await writeBackup({
       store: req.store,
       name: req.name,
       kind: source.kind,
@@ -82,8 +91,21 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<M
       ...(req.maxBytesPerSecond ? { maxBytesPerSecond: req.maxBytesPerSecond } : {}),
       ...(req.onProgress ? { onProgress: req.onProgress } : {}),
     });
-  } finally {
-    await source.delete(snapshots);
+  } catch (err) {
+    const cleanupError = await deleteSnapshots(source, snapshots);
     release();
+    if (!cleanupError) throw err;
+    throw new Error(`${(err as Error).message}; ${cleanupError}`, { cause: err });
   }
+  const cleanupError = await deleteSnapshots(source, snapshots);
+  release();
+  return { manifest, ...(cleanupError ? { cleanupError } : {}) };
+}
+
+/** Deletes the snapshots; says why not when that fails (undefined when they are gone). */
+async function deleteSnapshots(source: SnapshotSource, snapshots: Snapshot[]): Promise<string | undefined> {
+  return source.delete(snapshots).then(
+    () => undefined,
+    (err: unknown) => `deleting the snapshot(s) ${snapshots.map((s) => s.name).join(', ')} failed (${err instanceof Error ? err.message : String(err)})`,
+  );
 }

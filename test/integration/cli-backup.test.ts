@@ -398,3 +398,32 @@ describe('CLI on file://', function () {
     }
   });
 });
+
+describe('CLI: snapshots the database cannot delete', function () {
+  it('VictoriaLogs before v1.44 (no snapshot delete API): a complete backup exits 0 with a warning; a failed one keeps its own error', async function () {
+    requireComponents(this, paths.plugin);
+    const vl = await startVictoriaLogs(this, { legacySnapshotApi: true, postOnly: true });
+    try {
+      const ingested = await vl.ingest(300, 3);
+      const dir = mkdtempSync(join(tmpdir(), 'file-store-'));
+      const backup = (name: string, dataDir: string) =>
+        cli(['backup', '--kind', 'logs', '--url', vl.url, '--data-dir', dataDir, '--dst', `file://${dir}`, '--name', name, '--json']);
+      const res = await backup('g1', vl.dataDir);
+      expect(res.status, res.stderr).to.equal(0);
+      const summary = res.json();
+      expect(summary.complete).to.equal(true);
+      expect(summary.counts.rows).to.equal(ingested.rows);
+      expect(summary.snapshotCleanupError).to.match(/^deleting the snapshot\(s\) .+ failed \(/);
+      expect(res.stderr).to.contain("warning: the backup is complete, but deleting the snapshot(s)");
+      expect(res.stderr).to.contain("delete them through the database's API");
+      const v = await cli(['verify', '--src', `file://${dir}/g1`]);
+      expect(v.status, v.stdout).to.equal(0);
+      // The wrong data directory is the error, with the cleanup's failure after it.
+      const wrong = await backup('g2', mkdtempSync(join(tmpdir(), 'not-vl-')));
+      expect(wrong.status).to.equal(1);
+      expect(wrong.stderr).to.match(/cannot read snapshot .*--data-dir must be the database's -storageDataPath on this machine; deleting the snapshot\(s\) .+ failed/);
+    } finally {
+      await vl.stop();
+    }
+  });
+});

@@ -60,7 +60,7 @@ export async function backupCommand(args: string[]): Promise<number> {
   const store = openStoreFromFlags(values.dst!, values);
   const name = values.name ?? defaultBackupName();
   const progress = progressPrinter(`backup ${name}`);
-  const manifest = await backupFromSnapshots({
+  const { manifest, cleanupError } = await backupFromSnapshots({
     source,
     dataDir: values['data-dir']!,
     store,
@@ -87,7 +87,9 @@ export async function backupCommand(args: string[]): Promise<number> {
     countedBefore: countedBefore(manifest),
     ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
     ...(manifest.copiesRefused ? { copiesRefused: manifest.copiesRefused } : {}),
+    ...(cleanupError ? { snapshotCleanupError: cleanupError } : {}),
   };
+  if (cleanupError) process.stderr.write(`warning: the backup is complete, but ${cleanupError}: delete them through the database's API\n`);
   if (manifest.copiesRefused) process.stderr.write(`warning: ${copiesRefusedText(manifest.copiesRefused)}\n`);
   if (manifest.countsError) {
     process.stderr.write(`warning: the backup is complete, but the database could not count its data (${manifest.countsError}); restores of it are verified by checksums only\n`);

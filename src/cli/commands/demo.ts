@@ -117,7 +117,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       else await writeLogs(db.url);
 
       const source = openSource(kind, { url: db.url });
-      const manifest = await backupFromSnapshots({ source, dataDir, store, name: `${kind}-1` });
+      const { manifest } = await backupFromSnapshots({ source, dataDir, store, name: `${kind}-1` });
       say(`  backup  ${storeRoot}/${kind}-1: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)}, SHA-256 of every file recorded`);
       const before = await source.counts();
 
