@@ -1,13 +1,14 @@
 /**
  * Execute of the pod delete action (pod-delete.ts): remove this backup's folder of the workload the
- * pod's record names. Only `<prefix>/<this backup's name>/` is removed, inside the plugin's folder
- * of the location, whatever the record says; other backups never depend on it (engine/delete.ts).
+ * pod's record names, in the Backup's storage location. Only `<workload folder>/<this backup's
+ * name>/` is removed, inside the plugin's folder of the location, whatever the record says; other
+ * backups never depend on it (engine/delete.ts).
  */
 import { deleteBackup } from '../engine/delete.js';
 import { formatBytes } from '../engine/progress.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput } from '../velero/types.js';
-import { PLUGIN_FOLDER, readRecord, type BackupRecord } from './record.js';
+import { readRecord, recordedWorkloadFolder, workloadPrefix, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroBackup } from './velero-backup.js';
 
@@ -28,18 +29,20 @@ export async function executePodDelete(
     ctx.log.info(`pod ${pod}: backup ${backup.name} holds no Victoria data for it (no record); nothing to remove`, fields);
     return;
   }
-  const kube = KubeClient.load();
+  let folder: string;
+  try {
+    folder = recordedWorkloadFolder(record);
+  } catch (err) {
+    throw new Error(`pod ${pod}: ${(err as Error).message}; nothing removed`);
+  }
+  // The location the Backup is in now, as Velero deletes it from there: after a disaster or a
+  // migration it may have another name than the record's (or that name may point elsewhere).
+  const [namespace, workload] = folder.split('/') as [string, string];
   const location = await openLocationStore({
-    kube,
+    kube: KubeClient.load(),
     namespace: backup.veleroNamespace,
-    location: record.storageLocation,
-    prefixOf: (bslPrefix) => {
-      const ours = `${bslPrefix ? `${bslPrefix}/` : ''}${PLUGIN_FOLDER}/`;
-      if (!record.prefix.startsWith(ours) || record.prefix.split('/').includes('..')) {
-        throw new Error(`pod ${pod}: its backup record points at ${record.prefix}, outside ${ours} of location ${record.storageLocation}; nothing removed`);
-      }
-      return record.prefix;
-    },
+    location: backup.storageLocation,
+    prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload),
     write: true,
   });
   try {

@@ -35,6 +35,19 @@ export function workloadPrefix(bslPrefix: string, namespace: string, folder: str
   return [bslPrefix.replace(/^\/+|\/+$/g, ''), PLUGIN_FOLDER, namespace, folder].filter(Boolean).join('/');
 }
 
+/**
+ * The record's `<namespace>/<workload>` folder, to be found under the plugin folder of whichever
+ * location holds the Backup now: after a disaster or a migration the Backup Velero passes may name
+ * another location (synced from the same bucket, or a replica) than the one that wrote the record.
+ * Built from two path segments, the folder cannot leave the plugin folder.
+ */
+export function recordedWorkloadFolder(record: BackupRecord): string {
+  const segments = record.prefix.split('/').filter(Boolean);
+  const ours = segments.slice(-4, -2).join('/') === PLUGIN_FOLDER && segments.slice(-2).every((s) => s !== '.' && s !== '..');
+  if (!ours) throw new Error(`the backup record's prefix ${JSON.stringify(record.prefix)} is not <location prefix>/${PLUGIN_FOLDER}/<namespace>/<workload>: it was not written by this plugin`);
+  return segments.slice(-2).join('/');
+}
+
 export function encodeRecord(record: BackupRecord): string {
   return JSON.stringify(record);
 }

@@ -13,7 +13,7 @@ import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from 
 import { KubeError } from '../kube/errors.js';
 import { formatBytes } from '../engine/progress.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { PLUGIN_FOLDER, readRecord, type BackupRecord } from './record.js';
+import { PLUGIN_FOLDER, readRecord, recordedWorkloadFolder, type BackupRecord } from './record.js';
 import {
   DATA_MOUNT,
   databaseOwner,
@@ -316,9 +316,7 @@ async function openBackupLocation(kube: KubeClient, restore: VeleroRestoreInfo, 
     if (!(err instanceof KubeError)) throw err;
     // Without the Backup (no RBAC for it) the record's location is the best guess.
   }
-  const segments = record.prefix.split('/').filter(Boolean);
-  if (segments.length < 2) throw new Error(`the backup record's prefix ${JSON.stringify(record.prefix)} has no <namespace>/<workload>: it was not written by this plugin`);
-  const backupKey = [...segments.slice(-2), record.name].join('/');
+  const backupKey = `${recordedWorkloadFolder(record)}/${record.name}`;
   const location = await openLocationStore({
     kube,
     namespace: restore.veleroNamespace,

@@ -267,6 +267,38 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(await keysUnder(folder('vlogs', 'b2'))).to.include(`${folder('vlogs', 'b2')}victoria_complete.ignore`);
   });
 
+  it("the delete action removes the data from the Backup's location, also when the record names another (after a disaster or a migration)", async () => {
+    // The new cluster's location "dr-site" sees the same bucket and prefix; "default" now points elsewhere.
+    const res = await backupPod(vmPod(), 'b-dr');
+    expect(res.ok, res.error).to.equal(true);
+    const item = res.item as KubeObject;
+    expect(JSON.parse((item.metadata.annotations as Record<string, string>)[RECORD_ANNOTATION]!).storageLocation).to.equal('default');
+    const original = api.get('velero.io/v1', 'BackupStorageLocation', 'velero', 'default')!;
+    api.put({ ...structuredClone(original), metadata: { ...original.metadata, name: 'dr-site' } });
+    const moved = structuredClone(original);
+    (moved.spec as { objectStorage: { prefix: string } }).objectStorage.prefix = 'elsewhere';
+    api.put(moved);
+    try {
+      const backup = backupObject('b-dr', 'Deleting');
+      (backup.spec as { storageLocation: string }).storageLocation = 'dr-site';
+      const del = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item, backup, env });
+      expect(del.ok, del.error).to.equal(true);
+      expect(messages(del, 'info').join('\n')).to.contain(`removed s3://${moto.bucket}/${BSL_PREFIX}/plugins/victoria/${NS}/vmsingle/b-dr/`);
+      expect(await keysUnder(folder('vmsingle', 'b-dr'))).to.deep.equal([]);
+      expect(await keysUnder(folder('vmsingle', 'b2'))).to.include(`${folder('vmsingle', 'b2')}victoria_complete.ignore`);
+      // A record that does not point into the plugin folder removes nothing.
+      const forged = structuredClone(item);
+      const annotations = forged.metadata.annotations as Record<string, string>;
+      annotations[RECORD_ANNOTATION] = JSON.stringify({ ...JSON.parse(annotations[RECORD_ANNOTATION]!), prefix: `${BSL_PREFIX}/backups` });
+      const refused = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item: forged, backup, env });
+      expect(refused.ok).to.equal(false);
+      expect(refused.error).to.contain(`is not <location prefix>/plugins/victoria/<namespace>/<workload>: it was not written by this plugin; nothing removed`);
+    } finally {
+      api.put(original);
+      api.remove('velero.io/v1', 'BackupStorageLocation', 'velero', 'dr-site');
+    }
+  });
+
   for (const [what, fault, error] of [
     ['never answers', { hang: true }, /2 s/],
     ['is cut off', { cutAfterStdoutBytes: 0 }, /ended without an exit status/],
