@@ -19,7 +19,7 @@ import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
-import { checkSoleWriter, workloadOf } from './workload.js';
+import { checkSoleWriter, controllerOf, workloadOf } from './workload.js';
 
 /** A snapshot recorded this long before the backup started belongs to an earlier backup (clock skew allowed). */
 const STALE_RECORD_MS = 5 * 60_000;
@@ -44,6 +44,18 @@ export async function executePodBackup(
   const kind = pod.metadata?.labels?.[KIND_LABEL];
   if (kind !== 'metrics' && kind !== 'logs') {
     throw notBackedUp(`label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs`);
+  }
+  const status = (pod as { status?: { phase?: string; reason?: string } }).status;
+  if (status?.phase === 'Succeeded' || status?.phase === 'Failed') {
+    // A pod that has ended (evicted, often, on a node whose disk the hostPath data fills) has no
+    // companion to exec into, and Velero does not restore it either. Its workload's running pod is
+    // backed up in its place, and the workload check fails the workload if none is; a bare pod
+    // has no such check, hence the warning.
+    const owned = controllerOf(pod.metadata as Parameters<typeof controllerOf>[0]) !== undefined;
+    const text = `${podId}: phase ${status.phase}${status.reason ? ` (${status.reason})` : ''}, nothing runs in it: not backed up` +
+      (owned ? "; its workload's running pod is" : '; start it again and back up again');
+    ctx.log[owned ? 'info' : 'warn'](text, { namespace, name: podName, backup: backup.name });
+    return undefined;
   }
   const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace).catch((err: unknown) => {

@@ -299,6 +299,25 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
+  it('an evicted pod is passed over (info for a workload pod, a warning for a bare one) and nothing is written', async () => {
+    const evicted = structuredClone(vmPod());
+    evicted.metadata.name = 'vmsingle-5d4f8b7c9-evict';
+    evicted.status = { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: ephemeral-storage.' };
+    const res = await backupPod(evicted, 'b-evicted');
+    expect(res.ok, res.error).to.equal(true);
+    expect(messages(res, 'info').join('\n')).to.contain(`pod ${NS}/vmsingle-5d4f8b7c9-evict: phase Failed (Evicted), nothing runs in it: not backed up; its workload's running pod is`);
+    expect(messages(res, 'warn')).to.deep.equal([]);
+    expect(((res.item as KubeObject | undefined)?.metadata?.annotations as Record<string, string> | undefined)?.[RECORD_ANNOTATION]).to.equal(undefined);
+    const bare = structuredClone(evicted);
+    bare.metadata.name = 'vm-bare';
+    delete bare.metadata.ownerReferences;
+    const warned = await backupPod(bare, 'b-evicted');
+    expect(warned.ok, warned.error).to.equal(true);
+    expect(messages(warned, 'warn').join('\n')).to.contain(`pod ${NS}/vm-bare: phase Failed (Evicted), nothing runs in it: not backed up; start it again and back up again`);
+    expect(await keysUnder(folder('vmsingle', 'b-evicted'))).to.deep.equal([]);
+    expect(await keysUnder(folder('vm-bare', 'b-evicted'))).to.deep.equal([]);
+  });
+
   for (const [what, fault, error] of [
     ['never answers', { hang: true }, /2 s/],
     ['is cut off', { cutAfterStdoutBytes: 0 }, /ended without an exit status/],
