@@ -1,18 +1,22 @@
 /**
- * Execute of the workload check (workload-check.ts): no silent skip (design.md). The pod action captures the data, but only for a pod that runs, has the companion and whose pre
- * hook succeeded; otherwise Velero never calls it and the backup would look fine. Velero backs up
- * a workload after its pods (apps resources come after core ones; with the default single item
- * block worker always after), so here every pod's folder must hold a complete backup of this
- * backup's name. If not, the item fails with a message naming the workload and the reason, which
- * makes the backup PartiallyFailed and shows in `velero backup describe`.
+ * The workload check (workload-check.ts): no silent skip (design.md). The pod action captures the
+ * data, but only for a pod that runs, has the companion and whose pre hook succeeded; otherwise
+ * Velero never calls it and the backup would look fine. Execute checks at once what the API shows
+ * (a running pod, the companion, one pod per shared folder) and returns an asynchronous operation
+ * naming the running pods' folders; Velero asks for its progress once every item of the backup is
+ * done (backup_controller.go), and only then are the pods' complete markers looked for. Execute
+ * cannot look for them itself: with `--item-block-worker-count` above 1 (Velero 1.16+) the pods'
+ * uploads may still run while their workload's item block is processed. A marker missing then
+ * fails the operation with a message naming the workload and the pod, which makes the backup
+ * PartiallyFailed and shows in its log and `velero backup describe`.
  */
 import { COMPLETE_KEY } from '../engine/manifest.js';
 import { KubeClient } from '../kube/client.js';
-import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
+import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject, OperationProgress } from '../velero/types.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
-import { backupToAct } from './velero-backup.js';
+import { backupToAct, parseVeleroBackup } from './velero-backup.js';
 import { isRunning, sharedFolderProblem, workloadOf } from './workload.js';
 
 interface PodLike {
@@ -30,7 +34,6 @@ export async function executeWorkloadCheck(
   const item = input.item;
   const namespace = item.metadata?.namespace ?? '';
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
-  const fields = { namespace, name: item.metadata?.name ?? '', backup: backup.name };
   const missing = (why: string) => new Error(`${id}: its Victoria data is NOT in backup ${backup.name}: ${why}`);
   const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace);
@@ -50,26 +53,61 @@ export async function executeWorkloadCheck(
   if (withoutCompanion.length > 0) {
     throw missing(`pod ${withoutCompanion[0]!.pod.metadata?.name} has no "${config.companionContainer}" container: add the companion sidecar (velero/components/)`);
   }
+  const check: PendingCheck = { v: 1, workload: id, namespace, pods: running.map(({ pod, folder }) => ({ name: pod.metadata?.name ?? '', folder })) };
+  return { operationID: `${OPERATION_PREFIX}${JSON.stringify(check)}` };
+}
+
+/** What Execute leaves for Progress: the pods whose markers must be in the backup, and where. */
+interface PendingCheck {
+  v: 1;
+  /** `Deployment monitoring/vmsingle`, for messages. */
+  workload: string;
+  namespace: string;
+  pods: Array<{ name: string; folder: string }>;
+}
+
+const OPERATION_PREFIX = 'workload-check:';
+
+function parseCheck(operationID: string): PendingCheck | undefined {
+  if (!operationID.startsWith(OPERATION_PREFIX)) return undefined;
+  try {
+    const check = JSON.parse(operationID.slice(OPERATION_PREFIX.length)) as PendingCheck;
+    return check?.v === 1 && Array.isArray(check.pods) ? check : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Progress of the check: complete at once, with an error naming the first pod not captured. */
+export async function workloadCheckProgress(operationID: string, backupBytes: Buffer, ctx: ActionContext): Promise<OperationProgress> {
+  const check = parseCheck(operationID);
+  if (!check) return { completed: true, err: `no asynchronous operation "${operationID}" of the workload check` };
+  const backup = parseVeleroBackup(backupBytes);
+  const fields = { namespace: check.namespace, backup: backup.name };
+  const kube = KubeClient.load();
   const location = await openLocationStore({
     kube,
     namespace: backup.veleroNamespace,
     location: backup.storageLocation,
-    prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, ''), // the namespace's folder
+    prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, check.namespace, ''), // the namespace's folder
     write: false,
   });
   try {
-    for (const { pod, folder } of running) {
-      const marker = `${folder}/${backup.name}/${COMPLETE_KEY}`;
-      const found = await location.store.head(marker);
-      if (!found) {
-        throw missing(
-          `pod ${pod.metadata?.name} was not captured (its pre hook or its backup failed: see the errors for pod ${namespace}/${pod.metadata?.name} in this backup's log)`,
-        );
+    for (const pod of check.pods) {
+      if (!(await location.store.head(`${pod.folder}/${backup.name}/${COMPLETE_KEY}`))) {
+        return {
+          completed: true,
+          err:
+            `${check.workload}: its Victoria data is NOT in backup ${backup.name}: pod ${pod.name} was not captured ` +
+            `(its pre hook or its backup failed: see the errors for pod ${check.namespace}/${pod.name} in this backup's log)`,
+        };
       }
     }
-    ctx.log.info(`${id}: Victoria data of ${running.length} pod(s) is in backup ${backup.name}`, fields);
+    ctx.log.info(`${check.workload}: Victoria data of ${check.pods.length} pod(s) is in backup ${backup.name}`, fields);
+    return { completed: true };
+  } catch (err) {
+    return { completed: true, err: `${check.workload}: cannot check that its Victoria data is in backup ${backup.name}: ${(err as Error).message}` };
   } finally {
     await location.close();
   }
-  return undefined;
 }

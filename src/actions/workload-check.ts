@@ -1,7 +1,7 @@
 /**
  * BackupItemActionV2 on labelled Victoria Deployments and StatefulSets: no silent skip (design.md).
- * It fails the item of a workload whose pods' data is not in the backup (check-workload.ts, loaded
- * only when Execute runs: see pod-backup.ts).
+ * It fails the item, or its asynchronous operation, of a workload whose pods' data is not in the
+ * backup (check-workload.ts, loaded only when Execute or Progress runs: see pod-backup.ts).
  */
 import type { BackupItemActionV2 } from '../velero/types.js';
 import { KIND_LABEL, PLUGIN_DOMAIN } from './names.js';
@@ -14,9 +14,9 @@ export function workloadCheckAction(): BackupItemActionV2 {
     name: WORKLOAD_CHECK_ACTION,
     appliesTo: () => ({ includedResources: ['deployments.apps', 'statefulsets.apps'], selector: `${KIND_LABEL} in (metrics,logs)` }),
     execute: async (input, ctx) => (await import('./check-workload.js')).executeWorkloadCheck(input, ctx),
-    async progress(operationID) {
-      return { completed: true, err: `no asynchronous operation "${operationID}": ${WORKLOAD_CHECK_ACTION} starts none` };
-    },
+    // Execute starts one operation per workload, which looks for the pods' complete markers once
+    // every item of the backup is done (check-workload.ts); it does nothing that could be cancelled.
+    progress: async (operationID, backup, ctx) => (await import('./check-workload.js')).workloadCheckProgress(operationID, backup, ctx),
     async cancel() {},
   };
 }

@@ -209,9 +209,23 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     const check = (backup: string) => callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup: backupObject(backup), env });
     const ok = await check('b2');
     expect(ok.ok, ok.error).to.equal(true);
+    expect(ok.operationID).to.match(/^workload-check:/);
+    expect(ok.progress).to.deep.equal({ completed: true, err: '' });
+    expect(messages(ok, 'info').join('\n')).to.contain('Deployment monitoring/vmsingle: Victoria data of 1 pod(s) is in backup b2');
+    // Execute does not look into the bucket: with several item block workers the pod's upload may
+    // still run then. Progress, which Velero asks once every item is done, does.
     const missing = await check('never-ran');
-    expect(missing.ok).to.equal(false);
-    expect(missing.error).to.match(/Deployment monitoring\/vmsingle: its Victoria data is NOT in backup never-ran/);
+    expect(missing.ok, missing.error).to.equal(true);
+    expect(missing.progress?.completed).to.equal(true);
+    expect(missing.progress?.err).to.equal(
+      'Deployment monitoring/vmsingle: its Victoria data is NOT in backup never-ran: pod vmsingle-5d4f8b7c9-x2x9q was not captured ' +
+        "(its pre hook or its backup failed: see the errors for pod monitoring/vmsingle-5d4f8b7c9-x2x9q in this backup's log)",
+    );
+    // The finalize pass re-runs the action for the item with the operation: nothing to do then.
+    const finalize = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup: backupObject('b2', 'Finalizing'), env });
+    expect(finalize.ok, finalize.error).to.equal(true);
+    expect(finalize.operationID).to.equal('');
+    expect(finalize.item).to.deep.equal(deployment);
   });
 
   it('the Backup\'s counts label: false skips the count (and says so), a value other than true/false is named and the ConfigMap decides', async () => {

@@ -81,6 +81,8 @@ export interface CallResult {
   /** Go duration string, '' when unset. */
   additionalItemsReadyTimeout: string;
   executeMs: number;
+  /** BackupItemActionV2 with an operationID: Progress asked once, as Velero does after the last item. */
+  progress: { completed: boolean; err: string; error?: string } | null;
   /** Every stderr line that is a JSON object, in order. */
   logs: PluginLogLine[];
   /** Every other stderr line. */

@@ -1,8 +1,9 @@
 package main
 
 // Single-call mode: launch the plugin as Velero does, dispense one named item action, call
-// Execute once with the caller's JSON documents, shut the plugin down as Velero does, and write
-// what happened to -out for an end-to-end test to assert on.
+// Execute once with the caller's JSON documents (and, for a backup action that returns an
+// operationID, Progress once), shut the plugin down as Velero does, and write what happened to
+// -out for an end-to-end test to assert on.
 //
 // Exit status: 0 when Execute was called and the result written (whatever Execute returned),
 // 1 when the harness could not do that (the plugin did not start or complete the handshake,
@@ -77,6 +78,9 @@ type callResult struct {
 	WaitForAdditionalItems      bool            `json:"waitForAdditionalItems"`
 	AdditionalItemsReadyTimeout string          `json:"additionalItemsReadyTimeout"`
 	ExecuteMs                   int64           `json:"executeMs"`
+	// Progress: a BackupItemActionV2's answer to Progress on the operationID Execute returned,
+	// asked once as Velero asks every operation once all items are backed up (null without one).
+	Progress *progressResult `json:"progress"`
 	// Logs: every stderr line that is a JSON object, verbatim and in order; StderrOther: the
 	// other lines. LogViolations: every line breaking the rules Velero needs (stderr.go), the
 	// non-JSON lines included.
@@ -89,6 +93,13 @@ type callResult struct {
 	ExitCode     *int   `json:"exitCode"`
 	Shutdown     string `json:"shutdown"`
 	HarnessError string `json:"harnessError,omitempty"`
+}
+
+// progressResult: what Progress answered (Error: its gRPC status message, if it failed).
+type progressResult struct {
+	Completed bool   `json:"completed"`
+	Err       string `json:"err"`
+	Error     string `json:"error,omitempty"`
 }
 
 // callInputs are the documents sent, marshalled the way Velero marshals them.
@@ -257,6 +268,14 @@ func runCall(c *callOptions, path string, serverArgs []string, o *options) int {
 		r.AdditionalItems = refs(resp.GetAdditionalItems())
 		r.PostOperationItems = refs(resp.GetPostOperationItems())
 		r.OperationID = resp.GetOperationID()
+		if err == nil && r.OperationID != "" {
+			// Velero asks in the same plugin process, after the last item (backup_controller.go).
+			p, perr := cl.Progress(ctx, &biav2.BackupItemActionProgressRequest{Plugin: c.pluginName, OperationID: r.OperationID, Backup: in.doc})
+			r.Progress = &progressResult{Completed: p.GetProgress().GetCompleted(), Err: p.GetProgress().GetErr()}
+			if perr != nil {
+				r.Progress.Error = status.Convert(perr).Message()
+			}
+		}
 	case riav2.RestoreItemActionClient:
 		var resp *riav2.RestoreItemActionExecuteResponse
 		resp, err = cl.Execute(ctx, &riav2.RestoreItemActionExecuteRequest{
