@@ -25,7 +25,10 @@ export interface PreHookResult {
   /** Names of snapshots of an earlier, unfinished run that were deleted first. */
   staleRemoved: string[];
   durationSeconds: number;
-  /** Set when the server cannot delete snapshots (VictoriaLogs v1.31–v1.43): what stays on disk. */
+  /**
+   * Set when an earlier run's snapshots cannot be deleted (VictoriaLogs v1.31–v1.43, or a
+   * partition detached meanwhile): what stays on disk.
+   */
   warning?: string;
 }
 
@@ -33,7 +36,10 @@ export interface PostHookResult {
   hook: 'post';
   /** Names of the recorded snapshots, now gone ([] when nothing was recorded). */
   deleted: string[];
-  /** Set when the server cannot delete snapshots (VictoriaLogs v1.31–v1.43): what stays on disk. */
+  /**
+   * Set when an earlier run's snapshots cannot be deleted (VictoriaLogs v1.31–v1.43, or a
+   * partition detached meanwhile): what stays on disk.
+   */
   warning?: string;
 }
 
@@ -72,7 +78,7 @@ async function snapshotAndRecord(config: CompanionConfig, source: SnapshotSource
   let warning: string | undefined;
   const earlier = await recordOfThisServer(config.stateDir, source.kind, source.url);
   if (earlier) {
-    const stale = await unlessUndeletable(() => source.deleteStale(earlier.snapshots.map((s) => s.name)));
+    const stale = await unlessUndeletable(() => source.deleteStale(earlier.snapshots));
     if ('done' in stale) staleRemoved = stale.done.map((s) => s.name);
     else warning = stale.warning;
     await removeRecord(config.stateDir);

@@ -111,10 +111,14 @@ export class LogsSource implements SnapshotSource {
     return snapshots.filter((_, i) => present[i]);
   }
 
-  async deleteStale(names: readonly string[]): Promise<Snapshot[]> {
-    const wanted = new Set(names);
+  async deleteStale(recorded: readonly Snapshot[]): Promise<Snapshot[]> {
+    const wanted = new Set(recorded.map((s) => s.name));
     const stale = (await this.list()).filter((s) => wanted.has(s.name));
-    await this.delete(stale);
+    // The listing shows attached partitions only: a recorded snapshot whose partition was detached
+    // meanwhile is still on disk, and delete() names it as one that stays.
+    const listed = new Set(stale.map((s) => s.name));
+    const unlisted = await this.stillOnDisk(recorded.filter((s) => !listed.has(s.name)));
+    await this.delete([...stale, ...unlisted]);
     return stale;
   }
 

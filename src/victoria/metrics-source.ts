@@ -36,8 +36,8 @@ export class MetricsSource implements SnapshotSource {
     await deleteEach(snapshots, (s) => this.snapshots.delete(s.handle), 'VictoriaMetrics', this.url);
   }
 
-  async deleteStale(names: readonly string[]): Promise<Snapshot[]> {
-    const wanted = new Set(names);
+  async deleteStale(recorded: readonly Snapshot[]): Promise<Snapshot[]> {
+    const wanted = new Set(recorded.map((s) => s.name));
     const stale = (await this.list()).filter((s) => wanted.has(s.name));
     await this.delete(stale);
     return stale;

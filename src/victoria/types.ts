@@ -99,8 +99,12 @@ export interface SnapshotSource {
    * twice. Tries every snapshot and then throws one error naming all that failed.
    */
   delete(snapshots: readonly Snapshot[]): Promise<void>;
-  /** Delete the existing snapshots whose names are in `names` (left over by a failed run); returns them. */
-  deleteStale(names: readonly string[]): Promise<Snapshot[]>;
+  /**
+   * Delete those of `recorded` (left over by a failed run) that still exist; returns the ones
+   * deleted. One that exists but cannot be deleted (a VictoriaLogs partition detached meanwhile)
+   * is an error naming it, as for delete().
+   */
+  deleteStale(recorded: readonly Snapshot[]): Promise<Snapshot[]>;
   /** Flush, then count what the server stores (for restore verification). */
   counts(options?: CountOptions): Promise<Counts>;
   /**

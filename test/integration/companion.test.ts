@@ -514,6 +514,27 @@ describe('companion against VictoriaLogs', function () {
     expect(await admin().list()).to.deep.equal([]);
   });
 
+  it('pre again names a stale snapshot it cannot delete because its partition was detached, and deletes the rest', async () => {
+    await preHook(config);
+    const earlier = (await readRecord(stateDir))!;
+    const [kept, detached] = [...earlier.snapshots].sort((a, b) => a.partition!.localeCompare(b.partition!));
+    await partition('detach', detached!.partition!);
+    let again;
+    try {
+      again = await preHook(config);
+      expect(again.warning).to.include('cannot delete 1 snapshot(s) through its API because their partition is not attached').and.include(detached!.handle);
+      expect(again.warning).not.to.include(kept!.handle);
+      expect(existsSync(join(vl.dataDir, detached!.dir)), 'the detached snapshot is still on disk').to.equal(true);
+      expect(existsSync(join(vl.dataDir, kept!.dir)), 'the other stale snapshot is deleted').to.equal(false);
+      expect(again.snapshots).to.have.length(1);
+    } finally {
+      await partition('attach', detached!.partition!);
+    }
+    await admin().delete([detached!]);
+    expect((await postHook(config)).deleted.sort()).to.deep.equal([...again.snapshots].sort());
+    expect(await admin().list()).to.deep.equal([]);
+  });
+
   it('a wrong force-flush key names VICTORIA_FORCE_FLUSH_AUTH_KEY and leaves nothing behind', async () => {
     const err = await companionError(preHook({ ...config, forceFlushAuthKey: 'bad-flush-key' }));
     expect(err.message).to.include('/internal/force_flush').and.include('VICTORIA_FORCE_FLUSH_AUTH_KEY');

@@ -130,7 +130,8 @@ for (const version of VM_VERSIONS) {
     it('deleteStale removes exactly the named leftovers', async () => {
       const [a] = await src.create();
       const [b] = await src.create();
-      const removed = await src.deleteStale([(a as Snapshot).name, '20200101000000-0000000000000000']);
+      const gone = { ...(a as Snapshot), name: '20200101000000-0000000000000000', handle: '20200101000000-0000000000000000' };
+      const removed = await src.deleteStale([a as Snapshot, gone]);
       expect(removed.map((s) => s.name)).to.deep.equal([(a as Snapshot).name]);
       const left = (await src.list()).map((s) => s.name);
       expect(left).to.include((b as Snapshot).name);
@@ -268,7 +269,7 @@ describe('victoria clients: VictoriaLogs test server', function () {
   it('deleteStale removes exactly the named leftovers', async () => {
     const first = await src.create();
     const second = await src.create();
-    const removed = await src.deleteStale(first.map((s) => s.name));
+    const removed = await src.deleteStale(first);
     expect(removed.map((s) => s.handle).sort()).to.deep.equal(first.map((s) => s.handle).sort());
     expect((await src.list()).map((s) => s.handle).sort()).to.deep.equal(second.map((s) => s.handle).sort());
     await src.delete(second);

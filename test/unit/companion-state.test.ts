@@ -131,9 +131,9 @@ describe('companion state and expiry', () => {
         await new Promise((r) => setTimeout(r, 200)); // the window in which the other hook would read the old record
         return [snapshot(name)];
       },
-      async deleteStale(names) {
-        base.deleted.push(...names);
-        return names.map(snapshot);
+      async deleteStale(recorded) {
+        base.deleted.push(...recorded.map((s) => s.name));
+        return [...recorded];
       },
     };
     const [a, b] = await Promise.all([preHook(config, source), preHook(config, source)]);
