@@ -145,6 +145,9 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     if (files.kind !== r.kind) {
       throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
     }
+    if (files.droppedByRetention) {
+      ctx.log.info(`${podId}: the database's retention dropped the partition(s) of snapshot(s) ${files.droppedByRetention.join(', ')} since the pre hook: their data is gone, and not in this backup`, fields);
+    }
     // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
     const counting = countingDecision(backup, config.counts);
     if (counting.warning) ctx.log.warn(`${podId}: ${counting.warning}`, fields);

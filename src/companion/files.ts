@@ -3,6 +3,7 @@
  * (protocol.ts CompanionFiles). Files are listed exactly as the CLI's backup lists them
  * (listSnapshotFiles: through VictoriaMetrics' symlinks), so both produce the same backups.
  */
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listSnapshotFiles } from '../engine/files.js';
 import type { Snapshot } from '../victoria/types.js';
@@ -14,8 +15,12 @@ import { requireRecord } from './state.js';
 export async function filesDocument(config: CompanionConfig): Promise<CompanionFiles> {
   const record = await requireRecord(config.stateDir, config.kind);
   const trees: CompanionTree[] = [];
+  const dropped: string[] = [];
   // One snapshot at a time: listing is stat-bound, and the sidecar should stay light on the node.
-  for (const s of record.snapshots) trees.push({ prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files: await listTree(config, s) });
+  for (const s of record.snapshots) {
+    if (await droppedWithPartition(config, s)) dropped.push(s.name);
+    else trees.push({ prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files: await listTree(config, s) });
+  }
   return {
     format: COMPANION_FILES_FORMAT,
     kind: record.kind,
@@ -24,7 +29,19 @@ export async function filesDocument(config: CompanionConfig): Promise<CompanionF
     createdAt: record.createdAt,
     snapshots: record.snapshots.map((s) => s.name),
     trees,
+    ...(dropped.length ? { droppedByRetention: dropped } : {}),
   };
+}
+
+/**
+ * A VictoriaLogs partition snapshot that went with its partition: retention drops the oldest day
+ * every day, snapshots and all, and a backup may run across that moment. Its data is gone from the
+ * database too, so the backup goes on without it (as `hook post` counts it as deleted).
+ */
+async function droppedWithPartition(config: CompanionConfig, s: Snapshot): Promise<boolean> {
+  if (config.kind !== 'logs' || !s.partition) return false;
+  const gone = (path: string) => lstat(path).then(() => false, (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+  return (await gone(snapshotRoot(config, s))) && (await gone(join(config.dataDir, 'partitions', s.partition)));
 }
 
 /** The directory holding a snapshot's files in this container. */

@@ -46,6 +46,8 @@ export interface CompanionFiles {
   /** Snapshot names, as the server made them. */
   snapshots: string[];
   trees: CompanionTree[];
+  /** VictoriaLogs snapshots whose partition retention dropped after the pre hook: no tree, no data. */
+  droppedByRetention?: string[];
 }
 
 /** The `companion counts` document: what the database holds before the recorded snapshot time. */
@@ -150,6 +152,9 @@ export function parseCompanionFiles(text: string): CompanionFiles {
     createdAt,
     snapshots: array(doc.snapshots, 'snapshots').map((s, i) => string(s, `snapshots[${i}]`)),
     trees,
+    ...(doc.droppedByRetention === undefined
+      ? {}
+      : { droppedByRetention: array(doc.droppedByRetention, 'droppedByRetention').map((s, i) => string(s, `droppedByRetention[${i}]`)) }),
   };
 }
 

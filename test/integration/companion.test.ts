@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -541,6 +541,32 @@ describe('companion against VictoriaLogs', function () {
     expect(err.message).not.to.include('bad-flush-key');
     expect(await admin().list()).to.deep.equal([]);
     expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+
+  it('files goes on without a snapshot whose partition retention dropped after pre, and names it', async () => {
+    await preHook(config);
+    const record = (await readRecord(stateDir))!;
+    const [dropped, kept] = [...record.snapshots].sort((a, b) => a.partition!.localeCompare(b.partition!));
+    // As retention does: the partition leaves the server, and its directory with its snapshots goes.
+    const saved = mkdtempSync(join(tmpdir(), 'partition-'));
+    cpSync(join(vl.dataDir, 'partitions', dropped!.partition!), saved, { recursive: true });
+    await partition('detach', dropped!.partition!);
+    rmSync(join(vl.dataDir, 'partitions', dropped!.partition!), { recursive: true });
+    try {
+      const doc = parseCompanionFiles(JSON.stringify(await filesDocument(config)));
+      expect(doc.droppedByRetention).to.deep.equal([dropped!.name]);
+      expect(doc.trees.map((t) => t.prefix)).to.deep.equal([kept!.relPathPrefix]);
+      expect(doc.snapshots.sort()).to.deep.equal(record.snapshots.map((s) => s.name).sort());
+      // A snapshot missing from a partition that is still there is an error, as before.
+      rmSync(join(vl.dataDir, kept!.dir), { recursive: true });
+      expect((await companionError(filesDocument(config))).message).to.include(`snapshot ${kept!.name} is not at`);
+    } finally {
+      cpSync(saved, join(vl.dataDir, 'partitions', dropped!.partition!), { recursive: true });
+      await partition('attach', dropped!.partition!);
+    }
+    await postHook(config);
+    await admin().delete(await admin().list());
+    expect(await admin().list()).to.deep.equal([]);
   });
 
   it('post counts a snapshot as gone when its partition is no longer on disk (retention dropped it), without a warning', async () => {
