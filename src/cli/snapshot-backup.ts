@@ -63,7 +63,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
     if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
     // Counted while the files upload, not before: the query reads every sample (seconds of the
     // server's CPU per GiB) and the upload does not need its answer until the manifest.
-    const counted = req.counts === false ? { counts: {} } : pendingCounts(countForBackup(source, countsEnd(snapshots, new Date())));
+    const counted = req.counts === false ? { counts: {} } : pendingCounts(countForBackup(source, countsEnd(snapshots, new Date()), snapshots));
     const trees = await Promise.all(
       snapshots.map(async (s) => {
         const dir = join(req.dataDir, s.dir);

@@ -16,6 +16,6 @@ import { requireRecord } from './state.js';
 export async function countsDocument(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<CompanionCounts> {
   const record = await requireRecord(config.stateDir, config.kind);
   const started = performance.now();
-  const counted = await countForBackup(source, new Date(record.createdAt));
+  const counted = await countForBackup(source, new Date(record.createdAt), record.snapshots);
   return { ...counted, durationSeconds: Math.round(performance.now() - started) / 1000 };
 }

@@ -9,7 +9,7 @@ import { HttpClient, isUnsupportedPath, serverText } from '../../src/victoria/ht
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
 import { countForBackup, LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-counts.js';
 import { countStart, flagValue, parseRetention } from '../../src/victoria/retention.js';
-import type { CountOptions, SnapshotSource } from '../../src/victoria/types.js';
+import type { CountOptions, Snapshot, SnapshotSource } from '../../src/victoria/types.js';
 import { parseAppVersion } from '../../src/victoria/version.js';
 import { dayCountQuery, parseDayCounts } from '../../src/victoria/vl-counts.js';
 import {
@@ -358,6 +358,17 @@ describe('victoria: retention, and where a count starts', () => {
     expect(countStart(100 * 365 * DAY, now, floor)).to.equal(undefined);
   });
 
+  it('VictoriaLogs: a backup counts only the days it has a partition snapshot of (late data can make a new partition after the snapshot)', async () => {
+    const source = {
+      kind: 'logs',
+      countStart: async () => undefined,
+      counts: async () => ({ kind: 'logs', rows: 130, partitions: { '20261121': 100, '20261122': 30 } }),
+    } as unknown as SnapshotSource;
+    const snapshot = { name: '20261122060000-AA', partition: '20261121' } as unknown as Snapshot;
+    const counted = await countForBackup(source, new Date('2026-11-22T06:00:00.000Z'), [snapshot]);
+    expect(counted.counts).to.deep.equal({ rows: 100, 'rows.20261121': 100 });
+  });
+
   it('a backup records the range it counted, ending five minutes before the snapshot; a snapshot older than the start is refused, not counted as empty', async () => {
     const asked: CountOptions[] = [];
     const source = (start: Date | undefined) =>
@@ -371,12 +382,12 @@ describe('victoria: retention, and where a count starts', () => {
     expect(LATE_DATA_MARGIN_MS).to.equal(300_000);
     const end = new Date('2026-11-22T05:55:00.000Z');
     const start = new Date('2026-10-22T07:00:00.000Z');
-    expect(await countForBackup(source(start), snapshot)).to.deep.equal({ counts: { series: 2, samples: 20 }, countedFrom: start.toISOString(), countedBefore: end.toISOString() });
+    expect(await countForBackup(source(start), snapshot, [])).to.deep.equal({ counts: { series: 2, samples: 20 }, countedFrom: start.toISOString(), countedBefore: end.toISOString() });
     expect(asked.at(-1)).to.deep.equal({ end, start });
-    expect(await countForBackup(source(undefined), snapshot)).to.deep.equal({ counts: { series: 2, samples: 20 }, countedBefore: end.toISOString() });
+    expect(await countForBackup(source(undefined), snapshot, [])).to.deep.equal({ counts: { series: 2, samples: 20 }, countedBefore: end.toISOString() });
     expect(asked.at(-1)).to.deep.equal({ end });
     const calls = asked.length;
-    await countForBackup(source(new Date(end.getTime() + 1)), snapshot).then(
+    await countForBackup(source(new Date(end.getTime() + 1)), snapshot, []).then(
       () => expect.fail('counted'),
       (err: Error) =>
         expect(err.message).to.equal(
