@@ -11,12 +11,6 @@ import { BACKUP_ACTION, RESTORE_ACTION } from './names.js';
 
 export const PLUGIN_CONFIG_SELECTOR = `velero.io/plugin-config,${BACKUP_ACTION}=BackupItemAction`;
 export const RESTORE_CONFIG_SELECTOR = `velero.io/plugin-config,${RESTORE_ACTION}=RestoreItemAction`;
-/** The labels of the plugin ConfigMap: both actions find it (velero/plugin-config.yaml). */
-export const PLUGIN_CONFIG_LABELS: Readonly<Record<string, string>> = {
-  'velero.io/plugin-config': '',
-  [BACKUP_ACTION]: 'BackupItemAction',
-  [RESTORE_ACTION]: 'RestoreItemAction',
-};
 
 export interface PluginConfig {
   companionContainer: string;

@@ -1,6 +1,6 @@
 /**
  * The companion's configuration: each setting from its flag, else its environment variable, else
- * its default (notes/contract.md). In the sidecar everything comes from the pod spec's env; auth
+ * its default (docs/companion.md). In the sidecar everything comes from the pod spec's env; auth
  * keys from the user's Secret (`valueFrom.secretKeyRef`), so they stay out of `ps` and manifests.
  * An empty variable counts as unset: an optional secretKeyRef to a missing key yields none at all,
  * but a Secret holding an empty value yields "".

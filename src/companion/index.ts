@@ -1,7 +1,8 @@
 /**
  * `velero-plugin-victoria companion …`: the sidecar in each Victoria pod (design.md, Components).
  * Dispatches the subcommands and turns errors into exit codes and messages; the work is in
- * hooks.ts, files.ts, tar.ts and serve.ts. The plugin imports protocol.ts (re-exported here).
+ * hooks.ts, files.ts, tar.ts and serve.ts. The plugin imports protocol.ts directly (loading this
+ * module would load every companion command).
  */
 import { parseCompanionConfig, DEFAULT_DATA_DIR, DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_STATE_DIR, DEFAULT_URLS, ENV } from './config.js';
 import { countsDocument } from './counts.js';
@@ -12,8 +13,6 @@ import { COMPANION_EXIT } from './protocol.js';
 import { serve } from './serve.js';
 import { writeTar } from './tar.js';
 import { DEFAULT_VERIFY_TIMEOUT, verifyCommand } from './verify.js';
-
-export * from './protocol.js';
 
 export const COMPANION_USAGE = `velero-plugin-victoria companion: the sidecar in a VictoriaMetrics/VictoriaLogs pod (docs/companion.md)
 

@@ -1,5 +1,5 @@
 /**
- * What the plugin and the companion say to each other over exec streams (notes/contract.md):
+ * What the plugin and the companion say to each other over exec streams (docs/companion.md):
  * the `files` document, the `tar` request line, and the exit codes. The companion produces them
  * (files.ts, tar.ts); the plugin imports the types and the parse functions from here, so both
  * sides check the same shape. No Node APIs: safe to import anywhere.

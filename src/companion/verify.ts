@@ -1,9 +1,9 @@
 /**
  * `companion verify --expect JSON`: the check at the end of a restore drill (design.md, Data flow:
  * restore step 3), run by Velero as a post-restore exec hook in the companion. Waits until the
- * restored database answers `/health`, counts what it stores the way the pre hook counted at backup
- * time (flattenCounts: series/samples, or rows and rows.YYYYMMDD) and compares. The pre hook
- * counted the data before the snapshot time (less a margin for late data), and a restored database
+ * restored database answers `/health`, counts what it stores the way `companion counts` counted at
+ * backup time (flattenCounts: series/samples, or rows and rows.YYYYMMDD) and compares. That count
+ * covered the data before the snapshot time (less a margin for late data), and a restored database
  * holds nothing newer than the snapshot, so by default everything is counted; `--end` and `--start`
  * limit the count to the range the backup counted (the manifest's countedBefore and countedFrom;
  * the drill raises the database's retention so that it keeps that whole range, restore-spec.ts).

@@ -52,7 +52,3 @@ export class StoreError extends Error {
     this.status = details.status;
   }
 }
-
-export function isStoreError(err: unknown, code?: StoreErrorCode): err is StoreError {
-  return err instanceof StoreError && (code === undefined || err.code === code);
-}

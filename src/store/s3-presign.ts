@@ -10,7 +10,7 @@
  * when pods reach the object store under another address than Velero does. The signature covers
  * the host, so the URLs are signed for that endpoint, as Velero does for its download requests.
  *
- * The URLs are secrets until they expire: never log them (velero/redact.ts).
+ * The URLs are secrets until they expire: never log them (store/redact.ts).
  */
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
@@ -81,12 +81,3 @@ export function s3Presigner(store: S3Store, options: PresignOptions = {}): S3Pre
   };
 }
 
-/** One presigned GET URL (a presigner for many: s3Presigner). */
-export async function presignGet(store: S3Store, key: string, expiresInSeconds: number, options: PresignOptions = {}): Promise<string> {
-  const presigner = s3Presigner(store, options);
-  try {
-    return await presigner.presign(key, expiresInSeconds);
-  } finally {
-    presigner.destroy();
-  }
-}

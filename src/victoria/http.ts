@@ -229,7 +229,6 @@ function header(headers: Dispatcher.ResponseData['headers'], name: string): stri
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-/** The server's words: the JSON `msg` (VictoriaMetrics) or `error` (Prometheus API), else the text. */
 /**
  * A web page where a Victoria server answers in text or JSON: another service (or a proxy's login
  * or error page) answers at that address. Said in one line instead of the page's markup.
@@ -240,6 +239,7 @@ function htmlPage(text: string, origin: string): string | undefined {
   return `an HTML page${title ? ` titled ${JSON.stringify(title)}` : ''}, not a VictoriaMetrics or VictoriaLogs answer: is ${origin} the database's own address, not another service or a proxy's page?`;
 }
 
+/** The server's words: the JSON `msg` (VictoriaMetrics) or `error` (Prometheus API), else the text. */
 export function serverText(body: string): string {
   const t = body.trim();
   if (t.startsWith('{')) {

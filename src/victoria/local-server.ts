@@ -83,11 +83,6 @@ export class ServerProcess {
     throw new Error(`${this.opts.name} was not ready at ${url} within ${timeoutMs} ms:\n${this.tail()}`);
   }
 
-  /** Resolves once the process has exited, whatever the reason. */
-  async waitExit(): Promise<number | null> {
-    return await this.exited;
-  }
-
   /** SIGINT, wait up to `timeoutMs`, then SIGKILL. Safe to call twice. */
   async stop(timeoutMs = 15_000): Promise<void> {
     if (!this.running) return;

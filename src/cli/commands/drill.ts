@@ -353,6 +353,8 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
     if (timedOut) {
       report.cleanup.note = `not done: the Restore is still running; delete namespace ${drillNamespace} once it has ended`;
     } else if (drillNamespace === namespace) {
+      // The usage check refuses this already; kept beside the deletion, so that no later change
+      // of the arguments' handling can delete production.
       report.cleanup.note = `refused: ${drillNamespace} is the production namespace`;
     } else if (!(await namespaceExists(kube, drillNamespace))) {
       report.cleanup.note = `namespace ${drillNamespace} does not exist: nothing to delete`;

@@ -11,8 +11,6 @@ import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../usage.js';
 
-/** PEM bundle of extra CAs for the plan's URLs, as an environment variable (set by the restore action from the location's caCert). */
-
 export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
 velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
 
