@@ -34,7 +34,7 @@ export async function executeWorkloadCheck(
   const item = input.item;
   const namespace = item.metadata?.namespace ?? '';
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
-  const missing = (why: string) => new Error(`${id}: its Victoria data is NOT in backup ${backup.name}: ${why}`);
+  const missing = (why: string) => new Error(notInBackup(id, backup.name, why));
   const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace);
   const selector = (item as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
@@ -56,6 +56,9 @@ export async function executeWorkloadCheck(
   const check: PendingCheck = { v: 1, workload: id, namespace, pods: running.map(({ pod, folder }) => ({ name: pod.metadata?.name ?? '', folder })) };
   return { operationID: `${OPERATION_PREFIX}${JSON.stringify(check)}` };
 }
+
+/** Every error of the check starts the same way, so that one search of the backup log finds them all. */
+const notInBackup = (workload: string, backup: string, why: string): string => `${workload}: its Victoria data is NOT in backup ${backup}: ${why}`;
 
 /** What Execute leaves for Progress: the pods whose markers must be in the backup, and where. */
 interface PendingCheck {
@@ -97,9 +100,11 @@ export async function workloadCheckProgress(operationID: string, backupBytes: Bu
       if (!(await location.store.head(`${pod.folder}/${backup.name}/${COMPLETE_KEY}`))) {
         return {
           completed: true,
-          err:
-            `${check.workload}: its Victoria data is NOT in backup ${backup.name}: pod ${pod.name} was not captured ` +
-            `(its pre hook or its backup failed: see the errors for pod ${check.namespace}/${pod.name} in this backup's log)`,
+          err: notInBackup(
+            check.workload,
+            backup.name,
+            `pod ${pod.name} was not captured (its pre hook or its backup failed: see the errors for pod ${check.namespace}/${pod.name} in this backup's log)`,
+          ),
         };
       }
     }

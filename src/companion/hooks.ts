@@ -37,8 +37,8 @@ export interface PostHookResult {
   /** Names of the recorded snapshots, now gone ([] when nothing was recorded). */
   deleted: string[];
   /**
-   * Set when an earlier run's snapshots cannot be deleted (VictoriaLogs v1.31–v1.43, or a
-   * partition detached meanwhile): what stays on disk.
+   * Set when the recorded snapshots cannot be deleted (VictoriaLogs v1.31–v1.43, or a partition
+   * detached meanwhile): what stays on disk.
    */
   warning?: string;
 }
