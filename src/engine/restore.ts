@@ -218,7 +218,6 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const { store, name } = req;
   const manifest = await openBackup(store, name);
   const dataDir = resolve(req.dataDir);
-  const concurrency = RESTORE_CONCURRENCY;
   const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
 
   // Every path is checked before anything is written.
@@ -249,11 +248,11 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
 
   const dirs = new Set<string>();
   // Each file being written holds at most two buffers (one filling, one being written).
-  const buffers = new WriteBuffers(2 * (concurrency + 2 * concurrency));
+  const buffers = new WriteBuffers(2 * (RESTORE_CONCURRENCY + 2 * RESTORE_CONCURRENCY));
   const direct = req.directIo !== false && (await directIoWorks(dataDir, buffers));
   // Largest first for the front workers: a big file started last would download alone at the end.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
-  await forEachFromBothEnds(order, concurrency, 2 * concurrency, async ({ file, prefix, path }) => {
+  await forEachFromBothEnds(order, RESTORE_CONCURRENCY, 2 * RESTORE_CONCURRENCY, async ({ file, prefix, path }) => {
     await mkdir(dirname(path), { recursive: true });
     for (let d = dirname(path); d.length > dataDir.length && !dirs.has(d); d = dirname(d)) dirs.add(d);
     if (resuming && (await keepResumed(path, file))) {

@@ -112,11 +112,10 @@ export class LogsSource implements SnapshotSource {
   }
 
   async deleteStale(recorded: readonly Snapshot[]): Promise<Snapshot[]> {
-    const wanted = new Set(recorded.map((s) => s.name));
-    const stale = (await this.list()).filter((s) => wanted.has(s.name));
+    const listed = new Map((await this.list()).map((s) => [s.name, s]));
+    const stale = recorded.flatMap((s) => listed.get(s.name) ?? []);
     // The listing shows attached partitions only: a recorded snapshot whose partition was detached
     // meanwhile is still on disk, and delete() names it as one that stays.
-    const listed = new Set(stale.map((s) => s.name));
     const unlisted = await this.stillOnDisk(recorded.filter((s) => !listed.has(s.name)));
     await this.delete([...stale, ...unlisted]);
     return stale;
