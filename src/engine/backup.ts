@@ -23,7 +23,7 @@ import {
 } from './manifest.js';
 import { readObject } from './catalog.js';
 import { deleteBackup } from './delete.js';
-import { forEachLimit, Semaphore } from './pool.js';
+import { forEachLimit, Semaphore } from '../store/pool.js';
 import type { Progress, ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
 

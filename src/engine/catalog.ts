@@ -4,7 +4,7 @@ import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { VM_COMPLETE_MARKER } from './layout.js';
 import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, parseManifest, type CompleteMarker, type Manifest } from './manifest.js';
-import { forEachLimit } from './pool.js';
+import { forEachLimit } from '../store/pool.js';
 
 /**
  * Backups whose markers or manifests are read at once. A Schedule keeps dozens of backups per

@@ -19,7 +19,7 @@ import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
 import { checkRelPath, partKey, splitParts } from './layout.js';
 import { COMPLETE_KEY, MANIFEST_KEY, type SourceKind } from './manifest.js';
-import { forEachLimit } from './pool.js';
+import { forEachLimit } from '../store/pool.js';
 
 /** Extra CA certificates (PEM) for the plan's URLs, given to the init container (public data, not a credential). */
 export const PLAN_CA_ENV = 'VELERO_PLUGIN_VICTORIA_CA_CERT';

@@ -29,7 +29,7 @@ import { FLOCK_FILE, lockHolderOf } from './db-lock.js';
 import { createFile, directIoWorks, FileWriter, syncDir, WriteBuffers } from './file-writer.js';
 import { checkRelPath, partKey, splitParts } from './layout.js';
 import type { Manifest, ManifestFile } from './manifest.js';
-import { forEachFromBothEnds, forEachLimit } from './pool.js';
+import { forEachFromBothEnds, forEachLimit } from '../store/pool.js';
 import type { Progress, ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
 

@@ -5,7 +5,7 @@ import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
 import { partKey, splitParts } from './layout.js';
 import type { Manifest } from './manifest.js';
-import { forEachLimit } from './pool.js';
+import { forEachLimit } from '../store/pool.js';
 
 export interface VerifyProblem {
   /** Tree prefix + file path, as stored. */

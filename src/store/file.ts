@@ -21,6 +21,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { StoreError } from './errors.js';
+import { checkRange } from './byte-range.js';
+import { forEachLimit } from './pool.js';
 import { checkKey, checkPrefix, compareKeys, TEMP_PREFIX } from './keys.js';
 import type { ByteRange, ObjectInfo, ObjectStore, PutBody } from './types.js';
 
@@ -197,7 +199,7 @@ export class FileStore implements ObjectStore {
       const s = await fh.stat();
       if (!s.isFile()) throw this.notFound('get', key);
       if (!range) return fh.createReadStream({ autoClose: true });
-      checkRange(range, s.size, 'get', this.target(key));
+      checkRange(range, 'get', this.target(key), s.size);
       return fh.createReadStream({ start: range.start, end: Math.min(range.end, s.size - 1), autoClose: true });
     } catch (err) {
       await fh.close().catch(() => undefined);
@@ -357,25 +359,21 @@ export class FileStore implements ObjectStore {
     for (const key of keys) checkKey(key, 'delete');
     const unique = [...new Set(keys)];
     const dirs = new Set<string>();
-    const worker = async (queue: string[]) => {
-      for (let key = queue.pop(); key !== undefined; key = queue.pop()) {
-        try {
-          await unlink(this.pathOf(key));
-        } catch (err) {
-          const code = errno(err);
-          if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-          if (code === 'EISDIR' || code === 'EPERM') {
-            // A directory at this key is not an object (EPERM is Linux's answer to unlink(dir)).
-            const s = await lstat(this.pathOf(key)).catch(() => undefined);
-            if (s?.isDirectory()) continue;
-          }
-          throw this.fail('delete', key, err);
+    await forEachLimit(unique, 16, async (key) => {
+      try {
+        await unlink(this.pathOf(key));
+      } catch (err) {
+        const code = errno(err);
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
+        if (code === 'EISDIR' || code === 'EPERM') {
+          // A directory at this key is not an object (EPERM is Linux's answer to unlink(dir)).
+          const s = await lstat(this.pathOf(key)).catch(() => undefined);
+          if (s?.isDirectory()) return;
         }
-        if (key.includes('/')) dirs.add(key.slice(0, key.lastIndexOf('/')));
+        throw this.fail('delete', key, err);
       }
-    };
-    const queue = unique.slice().reverse();
-    await Promise.all(Array.from({ length: Math.min(16, queue.length) }, () => worker(queue)));
+      if (key.includes('/')) dirs.add(key.slice(0, key.lastIndexOf('/')));
+    });
     // Durable before returning: a removed complete marker must not come back after a crash, over
     // the new data of the re-run that removed it.
     const parents = new Set([...unique].map((k) => (k.includes('/') ? k.slice(0, k.lastIndexOf('/')) : '')));
@@ -458,13 +456,4 @@ export function commonFolder(keys: readonly string[]): string {
     }
   }
   return (common ?? []).join('/');
-}
-
-/** S3 semantics: a range must start inside the object; its end is clipped to the last byte. */
-export function checkRange(range: ByteRange, size: number, operation: string, target: string): void {
-  const ok = Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start;
-  if (!ok) throw new StoreError('InvalidRange', `${operation} ${target}: invalid byte range ${range.start}-${range.end}`, { operation, target });
-  if (range.start >= size) {
-    throw new StoreError('InvalidRange', `${operation} ${target}: byte range ${range.start}-${range.end} starts beyond the object's ${size} bytes`, { operation, target });
-  }
 }

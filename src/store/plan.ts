@@ -22,7 +22,9 @@ import { Agent, request, type Dispatcher } from 'undici';
 import { redact } from './redact.js';
 import { DirectGetter } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
+import { checkRange } from './byte-range.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
+import { isTransientNetworkCode, TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
 import { resumeState, resumingBody } from './resume.js';
 import { backoffMs, sleep } from './s3-retry.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore } from './types.js';
@@ -84,26 +86,16 @@ export class PresignedUrlRefused extends StoreError {
   }
 }
 
-const RETRY_CODES = new Set([
-  'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'EAI_AGAIN', 'EPROTO',
-  'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
-]);
-
 /** Any URL in `text` loses everything after its path (a presigned URL's query is its signature); then redact(). */
 export function scrubUrls(text: string): string {
   const noQuery = text.replace(/\b(https?:\/\/[^\s?#"'<>]*)[?#][^\s"'<>]*/gi, '$1?<redacted>');
   return redact(noQuery.replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"'<>]*/gi, '$1REDACTED'));
 }
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
 
 /** What to check for a connection failure, by its code. */
 function hint(code: string): string {
-  if (UNREACHABLE.has(code)) return ': check that this pod can reach the object store (the location\'s publicUrl is the address for pods, when it differs from Velero\'s)';
+  if (UNREACHABLE_CODES.has(code)) return ': check that this pod can reach the object store (the location\'s publicUrl is the address for pods, when it differs from Velero\'s)';
   if (TLS_CODES.has(code)) return `: TLS verification failed; give the CA bundle as ${'$'}VELERO_PLUGIN_VICTORIA_CA_CERT or --ca-cert-file (the location's caCert), or --insecure-skip-tls-verify`;
   return '';
 }
@@ -115,7 +107,7 @@ function errorCode(err: unknown): string {
 
 function isRetryable(err: unknown): boolean {
   const e = err as { code?: string; name?: string; cause?: { code?: string } } | undefined;
-  return RETRY_CODES.has(e?.code ?? '') || RETRY_CODES.has(e?.cause?.code ?? '') || e?.name === 'TimeoutError';
+  return isTransientNetworkCode(e?.code) || isTransientNetworkCode(e?.cause?.code) || e?.name === 'TimeoutError';
 }
 
 const xmlTag = (xml: string, tag: string): string | undefined => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
@@ -348,8 +340,7 @@ export class PlanStore implements ObjectStore {
     let start = 0;
     let length = o.size;
     if (range) {
-      const ok = Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start && range.start < o.size;
-      if (!ok) throw new StoreError('InvalidRange', `get ${target}: invalid byte range ${range.start}-${range.end} of ${o.size} bytes`, { operation: 'get', target });
+      checkRange(range, 'get', target, o.size);
       start = range.start;
       length = Math.min(range.end, o.size - 1) - start + 1;
     }

@@ -6,6 +6,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import type { S3StoreOptions } from './s3-client.js';
+import { TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
 import { errorReason } from './s3-retry.js';
 
 /** What a message may name: the store's options and, for the access key id, its client. */
@@ -13,11 +14,6 @@ export interface S3ErrorScope {
   client: S3Client;
   options: S3StoreOptions;
 }
-
-const TLS_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
-]);
 
 /** IAM action a failed operation needed, for AccessDenied hints. */
 const IAM_ACTION: Record<string, string> = {
@@ -117,7 +113,7 @@ export async function translateS3Error(err: unknown, operation: string, target: 
   if (TLS_CODES.has(code)) {
     return make('Config', `TLS verification of ${endpointName(options)} failed (${code}): give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify`);
   }
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+  if (UNREACHABLE_CODES.has(code)) {
     return make('Failed', `cannot reach ${endpointName(options)} (${code})${after}: check the endpoint (s3Url) and the network`);
   }
   const statusText = status !== undefined ? ` (HTTP ${status})` : '';

@@ -9,6 +9,7 @@
  * Multipart uploads cut streams into Buffer parts, and every other request has a Buffer or no body.
  */
 import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
+import { BROKEN_CONNECTION_CODES } from './net-codes.js';
 
 export interface RetryEvent {
   /** The attempt that failed, 1-based. */
@@ -41,7 +42,6 @@ const EXTRA_RETRYABLE = new Set([
   'RequestTimeout',
   'OperationAborted', // "a conflicting conditional operation is currently in progress"
 ]);
-const EXTRA_RETRYABLE_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED', 'EHOSTDOWN', 'ENETDOWN', 'EPROTO']);
 
 class Token implements RetryToken {
   constructor(private readonly count: number, private readonly delay: number) {}
@@ -88,7 +88,7 @@ export class PersistentRetryStrategy implements RetryStrategyV2 {
     // answer other 5xx (509, 520–524) for passing trouble too. 501 Not Implemented stays final.
     const status = e?.$metadata?.httpStatusCode;
     if (info.errorType === 'SERVER_ERROR' && status !== undefined && status >= 500 && status !== 501) return true;
-    return EXTRA_RETRYABLE.has(e?.name ?? '') || EXTRA_RETRYABLE.has(e?.Code ?? '') || EXTRA_RETRYABLE_CODES.has(e?.code ?? '');
+    return EXTRA_RETRYABLE.has(e?.name ?? '') || EXTRA_RETRYABLE.has(e?.Code ?? '') || BROKEN_CONNECTION_CODES.has(e?.code ?? '');
   }
 
   async refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {

@@ -63,7 +63,10 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { DirectGetter } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
+import { checkRange } from './byte-range.js';
+import { BROKEN_CONNECTION_CODES } from './net-codes.js';
 import { PartBufferPool } from './part-buffers.js';
+import { forEachLimit } from './pool.js';
 import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
 import { checkTagging, configError, DEFAULTS, loadCa, MAX_DELETE_BATCH, MAX_PART_SIZE, MiB, MIN_PART_SIZE, positive, s3Client, type S3ChecksumAlgorithm, type S3StoreOptions, type ServerSideEncryption, type TransportSettings } from './s3-client.js';
@@ -101,27 +104,6 @@ function nextToken(page: { IsTruncated?: boolean; NextContinuationToken?: string
     throw new StoreError('Failed', `list ${target}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target });
   }
   return page.NextContinuationToken;
-}
-
-const STREAM_RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'EPROTO', 'ENETDOWN', 'EHOSTDOWN']);
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (failed === undefined && next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!, i);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
-  return out;
 }
 
 /** What one HeadBucket told: the bucket's region if AWS named it, and the error if it failed. */
@@ -421,10 +403,7 @@ export class S3Store implements ObjectStore {
   /** get(), optionally pinned to an ETag (If-Match) from the start. */
   private async open(key: string, range?: ByteRange, ifMatch?: string): Promise<Readable> {
     const Key = this.fullKey(key, 'get');
-    if (range) {
-      const ok = Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start;
-      if (!ok) throw new StoreError('InvalidRange', `get ${this.target(key)}: invalid byte range ${range.start}-${range.end}`, { operation: 'get', target: this.target(key) });
-    }
+    if (range) checkRange(range, 'get', this.target(key));
     const first = await this.call('get', key, () =>
       this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) })),
     );
@@ -441,7 +420,7 @@ export class S3Store implements ObjectStore {
         maxAttempts: this.maxAttempts,
         retryable: (err) => {
           const e = err as { code?: string; name?: string };
-          return STREAM_RETRY_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError';
+          return BROKEN_CONNECTION_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError';
         },
         beforeResume: async (n, err) => {
           await sleep(backoffMs(n));
@@ -767,7 +746,9 @@ export class S3Store implements ObjectStore {
     );
     const UploadId = created.UploadId!;
     try {
-      const parts = await mapLimit(ranges, this.copyQueueSize, async (r, i): Promise<CompletedPart> => {
+      const parts = new Array<CompletedPart>(ranges.length);
+      await forEachLimit(ranges.keys(), this.copyQueueSize, async (i) => {
+        const r = ranges[i]!;
         const res = await this.client.send(
           new UploadPartCopyCommand({
             Bucket: this.bucket,
@@ -780,7 +761,7 @@ export class S3Store implements ObjectStore {
           }),
         );
         const p = res.CopyPartResult;
-        return {
+        parts[i] = {
           PartNumber: i + 1,
           ETag: p?.ETag,
           ...(p?.ChecksumCRC32 ? { ChecksumCRC32: p.ChecksumCRC32 } : {}),
@@ -807,7 +788,7 @@ export class S3Store implements ObjectStore {
     const full = [...new Set(keys.map((k) => this.fullKey(k, 'delete')))];
     const batches: string[][] = [];
     for (let i = 0; i < full.length; i += this.deleteBatchSize) batches.push(full.slice(i, i + this.deleteBatchSize));
-    await mapLimit(batches, 4, (batch) => this.deleteBatch(batch));
+    await forEachLimit(batches, 4, (batch) => this.deleteBatch(batch));
   }
 
   private async deleteBatch(batch: string[]): Promise<void> {
@@ -843,7 +824,7 @@ export class S3Store implements ObjectStore {
   }
 
   private async deleteOneByOne(keys: string[]): Promise<void> {
-    await mapLimit(keys, 8, async (Key) => {
+    await forEachLimit(keys, 8, async (Key) => {
       await this.call('delete', Key.slice(this.root.length), () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
     });
   }

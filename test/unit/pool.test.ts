@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { forEachFromBothEnds } from '../../src/engine/pool.js';
+import { forEachFromBothEnds } from '../../src/store/pool.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

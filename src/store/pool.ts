@@ -1,3 +1,7 @@
+/**
+ * Bounded concurrency for transfers, shared by the stores and the engine (it lives in store/, the
+ * innermost layer, so that both can import it).
+ */
 type Take<T> = () => IteratorResult<T> | Promise<IteratorResult<T>>;
 
 /**
