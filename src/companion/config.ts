@@ -7,6 +7,7 @@
  */
 import { parseFlags } from '../cli/flags.js';
 import type { Dispatcher } from 'undici';
+import { durationMs, GO_UNITS_MS } from '../victoria/durations.js';
 import { openSource } from '../victoria/index.js';
 import type { SnapshotSource, SourceKind } from '../victoria/types.js';
 import { usageError } from './errors.js';
@@ -123,20 +124,11 @@ function checkUrl(url: string, from: string): void {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw usageError(`${from} must be an http:// or https:// URL, got ${parsed.protocol}//…`);
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** Go-style durations as Kubernetes users write them: `6h`, `90m`, `1h30m`, `45s`; also `2d`. */
 export function parseDuration(text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
-  let total = 0;
-  let end = 0;
-  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-    total += Number(m[1]) * UNIT_MS[m[2]!]!;
-    end = re.lastIndex;
-  }
-  if (text === '' || end !== text.length) throw new Error(`${JSON.stringify(text)} is not a duration such as 6h, 90m or 1h30m`);
-  if (total <= 0) throw new Error(`${JSON.stringify(text)} must be longer than zero`);
-  return total;
+  const ms = durationMs(text, GO_UNITS_MS);
+  if (ms !== undefined) return ms;
+  throw new Error(`${JSON.stringify(text)} is not a duration above zero such as 6h, 90m or 1h30m`);
 }
 
 /** `6h`, `1h30m`, `45s`: a duration for log lines. */

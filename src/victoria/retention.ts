@@ -10,15 +10,14 @@
  * The retention is read from the server's `/metrics`: VictoriaMetrics (1.79 and 1.145) and
  * VictoriaLogs list every flag there as `flag{name="retentionPeriod", value="…", is_set="…"} 1`.
  */
+import { durationMs, VICTORIA_UNITS_MS } from './durations.js';
 import type { HttpClient } from './http.js';
 
 /** The counted range begins this long after the server's retention deadline: the count query starts well within it. */
 export const COUNT_START_MARGIN_MS = 3600_000;
 
-const DAY_MS = 86_400_000;
 /** VictoriaMetrics' month in retention flags (lib/flagutil: msecsPer31Days). */
-const MONTH_MS = 31 * DAY_MS;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS, w: 7 * DAY_MS, y: 365 * DAY_MS };
+const MONTH_MS = 31 * 86_400_000;
 
 /**
  * Milliseconds of a `-retentionPeriod` value as VictoriaMetrics reads it (lib/flagutil
@@ -28,16 +27,7 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
 export function parseRetention(value: string): number | undefined {
   const months = /^(\d+(?:\.\d+)?)M?$/.exec(value);
   if (months) return Number(months[1]) * MONTH_MS;
-  const text = value.toLowerCase();
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)/gy;
-  let total = 0;
-  let end = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) {
-    total += Number(m[1]) * UNIT_MS[m[2]!]!;
-    end = re.lastIndex;
-  }
-  return text !== '' && end === text.length && total > 0 ? total : undefined;
+  return durationMs(value.toLowerCase(), VICTORIA_UNITS_MS);
 }
 
 /** The value of `flag{name="<name>", value="…"}` in a `/metrics` page, if listed. */

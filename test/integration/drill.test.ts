@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { KIND_LABEL } from '../../src/actions/names.js';
 import { RESTORE_HOOK } from '../../src/actions/restore-spec.js';
-import { DRILL_LABEL, drillCommand, drillRestoreName, parseDuration } from '../../src/cli/commands/drill.js';
+import { DRILL_LABEL, drillCommand, drillRestoreName, parseTimeout } from '../../src/cli/commands/drill.js';
 import { startKubeApi, type KubeApiServer, type KubeObject } from '../support/kube-api.js';
 
 const KIND = 'velero-plugin-victoria.io/kind';
@@ -238,9 +238,9 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
   });
 
   it('parses durations', () => {
-    expect(parseDuration('30m')).to.equal(1_800_000);
-    expect(parseDuration('1h30m')).to.equal(5_400_000);
-    expect(parseDuration('90s')).to.equal(90_000);
-    expect(() => parseDuration('30')).to.throw(/not a duration/);
+    expect(parseTimeout('30m')).to.equal(1_800_000);
+    expect(parseTimeout('1h30m')).to.equal(5_400_000);
+    expect(parseTimeout('90s')).to.equal(90_000);
+    expect(() => parseTimeout('30')).to.throw(/not a duration/);
   });
 });

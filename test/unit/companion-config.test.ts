@@ -89,7 +89,7 @@ describe('companion configuration', () => {
   it('reads COMPANION_MAX_SNAPSHOT_AGE only in serve: a bad value never breaks the hooks', () => {
     expect(parseCompanionConfig([], { VICTORIA_KIND: 'metrics', COMPANION_MAX_SNAPSHOT_AGE: 'soon' }).maxSnapshotAgeMs).to.equal(6 * 3600_000);
     expect(usageMessage(() => parseCompanionConfig([], { VICTORIA_KIND: 'metrics', COMPANION_MAX_SNAPSHOT_AGE: 'soon' }, { serve: true }))).to.equal(
-      'COMPANION_MAX_SNAPSHOT_AGE: "soon" is not a duration such as 6h, 90m or 1h30m',
+      'COMPANION_MAX_SNAPSHOT_AGE: "soon" is not a duration above zero such as 6h, 90m or 1h30m',
     );
   });
 

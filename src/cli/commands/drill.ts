@@ -13,6 +13,7 @@ import { KubeClient } from '../../kube/client.js';
 import { KubeError } from '../../kube/errors.js';
 import type { VeleroBackup, VeleroRestore } from '../../kube/velero-objects.js';
 import { UsageError } from '../usage.js';
+import { durationMs, GO_UNITS_MS } from '../../victoria/durations.js';
 
 export const DRILL_USAGE = `velero-plugin-victoria drill [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
                              [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--json]
@@ -83,17 +84,10 @@ export interface DrillOptions {
 }
 
 /** Go-style durations as kubectl and Velero take them: 30m, 1h30m, 90s, 500ms. */
-export function parseDuration(text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
-  let total = 0;
-  let m: RegExpExecArray | null;
-  let end = 0;
-  while ((m = re.exec(text)) !== null) {
-    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-    end = re.lastIndex;
-  }
-  if (text === '' || end !== text.length || total <= 0) throw new UsageError(`--timeout ${JSON.stringify(text)} is not a duration such as 30m, 1h30m or 90s`);
-  return total;
+export function parseTimeout(text: string): number {
+  const ms = durationMs(text, GO_UNITS_MS);
+  if (ms === undefined) throw new UsageError(`--timeout ${JSON.stringify(text)} is not a duration such as 30m, 1h30m or 90s`);
+  return ms;
 }
 
 /** `drill-<backup>-<UTC yyyymmddhhmmss>`, shortened to a valid label value. */
@@ -263,7 +257,7 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
     if (values['drill-namespace'] === values.namespace) {
       throw new UsageError(`--drill-namespace ${values.namespace} is the production namespace: a drill restores beside production, never into it; choose another name (default ${values.namespace}-drill)`);
     }
-    timeoutMs = parseDuration(values.timeout as string);
+    timeoutMs = parseTimeout(values.timeout as string);
   } catch (err) {
     stderr(`velero-plugin-victoria drill: ${(err as Error).message}\n\n${DRILL_USAGE}\n`);
     return 2;
