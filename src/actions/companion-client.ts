@@ -10,9 +10,7 @@ import type { SnapshotFile } from '../engine/files.js';
 import { ExecError } from '../kube/errors.js';
 import { execInPod } from '../kube/exec.js';
 import type { KubeClient } from '../kube/client.js';
-
-/** The executable's path in our image (Dockerfile ENTRYPOINT), where the companion runs it from. */
-export const COMPANION_EXECUTABLE = '/plugins/velero-plugin-victoria';
+import { EXECUTABLE } from './names.js';
 
 export interface CompanionTarget {
   kube: KubeClient;
@@ -35,7 +33,7 @@ export class CompanionClient {
       namespace: t.namespace,
       pod: t.pod,
       container: t.container,
-      command: [COMPANION_EXECUTABLE, 'companion', ...args],
+      command: [EXECUTABLE, 'companion', ...args],
       timeoutMs,
       // A files document lists every file of the database: large for a big one, still bounded.
       maxStdoutBytes: 256 * 1024 * 1024,
@@ -77,7 +75,7 @@ export class CompanionClient {
       namespace: t.namespace,
       pod: t.pod,
       container: t.container,
-      command: [COMPANION_EXECUTABLE, 'companion', 'tar'],
+      command: [EXECUTABLE, 'companion', 'tar'],
       stdin: formatTarRequest({ tree, files: files.map((f) => f.path) }),
       stdout: out,
       idleTimeoutMs: t.streamIdleTimeoutMs,

@@ -17,6 +17,12 @@ export const DELETE_ACTION = `${PLUGIN_DOMAIN}/pod-delete`;
  */
 export const COUNTS_LABEL = `${PLUGIN_DOMAIN}/counts`;
 
+/**
+ * The executable's path in our image (Dockerfile ENTRYPOINT): the companion sidecar and the restore
+ * init container run it from there, and the manifests in velero/ name it.
+ */
+export const EXECUTABLE = '/plugins/velero-plugin-victoria';
+
 /** Pods of a Victoria workload carry this label with the value `metrics` or `logs`. */
 export const KIND_LABEL = `${PLUGIN_DOMAIN}/kind`;
 

@@ -6,6 +6,7 @@
  * bad value is an error naming the ConfigMap and the key, because guessing would silently change
  * what a backup or a restore does.
  */
+import { MAX_PLAN_EXPIRY_SECONDS } from '../engine/plan.js';
 import { parseBytesPerSecond } from '../engine/rate-limit.js';
 import { BACKUP_ACTION, RESTORE_ACTION } from './names.js';
 
@@ -134,8 +135,7 @@ const KEYS: Record<string, Parser> = {
     config.restoreImage = v;
     return undefined;
   },
-  // S3 presigned URLs (SigV4) are valid for at most 7 days.
-  restorePlanExpirySeconds: count('restorePlanExpirySeconds', 300, 604_800),
+  restorePlanExpirySeconds: count('restorePlanExpirySeconds', 300, MAX_PLAN_EXPIRY_SECONDS),
   restoreReplace: flag('restoreReplace'),
   restoreDirectIo: flag('restoreDirectIo'),
   restoreMaxBytesPerSecond: rate('restoreMaxBytesPerSecond'),

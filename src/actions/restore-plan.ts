@@ -5,8 +5,7 @@
  * expire: they are returned to be put into the init container's command, never logged.
  */
 import type { Readable } from 'node:stream';
-import { readObject } from '../engine/catalog.js';
-import { countedBefore, MANIFEST_KEY, parseManifest } from '../engine/manifest.js';
+import { countedBefore } from '../engine/manifest.js';
 import { buildRestorePlan } from '../engine/plan.js';
 import { s3Presigner } from '../store/s3-presign.js';
 import type { S3Store } from '../store/s3.js';
@@ -138,8 +137,7 @@ export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRest
       expiresInSeconds: lifetime.seconds,
       presign: (key, seconds) => presigner.presign(`${workload}/${key}`, seconds),
     });
-    // The manifest is complete and pinned by its marker (buildRestorePlan opened it): read it for the summary.
-    const manifest = parseManifest((await readObject(req.store, `${req.backupKey}/${MANIFEST_KEY}`)).toString('utf8'), `${req.store.location}/${req.backupKey}`);
+    const { manifest } = built;
     await req.store.put(req.planKey, built.bytes, built.bytes.length);
     const url = await presigner.presign(req.planKey, lifetime.seconds);
     return {

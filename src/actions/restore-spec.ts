@@ -8,6 +8,7 @@ import { PLAN_CA_ENV } from '../engine/plan.js';
 import { formatOwner, type FileOwner } from '../engine/restore.js';
 import { parseRetention } from '../victoria/retention.js';
 import type { KubeObject } from '../velero/types.js';
+import { EXECUTABLE } from './names.js';
 import { DRILL_PLACEHOLDERS } from './plugin-config.js';
 
 export const RESTORE_CONTAINER = 'victoria-restore';
@@ -15,7 +16,6 @@ export const RESTORE_CONTAINER = 'victoria-restore';
 export const RESTORE_WAIT = 'restore-wait';
 /** Where the companion mounts the data volume, and where the init container mounts it. */
 export const DATA_MOUNT = '/victoria-data';
-export const EXECUTABLE = '/plugins/velero-plugin-victoria';
 
 /** Velero's post-restore exec hook annotations (internal/hook/item_hook_handler.go). */
 export const RESTORE_HOOK = {

@@ -21,7 +21,7 @@ import {
   type ManifestTree,
   type SourceKind,
 } from './manifest.js';
-import { readObject } from './catalog.js';
+import { readWholeObject } from '../store/read-object.js';
 import { deleteBackup } from './delete.js';
 import { forEachLimit, Semaphore } from '../store/pool.js';
 import type { Progress, ProgressListener } from './progress.js';
@@ -207,7 +207,7 @@ async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceK
   for (const key of [MANIFEST_KEY, IN_PROGRESS_KEY]) {
     let bytes: Buffer;
     try {
-      bytes = await readObject(store, `${name}/${key}`);
+      bytes = await readWholeObject(store, `${name}/${key}`);
     } catch (err) {
       if (err instanceof StoreError && err.code === 'NotFound') continue;
       throw err;

@@ -5,18 +5,13 @@ import type { ObjectStore } from '../store/types.js';
 import { VM_COMPLETE_MARKER } from './layout.js';
 import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, parseManifest, type CompleteMarker, type Manifest } from './manifest.js';
 import { forEachLimit } from '../store/pool.js';
+import { readWholeObject } from '../store/read-object.js';
 
 /**
  * Backups whose markers or manifests are read at once. A Schedule keeps dozens of backups per
  * workload, and each read is one small request whose time is the store's latency.
  */
 const CATALOG_READS = 8;
-
-export async function readObject(store: ObjectStore, key: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of await store.get(key)) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks);
-}
 
 export class IncompleteBackupError extends Error {}
 
@@ -25,7 +20,7 @@ async function readMarker(store: ObjectStore, name: string): Promise<CompleteMar
   const where = `${store.location}/${name}`;
   let bytes: Buffer;
   try {
-    bytes = await readObject(store, `${name}/${COMPLETE_KEY}`);
+    bytes = await readWholeObject(store, `${name}/${COMPLETE_KEY}`);
   } catch (err) {
     if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
     throw new IncompleteBackupError(await whyNoMarker(store, name));
@@ -66,7 +61,7 @@ async function readManifest(store: ObjectStore, name: string, marker: CompleteMa
   const where = `${store.location}/${name}`;
   let manifestBytes: Buffer;
   try {
-    manifestBytes = await readObject(store, `${name}/${MANIFEST_KEY}`);
+    manifestBytes = await readWholeObject(store, `${name}/${MANIFEST_KEY}`);
   } catch (err) {
     // A marker without its manifest: partly copied, partly deleted, or deleted between the two reads.
     // Unusable, like any backup that is not whole, but no reason to fail the listing or the next backup.

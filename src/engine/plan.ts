@@ -18,15 +18,16 @@ import { createHash } from 'node:crypto';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
 import { checkRelPath, partKey, splitParts } from './layout.js';
-import { COMPLETE_KEY, MANIFEST_KEY, type SourceKind } from './manifest.js';
+import { COMPLETE_KEY, MANIFEST_KEY, type Manifest, type SourceKind } from './manifest.js';
 import { forEachLimit } from '../store/pool.js';
+import { MAX_PRESIGN_SECONDS } from '../store/s3-presign.js';
 
 /** Extra CA certificates (PEM) for the plan's URLs, given to the init container (public data, not a credential). */
 export const PLAN_CA_ENV = 'VELERO_PLUGIN_VICTORIA_CA_CERT';
 
 export const RESTORE_PLAN_FORMAT = 'velero-plugin-victoria/restore-plan/v1';
-/** The longest validity S3 allows for a presigned URL (SigV4): 7 days. */
-export const MAX_PLAN_EXPIRY_SECONDS = 7 * 24 * 3600;
+/** A plan is of use while its URLs are: at most S3's limit for a presigned URL. */
+export const MAX_PLAN_EXPIRY_SECONDS = MAX_PRESIGN_SECONDS;
 
 export interface RestorePlanObject {
   /** Presigned GET URL. A secret until it expires. */
@@ -71,6 +72,8 @@ export interface BuiltRestorePlan {
   bytes: Buffer;
   /** SHA-256 of `bytes`, hex: the init container's `--plan-sha256`. */
   sha256: string;
+  /** The backup's manifest, as opened (complete, pinned by its marker). */
+  manifest: Manifest;
 }
 
 export type RestorePlanProblem = 'sha256' | 'format' | 'expired';
@@ -153,7 +156,7 @@ export async function buildRestorePlan(opts: BuildRestorePlanOptions): Promise<B
     objects,
   };
   const bytes = Buffer.from(JSON.stringify(plan), 'utf8');
-  return { plan, bytes, sha256: sha256Hex(bytes) };
+  return { plan, bytes, sha256: sha256Hex(bytes), manifest };
 }
 
 function bad(message: string): RestorePlanError {

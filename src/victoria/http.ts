@@ -103,6 +103,17 @@ export class HttpClient {
     };
   }
 
+  /**
+   * `/internal/force_flush` (both products; 200 with an empty body): makes just-ingested data
+   * searchable and, on VictoriaLogs, puts the row buffer into parts, which a partition snapshot
+   * would otherwise miss (its last ~1 s of rows; reference C.4, H).
+   */
+  async forceFlush(): Promise<void> {
+    const path = '/internal/force_flush';
+    const res = await this.post(path, {}, { key: 'forceFlushAuthKey' });
+    if (res.status < 200 || res.status >= 300) throw this.httpError(path, res, 'forceFlushAuthKey', 'force flush');
+  }
+
   /** Full URL of a server path, for requests and messages. */
   url(path: string): string {
     return `${this.baseUrl}${path}`;

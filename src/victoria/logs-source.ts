@@ -27,7 +27,7 @@ export class LogsSource implements SnapshotSource {
 
   /** force_flush (required: snapshots do not flush the row buffer), then snapshot every partition. */
   async create(): Promise<Snapshot[]> {
-    await this.partitions.forceFlush();
+    await this.http.forceFlush();
     const paths = await this.partitions.snapshotAll();
     try {
       return paths.map(vlSnapshotFromPath);
@@ -123,7 +123,7 @@ export class LogsSource implements SnapshotSource {
 
   /** Flush (buffered rows are invisible to queries), then count log entries per partition. */
   async counts(options: CountOptions = {}): Promise<LogsCounts> {
-    await this.partitions.forceFlush();
+    await this.http.forceFlush();
     return { kind: 'logs', ...(await countLogs(this.http, options)) };
   }
 

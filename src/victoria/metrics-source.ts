@@ -5,7 +5,7 @@ import { HttpClient } from './http.js';
 import type { CountOptions, MetricsCounts, Snapshot, SnapshotSource, SourceOptions } from './types.js';
 import { readVersion } from './version.js';
 import { countStart, serverRetentionMs } from './retention.js';
-import { COUNT_FLOOR, countMetrics, forceFlush } from './vm-counts.js';
+import { COUNT_FLOOR, countMetrics } from './vm-counts.js';
 import { VmSnapshotApi, vmSnapshot } from './vm-snapshots.js';
 
 export class MetricsSource implements SnapshotSource {
@@ -45,7 +45,7 @@ export class MetricsSource implements SnapshotSource {
 
   /** Flush (so just-ingested samples are searchable), then count series and samples. */
   async counts(options: CountOptions = {}): Promise<MetricsCounts> {
-    await forceFlush(this.http);
+    await this.http.forceFlush();
     return { kind: 'metrics', ...(await countMetrics(this.http, options)) };
   }
 

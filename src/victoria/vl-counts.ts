@@ -45,7 +45,7 @@ export function parseDayCounts(body: string): Record<string, number> {
   return out;
 }
 
-/** Log entries per day and in total. Flush first (VlPartitionApi.forceFlush) to see recent rows. */
+/** Log entries per day and in total. Flush first (HttpClient.forceFlush) to see recent rows. */
 export async function countLogs(http: HttpClient, range: { start?: Date; end?: Date } = {}): Promise<{ rows: number; partitions: Record<string, number> }> {
   const query = dayCountQuery(range);
   const res = await http.post(VL_QUERY_PATH, { query }, { timeoutMs: http.longTimeoutMs });

@@ -18,7 +18,6 @@ import { isPartitionName, isSnapshotName, snapshotTime } from './snapshot-names.
 import type { Snapshot } from './types.js';
 
 export const VL_PATHS = {
-  forceFlush: '/internal/force_flush',
   partitionList: '/internal/partition/list',
   snapshotCreate: '/internal/partition/snapshot/create',
   snapshotList: '/internal/partition/snapshot/list',
@@ -85,14 +84,6 @@ export function isLegacyCreateRefusal(res: Pick<TextResponse, 'status' | 'body'>
 export class VlPartitionApi {
   constructor(private readonly http: HttpClient) {}
 
-  /**
-   * `/internal/force_flush`: VictoriaLogs snapshots flush in-memory parts but not the row buffer,
-   * so without this the last ~1 s of ingested rows is missing from a snapshot (reference C.4, H).
-   */
-  async forceFlush(): Promise<void> {
-    const res = await this.http.post(VL_PATHS.forceFlush, {}, { key: 'forceFlushAuthKey' });
-    if (res.status < 200 || res.status >= 300) throw this.http.httpError(VL_PATHS.forceFlush, res, 'forceFlushAuthKey', 'force flush');
-  }
 
   /** Attached partitions, `YYYYMMDD`, by day. */
   async partitions(): Promise<string[]> {

@@ -32,12 +32,6 @@ export interface SeriesAndSamples {
   samples: number;
 }
 
-/** `/internal/force_flush`: makes just-ingested samples searchable (200, empty body). */
-export async function forceFlush(http: HttpClient): Promise<void> {
-  const res = await http.post('/internal/force_flush', {}, { key: 'forceFlushAuthKey' });
-  if (res.status < 200 || res.status >= 300) throw http.httpError('/internal/force_flush', res, 'forceFlushAuthKey', 'force flush');
-}
-
 /**
  * The number in an instant-query answer with one unlabelled element,
  * `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[ts,"N"]}]}}`.
