@@ -84,7 +84,7 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
     );
   }
   if (options.context) {
-    if (!kc.getContextObject(options.context)) throw new KubeError('Config', `the kubeconfig has no context "${options.context}"`);
+    if (!kc.getContextObject(options.context)) throw new KubeError('Config', `the kubeconfig has no context "${options.context}": kubectl config get-contexts lists those it has`);
     kc.setCurrentContext(options.context);
   }
   if (!kc.getCurrentCluster()) {

@@ -23,6 +23,10 @@ import { connect as netConnect, isIP, type OnReadOpts, type Socket } from 'node:
 import { connect as tlsConnect, rootCertificates, type ConnectionOptions } from 'node:tls';
 import type { ByteRange, ChunkSink } from './types.js';
 
+/** Defaults shared with the stores' other GETs: a response head within 60 s, and no body idle for 120 s. */
+export const HEADERS_TIMEOUT_MS = 60_000;
+export const BODY_TIMEOUT_MS = 120_000;
+
 export interface DirectGetOptions {
   /** Extra CA certificates (PEM) to trust besides Node's roots. */
   ca?: string[];
@@ -121,7 +125,7 @@ export class DirectGetter {
       let remaining = req.length;
       let received = 0;
       let settled = false;
-      const timeouts = { head: this.options.headersTimeoutMs ?? 60_000, body: this.options.bodyTimeoutMs ?? 120_000 };
+      const timeouts = { head: this.options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS, body: this.options.bodyTimeoutMs ?? BODY_TIMEOUT_MS };
       socket.setTimeout(timeouts.head);
       const finish = (result: DirectGetResult | Error, reuse: boolean): void => {
         if (settled) return;

@@ -20,7 +20,7 @@ import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { redact } from './redact.js';
-import { DirectGetter } from './direct-get.js';
+import { BODY_TIMEOUT_MS, DirectGetter, HEADERS_TIMEOUT_MS } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
@@ -44,12 +44,6 @@ export interface PresignedHttpOptions {
   maxAttempts?: number;
   /** Backoff base (default 200 ms). */
   retryBaseMs?: number;
-  /** A response must start within this time (default 60 s). */
-  headersTimeoutMs?: number;
-  /** A body idle this long fails (default 120 s), and is resumed. */
-  bodyTimeoutMs?: number;
-  /** Parallel connections per origin (default 32). */
-  connections?: number;
   /** Told about every retry (for logs and tests); never given a URL. */
   onRetry?: (event: { attempt: number; maxAttempts: number; reason: string; target: string }) => void;
 }
@@ -85,6 +79,9 @@ export class PresignedUrlRefused extends StoreError {
     return this.s3Code === 'ExpiredToken';
   }
 }
+
+/** Parallel connections per origin: above the restore's concurrency. */
+const CONNECTIONS = 32;
 
 /** Any URL in `text` loses everything after its path (a presigned URL's query is its signature); then redact(). */
 export function scrubUrls(text: string): string {
@@ -122,7 +119,7 @@ export class PresignedHttp {
     this.options = options;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 10);
     this.dispatcher = new Agent({
-      connections: options.connections ?? 32,
+      connections: CONNECTIONS,
       connect: {
         timeout: 10_000,
         rejectUnauthorized: !options.insecureSkipTLSVerify,
@@ -160,8 +157,8 @@ export class PresignedHttp {
           method: 'GET',
           headers,
           dispatcher: this.dispatcher,
-          headersTimeout: this.options.headersTimeoutMs ?? 60_000,
-          bodyTimeout: this.options.bodyTimeoutMs ?? 120_000,
+          headersTimeout: HEADERS_TIMEOUT_MS,
+          bodyTimeout: BODY_TIMEOUT_MS,
         });
         const status = res.statusCode;
         const header = (name: string) => {
@@ -298,8 +295,6 @@ export class PlanStore implements ObjectStore {
     this.direct = new DirectGetter({
       ...(options.ca ? { ca: options.ca } : {}),
       ...(options.insecureSkipTLSVerify ? { insecureSkipTLSVerify: true } : {}),
-      ...(options.headersTimeoutMs ? { headersTimeoutMs: options.headersTimeoutMs } : {}),
-      ...(options.bodyTimeoutMs ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
     });
   }
 

@@ -48,19 +48,22 @@ export function isUnsupportedPath(res: Pick<TextResponse, 'status' | 'body'>): b
   return (res.status === 400 || res.status === 404) && /unsupported path requested/i.test(res.body);
 }
 
-export const DEFAULT_TIMEOUT_MS = 30_000;
-export const DEFAULT_LONG_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
+/**
+ * For snapshot creation and counting queries: VictoriaMetrics deletes a snapshot it made for a client
+ * that disconnected (reference A.1), so this must outlast creation.
+ */
+export const LONG_TIMEOUT_MS = 5 * 60_000;
 
 export class HttpClient {
   /** Base URL for messages: no credentials, no trailing slash. */
   readonly baseUrl: string;
   readonly timeoutMs: number;
-  readonly longTimeoutMs: number;
   private readonly base: URL;
   /** Path prefix of the base URL ('' or '/prefix'), kept apart: URL turns an empty path into '/'. */
   private readonly prefix: string;
   private readonly authorization: string | undefined;
-  /** The basic-auth password, from the options or the URL: removed from every message. */
+  /** The basic-auth password, from the URL: removed from every message. */
   private readonly basicPassword: string | undefined;
   private readonly names: AuthOptionNames;
 
@@ -81,9 +84,9 @@ export class HttpClient {
       throw new TypeError(`${product} URL must be http:// or https://, got ${JSON.stringify(base.protocol)} (host ${JSON.stringify(base.host)})`);
     }
     // Credentials in the URL become basic auth, and never appear in messages.
-    let basic = options.basicAuth;
+    let basic: { username: string; password: string } | undefined;
     if (base.username !== '' || base.password !== '') {
-      basic ??= { username: decodeURIComponent(base.username), password: decodeURIComponent(base.password) };
+      basic = { username: decodeURIComponent(base.username), password: decodeURIComponent(base.password) };
       base.username = '';
       base.password = '';
     }
@@ -96,7 +99,6 @@ export class HttpClient {
     this.authorization = basic ? `Basic ${Buffer.from(`${basic.username}:${basic.password}`).toString('base64')}` : undefined;
     this.basicPassword = basic?.password;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.longTimeoutMs = options.longTimeoutMs ?? DEFAULT_LONG_TIMEOUT_MS;
     this.names = {
       authKeyOption: options.authKeyOption ?? '--auth-key',
       forceFlushAuthKeyOption: options.forceFlushAuthKeyOption ?? '--force-flush-auth-key',

@@ -119,7 +119,10 @@ export interface SnapshotSource {
 
 /** How to reach a server. */
 export interface SourceOptions {
-  /** Base URL, e.g. `http://127.0.0.1:8428`; a path prefix (behind a proxy) is kept. */
+  /**
+   * Base URL, e.g. `http://127.0.0.1:8428`; a path prefix (behind a proxy) is kept. Credentials in it
+   * (`http://user:pass@host`) are sent as basic auth, for servers run with `-httpAuth.*`.
+   */
   url: string;
   /**
    * `authKey` for the snapshot API: the server's `-snapshotAuthKey` (VictoriaMetrics) or
@@ -128,8 +131,6 @@ export interface SourceOptions {
   authKey?: string;
   /** `authKey` for `/internal/force_flush`: the server's `-forceFlushAuthKey`. */
   forceFlushAuthKey?: string;
-  /** HTTP basic auth, for servers run with `-httpAuth.username`/`-httpAuth.password`. */
-  basicAuth?: { username: string; password: string };
   /** How the user passes `authKey` / `forceFlushAuthKey` to us, named in auth errors. */
   authKeyOption?: string;
   forceFlushAuthKeyOption?: string;
@@ -142,9 +143,4 @@ export interface SourceOptions {
   dataDir?: string;
   /** Per-request timeout in ms for quick calls (list, delete, flush). Default 30 s. */
   timeoutMs?: number;
-  /**
-   * Timeout for snapshot creation and counting queries. Default 5 min: VictoriaMetrics deletes a
-   * snapshot it made for a client that disconnected (reference A.1), so this must outlast creation.
-   */
-  longTimeoutMs?: number;
 }

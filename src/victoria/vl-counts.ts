@@ -6,7 +6,7 @@
  * named after the function, and that name changed between versions.
  */
 import { VictoriaResponseError } from './errors.js';
-import type { HttpClient } from './http.js';
+import { LONG_TIMEOUT_MS, type HttpClient } from './http.js';
 
 export const VL_QUERY_PATH = '/select/logsql/query';
 
@@ -48,7 +48,7 @@ export function parseDayCounts(body: string): Record<string, number> {
 /** Log entries per day and in total. Flush first (HttpClient.forceFlush) to see recent rows. */
 export async function countLogs(http: HttpClient, range: { start?: Date; end?: Date } = {}): Promise<{ rows: number; partitions: Record<string, number> }> {
   const query = dayCountQuery(range);
-  const res = await http.post(VL_QUERY_PATH, { query }, { timeoutMs: http.longTimeoutMs });
+  const res = await http.post(VL_QUERY_PATH, { query }, { timeoutMs: LONG_TIMEOUT_MS });
   if (res.status !== 200) throw http.httpError(VL_QUERY_PATH, res, 'none', `count query ${query}`);
   let partitions: Record<string, number>;
   try {

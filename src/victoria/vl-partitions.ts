@@ -13,7 +13,7 @@
  * Errors are plain text (400; 401 for the auth key), never JSON.
  */
 import { SnapshotUndeletableError, VictoriaError, VictoriaResponseError } from './errors.js';
-import { isUnsupportedPath, type HttpClient, type TextResponse } from './http.js';
+import { isUnsupportedPath, LONG_TIMEOUT_MS, type HttpClient, type TextResponse } from './http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from './snapshot-names.js';
 import type { Snapshot } from './types.js';
 
@@ -101,7 +101,7 @@ export class VlPartitionApi {
    * on every version), and removes what it made if a later call fails.
    */
   async snapshotAll(): Promise<string[]> {
-    const res = await this.http.post(VL_PATHS.snapshotCreate, {}, { key: 'authKey', timeoutMs: this.http.longTimeoutMs });
+    const res = await this.http.post(VL_PATHS.snapshotCreate, {}, { key: 'authKey', timeoutMs: LONG_TIMEOUT_MS });
     if (res.status === 200) return this.parse(VL_PATHS.snapshotCreate, res.body);
     if (isUnsupportedPath(res)) {
       throw new VictoriaError(
@@ -132,7 +132,7 @@ export class VlPartitionApi {
     const res = await this.http.post(
       VL_PATHS.snapshotCreate,
       { partition_prefix: day, name: day },
-      { key: 'authKey', timeoutMs: this.http.longTimeoutMs },
+      { key: 'authKey', timeoutMs: LONG_TIMEOUT_MS },
     );
     if (res.status !== 200) throw this.http.httpError(VL_PATHS.snapshotCreate, res, 'authKey', `create snapshot of partition ${day}`);
     return this.parse(VL_PATHS.snapshotCreate, res.body);

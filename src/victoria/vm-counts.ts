@@ -18,7 +18,7 @@
  * and then looks at the last day only.
  */
 import { VictoriaResponseError } from './errors.js';
-import type { HttpClient } from './http.js';
+import { LONG_TIMEOUT_MS, type HttpClient } from './http.js';
 
 /** Samples before 1971 are not counted: 1.79 answers [] when the window reaches back to the epoch. */
 const WINDOW_START_MS = Date.UTC(1971, 0, 1);
@@ -101,7 +101,7 @@ async function instantQuery<T>(http: HttpClient, query: string, time: string, pa
   const path = '/api/v1/query';
   // nocache: a restored server must not answer from a cache; latency_offset=1ms: do not hide the
   // newest 30 s (0 is rejected by 1.145, 1ms works on both).
-  const res = await http.post(path, { query, time, nocache: '1', latency_offset: '1ms' }, { timeoutMs: http.longTimeoutMs });
+  const res = await http.post(path, { query, time, nocache: '1', latency_offset: '1ms' }, { timeoutMs: LONG_TIMEOUT_MS });
   if (res.status !== 200) throw http.httpError(path, res, 'none', `count query ${query}`);
   try {
     return parse(res.body);
@@ -138,7 +138,7 @@ export async function exportCounts(http: HttpClient, end?: Date): Promise<Series
   const path = '/api/v1/export';
   const params: Record<string, string> = { 'match[]': '{__name__!=""}', start: '1' };
   if (end) params.end = ((end.getTime() - 1) / 1000).toFixed(3); // `end` is inclusive in export
-  const { body } = await http.postStream(path, params, { timeoutMs: http.longTimeoutMs });
+  const { body } = await http.postStream(path, params, { timeoutMs: LONG_TIMEOUT_MS });
   let series = 0;
   let samples = 0;
   let rest = '';

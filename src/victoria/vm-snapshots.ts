@@ -10,7 +10,7 @@
  *   since 1.84. Both mean "it is gone", so delete is idempotent here on every version.
  */
 import { VictoriaError, VictoriaResponseError } from './errors.js';
-import { isUnsupportedPath, type HttpClient } from './http.js';
+import { isUnsupportedPath, LONG_TIMEOUT_MS, type HttpClient } from './http.js';
 import { isSnapshotName, snapshotTime } from './snapshot-names.js';
 import type { Snapshot } from './types.js';
 
@@ -96,9 +96,9 @@ export function vmSnapshot(name: string): Snapshot {
 export class VmSnapshotApi {
   constructor(private readonly http: HttpClient) {}
 
-  /** Creates a snapshot and returns its name. Uses the long timeout: see SourceOptions.longTimeoutMs. */
+  /** Creates a snapshot and returns its name. Uses the long timeout: see LONG_TIMEOUT_MS. */
   async create(): Promise<string> {
-    const res = await this.http.post(VM_PATHS.create, {}, { key: 'authKey', timeoutMs: this.http.longTimeoutMs });
+    const res = await this.http.post(VM_PATHS.create, {}, { key: 'authKey', timeoutMs: LONG_TIMEOUT_MS });
     if (isUnsupportedPath(res)) {
       throw new VictoriaError(
         `VictoriaMetrics POST ${this.http.url(VM_PATHS.create)}: the server has no snapshot API: it is not a single-node VictoriaMetrics. ` +

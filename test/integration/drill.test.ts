@@ -162,7 +162,8 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
   it('prints a readable report, and --schedule picks only that schedule\'s backups', async () => {
     api.put(backup('victoria-4hourly-20261201080000', '2026-12-01T08:05:00Z', { schedule: 'victoria-4hourly' }));
     api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z', { schedule: 'victoria-daily' }));
-    const r = await run(['--namespace', 'monitoring', '--schedule', 'victoria-daily'], restoreAs('Completed'));
+    // --context names the stand-in's one context: the same cluster.
+    const r = await run(['--namespace', 'monitoring', '--schedule', 'victoria-daily', '--context', 'stand-in'], restoreAs('Completed'));
     expect(r.code, r.err + r.out).to.equal(0);
     expect(r.out).to.include('drill PASSED');
     expect(r.out).to.include('backup:          victoria-daily-20261201020000');
@@ -214,6 +215,8 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     expect(err?.message).to.match(/backup "nope" not found in namespace velero/);
     err = await run(['--namespace', 'monitoring']).then(() => undefined, (e: Error) => e);
     expect(err?.message).to.match(/no Completed backup that includes namespace monitoring and was counted \(not labelled velero-plugin-victoria\.io\/counts=false\) in namespace velero \(1 backup there\)/);
+    err = await run(['--namespace', 'monitoring', '--context', 'prod-eu']).then(() => undefined, (e: Error) => e);
+    expect(err?.message).to.equal('the kubeconfig has no context "prod-eu": kubectl config get-contexts lists those it has');
     expect(api.requests.filter((q) => q.method === 'POST'), 'no Restore created').to.deep.equal([]);
 
     const usage: Array<[string[], RegExp]> = [

@@ -16,7 +16,7 @@ import { UsageError } from '../usage.js';
 import { durationMs, GO_UNITS_MS } from '../../victoria/durations.js';
 
 export const DRILL_USAGE = `velero-plugin-victoria drill [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
-                             [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--json]
+                             [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--context C] [--json]
 
 Restores a Velero backup of namespace NS into the drill namespace (default NS-drill) with a Velero
 Restore (namespace mapping NS → drill namespace), waits for it and reports. The plugin moves each
@@ -31,6 +31,7 @@ counts in a post-restore hook: the drill passes when the Restore ends Completed 
   --timeout DURATION       how long to wait for the Restore, e.g. 30m, 1h30m (default 30m)
   --cleanup                delete the drill namespace after the report (never NS itself)
   --kubeconfig FILE        default: KUBECONFIG, the pod's service account, ~/.kube/config
+  --context NAME           a kubeconfig context other than the current one
   --json                   print one JSON object
 
 Exit status: 0 the drill passed, 1 it failed (or could not run), 2 usage error.`;
@@ -74,8 +75,6 @@ export interface DrillReport {
 }
 
 export interface DrillOptions {
-  /** Default: from --kubeconfig or the usual places. */
-  kube?: KubeClient;
   /** Poll interval of the Restore's status (default 5000 ms; tests shorten it). */
   pollMs?: number;
   now?: () => Date;
@@ -249,6 +248,7 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
         timeout: { type: 'string', default: '30m' },
         cleanup: { type: 'boolean' },
         kubeconfig: { type: 'string' },
+        context: { type: 'string' },
         json: { type: 'boolean' },
       },
     }));
@@ -265,7 +265,10 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
   const namespace = values.namespace as string;
   const drillNamespace = (values['drill-namespace'] as string | undefined) ?? `${namespace}-drill`;
   const veleroNs = values['velero-namespace'] as string;
-  const kube = options.kube ?? KubeClient.load(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {});
+  const kube = KubeClient.load({
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {}),
+    ...(values.context ? { context: values.context as string } : {}),
+  });
 
   const backup = await chooseBackup(kube, veleroNs, namespace, values.backup as string | undefined, values.schedule as string | undefined);
   if (await namespaceExists(kube, drillNamespace)) {
