@@ -13,7 +13,7 @@
  * byte followed by data: 0 stdin, 1 stdout, 2 stderr, 3 the exit status as a JSON `Status`.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { finished, type Writable } from 'node:stream';
 import WebSocket from 'ws';
@@ -125,6 +125,21 @@ async function readBody(res: IncomingMessage, limit = 64 * 1024): Promise<string
   return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
 
+/** The phrases every message about one exec is made of, so that all of them name it the same way. */
+interface ExecLabels {
+  /** The command alone, as JSON. */
+  command: string;
+  /** The command and where it runs. */
+  what: string;
+  /** The connection, for failures of the stream rather than of the command. */
+  stream: string;
+  /** The API server's URL from the kubeconfig. */
+  server: string;
+}
+
+/** servername (the kubeconfig's tls-server-name) is not in ws's types, but ws hands it to tls.connect. */
+type SocketOptions = WebSocket.ClientOptions & { servername?: string };
+
 /** Runs the command; resolves only when it exited 0 (and `stdout`, if given, has finished). */
 export async function execInPod(o: ExecOptions): Promise<ExecResult> {
   const command = `command ${JSON.stringify(o.command)}`;
@@ -133,6 +148,16 @@ export async function execInPod(o: ExecOptions): Promise<ExecResult> {
   if (o.signal?.aborted) throw new ExecError('Aborted', `${what} was cancelled`, { cause: o.signal.reason });
   const server = o.kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new ExecError('Config', `cannot exec ${what}: the kubeconfig's current context has no cluster`);
+  const options = await socketOptions(o, what);
+
+  return new Promise<ExecResult>((resolve, reject) => {
+    const ws = new WebSocket(execUrl(server, o), [...EXEC_PROTOCOLS], options);
+    new ExecSession(o, { command, what, stream, server }, ws, resolve, reject).start();
+  });
+}
+
+/** The kubeconfig's credentials and TLS settings, in the form ws takes them. */
+async function socketOptions(o: ExecOptions, what: string): Promise<SocketOptions> {
   const tls: RequestOptions = {};
   try {
     await o.kubeConfig.applyToHTTPSOptions(tls);
@@ -140,206 +165,273 @@ export async function execInPod(o: ExecOptions): Promise<ExecResult> {
     throw new ExecError('Config', `cannot exec ${what}: the kubeconfig's credentials failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const headers = Object.fromEntries(Object.entries(tls.headers ?? {}).map(([k, v]) => [k, String(v)]));
+  return {
+    headers,
+    agent: typeof tls.agent === 'object' ? tls.agent : undefined,
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+    pfx: tls.pfx,
+    passphrase: tls.passphrase,
+    rejectUnauthorized: tls.rejectUnauthorized,
+    servername: tls.servername,
+    perMessageDeflate: false,
+    followRedirects: false,
+    maxPayload: MAX_FRAME,
+  };
+}
 
-  return new Promise<ExecResult>((resolve, reject) => {
-    // servername (the kubeconfig's tls-server-name) is not in ws's types, but ws hands it to tls.connect.
-    const options: WebSocket.ClientOptions & { servername?: string } = {
-      headers,
-      agent: typeof tls.agent === 'object' ? tls.agent : undefined,
-      ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
-      pfx: tls.pfx,
-      passphrase: tls.passphrase,
-      rejectUnauthorized: tls.rejectUnauthorized,
-      servername: tls.servername,
-      perMessageDeflate: false,
-      followRedirects: false,
-      maxPayload: MAX_FRAME,
-    };
-    const ws = new WebSocket(execUrl(server, o), [...EXEC_PROTOCOLS], options);
-    const maxStdout = o.maxStdoutBytes ?? DEFAULT_MAX_STDOUT;
-    const collected: Buffer[] = [];
-    let stderrTail = Buffer.alloc(0);
-    let stdoutBytes = 0;
-    let protocol: ExecProtocol = EXEC_PROTOCOLS[0];
-    let opened = false;
-    let refused = false;
-    let statusReceived = false;
-    let settled = false;
-    let paused = false;
-    let lastFrame = Date.now();
-    let idleTimer: NodeJS.Timeout | undefined;
-    let keepalive: NodeJS.Timeout | undefined;
-
-    const stderrText = () => stderrTail.toString('utf8').trim();
-    const stopStreamTimers = () => {
-      clearTimeout(idleTimer);
-      clearInterval(keepalive);
-    };
-    const totalTimer =
-      o.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => fail(new ExecError('Timeout', `${what} did not finish within ${seconds(o.timeoutMs!)}`, { stderr: stderrText() })), o.timeoutMs);
-    const onAbort = () => fail(new ExecError('Aborted', `${what} was cancelled`, { cause: o.signal?.reason, stderr: stderrText() }));
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-
-    const cleanup = () => {
-      stopStreamTimers();
-      clearTimeout(totalTimer);
-      o.signal?.removeEventListener('abort', onAbort);
-    };
-    function fail(err: ExecError): void {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      ws.terminate();
-      if (o.stdout && !o.stdout.destroyed) o.stdout.destroy(err);
-      reject(err);
-    }
-    const succeed = () => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      resolve({ protocol, stdout: Buffer.concat(collected), stdoutBytes, stderr: stderrText() });
-    };
-
-    // Counted only while we want data: time spent waiting for a slow consumer is not the stream's fault.
-    const checkIdle = () => {
-      if (settled || statusReceived || o.idleTimeoutMs === undefined) return;
-      if (paused) lastFrame = Date.now();
-      const left = o.idleTimeoutMs - (Date.now() - lastFrame);
-      if (left > 0) {
-        idleTimer = setTimeout(checkIdle, left);
-        return;
-      }
-      fail(
-        new ExecError(
-          'IdleTimeout',
-          `${what}: nothing arrived for ${seconds(o.idleTimeoutMs)} (idle timeout) after ${stdoutBytes} bytes of stdout; the command or the connection to the API server is stuck`,
-          { stderr: stderrText() },
-        ),
-      );
-    };
-    if (o.idleTimeoutMs !== undefined) idleTimer = setTimeout(checkIdle, o.idleTimeoutMs);
-
-    if (o.stdout) {
-      const consumer = o.stdout;
-      // Stays attached after the exec: fail() destroys the consumer with our error, and an 'error'
-      // without a listener would crash the process.
-      consumer.on('error', (err) => fail(new ExecError('Failed', `${what}: the consumer of its stdout failed: ${err.message}`, { cause: err })));
-      consumer.once('close', () => {
-        if (!statusReceived) fail(new ExecError('Failed', `${what}: the consumer of its stdout closed before the command ended`));
-      });
-    }
-    const resumeReading = () => {
-      paused = false;
-      lastFrame = Date.now();
-      ws.resume();
-    };
-    const onStdout = (data: Buffer) => {
-      stdoutBytes += data.length;
-      if (!o.stdout) {
-        if (stdoutBytes > maxStdout) fail(new ExecError('Failed', `${what} wrote more than ${maxStdout} bytes to stdout`, { stderr: stderrText() }));
-        else collected.push(data);
-        return;
-      }
-      if (!o.stdout.write(data) && !paused) {
-        paused = true;
-        ws.pause();
-        o.stdout.once('drain', resumeReading);
-      }
-    };
-    const onStderr = (data: Buffer) => {
-      stderrTail = Buffer.concat([stderrTail, data]);
-      if (stderrTail.length > STDERR_TAIL) stderrTail = stderrTail.subarray(stderrTail.length - STDERR_TAIL);
-    };
-    const onStatus = (data: Buffer) => {
-      statusReceived = true;
-      stopStreamTimers();
-      const status = parseStatus(data.toString('utf8'));
-      const stderr = stderrText();
-      if (status?.status === 'Success') {
-        ws.close(1000);
-        if (!o.stdout) return succeed();
-        finished(o.stdout, { readable: false }, (err) => {
-          if (err) fail(new ExecError('Failed', `${what}: the consumer of its stdout failed: ${err.message}`, { cause: err }));
-          else succeed();
-        });
-        o.stdout.end();
-        return;
-      }
-      if (status?.reason === 'NonZeroExitCode') {
-        const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
-        const exitCode = Number(cause?.message);
-        const tail = stderr.length > STDERR_IN_MESSAGE ? `…${stderr.slice(-STDERR_IN_MESSAGE)}` : stderr;
-        fail(
-          new ExecError('NonZeroExit', `${what} exited with code ${Number.isInteger(exitCode) ? exitCode : '?'}: ${tail || '(nothing on stderr)'}`, {
-            exitCode: Number.isInteger(exitCode) ? exitCode : undefined,
-            stderr,
-          }),
-        );
-        return;
-      }
-      const message = status ? status.message || status.reason || 'no message' : `unreadable exit status ${JSON.stringify(data.toString('utf8').slice(0, 200))}`;
-      fail(new ExecError('Failed', `${what} failed: ${message}${stderr ? `; stderr: ${stderr.slice(-STDERR_IN_MESSAGE)}` : ''}`, { stderr }));
-    };
-
-    ws.on('unexpected-response', (req, res) => {
-      refused = true;
-      readBody(res).then((body) => {
-        req.destroy();
-        fail(refusal(o, what, res.statusCode ?? 0, parseStatus(body)));
-      }, () => undefined);
-    });
-    ws.on('open', () => {
-      opened = true;
-      protocol = ws.protocol as ExecProtocol;
-      keepalive = setInterval(() => ws.ping(), KEEPALIVE_MS);
-      if (o.stdin === undefined) return;
-      const stdin = typeof o.stdin === 'string' ? Buffer.from(o.stdin) : o.stdin;
-      for (let at = 0; at < stdin.length; at += STDIN_FRAME) {
-        ws.send(Buffer.concat([Buffer.of(STDIN), stdin.subarray(at, at + STDIN_FRAME)]));
-      }
-      if (protocol === 'v5.channel.k8s.io') ws.send(Buffer.of(CLOSE, STDIN));
-    });
-    ws.on('message', (frame: Buffer, isBinary: boolean) => {
-      if (settled || statusReceived) return;
-      lastFrame = Date.now();
-      // The channel protocols are binary only; the first frame of a session is often empty.
-      if (!isBinary || frame.length < 2) return;
-      const data = frame.subarray(1);
-      switch (frame[0]) {
-        case STDOUT:
-          return onStdout(data);
-        case STDERR:
-          return onStderr(data);
-        case STATUS:
-          return onStatus(data);
-        default:
-        // CLOSE frames from the server only announce the end of a channel; the status follows.
-      }
-    });
-    ws.on('error', (err: NodeJS.ErrnoException) => {
-      if (settled || refused) return;
-      if (opened) {
-        fail(new ExecError('StreamCut', `${stream} failed: ${err.message} (${command}; ${stdoutBytes} bytes of stdout received)`, { cause: err, stderr: stderrText() }));
-      } else if (err.code) {
-        fail(new ExecError('Unreachable', `cannot exec ${what}: cannot reach the Kubernetes API server at ${server}: ${socketReason(err)}`, { cause: err }));
-      } else {
-        fail(new ExecError('Failed', `cannot exec ${what}: the WebSocket handshake with ${server} failed: ${err.message}`, { cause: err }));
-      }
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      if (settled || refused || statusReceived) return;
-      const how = reason.length ? `${code} ${reason.toString('utf8')}` : String(code);
-      fail(
-        new ExecError(
-          'StreamCut',
-          `${stream} ended without an exit status (${command}; ${stdoutBytes} bytes of stdout received; WebSocket close code ${how})`,
-          { stderr: stderrText() },
-        ),
-      );
-    });
+/** The error for a command that ran and exited non-zero: its exit code and the tail of its stderr. */
+function nonZeroExit(what: string, status: ApiStatus, stderr: string): ExecError {
+  const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
+  const exitCode = Number(cause?.message);
+  const tail = stderr.length > STDERR_IN_MESSAGE ? `…${stderr.slice(-STDERR_IN_MESSAGE)}` : stderr;
+  return new ExecError('NonZeroExit', `${what} exited with code ${Number.isInteger(exitCode) ? exitCode : '?'}: ${tail || '(nothing on stderr)'}`, {
+    exitCode: Number.isInteger(exitCode) ? exitCode : undefined,
+    stderr,
   });
+}
+
+/** The error for any other exit status: the command could not run, or the status is not one. */
+function statusFailure(what: string, status: ApiStatus | undefined, raw: Buffer, stderr: string): ExecError {
+  const message = status ? status.message || status.reason || 'no message' : `unreadable exit status ${JSON.stringify(raw.toString('utf8').slice(0, 200))}`;
+  return new ExecError('Failed', `${what} failed: ${message}${stderr ? `; stderr: ${stderr.slice(-STDERR_IN_MESSAGE)}` : ''}`, { stderr });
+}
+
+/**
+ * One exec, from the WebSocket's upgrade to the exit status. A class because every event of the
+ * socket, the consumer and the timers reads and changes the same state, and the exec must settle
+ * exactly once, whichever of them comes first.
+ */
+class ExecSession {
+  private readonly maxStdout: number;
+  private readonly collected: Buffer[] = [];
+  private stderrTail = Buffer.alloc(0);
+  private stdoutBytes = 0;
+  private protocol: ExecProtocol = EXEC_PROTOCOLS[0];
+  private opened = false;
+  /** The API server answered the upgrade with an HTTP error: its answer, not the socket's, is the error. */
+  private refused = false;
+  /** After the exit status nothing on the socket matters any more. */
+  private statusReceived = false;
+  private settled = false;
+  /** The consumer of stdout is full and the socket is paused until it drains. */
+  private paused = false;
+  private lastFrame = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private keepalive: NodeJS.Timeout | undefined;
+  private totalTimer: NodeJS.Timeout | undefined;
+  /** A property rather than a method: removeEventListener needs the very function that was added. */
+  private readonly onAbort = (): void =>
+    this.fail(new ExecError('Aborted', `${this.labels.what} was cancelled`, { cause: this.o.signal?.reason, stderr: this.stderrText() }));
+
+  constructor(
+    private readonly o: ExecOptions,
+    private readonly labels: ExecLabels,
+    private readonly ws: WebSocket,
+    private readonly resolve: (result: ExecResult) => void,
+    private readonly reject: (err: ExecError) => void,
+  ) {
+    this.maxStdout = o.maxStdoutBytes ?? DEFAULT_MAX_STDOUT;
+  }
+
+  /** Arms the timers and the cancellation, then listens to the consumer and the socket. */
+  start(): void {
+    const { o, ws } = this;
+    const timeoutMs = o.timeoutMs;
+    if (timeoutMs !== undefined) {
+      this.totalTimer = setTimeout(
+        () => this.fail(new ExecError('Timeout', `${this.labels.what} did not finish within ${seconds(timeoutMs)}`, { stderr: this.stderrText() })),
+        timeoutMs,
+      );
+    }
+    o.signal?.addEventListener('abort', this.onAbort, { once: true });
+    if (o.idleTimeoutMs !== undefined) this.idleTimer = setTimeout(() => this.checkIdle(), o.idleTimeoutMs);
+    if (o.stdout) this.watchConsumer(o.stdout);
+
+    ws.on('unexpected-response', (req, res) => this.onRefusal(req, res));
+    ws.on('open', () => this.onOpen());
+    ws.on('message', (frame: Buffer, isBinary: boolean) => this.onMessage(frame, isBinary));
+    ws.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
+    ws.on('close', (code: number, reason: Buffer) => this.onClose(code, reason));
+  }
+
+  private stderrText(): string {
+    return this.stderrTail.toString('utf8').trim();
+  }
+
+  private stopStreamTimers(): void {
+    clearTimeout(this.idleTimer);
+    clearInterval(this.keepalive);
+  }
+
+  private cleanup(): void {
+    this.stopStreamTimers();
+    clearTimeout(this.totalTimer);
+    this.o.signal?.removeEventListener('abort', this.onAbort);
+  }
+
+  /** Settles with the error; the consumer is destroyed with it so that a cut stream never looks complete. */
+  private fail(err: ExecError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.cleanup();
+    this.ws.terminate();
+    if (this.o.stdout && !this.o.stdout.destroyed) this.o.stdout.destroy(err);
+    this.reject(err);
+  }
+
+  private succeed(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.cleanup();
+    this.resolve({ protocol: this.protocol, stdout: Buffer.concat(this.collected), stdoutBytes: this.stdoutBytes, stderr: this.stderrText() });
+  }
+
+  // Counted only while we want data: time spent waiting for a slow consumer is not the stream's fault.
+  private checkIdle(): void {
+    const idleTimeoutMs = this.o.idleTimeoutMs;
+    if (this.settled || this.statusReceived || idleTimeoutMs === undefined) return;
+    if (this.paused) this.lastFrame = Date.now();
+    const left = idleTimeoutMs - (Date.now() - this.lastFrame);
+    if (left > 0) {
+      this.idleTimer = setTimeout(() => this.checkIdle(), left);
+      return;
+    }
+    this.fail(
+      new ExecError(
+        'IdleTimeout',
+        `${this.labels.what}: nothing arrived for ${seconds(idleTimeoutMs)} (idle timeout) after ${this.stdoutBytes} bytes of stdout; the command or the connection to the API server is stuck`,
+        { stderr: this.stderrText() },
+      ),
+    );
+  }
+
+  private watchConsumer(consumer: Writable): void {
+    const { what } = this.labels;
+    // Stays attached after the exec: fail() destroys the consumer with our error, and an 'error'
+    // without a listener would crash the process.
+    consumer.on('error', (err) => this.fail(new ExecError('Failed', `${what}: the consumer of its stdout failed: ${err.message}`, { cause: err })));
+    consumer.once('close', () => {
+      if (!this.statusReceived) this.fail(new ExecError('Failed', `${what}: the consumer of its stdout closed before the command ended`));
+    });
+  }
+
+  private resumeReading(): void {
+    this.paused = false;
+    this.lastFrame = Date.now();
+    this.ws.resume();
+  }
+
+  /** Collects stdout up to the limit, or writes it to the consumer and pauses the socket while it is full. */
+  private onStdout(data: Buffer): void {
+    const { o } = this;
+    this.stdoutBytes += data.length;
+    if (!o.stdout) {
+      if (this.stdoutBytes > this.maxStdout) {
+        this.fail(new ExecError('Failed', `${this.labels.what} wrote more than ${this.maxStdout} bytes to stdout`, { stderr: this.stderrText() }));
+      } else this.collected.push(data);
+      return;
+    }
+    if (!o.stdout.write(data) && !this.paused) {
+      this.paused = true;
+      this.ws.pause();
+      o.stdout.once('drain', () => this.resumeReading());
+    }
+  }
+
+  /** Keeps only the tail: a chatty command must not fill memory, and the end is what explains a failure. */
+  private onStderr(data: Buffer): void {
+    this.stderrTail = Buffer.concat([this.stderrTail, data]);
+    if (this.stderrTail.length > STDERR_TAIL) this.stderrTail = this.stderrTail.subarray(this.stderrTail.length - STDERR_TAIL);
+  }
+
+  private onStatus(data: Buffer): void {
+    this.statusReceived = true;
+    this.stopStreamTimers();
+    const status = parseStatus(data.toString('utf8'));
+    const stderr = this.stderrText();
+    if (status?.status === 'Success') return this.finishStdout();
+    if (status?.reason === 'NonZeroExitCode') return this.fail(nonZeroExit(this.labels.what, status, stderr));
+    this.fail(statusFailure(this.labels.what, status, data, stderr));
+  }
+
+  /** The command exited 0: the exec succeeds once the consumer, if any, has taken all of stdout. */
+  private finishStdout(): void {
+    this.ws.close(1000);
+    const consumer = this.o.stdout;
+    if (!consumer) return this.succeed();
+    finished(consumer, { readable: false }, (err) => {
+      if (err) this.fail(new ExecError('Failed', `${this.labels.what}: the consumer of its stdout failed: ${err.message}`, { cause: err }));
+      else this.succeed();
+    });
+    consumer.end();
+  }
+
+  /** The API server answered the upgrade with an HTTP error; its body usually holds a Status that says why. */
+  private onRefusal(req: ClientRequest, res: IncomingMessage): void {
+    this.refused = true;
+    readBody(res).then((body) => {
+      req.destroy();
+      this.fail(refusal(this.o, this.labels.what, res.statusCode ?? 0, parseStatus(body)));
+    }, () => undefined);
+  }
+
+  private onOpen(): void {
+    const { o, ws } = this;
+    this.opened = true;
+    this.protocol = ws.protocol as ExecProtocol;
+    this.keepalive = setInterval(() => ws.ping(), KEEPALIVE_MS);
+    if (o.stdin === undefined) return;
+    const stdin = typeof o.stdin === 'string' ? Buffer.from(o.stdin) : o.stdin;
+    for (let at = 0; at < stdin.length; at += STDIN_FRAME) {
+      ws.send(Buffer.concat([Buffer.of(STDIN), stdin.subarray(at, at + STDIN_FRAME)]));
+    }
+    if (this.protocol === 'v5.channel.k8s.io') ws.send(Buffer.of(CLOSE, STDIN));
+  }
+
+  private onMessage(frame: Buffer, isBinary: boolean): void {
+    if (this.settled || this.statusReceived) return;
+    this.lastFrame = Date.now();
+    // The channel protocols are binary only; the first frame of a session is often empty.
+    if (!isBinary || frame.length < 2) return;
+    const data = frame.subarray(1);
+    switch (frame[0]) {
+      case STDOUT:
+        return this.onStdout(data);
+      case STDERR:
+        return this.onStderr(data);
+      case STATUS:
+        return this.onStatus(data);
+      default:
+      // CLOSE frames from the server only announce the end of a channel; the status follows.
+    }
+  }
+
+  /** Before the upgrade the API server was not reached (or the handshake failed); after it, the stream was cut. */
+  private onError(err: NodeJS.ErrnoException): void {
+    const { command, what, stream, server } = this.labels;
+    if (this.settled || this.refused) return;
+    if (this.opened) {
+      this.fail(
+        new ExecError('StreamCut', `${stream} failed: ${err.message} (${command}; ${this.stdoutBytes} bytes of stdout received)`, { cause: err, stderr: this.stderrText() }),
+      );
+    } else if (err.code) {
+      this.fail(new ExecError('Unreachable', `cannot exec ${what}: cannot reach the Kubernetes API server at ${server}: ${socketReason(err)}`, { cause: err }));
+    } else {
+      this.fail(new ExecError('Failed', `cannot exec ${what}: the WebSocket handshake with ${server} failed: ${err.message}`, { cause: err }));
+    }
+  }
+
+  private onClose(code: number, reason: Buffer): void {
+    if (this.settled || this.refused || this.statusReceived) return;
+    const how = reason.length ? `${code} ${reason.toString('utf8')}` : String(code);
+    this.fail(
+      new ExecError(
+        'StreamCut',
+        `${this.labels.stream} ended without an exit status (${this.labels.command}; ${this.stdoutBytes} bytes of stdout received; WebSocket close code ${how})`,
+        { stderr: this.stderrText() },
+      ),
+    );
+  }
 }
