@@ -44,7 +44,7 @@ import { CACHE, paths, ROOT } from '../../test/support/components.js';
 import { KubeApiServer, putS3Location, type KubeObject } from '../../test/support/kube-api.js';
 import { startMoto, type Moto } from '../../test/support/moto.js';
 import { callAction } from '../../test/support/velero-host.js';
-import { du, generateData, importRandom, median, startVm } from '../support.js';
+import { generateData, importRandom, median, startVm } from '../support.js';
 
 const MiB = 1024 * 1024;
 const TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux

@@ -79,7 +79,7 @@ export async function main(args: string[]): Promise<number | undefined> {
         return 0;
       }
       try {
-        await runPluginProcess({ args, env: process.env, command: process.execPath, actions: () => allActions() });
+        await runPluginProcess({ args, env: process.env, command: process.execPath, actions: allActions() });
         return undefined; // keep serving until Velero shuts us down
       } catch (err) {
         if (err instanceof NotLaunchedByVelero) {

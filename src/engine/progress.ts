@@ -1,6 +1,6 @@
 /** Progress of a backup or restore, reported to the CLI's bar or the plugin's periodic log line. */
 export interface Progress {
-  phase: 'copying' | 'uploading' | 'checking' | 'downloading' | 'verifying' | 'done';
+  phase: 'copying' | 'uploading' | 'checking' | 'downloading' | 'done';
   filesDone: number;
   filesTotal: number;
   bytesDone: number;

@@ -21,16 +21,15 @@ export class NotLaunchedByVelero extends Error {}
  * Velero passes every flag of `velero server` through (`--features=…`, `--uploader-type=…`, …).
  * Only the log level matters here; everything else, known or not, is accepted and ignored.
  */
-export function parseVeleroFlags(args: string[]): { logLevel?: string; features: string[] } {
+export function parseVeleroFlags(args: string[]): { logLevel?: string } {
   const { values } = parseArgs({
     args,
-    options: { 'log-level': { type: 'string' }, features: { type: 'string' } },
+    options: { 'log-level': { type: 'string' } },
     strict: false,
     allowPositionals: true,
   });
   const logLevel = typeof values['log-level'] === 'string' ? values['log-level'] : undefined;
-  const features = typeof values.features === 'string' ? values.features.split(',').filter(Boolean) : [];
-  return { logLevel, features };
+  return { logLevel };
 }
 
 /** Refuse to serve unless started by a go-plugin host speaking Velero's protocol. */
@@ -65,7 +64,7 @@ export interface PluginProcessOptions {
   args: string[];
   env: NodeJS.ProcessEnv;
   command: string;
-  actions: (log: Logger) => ItemAction[];
+  actions: ItemAction[];
 }
 
 export async function runPluginProcess(options: PluginProcessOptions): Promise<RunningServer> {
@@ -88,5 +87,5 @@ export async function runPluginProcess(options: PluginProcessOptions): Promise<R
   process.on('SIGINT', () => undefined);
   process.on('SIGTERM', () => process.exit(0));
 
-  return serve({ actions: options.actions(log), command: options.command, log });
+  return serve({ actions: options.actions, command: options.command, log });
 }

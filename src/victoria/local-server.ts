@@ -27,7 +27,6 @@ export interface ServerProcessOptions {
   bin: string;
   args: string[];
   cwd?: string;
-  env?: NodeJS.ProcessEnv;
 }
 
 export class ServerProcess {
@@ -37,7 +36,7 @@ export class ServerProcess {
   readonly child: ChildProcess;
 
   constructor(readonly opts: ServerProcessOptions) {
-    this.child = spawn(opts.bin, opts.args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(opts.bin, opts.args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (b: Buffer): void => {
       // The last 64 KiB is plenty to explain a failed start.
       this.output = (this.output + b.toString('utf8')).slice(-65536);

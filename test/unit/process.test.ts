@@ -11,8 +11,8 @@ describe('plugin process launch', () => {
       '--unknown-flag', 'value',
       '--bool-flag',
     ]);
-    expect(flags).to.deep.equal({ logLevel: 'debug', features: ['EnableCSI', 'EnableAPIGroupVersions'] });
-    expect(parseVeleroFlags([])).to.deep.equal({ logLevel: undefined, features: [] });
+    expect(flags).to.deep.equal({ logLevel: 'debug' });
+    expect(parseVeleroFlags([])).to.deep.equal({ logLevel: undefined });
   });
 
   it('serves only behind the magic cookie, with a message for people', () => {

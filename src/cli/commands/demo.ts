@@ -15,7 +15,7 @@ import { restoreBackup } from '../../engine/restore.js';
 import { openStore } from '../../store/url.js';
 import { openSource } from '../../victoria/index.js';
 import { freePort, ServerProcess } from '../../victoria/local-server.js';
-import type { Counts, SourceKind } from '../../victoria/types.js';
+import type { Counts } from '../../victoria/types.js';
 import { formatBytes } from '../progress.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 
@@ -86,7 +86,7 @@ async function writeLogs(url: string): Promise<void> {
   await post(`${url}/insert/jsonline?_stream_fields=app`, `${lines.join('\n')}\n`, 'application/stream+json');
 }
 
-function countRows(kind: SourceKind, c: Counts): Array<[string, number]> {
+function countRows(c: Counts): Array<[string, number]> {
   if (c.kind === 'metrics') return [['series', c.series], ['samples', c.samples]];
   return [['log lines', c.rows], ...Object.entries(c.partitions).map(([day, n]): [string, number] => [`  partition ${day}`, n])];
 }
@@ -128,8 +128,8 @@ export async function demoCommand(args: string[]): Promise<number> {
       running.push(copy);
       const after = await openSource(kind, { url: copy.url }).counts();
       say(`  restored database started at ${copy.url}`);
-      const a = new Map(countRows(kind, after));
-      for (const [what, n] of countRows(kind, before)) {
+      const a = new Map(countRows(after));
+      for (const [what, n] of countRows(before)) {
         table.push([kind === 'metrics' ? 'metrics' : 'logs', what, n, a.get(what) ?? -1]);
         if (a.get(what) !== n) ok = false;
       }
