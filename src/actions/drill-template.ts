@@ -1,16 +1,17 @@
 /**
  * Execute of the workload restore action (workload-restore.ts): in a drill (the Restore maps the
  * workload's namespace elsewhere), the pod template's data volume, found through the companion's
- * mount at /victoria-data, moves to the drill path exactly as the restored pods' does, so no pod
- * the drill's controllers create can open the production directory, and the database keeps every
- * sample of the backup (withDrillRetention) on the pod network (withDrillNetwork), as in the
- * restored pods. A StatefulSet's updates wait for deletion (OnDelete), so that its controller
- * keeps the restored pods. Outside drills the item is restored unchanged.
+ * mount at /victoria-data, moves to the drill path, and the database keeps every sample of the
+ * backup on the pod network: the restored pods' rewrite (drillPod), so no pod the drill's
+ * controllers create can open the production directory. A StatefulSet's updates wait for
+ * deletion (OnDelete), so that its controller keeps the restored pods. Outside drills the item is
+ * restored unchanged.
  */
 import { KubeClient } from '../kube/client.js';
+import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { drillNetworkNote, drillRetentionNote, drillVolume, findDataVolume, withDrillNetwork, withDrillRetention, withVolume, type Pod } from './restore-spec.js';
+import { drillPod, findDataVolume, type Pod } from './restore-spec.js';
 import { parseVeleroRestore, targetNamespace } from './velero-restore.js';
 
 type Workload = KubeObject & { spec?: { template?: Pod } };
@@ -28,14 +29,17 @@ export async function executeDrillTemplate(
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
   const config = await loadPluginConfig(KubeClient.load(), restore.veleroNamespace);
   const { volume } = findDataVolume(template, config.companionContainer, `the pod template of ${id}`);
-  const moved = drillVolume(volume, volume, config.drillPathPattern, restore.name, target);
-  const moving = moved ? withVolume(template, moved.volume) : template;
-  const retention = withDrillRetention(moving.spec ?? {}, volume.name, config.companionContainer);
-  const network = withDrillNetwork(retention.spec);
+  const backedUp = (parseItemFromBackup(input.itemFromBackup) as Workload | undefined)?.spec?.template ?? template;
+  const { pod: drillTemplate, moved, note } = drillPod(template, backedUp, volume, {
+    pattern: config.drillPathPattern,
+    restore: restore.name,
+    namespace: target,
+    companion: config.companionContainer,
+  });
   const where = moved
     ? `uses hostPath ${moved.path}, not the production path ${moved.production}`
     : `keeps its data volume "${volume.name}", which is not a hostPath; it must not be the production volume`;
-  ctx.log.info(`drill: the pod template of ${id} (restored into ${target}) ${where}; ${drillRetentionNote(retention)}${drillNetworkNote(network)}`, {
+  ctx.log.info(`drill: the pod template of ${id} (restored into ${target}) ${where}; ${note}`, {
     namespace: target,
     name: item.metadata?.name ?? '',
     restore: restore.name,
@@ -52,5 +56,5 @@ export async function executeDrillTemplate(
     });
   }
   const onDelete = statefulSet ? { updateStrategy: { type: 'OnDelete' } } : {};
-  return { item: { ...item, spec: { ...item.spec, ...onDelete, template: { ...moving, spec: network.spec } } } };
+  return { item: { ...item, spec: { ...item.spec, ...onDelete, template: drillTemplate } } };
 }

@@ -9,6 +9,7 @@
  * counts with the counts at backup time. Pods without a record pass through unchanged.
  */
 import { KubeClient } from '../kube/client.js';
+import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { KubeError } from '../kube/errors.js';
 import { formatBytes } from '../engine/progress.js';
@@ -20,16 +21,12 @@ import {
   deriveSecurityContext,
   databaseRetention,
   describeVolume,
-  drillNetworkNote,
-  drillRetentionNote,
-  drillVolume,
+  drillPod,
   findDataVolume,
   RESTORE_HOOK,
   restoreContainer,
   verifyHookAnnotations,
   withInitContainer,
-  withDrillNetwork,
-  withDrillRetention,
   withVolume,
   type Pod,
 } from './restore-spec.js';
@@ -52,7 +49,7 @@ export async function executePodRestore(
   ctx: ActionContext,
 ): Promise<RestoreExecuteResult | undefined> {
   const pod = input.item as Pod;
-  const fromBackup = parseItemFromBackup(input.itemFromBackup) ?? pod;
+  const fromBackup = (parseItemFromBackup(input.itemFromBackup) as Pod | undefined) ?? pod;
   const namespace = fromBackup.metadata?.namespace ?? pod.metadata?.namespace ?? '';
   const podName = fromBackup.metadata?.name ?? pod.metadata?.name ?? '';
   const podId = `pod ${namespace}/${podName}`;
@@ -75,16 +72,6 @@ export async function executePodRestore(
     return drill ? { item, additionalItems: podReferences(fromBackup, namespace) } : { item };
   } catch (err) {
     throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${record.name}: ${(err as Error).message}`);
-  }
-}
-
-function parseItemFromBackup(bytes: Buffer | undefined): Pod | undefined {
-  if (!bytes || bytes.length === 0) return undefined;
-  try {
-    const value = JSON.parse(bytes.toString('utf8')) as Pod;
-    return typeof value === 'object' && value !== null ? value : undefined;
-  } catch {
-    return undefined;
   }
 }
 
@@ -112,25 +99,24 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   // Velero will not create the pod: no plan, no init container.
   if (conflicts.podExists) return r.pod;
 
-  // Where the data goes: a drill never touches the production hostPath (taken from the backed-up
-  // pod, so that running the action again on its own output gives the same path).
+  // Where the data goes: a drill never touches the production hostPath (drillPod takes it from the
+  // backed-up pod, so that running the action again on its own output gives the same path).
   let pod = r.pod;
   let destination = describeVolume(volume);
   let drillNote: string | undefined;
   if (drill) {
-    const original = (r.fromBackup.spec?.volumes ?? []).find((v) => v.name === volume.name) ?? volume;
-    const moved = drillVolume(volume, original, config.drillPathPattern, restore.name, target);
-    if (moved) {
-      pod = withVolume(pod, moved.volume);
-      destination = `hostPath ${moved.path}`;
-      drillNote = `drill: ${target}/${podName} data restored into hostPath ${moved.path} (production path ${moved.production} untouched)`;
-    } else {
-      drillNote = `drill: ${target}/${podName} data restored into its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
-    }
-    const retention = withDrillRetention(pod.spec ?? {}, volume.name, config.companionContainer);
-    const network = withDrillNetwork(retention.spec);
-    pod = { ...pod, spec: network.spec };
-    drillNote += `; ${drillRetentionNote(retention)}${drillNetworkNote(network)}`;
+    const { pod: drillCopy, moved, note } = drillPod(pod, r.fromBackup, volume, {
+      pattern: config.drillPathPattern,
+      restore: restore.name,
+      namespace: target,
+      companion: config.companionContainer,
+    });
+    pod = drillCopy;
+    if (moved) destination = `hostPath ${moved.path}`;
+    const where = moved
+      ? `hostPath ${moved.path} (production path ${moved.production} untouched)`
+      : `its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
+    drillNote = `drill: ${target}/${podName} data restored into ${where}; ${note}`;
   } else if (volume.hostPath?.type === 'Directory') {
     // After a disaster the node may not have the directory: the restore creates it instead of the pod failing its type check.
     pod = withVolume(pod, { ...volume, hostPath: { ...volume.hostPath, type: 'DirectoryOrCreate' } });

@@ -261,7 +261,7 @@ export function drillPath(pattern: string, values: Record<(typeof DRILL_PLACEHOL
  * drillPath, created if missing (the drill directory does not exist yet, so a hostPath of type
  * Directory or unchecked would not start). Undefined for a volume that is not a hostPath.
  */
-export function drillVolume(volume: Volume, original: Volume, pattern: string, restore: string, namespace: string): { volume: Volume; production: string; path: string } | undefined {
+function drillVolume(volume: Volume, original: Volume, pattern: string, restore: string, namespace: string): { volume: Volume; production: string; path: string } | undefined {
   if (!original.hostPath) return undefined;
   const production = original.hostPath.path;
   const path = drillPath(pattern, { path: production, restore, namespace });
@@ -367,6 +367,30 @@ export function drillRetentionNote(r: { changed: string[]; skipped: string[] }):
   if (r.skipped.length > 0) parts.push(`container(s) ${r.skipped.join(', ')} start through a shell and keep their retention: add ${DRILL_RETENTION_ARG} to the drill's copy by hand, or its count may differ`);
   if (parts.length === 0) parts.push('no container besides the companion mounts the data volume, so no retention was raised');
   return parts.join('; ');
+}
+
+/**
+ * A restored pod, or a workload's pod template, as a drill runs it: the data volume `volume` on
+ * the drill path (`moved`; undefined when it is not a hostPath and stays as it is), the database
+ * keeping every sample on the pod network. One function for both, so that a pod the drill's
+ * controllers recreate from the template opens the same directory as the restored pod. The
+ * production path comes from `backedUp`, the pod or template as the backup holds it, not from the
+ * item Velero hands the action, which carries what the actions before it changed: so a run on its
+ * own output gives the same drill path, not a drill path of the drill path. `note` is what the
+ * retention and network changes did, for the drill's log line.
+ */
+export function drillPod(
+  pod: Pod,
+  backedUp: Pod,
+  volume: Volume,
+  o: { pattern: string; restore: string; namespace: string; companion: string },
+): { pod: Pod; moved: { production: string; path: string } | undefined; note: string } {
+  const original = (backedUp.spec?.volumes ?? []).find((v) => v.name === volume.name) ?? volume;
+  const moved = drillVolume(volume, original, o.pattern, o.restore, o.namespace);
+  const moving = moved ? withVolume(pod, moved.volume) : pod;
+  const retention = withDrillRetention(moving.spec ?? {}, volume.name, o.companion);
+  const network = withDrillNetwork(retention.spec);
+  return { pod: { ...moving, spec: network.spec }, moved, note: `${drillRetentionNote(retention)}${drillNetworkNote(network)}` };
 }
 
 /**

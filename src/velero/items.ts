@@ -33,6 +33,20 @@ export function parseItem(bytes: Buffer | undefined, what = 'item'): KubeObject 
   return obj as KubeObject;
 }
 
+/**
+ * The item as the backup holds it (RestoreItemActionExecuteRequest.itemFromBackup), or undefined
+ * when Velero sent none or no JSON object: a restore action then reads the item itself instead.
+ */
+export function parseItemFromBackup(bytes: Buffer | undefined): KubeObject | undefined {
+  if (!bytes || bytes.length === 0) return undefined;
+  try {
+    const value = JSON.parse(bytes.toString('utf8')) as KubeObject | null;
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** "namespace/name" of an item for messages. */
 export function describeItem(item: KubeObject): string {
   const ns = typeof item.metadata?.namespace === 'string' ? item.metadata.namespace : '';

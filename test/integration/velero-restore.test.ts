@@ -429,6 +429,10 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(messages(drill, 'info').join('\n')).to.contain(`uses hostPath ${HOST_PATH}-drill-drill-2, not the production path ${HOST_PATH}`);
     expect(messages(drill, 'info').join('\n')).to.contain('it runs on the pod network (hostNetwork and hostPort removed)');
     expect(drill.item).not.to.have.nested.property('spec.updateStrategy');
+    // Again on its own output: the production path comes from the backed-up template, so no drill of the drill.
+    const again = await callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/workload-restore', item: drill.item, itemFromBackup: deployment, restore: restoreObject('drill-2', { [NS]: DRILL_NS }), env });
+    expect(again.ok, again.error).to.equal(true);
+    expect(again.item).to.deep.equal(drill.item);
     const plain = await call(restoreObject('r4'));
     expect(plain.ok, plain.error).to.equal(true);
     expect(plain.item).to.deep.equal(deployment);
