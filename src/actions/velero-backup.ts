@@ -1,3 +1,4 @@
+import { parseVeleroCR } from '../velero/items.js';
 import { COUNTS_LABEL } from './names.js';
 
 /**
@@ -23,21 +24,13 @@ interface BackupJson {
 }
 
 export function parseVeleroBackup(bytes: Buffer, env: NodeJS.ProcessEnv = process.env): VeleroBackupInfo {
-  let backup: BackupJson;
-  try {
-    backup = JSON.parse(bytes.toString('utf8')) as BackupJson;
-  } catch (err) {
-    throw new Error(`the Backup Velero sent is not JSON (${(err as Error).message})`);
-  }
-  const name = backup?.metadata?.name;
-  if (!name) throw new Error('the Backup Velero sent has no metadata.name');
+  const { cr: backup, name, veleroNamespace } = parseVeleroCR<BackupJson>('Backup', bytes, env);
   const storageLocation = backup.spec?.storageLocation;
   if (!storageLocation) throw new Error(`backup ${name} has no spec.storageLocation: Velero sets it before it runs actions; is this Velero older than v1.14?`);
   const started = backup.status?.startTimestamp ? new Date(backup.status.startTimestamp) : undefined;
   return {
     name,
-    // Velero's own fallback when VELERO_NAMESPACE is unset is "velero" (reference §Velero namespace).
-    veleroNamespace: backup.metadata?.namespace || env.VELERO_NAMESPACE || 'velero',
+    veleroNamespace,
     storageLocation,
     ...(backup.status?.phase ? { phase: backup.status.phase } : {}),
     ...(started && !Number.isNaN(started.getTime()) ? { startedAt: started } : {}),

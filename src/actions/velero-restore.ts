@@ -1,3 +1,5 @@
+import { parseVeleroCR } from '../velero/items.js';
+
 /**
  * What the restore action needs from the Restore CR Velero passes along with each item: its name
  * and UID (the restore plan's folder), Velero's namespace, the backup it restores, the namespace
@@ -20,14 +22,7 @@ interface RestoreJson {
 }
 
 export function parseVeleroRestore(bytes: Buffer, env: NodeJS.ProcessEnv = process.env): VeleroRestoreInfo {
-  let restore: RestoreJson;
-  try {
-    restore = JSON.parse(bytes.toString('utf8')) as RestoreJson;
-  } catch (err) {
-    throw new Error(`the Restore Velero sent is not JSON (${(err as Error).message})`);
-  }
-  const name = restore?.metadata?.name;
-  if (!name) throw new Error('the Restore Velero sent has no metadata.name');
+  const { cr: restore, name, veleroNamespace } = parseVeleroCR<RestoreJson>('Restore', bytes, env);
   const backupName = restore.spec?.backupName;
   if (!backupName) throw new Error(`restore ${name} has no spec.backupName: Velero fills it in (also for --from-schedule) before it restores items`);
   const namespaceMapping: Record<string, string> = {};
@@ -35,8 +30,7 @@ export function parseVeleroRestore(bytes: Buffer, env: NodeJS.ProcessEnv = proce
   return {
     name,
     uid: restore.metadata?.uid || name,
-    // Velero's own fallback when VELERO_NAMESPACE is unset is "velero" (reference §Velero namespace).
-    veleroNamespace: restore.metadata?.namespace || env.VELERO_NAMESPACE || 'velero',
+    veleroNamespace,
     backupName,
     namespaceMapping,
     ...(typeof restore.spec?.resourceModifier?.name === 'string' && restore.spec.resourceModifier.name !== '' ? { resourceModifier: restore.spec.resourceModifier.name } : {}),

@@ -47,6 +47,28 @@ export function parseItemFromBackup(bytes: Buffer | undefined): KubeObject | und
   }
 }
 
+/**
+ * The Backup or Restore Velero sends along with each item (ExecuteRequest.backup,
+ * RestoreItemActionExecuteRequest.restore): its JSON as `T`, of which only metadata.name is
+ * checked, that name, and Velero's namespace, where the CR lives. The actions' messages name the
+ * CR, not the request field as parseObject's do.
+ */
+export function parseVeleroCR<T extends { metadata?: { name?: string; namespace?: string } }>(
+  kind: 'Backup' | 'Restore',
+  bytes: Buffer,
+  env: NodeJS.ProcessEnv,
+): { cr: T; name: string; veleroNamespace: string } {
+  let cr: T | null;
+  try {
+    cr = JSON.parse(bytes.toString('utf8')) as T | null;
+  } catch (err) {
+    throw new Error(`the ${kind} Velero sent is not JSON (${(err as Error).message})`);
+  }
+  if (!cr?.metadata?.name) throw new Error(`the ${kind} Velero sent has no metadata.name`);
+  // Velero's own fallback when VELERO_NAMESPACE is unset is "velero" (reference §Velero namespace).
+  return { cr, name: cr.metadata.name, veleroNamespace: cr.metadata.namespace || env.VELERO_NAMESPACE || 'velero' };
+}
+
 /** "namespace/name" of an item for messages. */
 export function describeItem(item: KubeObject): string {
   const ns = typeof item.metadata?.namespace === 'string' ? item.metadata.namespace : '';
