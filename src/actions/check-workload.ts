@@ -13,6 +13,7 @@
 import { COMPLETE_KEY } from '../engine/manifest.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject, OperationProgress } from '../velero/types.js';
+import { podExclusion } from './backup-filters.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
@@ -20,7 +21,7 @@ import { backupToAct, parseVeleroBackup } from './velero-backup.js';
 import { isRunning, sharedFolderProblem, workloadOf } from './workload.js';
 
 interface PodLike {
-  metadata?: KubeObject['metadata'];
+  metadata?: KubeObject['metadata'] & { labels?: Record<string, string> };
   spec?: { containers?: Array<{ name?: string }> };
   status?: { phase?: string };
 }
@@ -45,7 +46,15 @@ export async function executeWorkloadCheck(
     const w = await workloadOf(kube, { kind: 'Pod', ...pod } as KubeObject);
     if (w.id === `${item.kind}/${item.metadata?.name}`) own.push({ pod, folder: w.folder });
   }
-  const running = own.filter((p) => isRunning(p.pod));
+  // A pod the Backup leaves out on purpose is the user's choice, not a failure: Velero never hands
+  // it to the pod action, so its data is missing by request. A warning says so, naming the filter.
+  const included = own.filter(({ pod }) => {
+    const why = podExclusion(backup.filters, pod.metadata?.labels ?? {});
+    if (why) ctx.log.warn(notInBackup(id, backup.name, `pod ${pod.metadata?.name} is left out: ${why}`), { namespace, backup: backup.name });
+    return !why;
+  });
+  if (own.length > 0 && included.length === 0) return undefined;
+  const running = included.filter((p) => isRunning(p.pod));
   if (running.length === 0) throw missing(`no running pod (${own.length} pod(s), replicas scaled to 0 or not started): start it and back up again`);
   const shared = sharedFolderProblem({ id: `${item.kind}/${item.metadata?.name}`, folder: running[0]!.folder }, running.map((p) => p.pod.metadata?.name ?? ''));
   if (shared) throw missing(shared);

@@ -228,6 +228,37 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(finalize.item).to.deep.equal(deployment);
   });
 
+  it('the workload check warns, without failing, for a pod the Backup leaves out on purpose, naming the filter', async () => {
+    const deployment = api.get('apps/v1', 'Deployment', NS, 'vmsingle')!;
+    const check = (backup: KubeObject) => callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup, env });
+    const withSpec = (name: string, spec: Record<string, unknown>): KubeObject => {
+      const b = backupObject(name);
+      return { ...b, spec: { ...(b.spec as Record<string, unknown>), ...spec } };
+    };
+    const leftOut = async (backup: KubeObject, why: RegExp) => {
+      const r = await check(backup);
+      expect(r.ok, r.error).to.equal(true);
+      expect(r.operationID, 'no check to wait for').to.equal('');
+      expect(messages(r, 'warn').join('\n')).to.match(why);
+      expect(messages(r, 'error')).to.deep.equal([]);
+    };
+    // velero backup create --exclude-resources pods; --include-resources deployments; --selector tier=db
+    await leftOut(withSpec('b-no-pods', { excludedResources: ['pods'] }), /^Deployment monitoring\/vmsingle: its Victoria data is NOT in backup b-no-pods: pod vmsingle-5d4f8b7c9-x2x9q is left out: the backup excludes pods \(--include-resources \/ --exclude-resources; take pods out of the exclusions to capture its data\)$/);
+    await leftOut(withSpec('b-deployments', { includedResources: ['deployments'] }), /left out: the backup does not include pods/);
+    await leftOut(withSpec('b-selector', { labelSelector: { matchLabels: { tier: 'db' } } }), /left out: its labels match none of the backup's label selectors/);
+    const pod = api.get('v1', 'Pod', NS, 'vmsingle-5d4f8b7c9-x2x9q')!;
+    api.put({ ...pod, metadata: { ...pod.metadata, labels: { ...pod.metadata.labels, 'velero.io/exclude-from-backup': 'true' } } });
+    try {
+      await leftOut(backupObject('b-label'), /left out: it is labelled velero\.io\/exclude-from-backup=true \(remove the label to capture its data\)/);
+    } finally {
+      api.put(pod);
+    }
+    // Pods named by their short name are included: the check runs as usual.
+    const included = await check(withSpec('b-po', { includedResources: ['po', 'deployments'] }));
+    expect(included.ok, included.error).to.equal(true);
+    expect(included.operationID).to.match(/^workload-check:/);
+  });
+
   it('the Backup\'s counts label: false skips the count (and says so), a value other than true/false is named and the ConfigMap decides', async () => {
     const skipped = await backupPod(vmPod(), 'b-label-false', {}, { 'velero-plugin-victoria.io/counts': 'false' });
     expect(skipped.ok, skipped.error).to.equal(true);
