@@ -186,19 +186,27 @@ export function checkTagging(tagging: string): void {
 
 /** The PEM bundle from caCert and caCertFile, or undefined. */
 export function loadCa(options: S3Options): string[] | undefined {
-  const pems: string[] = [];
-  if (options.caCert) pems.push(options.caCert);
-  if (options.caCertFile) {
+  return caBundle(options.caCert, options.caCertFile, { inline: 'caCert', file: 'the CA bundle caCertFile' });
+}
+
+/**
+ * PEM certificates given inline and/or as a file, checked to be PEM; `names` says how the user gave
+ * them, for messages. Undefined when neither is given.
+ */
+export function caBundle(inline: string | undefined, file: string | undefined, names: { inline: string; file: string }): string[] | undefined {
+  const pems: Array<[string, string]> = [];
+  if (inline) pems.push([inline, names.inline]);
+  if (file) {
     try {
-      pems.push(readFileSync(options.caCertFile, 'utf8'));
+      pems.push([readFileSync(file, 'utf8'), names.file]);
     } catch (err) {
-      throw configError(`cannot read the CA bundle caCertFile ${options.caCertFile}: ${(err as Error).message}`);
+      throw configError(`cannot read ${names.file} ${file}: ${(err as Error).message}`);
     }
   }
-  for (const pem of pems) {
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw configError('caCert is not a PEM certificate bundle (no "-----BEGIN CERTIFICATE-----" line)');
+  for (const [pem, name] of pems) {
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw configError(`${name} is not a PEM certificate bundle (no "-----BEGIN CERTIFICATE-----" line)`);
   }
-  return pems.length > 0 ? pems : undefined;
+  return pems.length > 0 ? pems.map(([pem]) => pem) : undefined;
 }
 
 /** What the SDK client and the direct reads (direct-get.ts) share: the CA bundle is read once. */

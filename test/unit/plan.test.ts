@@ -609,6 +609,11 @@ describe('restore plan: TLS with a private CA', () => {
       expect(viaEnv.message).to.match(/does not match its SHA-256/);
       const viaFile = await rejectionOf(restoreCommand(['--plan-url', url, '--plan-sha256', sha, '--data-dir', join(tmp('plan-tls-'), 'd'), '--ca-cert-file', tls.caFile], {}));
       expect(viaFile.message).to.match(/does not match its SHA-256/);
+      // A bundle that is not PEM is named as the user gave it.
+      const notPem = await rejectionOf(restoreCommand(['--plan-url', url, '--plan-sha256', sha, '--data-dir', join(tmp('plan-tls-'), 'd')], { VELERO_PLUGIN_VICTORIA_CA_CERT: 'junk' }));
+      expect(notPem.message).to.equal('$VELERO_PLUGIN_VICTORIA_CA_CERT is not a PEM certificate bundle (no "-----BEGIN CERTIFICATE-----" line)');
+      const noFile = await rejectionOf(restoreCommand(['--plan-url', url, '--plan-sha256', sha, '--data-dir', join(tmp('plan-tls-'), 'd'), '--ca-cert-file', '/nonexistent/ca.pem'], {}));
+      expect(noFile.message).to.match(/^cannot read --ca-cert-file \/nonexistent\/ca\.pem: ENOENT/);
     } finally {
       server.closeAllConnections();
       server.close();

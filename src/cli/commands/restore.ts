@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFlags } from '../flags.js';
@@ -6,6 +5,7 @@ import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestoreP
 import { checkDataDir, formatOwner, RESTORE_MARKER, restoreBackup, type FileOwner, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
+import { caBundle } from '../../store/s3-client.js';
 import { formatBytes, progressPrinter } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
@@ -36,17 +36,8 @@ A plan expires (restorePlanExpirySeconds in the plugin ConfigMap): run the Veler
 ${STORE_USAGE}`;
 
 function planTls(values: { 'ca-cert-file'?: string | undefined; 'insecure-skip-tls-verify'?: boolean | undefined }, env: NodeJS.ProcessEnv): PresignedHttpOptions {
-  const ca: string[] = [];
-  if (values['ca-cert-file']) {
-    try {
-      ca.push(readFileSync(values['ca-cert-file'], 'utf8'));
-    } catch (err) {
-      throw new Error(`cannot read --ca-cert-file ${values['ca-cert-file']}: ${(err as Error).message}`);
-    }
-  }
-  if (env[PLAN_CA_ENV]?.trim()) ca.push(env[PLAN_CA_ENV]!);
-  for (const pem of ca) if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('the CA bundle is not PEM (no "-----BEGIN CERTIFICATE-----" line)');
-  return { ...(ca.length ? { ca } : {}), ...(values['insecure-skip-tls-verify'] ? { insecureSkipTLSVerify: true } : {}) };
+  const ca = caBundle(env[PLAN_CA_ENV]?.trim() || undefined, values['ca-cert-file'], { inline: `$${PLAN_CA_ENV}`, file: '--ca-cert-file' });
+  return { ...(ca ? { ca } : {}), ...(values['insecure-skip-tls-verify'] ? { insecureSkipTLSVerify: true } : {}) };
 }
 
 interface PlanModeArgs {
