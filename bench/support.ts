@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { freePort, ServerProcess } from '../src/victoria/local-server.js';
+import { startLocalVictoriaMetrics } from '../src/victoria/local-server.js';
 import { paths } from '../test/support/components.js';
 
 export const MiB = 1024 * 1024;
@@ -23,14 +23,7 @@ export interface Vm {
 
 /** VictoriaMetrics 1.145 on `dataDir` (loopback, a free port, 100 years' retention, `extraArgs`). */
 export async function startVm(dataDir: string, extraArgs: string[] = []): Promise<Vm> {
-  const port = await freePort();
-  const proc = new ServerProcess({
-    name: 'victoria-metrics 1.145',
-    bin: paths.vm145,
-    args: [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dataDir}`, '-retentionPeriod=100y', '-loggerLevel=WARN', ...extraArgs],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await proc.waitReady(`${url}/health`);
+  const { url, process: proc } = await startLocalVictoriaMetrics(paths.vm145, dataDir, extraArgs);
   return { url, dataDir, pid: proc.child.pid!, stop: () => proc.stop() };
 }
 

@@ -1,5 +1,5 @@
 /**
- * Starting and stopping local database servers (the demo, and the integration tests): on 127.0.0.1 only, with a
+ * Starting and stopping local database servers (the demo, the benchmarks and the integration tests): on 127.0.0.1 only, with a
  * readiness probe, output kept for failure messages, and a stop that sends SIGINT (so the server
  * flushes and closes its storage) and waits for the exit.
  */
@@ -102,4 +102,20 @@ export class ServerProcess {
 /** Whether a failed start was a port clash worth retrying with another port. */
 export function isAddressInUse(output: string): boolean {
   return /address already in use/i.test(output);
+}
+
+/**
+ * VictoriaMetrics single node on `dataDir`, on loopback at a free port, with 100 years' retention
+ * (old sample data is kept) and `extraArgs`; resolved once its /health answers.
+ */
+export async function startLocalVictoriaMetrics(bin: string, dataDir: string, extraArgs: string[] = []): Promise<{ url: string; process: ServerProcess }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = new ServerProcess({
+    name: 'victoria-metrics',
+    bin,
+    args: [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dataDir}`, '-retentionPeriod=100y', '-loggerLevel=ERROR', ...extraArgs],
+  });
+  await proc.waitReady(`${url}/health`);
+  return { url, process: proc };
 }

@@ -14,7 +14,7 @@ import { request } from 'undici';
 import { restoreBackup } from '../../engine/restore.js';
 import { openStore } from '../../store/url.js';
 import { openSource } from '../../victoria/index.js';
-import { freePort, ServerProcess } from '../../victoria/local-server.js';
+import { ServerProcess, startLocalVictoriaMetrics } from '../../victoria/local-server.js';
 import type { Counts } from '../../victoria/types.js';
 import { formatBytes } from '../progress.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
@@ -30,18 +30,6 @@ const DAY_MS = 86_400_000;
 interface Running {
   url: string;
   process: ServerProcess;
-}
-
-async function startVictoriaMetrics(bin: string, dataDir: string): Promise<Running> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const proc = new ServerProcess({
-    name: 'victoria-metrics',
-    bin,
-    args: [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dataDir}`, '-retentionPeriod=100y', '-loggerLevel=ERROR'],
-  });
-  await proc.waitReady(`${url}/health`);
-  return { url, process: proc };
 }
 
 async function startVictoriaLogs(bin: string, dataDir: string, work: string): Promise<Running> {
@@ -110,7 +98,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       const label = kind === 'metrics' ? 'VictoriaMetrics 1.145' : 'VictoriaLogs (test server on the real logstorage)';
       const dataDir = join(work, kind, 'data');
       mkdirSync(dataDir, { recursive: true });
-      const db = kind === 'metrics' ? await startVictoriaMetrics(bins.metrics, dataDir) : await startVictoriaLogs(bins.logs, dataDir, work);
+      const db = kind === 'metrics' ? await startLocalVictoriaMetrics(bins.metrics, dataDir) : await startVictoriaLogs(bins.logs, dataDir, work);
       running.push(db);
       say(`${label}: started at ${db.url}, writing sample data`);
       if (kind === 'metrics') await writeMetrics(db.url);
@@ -124,7 +112,7 @@ export async function demoCommand(args: string[]): Promise<number> {
       const restoredDir = join(work, kind, 'restored');
       const res = await restoreBackup({ store, name: `${kind}-1`, dataDir: restoredDir });
       say(`  restore into ${restoredDir}: ${res.files} files, every checksum verified`);
-      const copy = kind === 'metrics' ? await startVictoriaMetrics(bins.metrics, restoredDir) : await startVictoriaLogs(bins.logs, restoredDir, work);
+      const copy = kind === 'metrics' ? await startLocalVictoriaMetrics(bins.metrics, restoredDir) : await startVictoriaLogs(bins.logs, restoredDir, work);
       running.push(copy);
       const after = await openSource(kind, { url: copy.url }).counts();
       say(`  restored database started at ${copy.url}`);
