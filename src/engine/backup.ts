@@ -255,7 +255,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   // A re-run into the same name must never leave an old complete marker over new, partial data.
   await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
   try {
-    return await writeFolder(req, started);
+    return await new FolderWriter(req, started).write();
   } catch (err) {
     if (!req.removeOnFailure) throw err;
     throw await withRemoval(err, store, name);
@@ -291,98 +291,42 @@ export function removalNote(err: unknown): string {
   return err instanceof Error ? (removalNotes.get(err) ?? '') : '';
 }
 
-/** Everything after the guards: uploads and copies, the check, the manifest, the markers. */
-async function writeFolder(req: BackupRequest, started: number): Promise<Manifest> {
-  const { store, name } = req;
-  const concurrency = req.concurrency ?? 4;
-  const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
-  const progress: Progress = {
-    phase: 'copying',
-    filesDone: 0,
-    filesTotal: req.trees.reduce((n, t) => n + t.files.length, 0),
-    bytesDone: 0,
-    bytesTotal: req.trees.reduce((n, t) => n + t.files.reduce((m, f) => m + f.size, 0), 0),
-    bytesUploaded: 0,
-    bytesCopied: 0,
-  };
-  const report = (): void => req.onProgress?.({ ...progress });
+/** The manifest's fields for what the database held. */
+type ManifestCounts = Pick<Manifest, 'counts' | 'countsError' | 'countedFrom' | 'countedBefore'>;
 
-  const trees: ManifestTree[] = [];
-  const refused: { count: number; first?: string } = { count: 0 };
-  for (const tree of req.trees) {
-    if (tree.prefix !== '') checkRelPath(tree.prefix.replace(/\/$/, ''), 'tree prefix');
-    const keyOf = (part: Part) => treeKey(name, tree.prefix, partKey(part));
-    const previous = new Map(req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
-    const done = new Map<string, ManifestFile>();
+/** The counts once they are in; a failed count is recorded as `countsError` rather than failing the backup (BackupRequest.counted). */
+function settledCounts(counted: BackupCounts | Promise<BackupCounts>): Promise<ManifestCounts> {
+  return Promise.resolve(counted).then(
+    (c): ManifestCounts => ({
+      counts: c.counts,
+      ...(c.countedFrom ? { countedFrom: c.countedFrom } : {}),
+      ...(c.countedBefore ? { countedBefore: c.countedBefore } : {}),
+    }),
+    (err: unknown) => ({ counts: {}, countsError: err instanceof Error ? err.message : String(err) }),
+  );
+}
 
-    // Server-side copies first; a copy that fails (the old object is gone, or the server refuses
-    // copies) becomes an upload, and the manifest says how many did.
-    const toUpload: SnapshotFile[] = [];
-    const toCopy: Array<[SnapshotFile, ManifestFile]> = [];
-    // A re-run into the name of the newest complete backup finds unchanged files in place.
-    const inPlace = req.base?.name === name;
-    for (const file of tree.files) {
-      checkRelPath(file.path);
-      const prev = previous.get(file.path);
-      if (req.base && unchanged(file, prev)) toCopy.push([file, prev]);
-      else toUpload.push(file);
-    }
-    progress.phase = 'copying';
-    // A copy is one small request whose work is the server's: more of them at once than uploads.
-    await forEachLimit(toCopy, concurrency * 4, async ([file, prev]) => {
-      try {
-        // In place, the listing below checks that every part is there with its size.
-        if (!inPlace) {
-          for (const part of splitParts(file.path, file.size)) await store.copy(treeKey(req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
-        }
-      } catch (err) {
-        refused.count++;
-        refused.first ??= err instanceof Error ? err.message : String(err);
-        toUpload.push(file);
-        return;
-      }
-      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' });
-      progress.filesDone++;
-      progress.bytesDone += file.size;
-      progress.bytesCopied += file.size;
-      report();
-    });
-
-    progress.phase = 'uploading';
-    // Largest first: a big file started last would upload alone at the end while the rest idles.
-    toUpload.sort((a, b) => b.size - a.size);
-    const byPath = new Map(toUpload.map((f) => [f.path, f]));
-    // Large files hold part buffers: at most `concurrency` of them at once. Small ones fill the
-    // gaps (no deadlock with a sequential reader: a worker waiting here holds the newest entry, and
-    // the large files ahead of it need nothing from the reader to finish).
-    const large = new Semaphore(concurrency);
-    await forEachLimit(tree.reader.read(toUpload), concurrency * 2, async (entry) => {
-      const file = byPath.get(entry.file.path);
-      if (!file) throw new Error(`the file reader returned ${entry.file.path}, which was not requested`);
-      const isLarge = file.size > SMALL_FILE;
-      if (isLarge) await large.acquire();
-      let sha256: string;
-      try {
-        sha256 = await uploadFile(store, keyOf, entry, limiter, (n) => {
-          progress.bytesDone += n;
-          progress.bytesUploaded += n;
-        });
-      } finally {
-        if (isLarge) large.release();
-      }
-      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256, origin: 'uploaded' });
-      progress.filesDone++;
-      report();
-    });
-    const missing = tree.files.filter((f) => !done.has(f.path));
-    if (missing.length > 0) throw new Error(`${missing.length} file(s) were not backed up, e.g. ${missing[0]!.path}`);
-    trees.push({ prefix: tree.prefix, restoreTo: tree.restoreTo, files: tree.files.map((f) => done.get(f.path)!) });
+/**
+ * Which files of a tree are copied from the base backup (unchanged, with their entry in its
+ * manifest) and which are uploaded. Checks every path first, before anything is written for it.
+ */
+function sortOut(files: SnapshotFile[], previous: Map<string, ManifestFile>, base: BaseBackup | undefined): { toCopy: Array<[SnapshotFile, ManifestFile]>; toUpload: SnapshotFile[] } {
+  const toUpload: SnapshotFile[] = [];
+  const toCopy: Array<[SnapshotFile, ManifestFile]> = [];
+  for (const file of files) {
+    checkRelPath(file.path);
+    const prev = previous.get(file.path);
+    if (base && unchanged(file, prev)) toCopy.push([file, prev]);
+    else toUpload.push(file);
   }
+  return { toCopy, toUpload };
+}
 
-  // Check every object (vmbackup checks each upload's size; we check the listing, which also finds
-  // stale objects of an earlier attempt that vmrestore would otherwise restore).
-  progress.phase = 'checking';
-  report();
+/**
+ * Check every object (vmbackup checks each upload's size; we check the listing, which also finds
+ * stale objects of an earlier attempt that vmrestore would otherwise restore), and remove the stale ones.
+ */
+async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[]): Promise<void> {
   const expected = new Map<string, number>();
   for (const tree of trees) {
     for (const f of tree.files) for (const part of splitParts(f.path, f.size)) expected.set(treeKey(name, tree.prefix, partKey(part)), part.size);
@@ -400,57 +344,188 @@ async function writeFolder(req: BackupRequest, started: number): Promise<Manifes
   }
   if (expected.size > 0) throw new Error(`${expected.size} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${[...expected.keys()][0]}`);
   if (stale.length > 0) await store.delete(stale);
+}
 
-  const counted = await Promise.resolve(req.counted).then(
-    (c): Pick<Manifest, 'counts' | 'countedFrom' | 'countedBefore'> => ({
-      counts: c.counts,
-      ...(c.countedFrom ? { countedFrom: c.countedFrom } : {}),
-      ...(c.countedBefore ? { countedBefore: c.countedBefore } : {}),
-    }),
-    (err: unknown) => ({ counts: {}, countsError: err instanceof Error ? err.message : String(err) }),
-  );
-  const completedAt = new Date();
-  const files = trees.flatMap((t) => t.files);
-  const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
-    name,
-    kind: req.kind,
-    source: req.source,
-    ...counted,
-    createdAt: req.createdAt.toISOString(),
-    completedAt: completedAt.toISOString(),
-    ...(req.base ? { basedOn: req.base.name } : {}),
-    ...(refused.first !== undefined ? { copiesRefused: { count: refused.count, first: refused.first } } : {}),
-    totals: {
-      files: files.length,
-      bytes: files.reduce((n, f) => n + f.size, 0),
-      bytesUploaded: progress.bytesUploaded,
-      bytesCopied: progress.bytesCopied,
-    },
-    durationSeconds: (completedAt.getTime() - started) / 1000,
-    trees,
+/**
+ * Everything after the guards: uploads and copies, the check, the manifest, the markers. A class
+ * because the copies and the uploads of every tree add to one progress, reported as it changes,
+ * and the manifest records its totals and the copies refused along the way.
+ */
+class FolderWriter {
+  private readonly store: ObjectStore;
+  private readonly name: string;
+  private readonly concurrency: number;
+  private readonly limiter: RateLimiter | undefined;
+  private readonly progress: Progress;
+  /** Copies the server refused (each became an upload), and the first one's error, for the manifest. */
+  private readonly refused: { count: number; first?: string } = { count: 0 };
+  /** Counts the bytes of every upload: one function for all of them (uploadFile calls it per chunk). */
+  private readonly countUploaded = (n: number): void => {
+    this.progress.bytesDone += n;
+    this.progress.bytesUploaded += n;
   };
-  const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`);
-  await store.put(`${name}/${MANIFEST_KEY}`, manifestBytes, manifestBytes.length);
 
-  // vmbackup's own markers, per tree, so that stock vmrestore (and vmbackup -origin) accept each tree.
-  const created = `${req.createdAt.toISOString().slice(0, 19)}Z`;
-  for (const tree of trees) {
-    const meta = Buffer.from(JSON.stringify({ created_at: created, completed_at: `${completedAt.toISOString().slice(0, 19)}Z` }));
-    await store.put(treeKey(name, tree.prefix, VM_METADATA_MARKER), meta, meta.length);
-    await store.put(treeKey(name, tree.prefix, VM_COMPLETE_MARKER), Buffer.alloc(0), 0);
+  constructor(
+    private readonly req: BackupRequest,
+    private readonly started: number,
+  ) {
+    this.store = req.store;
+    this.name = req.name;
+    this.concurrency = req.concurrency ?? 4;
+    this.limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
+    this.progress = {
+      phase: 'copying',
+      filesDone: 0,
+      filesTotal: req.trees.reduce((n, t) => n + t.files.length, 0),
+      bytesDone: 0,
+      bytesTotal: req.trees.reduce((n, t) => n + t.files.reduce((m, f) => m + f.size, 0), 0),
+      bytesUploaded: 0,
+      bytesCopied: 0,
+    };
   }
 
-  const marker: CompleteMarker = {
-    format: MANIFEST_FORMAT,
-    manifestSha256: createHash('sha256').update(manifestBytes).digest('hex'),
-    completedAt: manifest.completedAt,
-  };
-  const markerBytes = Buffer.from(JSON.stringify(marker));
-  await store.put(`${name}/${COMPLETE_KEY}`, markerBytes, markerBytes.length);
-  // Complete: the folder is ours by its manifest now. Left behind, the marker would be harmless.
-  await store.delete([`${name}/${IN_PROGRESS_KEY}`]).catch(() => undefined);
-  progress.phase = 'done';
-  report();
-  return manifest;
+  async write(): Promise<Manifest> {
+    const trees: ManifestTree[] = [];
+    for (const tree of this.req.trees) trees.push(await this.writeTree(tree));
+    this.progress.phase = 'checking';
+    this.report();
+    await checkObjects(this.store, this.name, trees);
+    const { manifest, manifestBytes } = await this.writeManifest(trees);
+    await this.writeMarkers(trees, manifest, manifestBytes);
+    this.progress.phase = 'done';
+    this.report();
+    return manifest;
+  }
+
+  private report(): void {
+    this.req.onProgress?.({ ...this.progress });
+  }
+
+  /** One tree's files into the store; their manifest entries, in the tree's order. */
+  private async writeTree(tree: BackupTreeInput): Promise<ManifestTree> {
+    if (tree.prefix !== '') checkRelPath(tree.prefix.replace(/\/$/, ''), 'tree prefix');
+    const keyOf = (part: Part) => treeKey(this.name, tree.prefix, partKey(part));
+    const previous = new Map(this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
+    const done = new Map<string, ManifestFile>();
+    // Server-side copies first; a copy that fails (the old object is gone, or the server refuses
+    // copies) becomes an upload, and the manifest says how many did.
+    const { toCopy, toUpload } = sortOut(tree.files, previous, this.req.base);
+    await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done);
+    await this.uploadChanged(tree, keyOf, toUpload, done);
+    const missing = tree.files.filter((f) => !done.has(f.path));
+    if (missing.length > 0) throw new Error(`${missing.length} file(s) were not backed up, e.g. ${missing[0]!.path}`);
+    return { prefix: tree.prefix, restoreTo: tree.restoreTo, files: tree.files.map((f) => done.get(f.path)!) };
+  }
+
+  /** Server-side copies from the base backup into `done`; a file whose copy fails goes onto `toUpload`. */
+  private async copyUnchanged(
+    tree: BackupTreeInput,
+    keyOf: (part: Part) => string,
+    toCopy: Array<[SnapshotFile, ManifestFile]>,
+    toUpload: SnapshotFile[],
+    done: Map<string, ManifestFile>,
+  ): Promise<void> {
+    const { store, progress, refused } = this;
+    // A re-run into the name of the newest complete backup finds unchanged files in place.
+    const inPlace = this.req.base?.name === this.name;
+    progress.phase = 'copying';
+    // A copy is one small request whose work is the server's: more of them at once than uploads.
+    await forEachLimit(toCopy, this.concurrency * 4, async ([file, prev]) => {
+      try {
+        // In place, the listing below checks that every part is there with its size.
+        if (!inPlace) {
+          for (const part of splitParts(file.path, file.size)) await store.copy(treeKey(this.req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
+        }
+      } catch (err) {
+        refused.count++;
+        refused.first ??= err instanceof Error ? err.message : String(err);
+        toUpload.push(file);
+        return;
+      }
+      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' });
+      progress.filesDone++;
+      progress.bytesDone += file.size;
+      progress.bytesCopied += file.size;
+      this.report();
+    });
+  }
+
+  /** Uploads the files read by the tree's reader into `done`, largest first. */
+  private async uploadChanged(tree: BackupTreeInput, keyOf: (part: Part) => string, toUpload: SnapshotFile[], done: Map<string, ManifestFile>): Promise<void> {
+    const { store, progress } = this;
+    progress.phase = 'uploading';
+    // Largest first: a big file started last would upload alone at the end while the rest idles.
+    toUpload.sort((a, b) => b.size - a.size);
+    const byPath = new Map(toUpload.map((f) => [f.path, f]));
+    // Large files hold part buffers: at most `concurrency` of them at once. Small ones fill the
+    // gaps (no deadlock with a sequential reader: a worker waiting here holds the newest entry, and
+    // the large files ahead of it need nothing from the reader to finish).
+    const large = new Semaphore(this.concurrency);
+    await forEachLimit(tree.reader.read(toUpload), this.concurrency * 2, async (entry) => {
+      const file = byPath.get(entry.file.path);
+      if (!file) throw new Error(`the file reader returned ${entry.file.path}, which was not requested`);
+      const isLarge = file.size > SMALL_FILE;
+      if (isLarge) await large.acquire();
+      let sha256: string;
+      try {
+        sha256 = await uploadFile(store, keyOf, entry, this.limiter, this.countUploaded);
+      } finally {
+        if (isLarge) large.release();
+      }
+      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256, origin: 'uploaded' });
+      progress.filesDone++;
+      this.report();
+    });
+  }
+
+  /** The manifest, once the counts are in, written; with its bytes, which the complete marker names by their hash. */
+  private async writeManifest(trees: ManifestTree[]): Promise<{ manifest: Manifest; manifestBytes: Buffer }> {
+    const { req, name } = this;
+    const counted = await settledCounts(req.counted);
+    const completedAt = new Date();
+    const files = trees.flatMap((t) => t.files);
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT,
+      name,
+      kind: req.kind,
+      source: req.source,
+      ...counted,
+      createdAt: req.createdAt.toISOString(),
+      completedAt: completedAt.toISOString(),
+      ...(req.base ? { basedOn: req.base.name } : {}),
+      ...(this.refused.first !== undefined ? { copiesRefused: { count: this.refused.count, first: this.refused.first } } : {}),
+      totals: {
+        files: files.length,
+        bytes: files.reduce((n, f) => n + f.size, 0),
+        bytesUploaded: this.progress.bytesUploaded,
+        bytesCopied: this.progress.bytesCopied,
+      },
+      durationSeconds: (completedAt.getTime() - this.started) / 1000,
+      trees,
+    };
+    const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`);
+    await this.store.put(`${name}/${MANIFEST_KEY}`, manifestBytes, manifestBytes.length);
+    return { manifest, manifestBytes };
+  }
+
+  /** vmbackup's markers per tree, then our complete marker: last, so that the backup is complete only when all else is written. */
+  private async writeMarkers(trees: ManifestTree[], manifest: Manifest, manifestBytes: Buffer): Promise<void> {
+    const { store, name } = this;
+    // vmbackup's own markers, per tree, so that stock vmrestore (and vmbackup -origin) accept each tree.
+    const created = `${manifest.createdAt.slice(0, 19)}Z`;
+    for (const tree of trees) {
+      const meta = Buffer.from(JSON.stringify({ created_at: created, completed_at: `${manifest.completedAt.slice(0, 19)}Z` }));
+      await store.put(treeKey(name, tree.prefix, VM_METADATA_MARKER), meta, meta.length);
+      await store.put(treeKey(name, tree.prefix, VM_COMPLETE_MARKER), Buffer.alloc(0), 0);
+    }
+    const marker: CompleteMarker = {
+      format: MANIFEST_FORMAT,
+      manifestSha256: createHash('sha256').update(manifestBytes).digest('hex'),
+      completedAt: manifest.completedAt,
+    };
+    const markerBytes = Buffer.from(JSON.stringify(marker));
+    await store.put(`${name}/${COMPLETE_KEY}`, markerBytes, markerBytes.length);
+    // Complete: the folder is ours by its manifest now. Left behind, the marker would be harmless.
+    await store.delete([`${name}/${IN_PROGRESS_KEY}`]).catch(() => undefined);
+  }
 }
