@@ -6,7 +6,8 @@
  *   on to the next upload once its body is read, not held through CompleteMultipartUpload), and
  *   borrows more from a store-wide budget (`uploadBufferBytes`) when free; the buffers stay with
  *   the store while uploads keep coming. So memory for all parallel uploads together is bounded by
- *   (uploads reading their body × partSize) + uploadBufferBytes, whatever the object sizes.
+ *   (uploads reading their body × partSize) + uploadBufferBytes, whatever the object sizes
+ *   (the parts in flight and their buffers: s3-part-queue.ts).
  *   (lib-storage's `Upload` allocates a fresh concatenated Buffer per part; measured against moto,
  *   4 parallel 128 MiB uploads peaked at 391 MiB RSS with it and 225 MiB with this.)
  *   Every request body is a Buffer, so the SDK retries failed parts; a part that fails for good
@@ -66,6 +67,7 @@ import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
 import { BROKEN_CONNECTION_CODES } from './net-codes.js';
 import { PartBufferPool } from './part-buffers.js';
+import { completedPart, PartQueue } from './s3-part-queue.js';
 import { forEachLimit } from './pool.js';
 import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
@@ -534,141 +536,45 @@ export class S3Store implements ObjectStore {
    * are awaited and the upload is aborted (nothing left to pay for, the previous object stays).
    */
   private async multipartPut(Key: string, body: PutBody, size: number, partSize: number, fail: (code: StoreErrorCode, text: string) => StoreError): Promise<void> {
-    const partCount = Math.ceil(size / partSize);
-    const partLength = (n: number) => Math.min(partSize, size - (n - 1) * partSize); // n is 1-based
     const startedAt = Date.now();
     const checksum = this.checksumParams();
     const pool = this.partBuffers;
     const usePool = !Buffer.isBuffer(body) && partSize === pool.bufferSize;
-    const parts: CompletedPart[] = [];
-    const inflight = new Set<Promise<void>>();
-    let failure: unknown;
-    let own: Buffer | undefined; // this upload's own buffer
-    let spare: Buffer | undefined; // the own buffer, when not in flight
-    let bodyDone = false;
-
-    const send = (UploadId: string, partNumber: number, data: Buffer, sha256: string | undefined, done: (ok: boolean) => void) => {
-      const p: Promise<void> = this.client
-        .send(this.payload(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ...checksum }), sha256))
-        .then(
-          (r) => {
-            parts.push({
-              PartNumber: partNumber,
-              ETag: r.ETag,
-              ...(r.ChecksumCRC32 ? { ChecksumCRC32: r.ChecksumCRC32 } : {}),
-              ...(r.ChecksumCRC32C ? { ChecksumCRC32C: r.ChecksumCRC32C } : {}),
-              ...(r.ChecksumSHA1 ? { ChecksumSHA1: r.ChecksumSHA1 } : {}),
-              ...(r.ChecksumSHA256 ? { ChecksumSHA256: r.ChecksumSHA256 } : {}),
-            });
-            done(true);
-          },
-          (err: unknown) => {
-            failure ??= err;
-            done(false);
-          },
-        )
-        .finally(() => inflight.delete(p));
-      inflight.add(p);
-    };
-    const check = () => {
-      if (failure !== undefined) throw failure;
-    };
-    const room = async () => {
-      while (inflight.size >= this.queueSize && failure === undefined) await Promise.race(inflight);
-      check();
-    };
-    /** A buffer for the next part: our own, else a pooled one if a slot is free, else wait for a part of ours. */
-    const nextBuffer = async (): Promise<Buffer> => {
-      for (;;) {
-        check();
-        if (!own) {
-          own = usePool ? pool.takeOwn() : Buffer.allocUnsafe(partSize);
-          return own;
-        }
-        if (spare) {
-          const b = spare;
-          spare = undefined;
-          return b;
-        }
-        if (usePool && inflight.size < this.queueSize) {
-          const pooled = pool.tryTake();
-          if (pooled) return pooled;
-        }
-        if (inflight.size === 0) throw new Error('multipart upload: no part buffer and no part in flight'); // cannot happen
-        await Promise.race(inflight);
-      }
-    };
-    const release = (b: Buffer) => (ok: boolean) => {
-      if (b !== own) pool.give(b, ok);
-      else if (!ok) own = undefined; // a failed request's buffer is not reused
-      else if (bodyDone && usePool) pool.giveOwn(b);
-      else spare = b;
-    };
-
+    const queue = new PartQueue({
+      size,
+      partSize,
+      queueSize: this.queueSize,
+      pool,
+      usePool,
+      signPayload: this.signPayload,
+      upload: (UploadId, partNumber, data, sha256) =>
+        this.client.send(this.payload(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ...checksum }), sha256)),
+    });
     if (usePool) pool.enter();
     let UploadId: string | undefined;
     try {
       const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams(), ...checksum }));
       UploadId = created.UploadId!;
-      if (Buffer.isBuffer(body)) {
-        for (let n = 1; n <= partCount; n++) {
-          await room();
-          send(UploadId, n, body.subarray((n - 1) * partSize, (n - 1) * partSize + partLength(n)), undefined, () => undefined);
-        }
-      } else {
-        let n = 1;
-        let buf = await nextBuffer();
-        let filled = 0;
-        let total = 0;
-        // The payload hash for SigV4 is computed while the part fills, when its bytes are in the CPU's cache.
-        let hash = this.signPayload ? createHash('sha256') : undefined;
-        for await (const chunk of body) {
-          let c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-          total += c.length;
-          if (total > size) throw fail('SizeMismatch', `the body is longer than the ${size} bytes announced`);
-          while (c.length > 0) {
-            const take = Math.min(c.length, partLength(n) - filled);
-            c.copy(buf, filled, 0, take);
-            hash?.update(take === c.length ? c : c.subarray(0, take));
-            filled += take;
-            c = c.subarray(take);
-            if (filled === partLength(n)) {
-              await room();
-              send(UploadId, n, buf.subarray(0, filled), hash?.digest('hex'), release(buf));
-              n++;
-              filled = 0;
-              if (n <= partCount) {
-                buf = await nextBuffer();
-                if (hash) hash = createHash('sha256');
-              }
-            }
-          }
-          check();
-        }
-        if (total !== size) throw fail('SizeMismatch', `the body ended after ${total} of the ${size} bytes announced`);
-        bodyDone = true;
-        if (spare && usePool) {
-          pool.giveOwn(spare);
-          spare = undefined;
-        }
-      }
-      while (inflight.size > 0) await Promise.race(inflight);
-      check();
-      parts.sort((a, b) => a.PartNumber! - b.PartNumber!);
-      try {
-        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
-      } catch (err) {
-        // A Complete that succeeded but whose answer was lost is answered NoSuchUpload when retried.
-        if (errorReason(err).reason === 'NoSuchUpload' && (await this.completedAnyway(Key, size, partCount, startedAt))) return;
-        throw err;
-      }
+      if (Buffer.isBuffer(body)) await queue.sendBuffer(UploadId, body);
+      else await queue.sendStream(UploadId, body, fail);
+      await this.completeUpload(Key, UploadId, await queue.allParts(), size, startedAt);
     } catch (err) {
-      failure ??= err;
-      await Promise.allSettled([...inflight]);
+      await queue.abandon(err);
       if (UploadId) await this.abortUpload(Key, UploadId);
       throw err;
     } finally {
       if (usePool) pool.leave();
+    }
+  }
+
+  /** CompleteMultipartUpload of `parts`, the upload started at `startedAt` (for completedAnyway). */
+  private async completeUpload(Key: string, UploadId: string, parts: CompletedPart[], size: number, startedAt: number): Promise<void> {
+    try {
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
+    } catch (err) {
+      // A Complete that succeeded but whose answer was lost is answered NoSuchUpload when retried.
+      if (errorReason(err).reason === 'NoSuchUpload' && (await this.completedAnyway(Key, size, parts.length, startedAt))) return;
+      throw err;
     }
   }
 
@@ -760,22 +666,9 @@ export class S3Store implements ObjectStore {
             ...(head.ETag ? { CopySourceIfMatch: head.ETag } : {}),
           }),
         );
-        const p = res.CopyPartResult;
-        parts[i] = {
-          PartNumber: i + 1,
-          ETag: p?.ETag,
-          ...(p?.ChecksumCRC32 ? { ChecksumCRC32: p.ChecksumCRC32 } : {}),
-          ...(p?.ChecksumCRC32C ? { ChecksumCRC32C: p.ChecksumCRC32C } : {}),
-          ...(p?.ChecksumSHA1 ? { ChecksumSHA1: p.ChecksumSHA1 } : {}),
-          ...(p?.ChecksumSHA256 ? { ChecksumSHA256: p.ChecksumSHA256 } : {}),
-        };
+        parts[i] = completedPart(i + 1, res.CopyPartResult);
       });
-      try {
-        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: to, UploadId, MultipartUpload: { Parts: parts } }));
-      } catch (err) {
-        if (errorReason(err).reason === 'NoSuchUpload' && (await this.completedAnyway(to, size, parts.length, startedAt))) return;
-        throw err;
-      }
+      await this.completeUpload(to, UploadId, parts, size, startedAt);
     } catch (err) {
       await this.abortUpload(to, UploadId);
       throw await this.translate(err, 'copy', fromKey);
