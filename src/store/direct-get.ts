@@ -92,6 +92,158 @@ function parseHead(text: string): Head | undefined {
   return { status: Number(m[2]), headers, keepAlive };
 }
 
+/** A GET not sent: no byte reached the sink, and the caller's full client does it all. */
+function notSent(reason: string): DirectGetResult {
+  return { done: false, received: 0, etag: undefined, reason };
+}
+
+/** The request's text, or the result of not sending it: a header with a line break would end the head early. */
+function requestText(u: URL, req: DirectGetRequest): string | DirectGetResult {
+  const headers: Record<string, string> = { host: u.host, ...req.headers, 'accept-encoding': 'identity' };
+  if (req.range) headers.range = `bytes=${req.range.start}-${req.range.end}`;
+  if (req.ifMatch) headers['if-match'] = req.ifMatch;
+  const lines = [`GET ${u.pathname}${u.search} HTTP/1.1`];
+  for (const [name, value] of Object.entries(headers)) {
+    if (/[\r\n]/.test(name + value)) return notSent(`header ${name} has a line break`);
+    lines.push(`${name}: ${value}`);
+  }
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}
+
+/**
+ * One GET on one connection, from the request to the body's last byte. A class because the
+ * connection's reads and its end, and the sink's answers, all read and change the same state, and
+ * the GET settles exactly once, whichever of them comes first.
+ */
+class Exchange {
+  private readonly socket: Socket;
+  /** The response head read so far; undefined once it is complete, when every read is body. */
+  private head: Buffer | undefined = Buffer.alloc(0);
+  private etag: string | undefined;
+  /** Body bytes still to come. */
+  private remaining: number;
+  /** Body bytes the sink has taken. */
+  private received = 0;
+  private settled = false;
+  // While the sink holds a chunk the socket is paused; an end or error meanwhile waits for it, so
+  // that `received` counts exactly what the sink has when the caller takes over.
+  private sinkBusy = false;
+  private ended: string | undefined;
+  private keepAlive = true;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly req: DirectGetRequest,
+    private readonly sink: ChunkSink,
+    /** The URL's host: it names the connection in the one error this module throws itself. */
+    private readonly host: string,
+    private readonly timeouts: { head: number; body: number },
+    /** Hands the connection back when the GET settles: kept for the next one if `reuse`, else closed. */
+    private readonly release: (reuse: boolean) => void,
+    private readonly resolve: (result: DirectGetResult) => void,
+    private readonly reject: (err: Error) => void,
+  ) {
+    this.socket = conn.socket;
+    this.remaining = req.length;
+  }
+
+  /** The connection's reads and end come here from now on; then the request goes out. */
+  start(request: string): void {
+    this.socket.setTimeout(this.timeouts.head);
+    this.conn.onEnd = this.giveUp;
+    this.conn.onRead = this.read;
+    this.socket.write(request);
+  }
+
+  private finish(result: DirectGetResult | Error, reuse: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.socket.setTimeout(0);
+    this.release(reuse);
+    if (result instanceof Error) this.reject(result);
+    else this.resolve(result);
+  }
+
+  /** Ends the attempt for the caller's client to continue (a property: it is the connection's onEnd). */
+  private readonly giveUp = (reason: string): void => {
+    if (this.sinkBusy) this.ended ??= reason;
+    else this.finish({ done: false, received: this.received, etag: this.etag, reason }, false);
+  };
+
+  /** Every read of the connection (a property: it is the connection's onRead, called as it is for every chunk). */
+  private readonly read = (chunk: Buffer): void => {
+    if (this.settled) return;
+    // The sink still holds the previous chunk, which a read into the same buffer has just
+    // overwritten: fail rather than write bytes other than those hashed (pause() stops reads).
+    if (this.sinkBusy) return this.finish(new Error(`${this.host}: the connection delivered data while paused; the download cannot go on`), false);
+    if (this.head === undefined) {
+      this.body(chunk);
+      return;
+    }
+    this.head = Buffer.concat([this.head, chunk]);
+    this.readHead(this.head);
+  };
+
+  /** The response head read so far: once it is complete, checks it and hands the bytes after it to body(). */
+  private readHead(head: Buffer): void {
+    const end = head.indexOf(HEAD_END);
+    if (end < 0) {
+      if (head.length > MAX_HEAD) this.giveUp('response head too large');
+      return;
+    }
+    const parsed = parseHead(head.subarray(0, end).toString('latin1'));
+    const rest = head.subarray(end + HEAD_END.length);
+    this.head = undefined;
+    if (!parsed) return this.giveUp('unparsable response head');
+    const h = parsed.headers;
+    this.etag = h.get('etag');
+    if (parsed.status !== (this.req.range ? 206 : 200)) return this.giveUp(`HTTP ${parsed.status}`);
+    if (h.has('transfer-encoding') || h.get('content-length') !== String(this.req.length)) return this.giveUp('body not framed by the expected Content-Length');
+    this.keepAlive = parsed.keepAlive;
+    this.socket.setTimeout(this.timeouts.body);
+    if (this.req.length === 0) return this.finish({ done: true, etag: this.etag }, this.keepAlive && rest.length === 0);
+    // `rest` is in the head's own buffer (concatenated in read), not in the reused read buffer.
+    if (rest.length > 0) this.body(rest);
+  }
+
+  /** A chunk of the body to the sink. */
+  private body(chunk: Buffer): void {
+    if (chunk.length > this.remaining) return this.giveUp('more bytes than Content-Length');
+    this.remaining -= chunk.length;
+    let pending: void | Promise<void>;
+    try {
+      pending = this.sink(chunk);
+    } catch (err) {
+      return this.finish(err as Error, false);
+    }
+    if (pending === undefined) {
+      this.received += chunk.length;
+      if (this.remaining === 0) this.finish({ done: true, etag: this.etag }, this.keepAlive);
+      return;
+    }
+    // The read buffer holds this chunk until the sink is done with it: no reads meanwhile, and
+    // no idle timeout either (the wait is ours, not the server's).
+    this.sinkBusy = true;
+    this.socket.pause();
+    this.socket.setTimeout(0);
+    pending.then(
+      () => this.sinkDone(chunk.length),
+      (err: unknown) => this.finish(err as Error, false),
+    );
+  }
+
+  /** The sink is done with a chunk of `length` bytes: on to the next read, or the end. */
+  private sinkDone(length: number): void {
+    this.sinkBusy = false;
+    if (this.settled) return;
+    this.received += length;
+    if (this.remaining === 0) return this.finish({ done: true, etag: this.etag }, this.keepAlive && this.ended === undefined);
+    if (this.ended !== undefined) return this.giveUp(this.ended);
+    this.socket.setTimeout(this.timeouts.body);
+    this.socket.resume();
+  }
+}
+
 export class DirectGetter {
   private readonly idle = new Map<string, Connection[]>();
   private readonly open = new Set<Socket>();
@@ -106,108 +258,14 @@ export class DirectGetter {
   async get(url: string, req: DirectGetRequest, sink: ChunkSink): Promise<DirectGetResult> {
     const u = new URL(url);
     if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password || this.closed) {
-      return { done: false, received: 0, etag: undefined, reason: 'not an http(s) URL without credentials' };
+      return notSent('not an http(s) URL without credentials');
     }
-    const headers: Record<string, string> = { host: u.host, ...req.headers, 'accept-encoding': 'identity' };
-    if (req.range) headers.range = `bytes=${req.range.start}-${req.range.end}`;
-    if (req.ifMatch) headers['if-match'] = req.ifMatch;
-    const lines = [`GET ${u.pathname}${u.search} HTTP/1.1`];
-    for (const [name, value] of Object.entries(headers)) {
-      if (/[\r\n]/.test(name + value)) return { done: false, received: 0, etag: undefined, reason: `header ${name} has a line break` };
-      lines.push(`${name}: ${value}`);
-    }
-    const request = `${lines.join('\r\n')}\r\n\r\n`;
+    const request = requestText(u, req);
+    if (typeof request !== 'string') return request;
     const conn = this.take(u);
+    const timeouts = { head: this.options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS, body: this.options.bodyTimeoutMs ?? BODY_TIMEOUT_MS };
     return new Promise<DirectGetResult>((resolve, reject) => {
-      const socket = conn.socket;
-      let head: Buffer | undefined = Buffer.alloc(0);
-      let etag: string | undefined;
-      let remaining = req.length;
-      let received = 0;
-      let settled = false;
-      const timeouts = { head: this.options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS, body: this.options.bodyTimeoutMs ?? BODY_TIMEOUT_MS };
-      socket.setTimeout(timeouts.head);
-      const finish = (result: DirectGetResult | Error, reuse: boolean): void => {
-        if (settled) return;
-        settled = true;
-        socket.setTimeout(0);
-        if (reuse && !this.closed) this.release(conn);
-        else socket.destroy();
-        if (result instanceof Error) reject(result);
-        else resolve(result);
-      };
-      // While the sink holds a chunk the socket is paused; an end or error meanwhile waits for it, so
-      // that `received` counts exactly what the sink has when the caller takes over.
-      let sinkBusy = false;
-      let ended: string | undefined;
-      const giveUp = (reason: string): void => {
-        if (sinkBusy) ended ??= reason;
-        else finish({ done: false, received, etag, reason }, false);
-      };
-      conn.onEnd = giveUp;
-      let keepAlive = true;
-      const body = (chunk: Buffer): void => {
-        if (chunk.length > remaining) return giveUp('more bytes than Content-Length');
-        remaining -= chunk.length;
-        let pending: void | Promise<void>;
-        try {
-          pending = sink(chunk);
-        } catch (err) {
-          return finish(err as Error, false);
-        }
-        if (pending === undefined) {
-          received += chunk.length;
-          if (remaining === 0) finish({ done: true, etag }, keepAlive);
-          return;
-        }
-        // The read buffer holds this chunk until the sink is done with it: no reads meanwhile, and
-        // no idle timeout either (the wait is ours, not the server's).
-        sinkBusy = true;
-        socket.pause();
-        socket.setTimeout(0);
-        pending.then(
-          () => {
-            sinkBusy = false;
-            if (settled) return;
-            received += chunk.length;
-            if (remaining === 0) return finish({ done: true, etag }, keepAlive && ended === undefined);
-            if (ended !== undefined) return giveUp(ended);
-            socket.setTimeout(timeouts.body);
-            socket.resume();
-          },
-          (err: unknown) => finish(err as Error, false),
-        );
-      };
-      conn.onRead = (chunk: Buffer): void => {
-        if (settled) return;
-        // The sink still holds the previous chunk, which a read into the same buffer has just
-        // overwritten: fail rather than write bytes other than those hashed (pause() stops reads).
-        if (sinkBusy) return finish(new Error(`${u.host}: the connection delivered data while paused; the download cannot go on`), false);
-        if (head === undefined) {
-          body(chunk);
-          return;
-        }
-        head = Buffer.concat([head, chunk]);
-        const end = head.indexOf(HEAD_END);
-        if (end < 0) {
-          if (head.length > MAX_HEAD) giveUp('response head too large');
-          return;
-        }
-        const parsed = parseHead(head.subarray(0, end).toString('latin1'));
-        const rest = head.subarray(end + HEAD_END.length);
-        head = undefined;
-        if (!parsed) return giveUp('unparsable response head');
-        const h = parsed.headers;
-        etag = h.get('etag');
-        if (parsed.status !== (req.range ? 206 : 200)) return giveUp(`HTTP ${parsed.status}`);
-        if (h.has('transfer-encoding') || h.get('content-length') !== String(req.length)) return giveUp('body not framed by the expected Content-Length');
-        keepAlive = parsed.keepAlive;
-        socket.setTimeout(timeouts.body);
-        if (req.length === 0) return finish({ done: true, etag }, keepAlive && rest.length === 0);
-        // `rest` is in the head's own buffer (concatenated above), not in the reused read buffer.
-        if (rest.length > 0) body(rest);
-      };
-      socket.write(request);
+      new Exchange(conn, req, sink, u.host, timeouts, (reuse) => this.release(conn, reuse), resolve, reject).start(request);
     });
   }
 
@@ -222,7 +280,7 @@ export class DirectGetter {
     sink: ChunkSink,
     fallback: { resumed(reason: string): void; rest(start: number, etag: string | undefined): Promise<AsyncIterable<unknown>> },
   ): Promise<void> {
-    const tried = url === undefined ? { done: false as const, received: 0, etag: undefined, reason: 'no URL' } : await this.get(url, req, sink);
+    const tried = url === undefined ? notSent('no URL') : await this.get(url, req, sink);
     if (tried.done) return;
     if (tried.received > 0) fallback.resumed(tried.reason);
     for await (const chunk of await fallback.rest(tried.received, tried.etag)) await sink(chunk as Buffer);
@@ -285,7 +343,12 @@ export class DirectGetter {
     return conn;
   }
 
-  private release(conn: Connection): void {
+  /** After a GET: the connection is kept for the next one if `reuse` (and the getter is open), else closed. */
+  private release(conn: Connection, reuse: boolean): void {
+    if (!reuse || this.closed) {
+      conn.socket.destroy();
+      return;
+    }
     // A sink that waited on the last chunk left the socket paused: the next request's answer
     // would not be read until the headers timeout.
     conn.socket.resume();
