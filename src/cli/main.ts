@@ -22,9 +22,12 @@ Usage:
   velero-plugin-victoria verify  --src ROOT/NAME [--json]
                                          ROOT is s3://bucket/prefix or file:///dir; run COMMAND --help for details
   velero-plugin-victoria drill   [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
-                                 [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--json]
+                                 [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--context C] [--json]
                                          restore a Velero backup into a drill namespace, wait, report
                                          (exit 0 passed, 1 failed); run drill --help for details
+  velero-plugin-victoria prune   --location ROOT [--min-age 24h] [--delete] [--json]
+                                         list (and with --delete remove) backup folders of the plugin
+                                         that Velero no longer has; ROOT is the location's s3://bucket/prefix
   velero-plugin-victoria companion serve|hook pre|hook post|files|tar|counts|verify
                                          the sidecar in a Victoria pod: Velero hooks, file listing, tar
                                          streaming, counts, a drill's check; run companion --help for details
@@ -56,6 +59,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   restore: () => import('./commands/restore.js').then((m) => ({ usage: m.RESTORE_USAGE, run: m.restoreCommand })),
   list: () => import('./commands/list.js').then((m) => ({ usage: m.LIST_USAGE, run: m.listCommand })),
   verify: () => import('./commands/verify.js').then((m) => ({ usage: m.VERIFY_USAGE, run: m.verifyCommand })),
+  prune: () => import('./commands/prune.js').then((m) => ({ usage: m.PRUNE_USAGE, run: (args: string[]) => m.pruneCommand(args) })),
   drill: () => import('./commands/drill.js').then((m) => ({ usage: m.DRILL_USAGE, run: (args: string[]) => m.drillCommand(args) })),
   demo: () => import('./commands/demo.js').then((m) => ({ usage: m.DEMO_USAGE, run: m.demoCommand })),
 };
@@ -93,6 +97,7 @@ export async function main(args: string[]): Promise<number | undefined> {
     case 'list':
     case 'verify':
     case 'drill':
+    case 'prune':
     case 'demo': {
       const command = await COMMANDS[sub]!();
       if (wantsHelp(args)) return usage(command.usage);

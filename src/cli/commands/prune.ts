@@ -1,0 +1,68 @@
+import { scanLeftovers, type BackupFolder } from '../../actions/leftovers.js';
+import { deleteBackup } from '../../engine/delete.js';
+import { durationMs, GO_UNITS_MS } from '../../victoria/durations.js';
+import { parseFlags } from '../flags.js';
+import { formatBytes } from '../progress.js';
+import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { UsageError } from '../usage.js';
+
+export const PRUNE_USAGE = `velero-plugin-victoria prune --location ROOT [--min-age 24h] [--delete] [--json]
+
+Finds the plugin's backup folders that Velero no longer knows and, with --delete, removes them.
+ROOT is a BackupStorageLocation's bucket and prefix (s3://bucket/prefix, the folder that holds
+Velero's backups/ and the plugin's plugins/). A folder plugins/victoria/NS/WORKLOAD/BACKUP/ is left
+over when ROOT/backups/BACKUP/ is gone: Velero deleted the backup without the plugin's delete
+action (its tarball never reached the bucket) or the delete action failed. Velero's own folders
+decide, not a cluster's Backup objects, so another cluster's backups in a shared location are safe.
+
+  --min-age DURATION   leave folders written to more recently than this (a backup may still be
+                       running: Velero uploads its own files at the end); default 24h
+  --delete             remove the left-over folders (complete markers first); without it, only list
+  --json               print one JSON object
+
+${STORE_USAGE}`;
+
+export interface PruneOptions {
+  /** The current time (tests move it forward). */
+  now?: () => Date;
+  stdout?: (text: string) => void;
+}
+
+const row = (f: BackupFolder): string =>
+  `${f.namespace}/${f.workload}/${f.backup}  ${f.objects} objects  ${formatBytes(f.bytes)}  last written ${f.lastModified?.toISOString() ?? 'unknown'}`;
+
+export async function pruneCommand(args: string[], options: PruneOptions = {}): Promise<number> {
+  const stdout = options.stdout ?? ((text: string) => void process.stdout.write(text));
+  const { values } = parseFlags({
+    args,
+    options: { location: { type: 'string' }, 'min-age': { type: 'string', default: '24h' }, delete: { type: 'boolean' }, json: { type: 'boolean' }, ...STORE_FLAGS },
+  });
+  if (!values.location) throw new UsageError(`--location is required\n\n${PRUNE_USAGE}`);
+  const minAgeMs = durationMs(values['min-age'], GO_UNITS_MS);
+  if (minAgeMs === undefined) throw new UsageError(`--min-age ${JSON.stringify(values['min-age'])} is not a duration such as 24h, 90m or 7d`);
+  const store = openStoreFromFlags(values.location, values);
+  const scan = await scanLeftovers(store, { minAgeMs, ...(options.now ? { now: options.now() } : {}) });
+  let deleted = 0;
+  if (values.delete) {
+    // One at a time: a deletion that fails half-way leaves that folder without its complete
+    // markers (refused by every reader) and the others untouched.
+    for (const f of scan.leftovers) {
+      await deleteBackup(store, f.folder);
+      deleted++;
+    }
+  }
+  const bytes = scan.leftovers.reduce((n, f) => n + f.bytes, 0);
+  if (values.json) {
+    stdout(`${JSON.stringify({ location: store.location, leftovers: scan.leftovers, recent: scan.recent, known: scan.known, bytes, deleted })}\n`);
+    return 0;
+  }
+  for (const f of scan.leftovers) stdout(`${values.delete ? 'removed' : 'left over'}  ${row(f)}\n`);
+  for (const f of scan.recent) stdout(`kept (written within --min-age ${values['min-age']})  ${row(f)}\n`);
+  const total = `${scan.leftovers.length} left-over backup folder(s), ${formatBytes(bytes)}`;
+  stdout(
+    values.delete
+      ? `${total} removed; ${scan.known} folder(s) of backups Velero has were left alone\n`
+      : `${total}; ${scan.known} folder(s) of backups Velero has${scan.leftovers.length > 0 ? '; run with --delete to remove the left-over ones' : ''}\n`,
+  );
+  return 0;
+}
