@@ -252,9 +252,9 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   await checkFolderIsOurs(store, name, req.kind);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString() }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
-  // A re-run into the same name must never leave an old complete marker over new, partial data.
-  await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
   try {
+    // A re-run into the same name must never leave an old complete marker over new, partial data.
+    await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
     return await new FolderWriter(req, started).write();
   } catch (err) {
     if (!req.removeOnFailure) throw err;
