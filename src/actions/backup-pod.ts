@@ -6,10 +6,11 @@
  * and returns the pod with a record of where its data went. Any failure fails the item with a
  * message naming the pod and what to do; the engine never marks a partial backup complete.
  */
-import { pendingCounts, removalNote, writeBackup } from '../engine/backup.js';
+import type { CompanionFiles } from '../companion/protocol.js';
+import { pendingCounts, removalNote, writeBackup, type BackupCounts, type BaseBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
-import { copiesRefusedText } from '../engine/manifest.js';
-import { formatBytes, type Progress } from '../engine/progress.js';
+import { copiesRefusedText, type Manifest } from '../engine/manifest.js';
+import { formatBytes, type Progress, type ProgressListener } from '../engine/progress.js';
 import { tarFileReader } from '../engine/tar-reader.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
@@ -17,9 +18,9 @@ import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
-import { openLocationStore } from './storage.js';
+import { openLocationStore, type LocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
-import { checkSoleWriter, controllerOf, workloadOf } from './workload.js';
+import { checkSoleWriter, controllerOf, workloadOf, type Workload } from './workload.js';
 
 /** A snapshot recorded this long before the backup started belongs to an earlier backup (clock skew allowed). */
 const STALE_RECORD_MS = 5 * 60_000;
@@ -94,24 +95,32 @@ interface BackupPodRequest {
   signal: AbortSignal;
 }
 
+/** One pod's backup under way: its request, the companion to exec into, and the fields of its log lines. */
+interface PodBackup extends BackupPodRequest {
+  companion: CompanionClient;
+  fields: { namespace: string; name: string; backup: string };
+  /**
+   * Set before the plugin runs the companion's pre hook itself: from then on the snapshots may be
+   * ours, so the post hook that removes them is ours to run too, even when the pre hook failed.
+   */
+  ranPre: boolean;
+}
+
+/** Where one backup's data comes from and goes to. */
+interface BackupTarget {
+  files: CompanionFiles;
+  workload: Workload;
+  location: LocationStore;
+}
+
 async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
-  const { ctx, kube, backup, pod, config, podId, signal } = r;
+  const { kube, backup, pod } = r;
   const namespace = pod.metadata!.namespace!;
-  const fields = { namespace, name: pod.metadata!.name!, backup: backup.name };
-  const companion = new CompanionClient({
-    kube,
-    namespace,
-    pod: pod.metadata!.name!,
-    container: config.companionContainer,
-    execTimeoutMs: config.execTimeoutMs,
-    streamIdleTimeoutMs: config.streamIdleTimeoutMs,
-    countTimeoutMs: config.countTimeoutMs,
-    signal,
-  });
+  const b: PodBackup = { ...r, companion: companionOf(r), fields: { namespace, name: pod.metadata!.name!, backup: backup.name }, ranPre: false };
   // The companion's file list (an exec: a process start in the pod) is fetched while the API
   // reads below run, and the base backup is looked up beside the exec calls (the label's kind is
   // checked against the companion's below). Both are observed at once, as either may fail first.
-  const recorded = companion.files();
+  const recorded = b.companion.files();
   recorded.catch(() => undefined);
   const workload = await workloadOf(kube, pod);
   await checkSoleWriter(kube, pod, workload);
@@ -124,106 +133,182 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
   });
   const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind);
   baseLookup.catch(() => undefined);
-  let ranPre = false;
   try {
-    for (const warning of location.warnings) ctx.log.warn(warning, fields);
-    let files = await recorded;
-    if (files && backup.startedAt && Date.parse(files.createdAt) < backup.startedAt.getTime() - STALE_RECORD_MS) {
-      ctx.log.warn(`${podId}: the recorded snapshots (${files.createdAt}) are older than backup ${backup.name}: an earlier backup's post hook did not run`, fields);
-      files = undefined;
-    }
-    if (!files) {
-      if (!config.runHooksIfMissing) {
-        throw new Error(`no snapshot was recorded by a pre hook: add the hook annotations (velero/components/) or the Schedule's hooks, or set runHooksIfMissing to true`);
-      }
-      ctx.log.warn(`${podId}: no pre hook made snapshots for this backup; running the companion's hooks from the plugin (add the hook annotations: velero/components/)`, fields);
-      ranPre = true;
-      logHook(ctx, `${podId}: pre hook`, await companion.hook('pre'), fields);
-      files = await companion.files();
-      if (!files) throw new Error('the companion recorded no snapshot after its pre hook ran');
-    }
-    if (files.kind !== r.kind) {
-      throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${r.kind}: fix the label or the companion's VICTORIA_KIND`);
-    }
-    if (files.droppedByRetention) {
-      ctx.log.info(`${podId}: the database's retention dropped the partition(s) of snapshot(s) ${files.droppedByRetention.join(', ')} since the pre hook: their data is gone, and not in this backup`, fields);
-    }
-    // Counted while the files upload: the count reads the whole database and is not needed before the manifest.
-    const counting = countingDecision(backup, config.counts);
-    if (counting.warning) ctx.log.warn(`${podId}: ${counting.warning}`, fields);
-    if (!counting.count) ctx.log.info(`${podId}: not counted for drills (${counting.why}): a restore drill of this backup checks checksums only`, fields);
-    const counted = counting.count ? pendingCounts(companion.counts()) : { counts: {} };
-    const base = await baseLookup;
-    const trees = files.trees.map((t) => ({
-      prefix: t.prefix,
-      restoreTo: t.restoreTo,
-      files: t.files,
-      reader: tarFileReader((list, sig) => companion.tar(t.prefix, list, sig), { streams: config.streams, signal }),
-    }));
-    const started = Date.now();
-    let lastLog = started;
-    const describe = (p: Progress) =>
-      `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)} (${formatBytes(p.bytesUploaded)} uploaded, ${formatBytes(p.bytesCopied)} copied server-side), ` +
-      `${formatBytes(p.bytesDone / Math.max((Date.now() - started) / 1000, 0.001))}/s`;
-    ctx.log.info(
-      `${podId}: backing up ${files.kind} snapshot ${files.snapshots.join(', ')} of ${workload.id} to s3://${location.bucket}/${location.prefix}/${backup.name}/` +
-        (base ? ` (unchanged files copied from ${base.name})` : ' (full)'),
-      fields,
-    );
-    const manifest = await writeBackup({
-      store: location.store,
-      name: backup.name,
-      kind: files.kind,
-      trees,
-      source: { url: files.url, ...(files.version ? { version: files.version } : {}), snapshots: files.snapshots },
-      counted,
-      createdAt: new Date(files.createdAt),
-      ...(base ? { base } : {}),
-      concurrency: config.uploadConcurrency,
-      removeOnFailure: true,
-      ...(config.maxBytesPerSecond > 0 ? { maxBytesPerSecond: config.maxBytesPerSecond } : {}),
-      onProgress: (p) => {
-        if (Date.now() - lastLog < config.progressIntervalMs) return;
-        lastLog = Date.now();
-        ctx.log.info(`${podId}: ${p.phase}: ${describe(p)}`, fields);
-      },
-    });
-    if (manifest.copiesRefused) ctx.log.warn(`${podId}: ${copiesRefusedText(manifest.copiesRefused)}`, fields);
-    if (manifest.countsError) {
-      ctx.log.warn(
-        `${podId}: the data is backed up, but the database could not count it (${manifest.countsError}); a restore drill of this backup checks checksums only. ` +
-          'Raise the database\'s query limits (-search.maxQueryDuration, -search.maxSamplesPerQuery) or countTimeoutSeconds',
-        fields,
-      );
-    }
-    ctx.log.info(
-      `${podId}: backup complete: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)} (${formatBytes(manifest.totals.bytesUploaded)} uploaded, ` +
-        `${formatBytes(manifest.totals.bytesCopied)} copied server-side) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded`,
-      fields,
-    );
-    const record: BackupRecord = {
-      format: 'velero-plugin-victoria/record/v1',
-      storageLocation: backup.storageLocation,
-      bucket: location.bucket,
-      prefix: location.prefix,
-      name: backup.name,
-      kind: files.kind,
-      workload: workload.id,
-      files: manifest.totals.files,
-      bytes: manifest.totals.bytes,
-    };
+    for (const warning of location.warnings) b.ctx.log.warn(warning, b.fields);
+    const target: BackupTarget = { files: await snapshotFiles(b, recorded), workload, location };
+    const counted = startCounting(b);
+    const manifest = await writeSnapshots(b, target, counted, await baseLookup);
+    logOutcome(b, manifest);
     const metadata = pod.metadata!;
-    return { item: { ...pod, metadata: { ...metadata, annotations: { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(record) } } } };
+    const annotations = { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(backupRecord(b, target, manifest)) };
+    return { item: { ...pod, metadata: { ...metadata, annotations } } };
   } finally {
-    if (ranPre) {
-      // Our own pre hook made the snapshots, so ours is the post hook that removes them, success or not.
-      await companion
-        .hook('post', AbortSignal.timeout(config.execTimeoutMs))
-        .then((summary) => logHook(ctx, `${podId}: post hook`, summary, fields))
-        .catch((err: unknown) => ctx.log.error(`${podId}: post hook failed, snapshots may be left behind: ${(err as Error).message}`, fields));
-    }
+    if (b.ranPre) await runOwnPostHook(b);
     await location.close();
   }
+}
+
+/** Every exec of this backup goes to the pod's companion, within the plugin ConfigMap's timeouts and the item's signal. */
+function companionOf(r: BackupPodRequest): CompanionClient {
+  const { kube, pod, config, signal } = r;
+  return new CompanionClient({
+    kube,
+    namespace: pod.metadata!.namespace!,
+    pod: pod.metadata!.name!,
+    container: config.companionContainer,
+    execTimeoutMs: config.execTimeoutMs,
+    streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+    countTimeoutMs: config.countTimeoutMs,
+    signal,
+  });
+}
+
+/**
+ * The snapshots to back up: the ones the pre hook recorded for this backup, else the ones the
+ * companion's own hooks make now (runHooksIfMissing). The companion's kind must be the label's,
+ * which decides what the backup is restored as.
+ */
+async function snapshotFiles(b: PodBackup, recorded: Promise<CompanionFiles | undefined>): Promise<CompanionFiles> {
+  const files = unlessStale(b, await recorded) ?? (await filesFromOwnPreHook(b));
+  if (files.kind !== b.kind) {
+    throw new Error(`the companion backs up ${files.kind} but the pod's label ${KIND_LABEL} says ${b.kind}: fix the label or the companion's VICTORIA_KIND`);
+  }
+  if (files.droppedByRetention) {
+    b.ctx.log.info(
+      `${b.podId}: the database's retention dropped the partition(s) of snapshot(s) ${files.droppedByRetention.join(', ')} since the pre hook: their data is gone, and not in this backup`,
+      b.fields,
+    );
+  }
+  return files;
+}
+
+/** Snapshots recorded well before this backup started are an earlier backup's, left when its post hook did not run: not these. */
+function unlessStale(b: PodBackup, files: CompanionFiles | undefined): CompanionFiles | undefined {
+  const { backup } = b;
+  if (files && backup.startedAt && Date.parse(files.createdAt) < backup.startedAt.getTime() - STALE_RECORD_MS) {
+    b.ctx.log.warn(`${b.podId}: the recorded snapshots (${files.createdAt}) are older than backup ${backup.name}: an earlier backup's post hook did not run`, b.fields);
+    return undefined;
+  }
+  return files;
+}
+
+/** No pre hook made snapshots: the plugin runs the companion's pre hook itself, if the ConfigMap allows it, rather than fail the item. */
+async function filesFromOwnPreHook(b: PodBackup): Promise<CompanionFiles> {
+  const { ctx, podId, companion, fields } = b;
+  if (!b.config.runHooksIfMissing) {
+    throw new Error(`no snapshot was recorded by a pre hook: add the hook annotations (velero/components/) or the Schedule's hooks, or set runHooksIfMissing to true`);
+  }
+  ctx.log.warn(`${podId}: no pre hook made snapshots for this backup; running the companion's hooks from the plugin (add the hook annotations: velero/components/)`, fields);
+  b.ranPre = true;
+  logHook(ctx, `${podId}: pre hook`, await companion.hook('pre'), fields);
+  const files = await companion.files();
+  if (!files) throw new Error('the companion recorded no snapshot after its pre hook ran');
+  return files;
+}
+
+/** Counted while the files upload: the count reads the whole database and is not needed before the manifest. */
+function startCounting(b: PodBackup): BackupCounts | Promise<BackupCounts> {
+  const { ctx, podId, fields } = b;
+  const counting = countingDecision(b.backup, b.config.counts);
+  if (counting.warning) ctx.log.warn(`${podId}: ${counting.warning}`, fields);
+  if (!counting.count) ctx.log.info(`${podId}: not counted for drills (${counting.why}): a restore drill of this backup checks checksums only`, fields);
+  return counting.count ? pendingCounts(b.companion.counts()) : { counts: {} };
+}
+
+/**
+ * Writes the backup: each tree's files streamed from the companion (tar over exec) or, when
+ * unchanged since `base`, copied server-side; a failed attempt removes what it wrote, since no
+ * Velero delete ever runs for an item that failed.
+ */
+async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCounts | Promise<BackupCounts>, base: BaseBackup | undefined): Promise<Manifest> {
+  const { backup, config, podId, companion, fields } = b;
+  const { files, location } = t;
+  const trees = files.trees.map((tree) => ({
+    prefix: tree.prefix,
+    restoreTo: tree.restoreTo,
+    files: tree.files,
+    reader: tarFileReader((list, sig) => companion.tar(tree.prefix, list, sig), { streams: config.streams, signal: b.signal }),
+  }));
+  const onProgress = progressLogger(b);
+  b.ctx.log.info(
+    `${podId}: backing up ${files.kind} snapshot ${files.snapshots.join(', ')} of ${t.workload.id} to s3://${location.bucket}/${location.prefix}/${backup.name}/` +
+      (base ? ` (unchanged files copied from ${base.name})` : ' (full)'),
+    fields,
+  );
+  return writeBackup({
+    store: location.store,
+    name: backup.name,
+    kind: files.kind,
+    trees,
+    source: { url: files.url, ...(files.version ? { version: files.version } : {}), snapshots: files.snapshots },
+    counted,
+    createdAt: new Date(files.createdAt),
+    ...(base ? { base } : {}),
+    concurrency: config.uploadConcurrency,
+    removeOnFailure: true,
+    ...(config.maxBytesPerSecond > 0 ? { maxBytesPerSecond: config.maxBytesPerSecond } : {}),
+    onProgress,
+  });
+}
+
+/** A progress line at most every progressIntervalMs, so that a long upload shows it moves without flooding the backup log. */
+function progressLogger(b: PodBackup): ProgressListener {
+  const started = Date.now();
+  let lastLog = started;
+  const describe = (p: Progress) =>
+    `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)} (${formatBytes(p.bytesUploaded)} uploaded, ${formatBytes(p.bytesCopied)} copied server-side), ` +
+    `${formatBytes(p.bytesDone / Math.max((Date.now() - started) / 1000, 0.001))}/s`;
+  return (p) => {
+    if (Date.now() - lastLog < b.config.progressIntervalMs) return;
+    lastLog = Date.now();
+    b.ctx.log.info(`${b.podId}: ${p.phase}: ${describe(p)}`, b.fields);
+  };
+}
+
+/** The written backup in the log: what is complete, and the warnings of what it could not do (copies, counts). */
+function logOutcome(b: PodBackup, manifest: Manifest): void {
+  const { ctx, podId, fields } = b;
+  if (manifest.copiesRefused) ctx.log.warn(`${podId}: ${copiesRefusedText(manifest.copiesRefused)}`, fields);
+  if (manifest.countsError) {
+    ctx.log.warn(
+      `${podId}: the data is backed up, but the database could not count it (${manifest.countsError}); a restore drill of this backup checks checksums only. ` +
+        'Raise the database\'s query limits (-search.maxQueryDuration, -search.maxSamplesPerQuery) or countTimeoutSeconds',
+      fields,
+    );
+  }
+  ctx.log.info(
+    `${podId}: backup complete: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)} (${formatBytes(manifest.totals.bytesUploaded)} uploaded, ` +
+      `${formatBytes(manifest.totals.bytesCopied)} copied server-side) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded`,
+    fields,
+  );
+}
+
+/** Where the pod's data went, for the restore action: it reads this record from the backed-up pod. */
+function backupRecord(b: PodBackup, t: BackupTarget, manifest: Manifest): BackupRecord {
+  return {
+    format: 'velero-plugin-victoria/record/v1',
+    storageLocation: b.backup.storageLocation,
+    bucket: t.location.bucket,
+    prefix: t.location.prefix,
+    name: b.backup.name,
+    kind: t.files.kind,
+    workload: t.workload.id,
+    files: manifest.totals.files,
+    bytes: manifest.totals.bytes,
+  };
+}
+
+/**
+ * Our own pre hook made the snapshots, so ours is the post hook that removes them, success or not.
+ * It gets its own timeout, as the item's signal may be what stopped the backup; a failure is
+ * logged, never thrown over the backup's own outcome.
+ */
+async function runOwnPostHook(b: PodBackup): Promise<void> {
+  const { ctx, podId, fields } = b;
+  await b.companion
+    .hook('post', AbortSignal.timeout(b.config.execTimeoutMs))
+    .then((summary) => logHook(ctx, `${podId}: post hook`, summary, fields))
+    .catch((err: unknown) => ctx.log.error(`${podId}: post hook failed, snapshots may be left behind: ${(err as Error).message}`, fields));
 }
 
 /** A hook's JSON summary line in the backup log: a warning when it carries one (snapshots it had to leave). */
