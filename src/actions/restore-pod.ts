@@ -13,6 +13,7 @@ import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { KubeError } from '../kube/errors.js';
 import { formatBytes } from '../engine/progress.js';
+import type { PluginConfig } from './plugin-config.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { PLUGIN_FOLDER, readRecord, recordedWorkloadFolder, type BackupRecord } from './record.js';
 import {
@@ -29,10 +30,12 @@ import {
   withInitContainer,
   withVolume,
   type Pod,
+  type Volume,
+  type VolumeMount,
 } from './restore-spec.js';
 import { podReferences } from './pod-references.js';
 import { restoreConflicts } from './restore-conflicts.js';
-import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans } from './restore-plan.js';
+import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan } from './restore-plan.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroRestore, targetNamespace, type VeleroRestoreInfo } from './velero-restore.js';
 
@@ -87,42 +90,37 @@ interface RestorePodRequest {
   podId: string;
 }
 
+/** One pod's restore under way: its request, the plugin ConfigMap, the data volume and where it goes, and the fields of its log lines. */
+interface PodRestore extends RestorePodRequest {
+  fields: { namespace: string; name: string; restore: string; backup: string };
+  config: PluginConfig;
+  volume: Volume;
+  mount: VolumeMount;
+  /** The namespace the pod is restored into: another than its own in a drill. */
+  target: string;
+  drill: boolean;
+}
+
+/** The pod with its data volume placed, that place for the log, and, in a drill, the note saying where the data went instead of production. */
+interface Placement {
+  pod: Pod;
+  destination: string;
+  drillNote?: string;
+}
+
 async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const { ctx, kube, restore, record, namespace, podName, podId } = r;
   const fields = { namespace, name: podName, restore: restore.name, backup: record.name };
   const config = await loadPluginConfig(kube, restore.veleroNamespace);
   const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
   const target = targetNamespace(restore, namespace);
-  const drill = target !== namespace;
+  const s: PodRestore = { ...r, fields, config, volume, mount, target, drill: target !== namespace };
   const conflicts = await restoreConflicts(kube, target, podName, r.fromBackup);
   for (const warning of conflicts.warnings) ctx.log.warn(`${podId}: ${warning}`, fields);
   // Velero will not create the pod: no plan, no init container.
   if (conflicts.podExists) return r.pod;
 
-  // Where the data goes: a drill never touches the production hostPath (drillPod takes it from the
-  // backed-up pod, so that running the action again on its own output gives the same path).
-  let pod = r.pod;
-  let destination = describeVolume(volume);
-  let drillNote: string | undefined;
-  if (drill) {
-    const { pod: drillCopy, moved, note } = drillPod(pod, r.fromBackup, volume, {
-      pattern: config.drillPathPattern,
-      restore: restore.name,
-      namespace: target,
-      companion: config.companionContainer,
-    });
-    pod = drillCopy;
-    if (moved) destination = `hostPath ${moved.path}`;
-    const where = moved
-      ? `hostPath ${moved.path} (production path ${moved.production} untouched)`
-      : `its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
-    drillNote = `drill: ${target}/${podName} data restored into ${where}; ${note}`;
-  } else if (volume.hostPath?.type === 'Directory') {
-    // After a disaster the node may not have the directory: the restore creates it instead of the pod failing its type check.
-    pod = withVolume(pod, { ...volume, hostPath: { ...volume.hostPath, type: 'DirectoryOrCreate' } });
-    ctx.log.info(`${podId}: hostPath ${volume.hostPath.path} of volume "${volume.name}" is created if missing (type Directory changed to DirectoryOrCreate in the restored pod)`, fields);
-  }
-
+  const placement = placeData(s);
   const image = config.restoreImage ? { image: config.restoreImage } : await pluginImage(kube, restore.veleroNamespace);
   const location = await openBackupLocation(kube, restore, record);
   try {
@@ -135,77 +133,138 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
       expiresSeconds: config.restorePlanExpirySeconds,
       ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
     });
-    const source = `s3://${location.bucket}/${location.root}/${location.backupKey}/`;
-    ctx.log.info(
-      `${podId}: restoring ${plan.kind} backup ${record.name} of ${record.workload} (${plan.files} files, ${formatBytes(plan.bytes)}) from ${source} ` +
-        `into volume "${volume.name}" (${destination}) mounted at ${DATA_MOUNT}, by init container victoria-restore; the plan and its download links are valid until ${plan.expiresAt}` +
-        (config.restoreReplace ? '; existing data in it is moved aside (restoreReplace)' : '; a non-empty data directory is refused (restoreReplace is false)'),
-      fields,
-    );
-    if (plan.sessionEndsAt) {
-      ctx.log.warn(
-        `${podId}: the location's credentials are temporary (their session ends at ${plan.sessionEndsAt}), and the links they sign stop working with them: ` +
-          `the restore plan is valid until ${plan.expiresAt}, not for restorePlanExpirySeconds (${config.restorePlanExpirySeconds} s). ` +
-          'The init container must have downloaded everything by then; for longer restores give the location longer sessions or static keys (docs/velero-restore.md)',
-        fields,
-      );
-    }
-    if (location.bucket !== record.bucket) {
-      ctx.log.info(`${podId}: the backup was written to bucket ${record.bucket}; reading it from bucket ${location.bucket} of location ${location.name}`, fields);
-    }
-    // Housekeeping, never a reason to fail the restore: the plans of earlier restores, once expired.
-    await removeExpiredPlans(location.store).then(
-      (n) => n > 0 && ctx.log.info(`${podId}: deleted ${n} expired restore plan(s) of earlier restores from s3://${location.bucket}/${location.root}/${PLAN_FOLDER}/`, fields),
-      (err: unknown) => ctx.log.warn(`${podId}: could not delete expired restore plans (${(err as Error).message}); a lifecycle rule on ${PLAN_FOLDER}/ can do it instead`, fields),
-    );
-    // A configured securityContext is the user's choice of identity: the files stay that user's.
-    const securityContext = config.restoreSecurityContext ?? deriveSecurityContext(r.pod, volume.name, config.companionContainer);
-    const chown = config.restoreSecurityContext ? undefined : databaseOwner(r.pod, volume.name, config.companionContainer);
-    pod = withInitContainer(
-      pod,
-      restoreContainer({
-        ...image,
-        planUrl: plan.url,
-        planSha256: plan.sha256,
-        replace: config.restoreReplace,
-        directIo: config.restoreDirectIo,
-        maxBytesPerSecond: config.restoreMaxBytesPerSecond,
-        dataMount: mount,
-        resources: config.restoreResources,
-        securityContext,
-        ...(chown ? { chown } : {}),
-        tls: location.tls,
-      }),
-    );
-    if (drill) ctx.log.info(drillNote!, { ...fields, namespace: target });
-    else warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, restore, `${podId}: backup ${record.name}`, fields);
-    if (drill && Object.keys(plan.counts).length === 0) {
-      ctx.log.warn(
-        `${podId}: drill: backup ${record.name} holds no counts (${plan.countsError ?? 'not recorded'}), so no \`companion verify\` hook is added: ` +
-          'the restore checks every SHA-256, but not what the restored database answers',
-        fields,
-      );
-    } else if (drill) {
-      pod = withAnnotations(
-        pod,
-        verifyHookAnnotations({
-          companion: config.companionContainer,
-          counts: plan.counts,
-          countedBefore: plan.countedBefore,
-          ...(plan.countedFrom ? { countedFrom: plan.countedFrom } : {}),
-          // Velero's wait covers the init container's download, which cannot outlast the plan.
-          waitTimeoutSeconds: config.restorePlanExpirySeconds + 600,
-          execTimeoutSeconds: VERIFY_EXEC_TIMEOUT_SECONDS,
-          healthTimeout: VERIFY_HEALTH_TIMEOUT,
-        }),
-        (key) => ctx.log.warn(`${podId}: its annotation ${key} is replaced by the drill's verification hook`, fields),
-      );
-      ctx.log.info(`${podId}: drill: after the restore, Velero runs \`companion verify\` in ${config.companionContainer} and expects ${JSON.stringify(plan.counts)}`, fields);
-    }
+    logPlan(s, location, plan, placement.destination);
+    await removeOldPlans(s, location);
+    const pod = withRestoreContainer(s, placement.pod, image, plan, location);
+    if (s.drill) return withDrillVerification(s, pod, plan, placement.drillNote!);
+    warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, restore, `${podId}: backup ${record.name}`, fields);
     return pod;
   } finally {
     await location.close();
   }
+}
+
+/**
+ * Where the data goes: a drill never touches the production hostPath (drillPod takes it from the
+ * backed-up pod, so that running the action again on its own output gives the same path).
+ */
+function placeData(s: PodRestore): Placement {
+  const { ctx, volume, config, podId, fields } = s;
+  if (s.drill) {
+    const { pod, moved, note } = drillPod(s.pod, s.fromBackup, volume, {
+      pattern: config.drillPathPattern,
+      restore: s.restore.name,
+      namespace: s.target,
+      companion: config.companionContainer,
+    });
+    const where = moved
+      ? `hostPath ${moved.path} (production path ${moved.production} untouched)`
+      : `its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
+    return { pod, destination: moved ? `hostPath ${moved.path}` : describeVolume(volume), drillNote: `drill: ${s.target}/${s.podName} data restored into ${where}; ${note}` };
+  }
+  if (volume.hostPath?.type === 'Directory') {
+    // After a disaster the node may not have the directory: the restore creates it instead of the pod failing its type check.
+    const pod = withVolume(s.pod, { ...volume, hostPath: { ...volume.hostPath, type: 'DirectoryOrCreate' } });
+    ctx.log.info(`${podId}: hostPath ${volume.hostPath.path} of volume "${volume.name}" is created if missing (type Directory changed to DirectoryOrCreate in the restored pod)`, fields);
+    return { pod, destination: describeVolume(volume) };
+  }
+  return { pod: s.pod, destination: describeVolume(volume) };
+}
+
+/** The restore in the log: what comes from where into which volume, until when its links work, and which bucket is read. */
+function logPlan(s: PodRestore, location: BackupLocation, plan: MadeRestorePlan, destination: string): void {
+  const { ctx, config, record, podId, fields } = s;
+  const source = `s3://${location.bucket}/${location.root}/${location.backupKey}/`;
+  ctx.log.info(
+    `${podId}: restoring ${plan.kind} backup ${record.name} of ${record.workload} (${plan.files} files, ${formatBytes(plan.bytes)}) from ${source} ` +
+      `into volume "${s.volume.name}" (${destination}) mounted at ${DATA_MOUNT}, by init container victoria-restore; the plan and its download links are valid until ${plan.expiresAt}` +
+      (config.restoreReplace ? '; existing data in it is moved aside (restoreReplace)' : '; a non-empty data directory is refused (restoreReplace is false)'),
+    fields,
+  );
+  if (plan.sessionEndsAt) {
+    ctx.log.warn(
+      `${podId}: the location's credentials are temporary (their session ends at ${plan.sessionEndsAt}), and the links they sign stop working with them: ` +
+        `the restore plan is valid until ${plan.expiresAt}, not for restorePlanExpirySeconds (${config.restorePlanExpirySeconds} s). ` +
+        'The init container must have downloaded everything by then; for longer restores give the location longer sessions or static keys (docs/velero-restore.md)',
+      fields,
+    );
+  }
+  if (location.bucket !== record.bucket) {
+    ctx.log.info(`${podId}: the backup was written to bucket ${record.bucket}; reading it from bucket ${location.bucket} of location ${location.name}`, fields);
+  }
+}
+
+/** Housekeeping, never a reason to fail the restore: the plans of earlier restores, once expired. */
+async function removeOldPlans(s: PodRestore, location: BackupLocation): Promise<void> {
+  const { ctx, podId, fields } = s;
+  await removeExpiredPlans(location.store).then(
+    (n) => n > 0 && ctx.log.info(`${podId}: deleted ${n} expired restore plan(s) of earlier restores from s3://${location.bucket}/${location.root}/${PLAN_FOLDER}/`, fields),
+    (err: unknown) => ctx.log.warn(`${podId}: could not delete expired restore plans (${(err as Error).message}); a lifecycle rule on ${PLAN_FOLDER}/ can do it instead`, fields),
+  );
+}
+
+/** The pod with the init container that downloads the plan's files into the data volume before the database starts. */
+function withRestoreContainer(
+  s: PodRestore,
+  pod: Pod,
+  image: { image: string; imagePullPolicy?: string },
+  plan: MadeRestorePlan,
+  location: BackupLocation,
+): Pod {
+  const { config, volume } = s;
+  // A configured securityContext is the user's choice of identity: the files stay that user's.
+  const securityContext = config.restoreSecurityContext ?? deriveSecurityContext(s.pod, volume.name, config.companionContainer);
+  const chown = config.restoreSecurityContext ? undefined : databaseOwner(s.pod, volume.name, config.companionContainer);
+  return withInitContainer(
+    pod,
+    restoreContainer({
+      ...image,
+      planUrl: plan.url,
+      planSha256: plan.sha256,
+      replace: config.restoreReplace,
+      directIo: config.restoreDirectIo,
+      maxBytesPerSecond: config.restoreMaxBytesPerSecond,
+      dataMount: s.mount,
+      resources: config.restoreResources,
+      securityContext,
+      ...(chown ? { chown } : {}),
+      tls: location.tls,
+    }),
+  );
+}
+
+/**
+ * A drill's pod: where its data went, in the log, and the post-restore hook that fails the Restore
+ * when the restored database does not answer the counts recorded at backup time. A backup without
+ * counts gets no hook, and a warning that only the checksums are checked.
+ */
+function withDrillVerification(s: PodRestore, pod: Pod, plan: MadeRestorePlan, drillNote: string): Pod {
+  const { ctx, config, record, podId, fields } = s;
+  ctx.log.info(drillNote, { ...fields, namespace: s.target });
+  if (Object.keys(plan.counts).length === 0) {
+    ctx.log.warn(
+      `${podId}: drill: backup ${record.name} holds no counts (${plan.countsError ?? 'not recorded'}), so no \`companion verify\` hook is added: ` +
+        'the restore checks every SHA-256, but not what the restored database answers',
+      fields,
+    );
+    return pod;
+  }
+  const verifying = withAnnotations(
+    pod,
+    verifyHookAnnotations({
+      companion: config.companionContainer,
+      counts: plan.counts,
+      countedBefore: plan.countedBefore,
+      ...(plan.countedFrom ? { countedFrom: plan.countedFrom } : {}),
+      // Velero's wait covers the init container's download, which cannot outlast the plan.
+      waitTimeoutSeconds: config.restorePlanExpirySeconds + 600,
+      execTimeoutSeconds: VERIFY_EXEC_TIMEOUT_SECONDS,
+      healthTimeout: VERIFY_HEALTH_TIMEOUT,
+    }),
+    (key) => ctx.log.warn(`${podId}: its annotation ${key} is replaced by the drill's verification hook`, fields),
+  );
+  ctx.log.info(`${podId}: drill: after the restore, Velero runs \`companion verify\` in ${config.companionContainer} and expects ${JSON.stringify(plan.counts)}`, fields);
+  return verifying;
 }
 
 /**
