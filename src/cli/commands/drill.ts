@@ -9,7 +9,7 @@
 import { parseFlags } from '../flags.js';
 import { COUNTS_LABEL, KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
 import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-spec.js';
-import { KubeClient } from '../../kube/client.js';
+import { KubeClient, type LoadKubeConfigOptions } from '../../kube/client.js';
 import { KubeError } from '../../kube/errors.js';
 import type { VeleroBackup, VeleroRestore } from '../../kube/velero-objects.js';
 import { UsageError } from '../usage.js';
@@ -228,142 +228,205 @@ function formatReport(r: DrillReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The command line, checked: what to drill, from where, into where, and how long to wait. */
+interface DrillArgs {
+  namespace: string;
+  drillNamespace: string;
+  veleroNs: string;
+  backup: string | undefined;
+  schedule: string | undefined;
+  /** --timeout as given, for the messages; `timeoutMs` is its value. */
+  timeout: string;
+  timeoutMs: number;
+  cleanup: boolean;
+  json: boolean;
+  kube: LoadKubeConfigOptions;
+}
+
 export async function drillCommand(args: string[], options: DrillOptions = {}): Promise<number> {
   const stdout = options.stdout ?? ((t: string) => void process.stdout.write(t));
   const stderr = options.stderr ?? ((t: string) => void process.stderr.write(t));
   const now = options.now ?? (() => new Date());
   const pollMs = options.pollMs ?? 5000;
 
-  let values: Record<string, string | boolean | undefined>;
-  let timeoutMs: number;
+  let a: DrillArgs;
   try {
-    ({ values } = parseFlags({
-      args,
-      options: {
-        backup: { type: 'string' },
-        schedule: { type: 'string' },
-        namespace: { type: 'string' },
-        'drill-namespace': { type: 'string' },
-        'velero-namespace': { type: 'string', default: 'velero' },
-        timeout: { type: 'string', default: '30m' },
-        cleanup: { type: 'boolean' },
-        kubeconfig: { type: 'string' },
-        context: { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    }));
-    if (!values.namespace) throw new UsageError('--namespace is required: the production namespace whose backup is drilled');
-    if (values.backup && values.schedule) throw new UsageError('give --backup or --schedule, not both');
-    if (values['drill-namespace'] === values.namespace) {
-      throw new UsageError(`--drill-namespace ${values.namespace} is the production namespace: a drill restores beside production, never into it; choose another name (default ${values.namespace}-drill)`);
-    }
-    timeoutMs = parseTimeout(values.timeout as string);
+    a = parseDrillArgs(args);
   } catch (err) {
     stderr(`velero-plugin-victoria drill: ${(err as Error).message}\n\n${DRILL_USAGE}\n`);
     return 2;
   }
-  const namespace = values.namespace as string;
-  const drillNamespace = (values['drill-namespace'] as string | undefined) ?? `${namespace}-drill`;
-  const veleroNs = values['velero-namespace'] as string;
-  const kube = KubeClient.load({
-    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {}),
-    ...(values.context ? { context: values.context as string } : {}),
-  });
+  const kube = KubeClient.load(a.kube);
 
-  const backup = await chooseBackup(kube, veleroNs, namespace, values.backup as string | undefined, values.schedule as string | undefined);
-  if (await namespaceExists(kube, drillNamespace)) {
+  const backup = await chooseBackup(kube, a.veleroNs, a.namespace, a.backup, a.schedule);
+  if (await namespaceExists(kube, a.drillNamespace)) {
     throw new Error(
-      `namespace ${drillNamespace} exists already (a drill left over?): Velero would skip the objects already there, so the drill would prove nothing; ` +
-        `delete it (kubectl delete namespace ${drillNamespace}) or choose --drill-namespace`,
+      `namespace ${a.drillNamespace} exists already (a drill left over?): Velero would skip the objects already there, so the drill would prove nothing; ` +
+        `delete it (kubectl delete namespace ${a.drillNamespace}) or choose --drill-namespace`,
     );
   }
 
   const started = now();
   const restoreName = drillRestoreName(backup, started);
-  const restore: VeleroRestore = {
+  await kube.createRestore(a.veleroNs, drillRestore(a, backup, restoreName));
+  if (!a.json) stderr(`drill: restore ${restoreName} of backup ${backup} created in namespace ${a.veleroNs}: ${a.namespace} → ${a.drillNamespace}; waiting up to ${a.timeout}\n`);
+
+  const current = await waitForRestore(kube, a.veleroNs, restoreName, started.getTime() + a.timeoutMs, pollMs, now);
+  const report = await drillReport(kube, a, { backup, restoreName, current, started, now });
+  if (a.cleanup) await cleanUp(kube, report);
+
+  stdout(a.json ? `${JSON.stringify(report)}\n` : formatReport(report));
+  return report.passed ? 0 : 1;
+}
+
+/** The flags, with the mistakes refused before anything is asked of the cluster (UsageError: exit status 2). */
+function parseDrillArgs(args: string[]): DrillArgs {
+  const { values } = parseFlags({
+    args,
+    options: {
+      backup: { type: 'string' },
+      schedule: { type: 'string' },
+      namespace: { type: 'string' },
+      'drill-namespace': { type: 'string' },
+      'velero-namespace': { type: 'string', default: 'velero' },
+      timeout: { type: 'string', default: '30m' },
+      cleanup: { type: 'boolean' },
+      kubeconfig: { type: 'string' },
+      context: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (!values.namespace) throw new UsageError('--namespace is required: the production namespace whose backup is drilled');
+  if (values.backup && values.schedule) throw new UsageError('give --backup or --schedule, not both');
+  if (values['drill-namespace'] === values.namespace) {
+    throw new UsageError(`--drill-namespace ${values.namespace} is the production namespace: a drill restores beside production, never into it; choose another name (default ${values.namespace}-drill)`);
+  }
+  const timeoutMs = parseTimeout(values.timeout as string);
+  const namespace = values.namespace as string;
+  return {
+    namespace,
+    drillNamespace: (values['drill-namespace'] as string | undefined) ?? `${namespace}-drill`,
+    veleroNs: values['velero-namespace'] as string,
+    backup: values.backup as string | undefined,
+    schedule: values.schedule as string | undefined,
+    timeout: values.timeout as string,
+    timeoutMs,
+    cleanup: Boolean(values.cleanup),
+    json: Boolean(values.json),
+    kube: {
+      ...(values.kubeconfig ? { kubeconfig: values.kubeconfig as string } : {}),
+      ...(values.context ? { context: values.context as string } : {}),
+    },
+  };
+}
+
+/** The drill's Restore: the backup's namespace mapped to the drill namespace, labelled as a drill. */
+function drillRestore(a: DrillArgs, backup: string, restoreName: string): VeleroRestore {
+  return {
     apiVersion: 'velero.io/v1',
     kind: 'Restore',
-    metadata: { name: restoreName, namespace: veleroNs, labels: { [DRILL_LABEL]: 'true' } },
+    metadata: { name: restoreName, namespace: a.veleroNs, labels: { [DRILL_LABEL]: 'true' } },
     spec: {
       backupName: backup,
-      includedNamespaces: [namespace],
-      namespaceMapping: { [namespace]: drillNamespace },
+      includedNamespaces: [a.namespace],
+      namespaceMapping: { [a.namespace]: a.drillNamespace },
       // Only the Victoria objects (and, through the pod restore action, the Secrets, ConfigMaps and
       // ServiceAccount their pods name): any other pod of the namespace would come back in the drill
       // namespace on its own production hostPath, and its alerts and writes would go to production.
       labelSelector: { matchExpressions: [{ key: KIND_LABEL, operator: 'Exists' }] },
     },
   };
-  await kube.createRestore(veleroNs, restore);
-  if (!values.json) stderr(`drill: restore ${restoreName} of backup ${backup} created in namespace ${veleroNs}: ${namespace} → ${drillNamespace}; waiting up to ${values.timeout}\n`);
+}
 
-  const deadline = started.getTime() + timeoutMs;
-  let current = await kube.getRestore(veleroNs, restoreName);
+/**
+ * The Restore once it has ended, or as the last poll before the deadline saw it: no poll starts
+ * that would end after the deadline, so the wait is bounded by --timeout (plus the last request)
+ * however long Velero takes.
+ */
+async function waitForRestore(kube: KubeClient, veleroNs: string, name: string, deadline: number, pollMs: number, now: () => Date): Promise<VeleroRestore> {
+  let current = await kube.getRestore(veleroNs, name);
   while (!TERMINAL.has(current.status?.phase ?? '') && now().getTime() + pollMs <= deadline) {
     await new Promise((r) => setTimeout(r, pollMs));
-    current = await kube.getRestore(veleroNs, restoreName);
+    current = await kube.getRestore(veleroNs, name);
   }
-  const status = current.status ?? {};
+  return current;
+}
+
+/** The report of a Restore as waitForRestore left it; the pods are looked at only once it has ended. */
+async function drillReport(
+  kube: KubeClient,
+  a: DrillArgs,
+  run: { backup: string; restoreName: string; current: VeleroRestore; started: Date; now: () => Date },
+): Promise<DrillReport> {
+  const { restoreName, started } = run;
+  const status = run.current.status ?? {};
   const phase = status.phase ?? 'New';
   const timedOut = !TERMINAL.has(phase);
-  const pods = timedOut ? [] : await drillPods(kube, namespace, drillNamespace);
-
-  const problems: string[] = [];
-  if (timedOut) problems.push(`the Restore was still ${phase} after ${values.timeout}: see velero restore describe ${restoreName}`);
-  else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restoreName} --details and velero restore logs ${restoreName}`);
-  if ((status.errors ?? 0) > 0) problems.push(`${status.errors} error(s) in the Restore`);
-  if (!timedOut && pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);
-  for (const p of pods) {
-    if (!p.expect) {
-      // Two causes, which only the restore log tells apart: a backup without counts, whose drill can
-      // check checksums only, or a plugin that did not act on the restore at all.
-      problems.push(
-        `pod ${drillNamespace}/${p.name} has no verify hook, so its data was not checked against the backup's counts: ` +
-          `either the backup holds no counts (labelled ${COUNTS_LABEL}=false, or its count failed; the restore log says "holds no counts") and only its checksums were checked, drill a counted backup; ` +
-          `or the plugin did not treat the restore as a drill (is it installed in Velero? velero restore logs ${restoreName})`,
-      );
-    }
-    if (p.hostPath && p.hostPath === p.productionHostPath) problems.push(`pod ${drillNamespace}/${p.name} uses the production hostPath ${p.hostPath}: stop it now`);
-  }
-
-  const report: DrillReport = {
+  const pods = timedOut ? [] : await drillPods(kube, a.namespace, a.drillNamespace);
+  const problems = drillProblems({ restore: restoreName, drillNamespace: a.drillNamespace, phase, timedOut, errors: status.errors ?? 0, pods }, a.timeout);
+  return {
     passed: problems.length === 0,
-    backup,
+    backup: run.backup,
     restore: restoreName,
-    veleroNamespace: veleroNs,
-    namespace,
-    drillNamespace,
+    veleroNamespace: a.veleroNs,
+    namespace: a.namespace,
+    drillNamespace: a.drillNamespace,
     phase,
     timedOut,
-    durationSeconds: Math.round((now().getTime() - started.getTime()) / 100) / 10,
+    durationSeconds: Math.round((run.now().getTime() - started.getTime()) / 100) / 10,
     warnings: status.warnings ?? 0,
     errors: status.errors ?? 0,
     failureReason: status.failureReason ?? null,
     validationErrors: status.validationErrors ?? [],
     pods,
     problems,
-    cleanup: { requested: Boolean(values.cleanup), deleted: false, note: null },
+    cleanup: { requested: a.cleanup, deleted: false, note: null },
   };
+}
 
-  if (values.cleanup) {
-    // Only the namespace this drill created (it did not exist before), never production.
-    if (timedOut) {
-      report.cleanup.note = `not done: the Restore is still running; delete namespace ${drillNamespace} once it has ended`;
-    } else if (drillNamespace === namespace) {
-      // The usage check refuses this already; kept beside the deletion, so that no later change
-      // of the arguments' handling can delete production.
-      report.cleanup.note = `refused: ${drillNamespace} is the production namespace`;
-    } else if (!(await namespaceExists(kube, drillNamespace))) {
-      report.cleanup.note = `namespace ${drillNamespace} does not exist: nothing to delete`;
-    } else {
-      await kube.deleteNamespace(drillNamespace);
-      report.cleanup.deleted = true;
-      report.cleanup.note = `namespace ${drillNamespace} deleted; remove the drill's hostPath directories on the node (${
-        pods.map((p) => p.hostPath).filter(Boolean).join(', ') || 'none'
-      })`;
+/**
+ * Why the drill did not pass. Completed with no errors is not enough on its own: a restored pod
+ * without the verify hook was not checked against the backup's counts, and one on the production
+ * hostPath endangers production.
+ */
+function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' | 'phase' | 'timedOut' | 'errors' | 'pods'>, timeout: string): string[] {
+  const { restore, drillNamespace, phase } = r;
+  const problems: string[] = [];
+  if (r.timedOut) problems.push(`the Restore was still ${phase} after ${timeout}: see velero restore describe ${restore}`);
+  else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restore} --details and velero restore logs ${restore}`);
+  if (r.errors > 0) problems.push(`${r.errors} error(s) in the Restore`);
+  if (!r.timedOut && r.pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);
+  for (const p of r.pods) {
+    if (!p.expect) {
+      // Two causes, which only the restore log tells apart: a backup without counts, whose drill can
+      // check checksums only, or a plugin that did not act on the restore at all.
+      problems.push(
+        `pod ${drillNamespace}/${p.name} has no verify hook, so its data was not checked against the backup's counts: ` +
+          `either the backup holds no counts (labelled ${COUNTS_LABEL}=false, or its count failed; the restore log says "holds no counts") and only its checksums were checked, drill a counted backup; ` +
+          `or the plugin did not treat the restore as a drill (is it installed in Velero? velero restore logs ${restore})`,
+      );
     }
+    if (p.hostPath && p.hostPath === p.productionHostPath) problems.push(`pod ${drillNamespace}/${p.name} uses the production hostPath ${p.hostPath}: stop it now`);
   }
+  return problems;
+}
 
-  stdout(values.json ? `${JSON.stringify(report)}\n` : formatReport(report));
-  return report.passed ? 0 : 1;
+/** --cleanup, into the report: only the namespace this drill created (it did not exist before), never production. */
+async function cleanUp(kube: KubeClient, report: DrillReport): Promise<void> {
+  const { drillNamespace } = report;
+  if (report.timedOut) {
+    report.cleanup.note = `not done: the Restore is still running; delete namespace ${drillNamespace} once it has ended`;
+  } else if (drillNamespace === report.namespace) {
+    // The usage check refuses this already; kept beside the deletion, so that no later change
+    // of the arguments' handling can delete production.
+    report.cleanup.note = `refused: ${drillNamespace} is the production namespace`;
+  } else if (!(await namespaceExists(kube, drillNamespace))) {
+    report.cleanup.note = `namespace ${drillNamespace} does not exist: nothing to delete`;
+  } else {
+    await kube.deleteNamespace(drillNamespace);
+    report.cleanup.deleted = true;
+    report.cleanup.note = `namespace ${drillNamespace} deleted; remove the drill's hostPath directories on the node (${
+      report.pods.map((p) => p.hostPath).filter(Boolean).join(', ') || 'none'
+    })`;
+  }
 }
