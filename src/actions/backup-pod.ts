@@ -196,7 +196,7 @@ function unlessStale(b: PodBackup, files: CompanionFiles | undefined): Companion
 async function filesFromOwnPreHook(b: PodBackup): Promise<CompanionFiles> {
   const { ctx, podId, companion, fields } = b;
   if (!b.config.runHooksIfMissing) {
-    throw new Error(`no snapshot was recorded by a pre hook: add the hook annotations (velero/components/) or the Schedule's hooks, or set runHooksIfMissing to true`);
+    throw new Error(`no snapshot was recorded by a pre hook of this backup (none, or only an earlier backup's: see the warning above): add the hook annotations (velero/components/) or the Schedule's hooks, or set runHooksIfMissing to true`);
   }
   ctx.log.warn(`${podId}: no pre hook made snapshots for this backup; running the companion's hooks from the plugin (add the hook annotations: velero/components/)`, fields);
   b.ranPre = true;
