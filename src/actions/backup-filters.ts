@@ -29,7 +29,7 @@ export const EXCLUDE_FROM_BACKUP_LABEL = 'velero.io/exclude-from-backup';
 const isPods = (name: string): boolean => ['pods', 'pod', 'po'].includes(name.toLowerCase().replace(/\.$/, ''));
 
 /** Whether a list of resource names covers pods: given and naming them or `*`. */
-const names = (list: string[] | undefined): boolean => (list ?? []).some((n) => n === '*' || isPods(n));
+const coversPods = (list: string[] | undefined): boolean => (list ?? []).some((n) => n === '*' || isPods(n));
 
 function matches(selector: LabelSelector, labels: Record<string, string>): boolean {
   for (const [k, v] of Object.entries(selector.matchLabels ?? {})) if (labels[k] !== v) return false;
@@ -56,8 +56,8 @@ export function podExclusion(filters: BackupFilters, podLabels: Record<string, s
   const [included, excluded, flag] = scoped
     ? [filters.includedNamespaceScopedResources, filters.excludedNamespaceScopedResources, '--include-namespace-scoped-resources / --exclude-namespace-scoped-resources']
     : [filters.includedResources, filters.excludedResources, '--include-resources / --exclude-resources'];
-  if (names(excluded)) return `the backup excludes pods (${flag}; take pods out of the exclusions to capture its data)`;
-  if (included && included.length > 0 && !names(included)) return `the backup does not include pods (${flag}; add pods to capture its data)`;
+  if (coversPods(excluded)) return `the backup excludes pods (${flag}; take pods out of the exclusions to capture its data)`;
+  if (included && included.length > 0 && !coversPods(included)) return `the backup does not include pods (${flag}; add pods to capture its data)`;
   const selectors = [...(filters.labelSelector ? [filters.labelSelector] : []), ...(filters.orLabelSelectors ?? [])];
   if (selectors.length > 0 && !selectors.some((s) => matches(s, podLabels))) {
     return `its labels match none of the backup's label selectors (--selector / --or-selector; select its pods too to capture its data)`;

@@ -21,7 +21,7 @@ import { backupToAct, parseVeleroBackup } from './velero-backup.js';
 import { isRunning, sharedFolderProblem, workloadOf } from './workload.js';
 
 interface PodLike {
-  metadata?: KubeObject['metadata'] & { labels?: Record<string, string> };
+  metadata?: KubeObject['metadata'];
   spec?: { containers?: Array<{ name?: string }> };
   status?: { phase?: string };
 }

@@ -38,7 +38,8 @@ export interface LeftoverScan {
   known: number;
 }
 
-const lastSegment = (dir: string): string => dir.slice(0, -1).slice(dir.slice(0, -1).lastIndexOf('/') + 1);
+/** `a/b/c/` → `c`: the name of a folder listDirectories returned. */
+const lastSegment = (dir: string): string => dir.split('/').at(-2)!;
 
 async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<BackupFolder, 'folder' | 'objects' | 'bytes' | 'lastModified'>): Promise<BackupFolder> {
   let objects = 0;
