@@ -13,6 +13,7 @@ import { copiesRefusedText, type Manifest } from '../engine/manifest.js';
 import { formatBytes, type Progress, type ProgressListener } from '../engine/progress.js';
 import { tarFileReader } from '../engine/tar-reader.js';
 import { KubeClient } from '../kube/client.js';
+import { Semaphore } from '../store/pool.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
 import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
@@ -24,6 +25,17 @@ import { checkSoleWriter, controllerOf, workloadOf, type Workload } from './work
 
 /** A snapshot recorded this long before the backup started belongs to an earlier backup (clock skew allowed). */
 const STALE_RECORD_MS = 5 * 60_000;
+
+/**
+ * The pods' backups this plugin process runs at once. Velero starts one plugin process per backup
+ * and, with more than one item-block worker (`--item-block-worker-count`), calls it for several
+ * pods at the same time; each pod's backup holds its own part buffers and tar streams (about
+ * 170 MiB at its peak), all in Velero's container and under its memory limit. So the backups
+ * beyond maxParallelPodBackups wait, in order, rather than risk that limit. Made with the first
+ * pod's ConfigMap: the limit applies from the next backup on when the ConfigMap changes, as every
+ * other key does.
+ */
+let podBackupSlots: Semaphore | undefined;
 
 interface PodSpecLike {
   containers?: Array<{ name?: string }>;
@@ -69,6 +81,16 @@ export async function executePodBackup(
         'or set companionContainer in the plugin ConfigMap',
     );
   }
+  const slots = (podBackupSlots ??= new Semaphore(config.maxParallelPodBackups));
+  if (!slots.tryAcquire()) {
+    ctx.log.info(
+      `${podId}: waiting for another pod's backup to finish: this plugin process backs up ${config.maxParallelPodBackups} pod(s) at once ` +
+        '(maxParallelPodBackups in the plugin ConfigMap; each more needs about 170 MiB more of the Velero container\'s memory)',
+      { namespace, name: podName, backup: backup.name },
+    );
+    await slots.acquire();
+  }
+  // The item's time limit starts with its own work, not with the wait for a slot.
   const controller = new AbortController();
   const timer = setTimeout(
     () => controller.abort(new Error(`the backup took longer than itemTimeoutSeconds (${config.itemTimeoutMs / 1000} s) and was stopped`)),
@@ -81,6 +103,7 @@ export async function executePodBackup(
     throw notBackedUp(controller.signal.aborted ? `${(controller.signal.reason as Error).message}${removalNote(err)}` : (err as Error).message);
   } finally {
     clearTimeout(timer);
+    slots.release();
   }
 }
 

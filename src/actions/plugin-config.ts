@@ -23,6 +23,8 @@ export interface PluginConfig {
   /** How long the database may take to count its data. */
   countTimeoutMs: number;
   uploadConcurrency: number;
+  /** Pods one plugin process backs up at once when Velero's item-block workers send several (the rest wait). */
+  maxParallelPodBackups: number;
   /** The most bytes per second one pod's backup uploads (server-side copies aside); 0 = no limit. */
   maxBytesPerSecond: number;
   /** Parallel tar streams from the companion per backup. */
@@ -55,6 +57,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   counts: true,
   countTimeoutMs: 1800_000,
   uploadConcurrency: 4,
+  maxParallelPodBackups: 1,
   maxBytesPerSecond: 0,
   streams: 2,
   progressIntervalMs: 10_000,
@@ -122,6 +125,7 @@ const KEYS: Record<string, Parser> = {
   counts: flag('counts'),
   countTimeoutSeconds: seconds('countTimeoutMs', 1, 86_400),
   uploadConcurrency: count('uploadConcurrency', 1, 64),
+  maxParallelPodBackups: count('maxParallelPodBackups', 1, 16),
   maxBytesPerSecond: rate('maxBytesPerSecond'),
   streams: count('streams', 1, 16),
   progressIntervalSeconds: seconds('progressIntervalMs', 1, 3600),

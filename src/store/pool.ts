@@ -42,6 +42,13 @@ export class Semaphore {
 
   constructor(private available: number) {}
 
+  /** Takes a unit if one is free at once. */
+  tryAcquire(): boolean {
+    if (this.available === 0) return false;
+    this.available--;
+    return true;
+  }
+
   async acquire(): Promise<void> {
     if (this.available > 0) {
       this.available--;

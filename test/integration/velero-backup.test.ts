@@ -363,6 +363,48 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(await keysUnder(folder('vm-bare', 'b-evicted'))).to.deep.equal([]);
   });
 
+  it('two item-block workers in one plugin process: the pods back up one at a time by default (maxParallelPodBackups 1), both at once with 2', async () => {
+    const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+    const both = async (backup: string, extra: Record<string, string>) => {
+      // New data on both, uploaded at the lowest rate, so that each backup lasts long enough to overlap the other's.
+      await vm.importSeries(20, 300, { metric: `vpv_workers_${backup.replace(/\W/g, '_')}` });
+      await vl.ingest(2000, 1);
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), maxBytesPerSecond: '64KiB', ...extra } });
+      try {
+        return await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/pod-backup', item: vmPod(), alsoItems: [vlPod()], backup: backupObject(backup), env });
+      } finally {
+        api.put(config);
+      }
+    };
+    const order = (r: CallResult) => {
+      const lines = messages(r);
+      const at = (pod: KubeObject, what: string) => lines.findIndex((l) => l.startsWith(`pod ${NS}/${pod.metadata.name}: ${what}`));
+      const pods = [vmPod(), vlPod()];
+      return {
+        waits: lines.filter((l) => l.includes("waiting for another pod's backup to finish")),
+        started: pods.map((p) => at(p, 'backing up ')),
+        completed: pods.map((p) => at(p, 'backup complete')),
+      };
+    };
+    for (const [backup, extra] of [['b-workers-1', {}], ['b-workers-2', { maxParallelPodBackups: '2' }]] as const) {
+      const res = await both(backup, extra);
+      expect([res.ok, ...res.concurrent.map((c) => c.ok)], [res.error, ...res.concurrent.map((c) => c.error)].join('\n')).to.deep.equal([true, true]);
+      expect(res.logViolations).to.deep.equal([]);
+      for (const deployment of ['vmsingle', 'vlogs']) expect(await keysUnder(folder(deployment, backup)), deployment).to.include(`${folder(deployment, backup)}victoria_complete.ignore`);
+      const { waits, started, completed } = order(res);
+      expect([...started, ...completed].every((i) => i >= 0), JSON.stringify({ started, completed })).to.equal(true);
+      if (backup === 'b-workers-1') {
+        expect(waits, 'one pod waited for the other').to.have.length(1);
+        expect(waits[0]).to.contain('backs up 1 pod(s) at once (maxParallelPodBackups in the plugin ConfigMap');
+        const [first, second] = started[0]! < started[1]! ? [0, 1] : [1, 0];
+        expect(started[second], "the second started after the first's end").to.be.greaterThan(completed[first]!);
+      } else {
+        expect(waits).to.deep.equal([]);
+        expect(Math.max(...started), 'both started before either ended').to.be.lessThan(Math.min(...completed));
+      }
+    }
+  });
+
   for (const [what, fault, error] of [
     ['never answers', { hang: true }, /2 s/],
     ['is cut off', { cutAfterStdoutBytes: 0 }, /ended without an exit status/],

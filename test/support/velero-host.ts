@@ -89,6 +89,8 @@ export interface CallResult {
   stderrOther: string[];
   /** Lines breaking Velero's log-line rules (non-JSON lines included); a correct plugin has none. */
   logViolations: string[];
+  /** The Execute calls on `alsoItems`, made at the same time as the main one, in their order. */
+  concurrent: Array<Pick<CallResult, 'ok' | 'error' | 'code' | 'item' | 'itemProblem' | 'executeMs'>>;
   /** The plugin's exit code (-1: ended by a signal). */
   exitCode: number | null;
   /** '' when the plugin exited 0 within 2 s of Shutdown; otherwise what happened. */
@@ -111,6 +113,8 @@ export interface CallOptions {
   restore?: unknown;
   /** The item as stored in the backup (restore); default: `item`. */
   itemFromBackup?: unknown;
+  /** Further items (backup) whose Execute runs at the same time in the same plugin process, as Velero's item-block workers call it. */
+  alsoItems?: unknown[];
   /** Merged over process.env for the harness, whose environment the plugin inherits; undefined removes a variable. */
   env?: Record<string, string | undefined>;
   /** Execute timeout (default 600 s); the harness is killed 60 s after it. */
@@ -158,10 +162,11 @@ export async function callAction(plugin: string, opts: CallOptions): Promise<Cal
       ['-backup', call === 'restore' ? undefined : opts.backup],
       ['-restore', opts.restore],
       ['-item-from-backup', opts.itemFromBackup],
+      ...(opts.alsoItems ?? []).map((doc): [string, unknown] => ['-also-item', doc]),
     ];
     for (const [flag, doc] of docs) {
       if (doc === undefined) continue;
-      const file = join(dir, `${flag.slice(1)}.json`);
+      const file = join(dir, `${flag.slice(1)}-${args.length}.json`);
       await writeFile(file, documentBytes(doc));
       args.push(flag, file);
     }

@@ -3,7 +3,9 @@ package main
 // Single-call mode: launch the plugin as Velero does, dispense one named item action, call
 // Execute once with the caller's JSON documents (and, for a backup action that returns an
 // operationID, Progress once), shut the plugin down as Velero does, and write what happened to
-// -out for an end-to-end test to assert on.
+// -out for an end-to-end test to assert on. With -also-item (backup only), Execute is called on
+// each further item at the same time, in the same plugin process, as Velero's item-block workers
+// (--item-block-worker-count) call it.
 //
 // Exit status: 0 when Execute was called and the result written (whatever Execute returned),
 // 1 when the harness could not do that (the plugin did not start or complete the handshake,
@@ -32,13 +34,24 @@ type callOptions struct {
 	call, pluginName      string
 	item, backup, restore string
 	itemFromBackup, out   string
+	alsoItems             fileList
 	timeout               time.Duration
+}
+
+// fileList is a repeatable file flag.
+type fileList []string
+
+func (f *fileList) String() string { return fmt.Sprint(*f) }
+
+func (f *fileList) Set(v string) error {
+	*f = append(*f, v)
+	return nil
 }
 
 // callFlags are the flags that only make sense with -call.
 var callFlags = map[string]bool{
 	"plugin-name": true, "item": true, "backup": true, "restore": true,
-	"item-from-backup": true, "out": true, "timeout": true,
+	"item-from-backup": true, "out": true, "timeout": true, "also-item": true,
 }
 
 // any reports whether a single-call flag was given on the command line.
@@ -90,9 +103,11 @@ type callResult struct {
 	// ExitCode of the plugin process (-1 if a signal ended it, null if it never ran);
 	// Shutdown is "" when it exited 0 within 2 s of Shutdown, as Velero expects, and otherwise
 	// says what happened.
-	ExitCode     *int   `json:"exitCode"`
-	Shutdown     string `json:"shutdown"`
-	HarnessError string `json:"harnessError,omitempty"`
+	// Concurrent: the Execute calls on the -also-item items, in their order.
+	Concurrent   []concurrentResult `json:"concurrent"`
+	ExitCode     *int               `json:"exitCode"`
+	Shutdown     string             `json:"shutdown"`
+	HarnessError string             `json:"harnessError,omitempty"`
 }
 
 // progressResult: what Progress answered (Error: its gRPC status message, if it failed).
@@ -102,10 +117,21 @@ type progressResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// concurrentResult: what Execute answered for one -also-item item.
+type concurrentResult struct {
+	OK          bool            `json:"ok"`
+	Error       string          `json:"error"`
+	Code        string          `json:"code"`
+	Item        json.RawMessage `json:"item"`
+	ItemProblem string          `json:"itemProblem"`
+	ExecuteMs   int64           `json:"executeMs"`
+}
+
 // callInputs are the documents sent, marshalled the way Velero marshals them.
 type callInputs struct {
 	kind                      string
 	item, doc, itemFromBackup []byte // doc: the Backup (backup, delete) or the Restore (restore)
+	alsoItems                 [][]byte
 }
 
 func (c *callOptions) inputs() (*callInputs, error) {
@@ -134,6 +160,8 @@ func (c *callOptions) inputs() (*callInputs, error) {
 		return nil, fmt.Errorf("-call needs -out")
 	case c.call != "restore" && (c.restore != "" || c.itemFromBackup != ""):
 		return nil, fmt.Errorf("-restore and -item-from-backup are for -call restore")
+	case c.call != "backup" && len(c.alsoItems) > 0:
+		return nil, fmt.Errorf("-also-item is for -call backup")
 	case c.timeout <= 0:
 		return nil, fmt.Errorf("-timeout must be positive")
 	}
@@ -143,6 +171,13 @@ func (c *callOptions) inputs() (*callInputs, error) {
 	}
 	if in.doc, err = readDoc(docFile); err != nil {
 		return nil, err
+	}
+	for _, file := range c.alsoItems {
+		doc, err := readDoc(file)
+		if err != nil {
+			return nil, err
+		}
+		in.alsoItems = append(in.alsoItems, doc)
 	}
 	in.itemFromBackup = in.item
 	if c.itemFromBackup != "" {
@@ -213,6 +248,9 @@ func (w *resultWriter) write(r *callResult, c *stderrCollector, p *pluginProcess
 	if r.PostOperationItems == nil {
 		r.PostOperationItems = []resourceRef{}
 	}
+	if r.Concurrent == nil {
+		r.Concurrent = []concurrentResult{}
+	}
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err == nil {
 		err = ioutil.WriteFile(w.path, append(data, '\n'), 0o644)
@@ -262,8 +300,10 @@ func runCall(c *callOptions, path string, serverArgs []string, o *options) int {
 	var item []byte
 	switch cl := raw.(type) {
 	case biav2.BackupItemActionClient:
+		concurrent := executeConcurrently(ctx, cl, c.pluginName, in)
 		var resp *biav2.ExecuteResponse
 		resp, err = cl.Execute(ctx, &biav2.ExecuteRequest{Plugin: c.pluginName, Item: in.item, Backup: in.doc})
+		r.Concurrent = concurrent()
 		item = resp.GetItem()
 		r.AdditionalItems = refs(resp.GetAdditionalItems())
 		r.PostOperationItems = refs(resp.GetPostOperationItems())
@@ -315,6 +355,33 @@ func runCall(c *callOptions, path string, serverArgs []string, o *options) int {
 		r.Shutdown = err.Error()
 	}
 	return w.write(r, p.stderr, p, 0)
+}
+
+// executeConcurrently starts Execute on every -also-item item; the returned function waits for
+// all of them and gives their results in order.
+func executeConcurrently(ctx context.Context, cl biav2.BackupItemActionClient, plugin string, in *callInputs) func() []concurrentResult {
+	results := make([]concurrentResult, len(in.alsoItems))
+	var wg sync.WaitGroup
+	for i, item := range in.alsoItems {
+		wg.Add(1)
+		go func(r *concurrentResult, item []byte) {
+			defer wg.Done()
+			start := time.Now()
+			resp, err := cl.Execute(ctx, &biav2.ExecuteRequest{Plugin: plugin, Item: item, Backup: in.doc})
+			r.ExecuteMs = time.Since(start).Milliseconds()
+			if err != nil {
+				st := status.Convert(err)
+				r.Error, r.Code = st.Message(), st.Code().String()
+				return
+			}
+			r.OK = true
+			r.Item, r.ItemProblem = returnedItem(resp.GetItem())
+		}(&results[i], item)
+	}
+	return func() []concurrentResult {
+		wg.Wait()
+		return results
+	}
 }
 
 // returnedItem is the item for the result (nil when it is not JSON) and what Velero would

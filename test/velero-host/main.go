@@ -83,10 +83,11 @@ func run() int {
 	flag.StringVar(&c.itemFromBackup, "item-from-backup", "", "single-call mode: `file` with the item as stored in the backup (restore; default: -item)")
 	flag.StringVar(&c.out, "out", "", "single-call mode: write the result JSON to this `file`")
 	flag.DurationVar(&c.timeout, "timeout", 600*time.Second, "single-call mode: Execute `timeout` (Velero has none)")
+	flag.Var(&c.alsoItems, "also-item", "single-call mode, backup: `file` with a further item to Execute at the same time in the same plugin process (repeatable)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: velero-host [flags] -- /path/to/plugin [argv...]\n"+
 			"       velero-host -call backup|delete|restore -plugin-name NAME -item ITEM.json [-backup BACKUP.json]\n"+
-			"           [-restore RESTORE.json] [-item-from-backup ITEM2.json] -out OUT.json [-timeout 600s] -- /path/to/plugin [argv...]\n\n"+
+			"           [-restore RESTORE.json] [-item-from-backup ITEM2.json] [-also-item ITEM.json]... -out OUT.json [-timeout 600s] -- /path/to/plugin [argv...]\n\n"+
 			"Without argv the plugin gets Velero-like server flags: %s\n\nflags:\n", strings.Join(defaultServerArgs, " "))
 		flag.PrintDefaults()
 	}
@@ -96,7 +97,7 @@ func run() int {
 		return 2
 	}
 	if c.call == "" && c.any() {
-		fmt.Fprintln(os.Stderr, "velero-host: -plugin-name, -item, -backup, -restore, -item-from-backup, -out and -timeout need -call")
+		fmt.Fprintln(os.Stderr, "velero-host: -plugin-name, -item, -backup, -restore, -item-from-backup, -also-item, -out and -timeout need -call")
 		return 2
 	}
 	// Velero execs plugins by absolute path (under /plugins); a relative path would also make
