@@ -35,7 +35,7 @@ const STALE_RECORD_MS = 5 * 60_000;
  * pod's ConfigMap: the limit applies from the next backup on when the ConfigMap changes, as every
  * other key does.
  */
-let podBackupSlots: Semaphore | undefined;
+let podBackupSlots: { limit: number; semaphore: Semaphore } | undefined;
 
 interface PodSpecLike {
   containers?: Array<{ name?: string }>;
@@ -52,6 +52,7 @@ export async function executePodBackup(
   const namespace = pod.metadata?.namespace ?? '';
   const podName = pod.metadata?.name ?? '';
   const podId = `pod ${namespace}/${podName}`;
+  const fields = { namespace, name: podName, backup: backup.name };
   // Every error of this item starts the same way, so that one search of the backup log finds them all.
   const notBackedUp = (message: string) => new Error(`${podId}: Victoria data NOT backed up in ${backup.name}: ${message}`);
   const kind = pod.metadata?.labels?.[KIND_LABEL];
@@ -67,7 +68,7 @@ export async function executePodBackup(
     const owned = controllerOf(pod.metadata as Parameters<typeof controllerOf>[0]) !== undefined;
     const text = `${podId}: phase ${status.phase}${status.reason ? ` (${status.reason})` : ''}, nothing runs in it: not backed up` +
       (owned ? "; its workload's running pod is" : '; start it again and back up again');
-    ctx.log[owned ? 'info' : 'warn'](text, { namespace, name: podName, backup: backup.name });
+    ctx.log[owned ? 'info' : 'warn'](text, fields);
     return undefined;
   }
   const kube = KubeClient.load();
@@ -81,14 +82,14 @@ export async function executePodBackup(
         'or set companionContainer in the plugin ConfigMap',
     );
   }
-  const slots = (podBackupSlots ??= new Semaphore(config.maxParallelPodBackups));
-  if (!slots.tryAcquire()) {
+  const slots = (podBackupSlots ??= { limit: config.maxParallelPodBackups, semaphore: new Semaphore(config.maxParallelPodBackups) });
+  if (!slots.semaphore.tryAcquire()) {
     ctx.log.info(
-      `${podId}: waiting for another pod's backup to finish: this plugin process backs up ${config.maxParallelPodBackups} pod(s) at once ` +
+      `${podId}: waiting for another pod's backup to finish: this plugin process backs up ${slots.limit} pod(s) at once ` +
         '(maxParallelPodBackups in the plugin ConfigMap; each more needs about 170 MiB more of the Velero container\'s memory)',
-      { namespace, name: podName, backup: backup.name },
+      fields,
     );
-    await slots.acquire();
+    await slots.semaphore.acquire();
   }
   // The item's time limit starts with its own work, not with the wait for a slot.
   const controller = new AbortController();
@@ -97,13 +98,13 @@ export async function executePodBackup(
     config.itemTimeoutMs,
   );
   try {
-    return await backupPod({ ctx, kube, backup, pod, kind, podId, config, signal: controller.signal });
+    return await backupPod({ ctx, kube, backup, pod, kind, podId, fields, config, signal: controller.signal });
   } catch (err) {
     // On a timeout, its own words, and what the failed attempt's clean-up did.
     throw notBackedUp(controller.signal.aborted ? `${(controller.signal.reason as Error).message}${removalNote(err)}` : (err as Error).message);
   } finally {
     clearTimeout(timer);
-    slots.release();
+    slots.semaphore.release();
   }
 }
 
@@ -114,14 +115,15 @@ interface BackupPodRequest {
   pod: KubeObject;
   kind: 'metrics' | 'logs';
   podId: string;
+  /** The pod's namespace and name, and the backup's name: the fields of every log line of this item. */
+  fields: { namespace: string; name: string; backup: string };
   config: Awaited<ReturnType<typeof loadPluginConfig>>;
   signal: AbortSignal;
 }
 
-/** One pod's backup under way: its request, the companion to exec into, and the fields of its log lines. */
+/** One pod's backup under way: its request and the companion to exec into. */
 interface PodBackup extends BackupPodRequest {
   companion: CompanionClient;
-  fields: { namespace: string; name: string; backup: string };
   /**
    * Set before the plugin runs the companion's pre hook itself: from then on the snapshots may be
    * ours, so the post hook that removes them is ours to run too, even when the pre hook failed.
@@ -138,8 +140,8 @@ interface BackupTarget {
 
 async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
   const { kube, backup, pod } = r;
-  const namespace = pod.metadata!.namespace!;
-  const b: PodBackup = { ...r, companion: companionOf(r), fields: { namespace, name: pod.metadata!.name!, backup: backup.name }, ranPre: false };
+  const { namespace } = r.fields;
+  const b: PodBackup = { ...r, companion: companionOf(r), ranPre: false };
   // The companion's file list (an exec: a process start in the pod) is fetched while the API
   // reads below run, and the base backup is looked up beside the exec calls (the label's kind is
   // checked against the companion's below). Both are observed at once, as either may fail first.
@@ -162,7 +164,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     const counted = startCounting(b);
     const manifest = await writeSnapshots(b, target, counted, await baseLookup);
     logOutcome(b, manifest);
-    const metadata = pod.metadata!;
+    const metadata = pod.metadata ?? {};
     const annotations = { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(backupRecord(b, target, manifest)) };
     return { item: { ...pod, metadata: { ...metadata, annotations } } };
   } finally {
@@ -173,11 +175,11 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
 
 /** Every exec of this backup goes to the pod's companion, within the plugin ConfigMap's timeouts and the item's signal. */
 function companionOf(r: BackupPodRequest): CompanionClient {
-  const { kube, pod, config, signal } = r;
+  const { kube, fields, config, signal } = r;
   return new CompanionClient({
     kube,
-    namespace: pod.metadata!.namespace!,
-    pod: pod.metadata!.name!,
+    namespace: fields.namespace,
+    pod: fields.name,
     container: config.companionContainer,
     execTimeoutMs: config.execTimeoutMs,
     streamIdleTimeoutMs: config.streamIdleTimeoutMs,

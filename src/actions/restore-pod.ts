@@ -136,7 +136,8 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
     logPlan(s, location, plan, placement.destination);
     await removeOldPlans(s, location);
     const pod = withRestoreContainer(s, placement.pod, image, plan, location);
-    if (s.drill) return withDrillVerification(s, pod, plan, placement.drillNote!);
+    // A drill's placement carries its note, and only a drill's.
+    if (placement.drillNote !== undefined) return withDrillVerification(s, pod, plan, placement.drillNote);
     warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, restore, `${podId}: backup ${record.name}`, fields);
     return pod;
   } finally {

@@ -119,66 +119,98 @@ async function uploadFile(
   limiter: RateLimiter | undefined,
   onBytes: (n: number) => void,
 ): Promise<string> {
-  const { file, stream } = entry;
-  const hash = createHash('sha256');
-  const chunks = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  let leftover: Buffer | undefined;
-  // An error of the source itself (too short, a read error) is reported as it is, not as the store's.
-  let sourceError: unknown;
-  const next = async (): Promise<IteratorResult<Buffer>> => {
-    try {
-      return await chunks.next();
-    } catch (err) {
-      sourceError = err;
-      throw err;
-    }
-  };
-  const short = () => new Error(`${file.path} is shorter than the ${file.size} bytes listed: it changed while the backup read it`);
-  async function* partBody(size: number): AsyncGenerator<Buffer> {
-    for (let remaining = size; remaining > 0; ) {
-      let chunk = leftover;
-      leftover = undefined;
-      if (!chunk) {
-        const r = await next();
-        if (r.done) throw (sourceError = short());
-        chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+  const source = new PartSource(entry, limiter, onBytes);
+  try {
+    for (const part of splitParts(entry.file.path, entry.file.size)) {
+      try {
+        await store.put(keyOf(part), source.body(part.size), part.size);
+      } catch (err) {
+        throw source.error ?? err;
       }
+    }
+    await source.expectEnd();
+  } catch (err) {
+    await source.abandon(err);
+    throw err;
+  }
+  return source.sha256();
+}
+
+/** A file's bytes, cut into the bodies of its parts and hashed whole (the manifest's SHA-256). */
+class PartSource {
+  private readonly hash = createHash('sha256');
+  private readonly chunks: AsyncIterator<Buffer>;
+  /** The rest of a chunk that crossed a part's end: the next part's first bytes. */
+  private leftover: Buffer | undefined;
+  /** An error of the source itself (too short, a read error), which is reported as it is, not as the store's. */
+  error: unknown;
+
+  constructor(
+    private readonly entry: FileEntry,
+    private readonly limiter: RateLimiter | undefined,
+    private readonly onBytes: (n: number) => void,
+  ) {
+    this.chunks = (entry.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  }
+
+  /** The next `size` bytes, as the source's chunks (a view of one where it crosses the end). */
+  async *body(size: number): AsyncGenerator<Buffer> {
+    for (let remaining = size; remaining > 0; ) {
+      let chunk = this.leftover ?? (await this.nextChunk());
+      this.leftover = undefined;
       if (chunk.length > remaining) {
-        leftover = chunk.subarray(remaining);
+        this.leftover = chunk.subarray(remaining);
         chunk = chunk.subarray(0, remaining);
       }
-      hash.update(chunk);
+      this.hash.update(chunk);
       remaining -= chunk.length;
-      if (limiter) {
+      if (this.limiter) {
         // Counted as the limiter lets them go, so that progress shows the paced rate.
-        for await (const piece of limiter.pace(chunk)) {
-          onBytes(piece.length);
+        for await (const piece of this.limiter.pace(chunk)) {
+          this.onBytes(piece.length);
           yield piece;
         }
       } else {
-        onBytes(chunk.length);
+        this.onBytes(chunk.length);
         yield chunk;
       }
     }
   }
-  try {
-    for (const part of splitParts(file.path, file.size)) {
-      try {
-        await store.put(keyOf(part), partBody(part.size), part.size);
-      } catch (err) {
-        throw sourceError ?? err;
-      }
+
+  /** After the last part: the file must have no more bytes than listed. */
+  async expectEnd(): Promise<void> {
+    if ((this.leftover && this.leftover.length > 0) || !(await this.next()).done) {
+      throw new Error(`${this.entry.file.path} is longer than the ${this.entry.file.size} bytes listed: it changed while the backup read it`);
     }
-    if ((leftover && leftover.length > 0) || !(await next()).done) {
-      throw new Error(`${file.path} is longer than the ${file.size} bytes listed: it changed while the backup read it`);
-    }
-  } catch (err) {
-    stream.destroy(err as Error);
-    // Ends the source's iteration, which closes a local file (its stream is a generator).
-    await chunks.return?.().catch(() => undefined);
-    throw err;
   }
-  return hash.digest('hex');
+
+  /** Stops reading after a failure; ending the iteration closes a local file (its stream is a generator). */
+  async abandon(err: unknown): Promise<void> {
+    this.entry.stream.destroy(err as Error);
+    await this.chunks.return?.().catch(() => undefined);
+  }
+
+  sha256(): string {
+    return this.hash.digest('hex');
+  }
+
+  private async nextChunk(): Promise<Buffer> {
+    const r = await this.next();
+    if (r.done) {
+      this.error = new Error(`${this.entry.file.path} is shorter than the ${this.entry.file.size} bytes listed: it changed while the backup read it`);
+      throw this.error;
+    }
+    return Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+  }
+
+  private async next(): Promise<IteratorResult<Buffer>> {
+    try {
+      return await this.chunks.next();
+    } catch (err) {
+      this.error = err;
+      throw err;
+    }
+  }
 }
 
 const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;

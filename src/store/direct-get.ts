@@ -226,10 +226,9 @@ class Exchange {
     this.sinkBusy = true;
     this.socket.pause();
     this.socket.setTimeout(0);
-    pending.then(
-      () => this.sinkDone(chunk.length),
-      (err: unknown) => this.finish(err as Error, false),
-    );
+    // A failing sink fails the download; so does a throw in sinkDone, which must not become an
+    // unhandled rejection (it would end the process).
+    pending.then(() => this.sinkDone(chunk.length)).catch((err: unknown) => this.finish(err as Error, false));
   }
 
   /** The sink is done with a chunk of `length` bytes: on to the next read, or the end. */
