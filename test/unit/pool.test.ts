@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { forEachFromBothEnds } from '../../src/store/pool.js';
+import { forEachFromBothEnds, Semaphore } from '../../src/store/pool.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -36,5 +36,24 @@ describe('forEachFromBothEnds', () => {
     const seen: number[] = [];
     await forEachFromBothEnds([3, 2, 1], 1, 0, async (n) => void seen.push(n));
     expect(seen).to.deep.equal([3, 2, 1]);
+  });
+});
+
+describe('Semaphore', () => {
+  it('tryAcquire takes a free unit at once and never one a waiter is owed; waiters are served in order', async () => {
+    const s = new Semaphore(1);
+    expect(s.tryAcquire()).to.equal(true);
+    expect(s.tryAcquire()).to.equal(false);
+    const served: string[] = [];
+    const a = s.acquire().then(() => served.push('a'));
+    const b = s.acquire().then(() => served.push('b'));
+    s.release(); // handed to a, not made free
+    expect(s.tryAcquire()).to.equal(false);
+    await a;
+    s.release();
+    await b;
+    expect(served).to.deep.equal(['a', 'b']);
+    s.release();
+    expect(s.tryAcquire()).to.equal(true);
   });
 });
