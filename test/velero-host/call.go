@@ -100,14 +100,14 @@ type callResult struct {
 	Logs          []json.RawMessage `json:"logs"`
 	StderrOther   []string          `json:"stderrOther"`
 	LogViolations []string          `json:"logViolations"`
+	// Concurrent: the Execute calls on the -also-item items, in their order.
+	Concurrent []concurrentResult `json:"concurrent"`
 	// ExitCode of the plugin process (-1 if a signal ended it, null if it never ran);
 	// Shutdown is "" when it exited 0 within 2 s of Shutdown, as Velero expects, and otherwise
 	// says what happened.
-	// Concurrent: the Execute calls on the -also-item items, in their order.
-	Concurrent   []concurrentResult `json:"concurrent"`
-	ExitCode     *int               `json:"exitCode"`
-	Shutdown     string             `json:"shutdown"`
-	HarnessError string             `json:"harnessError,omitempty"`
+	ExitCode     *int   `json:"exitCode"`
+	Shutdown     string `json:"shutdown"`
+	HarnessError string `json:"harnessError,omitempty"`
 }
 
 // progressResult: what Progress answered (Error: its gRPC status message, if it failed).
