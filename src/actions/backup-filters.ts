@@ -6,6 +6,7 @@
  * Velero never hands such a pod to the pod action, so the workload check must not read its missing
  * data as a failure; it warns instead, naming the filter.
  */
+import type { LabelSelector } from '../kube/velero-objects.js';
 
 /** The Backup spec fields that filter items, as Velero sends them. */
 export interface BackupFilters {
@@ -17,13 +18,8 @@ export interface BackupFilters {
   orLabelSelectors?: LabelSelector[];
 }
 
-interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
-}
-
 /** Velero's label for items it must skip (pkg/apis/velero/v1/labels_annotations.go). */
-export const EXCLUDE_FROM_BACKUP_LABEL = 'velero.io/exclude-from-backup';
+const EXCLUDE_FROM_BACKUP_LABEL = 'velero.io/exclude-from-backup';
 
 /** Velero resolves resource names through discovery, so `pods`, `pod` and `po` (and `pods.`, the core group) all mean pods. */
 const isPods = (name: string): boolean => ['pods', 'pod', 'po'].includes(name.toLowerCase().replace(/\.$/, ''));

@@ -68,7 +68,7 @@ async function credentialsExpiration(store: S3Store): Promise<Date | undefined> 
 }
 
 /** The plan's lifetime: `requested`, or less when the signing session ends sooner (`sessionEndsAt`: when it ends). */
-export function planLifetime(requested: number, expiration: Date | undefined, now = Date.now()): { seconds: number; sessionEndsAt?: string } {
+function planLifetime(requested: number, expiration: Date | undefined, now = Date.now()): { seconds: number; sessionEndsAt?: string } {
   if (!expiration) return { seconds: requested };
   const left = Math.floor((expiration.getTime() - now) / 1000) - SESSION_MARGIN_SECONDS;
   if (left >= requested) return { seconds: requested };

@@ -423,7 +423,7 @@ class FolderWriter {
     this.report();
     await checkObjects(this.store, this.name, trees);
     const { manifest, manifestBytes } = await this.writeManifest(trees);
-    await this.writeMarkers(trees, manifest, manifestBytes);
+    await this.writeMarkers(manifest, manifestBytes);
     this.progress.phase = 'done';
     this.report();
     return manifest;
@@ -541,11 +541,11 @@ class FolderWriter {
   }
 
   /** vmbackup's markers per tree, then our complete marker: last, so that the backup is complete only when all else is written. */
-  private async writeMarkers(trees: ManifestTree[], manifest: Manifest, manifestBytes: Buffer): Promise<void> {
+  private async writeMarkers(manifest: Manifest, manifestBytes: Buffer): Promise<void> {
     const { store, name } = this;
     // vmbackup's own markers, per tree, so that stock vmrestore (and vmbackup -origin) accept each tree.
     const created = `${manifest.createdAt.slice(0, 19)}Z`;
-    for (const tree of trees) {
+    for (const tree of manifest.trees) {
       const meta = Buffer.from(JSON.stringify({ created_at: created, completed_at: `${manifest.completedAt.slice(0, 19)}Z` }));
       await store.put(treeKey(name, tree.prefix, VM_METADATA_MARKER), meta, meta.length);
       await store.put(treeKey(name, tree.prefix, VM_COMPLETE_MARKER), Buffer.alloc(0), 0);

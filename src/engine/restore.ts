@@ -266,8 +266,10 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
 
   // The new directory entries (and owners) are durable before the marker goes.
   const owner = req.chown;
-  if (owner) await forEachLimit([...dirs, dataDir], 16, (d) => giveTo(owner, d));
-  await forEachLimit([...dirs, dataDir], 16, syncDir);
+  await forEachLimit([...dirs, dataDir], 16, async (d) => {
+    if (owner) await giveTo(owner, d);
+    await syncDir(d);
+  });
   await req.beforeUnmark?.();
   await rm(marker);
   progress.phase = 'done';

@@ -4,6 +4,12 @@
  * anything else Velero accepts through the index signatures.
  */
 
+/** A Kubernetes label selector as Velero's Backup and Restore specs carry it. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: string; values?: string[] }>;
+}
+
 export interface ObjectMeta {
   name?: string;
   generateName?: string;
@@ -49,7 +55,7 @@ export interface RestoreSpec {
   includedResources?: string[];
   excludedResources?: string[];
   namespaceMapping?: Record<string, string>;
-  labelSelector?: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> };
+  labelSelector?: LabelSelector;
   restorePVs?: boolean;
   [field: string]: unknown;
 }

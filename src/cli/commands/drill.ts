@@ -6,14 +6,13 @@
  * command only picks the backup, creates the Restore, waits for it and reports: the drill passed when
  * the Restore is Completed with no errors (every verify hook passed).
  */
-import { parseFlags } from '../flags.js';
+import { durationFlag, parseFlags } from '../flags.js';
 import { COUNTS_LABEL, KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
 import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-spec.js';
 import { KubeClient, type LoadKubeConfigOptions } from '../../kube/client.js';
 import { KubeError } from '../../kube/errors.js';
 import type { VeleroBackup, VeleroRestore } from '../../kube/velero-objects.js';
 import { UsageError } from '../usage.js';
-import { durationMs, GO_UNITS_MS } from '../../victoria/durations.js';
 
 export const DRILL_USAGE = `velero-plugin-victoria drill [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
                              [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--context C] [--json]
@@ -84,9 +83,7 @@ export interface DrillOptions {
 
 /** Go-style durations as kubectl and Velero take them: 30m, 1h30m, 90s, 500ms. */
 export function parseTimeout(text: string): number {
-  const ms = durationMs(text, GO_UNITS_MS);
-  if (ms === undefined) throw new UsageError(`--timeout ${JSON.stringify(text)} is not a duration such as 30m, 1h30m or 90s`);
-  return ms;
+  return durationFlag('timeout', text, '30m, 1h30m or 90s');
 }
 
 /** `drill-<backup>-<UTC yyyymmddhhmmss>`, shortened to a valid label value. */

@@ -1,7 +1,6 @@
 import { scanLeftovers, type BackupFolder } from '../../actions/leftovers.js';
 import { deleteBackup } from '../../engine/delete.js';
-import { durationMs, GO_UNITS_MS } from '../../victoria/durations.js';
-import { parseFlags } from '../flags.js';
+import { durationFlag, parseFlags } from '../flags.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../usage.js';
@@ -38,8 +37,7 @@ export async function pruneCommand(args: string[], options: PruneOptions = {}): 
     options: { location: { type: 'string' }, 'min-age': { type: 'string', default: '24h' }, delete: { type: 'boolean' }, json: { type: 'boolean' }, ...STORE_FLAGS },
   });
   if (!values.location) throw new UsageError(`--location is required\n\n${PRUNE_USAGE}`);
-  const minAgeMs = durationMs(values['min-age'], GO_UNITS_MS);
-  if (minAgeMs === undefined) throw new UsageError(`--min-age ${JSON.stringify(values['min-age'])} is not a duration such as 24h, 90m or 7d`);
+  const minAgeMs = durationFlag('min-age', values['min-age'], '24h, 90m or 7d');
   const store = openStoreFromFlags(values.location, values);
   const scan = await scanLeftovers(store, { minAgeMs, ...(options.now ? { now: options.now() } : {}) });
   let deleted = 0;
