@@ -198,6 +198,8 @@ class Exchange {
     const h = parsed.headers;
     this.etag = h.get('etag');
     if (parsed.status !== (this.req.range ? 206 : 200)) return this.giveUp(`HTTP ${parsed.status}`);
+    // A web page is no object: the full client names it (s3-client.ts rejectWebPage).
+    if (h.get('content-type')?.toLowerCase().startsWith('text/html')) return this.giveUp('a web page');
     if (h.has('transfer-encoding') || h.get('content-length') !== String(this.req.length)) return this.giveUp('body not framed by the expected Content-Length');
     this.keepAlive = parsed.keepAlive;
     this.socket.setTimeout(this.timeouts.body);

@@ -279,7 +279,7 @@ export function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportS
         { ...fileInit, ...(profile ? { profile } : {}) },
       );
 
-  return new S3Client({
+  const client = new S3Client({
     region,
     ...(endpoint ? { endpoint } : {}),
     forcePathStyle: options.forcePathStyle ?? endpoint !== undefined,
@@ -297,4 +297,37 @@ export function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportS
       socketTimeout: socketTimeoutMs,
     }),
   });
+  // Innermost (the deserialize step, low priority): it sees the raw answer before the SDK parses it.
+  client.middlewareStack.add((next) => async (args) => rejectWebPage(await next(args)), { step: 'deserialize', priority: 'low', name: 'victoriaRejectWebPage' });
+  return client;
+}
+
+/** The error a 2xx web page becomes; translateS3Error names it (reason `WebPage`). */
+export class WebPageError extends Error {
+  override readonly name = 'WebPage';
+  readonly $metadata: { httpStatusCode: number };
+
+  constructor(readonly contentType: string, status: number) {
+    super(`a web page (Content-Type ${contentType}) instead of an S3 answer`);
+    this.$metadata = { httpStatusCode: status };
+  }
+}
+
+/**
+ * S3 answers in XML or with no body, and neither we nor vmbackup write objects as text/html: a
+ * successful HTML answer with content is some other server's page (a console, a proxy's welcome
+ * page). Taken as success it would read as an existing complete marker, a damaged manifest, an
+ * empty listing or, worst, an upload that landed; so every command refuses it. Empty answers pass
+ * whatever their type: some S3 servers (moto among them) label their empty PUT and UploadPart
+ * answers text/html. A HEAD's Content-Length is the page's. Error statuses with HTML bodies (a
+ * proxy's 502 page) stay what they are, and retryable.
+ */
+function rejectWebPage<T extends { response: unknown }>(result: T): T {
+  const response = result.response as { statusCode?: number; headers?: Record<string, string>; body?: { destroy?: () => void } };
+  const status = response.statusCode ?? 0;
+  const header = (wanted: string) => Object.entries(response.headers ?? {}).find(([name]) => name.toLowerCase() === wanted)?.[1];
+  const type = header('content-type');
+  if (status < 200 || status > 299 || !type?.toLowerCase().startsWith('text/html') || header('content-length') === '0') return result;
+  response.body?.destroy?.();
+  throw new WebPageError(type, status);
 }

@@ -5,7 +5,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { StoreError, type StoreErrorCode } from './errors.js';
-import type { S3StoreOptions } from './s3-client.js';
+import type { S3StoreOptions, WebPageError } from './s3-client.js';
 import { TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
 import { errorReason } from './s3-retry.js';
 
@@ -92,6 +92,8 @@ export async function translateS3Error(err: unknown, operation: string, target: 
     case 'AuthorizationHeaderMalformed':
     case 'IllegalLocationConstraintException':
       return make('Config', `bucket ${options.bucket} is in another region than ${await client.config.region().catch(() => '?')} (${reason}): set the region`);
+    case 'WebPage':
+      return make('Config', `${endpointName(options)} answered with a web page (Content-Type ${(err as WebPageError).contentType}), not S3 (a console or a proxy, not the S3 API?): check the endpoint (s3Url)`);
     case 'RequestTimeTooSkewed':
       return make('Config', `this machine's clock differs from the server's by more than 15 minutes (RequestTimeTooSkewed): fix the clock`);
     case 'InvalidObjectState':

@@ -93,8 +93,9 @@ function escapeUri(text: string): string {
  */
 function nextToken(page: { IsTruncated?: boolean; NextContinuationToken?: string; Name?: string; KeyCount?: number }, target: string, endpoint: string): string | undefined {
   // Every ListBucketResult names its bucket and says whether it is truncated. A 200 without them
-  // is some other server's page (a console, a proxy's welcome page): the SDK parses it into an
-  // empty listing, which would read as "no backups" or "an empty folder".
+  // is some other server's answer that is not HTML (those the client refuses itself, s3-client.ts
+  // rejectWebPage), such as a JSON status page: the SDK parses it into an empty listing, which
+  // would read as "no backups" or "an empty folder".
   if (page.IsTruncated === undefined && page.Name === undefined && page.KeyCount === undefined) {
     throw new StoreError('Config', `list ${target}: ${endpoint} answered 200 without an S3 listing (a web page or a console, not the S3 API?): check the endpoint (s3Url)`, {
       operation: 'list',
@@ -388,20 +389,6 @@ export class S3Store implements ObjectStore {
     throw new StoreError('Failed', `get ${target}: the server ignored the Range header (HTTP ${status} instead of 206): a proxy in front of the store may drop it`, { operation: 'get', target, status });
   }
 
-  /**
-   * Neither we nor vmbackup write objects as text/html, so an HTML answer to a GET is some other
-   * server's page (a console, a proxy's welcome page): named as such, instead of letting a restore
-   * read it as a damaged marker or manifest.
-   */
-  private checkNotWebPage(contentType: string | undefined, body: Readable | undefined, target: string): void {
-    if (!contentType?.toLowerCase().startsWith('text/html')) return;
-    body?.destroy();
-    throw new StoreError('Config', `get ${target}: ${endpointName(this.options)} answered with a web page (Content-Type ${contentType}), not an S3 object (a console or a proxy, not the S3 API?): check the endpoint (s3Url)`, {
-      operation: 'get',
-      target,
-    });
-  }
-
   /** get(), optionally pinned to an ETag (If-Match) from the start. */
   private async open(key: string, range?: ByteRange, ifMatch?: string): Promise<Readable> {
     const Key = this.fullKey(key, 'get');
@@ -411,7 +398,6 @@ export class S3Store implements ObjectStore {
     );
     const body = first.Body as Readable;
     const target = this.target(key);
-    this.checkNotWebPage(first.ContentType, body, target);
     if (range) this.checkPartial(first, body, target);
     const length = first.ContentLength;
     if (length === undefined) return body;

@@ -1,15 +1,18 @@
 /**
- * The S3 store without a server: error messages (from errors shaped like the SDK's), the retry
- * strategy's decisions, the part buffer pool, and argument checks. The real protocol is tested
- * against moto in test/integration/s3-store.test.ts.
+ * The S3 store without an S3 server: error messages (from errors shaped like the SDK's), the retry
+ * strategy's decisions, the part buffer pool, argument checks, and what the real client makes of a
+ * web server's pages. The real protocol is tested against moto in test/integration/s3-store.test.ts.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { PartBufferPool } from '../../src/store/part-buffers.js';
 import { PersistentRetryStrategy, type RetryEvent } from '../../src/store/s3-retry.js';
 import { S3Store } from '../../src/store/s3.js';
-import { rejection } from '../support/store-helpers.js';
+import { StoreError } from '../../src/store/errors.js';
+import { collect, readAll, rejection } from '../support/store-helpers.js';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 
@@ -134,8 +137,8 @@ describe('S3 store errors', () => {
     expect(keys.message).to.equal(folders.message);
   });
 
-  it('listings: a 200 that is no ListBucketResult (a web page) is an error naming the endpoint, not an empty listing', async () => {
-    // What the AWS SDK makes of `<html>…</html>` with status 200: no fields at all.
+  it('listings: a 200 that is no ListBucketResult (a status page, not HTML) is an error naming the endpoint, not an empty listing', async () => {
+    // What the AWS SDK makes of a 200 whose body has no ListBucketResult: no fields at all.
     const { store } = stubStore(() => ({ $metadata: { httpStatusCode: 200 } }));
     const err = await rejection((async () => {
       for await (const _ of store.list('')) void _;
@@ -145,20 +148,6 @@ describe('S3 store errors', () => {
     // An empty bucket's answer is a listing.
     const empty = stubStore(() => ({ Name: 'bkt', IsTruncated: false, KeyCount: 0 })).store;
     expect(await empty.listDirectories('')).to.deep.equal([]);
-  });
-
-  it('reads: an HTML answer (a web page) is an error naming the endpoint, not a damaged object', async () => {
-    const page = Readable.from([Buffer.from('<html><body>Welcome to nginx</body></html>')]);
-    const { store } = stubStore(() => ({ $metadata: { httpStatusCode: 200 }, ContentType: 'text/html; charset=utf-8', ContentLength: 42, Body: page }));
-    const err = await rejection(store.get('b1/victoria_complete.ignore'));
-    expect(err.code).to.equal('Config');
-    expect(err.message).to.equal('get s3://bkt/pre/fix/b1/victoria_complete.ignore: http://127.0.0.1:9 answered with a web page (Content-Type text/html; charset=utf-8), not an S3 object (a console or a proxy, not the S3 API?): check the endpoint (s3Url)');
-    expect(page.destroyed).to.equal(true);
-    // What S3 says of objects written without a Content-Type.
-    const object = stubStore(() => ({ $metadata: { httpStatusCode: 200 }, ContentType: 'binary/octet-stream', ContentLength: 2, Body: Readable.from([Buffer.from('{}')]) })).store;
-    const chunks: Buffer[] = [];
-    for await (const chunk of await object.get('b1/victoria_complete.ignore')) chunks.push(chunk as Buffer);
-    expect(Buffer.concat(chunks).toString()).to.equal('{}');
   });
 
   it('delete: batches of deleteBatchSize, and one-by-one where DeleteObjects is not implemented', async () => {
@@ -195,6 +184,74 @@ describe('S3 store errors', () => {
     expect((await rejection(store.put('x'.repeat(1020), Buffer.from('abc'), 3))).message).to.match(/longer than S3's 1024 bytes/);
     expect((await rejection(store.get('k', { start: 5, end: 1 }))).code).to.equal('InvalidRange');
     expect(sent).to.deep.equal([]);
+  });
+});
+
+describe('S3 store pointed at a web page (a console URL given as the endpoint)', () => {
+  const PAGE = '<html><body>Welcome to the console</body></html>';
+  let server: Server;
+  let endpoint: string;
+  const requests: string[] = [];
+  /** What the page's server answers; a console answers every path with its page. */
+  let answer = { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
+
+  before(async () => {
+    server = createServer((req, res) => {
+      requests.push(req.method!);
+      req.resume();
+      res.writeHead(answer.status, { 'content-type': answer.type, 'content-length': Buffer.byteLength(answer.body) });
+      res.end(req.method === 'HEAD' ? undefined : answer.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  beforeEach(() => {
+    requests.length = 0;
+    answer = { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
+  });
+
+  const store = (maxAttempts = 3) =>
+    new S3Store({ bucket: 'bkt', prefix: 'pre/fix', endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: SECRET }, maxAttempts });
+  const says = (operation: string, key: string) =>
+    `${operation} s3://bkt/pre/fix/${key}: ${endpoint} answered with a web page (Content-Type text/html; charset=utf-8), not S3 (a console or a proxy, not the S3 API?): check the endpoint (s3Url)`;
+
+  it('every operation refuses a 200 HTML answer at once, naming the endpoint: no marker "exists", no upload "lands"', async () => {
+    const s3 = store();
+    const checks: Array<[string, string, () => Promise<unknown>]> = [
+      // The backup's first question: is there a complete marker already? A 200 would say yes.
+      ['head', 'b1/victoria_complete.ignore', () => s3.head('b1/victoria_complete.ignore')],
+      // An upload the page "accepts" would be lost while the backup goes on.
+      ['put', 'b1/data/part.bin', () => s3.put('b1/data/part.bin', Buffer.from('bytes'), 5)],
+      ['get', 'b1/manifest.json', () => s3.get('b1/manifest.json')],
+      // The restore's reads: the direct path hands a page over to the client, which names it.
+      ['get', 'b1/data/part.bin', () => s3.readInto('b1/data/part.bin', Buffer.byteLength(PAGE), async () => undefined)],
+      ['list', '', () => collect(s3.list(''))],
+    ];
+    for (const [operation, key, call] of checks) {
+      const err = await rejection(call());
+      expect(err).to.be.instanceOf(StoreError);
+      expect(err.code, err.message).to.equal('Config');
+      expect(err.message).to.equal(says(operation, key));
+    }
+    // Not retried: one request per operation, and one more for the direct read that gave up.
+    expect(requests).to.deep.equal(['HEAD', 'PUT', 'GET', 'GET', 'GET', 'GET']);
+  });
+
+  it('an HTML error page (a proxy in trouble) stays an error of its status, retried as before', async () => {
+    answer = { status: 502, type: 'text/html', body: PAGE };
+    const err = await rejection(store(2).head('b1/victoria_complete.ignore'));
+    expect(err.code).to.equal('Failed');
+    expect(err.message).not.to.contain('web page');
+    expect(requests).to.deep.equal(['HEAD', 'HEAD']);
+  });
+
+  it('S3 answers pass: an object of another Content-Type, and an empty answer labelled text/html (as moto labels its PUT answers)', async () => {
+    answer = { status: 200, type: 'binary/octet-stream', body: PAGE };
+    expect((await readAll(await store().get('b1/manifest.json'))).toString()).to.equal(PAGE);
+    answer = { status: 200, type: 'text/html; charset=utf-8', body: '' };
+    await store().put('b1/data/part.bin', Buffer.from('bytes'), 5);
+    expect(requests).to.deep.equal(['GET', 'PUT']);
   });
 });
 
