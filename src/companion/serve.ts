@@ -57,8 +57,8 @@ export async function serve(config: CompanionConfig, options: ServeOptions): Pro
 }
 
 /**
- * Deletes the recorded set if it is older than the limit, then clears the record (unless a new
- * `hook pre` replaced it meanwhile). Returns the names deleted.
+ * Deletes the recorded set if it is older than the limit, then clears the record. Holding the
+ * state lock throughout, so no `hook pre` records a new set meanwhile. Returns the names deleted.
  */
 export async function expireRecorded(config: CompanionConfig, source: SnapshotSource, now: Date, log: (line: string) => void): Promise<string[]> {
   // A hook at work on the record: look again at the next tick.
@@ -77,7 +77,7 @@ async function expireUnlocked(config: CompanionConfig, source: SnapshotSource, n
   const ageMs = now.getTime() - Date.parse(record.createdAt);
   if (ageMs < config.maxSnapshotAgeMs) return [];
   const deleted = await unlessUndeletable(() => source.delete(record.snapshots));
-  await removeRecord(config.stateDir, record);
+  await removeRecord(config.stateDir);
   const names = record.snapshots.map((s) => s.name);
   if ('warning' in deleted) {
     log(`recorded snapshot(s) from ${record.createdAt} are left, and no longer tracked: ${deleted.warning}`);

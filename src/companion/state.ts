@@ -94,24 +94,13 @@ export async function writeRecord(stateDir: string, record: RecordedSet): Promis
   }
 }
 
-/**
- * Removes the record. With `expected`, only if the file still records that same set: `serve`
- * expires an old set while a `hook pre` may have just recorded a new one, which must survive.
- */
-export async function removeRecord(stateDir: string, expected?: RecordedSet): Promise<void> {
-  if (expected) {
-    const current = await readRecord(stateDir);
-    if (current === undefined || !sameSet(current, expected)) return;
-  }
+/** Removes the record; one that is already gone is fine. */
+export async function removeRecord(stateDir: string): Promise<void> {
   try {
     await unlink(recordPath(stateDir));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CompanionError(`cannot remove ${recordPath(stateDir)}: ${(err as Error).message}`);
   }
-}
-
-function sameSet(a: RecordedSet, b: RecordedSet): boolean {
-  return a.createdAt === b.createdAt && a.snapshots.map((s) => s.handle).join('\n') === b.snapshots.map((s) => s.handle).join('\n');
 }
 
 /** Checks the file's shape, and turns dates back into Dates. */

@@ -111,11 +111,16 @@ describe('companion state and expiry', () => {
     expect(lines[0]).to.match(/^deleted 1 recorded snapshot\(s\) from 2026-01-01T10:00:00.000Z \(age 6h1s > max-snapshot-age 6h: the backup's post hook never ran\): 20260101100000-AA$/);
   });
 
-  it('keeps a record that a hook pre wrote while the old set was being deleted', async () => {
+  it('leaves the record alone while a hook holds the lock, and expires it at a later tick', async () => {
     await writeRecord(config.stateDir, record('20260101100000-AA', '2026-01-01T10:00:00.000Z'));
-    const newer = record('20260101170000-BB', '2026-01-01T17:00:00.000Z');
-    await expireRecorded(config, fakeSource(() => writeRecord(config.stateDir, newer)), new Date('2026-01-01T17:00:00Z'), log);
-    expect(await readRecord(config.stateDir)).to.deep.equal(newer);
+    const release = await acquireStateLock(config.stateDir, 'hook pre', 0);
+    const busy = fakeSource();
+    expect(await expireRecorded(config, busy, new Date('2026-01-01T17:00:00Z'), log)).to.deep.equal([]);
+    expect(busy.deleted).to.deep.equal([]);
+    expect((await readRecord(config.stateDir))?.snapshots.map((x) => x.name)).to.deep.equal(['20260101100000-AA']);
+    await release!();
+    expect(await expireRecorded(config, fakeSource(), new Date('2026-01-01T17:00:05Z'), log)).to.deep.equal(['20260101100000-AA']);
+    expect(await readRecord(config.stateDir)).to.equal(undefined);
   });
 
   it('runs one hook at a time: two pre hooks at once leave no snapshot untracked', async () => {
