@@ -65,7 +65,7 @@ export async function executePodBackup(
     // companion to exec into, and Velero does not restore it either. Its workload's running pod is
     // backed up in its place, and the workload check fails the workload if none is; a bare pod
     // has no such check, hence the warning.
-    const owned = controllerOf(pod.metadata as Parameters<typeof controllerOf>[0]) !== undefined;
+    const owned = controllerOf(pod.metadata) !== undefined;
     const text = `${podId}: phase ${status.phase}${status.reason ? ` (${status.reason})` : ''}, nothing runs in it: not backed up` +
       (owned ? "; its workload's running pod is" : '; start it again and back up again');
     ctx.log[owned ? 'info' : 'warn'](text, fields);

@@ -67,7 +67,7 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
     unchecked(`pod ${namespace}/${pod}`, self.unknown, `Velero keeps it running on its current data and nothing is restored into it; to restore its data, ${RUNBOOK}`);
   }
 
-  const owner = controllerOf(fromBackup.metadata as Parameters<typeof controllerOf>[0]);
+  const owner = controllerOf(fromBackup.metadata);
   const controller = owner?.name ? CONTROLLERS[owner.kind ?? ''] : undefined;
   if (owner?.name && controller) {
     const id = `${owner.kind} ${namespace}/${owner.name}`;

@@ -20,14 +20,19 @@ interface OwnerReference {
   controller?: boolean;
 }
 
-/** The pod's (or ReplicaSet's) controller: the owner marked as such, else the first owner. */
-export const controllerOf = (meta: { ownerReferences?: OwnerReference[] } | undefined): OwnerReference | undefined =>
-  meta?.ownerReferences?.find((o) => o.controller) ?? meta?.ownerReferences?.[0];
+/**
+ * The pod's (or ReplicaSet's) controller: the owner marked as such, else the first owner. Takes
+ * any metadata, typed (the API client's) or as Velero sent it.
+ */
+export function controllerOf(meta: object | undefined): OwnerReference | undefined {
+  const owners = (meta as { ownerReferences?: OwnerReference[] } | undefined)?.ownerReferences;
+  return owners?.find((o) => o.controller) ?? owners?.[0];
+}
 
 export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Workload> {
   const namespace = pod.metadata?.namespace ?? '';
   const name = pod.metadata?.name ?? '';
-  const owner = controllerOf(pod.metadata as { ownerReferences?: OwnerReference[] });
+  const owner = controllerOf(pod.metadata);
   if (owner?.kind === 'ReplicaSet' && owner.name) {
     // The ReplicaSet may be gone (rolled over) by the time of the backup: the hash suffix is then
     // the only link left, and Deployment ReplicaSets are named `<deployment>-<hash>`.
