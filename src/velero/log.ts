@@ -22,6 +22,12 @@ const MAX_FIELD_CHARS = 4096;
 
 /** Keys the host interprets itself (or drops); a field must never override them. */
 const RESERVED = new Set(['@level', '@message', '@timestamp', '@module', 'level', 'time', 'timestamp']);
+/**
+ * `error` is logrus' ErrorKey: Velero's ErrorLocationHook fails on a value that is not a Go error
+ * (ours are strings), and logrus then skips the hooks after it, among them the backup's log
+ * counter, so the line would not count against the backup. Such fields go out as `err`.
+ */
+const RENAMED: Record<string, string> = { error: 'err' };
 
 export interface Logger {
   trace(message: string, fields?: Fields): void;
@@ -65,7 +71,7 @@ export function formatLine(level: Level, message: string, fields: Fields = {}): 
   const entry: Record<string, string> = { '@level': level, '@message': clip(redact(stringify(message)), MAX_LINE_BYTES / 2) };
   for (const [key, value] of Object.entries(fields)) {
     if (RESERVED.has(key) || value === undefined) continue;
-    entry[key] = clip(redact(stringify(value)), MAX_FIELD_CHARS);
+    entry[RENAMED[key] ?? key] = clip(redact(stringify(value)), MAX_FIELD_CHARS);
   }
   let line = JSON.stringify(entry);
   if (Buffer.byteLength(line) > MAX_LINE_BYTES) {

@@ -71,10 +71,10 @@ describe('Velero host harness against the single executable', function () {
       });
     }
 
-    it('a log line with a non-string name', () => {
+    it('a log line with a non-string name, and one Velero would not count (an "error" field)', () => {
       const run = brokenPlugin('log');
       expect(run.status).to.equal(1);
-      expect(failedChecks(run.report).join('\n'), run.output).to.match(/stderr-lines: .*"name" is a number/);
+      expect(failedChecks(run.report).join('\n'), run.output).to.match(/stderr-lines: .*"name" is a number/).and.match(/"error" field \(logrus.ErrorKey/);
     });
 
     it('a Progress reply without progress', () => {

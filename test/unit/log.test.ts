@@ -20,6 +20,11 @@ describe('Velero-safe log lines', () => {
     expect(entry).to.deep.equal({ '@level': 'debug', '@message': 'm' });
   });
 
+  it('writes an error field as err: Velero\'s ErrorLocationHook rejects a string under logrus\' ErrorKey and the backup\'s log counter then skips the line', () => {
+    const entry = JSON.parse(formatLine('error', 'crashed', { error: 'Error: boom', name: 'p' }));
+    expect(entry).to.deep.equal({ '@level': 'error', '@message': 'crashed', err: 'Error: boom', name: 'p' });
+  });
+
   it('keeps lines under the host 64 KiB buffer, also for huge multi-byte messages and fields', () => {
     const huge = 'é'.repeat(200_000);
     for (const line of [formatLine('error', huge), formatLine('info', 'x', { a: huge, b: huge, c: huge, d: huge, e: huge, f: huge, g: huge, h: huge, i: huge, j: huge, k: huge, l: huge, m: huge, n: huge, o: huge, p: huge, q: huge })]) {
