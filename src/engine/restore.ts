@@ -20,8 +20,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chown, mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { chown, lstat, mkdir, open, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
 import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
@@ -124,23 +124,58 @@ async function entriesOf(dir: string): Promise<string[]> {
 }
 
 /**
- * Move the contents of `dir` aside: the whole directory to a sibling when possible; when `dir` is a
- * mount point (a hostPath volume), its entries into a hidden folder inside it.
+ * `dir` with its symbolic links resolved: a data directory that is a link is restored (and
+ * replaced) where the link points, and the link stays. As given when it does not exist yet.
+ */
+async function realDir(dir: string): Promise<string> {
+  try {
+    return await realpath(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return dir;
+    throw err;
+  }
+}
+
+/**
+ * Moves the contents of `dir` aside, deleting nothing: the whole directory to a sibling when it can
+ * be renamed, else its entries into a hidden folder inside it. Renaming fails for a mount point
+ * (a hostPath volume: EBUSY), below a read-only root (the restore init container's: EROFS), or
+ * without write access to the parent; whatever the reason, `dir` is then as it was and moving
+ * inside it needs only `dir` itself. An entry that is a mount point of its own cannot move: refused
+ * before anything moves. A rename that fails midway puts back what had moved.
  */
 async function moveAside(dir: string): Promise<string> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const sibling = `${dir.replace(/\/+$/, '')}-replaced-${stamp}`;
-  try {
-    await rename(dir, sibling);
+  const renamed = await rename(dir, sibling).then(() => true, () => false);
+  if (renamed) {
     await mkdir(dir, { recursive: true });
     return sibling;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EBUSY' && code !== 'EXDEV' && code !== 'EPERM' && code !== 'EACCES') throw err;
+  }
+  const fail = (why: string) =>
+    new Error(`cannot move the contents of data directory ${dir} aside: ${why}. Nothing was deleted; restore into an empty directory instead, or move the contents away yourself`);
+  const device = (await stat(dir)).dev;
+  // lost+found belongs to the file system, not to the database: it stays.
+  const entries = (await readdir(dir)).filter((e) => e !== LOST_AND_FOUND);
+  for (const entry of entries) {
+    if ((await lstat(join(dir, entry))).dev !== device) throw fail(`${entry} in it is a mount point of its own (another volume mounted inside the data directory), which cannot be moved`);
   }
   const inside = join(dir, `.replaced-${stamp}`);
   await mkdir(inside);
-  for (const entry of await readdir(dir)) if (entry !== basename(inside)) await rename(join(dir, entry), join(inside, entry));
+  const moved: string[] = [];
+  try {
+    for (const entry of entries) {
+      await rename(join(dir, entry), join(inside, entry));
+      moved.push(entry);
+    }
+  } catch (err) {
+    const back = await Promise.allSettled(moved.map((e) => rename(join(inside, e), join(dir, e))));
+    const stuck = moved.filter((_, i) => back[i]!.status === 'rejected');
+    if (stuck.length === 0) await rmdir(inside).catch(() => undefined);
+    throw fail(
+      `${(err as Error).message}; ${stuck.length === 0 ? 'what had moved was put back' : `${stuck.join(', ')} could not be put back from ${inside}: move them back by hand`}`,
+    );
+  }
   return inside;
 }
 
@@ -217,7 +252,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const started = Date.now();
   const { store, name } = req;
   const manifest = await openBackup(store, name);
-  const dataDir = resolve(req.dataDir);
+  const dataDir = await realDir(resolve(req.dataDir));
   const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
 
   // Every path is checked before anything is written.

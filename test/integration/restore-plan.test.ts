@@ -14,7 +14,7 @@
  * URLs cannot be tested with what is obtainable here.
  */
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { buildRestorePlan } from '../../src/engine/plan.js';
@@ -207,5 +207,57 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     expect(occupied.stderr).to.match(/data directory .* is not empty \(1 entries, e\.g\. flock\.lock\).*restoreReplace: "true"/);
     expect(occupied.stderr).not.to.include('expired');
     expectNoUrl(occupied, url);
+  });
+
+  describe('--replace in the init container\'s mounts: the data volume is a mount point, the root file system read-only', () => {
+    /**
+     * Runs the restore as the init container sees its files: `root` (the container's root file
+     * system) read-only, and `volume` (the hostPath) mounted at root/victoria-data, plus `extra`
+     * shell commands; in a mount namespace of its own (unshare -m), so the mounts end with it.
+     */
+    async function restoreInMounts(root: string, volume: string, args: string[], extra = '') {
+      const target = join(root, 'victoria-data');
+      mkdirSync(target, { recursive: true });
+      const mounts = `mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && mount --bind "$2" "$1/victoria-data" ${extra ? `&& ${extra}` : ''} && shift 2 && exec "$@"`;
+      return runCommand('unshare', ['-m', 'sh', '-c', mounts, 'sh', root, volume, paths.plugin, 'restore', ...args, '--data-dir', target, '--replace', '--json'], bareEnv);
+    }
+
+    it('the old contents go into a hidden folder inside the volume, nothing deleted, and the restore completes', async () => {
+      const base = mkdtempSync(join(tmpdir(), 'plan-restore-mounts-'));
+      const volume = join(base, 'volume');
+      mkdirSync(join(volume, 'data'), { recursive: true });
+      writeFileSync(join(volume, 'data', 'precious'), 'keep me');
+      writeFileSync(join(volume, 'flock.lock'), '');
+      const old = listing(volume);
+      const { url, args } = await planArgs('restore-mounts');
+      // Renaming the volume itself fails with EROFS here (its parent is read-only), not EBUSY.
+      const res = await restoreInMounts(join(base, 'root'), volume, args);
+      expect(res.status, res.stderr).to.equal(0);
+      expectNoUrl(res, url);
+      expect(res.json()).to.include({ verified: true });
+      const movedAside = res.json().movedAside as string;
+      expect(movedAside).to.match(/^.*\/victoria-data\/\.replaced-[0-9TZ-]+$/);
+      const aside = join(volume, movedAside.split('/').at(-1)!);
+      expect(listing(aside).map((l) => l.split(' ')[0])).to.deep.equal(old.map((l) => l.split(' ')[0]));
+      expect(readFileSync(join(aside, 'data', 'precious'), 'utf8')).to.equal('keep me');
+      expect(existsSync(join(volume, 'data', 'small')), 'restored beside it').to.equal(true);
+      expect(readdirSync(join(base, 'root')), 'nothing beside the volume').to.deep.equal(['victoria-data']);
+    });
+
+    it('a volume mounted inside the data directory is refused before anything moves, naming it', async () => {
+      const base = mkdtempSync(join(tmpdir(), 'plan-restore-mounts-'));
+      const volume = join(base, 'volume');
+      mkdirSync(join(volume, 'data'), { recursive: true });
+      mkdirSync(join(volume, 'nested'));
+      writeFileSync(join(volume, 'data', 'precious'), 'keep me');
+      const old = listing(volume);
+      const { url, args } = await planArgs('restore-nested');
+      const res = await restoreInMounts(join(base, 'root'), volume, args, 'mount -t tmpfs tmpfs "$1/victoria-data/nested"');
+      expect(res.status).to.equal(1);
+      expectNoUrl(res, url);
+      expect(res.stderr).to.include('cannot move the contents of data directory');
+      expect(res.stderr).to.include('nested in it is a mount point of its own (another volume mounted inside the data directory), which cannot be moved. Nothing was deleted');
+      expect(listing(volume)).to.deep.equal(old);
+    });
   });
 });

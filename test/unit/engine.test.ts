@@ -350,6 +350,23 @@ describe('engine: backup, restore, verify', () => {
     }
   });
 
+  it('--replace of a data directory that is a symbolic link: the data it points to is moved aside and restored there, the link stays', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const parent = tmp('restore-');
+    const disk = join(parent, 'disk/vm');
+    mkdirSync(disk, { recursive: true });
+    writeFileSync(join(disk, 'precious'), 'keep me');
+    const link = join(parent, 'vm');
+    symlinkSync(disk, link);
+    const res = await restoreBackup({ store, name: 'b1', dataDir: link, replace: true });
+    expect(lstatSync(link).isSymbolicLink()).to.equal(true);
+    expect(res.movedAside).to.match(new RegExp(`^${disk}-replaced-`));
+    expect(readFileSync(join(res.movedAside!, 'precious'), 'utf8')).to.equal('keep me');
+    expect(existsSync(join(disk, 'data/small/2026_11/parts.json'))).to.equal(true);
+  });
+
   it('a folder holding anything but a backup of ours is refused and left untouched: other files, backups nested below it, an unreadable marker', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
