@@ -18,7 +18,8 @@ import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '
 import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { COUNTS_LABEL, KIND_LABEL } from './names.js';
-import { encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
+import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
+import { DATA_MOUNT } from './restore-spec.js';
 import { openLocationStore, type LocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
 import { checkSoleWriter, controllerOf, workloadOf, type Workload } from './workload.js';
@@ -310,6 +311,7 @@ function logOutcome(b: PodBackup, manifest: Manifest): void {
 
 /** Where the pod's data went, for the restore action: it reads this record from the backed-up pod. */
 function backupRecord(b: PodBackup, t: BackupTarget, manifest: Manifest): BackupRecord {
+  const dataSubdir = dataSubdirOf(t.files.dataDir, DATA_MOUNT);
   return {
     format: 'velero-plugin-victoria/record/v1',
     storageLocation: b.backup.storageLocation,
@@ -320,6 +322,7 @@ function backupRecord(b: PodBackup, t: BackupTarget, manifest: Manifest): Backup
     workload: t.workload.id,
     files: manifest.totals.files,
     bytes: manifest.totals.bytes,
+    ...(dataSubdir ? { dataSubdir } : {}),
   };
 }
 

@@ -4,6 +4,7 @@
  * workload, so "the newest complete backup of this workload" is one listing; the restore and
  * delete actions find the data through the record, which names no credentials and no URLs.
  */
+import { posix } from 'node:path';
 import { PLUGIN_DOMAIN } from './names.js';
 
 export const RECORD_ANNOTATION = `${PLUGIN_DOMAIN}/backup`;
@@ -23,6 +24,11 @@ export interface BackupRecord {
   workload: string;
   files: number;
   bytes: number;
+  /**
+   * Where the database's data lives below the data volume's mount (`vm` for a companion whose
+   * --data-dir is /victoria-data/vm): the restore writes there. Absent when it is the mount itself.
+   */
+  dataSubdir?: string;
 }
 
 /**
@@ -65,5 +71,25 @@ export function readRecord(annotations: Record<string, string> | undefined): Bac
   if (value?.format !== 'velero-plugin-victoria/record/v1' || !value.bucket || !value.prefix || !value.name) {
     throw new Error(`annotation ${RECORD_ANNOTATION} is not a backup record this version understands`);
   }
+  if (value.dataSubdir !== undefined && (typeof value.dataSubdir !== 'string' || !isSubdir(value.dataSubdir))) {
+    throw new Error(`annotation ${RECORD_ANNOTATION} names data directory ${JSON.stringify(value.dataSubdir)}, which is not a directory below the data volume; it is written by the backup action and must not be edited`);
+  }
   return value;
+}
+
+/** A relative path of plain segments: it stays below the directory it is joined to. */
+function isSubdir(path: string): boolean {
+  const segments = path.split('/');
+  return segments.every((s) => s !== '' && s !== '.' && s !== '..');
+}
+
+/**
+ * The companion's data directory relative to the data volume's mount (`mount`), for the record:
+ * undefined when it is the mount itself, or not below it (a companion of an older version reports
+ * none; one whose data dir lies elsewhere has no mount the restore could find).
+ */
+export function dataSubdirOf(dataDir: string | undefined, mount: string): string | undefined {
+  if (dataDir === undefined) return undefined;
+  const rel = posix.relative(mount, posix.normalize(dataDir));
+  return rel !== '' && isSubdir(rel) ? rel : undefined;
 }

@@ -226,6 +226,7 @@ function withRestoreContainer(
       directIo: config.restoreDirectIo,
       maxBytesPerSecond: config.restoreMaxBytesPerSecond,
       dataMount: s.mount,
+      ...(s.record.dataSubdir ? { dataSubdir: s.record.dataSubdir } : {}),
       resources: config.restoreResources,
       securityContext,
       ...(chown ? { chown } : {}),

@@ -172,6 +172,8 @@ export interface RestoreContainerOptions {
   maxBytesPerSecond: number;
   /** The companion's mount of the data volume; ours is the same volume (and subPath), read-write. */
   dataMount: VolumeMount;
+  /** Where the data lives below that mount (BackupRecord.dataSubdir). */
+  dataSubdir?: string;
   resources: Record<string, unknown>;
   securityContext: Record<string, unknown>;
   /** `--chown`: the database's user, when the restore runs as root for it (databaseOwner). */
@@ -200,7 +202,7 @@ export function restoreContainer(o: RestoreContainerOptions): Container {
       '--plan-sha256',
       o.planSha256,
       '--data-dir',
-      DATA_MOUNT,
+      o.dataSubdir ? `${DATA_MOUNT}/${o.dataSubdir}` : DATA_MOUNT,
       ...(o.replace ? ['--replace'] : []),
       ...(o.directIo ? [] : ['--no-direct-io']),
       ...(o.maxBytesPerSecond > 0 ? ['--max-bytes-per-second', String(o.maxBytesPerSecond)] : []),

@@ -30,6 +30,7 @@ export async function filesDocument(config: CompanionConfig): Promise<CompanionF
     snapshots: record.snapshots.map((s) => s.name),
     trees,
     ...(dropped.length ? { droppedByRetention: dropped } : {}),
+    dataDir: config.dataDir,
   };
 }
 

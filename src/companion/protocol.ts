@@ -48,6 +48,8 @@ export interface CompanionFiles {
   trees: CompanionTree[];
   /** VictoriaLogs snapshots whose partition retention dropped after the pre hook: no tree, no data. */
   droppedByRetention?: string[];
+  /** The companion's --data-dir: the backup action records where below the data volume's mount the data lives. Absent from older companions. */
+  dataDir?: string;
 }
 
 /** The `companion counts` document: what the database holds before the recorded snapshot time. */
@@ -155,6 +157,7 @@ export function parseCompanionFiles(text: string): CompanionFiles {
     ...(doc.droppedByRetention === undefined
       ? {}
       : { droppedByRetention: array(doc.droppedByRetention, 'droppedByRetention').map((s, i) => string(s, `droppedByRetention[${i}]`)) }),
+    ...(doc.dataDir === undefined ? {} : { dataDir: string(doc.dataDir, 'dataDir') }),
   };
 }
 

@@ -582,6 +582,19 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     );
   });
 
+  it('a companion whose data dir is below its mount (VICTORIA_DATA_DIR=/victoria-data/vm): the restore writes there, not at the volume\'s root', async () => {
+    const record = { ...JSON.parse(backedUp.metadata.annotations![RECORD_ANNOTATION]!), dataSubdir: 'vm' };
+    const below = { ...backedUp, metadata: { ...backedUp.metadata, annotations: { ...backedUp.metadata.annotations, [RECORD_ANNOTATION]: JSON.stringify(record) } } };
+    const res = await restorePod(asRestored(below), restoreObject('r-subdir'), below);
+    expect(res.ok, res.error).to.equal(true);
+    expect(argAfter(restoreContainerOf(res.item as PodJson).command!, '--data-dir')).to.equal('/victoria-data/vm');
+    // Edited to leave the volume: refused, naming the annotation.
+    const escaping = { ...below, metadata: { ...below.metadata, annotations: { ...below.metadata.annotations, [RECORD_ANNOTATION]: JSON.stringify({ ...record, dataSubdir: '../etc' }) } } };
+    const refused = await restorePod(asRestored(escaping), restoreObject('r-escape'), escaping);
+    expect(refused.ok).to.equal(false);
+    expect(refused.error).to.include('names data directory "../etc", which is not a directory below the data volume; it is written by the backup action and must not be edited');
+  });
+
   it('fails clearly when the restore cannot be set up: no data mount, no image', async () => {
     const noMount = asRestored(backedUp);
     noMount.spec.containers[1]!.volumeMounts![0]!.mountPath = '/data';
