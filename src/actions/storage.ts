@@ -7,6 +7,7 @@
  * the location, its config's `credentialsFile`, else Velero's own file (`AWS_SHARED_CREDENTIALS_FILE`,
  * mounted by `velero install`), else the SDK's default chain (IRSA, instance roles) applies.
  */
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +15,22 @@ import type { KubeClient } from '../kube/client.js';
 import type { BackupStorageLocation } from '../kube/velero-objects.js';
 import { S3Store } from '../store/s3.js';
 import { bslS3Options } from '../store/url.js';
+
+/**
+ * The credentials files of the locations open now. close() removes each; a process that exits with
+ * a location open (SIGTERM from Velero, a crash) removes them here, so that no copy of a Secret
+ * outlives the process.
+ */
+const credentialDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of credentialDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function removeCredentials(dir: string | undefined): Promise<void> {
+  if (!dir) return;
+  await rm(dir, { recursive: true, force: true });
+  credentialDirs.delete(dir);
+}
 
 const S3_PROVIDERS = new Set(['aws', 'velero.io/aws']);
 
@@ -69,6 +86,7 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       const { name, key } = bsl.spec.credential;
       const secret = await kube.getSecretKey(namespace, name, key);
       tempDir = await mkdtemp(join(tmpdir(), 'velero-plugin-victoria-credentials-'));
+      credentialDirs.add(tempDir);
       config.credentialsFile = join(tempDir, 'credentials');
       await writeFile(config.credentialsFile, secret, { mode: 0o600 });
     } else if (!config.credentialsFile && env.AWS_SHARED_CREDENTIALS_FILE) {
@@ -96,11 +114,11 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       warnings: parsed.warnings.map((w) => `${where}: ${w}`),
       close: async () => {
         store.destroy();
-        if (dir) await rm(dir, { recursive: true, force: true });
+        await removeCredentials(dir);
       },
     };
   } catch (err) {
-    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+    await removeCredentials(tempDir);
     throw err;
   }
 }

@@ -10,6 +10,7 @@ import { unlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { redact } from '../store/redact.js';
 import { PluginError, toServiceError } from './errors.js';
 import { describeItem, groupResource, parseItem } from './items.js';
 import type { Logger } from './log.js';
@@ -79,7 +80,8 @@ function timestamp(date: Date | undefined): Record<string, unknown> | null {
 function progressMessage(p: OperationProgress): Record<string, unknown> {
   return {
     completed: p.completed,
-    err: p.err ?? '',
+    // Velero shows it in `velero backup describe`: redacted like every log line and error.
+    err: redact(p.err ?? ''),
     nCompleted: String(p.nCompleted ?? 0),
     nTotal: String(p.nTotal ?? 0),
     operationUnits: p.operationUnits ?? '',

@@ -1,6 +1,7 @@
 /** Which credentials a BackupStorageLocation gives the plugin's S3 store, as velero-plugin-for-aws takes them. */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -51,5 +52,26 @@ describe('storage location credentials', () => {
     expect(await accessKeyOf(kubeWith({ region: 'us-east-1', credentialsFile: ownFile }), env)).to.equal('AKIDOWNFILE');
     expect(await accessKeyOf(kubeWith({ region: 'us-east-1', credentialsFile: ownFile, profile: 'other' }), env)).to.equal('AKIDOTHERPROFILE');
     expect(await accessKeyOf(kubeWith({ region: 'us-east-1' }), env)).to.equal('AKIDVELEROFILE');
+  });
+
+  it("the Secret's copy is removed on close, and by a process that exits with the location open (Velero's SIGTERM, a crash)", async () => {
+    const fileOf = (location: { store: unknown }) => (location.store as { options: { credentialsFile: string } }).options.credentialsFile;
+    const location = await openLocationStore({ kube: kubeWith({ region: 'us-east-1' }, { name: 'c', key: 'cloud' }), namespace: 'velero', location: 'default', prefixOf: () => 'plugins/victoria', write: true, env: {} });
+    const file = fileOf(location);
+    expect(existsSync(file)).to.equal(true);
+    await location.close();
+    expect(existsSync(file)).to.equal(false);
+
+    const script = `
+      import { openLocationStore } from './src/actions/storage.ts';
+      const kube = { getBackupStorageLocation: async () => ({ metadata: { name: 'default' }, spec: { provider: 'aws', objectStorage: { bucket: 'bkt' }, config: { region: 'us-east-1' }, credential: { name: 'c', key: 'cloud' } } }), getSecretKey: async () => Buffer.from('[default]\\n') };
+      const location = await openLocationStore({ kube, namespace: 'velero', location: 'default', prefixOf: () => 'plugins/victoria', write: true, env: {} });
+      console.log(location.store.options.credentialsFile);
+      process.exit(0);`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.status, child.stderr).to.equal(0);
+    const left = child.stdout.trim();
+    expect(left).to.match(/velero-plugin-victoria-credentials-.*\/credentials$/);
+    expect(existsSync(left)).to.equal(false);
   });
 });

@@ -27,6 +27,7 @@ function fakeActions(): [BackupItemActionV2, RestoreItemActionV2, DeleteItemActi
       },
       async progress(id) {
         if (id === 'fail') throw new Error('no such operation');
+        if (id === 'failed-op') return { completed: true, err: 'GET https://b.s3.amazonaws.com/k?X-Amz-Signature=abcdef failed' };
         return { completed: true, nCompleted: 5, nTotal: 5, started: new Date(1_700_000_000_123) };
       },
       async cancel() {},
@@ -164,7 +165,10 @@ describe('go-plugin server', () => {
     const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
     const res = await call('Progress', { plugin: 'example.io/b', operationID: 'op1', backup });
     const err = (await call('Progress', { plugin: 'example.io/b', operationID: 'fail', backup }).catch((e) => e)) as ServiceError;
+    // Velero shows a progress error in `velero backup describe`: redacted like log lines.
+    const failed = await call('Progress', { plugin: 'example.io/b', operationID: 'failed-op', backup });
     close();
+    expect(failed.progress.err).to.include('failed').and.not.include('abcdef');
     expect(res.progress).to.include({ completed: true, nCompleted: '5', nTotal: '5' });
     expect(res.progress.started).to.deep.equal({ seconds: '1700000000', nanos: 123_000_000 });
     expect(err.details).to.equal('no such operation');
