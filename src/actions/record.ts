@@ -49,7 +49,7 @@ export function workloadPrefix(bslPrefix: string, namespace: string, folder: str
  */
 export function recordedWorkloadFolder(record: BackupRecord): string {
   const segments = record.prefix.split('/').filter(Boolean);
-  const ours = segments.slice(-4, -2).join('/') === PLUGIN_FOLDER && segments.slice(-2).every((s) => s !== '.' && s !== '..');
+  const ours = segments.slice(-4, -2).join('/') === PLUGIN_FOLDER && isSubdir(segments.slice(-2).join('/'));
   if (!ours) throw new Error(`the backup record's prefix ${JSON.stringify(record.prefix)} is not <location prefix>/${PLUGIN_FOLDER}/<namespace>/<workload>: it was not written by this plugin`);
   return segments.slice(-2).join('/');
 }

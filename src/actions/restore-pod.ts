@@ -18,14 +18,13 @@ import { loadPluginConfig } from './plugin-config-source.js';
 import { PLUGIN_FOLDER, readRecord, recordedWorkloadFolder, type BackupRecord } from './record.js';
 import {
   DATA_MOUNT,
-  databaseOwner,
-  deriveSecurityContext,
   databaseRetention,
   describeVolume,
   drillPod,
   findDataVolume,
   RESTORE_HOOK,
   restoreContainer,
+  restoreIdentity,
   verifyHookAnnotations,
   withInitContainer,
   withVolume,
@@ -214,8 +213,9 @@ function withRestoreContainer(
 ): Pod {
   const { config, volume } = s;
   // A configured securityContext is the user's choice of identity: the files stay that user's.
-  const securityContext = config.restoreSecurityContext ?? deriveSecurityContext(s.pod, volume.name, config.companionContainer);
-  const chown = config.restoreSecurityContext ? undefined : databaseOwner(s.pod, volume.name, config.companionContainer);
+  const { securityContext, chown } = config.restoreSecurityContext
+    ? { securityContext: config.restoreSecurityContext, chown: undefined }
+    : restoreIdentity(s.pod, volume.name, config.companionContainer);
   return withInitContainer(
     pod,
     restoreContainer({

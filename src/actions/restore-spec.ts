@@ -106,7 +106,7 @@ function databaseContainer(pod: Pod, volumeName: string, companion: string): Con
  * container or the pod), with the group when one is named: the owner the restored files get
  * (`restore --chown`). Undefined when the database runs as root or as its image's user.
  */
-export function databaseOwner(pod: Pod, volumeName: string, companion: string): FileOwner | undefined {
+function databaseOwner(pod: Pod, volumeName: string, companion: string): FileOwner | undefined {
   const own = databaseContainer(pod, volumeName, companion)?.securityContext ?? {};
   const podLevel = pod.spec?.securityContext ?? {};
   const uid = own.runAsUser ?? podLevel.runAsUser;
@@ -116,9 +116,10 @@ export function databaseOwner(pod: Pod, volumeName: string, companion: string): 
 }
 
 /**
- * The init container's securityContext when the ConfigMap sets none. The restored files must
- * belong to the user the database runs as, in a directory that may be the kubelet's (root, 0755:
- * a node that lost it, every drill directory), so:
+ * The init container's securityContext when the ConfigMap sets none, and, decided with it, the
+ * owner it gives the restored files (`--chown`). The restored files must belong to the user the
+ * database runs as, in a directory that may be the kubelet's (root, 0755: a node that lost it,
+ * every drill directory), so:
  * - a database that runs as a named non-root user (databaseOwner): the restore runs as root with
  *   CHOWN and DAC_OVERRIDE only, and gives it the files (`--chown`);
  * - a database that runs as root, or names no user (the VictoriaMetrics and VictoriaLogs images
@@ -128,7 +129,7 @@ export function databaseOwner(pod: Pod, volumeName: string, companion: string): 
  * Everything else is locked down: no privilege escalation, the other capabilities dropped, a
  * read-only root filesystem.
  */
-export function deriveSecurityContext(pod: Pod, volumeName: string, companion: string): Record<string, unknown> {
+export function restoreIdentity(pod: Pod, volumeName: string, companion: string): { securityContext: Record<string, unknown>; chown?: FileOwner } {
   const own = databaseContainer(pod, volumeName, companion)?.securityContext ?? {};
   const podLevel = pod.spec?.securityContext ?? {};
   const out: Record<string, unknown> = {};
@@ -157,7 +158,7 @@ export function deriveSecurityContext(pod: Pod, volumeName: string, companion: s
   out.readOnlyRootFilesystem = true;
   if (podLevel.seccompProfile === undefined && own.seccompProfile === undefined) out.seccompProfile = { type: 'RuntimeDefault' };
   else if (own.seccompProfile !== undefined) out.seccompProfile = own.seccompProfile;
-  return out;
+  return owner ? { securityContext: out, chown: owner } : { securityContext: out };
 }
 
 export interface RestoreContainerOptions {

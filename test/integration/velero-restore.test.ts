@@ -21,7 +21,7 @@ import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { PLAN_FOLDER, removeExpiredPlans } from '../../src/actions/restore-plan.js';
-import { databaseOwner, databaseRetention, deriveSecurityContext, drillNetworkNote, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillNetwork, withDrillRetention } from '../../src/actions/restore-spec.js';
+import { databaseRetention, drillNetworkNote, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, restoreIdentity, withDrillNetwork, withDrillRetention } from '../../src/actions/restore-spec.js';
 import { RESTORED_MARKER as RESTORED_NOTE } from '../../src/engine/restored-marker.js';
 import { S3Store } from '../../src/store/s3.js';
 import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
@@ -761,7 +761,7 @@ describe('restore action pieces: drill paths, security context, restore settings
     });
     // A non-root database user: root with CHOWN and DAC_OVERRIDE only, and the files go to that user.
     const nonRoot = pod({ runAsUser: 1000, runAsGroup: 2000, privileged: true });
-    const asUser = deriveSecurityContext(nonRoot, 'data', COMPANION);
+    const asUser = restoreIdentity(nonRoot, 'data', COMPANION).securityContext;
     expect(asUser).to.deep.include({
       runAsUser: 0,
       runAsGroup: 0,
@@ -771,19 +771,19 @@ describe('restore action pieces: drill paths, security context, restore settings
       capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE'] },
     });
     expect(asUser).not.to.have.property('privileged');
-    expect(databaseOwner(nonRoot, 'data', COMPANION)).to.deep.equal({ uid: 1000, gid: 2000 });
+    expect(restoreIdentity(nonRoot, 'data', COMPANION).chown).to.deep.equal({ uid: 1000, gid: 2000 });
     // The database as root, or as its image's user (root for the Victoria images): root, DAC_OVERRIDE, no chown.
-    expect(deriveSecurityContext(pod(), 'data', COMPANION)).to.deep.include({ runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, capabilities: { drop: ['ALL'], add: ['DAC_OVERRIDE'] } });
-    expect(databaseOwner(pod(), 'data', COMPANION)).to.equal(undefined);
-    expect(databaseOwner(pod({ runAsUser: 0 }), 'data', COMPANION)).to.equal(undefined);
+    expect(restoreIdentity(pod(), 'data', COMPANION).securityContext).to.deep.include({ runAsUser: 0, runAsGroup: 0, runAsNonRoot: false, capabilities: { drop: ['ALL'], add: ['DAC_OVERRIDE'] } });
+    expect(restoreIdentity(pod(), 'data', COMPANION).chown).to.equal(undefined);
+    expect(restoreIdentity(pod({ runAsUser: 0 }), 'data', COMPANION).chown).to.equal(undefined);
     // The pod names the user: the same, and a pod-level seccomp profile is inherited, not replaced.
     const podUser = pod(undefined, { runAsUser: 1000, seccompProfile: { type: 'Localhost', localhostProfile: 'p.json' } });
-    const fromPod = deriveSecurityContext(podUser, 'data', COMPANION);
+    const fromPod = restoreIdentity(podUser, 'data', COMPANION).securityContext;
     expect(fromPod).to.deep.include({ runAsUser: 0, capabilities: { drop: ['ALL'], add: ['CHOWN', 'DAC_OVERRIDE'] } });
     expect(fromPod).not.to.have.property('seccompProfile');
-    expect(databaseOwner(podUser, 'data', COMPANION)).to.deep.equal({ uid: 1000 });
+    expect(restoreIdentity(podUser, 'data', COMPANION).chown).to.deep.equal({ uid: 1000 });
     // runAsNonRoot without a user: the image's user, which only the image knows; nothing added.
-    const imageUser = deriveSecurityContext(pod({ runAsNonRoot: true }), 'data', COMPANION);
+    const imageUser = restoreIdentity(pod({ runAsNonRoot: true }), 'data', COMPANION).securityContext;
     expect(imageUser).to.deep.include({ runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
     expect(imageUser).not.to.have.property('runAsUser');
   });
