@@ -107,6 +107,15 @@ function isRetryable(err: unknown): boolean {
   return isTransientNetworkCode(e?.code) || isTransientNetworkCode(e?.cause?.code) || e?.name === 'TimeoutError';
 }
 
+/**
+ * Drops a response body unread. undici's body destroyed before its end emits an AbortError, which
+ * with no listener would be an uncaught exception ending the process, not the error we throw.
+ */
+function discard(body: Readable): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 const xmlTag = (xml: string, tag: string): string | undefined => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
 
 /** GETs of presigned URLs with retries; shared by PlanStore and fetchRestorePlan. */
@@ -168,14 +177,21 @@ export class PresignedHttp {
         if (status === (opts.range ? 206 : 200)) {
           const cl = header('content-length');
           const length = cl === undefined ? undefined : Number(cl);
+          // As the S3 client's rejectWebPage: no object of a backup or plan is text/html, so a page
+          // with content is a proxy's or a portal's, and its bytes would only fail the SHA-256 later.
+          const type = header('content-type');
+          if (type?.toLowerCase().startsWith('text/html') && length !== 0) {
+            discard(res.body);
+            throw fail('Config', `answered with a web page (Content-Type ${type}) instead of the object: a proxy or a login portal between this pod and the object store? check that the pod reaches the store directly (the location's publicUrl, when pods need another address than Velero)`, { status });
+          }
           if (opts.length !== undefined && length !== undefined && length !== opts.length) {
-            res.body.destroy();
+            discard(res.body);
             throw fail('SizeMismatch', `the server announced ${length} bytes, ${opts.length} were expected: the object was replaced after the restore plan was made`);
           }
           return { body: res.body, etag: header('etag'), length };
         }
         if (status === 200 && opts.range) {
-          res.body.destroy();
+          discard(res.body);
           throw fail('Failed', 'the server ignored the Range header (HTTP 200 instead of 206)', { status });
         }
         const text = (await res.body.text().catch(() => '')).slice(0, 4096);
@@ -247,7 +263,7 @@ export async function fetchRestorePlan(url: string, options: PresignedHttpOption
   try {
     const first = await http.get(target, url);
     if (first.length !== undefined && first.length > MAX_PLAN_BYTES) {
-      first.body.destroy();
+      discard(first.body);
       throw new StoreError('SizeMismatch', `get ${target}: ${first.length} bytes is not a restore plan (at most ${MAX_PLAN_BYTES})`, { operation: 'get', target });
     }
     const chunks: Buffer[] = [];

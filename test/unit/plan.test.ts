@@ -433,6 +433,64 @@ describe('restore plan: PlanStore over presigned URLs', () => {
     }
   });
 
+  it('a web page instead of an object (a proxy\'s login portal) is named, not left to fail its SHA-256', async () => {
+    const store = new MemoryStore();
+    await metricsBackup(store);
+    const { plan } = await planFor(store, 'b1');
+    const valuesKey = [...store.objects.keys()].find((k) => k.endsWith('/values.bin') || k.includes('values.bin/'))!;
+    // The page is exactly as long as the object, so no size check can catch it.
+    const page = Buffer.alloc(store.objects.get(valuesKey)!.length, '<html>sign in</html>');
+    served!.fault = (key, _n, _req, res) => {
+      if (key !== valuesKey) return false;
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': page.length }).end(page);
+      return true;
+    };
+    const ps = new PlanStore(plan, { retryBaseMs: 1, maxAttempts: 2 });
+    try {
+      const err = await rejectionOf(restoreBackup({ store: ps, name: ps.backupName, dataDir: join(tmp('plan-page-'), 'data') }));
+      expect((err as StoreError).code).to.equal('Config');
+      expect(err.message).to.equal(
+        `get restore-plan:r1/${valuesKey}: answered with a web page (Content-Type text/html; charset=utf-8) instead of the object: a proxy or a login portal between this pod and the object store? check that the pod reaches the store directly (the location's publicUrl, when pods need another address than Velero)`,
+      );
+      noLeak(err.message);
+      // The plan itself, fetched the same way.
+      served!.fault = (_key, _n, _req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<html>portal</html>');
+        return true;
+      };
+      const planErr = await rejectionOf(fetchRestorePlan(plan.objects[MANIFEST_KEY]!.url, { retryBaseMs: 1 }));
+      expect(planErr.message).to.match(/^get the restore plan: answered with a web page \(Content-Type text\/html\) instead of the object/);
+      noLeak(planErr.message);
+    } finally {
+      await ps.close();
+    }
+  });
+
+  it('an object of another size than planned, and a Range ignored, are errors of their own (the unread body does not end the process)', async () => {
+    const store = new MemoryStore();
+    await metricsBackup(store);
+    const { plan } = await planFor(store, 'b1');
+    served!.fault = (key, _n, req, res) => {
+      if (key !== `b1/${MANIFEST_KEY}`) return false;
+      // Small bodies: undici has them whole at once, which is when an unhandled destroy() throws.
+      const body = Buffer.alloc(req.headers.range ? 10 : 20, 1);
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+      return true;
+    };
+    const ps = new PlanStore(plan, { retryBaseMs: 1, maxAttempts: 2 });
+    try {
+      const replaced = await rejectionOf(ps.get(`b1/${MANIFEST_KEY}`));
+      expect((replaced as StoreError).code).to.equal('SizeMismatch');
+      expect(replaced.message).to.match(/announced 20 bytes, \d+ were expected: the object was replaced after the restore plan was made$/);
+      const ranged = await rejectionOf(ps.get(`b1/${MANIFEST_KEY}`, { start: 0, end: 9 }));
+      expect(ranged.message).to.match(/the server ignored the Range header \(HTTP 200 instead of 206\)$/);
+      // An uncaught AbortError from either body would fail this test after it returned.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      await ps.close();
+    }
+  });
+
   it('scrubUrls removes query strings and signatures from any text', () => {
     expect(scrubUrls(`GET https://b.s3.amazonaws.com/p/k?X-Amz-Credential=AKIA&X-Amz-Signature=${SECRET} failed`)).to.equal('GET https://b.s3.amazonaws.com/p/k?<redacted> failed');
     expect(scrubUrls(`X-Amz-Signature=${SECRET}`)).to.equal('X-Amz-Signature=REDACTED');
