@@ -9,6 +9,9 @@ import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import {
   ApiException,
+  Observable,
+  type ConfigurationOptions,
+  type ObservableMiddleware,
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
@@ -112,6 +115,13 @@ interface Target {
   labelSelector?: string;
 }
 
+/**
+ * How long one API call may take, answer included. Without it undici's own defaults (300 s for the
+ * headers, 300 s between body chunks) would hold a backup item on a stuck API server for minutes
+ * per call; the plugin's reads are single objects and short lists, answered in milliseconds.
+ */
+export const API_CALL_TIMEOUT_MS = 60_000;
+
 function resourceRef(t: Target): string {
   return t.group ? `${t.resource}.${t.group}` : t.resource;
 }
@@ -121,16 +131,18 @@ export class KubeClient {
   private readonly core: CoreV1Api;
   private readonly apps: AppsV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly callTimeoutMs: number;
 
-  constructor(kubeConfig: KubeConfig) {
+  constructor(kubeConfig: KubeConfig, options: { callTimeoutMs?: number } = {}) {
     this.kubeConfig = kubeConfig;
+    this.callTimeoutMs = options.callTimeoutMs ?? API_CALL_TIMEOUT_MS;
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.apps = kubeConfig.makeApiClient(AppsV1Api);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
   }
 
-  static load(options?: LoadKubeConfigOptions): KubeClient {
-    return new KubeClient(loadKubeConfig(options));
+  static load(options?: LoadKubeConfigOptions & { callTimeoutMs?: number }): KubeClient {
+    return new KubeClient(loadKubeConfig(options), options?.callTimeoutMs === undefined ? {} : { callTimeoutMs: options.callTimeoutMs });
   }
 
   /** The API server's URL, for messages. */
@@ -139,32 +151,32 @@ export class KubeClient {
   }
 
   getBackupStorageLocation(namespace: string, name: string): Promise<BackupStorageLocation> {
-    return this.call({ verb: 'get', resource: 'backupstoragelocations', group: VELERO.group, namespace, name }, () =>
-      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backupstoragelocations', namespace, name }),
+    return this.call({ verb: 'get', resource: 'backupstoragelocations', group: VELERO.group, namespace, name }, (o) =>
+      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backupstoragelocations', namespace, name }, o),
     );
   }
 
   getBackup(namespace: string, name: string): Promise<VeleroBackup> {
-    return this.call({ verb: 'get', resource: 'backups', group: VELERO.group, namespace, name }, () =>
-      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backups', namespace, name }),
+    return this.call({ verb: 'get', resource: 'backups', group: VELERO.group, namespace, name }, (o) =>
+      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'backups', namespace, name }, o),
     );
   }
 
   /** Velero's Backups in its namespace, optionally only those with these labels. */
   async listBackups(namespace: string, labelSelector?: string): Promise<VeleroBackup[]> {
-    const list = await this.call({ verb: 'list', resource: 'backups', group: VELERO.group, namespace, ...(labelSelector ? { labelSelector } : {}) }, () =>
-      this.custom.listNamespacedCustomObject({ ...VELERO, plural: 'backups', namespace, ...(labelSelector ? { labelSelector } : {}) }),
+    const list = await this.call({ verb: 'list', resource: 'backups', group: VELERO.group, namespace, ...(labelSelector ? { labelSelector } : {}) }, (o) =>
+      this.custom.listNamespacedCustomObject({ ...VELERO, plural: 'backups', namespace, ...(labelSelector ? { labelSelector } : {}) }, o),
     );
     return ((list as { items?: VeleroBackup[] }).items ?? []);
   }
 
   getNamespace(name: string): Promise<V1Namespace> {
-    return this.call({ verb: 'get', resource: 'namespaces', group: '', name }, () => this.core.readNamespace({ name }));
+    return this.call({ verb: 'get', resource: 'namespaces', group: '', name }, (o) => this.core.readNamespace({ name }, o));
   }
 
   getSecret(namespace: string, name: string): Promise<V1Secret> {
-    return this.call({ verb: 'get', resource: 'secrets', group: '', namespace, name }, () =>
-      this.core.readNamespacedSecret({ namespace, name }),
+    return this.call({ verb: 'get', resource: 'secrets', group: '', namespace, name }, (o) =>
+      this.core.readNamespacedSecret({ namespace, name }, o),
     );
   }
 
@@ -183,67 +195,76 @@ export class KubeClient {
   }
 
   getPod(namespace: string, name: string): Promise<V1Pod> {
-    return this.call({ verb: 'get', resource: 'pods', group: '', namespace, name }, () => this.core.readNamespacedPod({ namespace, name }));
+    return this.call({ verb: 'get', resource: 'pods', group: '', namespace, name }, (o) => this.core.readNamespacedPod({ namespace, name }, o));
   }
 
   async listPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
-    const list = await this.call({ verb: 'list', resource: 'pods', group: '', namespace, labelSelector }, () =>
-      this.core.listNamespacedPod({ namespace, labelSelector }),
+    const list = await this.call({ verb: 'list', resource: 'pods', group: '', namespace, labelSelector }, (o) =>
+      this.core.listNamespacedPod({ namespace, labelSelector }, o),
     );
     return list.items;
   }
 
   async listConfigMaps(namespace: string, labelSelector: string): Promise<V1ConfigMap[]> {
-    const list = await this.call({ verb: 'list', resource: 'configmaps', group: '', namespace, labelSelector }, () =>
-      this.core.listNamespacedConfigMap({ namespace, labelSelector }),
+    const list = await this.call({ verb: 'list', resource: 'configmaps', group: '', namespace, labelSelector }, (o) =>
+      this.core.listNamespacedConfigMap({ namespace, labelSelector }, o),
     );
     return list.items;
   }
 
   getDeployment(namespace: string, name: string): Promise<V1Deployment> {
-    return this.call({ verb: 'get', resource: 'deployments', group: 'apps', namespace, name }, () =>
-      this.apps.readNamespacedDeployment({ namespace, name }),
+    return this.call({ verb: 'get', resource: 'deployments', group: 'apps', namespace, name }, (o) =>
+      this.apps.readNamespacedDeployment({ namespace, name }, o),
     );
   }
 
   getStatefulSet(namespace: string, name: string): Promise<V1StatefulSet> {
-    return this.call({ verb: 'get', resource: 'statefulsets', group: 'apps', namespace, name }, () =>
-      this.apps.readNamespacedStatefulSet({ namespace, name }),
+    return this.call({ verb: 'get', resource: 'statefulsets', group: 'apps', namespace, name }, (o) =>
+      this.apps.readNamespacedStatefulSet({ namespace, name }, o),
     );
   }
 
   getReplicaSet(namespace: string, name: string): Promise<V1ReplicaSet> {
-    return this.call({ verb: 'get', resource: 'replicasets', group: 'apps', namespace, name }, () =>
-      this.apps.readNamespacedReplicaSet({ namespace, name }),
+    return this.call({ verb: 'get', resource: 'replicasets', group: 'apps', namespace, name }, (o) =>
+      this.apps.readNamespacedReplicaSet({ namespace, name }, o),
     );
   }
 
   createRestore(namespace: string, restore: VeleroRestore): Promise<VeleroRestore> {
     const name = restore.metadata.name ?? `${restore.metadata.generateName ?? ''}*`;
-    return this.call({ verb: 'create', resource: 'restores', group: VELERO.group, namespace, name }, () =>
-      this.custom.createNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, body: restore }),
+    return this.call({ verb: 'create', resource: 'restores', group: VELERO.group, namespace, name }, (o) =>
+      this.custom.createNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, body: restore }, o),
     );
   }
 
   getRestore(namespace: string, name: string): Promise<VeleroRestore> {
-    return this.call({ verb: 'get', resource: 'restores', group: VELERO.group, namespace, name }, () =>
-      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, name }),
+    return this.call({ verb: 'get', resource: 'restores', group: VELERO.group, namespace, name }, (o) =>
+      this.custom.getNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, name }, o),
     );
   }
 
   async deleteRestore(namespace: string, name: string): Promise<void> {
-    await this.call({ verb: 'delete', resource: 'restores', group: VELERO.group, namespace, name }, () =>
-      this.custom.deleteNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, name }),
+    await this.call({ verb: 'delete', resource: 'restores', group: VELERO.group, namespace, name }, (o) =>
+      this.custom.deleteNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, name }, o),
     );
   }
 
   async deleteNamespace(name: string): Promise<void> {
-    await this.call({ verb: 'delete', resource: 'namespaces', group: '', name }, () => this.core.deleteNamespace({ name }));
+    await this.call({ verb: 'delete', resource: 'namespaces', group: '', name }, (o) => this.core.deleteNamespace({ name }, o));
   }
 
-  private async call<T>(target: Target, request: () => Promise<T>): Promise<T> {
+  private async call<T>(target: Target, request: (options: ConfigurationOptions) => Promise<T>): Promise<T> {
+    const timeoutMs = this.callTimeoutMs;
+    // The signal covers the whole exchange: undici's fetch aborts the body's reading with it too.
+    const deadline: ObservableMiddleware = {
+      pre: (context) => {
+        context.setSignal(AbortSignal.timeout(timeoutMs));
+        return new Observable(Promise.resolve(context));
+      },
+      post: (response) => new Observable(Promise.resolve(response)),
+    };
     try {
-      return await request();
+      return await request({ middleware: [deadline], middlewareMergeStrategy: 'append' });
     } catch (err) {
       throw this.toKubeError(target, err);
     }
@@ -255,6 +276,9 @@ export class KubeClient {
     const where = t.namespace ? ` in namespace ${t.namespace}` : '';
     const head = `cannot ${VERB_WORD[t.verb]} ${what}${where}`;
     // ApiException's own message carries the response body and headers; only the Status message is used.
+    if ((err as Error | undefined)?.name === 'TimeoutError') {
+      return new KubeError('Timeout', `${head}: the Kubernetes API server at ${this.server} did not answer within ${this.callTimeoutMs / 1000} s; check the API server's health (kubectl get --raw /readyz)`, { cause: err });
+    }
     if (!(err instanceof ApiException)) {
       return new KubeError('Unreachable', `${head}: cannot reach the Kubernetes API server at ${this.server}: ${socketReason(err)}`, { cause: err });
     }

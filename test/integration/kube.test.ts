@@ -221,6 +221,24 @@ describe('kube: client-node against the API stand-in', function () {
     expect(execErr.message).to.match(new RegExp(`^cannot exec command \\["true"\\] in pod monitoring/vm-0 container victoria-companion: cannot reach the Kubernetes API server at ${server}: connect ECONNREFUSED`));
   });
 
+  it('a call the API server never answers fails after the call deadline, naming the object and the server', async function () {
+    const c = KubeClient.load({ kubeconfig: api.writeKubeconfig(), env: {}, callTimeoutMs: 400 });
+    const resume = api.stall('secrets');
+    try {
+      const started = Date.now();
+      const err = await rejection(c.getSecret('velero', 'cloud-credentials'), KubeError);
+      expect(Date.now() - started).to.be.within(350, 5000);
+      expect(err.code).to.equal('Timeout');
+      expect(err.message).to.equal(
+        `cannot read secrets "cloud-credentials" in namespace velero: the Kubernetes API server at ${api.url} did not answer within 0.4 s; check the API server's health (kubectl get --raw /readyz)`,
+      );
+    } finally {
+      resume();
+    }
+    // The same client goes on working once the server answers again.
+    expect((await c.getSecret('velero', 'cloud-credentials')).metadata?.name).to.equal('cloud-credentials');
+  });
+
   it('creates, reads and deletes a velero Restore; deletes a namespace; writes nothing else', async function () {
     const created = await client.createRestore('velero', {
       apiVersion: 'velero.io/v1',

@@ -318,6 +318,8 @@ export class KubeApiServer {
   private readonly sockets = new Set<Socket>();
   private readonly children = new Set<ChildProcess>();
   private fault: ExecFault | undefined;
+  /** Plural resource names whose REST requests get no answer at all (a stuck API server). */
+  private readonly stalled = new Set<string>();
   private resourceVersion = 1;
   private kubeconfigs = 0;
 
@@ -382,6 +384,12 @@ export class KubeApiServer {
   /** Applies to every exec from now on; undefined clears it. */
   setExecFault(fault: ExecFault | undefined): void {
     this.fault = fault;
+  }
+
+  /** Requests for `resource` (plural) are read and never answered; the result answers them again (new requests only). */
+  stall(resource: string): () => void {
+    this.stalled.add(resource);
+    return () => this.stalled.delete(resource);
   }
 
   /** RBAC denies `verb` on `resource` (plural, or `pods/exec`), in one namespace or everywhere; the result allows it again. */
@@ -454,6 +462,7 @@ export class KubeApiServer {
       if (!this.authorized(req)) return reply(401, failure(401, 'Unauthorized', 'Unauthorized'));
       const parsed = parsePath(url.pathname);
       if (!parsed || parsed.subresource !== undefined) return reply(404, NO_SUCH_RESOURCE);
+      if (this.stalled.has(parsed.resource.plural)) return;
       try {
         const [status, body] = this.serve(method, parsed, url.searchParams, Buffer.concat(chunks));
         reply(status, body);
