@@ -330,7 +330,13 @@ async function measure(scratch: string, source: string): Promise<void> {
         labels: { app: DEPLOYMENT, 'velero-plugin-victoria.io/kind': 'metrics' },
         ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${DEPLOYMENT}-5d4f8b7c9`, uid: `rs-${DEPLOYMENT}`, controller: true }],
       },
-      spec: { containers: [{ name: 'victoria-metrics', image: 'victoriametrics/victoria-metrics' }, { name: COMPANION, image: 'velero-plugin-victoria' }] },
+      spec: {
+        containers: [
+          { name: 'victoria-metrics', image: 'victoriametrics/victoria-metrics', volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+          { name: COMPANION, image: 'velero-plugin-victoria', volumeMounts: [{ name: 'data', mountPath: '/victoria-data', readOnly: true }] },
+        ],
+        volumes: [{ name: 'data', hostPath: { path: `/mnt/db1/${DEPLOYMENT}`, type: 'DirectoryOrCreate' } }],
+      },
       status: { phase: 'Running' },
     });
     api.put({ apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: `${DEPLOYMENT}-5d4f8b7c9`, namespace: NS, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: DEPLOYMENT, controller: true }] } });

@@ -19,7 +19,7 @@ import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
-import { DATA_MOUNT } from './restore-spec.js';
+import { DATA_MOUNT, findDataVolume, type Pod } from './restore-spec.js';
 import { openLocationStore, type LocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
 import { checkSoleWriter, controllerOf, workloadOf, type Workload } from './workload.js';
@@ -81,6 +81,18 @@ export async function executePodBackup(
     throw notBackedUp(
       `the pod has no container "${config.companionContainer}" (it has ${containers.join(', ') || 'none'}): add the companion sidecar (velero/components/) ` +
         'or set companionContainer in the plugin ConfigMap',
+    );
+  }
+  // A restore finds the data volume through the companion's mount, in the pod as this backup
+  // records it: without that mount no Velero restore of this backup can put the data back, and a
+  // fix of the pod later does not change the backed-up copy. Said now, not in a disaster recovery.
+  try {
+    findDataVolume(pod as Pod, config.companionContainer, podId);
+  } catch (err) {
+    ctx.log.warn(
+      `${(err as Error).message}. The data is backed up, but a Velero restore of backup ${backup.name} cannot place it: ` +
+        'restore it by hand with `velero-plugin-victoria restore` (docs/cli.md), and fix the pod for the next backups',
+      fields,
     );
   }
   const slots = (podBackupSlots ??= { limit: config.maxParallelPodBackups, semaphore: new Semaphore(config.maxParallelPodBackups) });

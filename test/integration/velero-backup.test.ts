@@ -48,8 +48,14 @@ function podObject(p: PodSpec): KubeObject {
       labels: { app: p.deployment, 'velero-plugin-victoria.io/kind': p.kind },
       ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${p.deployment}-5d4f8b7c9`, uid: `rs-${p.deployment}`, controller: true }],
     },
+    // As velero/components make it: the database's hostPath, mounted read-only in the companion at
+    // /victoria-data (the companions here run on this machine with VICTORIA_DATA_DIR instead).
     spec: {
-      containers: [{ name: p.kind === 'metrics' ? 'victoria-metrics' : 'victoria-logs', image: 'victoriametrics/victoria-metrics' }, ...(p.companion === false ? [] : [{ name: COMPANION, image: 'velero-plugin-victoria' }])],
+      containers: [
+        { name: p.kind === 'metrics' ? 'victoria-metrics' : 'victoria-logs', image: 'victoriametrics/victoria-metrics', volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
+        ...(p.companion === false ? [] : [{ name: COMPANION, image: 'velero-plugin-victoria', volumeMounts: [{ name: 'data', mountPath: '/victoria-data', readOnly: true }] }]),
+      ],
+      volumes: [{ name: 'data', hostPath: { path: `/mnt/db1/${p.deployment}`, type: 'DirectoryOrCreate' } }],
     },
     status: { phase: 'Running' },
   };
@@ -175,18 +181,28 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
-  it('without hooks: the plugin runs them itself (and warns); the second backup uploads only the new files, at maxBytesPerSecond', async () => {
+  it('without hooks: the plugin runs them itself (and warns); the second backup uploads only the new files, at maxBytesPerSecond; a companion without the data mount is warned about', async () => {
     await vm.importSeries(2, 300, { metric: 'vpv_e2e_new' });
     const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
     api.put({ ...config, data: { ...(config.data as Record<string, string>), maxBytesPerSecond: '64KiB' } });
+    // The companion's mount at /victoria-data is how a restore finds the data volume.
+    const unmounted = structuredClone(vmPod());
+    const containers = (unmounted.spec as { containers: Array<{ name: string; volumeMounts?: unknown[] }> }).containers;
+    delete containers.find((c) => c.name === COMPANION)!.volumeMounts;
     let res: CallResult;
     try {
-      res = await backupPod(vmPod(), 'b2');
+      res = await backupPod(unmounted, 'b2');
     } finally {
       api.put(config);
     }
     expect(res.ok, res.error).to.equal(true);
-    expect(messages(res, 'warn').join('\n')).to.match(/no pre hook made snapshots/);
+    const warnings = messages(res, 'warn').join('\n');
+    expect(warnings).to.match(/no pre hook made snapshots/);
+    expect(warnings).to.contain(
+      `pod ${NS}/vmsingle-5d4f8b7c9-x2x9q: container "${COMPANION}" mounts no volume at /victoria-data (its mounts: none): mount the database's data volume there (velero/components/), ` +
+        'so that the restore knows where the data goes. The data is backed up, but a Velero restore of backup b2 cannot place it: restore it by hand with ' +
+        '`velero-plugin-victoria restore` (docs/cli.md), and fix the pod for the next backups',
+    );
     const m = await manifestOf('vmsingle', 'b2');
     expect(m.totals.bytesCopied).to.be.greaterThan(0);
     expect(m.totals.bytesUploaded).to.be.lessThan(m.totals.bytes / 2);
