@@ -117,6 +117,10 @@ export async function executePodBackup(
     throw notBackedUp(controller.signal.aborted ? `${(controller.signal.reason as Error).message}${removalNote(err)}` : (err as Error).message);
   } finally {
     clearTimeout(timer);
+    // A failed backup does not wait for its count (writeBackup gives up on it): ending the item's
+    // execs here stops `companion counts` from scanning the database for up to countTimeoutSeconds
+    // beside the next pod's backup. After a success every exec has ended already.
+    controller.abort(new Error('the pod backup ended'));
     slots.semaphore.release();
   }
 }

@@ -67,6 +67,8 @@ export interface ExecFault {
   hang?: boolean;
   /** Only execs whose command has this argument (e.g. `tar`) get the fault. */
   onlyCommand?: string;
+  /** Only execs into this pod get the fault. */
+  onlyPod?: string;
 }
 
 export interface RecordedRequest {
@@ -86,6 +88,9 @@ export interface ExecRecord {
   stdinClosed: boolean;
   stdoutBytes: number;
   exitCode?: number;
+  /** When the WebSocket opened and closed (Date.now()). */
+  openedAt: number;
+  closedAt?: number;
 }
 
 interface Resource {
@@ -317,7 +322,7 @@ export class KubeApiServer {
   private readonly forbidden: Array<{ verb: string; resource: string; namespace?: string }> = [];
   private readonly sockets = new Set<Socket>();
   private readonly children = new Set<ChildProcess>();
-  private fault: ExecFault | undefined;
+  private faults: ExecFault[] = [];
   /** Plural resource names whose REST requests get no answer at all (a stuck API server). */
   private readonly stalled = new Set<string>();
   private resourceVersion = 1;
@@ -381,9 +386,9 @@ export class KubeApiServer {
     this.handlers.set(`${namespace}/${pod}/${container}`, handler);
   }
 
-  /** Applies to every exec from now on; undefined clears it. */
-  setExecFault(fault: ExecFault | undefined): void {
-    this.fault = fault;
+  /** Applies to every exec from now on (the first fault that matches an exec); undefined clears them. */
+  setExecFault(fault: ExecFault | ExecFault[] | undefined): void {
+    this.faults = fault === undefined ? [] : Array.isArray(fault) ? fault : [fault];
   }
 
   /** Requests for `resource` (plural) are read and never answered; the result answers them again (new requests only). */
@@ -594,14 +599,15 @@ export class KubeApiServer {
 
     this.negotiated.set(req, protocol);
     this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 101 });
-    const record: ExecRecord = { namespace, pod: name, container, command, protocol, stdinBytes: 0, stdinClosed: false, stdoutBytes: 0 };
+    const record: ExecRecord = { namespace, pod: name, container, command, protocol, stdinBytes: 0, stdinClosed: false, stdoutBytes: 0, openedAt: Date.now() };
     this.execs.push(record);
-    const fault = this.fault && (!this.fault.onlyCommand || command.includes(this.fault.onlyCommand)) ? this.fault : undefined;
+    const fault = this.faults.find((f) => (!f.onlyCommand || command.includes(f.onlyCommand)) && (!f.onlyPod || f.onlyPod === name));
     const target = this.handlers.get(`${namespace}/${name}/${container}`)?.(command);
     const stdout = target && streams.stdout && !fault?.hang ? stdoutPair() : Promise.resolve(undefined);
     stdout.then(
       (out) =>
         this.wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.on('close', () => (record.closedAt = Date.now()));
           if (fault?.hang) return;
           this.session(ws, record, streams, target, fault, out);
         }),
