@@ -230,8 +230,8 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; owner?
   // A fresh ext4 volume mounted as the data directory holds lost+found, which is not data.
   const existing = (await entriesOf(dataDir)).filter((e) => e !== LOST_AND_FOUND);
   if (existing.length === 0) return 'empty';
-  const marker = join(dataDir, RESTORE_MARKER);
-  if (req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner) return 'resume';
+  // Before a resume too: VictoriaLogs opens a directory whatever marker it holds, and a resumed
+  // restore rewrites the files that differ from the backup, the running database's among them.
   const holder = await lockHolderOf(dataDir);
   if (holder !== undefined) {
     throw new Error(
@@ -239,6 +239,8 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; owner?
         'stop the database first; restore never writes under a running one (as vmrestore does not)',
     );
   }
+  const marker = join(dataDir, RESTORE_MARKER);
+  if (req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner) return 'resume';
   if (!req.replace) {
     throw new Error(
       `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +

@@ -1,11 +1,14 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
+import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
 import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
@@ -278,6 +281,19 @@ describe('engine: backup, restore, verify', () => {
     for (const owner of ['plan other', undefined]) {
       const err = await restoreBackup({ store, name: 'b1', dataDir: target, ...(owner ? { owner } : {}) }).catch((e: Error) => e);
       expect((err as Error).message, String(owner)).to.match(/is not empty/);
+    }
+    // Never under a running database, not even to resume (`flock` holds the lock as a database does).
+    const holder = spawn('flock', ['-o', '-x', join(target, 'flock.lock'), 'sleep', '60'], { stdio: 'ignore', detached: true });
+    try {
+      for (let i = 0; (await lockHolderOf(target)) === undefined; i++) {
+        if (i > 100) throw new Error('flock did not take the lock');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const err = await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' }).catch((e: Error) => e);
+      expect((err as Error).message).to.match(/is in use by a running database \(process \d+ holds its flock\.lock\): stop the database first/);
+    } finally {
+      process.kill(-holder.pid!); // flock and its sleep
+      await once(holder, 'exit');
     }
     const res = await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' });
     expect(res.resumedFiles).to.equal(3);
