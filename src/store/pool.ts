@@ -12,9 +12,12 @@ async function runWorkers<T>(takes: Array<Take<T>>, worker: (item: T) => Promise
   let failed: { error: unknown } | undefined;
   const run = async (take: Take<T>): Promise<void> => {
     while (!failed) {
-      const next = await take();
-      if (next.done) return;
+      // A source that fails (a tar stream cut off) stops this worker like a failed item, so the
+      // caller hears of it only once the other workers' transfers have ended: its clean-up must
+      // not race uploads still in flight.
       try {
+        const next = await take();
+        if (next.done) return;
         await worker(next.value);
       } catch (error) {
         failed ??= { error };

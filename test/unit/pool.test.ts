@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { forEachFromBothEnds, Semaphore } from '../../src/store/pool.js';
+import { forEachFromBothEnds, forEachLimit, Semaphore } from '../../src/store/pool.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -36,6 +36,26 @@ describe('forEachFromBothEnds', () => {
     const seen: number[] = [];
     await forEachFromBothEnds([3, 2, 1], 1, 0, async (n) => void seen.push(n));
     expect(seen).to.deep.equal([3, 2, 1]);
+  });
+});
+
+describe('forEachLimit', () => {
+  it('a source that fails mid-way is thrown only after the items in flight have ended', async () => {
+    let inFlight = 0;
+    let ended = 0;
+    async function* source() {
+      yield 1;
+      yield 2;
+      throw new Error('the stream broke');
+    }
+    const err = await forEachLimit(source(), 3, async () => {
+      inFlight++;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      inFlight--;
+      ended++;
+    }).catch((e: Error) => e);
+    expect((err as Error).message).to.equal('the stream broke');
+    expect({ inFlight, ended }).to.deep.equal({ inFlight: 0, ended: 2 });
   });
 });
 
