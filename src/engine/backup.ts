@@ -228,7 +228,9 @@ async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceK
   const fix = 'give this backup another name (--name), or each database a root of its own (--dst)';
   // The root a backup, or inside one (--dst naming a backup or a folder in it, not the folder of
   // backups): a backup there would become part of it, restored by vmrestore with it and deleted with it.
-  const markers = [COMPLETE_KEY, MANIFEST_KEY, VM_COMPLETE_MARKER];
+  // An unfinished backup (only its in-progress marker yet) counts: its re-run would delete as stale
+  // whatever was written inside it meanwhile.
+  const markers = [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER];
   const holders = await Promise.all(markers.map(async (m) => ((await store.head(m)) ? store.location : await store.folderAbove?.(m))));
   const marker = holders.findIndex((h) => h !== undefined);
   if (marker >= 0) {

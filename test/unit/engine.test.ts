@@ -404,6 +404,11 @@ describe('engine: backup, restore, verify', () => {
     const nested = (await backupOf(backupAsRoot, snapshot, 'fresh').catch((e: Error) => e)) as Error;
     expect(nested.message).to.match(/^memory:\/\/test is itself a backup \(it holds victoria_complete\.ignore\): a backup there would become part of it/);
     expect([...backupAsRoot.objects.keys()].some((k) => k.startsWith('fresh/'))).to.equal(false);
+    // An unfinished one too (an interrupted backup has only its in-progress marker): its re-run would delete the nested backup as stale.
+    const unfinished = new MemoryStore();
+    unfinished.objects.set(IN_PROGRESS_KEY, store.objects.get(`b1/${MANIFEST_KEY}`)!);
+    const inUnfinished = (await backupOf(unfinished, snapshot, 'fresh').catch((e: Error) => e)) as Error;
+    expect(inUnfinished.message).to.match(/^memory:\/\/test is itself a backup \(it holds victoria_in_progress\.ignore\): a backup there would become part of it/);
     // A root deeper inside a backup (file://, which looks at the folders above the root).
     const dir = tmp('vpv-inside-');
     await backupOf(new FileStore(dir), snapshot, 'b1');
