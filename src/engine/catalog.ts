@@ -72,7 +72,13 @@ async function readManifest(store: ObjectStore, name: string, marker: CompleteMa
   if (sha !== marker.manifestSha256) {
     throw new IncompleteBackupError(`${where}: ${MANIFEST_KEY} does not match its complete marker (SHA-256 ${sha}, marker says ${marker.manifestSha256}); the backup was changed after it completed`);
   }
-  return parseManifest(manifestBytes.toString('utf8'), where);
+  try {
+    return parseManifest(manifestBytes.toString('utf8'), where);
+  } catch (err) {
+    // A format of a later version of this tool: unusable here, as a base or for a restore, but no
+    // reason to fail a listing or the next backup.
+    throw new IncompleteBackupError(`${(err as Error).message}; use a version of velero-plugin-victoria that reads it, or another backup`);
+  }
 }
 
 /**

@@ -551,6 +551,25 @@ describe('engine: backup, restore, verify', () => {
     expect(err?.message).to.match(/does not match its complete marker/);
   });
 
+  it('a backup in a manifest format of a later version is listed as unusable and passed over as a base, not a failure', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    await backupOf(store, snapshot, 'b2');
+    // b2 as a later version would write it, with a complete marker that matches.
+    const manifest = JSON.parse(store.objects.get(`b2/${MANIFEST_KEY}`)!.toString());
+    const bytes = Buffer.from(JSON.stringify({ ...manifest, format: 'velero-plugin-victoria/manifest/v9' }));
+    store.objects.set(`b2/${MANIFEST_KEY}`, bytes);
+    const marker = JSON.parse(store.objects.get(`b2/${COMPLETE_KEY}`)!.toString());
+    store.objects.set(`b2/${COMPLETE_KEY}`, Buffer.from(JSON.stringify({ ...marker, manifestSha256: createHash('sha256').update(bytes).digest('hex') })));
+    const listed = await listBackups(store);
+    expect(listed.map((b) => [b.name, b.complete])).to.deep.equal([['b1', true], ['b2', false]]);
+    expect(listed[1]!.problem).to.match(/unknown manifest format "velero-plugin-victoria\/manifest\/v9" \(this tool reads .+\); use a version of velero-plugin-victoria that reads it, or another backup$/);
+    expect((await newestComplete(store))?.name).to.equal('b1');
+    const err = (await restoreBackup({ store, name: 'b2', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => e)) as Error;
+    expect(err.message).to.match(/unknown manifest format/);
+  });
+
   it('a sequential reader (like the companion tar stream) works with several workers', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
