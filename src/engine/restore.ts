@@ -250,6 +250,9 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; owner?
   return 'replace';
 }
 
+/** What an object of the wrong size means, and what to do. */
+const REPLACED = ': the object was changed after the backup completed; run verify on the backup, and restore another one';
+
 export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult> {
   const started = Date.now();
   const { store, name } = req;
@@ -334,7 +337,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
         let got = 0;
         const sink = (chunk: Buffer): void | Promise<void> => {
           got += chunk.length;
-          if (got > part.size) throw new Error(`${store.location}/${key} has more than ${part.size} bytes, the manifest says ${part.size}`);
+          if (got > part.size) throw new Error(`${store.location}/${key} is longer than the ${part.size} bytes the manifest says${REPLACED}`);
           progress.bytesDone += chunk.length;
           const written = out.write(chunk);
           // The stores stop reading the connection while the sink waits (direct-get.ts), so the
@@ -342,7 +345,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
           return limiter ? Promise.resolve(written).then(() => limiter.take(chunk.length)) : written;
         };
         await readObject(store, key, part.size, sink);
-        if (got !== part.size) throw new Error(`${store.location}/${key} has ${got} bytes, the manifest says ${part.size}`);
+        if (got !== part.size) throw new Error(`${store.location}/${key} has ${got} bytes, the manifest says ${part.size}${REPLACED}`);
       }
       const written = await out.close();
       if (written !== file.size) throw new Error(`${path}: wrote ${written} bytes, the manifest says ${file.size}`);

@@ -145,10 +145,12 @@ export async function execInPod(o: ExecOptions): Promise<ExecResult> {
   const command = `command ${JSON.stringify(o.command)}`;
   const what = `${command} in pod ${o.namespace}/${o.pod} container ${o.container}`;
   const stream = `exec stream to pod ${o.namespace}/${o.pod} container ${o.container}`;
-  if (o.signal?.aborted) throw new ExecError('Aborted', `${what} was cancelled`, { cause: o.signal.reason });
   const server = o.kubeConfig.getCurrentCluster()?.server;
   if (!server) throw new ExecError('Config', `cannot exec ${what}: the kubeconfig's current context has no cluster`);
   const options = await socketOptions(o, what);
+  // After the credentials (an exec plugin may take a while): a cancellation meanwhile has fired
+  // already, and the session's abort listener would never hear of it.
+  if (o.signal?.aborted) throw new ExecError('Aborted', `${what} was cancelled`, { cause: o.signal.reason });
 
   return new Promise<ExecResult>((resolve, reject) => {
     const ws = new WebSocket(execUrl(server, o), [...EXEC_PROTOCOLS], options);
