@@ -34,6 +34,14 @@ import type { Progress, ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
 
 export const RESTORE_MARKER = 'restore-in-progress';
+/**
+ * Where trees restored to a place of their own (VictoriaLogs partitions, `partitions/YYYYMMDD`)
+ * are written until every file of the backup checked out; then each is renamed into place.
+ * VictoriaLogs does not look for RESTORE_MARKER and opens every directory under `partitions/`, so
+ * a restore that fails or is cut off must leave nothing there: here it leaves only this folder,
+ * which VictoriaLogs does not read.
+ */
+export const RESTORE_STAGING = '.victoria-restoring';
 /** Large files restored at once; twice as many small ones besides (vmrestore: 10 files in all). */
 export const RESTORE_CONCURRENCY = 8;
 
@@ -250,6 +258,43 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; owner?
   return 'replace';
 }
 
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
+}
+
+/**
+ * Renames the staged trees into place (each rename is atomic), durably, and removes the staging
+ * folder once it is empty; it never deletes anything else. The parent folders a rename needs
+ * (`partitions/`) are created and given to `owner` like every other restored directory.
+ */
+async function placeStaged(staged: Array<{ from: string; to: string }>, staging: string, dataDir: string, owner: FileOwner | undefined): Promise<void> {
+  if (staged.length === 0) return;
+  const parents = new Set<string>();
+  for (const { from, to } of staged) {
+    for (let d = dirname(to); d.length > dataDir.length && !parents.has(d); d = dirname(d)) parents.add(d);
+    await mkdir(dirname(to), { recursive: true });
+    await rename(from, to);
+  }
+  await forEachLimit(parents, 16, async (d) => {
+    if (owner) await giveTo(owner, d);
+    await syncDir(d);
+  });
+  // Only empty folders are removed (rmdir): whatever else is in there stays, and is named.
+  const left: string[] = [];
+  for (const { from } of staged) for (let d = dirname(from); d.length > staging.length; d = dirname(d)) left.push(d);
+  for (const d of [...new Set(left)].sort((a, b) => b.length - a.length)) await rmdir(d).catch(() => undefined);
+  await rmdir(staging).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw new Error(`the restore is in place, but ${staging} is not empty (${err.code}): look at what is in it, then remove it`, { cause: err });
+  });
+  await syncDir(dataDir);
+}
+
 /** What an object of the wrong size means, and what to do. */
 const REPLACED = ': the object was changed after the backup completed; run verify on the backup, and restore another one';
 
@@ -261,15 +306,27 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
 
   // Every path is checked before anything is written.
-  const jobs: Array<{ file: ManifestFile; prefix: string; path: string }> = [];
   for (const tree of manifest.trees) {
-    for (const file of tree.files) jobs.push({ file, prefix: tree.prefix, path: targetPath(dataDir, tree.restoreTo, file.path) });
+    for (const file of tree.files) targetPath(dataDir, tree.restoreTo, file.path);
   }
 
   let movedAside: string | undefined;
   const target = await checkDataDir(dataDir, req);
   if (target === 'replace') movedAside = await moveAside(dataDir);
   const resuming = target === 'resume';
+  // Trees with a place of their own go to the staging folder, except those an interrupted run of
+  // this restore had renamed into place already.
+  const staging = join(dataDir, RESTORE_STAGING);
+  const staged: Array<{ from: string; to: string }> = [];
+  const jobs: Array<{ file: ManifestFile; prefix: string; path: string }> = [];
+  for (const tree of manifest.trees) {
+    let base = dataDir;
+    if (tree.restoreTo !== '' && !(resuming && (await exists(join(dataDir, tree.restoreTo))))) {
+      base = staging;
+      staged.push({ from: join(staging, tree.restoreTo), to: join(dataDir, tree.restoreTo) });
+    }
+    for (const file of tree.files) jobs.push({ file, prefix: tree.prefix, path: targetPath(base, tree.restoreTo, file.path) });
+  }
   const marker = join(dataDir, RESTORE_MARKER);
   await mkdir(dataDir, { recursive: true });
   if (!resuming) await writeFile(marker, req.owner ?? '', { flag: 'wx' });
@@ -310,6 +367,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     if (owner) await giveTo(owner, d);
     await syncDir(d);
   });
+  await placeStaged(staged, staging, dataDir, owner);
   await req.beforeUnmark?.();
   await rm(marker);
   progress.phase = 'done';

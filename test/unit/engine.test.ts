@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,7 +12,7 @@ import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
 import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
-import { RESTORE_MARKER, restoreBackup } from '../../src/engine/restore.js';
+import { RESTORE_MARKER, RESTORE_STAGING, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
@@ -537,6 +537,38 @@ describe('engine: backup, restore, verify', () => {
     store.objects.set(key, Buffer.from('INDEX'));
     const err = (await restoreBackup({ store, name: 'l1', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => e)) as Error;
     expect(err.message).to.match(/^checksum mismatch for partitions\/20261120\/data\/small\/2026_11\/PART1\/index.bin: /);
+  });
+
+  it('VictoriaLogs partitions of a restore that fails stay out of partitions/ (VictoriaLogs ignores the marker); its resume puts them in place', async () => {
+    const { snapshot } = makeSnapshot();
+    const files = await listSnapshotFiles(snapshot);
+    const store = new MemoryStore();
+    const tree = (day: string) => ({ prefix: `partitions/${day}/`, restoreTo: `partitions/${day}`, files, reader: localFileReader(snapshot) });
+    await backupOf(store, snapshot, 'l1', { kind: 'logs', trees: [tree('20261119'), tree('20261120')] });
+    const key = [...store.objects.keys()].find((k) => k.startsWith('l1/partitions/20261120/') && k.includes('PART1/index.bin/'))!;
+    const good = store.objects.get(key)!;
+    store.objects.set(key, Buffer.from('INDEX'));
+    const target = join(tmp('r-'), 'd');
+    const err = (await restoreBackup({ store, name: 'l1', dataDir: target, owner: 'plan p1' }).catch((e: Error) => e)) as Error;
+    expect(err.message).to.match(/^checksum mismatch for partitions\/20261120\//);
+    expect(readdirSync(target).sort()).to.deep.equal([RESTORE_STAGING, RESTORE_MARKER].sort());
+    // Put back, the same restore resumes: whole files stay, and the partitions are renamed into place.
+    store.objects.set(key, good);
+    const res = await restoreBackup({ store, name: 'l1', dataDir: target, owner: 'plan p1' });
+    expect(res.resumedFiles).to.be.greaterThan(0);
+    expect(readdirSync(target)).to.deep.equal(['partitions']);
+    expect(readdirSync(join(target, 'partitions')).sort()).to.deep.equal(['20261119', '20261120']);
+    expect(readFileSync(join(target, 'partitions/20261120/data/small/2026_11/PART1/index.bin'), 'utf8')).to.equal('index');
+    // Cut off between the renames: the one in place is taken as it is, the other is still staged.
+    const again = join(tmp('r-'), 'd');
+    await restoreBackup({ store, name: 'l1', dataDir: again, owner: 'plan p2' });
+    mkdirSync(join(again, RESTORE_STAGING, 'partitions'), { recursive: true });
+    renameSync(join(again, 'partitions/20261120'), join(again, RESTORE_STAGING, 'partitions/20261120'));
+    writeFileSync(join(again, RESTORE_MARKER), 'plan p2');
+    const resumed = await restoreBackup({ store, name: 'l1', dataDir: again, owner: 'plan p2' });
+    expect(resumed.resumedFiles).to.equal(2 * files.length);
+    expect(readdirSync(again)).to.deep.equal(['partitions']);
+    expect(readdirSync(join(again, 'partitions')).sort()).to.deep.equal(['20261119', '20261120']);
   });
 
   it('a manifest edited after completion is refused', async () => {
