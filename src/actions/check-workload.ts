@@ -56,6 +56,8 @@ export async function executeWorkloadCheck(
   if (own.length > 0 && included.length === 0) return undefined;
   const running = included.filter((p) => isRunning(p.pod));
   if (running.length === 0) throw missing(`no running pod (${own.length} pod(s), replicas scaled to 0 or not started): start it and back up again`);
+  const absent = statefulSetGaps(item, running.map((p) => p.pod), own.filter((p) => !included.includes(p)).map((p) => p.pod));
+  if (absent) throw missing(absent);
   const shared = sharedFolderProblem({ id: `${item.kind}/${item.metadata?.name}`, folder: running[0]!.folder }, running.map((p) => p.pod.metadata?.name ?? ''));
   if (shared) throw missing(shared);
   const withoutCompanion = running.filter((p) => !(p.pod.spec?.containers ?? []).some((c) => c.name === config.companionContainer));
@@ -64,6 +66,23 @@ export async function executeWorkloadCheck(
   }
   const check: PendingCheck = { v: 1, workload: id, namespace, pods: running.map(({ pod, folder }) => ({ name: pod.metadata?.name ?? '', folder })) };
   return { operationID: `${OPERATION_PREFIX}${JSON.stringify(check)}` };
+}
+
+/**
+ * A StatefulSet's replicas each keep data of their own (their own folder, their own hostPath), so
+ * one that is not running (evicted, pending, not yet recreated) is missing from the backup, also
+ * while the others run; a Deployment's one pod has no such siblings. Pods the Backup leaves out on
+ * purpose were warned about already.
+ */
+function statefulSetGaps(item: KubeObject, running: PodLike[], excluded: PodLike[]): string | undefined {
+  if (item.kind !== 'StatefulSet') return undefined;
+  const spec = (item as { spec?: { replicas?: number; ordinals?: { start?: number } } }).spec;
+  const replicas = spec?.replicas ?? 1;
+  const start = spec?.ordinals?.start ?? 0;
+  const have = new Set([...running, ...excluded].map((p) => p.metadata?.name));
+  const absent = Array.from({ length: replicas }, (_, i) => `${item.metadata?.name}-${start + i}`).filter((name) => !have.has(name));
+  if (absent.length === 0) return undefined;
+  return `pod(s) ${absent.join(', ')} of its ${replicas} replicas not running, and each replica keeps data of its own: start them and back up again`;
 }
 
 /** Every error of the check starts the same way, so that one search of the backup log finds them all. */

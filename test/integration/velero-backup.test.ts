@@ -237,6 +237,21 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       'Deployment monitoring/vmsingle: its Victoria data is NOT in backup never-ran: pod vmsingle-5d4f8b7c9-x2x9q was not captured ' +
         "(its pre hook or its backup failed: see the errors for pod monitoring/vmsingle-5d4f8b7c9-x2x9q in this backup's log)",
     );
+    // A StatefulSet with a replica not running: that replica's own data is missing, although another runs.
+    const sts = api.put({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'vmha', namespace: NS, labels: { 'velero-plugin-victoria.io/kind': 'metrics' } }, spec: { replicas: 2, selector: { matchLabels: { app: 'vmha' } } } });
+    const replica = structuredClone(podObject({ name: 'vmha-0', kind: 'metrics', deployment: 'vmha' }));
+    replica.metadata.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'vmha', uid: 'sts-vmha', controller: true }];
+    api.put(replica);
+    try {
+      const gap = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: sts, backup: backupObject('b2'), env });
+      expect(gap.ok).to.equal(false);
+      expect(gap.error).to.contain(
+        'StatefulSet monitoring/vmha: its Victoria data is NOT in backup b2: pod(s) vmha-1 of its 2 replicas not running, and each replica keeps data of its own: start them and back up again',
+      );
+    } finally {
+      api.remove('v1', 'Pod', NS, 'vmha-0');
+      api.remove('apps/v1', 'StatefulSet', NS, 'vmha');
+    }
     // The finalize pass re-runs the action for the item with the operation: nothing to do then.
     const finalize = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup: backupObject('b2', 'Finalizing'), env });
     expect(finalize.ok, finalize.error).to.equal(true);
