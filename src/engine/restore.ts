@@ -270,11 +270,10 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * Renames the staged trees into place (each rename is atomic), durably, and removes the staging
- * folder once it is empty; it never deletes anything else. The parent folders a rename needs
+ * folder, which is empty then; it never deletes anything else. The parent folders a rename needs
  * (`partitions/`) are created and given to `owner` like every other restored directory.
  */
 async function placeStaged(staged: Array<{ from: string; to: string }>, staging: string, dataDir: string, owner: FileOwner | undefined): Promise<void> {
-  if (staged.length === 0) return;
   const parents = new Set<string>();
   for (const { from, to } of staged) {
     for (let d = dirname(to); d.length > dataDir.length && !parents.has(d); d = dirname(d)) parents.add(d);
@@ -285,14 +284,24 @@ async function placeStaged(staged: Array<{ from: string; to: string }>, staging:
     if (owner) await giveTo(owner, d);
     await syncDir(d);
   });
-  // Only empty folders are removed (rmdir): whatever else is in there stays, and is named.
-  const left: string[] = [];
-  for (const { from } of staged) for (let d = dirname(from); d.length > staging.length; d = dirname(d)) left.push(d);
-  for (const d of [...new Set(left)].sort((a, b) => b.length - a.length)) await rmdir(d).catch(() => undefined);
-  await rmdir(staging).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw new Error(`the restore is in place, but ${staging} is not empty (${err.code}): look at what is in it, then remove it`, { cause: err });
+  // Also after a resume that found every tree in place already: the empty folders are left.
+  await removeEmptyFolders(staging).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`the restore is in place, but ${staging} is not empty (${err.code}): look at what is in it, then remove it`, { cause: err });
   });
-  await syncDir(dataDir);
+  if (staged.length > 0) await syncDir(dataDir);
+}
+
+/** Removes `dir` and the folders below it, all of which must be empty (rmdir: a file stops it). */
+async function removeEmptyFolders(dir: string): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  for (const e of entries) if (e.isDirectory()) await removeEmptyFolders(join(dir, e.name));
+  await rmdir(dir);
 }
 
 /** What an object of the wrong size means, and what to do. */

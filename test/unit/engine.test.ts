@@ -527,19 +527,7 @@ describe('engine: backup, restore, verify', () => {
     expect(existsSync(join(target, RESTORE_MARKER)), 'the marker keeps the database from starting on bad data').to.equal(true);
   });
 
-  it('a checksum mismatch in a tree with a prefix (a VictoriaLogs partition) names the file with its partition', async () => {
-    const { snapshot } = makeSnapshot();
-    const files = await listSnapshotFiles(snapshot);
-    const store = new MemoryStore();
-    const tree = (day: string) => ({ prefix: `partitions/${day}/`, restoreTo: `partitions/${day}`, files, reader: localFileReader(snapshot) });
-    await backupOf(store, snapshot, 'l1', { kind: 'logs', trees: [tree('20261119'), tree('20261120')] });
-    const key = [...store.objects.keys()].find((k) => k.startsWith('l1/partitions/20261120/') && k.includes('PART1/index.bin/'))!;
-    store.objects.set(key, Buffer.from('INDEX'));
-    const err = (await restoreBackup({ store, name: 'l1', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => e)) as Error;
-    expect(err.message).to.match(/^checksum mismatch for partitions\/20261120\/data\/small\/2026_11\/PART1\/index.bin: /);
-  });
-
-  it('VictoriaLogs partitions of a restore that fails stay out of partitions/ (VictoriaLogs ignores the marker); its resume puts them in place', async () => {
+  it('a checksum mismatch in a VictoriaLogs partition names the file with its partition; the failed restore leaves nothing in partitions/ (VictoriaLogs ignores the marker), and its resume puts the partitions in place', async () => {
     const { snapshot } = makeSnapshot();
     const files = await listSnapshotFiles(snapshot);
     const store = new MemoryStore();
@@ -550,7 +538,7 @@ describe('engine: backup, restore, verify', () => {
     store.objects.set(key, Buffer.from('INDEX'));
     const target = join(tmp('r-'), 'd');
     const err = (await restoreBackup({ store, name: 'l1', dataDir: target, owner: 'plan p1' }).catch((e: Error) => e)) as Error;
-    expect(err.message).to.match(/^checksum mismatch for partitions\/20261120\//);
+    expect(err.message).to.match(/^checksum mismatch for partitions\/20261120\/data\/small\/2026_11\/PART1\/index.bin: /);
     expect(readdirSync(target).sort()).to.deep.equal([RESTORE_STAGING, RESTORE_MARKER].sort());
     // Put back, the same restore resumes: whole files stay, and the partitions are renamed into place.
     store.objects.set(key, good);
@@ -567,6 +555,11 @@ describe('engine: backup, restore, verify', () => {
     writeFileSync(join(again, RESTORE_MARKER), 'plan p2');
     const resumed = await restoreBackup({ store, name: 'l1', dataDir: again, owner: 'plan p2' });
     expect(resumed.resumedFiles).to.equal(2 * files.length);
+    expect(readdirSync(again)).to.deep.equal(['partitions']);
+    // Cut off after both renames: the empty staging folder goes too.
+    mkdirSync(join(again, RESTORE_STAGING, 'partitions'), { recursive: true });
+    writeFileSync(join(again, RESTORE_MARKER), 'plan p2');
+    await restoreBackup({ store, name: 'l1', dataDir: again, owner: 'plan p2' });
     expect(readdirSync(again)).to.deep.equal(['partitions']);
     expect(readdirSync(join(again, 'partitions')).sort()).to.deep.equal(['20261119', '20261120']);
   });
