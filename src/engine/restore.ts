@@ -268,6 +268,19 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** Adds the folders between `path` and `root` (both excluded) to `folders`. */
+function addFoldersAbove(path: string, root: string, folders: Set<string>): void {
+  for (let d = dirname(path); d.length > root.length && !folders.has(d); d = dirname(d)) folders.add(d);
+}
+
+/** Gives restored folders to `owner` (when given) and makes their entries durable. */
+async function settleFolders(folders: Iterable<string>, owner: FileOwner | undefined): Promise<void> {
+  await forEachLimit(folders, 16, async (d) => {
+    if (owner) await giveTo(owner, d);
+    await syncDir(d);
+  });
+}
+
 /**
  * Renames the staged trees into place (each rename is atomic), durably, and removes the staging
  * folder, which is empty then; it never deletes anything else. The parent folders a rename needs
@@ -276,14 +289,11 @@ async function exists(path: string): Promise<boolean> {
 async function placeStaged(staged: Array<{ from: string; to: string }>, staging: string, dataDir: string, owner: FileOwner | undefined): Promise<void> {
   const parents = new Set<string>();
   for (const { from, to } of staged) {
-    for (let d = dirname(to); d.length > dataDir.length && !parents.has(d); d = dirname(d)) parents.add(d);
+    addFoldersAbove(to, dataDir, parents);
     await mkdir(dirname(to), { recursive: true });
     await rename(from, to);
   }
-  await forEachLimit(parents, 16, async (d) => {
-    if (owner) await giveTo(owner, d);
-    await syncDir(d);
-  });
+  await settleFolders(parents, owner);
   // Also after a resume that found every tree in place already: the empty folders are left.
   await removeEmptyFolders(staging).catch((err: NodeJS.ErrnoException) => {
     throw new Error(`the restore is in place, but ${staging} is not empty (${err.code}): look at what is in it, then remove it`, { cause: err });
@@ -360,7 +370,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
   await forEachFromBothEnds(order, RESTORE_CONCURRENCY, 2 * RESTORE_CONCURRENCY, async ({ file, prefix, path }) => {
     await mkdir(dirname(path), { recursive: true });
-    for (let d = dirname(path); d.length > dataDir.length && !dirs.has(d); d = dirname(d)) dirs.add(d);
+    addFoldersAbove(path, dataDir, dirs);
     if (resuming && (await keepResumed(path, file))) {
       if (req.chown) await chownDurably(req.chown, path);
       resumedFiles++;
@@ -372,10 +382,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
 
   // The new directory entries (and owners) are durable before the marker goes.
   const owner = req.chown;
-  await forEachLimit([...dirs, dataDir], 16, async (d) => {
-    if (owner) await giveTo(owner, d);
-    await syncDir(d);
-  });
+  await settleFolders([...dirs, dataDir], owner);
   await placeStaged(staged, staging, dataDir, owner);
   await req.beforeUnmark?.();
   await rm(marker);
