@@ -27,6 +27,7 @@ import { checkKey, checkPrefix, compareKeys } from './keys.js';
 import { isTransientNetworkCode, TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
 import { resumeState, resumingBody } from './resume.js';
 import { backoffMs, sleep } from './s3-retry.js';
+import { isWebPage } from './web-page.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore } from './types.js';
 
 /** What PlanStore needs of a plan (engine/plan.ts RestorePlan has it). */
@@ -177,10 +178,9 @@ export class PresignedHttp {
         if (status === (opts.range ? 206 : 200)) {
           const cl = header('content-length');
           const length = cl === undefined ? undefined : Number(cl);
-          // As the S3 client's rejectWebPage: no object of a backup or plan is text/html, so a page
-          // with content is a proxy's or a portal's, and its bytes would only fail the SHA-256 later.
+          // Its bytes would only fail the SHA-256 later, without saying why.
           const type = header('content-type');
-          if (type?.toLowerCase().startsWith('text/html') && length !== 0) {
+          if (isWebPage(type, cl)) {
             discard(res.body);
             throw fail('Config', `answered with a web page (Content-Type ${type}) instead of the object: a proxy or a login portal between this pod and the object store? check that the pod reaches the store directly (the location's publicUrl, when pods need another address than Velero)`, { status });
           }

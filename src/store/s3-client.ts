@@ -14,6 +14,7 @@ import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { StoreError } from './errors.js';
 import { PersistentRetryStrategy, type RetryEvent } from './s3-retry.js';
+import { isWebPage } from './web-page.js';
 
 export const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -314,20 +315,17 @@ export class WebPageError extends Error {
 }
 
 /**
- * S3 answers in XML or with no body, and neither we nor vmbackup write objects as text/html: a
- * successful HTML answer with content is some other server's page (a console, a proxy's welcome
- * page). Taken as success it would read as an existing complete marker, a damaged manifest, an
- * empty listing or, worst, an upload that landed; so every command refuses it. Empty answers pass
- * whatever their type: some S3 servers (moto among them) label their empty PUT and UploadPart
- * answers text/html. A HEAD's Content-Length is the page's. Error statuses with HTML bodies (a
- * proxy's 502 page) stay what they are, and retryable.
+ * A successful answer that is a web page (web-page.ts), taken as success, would read as an
+ * existing complete marker, a damaged manifest, an empty listing or, worst, an upload that landed;
+ * so every command refuses it. A HEAD's Content-Length is the page's. Error statuses with HTML
+ * bodies (a proxy's 502 page) stay what they are, and retryable.
  */
 function rejectWebPage<T extends { response: unknown }>(result: T): T {
   const response = result.response as { statusCode?: number; headers?: Record<string, string>; body?: { destroy?: () => void } };
   const status = response.statusCode ?? 0;
   const header = (wanted: string) => Object.entries(response.headers ?? {}).find(([name]) => name.toLowerCase() === wanted)?.[1];
   const type = header('content-type');
-  if (status < 200 || status > 299 || !type?.toLowerCase().startsWith('text/html') || header('content-length') === '0') return result;
+  if (status < 200 || status > 299 || !isWebPage(type, header('content-length'))) return result;
   response.body?.destroy?.();
-  throw new WebPageError(type, status);
+  throw new WebPageError(type!, status);
 }
