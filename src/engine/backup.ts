@@ -356,6 +356,14 @@ function sortOut(files: SnapshotFile[], previous: Map<string, ManifestFile>, bas
   return { toCopy, toUpload };
 }
 
+/** A base object that a copy would take: there, and of the size the base's manifest gives it. */
+function checkBaseObject(store: ObjectStore, key: string, size: number, baseSizes: Map<string, number>): void {
+  const found = baseSizes.get(key);
+  if (found === size) return;
+  const what = found === undefined ? 'is missing' : `has ${found} bytes, its manifest says ${size}`;
+  throw new Error(`${store.location}/${key} ${what}: the base backup is damaged (find every bad file with verify), so the file was uploaded`);
+}
+
 /**
  * Check every object (vmbackup checks each upload's size; we check the listing, which also finds
  * stale objects of an earlier attempt that vmrestore would otherwise restore), and remove the stale ones.
@@ -419,8 +427,9 @@ class FolderWriter {
   }
 
   async write(): Promise<Manifest> {
+    const baseSizes = await this.listBase();
     const trees: ManifestTree[] = [];
-    for (const tree of this.req.trees) trees.push(await this.writeTree(tree));
+    for (const tree of this.req.trees) trees.push(await this.writeTree(tree, baseSizes));
     this.progress.phase = 'checking';
     this.report();
     await checkObjects(this.store, this.name, trees);
@@ -435,8 +444,20 @@ class FolderWriter {
     this.req.onProgress?.({ ...this.progress });
   }
 
+  /**
+   * The base backup's objects and their sizes, one listing. A copy takes whatever the base holds: an
+   * object of the base that was truncated or replaced would be copied into every later backup (and
+   * fail each one's check) if its size were not compared with the base's manifest first.
+   */
+  private async listBase(): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>();
+    if (!this.req.base) return sizes;
+    for await (const obj of this.store.list(`${this.req.base.name}/`)) sizes.set(obj.key, obj.size);
+    return sizes;
+  }
+
   /** One tree's files into the store; their manifest entries, in the tree's order. */
-  private async writeTree(tree: BackupTreeInput): Promise<ManifestTree> {
+  private async writeTree(tree: BackupTreeInput, baseSizes: Map<string, number>): Promise<ManifestTree> {
     if (tree.prefix !== '') checkRelPath(tree.prefix.replace(/\/$/, ''), 'tree prefix');
     const keyOf = (part: Part) => treeKey(this.name, tree.prefix, partKey(part));
     const previous = new Map(this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
@@ -444,31 +465,39 @@ class FolderWriter {
     // Server-side copies first; a copy that fails (the old object is gone, or the server refuses
     // copies) becomes an upload, and the manifest says how many did.
     const { toCopy, toUpload } = sortOut(tree.files, previous, this.req.base);
-    await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done);
+    await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done, baseSizes);
     await this.uploadChanged(tree, keyOf, toUpload, done);
     const missing = tree.files.filter((f) => !done.has(f.path));
     if (missing.length > 0) throw new Error(`${missing.length} file(s) were not backed up, e.g. ${missing[0]!.path}`);
     return { prefix: tree.prefix, restoreTo: tree.restoreTo, files: tree.files.map((f) => done.get(f.path)!) };
   }
 
-  /** Server-side copies from the base backup into `done`; a file whose copy fails goes onto `toUpload`. */
+  /**
+   * Server-side copies from the base backup into `done`; a file whose copy fails, or whose objects
+   * in the base are missing or of another size than its manifest says, goes onto `toUpload`.
+   */
   private async copyUnchanged(
     tree: BackupTreeInput,
     keyOf: (part: Part) => string,
     toCopy: Array<[SnapshotFile, ManifestFile]>,
     toUpload: SnapshotFile[],
     done: Map<string, ManifestFile>,
+    baseSizes: Map<string, number>,
   ): Promise<void> {
     const { store, progress, refused } = this;
+    if (!this.req.base) return;
+    const baseName = this.req.base.name;
     // A re-run into the name of the newest complete backup finds unchanged files in place.
-    const inPlace = this.req.base?.name === this.name;
+    const inPlace = baseName === this.name;
     progress.phase = 'copying';
     // A copy is one small request whose work is the server's: more of them at once than uploads.
     await forEachLimit(toCopy, this.concurrency * 4, async ([file, prev]) => {
       try {
-        // In place, the listing below checks that every part is there with its size.
+        const parts = splitParts(file.path, file.size);
+        for (const part of parts) checkBaseObject(store, treeKey(baseName, tree.prefix, partKey(part)), part.size, baseSizes);
+        // In place, there is nothing to copy: the check above found every part with its size.
         if (!inPlace) {
-          for (const part of splitParts(file.path, file.size)) await store.copy(treeKey(this.req.base!.name, tree.prefix, partKey(part)), keyOf(part), part.size);
+          for (const part of parts) await store.copy(treeKey(baseName, tree.prefix, partKey(part)), keyOf(part), part.size);
         }
       } catch (err) {
         refused.count++;

@@ -68,8 +68,9 @@ export interface Manifest {
   /** The backup this one copied unchanged files from, if any. */
   basedOn?: string;
   /**
-   * Server-side copies of unchanged files that the store refused, each uploaded instead (the
-   * backup is complete all the same): how many, and the first refusal's message.
+   * Unchanged files that were uploaded instead of copied server-side from the base backup: the
+   * store refused the copy, or the base's object was missing or of the wrong size (the backup is
+   * complete all the same): how many, and the first one's reason.
    */
   copiesRefused?: { count: number; first: string };
   totals: { files: number; bytes: number; bytesUploaded: number; bytesCopied: number };
@@ -79,7 +80,7 @@ export interface Manifest {
 
 /** A manifest's copiesRefused, as the CLI and the plugin report it. */
 export function copiesRefusedText(r: NonNullable<Manifest['copiesRefused']>): string {
-  return `the store refused ${r.count} server-side ${r.count === 1 ? 'copy' : 'copies'} of unchanged files, which were uploaded instead (the backup is complete; first refusal: ${r.first})`;
+  return `${r.count} unchanged ${r.count === 1 ? 'file was' : 'files were'} uploaded instead of copied server-side from the base backup (the backup is complete; the first one's reason: ${r.first})`;
 }
 
 export interface CompleteMarker {

@@ -504,9 +504,32 @@ describe('engine: backup, restore, verify', () => {
     // Immutable files were to be copied: the manifest counts the refusals, with the first message.
     const meant = m2.trees[0]!.files.filter((f) => !f.path.endsWith('parts.json') && !f.path.startsWith('metadata/')).length;
     expect(m2.copiesRefused).to.deep.equal({ count: meant, first: 'copy refused' });
-    expect(copiesRefusedText(m2.copiesRefused!)).to.equal(`the store refused ${meant} server-side copies of unchanged files, which were uploaded instead (the backup is complete; first refusal: copy refused)`);
+    expect(copiesRefusedText(m2.copiesRefused!)).to.equal(`${meant} unchanged files were uploaded instead of copied server-side from the base backup (the backup is complete; the first one's reason: copy refused)`);
     expect((await backupOf(new MemoryStore(), snapshot, 'b1')).copiesRefused, 'absent when nothing was refused').to.equal(undefined);
     expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(true);
+    expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
+  });
+
+  it('incremental: an object of the base that is missing or of the wrong size is uploaded instead of copied, naming it; the backup completes', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const truncated = [...store.objects.keys()].find((k) => k.includes('PART1/values.bin/'))!;
+    const gone = [...store.objects.keys()].find((k) => k.includes('PART1/index.bin/'))!;
+    store.objects.set(truncated, store.objects.get(truncated)!.subarray(1));
+    store.objects.delete(gone);
+    const m2 = await backupOf(store, snapshot, 'b2', { base: await newestComplete(store) });
+    const origin = Object.fromEntries(m2.trees[0]!.files.map((f) => [f.path, f.origin]));
+    expect(origin['data/small/2026_11/PART1/values.bin']).to.equal('uploaded');
+    expect(origin['data/small/2026_11/PART1/index.bin']).to.equal('uploaded');
+    expect(origin['data/small/2026_11/PART1/empty.bin']).to.equal('copied');
+    expect(m2.copiesRefused!.count).to.equal(2);
+    expect(m2.copiesRefused!.first).to.match(/^memory:\/\/test\/b1\/data\/small\/2026_11\/PART1\/(values|index)\.bin\/\S+ (has \d+ bytes, its manifest says \d+|is missing): the base backup is damaged \(find every bad file with verify\)/);
+    expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
+    // A re-run into the same name (in place, nothing copied) mends a damaged object of its own too.
+    store.objects.set(truncated.replace('b1/', 'b2/'), Buffer.alloc(0));
+    const again = await backupOf(store, snapshot, 'b2', { base: await newestComplete(store) });
+    expect(again.copiesRefused!.count).to.equal(1);
     expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
   });
 
