@@ -45,10 +45,12 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
   baseLookup.catch(() => undefined);
   // Interrupted, the process deletes its snapshots before it exits: no one else would.
   const creating = source.create();
+  // So are the multipart uploads under way, whose parts would stay in the bucket, billed and unlisted.
   const release = onInterrupt(async (signal) => {
     const made = await creating.catch(() => []);
     process.stderr.write(`${signal}: stopping; deleting snapshot(s) ${made.map((s) => s.name).join(', ') || '(none made)'}; ${req.store.location}/${req.name} stays incomplete\n`);
-    await source.delete(made);
+    const [, aborted] = await Promise.all([source.delete(made), req.store.abortOpenUploads?.()]);
+    if (aborted) process.stderr.write(`${signal}: aborted ${aborted} multipart upload(s) under way\n`);
   });
   let snapshots: Snapshot[];
   try {

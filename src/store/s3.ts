@@ -67,6 +67,7 @@ import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
 import { BROKEN_CONNECTION_CODES } from './net-codes.js';
 import { PartBufferPool } from './part-buffers.js';
+import { OpenUploads } from './s3-open-uploads.js';
 import { completedPart, PartQueue } from './s3-part-queue.js';
 import { forEachLimit } from './pool.js';
 import { resumeState, resumingBody } from './resume.js';
@@ -133,6 +134,7 @@ export class S3Store implements ObjectStore {
   /** One HeadBucket per store, shared by the missing-bucket check and the region lookup. */
   private bucketHead: Promise<BucketHead> | undefined;
   private readonly partBuffers: PartBufferPool;
+  private readonly openUploads = new OpenUploads();
   private readonly signPayload: boolean;
   private readonly direct: DirectGetter;
 
@@ -538,9 +540,10 @@ export class S3Store implements ObjectStore {
     });
     if (usePool) pool.enter();
     let UploadId: string | undefined;
+    const creating = this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams(), ...checksum })).then((r) => r.UploadId!);
+    const forget = this.openUploads.track(Key, creating);
     try {
-      const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams(), ...checksum }));
-      UploadId = created.UploadId!;
+      UploadId = await creating;
       if (Buffer.isBuffer(body)) await queue.sendBuffer(UploadId, body);
       else await queue.sendStream(UploadId, body, fail);
       await this.completeUpload(Key, UploadId, await queue.allParts(), size, startedAt);
@@ -549,6 +552,7 @@ export class S3Store implements ObjectStore {
       if (UploadId) await this.abortUpload(Key, UploadId);
       throw err;
     } finally {
+      forget();
       if (usePool) pool.leave();
     }
   }
@@ -626,7 +630,7 @@ export class S3Store implements ObjectStore {
     const ranges: Array<{ start: number; end: number }> = [];
     for (let start = 0; start < size; start += partSize) ranges.push({ start, end: Math.min(size, start + partSize) - 1 });
     const startedAt = Date.now();
-    const created = await this.call('copy', toKey, () =>
+    const creating = this.call('copy', toKey, () =>
       this.client.send(
         new CreateMultipartUploadCommand({
           Bucket: this.bucket,
@@ -635,8 +639,15 @@ export class S3Store implements ObjectStore {
           ...(this.options.checksumAlgorithm ? { ChecksumAlgorithm: this.options.checksumAlgorithm } : {}),
         }),
       ),
-    );
-    const UploadId = created.UploadId!;
+    ).then((r) => r.UploadId!);
+    const forget = this.openUploads.track(to, creating);
+    let UploadId: string;
+    try {
+      UploadId = await creating;
+    } catch (err) {
+      forget();
+      throw err;
+    }
     try {
       const parts = new Array<CompletedPart>(ranges.length);
       await forEachLimit(ranges.keys(), this.copyQueueSize, async (i) => {
@@ -658,7 +669,19 @@ export class S3Store implements ObjectStore {
     } catch (err) {
       await this.abortUpload(to, UploadId);
       throw await this.translate(err, 'copy', fromKey);
+    } finally {
+      forget();
     }
+  }
+
+  /**
+   * Aborts every multipart upload and copy this store has open, for a process about to exit on an
+   * interrupt (cli/interrupt.ts); the puts and copies they belong to fail. Returns how many.
+   */
+  async abortOpenUploads(): Promise<number> {
+    const open = await this.openUploads.take();
+    await Promise.all(open.map((u) => this.abortUpload(u.Key, u.UploadId)));
+    return open.length;
   }
 
   // ---- deleting ----

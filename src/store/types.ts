@@ -66,6 +66,11 @@ export interface ObjectStore {
   put(key: string, body: PutBody, size: number): Promise<void>;
   /** Server-side copy within the store (no bytes through this process where the backend allows). */
   copy(fromKey: string, toKey: string, size: number): Promise<void>;
+  /**
+   * Abort the multipart uploads under way (S3), for a process about to exit on an interrupt; the
+   * writes they belong to fail. Returns how many were open. Stores without such uploads lack it.
+   */
+  abortOpenUploads?(): Promise<number>;
   /** Delete objects; missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
 }

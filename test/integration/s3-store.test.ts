@@ -163,6 +163,31 @@ describe('S3 store against moto (auth mode)', function () {
     expect(uploads.Uploads ?? []).to.deep.equal([]);
   });
 
+  it('abortOpenUploads (an interrupted CLI backup) aborts the multipart uploads under way; their puts fail and nothing is left', async () => {
+    const s = store({ partSize: 5 * MiB });
+    // A body that gives one part and a bit, then waits: the upload stays open until aborted.
+    let release!: () => void;
+    const waiting = new Promise<void>((r) => (release = r));
+    async function* stalled(): AsyncGenerator<Buffer> {
+      yield randomBuffer(6 * MiB, 21);
+      await waiting;
+    }
+    const put = s.put('stalled/a', stalled(), 12 * MiB);
+    const putFailed = rejection(put);
+    const listUploads = async () => (await moto.client.send(new ListMultipartUploadsCommand({ Bucket: moto.bucket, Prefix: `it/${seq}/stalled/` }))).Uploads ?? [];
+    const deadline = Date.now() + 30_000;
+    while ((await listUploads()).length === 0) {
+      if (Date.now() > deadline) throw new Error('the multipart upload did not start within 30 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await s.abortOpenUploads()).to.equal(1);
+    expect(await listUploads(), 'no upload left in the bucket').to.deep.equal([]);
+    release();
+    await putFailed;
+    expect(await s.head('stalled/a')).to.equal(undefined);
+    expect(await s.abortOpenUploads(), 'nothing open any more').to.equal(0);
+  });
+
   it('lists in key order across pages, and lists "directories"', async () => {
     const s = store({ listPageSize: 7 });
     const keys = ['a-b', 'a/b', 'a/c/d', 'a0', 'b+c=d', 'b/ü', 'b/z', 'c/1', 'c/2/x', 'c/3', 'é', 'z', '日本'];
