@@ -14,6 +14,7 @@ import { COMPLETE_KEY } from '../engine/manifest.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject, OperationProgress } from '../velero/types.js';
 import { podExclusion } from './backup-filters.js';
+import { KIND_LABEL } from './names.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
@@ -63,6 +64,13 @@ export async function executeWorkloadCheck(
   const withoutCompanion = running.filter((p) => !(p.pod.spec?.containers ?? []).some((c) => c.name === config.companionContainer));
   if (withoutCompanion.length > 0) {
     throw missing(`pod ${withoutCompanion[0]!.pod.metadata?.name} has no "${config.companionContainer}" container: add the companion sidecar (velero/components/)`);
+  }
+  // Velero hands the pod action only pods with the kind label: a pod template without it (the label
+  // set on the Deployment alone) would be passed over silently and fail below as "not captured".
+  const unlabelled = running.find((p) => !['metrics', 'logs'].includes(p.pod.metadata?.labels?.[KIND_LABEL] ?? ''));
+  if (unlabelled) {
+    const value = item.metadata?.labels?.[KIND_LABEL] ?? 'metrics';
+    throw missing(`pod ${unlabelled.pod.metadata?.name} lacks the label ${KIND_LABEL}=metrics or logs, so the pod action never sees it: add ${KIND_LABEL}: ${value} to the pod template's labels (spec.template.metadata.labels), as velero/components/ do`);
   }
   const check: PendingCheck = { v: 1, workload: id, namespace, pods: running.map(({ pod, folder }) => ({ name: pod.metadata?.name ?? '', folder })) };
   return { operationID: `${OPERATION_PREFIX}${JSON.stringify(check)}` };

@@ -252,6 +252,21 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       api.remove('v1', 'Pod', NS, 'vmha-0');
       api.remove('apps/v1', 'StatefulSet', NS, 'vmha');
     }
+    // The kind label on the Deployment but not on its pod template: Velero never hands the pod to
+    // the pod action, and the check says which label is missing, not that a hook failed.
+    const pod = api.get('v1', 'Pod', NS, 'vmsingle-5d4f8b7c9-x2x9q')!;
+    const { 'velero-plugin-victoria.io/kind': _kind, ...otherLabels } = pod.metadata.labels as Record<string, string>;
+    api.put({ ...pod, metadata: { ...pod.metadata, labels: otherLabels } });
+    try {
+      const unlabelled = await check('b2');
+      expect(unlabelled.ok).to.equal(false);
+      expect(unlabelled.error).to.contain(
+        'Deployment monitoring/vmsingle: its Victoria data is NOT in backup b2: pod vmsingle-5d4f8b7c9-x2x9q lacks the label velero-plugin-victoria.io/kind=metrics or logs, so the pod action never sees it: ' +
+          "add velero-plugin-victoria.io/kind: metrics to the pod template's labels (spec.template.metadata.labels), as velero/components/ do",
+      );
+    } finally {
+      api.put(pod);
+    }
     // The finalize pass re-runs the action for the item with the operation: nothing to do then.
     const finalize = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup: backupObject('b2', 'Finalizing'), env });
     expect(finalize.ok, finalize.error).to.equal(true);
