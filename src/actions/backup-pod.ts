@@ -269,7 +269,7 @@ async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCoun
     prefix: tree.prefix,
     restoreTo: tree.restoreTo,
     files: tree.files,
-    reader: tarFileReader((list, sig) => companion.tar(tree.prefix, list, sig), { streams: config.streams, signal: b.signal }),
+    reader: tarFileReader((list, sig) => companion.tar(tree, list, sig), { streams: config.streams, signal: b.signal }),
   }));
   const onProgress = progressLogger(b);
   b.ctx.log.info(

@@ -5,7 +5,7 @@
  * takes long but never stalls; counting by `countTimeoutMs`, as it reads the whole database.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionCounts, type CompanionFiles } from '../companion/protocol.js';
+import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionCounts, type CompanionFiles, type CompanionTree } from '../companion/protocol.js';
 import type { SnapshotFile } from '../engine/files.js';
 import { ExecError } from '../kube/errors.js';
 import { execInPod } from '../kube/exec.js';
@@ -63,7 +63,7 @@ export class CompanionClient {
   }
 
   /** A tar stream of these files of one tree, in this order (the engine's tar reader checks it). */
-  async tar(tree: string, files: SnapshotFile[], signal: AbortSignal): Promise<Readable> {
+  async tar(tree: Pick<CompanionTree, 'prefix' | 'snapshot'>, files: SnapshotFile[], signal: AbortSignal): Promise<Readable> {
     const { t } = this;
     // Small on purpose: a chunk that waits here past a young-generation collection is promoted,
     // and its memory (outside V8's heap) then goes only with a full collection. With 1 MiB the
@@ -76,7 +76,7 @@ export class CompanionClient {
       pod: t.pod,
       container: t.container,
       command: [EXECUTABLE, 'companion', 'tar'],
-      stdin: formatTarRequest({ tree, files: files.map((f) => f.path) }),
+      stdin: formatTarRequest({ tree: tree.prefix, files: files.map((f) => f.path), ...(tree.snapshot === undefined ? {} : { snapshot: tree.snapshot }) }),
       stdout: out,
       idleTimeoutMs: t.streamIdleTimeoutMs,
       signal: AbortSignal.any([t.signal, signal]),

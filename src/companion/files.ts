@@ -19,7 +19,7 @@ export async function filesDocument(config: CompanionConfig): Promise<CompanionF
   // One snapshot at a time: listing is stat-bound, and the sidecar should stay light on the node.
   for (const s of record.snapshots) {
     if (await droppedWithPartition(config, s)) dropped.push(s.name);
-    else trees.push({ prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files: await listTree(config, s) });
+    else trees.push({ prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files: await listTree(config, s), snapshot: s.name });
   }
   return {
     format: COMPANION_FILES_FORMAT,

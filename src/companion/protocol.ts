@@ -31,6 +31,8 @@ export interface CompanionTree {
   restoreTo: string;
   /** Files as src/engine/files.ts listSnapshotFiles lists them, paths relative to the tree. */
   files: SnapshotFile[];
+  /** The snapshot the tree was listed from, which the tar requests name (TarRequest.snapshot). Absent from older companions. */
+  snapshot?: string;
 }
 
 /** The `companion files` document: the recorded snapshot set and its files. */
@@ -69,6 +71,12 @@ export interface TarRequest {
   tree: string;
   /** Paths in that tree; the tar holds one entry per path, in this order, named by the path. */
   files: string[];
+  /**
+   * The tree's snapshot as `companion files` listed it: if the recorded set was replaced since (a
+   * pre hook of another backup), the tar is refused instead of sending files of another snapshot.
+   * Absent from older plugins, which are not checked.
+   */
+  snapshot?: string;
 }
 
 /** Thrown by the parse functions; the message names the offending field. */
@@ -142,6 +150,7 @@ export function parseCompanionFiles(text: string): CompanionFiles {
       prefix: treePrefix(tree.prefix, `trees[${i}].prefix`),
       restoreTo: string(tree.restoreTo, `trees[${i}].restoreTo`),
       files: array(tree.files, `trees[${i}].files`).map((f, j) => parseFile(f, `trees[${i}].files[${j}]`)),
+      ...(tree.snapshot === undefined ? {} : { snapshot: string(tree.snapshot, `trees[${i}].snapshot`) }),
     };
   });
   const prefixes = new Set(trees.map((t) => t.prefix));
@@ -183,7 +192,7 @@ export function parseCompanionCounts(text: string): CompanionCounts {
 
 /** The line to write to `companion tar`'s stdin (with its newline). */
 export function formatTarRequest(request: TarRequest): string {
-  return `${JSON.stringify({ tree: request.tree, files: request.files })}\n`;
+  return `${JSON.stringify({ tree: request.tree, files: request.files, ...(request.snapshot === undefined ? {} : { snapshot: request.snapshot }) })}\n`;
 }
 
 /** Parses the request line of `companion tar`; throws ProtocolError naming the bad field. */
@@ -192,5 +201,6 @@ export function parseTarRequest(line: string): TarRequest {
   return {
     tree: treePrefix(req.tree, 'tar request "tree"'),
     files: array(req.files, 'tar request "files"').map((p, i) => relPath(p, `tar request "files"[${i}]`)),
+    ...(req.snapshot === undefined ? {} : { snapshot: string(req.snapshot, 'tar request "snapshot"') }),
   };
 }

@@ -59,6 +59,12 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
     const trees = record.snapshots.map((s) => JSON.stringify(s.relPathPrefix)).join(', ') || 'none';
     throw usageError(`tree ${JSON.stringify(request.tree)} is not in the recorded set (its trees: ${trees})`);
   }
+  if (request.snapshot !== undefined && request.snapshot !== snapshot.name) {
+    throw new CompanionError(
+      `tree ${JSON.stringify(request.tree)} is snapshot ${snapshot.name} in the recorded set now, not ${request.snapshot} as \`companion files\` listed it: ` +
+        'the set was replaced meanwhile (a pre hook of another backup ran, or serve expired it); back up again',
+    );
+  }
   const root = snapshotRoot(config, snapshot);
   await stat(root).catch((err: NodeJS.ErrnoException) => {
     throw err.code === 'ENOENT' ? snapshotMissing(snapshot, root) : new CompanionError(`cannot read ${root}: ${err.message}`);

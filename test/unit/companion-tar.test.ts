@@ -119,7 +119,7 @@ describe('companion tar (local snapshot)', () => {
     const doc = parseCompanionFiles(JSON.stringify(await filesDocument(config)));
     expect(doc).to.deep.include({ kind: 'metrics', version: 'v1.145.0', snapshots: [NAME], createdAt: '2026-01-02T03:04:05.000Z' });
     expect(doc.trees).to.have.length(1);
-    expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(snapDir) });
+    expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(snapDir), snapshot: NAME });
     expect(doc.trees[0]!.files.map((f) => f.path)).to.deep.equal([
       'data/small/2026_01/17A0_1/empty.bin',
       'data/small/2026_01/17A0_1/timestamps.bin',
@@ -191,6 +191,20 @@ describe('companion tar (local snapshot)', () => {
     });
     const { code } = await exitCodeOf(writeTar({ ...config, stateDir: forged }, openStdin(formatTarRequest({ tree: '', files: ['secret-token'] })), new PassThrough()));
     expect(code).to.equal(COMPANION_EXIT.usage);
+  });
+
+  it('refuses a request for the snapshot `companion files` listed once the recorded set was replaced (exit 1); an older plugin\'s request without it is served', async () => {
+    const files = ['data/small/parts.json'];
+    const out = new PassThrough();
+    const bytes = collect(out);
+    const { code, message } = await exitCodeOf(writeTar(config, openStdin(formatTarRequest({ tree: '', files, snapshot: 'the-earlier-set' })), out));
+    expect(code).to.equal(COMPANION_EXIT.failed);
+    expect(message).to.equal(
+      `tree "" is snapshot ${NAME} in the recorded set now, not the-earlier-set as \`companion files\` listed it: the set was replaced meanwhile (a pre hook of another backup ran, or serve expired it); back up again`,
+    );
+    expect(bytes().length).to.equal(0);
+    expect(await writeTar(config, openStdin(formatTarRequest({ tree: '', files, snapshot: NAME })), new PassThrough())).to.deep.include({ files: 1 });
+    expect(await writeTar(config, openStdin(formatTarRequest({ tree: '', files })), new PassThrough())).to.deep.include({ files: 1 });
   });
 
   it('exits 3 without a record', async () => {
@@ -333,6 +347,8 @@ describe('companion protocol', () => {
   it('round-trips the tar request and rejects unsafe paths', () => {
     const req = { tree: 'partitions/20260101/', files: ['datadb/parts.json', 'indexdb/x/y.bin'] };
     expect(parseTarRequest(formatTarRequest(req).trim())).to.deep.equal(req);
+    const named = { ...req, snapshot: '20260101-x' };
+    expect(parseTarRequest(formatTarRequest(named).trim())).to.deep.equal(named);
     for (const bad of ['{"tree":"partitions","files":[]}', '{"tree":"","files":["a/../b"]}', '{"tree":"","files":"a"}', '[]']) {
       expect(() => parseTarRequest(bad), bad).to.throw(ProtocolError);
     }
