@@ -8,7 +8,10 @@
  *
  * A lock whose holder is gone (a hook killed with SIGKILL) is taken over: the holder is named by
  * its PID and its start time, so a reused PID does not keep a dead hook's lock alive. Hooks run
- * with exec in the companion container, so they all share its PID namespace.
+ * with exec in the companion container, so they all share its PID namespace. Two that find the
+ * same dead lock must not both remove "it": the second would remove the lock the first has just
+ * taken. So a dead lock is removed only under `<state-dir>/lock.takeover` (created exclusively,
+ * held for a few file operations), and only if it is still the very file judged dead.
  */
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,6 +19,7 @@ import { CompanionError, usageError } from './errors.js';
 import { STATE_DIR_HINT } from './state.js';
 
 const LOCK_FILE = 'lock';
+const TAKEOVER_FILE = 'lock.takeover';
 const POLL_MS = 100;
 const EMPTY_LOCK_GRACE_MS = 5000;
 
@@ -71,9 +75,11 @@ export async function acquireStateLock(stateDir: string, what: string, waitMs: n
         throw new CompanionError(`cannot create ${file}: ${(err as Error).message}: ${STATE_DIR_HINT}`);
       }
     }
+    const judged = await stat(file).catch(() => undefined);
+    if (!judged) continue; // released meanwhile
     const holder = await readFile(file, 'utf8').catch(() => '');
     if (!(await holderAlive(file, holder))) {
-      await unlink(file).catch(() => undefined);
+      await removeDeadLock(stateDir, { ino: judged.ino, mtimeMs: judged.mtimeMs, holder });
       continue;
     }
     if (waitMs === 0) return undefined;
@@ -85,6 +91,33 @@ export async function acquireStateLock(stateDir: string, what: string, waitMs: n
       );
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/**
+ * Removes the lock judged dead, if it is still that file (same inode, mtime and holder: another
+ * process may have removed it and taken a new lock since), under the takeover guard. Finding the
+ * guard taken, it returns: the caller tries again. A guard left by a process killed inside it is
+ * older than a few seconds and is removed.
+ */
+async function removeDeadLock(stateDir: string, judged: { ino: number; mtimeMs: number; holder: string }): Promise<void> {
+  const file = lockPath(stateDir);
+  const guard = join(stateDir, TAKEOVER_FILE);
+  try {
+    await (await open(guard, 'wx', 0o600)).close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CompanionError(`cannot create ${guard}: ${(err as Error).message}: ${STATE_DIR_HINT}`);
+    const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (age > EMPTY_LOCK_GRACE_MS) await unlink(guard).catch(() => undefined);
+    else await new Promise((r) => setTimeout(r, 5));
+    return;
+  }
+  try {
+    const now = await stat(file).catch(() => undefined);
+    const holder = now ? await readFile(file, 'utf8').catch(() => undefined) : undefined;
+    if (now && now.ino === judged.ino && now.mtimeMs === judged.mtimeMs && holder === judged.holder) await unlink(file).catch(() => undefined);
+  } finally {
+    await unlink(guard).catch(() => undefined);
   }
 }
 

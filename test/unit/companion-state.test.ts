@@ -170,5 +170,19 @@ describe('companion state and expiry', () => {
     // An empty file just made is a writer at work.
     writeFileSync(lockPath(config.stateDir), '');
     expect(await acquireStateLock(config.stateDir, 'serve', 0)).to.equal(undefined);
+    rmSync(lockPath(config.stateDir));
+  });
+
+  it('a dead holder\'s lock is taken over by one of those who find it at once, never by two', async () => {
+    mkdirSync(config.stateDir, { recursive: true });
+    for (let round = 0; round < 20; round++) {
+      writeFileSync(lockPath(config.stateDir), '2147483646 123 hook pre\n');
+      // Each one that finds the dead lock removes it; without a guard, one removes the lock another just took.
+      const releases = await Promise.all(Array.from({ length: 6 }, (_, i) => acquireStateLock(config.stateDir, `hook ${i}`, 0)));
+      const held = releases.filter((r) => r !== undefined);
+      expect(held, `round ${round}`).to.have.length(1);
+      await held[0]!();
+      expect(readdirSync(config.stateDir).filter((f) => f.startsWith('lock')), 'nothing left beside the record').to.deep.equal([]);
+    }
   });
 });
