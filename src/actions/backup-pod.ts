@@ -63,13 +63,18 @@ export async function executePodBackup(
   const status = (pod as { status?: { phase?: string; reason?: string } }).status;
   if (status?.phase === 'Succeeded' || status?.phase === 'Failed') {
     // A pod that has ended (evicted, often, on a node whose disk the hostPath data fills) has no
-    // companion to exec into, and Velero does not restore it either. Its workload's running pod is
-    // backed up in its place, and the workload check fails the workload if none is; a bare pod
-    // has no such check, hence the warning.
-    const owned = controllerOf(pod.metadata) !== undefined;
-    const text = `${podId}: phase ${status.phase}${status.reason ? ` (${status.reason})` : ''}, nothing runs in it: not backed up` +
-      (owned ? "; its workload's running pod is" : '; start it again and back up again');
-    ctx.log[owned ? 'info' : 'warn'](text, fields);
+    // companion to exec into, and Velero does not restore it either. A Deployment's running pod is
+    // backed up in its place; a StatefulSet replica keeps data of its own, which nothing else
+    // holds. The workload check fails the workload in both cases where data is missing; a bare
+    // pod has no such check, hence the warning.
+    const owner = controllerOf(pod.metadata);
+    const instead = !owner
+      ? '; start it again and back up again'
+      : owner.kind === 'StatefulSet'
+        ? `; this replica's data is missing from the backup, which the workload check reports for StatefulSet ${namespace}/${owner.name}`
+        : "; its workload's running pod is backed up instead";
+    const text = `${podId}: phase ${status.phase}${status.reason ? ` (${status.reason})` : ''}, nothing runs in it: not backed up${instead}`;
+    ctx.log[owner ? 'info' : 'warn'](text, fields);
     return undefined;
   }
   const kube = KubeClient.load();

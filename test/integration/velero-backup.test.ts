@@ -396,9 +396,17 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     evicted.status = { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: ephemeral-storage.' };
     const res = await backupPod(evicted, 'b-evicted');
     expect(res.ok, res.error).to.equal(true);
-    expect(messages(res, 'info').join('\n')).to.contain(`pod ${NS}/vmsingle-5d4f8b7c9-evict: phase Failed (Evicted), nothing runs in it: not backed up; its workload's running pod is`);
+    expect(messages(res, 'info').join('\n')).to.contain(`pod ${NS}/vmsingle-5d4f8b7c9-evict: phase Failed (Evicted), nothing runs in it: not backed up; its workload's running pod is backed up instead`);
     expect(messages(res, 'warn')).to.deep.equal([]);
     expect(((res.item as KubeObject | undefined)?.metadata?.annotations as Record<string, string> | undefined)?.[RECORD_ANNOTATION]).to.equal(undefined);
+    const replica = structuredClone(evicted);
+    replica.metadata.name = 'vmha-1';
+    replica.metadata.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'vmha', uid: 'sts-vmha', controller: true }];
+    const sts = await backupPod(replica, 'b-evicted');
+    expect(sts.ok, sts.error).to.equal(true);
+    expect(messages(sts, 'info').join('\n')).to.contain(
+      `pod ${NS}/vmha-1: phase Failed (Evicted), nothing runs in it: not backed up; this replica's data is missing from the backup, which the workload check reports for StatefulSet ${NS}/vmha`,
+    );
     const bare = structuredClone(evicted);
     bare.metadata.name = 'vm-bare';
     delete bare.metadata.ownerReferences;
