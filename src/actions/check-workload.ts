@@ -27,6 +27,12 @@ interface PodLike {
   status?: { phase?: string };
 }
 
+/**
+ * The check never fails the item: Velero leaves an item whose action failed out of the backup
+ * (item_backupper.go), and a backup without the Deployment or StatefulSet could not recreate it.
+ * A workload whose data is missing is an error line instead, which Velero counts against the
+ * backup (PartiallyFailed) while the workload's manifest stays in it.
+ */
 export async function executeWorkloadCheck(
   input: ItemInput & { backup: Buffer },
   ctx: ActionContext,
@@ -36,7 +42,22 @@ export async function executeWorkloadCheck(
   const item = input.item;
   const namespace = item.metadata?.namespace ?? '';
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
-  const missing = (why: string) => new Error(notInBackup(id, backup.name, why));
+  try {
+    return await checkWorkload(item, backup, ctx);
+  } catch (err) {
+    const message = err instanceof MissingData ? err.message : `${id}: cannot check that its Victoria data is in backup ${backup.name}: ${(err as Error).message}`;
+    ctx.log.error(message, { namespace, name: item.metadata?.name ?? '', resource: item.kind === 'StatefulSet' ? 'statefulsets.apps' : 'deployments.apps' });
+    return undefined;
+  }
+}
+
+/** Data of the workload that is not in the backup, said in full (notInBackup). */
+class MissingData extends Error {}
+
+async function checkWorkload(item: KubeObject, backup: NonNullable<ReturnType<typeof backupToAct>>, ctx: ActionContext): Promise<BackupExecuteResult | undefined> {
+  const namespace = item.metadata?.namespace ?? '';
+  const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
+  const missing = (why: string) => new MissingData(notInBackup(id, backup.name, why));
   const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace);
   const selector = (item as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;

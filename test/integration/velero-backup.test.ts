@@ -113,6 +113,20 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   const backupPod = (pod: KubeObject, backup: string, extraEnv: NodeJS.ProcessEnv = {}, labels: Record<string, string> = {}) =>
     callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/pod-backup', item: pod, backup: backupObject(backup, 'InProgress', labels), env: { ...env, ...extraEnv } });
   const messages = (r: CallResult, level?: string) => r.logs.filter((l) => !level || l['@level'] === level).map((l) => String(l['@message']));
+  /**
+   * A workload check that found data missing: the item stays in the backup, unchanged (Velero would
+   * leave a failed item out), and one error line names it, which Velero counts against the backup.
+   */
+  const expectCheckError = (r: CallResult, workload: KubeObject, text: string | RegExp) => {
+    expect(r.ok, r.error).to.equal(true);
+    expect(r.item).to.deep.equal(workload);
+    expect(r.operationID ?? '').to.equal('');
+    const errors = r.logs.filter((l) => l['@level'] === 'error');
+    expect(errors, JSON.stringify(r.logs)).to.have.length(1);
+    if (typeof text === 'string') expect(String(errors[0]!['@message'])).to.contain(text);
+    else expect(String(errors[0]!['@message'])).to.match(text);
+    expect(errors[0]).to.include({ namespace: NS, name: workload.metadata!.name, resource: workload.kind === 'StatefulSet' ? 'statefulsets.apps' : 'deployments.apps' });
+  };
 
   before(async function () {
     requireComponents(this, paths.plugin, paths.veleroHost, paths.vm145, paths.vmrestore145, paths.victoriaLogsServer, paths.motoServer);
@@ -244,8 +258,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     api.put(replica);
     try {
       const gap = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: sts, backup: backupObject('b2'), env });
-      expect(gap.ok).to.equal(false);
-      expect(gap.error).to.contain(
+      expectCheckError(
+        gap,
+        sts,
         'StatefulSet monitoring/vmha: its Victoria data is NOT in backup b2: pod(s) vmha-1 of its 2 replicas not running, and each replica keeps data of its own: start them and back up again',
       );
     } finally {
@@ -258,9 +273,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     const { 'velero-plugin-victoria.io/kind': _kind, ...otherLabels } = pod.metadata.labels as Record<string, string>;
     api.put({ ...pod, metadata: { ...pod.metadata, labels: otherLabels } });
     try {
-      const unlabelled = await check('b2');
-      expect(unlabelled.ok).to.equal(false);
-      expect(unlabelled.error).to.contain(
+      expectCheckError(
+        await check('b2'),
+        deployment,
         'Deployment monitoring/vmsingle: its Victoria data is NOT in backup b2: pod vmsingle-5d4f8b7c9-x2x9q lacks the label velero-plugin-victoria.io/kind=metrics or logs, so the pod action never sees it: ' +
           "add velero-plugin-victoria.io/kind: metrics to the pod template's labels (spec.template.metadata.labels), as velero/components/ do",
       );
@@ -327,8 +342,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       expect(await keysUnder(folder('vmsingle', 'b-two'))).to.deep.equal([]);
       const deployment = api.get('apps/v1', 'Deployment', NS, 'vmsingle')!;
       const check = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: deployment, backup: backupObject('b-two'), env });
-      expect(check.ok).to.equal(false);
-      expect(check.error).to.match(/Deployment monitoring\/vmsingle: its Victoria data is NOT in backup b-two: Deployment\/vmsingle has 2 running pods/);
+      expectCheckError(check, deployment, /Deployment monitoring\/vmsingle: its Victoria data is NOT in backup b-two: Deployment\/vmsingle has 2 running pods/);
     } finally {
       api.put({ ...second, status: { phase: 'Succeeded' } });
     }
