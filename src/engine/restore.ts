@@ -102,6 +102,26 @@ async function giveTo(owner: FileOwner, path: string, fh?: FileHandle): Promise<
   }
 }
 
+/**
+ * A refusal to read or write the data directory (the restore run as another user than the
+ * directory's owner, a read-only mount), said with whose the directory is and what to do; other
+ * errors as they are.
+ */
+async function withAccessHint(err: unknown, dataDir: string): Promise<unknown> {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EROFS') return new Error(`data directory ${dataDir} is on a read-only file system (${(err as Error).message}): mount it read-write for the restore`, { cause: err });
+  if (code !== 'EACCES' && code !== 'EPERM') return err;
+  // The directory may not exist yet: then its parent is the one to write in.
+  let dir = dataDir;
+  let st = await stat(dir).catch(() => undefined);
+  if (!st) st = await stat((dir = dirname(dataDir))).catch(() => undefined);
+  const whose = st ? `${dir} is owned by ${st.uid}:${st.gid} with mode ${(st.mode & 0o7777).toString(8)}` : `${dir} cannot be read`;
+  const me = process.getuid ? `${process.getuid()}:${process.getgid!()}` : 'another user';
+  return new Error(`cannot write in data directory ${dataDir} (${code}: ${(err as Error).message}): ${whose}, and this restore runs as ${me}: run it as the directory's owner or as root`, {
+    cause: err,
+  });
+}
+
 export interface RestoreResult {
   manifest: Manifest;
   files: number;
@@ -330,7 +350,9 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   }
 
   let movedAside: string | undefined;
-  const target = await checkDataDir(dataDir, req);
+  const target = await checkDataDir(dataDir, req).catch(async (err: unknown) => {
+    throw await withAccessHint(err, dataDir);
+  });
   if (target === 'replace') movedAside = await moveAside(dataDir);
   const resuming = target === 'resume';
   // Trees with a place of their own go to the staging folder, except those an interrupted run of
@@ -347,8 +369,12 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     for (const file of tree.files) jobs.push({ file, prefix: tree.prefix, path: targetPath(base, tree.restoreTo, file.path) });
   }
   const marker = join(dataDir, RESTORE_MARKER);
-  await mkdir(dataDir, { recursive: true });
-  if (!resuming) await writeFile(marker, req.owner ?? '', { flag: 'wx' });
+  try {
+    await mkdir(dataDir, { recursive: true });
+    if (!resuming) await writeFile(marker, req.owner ?? '', { flag: 'wx' });
+  } catch (err) {
+    throw await withAccessHint(err, dataDir);
+  }
   let resumedFiles = 0;
 
   const progress: Progress = {

@@ -7,9 +7,9 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -381,6 +381,21 @@ describe('CLI on file://', function () {
       expect(existsSync(join(dir, 'f1', 'backup_complete.ignore'))).to.equal(true);
       const v = await cli(['verify', '--src', `file://${dir}/f1`]);
       expect(v.status, v.stdout).to.equal(0);
+      // A restore by a user who may not write in the data directory is refused, naming whose it is.
+      const guarded = join(mkdtempSync(join(tmpdir(), 'not-mine-')), 'data');
+      mkdirSync(guarded, { mode: 0o555 });
+      chmodSync(dirname(guarded), 0o755);
+      chmodSync(dir, 0o755);
+      const asRoot = process.getuid!() === 0; // root writes anywhere: run as nobody then
+      const denied = asRoot
+        ? await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', paths.plugin, 'restore', '--src', `file://${dir}/f1`, '--data-dir', guarded])
+        : await cli(['restore', '--src', `file://${dir}/f1`, '--data-dir', guarded]);
+      expect(denied.status, denied.stderr).to.equal(1);
+      const me = asRoot ? '65534:65534' : `${process.getuid!()}:${process.getgid!()}`;
+      const owner = `${statSync(guarded).uid}:${statSync(guarded).gid}`;
+      expect(denied.stderr).to.contain(`cannot write in data directory ${guarded} (EACCES: `);
+      expect(denied.stderr).to.contain(`${guarded} is owned by ${owner} with mode 555, and this restore runs as ${me}: run it as the directory's owner or as root`);
+      expect(readdirSync(guarded)).to.deep.equal([]);
       // Damage one part object in place.
       const { execFileSync } = await import('node:child_process');
       const victim = execFileSync('sh', ['-c', `find '${dir}/f1/data' -path '*index.bin/*' -type f | head -1`], { encoding: 'utf8' }).trim();
