@@ -178,7 +178,9 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload.folder),
     write: true,
   });
-  const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind);
+  const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind, (name, why) =>
+    b.ctx.log.warn(`${b.podId}: backup ${name} of this workload cannot be read (${why}): it is passed over as the base of this backup, and cannot be restored from here`, b.fields),
+  );
   baseLookup.catch(() => undefined);
   try {
     for (const warning of location.warnings) b.ctx.log.warn(warning, b.fields);

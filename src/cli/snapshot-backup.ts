@@ -40,7 +40,12 @@ export interface SnapshotBackupResult {
 export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<SnapshotBackupResult> {
   const { source } = req;
   // The base is looked up while the database makes its snapshot: neither needs the other.
-  const baseLookup = req.incremental === false ? Promise.resolve(undefined) : newestComplete(req.store, '', (m) => m.kind === source.kind);
+  const baseLookup =
+    req.incremental === false
+      ? Promise.resolve(undefined)
+      : newestComplete(req.store, '', (m) => m.kind === source.kind, (name, why) =>
+          process.stderr.write(`warning: ${req.store.location}/${name} cannot be read (${why}): it is passed over as the base of this backup\n`),
+        );
   // Observed now: it may fail while the snapshot is still being made; its error is thrown below.
   baseLookup.catch(() => undefined);
   // Interrupted, the process deletes its snapshots before it exits: no one else would.

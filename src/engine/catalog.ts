@@ -111,7 +111,7 @@ export async function listBackups(store: ObjectStore, prefix = ''): Promise<Back
     try {
       out[i] = { name, complete: true, manifest: await openBackup(store, name) };
     } catch (err) {
-      if (!(err instanceof IncompleteBackupError)) throw err;
+      if (!(err instanceof IncompleteBackupError) && !unreadableHere(err)) throw err;
       out[i] = { name, complete: false, problem: err.message };
     }
   });
@@ -119,23 +119,36 @@ export async function listBackups(store: ObjectStore, prefix = ''): Promise<Back
 }
 
 /**
+ * An object of one backup that this store cannot read, while others it can: moved to an archive
+ * storage class by a lifecycle rule (InvalidObjectState), or denied (a KMS key or a policy that no
+ * longer grants it). That backup is unusable, but not every other one.
+ */
+function unreadableHere(err: unknown): err is StoreError {
+  return err instanceof StoreError && (err.code === 'AccessDenied' || err.backendCode === 'InvalidObjectState');
+}
+
+/**
  * The newest complete backup under `prefix` that `accept` takes (e.g. same kind of source), by
  * completion time: the base of an incremental one. Only the small complete markers are read to
  * order the backups (each names its completion time); manifests, which list every file, are read
  * newest first until one is accepted, usually one. Backups that are not complete are skipped: an
- * incremental backup then copies from an older one, or uploads everything.
+ * incremental backup then copies from an older one, or uploads everything. So are backups whose
+ * marker or manifest cannot be read (unreadableHere), each told to `onUnreadable`: an archived old
+ * backup must not stop every later one.
  */
 export async function newestComplete(
   store: ObjectStore,
   prefix = '',
   accept: (manifest: Manifest) => boolean = () => true,
+  onUnreadable: (name: string, message: string) => void = () => undefined,
 ): Promise<{ name: string; manifest: Manifest } | undefined> {
   const marked: Array<{ name: string; marker: CompleteMarker }> = [];
   await forEachLimit(await backupNames(store, prefix), CATALOG_READS, async (name) => {
     try {
       marked.push({ name, marker: await readMarker(store, name) });
     } catch (err) {
-      if (!(err instanceof IncompleteBackupError)) throw err;
+      if (unreadableHere(err)) onUnreadable(name, err.message);
+      else if (!(err instanceof IncompleteBackupError)) throw err;
     }
   });
   marked.sort((a, b) => b.marker.completedAt.localeCompare(a.marker.completedAt) || b.name.localeCompare(a.name));
@@ -144,7 +157,8 @@ export async function newestComplete(
     try {
       manifest = await readManifest(store, name, marker);
     } catch (err) {
-      if (!(err instanceof IncompleteBackupError)) throw err;
+      if (unreadableHere(err)) onUnreadable(name, err.message);
+      else if (!(err instanceof IncompleteBackupError)) throw err;
       continue;
     }
     if (accept(manifest)) return { name, manifest };

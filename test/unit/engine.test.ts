@@ -723,6 +723,27 @@ describe('catalog: the newest complete backup', () => {
     expect(b3.basedOn, 'the next backup copies from b1').to.equal('b1');
   });
 
+  it('a backup whose marker or manifest the store will not hand out (archived, denied) is passed over, said, and listed as unusable; the others stay usable', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupsInOrder(store, snapshot, ['b1', 'b2', 'b3']);
+    const get = store.get.bind(store);
+    const archived = new StoreError('Failed', 'get memory://test/b3/victoria_complete.ignore: the object is in an archive storage class (InvalidObjectState)', { operation: 'get', backendCode: 'InvalidObjectState' });
+    const denied = new StoreError('AccessDenied', 'get memory://test/b2/manifest: access denied', { operation: 'get' });
+    store.get = async (key, range) => (key.startsWith('b3/') ? Promise.reject(archived) : key === `b2/${MANIFEST_KEY}` ? Promise.reject(denied) : get(key, range));
+    const passed: string[] = [];
+    const base = await newestComplete(store, '', () => true, (name, why) => passed.push(`${name}: ${why}`));
+    expect(base?.name).to.equal('b1');
+    expect(passed.sort()).to.deep.equal([`b2: ${denied.message}`, `b3: ${archived.message}`]);
+    const listing = await listBackups(store);
+    expect(listing.map((b) => [b.name, b.complete, b.problem])).to.deep.equal([['b1', true, undefined], ['b2', false, denied.message], ['b3', false, archived.message]]);
+    // Wrong credentials are not one backup's problem: they fail the lookup.
+    store.get = async () => Promise.reject(new StoreError('Credentials', 'the secret key is wrong', { operation: 'get' }));
+    let err: Error | undefined;
+    await newestComplete(store).catch((e: Error) => (err = e));
+    expect(err?.message).to.equal('the secret key is wrong');
+  });
+
   it('finds nothing in an empty root and fails on a store error instead of skipping', async () => {
     const store = new MemoryStore();
     expect(await newestComplete(store)).to.equal(undefined);
