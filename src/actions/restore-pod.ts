@@ -15,7 +15,7 @@ import { KubeError } from '../kube/errors.js';
 import { formatBytes } from '../engine/progress.js';
 import type { PluginConfig } from './plugin-config.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { PLUGIN_FOLDER, readRecord, recordedWorkloadFolder, type BackupRecord } from './record.js';
+import { PLUGIN_FOLDER, readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecord } from './record.js';
 import {
   DATA_MOUNT,
   databaseRetention,
@@ -62,11 +62,15 @@ export async function executePodRestore(
     const restore = parseVeleroRestore(input.restore);
     throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${restore.backupName}: ${(err as Error).message}`);
   }
-  if (!record) {
-    ctx.log.debug(`${podId}: no ${PLUGIN_FOLDER} backup record on it; restored unchanged`);
-    return undefined;
-  }
   const restore = parseVeleroRestore(input.restore);
+  if (!record) {
+    const target = targetNamespace(restore, namespace);
+    if (target === namespace) {
+      ctx.log.debug(`${podId}: no ${PLUGIN_FOLDER} backup record on it; restored unchanged`);
+      return undefined;
+    }
+    return { item: await drillWithoutData(ctx, restore, pod, fromBackup, target, podId) };
+  }
   try {
     const item = await restorePod({ ctx, kube: KubeClient.load(), restore, pod, fromBackup, record, namespace, podName, podId });
     // A drill restores only the labelled objects (drill.ts): what the pod needs to start comes along.
@@ -75,6 +79,32 @@ export async function executePodRestore(
   } catch (err) {
     throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${record.name}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * A pod restored into another namespace (a drill) without a backup record: its data is not in
+ * the backup (taken before the plugin was installed, or not captured), so there is nothing to
+ * restore, but unchanged it would run on the production hostPath, on the node's network. It gets
+ * the drill's rewrite (drillPod): an empty drill path, the pod network, and a warning.
+ */
+async function drillWithoutData(ctx: ActionContext, restore: VeleroRestoreInfo, pod: Pod, fromBackup: Pod, target: string, podId: string): Promise<Pod> {
+  const config = await loadPluginConfig(KubeClient.load(), restore.veleroNamespace);
+  let volume: Volume;
+  try {
+    ({ volume } = findDataVolume(pod, config.companionContainer, podId));
+  } catch (err) {
+    throw new Error(
+      `${podId}: not restored into ${target}: it has no backup record (annotation ${RECORD_ANNOTATION}; its data is not in backup ${restore.backupName}), ` +
+        `and without the companion's data mount the drill cannot tell its production data volume from others: ${(err as Error).message}`,
+    );
+  }
+  const { pod: drilled, moved, note } = drillPod(pod, fromBackup, volume, { pattern: config.drillPathPattern, restore: restore.name, namespace: target, companion: config.companionContainer });
+  const where = moved ? `an empty hostPath ${moved.path} (production path ${moved.production} untouched)` : `its volume "${volume.name}" (${describeVolume(volume)}), which is not a hostPath`;
+  ctx.log.warn(
+    `${podId}: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup ${restore.backupName}, and in ${target} it starts on ${where}; ${note}`,
+    { namespace: target, name: pod.metadata?.name ?? '', restore: restore.name },
+  );
+  return drilled;
 }
 
 interface RestorePodRequest {

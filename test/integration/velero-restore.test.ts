@@ -566,11 +566,21 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(owners.get('1000:2000')).to.include.members(['.', 'data', 'data/indexdb', 'data/small']);
   });
 
-  it('a pod without a backup record is restored unchanged', async () => {
+  it('a pod without a backup record is restored unchanged; in a drill it starts on an empty drill path instead of production\'s, with a warning', async () => {
     const plain = asRestored(podObject('vmsingle-5d4f8b7c9-norec'));
     const res = await restorePod(plain, restoreObject('r3'), plain);
     expect(res.ok, res.error).to.equal(true);
     expect(res.item).to.deep.equal(plain);
+    const drill = await restorePod(plain, restoreObject('drill-norec', { [NS]: DRILL_NS }), plain);
+    expect(drill.ok, drill.error).to.equal(true);
+    const out = drill.item as PodJson;
+    expect(out.spec.volumes.find((v) => v.name === 'data')!.hostPath).to.deep.equal({ path: `${HOST_PATH}-drill-drill-norec`, type: 'DirectoryOrCreate' });
+    expect(JSON.stringify(out.spec.volumes)).not.to.contain(`"${HOST_PATH}"`);
+    expect(out.spec).not.to.have.property('hostNetwork');
+    expect(initNames(out), 'nothing to restore').to.deep.equal([]);
+    expect(messages(drill, 'warn').join('\n')).to.contain(
+      `pod ${NS}/vmsingle-5d4f8b7c9-norec: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup b1, and in ${DRILL_NS} it starts on an empty hostPath ${HOST_PATH}-drill-drill-norec (production path ${HOST_PATH} untouched)`,
+    );
   });
 
   it('a backup record that does not parse fails naming the pod, the restore, the backup and the annotation', async () => {
