@@ -5,6 +5,7 @@
 import sea from 'node:sea';
 import { parseFlags } from './flags.js';
 import { allActions } from '../actions/index.js';
+import { formatLine } from '../velero/log.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { installPlugin } from './install-plugin.js';
@@ -90,7 +91,10 @@ export async function main(args: string[]): Promise<number | undefined> {
           process.stderr.write(`${err.message}\n`);
           return 1;
         }
-        throw err;
+        // Launched by Velero, which shows a plugin's stderr only as JSON lines (a plain line is
+        // logged at debug): a start that fails (no socket, a missing asset) must say why as one.
+        process.stderr.write(`${formatLine('error', `velero-plugin-victoria could not start: ${err instanceof Error ? err.message : String(err)}`)}\n`);
+        return 1;
       }
     case 'backup':
     case 'restore':

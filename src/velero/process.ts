@@ -58,6 +58,10 @@ function captureStrayOutput(log: Logger): void {
   // Library errors are not backup errors: logging them at error level would fail backups.
   console.error = to((m) => log.warn(m));
   grpc.setLogger({ error: to((m) => log.debug(`grpc: ${m}`)) } as Partial<Console>);
+  // Node's own warnings (deprecations, MaxListenersExceeded) are ours to fix, not the operator's:
+  // at warn level Velero would count each one against the backup.
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => log.debug(`node: ${w.name}: ${w.message}`));
 }
 
 export interface PluginProcessOptions {
@@ -74,7 +78,8 @@ export async function runPluginProcess(options: PluginProcessOptions): Promise<R
   captureStrayOutput(log);
 
   process.on('uncaughtException', (err) => {
-    log.error('velero-plugin-victoria crashed', { error: err.stack ?? err.message });
+    // Anything can be thrown, null included: the handler must not fail on it.
+    log.error('velero-plugin-victoria crashed', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     process.exit(1);
   });
   process.on('unhandledRejection', (reason) => {

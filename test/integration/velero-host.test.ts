@@ -92,4 +92,16 @@ describe('Velero host harness against the single executable', function () {
     expect(res.stdout).to.equal('');
     expect(res.stderr).to.match(/this is a Velero plugin; Velero starts it itself/);
   });
+
+  it('started by Velero but unable to serve (no socket directory), says why in one JSON error line, which Velero shows, and exits 1', () => {
+    const env = { ...process.env, VELERO_PLUGIN: 'hello', PLUGIN_UNIX_SOCKET_DIR: '/nonexistent/socket-dir' };
+    const res = spawnSync(paths.plugin, [], { env, encoding: 'utf8' });
+    expect(res.status).to.equal(1);
+    expect(res.stdout, 'no handshake').to.equal('');
+    const lines = res.stderr.trim().split('\n');
+    expect(lines, res.stderr).to.have.length(1);
+    const line = JSON.parse(lines[0]!) as Record<string, string>;
+    expect(line['@level']).to.equal('error');
+    expect(line['@message']).to.match(/^velero-plugin-victoria could not start: .*\/nonexistent\/socket-dir/);
+  });
 });
