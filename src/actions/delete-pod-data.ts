@@ -8,9 +8,19 @@ import { deleteBackup } from '../engine/delete.js';
 import { formatBytes } from '../engine/progress.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput } from '../velero/types.js';
-import { readRecord, recordedWorkloadFolder, workloadPrefix, type BackupRecord } from './record.js';
+import { PLUGIN_FOLDER, readRecord, recordedWorkloadFolder, workloadPrefix, type BackupRecord } from './record.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroBackup } from './velero-backup.js';
+
+/**
+ * How to remove what a failed delete left: `prune` on the location (its bucket and prefix, from the
+ * workload prefix `<bsl prefix>/plugins/victoria/<ns>/<workload>`), which needs a prefix.
+ */
+function pruneCommand(bucket: string, workloadPrefix: string, folder: string): string {
+  const tail = `${PLUGIN_FOLDER}/${folder}`;
+  const bslPrefix = workloadPrefix.endsWith(tail) ? workloadPrefix.slice(0, -tail.length).replace(/\/$/, '') : '';
+  return bslPrefix ? ` with: velero-plugin-victoria prune --location s3://${bucket}/${bslPrefix} --delete` : ' with your S3 tools';
+}
 
 export async function executePodDelete(
   input: ItemInput & { backup: Buffer },
@@ -45,9 +55,30 @@ export async function executePodDelete(
     prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload),
     write: true,
   });
+  const here = `s3://${location.bucket}/${location.prefix}/${backup.name}/`;
   try {
-    const removed = await deleteBackup(location.store, backup.name);
-    ctx.log.info(`pod ${pod}: removed s3://${location.bucket}/${location.prefix}/${backup.name}/ (${removed.objects} objects, ${formatBytes(removed.bytes)})`, fields);
+    let removed;
+    try {
+      removed = await deleteBackup(location.store, backup.name);
+    } catch (err) {
+      // Velero only logs a delete action's error, in its server log, and deletes the backup anyway:
+      // nothing else will remove this data, so the message says how.
+      throw new Error(
+        `pod ${pod}: the Victoria data of backup ${backup.name} was NOT removed from ${here}: ${(err as Error).message}; ` +
+          `once the location's credentials may delete there, remove it${pruneCommand(location.bucket, location.prefix, folder)}`,
+      );
+    }
+    ctx.log.info(`pod ${pod}: removed ${here} (${removed.objects} objects, ${formatBytes(removed.bytes)})`, fields);
+    // The record says where the data was written; the location may point elsewhere by now (its
+    // bucket or prefix edited), and then the data stays where it was, which this must not hide.
+    const recorded = `s3://${record.bucket}/${record.prefix}/${backup.name}/`;
+    if (removed.objects === 0 && recorded !== here) {
+      ctx.log.warn(
+        `pod ${pod}: nothing of backup ${backup.name} was at ${here}, but the backup record says its data went to ${recorded} ` +
+          '(the storage location was changed since): that data was not removed; delete it with your S3 tools',
+        fields,
+      );
+    }
   } finally {
     await location.close();
   }

@@ -398,10 +398,31 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       const refused = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item: forged, backup, env });
       expect(refused.ok).to.equal(false);
       expect(refused.error).to.contain(`is not <location prefix>/plugins/victoria/<namespace>/<workload>: it was not written by this plugin; nothing removed`);
+      // The location was edited to point elsewhere: nothing there, and the warning names where the record says the data is.
+      const edited = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item, backup: backupObject('b2', 'Deleting'), env });
+      expect(edited.ok, edited.error).to.equal(true);
+      expect(messages(edited, 'warn').join('\n')).to.contain(
+        `nothing of backup b2 was at s3://${moto.bucket}/elsewhere/plugins/victoria/${NS}/vmsingle/b2/, but the backup record says its data went to ` +
+          `s3://${moto.bucket}/${BSL_PREFIX}/plugins/victoria/${NS}/vmsingle/b2/ (the storage location was changed since): that data was not removed`,
+      );
+      expect(await keysUnder(folder('vmsingle', 'b2'))).to.include(`${folder('vmsingle', 'b2')}victoria_complete.ignore`);
     } finally {
       api.put(original);
       api.remove('velero.io/v1', 'BackupStorageLocation', 'velero', 'dr-site');
     }
+    // A delete the store refuses: the error says the data stays and how to remove it later.
+    const secret = api.get('v1', 'Secret', 'velero', 'cloud-credentials')!;
+    api.put({ ...secret, data: { cloud: Buffer.from(`[default]\naws_access_key_id = ${moto.accessKeyId}\naws_secret_access_key = not-the-secret-0123456789\n`).toString('base64') } });
+    try {
+      const failed = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item: res.item as KubeObject, backup: backupObject('b2', 'Deleting'), env });
+      expect(failed.ok).to.equal(false);
+      expect(failed.error).to.contain(`pod ${NS}/vmsingle-5d4f8b7c9-x2x9q: the Victoria data of backup b2 was NOT removed from s3://${moto.bucket}/${BSL_PREFIX}/plugins/victoria/${NS}/vmsingle/b2/: `);
+      expect(failed.error).to.contain(`; once the location's credentials may delete there, remove it with: velero-plugin-victoria prune --location s3://${moto.bucket}/${BSL_PREFIX} --delete`);
+      expect(failed.error).not.to.contain('not-the-secret-0123456789');
+    } finally {
+      api.put(secret);
+    }
+    expect(await keysUnder(folder('vmsingle', 'b2'))).to.include(`${folder('vmsingle', 'b2')}victoria_complete.ignore`);
   });
 
   it('an evicted pod is passed over (info for a workload pod, a warning for a bare one) and nothing is written', async () => {
