@@ -178,9 +178,14 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload.folder),
     write: true,
   });
-  const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind, (name, why) =>
-    b.ctx.log.warn(`${b.podId}: backup ${name} of this workload cannot be read (${why}): it is passed over as the base of this backup, and cannot be restored from here`, b.fields),
-  );
+  const unreadable: string[] = [];
+  const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind, (name, why) => unreadable.push(`${name} (${why})`)).then((base) => {
+    // One line, however many: a location whose credentials may not read at all has dozens.
+    if (unreadable.length > 0) {
+      b.ctx.log.warn(`${b.podId}: ${unreadable.length} backup(s) of this workload cannot be read, passed over as the base of this backup and not restorable from here: ${unreadable.join('; ')}`, b.fields);
+    }
+    return base;
+  });
   baseLookup.catch(() => undefined);
   try {
     for (const warning of location.warnings) b.ctx.log.warn(warning, b.fields);

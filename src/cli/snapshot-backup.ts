@@ -43,9 +43,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
   const baseLookup =
     req.incremental === false
       ? Promise.resolve(undefined)
-      : newestComplete(req.store, '', (m) => m.kind === source.kind, (name, why) =>
-          process.stderr.write(`warning: ${req.store.location}/${name} cannot be read (${why}): it is passed over as the base of this backup\n`),
-        );
+      : newestComplete(req.store, '', (m) => m.kind === source.kind, (name, why) => process.stderr.write(`warning: ${req.store.location}/${name} cannot be read (${why}): it is passed over as the base of this backup\n`));
   // Observed now: it may fail while the snapshot is still being made; its error is thrown below.
   baseLookup.catch(() => undefined);
   // Interrupted, the process deletes its snapshots before it exits: no one else would.
