@@ -209,7 +209,7 @@ describe('companion against VictoriaMetrics 1.145', function () {
     const doc = await filesDocument(config);
     expect(doc).to.deep.include({ kind: 'metrics', snapshots: record.snapshots.map((s) => s.name), createdAt: record.createdAt, url: vm.url });
     expect(doc.trees).to.have.length(1);
-    expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(join(vm.dataDir, record.snapshots[0]!.dir)) });
+    expect(doc.trees[0]).to.deep.equal({ prefix: '', restoreTo: '', files: await listSnapshotFiles(join(vm.dataDir, record.snapshots[0]!.dir)), snapshot: record.snapshots[0]!.name });
     expect(doc.trees[0]!.files.some((f) => f.path.startsWith('data/small/')), 'files found through the snapshot symlinks').to.equal(true);
 
     const r = await cli(['files'], env);
