@@ -43,7 +43,7 @@ export async function executeWorkloadCheck(
   const namespace = item.metadata?.namespace ?? '';
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
   try {
-    return await checkWorkload(item, backup, ctx);
+    return await checkWorkload(item, id, backup, ctx);
   } catch (err) {
     const message = err instanceof MissingData ? err.message : `${id}: cannot check that its Victoria data is in backup ${backup.name}: ${(err as Error).message}`;
     ctx.log.error(message, { namespace, name: item.metadata?.name ?? '', resource: item.kind === 'StatefulSet' ? 'statefulsets.apps' : 'deployments.apps' });
@@ -54,9 +54,9 @@ export async function executeWorkloadCheck(
 /** Data of the workload that is not in the backup, said in full (notInBackup). */
 class MissingData extends Error {}
 
-async function checkWorkload(item: KubeObject, backup: NonNullable<ReturnType<typeof backupToAct>>, ctx: ActionContext): Promise<BackupExecuteResult | undefined> {
+/** The checks; `id` names the workload (`Deployment monitoring/vmsingle`). */
+async function checkWorkload(item: KubeObject, id: string, backup: NonNullable<ReturnType<typeof backupToAct>>, ctx: ActionContext): Promise<BackupExecuteResult | undefined> {
   const namespace = item.metadata?.namespace ?? '';
-  const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
   const missing = (why: string) => new MissingData(notInBackup(id, backup.name, why));
   const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace);

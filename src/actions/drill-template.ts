@@ -30,12 +30,7 @@ export async function executeDrillTemplate(
   const config = await loadPluginConfig(KubeClient.load(), restore.veleroNamespace);
   const { volume } = findDataVolume(template, config.companionContainer, `the pod template of ${id}`);
   const backedUp = (parseItemFromBackup(input.itemFromBackup) as Workload | undefined)?.spec?.template ?? template;
-  const { pod: drillTemplate, moved, note } = drillPod(template, backedUp, volume, {
-    pattern: config.drillPathPattern,
-    restore: restore.name,
-    namespace: target,
-    companion: config.companionContainer,
-  });
+  const { pod: drillTemplate, moved, note } = drillPod(template, backedUp, volume, config, { restore: restore.name, namespace: target });
   const where = moved
     ? `uses hostPath ${moved.path}, not the production path ${moved.production}`
     : `keeps its data volume "${volume.name}", which is not a hostPath; it must not be the production volume`;

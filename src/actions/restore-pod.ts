@@ -98,7 +98,7 @@ async function drillWithoutData(ctx: ActionContext, restore: VeleroRestoreInfo, 
         `and without the companion's data mount the drill cannot tell its production data volume from others: ${(err as Error).message}`,
     );
   }
-  const { pod: drilled, moved, note } = drillPod(pod, fromBackup, volume, { pattern: config.drillPathPattern, restore: restore.name, namespace: target, companion: config.companionContainer });
+  const { pod: drilled, moved, note } = drillPod(pod, fromBackup, volume, config, { restore: restore.name, namespace: target });
   const where = moved ? `an empty hostPath ${moved.path} (production path ${moved.production} untouched)` : `its volume "${volume.name}" (${describeVolume(volume)}), which is not a hostPath`;
   ctx.log.warn(
     `${podId}: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup ${restore.backupName}, and in ${target} it starts on ${where}; ${note}`,
@@ -181,12 +181,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
 function placeData(s: PodRestore): Placement {
   const { ctx, volume, config, podId, fields } = s;
   if (s.drill) {
-    const { pod, moved, note } = drillPod(s.pod, s.fromBackup, volume, {
-      pattern: config.drillPathPattern,
-      restore: s.restore.name,
-      namespace: s.target,
-      companion: config.companionContainer,
-    });
+    const { pod, moved, note } = drillPod(s.pod, s.fromBackup, volume, config, { restore: s.restore.name, namespace: s.target });
     const where = moved
       ? `hostPath ${moved.path} (production path ${moved.production} untouched)`
       : `its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;

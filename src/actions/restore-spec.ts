@@ -9,7 +9,7 @@ import { formatOwner, type FileOwner } from '../engine/restore.js';
 import { parseRetention } from '../victoria/retention.js';
 import type { KubeObject } from '../velero/types.js';
 import { EXECUTABLE } from './names.js';
-import { DRILL_PLACEHOLDERS } from './plugin-config.js';
+import { DRILL_PLACEHOLDERS, type PluginConfig } from './plugin-config.js';
 
 export const RESTORE_CONTAINER = 'victoria-restore';
 /** Velero's file-system-restore init container (pod_volume_restore_action.go); ours goes after it. */
@@ -386,12 +386,13 @@ export function drillPod(
   pod: Pod,
   backedUp: Pod,
   volume: Volume,
-  o: { pattern: string; restore: string; namespace: string; companion: string },
+  config: Pick<PluginConfig, 'drillPathPattern' | 'companionContainer'>,
+  o: { restore: string; namespace: string },
 ): { pod: Pod; moved: { production: string; path: string } | undefined; note: string } {
   const original = (backedUp.spec?.volumes ?? []).find((v) => v.name === volume.name) ?? volume;
-  const moved = drillVolume(volume, original, o.pattern, o.restore, o.namespace);
+  const moved = drillVolume(volume, original, config.drillPathPattern, o.restore, o.namespace);
   const moving = moved ? withVolume(pod, moved.volume) : pod;
-  const retention = withDrillRetention(moving.spec ?? {}, volume.name, o.companion);
+  const retention = withDrillRetention(moving.spec ?? {}, volume.name, config.companionContainer);
   const network = withDrillNetwork(retention.spec);
   return { pod: { ...moving, spec: network.spec }, moved, note: `${drillRetentionNote(retention)}${drillNetworkNote(network)}` };
 }
