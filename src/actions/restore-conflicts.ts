@@ -5,12 +5,14 @@
  * pod's ownerReferences, so a controller that exists already adopts the restored pod by its
  * labels: a ReplicaSet as a replica too many, which it may delete while the data downloads; a
  * StatefulSet scaled below the pod's ordinal deletes it, and one that is not creates the pod
- * itself, without the restore's init container.
+ * itself, without the restore's init container. A Deployment whose template changed since the
+ * backup has another ReplicaSet, which does not adopt the restored pod (its pod-template-hash
+ * differs): the pod then runs beside the Deployment's own, a second database on its data.
  */
 import type { KubeClient } from '../kube/client.js';
 import { KubeError } from '../kube/errors.js';
 import type { KubeObject } from '../velero/types.js';
-import { controllerOf } from './workload.js';
+import { controllerOf, deploymentOfReplicaSet } from './workload.js';
 
 const RUNBOOK = 'delete the workload first (docs/velero-restore.md, "Single-workload restore")';
 
@@ -74,6 +76,27 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
     const found = await lookup(() => controller.get(kube, namespace, owner.name!));
     if ('unknown' in found) unchecked(id, found.unknown, `${controller.adopts}; ${RUNBOOK}`);
     else if (found.exists) warnings.push(`${id} exists already: ${controller.adopts}; ${RUNBOOK}`);
+    else if (owner.kind === 'ReplicaSet') warnings.push(...(await deploymentConflict(kube, namespace, owner.name, unchecked)));
   }
   return { podExists: false, warnings };
+}
+
+/**
+ * The backed-up pod's ReplicaSet is gone, but its Deployment may not be: rolled over to a new
+ * template, its current ReplicaSet selects another pod-template-hash and leaves the restored pod
+ * alone, which then runs beside the Deployment's own pod as an unmanaged second database.
+ */
+async function deploymentConflict(
+  kube: KubeClient,
+  namespace: string,
+  replicaSet: string,
+  unchecked: (what: string, reason: string, consequence: string) => void,
+): Promise<string[]> {
+  const name = deploymentOfReplicaSet(replicaSet);
+  const id = `Deployment ${namespace}/${name}`;
+  const consequence = `the restored pod runs beside the Deployment's own pod (its ReplicaSet ${replicaSet} of the backup is gone, and the current one does not adopt it): two databases, one of them unmanaged, on the same hostPath if they share a node`;
+  const found = await lookup(() => kube.getDeployment(namespace, name));
+  if ('unknown' in found) unchecked(id, found.unknown, `${consequence}; ${RUNBOOK}`);
+  else if (found.exists) return [`${id} exists already: ${consequence}; ${RUNBOOK}`];
+  return [];
 }

@@ -144,6 +144,15 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
   const target = targetNamespace(restore, namespace);
   const s: PodRestore = { ...r, fields, config, volume, mount, target, drill: target !== namespace };
+  if (record.name !== restore.backupName) {
+    // The pod was backed up without our action (unlabelled, or the plugin not installed) and kept
+    // the record of the backup it was itself restored from: that backup's data is all there is.
+    ctx.log.warn(
+      `${podId}: its backup record names backup ${record.name}, not ${restore.backupName}: the plugin did not capture its data in ${restore.backupName} ` +
+        `(the record came along from an earlier restore), so the older data of ${record.name} is restored; to get newer data, restore a backup whose log shows this pod backed up`,
+      fields,
+    );
+  }
   const conflicts = await restoreConflicts(kube, target, podName, r.fromBackup);
   for (const warning of conflicts.warnings) ctx.log.warn(`${podId}: ${warning}`, fields);
   // Velero will not create the pod: no plan, no init container.
@@ -381,12 +390,17 @@ interface BackupLocation {
  */
 async function openBackupLocation(kube: KubeClient, restore: VeleroRestoreInfo, record: BackupRecord): Promise<BackupLocation> {
   let name = record.storageLocation;
+  const warnings: string[] = [];
   try {
     const backup = await kube.getBackup(restore.veleroNamespace, restore.backupName);
     if (backup.spec?.storageLocation) name = backup.spec.storageLocation;
   } catch (err) {
     if (!(err instanceof KubeError)) throw err;
-    // Without the Backup (no RBAC for it) the record's location is the best guess.
+    // Without the Backup the record's location is the best guess; where the API server refused
+    // (RBAC, a timeout) rather than found none, that guess may be the wrong bucket after a disaster.
+    if (err.code !== 'NotFound') {
+      warnings.push(`could not read Backup ${restore.veleroNamespace}/${restore.backupName} to find its storage location (${err.message}); reading from the location named in the backup record, ${name}`);
+    }
   }
   const backupKey = `${recordedWorkloadFolder(record)}/${record.name}`;
   const location = await openLocationStore({
@@ -404,7 +418,7 @@ async function openBackupLocation(kube: KubeClient, restore: VeleroRestoreInfo, 
     backupKey,
     ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
     tls: location.tls,
-    warnings: location.warnings,
+    warnings: [...warnings, ...location.warnings],
     close: location.close,
   };
 }

@@ -445,7 +445,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(messages(sts, 'info').join('\n')).to.contain('drill: StatefulSet monitoring/vmsingle gets updateStrategy OnDelete');
   });
 
-  it('the pod exists already: no plan and no init container (Velero keeps the running pod), with a warning; its ReplicaSet alone: a warning', async () => {
+  it('the pod exists already: no plan and no init container (Velero keeps the running pod), with a warning; its ReplicaSet alone, or its Deployment alone: a warning', async () => {
     const planKey = (uid: string) => `${BSL_PREFIX}/plugins/victoria/_restore-plans/${uid}/${NS}.${POD}.json`;
     api.put(podObject(POD));
     try {
@@ -468,6 +468,39 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       expect(messages(res, 'warn').join('\n')).to.match(/ReplicaSet monitoring\/vmsingle-5d4f8b7c9 exists already: it adopts the restored pod as a replica too many and may delete it before its data is restored/);
     } finally {
       api.remove('apps/v1', 'ReplicaSet', NS, 'vmsingle-5d4f8b7c9');
+    }
+    // Rolled over since the backup: the Deployment is there, the backup's ReplicaSet is not.
+    api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'vmsingle', namespace: NS } });
+    try {
+      const res = await restorePod(asRestored(backedUp), restoreObject('r-deploy'));
+      expect(res.ok, res.error).to.equal(true);
+      expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
+      expect(messages(res, 'warn').join('\n')).to.match(
+        /Deployment monitoring\/vmsingle exists already: the restored pod runs beside the Deployment's own pod \(its ReplicaSet vmsingle-5d4f8b7c9 of the backup is gone, and the current one does not adopt it\).*; delete the workload first/,
+      );
+    } finally {
+      api.remove('apps/v1', 'Deployment', NS, 'vmsingle');
+    }
+  });
+
+  it("a record of another backup than the Restore's, and a Backup the API server will not show: warnings, and the recorded data is restored", async () => {
+    // The pod kept the record of b1 from an earlier restore and was backed up as b2 without our action.
+    const res = await restorePod(asRestored(backedUp), restoreObject('r-other', undefined, 'b2'));
+    expect(res.ok, res.error).to.equal(true);
+    expect(argAfter(restoreContainerOf(res.item as PodJson).command!, '--plan-url')).to.be.a('string');
+    expect(messages(res, 'warn').join('\n')).to.contain(
+      `pod ${NS}/${POD}: its backup record names backup b1, not b2: the plugin did not capture its data in b2 (the record came along from an earlier restore), so the older data of b1 is restored`,
+    );
+    const allow = api.forbid('get', 'backups', 'velero');
+    try {
+      const refused = await restorePod(asRestored(backedUp), restoreObject('r-no-backup'));
+      expect(refused.ok, refused.error).to.equal(true);
+      expect(initNames(refused.item as PodJson)).to.deep.equal(['victoria-restore']);
+      expect(messages(refused, 'warn').join('\n')).to.match(
+        /could not read Backup velero\/b1 to find its storage location \(.*forbidden.*\); reading from the location named in the backup record, default/,
+      );
+    } finally {
+      allow();
     }
   });
 
