@@ -13,13 +13,14 @@ import { openLocationStore } from './storage.js';
 import { parseVeleroBackup } from './velero-backup.js';
 
 /**
- * How to remove what a failed delete left: `prune` on the location (its bucket and prefix, from the
- * workload prefix `<bsl prefix>/plugins/victoria/<ns>/<workload>`), which needs a prefix.
+ * How to remove what a failed delete left: `prune` on the location (its bucket and prefix, perhaps
+ * none, from the workload prefix `<bsl prefix>/plugins/victoria/<ns>/<workload>`).
  */
 function pruneCommand(bucket: string, workloadPrefix: string, folder: string): string {
   const tail = `${PLUGIN_FOLDER}/${folder}`;
-  const bslPrefix = workloadPrefix.endsWith(tail) ? workloadPrefix.slice(0, -tail.length).replace(/\/$/, '') : '';
-  return bslPrefix ? ` with: velero-plugin-victoria prune --location s3://${bucket}/${bslPrefix} --delete` : ' with your S3 tools';
+  if (!workloadPrefix.endsWith(tail)) return ' with your S3 tools';
+  const location = [bucket, workloadPrefix.slice(0, -tail.length).replace(/\/$/, '')].filter(Boolean).join('/');
+  return ` with: velero-plugin-victoria prune --location s3://${location} --delete`;
 }
 
 export async function executePodDelete(

@@ -10,12 +10,16 @@
  *
  * A running backup has our folder before Velero uploads its own files at the end, so folders
  * written to within `minAgeMs` are never counted as left over.
+ *
+ * The two folders are read through two stores, Velero's `backups/` and our `plugins/victoria/`,
+ * so that a location without a prefix (the bucket root, common for Velero) works: a store needs a
+ * non-empty prefix of its own (store/url.ts).
  */
 import type { ObjectStore } from '../store/types.js';
 import { PLUGIN_FOLDER } from './record.js';
 
-/** Velero's own folder of a backup in the location (pkg/persistence/object_store_layout.go). */
-const VELERO_BACKUPS = 'backups/';
+/** Velero's own folder of its backups in the location (pkg/persistence/object_store_layout.go). */
+export const VELERO_BACKUPS = 'backups';
 
 export interface BackupFolder {
   namespace: string;
@@ -23,6 +27,8 @@ export interface BackupFolder {
   backup: string;
   /** The folder's key prefix in the location, without the trailing `/`. */
   folder: string;
+  /** The same in the plugin folder: `<namespace>/<workload>/<backup>`. */
+  key: string;
   objects: number;
   bytes: number;
   /** When the folder was last written to (its newest object). */
@@ -41,7 +47,7 @@ export interface LeftoverScan {
 /** `a/b/c/` → `c`: the name of a folder listDirectories returned. */
 const lastSegment = (dir: string): string => dir.split('/').at(-2)!;
 
-async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<BackupFolder, 'folder' | 'objects' | 'bytes' | 'lastModified'>): Promise<BackupFolder> {
+async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<BackupFolder, 'folder' | 'key' | 'objects' | 'bytes' | 'lastModified'>): Promise<BackupFolder> {
   let objects = 0;
   let bytes = 0;
   let lastModified: Date | undefined;
@@ -50,21 +56,34 @@ async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<Ba
     bytes += o.size;
     if (o.lastModified && (!lastModified || o.lastModified > lastModified)) lastModified = o.lastModified;
   }
-  return { ...parts, folder: prefix.slice(0, -1), objects, bytes, lastModified };
+  return { ...parts, folder: `${PLUGIN_FOLDER}/${prefix.slice(0, -1)}`, key: prefix.slice(0, -1), objects, bytes, lastModified };
 }
 
-/** Our backup folders in a location (a store opened on the location's bucket and prefix), sorted into left over, recent and known. */
-export async function scanLeftovers(store: ObjectStore, options: { minAgeMs: number; now?: Date }): Promise<LeftoverScan> {
-  const velero = new Set((await store.listDirectories(VELERO_BACKUPS)).map(lastSegment));
-  if (velero.size === 0) {
+export interface LocationStores {
+  /** Opened on the location's `backups/`. */
+  velero: ObjectStore;
+  /** Opened on the location's `plugins/victoria/`. */
+  plugin: ObjectStore;
+}
+
+/**
+ * Our backup folders in a location, sorted into left over, recent and known. `allowNoVeleroBackups`
+ * accepts a `backups/` without any backup (every one of the location's backups deleted): then
+ * every folder is left over.
+ */
+export async function scanLeftovers(stores: LocationStores, options: { minAgeMs: number; now?: Date; allowNoVeleroBackups?: boolean }): Promise<LeftoverScan> {
+  const store = stores.plugin;
+  const velero = new Set((await stores.velero.listDirectories('')).map(lastSegment));
+  if (velero.size === 0 && !options.allowNoVeleroBackups) {
     // A wrong root would make every folder look left over: refuse rather than risk them.
     throw new Error(
-      `${store.location}/${VELERO_BACKUPS} holds no Velero backup: give the storage location's bucket and prefix (the folder that holds backups/ and plugins/), not a folder inside it`,
+      `${stores.velero.location}/ holds no Velero backup: give the storage location's bucket and prefix (the folder that holds backups/ and plugins/), not a folder inside it; ` +
+        'if every Velero backup of this location has been deleted, add --allow-no-velero-backups and every plugin folder in it counts as left over',
     );
   }
   const now = options.now ?? new Date();
   const scan: LeftoverScan = { leftovers: [], recent: [], known: 0 };
-  for (const nsDir of await store.listDirectories(`${PLUGIN_FOLDER}/`)) {
+  for (const nsDir of await store.listDirectories('')) {
     const namespace = lastSegment(nsDir);
     if (namespace.startsWith('_')) continue; // _restore-plans: no namespace name starts with "_"
     for (const workloadDir of await store.listDirectories(nsDir)) {

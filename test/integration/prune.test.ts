@@ -3,10 +3,11 @@
  * `backups/` folder in moto (authenticated), listed by default and removed with --delete; folders of
  * backups Velero has, recent folders and the restore plans are left alone.
  */
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { pruneCommand } from '../../src/cli/commands/prune.js';
 import { paths, requireComponents } from '../support/components.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { runCommand } from '../support/run-command.js';
 
@@ -72,10 +73,78 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
   it('refuses a root without Velero backups (a folder inside the location), removing nothing', async () => {
     const wrong = await cli(['prune', '--location', `${root()}/plugins/victoria`, '--delete', ...s3flags], s3env);
     expect(wrong.status).to.equal(1);
-    expect(wrong.stderr).to.include(`/cluster-a/plugins/victoria/backups/ holds no Velero backup: give the storage location's bucket and prefix (the folder that holds backups/ and plugins/), not a folder inside it`);
+    expect(wrong.stderr).to.include(
+      `/cluster-a/plugins/victoria/backups/ holds no Velero backup: give the storage location's bucket and prefix (the folder that holds backups/ and plugins/), not a folder inside it; ` +
+        'if every Velero backup of this location has been deleted, add --allow-no-velero-backups',
+    );
     const usage = await cli(['prune', '--location', root(), '--min-age', 'soon', ...s3flags], s3env);
     expect(usage.status).to.equal(2);
     expect(usage.stderr).to.include('--min-age "soon" is not a duration such as 24h, 90m or 7d');
     expect(await moto.keys(`cluster-a/${folder('monitoring', 'vmsingle', 'b1')}/`)).to.have.length(2);
+  });
+
+  /** In process, two days on, with moto's credentials: the exit code and what it printed. */
+  const pruneLater = async (args: string[]): Promise<{ code: number; out: string }> => {
+    const saved = { ...process.env };
+    Object.assign(process.env, s3env);
+    let out = '';
+    try {
+      const code = await pruneCommand(args, { now: () => new Date(Date.now() + 2 * 86_400_000), stdout: (t) => (out += t) });
+      return { code, out };
+    } finally {
+      process.env = saved;
+    }
+  };
+
+  it('works on a location without a prefix (the bucket root), and with --allow-no-velero-backups on one whose backups are all gone', async () => {
+    const bucket = 'no-prefix';
+    await moto.client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const putRoot = (key: string) => moto.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }));
+    const keysIn = async (prefix: string) => ((await moto.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key);
+    await putRoot('backups/b1/velero-backup.json');
+    for (const b of ['b0', 'b1']) await putRoot(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
+    const removed = await pruneLater(['--location', `s3://${bucket}`, '--delete', ...s3flags]);
+    expect(removed.code, removed.out).to.equal(0);
+    expect(removed.out).to.match(/^removed {2}monitoring\/vmsingle\/b0 /m).and.include('1 left-over backup folder(s), 1 B removed; 1 folder(s) of backups Velero has were left alone');
+    expect(await keysIn(folder('monitoring', 'vmsingle', ''))).to.deep.equal([`${folder('monitoring', 'vmsingle', 'b1')}/victoria_complete.ignore`]);
+
+    // Velero's last backup deleted: refused unless told that is so.
+    await moto.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: 'backups/b1/velero-backup.json' }));
+    const refused = await pruneLater(['--location', `s3://${bucket}/`, '--delete', ...s3flags]).catch((err: Error) => ({ code: -1, out: err.message }));
+    expect(refused.out).to.include(`s3://${bucket}/backups/ holds no Velero backup`);
+    expect(await keysIn(folder('monitoring', 'vmsingle', ''))).to.have.length(1);
+    const all = await pruneLater(['--location', `s3://${bucket}/`, '--delete', '--allow-no-velero-backups', '--json', ...s3flags]);
+    expect(all.code, all.out).to.equal(0);
+    expect(JSON.parse(all.out)).to.include({ location: `s3://${bucket}`, known: 0, deleted: 1 });
+    expect(await keysIn('')).to.deep.equal([]);
+  });
+
+  it('reports what it removed, and which folder the store refused, when a removal fails midway; exit 1', async () => {
+    // A location of its own, so that what the tests before left does not matter.
+    const putB = (key: string) => moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: `cluster-b/${key}`, Body: 'x' }));
+    const rootB = `s3://${moto.bucket}/cluster-b`;
+    await putB('backups/b1/velero-backup.json');
+    for (const b of ['b3', 'b4', 'b5']) await putB(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
+    let deletes = 0;
+    // The first folder's two deletions (markers, then the rest) go through; the credentials may not delete after that.
+    const proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0, accessDenied403: 1 }, filter: ({ operation }) => operation === 'DeleteObjects' && ++deletes > 1 });
+    try {
+      const text = await pruneLater(['--location', rootB, '--delete', '--s3-endpoint', proxy.endpoint]);
+      expect(text.code, text.out).to.equal(1);
+      expect(text.out).to.match(/^removed {2}monitoring\/vmsingle\/b3 /m);
+      expect(text.out).to.match(/^NOT removed \(.*AccessDenied.*\) {2}monitoring\/vmsingle\/b4 /m);
+      expect(text.out).to.match(/^not tried {2}monitoring\/vmsingle\/b5 /m);
+      expect(text.out).to.include(`1 of 3 left-over backup folder(s), 3 B removed; the removal of ${folder('monitoring', 'vmsingle', 'b4')} failed, and the folders after it were not tried: run prune --delete again once the cause is fixed`);
+      const json = await pruneLater(['--location', rootB, '--delete', '--json', '--s3-endpoint', proxy.endpoint]);
+      expect(json.code).to.equal(1);
+      const report = JSON.parse(json.out);
+      expect(report).to.include({ deleted: 0 });
+      expect(report.failed.folder).to.equal(folder('monitoring', 'vmsingle', 'b4'));
+      expect(report.failed.error).to.match(/AccessDenied/);
+    } finally {
+      await proxy.close();
+    }
+    expect(await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b3')}/`)).to.deep.equal([]);
+    expect(await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b4')}/`)).to.have.length(1);
   });
 });

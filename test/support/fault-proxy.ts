@@ -10,7 +10,10 @@
  *   destroys the connection. GET only: after a forwarded PUT/POST the client cannot know whether it
  *   took effect (a reset after CompleteMultipartUpload looks like a lost request, and its retry
  *   gets NoSuchUpload); on other methods this kind becomes `resetRequest`;
- * - `slow`: waits `slowMs` before forwarding (the server only sees it if the client still waits).
+ * - `slow`: waits `slowMs` before forwarding (the server only sees it if the client still waits);
+ * - `accessDenied403`: drains the request, answers 403 AccessDenied, as for credentials that may
+ *   read but not write or delete: not retried by clients. Weight 0 unless given, so that adding it
+ *   left the seeded decisions of the tests before it unchanged.
  *
  * SigV4 signs the Host header, so requests are forwarded with their headers unchanged (minus
  * hop-by-hop ones). Bounded: at most `maxConnections` client connections, one upstream agent.
@@ -20,8 +23,8 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
-export type FaultKind = 'error500' | 'slowDown503' | 'resetRequest' | 'resetResponse' | 'slow';
-export const FAULT_KINDS: readonly FaultKind[] = ['error500', 'slowDown503', 'resetRequest', 'resetResponse', 'slow'];
+export type FaultKind = 'error500' | 'slowDown503' | 'resetRequest' | 'resetResponse' | 'slow' | 'accessDenied403';
+export const FAULT_KINDS: readonly FaultKind[] = ['error500', 'slowDown503', 'resetRequest', 'resetResponse', 'slow', 'accessDenied403'];
 
 export interface FaultProxyOptions {
   /** The server behind the proxy, a loopback http:// URL. */
@@ -29,7 +32,7 @@ export interface FaultProxyOptions {
   seed?: number;
   /** Share of requests that get a fault (0..1, default 0). Can be changed later with setRate(). */
   rate?: number;
-  /** Relative weights of the kinds (default: all 1). */
+  /** Relative weights of the kinds (default: 1, accessDenied403 0). */
   weights?: Partial<Record<FaultKind, number>>;
   /** Delay of `slow` (default 300 ms). */
   slowMs?: number;
@@ -107,9 +110,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = prng(options.seed ?? 1);
   let rate = options.rate ?? 0;
   const slowMs = options.slowMs ?? 300;
-  const weights = FAULT_KINDS.map((k) => Math.max(0, options.weights?.[k] ?? 1));
+  const weights = FAULT_KINDS.map((k) => Math.max(0, options.weights?.[k] ?? (k === 'accessDenied403' ? 0 : 1)));
   const totalWeight = weights.reduce((a, b) => a + b, 0);
-  const counts: FaultCounts = { requests: 0, forwarded: 0, faults: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0 }, byOperation: {} };
+  const counts: FaultCounts = { requests: 0, forwarded: 0, faults: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0, accessDenied403: 0 }, byOperation: {} };
   const guaranteed = new Set(options.guarantee ?? []);
   const upstream = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const sockets = new Set<Socket>();
@@ -212,9 +215,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         return;
       }
       case 'error500':
-      case 'slowDown503': {
-        const [status, code, message] =
-          kind === 'error500' ? [500, 'InternalError', 'We encountered an internal error. Please try again.'] : [503, 'SlowDown', 'Please reduce your request rate.'];
+      case 'slowDown503':
+      case 'accessDenied403': {
+        const [status, code, message] = {
+          error500: [500, 'InternalError', 'We encountered an internal error. Please try again.'] as const,
+          slowDown503: [503, 'SlowDown', 'Please reduce your request rate.'] as const,
+          accessDenied403: [403, 'AccessDenied', 'Access Denied'] as const,
+        }[kind];
         req.resume();
         req.once('end', () => {
           const body = s3Error(code, message, id);
