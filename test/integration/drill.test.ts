@@ -155,7 +155,7 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     expect(report.pods).to.deep.equal([
       { name: 'vm-0', kind: 'metrics', hostPath: `${PROD_PATH}-drill-${restore.metadata.name}`, productionHostPath: PROD_PATH, expect: COUNTS },
     ]);
-    expect(report.cleanup).to.deep.equal({ requested: false, deleted: false, note: null });
+    expect(report.cleanup).to.deep.equal({ requested: false, deleted: false, note: null, earlier: null });
     expect(api.get('v1', 'Namespace', undefined, 'monitoring-drill'), 'kept without --cleanup').to.not.equal(undefined);
   });
 
@@ -238,6 +238,44 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill' } });
     const err = await run(['--namespace', 'monitoring']).then(() => undefined, (e: Error) => e);
     expect(err?.message).to.match(/namespace monitoring-drill exists already .*kubectl delete namespace monitoring-drill/);
+  });
+
+  it('--cleanup first deletes a drill namespace an earlier drill left, once its Restore has ended; anything else is refused', async () => {
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z'));
+    const earlier = (phase: string, labels: Record<string, string> = { [DRILL_LABEL]: 'true' }) =>
+      api.put({
+        apiVersion: 'velero.io/v1',
+        kind: 'Restore',
+        metadata: { name: 'drill-timed-out', namespace: 'velero', labels },
+        spec: { backupName: 'old', namespaceMapping: { monitoring: 'monitoring-drill' } },
+        status: { phase },
+      });
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill', labels: { 'velero.io/restore-name': 'drill-timed-out' } } });
+    api.put(victoriaPod('monitoring-drill', `${PROD_PATH}-drill-drill-timed-out`));
+    const refused = (args: string[]) => run(['--namespace', 'monitoring', ...args]).then(() => '', (e: Error) => e.message);
+
+    earlier('InProgress');
+    expect(await refused([])).to.include('namespace monitoring-drill exists already (left by drill drill-timed-out, InProgress; --cleanup deletes it once that Restore has ended)');
+    expect(await refused(['--cleanup'])).to.include(
+      'namespace monitoring-drill exists already (left by drill drill-timed-out, which is still InProgress: run the drill again once it has ended (velero restore describe drill-timed-out))',
+    );
+    earlier('Completed', {});
+    expect(await refused(['--cleanup'])).to.include('namespace monitoring-drill exists already (made by Restore drill-timed-out, which is not a drill of this namespace)');
+    expect(api.requests.filter((q) => q.method === 'DELETE' || q.method === 'POST'), 'nothing deleted or created').to.deep.equal([]);
+
+    earlier('PartiallyFailed');
+    const r = await run(['--namespace', 'monitoring', '--cleanup', '--json'], restoreAs('Completed'));
+    expect(r.code, r.err + r.out).to.equal(0);
+    const report = JSON.parse(r.out);
+    expect(report.cleanup).to.deep.equal({
+      requested: true,
+      deleted: true,
+      note: `namespace monitoring-drill deleted; remove the drill's hostPath directories on the node (${PROD_PATH}-drill-${r.restore!.metadata.name})`,
+      earlier: "deleted namespace monitoring-drill, left by drill drill-timed-out (PartiallyFailed); remove that drill's hostPath directories on the node",
+    });
+    // The earlier drill's namespace before the Restore, this drill's after the report.
+    expect(api.requests.filter((q) => q.method === 'DELETE').map((q) => q.path)).to.deep.equal(['/api/v1/namespaces/monitoring-drill', '/api/v1/namespaces/monitoring-drill']);
+    expect(api.get('v1', 'Pod', 'monitoring', 'vm-0'), 'production stays').to.not.equal(undefined);
   });
 
   it('parses durations', () => {

@@ -28,7 +28,9 @@ counts in a post-restore hook: the drill passes when the Restore ends Completed 
   --schedule NAME          only backups of this Velero Schedule (label velero.io/schedule-name)
   --velero-namespace NS    where Velero runs (default velero)
   --timeout DURATION       how long to wait for the Restore, e.g. 30m, 1h30m (default 30m)
-  --cleanup                delete the drill namespace after the report (never NS itself)
+  --cleanup                delete the drill namespace after the report (never NS itself); and
+                           before the drill, one an earlier drill left (timed out, or run without
+                           --cleanup) once that drill's Restore has ended
   --kubeconfig FILE        default: KUBECONFIG, the pod's service account, ~/.kube/config
   --context NAME           a kubeconfig context other than the current one
   --json                   print one JSON object
@@ -70,7 +72,13 @@ export interface DrillReport {
   pods: DrillPod[];
   /** Why the drill did not pass (empty when it passed). */
   problems: string[];
-  cleanup: { requested: boolean; deleted: boolean; note: string | null };
+  cleanup: {
+    requested: boolean;
+    deleted: boolean;
+    note: string | null;
+    /** What --cleanup did before the drill: the namespace an earlier drill left, deleted. */
+    earlier: string | null;
+  };
 }
 
 export interface DrillOptions {
@@ -220,6 +228,7 @@ function formatReport(r: DrillReport): string {
     '  The restored counts are checked by the post-restore hook `companion verify` in each pod: a mismatch fails the hook and the Restore.',
     `  Pass = Restore Completed with no errors${r.passed ? '' : `; not so here: ${r.problems.join('; ')}`}.`,
   );
+  if (r.cleanup.earlier) lines.push(`  before:  ${r.cleanup.earlier}`);
   if (r.cleanup.requested) lines.push(`  cleanup: ${r.cleanup.note}`);
   else lines.push(`  Clean up promptly: kubectl delete namespace ${r.drillNamespace} (or run with --cleanup), then remove the drill's hostPath directories on the node.`);
   return `${lines.join('\n')}\n`;
@@ -256,12 +265,7 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
   const kube = KubeClient.load(a.kube);
 
   const backup = await chooseBackup(kube, a.veleroNs, a.namespace, a.backup, a.schedule);
-  if (await namespaceExists(kube, a.drillNamespace)) {
-    throw new Error(
-      `namespace ${a.drillNamespace} exists already (a drill left over?): Velero would skip the objects already there, so the drill would prove nothing; ` +
-        `delete it (kubectl delete namespace ${a.drillNamespace}) or choose --drill-namespace`,
-    );
-  }
+  const earlier = await clearEarlierDrill(kube, a, pollMs, now);
 
   const started = now();
   const restoreName = drillRestoreName(backup, started);
@@ -270,6 +274,7 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
 
   const current = await waitForRestore(kube, a.veleroNs, restoreName, started.getTime() + a.timeoutMs, pollMs, now);
   const report = await drillReport(kube, a, { backup, restoreName, current, started, now });
+  report.cleanup.earlier = earlier;
   if (a.cleanup) await cleanUp(kube, report);
 
   stdout(a.json ? `${JSON.stringify(report)}\n` : formatReport(report));
@@ -377,7 +382,7 @@ async function drillReport(
     validationErrors: status.validationErrors ?? [],
     pods,
     problems,
-    cleanup: { requested: a.cleanup, deleted: false, note: null },
+    cleanup: { requested: a.cleanup, deleted: false, note: null, earlier: null },
   };
 }
 
@@ -406,6 +411,51 @@ function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' | 'phas
     if (p.hostPath && p.hostPath === p.productionHostPath) problems.push(`pod ${drillNamespace}/${p.name} uses the production hostPath ${p.hostPath}: stop it now`);
   }
   return problems;
+}
+
+/** How long --cleanup waits for an earlier drill's namespace to be gone (its pods end first). */
+const NAMESPACE_DELETION_MS = 5 * 60_000;
+
+/**
+ * The drill namespace must not exist: Velero would skip the objects already there, and the drill
+ * would prove nothing. One that an earlier drill left (it timed out, or ran without --cleanup)
+ * would otherwise fail every later drill, a scheduled one included, until someone deletes it. With
+ * --cleanup it is deleted first, but only when it is provably a drill's: Velero labelled it with
+ * the name of a Restore that carries our drill label and maps into it, and that Restore has ended
+ * (Velero cannot stop a running one, and would recreate the namespace). Returns what was done.
+ */
+async function clearEarlierDrill(kube: KubeClient, a: DrillArgs, pollMs: number, now: () => Date): Promise<string | null> {
+  const ns = a.drillNamespace;
+  let labels: Record<string, string> | undefined;
+  try {
+    labels = (await kube.getNamespace(ns)).metadata?.labels;
+  } catch (err) {
+    if (err instanceof KubeError && err.code === 'NotFound') return null;
+    throw err;
+  }
+  const refuse = (why: string) =>
+    new Error(
+      `namespace ${ns} exists already (${why}): Velero would skip the objects already there, so the drill would prove nothing; ` +
+        `delete it (kubectl delete namespace ${ns}) or choose --drill-namespace`,
+    );
+  const earlier = labels?.['velero.io/restore-name'];
+  if (!earlier) throw refuse('not made by a Velero restore');
+  const restore = await kube.getRestore(a.veleroNs, earlier).catch((err: unknown) => {
+    if (err instanceof KubeError && err.code === 'NotFound') return undefined;
+    throw err;
+  });
+  const isDrill = restore?.metadata?.labels?.[DRILL_LABEL] === 'true' && restore.spec?.namespaceMapping?.[a.namespace] === ns;
+  if (!restore || !isDrill) throw refuse(`made by Restore ${earlier}, ${restore ? 'which is not a drill of this namespace' : 'which no longer exists'}`);
+  const phase = restore.status?.phase ?? 'New';
+  if (!a.cleanup) throw refuse(`left by drill ${earlier}, ${phase}; --cleanup deletes it once that Restore has ended`);
+  if (!TERMINAL.has(phase)) throw refuse(`left by drill ${earlier}, which is still ${phase}: run the drill again once it has ended (velero restore describe ${earlier})`);
+  await kube.deleteNamespace(ns);
+  const deadline = now().getTime() + NAMESPACE_DELETION_MS;
+  while (await namespaceExists(kube, ns)) {
+    if (now().getTime() + pollMs > deadline) throw new Error(`namespace ${ns}, left by drill ${earlier}, was deleted but is still there after ${NAMESPACE_DELETION_MS / 60_000} minutes: kubectl get namespace ${ns} -o yaml shows what holds it`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  return `deleted namespace ${ns}, left by drill ${earlier} (${phase}); remove that drill's hostPath directories on the node`;
 }
 
 /** --cleanup, into the report: only the namespace this drill created (it did not exist before), never production. */
