@@ -278,6 +278,24 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     expect(api.get('v1', 'Pod', 'monitoring', 'vm-0'), 'production stays').to.not.equal(undefined);
   });
 
+  it('fails a drill whose pod uses a production hostPath, also when the production pod has another name (a Deployment\'s)', async () => {
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z'));
+    api.remove('v1', 'Pod', 'monitoring', 'vm-0');
+    const renamed = victoriaPod('monitoring', PROD_PATH);
+    api.put({ ...renamed, metadata: { ...renamed.metadata, name: 'vmsingle-7c9d-x2x9q' } });
+    // A restore action that did not remap the hostPath (not installed, say): the drill pod on production's data.
+    const unmapped = (restore: KubeObject) => {
+      api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill', labels: { 'velero.io/restore-name': restore.metadata.name! } } });
+      api.put(victoriaPod('monitoring-drill', PROD_PATH));
+      api.put({ ...restore, status: { phase: 'Completed', warnings: 0, errors: 0 } });
+    };
+    const r = await run(['--namespace', 'monitoring', '--json'], unmapped);
+    expect(r.code, r.err + r.out).to.equal(1);
+    const report = JSON.parse(r.out);
+    expect(report.pods[0]).to.include({ name: 'vm-0', hostPath: PROD_PATH, productionHostPath: PROD_PATH });
+    expect(report.problems).to.include(`pod monitoring-drill/vm-0 uses the production hostPath ${PROD_PATH}: stop it now`);
+  });
+
   it('parses durations', () => {
     expect(parseTimeout('30m')).to.equal(1_800_000);
     expect(parseTimeout('1h30m')).to.equal(5_400_000);

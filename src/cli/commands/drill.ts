@@ -49,7 +49,10 @@ export interface DrillPod {
   kind: string | null;
   /** The hostPath of the data volume in the drill. */
   hostPath: string | null;
-  /** The hostPath of the production pod of the same name, when there is one. */
+  /**
+   * The production data hostPath it is compared with: the drill's own path when a production
+   * Victoria pod uses it, else the production pod of the same name's, else null.
+   */
   productionHostPath: string | null;
   /** The counts the verify hook expects (its `--expect`), null without a hook. */
   expect: Record<string, number> | null;
@@ -181,24 +184,28 @@ export function expectedCounts(annotations: Record<string, string> | undefined):
   }
 }
 
+/**
+ * The restored Victoria pods of the drill, each beside production: the production Victoria pod of
+ * the same name, or any production Victoria pod on the same hostPath. A Deployment's pod is named
+ * differently in production by now (every restart names it anew), so the name alone would miss a
+ * drill pod on production's data.
+ */
 async function drillPods(kube: KubeClient, namespace: string, drillNamespace: string): Promise<DrillPod[]> {
   const pods = (await kube.listPods(drillNamespace, KIND_LABEL)) as unknown as Pod[];
+  const production = (await kube.listPods(namespace, KIND_LABEL)) as unknown as Pod[];
   const out: DrillPod[] = [];
   for (const pod of pods.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))) {
     const name = pod.metadata?.name ?? '';
     const annotations = (pod.metadata as undefined | { annotations?: Record<string, string> })?.annotations;
     const companion = annotations?.[RESTORE_HOOK.container] ?? DEFAULT_COMPANION;
-    let production: Pod | undefined;
-    try {
-      production = (await kube.getPod(namespace, name)) as unknown as Pod;
-    } catch (err) {
-      if (!(err instanceof KubeError && err.code === 'NotFound')) throw err;
-    }
+    const hostPath = dataHostPath(pod, companion);
+    const productionPaths = production.map((p) => ({ name: p.metadata?.name, path: dataHostPath(p, companion) }));
+    const clash = hostPath !== null && productionPaths.some((p) => p.path === hostPath);
     out.push({
       name,
       kind: pod.metadata?.labels?.[KIND_LABEL] ?? null,
-      hostPath: dataHostPath(pod, companion),
-      productionHostPath: production ? dataHostPath(production, companion) : null,
+      hostPath,
+      productionHostPath: clash ? hostPath : (productionPaths.find((p) => p.name === name)?.path ?? null),
       expect: expectedCounts(annotations),
     });
   }
