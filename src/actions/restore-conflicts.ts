@@ -12,7 +12,7 @@
 import type { KubeClient } from '../kube/client.js';
 import { KubeError } from '../kube/errors.js';
 import type { KubeObject } from '../velero/types.js';
-import { controllerOf, deploymentOfReplicaSet } from './workload.js';
+import { controllerOf } from './workload.js';
 
 const RUNBOOK = 'delete the workload first (docs/velero-restore.md, "Single-workload restore")';
 
@@ -76,7 +76,10 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
     const found = await lookup(() => controller.get(kube, namespace, owner.name!));
     if ('unknown' in found) unchecked(id, found.unknown, `${controller.adopts}; ${RUNBOOK}`);
     else if (found.exists) warnings.push(`${id} exists already: ${controller.adopts}; ${RUNBOOK}`);
-    else if (owner.kind === 'ReplicaSet') warnings.push(...(await deploymentConflict(kube, namespace, owner.name, unchecked)));
+    else if (owner.kind === 'ReplicaSet') {
+      const deployment = deploymentOf(owner.name, fromBackup);
+      if (deployment) warnings.push(...(await deploymentConflict(kube, namespace, deployment, owner.name, unchecked)));
+    }
   }
   return { podExists: false, warnings };
 }
@@ -89,14 +92,23 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
 async function deploymentConflict(
   kube: KubeClient,
   namespace: string,
+  name: string,
   replicaSet: string,
   unchecked: (what: string, reason: string, consequence: string) => void,
 ): Promise<string[]> {
-  const name = deploymentOfReplicaSet(replicaSet);
   const id = `Deployment ${namespace}/${name}`;
   const consequence = `the restored pod runs beside the Deployment's own pod (its ReplicaSet ${replicaSet} of the backup is gone, and the current one does not adopt it): two databases, one of them unmanaged, on the same hostPath if they share a node`;
   const found = await lookup(() => kube.getDeployment(namespace, name));
   if ('unknown' in found) unchecked(id, found.unknown, `${consequence}; ${RUNBOOK}`);
   else if (found.exists) return [`${id} exists already: ${consequence}; ${RUNBOOK}`];
   return [];
+}
+
+/**
+ * The Deployment a pod's ReplicaSet belongs to: `<deployment>-<pod-template-hash>`, the hash being
+ * the pod's own label. A ReplicaSet of its own (no such label, or another name) has none.
+ */
+function deploymentOf(replicaSet: string, pod: KubeObject): string | undefined {
+  const hash = (pod.metadata as { labels?: Record<string, string> } | undefined)?.labels?.['pod-template-hash'];
+  return hash && replicaSet.endsWith(`-${hash}`) && replicaSet.length > hash.length + 1 ? replicaSet.slice(0, -(hash.length + 1)) : undefined;
 }

@@ -391,15 +391,17 @@ interface BackupLocation {
 async function openBackupLocation(kube: KubeClient, restore: VeleroRestoreInfo, record: BackupRecord): Promise<BackupLocation> {
   let name = record.storageLocation;
   const warnings: string[] = [];
+  // The Backup that holds the data: the one being restored, or, for a record that came along from
+  // an earlier restore (see restorePod), the one the record names, whose location may differ.
   try {
-    const backup = await kube.getBackup(restore.veleroNamespace, restore.backupName);
+    const backup = await kube.getBackup(restore.veleroNamespace, record.name);
     if (backup.spec?.storageLocation) name = backup.spec.storageLocation;
   } catch (err) {
     if (!(err instanceof KubeError)) throw err;
     // Without the Backup the record's location is the best guess; where the API server refused
     // (RBAC, a timeout) rather than found none, that guess may be the wrong bucket after a disaster.
     if (err.code !== 'NotFound') {
-      warnings.push(`could not read Backup ${restore.veleroNamespace}/${restore.backupName} to find its storage location (${err.message}); reading from the location named in the backup record, ${name}`);
+      warnings.push(`could not read Backup ${restore.veleroNamespace}/${record.name} to find its storage location (${err.message}); reading from the location named in the backup record, ${name}`);
     }
   }
   const backupKey = `${recordedWorkloadFolder(record)}/${record.name}`;

@@ -29,11 +29,6 @@ export function controllerOf(meta: object | undefined): OwnerReference | undefin
   return owners?.find((o) => o.controller) ?? owners?.[0];
 }
 
-/** The Deployment a ReplicaSet was named after: Deployments name theirs `<deployment>-<pod-template-hash>`. */
-export function deploymentOfReplicaSet(replicaSet: string): string {
-  return replicaSet.replace(/-[a-z0-9]+$/, '');
-}
-
 export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Workload> {
   const namespace = pod.metadata?.namespace ?? '';
   const name = pod.metadata?.name ?? '';
@@ -42,7 +37,7 @@ export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Wor
     // The ReplicaSet may be gone (rolled over) by the time of the backup: the hash suffix is then
     // the only link left, and Deployment ReplicaSets are named `<deployment>-<hash>`.
     const rs = await kube.getReplicaSet(namespace, owner.name).catch(() => undefined);
-    const deployment = rs ? controllerOf(rs.metadata)?.name : deploymentOfReplicaSet(owner.name);
+    const deployment = rs ? controllerOf(rs.metadata)?.name : owner.name.replace(/-[a-z0-9]+$/, '');
     if (deployment && (!rs || controllerOf(rs.metadata)?.kind === 'Deployment')) return { id: `Deployment/${deployment}`, folder: deployment };
     return { id: `ReplicaSet/${owner.name}`, folder: owner.name };
   }

@@ -15,11 +15,11 @@ const BASE = Date.parse('2026-12-01T09:30:00Z');
 const PROD_PATH = '/mnt/db1/victoriametrics';
 const COUNTS = { series: 12, samples: 3456 };
 
-function victoriaPod(namespace: string, hostPath: string, annotations: Record<string, string> = {}): KubeObject {
+function victoriaPod(namespace: string, hostPath: string, annotations: Record<string, string> = {}, labels: Record<string, string> = {}): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: 'vm-0', namespace, labels: { [KIND]: 'metrics' }, annotations },
+    metadata: { name: 'vm-0', namespace, labels: { [KIND]: 'metrics', ...labels }, annotations },
     spec: {
       containers: [
         { name: 'victoria-metrics', image: 'vm:1', volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
@@ -106,13 +106,15 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
    */
   const restoreAs = (phase: string, status: Record<string, unknown> = {}, withHook = true) => (restore: KubeObject) => {
     const name = restore.metadata.name!;
-    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill', labels: { 'velero.io/restore-name': name } } });
+    // Velero labels what it restores with the Restore's name, but not a namespace it creates.
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill' } });
     const hook = ['/plugins/velero-plugin-victoria', 'companion', 'verify', '--expect', JSON.stringify(COUNTS), '--timeout', '10m'];
     api.put(
       victoriaPod(
         'monitoring-drill',
         `${PROD_PATH}-drill-${name}`,
         withHook ? { [RESTORE_HOOK.container]: 'victoria-companion', [RESTORE_HOOK.command]: JSON.stringify(hook) } : {},
+        { 'velero.io/restore-name': name },
       ),
     );
     api.put({ ...restore, status: { phase, warnings: 1, errors: 0, ...status } });
@@ -250,8 +252,8 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
         spec: { backupName: 'old', namespaceMapping: { monitoring: 'monitoring-drill' } },
         status: { phase },
       });
-    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill', labels: { 'velero.io/restore-name': 'drill-timed-out' } } });
-    api.put(victoriaPod('monitoring-drill', `${PROD_PATH}-drill-drill-timed-out`));
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill' } });
+    api.put(victoriaPod('monitoring-drill', `${PROD_PATH}-drill-drill-timed-out`, {}, { 'velero.io/restore-name': 'drill-timed-out' }));
     const refused = (args: string[]) => run(['--namespace', 'monitoring', ...args]).then(() => '', (e: Error) => e.message);
 
     earlier('InProgress');
@@ -260,7 +262,7 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
       'namespace monitoring-drill exists already (left by drill drill-timed-out, which is still InProgress: run the drill again once it has ended (velero restore describe drill-timed-out))',
     );
     earlier('Completed', {});
-    expect(await refused(['--cleanup'])).to.include('namespace monitoring-drill exists already (made by Restore drill-timed-out, which is not a drill of this namespace)');
+    expect(await refused(['--cleanup'])).to.include('namespace monitoring-drill exists already (its Victoria pods come from Restore drill-timed-out, which is not a drill of this namespace)');
     expect(api.requests.filter((q) => q.method === 'DELETE' || q.method === 'POST'), 'nothing deleted or created').to.deep.equal([]);
 
     earlier('PartiallyFailed');
@@ -276,6 +278,17 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     // The earlier drill's namespace before the Restore, this drill's after the report.
     expect(api.requests.filter((q) => q.method === 'DELETE').map((q) => q.path)).to.deep.equal(['/api/v1/namespaces/monitoring-drill', '/api/v1/namespaces/monitoring-drill']);
     expect(api.get('v1', 'Pod', 'monitoring', 'vm-0'), 'production stays').to.not.equal(undefined);
+
+    // A namespace being deleted already (another --cleanup, kubectl delete): waited for, not deleted again.
+    api.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'monitoring-drill', deletionTimestamp: new Date(BASE).toISOString() } });
+    api.put(victoriaPod('monitoring-drill', `${PROD_PATH}-drill-drill-timed-out`, {}, { 'velero.io/restore-name': 'drill-timed-out' }));
+    const deletesBefore = api.requests.filter((q) => q.method === 'DELETE').length;
+    api.remove('velero.io/v1', 'Restore', 'velero', r.restore!.metadata.name!); // the fake clock would name the next one the same
+    setTimeout(() => api.remove('v1', 'Namespace', undefined, 'monitoring-drill'), 200);
+    const again = await run(['--namespace', 'monitoring', '--cleanup', '--json'], restoreAs('Completed'));
+    expect(again.code, again.err + again.out).to.equal(0);
+    expect(JSON.parse(again.out).cleanup.earlier).to.match(/^deleted namespace monitoring-drill, left by drill drill-timed-out/);
+    expect(api.requests.filter((q) => q.method === 'DELETE').length, "only this drill's own clean-up deletes").to.equal(deletesBefore + 1);
   });
 
   it('fails a drill whose pod uses a production hostPath, also when the production pod has another name (a Deployment\'s)', async () => {

@@ -4,6 +4,10 @@
  * backups Velero has, recent folders and the restore plans are left alone.
  */
 import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { mkdirSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { pruneCommand } from '../../src/cli/commands/prune.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -126,7 +130,7 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
     await putB('backups/b1/velero-backup.json');
     for (const b of ['b3', 'b4', 'b5']) await putB(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
     let deletes = 0;
-    // The first folder's two deletions (markers, then the rest) go through; the credentials may not delete after that.
+    // The first folder's deletion goes through (one request: it holds only its marker); the credentials may not delete after that.
     const proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0, accessDenied403: 1 }, filter: ({ operation }) => operation === 'DeleteObjects' && ++deletes > 1 });
     try {
       const text = await pruneLater(['--location', rootB, '--delete', '--s3-endpoint', proxy.endpoint]);
@@ -134,7 +138,7 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
       expect(text.out).to.match(/^removed {2}monitoring\/vmsingle\/b3 /m);
       expect(text.out).to.match(/^NOT removed \(.*AccessDenied.*\) {2}monitoring\/vmsingle\/b4 /m);
       expect(text.out).to.match(/^not tried {2}monitoring\/vmsingle\/b5 /m);
-      expect(text.out).to.include(`1 of 3 left-over backup folder(s), 3 B removed; the removal of ${folder('monitoring', 'vmsingle', 'b4')} failed, and the folders after it were not tried: run prune --delete again once the cause is fixed`);
+      expect(text.out).to.include(`1 of 3 left-over backup folder(s) removed (1 B of 3 B); the removal of ${folder('monitoring', 'vmsingle', 'b4')} failed, and the folders after it were not tried: run prune --delete again once the cause is fixed`);
       const json = await pruneLater(['--location', rootB, '--delete', '--json', '--s3-endpoint', proxy.endpoint]);
       expect(json.code).to.equal(1);
       const report = JSON.parse(json.out);
@@ -146,5 +150,22 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
     }
     expect(await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b3')}/`)).to.deep.equal([]);
     expect(await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b4')}/`)).to.have.length(1);
+  });
+
+  it('works on a file:// location too, and refuses the file system root', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prune-file-'));
+    const write = (key: string) => {
+      mkdirSync(dirname(join(dir, key)), { recursive: true });
+      writeFileSync(join(dir, key), 'x');
+    };
+    write('backups/b1/velero-backup.json');
+    for (const b of ['b0', 'b1']) write(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
+    const done = await pruneLater(['--location', pathToFileURL(dir).href, '--delete']);
+    expect(done.code, done.out).to.equal(0);
+    expect(done.out).to.match(/^removed {2}monitoring\/vmsingle\/b0 /m);
+    expect(existsSync(join(dir, folder('monitoring', 'vmsingle', 'b0'), 'victoria_complete.ignore'))).to.equal(false);
+    expect(existsSync(join(dir, folder('monitoring', 'vmsingle', 'b1'), 'victoria_complete.ignore'))).to.equal(true);
+    const root = await pruneLater(['--location', 'file:///', '--delete']).catch((err: Error) => ({ code: -1, out: err.message }));
+    expect(root.out).to.include('the file system root is not a backup location');
   });
 });

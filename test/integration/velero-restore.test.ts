@@ -469,15 +469,22 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     } finally {
       api.remove('apps/v1', 'ReplicaSet', NS, 'vmsingle-5d4f8b7c9');
     }
-    // Rolled over since the backup: the Deployment is there, the backup's ReplicaSet is not.
+    // Rolled over since the backup: the Deployment is there, the backup's ReplicaSet is not. The
+    // pod's pod-template-hash label ties its ReplicaSet to the Deployment.
     api.put({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'vmsingle', namespace: NS } });
     try {
-      const res = await restorePod(asRestored(backedUp), restoreObject('r-deploy'));
+      const hashed = structuredClone(backedUp);
+      hashed.metadata.labels = { ...hashed.metadata.labels, 'pod-template-hash': '5d4f8b7c9' };
+      const res = await restorePod(asRestored(hashed), restoreObject('r-deploy'), hashed);
       expect(res.ok, res.error).to.equal(true);
       expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
       expect(messages(res, 'warn').join('\n')).to.match(
         /Deployment monitoring\/vmsingle exists already: the restored pod runs beside the Deployment's own pod \(its ReplicaSet vmsingle-5d4f8b7c9 of the backup is gone, and the current one does not adopt it\).*; delete the workload first/,
       );
+      // Without the label the ReplicaSet is one of its own, not a Deployment's: no guess at a Deployment.
+      const own = await restorePod(asRestored(backedUp), restoreObject('r-own-rs'));
+      expect(own.ok, own.error).to.equal(true);
+      expect(messages(own, 'warn').join('\n')).not.to.include('Deployment monitoring/vmsingle');
     } finally {
       api.remove('apps/v1', 'Deployment', NS, 'vmsingle');
     }

@@ -39,6 +39,8 @@ Exit status: 0 the drill passed, 1 it failed (or could not run), 2 usage error.`
 
 export const DRILL_LABEL = `${PLUGIN_DOMAIN}/drill`;
 const SCHEDULE_LABEL = 'velero.io/schedule-name';
+/** Velero's label on every object a Restore creates (not on namespaces it creates for them). */
+const RESTORE_NAME_LABEL = 'velero.io/restore-name';
 const DEFAULT_COMPANION = 'victoria-companion';
 const TERMINAL = new Set(['Completed', 'PartiallyFailed', 'Failed', 'FailedValidation']);
 /** Velero uses the restore name as a label value (velero.io/restore-name): 63 characters at most. */
@@ -273,6 +275,7 @@ export async function drillCommand(args: string[], options: DrillOptions = {}): 
 
   const backup = await chooseBackup(kube, a.veleroNs, a.namespace, a.backup, a.schedule);
   const earlier = await clearEarlierDrill(kube, a, pollMs, now);
+  if (earlier && !a.json) stderr(`drill: ${earlier}\n`);
 
   const started = now();
   const restoreName = drillRestoreName(backup, started);
@@ -427,15 +430,16 @@ const NAMESPACE_DELETION_MS = 5 * 60_000;
  * The drill namespace must not exist: Velero would skip the objects already there, and the drill
  * would prove nothing. One that an earlier drill left (it timed out, or ran without --cleanup)
  * would otherwise fail every later drill, a scheduled one included, until someone deletes it. With
- * --cleanup it is deleted first, but only when it is provably a drill's: Velero labelled it with
- * the name of a Restore that carries our drill label and maps into it, and that Restore has ended
- * (Velero cannot stop a running one, and would recreate the namespace). Returns what was done.
+ * --cleanup it is deleted first, but only when it is provably a drill's: its Victoria pods carry
+ * the name of one Restore (Velero labels every object it restores with it, though not the
+ * namespaces it creates) that carries our drill label and maps into it, and that Restore has ended
+ * (Velero cannot stop a running one, and would create the namespace again). Returns what was done.
  */
 async function clearEarlierDrill(kube: KubeClient, a: DrillArgs, pollMs: number, now: () => Date): Promise<string | null> {
   const ns = a.drillNamespace;
-  let labels: Record<string, string> | undefined;
+  let terminating: boolean;
   try {
-    labels = (await kube.getNamespace(ns)).metadata?.labels;
+    terminating = Boolean((await kube.getNamespace(ns)).metadata?.deletionTimestamp);
   } catch (err) {
     if (err instanceof KubeError && err.code === 'NotFound') return null;
     throw err;
@@ -445,18 +449,26 @@ async function clearEarlierDrill(kube: KubeClient, a: DrillArgs, pollMs: number,
       `namespace ${ns} exists already (${why}): Velero would skip the objects already there, so the drill would prove nothing; ` +
         `delete it (kubectl delete namespace ${ns}) or choose --drill-namespace`,
     );
-  const earlier = labels?.['velero.io/restore-name'];
-  if (!earlier) throw refuse('not made by a Velero restore');
+  const restores = new Set((await kube.listPods(ns, KIND_LABEL)).flatMap((p) => p.metadata?.labels?.[RESTORE_NAME_LABEL] ?? []));
+  const [earlier] = restores;
+  if (!earlier || restores.size > 1) {
+    throw refuse(earlier ? `its Victoria pods come from several restores: ${[...restores].join(', ')}` : 'no Victoria pod in it was restored by Velero');
+  }
   const restore = await kube.getRestore(a.veleroNs, earlier).catch((err: unknown) => {
     if (err instanceof KubeError && err.code === 'NotFound') return undefined;
     throw err;
   });
   const isDrill = restore?.metadata?.labels?.[DRILL_LABEL] === 'true' && restore.spec?.namespaceMapping?.[a.namespace] === ns;
-  if (!restore || !isDrill) throw refuse(`made by Restore ${earlier}, ${restore ? 'which is not a drill of this namespace' : 'which no longer exists'}`);
+  if (!restore || !isDrill) throw refuse(`its Victoria pods come from Restore ${earlier}, ${restore ? 'which is not a drill of this namespace' : 'which no longer exists'}`);
   const phase = restore.status?.phase ?? 'New';
   if (!a.cleanup) throw refuse(`left by drill ${earlier}, ${phase}; --cleanup deletes it once that Restore has ended`);
   if (!TERMINAL.has(phase)) throw refuse(`left by drill ${earlier}, which is still ${phase}: run the drill again once it has ended (velero restore describe ${earlier})`);
-  await kube.deleteNamespace(ns);
+  if (!terminating) {
+    await kube.deleteNamespace(ns).catch((err: unknown) => {
+      // 409: someone else's deletion got there first; the wait below is all that is left to do.
+      if (!(err instanceof KubeError && err.code === 'AlreadyExists')) throw err;
+    });
+  }
   const deadline = now().getTime() + NAMESPACE_DELETION_MS;
   while (await namespaceExists(kube, ns)) {
     if (now().getTime() + pollMs > deadline) throw new Error(`namespace ${ns}, left by drill ${earlier}, was deleted but is still there after ${NAMESPACE_DELETION_MS / 60_000} minutes: kubectl get namespace ${ns} -o yaml shows what holds it`);

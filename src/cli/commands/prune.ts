@@ -3,10 +3,11 @@ import { PLUGIN_FOLDER } from '../../actions/record.js';
 import { deleteBackup } from '../../engine/delete.js';
 import { durationFlag, parseFlags } from '../flags.js';
 import { formatBytes } from '../progress.js';
+import { parseStoreLocation } from '../../store/url.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../usage.js';
 
-export const PRUNE_USAGE = `velero-plugin-victoria prune --location ROOT [--min-age 24h] [--delete] [--json]
+export const PRUNE_USAGE = `velero-plugin-victoria prune --location ROOT [--min-age 24h] [--delete] [--allow-no-velero-backups] [--json]
 
 Finds the plugin's backup folders that Velero no longer knows and, with --delete, removes them.
 ROOT is a BackupStorageLocation's bucket and prefix (s3://bucket/prefix, or s3://bucket for a
@@ -34,8 +35,14 @@ export interface PruneOptions {
 const row = (f: BackupFolder): string =>
   `${f.namespace}/${f.workload}/${f.backup}  ${f.objects} objects  ${formatBytes(f.bytes)}  last written ${f.lastModified?.toISOString() ?? 'unknown'}`;
 
-/** A folder of the location as a store root: the location's bucket and prefix (perhaps none) and the folder below it. */
-const below = (location: string, folder: string): string => `${location.replace(/\/+$/, '')}/${folder}`;
+/**
+ * A folder of the location as a store root: the location's bucket and prefix (perhaps none) and
+ * the folder below it. A file:// location must be one a store could open itself (not `/`).
+ */
+function below(location: string, folder: string): string {
+  if (location.startsWith('file:')) parseStoreLocation(location);
+  return `${location.replace(/\/+$/, '')}/${folder}`;
+}
 
 export async function pruneCommand(args: string[], options: PruneOptions = {}): Promise<number> {
   const stdout = options.stdout ?? ((text: string) => void process.stdout.write(text));
@@ -85,7 +92,11 @@ export async function pruneCommand(args: string[], options: PruneOptions = {}): 
   for (const f of scan.recent) stdout(`kept (written within --min-age ${values['min-age']})  ${row(f)}\n`);
   const total = `${scan.leftovers.length} left-over backup folder(s), ${formatBytes(bytes)}`;
   if (failed) {
-    stdout(`${deleted} of ${total} removed; the removal of ${failed.folder} failed, and the folders after it were not tried: run prune --delete again once the cause is fixed\n`);
+    const removed = scan.leftovers.slice(0, deleted).reduce((n, f) => n + f.bytes, 0);
+    stdout(
+      `${deleted} of ${scan.leftovers.length} left-over backup folder(s) removed (${formatBytes(removed)} of ${formatBytes(bytes)}); ` +
+        `the removal of ${failed.folder} failed, and the folders after it were not tried: run prune --delete again once the cause is fixed\n`,
+    );
     return 1;
   }
   stdout(
