@@ -542,7 +542,9 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
   it('temporary credentials (the default chain: IRSA, instance roles): the plan expires with their session, with a warning; a session about to end is refused', async () => {
     const bsl = api.get('velero.io/v1', 'BackupStorageLocation', 'velero', 'default')!;
     api.put({ ...bsl, metadata: { name: 'temp', namespace: 'velero' }, spec: { ...(bsl.spec as object), credential: undefined } });
-    api.put({ apiVersion: 'velero.io/v1', kind: 'Backup', metadata: { name: 'b-temp', namespace: 'velero' }, spec: { storageLocation: 'temp' }, status: { phase: 'Completed' } });
+    // Backup b1 (the pod's record) as a cluster sees it whose location `temp` has no credential Secret.
+    const b1 = api.get('velero.io/v1', 'Backup', 'velero', 'b1')!;
+    api.put({ ...b1, spec: { ...(b1.spec as object), storageLocation: 'temp' } });
     const session = (minutes: number) => ({
       ...env,
       AWS_ACCESS_KEY_ID: moto.accessKeyId,
@@ -554,7 +556,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/pod-restore', item: asRestored(backedUp), itemFromBackup: backedUp, restore, env: callEnv });
     try {
       const ends = session(20);
-      const res = await call(restoreObject('r-session', undefined, 'b-temp'), ends);
+      const res = await call(restoreObject('r-session'), ends);
       expect(res.ok, res.error).to.equal(true);
       const url = new URL(argAfter(restoreContainerOf(res.item as PodJson).command!, '--plan-url'));
       expect(url.searchParams.get('X-Amz-Security-Token')).to.equal('FwoGZXIvYXdzEXAMPLESESSION');
@@ -567,12 +569,12 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       );
       expect(JSON.stringify(res.logs)).not.to.contain('FwoGZXIvYXdzEXAMPLESESSION');
 
-      const soon = await call(restoreObject('r-session-end', undefined, 'b-temp'), session(1.5));
+      const soon = await call(restoreObject('r-session-end'), session(1.5));
       expect(soon.ok).to.equal(false);
       expect(soon.error).to.match(/the location's credentials are temporary and expire at \S+, too soon for the restore plan's links, which die with them: run the restore again once they are renewed/);
     } finally {
       api.remove('velero.io/v1', 'BackupStorageLocation', 'velero', 'temp');
-      api.remove('velero.io/v1', 'Backup', 'velero', 'b-temp');
+      api.put(b1);
     }
   });
 
