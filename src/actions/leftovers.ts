@@ -27,8 +27,6 @@ export interface BackupFolder {
   backup: string;
   /** The folder's key prefix in the location, without the trailing `/`. */
   folder: string;
-  /** The same in the plugin folder: `<namespace>/<workload>/<backup>`. */
-  key: string;
   objects: number;
   bytes: number;
   /** When the folder was last written to (its newest object). */
@@ -47,7 +45,7 @@ export interface LeftoverScan {
 /** `a/b/c/` → `c`: the name of a folder listDirectories returned. */
 const lastSegment = (dir: string): string => dir.split('/').at(-2)!;
 
-async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<BackupFolder, 'folder' | 'key' | 'objects' | 'bytes' | 'lastModified'>): Promise<BackupFolder> {
+async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<BackupFolder, 'folder' | 'objects' | 'bytes' | 'lastModified'>): Promise<BackupFolder> {
   let objects = 0;
   let bytes = 0;
   let lastModified: Date | undefined;
@@ -56,7 +54,7 @@ async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<Ba
     bytes += o.size;
     if (o.lastModified && (!lastModified || o.lastModified > lastModified)) lastModified = o.lastModified;
   }
-  return { ...parts, folder: `${PLUGIN_FOLDER}/${prefix.slice(0, -1)}`, key: prefix.slice(0, -1), objects, bytes, lastModified };
+  return { ...parts, folder: `${PLUGIN_FOLDER}/${prefix.slice(0, -1)}`, objects, bytes, lastModified };
 }
 
 export interface LocationStores {

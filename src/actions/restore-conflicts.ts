@@ -69,39 +69,31 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
     unchecked(`pod ${namespace}/${pod}`, self.unknown, `Velero keeps it running on its current data and nothing is restored into it; to restore its data, ${RUNBOOK}`);
   }
 
+  /** Whether the object exists (undefined: unknown), with a warning for either case. */
+  const conflict = async (id: string, get: () => Promise<unknown>, consequence: string): Promise<boolean | undefined> => {
+    const found = await lookup(get);
+    if ('unknown' in found) unchecked(id, found.unknown, `${consequence}; ${RUNBOOK}`);
+    else if (found.exists) warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
+    return 'exists' in found ? found.exists : undefined;
+  };
+
   const owner = controllerOf(fromBackup.metadata);
   const controller = owner?.name ? CONTROLLERS[owner.kind ?? ''] : undefined;
   if (owner?.name && controller) {
-    const id = `${owner.kind} ${namespace}/${owner.name}`;
-    const found = await lookup(() => controller.get(kube, namespace, owner.name!));
-    if ('unknown' in found) unchecked(id, found.unknown, `${controller.adopts}; ${RUNBOOK}`);
-    else if (found.exists) warnings.push(`${id} exists already: ${controller.adopts}; ${RUNBOOK}`);
-    else if (owner.kind === 'ReplicaSet') {
-      const deployment = deploymentOf(owner.name, fromBackup);
-      if (deployment) warnings.push(...(await deploymentConflict(kube, namespace, deployment, owner.name, unchecked)));
+    const exists = await conflict(`${owner.kind} ${namespace}/${owner.name}`, () => controller.get(kube, namespace, owner.name!), controller.adopts);
+    // The backed-up pod's ReplicaSet is gone, but its Deployment may not be: rolled over to a new
+    // template, its current ReplicaSet selects another pod-template-hash and leaves the restored
+    // pod alone, which then runs beside the Deployment's own pod as an unmanaged second database.
+    const deployment = owner.kind === 'ReplicaSet' && exists === false ? deploymentOf(owner.name, fromBackup) : undefined;
+    if (deployment) {
+      await conflict(
+        `Deployment ${namespace}/${deployment}`,
+        () => kube.getDeployment(namespace, deployment),
+        `the restored pod runs beside the Deployment's own pod (its ReplicaSet ${owner.name} of the backup is gone, and the current one does not adopt it): two databases, one of them unmanaged, on the same hostPath if they share a node`,
+      );
     }
   }
   return { podExists: false, warnings };
-}
-
-/**
- * The backed-up pod's ReplicaSet is gone, but its Deployment may not be: rolled over to a new
- * template, its current ReplicaSet selects another pod-template-hash and leaves the restored pod
- * alone, which then runs beside the Deployment's own pod as an unmanaged second database.
- */
-async function deploymentConflict(
-  kube: KubeClient,
-  namespace: string,
-  name: string,
-  replicaSet: string,
-  unchecked: (what: string, reason: string, consequence: string) => void,
-): Promise<string[]> {
-  const id = `Deployment ${namespace}/${name}`;
-  const consequence = `the restored pod runs beside the Deployment's own pod (its ReplicaSet ${replicaSet} of the backup is gone, and the current one does not adopt it): two databases, one of them unmanaged, on the same hostPath if they share a node`;
-  const found = await lookup(() => kube.getDeployment(namespace, name));
-  if ('unknown' in found) unchecked(id, found.unknown, `${consequence}; ${RUNBOOK}`);
-  else if (found.exists) return [`${id} exists already: ${consequence}; ${RUNBOOK}`];
-  return [];
 }
 
 /**

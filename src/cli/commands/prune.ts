@@ -72,7 +72,7 @@ export async function pruneCommand(args: string[], options: PruneOptions = {}): 
     // markers (refused by every reader) and the others untouched, and the report says which.
     for (const f of scan.leftovers) {
       try {
-        await deleteBackup(stores.plugin, f.key);
+        await deleteBackup(stores.plugin, `${f.namespace}/${f.workload}/${f.backup}`);
       } catch (err) {
         failed = { folder: f.folder, error: (err as Error).message };
         break;
