@@ -28,6 +28,11 @@ const RESERVED = new Set(['@level', '@message', '@timestamp', '@module', 'level'
  * counter, so the line would not count against the backup. Such fields go out as `err`.
  */
 const RENAMED: Record<string, string> = { error: 'err' };
+/**
+ * Fields whose name says they hold a credential are masked whole: redact() recognises secrets by
+ * the text around them (`secretAccessKey=…`), which a bare value under such a name does not have.
+ */
+const SECRET_FIELD = /secret|password|passwd|token|auth.?key|credential|authorization|signature/i;
 
 export interface Logger {
   trace(message: string, fields?: Fields): void;
@@ -71,7 +76,8 @@ export function formatLine(level: Level, message: string, fields: Fields = {}): 
   const entry: Record<string, string> = { '@level': level, '@message': clip(redact(stringify(message)), MAX_LINE_BYTES / 2) };
   for (const [key, value] of Object.entries(fields)) {
     if (RESERVED.has(key) || value === undefined) continue;
-    entry[RENAMED[key] ?? key] = clip(redact(stringify(value)), MAX_FIELD_CHARS);
+    const text = SECRET_FIELD.test(key) ? 'REDACTED' : redact(stringify(value));
+    entry[RENAMED[key] ?? key] = clip(text, MAX_FIELD_CHARS);
   }
   let line = JSON.stringify(entry);
   if (Buffer.byteLength(line) > MAX_LINE_BYTES) {

@@ -52,6 +52,11 @@ describe('Velero-safe log lines', () => {
     expect(tokens).to.contain('ExpiredToken: The provided token has expired.');
   });
 
+  it('masks the whole value of a field whose name says it is a credential', () => {
+    const entry = JSON.parse(formatLine('info', 'm', { secretAccessKey: 'wJalrXUtnFEMI', authKey: 'k1', sessionToken: 'IQoJ', files: 3 }));
+    expect(entry).to.deep.equal({ '@level': 'info', '@message': 'm', secretAccessKey: 'REDACTED', authKey: 'REDACTED', sessionToken: 'REDACTED', files: '3' });
+  });
+
   it('filters by level and maps Velero level names', () => {
     const lines: string[] = [];
     const log = createLogger({ level: levelFromVelero('warning'), sink: (l) => lines.push(l) });
