@@ -19,6 +19,13 @@ mkdir -p "$CACHE"
 
 log() { printf '[test-deps] %s\n' "$*" >&2; }
 
+# The Node build, the executable's loader and the Go tools' library path are the amd64 ones; the
+# image (Dockerfile) builds for other architectures, this set-up does not.
+if [ "$ARCH" != amd64 ]; then
+  log "this set-up runs on amd64 (x86_64) only, this machine is $ARCH: use an amd64 machine, or build the image (Dockerfile) for $ARCH"
+  exit 1
+fi
+
 # apt_for SUITE_NAME 'deb line' ... : prints apt options that use a private state for those sources.
 apt_state() {
   local name=$1; shift

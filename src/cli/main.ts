@@ -11,13 +11,17 @@ import pkg from '../../package.json' with { type: 'json' };
 import { installPlugin } from './install-plugin.js';
 import { isUsageError } from './usage.js';
 
-const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data
+/** Every command's synopsis, as in its own --help (a unit test keeps them the same). */
+export const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data
 
 Usage:
   velero-plugin-victoria                 run as a Velero plugin (Velero starts it; needs VELERO_PLUGIN=hello)
-  velero-plugin-victoria backup  --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--force-flush-auth-key K] [--json]
-  velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--json]
-  velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--json]
+  velero-plugin-victoria backup  --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K]
+                                 [--force-flush-auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
+  velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R]
+                                 [--chown UID[:GID]] [--json]
+  velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io]
+                                 [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
                                          the same from a restore plan (the Velero restore's init container)
   velero-plugin-victoria list    --dst ROOT [--json]
   velero-plugin-victoria verify  --src ROOT/NAME [--json]
@@ -26,13 +30,14 @@ Usage:
                                  [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--context C] [--json]
                                          restore a Velero backup into a drill namespace, wait, report
                                          (exit 0 passed, 1 failed); run drill --help for details
-  velero-plugin-victoria prune   --location ROOT [--min-age 24h] [--delete] [--json]
+  velero-plugin-victoria prune   --location ROOT [--min-age 24h] [--delete] [--allow-no-velero-backups] [--json]
                                          list (and with --delete remove) backup folders of the plugin
                                          that Velero no longer has; ROOT is the location's s3://bucket/prefix
   velero-plugin-victoria companion serve|hook pre|hook post|files|tar|counts|verify
                                          the sidecar in a Victoria pod: Velero hooks, file listing, tar
                                          streaming, counts, a drill's check; run companion --help for details
-  velero-plugin-victoria demo            back up and restore a local VictoriaMetrics and VictoriaLogs (file://)
+  velero-plugin-victoria demo    [--components DIR] [--keep]
+                                         back up and restore a local VictoriaMetrics and VictoriaLogs (file://)
   velero-plugin-victoria install-plugin [--target DIR]
                                          copy the executable and its lib/ into DIR (default /target);
                                          the image's default command, for Velero's plugin init container

@@ -18,8 +18,8 @@ the force-flush key (-forceFlushAuthKey: VictoriaLogs flushes before its snapsho
 count flushes first) from VICTORIA_FORCE_FLUSH_AUTH_KEY.
 --full uploads every file. --no-counts skips counting the data (a query over every sample, which
 restores compare against): for databases too large to count on every backup.
---max-bytes-per-second caps the upload rate of the whole backup, e.g. 50MiB (units KB, MB, GB,
-KiB, MiB, GiB, as vmbackup's -maxBytesPerSecond); server-side copies are not counted. 0: no limit.
+--max-bytes-per-second caps the upload rate of the whole backup, e.g. 50MiB (units KB, MB, GB, TB,
+KiB, MiB, GiB, TiB, as vmbackup's -maxBytesPerSecond); server-side copies are not counted. 0: no limit.
 
 ${STORE_USAGE}`;
 

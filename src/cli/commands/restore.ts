@@ -19,8 +19,8 @@ and checks every file's SHA-256. Refuses an incomplete backup. Refuses a non-emp
 --replace is given; then the current contents are moved aside (DIR-replaced-<time>), never deleted.
 VictoriaLogs partitions land in DIR/partitions/YYYYMMDD. Files are written with O_DIRECT (no copy
 through the page cache) where DIR's file system takes it; --no-direct-io writes through the page cache.
---max-bytes-per-second caps the download rate of the whole restore, e.g. 50MiB (units KB, MB, GB,
-KiB, MiB, GiB, as vmrestore's -maxBytesPerSecond). 0: no limit.
+--max-bytes-per-second caps the download rate of the whole restore, e.g. 50MiB (units KB, MB, GB, TB,
+KiB, MiB, GiB, TiB, as vmrestore's -maxBytesPerSecond). 0: no limit.
 --chown UID[:GID] gives DIR and everything restored to that user (and group), for a database that
 runs as another user than the restore; needs root (the CHOWN capability). Without it the restoring
 user owns the files.
