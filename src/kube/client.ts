@@ -243,12 +243,6 @@ export class KubeClient {
     );
   }
 
-  async deleteRestore(namespace: string, name: string): Promise<void> {
-    await this.call({ verb: 'delete', resource: 'restores', group: VELERO.group, namespace, name }, (o) =>
-      this.custom.deleteNamespacedCustomObject({ ...VELERO, plural: 'restores', namespace, name }, o),
-    );
-  }
-
   async deleteNamespace(name: string): Promise<void> {
     await this.call({ verb: 'delete', resource: 'namespaces', group: '', name }, (o) => this.core.deleteNamespace({ name }, o));
   }
