@@ -128,6 +128,23 @@ describe('engine: backup, restore, verify', () => {
     expect((await openBackup(store, 'b1')).name).to.equal('b1');
   });
 
+  it('a listing that repeats an entry (a misbehaving server) deletes none of the backup\'s objects as stale', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new (class extends MemoryStore {
+      override async *list(prefix: string) {
+        for await (const o of super.list(prefix)) {
+          yield o;
+          yield o;
+        }
+      }
+    })();
+    await backupOf(store, snapshot, 'b1');
+    const restored = tmp('restore-');
+    await restoreBackup({ store, name: 'b1', dataDir: join(restored, 'data') });
+    expect(readFileSync(join(restored, 'data', 'data', 'small', '2026_11', 'PART1', 'index.bin'), 'utf8')).to.equal('index');
+    expect((await verifyBackup(store, 'b1')).problems).to.deep.equal([]);
+  });
+
   it('counts may arrive while the files upload; a failed count leaves the backup complete, recording why', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
