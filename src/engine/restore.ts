@@ -229,11 +229,14 @@ async function keepResumed(path: string, file: ManifestFile): Promise<boolean> {
   return false;
 }
 
-/** A file an interrupted run wrote, given to `owner` with the change on disk (it was fsynced before). */
-async function chownDurably(owner: FileOwner, path: string): Promise<void> {
+/**
+ * A file an interrupted run wrote whole, made durable (and given to `owner`): that run may have
+ * been killed after its last write and before its fsync, and the hash above read the page cache.
+ */
+async function keepDurably(path: string, owner: FileOwner | undefined): Promise<void> {
   const fh = await open(path, 'r');
   try {
-    await giveTo(owner, path, fh);
+    if (owner) await giveTo(owner, path, fh);
     await fh.sync();
   } finally {
     await fh.close();
@@ -398,7 +401,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     await mkdir(dirname(path), { recursive: true });
     addFoldersAbove(path, dataDir, dirs);
     if (resuming && (await keepResumed(path, file))) {
-      if (req.chown) await chownDurably(req.chown, path);
+      await keepDurably(path, req.chown);
       resumedFiles++;
       progress.bytesDone += file.size;
     } else await download(file, prefix, path);
