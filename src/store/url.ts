@@ -47,11 +47,16 @@ export function parseStoreLocation(root: string): StoreLocation {
     return { kind: 's3', bucket, prefix };
   }
   if (root.startsWith('file:')) {
+    // A URL's query and fragment are not part of its path: file:///b/vm#1 would be /b/vm, shared
+    // with every other `#…` root there.
+    if (/[?#]/.test(root)) throw invalid(root, 'a "?" or "#" would end the path here: write it as %3F or %23');
     let path: string;
     try {
       path = fileURLToPath(root);
     } catch (err) {
-      throw invalid(root, `not an absolute local file URL (expected file:///abs/dir): ${(err as Error).message}`);
+      const message = (err as Error).message;
+      if (/URI malformed/.test(message)) throw invalid(root, 'a "%" must start an escape such as %20: write a "%" itself as %25');
+      throw invalid(root, `not an absolute local file URL (expected file:///abs/dir): ${message}`);
     }
     path = resolve(path);
     if (path === '/') throw invalid(root, 'the file system root is not a backup location: name a directory, e.g. file:///var/backups/victoria');

@@ -49,6 +49,11 @@ describe('store locations', () => {
     expect(parseStoreLocation('file://localhost/srv/b')).to.deep.equal({ kind: 'file', path: '/srv/b' });
     expect(() => parseStoreLocation('file://host.example/srv')).to.throw(StoreError, /absolute local file URL/);
     expect(() => parseStoreLocation('file:///')).to.throw(StoreError, /file system root/);
+    // A query or fragment is not part of the path: file:///b/vm#1 would silently be /b/vm.
+    expect(() => parseStoreLocation('file:///b/vm#1')).to.throw(StoreError, /"\?" or "#" would end the path here: write it as %3F or %23/);
+    expect(() => parseStoreLocation('file:///b/vm?x=1')).to.throw(StoreError, /%3F or %23/);
+    expect(parseStoreLocation('file:///b/vm%231')).to.deep.equal({ kind: 'file', path: '/b/vm#1' });
+    expect(() => parseStoreLocation('file:///b/100%')).to.throw(StoreError, /write a "%" itself as %25/);
     expect(() => parseStoreLocation('/var/backups')).to.throw(StoreError, /expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir/);
     expect(() => parseStoreLocation('gs://bucket/p')).to.throw(StoreError);
   });

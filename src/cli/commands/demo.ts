@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
 import { parseFlags } from '../flags.js';
 import { request } from 'undici';
 import { restoreBackup } from '../../engine/restore.js';
@@ -87,7 +88,7 @@ export async function demoCommand(args: string[]): Promise<number> {
     if (!existsSync(bin)) throw new Error(`${bin} is missing: run bash scripts/demo.sh (it installs the components), or pass --components DIR`);
   }
   const work = mkdtempSync(join(tmpdir(), 'victoria-demo-'));
-  const storeRoot = `file://${join(work, 'backups')}`;
+  const storeRoot = pathToFileURL(join(work, 'backups')).href;
   const store = openStore(storeRoot);
   const running: Running[] = [];
   const say = (line: string) => process.stdout.write(`${line}\n`);
