@@ -92,7 +92,12 @@ function escapeUri(text: string): string {
  * The continuation token of a ListObjectsV2 page, undefined after the last page. A page marked
  * truncated without a token would end the listing early and silently: a wrong answer, so an error.
  */
-function nextToken(page: { IsTruncated?: boolean; NextContinuationToken?: string; Name?: string; KeyCount?: number }, target: string, endpoint: string): string | undefined {
+function nextToken(
+  page: { IsTruncated?: boolean; NextContinuationToken?: string; Name?: string; KeyCount?: number },
+  previous: string | undefined,
+  target: string,
+  endpoint: string,
+): string | undefined {
   // Every ListBucketResult names its bucket and says whether it is truncated. A 200 without them
   // is some other server's answer that is not HTML (those the client refuses itself, s3-client.ts
   // rejectWebPage), such as a JSON status page: the SDK parses it into an empty listing, which
@@ -106,6 +111,10 @@ function nextToken(page: { IsTruncated?: boolean; NextContinuationToken?: string
   if (!page.IsTruncated) return undefined;
   if (!page.NextContinuationToken) {
     throw new StoreError('Failed', `list ${target}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target });
+  }
+  // A server that hands back the token it was given would have the listing loop forever.
+  if (page.NextContinuationToken === previous) {
+    throw new StoreError('Failed', `list ${target}: the server gave the same continuation token again, so the listing would never end`, { operation: 'list', target });
   }
   return page.NextContinuationToken;
 }
@@ -279,7 +288,7 @@ export class S3Store implements ObjectStore {
         if (key === '' || key.endsWith('/')) continue; // "folder" placeholder objects made by consoles
         yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
       }
-      token = nextToken(page, this.target(prefix), endpointName(this.options));
+      token = nextToken(page, token, this.target(prefix), endpointName(this.options));
     } while (token);
   }
 
@@ -296,7 +305,7 @@ export class S3Store implements ObjectStore {
       for (const p of page.CommonPrefixes ?? []) {
         if (p.Prefix?.startsWith(this.root)) out.push(p.Prefix.slice(this.root.length));
       }
-      token = nextToken(page, this.target(prefix), endpointName(this.options));
+      token = nextToken(page, token, this.target(prefix), endpointName(this.options));
     } while (token);
     return out.sort(compareKeys);
   }

@@ -137,6 +137,17 @@ describe('S3 store errors', () => {
     expect(keys.message).to.equal(folders.message);
   });
 
+  it('listings: a server that gives the same continuation token again fails the listing instead of looping', async () => {
+    const { store, sent } = stubStore(() => ({ IsTruncated: true, NextContinuationToken: 'same', Contents: [{ Key: 'pre/fix/b1/x', Size: 1 }] }));
+    const keys = await rejection((async () => {
+      for await (const _ of store.list('')) void _;
+    })());
+    expect(keys.message).to.equal('list s3://bkt/pre/fix/: the server gave the same continuation token again, so the listing would never end');
+    expect(sent).to.deep.equal(['ListObjectsV2Command', 'ListObjectsV2Command']);
+    const folders = await rejection(store.listDirectories(''));
+    expect(folders.message).to.equal(keys.message);
+  });
+
   it('listings: a 200 that is no ListBucketResult (a status page, not HTML) is an error naming the endpoint, not an empty listing', async () => {
     // What the AWS SDK makes of a 200 whose body has no ListBucketResult: no fields at all.
     const { store } = stubStore(() => ({ $metadata: { httpStatusCode: 200 } }));
