@@ -139,6 +139,16 @@ export interface RestoreResult {
 
 const LOST_AND_FOUND = 'lost+found';
 
+/**
+ * The entries without the file system's lost+found, which is not data. Only a real directory is
+ * passed over: a link of that name would lead the restore's writes out of the data directory.
+ */
+async function withoutLostAndFound(dir: string, entries: string[]): Promise<string[]> {
+  if (!entries.includes(LOST_AND_FOUND)) return entries;
+  const real = (await lstat(join(dir, LOST_AND_FOUND))).isDirectory();
+  return real ? entries.filter((e) => e !== LOST_AND_FOUND) : entries;
+}
+
 /** Entries of `dir`, or [] when it does not exist. */
 async function entriesOf(dir: string): Promise<string[]> {
   try {
@@ -184,7 +194,7 @@ async function moveAside(dir: string): Promise<string> {
     new Error(`cannot move the contents of data directory ${dir} aside: ${why}. Nothing was deleted; restore into an empty directory instead, or move the contents away yourself`);
   const device = (await stat(dir)).dev;
   // lost+found belongs to the file system, not to the database: it stays.
-  const entries = (await readdir(dir)).filter((e) => e !== LOST_AND_FOUND);
+  const entries = await withoutLostAndFound(dir, await readdir(dir));
   for (const entry of entries) {
     if ((await lstat(join(dir, entry))).dev !== device) throw fail(`${entry} in it is a mount point of its own (another volume mounted inside the data directory), which cannot be moved`);
   }
@@ -259,7 +269,7 @@ function targetPath(dataDir: string, restoreTo: string, path: string): string {
 export async function checkDataDir(dir: string, req: { replace?: boolean; owner?: string }): Promise<'empty' | 'resume' | 'replace'> {
   const dataDir = resolve(dir);
   // A fresh ext4 volume mounted as the data directory holds lost+found, which is not data.
-  const existing = (await entriesOf(dataDir)).filter((e) => e !== LOST_AND_FOUND);
+  const existing = await withoutLostAndFound(dataDir, await entriesOf(dataDir));
   if (existing.length === 0) return 'empty';
   // Before a resume too: VictoriaLogs opens a directory whatever marker it holds, and a resumed
   // restore rewrites the files that differ from the backup, the running database's among them.

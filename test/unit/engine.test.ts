@@ -373,6 +373,13 @@ describe('engine: backup, restore, verify', () => {
     await restoreBackup({ store, name: 'b1', dataDir: mounted });
     expect(existsSync(join(mounted, 'data/small/2026_11/parts.json'))).to.equal(true);
     expect(existsSync(join(mounted, 'lost+found'))).to.equal(true);
+    // Only a real directory of that name: a link is data to refuse (it could lead writes elsewhere).
+    const linked = join(parent, 'linked');
+    mkdirSync(linked);
+    symlinkSync(tmp('elsewhere-'), join(linked, 'lost+found'));
+    const refused = (await restoreBackup({ store, name: 'b1', dataDir: linked }).catch((e: Error) => e)) as Error;
+    expect(refused.message).to.match(/not empty/);
+    expect(readdirSync(linked)).to.deep.equal(['lost+found']);
     // A file where the directory should be: named, with or without --replace, and left alone.
     const file = join(parent, 'a-file');
     writeFileSync(file, 'not a directory');
