@@ -1,7 +1,7 @@
 /**
  * The plugin's side of the companion protocol (src/companion/protocol.ts): each call is one exec
  * into the companion container of the pod. Short commands (hooks, the files document) are bounded
- * by `execTimeoutMs`; tar streams by `streamIdleTimeoutMs` of silence, since a large file legitimately
+ * by `execTimeoutMs` (a pre hook by at least PRE_HOOK_TIMEOUT_MS); tar streams by `streamIdleTimeoutMs` of silence, since a large file legitimately
  * takes long but never stalls; counting by `countTimeoutMs`, as it reads the whole database.
  */
 import { PassThrough, type Readable } from 'node:stream';
@@ -11,6 +11,9 @@ import { ExecError } from '../kube/errors.js';
 import { execInPod } from '../kube/exec.js';
 import type { KubeClient } from '../kube/client.js';
 import { EXECUTABLE } from './names.js';
+
+/** `pre.hook.backup.velero.io/timeout` in velero/components and the Schedules' pre hooks. */
+export const PRE_HOOK_TIMEOUT_MS = 5 * 60_000;
 
 export interface CompanionTarget {
   kube: KubeClient;
@@ -57,9 +60,14 @@ export class CompanionClient {
     return parseCompanionCounts(await this.run(['counts'], undefined, this.t.countTimeoutMs));
   }
 
-  /** Runs a hook; returns its one JSON summary line. `signal` replaces the client's (a cleanup after a cancel). */
+  /**
+   * Runs a hook; returns its one JSON summary line. `signal` replaces the client's (a cleanup after
+   * a cancel). A pre hook gets at least the time Velero's own pre hook has in velero/components:
+   * it may wait for the companion's lock and for the database's flush and snapshot.
+   */
   async hook(which: 'pre' | 'post', signal?: AbortSignal): Promise<string> {
-    return (await this.run(['hook', which], signal)).trim();
+    const timeoutMs = which === 'pre' ? Math.max(this.t.execTimeoutMs, PRE_HOOK_TIMEOUT_MS) : this.t.execTimeoutMs;
+    return (await this.run(['hook', which], signal, timeoutMs)).trim();
   }
 
   /** A tar stream of these files of one tree, in this order (the engine's tar reader checks it). */

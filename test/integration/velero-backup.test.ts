@@ -10,7 +10,8 @@
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
@@ -221,6 +222,29 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(m.totals.bytesCopied).to.be.greaterThan(0);
     expect(m.totals.bytesUploaded).to.be.lessThan(m.totals.bytes / 2);
     expect(m.durationSeconds).to.be.at.least(m.totals.bytesUploaded / 65_536 - 0.06);
+    expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'the plugin ran the post hook').to.equal(0);
+  });
+
+  it('a pre hook the plugin runs itself may take longer than execTimeoutSeconds: here it waits for the companion\'s lock', async () => {
+    const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+    api.put({ ...config, data: { ...(config.data as Record<string, string>), execTimeoutSeconds: '1' } });
+    // A live holder of the state lock (as a hook run by hand would be) for about 3 s.
+    const holder = spawn('sleep', ['3']);
+    const stat = readFileSync(`/proc/${holder.pid}/stat`, 'utf8');
+    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    writeFileSync(join(companionEnv.get(vmPod().metadata.name!)!.COMPANION_STATE_DIR!, 'lock'), `${holder.pid} ${started} hook pre\n`);
+    let res: CallResult;
+    const t0 = Date.now();
+    try {
+      res = await backupPod(vmPod(), 'b-slow-pre');
+    } finally {
+      api.put(config);
+      holder.kill();
+    }
+    expect(res.ok, res.error).to.equal(true);
+    expect(Date.now() - t0, 'the pre hook waited for the lock').to.be.greaterThan(2500);
+    expect(messages(res, 'warn').join('\n')).to.match(/no pre hook made snapshots/);
+    expect((await manifestOf('vmsingle', 'b-slow-pre')).totals.bytes).to.be.greaterThan(0);
     expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'the plugin ran the post hook').to.equal(0);
   });
 
