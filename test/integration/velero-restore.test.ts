@@ -634,6 +634,16 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     );
   });
 
+  it('a backup record that names another namespace\'s data is refused: a restore never hands one namespace links to another\'s data', async () => {
+    const record = JSON.parse(backedUp.metadata.annotations![RECORD_ANNOTATION]!) as { prefix: string };
+    const forged = { ...record, prefix: record.prefix.replace(`/${NS}/`, '/other-tenant/') };
+    const copied = { ...backedUp, metadata: { ...backedUp.metadata, annotations: { ...backedUp.metadata.annotations, [RECORD_ANNOTATION]: JSON.stringify(forged) } } };
+    const res = await restorePod(asRestored(copied), restoreObject('r-other-ns'), copied);
+    expect(res.ok).to.equal(false);
+    expect(res.error).to.contain(`pod ${NS}/${backedUp.metadata.name}: its Victoria data cannot be restored by r-other-ns from backup b1: its backup record names data of namespace other-tenant (${forged.prefix}/b1), not of ${NS}`);
+    expect(JSON.stringify(res)).not.to.match(/X-Amz-Signature/i);
+  });
+
   it('a companion whose data dir is below its mount (VICTORIA_DATA_DIR=/victoria-data/vm): the restore writes there, not at the volume\'s root', async () => {
     const record = { ...JSON.parse(backedUp.metadata.annotations![RECORD_ANNOTATION]!), dataSubdir: 'vm' };
     const below = { ...backedUp, metadata: { ...backedUp.metadata, annotations: { ...backedUp.metadata.annotations, [RECORD_ANNOTATION]: JSON.stringify(record) } } };
