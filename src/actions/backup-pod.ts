@@ -300,6 +300,7 @@ async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCoun
     ...(base ? { base } : {}),
     concurrency: config.uploadConcurrency,
     removeOnFailure: true,
+    signal: b.signal,
     ...(config.maxBytesPerSecond > 0 ? { maxBytesPerSecond: config.maxBytesPerSecond } : {}),
     onProgress,
   });

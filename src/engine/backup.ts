@@ -81,6 +81,11 @@ export interface BackupRequest {
    */
   removeOnFailure?: boolean;
   onProgress?: ProgressListener;
+  /**
+   * Stops the backup: no copy or upload starts once it is aborted (those under way end within the
+   * store's own time limits), and the backup fails with its reason. The Velero action's item timeout.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -365,6 +370,28 @@ function checkBaseObject(store: ObjectStore, key: string, size: number, baseSize
 }
 
 /**
+ * Whether a failed server-side copy means this copy cannot be made (the base object is gone,
+ * damaged or not readable by us, or the server will not copy it), so the file is uploaded instead;
+ * or that the store itself is failing (unreachable, 5xx after the retries, credentials): then the
+ * upload would fail the same way after as many retries, once per file, so the backup fails now.
+ */
+function uploadInstead(err: unknown): boolean {
+  if (!(err instanceof StoreError)) return true; // checkBaseObject: the base backup is damaged
+  switch (err.code) {
+    case 'NotFound':
+    case 'SizeMismatch':
+    case 'Changed':
+    case 'AccessDenied':
+    case 'InvalidRange':
+      return true;
+    case 'Failed':
+      return err.status !== undefined && err.status >= 400 && err.status < 500;
+    default:
+      return false;
+  }
+}
+
+/**
  * Check every object (vmbackup checks each upload's size; we check the listing, which also finds
  * stale objects of an earlier attempt that vmrestore would otherwise restore), and remove the stale ones.
  */
@@ -495,6 +522,7 @@ class FolderWriter {
     progress.phase = 'copying';
     // A copy is one small request whose work is the server's: more of them at once than uploads.
     await forEachLimit(toCopy, this.concurrency * 4, async ([file, prev]) => {
+      this.req.signal?.throwIfAborted();
       try {
         const parts = splitParts(file.path, file.size);
         for (const part of parts) checkBaseObject(store, treeKey(baseName, tree.prefix, partKey(part)), part.size, baseSizes);
@@ -503,6 +531,7 @@ class FolderWriter {
           for (const part of parts) await store.copy(treeKey(baseName, tree.prefix, partKey(part)), keyOf(part), part.size);
         }
       } catch (err) {
+        if (!uploadInstead(err)) throw err;
         refused.count++;
         refused.first ??= err instanceof Error ? err.message : String(err);
         toUpload.push(file);
@@ -528,6 +557,7 @@ class FolderWriter {
     // the large files ahead of it need nothing from the reader to finish).
     const large = new Semaphore(this.concurrency);
     await forEachLimit(tree.reader.read(toUpload), this.concurrency * 2, async (entry) => {
+      this.req.signal?.throwIfAborted();
       const file = byPath.get(entry.file.path);
       if (!file) throw new Error(`the file reader returned ${entry.file.path}, which was not requested`);
       const isLarge = file.size > SMALL_FILE;

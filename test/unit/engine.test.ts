@@ -515,7 +515,7 @@ describe('engine: backup, restore, verify', () => {
     // As a server may (moto refuses CopyObject into a bucket with S3 Object Lock without a checksum header).
     class NoCopies extends MemoryStore {
       override async copy(): Promise<void> {
-        throw new StoreError('Failed', 'copy refused', { operation: 'copy' });
+        throw new StoreError('Failed', 'copy refused', { operation: 'copy', status: 400 });
       }
     }
     const { snapshot } = makeSnapshot();
@@ -532,6 +532,45 @@ describe('engine: backup, restore, verify', () => {
     expect((await backupOf(new MemoryStore(), snapshot, 'b1')).copiesRefused, 'absent when nothing was refused').to.equal(undefined);
     expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(true);
     expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
+  });
+
+  it('incremental: a store that is failing (unreachable, 5xx after its retries, credentials) fails the backup at the first copy instead of trying every file', async () => {
+    const { snapshot } = makeSnapshot();
+    for (const failure of [
+      new StoreError('Failed', 'copy s3://b/k: cannot reach http://s3:9000 (ECONNREFUSED)', { operation: 'copy' }),
+      new StoreError('Failed', 'copy s3://b/k: failed after 10 attempts: InternalError (HTTP 500)', { operation: 'copy', status: 500 }),
+      new StoreError('Credentials', 'copy s3://b/k: the session token has expired (ExpiredToken)', { operation: 'copy' }),
+    ]) {
+      const store = new (class extends MemoryStore {
+        override async copy(): Promise<void> {
+          this.calls.copy++;
+          throw failure;
+        }
+      })();
+      await backupOf(store, snapshot, 'b1');
+      const puts = store.calls.put;
+      const err = (await backupOf(store, snapshot, 'b2', { base: await newestComplete(store) }).catch((e: Error) => e)) as Error;
+      expect(err.message).to.equal(failure.message);
+      expect(store.calls.copy, 'the copies under way at most, not one per file').to.be.at.most(4 * 4);
+      expect(store.calls.put - puts, 'no file uploaded instead').to.be.at.most(1);
+      expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(false);
+    }
+  });
+
+  it('an aborted signal (the Velero item timeout) stops the backup before its next copy or upload, with the signal\'s reason', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    const controller = new AbortController();
+    controller.abort(new Error('the backup took longer than itemTimeoutSeconds (1 s) and was stopped'));
+    const before = { ...store.calls };
+    for (const base of [await newestComplete(store), undefined]) {
+      const err = (await backupOf(store, snapshot, 'b2', { ...(base ? { base } : {}), signal: controller.signal }).catch((e: Error) => e)) as Error;
+      expect(err.message).to.equal('the backup took longer than itemTimeoutSeconds (1 s) and was stopped');
+    }
+    expect(store.calls.copy).to.equal(before.copy);
+    expect([...store.objects.keys()].filter((k) => k.startsWith('b2/data/')), 'nothing copied or uploaded').to.deep.equal([]);
+    expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(false);
   });
 
   it('incremental: an object of the base that is missing or of the wrong size is uploaded instead of copied, naming it; the backup completes', async () => {
