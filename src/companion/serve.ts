@@ -5,13 +5,14 @@
  *
  * Its one job: a snapshot set whose `hook post` never ran (a backup that crashed, a Velero that
  * was killed) pins disk space until someone deletes it. Every few minutes, and once at start, a
- * recorded set older than --max-snapshot-age is deleted and the record cleared. Only recorded
+ * recorded set older than --max-snapshot-age, and not read by a backup for as long, is deleted
+ * and the record cleared. Only recorded
  * snapshots are ever touched.
  */
 import { Agent } from 'undici';
 import type { SnapshotSource } from '../victoria/types.js';
 import { describeConfig, formatDuration, openConfiguredSource, type CompanionConfig } from './config.js';
-import { recordOfThisServer, removeRecord } from './state.js';
+import { lastUse, recordOfThisServer, removeRecord } from './state.js';
 import { acquireStateLock } from './state-lock.js';
 import { unlessUndeletable } from './hooks.js';
 
@@ -74,7 +75,9 @@ export async function expireRecorded(config: CompanionConfig, source: SnapshotSo
 async function expireUnlocked(config: CompanionConfig, source: SnapshotSource, now: Date, log: (line: string) => void): Promise<string[]> {
   const record = await recordOfThisServer(config.stateDir, source.kind, source.url);
   if (!record) return [];
-  const ageMs = now.getTime() - Date.parse(record.createdAt);
+  const created = Date.parse(record.createdAt);
+  const used = (await lastUse(config.stateDir))?.getTime() ?? 0;
+  const ageMs = now.getTime() - Math.max(created, used);
   if (ageMs < config.maxSnapshotAgeMs) return [];
   const deleted = await unlessUndeletable(() => source.delete(record.snapshots));
   await removeRecord(config.stateDir);
@@ -84,7 +87,7 @@ async function expireUnlocked(config: CompanionConfig, source: SnapshotSource, n
     return [];
   }
   log(
-    `deleted ${names.length} recorded snapshot(s) from ${record.createdAt} (age ${formatDuration(ageMs)} > max-snapshot-age ` +
+    `deleted ${names.length} recorded snapshot(s) from ${record.createdAt} (${used > created ? 'unused for' : 'age'} ${formatDuration(ageMs)} > max-snapshot-age ` +
       `${formatDuration(config.maxSnapshotAgeMs)}: the backup's post hook never ran): ${names.join(', ') || 'none'}`,
   );
   return names;

@@ -7,7 +7,7 @@
  * Written atomically (temporary file, fsync, rename), so a reader sees the old record or the new
  * one, never half of one, even if the container is killed mid-write.
  */
-import { mkdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../engine/file-writer.js';
 import type { Snapshot, SourceKind } from '../victoria/types.js';
@@ -21,7 +21,7 @@ export interface RecordedSet {
   kind: SourceKind;
   /** The server's base URL, without credentials. */
   url: string;
-  /** Snapshot time (ISO 8601): `counts` counts data before it, and serve ages the set from it. */
+  /** Snapshot time (ISO 8601): `counts` counts data before it, and serve ages the set from it (or from its last use). */
   createdAt: string;
   snapshots: Snapshot[];
   version?: string;
@@ -92,6 +92,28 @@ export async function writeRecord(stateDir: string, record: RecordedSet): Promis
     await unlink(tmp).catch(() => undefined);
     throw new CompanionError(`cannot write ${file}: ${(err as Error).message}: ${STATE_DIR_HINT}`);
   }
+}
+
+const IN_USE_FILE = 'in-use';
+
+/**
+ * Notes that a backup reads the recorded set now (`files`, and `tar` while it streams), as the
+ * mtime of `<state-dir>/in-use`: serve ages a set from its last use, so it never deletes one that
+ * a long backup (or one that waited for another pod's) is still reading. Best effort: a failure
+ * here costs only that protection, never the backup.
+ */
+export async function markInUse(stateDir: string, now = new Date()): Promise<void> {
+  const file = join(stateDir, IN_USE_FILE);
+  await utimes(file, now, now).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') return;
+    await writeFile(file, '', { mode: 0o600 });
+    await utimes(file, now, now);
+  }).catch(() => undefined);
+}
+
+/** When a backup last read the recorded set (markInUse), or undefined. */
+export async function lastUse(stateDir: string): Promise<Date | undefined> {
+  return stat(join(stateDir, IN_USE_FILE)).then((s) => s.mtime, () => undefined);
 }
 
 /** Removes the record; one that is already gone is fine. */

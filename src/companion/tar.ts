@@ -23,10 +23,12 @@ import type { CompanionConfig } from './config.js';
 import { CompanionError, usageError } from './errors.js';
 import { snapshotMissing, snapshotRoot } from './files.js';
 import { parseTarRequest, ProtocolError, type TarRequest } from './protocol.js';
-import { requireRecord } from './state.js';
+import { markInUse, requireRecord } from './state.js';
 
 /** Read size: large enough for throughput, small enough that a few in flight cost little. */
 const CHUNK_BYTES = 256 * 1024;
+/** How often a running stream notes the set in use: far below any --max-snapshot-age worth setting. */
+const IN_USE_INTERVAL_MS = 60_000;
 /** Read buffers kept for reuse; backpressure keeps the number in flight at a few. */
 const SPARE_BUFFERS = 8;
 /** A request line longer than this is not a file list (a million paths fit comfortably). */
@@ -81,6 +83,9 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
     pack.destroy(failure);
     throw failure;
   };
+  await markInUse(config.stateDir);
+  // A stream may run for hours: serve must see the set in use until its last byte.
+  const inUse = setInterval(() => void markInUse(config.stateDir), IN_USE_INTERVAL_MS);
   const buffers = new ReadBuffers(output instanceof Socket || output === process.stdout);
   const producing = packFiles(pack, root, request.files, buffers).then((r) => {
     pack.finalize();
@@ -88,6 +93,7 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
   }, fail);
   const consuming = copyOut(pack, output, buffers).catch(fail);
   const [result] = await Promise.allSettled([producing, consuming]);
+  clearInterval(inUse);
   if (failure) throw failure;
   return (result as PromiseFulfilledResult<TarResult>).value;
 }

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -221,10 +221,14 @@ describe('companion against VictoriaMetrics 1.145', function () {
     const record = (await readRecord(stateDir))!;
     const doc = await filesDocument(config);
     const wanted = chooseSubset(doc.trees[0]!.files);
+    const inUse = join(stateDir, 'in-use');
+    utimesSync(inUse, 0, 0); // files ran before: this tar must note the use again
     const r = await cli(['tar'], env, formatTarRequest({ tree: '', files: wanted }));
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stderr).to.equal('');
     await expectSameBytes(await untar(r.stdout), wanted, join(vm.dataDir, record.snapshots[0]!.dir));
+    // serve ages the set from its last use, so a backup still reading it keeps it.
+    expect(Date.now() - statSync(inUse).mtimeMs, 'tar noted that a backup reads the set').to.be.lessThan(60_000);
   });
 
   it('tar with a path outside the recorded set exits 2 and writes no tar', async () => {

@@ -9,7 +9,7 @@ import { COMPANION_EXIT } from '../../src/companion/protocol.js';
 import { preHook } from '../../src/companion/hooks.js';
 import { expireRecorded } from '../../src/companion/serve.js';
 import { acquireStateLock, lockPath, withStateLock } from '../../src/companion/state-lock.js';
-import { readRecord, recordPath, STATE_FORMAT, writeRecord, type RecordedSet } from '../../src/companion/state.js';
+import { markInUse, readRecord, recordPath, STATE_FORMAT, writeRecord, type RecordedSet } from '../../src/companion/state.js';
 import type { Snapshot, SnapshotSource } from '../../src/victoria/types.js';
 
 const snapshot = (name: string): Snapshot => ({
@@ -109,6 +109,16 @@ describe('companion state and expiry', () => {
     expect(await readRecord(config.stateDir)).to.equal(undefined);
     expect(lines).to.have.length(1);
     expect(lines[0]).to.match(/^deleted 1 recorded snapshot\(s\) from 2026-01-01T10:00:00.000Z \(age 6h1s > max-snapshot-age 6h: the backup's post hook never ran\): 20260101100000-AA$/);
+  });
+
+  it('ages a set from its last use: one a long backup still reads (files, tar) is kept past the limit', async () => {
+    await writeRecord(config.stateDir, record('20260101100000-AA', '2026-01-01T10:00:00.000Z'));
+    await markInUse(config.stateDir, new Date('2026-01-01T15:00:00Z'));
+    const reading = fakeSource();
+    expect(await expireRecorded(config, reading, new Date('2026-01-01T16:00:01Z'), log)).to.deep.equal([]);
+    expect(reading.deleted).to.deep.equal([]);
+    expect(await expireRecorded(config, fakeSource(), new Date('2026-01-01T21:00:01Z'), log)).to.deep.equal(['20260101100000-AA']);
+    expect(lines.at(-1)).to.match(/^deleted 1 recorded snapshot\(s\) from 2026-01-01T10:00:00.000Z \(unused for 6h1s > max-snapshot-age 6h/);
   });
 
   it('leaves the record alone while a hook holds the lock, and expires it at a later tick', async () => {
