@@ -100,6 +100,11 @@ export function pendingCounts(counts: Promise<BackupCounts>): Promise<BackupCoun
 
 /** Files up to this size are "small": one PutObject of at most this many bytes in memory. */
 const SMALL_FILE = 1024 * 1024;
+/**
+ * Copies in a row that fail past their retries (5xx, timeouts, an unreachable endpoint) before the
+ * backup gives up on the store: one round of the copies in flight at the default concurrency.
+ */
+const COPY_TROUBLE_LIMIT = 16;
 
 function treeKey(name: string, prefix: string, key: string): string {
   return `${name}/${prefix}${key}`;
@@ -370,24 +375,26 @@ function checkBaseObject(store: ObjectStore, key: string, size: number, baseSize
 }
 
 /**
- * Whether a failed server-side copy means this copy cannot be made (the base object is gone,
- * damaged or not readable by us, or the server will not copy it), so the file is uploaded instead;
- * or that the store itself is failing (unreachable, 5xx after the retries, credentials): then the
- * upload would fail the same way after as many retries, once per file, so the backup fails now.
+ * What a failed server-side copy means. 'refused': this copy cannot be made (the base object is
+ * gone, damaged or not readable by us, or the server will not copy), so the file is uploaded
+ * instead. 'fatal': the store refuses us (credentials, configuration): an upload would fail too.
+ * 'trouble': the store failed past its retries, which may be this copy's alone; the file is
+ * uploaded instead, but a run of them with no copy succeeding means the store is down (see
+ * COPY_TROUBLE_LIMIT).
  */
-function uploadInstead(err: unknown): boolean {
-  if (!(err instanceof StoreError)) return true; // checkBaseObject: the base backup is damaged
+function copyFailure(err: unknown): 'refused' | 'trouble' | 'fatal' {
+  if (!(err instanceof StoreError)) return 'refused'; // checkBaseObject: the base backup is damaged
   switch (err.code) {
-    case 'NotFound':
-    case 'SizeMismatch':
-    case 'Changed':
-    case 'AccessDenied':
-    case 'InvalidRange':
-      return true;
+    case 'Credentials':
+    case 'Config':
+      return 'fatal';
     case 'Failed':
-      return err.status !== undefined && err.status >= 400 && err.status < 500;
+      // 501: a server without (UploadPart)Copy. Other 5xx past the retries, timeouts, resets and
+      // an unreachable endpoint may be the copy's own trouble (a long copy, copy-rate throttling,
+      // an unreadable base file) or the store's.
+      return err.status === undefined || (err.status >= 500 && err.status !== 501) ? 'trouble' : 'refused';
     default:
-      return false;
+      return 'refused';
   }
 }
 
@@ -521,6 +528,8 @@ class FolderWriter {
     const inPlace = baseName === this.name;
     progress.phase = 'copying';
     // A copy is one small request whose work is the server's: more of them at once than uploads.
+    // Copies that failed for the store's trouble since the last one that worked.
+    let troubleRun = 0;
     await forEachLimit(toCopy, this.concurrency * 4, async ([file, prev]) => {
       this.req.signal?.throwIfAborted();
       try {
@@ -531,12 +540,17 @@ class FolderWriter {
           for (const part of parts) await store.copy(treeKey(baseName, tree.prefix, partKey(part)), keyOf(part), part.size);
         }
       } catch (err) {
-        if (!uploadInstead(err)) throw err;
+        const failure = copyFailure(err);
+        if (failure === 'fatal') throw err;
+        // Each such copy took all its retries: with no copy working, trying every file and then
+        // uploading them all would hold the backup for hours against a store that is down.
+        if (failure === 'trouble' && ++troubleRun >= COPY_TROUBLE_LIMIT) throw err;
         refused.count++;
         refused.first ??= err instanceof Error ? err.message : String(err);
         toUpload.push(file);
         return;
       }
+      troubleRun = 0;
       done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' });
       progress.filesDone++;
       progress.bytesDone += file.size;
@@ -557,9 +571,14 @@ class FolderWriter {
     // the large files ahead of it need nothing from the reader to finish).
     const large = new Semaphore(this.concurrency);
     await forEachLimit(tree.reader.read(toUpload), this.concurrency * 2, async (entry) => {
-      this.req.signal?.throwIfAborted();
+      // An entry left unread would hold up a sequential reader (a tar stream) and its other workers.
+      const refuse = (err: Error): never => {
+        entry.stream.destroy(err);
+        throw err;
+      };
+      if (this.req.signal?.aborted) refuse(this.req.signal.reason as Error);
       const file = byPath.get(entry.file.path);
-      if (!file) throw new Error(`the file reader returned ${entry.file.path}, which was not requested`);
+      if (!file) return refuse(new Error(`the file reader returned ${entry.file.path}, which was not requested`));
       const isLarge = file.size > SMALL_FILE;
       if (isLarge) await large.acquire();
       let sha256: string;

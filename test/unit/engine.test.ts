@@ -534,27 +534,48 @@ describe('engine: backup, restore, verify', () => {
     expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
   });
 
-  it('incremental: a store that is failing (unreachable, 5xx after its retries, credentials) fails the backup at the first copy instead of trying every file', async () => {
+  it('incremental: a store that refuses us (credentials) fails the backup at the first copy; one that fails past its retries, after a run of copies with none working', async () => {
+    // A snapshot of many part directories: more unchanged files than copies run at once.
     const { snapshot } = makeSnapshot();
-    for (const failure of [
-      new StoreError('Failed', 'copy s3://b/k: cannot reach http://s3:9000 (ECONNREFUSED)', { operation: 'copy' }),
-      new StoreError('Failed', 'copy s3://b/k: failed after 10 attempts: InternalError (HTTP 500)', { operation: 'copy', status: 500 }),
-      new StoreError('Credentials', 'copy s3://b/k: the session token has expired (ExpiredToken)', { operation: 'copy' }),
-    ]) {
-      const store = new (class extends MemoryStore {
-        override async copy(): Promise<void> {
+    const real = join(snapshot, 'data', 'small', '2026_11');
+    for (let i = 0; i < 40; i++) {
+      mkdirSync(join(real, `PART-${i}`));
+      writeFileSync(join(real, `PART-${i}`, 'values.bin'), `part ${i}`);
+    }
+    const failing = (failure: StoreError, worksEvery = 0) =>
+      new (class extends MemoryStore {
+        override async copy(from: string, to: string): Promise<void> {
           this.calls.copy++;
+          if (worksEvery > 0 && this.calls.copy % worksEvery === 0) return super.copy(from, to);
           throw failure;
         }
       })();
+    for (const [failure, most] of [
+      [new StoreError('Credentials', 'copy s3://b/k: the session token has expired (ExpiredToken)', { operation: 'copy' }), 16],
+      [new StoreError('Failed', 'copy s3://b/k: cannot reach http://s3:9000 (ECONNREFUSED)', { operation: 'copy' }), 16 + 15],
+      [new StoreError('Failed', 'copy s3://b/k: failed after 10 attempts: InternalError (HTTP 500)', { operation: 'copy', status: 500 }), 16 + 15],
+    ] as const) {
+      const store = failing(failure);
       await backupOf(store, snapshot, 'b1');
       const puts = store.calls.put;
       const err = (await backupOf(store, snapshot, 'b2', { base: await newestComplete(store) }).catch((e: Error) => e)) as Error;
       expect(err.message).to.equal(failure.message);
-      expect(store.calls.copy, 'the copies under way at most, not one per file').to.be.at.most(4 * 4);
+      expect(store.calls.copy, 'not one copy per file').to.be.at.most(most);
       expect(store.calls.put - puts, 'no file uploaded instead').to.be.at.most(1);
       expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(false);
     }
+    // Copies that fail now and then (a long copy timing out, copy-rate throttling) are uploaded instead.
+    const flaky = failing(new StoreError('Failed', 'copy s3://b/k: failed after 10 attempts: SlowDown (HTTP 503)', { operation: 'copy', status: 503 }), 3);
+    await backupOf(flaky, snapshot, 'b1');
+    const m2 = await backupOf(flaky, snapshot, 'b2', { base: await newestComplete(flaky) });
+    expect(m2.copiesRefused!.count).to.be.greaterThan(20);
+    expect((await verifyBackup(flaky, 'b2')).ok).to.equal(true);
+    // A server without server-side copies (501) is a refusal: every file is uploaded.
+    const noCopies = failing(new StoreError('Failed', 'copy s3://b/k: failed: NotImplemented (HTTP 501)', { operation: 'copy', status: 501 }));
+    await backupOf(noCopies, snapshot, 'b1');
+    const m3 = await backupOf(noCopies, snapshot, 'b2', { base: await newestComplete(noCopies) });
+    expect(m3.totals.bytesCopied).to.equal(0);
+    expect((await verifyBackup(noCopies, 'b2')).ok).to.equal(true);
   });
 
   it('an aborted signal (the Velero item timeout) stops the backup before its next copy or upload, with the signal\'s reason', async () => {
