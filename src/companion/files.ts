@@ -10,11 +10,10 @@ import type { Snapshot } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
 import { CompanionError } from './errors.js';
 import { COMPANION_FILES_FORMAT, type CompanionFiles, type CompanionTree } from './protocol.js';
-import { markInUse, requireRecord } from './state.js';
+import { requireRecord } from './state.js';
 
 export async function filesDocument(config: CompanionConfig): Promise<CompanionFiles> {
   const record = await requireRecord(config.stateDir, config.kind);
-  await markInUse(config.stateDir);
   const trees: CompanionTree[] = [];
   const dropped: string[] = [];
   // One snapshot at a time: listing is stat-bound, and the sidecar should stay light on the node.

@@ -97,10 +97,11 @@ export async function writeRecord(stateDir: string, record: RecordedSet): Promis
 const IN_USE_FILE = 'in-use';
 
 /**
- * Notes that a backup reads the recorded set now (`files`, and `tar` while it streams), as the
- * mtime of `<state-dir>/in-use`: serve ages a set from its last use, so it never deletes one that
- * a long backup (or one that waited for another pod's) is still reading. Best effort: a failure
- * here costs only that protection, never the backup.
+ * Notes that a backup reads the recorded set now (`tar`, as it starts and while it streams), as
+ * the mtime of `<state-dir>/in-use`: serve ages a set from its last use, so it never deletes one
+ * that a long backup is still reading. Not `files`: a backup that lists a stale set and then
+ * refuses it would keep it alive. Best effort: a failure here costs only that protection, never
+ * the backup.
  */
 export async function markInUse(stateDir: string, now = new Date()): Promise<void> {
   const file = join(stateDir, IN_USE_FILE);

@@ -84,14 +84,21 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
     throw failure;
   };
   await markInUse(config.stateDir);
-  // A stream may run for hours: serve must see the set in use until its last byte.
-  const inUse = setInterval(() => void markInUse(config.stateDir), IN_USE_INTERVAL_MS);
+  // A stream may run for hours: serve must see the set in use while bytes go out (a stream that
+  // stalls, its reader gone, stops renewing it).
+  const sent = { bytes: 0 };
+  let noted = 0;
+  const inUse = setInterval(() => {
+    if (sent.bytes === noted) return;
+    noted = sent.bytes;
+    void markInUse(config.stateDir);
+  }, IN_USE_INTERVAL_MS);
   const buffers = new ReadBuffers(output instanceof Socket || output === process.stdout);
   const producing = packFiles(pack, root, request.files, buffers).then((r) => {
     pack.finalize();
     return r;
   }, fail);
-  const consuming = copyOut(pack, output, buffers).catch(fail);
+  const consuming = copyOut(pack, output, buffers, sent).catch(fail);
   const [result] = await Promise.allSettled([producing, consuming]);
   clearInterval(inUse);
   if (failure) throw failure;
@@ -226,10 +233,10 @@ async function packFile(pack: Pack, root: string, path: string, buffers: ReadBuf
 }
 
 /**
- * Copies the tar to the output, waiting whenever the output's buffer is full. An output error (the
+ * Copies the tar to the output (counting into `sent` what it took), waiting whenever the output's buffer is full. An output error (the
  * reader went away: EPIPE) ends the copy at once, also between writes.
  */
-async function copyOut(pack: Pack, output: Writable, buffers: ReadBuffers): Promise<void> {
+async function copyOut(pack: Pack, output: Writable, buffers: ReadBuffers, sent: { bytes: number }): Promise<void> {
   let outputError: Error | undefined;
   const onError = (err: Error): void => {
     outputError = err;
@@ -239,7 +246,9 @@ async function copyOut(pack: Pack, output: Writable, buffers: ReadBuffers): Prom
   try {
     for await (const chunk of pack as AsyncIterable<Buffer>) {
       const ready = output.write(chunk, (err) => {
-        if (!err) buffers.written(chunk);
+        if (err) return;
+        sent.bytes += chunk.length;
+        buffers.written(chunk);
       });
       if (!ready) await drained(output);
     }
