@@ -46,15 +46,16 @@ export interface LeftoverScan {
 const lastSegment = (dir: string): string => dir.split('/').at(-2)!;
 
 async function describeFolder(store: ObjectStore, prefix: string, parts: Omit<BackupFolder, 'folder' | 'objects' | 'bytes' | 'lastModified'>): Promise<BackupFolder> {
-  let objects = 0;
+  const seen = new Set<string>(); // a key the listing repeats (a misbehaving server) is one object
   let bytes = 0;
   let lastModified: Date | undefined;
   for await (const o of store.list(prefix)) {
-    objects++;
+    if (seen.has(o.key)) continue;
+    seen.add(o.key);
     bytes += o.size;
     if (o.lastModified && (!lastModified || o.lastModified > lastModified)) lastModified = o.lastModified;
   }
-  return { ...parts, folder: `${PLUGIN_FOLDER}/${prefix.slice(0, -1)}`, objects, bytes, lastModified };
+  return { ...parts, folder: `${PLUGIN_FOLDER}/${prefix.slice(0, -1)}`, objects: seen.size, bytes, lastModified };
 }
 
 export interface LocationStores {

@@ -144,15 +144,6 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
   const target = targetNamespace(restore, namespace);
   const s: PodRestore = { ...r, fields, config, volume, mount, target, drill: target !== namespace };
-  const recordedNamespace = recordedWorkloadFolder(record).split('/')[0];
-  if (recordedNamespace !== namespace) {
-    // The backup action writes a pod's record for the pod's own namespace. One naming another was
-    // copied or edited, and following it would hand this namespace links to another's data.
-    throw new Error(
-      `its backup record names data of namespace ${recordedNamespace} (${record.prefix}/${record.name}), not of ${namespace}: the record was copied from another pod or edited, ` +
-        `and a restore never reads another namespace's data; if that data really is this pod's, restore it by hand with velero-plugin-victoria restore (docs/cli.md)`,
-    );
-  }
   if (record.name !== restore.backupName) {
     // The pod was backed up without our action (unlabelled, or the plugin not installed) and kept
     // the record of the backup it was itself restored from: that backup's data is all there is.
@@ -166,6 +157,15 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   for (const warning of conflicts.warnings) ctx.log.warn(`${podId}: ${warning}`, fields);
   // Velero will not create the pod: no plan, no init container.
   if (conflicts.podExists) return r.pod;
+  const recordedNamespace = recordedWorkloadFolder(record).split('/')[0];
+  if (recordedNamespace !== namespace) {
+    // The backup action writes a pod's record for the pod's own namespace. One naming another was
+    // copied or edited, and following it would hand this namespace links to another's data.
+    throw new Error(
+      `its backup record names data of namespace ${recordedNamespace} (${record.prefix}/${record.name}), not of ${namespace}: the record was copied from another pod or edited, ` +
+        `and a restore never reads another namespace's data; if that data really is this pod's, restore it by hand with velero-plugin-victoria restore (docs/cli.md)`,
+    );
+  }
 
   const placement = placeData(s);
   const image = config.restoreImage ? { image: config.restoreImage } : await pluginImage(kube, restore.veleroNamespace);

@@ -15,12 +15,12 @@ export interface DeleteResult {
 
 export async function deleteBackup(store: ObjectStore, name: string): Promise<DeleteResult> {
   checkRelPath(name, 'backup name');
-  const keys: string[] = [];
+  // A Map: a key the listing repeats (a misbehaving server) is one object.
+  const sizes = new Map<string, number>();
+  for await (const obj of store.list(`${name}/`)) sizes.set(obj.key, obj.size);
+  const keys = [...sizes.keys()];
   let bytes = 0;
-  for await (const obj of store.list(`${name}/`)) {
-    keys.push(obj.key);
-    bytes += obj.size;
-  }
+  for (const size of sizes.values()) bytes += size;
   const isMarker = (key: string) => key === `${name}/${COMPLETE_KEY}` || key.endsWith(`/${VM_COMPLETE_MARKER}`);
   await store.delete(keys.filter(isMarker));
   await store.delete(keys.filter((k) => !isMarker(k)));

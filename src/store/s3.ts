@@ -94,7 +94,7 @@ function escapeUri(text: string): string {
  */
 function nextToken(
   page: { IsTruncated?: boolean; NextContinuationToken?: string; Name?: string; KeyCount?: number },
-  previous: string | undefined,
+  seen: Set<string>,
   target: string,
   endpoint: string,
 ): string | undefined {
@@ -112,10 +112,11 @@ function nextToken(
   if (!page.NextContinuationToken) {
     throw new StoreError('Failed', `list ${target}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target });
   }
-  // A server that hands back the token it was given would have the listing loop forever.
-  if (page.NextContinuationToken === previous) {
-    throw new StoreError('Failed', `list ${target}: the server gave the same continuation token again, so the listing would never end`, { operation: 'list', target });
+  // A server that hands back a token it gave before would have the listing loop forever.
+  if (seen.has(page.NextContinuationToken)) {
+    throw new StoreError('Failed', `list ${target}: the server gave a continuation token it had given before, so the listing would never end`, { operation: 'list', target });
   }
+  seen.add(page.NextContinuationToken);
   return page.NextContinuationToken;
 }
 
@@ -278,6 +279,7 @@ export class S3Store implements ObjectStore {
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     checkPrefix(prefix, 'list');
     let token: string | undefined;
+    const seen = new Set<string>();
     do {
       const page = await this.call('list', prefix, () =>
         this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root + prefix, MaxKeys: this.listPageSize, ...(token ? { ContinuationToken: token } : {}) })),
@@ -288,7 +290,7 @@ export class S3Store implements ObjectStore {
         if (key === '' || key.endsWith('/')) continue; // "folder" placeholder objects made by consoles
         yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
       }
-      token = nextToken(page, token, this.target(prefix), endpointName(this.options));
+      token = nextToken(page, seen, this.target(prefix), endpointName(this.options));
     } while (token);
   }
 
@@ -296,6 +298,7 @@ export class S3Store implements ObjectStore {
     checkPrefix(prefix, 'listDirectories');
     const out: string[] = [];
     let token: string | undefined;
+    const seen = new Set<string>();
     do {
       const page = await this.call('listDirectories', prefix, () =>
         this.client.send(
@@ -305,7 +308,7 @@ export class S3Store implements ObjectStore {
       for (const p of page.CommonPrefixes ?? []) {
         if (p.Prefix?.startsWith(this.root)) out.push(p.Prefix.slice(this.root.length));
       }
-      token = nextToken(page, token, this.target(prefix), endpointName(this.options));
+      token = nextToken(page, seen, this.target(prefix), endpointName(this.options));
     } while (token);
     return out.sort(compareKeys);
   }
