@@ -1,8 +1,9 @@
 /**
  * The plugin's side of the companion protocol (src/companion/protocol.ts): each call is one exec
  * into the companion container of the pod. Short commands (hooks, the files document) are bounded
- * by `execTimeoutMs` (a pre hook by at least PRE_HOOK_TIMEOUT_MS); tar streams by `streamIdleTimeoutMs` of silence, since a large file legitimately
- * takes long but never stalls; counting by `countTimeoutMs`, as it reads the whole database.
+ * by `execTimeoutMs` (a pre hook by at least PRE_HOOK_TIMEOUT_MS); tar streams by
+ * `streamIdleTimeoutMs` of silence, since a large file legitimately takes long but never stalls;
+ * counting by `countTimeoutMs`, as it reads the whole database.
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionCounts, type CompanionFiles, type CompanionTree } from '../companion/protocol.js';

@@ -6,8 +6,7 @@
  * Its one job: a snapshot set whose `hook post` never ran (a backup that crashed, a Velero that
  * was killed) pins disk space until someone deletes it. Every few minutes, and once at start, a
  * recorded set older than --max-snapshot-age, and not read by a backup for as long, is deleted
- * and the record cleared. Only recorded
- * snapshots are ever touched.
+ * and the record cleared. Only recorded snapshots are ever touched.
  */
 import { Agent } from 'undici';
 import type { SnapshotSource } from '../victoria/types.js';

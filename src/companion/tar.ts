@@ -233,8 +233,9 @@ async function packFile(pack: Pack, root: string, path: string, buffers: ReadBuf
 }
 
 /**
- * Copies the tar to the output (counting into `sent` what it took), waiting whenever the output's buffer is full. An output error (the
- * reader went away: EPIPE) ends the copy at once, also between writes.
+ * Copies the tar to the output (counting into `sent` what it took), waiting whenever the output's
+ * buffer is full. An output error (the reader went away: EPIPE) ends the copy at once, also
+ * between writes.
  */
 async function copyOut(pack: Pack, output: Writable, buffers: ReadBuffers, sent: { bytes: number }): Promise<void> {
   let outputError: Error | undefined;

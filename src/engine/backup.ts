@@ -527,9 +527,9 @@ class FolderWriter {
     // A re-run into the name of the newest complete backup finds unchanged files in place.
     const inPlace = baseName === this.name;
     progress.phase = 'copying';
-    // A copy is one small request whose work is the server's: more of them at once than uploads.
     // Copies that failed for the store's trouble since the last one that worked.
     let troubleRun = 0;
+    // A copy is one small request whose work is the server's: more of them at once than uploads.
     await forEachLimit(toCopy, this.concurrency * 4, async ([file, prev]) => {
       this.req.signal?.throwIfAborted();
       try {
