@@ -26,7 +26,7 @@ const EMPTY_LOCK_GRACE_MS = 5000;
 export const lockPath = (stateDir: string): string => join(stateDir, LOCK_FILE);
 
 /** The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined. */
-async function startTime(pid: number): Promise<string | undefined> {
+export async function processStartTime(pid: number): Promise<string | undefined> {
   try {
     const text = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
@@ -46,7 +46,7 @@ async function holderAlive(file: string, text: string): Promise<boolean> {
     const mtime = await stat(file).then((s) => s.mtimeMs, () => 0);
     return Date.now() - mtime < EMPTY_LOCK_GRACE_MS;
   }
-  const now = await startTime(Number(pid));
+  const now = await processStartTime(Number(pid));
   return now !== undefined && now === started;
 }
 
@@ -65,7 +65,7 @@ export async function acquireStateLock(stateDir: string, what: string, waitMs: n
     try {
       const handle = await open(file, 'wx', 0o600);
       try {
-        await handle.writeFile(`${process.pid} ${(await startTime(process.pid)) ?? '?'} ${what}\n`);
+        await handle.writeFile(`${process.pid} ${(await processStartTime(process.pid)) ?? '?'} ${what}\n`);
       } finally {
         await handle.close();
       }

@@ -11,10 +11,11 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
+import { processStartTime } from '../../src/companion/state-lock.js';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -230,8 +231,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     api.put({ ...config, data: { ...(config.data as Record<string, string>), execTimeoutSeconds: '1' } });
     // A live holder of the state lock (as a hook run by hand would be) for about 3 s.
     const holder = spawn('sleep', ['3']);
-    const stat = readFileSync(`/proc/${holder.pid}/stat`, 'utf8');
-    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const started = await processStartTime(holder.pid!);
     writeFileSync(join(companionEnv.get(vmPod().metadata.name!)!.COMPANION_STATE_DIR!, 'lock'), `${holder.pid} ${started} hook pre\n`);
     let res: CallResult;
     const t0 = Date.now();
