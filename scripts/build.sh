@@ -3,7 +3,7 @@
 #   1. esbuild bundles src/main.ts and its dependencies into one CommonJS file (a SEA main must be one);
 #   2. Node's single-executable-application blob is made from it, with a V8 code cache for fast
 #      start-up and the proto/ files as assets;
-#   3. a copy of the official Node 22 binary gets RUNPATH $ORIGIN/lib (patchelf 0.18: 0.14 corrupts
+#   3. a copy of the official Node 22 binary gets RPATH $ORIGIN/lib (patchelf 0.18: 0.14 corrupts
 #      SEA binaries) and the blob injected (postject);
 #   4. libstdc++.so.6 and libgcc_s.so.1 go to dist/lib/ as 0644 files: Velero images before v1.17.2
 #      lack them, and Velero executes every file with an exec bit under /plugins.
@@ -65,7 +65,10 @@ JSON
 
 cp "$SEA_NODE" "$WORK/$NAME"
 chmod u+w "$WORK/$NAME"
-"${patchelf[@]}" --set-rpath '$ORIGIN/lib' "$WORK/$NAME"
+# DT_RPATH, not the default DT_RUNPATH: the loader searches RUNPATH after LD_LIBRARY_PATH, which
+# Velero sets to /plugins, where another plugin may have put its own (older) libstdc++.so.6 as the
+# Velero docs suggest; RPATH comes first, so ours are always the ones loaded.
+"${patchelf[@]}" --force-rpath --set-rpath '$ORIGIN/lib' "$WORK/$NAME"
 "$SEA_NODE" node_modules/postject/dist/cli.js "$WORK/$NAME" NODE_SEA_BLOB "$WORK/sea-prep.blob" \
   --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2 >"$WORK/postject.log" 2>&1 || { cat "$WORK/postject.log" >&2; exit 1; }
 install -m 0755 "$WORK/$NAME" "$OUT/$NAME"

@@ -286,7 +286,7 @@ async function measure(scratch: string, source: string): Promise<void> {
   await run('cp', ['-al', source, dataDir], process.env);
   // A hard-linked lock file is the same inode, so flock() would clash with any other server on a copy of the set.
   rmSync(join(dataDir, 'flock.lock'), { force: true });
-  // The executable and its lib/ (RUNPATH $ORIGIN/lib), copied: a concurrent rebuild of dist/ cannot swap it mid-run.
+  // The executable and its lib/ (RPATH $ORIGIN/lib), copied: a concurrent rebuild of dist/ cannot swap it mid-run.
   const exe = join(scratch, 'bin', 'velero-plugin-victoria');
   cpSync(paths.plugin, exe);
   cpSync(paths.pluginLib, join(scratch, 'bin', 'lib'), { recursive: true });

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { paths, requireComponents, ROOT } from '../support/components.js';
@@ -97,17 +97,21 @@ describe('packaging: image layout, glibc-only root, glibc floor', function () {
     ]);
   });
 
-  it('passes the Velero host checks in a root that holds only libc6 and /proc', function () {
+  it('passes the Velero host checks in a root that holds only libc6 and /proc, beside another plugin\'s libraries', function () {
     const target = join(work, 'target');
     const root = join(work, 'root');
     cpSync(paths.glibcRoot, root, { recursive: true, verbatimSymlinks: true });
     cpSync(target, join(root, 'plugins'), { recursive: true });
+    // Velero runs plugins with LD_LIBRARY_PATH=/plugins, and its docs tell plugins that need C
+    // libraries to put them there: another plugin's libstdc++ (here unloadable decoys) must not be
+    // the one ours loads.
+    for (const lib of ['libstdc++.so.6', 'libgcc_s.so.1']) writeFileSync(join(root, 'plugins', lib), 'another plugin\'s library\n', { mode: 0o644 });
     mkdirSync(join(root, 'proc'));
     mkdirSync(join(root, 'tmp'), { mode: 0o1777 });
     copyFileSync(paths.veleroHost, join(root, 'velero-host'));
     // Nothing else: no libstdc++ in the root, no shell; the host binary is static.
     expect(walk(root).some((f) => /libstdc\+\+/.test(f) && !f.includes('/plugins/'))).to.equal(false);
-    const script = `mount -t proc proc '${root}/proc' && exec chroot '${root}' /velero-host -report /tmp/report.json -allow-execute-error -expect-noop=false -expect-resource= -- /plugins/velero-plugin-victoria --log-level=debug`;
+    const script = `mount -t proc proc '${root}/proc' && LD_LIBRARY_PATH=/plugins exec chroot '${root}' /velero-host -report /tmp/report.json -allow-execute-error -expect-noop=false -expect-resource= -- /plugins/velero-plugin-victoria --log-level=debug`;
     const res = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
     const report = JSON.parse(readFileSync(join(root, 'tmp', 'report.json'), 'utf8')) as { ok: boolean; checks: Array<{ name: string; ok: boolean; message: string }> };
     expect(report.checks.filter((c) => !c.ok), res.stderr).to.deep.equal([]);
