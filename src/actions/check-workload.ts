@@ -58,6 +58,10 @@ class MissingData extends Error {}
 async function checkWorkload(item: KubeObject, id: string, backup: NonNullable<ReturnType<typeof backupToAct>>, ctx: ActionContext): Promise<BackupExecuteResult | undefined> {
   const namespace = item.metadata?.namespace ?? '';
   const missing = (why: string) => new MissingData(notInBackup(id, backup.name, why));
+  const kind = item.metadata?.labels?.[KIND_LABEL];
+  if (kind !== 'metrics' && kind !== 'logs') {
+    throw missing(`its label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs, on the workload and on its pod template (spec.template.metadata.labels)`);
+  }
   const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace);
   const selector = (item as { spec?: { selector?: { matchLabels?: Record<string, string> } } }).spec?.selector?.matchLabels;
@@ -90,8 +94,7 @@ async function checkWorkload(item: KubeObject, id: string, backup: NonNullable<R
   // set on the Deployment alone) would be passed over silently and fail below as "not captured".
   const unlabelled = running.find((p) => !['metrics', 'logs'].includes(p.pod.metadata?.labels?.[KIND_LABEL] ?? ''));
   if (unlabelled) {
-    const value = item.metadata?.labels?.[KIND_LABEL] ?? 'metrics';
-    throw missing(`pod ${unlabelled.pod.metadata?.name} lacks the label ${KIND_LABEL}=metrics or logs, so the pod action never sees it: add ${KIND_LABEL}: ${value} to the pod template's labels (spec.template.metadata.labels), as velero/components/ do`);
+    throw missing(`pod ${unlabelled.pod.metadata?.name} lacks the label ${KIND_LABEL}=metrics or logs, so the pod action never sees it: add ${KIND_LABEL}: ${kind} to the pod template's labels (spec.template.metadata.labels), as velero/components/ do`);
   }
   const check: PendingCheck = { v: 1, workload: id, namespace, pods: running.map(({ pod, folder }) => ({ name: pod.metadata?.name ?? '', folder })) };
   return { operationID: `${OPERATION_PREFIX}${JSON.stringify(check)}` };

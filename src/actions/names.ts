@@ -26,7 +26,14 @@ export const EXECUTABLE = '/plugins/velero-plugin-victoria';
 /** Pods of a Victoria workload carry this label with the value `metrics` or `logs`. */
 export const KIND_LABEL = `${PLUGIN_DOMAIN}/kind`;
 
-/** Velero hands us only the labelled Victoria pods. */
+/**
+ * The backup side is handed every pod that carries the label, whatever its value, as the Schedules
+ * select them (`operator: Exists`): a mistyped value then fails the item, naming the label, instead
+ * of leaving the pod's data out of a backup that completes (no silent skip).
+ */
+export const LABELLED_PODS: ResourceSelector = { includedResources: ['pods'], selector: KIND_LABEL };
+
+/** Restore and delete act only on pods a backup can have written data for. */
 export const VICTORIA_PODS: ResourceSelector = {
   includedResources: ['pods'],
   selector: `${KIND_LABEL} in (metrics,logs)`,

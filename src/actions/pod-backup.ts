@@ -5,13 +5,13 @@
  * loaded only when Execute runs, which keeps start-up and idle memory small.
  */
 import type { BackupItemActionV2 } from '../velero/types.js';
-import { BACKUP_ACTION, VICTORIA_PODS } from './names.js';
+import { BACKUP_ACTION, LABELLED_PODS } from './names.js';
 
 export function podBackupAction(): BackupItemActionV2 {
   return {
     kind: 'BackupItemActionV2',
     name: BACKUP_ACTION,
-    appliesTo: () => VICTORIA_PODS,
+    appliesTo: () => LABELLED_PODS,
     execute: async (input, ctx) => (await import('./backup-pod.js')).executePodBackup(input, ctx),
     // This action never starts asynchronous operations, so there is never one to report on.
     async progress(operationID) {

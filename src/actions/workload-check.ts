@@ -12,7 +12,8 @@ export function workloadCheckAction(): BackupItemActionV2 {
   return {
     kind: 'BackupItemActionV2',
     name: WORKLOAD_CHECK_ACTION,
-    appliesTo: () => ({ includedResources: ['deployments.apps', 'statefulsets.apps'], selector: `${KIND_LABEL} in (metrics,logs)` }),
+    // Any value of the label, as for pods (names.ts LABELLED_PODS): a mistyped one is reported.
+    appliesTo: () => ({ includedResources: ['deployments.apps', 'statefulsets.apps'], selector: KIND_LABEL }),
     execute: async (input, ctx) => (await import('./check-workload.js')).executeWorkloadCheck(input, ctx),
     // Execute starts one operation per workload, which looks for the pods' complete markers once
     // every item of the backup is done (check-workload.ts); it does nothing that could be cancelled.

@@ -248,6 +248,29 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'the plugin ran the post hook').to.equal(0);
   });
 
+  it("snapshots an earlier backup's pre hook left (its post hook never ran) are not taken for this backup", async () => {
+    const name = vmPod().metadata.name!;
+    const source = new MetricsSource({ url: vm.url, authKey: 'snap-key' });
+    const pre = await hook(name, 'pre');
+    try {
+      expect(pre.status, pre.stderr).to.equal(0);
+      const stale = (await source.list()).map((s) => s.name);
+      expect(stale, 'the pre hook made a snapshot').to.have.length(1);
+      // A backup that starts later than the record allows: the set is an earlier backup's.
+      const later = backupObject('b-stale');
+      (later.status as { startTimestamp: string }).startTimestamp = new Date(Date.now() + 6 * 60_000).toISOString();
+      const res = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/pod-backup', item: vmPod(), backup: later, env });
+      expect(res.ok, res.error).to.equal(true);
+      expect(messages(res, 'warn').join('\n')).to.match(/the recorded snapshots \(\S+\) are older than backup b-stale: an earlier backup's post hook did not run/);
+      const manifest = (await manifestOf('vmsingle', 'b-stale')) as unknown as { source: { snapshots: string[] } };
+      expect(manifest.source.snapshots).to.have.length(1);
+      expect(manifest.source.snapshots, 'a fresh snapshot, not the stale one').not.to.include(stale[0]);
+      expect(await source.list(), 'the plugin removed both sets').to.deep.equal([]);
+    } finally {
+      await source.delete(await source.list());
+    }
+  });
+
   it('VictoriaLogs: every partition is captured as its own tree with its row counts', async () => {
     const expected = await new LogsSource({ url: vl.url }).counts();
     const res = await backupPod(vlPod(), 'b2');
@@ -291,9 +314,40 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       api.remove('v1', 'Pod', NS, 'vmha-0');
       api.remove('apps/v1', 'StatefulSet', NS, 'vmha');
     }
+    // A mistyped kind on the workload (the Schedules select any value): refused, naming the label.
+    const checkOf = (item: KubeObject) => callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item, backup: backupObject('b2'), env });
+    const typo = { ...deployment, metadata: { ...deployment.metadata, labels: { ...deployment.metadata.labels, 'velero-plugin-victoria.io/kind': 'metric' } } };
+    expectCheckError(
+      await checkOf(typo),
+      typo,
+      'Deployment monitoring/vmsingle: its Victoria data is NOT in backup b2: its label velero-plugin-victoria.io/kind is "metric"; set it to metrics or logs, on the workload and on its pod template (spec.template.metadata.labels)',
+    );
+    const pod = api.get('v1', 'Pod', NS, 'vmsingle-5d4f8b7c9-x2x9q')!;
+    // Its only pod ended (evicted): nothing runs whose data could be captured.
+    api.put({ ...pod, status: { ...(pod.status as object), phase: 'Failed', reason: 'Evicted' } });
+    try {
+      expectCheckError(
+        await check('b2'),
+        deployment,
+        'Deployment monitoring/vmsingle: its Victoria data is NOT in backup b2: no running pod (1 pod(s), replicas scaled to 0 or not started): start it and back up again',
+      );
+    } finally {
+      api.put(pod);
+    }
+    // A pod without the companion sidecar.
+    const spec = pod.spec as { containers: Array<{ name: string }> };
+    api.put({ ...pod, spec: { ...spec, containers: spec.containers.filter((c) => c.name !== COMPANION) } });
+    try {
+      expectCheckError(
+        await check('b2'),
+        deployment,
+        'Deployment monitoring/vmsingle: its Victoria data is NOT in backup b2: pod vmsingle-5d4f8b7c9-x2x9q has no "victoria-companion" container: add the companion sidecar (velero/components/)',
+      );
+    } finally {
+      api.put(pod);
+    }
     // The kind label on the Deployment but not on its pod template: Velero never hands the pod to
     // the pod action, and the check says which label is missing, not that a hook failed.
-    const pod = api.get('v1', 'Pod', NS, 'vmsingle-5d4f8b7c9-x2x9q')!;
     const { 'velero-plugin-victoria.io/kind': _kind, ...otherLabels } = pod.metadata.labels as Record<string, string>;
     api.put({ ...pod, metadata: { ...pod.metadata, labels: otherLabels } });
     try {
@@ -536,6 +590,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
         const manifest = (await manifestOf(deployment, 'c1')) as { counts: Record<string, number>; countsError?: string };
         expect(manifest.counts).to.deep.equal({});
         expect(manifest.countsError).to.match(error);
+        // The companion's own query limit is the plugin's, not its 5-minute default.
+        const counts = api.execs.filter((e) => e.pod === `${deployment}-5d4f8b7c9-abcde` && e.command.includes('counts'));
+        expect(counts.map((e) => e.command.slice(-3))).to.deep.equal([['counts', '--timeout', '2s']]);
         expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);
       } finally {
         api.setExecFault(undefined);
@@ -655,6 +712,24 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
       pod.metadata!.labels!['velero-plugin-victoria.io/kind'] = 'metric';
       const res = await backupPod(pod, 'f-label');
       await expectFailed(res, 'f-label', 'vmsingle', /pod monitoring\/vmsingle-5d4f8b7c9-badlb: Victoria data NOT backed up in f-label: label velero-plugin-victoria\.io\/kind is "metric"; set it to metrics or logs$/);
+    });
+
+    it('a companion of the other kind than the pod\'s label', async () => {
+      const pod = addPod({ name: 'vmkind-5d4f8b7c9-abcde', kind: 'logs', deployment: 'vmkind' }, companionEnv.get(vmPod().metadata.name!)!);
+      const res = await backupPod(pod, 'f-kind');
+      await expectFailed(res, 'f-kind', 'vmkind', /the companion backs up metrics but the pod's label velero-plugin-victoria\.io\/kind says logs: fix the label or the companion's VICTORIA_KIND/);
+    });
+
+    it('no pre hook ran and runHooksIfMissing is false', async () => {
+      const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), runHooksIfMissing: 'false' } });
+      try {
+        const res = await backupPod(vmPod(), 'f-nohook');
+        await expectFailed(res, 'f-nohook', 'vmsingle', /no snapshot was recorded by a pre hook of this backup .*set runHooksIfMissing to true/);
+        expect(messages(res, 'warn').join('\n')).not.to.match(/running the companion's hooks from the plugin/);
+      } finally {
+        api.put(config);
+      }
     });
 
     // A workload of its own, so that its first backup is a full one and the tar stream is long.

@@ -222,7 +222,10 @@ describe('registered actions', () => {
         'velero-plugin-victoria.io/workload-restore': ['deployments.apps', 'replicasets.apps', 'statefulsets.apps'],
       };
       expect(action.appliesTo().includedResources, action.name).to.deep.equal(resources[action.name] ?? ['pods']);
-      expect(action.appliesTo().selector).to.match(/^velero-plugin-victoria\.io\/kind in \(metrics,logs\)$/);
+      // The backup side takes any value of the label and refuses a wrong one (no silent skip);
+      // restore and delete act only where a backup can have written data.
+      const backupSide = ['velero-plugin-victoria.io/pod-backup', 'velero-plugin-victoria.io/workload-check'].includes(action.name);
+      expect(action.appliesTo().selector, action.name).to.equal(backupSide ? 'velero-plugin-victoria.io/kind' : 'velero-plugin-victoria.io/kind in (metrics,logs)');
     }
   });
 
