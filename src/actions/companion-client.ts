@@ -58,7 +58,10 @@ export class CompanionClient {
 
   /** The database's counts up to five minutes before the recorded snapshot time (victoria/flat-counts.ts). */
   async counts(): Promise<CompanionCounts> {
-    return parseCompanionCounts(await this.run(['counts'], undefined, this.t.countTimeoutMs));
+    // The companion's query gets the same limit as the exec (its own default is 5 minutes), so a
+    // countTimeoutSeconds above that is not cut short, and a count past it stops in the pod too.
+    const seconds = Math.ceil(this.t.countTimeoutMs / 1000);
+    return parseCompanionCounts(await this.run(['counts', '--timeout', `${seconds}s`], undefined, this.t.countTimeoutMs));
   }
 
   /**

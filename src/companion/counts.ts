@@ -13,9 +13,10 @@ import { openConfiguredSource, type CompanionConfig } from './config.js';
 import type { CompanionCounts } from './protocol.js';
 import { requireRecord } from './state.js';
 
-export async function countsDocument(config: CompanionConfig, source: SnapshotSource = openConfiguredSource(config)): Promise<CompanionCounts> {
+/** `timeoutMs`: how long the counting query may take (`--timeout`; the plugin passes its countTimeoutSeconds). */
+export async function countsDocument(config: CompanionConfig, timeoutMs?: number, source: SnapshotSource = openConfiguredSource(config)): Promise<CompanionCounts> {
   const record = await requireRecord(config.stateDir, config.kind);
   const started = performance.now();
-  const counted = await countForBackup(source, new Date(record.createdAt), record.snapshots);
+  const counted = await countForBackup(source, new Date(record.createdAt), record.snapshots, timeoutMs);
   return { ...counted, durationSeconds: Math.round(performance.now() - started) / 1000 };
 }

@@ -9,6 +9,7 @@ import { countsDocument } from './counts.js';
 import { exitCodeOf, usageError } from './errors.js';
 import { filesDocument } from './files.js';
 import { postHook, preHook } from './hooks.js';
+import { parseDurationFlag, splitOwnFlags } from './own-flags.js';
 import { COMPANION_EXIT } from './protocol.js';
 import { serve } from './serve.js';
 import { writeTar } from './tar.js';
@@ -24,8 +25,10 @@ Usage:
   velero-plugin-victoria companion hook post  [FLAGS]   Velero post hook: delete the recorded snapshots (one JSON line)
   velero-plugin-victoria companion files      [FLAGS]   the recorded snapshots and their files (one JSON document)
   velero-plugin-victoria companion tar        [FLAGS]   stdin line {"tree":"<prefix>","files":[…]} → tar on stdout
-  velero-plugin-victoria companion counts     [FLAGS]   the database's counts up to five minutes before the recorded
-                                          snapshot time, from an hour inside its retention (one JSON line)
+  velero-plugin-victoria companion counts     [FLAGS] [--timeout DUR]
+                                          the database's counts up to five minutes before the recorded
+                                          snapshot time, from an hour inside its retention (one JSON line);
+                                          the counting query may take DUR (default 5m)
   velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--start TIME] [--timeout DUR]
                                           after a restore drill (Velero post-restore hook): waits until the
                                           database answers /health (DUR, default ${DEFAULT_VERIFY_TIMEOUT}), compares its counts
@@ -64,7 +67,9 @@ export async function companionCommand(args: string[], env: NodeJS.ProcessEnv = 
         return COMPANION_EXIT.ok;
       }
       case 'counts': {
-        const doc = await countsDocument(parseCompanionConfig(rest, env));
+        const { values, rest: shared } = splitOwnFlags(rest, ['timeout']);
+        const timeoutMs = values.timeout === undefined ? undefined : parseDurationFlag('--timeout', values.timeout);
+        const doc = await countsDocument(parseCompanionConfig(shared, env), timeoutMs);
         process.stdout.write(`${JSON.stringify(doc)}\n`);
         return COMPANION_EXIT.ok;
       }

@@ -10,12 +10,12 @@
  * Prints one JSON line, `{"verify":"ok"|"mismatch"|"error", expected, found}`; exits 0 only when
  * every count matches.
  */
-import { parseFlags } from '../cli/flags.js';
 import { flattenCounts, isCountKey } from '../victoria/flat-counts.js';
 import { HttpClient } from '../victoria/http.js';
 import type { SnapshotSource } from '../victoria/types.js';
-import { openConfiguredSource, parseCompanionConfig, parseDuration, type CompanionConfig } from './config.js';
+import { openConfiguredSource, parseCompanionConfig, type CompanionConfig } from './config.js';
 import { CompanionError, usageError } from './errors.js';
+import { parseDurationFlag, splitOwnFlags } from './own-flags.js';
 import { COMPANION_EXIT } from './protocol.js';
 
 export const DEFAULT_VERIFY_TIMEOUT = '5m';
@@ -44,30 +44,7 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
 
 /** Splits `verify`'s own flags from the shared companion flags (config.ts parses those strictly). */
 export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest: string[] } {
-  const own = new Set(['--expect', '--end', '--start', '--timeout']);
-  const mine: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const flag = arg.includes('=') ? arg.slice(0, arg.indexOf('=')) : arg;
-    if (!own.has(flag)) {
-      rest.push(arg);
-      continue;
-    }
-    mine.push(arg);
-    if (!arg.includes('=') && i + 1 < args.length) mine.push(args[++i]!);
-  }
-  let values: { expect?: string; end?: string; start?: string; timeout?: string };
-  try {
-    ({ values } = parseFlags({
-      args: mine,
-      options: { expect: { type: 'string' }, end: { type: 'string' }, start: { type: 'string' }, timeout: { type: 'string' } },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw usageError((err as Error).message);
-  }
+  const { values, rest } = splitOwnFlags(args, ['expect', 'end', 'start', 'timeout']);
   if (values.expect === undefined) throw usageError('--expect is required: the counts recorded at backup time, e.g. --expect \'{"series":40,"samples":12000}\'');
   let expected: unknown;
   try {
@@ -91,12 +68,7 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
   const end = time('--end', values.end);
   const start = time('--start', values.start);
   if (start && end && start >= end) throw usageError(`--start ${values.start} is not before --end ${values.end}`);
-  let timeoutMs: number;
-  try {
-    timeoutMs = parseDuration(values.timeout ?? DEFAULT_VERIFY_TIMEOUT);
-  } catch (err) {
-    throw usageError(`--timeout: ${(err as Error).message}`);
-  }
+  const timeoutMs = parseDurationFlag('--timeout', values.timeout ?? DEFAULT_VERIFY_TIMEOUT);
   return { options: { expected: expected as Record<string, number>, ...(end ? { end } : {}), ...(start ? { start } : {}), timeoutMs }, rest };
 }
 

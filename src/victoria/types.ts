@@ -79,6 +79,11 @@ export interface CountOptions {
    * so that a restored copy is counted over the same range. Default: from the first sample.
    */
   start?: Date;
+  /**
+   * How long the counting query may take before the client gives up (ms). Default: LONG_TIMEOUT_MS
+   * (http.ts). The plugin passes its `countTimeoutSeconds`, as a large database counts for longer.
+   */
+  timeoutMs?: number;
 }
 
 /** A database the engine can snapshot. All methods talk to the server over HTTP. */

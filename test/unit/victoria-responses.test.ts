@@ -4,6 +4,8 @@
  * reference/test-components.md §3.
  */
 import { expect } from 'chai';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';
 import { HttpClient, isUnsupportedPath, serverText } from '../../src/victoria/http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
@@ -11,14 +13,14 @@ import { countForBackup, LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-cou
 import { countStart, flagValue, parseRetention } from '../../src/victoria/retention.js';
 import type { CountOptions, Snapshot, SnapshotSource } from '../../src/victoria/types.js';
 import { parseAppVersion } from '../../src/victoria/version.js';
-import { dayCountQuery, parseDayCounts } from '../../src/victoria/vl-counts.js';
+import { countLogs, dayCountQuery, parseDayCounts } from '../../src/victoria/vl-counts.js';
 import {
   classifyVlDelete,
   isLegacyCreateRefusal,
   parseVlStringList,
   vlSnapshotFromPath,
 } from '../../src/victoria/vl-partitions.js';
-import { countWindow, exportLineSamples, parseCountValues, parseInstantCount } from '../../src/victoria/vm-counts.js';
+import { countMetrics, countWindow, exportLineSamples, parseCountValues, parseInstantCount } from '../../src/victoria/vm-counts.js';
 import { classifyVmDelete, parseVmCreate, parseVmList, vmSnapshot } from '../../src/victoria/vm-snapshots.js';
 
 const NAMES = { AUTH: { authKeyOption: '--auth-key', forceFlushAuthKeyOption: '--force-flush-auth-key' } };
@@ -358,6 +360,28 @@ describe('victoria: retention, and where a count starts', () => {
     expect(countStart(100 * 365 * DAY, now, floor)).to.equal(undefined);
   });
 
+  it("a count query gives up after the caller's timeout, not the 5-minute default", async () => {
+    // A server that accepts the request and never answers, as a database busy counting would.
+    const server = createServer(() => {});
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      for (const [product, count] of [
+        ['VictoriaMetrics', (http: HttpClient) => countMetrics(http, { timeoutMs: 400 })],
+        ['VictoriaLogs', (http: HttpClient) => countLogs(http, { timeoutMs: 400 })],
+      ] as const) {
+        const t0 = Date.now();
+        const err = (await count(new HttpClient(product, { url })).catch((e: unknown) => e)) as Error;
+        expect(err, product).to.be.instanceOf(Error);
+        expect(err.message, product).to.contain(url);
+        expect(Date.now() - t0, product).to.be.within(350, 10_000);
+      }
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+
   it('VictoriaLogs: a backup counts only the days it has a partition snapshot of (late data can make a new partition after the snapshot)', async () => {
     const source = {
       kind: 'logs',
@@ -386,6 +410,9 @@ describe('victoria: retention, and where a count starts', () => {
     expect(asked.at(-1)).to.deep.equal({ end, start });
     expect(await countForBackup(source(undefined), snapshot, [])).to.deep.equal({ counts: { series: 2, samples: 20 }, countedBefore: end.toISOString() });
     expect(asked.at(-1)).to.deep.equal({ end });
+    // The plugin's countTimeoutSeconds, through `companion counts --timeout`, reaches the query.
+    await countForBackup(source(undefined), snapshot, [], 1_800_000);
+    expect(asked.at(-1)).to.deep.equal({ end, timeoutMs: 1_800_000 });
     const calls = asked.length;
     await countForBackup(source(new Date(end.getTime() + 1)), snapshot, []).then(
       () => expect.fail('counted'),
