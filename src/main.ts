@@ -3,6 +3,8 @@
  * sidecar runs for its pod's whole life, so it loads only its own modules: the plugin's gRPC, S3
  * and Kubernetes clients would double its resident memory for nothing.
  */
+import { redact } from './store/redact.js';
+
 const args = process.argv.slice(2);
 const run: Promise<number | undefined> =
   args[0] === 'companion'
@@ -14,7 +16,8 @@ run.then(
     if (code !== undefined) process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`velero-plugin-victoria: ${err instanceof Error ? err.message : String(err)}\n`);
+    // Library errors can quote what they failed on (a kubeconfig's lines, a request's headers).
+    process.stderr.write(`velero-plugin-victoria: ${redact(err instanceof Error ? err.message : String(err))}\n`);
     process.exitCode = 1;
   },
 );

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeClient } from '../kube/client.js';
 import type { BackupStorageLocation } from '../kube/velero-objects.js';
+import { certificatesOnly } from '../store/s3-client.js';
 import { S3Store } from '../store/s3.js';
 import { bslS3Options } from '../store/url.js';
 
@@ -108,7 +109,7 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       prefix,
       ...(parsed.publicUrl ? { publicUrl: parsed.publicUrl } : {}),
       tls: {
-        ...(parsed.options.caCert ? { caCert: parsed.options.caCert } : {}),
+        ...(parsed.options.caCert ? { caCert: certificatesOnly(parsed.options.caCert) } : {}),
         ...(parsed.options.insecureSkipTLSVerify ? { insecureSkipTLSVerify: true } : {}),
       },
       warnings: parsed.warnings.map((w) => `${where}: ${w}`),

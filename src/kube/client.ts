@@ -43,8 +43,19 @@ function loadFile(kc: KubeConfig, file: string): void {
   try {
     kc.loadFromFile(file);
   } catch (err) {
-    throw new KubeError('Config', `cannot load kubeconfig ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new KubeError('Config', `cannot load kubeconfig ${file}: ${yamlReason(err) ?? (err instanceof Error ? err.message : String(err))}`);
   }
+}
+
+/**
+ * A YAML syntax error's reason and position, without the lines around it that js-yaml quotes in its
+ * message: in a kubeconfig those can be a token or a client key.
+ */
+function yamlReason(err: unknown): string | undefined {
+  const e = err as { name?: string; reason?: string; mark?: { line?: number; column?: number } };
+  if (e?.name !== 'YAMLException' || !e.reason) return undefined;
+  const at = e.mark?.line === undefined ? '' : ` at line ${e.mark.line + 1}, column ${(e.mark.column ?? 0) + 1}`;
+  return `not valid YAML: ${e.reason}${at}`;
 }
 
 /**

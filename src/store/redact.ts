@@ -13,6 +13,10 @@ const PATTERNS: Array<[RegExp, string]> = [
   // Credential-looking assignments (secret access keys, auth keys, passwords, tokens); not S3's
   // error code `ExpiredToken: The provided token has expired.`
   [/((?:aws_secret_access_key|secretAccessKey|secret_access_key|authKey|auth_key|password|(?<!Expired)token)["']?\s*[:=]\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
+  // A kubeconfig's client key or certificate data (base64 PEM).
+  [/((?:client-key-data|client-certificate-data)["']?\s*:\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
+  // A PEM private key, whole or cut off.
+  [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g, '-----BEGIN PRIVATE KEY----- REDACTED'],
 ];
 
 export function redact(text: string): string {

@@ -210,6 +210,15 @@ export function caBundle(inline: string | undefined, file: string | undefined, n
   return pems.length > 0 ? pems.map(([pem]) => pem) : undefined;
 }
 
+/**
+ * The CERTIFICATE blocks of a PEM bundle, and nothing else. A bundle pasted from a server's files
+ * may hold its private key too; what goes on to other pods (the restore's init container, in the
+ * application's namespace) must not.
+ */
+export function certificatesOnly(pem: string): string {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).join('\n') + '\n';
+}
+
 /** What the SDK client and the direct reads (direct-get.ts) share: the CA bundle is read once. */
 export interface TransportSettings {
   ca: string[] | undefined;

@@ -112,6 +112,20 @@ describe('kube: client-node against the API stand-in', function () {
       throw new Error('expected an error');
     })();
     expect(err.message).to.equal('no Kubernetes configuration: not running in a pod with a service account, KUBECONFIG is not set and there is no ~/.kube/config');
+    // A broken kubeconfig: the reason and the position, not the lines around it (a token here).
+    const broken = join(mkdtempSync(join(tmpdir(), 'kubeconfig-')), 'config');
+    writeFileSync(broken, 'apiVersion: v1\nusers:\n- name: u\n  user:\n    token: sha256~SeCrEtToKeN123\n   bad: [indent\n');
+    err = (() => {
+      try {
+        loadKubeConfig({ kubeconfig: broken, env: {} });
+      } catch (e) {
+        return e as KubeError;
+      }
+      throw new Error('expected an error');
+    })();
+    expect(err.code).to.equal('Config');
+    expect(err.message).to.match(new RegExp(`^cannot load kubeconfig ${broken}: not valid YAML: .+ at line \\d+, column \\d+$`));
+    expect(err.message).not.to.contain('SeCrEtToKeN123');
   });
 
   it('reads a BackupStorageLocation (velero.io/v1) by namespace and name', async function () {

@@ -9,12 +9,17 @@ import { openLocationStore } from '../../src/actions/storage.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { BackupStorageLocation } from '../../src/kube/velero-objects.js';
 
-function kubeWith(config: Record<string, string>, credential?: { name: string; key: string }): KubeClient {
+function kubeWith(config: Record<string, string>, credential?: { name: string; key: string }, caCert?: string): KubeClient {
   const bsl = {
     apiVersion: 'velero.io/v1',
     kind: 'BackupStorageLocation',
     metadata: { name: 'default', namespace: 'velero' },
-    spec: { provider: 'aws', objectStorage: { bucket: 'bkt', prefix: 'velero' }, config, ...(credential ? { credential } : {}) },
+    spec: {
+      provider: 'aws',
+      objectStorage: { bucket: 'bkt', prefix: 'velero', ...(caCert ? { caCert: Buffer.from(caCert).toString('base64') } : {}) },
+      config,
+      ...(credential ? { credential } : {}),
+    },
   } as unknown as BackupStorageLocation;
   return {
     getBackupStorageLocation: async () => bsl,
@@ -52,6 +57,25 @@ describe('storage location credentials', () => {
     expect(await accessKeyOf(kubeWith({ region: 'us-east-1', credentialsFile: ownFile }), env)).to.equal('AKIDOWNFILE');
     expect(await accessKeyOf(kubeWith({ region: 'us-east-1', credentialsFile: ownFile, profile: 'other' }), env)).to.equal('AKIDOTHERPROFILE');
     expect(await accessKeyOf(kubeWith({ region: 'us-east-1' }), env)).to.equal('AKIDVELEROFILE');
+  });
+
+  it('passes on only the certificates of a CA bundle that holds a private key too (the restore puts it into the application namespace)', async () => {
+    const cert = (n: number) => `-----BEGIN CERTIFICATE-----\nMIIC${n}AAAA\n-----END CERTIFICATE-----`;
+    const key = '-----BEGIN PRIVATE KEY-----\nMIIEvTOPSECRETKEY\n-----END PRIVATE KEY-----';
+    const bundle = `${cert(1)}\n${key}\n${cert(2)}\n`;
+    const location = await openLocationStore({
+      kube: kubeWith({ region: 'us-east-1', s3Url: 'https://s3.example.internal' }, undefined, bundle),
+      namespace: 'velero',
+      location: 'default',
+      prefixOf: (p) => `${p}/plugins/victoria`,
+      write: false,
+      env: { AWS_SHARED_CREDENTIALS_FILE: veleroFile },
+    });
+    try {
+      expect(location.tls.caCert).to.equal(`${cert(1)}\n${cert(2)}\n`);
+    } finally {
+      await location.close();
+    }
   });
 
   it("the Secret's copy is removed on close, and by a process that exits with the location open (Velero's SIGTERM, a crash)", async () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { createLogger, formatLine, levelFromVelero, MAX_LINE_BYTES } from '../../src/velero/log.js';
+import { redact } from '../../src/store/redact.js';
 
 describe('Velero-safe log lines', () => {
   it('writes string @level and @message and no @timestamp', () => {
@@ -50,6 +51,13 @@ describe('Velero-safe log lines', () => {
     expect(tokens).not.to.contain('IQoJb3JpZ2luX2VjE');
     expect(tokens).not.to.contain('FwoGZXIvYXdzE');
     expect(tokens).to.contain('ExpiredToken: The provided token has expired.');
+  });
+
+  it('redacts kubeconfig client keys and PEM private keys, whole or cut off', () => {
+    const text = redact('  client-key-data: LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLQ==\n  client-certificate-data: "LS0tQ0VSVA=="\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nafter');
+    expect(text).not.to.match(/LS0tLS1CRUdJ|LS0tQ0VSVA|MIIEpAIBAAKCAQEA/);
+    expect(text).to.contain('client-key-data: REDACTED').and.to.contain('after');
+    expect(redact('key: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkq')).to.equal('key: -----BEGIN PRIVATE KEY----- REDACTED');
   });
 
   it('masks the whole value of a field whose name says it is a credential', () => {
