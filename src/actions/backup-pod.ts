@@ -17,9 +17,9 @@ import { Semaphore } from '../store/pool.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
 import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { COUNTS_LABEL, KIND_LABEL } from './names.js';
+import { COUNTS_LABEL, EXECUTABLE, KIND_LABEL } from './names.js';
 import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
-import { DATA_MOUNT, findDataVolume, type Pod } from './restore-spec.js';
+import { DATA_MOUNT, findDataVolume, RESTORE_CONTAINER, type Container, type Pod } from './restore-spec.js';
 import { openLocationStore, type LocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
 import { checkSoleWriter, controllerOf, workloadOf, type Workload } from './workload.js';
@@ -195,11 +195,29 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     logOutcome(b, manifest);
     const metadata = pod.metadata ?? {};
     const annotations = { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(backupRecord(b, target, manifest)) };
-    return { item: { ...pod, metadata: { ...metadata, annotations } } };
+    return { item: withoutRestoreContainer({ ...pod, metadata: { ...metadata, annotations } }) };
   } finally {
     if (b.ranPre) await runOwnPostHook(b);
     await location.close();
   }
+}
+
+/**
+ * The pod as Velero stores it, without the init container an earlier restore of ours added: its
+ * command holds a signed plan URL, which would otherwise be copied into every later backup, and
+ * which is long expired when that backup is restored (the restore action adds a fresh one; without
+ * the plugin, the pod would be stuck on it). Other init containers stay.
+ */
+function withoutRestoreContainer<T extends KubeObject>(pod: T): T {
+  const spec = (pod as { spec?: { initContainers?: Container[] } }).spec;
+  const ours = (c: Container) => {
+    const command = Array.isArray(c.command) ? (c.command as unknown[]) : [];
+    return c.name === RESTORE_CONTAINER && command[0] === EXECUTABLE && command[1] === 'restore';
+  };
+  if (!spec?.initContainers?.some(ours)) return pod;
+  const { initContainers, ...rest } = spec;
+  const others = initContainers.filter((c) => !ours(c));
+  return { ...pod, spec: { ...rest, ...(others.length ? { initContainers: others } : {}) } };
 }
 
 /** Every exec of this backup goes to the pod's companion, within the plugin ConfigMap's timeouts and the item's signal. */

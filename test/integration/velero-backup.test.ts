@@ -271,6 +271,22 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
+  it("a pod an earlier restore gave our init container is stored without it (its signed plan URL stays out of the backup); other init containers stay", async () => {
+    const restored = structuredClone(vmPod());
+    const planUrl = 'https://bkt.s3.example/velero/plugins/victoria/_restore-plans/r1/vmsingle.json?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=0123abcd';
+    const theirs = { name: 'init-perms', image: 'busybox', command: ['sh', '-c', 'true'] };
+    (restored.spec as Record<string, unknown>).initContainers = [
+      theirs,
+      { name: 'victoria-restore', image: 'velero-plugin-victoria', command: ['/plugins/velero-plugin-victoria', 'restore', '--plan-url', planUrl, '--plan-sha256', 'ab'.repeat(32), '--data-dir', '/victoria-data'] },
+    ];
+    const res = await backupPod(restored, 'b-restored');
+    expect(res.ok, res.error).to.equal(true);
+    const item = res.item as KubeObject;
+    expect((item.spec as { initContainers?: unknown[] }).initContainers).to.deep.equal([theirs]);
+    expect(JSON.stringify(item)).not.to.contain('X-Amz-Signature');
+    expect(item.metadata!.annotations).to.have.property(RECORD_ANNOTATION);
+  });
+
   it('VictoriaLogs: every partition is captured as its own tree with its row counts', async () => {
     const expected = await new LogsSource({ url: vl.url }).counts();
     const res = await backupPod(vlPod(), 'b2');
