@@ -195,8 +195,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       const copy = await startVictoriaLogs(this, { dataDir: target });
       try {
         const counts = await new LogsSource({ url: copy.url }).counts();
-        expect(counts).to.deep.include({ rows: ingested.rows });
-        if (counts.kind === 'logs') expect(counts.partitions).to.deep.equal(ingested.perDay);
+        expect(counts).to.deep.include({ kind: 'logs', rows: ingested.rows, partitions: ingested.perDay });
       } finally {
         await copy.stop();
       }

@@ -639,6 +639,7 @@ describe('manifests: the install guide names paths that exist', function () {
     for (const doc of ['docs/velero-install.md', 'velero/README.md', 'schedules/README.md']) {
       const text = readFileSync(join(ROOT, doc), 'utf8');
       const refs = [...text.matchAll(/(?:apply|delete|create|diff) -[kf] (\S+)|kubectl kustomize (\S+)/g)].map((m) => (m[1] ?? m[2])!);
+      expect(refs, `${doc} names kustomize paths`).not.to.be.empty;
       for (const ref of refs) {
         if (/^(https?:|-|<|\$)/.test(ref) || ref.includes('REGISTRY')) continue;
         const path = ref.replace(/[`'"),;]+$/, '');

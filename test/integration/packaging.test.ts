@@ -121,7 +121,9 @@ describe('packaging: image layout, glibc-only root, glibc floor', function () {
 
   it('every shipped ELF file loads with glibc 2.35 (Ubuntu jammy, Velero <= v1.17.1)', () => {
     const target = join(work, 'target');
-    for (const file of walk(target)) {
+    const files = walk(target);
+    expect(files.map((f) => relative(target, f)), 'the install ran').to.include('velero-plugin-victoria');
+    for (const file of files) {
       const [major, minor] = maxGlibc(file);
       expect(major! * 1000 + minor!, `${relative(target, file)} needs GLIBC_${major}.${minor}`).to.be.at.most(2035);
     }

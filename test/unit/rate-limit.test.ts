@@ -27,12 +27,13 @@ describe('rate limit', () => {
       }),
     );
     const ms = performance.now() - started;
-    expect(ms).to.be.within(560, 900);
+    // Upper bounds loose: a loaded two-core machine delays timers; the lower ones catch a broken limiter.
+    expect(ms).to.be.within(560, 2000);
     // Idle time earns no more than the burst: the next 256 KiB take their 250 ms again.
     await new Promise((r) => setTimeout(r, 300));
     const again = performance.now();
     for (let i = 0; i < 4; i++) await limiter.take(64 * 1024);
-    expect(performance.now() - again).to.be.within(190, 450);
+    expect(performance.now() - again).to.be.within(190, 1200);
   });
 
   it('hands a chunk on in pieces of at most 64 KiB that add up to it', async () => {

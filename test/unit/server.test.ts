@@ -196,7 +196,8 @@ describe('go-plugin server', () => {
     const { call, close } = clientFor(server.socketPath, 'GRPCController');
     expect(await call('Shutdown', {})).to.deep.equal({});
     close();
-    await new Promise((r) => setTimeout(r, 200));
+    // Stopping is asynchronous: wait for it (a loaded machine may take longer than a fixed sleep).
+    for (const deadline = Date.now() + 5000; Date.now() < deadline && (!shutdownCalled || existsSync(server.socketPath)); ) await new Promise((r) => setTimeout(r, 20));
     expect(shutdownCalled).to.equal(true);
     expect(existsSync(server.socketPath)).to.equal(false);
   });
