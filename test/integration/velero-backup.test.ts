@@ -11,7 +11,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
@@ -458,12 +458,32 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
-  it('the delete action removes the deleted backup only', async () => {
+  it('the delete action removes the deleted backup only; the incremental made from it still restores whole', async function () {
     const res = await callAction(paths.plugin, { call: 'delete', pluginName: 'velero-plugin-victoria.io/pod-delete', item: firstItem, backup: backupObject('b1'), env });
     expect(res.ok, res.error).to.equal(true);
     expect(await keysUnder(folder('vmsingle', 'b1'))).to.deep.equal([]);
     expect(await keysUnder(folder('vmsingle', 'b2'))).to.include(`${folder('vmsingle', 'b2')}victoria_complete.ignore`);
     expect(await keysUnder(folder('vlogs', 'b2'))).to.include(`${folder('vlogs', 'b2')}victoria_complete.ignore`);
+    // b2's unchanged files were server-side copies of b1's: with b1 gone, stock vmrestore still
+    // restores b2, and the copy holds what b2 counted, the series added before it included.
+    const m = (await manifestOf('vmsingle', 'b2')) as unknown as { counts: { series: number; samples: number }; countedFrom?: string; countedBefore: string };
+    const restored = mkdtempSync(join(tmpdir(), 'e2e-vmrestore-b2-'));
+    const vr = await runCommand(
+      paths.vmrestore145,
+      [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', 'b2')}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
+      { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
+    );
+    expect(vr.status, vr.stderr).to.equal(0);
+    const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: restored });
+    try {
+      const range = { end: new Date(m.countedBefore), ...(m.countedFrom ? { start: new Date(m.countedFrom) } : {}) };
+      expect(await new MetricsSource({ url: copy.url }).counts(range)).to.deep.equal({ kind: 'metrics', ...m.counts });
+      const added = (await (await fetch(`${copy.url}/api/v1/series?match[]=vpv_e2e_new&start=0`)).json()) as { data: unknown[] };
+      expect(added.data, 'the series imported between b1 and b2').to.have.length(2);
+    } finally {
+      await copy.stop();
+      rmSync(restored, { recursive: true, force: true });
+    }
   });
 
   it("the delete action removes the data from the Backup's location, also when the record names another (after a disaster or a migration)", async () => {

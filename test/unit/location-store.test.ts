@@ -59,6 +59,33 @@ describe('storage location credentials', () => {
     expect(await accessKeyOf(kubeWith({ region: 'us-east-1' }), env)).to.equal('AKIDVELEROFILE');
   });
 
+  it('refuses a location of another provider, a ReadOnly one for writing (not for reading), and one without a bucket, naming it', async () => {
+    const open = (spec: Record<string, unknown>, write: boolean) =>
+      openLocationStore({
+        kube: { getBackupStorageLocation: async () => ({ metadata: { name: 'default', namespace: 'velero' }, spec: { provider: 'aws', objectStorage: { bucket: 'bkt' }, config: { region: 'us-east-1' }, ...spec } }) } as unknown as KubeClient,
+        namespace: 'velero',
+        location: 'default',
+        prefixOf: (p) => `${p}/plugins/victoria`,
+        write,
+        env: { AWS_SHARED_CREDENTIALS_FILE: veleroFile },
+      });
+    const where = 'backupstoragelocations.velero.io "default" in namespace velero';
+    const message = (p: Promise<unknown>) => p.then(() => 'opened', (e: Error) => e.message);
+    expect(await message(open({ provider: 'velero.io/gcp' }, false))).to.equal(`${where} uses provider "velero.io/gcp": velero-plugin-victoria writes to S3-compatible storage only (provider aws, velero-plugin-for-aws)`);
+    expect(await message(open({ accessMode: 'ReadOnly' }, true))).to.equal(`${where} is ReadOnly: Victoria data cannot be backed up into it; back up to a ReadWrite location`);
+    const readOnly = await openLocationStore({
+      kube: { getBackupStorageLocation: async () => ({ metadata: {}, spec: { provider: 'aws', accessMode: 'ReadOnly', objectStorage: { bucket: 'bkt', prefix: 'velero' }, config: { region: 'us-east-1' } } }) } as unknown as KubeClient,
+      namespace: 'velero',
+      location: 'default',
+      prefixOf: (p) => `${p}/plugins/victoria`,
+      write: false,
+      env: { AWS_SHARED_CREDENTIALS_FILE: veleroFile },
+    });
+    expect(readOnly.bucket, 'a restore reads a ReadOnly location').to.equal('bkt');
+    await readOnly.close();
+    expect(await message(open({ objectStorage: { bucket: '/' } }, false))).to.equal(`${where} has no spec.objectStorage.bucket`);
+  });
+
   it('passes on only the certificates of a CA bundle that holds a private key too (the restore puts it into the application namespace)', async () => {
     const cert = (n: number) => `-----BEGIN CERTIFICATE-----\nMIIC${n}AAAA\n-----END CERTIFICATE-----`;
     const key = '-----BEGIN PRIVATE KEY-----\nMIIEvTOPSECRETKEY\n-----END PRIVATE KEY-----';
