@@ -641,7 +641,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
     const vm = vmPod().metadata.name!;
     const vl = vlPod().metadata.name!;
-    // The other pod's backup is slowed down, so that it is still running when this one has failed.
+    // The other pod's backup is slowed down, so that it is still running when this one has failed:
+    // new rows give it new files to upload at 64 KiB/s.
+    await vl.ingest(2000, 1);
     api.put({ ...config, data: { ...(config.data as Record<string, string>), countTimeoutSeconds: '60', maxParallelPodBackups: '2', maxBytesPerSecond: '64KiB' } });
     api.setExecFault([{ hang: true, onlyCommand: 'counts', onlyPod: vm }, { cutAfterStdoutBytes: 3000, onlyCommand: 'tar', onlyPod: vm }]);
     const from = api.execs.length;
