@@ -49,14 +49,17 @@ export function checkLaunchedByVelero(env: NodeJS.ProcessEnv): void {
 }
 
 /** Route console.* and grpc-js diagnostics into the JSON logger: stdout belongs to the handshake. */
-function captureStrayOutput(log: Logger): void {
+export function captureStrayOutput(log: Logger): void {
   const to = (emit: (m: string) => void) => (...args: unknown[]) => emit(format(...args));
   console.log = to((m) => log.debug(m));
   console.info = to((m) => log.info(m));
   console.debug = to((m) => log.debug(m));
-  console.warn = to((m) => log.warn(m));
-  // Library errors are not backup errors: logging them at error level would fail backups.
-  console.error = to((m) => log.warn(m));
+  // Only libraries write to the console (the AWS SDK's "socket usage at capacity", its credential
+  // chain's notes): their warnings and errors are not the backup's. At warn each would count against
+  // the backup and fire the plugin-warnings alert (schedules/alerts.yaml), at error fail it; at info
+  // they still show in `velero backup logs`.
+  console.warn = to((m) => log.info(m));
+  console.error = to((m) => log.info(m));
   grpc.setLogger({ error: to((m) => log.debug(`grpc: ${m}`)) } as Partial<Console>);
   // Node's own warnings (deprecations, MaxListenersExceeded) are ours to fix, not the operator's:
   // at warn level Velero would count each one against the backup.

@@ -639,21 +639,21 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
 
   it("a failed pod backup ends its count at once, not countTimeoutSeconds later beside the other pod's backup", async () => {
     const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
-    const vm = vmPod().metadata.name!;
-    const vl = vlPod().metadata.name!;
+    const vmName = vmPod().metadata.name!;
+    const vlName = vlPod().metadata.name!;
     // The other pod's backup is slowed down, so that it is still running when this one has failed:
     // new rows give it new files to upload at 64 KiB/s.
     await vl.ingest(2000, 1);
     api.put({ ...config, data: { ...(config.data as Record<string, string>), countTimeoutSeconds: '60', maxParallelPodBackups: '2', maxBytesPerSecond: '64KiB' } });
-    api.setExecFault([{ hang: true, onlyCommand: 'counts', onlyPod: vm }, { cutAfterStdoutBytes: 3000, onlyCommand: 'tar', onlyPod: vm }]);
+    api.setExecFault([{ hang: true, onlyCommand: 'counts', onlyPod: vmName }, { cutAfterStdoutBytes: 3000, onlyCommand: 'tar', onlyPod: vmName }]);
     const from = api.execs.length;
     try {
       const res = await callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/pod-backup', item: vmPod(), alsoItems: [vlPod()], backup: backupObject('b-count-ends'), env });
       expect(res.ok, 'the cut stream fails its pod').to.equal(false);
       expect(res.concurrent.map((c) => c.ok), res.concurrent.map((c) => c.error).join('\n')).to.deep.equal([true]);
       const execs = api.execs.slice(from);
-      const count = execs.find((e) => e.pod === vm && e.command.includes('counts'))!;
-      const otherEnd = Math.max(...execs.filter((e) => e.pod === vl).map((e) => e.closedAt ?? Infinity));
+      const count = execs.find((e) => e.pod === vmName && e.command.includes('counts'))!;
+      const otherEnd = Math.max(...execs.filter((e) => e.pod === vlName).map((e) => e.closedAt ?? Infinity));
       expect(count.closedAt, 'the hung count was closed').to.be.a('number');
       expect(count.closedAt!, 'before the other pod\'s backup ended').to.be.lessThan(otherEnd);
     } finally {
