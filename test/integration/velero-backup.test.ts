@@ -107,6 +107,27 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     return pod;
   }
 
+  /** Restores vmsingle's backup with stock vmrestore 1.145, starts VictoriaMetrics on the copy and hands `check` its URL. */
+  async function withVmrestored(ctx: Mocha.Context, backup: string, check: (url: string) => Promise<void>): Promise<void> {
+    const restored = mkdtempSync(join(tmpdir(), `e2e-vmrestore-${backup}-`));
+    try {
+      const vr = await runCommand(
+        paths.vmrestore145,
+        [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', backup)}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
+        { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
+      );
+      expect(vr.status, vr.stderr).to.equal(0);
+      const copy = await startVictoriaMetrics(ctx, { version: '1.145', dataDir: restored });
+      try {
+        await check(copy.url);
+      } finally {
+        await copy.stop();
+      }
+    } finally {
+      rmSync(restored, { recursive: true, force: true });
+    }
+  }
+
   /** Runs a companion hook as Velero's hook executor would (an exec in the companion container). */
   function hook(pod: string, which: 'pre' | 'post'): Promise<CommandResult> {
     return runCommand(paths.plugin, ['companion', 'hook', which], { PATH: process.env.PATH ?? '', ...companionEnv.get(pod)! });
@@ -182,19 +203,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);
     expect((await manifestOf('vmsingle', 'b1')).counts).to.deep.equal({ series: expected.kind === 'metrics' ? expected.series : -1, samples: expected.kind === 'metrics' ? expected.samples : -1 });
 
-    const restored = mkdtempSync(join(tmpdir(), 'e2e-vmrestore-'));
-    const vr = await runCommand(
-      paths.vmrestore145,
-      [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', 'b1')}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
-      { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
-    );
-    expect(vr.status, vr.stderr).to.equal(0);
-    const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: restored });
-    try {
-      expect(await new MetricsSource({ url: copy.url }).counts()).to.deep.equal(expected);
-    } finally {
-      await copy.stop();
-    }
+    await withVmrestored(this, 'b1', async (url) => {
+      expect(await new MetricsSource({ url }).counts()).to.deep.equal(expected);
+    });
   });
 
   it('without hooks: the plugin runs them itself (and warns); the second backup uploads only the new files, at maxBytesPerSecond; a companion without the data mount is warned about', async () => {
@@ -467,23 +478,12 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     // b2's unchanged files were server-side copies of b1's: with b1 gone, stock vmrestore still
     // restores b2, and the copy holds what b2 counted, the series added before it included.
     const m = (await manifestOf('vmsingle', 'b2')) as unknown as { counts: { series: number; samples: number }; countedFrom?: string; countedBefore: string };
-    const restored = mkdtempSync(join(tmpdir(), 'e2e-vmrestore-b2-'));
-    const vr = await runCommand(
-      paths.vmrestore145,
-      [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', 'b2')}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
-      { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
-    );
-    expect(vr.status, vr.stderr).to.equal(0);
-    const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: restored });
-    try {
+    await withVmrestored(this, 'b2', async (url) => {
       const range = { end: new Date(m.countedBefore), ...(m.countedFrom ? { start: new Date(m.countedFrom) } : {}) };
-      expect(await new MetricsSource({ url: copy.url }).counts(range)).to.deep.equal({ kind: 'metrics', ...m.counts });
-      const added = (await (await fetch(`${copy.url}/api/v1/series?match[]=vpv_e2e_new&start=0`)).json()) as { data: unknown[] };
+      expect(await new MetricsSource({ url }).counts(range)).to.deep.equal({ kind: 'metrics', ...m.counts });
+      const added = (await (await fetch(`${url}/api/v1/series?match[]=vpv_e2e_new&start=0`)).json()) as { data: unknown[] };
       expect(added.data, 'the series imported between b1 and b2').to.have.length(2);
-    } finally {
-      await copy.stop();
-      rmSync(restored, { recursive: true, force: true });
-    }
+    });
   });
 
   it("the delete action removes the data from the Backup's location, also when the record names another (after a disaster or a migration)", async () => {
