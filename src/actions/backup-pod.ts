@@ -209,7 +209,7 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
  * the plugin, the pod would be stuck on it). Other init containers stay.
  */
 function withoutRestoreContainer<T extends KubeObject>(pod: T): T {
-  const spec = (pod as { spec?: { initContainers?: Container[] } }).spec;
+  const spec = (pod as Pod).spec;
   const ours = (c: Container) => {
     const command = Array.isArray(c.command) ? (c.command as unknown[]) : [];
     return c.name === RESTORE_CONTAINER && command[0] === EXECUTABLE && command[1] === 'restore';

@@ -73,14 +73,7 @@ describe('storage location credentials', () => {
     const message = (p: Promise<unknown>) => p.then(() => 'opened', (e: Error) => e.message);
     expect(await message(open({ provider: 'velero.io/gcp' }, false))).to.equal(`${where} uses provider "velero.io/gcp": velero-plugin-victoria writes to S3-compatible storage only (provider aws, velero-plugin-for-aws)`);
     expect(await message(open({ accessMode: 'ReadOnly' }, true))).to.equal(`${where} is ReadOnly: Victoria data cannot be backed up into it; back up to a ReadWrite location`);
-    const readOnly = await openLocationStore({
-      kube: { getBackupStorageLocation: async () => ({ metadata: {}, spec: { provider: 'aws', accessMode: 'ReadOnly', objectStorage: { bucket: 'bkt', prefix: 'velero' }, config: { region: 'us-east-1' } } }) } as unknown as KubeClient,
-      namespace: 'velero',
-      location: 'default',
-      prefixOf: (p) => `${p}/plugins/victoria`,
-      write: false,
-      env: { AWS_SHARED_CREDENTIALS_FILE: veleroFile },
-    });
+    const readOnly = await open({ accessMode: 'ReadOnly', objectStorage: { bucket: 'bkt', prefix: 'velero' } }, false);
     expect(readOnly.bucket, 'a restore reads a ReadOnly location').to.equal('bkt');
     await readOnly.close();
     expect(await message(open({ objectStorage: { bucket: '/' } }, false))).to.equal(`${where} has no spec.objectStorage.bucket`);
