@@ -6,23 +6,24 @@
  * and sample counts. A non-empty target, a tampered plan and an expired plan are refused with their
  * messages, and no URL (nor any part of a signature) is ever printed.
  *
- * moto runs in NO-AUTH mode here: in auth mode moto answers every presigned URL with HTTP 500
- * (KeyError HTTP_AUTHORIZATION), while in no-auth mode presigned GETs work but neither their
- * signature nor their expiry is checked (test-components.md §5.4, §5.7). So what is tested is the
- * plan's own expiry (expiresAt) and SHA-256; a 403 from an expired or foreign-endpoint URL is
- * covered against a local server in test/unit/plan.test.ts. Real signature validation of presigned
- * URLs cannot be tested with what is obtainable here.
+ * moto runs in NO-AUTH mode here (in auth mode it answers every presigned URL with HTTP 500,
+ * KeyError HTTP_AUTHORIZATION; test-components.md §5.4), behind moto_presign_check.py, which
+ * checks every presigned URL's signature, scope and expiry with botocore's signer. The first
+ * tests show that check refusing what S3 refuses, so every restore here also proves the URLs the
+ * plan carries are valid. The plan's own expiry (expiresAt) and SHA-256 are tested as well.
  */
 import { expect } from 'chai';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { request } from 'undici';
 import { buildRestorePlan } from '../../src/engine/plan.js';
 import { s3Presigner, type S3Presigner } from '../../src/store/s3-presign.js';
 import { S3Store } from '../../src/store/s3.js';
 import { MetricsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
 import { runCommand } from '../support/run-command.js';
+import { readAll } from '../support/store-helpers.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
 
@@ -126,6 +127,73 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
       for (const sig of signatures) expect(text).to.not.include(sig);
     }
   }
+
+  describe('the presigned-URL check in front of moto refuses what S3 refuses', () => {
+    /** A GET of `url` (optionally with another Host and a Range): the status, S3's error code, the body. */
+    async function get(url: string, headers: Record<string, string> = {}) {
+      const res = await request(url, { headers });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      return { status: res.statusCode, code: /<Code>([^<]+)<\/Code>/.exec(body.toString())?.[1], body };
+    }
+    const withSignature = (url: string, f: (sig: string) => string) => {
+      const u = new URL(url);
+      u.searchParams.set('X-Amz-Signature', f(u.searchParams.get('X-Amz-Signature')!));
+      return u.toString();
+    };
+    function otherStore(over: { region?: string; credentials?: { accessKeyId: string; secretAccessKey: string } }) {
+      return new S3Store({ ...moto.s3Options, ...over, forcePathStyle: true, bucket: moto.bucket, prefix: 'velero/plugins/victoria/ns1/vm' });
+    }
+    async function presignWith(store: S3Store, key: string, seconds = 60, publicUrl?: string) {
+      const p = s3Presigner(store, publicUrl ? { publicUrl } : {});
+      try {
+        return await p.presign(key, seconds);
+      } finally {
+        p.destroy();
+        if (store !== backups) store.destroy();
+      }
+    }
+    const key = 'b1/victoria_manifest.ignore';
+
+    it('a valid URL reads the object, also a range of it; one changed byte of signature, key, expiry or host is refused', async () => {
+      const expected = await readAll(await backups.get(key));
+      const url = await presignWith(backups, key);
+      const whole = await get(url);
+      expect(whole.status).to.equal(200);
+      expect(whole.body.equals(expected)).to.equal(true);
+      const range = await get(url, { range: 'bytes=10-19' });
+      expect(range.status).to.equal(206);
+      expect(range.body.equals(expected.subarray(10, 20))).to.equal(true);
+
+      const flipped = withSignature(url, (sig) => (sig[0] === '0' ? '1' : '0') + sig.slice(1));
+      expect(await get(flipped)).to.include({ status: 403, code: 'SignatureDoesNotMatch' });
+      expect(await get(url.replace('/b1/victoria_manifest.ignore?', '/b1/backup_complete.ignore?'))).to.include({ status: 403, code: 'SignatureDoesNotMatch' });
+      expect(await get(url.replace('X-Amz-Expires=60', 'X-Amz-Expires=600'))).to.include({ status: 403, code: 'SignatureDoesNotMatch' });
+      expect(await get(url, { host: 'localhost' })).to.include({ status: 403, code: 'SignatureDoesNotMatch' });
+    });
+
+    it('signed with another secret, by an unknown access key or for another region: refused', async () => {
+      const wrongSecret = await presignWith(otherStore({ credentials: { accessKeyId: moto.accessKeyId, secretAccessKey: 'not-the-secret' } }), key);
+      expect(await get(wrongSecret)).to.include({ status: 403, code: 'SignatureDoesNotMatch' });
+      const unknownKey = await presignWith(otherStore({ credentials: { accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: moto.secretAccessKey } }), key);
+      expect(await get(unknownKey)).to.include({ status: 403, code: 'InvalidAccessKeyId' });
+      const otherRegion = await presignWith(otherStore({ region: 'eu-west-1' }), key);
+      expect(await get(otherRegion)).to.include({ status: 403, code: 'AuthorizationQueryParametersError' });
+    });
+
+    it('an expired URL is refused; one signed for publicUrl works at that address only', async () => {
+      const shortLived = await presignWith(backups, key, 1);
+      expect((await get(shortLived)).status).to.equal(200);
+      await new Promise((r) => setTimeout(r, 2100));
+      expect(await get(shortLived)).to.include({ status: 403, code: 'AccessDenied' });
+
+      // The same server under another name, as pods reach it through publicUrl.
+      const publicUrl = moto.endpoint.replace('127.0.0.1', 'localhost');
+      const pub = await presignWith(backups, key, 60, publicUrl);
+      expect(pub.startsWith(`${publicUrl}/`)).to.equal(true);
+      expect((await get(pub)).status).to.equal(200);
+      expect(await get(pub.replace(publicUrl, moto.endpoint))).to.include({ status: 403, code: 'SignatureDoesNotMatch' });
+    });
+  });
 
   it('restores into an empty directory without credentials; VictoriaMetrics starts on it with the same counts', async function () {
     const expected = await new MetricsSource({ url: vm.url }).counts();

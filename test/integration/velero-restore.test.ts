@@ -188,8 +188,10 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
 
   before(async function () {
     requireComponents(this, paths.plugin, paths.veleroHost, paths.vm145, paths.motoServer);
-    // No-auth mode: moto answers presigned URLs only there (test-components.md §5.4); the restore
-    // action's own S3 calls are the backup action's, whose signatures velero-backup.test.ts checks.
+    // No-auth mode: moto answers presigned URLs only there (test-components.md §5.4), and a check
+    // in front of it refuses any presigned URL whose signature, scope or expiry S3 would refuse
+    // (moto_presign_check.py). The restore action's header-signed calls are the backup action's,
+    // whose signatures velero-backup.test.ts checks.
     moto = await startMoto({ auth: false });
     api = await new KubeApiServer().listen();
     vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key' });

@@ -13,7 +13,8 @@
  * naming `iam` (not checked during the unauthenticated window).
  *
  * Quirks (§5.4): in auth mode presigned URLs get 500 (KeyError HTTP_AUTHORIZATION), and so do
- * anonymous requests; GetObject of a CopyObject'd multipart object fails the SDK's default
+ * anonymous requests (so tests of presigned URLs use `auth: false`, where moto_presign_check.py
+ * checks them in front of moto); GetObject of a CopyObject'd multipart object fails the SDK's default
  * response-checksum validation, so clients here use responseChecksumValidation WHEN_REQUIRED.
  * Data lives in moto's memory and is lost on stop.
  *
@@ -24,7 +25,8 @@ import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/cl
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, fstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths } from './components.js';
 
@@ -51,13 +53,24 @@ export interface MotoOptions {
   bucket?: string;
   region?: string;
   /**
-   * Default true: auth mode, SigV4 checked. false: moto's no-auth mode, where any credentials are
-   * accepted and presigned URLs work (their signature and expiry are not checked); in auth mode
-   * moto answers every presigned URL with 500 (test-components.md §5.4, §5.7).
+   * Default true: auth mode, SigV4 checked. false, for presigned URLs (in auth mode moto answers
+   * every one with 500; test-components.md §5.4, §5.7): moto's no-auth mode, where header-signed
+   * requests are not checked, behind moto_presign_check.py, which checks every presigned URL's
+   * signature (botocore's signer, with the credentials returned here), scope and expiry as S3 does.
    */
   auth?: boolean;
+  /**
+   * With `auth: false`: check presigned URLs in front of moto (default true). The restore-plan
+   * benchmark turns it off, so that the Python check's time per request is not counted against
+   * the side that uses presigned URLs.
+   */
+  presignCheck?: boolean;
 }
 
+
+/** The credentials of no-auth mode: moto takes any, the presigned-URL check only these. */
+const NO_AUTH_CREDENTIALS = { accessKeyId: 'AKIANOAUTHMOTOTEST00', secretAccessKey: 'no-auth-mode-checks-presigned-urls' };
+const PRESIGN_CHECK = join(dirname(fileURLToPath(import.meta.url)), 'moto_presign_check.py');
 
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -109,10 +122,13 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
         return '(moto log no longer available)';
       }
     };
-    const child = spawn(paths.python3, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONPATH: paths.motoSitePackages, ...(auth ? { INITIAL_NO_AUTH_ACTION_COUNT: '3' } : {}), PYTHONDONTWRITEBYTECODE: '1' },
-      stdio: ['ignore', logFd, logFd],
-    });
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', PYTHONPATH: paths.motoSitePackages, PYTHONDONTWRITEBYTECODE: '1', MOTO_PORT: String(port) };
+    const child = auth || options.presignCheck === false
+      ? spawn(paths.python3, ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], { env: { ...env, ...(auth ? { INITIAL_NO_AUTH_ACTION_COUNT: '3' } : {}) }, stdio: ['ignore', logFd, logFd] })
+      : spawn(paths.python3, [PRESIGN_CHECK, '127.0.0.1', String(port)], {
+          env: { ...env, PRESIGN_CREDENTIALS: `${NO_AUTH_CREDENTIALS.accessKeyId}:${NO_AUTH_CREDENTIALS.secretAccessKey}`, PRESIGN_REGION: region },
+          stdio: ['ignore', logFd, logFd],
+        });
     running.add(child);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let dead = false;
@@ -149,8 +165,7 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
         }
         await new Promise((r) => setTimeout(r, 50));
       }
-      let accessKeyId = 'AKIANOAUTHMOTOTEST00';
-      let secretAccessKey = 'no-auth-mode-accepts-any-secret';
+      let { accessKeyId, secretAccessKey } = NO_AUTH_CREDENTIALS;
       if (auth) {
         await iam(endpoint, region, { Action: 'CreateUser', UserName: 'velero-victoria' });
         await iam(endpoint, region, {
