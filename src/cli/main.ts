@@ -8,6 +8,7 @@ import { allActions } from '../actions/index.js';
 import { formatLine } from '../velero/log.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
+import { inCliTerms } from './advice.js';
 import { installPlugin } from './install-plugin.js';
 import { isUsageError } from './usage.js';
 
@@ -68,7 +69,20 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   prune: () => import('./commands/prune.js').then((m) => ({ usage: m.PRUNE_USAGE, run: (args: string[]) => m.pruneCommand(args) })),
   drill: () => import('./commands/drill.js').then((m) => ({ usage: m.DRILL_USAGE, run: (args: string[]) => m.drillCommand(args) })),
   demo: () => import('./commands/demo.js').then((m) => ({ usage: m.DEMO_USAGE, run: m.demoCommand })),
+  'install-plugin': async () => ({ usage: INSTALL_PLUGIN_USAGE, run: async (args: string[]) => installPluginCommand(args) }),
 };
+
+const INSTALL_PLUGIN_USAGE = `Usage: velero-plugin-victoria install-plugin [--target DIR]
+
+Copies this executable and its lib/ into DIR (default /target): the image's default command, for
+Velero's plugin init container, and a way to get the CLI out of the image.`;
+
+function installPluginCommand(args: string[]): number {
+  const { values } = parseFlags({ args, options: { target: { type: 'string', default: '/target' } } });
+  if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');
+  for (const file of installPlugin(process.execPath, values.target)) process.stdout.write(`installed ${file}\n`);
+  return 0;
+}
 
 /** Velero's arguments are only flags; anything else is a subcommand. */
 function subcommandOf(args: string[]): string | undefined {
@@ -101,29 +115,6 @@ export async function main(args: string[]): Promise<number | undefined> {
         process.stderr.write(`${formatLine('error', `velero-plugin-victoria could not start: ${err instanceof Error ? err.message : String(err)}`)}\n`);
         return 1;
       }
-    case 'backup':
-    case 'restore':
-    case 'list':
-    case 'verify':
-    case 'drill':
-    case 'prune':
-    case 'demo': {
-      const command = await COMMANDS[sub]!();
-      if (wantsHelp(args)) return usage(command.usage);
-      try {
-        return await command.run(args.slice(1));
-      } catch (err) {
-        if (!isUsageError(err)) throw err;
-        process.stderr.write(`velero-plugin-victoria ${sub}: ${(err as Error).message}\n`);
-        return 2;
-      }
-    }
-    case 'install-plugin': {
-      const { values } = parseFlags({ args: args.slice(1), options: { target: { type: 'string', default: '/target' } } });
-      if (!sea.isSea()) throw new Error('install-plugin copies the single executable; build it first (npm run build)');
-      for (const file of installPlugin(process.execPath, values.target)) process.stdout.write(`installed ${file}\n`);
-      return 0;
-    }
     case 'version':
       process.stdout.write(`${pkg.version}${sea.isSea() ? '' : ' (development build)'}\n`);
       return 0;
@@ -131,7 +122,26 @@ export async function main(args: string[]): Promise<number | undefined> {
       process.stdout.write(USAGE);
       return 0;
     default:
+      if (Object.hasOwn(COMMANDS, sub)) return runCommand(sub, args);
       process.stderr.write(`velero-plugin-victoria: unknown command "${sub}"\n\n${USAGE}`);
       return 2;
+  }
+}
+
+async function runCommand(sub: string, args: string[]): Promise<number> {
+  const command = await COMMANDS[sub]!();
+  if (wantsHelp(args)) return usage(command.usage);
+  try {
+    return await command.run(args.slice(1));
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    if (!isUsageError(err)) {
+      err.message = inCliTerms(err.message);
+      throw err;
+    }
+    // parseArgs' own errors (an unknown flag, a missing value) do not say where the flags are listed.
+    const hint = err.message.includes('\n') ? '' : ` (velero-plugin-victoria ${sub} --help lists the flags)`;
+    process.stderr.write(`velero-plugin-victoria ${sub}: ${err.message}${hint}\n`);
+    return 2;
   }
 }

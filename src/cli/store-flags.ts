@@ -5,13 +5,14 @@
  * profile, never from flags (they would show in `ps` and shell history).
  */
 import { type ParseArgsConfig } from 'node:util';
-import { openStore } from '../store/url.js';
-import { bslS3Options } from '../store/url.js';
+import { bslS3Options, openStore, parseStoreLocation } from '../store/url.js';
 import type { ObjectStore } from '../store/types.js';
+import { UsageError } from './usage.js';
 
 export const STORE_FLAGS = {
   's3-endpoint': { type: 'string' },
   's3-force-path-style': { type: 'boolean' },
+  'no-s3-force-path-style': { type: 'boolean' },
   region: { type: 'string' },
   sse: { type: 'string' },
   'kms-key-id': { type: 'string' },
@@ -25,7 +26,8 @@ export const STORE_FLAGS = {
 
 export const STORE_USAGE = `S3 options (credentials from the AWS environment, profile or shared files):
   --s3-endpoint URL          S3-compatible endpoint (MinIO, Ceph, ...)
-  --s3-force-path-style      path-style URLs (endpoint/bucket/key)
+  --s3-force-path-style      path-style URLs (endpoint/bucket/key), the default with --s3-endpoint;
+                             --no-s3-force-path-style for virtual-hosted URLs (bucket.endpoint/key)
   --region R                 bucket region
   --sse AES256|aws:kms|aws:kms:dsse  server-side encryption; --kms-key-id ID for SSE-KMS
   --storage-class C          e.g. STANDARD_IA
@@ -36,11 +38,23 @@ export const STORE_USAGE = `S3 options (credentials from the AWS environment, pr
 
 type StoreFlagValues = { [K in keyof typeof STORE_FLAGS]?: (typeof STORE_FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
 
+/**
+ * The store at `root` with the S3 flags. What the flags or the root get wrong is a UsageError
+ * (exit 2), in flag terms; what the server answers comes later, on first use.
+ */
 export function openStoreFromFlags(root: string, flags: StoreFlagValues): ObjectStore {
+  try {
+    parseStoreLocation(root);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   if (!root.startsWith('s3://')) return openStore(root);
+  if (flags['s3-force-path-style'] && flags['no-s3-force-path-style']) throw new UsageError('give --s3-force-path-style or --no-s3-force-path-style, not both');
+  // restore parses with allowNegative, which turns --no-s3-force-path-style into s3-force-path-style false.
+  const pathStyle = flags['no-s3-force-path-style'] ? false : flags['s3-force-path-style'];
   const config: Record<string, string | undefined> = {
     s3Url: flags['s3-endpoint'],
-    s3ForcePathStyle: flags['s3-force-path-style'] === undefined ? undefined : String(flags['s3-force-path-style']),
+    s3ForcePathStyle: pathStyle === undefined ? undefined : String(pathStyle),
     region: flags.region,
     serverSideEncryption: flags.sse,
     kmsKeyId: flags['kms-key-id'],
@@ -53,43 +67,62 @@ export function openStoreFromFlags(root: string, flags: StoreFlagValues): Object
   try {
     parsed = bslS3Options(config);
   } catch (err) {
-    (err as Error).message = inFlagTerms((err as Error).message);
-    throw err;
+    throw new UsageError(inFlagTerms((err as Error).message));
   }
   for (const warning of parsed.warnings) process.stderr.write(`velero-plugin-victoria: warning: ${inFlagTerms(warning)}\n`);
   const { options } = parsed;
   if (flags['storage-class']) options.storageClass = flags['storage-class'];
   if (flags['ca-cert-file']) options.caCertFile = flags['ca-cert-file'];
   // Flags mirror vmbackup: a custom endpoint defaults to path style unless told otherwise.
-  if (flags['s3-endpoint'] && flags['s3-force-path-style'] === undefined) options.forcePathStyle = true;
+  if (flags['s3-endpoint'] && pathStyle === undefined) options.forcePathStyle = true;
   return openStore(root, { s3: options });
 }
 
-/** The location keys the flags map to, for messages: a CLI user gave --s3-endpoint, not s3Url. */
+/**
+ * The location keys the flags map to, for messages: a CLI user gave --s3-endpoint, not s3Url. Only
+ * the keys bslS3Options names in its messages: plain words such as region or profile would also
+ * match where they are not keys.
+ */
 const FLAG_OF: Record<string, string> = {
   s3Url: '--s3-endpoint',
   s3ForcePathStyle: '--s3-force-path-style',
-  region: '--region',
   serverSideEncryption: '--sse',
   kmsKeyId: '--kms-key-id',
   checksumAlgorithm: '--checksum-algorithm',
   tagging: '--tagging',
   insecureSkipTLSVerify: '--insecure-skip-tls-verify',
-  profile: '--profile',
 };
 
+/** bslS3Options' message in flag terms; quoted values (the user's own text) are left as they are. */
 function inFlagTerms(message: string): string {
-  return message.replace(/^BackupStorageLocation config: /, '').replace(new RegExp(`\\b(${Object.keys(FLAG_OF).join('|')})\\b`, 'g'), (key) => FLAG_OF[key]!);
+  const key = new RegExp(`\\b(${Object.keys(FLAG_OF).join('|')})\\b`, 'g');
+  return message
+    .replace(/^BackupStorageLocation config: /, '')
+    .split(/("(?:[^"\\]|\\.)*")/)
+    .map((part, i) => (i % 2 === 1 ? part : part.replace(key, (k) => FLAG_OF[k]!)))
+    .join('');
 }
 
-/** Split ROOT/NAME into the store root and the backup name (the last path segment). */
+const ROOT_NAME_EXAMPLES = 's3://bucket/prefix/2026-02-04T12-30-00 or file:///backups/2026-02-04T12-30-00';
+
+/** Split --src ROOT/NAME into the store root and the backup name (the last path segment). */
 export function splitBackupPath(src: string): { root: string; name: string } {
   const trimmed = src.replace(/\/+$/, '');
   const slash = trimmed.lastIndexOf('/');
   const name = trimmed.slice(slash + 1);
   const root = trimmed.slice(0, slash);
   if (slash < 0 || !name || root.endsWith(':/') || root.endsWith(':')) {
-    throw new Error(`${JSON.stringify(src)} is not ROOT/NAME (e.g. s3://bucket/prefix/2026-02-04T12-30-00 or file:///backups/2026-02-04T12-30-00)`);
+    throw new UsageError(`--src ${JSON.stringify(src)} is not ROOT/NAME (e.g. ${ROOT_NAME_EXAMPLES})`);
+  }
+  if (src.startsWith('/')) throw new UsageError(`--src ${JSON.stringify(src)} is a path: write it as a file URL, file://${src}`);
+  try {
+    parseStoreLocation(root);
+  } catch {
+    // s3://bucket/victoria: the last segment is taken for the backup's name, and what is left is no location.
+    throw new UsageError(
+      `--src ${JSON.stringify(src)} is not ROOT/NAME: its last path segment is the backup's name, and ${JSON.stringify(root)} before it is not a backup location ` +
+        `(e.g. ${ROOT_NAME_EXAMPLES}); list the backups with: velero-plugin-victoria list --dst ${src}`,
+    );
   }
   return { root, name };
 }

@@ -36,6 +36,35 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
   });
   after(async () => moto?.stop());
 
+  it('usage errors exit 2 naming the flag; what the server or the machine answers exits 1, with advice in flag terms', async () => {
+    for (const [args, message] of [
+      [['backup', '--kind', 'metrics', '--bogus'], /^velero-plugin-victoria backup: Unknown option '--bogus'.* \(velero-plugin-victoria backup --help lists the flags\)$/m],
+      [['install-plugin', '--bogus'], /^velero-plugin-victoria install-plugin: Unknown option '--bogus'/],
+      [['list', '--dst', '/tmp/nope'], /invalid store location "\/tmp\/nope": expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir/],
+      [['list', '--dst', 's3://bkt/p', '--sse', 'foo'], /--sse must be one of/],
+      [['verify', '--src', 's3://bkt/victoria'], /its last path segment is the backup's name.*list --dst s3:\/\/bkt\/victoria/],
+      [['prune', '--location', 'file:///', '--min-age', '1h'], /the file system root is not a backup location/],
+      [['prune', '--location', 's3://bkt/p', '--min-age', '0s'], /--min-age "0s": give a duration above zero/],
+      [['list'], /--dst is required/],
+      [['list', '--dst', 'file:///tmp/a', '--json', '--dst', 'file:///tmp/b'], /--dst is given more than once: give it once/],
+      [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'xyz', '--data-dir', '/nonexistent'], /--plan-sha256 "xyz" is not a SHA-256/],
+      [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', 'victoria'], /--chown "victoria" is not UID or UID:GID \(numbers, as runAsUser and runAsGroup name them\)/],
+      [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', '1000:'], /--chown "1000:" is not UID or UID:GID/],
+    ] as const) {
+      const usage = await cli([...args]);
+      expect(usage.status, args.join(' ')).to.equal(2);
+      expect(usage.stderr).to.match(message);
+    }
+    // What the server or the machine answers is a failure (1), with advice in flag terms.
+    const noCredentials = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_CONFIG_FILE: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true' };
+    const noKeys = await cli(['list', '--dst', `s3://${moto.bucket}/usage`, ...s3flags], noCredentials);
+    expect(noKeys.status).to.equal(1);
+    expect(noKeys.stderr).to.match(/no usable S3 credentials.*: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile/);
+    const closedPort = await cli(['list', '--dst', `s3://${moto.bucket}/usage`, '--s3-endpoint', 'http://127.0.0.1:9'], s3env);
+    expect(closedPort.status).to.equal(1);
+    expect(closedPort.stderr).to.match(/cannot reach .*: check the endpoint \(--s3-endpoint\) and the network/);
+  });
+
   for (const version of VM_VERSIONS) {
     describe(`VictoriaMetrics ${version}`, () => {
       let vm: VmServer;
@@ -98,18 +127,6 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         const bad = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', root(), '--max-bytes-per-second', '10mb', ...s3flags], s3env);
         expect(bad.status, 'a usage error').to.equal(2);
         expect(bad.stderr).to.include('--max-bytes-per-second "10mb": give a number of bytes per second such as 52428800, 50MiB or 1.5GB');
-        for (const [args, message] of [
-          [['backup', '--kind', 'metrics', '--bogus'], /Unknown option '--bogus'/],
-          [['list'], /--dst is required/],
-          [['list', '--dst', 'file:///tmp/a', '--json', '--dst', 'file:///tmp/b'], /--dst is given more than once: give it once/],
-          [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'xyz', '--data-dir', '/nonexistent'], /--plan-sha256 "xyz" is not a SHA-256/],
-          [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', 'victoria'], /--chown "victoria" is not UID or UID:GID \(numbers, as runAsUser and runAsGroup name them\)/],
-          [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', '1000:'], /--chown "1000:" is not UID or UID:GID/],
-        ] as const) {
-          const usage = await cli([...args]);
-          expect(usage.status, args.join(' ')).to.equal(2);
-          expect(usage.stderr).to.match(message);
-        }
         const res = await cli(
           ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', root(), '--name', 'b2', '--max-bytes-per-second', '64KiB', '--json', ...s3flags],
           s3env,

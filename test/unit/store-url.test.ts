@@ -3,7 +3,9 @@
  * BackupStorageLocation's config, in velero-plugin-for-aws's keys.
  */
 import { expect } from 'chai';
-import { openStoreFromFlags } from '../../src/cli/store-flags.js';
+import { inCliTerms } from '../../src/cli/advice.js';
+import { openStoreFromFlags, splitBackupPath } from '../../src/cli/store-flags.js';
+import { isUsageError, UsageError } from '../../src/cli/usage.js';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import { S3Store } from '../../src/store/s3.js';
@@ -181,5 +183,65 @@ describe('CLI store flags', () => {
   it('a bad flag value is named as the flag, not as the location key it maps to', () => {
     expect(() => openStoreFromFlags('s3://bkt/pfx', { 's3-endpoint': 'not a url' })).to.throw(/^invalid --s3-endpoint "not a url": it must be a URL starting with http:\/\/ or https:\/\/$/);
     expect(() => openStoreFromFlags('s3://bkt/pfx', { 'checksum-algorithm': 'CRC64NVME' })).to.throw(/^invalid --checksum-algorithm "CRC64NVME": use "" \(none\), CRC32/);
+    // The user's own text is quoted as given: a tag named after a key is not rewritten.
+    expect(() => openStoreFromFlags('s3://bkt/pfx', { tagging: 'kmsKeyId' })).to.throw(/^--tagging "kmsKeyId": "kmsKeyId" has no "="/);
+  });
+
+  it('what the flags or the root get wrong is a usage error (exit 2)', () => {
+    for (const [root, flags, message] of [
+      ['/tmp/nope', {}, /^invalid store location "\/tmp\/nope": expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir$/],
+      ['s3://bkt', {}, /^invalid store location "s3:\/\/bkt": no prefix/],
+      ['s3://bkt/pfx', { sse: 'foo' }, /^--sse must be one of AES256, aws:kms/],
+      ['s3://bkt/pfx', { 's3-force-path-style': true, 'no-s3-force-path-style': true }, /^give --s3-force-path-style or --no-s3-force-path-style, not both$/],
+    ] as const) {
+      const err = (() => {
+        try {
+          openStoreFromFlags(root, flags);
+        } catch (e) {
+          return e;
+        }
+        throw new Error(`${root} opened`);
+      })();
+      expect(isUsageError(err), root).to.equal(true);
+      expect((err as Error).message).to.match(message);
+    }
+  });
+
+  it('--no-s3-force-path-style gives virtual-hosted URLs with --s3-endpoint (the default there is path style)', async () => {
+    const style = async (flags: Parameters<typeof openStoreFromFlags>[1]) => {
+      const store = openStoreFromFlags('s3://bkt/pfx', { 's3-endpoint': 'http://s3.example:9000', region: 'r', ...flags }) as S3Store;
+      try {
+        return store.client.config.forcePathStyle;
+      } finally {
+        store.destroy();
+      }
+    };
+    expect(await style({})).to.equal(true);
+    expect(await style({ 'no-s3-force-path-style': true })).to.equal(false);
+    // restore parses with allowNegative: the same flag arrives as s3-force-path-style false.
+    expect(await style({ 's3-force-path-style': false })).to.equal(false);
+  });
+
+  it('--src ROOT/NAME: a missing name or a bare path says what to write instead', () => {
+    expect(splitBackupPath('s3://bkt/pfx/b1/')).to.deep.equal({ root: 's3://bkt/pfx', name: 'b1' });
+    expect(() => splitBackupPath('s3://bkt/victoria')).to.throw(
+      UsageError,
+      /^--src "s3:\/\/bkt\/victoria" is not ROOT\/NAME: its last path segment is the backup's name, and "s3:\/\/bkt" before it is not a backup location .*; list the backups with: velero-plugin-victoria list --dst s3:\/\/bkt\/victoria$/,
+    );
+    expect(() => splitBackupPath('/backups/b1')).to.throw(UsageError, /^--src "\/backups\/b1" is a path: write it as a file URL, file:\/\/\/backups\/b1$/);
+    expect(() => splitBackupPath('s3://bkt')).to.throw(UsageError, /is not ROOT\/NAME/);
+  });
+
+  it('the store\'s advice names flags and where credentials come from', () => {
+    expect(inCliTerms('list s3://b/p: cannot reach http://x (ECONNREFUSED): check the endpoint (s3Url) and the network')).to.equal(
+      'list s3://b/p: cannot reach http://x (ECONNREFUSED): check the endpoint (--s3-endpoint) and the network',
+    );
+    expect(inCliTerms("TLS verification of https://x failed (SELF_SIGNED_CERT_IN_CHAIN): give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify")).to.match(
+      /with --ca-cert-file, or pass --insecure-skip-tls-verify$/,
+    );
+    expect(inCliTerms('bucket b is in another region than us-east-1 (PermanentRedirect): set the region')).to.equal('bucket b is in another region than us-east-1 (PermanentRedirect): set --region');
+    expect(inCliTerms('list s3://b/p: no usable S3 credentials: Could not load credentials from any providers')).to.match(
+      /^list s3:\/\/b\/p: no usable S3 credentials: Could not load credentials from any providers: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile/,
+    );
   });
 });

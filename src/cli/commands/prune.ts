@@ -40,7 +40,13 @@ const row = (f: BackupFolder): string =>
  * the folder below it. A file:// location must be one a store could open itself (not `/`).
  */
 function below(location: string, folder: string): string {
-  if (location.startsWith('file:')) parseStoreLocation(location);
+  if (location.startsWith('file:')) {
+    try {
+      parseStoreLocation(location);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   return `${location.replace(/\/+$/, '')}/${folder}`;
 }
 
