@@ -68,7 +68,6 @@ export function isMutableFile(relPath: string): boolean {
     name === 'parts.json' ||
     name === 'appliedRetention.txt' ||
     name === 'deleted_rows.bin' ||
-    name === 'delete_tasks.json' ||
     name === 'min_dedup_interval' ||
     relPath.startsWith('metadata/') ||
     !relPath.includes('/') // top-level files are bookkeeping, not immutable parts

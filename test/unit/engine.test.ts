@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -10,7 +10,7 @@ import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } fro
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
-import { checkRelPath, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
+import { checkRelPath, isMutableFile, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
 import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
 import { RESTORE_MARKER, RESTORE_STAGING, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
@@ -486,29 +486,68 @@ describe('engine: backup, restore, verify', () => {
 
   it('incremental: unchanged immutable files are copied, changed and mutable ones uploaded', async () => {
     const { snapshot, dataDir } = makeSnapshot();
+    const real = join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11');
+    // Files the database rewrites in place: retention's record and a part's deleted-rows marker.
+    writeFileSync(join(real, 'appliedRetention.txt'), '2026-11-01T00:00:00Z');
+    writeFileSync(join(real, 'PART1', 'deleted_rows.bin'), Buffer.alloc(16, 0));
     const store = new MemoryStore();
     await backupOf(store, snapshot, 'b1');
     const base = await newestComplete(store);
-    // A new part appears; parts.json is rewritten with the same size.
-    const real = join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11');
+    // A new part appears; parts.json is rewritten with the same size; the two in-place files get
+    // new content of the same size and keep their mtimes: only their names say they changed.
     mkdirSync(join(real, 'PART2'));
     writeFileSync(join(real, 'PART2', 'values.bin'), Buffer.alloc(1000, 1));
     writeFileSync(join(real, 'parts.json'), '{"Small":["PART2"]}');
+    for (const [file, content] of [
+      ['appliedRetention.txt', '2026-11-20T00:00:00Z'],
+      ['PART1/deleted_rows.bin', Buffer.alloc(16, 7)],
+    ] as const) {
+      const { atime, mtime } = statSync(join(real, file));
+      writeFileSync(join(real, file), content);
+      utimesSync(join(real, file), atime, mtime);
+    }
     const m2 = await backupOf(store, snapshot, 'b2', { base });
     const origin = Object.fromEntries(m2.trees[0]!.files.map((f) => [f.path, f.origin]));
     expect(origin).to.deep.equal({
+      'data/small/2026_11/PART1/deleted_rows.bin': 'uploaded',
       'data/small/2026_11/PART1/empty.bin': 'copied',
       'data/small/2026_11/PART1/index.bin': 'copied',
       'data/small/2026_11/PART1/values.bin': 'copied',
       'data/small/2026_11/PART2/values.bin': 'uploaded',
+      'data/small/2026_11/appliedRetention.txt': 'uploaded',
       'data/small/2026_11/parts.json': 'uploaded',
       'metadata/minTimestampForCompositeIndex': 'uploaded',
     });
     expect(m2.basedOn).to.equal('b1');
-    expect(m2.totals.bytesUploaded).to.equal(1000 + 19 + 8);
+    expect(m2.totals.bytesUploaded).to.equal(16 + 1000 + 20 + 19 + 8);
     const target = join(tmp('r-'), 'd');
     await restoreBackup({ store, name: 'b2', dataDir: target });
     expect(readFileSync(join(target, 'data/small/2026_11/parts.json'), 'utf8')).to.equal('{"Small":["PART2"]}');
+    expect(readFileSync(join(target, 'data/small/2026_11/appliedRetention.txt'), 'utf8')).to.equal('2026-11-20T00:00:00Z');
+    expect(readFileSync(join(target, 'data/small/2026_11/PART1/deleted_rows.bin')).equals(Buffer.alloc(16, 7))).to.equal(true);
+  });
+
+  it('the files rewritten in place are named by their paths in both layouts; part files are not', () => {
+    for (const path of [
+      'data/small/2026_11/parts.json',
+      'data/small/2026_11/appliedRetention.txt',
+      'indexdb/18EA2078/parts.json',
+      'datadb/parts.json',
+      'datadb/18EA20786F6590EC/deleted_rows.bin',
+      'data/small/2026_11/3_3_20261121174406.610_20261121174506.610_18EA207CAD30F333/min_dedup_interval',
+      'metadata/minTimestampForCompositeIndex',
+      'flock.lock',
+    ]) {
+      expect(isMutableFile(path), path).to.equal(true);
+    }
+    for (const path of [
+      'data/small/2026_11/18EA207871200FD4/values.bin',
+      'data/small/2026_11/18EA207871200FD4/metadata.json',
+      'indexdb/18EA2078/18EA207C354FB8B7/items.bin',
+      'datadb/18EA20786F6590EC/column_names.bin',
+    ]) {
+      expect(isMutableFile(path), path).to.equal(false);
+    }
   });
 
   it('incremental: a server-side copy the store refuses becomes an upload, and the backup completes', async () => {
