@@ -18,7 +18,7 @@ import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '
 import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { COUNTS_LABEL, EXECUTABLE, KIND_LABEL } from './names.js';
-import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, workloadPrefix, type BackupRecord } from './record.js';
+import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, RECORD_FORMAT, workloadPrefix, type BackupRecord } from './record.js';
 import { DATA_MOUNT, findDataVolume, RESTORE_CONTAINER, type Container, type Pod } from './restore-spec.js';
 import { openLocationStore, type LocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
@@ -360,7 +360,7 @@ function logOutcome(b: PodBackup, manifest: Manifest): void {
 function backupRecord(b: PodBackup, t: BackupTarget, manifest: Manifest): BackupRecord {
   const dataSubdir = dataSubdirOf(t.files.dataDir, DATA_MOUNT);
   return {
-    format: 'velero-plugin-victoria/record/v1',
+    format: RECORD_FORMAT,
     storageLocation: b.backup.storageLocation,
     bucket: t.location.bucket,
     prefix: t.location.prefix,

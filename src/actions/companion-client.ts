@@ -14,7 +14,7 @@ import type { KubeClient } from '../kube/client.js';
 import { EXECUTABLE } from './names.js';
 
 /** `pre.hook.backup.velero.io/timeout` in velero/components and the Schedules' pre hooks. */
-export const PRE_HOOK_TIMEOUT_MS = 5 * 60_000;
+const PRE_HOOK_TIMEOUT_MS = 5 * 60_000;
 
 export interface CompanionTarget {
   kube: KubeClient;

@@ -9,9 +9,11 @@ import { PLUGIN_DOMAIN } from './names.js';
 
 export const RECORD_ANNOTATION = `${PLUGIN_DOMAIN}/backup`;
 export const PLUGIN_FOLDER = 'plugins/victoria';
+/** The record's format: a later version that changes the record gives it a new one. */
+export const RECORD_FORMAT = 'velero-plugin-victoria/record/v1';
 
 export interface BackupRecord {
-  format: 'velero-plugin-victoria/record/v1';
+  format: typeof RECORD_FORMAT;
   /** The BackupStorageLocation the data went to. */
   storageLocation: string;
   bucket: string;
@@ -68,8 +70,12 @@ export function readRecord(annotations: Record<string, string> | undefined): Bac
   } catch (err) {
     throw new Error(`annotation ${RECORD_ANNOTATION} is not JSON (${(err as Error).message}); it is written by the backup action and must not be edited`);
   }
-  if (value?.format !== 'velero-plugin-victoria/record/v1' || !value.bucket || !value.prefix || !value.name) {
-    throw new Error(`annotation ${RECORD_ANNOTATION} is not a backup record this version understands`);
+  if (value?.format !== RECORD_FORMAT || !value.bucket || !value.prefix || !value.name) {
+    const format = typeof value?.format === 'string' ? value.format : 'none';
+    throw new Error(
+      `annotation ${RECORD_ANNOTATION} is not a backup record this version understands (format ${JSON.stringify(format)}, expected ${RECORD_FORMAT} with bucket, prefix and name): ` +
+        'restore with the plugin version that made the backup, or restore its data with velero-plugin-victoria restore (docs/velero-restore.md)',
+    );
   }
   if (value.dataSubdir !== undefined && (typeof value.dataSubdir !== 'string' || !isSubdir(value.dataSubdir))) {
     throw new Error(`annotation ${RECORD_ANNOTATION} names data directory ${JSON.stringify(value.dataSubdir)}, which is not a directory below the data volume; it is written by the backup action and must not be edited`);

@@ -13,7 +13,7 @@ import { DRILL_PLACEHOLDERS, type PluginConfig } from './plugin-config.js';
 
 export const RESTORE_CONTAINER = 'victoria-restore';
 /** Velero's file-system-restore init container (pod_volume_restore_action.go); ours goes after it. */
-export const RESTORE_WAIT = 'restore-wait';
+const RESTORE_WAIT = 'restore-wait';
 /** Where the companion mounts the data volume, and where the init container mounts it. */
 export const DATA_MOUNT = '/victoria-data';
 

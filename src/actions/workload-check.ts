@@ -6,7 +6,7 @@
 import type { BackupItemActionV2 } from '../velero/types.js';
 import { KIND_LABEL, PLUGIN_DOMAIN } from './names.js';
 
-export const WORKLOAD_CHECK_ACTION = `${PLUGIN_DOMAIN}/workload-check`;
+const WORKLOAD_CHECK_ACTION = `${PLUGIN_DOMAIN}/workload-check`;
 
 export function workloadCheckAction(): BackupItemActionV2 {
   return {

@@ -8,7 +8,7 @@
 import type { RestoreItemActionV2 } from '../velero/types.js';
 import { KIND_LABEL, PLUGIN_DOMAIN } from './names.js';
 
-export const WORKLOAD_RESTORE_ACTION = `${PLUGIN_DOMAIN}/workload-restore`;
+const WORKLOAD_RESTORE_ACTION = `${PLUGIN_DOMAIN}/workload-restore`;
 
 export function workloadRestoreAction(): RestoreItemActionV2 {
   return {

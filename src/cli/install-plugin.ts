@@ -10,7 +10,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-export const EXECUTABLE_NAME = 'velero-plugin-victoria';
+const EXECUTABLE_NAME = 'velero-plugin-victoria';
 
 function copyAtomically(from: string, to: string, mode: number): void {
   const tmp = join(dirname(to), `.${basename(to)}.tmp-${process.pid}`);

@@ -15,7 +15,7 @@ import { serve } from './serve.js';
 import { writeTar } from './tar.js';
 import { DEFAULT_VERIFY_TIMEOUT, verifyCommand } from './verify.js';
 
-export const COMPANION_USAGE = `velero-plugin-victoria companion: the sidecar in a VictoriaMetrics/VictoriaLogs pod (docs/companion.md)
+const COMPANION_USAGE = `velero-plugin-victoria companion: the sidecar in a VictoriaMetrics/VictoriaLogs pod (docs/companion.md)
 
 Usage:
   velero-plugin-victoria companion serve      [FLAGS] [--max-snapshot-age DUR]

@@ -2,7 +2,7 @@
  * What the plugin and the companion say to each other over exec streams (docs/companion.md):
  * the `files` document, the `tar` request line, and the exit codes. The companion produces them
  * (files.ts, tar.ts); the plugin imports the types and the parse functions from here, so both
- * sides check the same shape. No Node APIs: safe to import anywhere.
+ * sides check the same shape. Small on purpose: the plugin and the sidecar both load it.
  */
 import { checkRelPath } from '../engine/layout.js';
 import type { SnapshotFile } from '../engine/files.js';

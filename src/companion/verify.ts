@@ -73,7 +73,7 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
 }
 
 /** Waits until the database answers /health with 200, or throws after `timeoutMs`. */
-export async function waitHealthy(config: CompanionConfig, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+async function waitHealthy(config: CompanionConfig, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const product = config.kind === 'metrics' ? 'VictoriaMetrics' : 'VictoriaLogs';
   const http = new HttpClient(product, { url: config.url, timeoutMs: 5000 });
   const deadline = Date.now() + timeoutMs;
@@ -105,14 +105,14 @@ export function checkExpectedKeys(kind: CompanionConfig['kind'], expected: Recor
   throw usageError(`--expect holds ${foreign.join(', ')}, which ${kind} counts never have (${keys}): give the counts of this database's backup, or check --kind / VICTORIA_KIND`);
 }
 
-export function compareCounts(expected: Record<string, number>, found: Record<string, number>): VerifyResult['differences'] {
+function compareCounts(expected: Record<string, number>, found: Record<string, number>): VerifyResult['differences'] {
   const keys = [...new Set([...Object.keys(expected), ...Object.keys(found)])].sort();
   return keys
     .filter((k) => expected[k] !== found[k])
     .map((k) => ({ key: k, expected: expected[k] ?? null, found: found[k] ?? null }));
 }
 
-export async function verifyCounts(config: CompanionConfig, options: VerifyOptions, source: SnapshotSource = openConfiguredSource(config)): Promise<VerifyResult> {
+async function verifyCounts(config: CompanionConfig, options: VerifyOptions, source: SnapshotSource = openConfiguredSource(config)): Promise<VerifyResult> {
   await waitHealthy(config, options.timeoutMs);
   const found = flattenCounts(await source.counts({ end: options.end, start: options.start }));
   const differences = compareCounts(options.expected, found);

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The slowest limit taken: below it a transfer waits long enough between pieces to look stuck. */
-export const MIN_BYTES_PER_SECOND = 64 * 1024;
+const MIN_BYTES_PER_SECOND = 64 * 1024;
 /** Bytes handed on at a time under a limit, so that no transfer waits long between two pieces. */
 const PIECE = 64 * 1024;
 /** After an idle spell, up to this much time's worth of bytes may pass at once. */

@@ -43,7 +43,7 @@ export const RESTORE_MARKER = 'restore-in-progress';
  */
 export const RESTORE_STAGING = '.victoria-restoring';
 /** Large files restored at once; twice as many small ones besides (vmrestore: 10 files in all). */
-export const RESTORE_CONCURRENCY = 8;
+const RESTORE_CONCURRENCY = 8;
 
 export interface RestoreRequest {
   store: ObjectStore;
@@ -57,11 +57,11 @@ export interface RestoreRequest {
   /** The most bytes per second the downloads take, all together (0 or absent: no limit; rate-limit.ts). */
   maxBytesPerSecond?: number;
   /**
-   * Who restores (the restore plan's SHA-256 in the init container), written into the
-   * `restore-in-progress` marker: a data directory whose marker names the same owner holds only
+   * Which restore this is (the restore plan's SHA-256 in the init container), written into the
+   * `restore-in-progress` marker: a data directory whose marker names the same token holds only
    * what this same restore wrote before it was interrupted, and the restore resumes there.
    */
-  owner?: string;
+  resumeToken?: string;
   /**
    * The user (and group, when given) to own everything restored and the data directory itself:
    * a restore running as root for a database that runs as another user, in a directory the
@@ -220,7 +220,7 @@ async function moveAside(dir: string): Promise<string> {
 /**
  * In a resumed restore: whether the file an interrupted run wrote is whole (its size and SHA-256
  * match the manifest) and can stay. One that is not was cut off by the interruption; it is removed,
- * to be downloaded again (only this same restore can have written it: see RestoreRequest.owner).
+ * to be downloaded again (only this same restore can have written it: see RestoreRequest.resumeToken).
  */
 async function keepResumed(path: string, file: ManifestFile): Promise<boolean> {
   let size: number;
@@ -260,13 +260,16 @@ function targetPath(dataDir: string, restoreTo: string, path: string): string {
   return abs;
 }
 
+/** A restore into a directory that holds data, without `replace`: callers add how to ask for it. */
+export class DataDirNotEmptyError extends Error {}
+
 /**
  * Whether a restore may write into `dataDir`: 'empty' (or missing), 'resume' (the same restore's
- * unfinished files, see RestoreRequest.owner) or 'replace' (contents to move aside). Throws for a
+ * unfinished files, see RestoreRequest.resumeToken) or 'replace' (contents to move aside). Throws for a
  * directory a running database holds, and for a non-empty one without `replace`. Cheap and
  * read-only, so callers with a slow step before the restore (the plan's download) check first.
  */
-export async function checkDataDir(dir: string, req: { replace?: boolean; owner?: string }): Promise<'empty' | 'resume' | 'replace'> {
+export async function checkDataDir(dir: string, req: { replace?: boolean; resumeToken?: string }): Promise<'empty' | 'resume' | 'replace'> {
   const dataDir = resolve(dir);
   // A fresh ext4 volume mounted as the data directory holds lost+found, which is not data.
   const existing = await withoutLostAndFound(dataDir, await entriesOf(dataDir));
@@ -281,9 +284,9 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; owner?
     );
   }
   const marker = join(dataDir, RESTORE_MARKER);
-  if (req.owner !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.owner) return 'resume';
+  if (req.resumeToken !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.resumeToken) return 'resume';
   if (!req.replace) {
-    throw new Error(
+    throw new DataDirNotEmptyError(
       `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +
         'restore never overwrites data. Point --data-dir at an empty directory, or pass --replace to move the current contents aside (nothing is deleted).',
     );
@@ -384,7 +387,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const marker = join(dataDir, RESTORE_MARKER);
   try {
     await mkdir(dataDir, { recursive: true });
-    if (!resuming) await writeFile(marker, req.owner ?? '', { flag: 'wx' });
+    if (!resuming) await writeFile(marker, req.resumeToken ?? '', { flag: 'wx' });
   } catch (err) {
     throw await withAccessHint(err, dataDir);
   }

@@ -131,7 +131,7 @@ interface Target {
  * headers, 300 s between body chunks) would hold a backup item on a stuck API server for minutes
  * per call; the plugin's reads are single objects and short lists, answered in milliseconds.
  */
-export const API_CALL_TIMEOUT_MS = 60_000;
+const API_CALL_TIMEOUT_MS = 60_000;
 
 function resourceRef(t: Target): string {
   return t.group ? `${t.resource}.${t.group}` : t.resource;

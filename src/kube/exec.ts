@@ -19,7 +19,7 @@ import { finished, type Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { describeAnswer, ExecError, parseStatus, socketReason, UNAUTHORIZED_HINT, type ApiStatus } from './errors.js';
 
-export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'] as const;
+const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'] as const;
 export type ExecProtocol = (typeof EXEC_PROTOCOLS)[number];
 
 const STDIN = 0;

@@ -16,7 +16,6 @@ export interface ObjectMeta {
   namespace?: string;
   uid?: string;
   resourceVersion?: string;
-  creationTimestamp?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }
@@ -49,14 +48,12 @@ export interface VeleroBackup {
 
 export interface RestoreSpec {
   backupName?: string;
-  scheduleName?: string;
   includedNamespaces?: string[];
   excludedNamespaces?: string[];
   includedResources?: string[];
   excludedResources?: string[];
   namespaceMapping?: Record<string, string>;
   labelSelector?: LabelSelector;
-  restorePVs?: boolean;
   [field: string]: unknown;
 }
 

@@ -29,7 +29,7 @@ import type { ByteRange, ObjectInfo, ObjectStore, PutBody } from './types.js';
 export interface FileStoreOptions {
   /** Copy by hard link when source and target are on one file system (default true). */
   hardLinks?: boolean;
-  /** fsync every written file and its directory (default true). Off only for tests and benchmarks. */
+  /** fsync every written file and its directory (default true). Off only in tests. */
   fsync?: boolean;
   /**
    * A temporary file whose inode changed longer ago than this is the leftover of a killed write,

@@ -18,6 +18,7 @@
  */
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { redact } from './redact.js';
 import { BODY_TIMEOUT_MS, DirectGetter, HEADERS_TIMEOUT_MS } from './direct-get.js';
@@ -26,7 +27,7 @@ import { checkRange } from './byte-range.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
 import { isTransientNetworkCode, TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
 import { resumeState, resumingBody } from './resume.js';
-import { backoffMs, sleep } from './s3-retry.js';
+import { backoffMs } from './s3-retry.js';
 import { isWebPage } from './web-page.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore } from './types.js';
 
@@ -120,7 +121,7 @@ function discard(body: Readable): void {
 const xmlTag = (xml: string, tag: string): string | undefined => new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)?.[1];
 
 /** GETs of presigned URLs with retries; shared by PlanStore and fetchRestorePlan. */
-export class PresignedHttp {
+class PresignedHttp {
   readonly maxAttempts: number;
   private readonly dispatcher: Dispatcher;
   private readonly options: PresignedHttpOptions;

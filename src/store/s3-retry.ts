@@ -108,5 +108,3 @@ export class PersistentRetryStrategy implements RetryStrategyV2 {
 export function backoffMs(retry: number, baseMs = 100, maxMs = 20_000): number {
   return Math.floor(Math.random() * Math.min(baseMs * 2 ** retry, maxMs));
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -62,6 +62,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DirectGetter } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
@@ -74,7 +75,7 @@ import { resumeState, resumingBody } from './resume.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
 import { checkTagging, configError, DEFAULTS, loadCa, MAX_DELETE_BATCH, MAX_PART_SIZE, MiB, MIN_PART_SIZE, positive, s3Client, type S3ChecksumAlgorithm, type S3StoreOptions, type ServerSideEncryption, type TransportSettings } from './s3-client.js';
 import { endpointName, translateS3Error } from './s3-errors.js';
-import { backoffMs, errorReason, sleep } from './s3-retry.js';
+import { backoffMs, errorReason } from './s3-retry.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore, PutBody } from './types.js';
 
 /** S3 limits (the part sizes and the delete batch are in s3-client.ts, beside the options they bound). */

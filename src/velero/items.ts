@@ -7,7 +7,7 @@ function preview(bytes: Buffer): string {
 }
 
 /** Parse `bytes` as a JSON object; `what` names the request field in the error. */
-export function parseObject(bytes: Buffer | undefined, what: string): Record<string, unknown> {
+function parseObject(bytes: Buffer | undefined, what: string): Record<string, unknown> {
   if (!bytes || bytes.length === 0) throw new Error(`${what} is empty: expected the JSON of a Kubernetes object`);
   let value: unknown;
   try {

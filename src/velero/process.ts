@@ -11,9 +11,9 @@ import { createLogger, levelFromVelero, type Logger } from './log.js';
 import { serve, type RunningServer } from './server.js';
 import type { ItemAction } from './types.js';
 
-export const MAGIC_COOKIE_KEY = 'VELERO_PLUGIN';
-export const MAGIC_COOKIE_VALUE = 'hello';
-export const APP_PROTOCOL_VERSION = '2';
+const MAGIC_COOKIE_KEY = 'VELERO_PLUGIN';
+const MAGIC_COOKIE_VALUE = 'hello';
+const APP_PROTOCOL_VERSION = '2';
 
 export class NotLaunchedByVelero extends Error {}
 

@@ -15,7 +15,7 @@ import type { GrpcObject, ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadPackageDefinition } from '@grpc/grpc-js';
 
 /** Every .proto the server needs, relative to proto/. */
-export const PROTO_FILES = [
+const PROTO_FILES = [
   'Shared.proto',
   'PluginLister.proto',
   'DeleteItemAction.proto',
@@ -38,7 +38,7 @@ function readProto(relativePath: string): string {
  * Parse all files into one protobufjs root. `keepCase` matters: Velero's AppliesTo responses have a
  * field literally named `ResourceSelector`, and the request fields are camelCase on the wire names.
  */
-export function loadProtoDefinitions(): protoLoader.PackageDefinition {
+function loadProtoDefinitions(): protoLoader.PackageDefinition {
   const root = new protobuf.Root();
   for (const file of WELL_KNOWN) {
     const common = protobuf.common.get(file);

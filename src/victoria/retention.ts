@@ -14,7 +14,7 @@ import { durationMs, VICTORIA_UNITS_MS } from './durations.js';
 import type { HttpClient } from './http.js';
 
 /** The counted range begins this long after the server's retention deadline: the count query starts well within it. */
-export const COUNT_START_MARGIN_MS = 3600_000;
+const COUNT_START_MARGIN_MS = 3600_000;
 
 /** VictoriaMetrics' month in retention flags (lib/flagutil: msecsPer31Days). */
 const MONTH_MS = 31 * 86_400_000;

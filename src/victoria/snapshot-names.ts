@@ -4,7 +4,7 @@
  */
 
 /** The server's own validation regex (lib/snapshot/snapshotutil). */
-export const SNAPSHOT_NAME = /^[0-9]{14}-[0-9A-Fa-f]+$/;
+const SNAPSHOT_NAME = /^[0-9]{14}-[0-9A-Fa-f]+$/;
 
 export function isSnapshotName(name: string): boolean {
   return SNAPSHOT_NAME.test(name) && snapshotTime(name) !== undefined;

@@ -8,7 +8,7 @@
 import { VictoriaResponseError } from './errors.js';
 import { LONG_TIMEOUT_MS, type HttpClient } from './http.js';
 
-export const VL_QUERY_PATH = '/select/logsql/query';
+const VL_QUERY_PATH = '/select/logsql/query';
 
 /**
  * The LogsQL query, limited to entries in [start, end) when given (a filter, not the `start`/`end`

@@ -14,14 +14,14 @@ import { isUnsupportedPath, LONG_TIMEOUT_MS, type HttpClient } from './http.js';
 import { isSnapshotName, snapshotTime } from './snapshot-names.js';
 import type { Snapshot } from './types.js';
 
-export const VM_PATHS = {
+const VM_PATHS = {
   create: '/snapshot/create',
   list: '/snapshot/list',
   delete: '/snapshot/delete',
 } as const;
 
 /** Why a body could not be used; the caller adds the URL. */
-export class ParseError extends Error {
+class ParseError extends Error {
   override readonly name = 'ParseError';
 }
 

@@ -283,21 +283,21 @@ describe('engine: backup, restore, verify', () => {
     expect(other.objects).to.deep.equal(before);
   });
 
-  it('an interrupted restore resumes under the same owner: whole files stay, a cut one is fetched again; another owner is refused', async () => {
+  it('an interrupted restore resumes under the same resume token: whole files stay, a cut one is fetched again; another token is refused', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
     await backupOf(store, snapshot, 'b1');
     const target = join(tmp('restore-'), 'data');
-    await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' });
-    // What an interruption leaves: the marker of this owner, one file cut short, one not yet there.
+    await restoreBackup({ store, name: 'b1', dataDir: target, resumeToken: 'plan abc' });
+    // What an interruption leaves: the marker of this restore, one file cut short, one not yet there.
     writeFileSync(join(target, RESTORE_MARKER), 'plan abc');
     const values = join(target, 'data/small/2026_11/PART1/values.bin');
     writeFileSync(values, Buffer.alloc(1000, 7));
     rmSync(join(target, 'metadata/minTimestampForCompositeIndex'));
 
-    for (const owner of ['plan other', undefined]) {
-      const err = await restoreBackup({ store, name: 'b1', dataDir: target, ...(owner ? { owner } : {}) }).catch((e: Error) => e);
-      expect((err as Error).message, String(owner)).to.match(/is not empty/);
+    for (const resumeToken of ['plan other', undefined]) {
+      const err = await restoreBackup({ store, name: 'b1', dataDir: target, ...(resumeToken ? { resumeToken } : {}) }).catch((e: Error) => e);
+      expect((err as Error).message, String(resumeToken)).to.match(/is not empty/);
     }
     // Never under a running database, not even to resume (`flock` holds the lock as a database does).
     const holder = spawn('flock', ['-o', '-x', join(target, 'flock.lock'), 'sleep', '60'], { stdio: 'ignore', detached: true });
@@ -306,13 +306,13 @@ describe('engine: backup, restore, verify', () => {
         if (i > 100) throw new Error('flock did not take the lock');
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      const err = await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' }).catch((e: Error) => e);
+      const err = await restoreBackup({ store, name: 'b1', dataDir: target, resumeToken: 'plan abc' }).catch((e: Error) => e);
       expect((err as Error).message).to.match(/is in use by a running database \(process \d+ holds its flock\.lock\): stop the database first/);
     } finally {
       process.kill(-holder.pid!); // flock and its sleep
       await once(holder, 'exit');
     }
-    const res = await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' });
+    const res = await restoreBackup({ store, name: 'b1', dataDir: target, resumeToken: 'plan abc' });
     expect(res.resumedFiles).to.equal(3);
     expect(readFileSync(values).equals(Buffer.alloc(300_000, 7))).to.equal(true);
     expect(readFileSync(join(target, 'metadata/minTimestampForCompositeIndex'), 'utf8')).to.equal('12345678');
@@ -331,10 +331,10 @@ describe('engine: backup, restore, verify', () => {
       return;
     }
     // A resumed run: one file kept from the interrupted one (root's), the rest downloaded.
-    await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc' });
+    await restoreBackup({ store, name: 'b1', dataDir: target, resumeToken: 'plan abc' });
     writeFileSync(join(target, RESTORE_MARKER), 'plan abc');
     rmSync(join(target, 'metadata/minTimestampForCompositeIndex'));
-    const res = await restoreBackup({ store, name: 'b1', dataDir: target, owner: 'plan abc', chown: { uid: 4242, gid: 4343 } });
+    const res = await restoreBackup({ store, name: 'b1', dataDir: target, resumeToken: 'plan abc', chown: { uid: 4242, gid: 4343 } });
     expect(res.resumedFiles).to.equal(4);
     expect(res.owner).to.deep.equal({ uid: 4242, gid: 4343 });
     const owners = new Set<string>();
@@ -683,29 +683,29 @@ describe('engine: backup, restore, verify', () => {
     const good = store.objects.get(key)!;
     store.objects.set(key, Buffer.from('INDEX'));
     const target = join(tmp('r-'), 'd');
-    const err = (await restoreBackup({ store, name: 'l1', dataDir: target, owner: 'plan p1' }).catch((e: Error) => e)) as Error;
+    const err = (await restoreBackup({ store, name: 'l1', dataDir: target, resumeToken: 'plan p1' }).catch((e: Error) => e)) as Error;
     expect(err.message).to.match(/^checksum mismatch for partitions\/20261120\/data\/small\/2026_11\/PART1\/index.bin: /);
     expect(readdirSync(target).sort()).to.deep.equal([RESTORE_STAGING, RESTORE_MARKER].sort());
     // Put back, the same restore resumes: whole files stay, and the partitions are renamed into place.
     store.objects.set(key, good);
-    const res = await restoreBackup({ store, name: 'l1', dataDir: target, owner: 'plan p1' });
+    const res = await restoreBackup({ store, name: 'l1', dataDir: target, resumeToken: 'plan p1' });
     expect(res.resumedFiles).to.be.greaterThan(0);
     expect(readdirSync(target)).to.deep.equal(['partitions']);
     expect(readdirSync(join(target, 'partitions')).sort()).to.deep.equal(['20261119', '20261120']);
     expect(readFileSync(join(target, 'partitions/20261120/data/small/2026_11/PART1/index.bin'), 'utf8')).to.equal('index');
     // Cut off between the renames: the one in place is taken as it is, the other is still staged.
     const again = join(tmp('r-'), 'd');
-    await restoreBackup({ store, name: 'l1', dataDir: again, owner: 'plan p2' });
+    await restoreBackup({ store, name: 'l1', dataDir: again, resumeToken: 'plan p2' });
     mkdirSync(join(again, RESTORE_STAGING, 'partitions'), { recursive: true });
     renameSync(join(again, 'partitions/20261120'), join(again, RESTORE_STAGING, 'partitions/20261120'));
     writeFileSync(join(again, RESTORE_MARKER), 'plan p2');
-    const resumed = await restoreBackup({ store, name: 'l1', dataDir: again, owner: 'plan p2' });
+    const resumed = await restoreBackup({ store, name: 'l1', dataDir: again, resumeToken: 'plan p2' });
     expect(resumed.resumedFiles).to.equal(2 * files.length);
     expect(readdirSync(again)).to.deep.equal(['partitions']);
     // Cut off after both renames: the empty staging folder goes too.
     mkdirSync(join(again, RESTORE_STAGING, 'partitions'), { recursive: true });
     writeFileSync(join(again, RESTORE_MARKER), 'plan p2');
-    await restoreBackup({ store, name: 'l1', dataDir: again, owner: 'plan p2' });
+    await restoreBackup({ store, name: 'l1', dataDir: again, resumeToken: 'plan p2' });
     expect(readdirSync(again)).to.deep.equal(['partitions']);
     expect(readdirSync(join(again, 'partitions')).sort()).to.deep.equal(['20261119', '20261120']);
   });

@@ -23,4 +23,12 @@ describe('backup record', () => {
       expect(() => readRecord({ [RECORD_ANNOTATION]: JSON.stringify({ ...record, dataSubdir }) }), String(dataSubdir)).to.throw(/which is not a directory below the data volume/);
     }
   });
+
+  it('a record of another format names it and says how to restore anyway', () => {
+    const record = { format: 'velero-plugin-victoria/record/v2', bucket: 'b', prefix: 'p/plugins/victoria/ns/w', name: 'n' };
+    expect(() => readRecord({ [RECORD_ANNOTATION]: JSON.stringify(record) })).to.throw(
+      /is not a backup record this version understands \(format "velero-plugin-victoria\/record\/v2", expected velero-plugin-victoria\/record\/v1 with bucket, prefix and name\): restore with the plugin version that made the backup, or restore its data with velero-plugin-victoria restore/,
+    );
+    expect(() => readRecord({ [RECORD_ANNOTATION]: '{}' })).to.throw(/\(format "none", expected/);
+  });
 });

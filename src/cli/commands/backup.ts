@@ -23,7 +23,7 @@ KiB, MiB, GiB, TiB, as vmbackup's -maxBytesPerSecond); server-side copies are no
 
 ${STORE_USAGE}`;
 
-export function defaultBackupName(now = new Date()): string {
+function defaultBackupName(now = new Date()): string {
   return now.toISOString().slice(0, 19).replace(/:/g, '-');
 }
 

@@ -108,7 +108,7 @@ export function drillRestoreName(backup: string, at: Date): string {
 }
 
 /** Whether a Backup covers the namespace: listed (or `*`, or no list at all) and not excluded. */
-export function backupIncludes(backup: VeleroBackup, namespace: string): boolean {
+function backupIncludes(backup: VeleroBackup, namespace: string): boolean {
   const spec = backup.spec as { includedNamespaces?: string[]; excludedNamespaces?: string[] };
   const included = spec.includedNamespaces ?? [];
   const excluded = spec.excludedNamespaces ?? [];
@@ -173,7 +173,7 @@ function dataHostPath(pod: Pod, companion: string): string | null {
 }
 
 /** The `--expect` counts of the drill's verify hook annotation, null when the pod has none. */
-export function expectedCounts(annotations: Record<string, string> | undefined): Record<string, number> | null {
+function expectedCounts(annotations: Record<string, string> | undefined): Record<string, number> | null {
   const command = annotations?.[RESTORE_HOOK.command];
   if (!command) return null;
   try {

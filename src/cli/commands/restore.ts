@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseFlags } from '../flags.js';
 import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
-import { checkDataDir, formatOwner, RESTORE_MARKER, restoreBackup, type FileOwner, type RestoreResult } from '../../engine/restore.js';
+import { checkDataDir, DataDirNotEmptyError, formatOwner, RESTORE_MARKER, restoreBackup, type FileOwner, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
 import { caBundle } from '../../store/s3-client.js';
@@ -74,13 +74,13 @@ const SESSION_EXPIRED =
  */
 async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
   const hide = (text: string) => scrubUrls(text.split(a.planUrl).join('<plan URL>'));
-  const owner = `restore plan ${a.planSha256}`;
+  const resumeToken = `restore plan ${a.planSha256}`;
   const done = await readRestoredMarker(a.dataDir);
   if (done?.planSha256 === a.planSha256) {
     // The init container runs again (the pod's sandbox was recreated): the data is the database's
     // now. A marker of this restore left beside the note (stopped between the two) goes.
     const marker = join(a.dataDir, RESTORE_MARKER);
-    if ((await readFile(marker, 'utf8').catch(() => undefined)) === owner) await rm(marker);
+    if ((await readFile(marker, 'utf8').catch(() => undefined)) === resumeToken) await rm(marker);
     const summary = { restore: done.restore, backup: done.backup, dataDir: a.dataDir, alreadyRestored: true, restoredAt: done.completedAt };
     process.stdout.write(
       a.json ? `${JSON.stringify(summary)}\n` : `backup ${done.backup} (Velero restore ${done.restore}) was restored into ${a.dataDir} at ${done.completedAt}; the data there is left as it is\n`,
@@ -93,7 +93,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
   try {
     // A data directory the restore would refuse is named first: after hours of CrashLoopBackOff
     // the plan has expired too, and "expired" would hide what to fix.
-    await checkDataDir(a.dataDir, { replace: a.replace, owner });
+    await checkDataDir(a.dataDir, { replace: a.replace, resumeToken });
     let bytes: Buffer;
     try {
       bytes = await fetchRestorePlan(a.planUrl, a.tls);
@@ -115,7 +115,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
       replace: a.replace,
       directIo: a.directIo,
       ...(a.maxBytesPerSecond ? { maxBytesPerSecond: a.maxBytesPerSecond } : {}),
-      owner,
+      resumeToken,
       ...(a.chown ? { chown: a.chown } : {}),
       beforeUnmark: () => writeRestoredMarker(a.dataDir, { planSha256: a.planSha256, restore: parsed.restore, backup: parsed.backup, completedAt: new Date().toISOString() }),
       onProgress: (p) => progress.update(p),
@@ -125,7 +125,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     let message = err instanceof Error ? err.message : String(err);
     if (plan && err instanceof PresignedUrlRefused && (Date.parse(plan.expiresAt) <= Date.now() || err.urlExpired || err.sessionExpired)) {
       message = `${expiredMessage(plan.expiresAt, plan.restore)}${err.sessionExpired ? SESSION_EXPIRED : ''} (${message})`;
-    } else if (/ is not empty /.test(message) && !a.replace) {
+    } else if (err instanceof DataDirNotEmptyError) {
       message += ' In a Velero restore, set restoreReplace: "true" in the plugin ConfigMap, and run the restore again.';
     }
     throw new Error(hide(message));
