@@ -7,7 +7,7 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
@@ -192,7 +192,8 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     }
   });
 
-  it('VictoriaLogs: every partition is backed up and restored with the same row counts (with both auth keys)', async function () {
+  it('VictoriaLogs: every partition is backed up and restored with the same row counts (with both auth keys), by our restore and by stock vmrestore per partition', async function () {
+    requireComponents(this, paths.vmrestore145);
     const vl = await startVictoriaLogs(this, { authKey: 'pm-key', forceFlushAuthKey: 'ff-key' });
     try {
       const ingested = await vl.ingest(3000, 3);
@@ -215,6 +216,27 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         expect(counts).to.deep.include({ kind: 'logs', rows: ingested.rows, partitions: ingested.perDay });
       } finally {
         await copy.stop();
+      }
+
+      // docs/cli.md: stock vmrestore of each partition's tree into an empty staging directory,
+      // moved to partitions/YYYYMMDD, gives the same database.
+      const byVmrestore = join(mkdtempSync(join(tmpdir(), 'vl-vmrestore-')), 'data');
+      mkdirSync(join(byVmrestore, 'partitions'), { recursive: true });
+      for (const day of Object.keys(ingested.perDay)) {
+        const staging = mkdtempSync(join(tmpdir(), `vl-vmrestore-${day}-`));
+        const vr = await run(
+          paths.vmrestore145,
+          [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=${root}/l1/partitions/${day}`, `-storageDataPath=${staging}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
+          s3env,
+        );
+        expect(vr.status, vr.stderr).to.equal(0);
+        renameSync(staging, join(byVmrestore, 'partitions', day));
+      }
+      const stock = await startVictoriaLogs(this, { dataDir: byVmrestore });
+      try {
+        expect(await new LogsSource({ url: stock.url }).counts()).to.deep.include({ kind: 'logs', rows: ingested.rows, partitions: ingested.perDay });
+      } finally {
+        await stock.stop();
       }
     } finally {
       await vl.stop();
