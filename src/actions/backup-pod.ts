@@ -15,6 +15,7 @@ import { tarFileReader } from '../engine/tar-reader.js';
 import { KubeClient } from '../kube/client.js';
 import { Semaphore } from '../store/pool.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
+import { isSourceKind } from '../victoria/types.js';
 import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { COUNTS_LABEL, EXECUTABLE, KIND_LABEL } from './names.js';
@@ -57,7 +58,7 @@ export async function executePodBackup(
   // Every error of this item starts the same way, so that one search of the backup log finds them all.
   const notBackedUp = (message: string) => new Error(`${podId}: Victoria data NOT backed up in ${backup.name}: ${message}`);
   const kind = pod.metadata?.labels?.[KIND_LABEL];
-  if (kind !== 'metrics' && kind !== 'logs') {
+  if (!isSourceKind(kind)) {
     throw notBackedUp(`label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs`);
   }
   const status = (pod as { status?: { phase?: string; reason?: string } }).status;

@@ -13,6 +13,7 @@
 import { COMPLETE_KEY } from '../engine/manifest.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject, OperationProgress } from '../velero/types.js';
+import { isSourceKind } from '../victoria/types.js';
 import { podExclusion } from './backup-filters.js';
 import { KIND_LABEL } from './names.js';
 import { loadPluginConfig } from './plugin-config-source.js';
@@ -59,7 +60,7 @@ async function checkWorkload(item: KubeObject, id: string, backup: NonNullable<R
   const namespace = item.metadata?.namespace ?? '';
   const missing = (why: string) => new MissingData(notInBackup(id, backup.name, why));
   const kind = item.metadata?.labels?.[KIND_LABEL];
-  if (kind !== 'metrics' && kind !== 'logs') {
+  if (!isSourceKind(kind)) {
     throw missing(`its label ${KIND_LABEL} is ${JSON.stringify(kind)}; set it to metrics or logs, on the workload and on its pod template (spec.template.metadata.labels)`);
   }
   const kube = KubeClient.load();
@@ -92,7 +93,7 @@ async function checkWorkload(item: KubeObject, id: string, backup: NonNullable<R
   }
   // Velero hands the pod action only pods with the kind label: a pod template without it (the label
   // set on the Deployment alone) would be passed over silently and fail below as "not captured".
-  const unlabelled = running.find((p) => !['metrics', 'logs'].includes(p.pod.metadata?.labels?.[KIND_LABEL] ?? ''));
+  const unlabelled = running.find((p) => !isSourceKind(p.pod.metadata?.labels?.[KIND_LABEL]));
   if (unlabelled) {
     throw missing(`pod ${unlabelled.pod.metadata?.name} lacks the label ${KIND_LABEL}=metrics or logs, so the pod action never sees it: add ${KIND_LABEL}: ${kind} to the pod template's labels (spec.template.metadata.labels), as velero/components/ do`);
   }

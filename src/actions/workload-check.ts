@@ -4,7 +4,7 @@
  * backup (check-workload.ts, loaded only when Execute or Progress runs: see pod-backup.ts).
  */
 import type { BackupItemActionV2 } from '../velero/types.js';
-import { KIND_LABEL, PLUGIN_DOMAIN } from './names.js';
+import { LABELLED_PODS, PLUGIN_DOMAIN } from './names.js';
 
 const WORKLOAD_CHECK_ACTION = `${PLUGIN_DOMAIN}/workload-check`;
 
@@ -13,7 +13,7 @@ export function workloadCheckAction(): BackupItemActionV2 {
     kind: 'BackupItemActionV2',
     name: WORKLOAD_CHECK_ACTION,
     // Any value of the label, as for pods (names.ts LABELLED_PODS): a mistyped one is reported.
-    appliesTo: () => ({ includedResources: ['deployments.apps', 'statefulsets.apps'], selector: KIND_LABEL }),
+    appliesTo: () => ({ includedResources: ['deployments.apps', 'statefulsets.apps'], selector: LABELLED_PODS.selector }),
     execute: async (input, ctx) => (await import('./check-workload.js')).executeWorkloadCheck(input, ctx),
     // Execute starts one operation per workload, which looks for the pods' complete markers once
     // every item of the backup is done (check-workload.ts); it does nothing that could be cancelled.

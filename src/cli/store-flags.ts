@@ -36,6 +36,15 @@ export const STORE_USAGE = `S3 options (credentials from the AWS environment, pr
   --ca-cert-file F           extra CA bundle (PEM); --insecure-skip-tls-verify to skip verification
   --profile P                AWS profile`;
 
+/** `root` is a store location (s3://bucket/prefix, file:///dir), or a UsageError says why not. */
+export function checkStoreRoot(root: string): void {
+  try {
+    parseStoreLocation(root);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 type StoreFlagValues = { [K in keyof typeof STORE_FLAGS]?: (typeof STORE_FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
 
 /**
@@ -43,11 +52,7 @@ type StoreFlagValues = { [K in keyof typeof STORE_FLAGS]?: (typeof STORE_FLAGS)[
  * (exit 2), in flag terms; what the server answers comes later, on first use.
  */
 export function openStoreFromFlags(root: string, flags: StoreFlagValues): ObjectStore {
-  try {
-    parseStoreLocation(root);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  checkStoreRoot(root);
   if (!root.startsWith('s3://')) return openStore(root);
   if (flags['s3-force-path-style'] && flags['no-s3-force-path-style']) throw new UsageError('give --s3-force-path-style or --no-s3-force-path-style, not both');
   // restore parses with allowNegative, which turns --no-s3-force-path-style into s3-force-path-style false.

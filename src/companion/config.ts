@@ -9,7 +9,7 @@ import { parseFlags } from '../cli/flags.js';
 import type { Dispatcher } from 'undici';
 import { durationMs, GO_UNITS_MS } from '../victoria/durations.js';
 import { openSource } from '../victoria/index.js';
-import type { SnapshotSource, SourceKind } from '../victoria/types.js';
+import { isSourceKind, type SnapshotSource, type SourceKind } from '../victoria/types.js';
 import { usageError } from './errors.js';
 
 export interface CompanionConfig {
@@ -81,7 +81,7 @@ export function parseCompanionConfig(args: string[], env: NodeJS.ProcessEnv, opt
 
   const kind = get('kind');
   if (kind === undefined) throw usageError(`--kind (or ${ENV.kind}) is required: metrics or logs`);
-  if (kind !== 'metrics' && kind !== 'logs') throw usageError(`${source('kind')} is ${JSON.stringify(kind)}: it must be metrics or logs`);
+  if (!isSourceKind(kind)) throw usageError(`${source('kind')} is ${JSON.stringify(kind)}: it must be metrics or logs`);
 
   const url = get('url') ?? DEFAULT_URLS[kind];
   checkUrl(url, source('url'));

@@ -6,7 +6,7 @@
  */
 import { checkRelPath } from '../engine/layout.js';
 import type { SnapshotFile } from '../engine/files.js';
-import type { SourceKind } from '../victoria/types.js';
+import { isSourceKind, type SourceKind } from '../victoria/types.js';
 
 export const COMPANION_FILES_FORMAT = 'velero-plugin-victoria/companion-files/v2';
 
@@ -141,7 +141,7 @@ export function parseCompanionFiles(text: string): CompanionFiles {
   if (doc.format !== COMPANION_FILES_FORMAT) {
     throw new ProtocolError(`companion files output has format ${JSON.stringify(doc.format)}, expected ${COMPANION_FILES_FORMAT}: are the plugin and the sidecar image the same version?`);
   }
-  if (doc.kind !== 'metrics' && doc.kind !== 'logs') throw new ProtocolError('kind must be "metrics" or "logs"');
+  if (!isSourceKind(doc.kind)) throw new ProtocolError('kind must be "metrics" or "logs"');
   const createdAt = string(doc.createdAt, 'createdAt');
   if (Number.isNaN(Date.parse(createdAt))) throw new ProtocolError(`createdAt ${JSON.stringify(createdAt)} is not a date`);
   const trees = array(doc.trees, 'trees').map((t, i): CompanionTree => {

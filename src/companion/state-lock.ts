@@ -15,6 +15,7 @@
  */
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CompanionError, usageError } from './errors.js';
 import { STATE_DIR_HINT } from './state.js';
 
@@ -90,7 +91,7 @@ export async function acquireStateLock(stateDir: string, what: string, waitMs: n
           'two backups of this pod at once? Wait for it; if no companion command runs any more, remove the file',
       );
     }
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await sleep(POLL_MS);
   }
 }
 
@@ -109,7 +110,7 @@ async function removeDeadLock(stateDir: string, judged: { ino: number; mtimeMs: 
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CompanionError(`cannot create ${guard}: ${(err as Error).message}: ${STATE_DIR_HINT}`);
     const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
     if (age > EMPTY_LOCK_GRACE_MS) await unlink(guard).catch(() => undefined);
-    else await new Promise((r) => setTimeout(r, 5));
+    else await sleep(5);
     return;
   }
   try {

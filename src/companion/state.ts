@@ -10,7 +10,7 @@
 import { mkdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../engine/file-writer.js';
-import type { Snapshot, SourceKind } from '../victoria/types.js';
+import { isSourceKind, type Snapshot, type SourceKind } from '../victoria/types.js';
 import { CompanionError, noRecordError, usageError } from './errors.js';
 
 export const STATE_FORMAT = 'velero-plugin-victoria/companion-state/v1';
@@ -131,7 +131,7 @@ function parseRecord(text: string): RecordedSet {
   const r = JSON.parse(text) as Partial<RecordedSet> | null;
   if (r === null || typeof r !== 'object') throw new Error('not a JSON object');
   if (r.format !== STATE_FORMAT) throw new Error(`format is ${JSON.stringify(r.format)}, expected ${STATE_FORMAT}`);
-  if (r.kind !== 'metrics' && r.kind !== 'logs') throw new Error('kind must be metrics or logs');
+  if (!isSourceKind(r.kind)) throw new Error('kind must be metrics or logs');
   if (typeof r.url !== 'string' || typeof r.createdAt !== 'string' || Number.isNaN(Date.parse(r.createdAt))) throw new Error('url or createdAt missing');
   if (!Array.isArray(r.snapshots)) throw new Error('snapshots missing');
   const snapshots = r.snapshots.map((s: Snapshot & { createdAt: unknown }, i): Snapshot => {

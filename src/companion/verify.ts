@@ -10,6 +10,7 @@
  * Prints one JSON line, `{"verify":"ok"|"mismatch"|"error", expected, found}`; exits 0 only when
  * every count matches.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { flattenCounts, isCountKey } from '../victoria/flat-counts.js';
 import { HttpClient } from '../victoria/http.js';
 import type { SnapshotSource } from '../victoria/types.js';
@@ -90,7 +91,7 @@ async function waitHealthy(config: CompanionConfig, timeoutMs: number, signal?: 
     if (Date.now() >= deadline) {
       throw new CompanionError(`${product} at ${http.baseUrl} did not answer /health within ${Math.round(timeoutMs / 1000)} s (last: ${last}): is it running on the restored data? See its container's log`);
     }
-    await new Promise((r) => setTimeout(r, Math.min(HEALTH_POLL_MS, Math.max(deadline - Date.now(), 0))));
+    await sleep(Math.min(HEALTH_POLL_MS, Math.max(deadline - Date.now(), 0)));
   }
 }
 

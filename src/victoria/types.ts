@@ -11,6 +11,11 @@
 
 export type SourceKind = 'metrics' | 'logs';
 
+/** Whether a label, flag or document value names a kind (anything else is refused by its reader, with its own words). */
+export function isSourceKind(value: unknown): value is SourceKind {
+  return value === 'metrics' || value === 'logs';
+}
+
 /**
  * One snapshot the server made. Its files are immutable hard links, safe to read while the
  * database runs (reference A.6, C.4), until the snapshot is deleted.

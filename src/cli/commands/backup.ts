@@ -1,6 +1,7 @@
 import { parseFlags } from '../flags.js';
 import { copiesRefusedText, countedBefore } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
+import { isSourceKind } from '../../victoria/types.js';
 import { progressPrinter, formatBytes } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
@@ -46,7 +47,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     },
   });
   const kind = values.kind;
-  if (kind !== 'metrics' && kind !== 'logs') throw new UsageError(`--kind must be metrics or logs\n\n${BACKUP_USAGE}`);
+  if (!isSourceKind(kind)) throw new UsageError(`--kind must be metrics or logs\n\n${BACKUP_USAGE}`);
   for (const flag of ['url', 'data-dir', 'dst'] as const) if (!values[flag]) throw new UsageError(`--${flag} is required\n\n${BACKUP_USAGE}`);
   const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   const authKey = values['auth-key'] ?? process.env.VICTORIA_AUTH_KEY;

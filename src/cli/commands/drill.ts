@@ -6,6 +6,7 @@
  * command only picks the backup, creates the Restore, waits for it and reports: the drill passed when
  * the Restore is Completed with no errors (every verify hook passed).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { durationFlag, parseFlags } from '../flags.js';
 import { COUNTS_LABEL, KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
 import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-spec.js';
@@ -358,7 +359,7 @@ function drillRestore(a: DrillArgs, backup: string, restoreName: string): Velero
 async function waitForRestore(kube: KubeClient, veleroNs: string, name: string, deadline: number, pollMs: number, now: () => Date): Promise<VeleroRestore> {
   let current = await kube.getRestore(veleroNs, name);
   while (!TERMINAL.has(current.status?.phase ?? '') && now().getTime() + pollMs <= deadline) {
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleep(pollMs);
     current = await kube.getRestore(veleroNs, name);
   }
   return current;
@@ -472,7 +473,7 @@ async function clearEarlierDrill(kube: KubeClient, a: DrillArgs, pollMs: number,
   const deadline = now().getTime() + NAMESPACE_DELETION_MS;
   while (await namespaceExists(kube, ns)) {
     if (now().getTime() + pollMs > deadline) throw new Error(`namespace ${ns}, left by drill ${earlier}, was deleted but is still there after ${NAMESPACE_DELETION_MS / 60_000} minutes: kubectl get namespace ${ns} -o yaml shows what holds it`);
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleep(pollMs);
   }
   return `deleted namespace ${ns}, left by drill ${earlier} (${phase}); remove that drill's hostPath directories on the node`;
 }

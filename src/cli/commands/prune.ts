@@ -3,8 +3,7 @@ import { PLUGIN_FOLDER } from '../../actions/record.js';
 import { deleteBackup } from '../../engine/delete.js';
 import { durationFlag, parseFlags } from '../flags.js';
 import { formatBytes } from '../progress.js';
-import { parseStoreLocation } from '../../store/url.js';
-import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { checkStoreRoot, openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../usage.js';
 
 export const PRUNE_USAGE = `velero-plugin-victoria prune --location ROOT [--min-age 24h] [--delete] [--allow-no-velero-backups] [--json]
@@ -40,13 +39,7 @@ const row = (f: BackupFolder): string =>
  * the folder below it. A file:// location must be one a store could open itself (not `/`).
  */
 function below(location: string, folder: string): string {
-  if (location.startsWith('file:')) {
-    try {
-      parseStoreLocation(location);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  }
+  if (location.startsWith('file:')) checkStoreRoot(location);
   return `${location.replace(/\/+$/, '')}/${folder}`;
 }
 
