@@ -136,10 +136,11 @@ function parseRecord(text: string): RecordedSet {
   if (!Array.isArray(r.snapshots)) throw new Error('snapshots missing');
   const snapshots = r.snapshots.map((s: Snapshot & { createdAt: unknown }, i): Snapshot => {
     const fields = [s.name, s.handle, s.dir, s.relPathPrefix];
-    if (s.kind !== r.kind || fields.some((f) => typeof f !== 'string') || typeof s.followSymlinks !== 'boolean' || typeof s.createdAt !== 'string') {
+    if (s.kind !== r.kind || fields.some((f) => typeof f !== 'string') || typeof s.createdAt !== 'string') {
       throw new Error(`snapshots[${i}] is not a ${r.kind} snapshot`);
     }
-    return { ...s, createdAt: new Date(s.createdAt) };
+    // Only the fields we know: records written before `followSymlinks` was dropped still carry it.
+    return { kind: s.kind, name: s.name, handle: s.handle, dir: s.dir, relPathPrefix: s.relPathPrefix, ...(s.partition ? { partition: s.partition } : {}), createdAt: new Date(s.createdAt) };
   });
   return { ...(r as RecordedSet), snapshots };
 }

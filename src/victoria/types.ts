@@ -25,8 +25,8 @@ export function isSourceKind(value: unknown): value is SourceKind {
  *
  * - VictoriaMetrics: one snapshot per backup. `dir` = `snapshots/<name>`, `relPathPrefix` = `''`.
  *   The tree consists of relative symlinks (`data/small -> ../../../data/small/snapshots/<name>`
- *   …) that only resolve when the whole data directory is mounted: walk it following symlinks
- *   (`followSymlinks`), so relPaths come out as `data/small/2026_11/<part>/index.bin`,
+ *   …) that only resolve when the whole data directory is mounted: the walk (engine/files.ts)
+ *   follows symlinks, so relPaths come out as `data/small/2026_11/<part>/index.bin`,
  *   `metadata/minTimestampForCompositeIndex`, … exactly what vmbackup uploads.
  * - VictoriaLogs: one snapshot per daily partition. `dir` = `partitions/<day>/snapshots/<name>`,
  *   `relPathPrefix` = `partitions/<day>/`. Plain files, no symlinks. Each partition is its own
@@ -46,8 +46,6 @@ export interface Snapshot {
   dir: string;
   /** Prefix of the files' relPaths in the backup, and where they are restored ('' or ending in '/'). */
   relPathPrefix: string;
-  /** True when `dir` holds symlinks that must be followed (VictoriaMetrics); never for VictoriaLogs. */
-  followSymlinks: boolean;
   /** VictoriaLogs: the partition day `YYYYMMDD` (UTC). */
   partition?: string;
   /** When the server made it, from the name (the name's timestamp is UTC). */

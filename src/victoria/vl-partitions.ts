@@ -54,7 +54,6 @@ export function vlSnapshotFromPath(path: string): Snapshot {
     handle: path,
     dir: `partitions/${day}/snapshots/${name}`,
     relPathPrefix: `partitions/${day}/`,
-    followSymlinks: false,
     partition: day,
     createdAt,
   };

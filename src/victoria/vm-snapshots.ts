@@ -89,7 +89,7 @@ export function classifyVmDelete(status: number, body: string): DeleteOutcome | 
 export function vmSnapshot(name: string): Snapshot {
   const createdAt = snapshotTime(name);
   if (!createdAt) throw new TypeError(`not a VictoriaMetrics snapshot name: ${JSON.stringify(name)}`);
-  return { kind: 'metrics', name, handle: name, dir: `snapshots/${name}`, relPathPrefix: '', followSymlinks: true, createdAt };
+  return { kind: 'metrics', name, handle: name, dir: `snapshots/${name}`, relPathPrefix: '', createdAt };
 }
 
 /** The snapshot calls, over one HttpClient (which carries the URL, keys and timeouts). */

@@ -89,7 +89,7 @@ for (const version of VM_VERSIONS) {
       const created = await src.create();
       expect(created).to.have.length(1);
       const snap = created[0] as Snapshot;
-      expect(snap).to.deep.include({ kind: 'metrics', dir: `snapshots/${snap.name}`, relPathPrefix: '', followSymlinks: true });
+      expect(snap).to.deep.include({ kind: 'metrics', dir: `snapshots/${snap.name}`, relPathPrefix: '' });
       expect(Math.abs(snap.createdAt.getTime() - Date.now())).to.be.lessThan(120_000);
       expect((await src.list()).map((s) => s.name)).to.include(snap.name);
 
@@ -231,7 +231,7 @@ describe('victoria clients: VictoriaLogs test server', function () {
       expect(await src.partitions.partitions()).to.deep.equal(Object.keys(data.perDay));
       for (const s of snaps) {
         const day = s.partition ?? '';
-        expect(s).to.deep.include({ kind: 'logs', dir: `partitions/${day}/snapshots/${s.name}`, relPathPrefix: `partitions/${day}/`, followSymlinks: false });
+        expect(s).to.deep.include({ kind: 'logs', dir: `partitions/${day}/snapshots/${s.name}`, relPathPrefix: `partitions/${day}/` });
         expect(isAbsolute(s.handle), 'absolute -storageDataPath gives absolute paths').to.equal(true);
         const dir = join(vl?.dataDir ?? '', s.dir);
         expect(existsSync(join(dir, 'datadb', 'parts.json'))).to.equal(true);

@@ -18,7 +18,6 @@ const snapshot = (name: string): Snapshot => ({
   handle: `/data/partitions/20260101/snapshots/${name}`,
   dir: `partitions/20260101/snapshots/${name}`,
   relPathPrefix: 'partitions/20260101/',
-  followSymlinks: false,
   partition: '20260101',
   createdAt: new Date('2026-01-01T10:00:00Z'),
 });
@@ -77,6 +76,13 @@ describe('companion state and expiry', () => {
     await writeRecord(config.stateDir, r);
     expect(await readRecord(config.stateDir)).to.deep.equal(r);
     expect(readdirSync(config.stateDir)).to.deep.equal(['snapshots.json']);
+  });
+
+  it('reads a record an earlier version wrote (with the since-dropped followSymlinks), keeping only known fields', async () => {
+    const r = record('20260101100000-AA', '2026-01-01T10:00:00.000Z');
+    const old = { ...r, snapshots: r.snapshots.map((s) => ({ ...s, followSymlinks: false })) };
+    await writeRecord(config.stateDir, old as RecordedSet);
+    expect(await readRecord(config.stateDir)).to.deep.equal(r);
   });
 
   it('says what to do with a record it cannot read', async () => {

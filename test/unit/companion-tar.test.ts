@@ -109,7 +109,7 @@ describe('companion tar (local snapshot)', () => {
       kind: 'metrics',
       url: config.url,
       createdAt: '2026-01-02T03:04:05.000Z',
-      snapshots: [{ kind: 'metrics', name: NAME, handle: NAME, dir: `snapshots/${NAME}`, relPathPrefix: '', followSymlinks: true, createdAt: new Date('2026-01-02T03:04:05Z') }],
+      snapshots: [{ kind: 'metrics', name: NAME, handle: NAME, dir: `snapshots/${NAME}`, relPathPrefix: '', createdAt: new Date('2026-01-02T03:04:05Z') }],
       version: 'v1.145.0',
     });
   });
@@ -187,7 +187,7 @@ describe('companion tar (local snapshot)', () => {
       kind: 'metrics',
       url: config.url,
       createdAt: '2026-01-02T03:04:05.000Z',
-      snapshots: [{ kind: 'metrics', name: NAME, handle: NAME, dir: '..', relPathPrefix: '', followSymlinks: true, createdAt: new Date('2026-01-02T03:04:05Z') }],
+      snapshots: [{ kind: 'metrics', name: NAME, handle: NAME, dir: '..', relPathPrefix: '', createdAt: new Date('2026-01-02T03:04:05Z') }],
     });
     const { code } = await exitCodeOf(writeTar({ ...config, stateDir: forged }, openStdin(formatTarRequest({ tree: '', files: ['secret-token'] })), new PassThrough()));
     expect(code).to.equal(COMPANION_EXIT.usage);

@@ -96,9 +96,9 @@ describe('victoria: VictoriaMetrics snapshot answers', () => {
     expect(classifyVmDelete(400, 'unsupported path requested: "/snapshot/foo"')).to.equal(undefined);
   });
 
-  it('maps a name onto the data directory: snapshots/<name>, relPaths from the tree root, symlinks followed', () => {
+  it('maps a name onto the data directory: snapshots/<name>, relPaths from the tree root', () => {
     const s = vmSnapshot('20261121174807-18EA20A236F87D73');
-    expect(s).to.deep.include({ kind: 'metrics', handle: s.name, dir: 'snapshots/20261121174807-18EA20A236F87D73', relPathPrefix: '', followSymlinks: true });
+    expect(s).to.deep.include({ kind: 'metrics', handle: s.name, dir: 'snapshots/20261121174807-18EA20A236F87D73', relPathPrefix: '' });
     expect(s.createdAt.toISOString()).to.equal('2026-11-21T17:48:07.000Z');
     expect(() => vmSnapshot('x')).to.throw(TypeError);
   });
@@ -204,7 +204,6 @@ describe('victoria: VictoriaLogs partition answers', () => {
       handle: '/vlogs/partitions/20261119/snapshots/20261121183451-18EA232FF76771F8',
       dir: 'partitions/20261119/snapshots/20261121183451-18EA232FF76771F8',
       relPathPrefix: 'partitions/20261119/',
-      followSymlinks: false,
       partition: '20261119',
     });
   });
