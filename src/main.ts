@@ -3,7 +3,7 @@
  * sidecar runs for its pod's whole life, so it loads only its own modules: the plugin's gRPC, S3
  * and Kubernetes clients would double its resident memory for nothing.
  */
-import { redact } from './store/redact.js';
+import { redact } from './common/redact.js';
 
 const args = process.argv.slice(2);
 const run: Promise<number | undefined> =

@@ -3,14 +3,14 @@
  * launches it with only server flags); with a subcommand it is a command-line tool.
  */
 import sea from 'node:sea';
-import { parseFlags } from './flags.js';
+import { parseFlags } from '../common/parse-flags.js';
 import { allActions } from '../actions/index.js';
 import { formatLine } from '../velero/log.js';
 import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { inCliTerms } from './advice.js';
 import { installPlugin } from './install-plugin.js';
-import { isUsageError } from './usage.js';
+import { isUsageError } from '../common/usage-error.js';
 
 /** Every command's synopsis, as in its own --help (a unit test keeps them the same). */
 export const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data

@@ -1,7 +1,7 @@
 /** `--max-bytes-per-second`, shared by backup (uploads) and restore (downloads), as vmbackup and vmrestore spell it. */
 import type { ParseArgsConfig } from 'node:util';
 import { parseBytesPerSecond } from '../engine/rate-limit.js';
-import { UsageError } from './usage.js';
+import { UsageError } from '../common/usage-error.js';
 
 export const RATE_FLAG = {
   'max-bytes-per-second': { type: 'string' },

@@ -7,7 +7,7 @@
 import { type ParseArgsConfig } from 'node:util';
 import { bslS3Options, openStore, parseStoreLocation } from '../store/url.js';
 import type { ObjectStore } from '../store/types.js';
-import { UsageError } from './usage.js';
+import { UsageError } from '../common/usage-error.js';
 
 export const STORE_FLAGS = {
   's3-endpoint': { type: 'string' },

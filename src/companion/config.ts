@@ -5,7 +5,7 @@
  * An empty variable counts as unset: an optional secretKeyRef to a missing key yields none at all,
  * but a Secret holding an empty value yields "".
  */
-import { parseFlags } from '../cli/flags.js';
+import { parseFlags } from '../common/parse-flags.js';
 import type { Dispatcher } from 'undici';
 import { durationMs, GO_UNITS_MS } from '../victoria/durations.js';
 import { openSource } from '../victoria/index.js';

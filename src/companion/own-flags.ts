@@ -3,7 +3,7 @@
  * ones (`--kind`, `--url`, …), which config.ts parses strictly: this takes the own flags out and
  * parses them, and hands the rest on.
  */
-import { parseFlags } from '../cli/flags.js';
+import { parseFlags } from '../common/parse-flags.js';
 import { parseDuration } from './config.js';
 import { usageError } from './errors.js';
 

@@ -12,7 +12,7 @@
  *
  * Object keys in `objects` are relative to the backup folder (`victoria_manifest.ignore`,
  * `data/small/…/values.bin/<size>_<offset>_<size>`). The URLs are secrets until they expire: they
- * must never be logged (store/redact.ts).
+ * must never be logged (common/redact.ts).
  */
 import { createHash } from 'node:crypto';
 import type { ObjectStore } from '../store/types.js';

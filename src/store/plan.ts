@@ -20,7 +20,7 @@ import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
-import { redact } from './redact.js';
+import { redact } from '../common/redact.js';
 import { BODY_TIMEOUT_MS, DirectGetter, HEADERS_TIMEOUT_MS } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';

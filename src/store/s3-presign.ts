@@ -10,7 +10,7 @@
  * when pods reach the object store under another address than Velero does. The signature covers
  * the host, so the URLs are signed for that endpoint, as Velero does for its download requests.
  *
- * The URLs are secrets until they expire: never log them (store/redact.ts).
+ * The URLs are secrets until they expire: never log them (common/redact.ts).
  */
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';

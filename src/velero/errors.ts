@@ -1,7 +1,7 @@
 /** Turning exceptions into gRPC statuses Velero can show to a person. */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
-import { redact } from '../store/redact.js';
+import { redact } from '../common/redact.js';
 
 /** An error with an explicit gRPC status code (anything else becomes UNKNOWN, like Go plugins). */
 export class PluginError extends Error {

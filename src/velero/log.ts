@@ -9,7 +9,7 @@
  * the host's 64 KiB read buffer. `error` is reserved for what should make a backup PartiallyFailed:
  * Velero counts every error line against the backup.
  */
-import { redact } from '../store/redact.js';
+import { redact } from '../common/redact.js';
 
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type Fields = Record<string, unknown>;

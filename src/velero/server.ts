@@ -10,7 +10,7 @@ import { unlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { redact } from '../store/redact.js';
+import { redact } from '../common/redact.js';
 import { PluginError, toServiceError } from './errors.js';
 import { describeItem, groupResource, parseItem } from './items.js';
 import type { Logger } from './log.js';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createLogger, formatLine, levelFromVelero, MAX_LINE_BYTES } from '../../src/velero/log.js';
-import { redact } from '../../src/store/redact.js';
+import { redact } from '../../src/common/redact.js';
 
 describe('Velero-safe log lines', () => {
   it('writes string @level and @message and no @timestamp', () => {

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { inCliTerms } from '../../src/cli/advice.js';
 import { openStoreFromFlags, splitBackupPath } from '../../src/cli/store-flags.js';
-import { isUsageError, UsageError } from '../../src/cli/usage.js';
+import { isUsageError, UsageError } from '../../src/common/usage-error.js';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import { S3Store } from '../../src/store/s3.js';

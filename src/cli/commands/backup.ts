@@ -1,4 +1,4 @@
-import { parseFlags } from '../flags.js';
+import { parseFlags } from '../../common/parse-flags.js';
 import { copiesRefusedText, countedBefore } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
 import { isSourceKind } from '../../victoria/types.js';
@@ -6,7 +6,7 @@ import { progressPrinter, formatBytes } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
-import { UsageError } from '../usage.js';
+import { UsageError } from '../../common/usage-error.js';
 
 export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--force-flush-auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
 

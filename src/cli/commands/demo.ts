@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { parseFlags } from '../flags.js';
+import { parseFlags } from '../../common/parse-flags.js';
 import { request } from 'undici';
 import { restoreBackup } from '../../engine/restore.js';
 import { openStore } from '../../store/url.js';

@@ -7,13 +7,14 @@
  * the Restore is Completed with no errors (every verify hook passed).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { durationFlag, parseFlags } from '../flags.js';
+import { durationFlag } from '../duration-flag.js';
+import { parseFlags } from '../../common/parse-flags.js';
 import { COUNTS_LABEL, KIND_LABEL, PLUGIN_DOMAIN } from '../../actions/names.js';
 import { RESTORE_HOOK, findDataVolume, type Pod } from '../../actions/restore-spec.js';
 import { KubeClient, type LoadKubeConfigOptions } from '../../kube/client.js';
 import { KubeError } from '../../kube/errors.js';
 import type { VeleroBackup, VeleroRestore } from '../../kube/velero-objects.js';
-import { UsageError } from '../usage.js';
+import { UsageError } from '../../common/usage-error.js';
 
 export const DRILL_USAGE = `velero-plugin-victoria drill [--backup NAME | --schedule NAME] --namespace NS [--drill-namespace NS-drill]
                              [--velero-namespace velero] [--timeout 30m] [--cleanup] [--kubeconfig F] [--context C] [--json]

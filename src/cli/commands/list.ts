@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { parseFlags } from '../flags.js';
+import { parseFlags } from '../../common/parse-flags.js';
 import { listBackups } from '../../engine/catalog.js';
 import { countedBefore } from '../../engine/manifest.js';
 import { FileStore } from '../../store/file.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
-import { UsageError } from '../usage.js';
+import { UsageError } from '../../common/usage-error.js';
 
 export const LIST_USAGE = `velero-plugin-victoria list --dst ROOT [--json]
 

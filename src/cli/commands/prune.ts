@@ -1,10 +1,11 @@
 import { scanLeftovers, VELERO_BACKUPS, type BackupFolder } from '../../actions/leftovers.js';
 import { PLUGIN_FOLDER } from '../../actions/record.js';
 import { deleteBackup } from '../../engine/delete.js';
-import { durationFlag, parseFlags } from '../flags.js';
+import { durationFlag } from '../duration-flag.js';
+import { parseFlags } from '../../common/parse-flags.js';
 import { formatBytes } from '../progress.js';
 import { checkStoreRoot, openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
-import { UsageError } from '../usage.js';
+import { UsageError } from '../../common/usage-error.js';
 
 export const PRUNE_USAGE = `velero-plugin-victoria prune --location ROOT [--min-age 24h] [--delete] [--allow-no-velero-backups] [--json]
 

@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseFlags } from '../flags.js';
+import { parseFlags } from '../../common/parse-flags.js';
 import { expiredMessage, parsePlan, PLAN_CA_ENV, RestorePlanError, type RestorePlan } from '../../engine/plan.js';
 import { checkDataDir, DataDirNotEmptyError, formatOwner, RESTORE_MARKER, restoreBackup, type FileOwner, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
@@ -9,7 +9,7 @@ import { caBundle } from '../../store/s3-client.js';
 import { formatBytes, progressPrinter } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
-import { UsageError } from '../usage.js';
+import { UsageError } from '../../common/usage-error.js';
 
 export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
 velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]

@@ -1,9 +1,9 @@
-import { parseFlags } from '../flags.js';
+import { parseFlags } from '../../common/parse-flags.js';
 import { IncompleteBackupError } from '../../engine/catalog.js';
 import { verifyBackup } from '../../engine/verify.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
-import { UsageError } from '../usage.js';
+import { UsageError } from '../../common/usage-error.js';
 
 export const VERIFY_USAGE = `velero-plugin-victoria verify --src ROOT/NAME [--json]
 

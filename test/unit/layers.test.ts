@@ -1,0 +1,58 @@
+/**
+ * The layers of design.md, as a test: dependencies point inward, `engine/` knows nothing of Velero
+ * or Kubernetes, `velero/` nothing of Victoria. A new import across a boundary fails here with the
+ * file and the import, instead of growing unnoticed.
+ */
+import { expect } from 'chai';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+
+const SRC = resolve(import.meta.dirname, '../../src');
+
+/** Which layers each layer may import (besides itself). */
+const ALLOWED: Record<string, string[]> = {
+  common: [],
+  store: ['common'],
+  engine: ['store', 'common'],
+  victoria: ['common'],
+  kube: ['common'],
+  companion: ['engine', 'victoria', 'common'],
+  velero: ['common'],
+  actions: ['velero', 'kube', 'companion', 'victoria', 'engine', 'store', 'common'],
+  cli: ['velero', 'actions', 'kube', 'companion', 'victoria', 'engine', 'store', 'common'],
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+/** The layer (top directory under src/) of a path, or '' for src/main.ts. */
+const layerOf = (path: string): string => {
+  const rel = relative(SRC, path).split('/');
+  return rel.length > 1 ? rel[0]! : '';
+};
+
+describe('layers (design.md: dependencies point inward)', () => {
+  it('has a rule for every directory under src/', () => {
+    const dirs = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    expect(dirs.sort()).to.deep.equal(Object.keys(ALLOWED).sort());
+  });
+
+  it('no module imports from a layer outside its own', () => {
+    const crossings: string[] = [];
+    for (const file of sources(SRC)) {
+      const from = layerOf(file);
+      if (from === '') continue; // src/main.ts is the entry point: it may start any layer
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.[^']+)'/g)) {
+        const target = resolve(dirname(file), m[1]!);
+        if (relative(SRC, target).startsWith('..')) continue; // package.json and the like
+        const to = layerOf(target);
+        if (to !== from && !ALLOWED[from]!.includes(to)) crossings.push(`${relative(SRC, file)} imports ${m[1]} (${from} → ${to || 'src/'})`);
+      }
+    }
+    expect(crossings).to.deep.equal([]);
+  });
+});
