@@ -1,0 +1,127 @@
+/**
+ * What a drill reports: the restored Victoria pods beside production (where their data went, what
+ * their verify hook expects), and why the drill did not pass.
+ */
+import { COUNTS_LABEL, KIND_LABEL } from './names.js';
+import { RESTORE_HOOK, findDataVolume, type Pod } from './restore-spec.js';
+import type { KubeClient } from '../kube/client.js';
+
+const DEFAULT_COMPANION = 'victoria-companion';
+
+export interface DrillPod {
+  name: string;
+  kind: string | null;
+  /** The hostPath of the data volume in the drill. */
+  hostPath: string | null;
+  /**
+   * The production data hostPath it is compared with: the drill's own path when a production
+   * Victoria pod uses it, else the production pod of the same name's, else null.
+   */
+  productionHostPath: string | null;
+  /** The counts the verify hook expects (its `--expect`), null without a hook. */
+  expect: Record<string, number> | null;
+}
+
+export interface DrillReport {
+  passed: boolean;
+  backup: string;
+  restore: string;
+  veleroNamespace: string;
+  namespace: string;
+  drillNamespace: string;
+  phase: string;
+  timedOut: boolean;
+  durationSeconds: number;
+  warnings: number;
+  errors: number;
+  failureReason: string | null;
+  validationErrors: string[];
+  pods: DrillPod[];
+  /** Why the drill did not pass (empty when it passed). */
+  problems: string[];
+  cleanup: {
+    requested: boolean;
+    deleted: boolean;
+    note: string | null;
+    /** What --cleanup did before the drill: the namespace an earlier drill left, deleted. */
+    earlier: string | null;
+  };
+}
+
+function dataHostPath(pod: Pod, companion: string): string | null {
+  try {
+    return findDataVolume(pod, companion, pod.metadata?.name ?? '').volume.hostPath?.path ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The `--expect` counts of the drill's verify hook annotation, null when the pod has none. */
+function expectedCounts(annotations: Record<string, string> | undefined): Record<string, number> | null {
+  const command = annotations?.[RESTORE_HOOK.command];
+  if (!command) return null;
+  try {
+    const args = JSON.parse(command) as unknown;
+    if (!Array.isArray(args)) return null;
+    const i = args.indexOf('--expect');
+    return i >= 0 && typeof args[i + 1] === 'string' ? (JSON.parse(args[i + 1] as string) as Record<string, number>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The restored Victoria pods of the drill, each beside production: the production Victoria pod of
+ * the same name, or any production Victoria pod on the same hostPath. A Deployment's pod is named
+ * differently in production by now (every restart names it anew), so the name alone would miss a
+ * drill pod on production's data.
+ */
+export async function drillPods(kube: KubeClient, namespace: string, drillNamespace: string): Promise<DrillPod[]> {
+  const pods = (await kube.listPods(drillNamespace, KIND_LABEL)) as unknown as Pod[];
+  const production = (await kube.listPods(namespace, KIND_LABEL)) as unknown as Pod[];
+  const out: DrillPod[] = [];
+  for (const pod of pods.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))) {
+    const name = pod.metadata?.name ?? '';
+    const annotations = (pod.metadata as undefined | { annotations?: Record<string, string> })?.annotations;
+    const companion = annotations?.[RESTORE_HOOK.container] ?? DEFAULT_COMPANION;
+    const hostPath = dataHostPath(pod, companion);
+    const productionPaths = production.map((p) => ({ name: p.metadata?.name, path: dataHostPath(p, companion) }));
+    const clash = hostPath !== null && productionPaths.some((p) => p.path === hostPath);
+    out.push({
+      name,
+      kind: pod.metadata?.labels?.[KIND_LABEL] ?? null,
+      hostPath,
+      productionHostPath: clash ? hostPath : (productionPaths.find((p) => p.name === name)?.path ?? null),
+      expect: expectedCounts(annotations),
+    });
+  }
+  return out;
+}
+
+/**
+ * Why the drill did not pass. Completed with no errors is not enough on its own: a restored pod
+ * without the verify hook was not checked against the backup's counts, and one on the production
+ * hostPath endangers production.
+ */
+export function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' | 'phase' | 'timedOut' | 'errors' | 'pods'>, timeout: string): string[] {
+  const { restore, drillNamespace, phase } = r;
+  const problems: string[] = [];
+  if (r.timedOut) problems.push(`the Restore was still ${phase} after ${timeout}: see velero restore describe ${restore}`);
+  else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restore} --details and velero restore logs ${restore}`);
+  if (r.errors > 0) problems.push(`${r.errors} error(s) in the Restore`);
+  if (!r.timedOut && r.pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);
+  for (const p of r.pods) {
+    if (!p.expect) {
+      // Two causes, which only the restore log tells apart: a backup without counts, whose drill can
+      // check checksums only, or a plugin that did not act on the restore at all.
+      problems.push(
+        `pod ${drillNamespace}/${p.name} has no verify hook, so its data was not checked against the backup's counts: ` +
+          `either the backup holds no counts (labelled ${COUNTS_LABEL}=false, or its count failed; the restore log says "holds no counts") and only its checksums were checked, drill a counted backup; ` +
+          `or the plugin did not treat the restore as a drill (is it installed in Velero? velero restore logs ${restore})`,
+      );
+    }
+    if (p.hostPath && p.hostPath === p.productionHostPath) problems.push(`pod ${drillNamespace}/${p.name} uses the production hostPath ${p.hostPath}: stop it now`);
+  }
+  return problems;
+}
+
