@@ -185,6 +185,64 @@ for (const version of VM_VERSIONS) {
   });
 }
 
+for (const version of VM_VERSIONS) {
+  describe(`victoria clients: VictoriaMetrics ${version} behind basic auth (-httpAuth.*)`, function () {
+    const USER = 'vpv-user';
+    const PASSWORD = 'basic-pw-789';
+    let vm: VmServer | undefined;
+    let withUrl: (user: string, password: string) => string;
+
+    before(async function () {
+      vm = await startVictoriaMetrics(this, { version, basicAuth: { username: USER, password: PASSWORD } });
+      await vm.importSeries(10, 30);
+      const port = new URL(vm.url).port;
+      withUrl = (user, password) => `http://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+    });
+    after(async () => {
+      await vm?.stop();
+    });
+
+    it('credentials in the URL: snapshot create, list and delete and the counts work', async () => {
+      const src = new MetricsSource({ url: withUrl(USER, PASSWORD) });
+      expect(src.url, 'the URL it records and prints carries no credentials').to.equal(vm?.url);
+      const [snap] = await src.create();
+      expect((await src.list()).map((s) => s.name)).to.deep.equal([snap?.name]);
+      expect(await src.counts()).to.deep.equal({ kind: 'metrics', series: 10, samples: 300 });
+      await src.delete([snap as Snapshot]);
+      expect(await src.list()).to.deep.equal([]);
+    });
+
+    it('a wrong password names -httpAuth.* and never shows the password; none at all says basic auth is required', async () => {
+      const wrong = (await rejection(new MetricsSource({ url: withUrl(USER, 'not-the-pw-456') }).create())) as VictoriaHttpError;
+      expect(wrong).to.be.instanceOf(VictoriaHttpError);
+      expect(wrong.status).to.equal(401);
+      expect(wrong.authFlag).to.equal('httpAuth');
+      expect(wrong.message).to.contain("the basic auth credentials do not match the server's -httpAuth.username/-httpAuth.password");
+      expect(wrong.message).not.to.contain('not-the-pw-456');
+      expect(wrong.message).not.to.contain(PASSWORD);
+      const none = (await rejection(new MetricsSource({ url: vm?.url ?? '' }).list())) as VictoriaHttpError;
+      expect(none.authFlag).to.equal('httpAuth');
+      expect(none.message).to.contain('the server requires basic auth (-httpAuth.username/-httpAuth.password): pass credentials');
+    });
+
+    it('with -snapshotAuthKey as well: credentials and key together back up; credentials alone name the key', async function () {
+      const both = await startVictoriaMetrics(this, { version, basicAuth: { username: USER, password: PASSWORD }, snapshotAuthKey: KEY });
+      try {
+        await both.importSeries(5, 20);
+        const url = `http://${USER}:${PASSWORD}@127.0.0.1:${new URL(both.url).port}`;
+        const src = new MetricsSource({ url, authKey: KEY });
+        const [snap] = await src.create();
+        expect(await src.counts()).to.deep.equal({ kind: 'metrics', series: 5, samples: 100 });
+        await src.delete([snap as Snapshot]);
+        const keyless = (await rejection(new MetricsSource({ url }).list())) as VictoriaHttpError;
+        expect(keyless.authFlag).to.equal('snapshotAuthKey');
+      } finally {
+        await both.stop();
+      }
+    });
+  });
+}
+
 /** Sum of RowsCount over the datadb parts of a partition snapshot: what the files hold. */
 function rowsInSnapshot(dir: string): number {
   let rows = 0;

@@ -38,6 +38,8 @@ export interface StartVmOptions {
   version: VmVersion;
   snapshotAuthKey?: string;
   forceFlushAuthKey?: string;
+  /** `-httpAuth.username`/`-httpAuth.password`: every endpoint but /health asks for basic auth (importSeries sends it). */
+  basicAuth?: { username: string; password: string };
   /** Reuse a data directory (e.g. a restored one); default: a new temp dir, removed on stop(). */
   dataDir?: string;
   extraArgs?: string[];
@@ -86,6 +88,7 @@ export async function startVictoriaMetrics(ctx: Mocha.Context, opts: StartVmOpti
       '-loggerLevel=WARN',
       ...(opts.snapshotAuthKey ? [`-snapshotAuthKey=${opts.snapshotAuthKey}`] : []),
       ...(opts.forceFlushAuthKey ? [`-forceFlushAuthKey=${opts.forceFlushAuthKey}`] : []),
+      ...(opts.basicAuth ? [`-httpAuth.username=${opts.basicAuth.username}`, `-httpAuth.password=${opts.basicAuth.password}`] : []),
       ...(opts.extraArgs ?? []),
     ];
     const proc = new ServerProcess({ name: `victoria-metrics ${opts.version}`, bin: bin.victoriaMetrics, args });
@@ -104,7 +107,7 @@ export async function startVictoriaMetrics(ctx: Mocha.Context, opts: StartVmOpti
       dataDir,
       bin,
       process: proc,
-      importSeries: (series, samples, o) => importSeries(url, series, samples, o),
+      importSeries: (series, samples, o) => importSeries(url, series, samples, { ...o, basicAuth: opts.basicAuth }),
       stop: async () => {
         await proc.stop();
         if (ownDir) rmSync(dataDir, { recursive: true, force: true });
@@ -117,7 +120,7 @@ async function importSeries(
   url: string,
   series: number,
   samples: number,
-  opts: { metric?: string; stepMs?: number; endMs?: number } = {},
+  opts: { metric?: string; stepMs?: number; endMs?: number; basicAuth?: StartVmOptions['basicAuth'] } = {},
 ): Promise<ImportedData> {
   const metric = opts.metric ?? 'vpv_test';
   const stepMs = opts.stepMs ?? 15_000;
@@ -133,7 +136,8 @@ async function importSeries(
     }
     lines.push(JSON.stringify({ metric: { __name__: metric, series: String(i), job: 'vpv' }, values, timestamps }));
   }
-  const res = await request(`${url}/api/v1/import`, { method: 'POST', body: `${lines.join('\n')}\n`, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  const auth = opts.basicAuth ? { authorization: `Basic ${Buffer.from(`${opts.basicAuth.username}:${opts.basicAuth.password}`).toString('base64')}` } : undefined;
+  const res = await request(`${url}/api/v1/import`, { method: 'POST', headers: auth, body: `${lines.join('\n')}\n`, headersTimeout: 60_000, bodyTimeout: 60_000 });
   const text = await res.body.text();
   if (res.statusCode !== 204) throw new Error(`VictoriaMetrics import answered HTTP ${res.statusCode}: ${text}`);
   return { series, samples: series * samples, firstMs, lastMs, metric };
