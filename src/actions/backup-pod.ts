@@ -7,7 +7,8 @@
  * message naming the pod and what to do; the engine never marks a partial backup complete.
  */
 import type { CompanionFiles } from '../companion/protocol.js';
-import { pendingCounts, removalNote, writeBackup, type BackupCounts, type BaseBackup } from '../engine/backup.js';
+import { pendingCounts, writeBackup, type BackupCounts, type BaseBackup } from '../engine/backup.js';
+import { removalNote } from '../engine/backup-folder.js';
 import { newestComplete } from '../engine/catalog.js';
 import { copiesRefusedText, type Manifest } from '../engine/manifest.js';
 import { formatBytes, type Progress, type ProgressListener } from '../engine/progress.js';

@@ -8,7 +8,9 @@
 import { createHash } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
-import type { FileEntry, FileReader, SnapshotFile } from './files.js';
+import type { FileReader, SnapshotFile } from './files.js';
+import { checkBackupName, checkFolderIsOurs, withRemoval } from './backup-folder.js';
+import { uploadFile } from './file-upload.js';
 import { checkRelPath, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
 import {
   COMPLETE_KEY,
@@ -21,8 +23,6 @@ import {
   type ManifestTree,
   type SourceKind,
 } from './manifest.js';
-import { readWholeObject } from '../store/read-object.js';
-import { deleteBackup } from './delete.js';
 import { forEachLimit, Semaphore } from '../store/pool.js';
 import type { Progress, ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
@@ -115,184 +115,10 @@ function unchanged(file: SnapshotFile, previous: ManifestFile | undefined): prev
   return previous !== undefined && !isMutableFile(file.path) && previous.size === file.size && previous.mtimeMs === file.mtimeMs;
 }
 
-/**
- * Stream one file into its parts, hashing on the way. Reads exactly `file.size` bytes: a file
- * that shrank or grew while being read fails, rather than producing a backup that looks fine.
- * Each part's body hands the store the source's chunks as they are (no copy, no queue): the
- * store consumes a chunk before it asks for the next, so a source may reuse its buffer
- * (ObjectStore.put).
- */
-async function uploadFile(
-  store: ObjectStore,
-  keyOf: (part: Part) => string,
-  entry: FileEntry,
-  limiter: RateLimiter | undefined,
-  onBytes: (n: number) => void,
-): Promise<string> {
-  const source = new PartSource(entry, limiter, onBytes);
-  try {
-    for (const part of splitParts(entry.file.path, entry.file.size)) {
-      try {
-        await store.put(keyOf(part), source.body(part.size), part.size);
-      } catch (err) {
-        throw source.error ?? err;
-      }
-    }
-    await source.expectEnd();
-  } catch (err) {
-    await source.abandon(err);
-    throw err;
-  }
-  return source.sha256();
-}
-
-/** A file's bytes, cut into the bodies of its parts and hashed whole (the manifest's SHA-256). */
-class PartSource {
-  private readonly hash = createHash('sha256');
-  private readonly chunks: AsyncIterator<Buffer>;
-  /** The rest of a chunk that crossed a part's end: the next part's first bytes. */
-  private leftover: Buffer | undefined;
-  /** An error of the source itself (too short, a read error), which is reported as it is, not as the store's. */
-  error: unknown;
-
-  constructor(
-    private readonly entry: FileEntry,
-    private readonly limiter: RateLimiter | undefined,
-    private readonly onBytes: (n: number) => void,
-  ) {
-    this.chunks = (entry.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-  }
-
-  /** The next `size` bytes, as the source's chunks (a view of one where it crosses the end). */
-  async *body(size: number): AsyncGenerator<Buffer> {
-    for (let remaining = size; remaining > 0; ) {
-      let chunk = this.leftover ?? (await this.nextChunk());
-      this.leftover = undefined;
-      if (chunk.length > remaining) {
-        this.leftover = chunk.subarray(remaining);
-        chunk = chunk.subarray(0, remaining);
-      }
-      this.hash.update(chunk);
-      remaining -= chunk.length;
-      if (this.limiter) {
-        // Counted as the limiter lets them go, so that progress shows the paced rate.
-        for await (const piece of this.limiter.pace(chunk)) {
-          this.onBytes(piece.length);
-          yield piece;
-        }
-      } else {
-        this.onBytes(chunk.length);
-        yield chunk;
-      }
-    }
-  }
-
-  /** After the last part: the file must have no more bytes than listed. */
-  async expectEnd(): Promise<void> {
-    if ((this.leftover && this.leftover.length > 0) || !(await this.next()).done) {
-      throw new Error(`${this.entry.file.path} is longer than the ${this.entry.file.size} bytes listed: it changed while the backup read it`);
-    }
-  }
-
-  /** Stops reading after a failure; ending the iteration closes a local file (its stream is a generator). */
-  async abandon(err: unknown): Promise<void> {
-    this.entry.stream.destroy(err as Error);
-    await this.chunks.return?.().catch(() => undefined);
-  }
-
-  sha256(): string {
-    return this.hash.digest('hex');
-  }
-
-  private async nextChunk(): Promise<Buffer> {
-    const r = await this.next();
-    if (r.done) {
-      this.error = new Error(`${this.entry.file.path} is shorter than the ${this.entry.file.size} bytes listed: it changed while the backup read it`);
-      throw this.error;
-    }
-    return Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
-  }
-
-  private async next(): Promise<IteratorResult<Buffer>> {
-    try {
-      return await this.chunks.next();
-    } catch (err) {
-      this.error = err;
-      throw err;
-    }
-  }
-}
-
-const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
-
-const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs: 'VictoriaLogs' };
-
-/**
- * A backup's folder may hold an earlier backup of ours of the same name and kind, complete or not,
- * which a re-run replaces (as vmbackup does with an existing -dst): our manifest or in-progress
- * marker says so. Anything else in it, another kind's backup, a vmbackup backup, other backups
- * nested below it or unrelated files, would be deleted as stale objects: refused, and untouched.
- */
-async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceKind): Promise<void> {
-  const where = `${store.location}/${name}`;
-  const fix = 'give this backup another name (--name), or each database a root of its own (--dst)';
-  // The root a backup, or inside one (--dst naming a backup or a folder in it, not the folder of
-  // backups): a backup there would become part of it, restored by vmrestore with it and deleted with it.
-  // An unfinished backup (only its in-progress marker yet) counts: its re-run would delete as stale
-  // whatever was written inside it meanwhile.
-  const markers = [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER];
-  const holders = await Promise.all(markers.map(async (m) => ((await store.head(m)) ? store.location : await store.folderAbove?.(m))));
-  const marker = holders.findIndex((h) => h !== undefined);
-  if (marker >= 0) {
-    const holder = holders[marker]!;
-    const what = holder === store.location ? `${store.location} is itself a backup` : `${store.location} is inside the backup ${holder}`;
-    throw new Error(`${what} (it holds ${markers[marker]}): a backup there would become part of it; give the folder of the backups as the root (--dst), outside any backup`);
-  }
-  for (const key of [MANIFEST_KEY, IN_PROGRESS_KEY]) {
-    let bytes: Buffer;
-    try {
-      bytes = await readWholeObject(store, `${name}/${key}`);
-    } catch (err) {
-      if (err instanceof StoreError && err.code === 'NotFound') continue;
-      throw err;
-    }
-    let earlier: unknown;
-    try {
-      earlier = (JSON.parse(bytes.toString('utf8')) as { kind?: unknown }).kind;
-    } catch {
-      throw new Error(`${where}/${key} is not JSON: cannot tell what this folder holds, so nothing is written into it: ${fix}`);
-    }
-    if (earlier !== kind) throw new Error(`${where} holds a ${DATABASE[earlier as SourceKind] ?? String(earlier)} backup; this ${DATABASE[kind]} backup would replace it: ${fix}`);
-    return;
-  }
-  if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
-    throw new Error(`${where} holds a complete vmbackup backup (${VM_COMPLETE_MARKER} without our manifest); this backup would replace it: ${fix}`);
-  }
-  let found = 0;
-  let first: string | undefined;
-  for await (const obj of store.list(`${name}/`)) {
-    first ??= obj.key;
-    if (++found >= 1000) break;
-  }
-  if (first !== undefined) {
-    throw new Error(
-      `${where}/ is not empty and holds no backup of ours (${found >= 1000 ? 'at least 1000' : found} object(s), e.g. ${store.location}/${first}): ` +
-        `a backup there would delete them as stale objects, so nothing was written. Check --dst and --name; ${fix}`,
-    );
-  }
-}
-
 export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   const started = Date.now();
   const { store, name } = req;
-  checkRelPath(name, 'backup name');
-  if (name.includes('/')) {
-    throw new Error(`backup name ${JSON.stringify(name)} has a "/": a backup is one folder under the root, and its re-run would delete a backup nested in it as stale objects`);
-  }
-  // Names travel through URLs, S3 keys, listings and Velero's own names: letters, digits, ".", "_", "-" only.
-  if (!BACKUP_NAME.test(name)) {
-    throw new Error(`backup name ${JSON.stringify(name)} may hold only letters, digits, ".", "_" and "-", start with a letter or digit, and have at most 255 characters (the default is the UTC time, such as 2026-02-04T12-30-00)`);
-  }
+  checkBackupName(name);
   await checkFolderIsOurs(store, name, req.kind);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString() }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
@@ -304,35 +130,6 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     if (!req.removeOnFailure) throw err;
     throw await withRemoval(err, store, name);
   }
-}
-
-/**
- * removeOnFailure: removes what the failed attempt wrote, and says in its error whether that
- * worked. The sentence is also kept apart (removalNote), for a caller that replaces the error with
- * its own, such as the pod action's item timeout.
- */
-async function withRemoval(err: unknown, store: ObjectStore, name: string): Promise<Error> {
-  const error = err instanceof Error ? err : new Error(String(err));
-  const where = `${store.location}/${name}/`;
-  let note: string;
-  try {
-    const removed = await deleteBackup(store, name);
-    note = `; the ${removed.objects} object(s) this attempt wrote to ${where} were removed`;
-  } catch (removal) {
-    note =
-      `; the objects this attempt wrote to ${where} could not be removed (${(removal as Error).message}): ` +
-      'they hold no complete backup, and nothing else will remove them: delete them with your S3 tools';
-  }
-  error.message += note;
-  removalNotes.set(error, note);
-  return error;
-}
-
-const removalNotes = new WeakMap<Error, string>();
-
-/** The sentence a removeOnFailure backup appended to its error about what it removed; '' for any other error. */
-export function removalNote(err: unknown): string {
-  return err instanceof Error ? (removalNotes.get(err) ?? '') : '';
 }
 
 /** The manifest's fields for what the database held. */

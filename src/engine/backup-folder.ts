@@ -1,0 +1,111 @@
+/**
+ * The folder a backup is written into: a name that is safe everywhere it travels, a folder that is
+ * empty or holds an earlier attempt of ours (nothing else is ever deleted as stale), and, after a
+ * failed attempt that asked for it, the removal of what that attempt wrote.
+ */
+import { StoreError } from '../store/errors.js';
+import { readWholeObject } from '../store/read-object.js';
+import type { ObjectStore } from '../store/types.js';
+import { deleteBackup } from './delete.js';
+import { checkRelPath, VM_COMPLETE_MARKER } from './layout.js';
+import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_KEY, type SourceKind } from './manifest.js';
+
+const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
+
+/** A name that is one folder under the root, and safe in URLs, S3 keys, listings and Velero's own names. */
+export function checkBackupName(name: string): void {
+  checkRelPath(name, 'backup name');
+  if (name.includes('/')) {
+    throw new Error(`backup name ${JSON.stringify(name)} has a "/": a backup is one folder under the root, and its re-run would delete a backup nested in it as stale objects`);
+  }
+  // Names travel through URLs, S3 keys, listings and Velero's own names: letters, digits, ".", "_", "-" only.
+  if (!BACKUP_NAME.test(name)) {
+    throw new Error(`backup name ${JSON.stringify(name)} may hold only letters, digits, ".", "_" and "-", start with a letter or digit, and have at most 255 characters (the default is the UTC time, such as 2026-02-04T12-30-00)`);
+  }
+}
+
+const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs: 'VictoriaLogs' };
+
+/**
+ * A backup's folder may hold an earlier backup of ours of the same name and kind, complete or not,
+ * which a re-run replaces (as vmbackup does with an existing -dst): our manifest or in-progress
+ * marker says so. Anything else in it, another kind's backup, a vmbackup backup, other backups
+ * nested below it or unrelated files, would be deleted as stale objects: refused, and untouched.
+ */
+export async function checkFolderIsOurs(store: ObjectStore, name: string, kind: SourceKind): Promise<void> {
+  const where = `${store.location}/${name}`;
+  const fix = 'give this backup another name (--name), or each database a root of its own (--dst)';
+  // The root a backup, or inside one (--dst naming a backup or a folder in it, not the folder of
+  // backups): a backup there would become part of it, restored by vmrestore with it and deleted with it.
+  // An unfinished backup (only its in-progress marker yet) counts: its re-run would delete as stale
+  // whatever was written inside it meanwhile.
+  const markers = [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER];
+  const holders = await Promise.all(markers.map(async (m) => ((await store.head(m)) ? store.location : await store.folderAbove?.(m))));
+  const marker = holders.findIndex((h) => h !== undefined);
+  if (marker >= 0) {
+    const holder = holders[marker]!;
+    const what = holder === store.location ? `${store.location} is itself a backup` : `${store.location} is inside the backup ${holder}`;
+    throw new Error(`${what} (it holds ${markers[marker]}): a backup there would become part of it; give the folder of the backups as the root (--dst), outside any backup`);
+  }
+  for (const key of [MANIFEST_KEY, IN_PROGRESS_KEY]) {
+    let bytes: Buffer;
+    try {
+      bytes = await readWholeObject(store, `${name}/${key}`);
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'NotFound') continue;
+      throw err;
+    }
+    let earlier: unknown;
+    try {
+      earlier = (JSON.parse(bytes.toString('utf8')) as { kind?: unknown }).kind;
+    } catch {
+      throw new Error(`${where}/${key} is not JSON: cannot tell what this folder holds, so nothing is written into it: ${fix}`);
+    }
+    if (earlier !== kind) throw new Error(`${where} holds a ${DATABASE[earlier as SourceKind] ?? String(earlier)} backup; this ${DATABASE[kind]} backup would replace it: ${fix}`);
+    return;
+  }
+  if (await store.head(`${name}/${VM_COMPLETE_MARKER}`)) {
+    throw new Error(`${where} holds a complete vmbackup backup (${VM_COMPLETE_MARKER} without our manifest); this backup would replace it: ${fix}`);
+  }
+  let found = 0;
+  let first: string | undefined;
+  for await (const obj of store.list(`${name}/`)) {
+    first ??= obj.key;
+    if (++found >= 1000) break;
+  }
+  if (first !== undefined) {
+    throw new Error(
+      `${where}/ is not empty and holds no backup of ours (${found >= 1000 ? 'at least 1000' : found} object(s), e.g. ${store.location}/${first}): ` +
+        `a backup there would delete them as stale objects, so nothing was written. Check --dst and --name; ${fix}`,
+    );
+  }
+}
+
+/**
+ * removeOnFailure: removes what the failed attempt wrote, and says in its error whether that
+ * worked. The sentence is also kept apart (removalNote), for a caller that replaces the error with
+ * its own, such as the pod action's item timeout.
+ */
+export async function withRemoval(err: unknown, store: ObjectStore, name: string): Promise<Error> {
+  const error = err instanceof Error ? err : new Error(String(err));
+  const where = `${store.location}/${name}/`;
+  let note: string;
+  try {
+    const removed = await deleteBackup(store, name);
+    note = `; the ${removed.objects} object(s) this attempt wrote to ${where} were removed`;
+  } catch (removal) {
+    note =
+      `; the objects this attempt wrote to ${where} could not be removed (${(removal as Error).message}): ` +
+      'they hold no complete backup, and nothing else will remove them: delete them with your S3 tools';
+  }
+  error.message += note;
+  removalNotes.set(error, note);
+  return error;
+}
+
+const removalNotes = new WeakMap<Error, string>();
+
+/** The sentence a removeOnFailure backup appended to its error about what it removed; '' for any other error. */
+export function removalNote(err: unknown): string {
+  return err instanceof Error ? (removalNotes.get(err) ?? '') : '';
+}
