@@ -3,7 +3,8 @@
  * their verify hook expects), and why the drill did not pass.
  */
 import { COUNTS_LABEL, KIND_LABEL } from './names.js';
-import { RESTORE_HOOK, findDataVolume, type Pod } from './restore-spec.js';
+import { RESTORE_HOOK } from './drill-spec.js';
+import { findDataVolume, type Pod } from './pod-spec.js';
 import type { KubeClient } from '../kube/client.js';
 
 const DEFAULT_COMPANION = 'victoria-companion';

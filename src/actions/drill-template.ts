@@ -11,7 +11,8 @@ import { KubeClient } from '../kube/client.js';
 import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { drillPod, findDataVolume, type Pod } from './restore-spec.js';
+import { drillPod } from './drill-spec.js';
+import { findDataVolume, type Pod } from './pod-spec.js';
 import { parseVeleroRestore, targetNamespace } from './velero-restore.js';
 
 type Workload = KubeObject & { spec?: { template?: Pod } };

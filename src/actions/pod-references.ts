@@ -6,7 +6,7 @@
  * backup whatever the Restore's label selector says.
  */
 import type { ResourceIdentifier } from '../velero/types.js';
-import type { Pod } from './restore-spec.js';
+import type { Pod } from './pod-spec.js';
 
 type Named = { name?: unknown } | undefined;
 type EnvVar = { valueFrom?: { secretKeyRef?: Named; configMapKeyRef?: Named } };

@@ -16,22 +16,9 @@ import { formatBytes } from '../engine/progress.js';
 import type { PluginConfig } from './plugin-config.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { PLUGIN_FOLDER, readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecord } from './record.js';
-import {
-  DATA_MOUNT,
-  databaseRetention,
-  describeVolume,
-  drillPod,
-  findDataVolume,
-  RESTORE_HOOK,
-  restoreContainer,
-  restoreIdentity,
-  verifyHookAnnotations,
-  withInitContainer,
-  withVolume,
-  type Pod,
-  type Volume,
-  type VolumeMount,
-} from './restore-spec.js';
+import { databaseRetention, drillPod, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
+import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
+import { restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
 import { podReferences } from './pod-references.js';
 import { restoreConflicts } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan } from './restore-plan.js';

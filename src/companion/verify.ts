@@ -6,7 +6,7 @@
  * covered the data before the snapshot time (less a margin for late data), and a restored database
  * holds nothing newer than the snapshot, so by default everything is counted; `--end` and `--start`
  * limit the count to the range the backup counted (the manifest's countedBefore and countedFrom;
- * the drill raises the database's retention so that it keeps that whole range, restore-spec.ts).
+ * the drill raises the database's retention so that it keeps that whole range, drill-spec.ts).
  * Prints one JSON line, `{"verify":"ok"|"mismatch"|"error", expected, found}`; exits 0 only when
  * every count matches.
  */

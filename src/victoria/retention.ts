@@ -5,7 +5,7 @@
  * sample" taken at backup time covers a range a later count of the restored data cannot see: a
  * drill days later would always differ. Counting from an instant inside the retention at backup
  * time, recorded in the manifest, and counting the restored copy over the same range (with its
- * retention raised, restore-spec.ts) makes the two comparable.
+ * retention raised, drill-spec.ts) makes the two comparable.
  *
  * The retention is read from the server's `/metrics`: VictoriaMetrics (1.79 and 1.145) and
  * VictoriaLogs list every flag there as `flag{name="retentionPeriod", value="…", is_set="…"} 1`.

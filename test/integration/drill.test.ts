@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { KIND_LABEL } from '../../src/actions/names.js';
-import { RESTORE_HOOK } from '../../src/actions/restore-spec.js';
+import { RESTORE_HOOK } from '../../src/actions/drill-spec.js';
 import { drillCommand, parseTimeout } from '../../src/cli/commands/drill.js';
 import { DRILL_LABEL, drillRestoreName } from '../../src/actions/drill.js';
 import { startKubeApi, type KubeApiServer, type KubeObject } from '../support/kube-api.js';

@@ -1,7 +1,7 @@
 /** What a drill's pod needs to start, handed to Velero as additional items (pod-references.ts). */
 import { expect } from 'chai';
 import { podReferences } from '../../src/actions/pod-references.js';
-import type { Pod } from '../../src/actions/restore-spec.js';
+import type { Pod } from '../../src/actions/pod-spec.js';
 
 describe('pod references', () => {
   it('names the Secrets and ConfigMaps of volumes, env, envFrom and image pulls, and a ServiceAccount of its own, once each', () => {
