@@ -4,7 +4,7 @@
  * the security context it runs with. A drill's changes are in drill-spec.ts.
  */
 import { PLAN_CA_ENV } from '../engine/plan.js';
-import { formatOwner, type FileOwner } from '../engine/restore.js';
+import { formatOwner, type FileOwner } from '../engine/file-owner.js';
 import { EXECUTABLE } from './names.js';
 import { DATA_MOUNT, type Container, type Pod, type VolumeMount } from './pod-spec.js';
 
