@@ -64,6 +64,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DirectGetter } from './direct-get.js';
+import { nextToken } from './s3-listing.js';
+import { signedRequest } from './s3-signed-request.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
 import { BROKEN_CONNECTION_CODES } from './net-codes.js';
@@ -83,43 +85,6 @@ const MAX_PARTS = 10_000;
 const MAX_KEY_BYTES = 1024;
 /** Stream puts up to this size get a buffer of their own size rather than a part buffer. */
 const SMALL_PUT = 1024 * 1024;
-
-/** SigV4's URI encoding (RFC 3986 unreserved characters stay). */
-function escapeUri(text: string): string {
-  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-/**
- * The continuation token of a ListObjectsV2 page, undefined after the last page. A page marked
- * truncated without a token would end the listing early and silently: a wrong answer, so an error.
- */
-function nextToken(
-  page: { IsTruncated?: boolean; NextContinuationToken?: string; Name?: string; KeyCount?: number },
-  seen: Set<string>,
-  target: string,
-  endpoint: string,
-): string | undefined {
-  // Every ListBucketResult names its bucket and says whether it is truncated. A 200 without them
-  // is some other server's answer that is not HTML (those the client refuses itself, s3-client.ts
-  // rejectWebPage), such as a JSON status page: the SDK parses it into an empty listing, which
-  // would read as "no backups" or "an empty folder".
-  if (page.IsTruncated === undefined && page.Name === undefined && page.KeyCount === undefined) {
-    throw new StoreError('Config', `list ${target}: ${endpoint} answered 200 without an S3 listing (a web page or a console, not the S3 API?): check the endpoint (s3Url)`, {
-      operation: 'list',
-      target,
-    });
-  }
-  if (!page.IsTruncated) return undefined;
-  if (!page.NextContinuationToken) {
-    throw new StoreError('Failed', `list ${target}: the server said the listing is truncated but gave no continuation token`, { operation: 'list', target });
-  }
-  // A server that hands back a token it gave before would have the listing loop forever.
-  if (seen.has(page.NextContinuationToken)) {
-    throw new StoreError('Failed', `list ${target}: the server gave a continuation token it had given before, so the listing would never end`, { operation: 'list', target });
-  }
-  seen.add(page.NextContinuationToken);
-  return page.NextContinuationToken;
-}
 
 /** What one HeadBucket told: the bucket's region if AWS named it, and the error if it failed. */
 interface BucketHead {
@@ -362,35 +327,11 @@ export class S3Store implements ObjectStore {
     const Key = this.fullKey(key, 'get');
     if (size === 0) return;
     // A request that cannot be signed (no credentials) is left, with its error, to get().
-    const signed = await this.signedRequest(new GetObjectCommand({ Bucket: this.bucket, Key })).catch(() => undefined);
+    const signed = await signedRequest(this.client, new GetObjectCommand({ Bucket: this.bucket, Key })).catch(() => undefined);
     await this.direct.read(signed?.url, { length: size, ...(signed ? { headers: signed.headers } : {}) }, sink, {
       resumed: (reason) => this.options.onRetry?.({ attempt: 1, maxAttempts: this.maxAttempts, reason: `resume GET: ${reason}`, delayMs: 0 }),
       rest: (start, etag) => this.open(key, start > 0 ? { start, end: size - 1 } : undefined, etag),
     });
-  }
-
-  /**
-   * The request `command` would send, built and signed by the SDK (endpoint rules, addressing
-   * style, credentials, SigV4), without sending it: a middleware after the signer returns an empty
-   * output instead of passing the request on.
-   */
-  private async signedRequest(command: GetObjectCommand): Promise<{ url: string; headers: Record<string, string> }> {
-    let signed: { protocol: string; hostname: string; port?: number; path: string; query: Record<string, string | string[] | null>; headers: Record<string, string> } | undefined;
-    command.middlewareStack.addRelativeTo(
-      () => async (args: { request: unknown }) => {
-        signed = args.request as typeof signed;
-        return { response: {}, output: { $metadata: {} } };
-      },
-      { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'victoriaCaptureSignedRequest' },
-    );
-    await this.client.send(command);
-    if (!signed) throw new Error('the SDK did not sign the request');
-    const query = Object.entries(signed.query)
-      .flatMap(([k, v]) => (v === null ? [escapeUri(k)] : (Array.isArray(v) ? v : [v]).map((x) => `${escapeUri(k)}=${escapeUri(x)}`)))
-      .join('&');
-    const port = signed.port ? `:${signed.port}` : '';
-    const headers = Object.fromEntries(Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v]));
-    return { url: `${signed.protocol}//${signed.hostname}${port}${signed.path}${query ? `?${query}` : ''}`, headers };
   }
 
   /**
