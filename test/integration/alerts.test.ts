@@ -68,7 +68,7 @@ describe('alerts: schedules/alerts.yaml (vmalert-tool unittest)', function () {
     expect(r.output).to.contain('VictoriaBackupOverdue');
   });
 
-  it('the rules cover every Schedule tier and the drill CronJob of schedules/', () => {
+  it('the rules cover every Schedule tier and both CronJobs of schedules/ (drill, prune)', () => {
     const schedules = manifests().filter((m) => m.kind === 'Schedule').map((m) => m.metadata!.name!);
     expect(schedules).to.have.length(4);
     const overdue = rule('VictoriaBackupOverdue').expr;
@@ -76,11 +76,14 @@ describe('alerts: schedules/alerts.yaml (vmalert-tool unittest)', function () {
       expect(name, 'the other rules match schedules by victoria-.+').to.match(/^victoria-.+/);
       expect(overdue, `VictoriaBackupOverdue has a threshold for ${name}`).to.contain(`schedule="${name}"`);
     }
-    const drills = manifests().filter((m) => m.kind === 'CronJob');
-    expect(drills.map((m) => m.metadata!.name)).to.deep.equal(['victoria-drill']);
-    const failed = rule('VictoriaRestoreDrillFailed');
-    expect(failed.expr).to.contain('cronjob="victoria-drill"');
-    // Pending while a drill may still run, so that only a failed or timed-out one fires.
-    expect(seconds(failed.for!)).to.be.greaterThan(drills[0]!.spec!.jobTemplate!.spec!.activeDeadlineSeconds!);
+    const cronJobs = manifests().filter((m) => m.kind === 'CronJob');
+    expect(cronJobs.map((m) => m.metadata!.name).sort()).to.deep.equal(['victoria-drill', 'victoria-prune']);
+    const failedRule: Record<string, string> = { 'victoria-drill': 'VictoriaRestoreDrillFailed', 'victoria-prune': 'VictoriaPruneFailed' };
+    for (const job of cronJobs) {
+      const failed = rule(failedRule[job.metadata!.name!]!);
+      expect(failed.expr).to.contain(`cronjob="${job.metadata!.name}"`);
+      // Pending while a Job may still run, so that only a failed or timed-out one fires.
+      expect(seconds(failed.for!)).to.be.greaterThan(job.spec!.jobTemplate!.spec!.activeDeadlineSeconds!);
+    }
   });
 });

@@ -4,13 +4,14 @@
  * backups Velero has, recent folders and the restore plans are left alone.
  */
 import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { mkdirSync, mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
+import { loadAll } from 'js-yaml';
 import { pruneCommand } from '../../src/cli/commands/prune.js';
-import { paths, requireComponents } from '../support/components.js';
+import { paths, requireComponents, ROOT } from '../support/components.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { runCommand } from '../support/run-command.js';
@@ -99,6 +100,43 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
       process.env = saved;
     }
   };
+
+  it('the weekly CronJob of schedules/prune-cronjob.yaml, as written but for its placeholders, removes a left-over folder with Velero\'s credentials file', async () => {
+    type Container = { args: string[]; env: Array<{ name: string; value: string }>; volumeMounts: Array<{ name: string; mountPath: string }> };
+    type PodSpec = { containers: Container[]; volumes: Array<{ name: string; secret?: { secretName: string } }> };
+    const docs = loadAll(readFileSync(join(ROOT, 'schedules', 'prune-cronjob.yaml'), 'utf8')) as Array<{ kind: string; spec: { jobTemplate: { spec: { template: { spec: PodSpec } } } } }>;
+    const pod = docs.find((d) => d.kind === 'CronJob')!.spec.jobTemplate.spec.template.spec;
+    const [container] = pod.containers;
+    const [mount] = container!.volumeMounts;
+    expect(pod.volumes.find((v) => v.name === mount!.name)?.secret?.secretName, "Velero's credentials Secret").to.equal('cloud-credentials');
+
+    // The Secret's key `cloud`, as `velero install --secret-file` stores it, where the volume mounts it.
+    const secretDir = mkdtempSync(join(tmpdir(), 'prune-cronjob-'));
+    writeFileSync(join(secretDir, 'cloud'), `[default]\naws_access_key_id=${moto.accessKeyId}\naws_secret_access_key=${moto.secretAccessKey}\n`);
+    const env = Object.fromEntries(container!.env.map((e) => [e.name, e.value.replace(mount!.mountPath, secretDir)]));
+    // The placeholders as the comment says: the location, its region, moto's endpoint (an
+    // S3-compatible server); --min-age shortened so that the folders written here are old enough.
+    const value = (flag: string) => container!.args.indexOf(flag) + 1;
+    const args = [...container!.args];
+    expect(args[value('--location')]).to.equal('s3://BUCKET/PREFIX');
+    args[value('--location')] = `s3://${moto.bucket}/cluster-w`;
+    args[value('--region')] = moto.region;
+    args[value('--min-age')] = '1s';
+    args.push('--s3-endpoint', moto.endpoint);
+    expect(args).to.include('--delete');
+
+    const putW = (key: string) => moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: `cluster-w/${key}`, Body: 'x' }));
+    await putW('backups/w1/velero-backup.json');
+    for (const b of ['w0', 'w1']) await putW(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
+    await new Promise((r) => setTimeout(r, 1100));
+
+    // Only what the Job's container has: no AWS_* variables but the manifest's.
+    const r = await runCommand(paths.plugin, args, { PATH: process.env.PATH, HOME: secretDir, ...env });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^removed {2}monitoring\/vmsingle\/w0 /m).and.include('1 left-over backup folder(s), 1 B removed; 1 folder(s) of backups Velero has were left alone');
+    expect(await moto.keys(`cluster-w/${folder('monitoring', 'vmsingle', '')}`)).to.deep.equal([`cluster-w/${folder('monitoring', 'vmsingle', 'w1')}/victoria_complete.ignore`]);
+    rmSync(secretDir, { recursive: true, force: true });
+  });
 
   it('works on a location without a prefix (the bucket root), and with --allow-no-velero-backups on one whose backups are all gone', async () => {
     const bucket = 'no-prefix';
