@@ -5,10 +5,14 @@
  * the command's poll sees it and reports.
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadAll } from 'js-yaml';
 import { KIND_LABEL } from '../../src/actions/names.js';
 import { RESTORE_HOOK } from '../../src/actions/drill-spec.js';
 import { drillCommand, parseTimeout } from '../../src/cli/commands/drill.js';
 import { DRILL_LABEL, drillRestoreName } from '../../src/actions/drill.js';
+import { ROOT } from '../support/components.js';
 import { startKubeApi, type KubeApiServer, type KubeObject } from '../support/kube-api.js';
 
 const KIND = 'velero-plugin-victoria.io/kind';
@@ -76,7 +80,7 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     let seen: KubeObject | undefined;
     const watcher = setInterval(() => {
       if (seen || !velero) return;
-      for (const b of ['victoria-daily-20261130020000', 'victoria-daily-20261201020000', 'old', 'victoria-4hourly-20261201080000']) {
+      for (const b of ['victoria-daily-20261130020000', 'victoria-daily-20261201020000', 'old', 'victoria-4hourly-20261201080000', 'victoria-monthly-20261201060000']) {
         // The name carries the second the command made it: up to a minute late on a loaded machine.
         for (let s = 0; s < 60; s++) {
           const name = drillRestoreName(b, new Date(BASE + s * 1000));
@@ -309,6 +313,20 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     const report = JSON.parse(r.out);
     expect(report.pods[0]).to.include({ name: 'vm-0', hostPath: PROD_PATH, productionHostPath: PROD_PATH });
     expect(report.problems).to.include(`pod monitoring-drill/vm-0 uses the production hostPath ${PROD_PATH}: stop it now`);
+  });
+
+  it('the monthly CronJob of schedules/drill-cronjob.yaml, with its own arguments, drills the monthly tier and cleans up', async () => {
+    type Container = { args: string[] };
+    const docs = loadAll(readFileSync(join(ROOT, 'schedules', 'drill-cronjob.yaml'), 'utf8')) as Array<{ kind: string; spec: { jobTemplate: { spec: { template: { spec: { containers: Container[] } } } } } }>;
+    const [command, ...args] = docs.find((d) => d.kind === 'CronJob')!.spec.jobTemplate.spec.template.spec.containers[0]!.args;
+    expect(command).to.equal('drill');
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z', { schedule: 'victoria-daily' }));
+    api.put(backup('victoria-monthly-20261201060000', '2026-12-01T06:20:00Z', { schedule: 'victoria-monthly' }));
+    const r = await run(args, restoreAs('Completed'));
+    expect(r.code, r.err + r.out).to.equal(0);
+    expect(r.out).to.include('drill PASSED').and.include('backup:          victoria-monthly-20261201060000');
+    expect(r.out).to.include('cleanup: namespace monitoring-drill deleted');
+    expect(api.get('v1', 'Namespace', undefined, 'monitoring-drill')).to.equal(undefined);
   });
 
   it('parses durations', () => {
