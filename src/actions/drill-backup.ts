@@ -55,4 +55,3 @@ export async function chooseBackup(kube: KubeClient, veleroNs: string, namespace
   }
   return newest.metadata.name!;
 }
-

@@ -125,4 +125,3 @@ export function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' 
   }
   return problems;
 }
-

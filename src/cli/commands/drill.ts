@@ -142,4 +142,3 @@ function parseDrillArgs(args: string[]): DrillArgs {
     },
   };
 }
-
