@@ -19,10 +19,10 @@ import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '
 import { isSourceKind } from '../victoria/types.js';
 import { CompanionClient } from './companion-client.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { COUNTS_LABEL, EXECUTABLE, KIND_LABEL } from './names.js';
+import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, RECORD_FORMAT, workloadPrefix, type BackupRecord } from './record.js';
-import { DATA_MOUNT, findDataVolume, type Container, type Pod } from './pod-spec.js';
-import { RESTORE_CONTAINER } from './restore-spec.js';
+import { DATA_MOUNT, findDataVolume, type Pod } from './pod-spec.js';
+import { withoutRestoreContainer } from './restore-spec.js';
 import { openLocationStore, type LocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
 import { checkSoleWriter, controllerOf, workloadOf, type Workload } from './workload.js';
@@ -203,24 +203,6 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     if (b.ranPre) await runOwnPostHook(b);
     await location.close();
   }
-}
-
-/**
- * The pod as Velero stores it, without the init container an earlier restore of ours added: its
- * command holds a signed plan URL, which would otherwise be copied into every later backup, and
- * which is long expired when that backup is restored (the restore action adds a fresh one; without
- * the plugin, the pod would be stuck on it). Other init containers stay.
- */
-function withoutRestoreContainer<T extends KubeObject>(pod: T): T {
-  const spec = (pod as Pod).spec;
-  const ours = (c: Container) => {
-    const command = Array.isArray(c.command) ? (c.command as unknown[]) : [];
-    return c.name === RESTORE_CONTAINER && command[0] === EXECUTABLE && command[1] === 'restore';
-  };
-  if (!spec?.initContainers?.some(ours)) return pod;
-  const { initContainers, ...rest } = spec;
-  const others = initContainers.filter((c) => !ours(c));
-  return { ...pod, spec: { ...rest, ...(others.length ? { initContainers: others } : {}) } };
 }
 
 /** Every exec of this backup goes to the pod's companion, within the plugin ConfigMap's timeouts and the item's signal. */

@@ -1,7 +1,8 @@
 /**
  * The restore action's change to a restored Victoria pod, as pure functions of the pod JSON
  * (restore-pod.ts does the I/O): the `victoria-restore` init container on the data volume, and
- * the security context it runs with. A drill's changes are in drill-spec.ts.
+ * the security context it runs with; and its removal from a pod that a later backup stores. A
+ * drill's changes are in drill-spec.ts.
  */
 import { PLAN_CA_ENV } from '../engine/plan.js';
 import { formatOwner, type FileOwner } from '../engine/file-owner.js';
@@ -146,4 +147,23 @@ export function withInitContainer(pod: Pod, container: Container): Pod {
   const wait = others.findIndex((c) => c.name === RESTORE_WAIT);
   const initContainers = [...others.slice(0, wait + 1), container, ...others.slice(wait + 1)];
   return { ...pod, spec: { ...pod.spec, initContainers } };
+}
+
+/**
+ * The pod as the backup action stores it, without the init container an earlier restore of ours
+ * added (restoreContainer): its command holds a signed plan URL, which would otherwise be copied
+ * into every later backup, and which is long expired when that backup is restored (the restore
+ * action adds a fresh one; without the plugin, the pod would be stuck on it). Other init
+ * containers stay.
+ */
+export function withoutRestoreContainer<T extends Pod>(pod: T): T {
+  const { spec } = pod;
+  const ours = (c: Container) => {
+    const command = Array.isArray(c.command) ? (c.command as unknown[]) : [];
+    return c.name === RESTORE_CONTAINER && command[0] === EXECUTABLE && command[1] === 'restore';
+  };
+  if (!spec?.initContainers?.some(ours)) return pod;
+  const { initContainers, ...rest } = spec;
+  const others = initContainers.filter((c) => !ours(c));
+  return { ...pod, spec: { ...rest, ...(others.length ? { initContainers: others } : {}) } };
 }
