@@ -5,15 +5,12 @@
  * the command's poll sees it and reports.
  */
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadAll } from 'js-yaml';
 import { KIND_LABEL } from '../../src/actions/names.js';
 import { RESTORE_HOOK } from '../../src/actions/drill-spec.js';
 import { drillCommand, parseTimeout } from '../../src/cli/commands/drill.js';
 import { DRILL_LABEL, drillRestoreName } from '../../src/actions/drill.js';
-import { ROOT } from '../support/components.js';
 import { startKubeApi, type KubeApiServer, type KubeObject } from '../support/kube-api.js';
+import { cronJobPod } from '../support/schedules.js';
 
 const KIND = 'velero-plugin-victoria.io/kind';
 const BASE = Date.parse('2026-12-01T09:30:00Z');
@@ -316,9 +313,7 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
   });
 
   it('the monthly CronJob of schedules/drill-cronjob.yaml, with its own arguments, drills the monthly tier and cleans up', async () => {
-    type Container = { args: string[] };
-    const docs = loadAll(readFileSync(join(ROOT, 'schedules', 'drill-cronjob.yaml'), 'utf8')) as Array<{ kind: string; spec: { jobTemplate: { spec: { template: { spec: { containers: Container[] } } } } } }>;
-    const [command, ...args] = docs.find((d) => d.kind === 'CronJob')!.spec.jobTemplate.spec.template.spec.containers[0]!.args;
+    const [command, ...args] = cronJobPod('drill-cronjob.yaml').containers[0]!.args;
     expect(command).to.equal('drill');
     api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z', { schedule: 'victoria-daily' }));
     api.put(backup('victoria-monthly-20261201060000', '2026-12-01T06:20:00Z', { schedule: 'victoria-monthly' }));

@@ -4,17 +4,17 @@
  * backups Velero has, recent folders and the restore plans are left alone.
  */
 import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
-import { loadAll } from 'js-yaml';
 import { pruneCommand } from '../../src/cli/commands/prune.js';
-import { paths, requireComponents, ROOT } from '../support/components.js';
+import { paths, requireComponents } from '../support/components.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { runCommand } from '../support/run-command.js';
+import { cronJobPod } from '../support/schedules.js';
 
 const cli = (args: string[], env: NodeJS.ProcessEnv) => runCommand(paths.plugin, args, { ...process.env, ...env });
 
@@ -102,18 +102,15 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
   };
 
   it('the weekly CronJob of schedules/prune-cronjob.yaml, as written but for its placeholders, removes a left-over folder with Velero\'s credentials file', async () => {
-    type Container = { args: string[]; env: Array<{ name: string; value: string }>; volumeMounts: Array<{ name: string; mountPath: string }> };
-    type PodSpec = { containers: Container[]; volumes: Array<{ name: string; secret?: { secretName: string } }> };
-    const docs = loadAll(readFileSync(join(ROOT, 'schedules', 'prune-cronjob.yaml'), 'utf8')) as Array<{ kind: string; spec: { jobTemplate: { spec: { template: { spec: PodSpec } } } } }>;
-    const pod = docs.find((d) => d.kind === 'CronJob')!.spec.jobTemplate.spec.template.spec;
+    const pod = cronJobPod('prune-cronjob.yaml');
     const [container] = pod.containers;
-    const [mount] = container!.volumeMounts;
-    expect(pod.volumes.find((v) => v.name === mount!.name)?.secret?.secretName, "Velero's credentials Secret").to.equal('cloud-credentials');
+    const [mount] = container!.volumeMounts ?? [];
+    expect(pod.volumes?.find((v) => v.name === mount!.name)?.secret?.secretName, "Velero's credentials Secret").to.equal('cloud-credentials');
 
     // The Secret's key `cloud`, as `velero install --secret-file` stores it, where the volume mounts it.
     const secretDir = mkdtempSync(join(tmpdir(), 'prune-cronjob-'));
     writeFileSync(join(secretDir, 'cloud'), `[default]\naws_access_key_id=${moto.accessKeyId}\naws_secret_access_key=${moto.secretAccessKey}\n`);
-    const env = Object.fromEntries(container!.env.map((e) => [e.name, e.value.replace(mount!.mountPath, secretDir)]));
+    const env = Object.fromEntries((container!.env ?? []).map((e) => [e.name, e.value.replace(mount!.mountPath, secretDir)]));
     // The placeholders as the comment says: the location, its region, moto's endpoint (an
     // S3-compatible server); --min-age shortened so that the folders written here are old enough.
     const value = (flag: string) => container!.args.indexOf(flag) + 1;
