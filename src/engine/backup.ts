@@ -367,7 +367,7 @@ class FolderWriter {
     // gaps (no deadlock with a sequential reader: a worker waiting here holds the newest entry, and
     // the large files ahead of it need nothing from the reader to finish).
     const large = new Semaphore(this.concurrency);
-    await forEachLimit(tree.reader.read(toUpload), this.concurrency * 2, async (entry) => {
+    await forEachLimit(tree.reader.read(toUpload), this.concurrency * 2, async (entry, failed) => {
       // An entry left unread would hold up a sequential reader (a tar stream) and its other workers.
       const refuse = (err: Error): never => {
         entry.stream.destroy(err);
@@ -380,7 +380,8 @@ class FolderWriter {
       if (isLarge) await large.acquire();
       let sha256: string;
       try {
-        sha256 = await uploadFile(store, keyOf, entry, this.limiter, this.countUploaded);
+        const stop = this.req.signal ? AbortSignal.any([failed, this.req.signal]) : failed;
+        sha256 = await uploadFile(store, keyOf, entry, this.limiter, this.countUploaded, stop);
       } finally {
         if (isLarge) large.release();
       }

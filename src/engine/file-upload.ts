@@ -13,7 +13,8 @@ import type { RateLimiter } from './rate-limit.js';
  * that shrank or grew while being read fails, rather than producing a backup that looks fine.
  * Each part's body hands the store the source's chunks as they are (no copy, no queue): the
  * store consumes a chunk before it asks for the next, so a source may reuse its buffer
- * (ObjectStore.put).
+ * (ObjectStore.put). Once `stop` is aborted the next chunk is not read: the upload fails with its
+ * reason and the store aborts the multipart upload.
  */
 export async function uploadFile(
   store: ObjectStore,
@@ -21,8 +22,9 @@ export async function uploadFile(
   entry: FileEntry,
   limiter: RateLimiter | undefined,
   onBytes: (n: number) => void,
+  stop?: AbortSignal,
 ): Promise<string> {
-  const source = new PartSource(entry, limiter, onBytes);
+  const source = new PartSource(entry, limiter, onBytes, stop);
   try {
     for (const part of splitParts(entry.file.path, entry.file.size)) {
       try {
@@ -52,6 +54,7 @@ class PartSource {
     private readonly entry: FileEntry,
     private readonly limiter: RateLimiter | undefined,
     private readonly onBytes: (n: number) => void,
+    private readonly stop: AbortSignal | undefined,
   ) {
     this.chunks = (entry.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   }
@@ -59,6 +62,7 @@ class PartSource {
   /** The next `size` bytes, as the source's chunks (a view of one where it crosses the end). */
   async *body(size: number): AsyncGenerator<Buffer> {
     for (let remaining = size; remaining > 0; ) {
+      this.checkStop();
       let chunk = this.leftover ?? (await this.nextChunk());
       this.leftover = undefined;
       if (chunk.length > remaining) {
@@ -70,6 +74,7 @@ class PartSource {
       if (this.limiter) {
         // Counted as the limiter lets them go, so that progress shows the paced rate.
         for await (const piece of this.limiter.pace(chunk)) {
+          this.checkStop();
           this.onBytes(piece.length);
           yield piece;
         }
@@ -78,6 +83,16 @@ class PartSource {
         yield chunk;
       }
     }
+  }
+
+  /**
+   * Once `stop` is aborted, no more bytes: its reason (another file's failure, an interrupt) is
+   * what this upload reports, not the store's account of a body that ended early.
+   */
+  private checkStop(): void {
+    if (!this.stop?.aborted) return;
+    this.error = this.stop.reason;
+    throw this.error;
   }
 
   /** After the last part: the file must have no more bytes than listed. */

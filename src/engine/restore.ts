@@ -250,14 +250,14 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const direct = req.directIo !== false && (await directIoWorks(dataDir, buffers));
   // Largest first for the front workers: a big file started last would download alone at the end.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
-  await forEachFromBothEnds(order, RESTORE_CONCURRENCY, 2 * RESTORE_CONCURRENCY, async ({ file, prefix, path }) => {
+  await forEachFromBothEnds(order, RESTORE_CONCURRENCY, 2 * RESTORE_CONCURRENCY, async ({ file, prefix, path }, stop) => {
     await mkdir(dirname(path), { recursive: true });
     addFoldersAbove(path, dataDir, dirs);
     if (resuming && (await keepResumed(path, file))) {
       await keepDurably(path, req.chown);
       resumedFiles++;
       progress.bytesDone += file.size;
-    } else await download(file, prefix, path);
+    } else await download(file, prefix, path, stop);
     progress.filesDone++;
     req.onProgress?.({ ...progress });
   });
@@ -281,8 +281,11 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
     durationSeconds: (Date.now() - started) / 1000,
   };
 
-  /** One file: its objects downloaded in order into the file, hashed as written, fsynced, checked. */
-  async function download(file: ManifestFile, prefix: string, path: string): Promise<void> {
+  /**
+   * One file: its objects downloaded in order into the file, hashed as written, fsynced, checked.
+   * Once another file failed (`stop`), the next chunk ends the download: the restore fails anyway.
+   */
+  async function download(file: ManifestFile, prefix: string, path: string, stop: AbortSignal): Promise<void> {
     const fh = await createFile(path, direct);
     const hash = createHash('sha256');
     try {
@@ -292,6 +295,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
         const key = keyOf(prefix, part);
         let got = 0;
         const sink = (chunk: Buffer): void | Promise<void> => {
+          stop.throwIfAborted();
           got += chunk.length;
           if (got > part.size) throw new Error(`${store.location}/${key} is longer than the ${part.size} bytes the manifest says${REPLACED}`);
           progress.bytesDone += chunk.length;

@@ -5,22 +5,34 @@
 type Take<T> = () => IteratorResult<T> | Promise<IteratorResult<T>>;
 
 /**
+ * A worker of the functions below. `stop` is aborted (with the first failure as its reason) as
+ * soon as any item fails: a worker checks it between chunks, so that its transfer in flight ends
+ * there instead of running to its end for nothing (a download of several GiB before a restore can
+ * report a damaged file).
+ */
+export type Worker<T> = (item: T, stop: AbortSignal) => Promise<void>;
+
+/**
  * One worker per `takes` entry, each taking items with its function and running `worker` on them
  * until its source is done or any worker failed; the first failure, if any.
  */
-async function runWorkers<T>(takes: Array<Take<T>>, worker: (item: T) => Promise<void>): Promise<{ error: unknown } | undefined> {
+async function runWorkers<T>(takes: Array<Take<T>>, worker: Worker<T>): Promise<{ error: unknown } | undefined> {
   let failed: { error: unknown } | undefined;
+  const stop = new AbortController();
   const run = async (take: Take<T>): Promise<void> => {
     while (!failed) {
       // A source that fails (a tar stream cut off) stops this worker like a failed item, so the
       // caller hears of it only once the other workers' transfers have ended: its clean-up must
-      // not race uploads still in flight.
+      // not race uploads still in flight. `stop` makes them end sooner, not the wait shorter.
       try {
         const next = await take();
         if (next.done) return;
-        await worker(next.value);
+        await worker(next.value, stop.signal);
       } catch (error) {
-        failed ??= { error };
+        if (!failed) {
+          failed = { error };
+          stop.abort(error);
+        }
         return;
       }
     }
@@ -30,7 +42,7 @@ async function runWorkers<T>(takes: Array<Take<T>>, worker: (item: T) => Promise
 }
 
 /** Run `worker` over `items` with at most `concurrency` at once; the first failure stops the rest. */
-export async function forEachLimit<T>(items: AsyncIterable<T> | Iterable<T>, concurrency: number, worker: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimit<T>(items: AsyncIterable<T> | Iterable<T>, concurrency: number, worker: Worker<T>): Promise<void> {
   const iterator = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : (items as Iterable<T>)[Symbol.iterator]();
   const failed = await runWorkers(Array.from({ length: Math.max(1, concurrency) }, () => () => iterator.next()), worker);
   if (failed) {
@@ -75,7 +87,7 @@ export class Semaphore {
  * connection and the server busy (largest-first alone leaves hundreds of small files to the end,
  * where their latency shows).
  */
-export async function forEachFromBothEnds<T>(items: readonly T[], front: number, back: number, worker: (item: T) => Promise<void>): Promise<void> {
+export async function forEachFromBothEnds<T>(items: readonly T[], front: number, back: number, worker: Worker<T>): Promise<void> {
   let next = 0;
   let last = items.length - 1;
   const done: IteratorResult<T> = { done: true, value: undefined };

@@ -674,6 +674,34 @@ describe('engine: backup, restore, verify', () => {
     expect(existsSync(join(target, RESTORE_MARKER)), 'the marker keeps the database from starting on bad data').to.equal(true);
   });
 
+  it('a damaged file ends the downloads and uploads in flight at their next chunk instead of their end', async () => {
+    const { snapshot } = makeSnapshot();
+    const dir = tmp('store-');
+    const store = new FileStore(dir);
+    const rate = 256 * 1024;
+    // values.bin (300 000 bytes) takes more than a second at this rate, index.bin (5 bytes) none.
+    await backupOf(store, snapshot, 'b1');
+    const index = readdirSync(join(dir, 'b1/data/small/2026_11/PART1/index.bin'))[0]!;
+    writeFileSync(join(dir, 'b1/data/small/2026_11/PART1/index.bin', index), 'INDEX');
+    let started = performance.now();
+    const err = (await restoreBackup({ store, name: 'b1', dataDir: join(tmp('r-'), 'd'), maxBytesPerSecond: rate }).catch((e: Error) => e)) as Error;
+    expect(err.message).to.match(/checksum mismatch for data\/small\/2026_11\/PART1\/index.bin/);
+    expect(performance.now() - started, 'failed before values.bin was read to its end').to.be.below(500);
+
+    // A backup whose small upload fails does not read the large file to its end either.
+    const failing = new (class extends MemoryStore {
+      override async put(key: string, body: Parameters<MemoryStore['put']>[1], size: number): Promise<void> {
+        if (key.includes('/index.bin/')) throw new Error(`injected failure writing ${key}`);
+        return super.put(key, body, size);
+      }
+    })();
+    started = performance.now();
+    const failed = (await backupOf(failing, snapshot, 'b2', { maxBytesPerSecond: rate }).catch((e: Error) => e)) as Error;
+    expect(failed.message).to.match(/injected failure writing b2\/data\/small\/2026_11\/PART1\/index.bin/);
+    expect(performance.now() - started, 'failed before values.bin was read to its end').to.be.below(500);
+    expect(failing.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(false);
+  });
+
   it('a checksum mismatch in a VictoriaLogs partition names the file with its partition; the failed restore leaves nothing in partitions/ (VictoriaLogs ignores the marker), and its resume puts the partitions in place', async () => {
     const { snapshot } = makeSnapshot();
     const files = await listSnapshotFiles(snapshot);

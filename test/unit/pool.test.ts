@@ -31,6 +31,21 @@ describe('forEachFromBothEnds', () => {
     expect(seen).to.deep.equal([5, 1]);
   });
 
+  it('tells the workers in flight of the first failure (its reason) and waits for them to end', async () => {
+    const reasons: unknown[] = [];
+    let ended = 0;
+    const err = await forEachFromBothEnds([3, 2, 1], 2, 1, async (n, stop) => {
+      if (n === 1) throw new Error('one failed');
+      // A transfer that checks between chunks: it ends at the next one once told.
+      while (!stop.aborted) await tick();
+      reasons.push(stop.reason);
+      ended++;
+    }).catch((e: Error) => e);
+    expect((err as Error).message).to.equal('one failed');
+    expect(ended).to.equal(2);
+    expect(reasons).to.deep.equal([err, err]);
+  });
+
   it('handles an empty list and a single front worker', async () => {
     await forEachFromBothEnds([], 4, 8, async () => expect.fail('no items'));
     const seen: number[] = [];
