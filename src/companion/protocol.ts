@@ -4,7 +4,7 @@
  * (files.ts, tar.ts); the plugin imports the types and the parse functions from here, so both
  * sides check the same shape. Small on purpose: the plugin and the sidecar both load it.
  */
-import { checkRelPath } from '../engine/layout.js';
+import { checkRelPath, checkTreePlaces } from '../engine/layout.js';
 import type { SnapshotFile } from '../engine/files.js';
 import { isSourceKind, type SourceKind } from '../victoria/types.js';
 
@@ -153,8 +153,11 @@ export function parseCompanionFiles(text: string): CompanionFiles {
       ...(tree.snapshot === undefined ? {} : { snapshot: string(tree.snapshot, `trees[${i}].snapshot`) }),
     };
   });
-  const prefixes = new Set(trees.map((t) => t.prefix));
-  if (prefixes.size !== trees.length) throw new ProtocolError('trees hold the same prefix twice');
+  try {
+    checkTreePlaces(trees);
+  } catch (err) {
+    throw new ProtocolError((err as Error).message);
+  }
   return {
     format: COMPANION_FILES_FORMAT,
     kind: doc.kind,

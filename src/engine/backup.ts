@@ -11,7 +11,7 @@ import type { ObjectStore } from '../store/types.js';
 import type { FileReader, SnapshotFile } from './files.js';
 import { checkBackupName, checkFolderIsOurs, withRemoval } from './backup-folder.js';
 import { uploadFile } from './file-upload.js';
-import { checkRelPath, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
+import { checkRelPath, checkTreePlaces, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
 import {
   COMPLETE_KEY,
   IN_PROGRESS_KEY,
@@ -119,6 +119,7 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
   const started = Date.now();
   const { store, name } = req;
   checkBackupName(name);
+  checkTreePlaces(req.trees);
   await checkFolderIsOurs(store, name, req.kind);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString() }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
@@ -292,7 +293,6 @@ class FolderWriter {
 
   /** One tree's files into the store; their manifest entries, in the tree's order. */
   private async writeTree(tree: BackupTreeInput, baseSizes: Map<string, number>): Promise<ManifestTree> {
-    if (tree.prefix !== '') checkRelPath(tree.prefix.replace(/\/$/, ''), 'tree prefix');
     const keyOf = (part: Part) => treeKey(this.name, tree.prefix, partKey(part));
     const previous = new Map(this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
     const done = new Map<string, ManifestFile>();

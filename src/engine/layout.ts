@@ -88,3 +88,31 @@ export function checkRelPath(relPath: string, what = 'path'): string {
   if (bad) throw new Error(`unsafe ${what} ${JSON.stringify(relPath)}: it must be relative, with no "..", "." or empty segments`);
   return relPath;
 }
+
+/**
+ * A backup's trees: each one's key prefix ('' or a relative folder ending in '/') and restore
+ * location ('' or a relative folder), both distinct between trees, and no restore location inside
+ * another's (so a tree restored to '', the data directory itself, is the only one). A manifest is only as trustworthy as whoever can write the bucket: restores and
+ * backups check this before they read or write anything, so that no tree lands outside the data
+ * directory or over another tree.
+ */
+export function checkTreePlaces(trees: ReadonlyArray<{ prefix: string; restoreTo: string }>): void {
+  const places: string[] = [];
+  const prefixes = new Set<string>();
+  for (const { prefix, restoreTo } of trees) {
+    if (prefix !== '') {
+      if (!prefix.endsWith('/')) throw new Error(`unsafe tree prefix ${JSON.stringify(prefix)}: it must be '' or end in "/"`);
+      checkRelPath(prefix.slice(0, -1), 'tree prefix');
+    }
+    if (prefixes.has(prefix)) throw new Error(`two trees have the prefix ${JSON.stringify(prefix)}`);
+    prefixes.add(prefix);
+    if (restoreTo !== '') checkRelPath(restoreTo, 'restore location');
+    places.push(restoreTo);
+  }
+  if (places.includes('') && places.length > 1) throw new Error(`a tree restores to the data directory itself, beside ${places.length - 1} other tree(s): it must be the only one`);
+  const nested = [...places].sort();
+  for (let i = 1; i < nested.length; i++) {
+    const [a, b] = [nested[i - 1]!, nested[i]!];
+    if (a === b || b.startsWith(`${a}/`)) throw new Error(`two trees restore to ${JSON.stringify(a)}${a === b ? '' : ` and ${JSON.stringify(b)}, one inside the other`}`);
+  }
+}

@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
-import { checkRelPath, partKey, splitParts } from './layout.js';
+import { checkRelPath, checkTreePlaces, partKey, splitParts } from './layout.js';
 import { COMPLETE_KEY, MANIFEST_KEY, type Manifest, type SourceKind } from './manifest.js';
 import { forEachLimit } from '../store/pool.js';
 import { MAX_PRESIGN_SECONDS } from '../store/s3-presign.js';
@@ -108,6 +108,12 @@ export async function buildRestorePlan(opts: BuildRestorePlanOptions): Promise<B
   const now = opts.now ?? new Date();
   const manifest = await openBackup(store, backupName);
   const where = `${store.location}/${backupName}`;
+  // Refused here rather than by the init container, which would fail the same way on every start.
+  try {
+    checkTreePlaces(manifest.trees);
+  } catch (err) {
+    throw new Error(`${where}: its manifest cannot be restored: ${(err as Error).message}`);
+  }
 
   // What the restore reads, with the sizes it expects.
   const wanted = new Map<string, number | undefined>([

@@ -28,7 +28,7 @@ import { openBackup } from './catalog.js';
 import { checkDataDir, moveAside, realDir, RESTORE_MARKER, withAccessHint } from './data-dir.js';
 import { giveTo, type FileOwner } from './file-owner.js';
 import { createFile, directIoWorks, FileWriter, syncDir, WriteBuffers } from './file-writer.js';
-import { checkRelPath, partKey, splitParts } from './layout.js';
+import { checkRelPath, checkTreePlaces, partKey, splitParts } from './layout.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import { forEachFromBothEnds, forEachLimit } from '../store/pool.js';
 import type { Progress, ProgressListener } from './progress.js';
@@ -167,6 +167,8 @@ async function placeStaged(staged: Array<{ from: string; to: string }>, staging:
   for (const { from, to } of staged) {
     addFoldersAbove(to, dataDir, parents);
     await mkdir(dirname(to), { recursive: true });
+    // A tree without files has nothing staged; it is placed as the empty folder it was.
+    await mkdir(from, { recursive: true });
     await rename(from, to);
   }
   await settleFolders(parents, owner);
@@ -200,7 +202,8 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const dataDir = await realDir(resolve(req.dataDir));
   const limiter = req.maxBytesPerSecond ? new RateLimiter(req.maxBytesPerSecond) : undefined;
 
-  // Every path is checked before anything is written.
+  // Every path is checked before anything is written: each tree's place, also of a tree without files.
+  checkTreePlaces(manifest.trees);
   for (const tree of manifest.trees) {
     for (const file of tree.files) targetPath(dataDir, tree.restoreTo, file.path);
   }

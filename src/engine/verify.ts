@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { readObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { openBackup } from './catalog.js';
-import { partKey, splitParts } from './layout.js';
-import type { Manifest } from './manifest.js';
+import { checkRelPath, checkTreePlaces, partKey, splitParts } from './layout.js';
+import { MANIFEST_KEY, type Manifest } from './manifest.js';
 import { forEachLimit } from '../store/pool.js';
 
 export interface VerifyProblem {
@@ -25,6 +25,13 @@ export async function verifyBackup(store: ObjectStore, name: string, concurrency
   const manifest = await openBackup(store, name);
   const problems: VerifyProblem[] = [];
   let bytes = 0;
+  // A manifest whose paths a restore refuses is a backup that cannot be restored.
+  try {
+    checkTreePlaces(manifest.trees);
+    for (const tree of manifest.trees) for (const file of tree.files) checkRelPath(file.path, `path of a file in tree ${JSON.stringify(tree.prefix)}`);
+  } catch (err) {
+    problems.push({ path: MANIFEST_KEY, problem: `a restore refuses this manifest: ${(err as Error).message}` });
+  }
   const jobs = manifest.trees.flatMap((tree) => tree.files.map((file) => ({ tree, file })));
   await forEachLimit(jobs, concurrency, async ({ tree, file }) => {
     const path = `${tree.prefix}${file.path}`;

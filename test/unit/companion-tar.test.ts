@@ -364,6 +364,12 @@ describe('companion protocol', () => {
     expect(() => parseCompanionFiles(JSON.stringify(bad))).to.throw(ProtocolError, 'trees[0].files[0].size must be a non-negative integer');
     expect(() => parseCompanionFiles(JSON.stringify({ ...good, format: 'other' }))).to.throw(ProtocolError, /same version/);
     expect(() => parseCompanionFiles('{"format"')).to.throw(ProtocolError, /not JSON/);
+    const escaping = structuredClone(good);
+    escaping.trees[0]!.restoreTo = '../20260101';
+    expect(() => parseCompanionFiles(JSON.stringify(escaping))).to.throw(ProtocolError, 'unsafe restore location "../20260101"');
+    const twice = structuredClone(good);
+    twice.trees.push({ ...good.trees[0]!, files: [] });
+    expect(() => parseCompanionFiles(JSON.stringify(twice))).to.throw(ProtocolError, 'two trees have the prefix "partitions/20260101/"');
   });
 
   it('names the bad field of a counts document', () => {

@@ -15,6 +15,7 @@ import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '
 import { RESTORE_MARKER } from '../../src/engine/data-dir.js';
 import { RESTORE_STAGING, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
+import { buildRestorePlan } from '../../src/engine/plan.js';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import type { ObjectStore } from '../../src/store/types.js';
@@ -749,6 +750,71 @@ describe('engine: backup, restore, verify', () => {
     let err: Error | undefined;
     await restoreBackup({ store, name: 'b1', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => (err = e));
     expect(err?.message).to.match(/does not match its complete marker/);
+  });
+
+  it('a tree\'s restore location is checked like every path, also for a tree without files: restore, plan and verify refuse it, a backup never writes it', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    // Someone who can write the bucket adds a tree and pins the manifest in the complete marker again.
+    const repin = (edit: (trees: Array<{ prefix: string; restoreTo: string; files: unknown[] }>) => void) => {
+      const manifest = JSON.parse(store.objects.get(`b1/${MANIFEST_KEY}`)!.toString());
+      edit(manifest.trees);
+      const bytes = Buffer.from(JSON.stringify(manifest));
+      store.objects.set(`b1/${MANIFEST_KEY}`, bytes);
+      const marker = JSON.parse(store.objects.get(`b1/${COMPLETE_KEY}`)!.toString());
+      store.objects.set(`b1/${COMPLETE_KEY}`, Buffer.from(JSON.stringify({ ...marker, manifestSha256: createHash('sha256').update(bytes).digest('hex') })));
+    };
+    repin((trees) => trees.push({ prefix: 'partitions/20240102/', restoreTo: '../evil', files: [] }));
+    const parent = tmp('r-');
+    const err = (await restoreBackup({ store, name: 'b1', dataDir: join(parent, 'd') }).catch((e: Error) => e)) as Error;
+    expect(err.message).to.equal('unsafe restore location "../evil": it must be relative, with no "..", "." or empty segments');
+    expect(readdirSync(parent), 'nothing written, inside or beside the data directory').to.deep.equal([]);
+    const verified = await verifyBackup(store, 'b1');
+    expect(verified.ok).to.equal(false);
+    expect(verified.problems).to.deep.equal([{ path: MANIFEST_KEY, problem: `a restore refuses this manifest: ${err.message}` }]);
+    const plan = (await buildRestorePlan({ store, backupName: 'b1', restore: 'r1', expiresInSeconds: 60, presign: async (k) => k }).catch((e: Error) => e)) as Error;
+    expect(plan.message).to.match(/b1: its manifest cannot be restored: unsafe restore location "\.\.\/evil"/);
+
+    const restoring = async () => ((await restoreBackup({ store, name: 'b1', dataDir: join(parent, 'd') }).catch((e: Error) => e)) as Error).message;
+    repin((trees) => (trees[1]!.restoreTo = 'data'));
+    expect(await restoring()).to.equal('a tree restores to the data directory itself, beside 1 other tree(s): it must be the only one');
+    repin((trees) => {
+      trees[0]!.restoreTo = 'partitions/a';
+      trees[1]!.restoreTo = 'partitions/a/b';
+    });
+    expect(await restoring()).to.equal('two trees restore to "partitions/a" and "partitions/a/b", one inside the other');
+    expect(readdirSync(parent)).to.deep.equal([]);
+
+    const files = await listSnapshotFiles(snapshot);
+    for (const [restoreTo, message] of [
+      ['../x', 'unsafe restore location "../x": it must be relative, with no "..", "." or empty segments'],
+      ['/abs', 'unsafe restore location "/abs": it must be relative, with no "..", "." or empty segments'],
+    ] as const) {
+      const refused = (await writeBackup({
+        store, name: 'b9', kind: 'logs', source: { snapshots: [] }, counted: { counts: {} }, createdAt: new Date(),
+        trees: [{ prefix: 'partitions/20240101/', restoreTo, files, reader: localFileReader(snapshot) }],
+      }).catch((e: Error) => e)) as Error;
+      expect(refused.message).to.equal(message);
+    }
+    expect([...store.objects.keys()].some((k) => k.startsWith('b9/')), 'nothing written for a refused tree').to.equal(false);
+  });
+
+  it('a VictoriaLogs partition without files is restored as an empty folder', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await writeBackup({
+      store, name: 'b1', kind: 'logs', source: { snapshots: [] }, counted: { counts: {} }, createdAt: new Date(),
+      trees: [
+        { prefix: 'partitions/20240101/', restoreTo: 'partitions/20240101', files: await listSnapshotFiles(snapshot), reader: localFileReader(snapshot) },
+        { prefix: 'partitions/20240102/', restoreTo: 'partitions/20240102', files: [], reader: localFileReader(snapshot) },
+      ],
+    });
+    const target = join(tmp('r-'), 'd');
+    await restoreBackup({ store, name: 'b1', dataDir: target });
+    expect(readdirSync(join(target, 'partitions')).sort()).to.deep.equal(['20240101', '20240102']);
+    expect(readdirSync(join(target, 'partitions', '20240102'))).to.deep.equal([]);
+    expect(existsSync(join(target, RESTORE_STAGING))).to.equal(false);
   });
 
   it('a backup in a manifest format of a later version is listed as unusable and passed over as a base, not a failure', async () => {
