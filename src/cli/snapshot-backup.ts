@@ -80,7 +80,7 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
             `cannot read snapshot ${s.name} at ${dir} (${(err as Error).message}): --data-dir must be the database's -storageDataPath on this machine`,
           );
         }
-        return { prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files, reader: localFileReader(dir) };
+        return { prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files, reader: localFileReader(dir, req.dataDir) };
       }),
     );
     const version = await source.version().catch(() => undefined);

@@ -11,12 +11,12 @@
  * should; if one does anyway, the stream fails: the last chunk is held back until the size is
  * checked again, so the broken entry is always short and no reader can take it for a whole file.
  */
-import { open, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
-import { checkInside } from '../engine/files.js';
+import { checkInside, openInside } from '../engine/files.js';
 import { isSkippedFile } from '../engine/layout.js';
 import type { Snapshot } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
@@ -94,7 +94,7 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
     void markInUse(config.stateDir);
   }, IN_USE_INTERVAL_MS);
   const buffers = new ReadBuffers(output instanceof Socket || output === process.stdout);
-  const producing = packFiles(pack, root, request.files, buffers).then((r) => {
+  const producing = packFiles(pack, root, dataDir, request.files, buffers).then((r) => {
     pack.finalize();
     return r;
   }, fail);
@@ -187,16 +187,19 @@ class ReadBuffers {
   }
 }
 
-async function packFiles(pack: Pack, root: string, paths: readonly string[], buffers: ReadBuffers): Promise<TarResult> {
+async function packFiles(pack: Pack, root: string, dataDir: string, paths: readonly string[], buffers: ReadBuffers): Promise<TarResult> {
   let bytes = 0;
-  for (const path of paths) bytes += await packFile(pack, root, path, buffers);
+  for (const path of paths) bytes += await packFile(pack, root, dataDir, path, buffers);
   return { files: paths.length, bytes };
 }
 
 /** One entry: header with the size read now, then the bytes, the last chunk only after a re-check. */
-async function packFile(pack: Pack, root: string, path: string, buffers: ReadBuffers): Promise<number> {
+async function packFile(pack: Pack, root: string, dataDir: string, path: string, buffers: ReadBuffers): Promise<number> {
   const abs = join(root, path);
-  const fh = await open(abs, 'r');
+  // checkRequested checked the path before the stream began; this checks the file actually opened.
+  const fh = await openInside(abs, path, dataDir).catch((err: Error) => {
+    throw usageError(err.message);
+  });
   try {
     const st = await fh.stat();
     const size = st.size;

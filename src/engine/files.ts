@@ -5,7 +5,7 @@
  * must be consumed before the next entry of a sequential reader arrives. A stream's chunk is valid
  * until the next one is asked for (local files are read into one buffer per file, reused).
  */
-import { open, readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { checkRelPath, isSkippedFile } from './layout.js';
 
@@ -90,6 +90,28 @@ export async function checkInside(abs: string, relPath: string, dataDir: string,
   );
 }
 
+/**
+ * A snapshot file opened for reading, if what was opened is inside `dataDir` (a real path): the
+ * opened file must be the one at the path's real location (same device and inode), compared after
+ * the open, so that a link replaced between the listing's check and the open (by someone who can
+ * write the data volume) cannot lead the read to a file of this container.
+ */
+export async function openInside(abs: string, relPath: string, dataDir: string): Promise<FileHandle> {
+  const fh = await open(abs, 'r');
+  try {
+    const [opened, real] = await Promise.all([fh.stat(), realpath(abs)]);
+    await checkInside(abs, relPath, dataDir, real);
+    const named = await stat(real);
+    if (opened.dev !== named.dev || opened.ino !== named.ino) {
+      throw new Error(`snapshot path ${relPath} was replaced while it was opened (a link changed): a database snapshot never changes; remove what replaced it from the data volume`);
+    }
+    return fh;
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
 /** The error for an entry that readdir listed and stat cannot find: a dangling link, or a file deleted meanwhile. */
 async function vanished(abs: string, relPath: string, cause: Error): Promise<Error> {
   const target = await readlink(abs).catch(() => undefined);
@@ -114,14 +136,14 @@ const SPARE_BUFFERS = 16;
  * each marking the whole heap. Reads go on to the end of the file, so a file that grew since it
  * was listed is noticed by the engine.
  */
-function reusingFileStream(path: string, size: number, spare: Buffer[]): FileStream {
+function reusingFileStream(path: string, size: number, spare: Buffer[], openFile: (path: string) => Promise<FileHandle>): FileStream {
   let destroyed = false;
   return {
     async *[Symbol.asyncIterator]() {
       // No larger than the file: most snapshot files are a few KiB.
       const large = size >= READ_CHUNK;
       const buf = large ? (spare.pop() ?? Buffer.allocUnsafe(READ_CHUNK)) : Buffer.allocUnsafe(Math.max(size, 1));
-      const fh = await open(path, 'r');
+      const fh = await openFile(path);
       try {
         for (let position = 0; !destroyed; ) {
           const { bytesRead } = await fh.read(buf, 0, buf.length, position);
@@ -141,12 +163,24 @@ function reusingFileStream(path: string, size: number, spare: Buffer[]): FileStr
   };
 }
 
-/** Reads files from a local directory; files are opened lazily, when their stream is read. */
-export function localFileReader(root: string): FileReader {
+/**
+ * Reads files from a local directory; files are opened lazily, when their stream is read. With
+ * `within` (the data directory, as listSnapshotFiles takes it), each file is opened only if it is
+ * really inside (openInside).
+ */
+export function localFileReader(root: string, within?: string): FileReader {
   const spare: Buffer[] = [];
+  let boundary: Promise<string> | undefined;
   return {
     async *read(files) {
-      for (const file of files) yield { file, stream: reusingFileStream(join(root, checkRelPath(file.path)), file.size, spare) };
+      for (const file of files) {
+        const relPath = checkRelPath(file.path);
+        const openFile =
+          within === undefined
+            ? (path: string) => open(path, 'r')
+            : async (path: string) => openInside(path, relPath, await (boundary ??= realpath(within)));
+        yield { file, stream: reusingFileStream(join(root, relPath), file.size, spare, openFile) };
+      }
     },
   };
 }

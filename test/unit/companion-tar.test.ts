@@ -193,6 +193,28 @@ describe('companion tar (local snapshot)', () => {
     expect(code).to.equal(COMPANION_EXIT.usage);
   });
 
+  it('a link replaced after the request was checked is refused when its file is opened: nothing from outside goes out (exit 2)', async () => {
+    const link = join(snapDir, 'metadata', 'swapped');
+    symlinkSync('minTimestampForCompositeIndex', link);
+    const secret = join(dir, 'secret-token-2');
+    writeFileSync(secret, 'service account token');
+    try {
+      const out = new PassThrough();
+      const result = exitCodeOf(writeTar(config, openStdin(formatTarRequest({ tree: '', files: ['data/small/2026_01/17A0_1/values.bin', 'metadata/swapped'] })), out));
+      // values.bin (300 000 bytes) fills the unread output: the stream waits there, every path already checked.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      rmSync(link);
+      symlinkSync(secret, link);
+      const bytes = collect(out);
+      const { code, message } = await result;
+      expect(code).to.equal(COMPANION_EXIT.usage);
+      expect(message).to.match(/^snapshot path metadata\/swapped → .*secret-token-2 resolves to .*, outside the data directory .*: a database snapshot links only inside it/);
+      expect(bytes().includes('service account token')).to.equal(false);
+    } finally {
+      rmSync(link, { force: true });
+    }
+  });
+
   it('refuses a request for the snapshot `companion files` listed once the recorded set was replaced (exit 1); an older plugin\'s request without it is served', async () => {
     const files = ['data/small/parts.json'];
     const out = new PassThrough();

@@ -87,6 +87,27 @@ describe('vmbackup layout', () => {
     ]);
   });
 
+  it('with the data directory given, the reader opens only files inside it: a link swapped in after the listing is refused, not read', async () => {
+    const { dataDir, snapshot } = makeSnapshot();
+    const files = await listSnapshotFiles(snapshot, dataDir);
+    const secret = join(tmp('elsewhere-'), 'token');
+    writeFileSync(secret, 'index'); // the listed size: only the check stops it
+    const listed = join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11', 'PART1', 'index.bin');
+    rmSync(listed);
+    symlinkSync(secret, listed);
+    const index = files.filter((f) => f.path.endsWith('index.bin'));
+    const read = async (reader: FileReader) => {
+      const chunks: Buffer[] = [];
+      for await (const entry of reader.read(index)) for await (const c of entry.stream) chunks.push(Buffer.from(c));
+      return Buffer.concat(chunks).toString();
+    };
+    const err = (await read(localFileReader(snapshot, dataDir)).catch((e: Error) => e)) as Error;
+    expect(err.message).to.equal(
+      `snapshot path data/small/2026_11/PART1/index.bin → ${secret} resolves to ${secret}, outside the data directory ${dataDir}: a database snapshot links only inside it; remove that link from the data volume`,
+    );
+    expect(await read(localFileReader(snapshot)), 'without a data directory, links are followed as listed').to.equal('index');
+  });
+
   it('with the data directory given, a link out of it fails the listing instead of copying that file', async () => {
     const { dataDir, snapshot } = makeSnapshot();
     expect((await listSnapshotFiles(snapshot, dataDir)).length, 'the links inside the data directory are fine').to.equal(5);
