@@ -327,7 +327,9 @@ class FolderWriter {
     // Copies that failed for the store's trouble since the last one that worked.
     let troubleRun = 0;
     // A copy is one small request whose work is the server's: more of them at once than uploads.
-    await forEachLimit(toCopy, this.concurrency * 4, async ([file, prev]) => {
+    await forEachLimit(toCopy, this.concurrency * 4, async ([file, prev], failed) => {
+      // An item taken while another failed is not started.
+      failed.throwIfAborted();
       this.req.signal?.throwIfAborted();
       try {
         const parts = splitParts(file.path, file.size);
@@ -373,14 +375,17 @@ class FolderWriter {
         entry.stream.destroy(err);
         throw err;
       };
-      if (this.req.signal?.aborted) refuse(this.req.signal.reason as Error);
+      // An entry that arrives after another file failed, or after an interrupt, is not started.
+      const stop = this.req.signal ? AbortSignal.any([failed, this.req.signal]) : failed;
+      if (stop.aborted) refuse(stop.reason as Error);
       const file = byPath.get(entry.file.path);
       if (!file) return refuse(new Error(`the file reader returned ${entry.file.path}, which was not requested`));
       const isLarge = file.size > SMALL_FILE;
       if (isLarge) await large.acquire();
       let sha256: string;
       try {
-        const stop = this.req.signal ? AbortSignal.any([failed, this.req.signal]) : failed;
+        // The wait for a large file's turn may outlast another file's failure.
+        if (stop.aborted) refuse(stop.reason as Error);
         sha256 = await uploadFile(store, keyOf, entry, this.limiter, this.countUploaded, stop);
       } finally {
         if (isLarge) large.release();

@@ -254,6 +254,7 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   // Largest first for the front workers: a big file started last would download alone at the end.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
   await forEachFromBothEnds(order, RESTORE_CONCURRENCY, 2 * RESTORE_CONCURRENCY, async ({ file, prefix, path }, stop) => {
+    stop.throwIfAborted();
     await mkdir(dirname(path), { recursive: true });
     addFoldersAbove(path, dataDir, dirs);
     if (resuming && (await keepResumed(path, file))) {

@@ -8,7 +8,8 @@ type Take<T> = () => IteratorResult<T> | Promise<IteratorResult<T>>;
  * A worker of the functions below. `stop` is aborted (with the first failure as its reason) as
  * soon as any item fails: a worker checks it between chunks, so that its transfer in flight ends
  * there instead of running to its end for nothing (a download of several GiB before a restore can
- * report a damaged file).
+ * report a damaged file), and before it starts an item: one taken from an asynchronous source
+ * while another failed arrives with `stop` aborted (and may need releasing, as a tar entry does).
  */
 export type Worker<T> = (item: T, stop: AbortSignal) => Promise<void>;
 

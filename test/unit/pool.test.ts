@@ -74,6 +74,28 @@ describe('forEachLimit', () => {
   });
 });
 
+describe('forEachLimit after a failure', () => {
+  it('an item taken from an asynchronous source while another failed arrives with the failure signalled', async () => {
+    async function* slow() {
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        yield i;
+      }
+    }
+    const started: Array<[number, boolean]> = [];
+    const err = await forEachLimit(slow(), 2, async (n, stop) => {
+      started.push([n, stop.aborted]);
+      stop.throwIfAborted();
+      if (n === 0) throw new Error('item 0 failed');
+    }).catch((e: Error) => e);
+    expect((err as Error).message).to.equal('item 0 failed');
+    expect(started).to.deep.equal([
+      [0, false],
+      [1, true],
+    ]);
+  });
+});
+
 describe('Semaphore', () => {
   it('tryAcquire takes a free unit at once and never one a waiter is owed; waiters are served in order', async () => {
     const s = new Semaphore(1);
