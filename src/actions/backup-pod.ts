@@ -121,8 +121,7 @@ export async function executePodBackup(
   try {
     return await backupPod({ ctx, kube, backup, pod, kind, podId, fields, config, signal: controller.signal });
   } catch (err) {
-    // On a timeout, its own words, and what the failed attempt's clean-up did.
-    throw notBackedUp(controller.signal.aborted ? `${(controller.signal.reason as Error).message}${removalNote(err)}` : (err as Error).message);
+    throw notBackedUp(failureText(err, controller.signal));
   } finally {
     clearTimeout(timer);
     // A failed backup does not wait for its count (writeBackup gives up on it): ending the item's
@@ -131,6 +130,19 @@ export async function executePodBackup(
     controller.abort(new Error('the pod backup ended'));
     slots.semaphore.release();
   }
+}
+
+/**
+ * What failed the item. A timeout in its own words, with what the failed attempt's clean-up did;
+ * a failure of its own that the time limit overtook during the clean-up (the post hook, the removal
+ * of the attempt) keeps its message beside the timeout's, so that the cause is not lost.
+ */
+export function failureText(err: unknown, signal: AbortSignal): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (!signal.aborted) return message;
+  const timeout = (signal.reason as Error).message;
+  if (err === signal.reason || message.includes(timeout)) return `${timeout}${removalNote(err)}`;
+  return `${timeout}; the error it ended with: ${message}`;
 }
 
 interface BackupPodRequest {

@@ -4,6 +4,7 @@
  * bare pods) keep their own names, which are stable and each have their own data.
  */
 import type { KubeClient } from '../kube/client.js';
+import { KubeError } from '../kube/errors.js';
 import type { KubeObject } from '../velero/types.js';
 import { KIND_LABEL } from './names.js';
 
@@ -36,7 +37,12 @@ export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Wor
   if (owner?.kind === 'ReplicaSet' && owner.name) {
     // The ReplicaSet may be gone (rolled over) by the time of the backup: the hash suffix is then
     // the only link left, and Deployment ReplicaSets are named `<deployment>-<hash>`.
-    const rs = await kube.getReplicaSet(namespace, owner.name).catch(() => undefined);
+    const rs = await kube.getReplicaSet(namespace, owner.name).catch((err: unknown) => {
+      // Only a ReplicaSet that is gone may be guessed from its name: one the API server would not
+      // show (RBAC, a timeout) might be a bare ReplicaSet, whose data belongs in a folder of its own.
+      if (err instanceof KubeError && err.code === 'NotFound') return undefined;
+      throw new Error(`cannot read ReplicaSet ${namespace}/${owner.name}, the owner of pod ${namespace}/${name}, to find its workload: ${(err as Error).message}`, { cause: err });
+    });
     const deployment = rs ? controllerOf(rs.metadata)?.name : owner.name.replace(/-[a-z0-9]+$/, '');
     if (deployment && (!rs || controllerOf(rs.metadata)?.kind === 'Deployment')) return { id: `Deployment/${deployment}`, folder: deployment };
     return { id: `ReplicaSet/${owner.name}`, folder: owner.name };
