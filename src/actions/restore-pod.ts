@@ -53,7 +53,12 @@ export async function executePodRestore(
   if (!record) {
     const target = targetNamespace(restore, namespace);
     if (target === namespace) {
-      ctx.log.debug(`${podId}: no ${PLUGIN_FOLDER} backup record on it; restored unchanged`);
+      // Said where `velero restore logs` shows it: after a disaster, a database starting without its data is no detail.
+      ctx.log.warn(
+        `${podId}: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup ${restore.backupName} ` +
+          '(backed up before the plugin was installed, or not captured: see that backup\'s log), so the pod is restored unchanged and its database starts on whatever its data volume holds',
+        { namespace, name: podName, restore: restore.name },
+      );
       return undefined;
     }
     return { item: await drillWithoutData(ctx, restore, pod, fromBackup, target, podId) };
@@ -134,6 +139,14 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   if (record.name !== restore.backupName) {
     // The pod was backed up without our action (unlabelled, or the plugin not installed) and kept
     // the record of the backup it was itself restored from: that backup's data is all there is.
+    // A drill checks the backup it restores: verified, the older data would pass it in its stead.
+    if (s.drill) {
+      throw new Error(
+        `the drill is of backup ${restore.backupName}, which does not hold this pod's data: the plugin did not capture it in ${restore.backupName} ` +
+          `(its backup record, naming ${record.name}, came along from an earlier restore); a drill checks the backup it restores, so the older data of ${record.name} is not restored in its place: ` +
+          'drill a backup whose log shows this pod backed up',
+      );
+    }
     ctx.log.warn(
       `${podId}: its backup record names backup ${record.name}, not ${restore.backupName}: the plugin did not capture its data in ${restore.backupName} ` +
         `(the record came along from an earlier restore), so the older data of ${record.name} is restored; to get newer data, restore a backup whose log shows this pod backed up`,

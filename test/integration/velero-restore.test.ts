@@ -501,6 +501,14 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(messages(res, 'warn').join('\n')).to.contain(
       `pod ${NS}/${POD}: its backup record names backup b1, not b2: the plugin did not capture its data in b2 (the record came along from an earlier restore), so the older data of b1 is restored`,
     );
+    // A drill of b2 must not pass on b1's data: it fails the pod, which fails the drill.
+    const drill = await restorePod(asRestored(backedUp), restoreObject('drill-other', { [NS]: DRILL_NS }, 'b2'));
+    expect(drill.ok).to.equal(false);
+    expect(drill.error).to.contain(
+      `pod ${NS}/${POD}: its Victoria data cannot be restored by drill-other from backup b1: the drill is of backup b2, which does not hold this pod's data: ` +
+        'the plugin did not capture it in b2 (its backup record, naming b1, came along from an earlier restore); a drill checks the backup it restores, ' +
+        'so the older data of b1 is not restored in its place: drill a backup whose log shows this pod backed up',
+    );
     const allow = api.forbid('get', 'backups', 'velero');
     try {
       const refused = await restorePod(asRestored(backedUp), restoreObject('r-no-backup'));
@@ -611,11 +619,15 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(owners.get('1000:2000')).to.include.members(['.', 'data', 'data/indexdb', 'data/small']);
   });
 
-  it('a pod without a backup record is restored unchanged; in a drill it starts on an empty drill path instead of production\'s, with a warning', async () => {
+  it('a pod without a backup record is restored unchanged, with a warning; in a drill it starts on an empty drill path instead of production\'s, with a warning', async () => {
     const plain = asRestored(podObject('vmsingle-5d4f8b7c9-norec'));
     const res = await restorePod(plain, restoreObject('r3'), plain);
     expect(res.ok, res.error).to.equal(true);
     expect(res.item).to.deep.equal(plain);
+    expect(messages(res, 'warn').join('\n')).to.contain(
+      `pod ${NS}/vmsingle-5d4f8b7c9-norec: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup b1 ` +
+        "(backed up before the plugin was installed, or not captured: see that backup's log), so the pod is restored unchanged and its database starts on whatever its data volume holds",
+    );
     const drill = await restorePod(plain, restoreObject('drill-norec', { [NS]: DRILL_NS }), plain);
     expect(drill.ok, drill.error).to.equal(true);
     const out = drill.item as PodJson;
