@@ -175,6 +175,9 @@ const KEYS: Record<string, Parser> = {
     if (!placeholders.includes('restore') && !placeholders.includes('namespace')) {
       return 'a path pattern containing {restore} or {namespace}, so that a drill never writes into the production path (default {path}-drill-{restore})';
     }
+    if (!placeholders.includes('path')) {
+      return 'a path pattern containing {path}, so that each data volume of a drill gets a directory of its own (without it every pod of the drill restores into the same one), e.g. /srv/drills/{restore}{path}';
+    }
     if (!v.startsWith('{path}') && !v.startsWith('/')) return 'an absolute path pattern: starting with / or {path}';
     config.drillPathPattern = v;
     return undefined;

@@ -818,7 +818,7 @@ describe('restore action pieces: drill paths, security context, restore settings
   it('a drill path is never the production path, nor inside or above it', () => {
     const values = { path: '/var/lib/vm/', restore: 'drill-1', namespace: 'monitoring-drill' };
     expect(drillPath('{path}-drill-{restore}', values)).to.equal('/var/lib/vm-drill-drill-1');
-    expect(drillPath('/srv/drills/{namespace}/{restore}', values)).to.equal('/srv/drills/monitoring-drill/drill-1');
+    expect(drillPath('/srv/drills/{namespace}/{restore}{path}', values)).to.equal('/srv/drills/monitoring-drill/drill-1/var/lib/vm');
     expect(() => drillPath('{path}/{restore}', values)).to.throw(/must not write into, above or below the production data/);
     expect(() => drillPath('/var/{restore}/../lib/vm', values)).to.throw(/not a clean absolute path/);
     expect(() => drillPath('/var/lib/vm{namespace}', { ...values, namespace: '' })).to.throw(/must not write into/);
@@ -925,10 +925,10 @@ describe('restore action pieces: drill paths, security context, restore settings
   it('restore settings are checked, with a message naming the key and what it must be', () => {
     const where = 'configmaps "velero-plugin-victoria" in namespace velero';
     const config = parsePluginConfig(
-      { restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: 'true', restoreDirectIo: 'false', restorePlanExpirySeconds: '600', restoreSecurityContext: '{"runAsUser":1000}', drillPathPattern: '/srv/drills/{namespace}/{restore}' },
+      { restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: 'true', restoreDirectIo: 'false', restorePlanExpirySeconds: '600', restoreSecurityContext: '{"runAsUser":1000}', drillPathPattern: '/srv/drills/{namespace}/{restore}{path}' },
       where,
     );
-    expect(config).to.deep.include({ restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: true, restoreDirectIo: false, restorePlanExpirySeconds: 600, restoreSecurityContext: { runAsUser: 1000 }, drillPathPattern: '/srv/drills/{namespace}/{restore}' });
+    expect(config).to.deep.include({ restoreImage: 'mirror.example.com:5000/velero-plugin-victoria:v0.1.0', restoreReplace: true, restoreDirectIo: false, restorePlanExpirySeconds: 600, restoreSecurityContext: { runAsUser: 1000 }, drillPathPattern: '/srv/drills/{namespace}/{restore}{path}' });
     expect(() => parsePluginConfig({ restoreDirectIo: 'no' }, where)).to.throw(/restoreDirectIo/);
     expect(parsePluginConfig({ restoreMaxBytesPerSecond: '50MB', maxBytesPerSecond: '100MiB' }, where)).to.deep.include({ restoreMaxBytesPerSecond: 50e6, maxBytesPerSecond: 100 * 2 ** 20 });
     expect(() => parsePluginConfig({ restoreMaxBytesPerSecond: '50 megs' }, where)).to.throw(
@@ -937,6 +937,8 @@ describe('restore action pieces: drill paths, security context, restore settings
     expect(() => parsePluginConfig({ maxBytesPerSecond: '1KiB' }, where)).to.throw(/maxBytesPerSecond is "1KiB", it must be 0 \(no limit\) or at least 64KiB per second/);
     expect(() => parsePluginConfig({ drillPathPattern: '{path}' }, where)).to.throw(/drillPathPattern is "\{path\}", it must be a path pattern containing \{restore\} or \{namespace\}/);
     expect(() => parsePluginConfig({ drillPathPattern: '{path}-{node}' }, where)).to.throw(/not \{node\}/);
+    // Without {path}, a drill's VictoriaMetrics and VictoriaLogs (or two workloads) would share one directory.
+    expect(() => parsePluginConfig({ drillPathPattern: '/srv/drills/{namespace}/{restore}' }, where)).to.throw(/it must be a path pattern containing \{path\}, so that each data volume of a drill gets a directory of its own/);
     expect(() => parsePluginConfig({ restorePlanExpirySeconds: '1000000' }, where)).to.throw(/restorePlanExpirySeconds .* from 300 to 604800/);
     expect(() => parsePluginConfig({ restoreResources: '{"limit":{"memory":"1Gi"}}' }, where)).to.throw(/restoreResources .*(not "limit")/);
     expect(() => parsePluginConfig({ restoreSecurityContext: '{"runAsUsr":0}' }, where)).to.throw(/"runAsUsr" is not a field/);
