@@ -14,13 +14,18 @@ import { KubeError } from '../kube/errors.js';
 import type { KubeObject } from '../velero/types.js';
 import { controllerOf } from './workload.js';
 
-const RUNBOOK = 'delete the workload first (docs/velero-restore.md, "Single-workload restore")';
+export const RUNBOOK = 'delete the workload first (docs/velero-restore.md, "Single-workload restore")';
 
 export interface RestoreConflicts {
   /** The pod itself exists: Velero will not create it, so there is nothing to inject. */
   podExists: boolean;
   /** One warning per conflict found, and per check the API server did not answer. */
   warnings: string[];
+  /**
+   * A controller of the pod's workload that exists already (`Kind namespace/name`): its own pod may
+   * run a database on the same hostPath, which the restore init container cannot see (db-lock.ts).
+   */
+  liveWorkload?: string;
 }
 
 /** The controllers that adopt a restored pod by its labels, and what each then does to it. */
@@ -69,11 +74,15 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
     unchecked(`pod ${namespace}/${pod}`, self.unknown, `Velero keeps it running on its current data and nothing is restored into it; to restore its data, ${RUNBOOK}`);
   }
 
+  let liveWorkload: string | undefined;
   /** Whether the object exists (undefined: unknown), with a warning for either case. */
   const conflict = async (id: string, get: () => Promise<unknown>, consequence: string): Promise<boolean | undefined> => {
     const found = await lookup(get);
     if ('unknown' in found) unchecked(id, found.unknown, `${consequence}; ${RUNBOOK}`);
-    else if (found.exists) warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
+    else if (found.exists) {
+      warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
+      liveWorkload ??= id;
+    }
     return 'exists' in found ? found.exists : undefined;
   };
 
@@ -93,7 +102,7 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
       );
     }
   }
-  return { podExists: false, warnings };
+  return { podExists: false, warnings, ...(liveWorkload ? { liveWorkload } : {}) };
 }
 
 /**

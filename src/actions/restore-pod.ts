@@ -20,7 +20,7 @@ import { databaseRetention, drillPod, RESTORE_HOOK, verifyHookAnnotations } from
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
 import { restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
 import { podReferences } from './pod-references.js';
-import { restoreConflicts } from './restore-conflicts.js';
+import { restoreConflicts, RUNBOOK } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan } from './restore-plan.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroRestore, targetNamespace, type VeleroRestoreInfo } from './velero-restore.js';
@@ -157,6 +157,14 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   for (const warning of conflicts.warnings) ctx.log.warn(`${podId}: ${warning}`, fields);
   // Velero will not create the pod: no plan, no init container.
   if (conflicts.podExists) return r.pod;
+  if (conflicts.liveWorkload && config.restoreReplace && !s.drill) {
+    // The init container runs in a container of its own, where the kernel hides another
+    // container's lock on flock.lock: it could not tell a running database's files from old ones.
+    throw new Error(
+      `${conflicts.liveWorkload} exists already, and restoreReplace is "true": a pod of it may run a database on the same hostPath, ` +
+        `whose files the restore would move aside (the init container cannot see a database in another container); ${RUNBOOK}`,
+    );
+  }
   const recordedNamespace = recordedWorkloadFolder(record).split('/')[0];
   if (recordedNamespace !== namespace) {
     // The backup action writes a pod's record for the pod's own namespace. One naming another was

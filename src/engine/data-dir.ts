@@ -5,7 +5,7 @@
  */
 import { lstat, mkdir, readdir, readFile, realpath, rename, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { FLOCK_FILE, lockHolderOf } from './db-lock.js';
+import { FLOCK_FILE, lockHolderOf, seesEveryLock } from './db-lock.js';
 
 /** VictoriaMetrics refuses to start on a directory holding it; restore.ts writes it first and removes it last. */
 export const RESTORE_MARKER = 'restore-in-progress';
@@ -119,7 +119,7 @@ export class DataDirNotEmptyError extends Error {}
  * directory a running database holds, and for a non-empty one without `replace`. Cheap and
  * read-only, so callers with a slow step before the restore (the plan's download) check first.
  */
-export async function checkDataDir(dir: string, req: { replace?: boolean; resumeToken?: string }): Promise<'empty' | 'resume' | 'replace'> {
+export async function checkDataDir(dir: string, req: { replace?: boolean; resumeToken?: string; onWarning?: (message: string) => void }): Promise<'empty' | 'resume' | 'replace'> {
   const dataDir = resolve(dir);
   // A fresh ext4 volume mounted as the data directory holds lost+found, which is not data.
   const existing = await withoutLostAndFound(dataDir, await entriesOf(dataDir));
@@ -134,7 +134,14 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; resume
     );
   }
   const marker = join(dataDir, RESTORE_MARKER);
-  if (req.resumeToken !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.resumeToken) return 'resume';
+  const resume = req.resumeToken !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.resumeToken;
+  if ((resume || req.replace) && !(await seesEveryLock())) {
+    req.onWarning?.(
+      `no database holds ${dataDir} as far as this process can see, but it runs in a PID namespace of its own (a container), where /proc/locks leaves out the locks of other containers: ` +
+        `make sure no database in another pod or container runs on this directory, whose contents are about to be ${resume ? 'rewritten where they differ from the backup' : 'moved aside'}`,
+    );
+  }
+  if (resume) return 'resume';
   if (!req.replace) {
     throw new DataDirNotEmptyError(
       `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +

@@ -74,6 +74,8 @@ export interface RestoreRequest {
    * goes: what it writes (the init container's note of its plan) is there whenever the marker is not.
    */
   beforeUnmark?: () => Promise<void>;
+  /** Hears what the restore cannot check and the user must (checkDataDir). */
+  onWarning?: (message: string) => void;
 }
 
 export interface RestoreResult {

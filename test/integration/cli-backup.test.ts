@@ -7,9 +7,13 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { writeBackup } from '../../src/engine/backup.js';
+import { lockHolderOf } from '../../src/engine/db-lock.js';
+import { listSnapshotFiles, localFileReader } from '../../src/engine/files.js';
+import { FileStore } from '../../src/store/file.js';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
@@ -448,6 +452,56 @@ describe('CLI on file://', function () {
       expect(missing.stderr).to.contain(`file://${dir}-typo does not exist: check --dst`);
     } finally {
       await vm.stop();
+    }
+  });
+});
+
+describe('CLI restore --replace beside a database in a PID namespace of its own (another container)', function () {
+  it('from the host its lock refuses the restore, naming its process; from a namespace of its own the restore cannot see it and says so, and moves the data aside', async function () {
+    requireComponents(this, paths.plugin);
+    const base = mkdtempSync(join(tmpdir(), 'pidns-'));
+    const src = join(base, 'snapshot');
+    mkdirSync(join(src, 'metadata'), { recursive: true });
+    writeFileSync(join(src, 'metadata', 'minTimestampForCompositeIndex'), '12345678');
+    await writeBackup({
+      store: new FileStore(join(base, 'store')),
+      name: 'b1',
+      kind: 'metrics',
+      trees: [{ prefix: '', restoreTo: '', files: await listSnapshotFiles(src), reader: localFileReader(src) }],
+      source: { snapshots: [] },
+      counted: { counts: {} },
+      createdAt: new Date(),
+    });
+    const dataDir = join(base, 'data');
+    mkdirSync(dataDir);
+    writeFileSync(join(dataDir, 'flock.lock'), '');
+    writeFileSync(join(dataDir, 'live-part'), 'the running database\'s data');
+    // The database: a process holding flock.lock, as VictoriaMetrics does, in a PID namespace of its own.
+    const holder = spawn('unshare', ['--pid', '--fork', '--kill-child', 'flock', '-x', join(dataDir, 'flock.lock'), 'sleep', '120'], { stdio: 'ignore' });
+    try {
+      for (let i = 0; (await lockHolderOf(dataDir)) === undefined; i++) {
+        if (i > 100) throw new Error('the lock holder in its own PID namespace did not take flock.lock within 10 s (unshare and flock from util-linux, as root)');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const restore = ['restore', '--src', `file://${base}/store/b1`, '--data-dir', dataDir, '--replace'];
+      const fromHost = await cli(restore);
+      expect(fromHost.status, fromHost.stderr).to.equal(1);
+      expect(fromHost.stderr).to.match(/is in use by a running database \(process \d+ holds its flock\.lock\): stop the database first/);
+      expect(readdirSync(dataDir).sort()).to.deep.equal(['flock.lock', 'live-part']);
+
+      // As in a container: the kernel leaves the other namespace's lock out of /proc/locks.
+      const inContainer = await run('unshare', ['--pid', '--fork', '--mount-proc', paths.plugin, ...restore]);
+      expect(inContainer.status, inContainer.stderr).to.equal(0);
+      expect(inContainer.stderr).to.contain(
+        `warning: no database holds ${dataDir} as far as this process can see, but it runs in a PID namespace of its own (a container), where /proc/locks leaves out the locks of other containers: ` +
+          'make sure no database in another pod or container runs on this directory, whose contents are about to be moved aside',
+      );
+      const aside = readdirSync(base).filter((e) => e.startsWith('data-replaced-'));
+      expect(aside).to.have.length(1);
+      expect(readFileSync(join(base, aside[0]!, 'live-part'), 'utf8'), 'moved aside, not deleted').to.equal("the running database's data");
+      expect(readFileSync(join(dataDir, 'metadata', 'minTimestampForCompositeIndex'), 'utf8')).to.equal('12345678');
+    } finally {
+      holder.kill();
     }
   });
 });

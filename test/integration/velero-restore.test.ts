@@ -488,6 +488,21 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       const own = await restorePod(asRestored(backedUp), restoreObject('r-own-rs'));
       expect(own.ok, own.error).to.equal(true);
       expect(messages(own, 'warn').join('\n')).not.to.include('Deployment monitoring/vmsingle');
+      // With restoreReplace the Deployment's own pod could be a database on the same hostPath, which
+      // the init container cannot see from its container: no restore then, an error instead.
+      const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), restoreReplace: 'true' } });
+      try {
+        const refused = await restorePod(asRestored(hashed), restoreObject('r-deploy-replace'), hashed);
+        expect(refused.ok).to.equal(false);
+        expect(refused.error).to.contain(
+          'Deployment monitoring/vmsingle exists already, and restoreReplace is "true": a pod of it may run a database on the same hostPath, ' +
+            'whose files the restore would move aside (the init container cannot see a database in another container); delete the workload first',
+        );
+        expect(await getObject(planKey('uid-r-deploy-replace')).then(() => 'written', () => 'none')).to.equal('none');
+      } finally {
+        api.put(config);
+      }
     } finally {
       api.remove('apps/v1', 'Deployment', NS, 'vmsingle');
     }

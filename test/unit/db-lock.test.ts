@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lockHolderOf } from '../../src/engine/db-lock.js';
+import { lockHolderOf, seesEveryLock } from '../../src/engine/db-lock.js';
 
 describe('db lock: a running database found through /proc/locks', () => {
   it('finds the holder of <dir>/flock.lock by device and inode; waiters, other files and missing files are not holders', async () => {
@@ -24,5 +24,14 @@ describe('db lock: a running database found through /proc/locks', () => {
     expect(await lockHolderOf(dir, locks)).to.equal(undefined);
     expect(await lockHolderOf(join(dir, 'nowhere'), locks), 'no flock.lock').to.equal(undefined);
     expect(await lockHolderOf(dir, join(dir, 'no-proc-locks')), 'no /proc/locks').to.equal(undefined);
+  });
+
+  it('sees every lock only in the host\'s PID namespace (the kernel\'s constant inode of it), not in a container\'s', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'db-lock-ns-'));
+    symlinkSync('pid:[4026531836]', join(dir, 'host'));
+    symlinkSync('pid:[4026532178]', join(dir, 'container'));
+    expect(await seesEveryLock(join(dir, 'host'))).to.equal(true);
+    expect(await seesEveryLock(join(dir, 'container'))).to.equal(false);
+    expect(await seesEveryLock(join(dir, 'none')), 'cannot tell: not every lock').to.equal(false);
   });
 });

@@ -95,7 +95,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
   try {
     // A data directory the restore would refuse is named first: after hours of CrashLoopBackOff
     // the plan has expired too, and "expired" would hide what to fix.
-    await checkDataDir(a.dataDir, { replace: a.replace, resumeToken });
+    await checkDataDir(a.dataDir, { replace: a.replace, resumeToken, onWarning: warn });
     let bytes: Buffer;
     try {
       bytes = await fetchRestorePlan(a.planUrl, a.tls);
@@ -213,9 +213,14 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     ...(rate ? { maxBytesPerSecond: rate } : {}),
     ...(chown ? { chown } : {}),
     onProgress: (p) => progress.update(p),
+    onWarning: warn,
   });
   progress.done();
   const backup = `${store.location}/${name}`;
   printSummary(res, { backup }, backup, values['data-dir'], Boolean(values.json));
   return 0;
+}
+
+function warn(message: string): void {
+  process.stderr.write(`warning: ${message}\n`);
 }
