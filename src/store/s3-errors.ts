@@ -78,7 +78,12 @@ export async function translateS3Error(err: unknown, operation: string, target: 
     case 'AccessDenied':
     case 'AllAccessDisabled':
     case 'Forbidden':
-      return make('AccessDenied', `access denied (${reason}${status ? `, HTTP ${status}` : ''}): check that the IAM or bucket policy lets ${await whoAmI(scope)} use ${IAM_ACTION[operation] ?? 's3:*'}${options.tagging && (operation === 'put' || operation === 'copy') ? ' and s3:PutObjectTagging (tagging is set)' : ''} on arn:aws:s3:::${options.bucket}/${options.prefix}/*`);
+      return make(
+        'AccessDenied',
+        `access denied (${reason}${status ? `, HTTP ${status}` : ''}): check that the IAM or bucket policy lets ${await whoAmI(scope)} use ${IAM_ACTION[operation] ?? 's3:*'}${options.tagging && (operation === 'put' || operation === 'copy') ? ' and s3:PutObjectTagging (tagging is set)' : ''} on arn:aws:s3:::${options.bucket}/${options.prefix}/*` +
+          // Looking for an object that is not there (a marker) is a 403 too when ListBucket is not granted.
+          (operation === 'head' ? `, and s3:ListBucket on arn:aws:s3:::${options.bucket}: without it S3 answers 403, not 404, for an object that does not exist` : ''),
+      );
     case 'NoSuchBucket':
       return make('NotFound', `bucket ${options.bucket} does not exist on ${endpointName(options)} (NoSuchBucket)`);
     case 'NoSuchKey':

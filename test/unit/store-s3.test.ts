@@ -90,6 +90,11 @@ describe('S3 store errors', () => {
     expect(missing.sent).to.deep.equal(['HeadObjectCommand', 'HeadBucketCommand']);
     expect(await missing.store.head('k2')).to.equal(undefined);
     expect(missing.sent.filter((n) => n === 'HeadBucketCommand')).to.have.length(1); // checked once
+    // Denied both ways: without s3:ListBucket, S3 hides whether the object exists behind a 403.
+    const denied = stubStore((c) => (c.constructor.name === 'HeadObjectCommand' ? sdkError('Forbidden', 403) : sdkError('AccessDenied', 403)));
+    const hidden = await rejection(denied.store.head('k'));
+    expect(hidden.code).to.equal('AccessDenied');
+    expect(hidden.message).to.match(/use s3:GetObject on arn:aws:s3:::bkt\/pre\/fix\/\*, and s3:ListBucket on arn:aws:s3:::bkt: without it S3 answers 403, not 404, for an object that does not exist$/);
   });
 
   it('delete: per-key errors in a DeleteObjects answer fail the delete; NoSuchKey does not', async () => {
