@@ -164,7 +164,9 @@ export async function workloadCheckProgress(operationID: string, backupBytes: Bu
           err: notInBackup(
             check.workload,
             backup.name,
-            `pod ${pod.name} was not captured (its pre hook or its backup failed: see the errors for pod ${check.namespace}/${pod.name} in this backup's log)`,
+            // The pod was listed as the backup began; in a rolling update Velero may have backed up another pod of the workload.
+            `no complete backup of it in the bucket (${pod.folder}/${backup.name}/): its pod was not captured, its pre hook or its backup failed; ` +
+              `see the errors of its pods in namespace ${check.namespace} in this backup's log (${pod.name} ran as the backup began)`,
           ),
         };
       }

@@ -40,17 +40,17 @@ export async function executeDrillTemplate(
     name: item.metadata?.name ?? '',
     restore: restore.name,
   });
-  // A StatefulSet's rewritten template is a new revision: its controller would replace the restored
-  // pod (old revision, the one with the restore's init container) by one from the template, without
-  // it, once Ready, cancelling the verify hook. OnDelete keeps the restored pod; nothing is updated.
-  const statefulSet = item.kind === 'StatefulSet';
-  if (statefulSet) {
+  // A StatefulSet's or DaemonSet's rewritten template is a new revision: its controller, adopting the
+  // restored pod (old revision, the one with the restore's init container), would replace it by one
+  // from the template, without it, cancelling the verify hook. OnDelete keeps the restored pod.
+  const keepsPods = item.kind === 'StatefulSet' || item.kind === 'DaemonSet';
+  if (keepsPods) {
     ctx.log.info(`drill: ${id} gets updateStrategy OnDelete, so its controller keeps the restored pods`, {
       namespace: target,
       name: item.metadata?.name ?? '',
       restore: restore.name,
     });
   }
-  const onDelete = statefulSet ? { updateStrategy: { type: 'OnDelete' } } : {};
+  const onDelete = keepsPods ? { updateStrategy: { type: 'OnDelete' } } : {};
   return { item: { ...item, spec: { ...item.spec, ...onDelete, template: drillTemplate } } };
 }

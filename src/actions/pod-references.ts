@@ -45,3 +45,13 @@ export function podReferences(pod: Pod, namespace: string): ResourceIdentifier[]
   const account = typeof spec.serviceAccountName === 'string' && spec.serviceAccountName !== 'default' ? [spec.serviceAccountName] : [];
   return [...refs('secrets', secrets), ...refs('configmaps', configMaps), ...refs('serviceaccounts', account)];
 }
+
+/**
+ * The PersistentVolumeClaims a pod mounts, which a drill does not hand to Velero: a claim restored
+ * from the backup is bound to the production volume (its volumeName), which the drill must not
+ * touch. A drill pod that mounts one waits for it in Pending.
+ */
+export function podClaims(pod: Pod): string[] {
+  const claims = ((pod.spec?.volumes ?? []) as Array<{ persistentVolumeClaim?: { claimName?: unknown } }>).map((v) => v.persistentVolumeClaim?.claimName);
+  return [...new Set(claims.filter((c): c is string => typeof c === 'string' && c !== ''))];
+}

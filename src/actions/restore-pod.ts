@@ -19,7 +19,7 @@ import { PLUGIN_FOLDER, readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, t
 import { databaseRetention, drillPod, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
 import { restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
-import { podReferences } from './pod-references.js';
+import { podClaims, podReferences } from './pod-references.js';
 import { restoreConflicts, RUNBOOK } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan } from './restore-plan.js';
 import { openLocationStore } from './storage.js';
@@ -61,16 +61,30 @@ export async function executePodRestore(
       );
       return undefined;
     }
+    warnOfClaims(ctx, fromBackup, podId, target, restore.name);
     return { item: await drillWithoutData(ctx, restore, pod, fromBackup, target, podId) };
   }
   try {
     const item = await restorePod({ ctx, kube: KubeClient.load(), restore, pod, fromBackup, record, namespace, podName, podId });
     // A drill restores only the labelled objects (drill.ts): what the pod needs to start comes along.
-    const drill = targetNamespace(restore, namespace) !== namespace;
-    return drill ? { item, additionalItems: podReferences(fromBackup, namespace) } : { item };
+    const target = targetNamespace(restore, namespace);
+    if (target === namespace) return { item };
+    warnOfClaims(ctx, fromBackup, podId, target, restore.name);
+    return { item, additionalItems: podReferences(fromBackup, namespace) };
   } catch (err) {
     throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${record.name}: ${(err as Error).message}`);
   }
+}
+
+/** In a drill, the claims the pod mounts, which do not come along (podClaims): it would wait for them. */
+function warnOfClaims(ctx: ActionContext, pod: Pod, podId: string, target: string, restore: string): void {
+  const claims = podClaims(pod);
+  if (claims.length === 0) return;
+  ctx.log.warn(
+    `${podId}: drill: it mounts PersistentVolumeClaim(s) ${claims.join(', ')}, which a drill does not restore (a claim from the backup is bound to the production volume): ` +
+      `in ${target} the pod stays Pending until claims of those names exist there; create them (empty) in ${target}, or drill a pod that keeps its data on hostPath only`,
+    { namespace: target, name: pod.metadata?.name ?? '', restore },
+  );
 }
 
 /**

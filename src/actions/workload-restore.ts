@@ -1,5 +1,5 @@
 /**
- * RestoreItemActionV2 on labelled Victoria Deployments, ReplicaSets and StatefulSets: in a drill,
+ * RestoreItemActionV2 on labelled Victoria Deployments, ReplicaSets, StatefulSets and DaemonSets: in a drill,
  * their pod templates get the same remapped data hostPath as the restored pods
  * (drill-template.ts, loaded only when Execute runs: see pod-backup.ts). Without it, a drill
  * pod that dies is recreated by its controller from the backed-up template, on the production
@@ -14,7 +14,7 @@ export function workloadRestoreAction(): RestoreItemActionV2 {
   return {
     kind: 'RestoreItemActionV2',
     name: WORKLOAD_RESTORE_ACTION,
-    appliesTo: () => ({ includedResources: ['deployments.apps', 'replicasets.apps', 'statefulsets.apps'], selector: `${KIND_LABEL} in (metrics,logs)` }),
+    appliesTo: () => ({ includedResources: ['deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'daemonsets.apps'], selector: `${KIND_LABEL} in (metrics,logs)` }),
     execute: async (input, ctx) => (await import('./drill-template.js')).executeDrillTemplate(input, ctx),
     async progress(operationID) {
       return { completed: true, err: `no asynchronous operation "${operationID}": ${WORKLOAD_RESTORE_ACTION} starts none` };

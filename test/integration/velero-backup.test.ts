@@ -322,8 +322,8 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(missing.ok, missing.error).to.equal(true);
     expect(missing.progress?.completed).to.equal(true);
     expect(missing.progress?.err).to.equal(
-      'Deployment monitoring/vmsingle: its Victoria data is NOT in backup never-ran: pod vmsingle-5d4f8b7c9-x2x9q was not captured ' +
-        "(its pre hook or its backup failed: see the errors for pod monitoring/vmsingle-5d4f8b7c9-x2x9q in this backup's log)",
+      'Deployment monitoring/vmsingle: its Victoria data is NOT in backup never-ran: no complete backup of it in the bucket (vmsingle/never-ran/): ' +
+        "its pod was not captured, its pre hook or its backup failed; see the errors of its pods in namespace monitoring in this backup's log (vmsingle-5d4f8b7c9-x2x9q ran as the backup began)",
     );
     // A StatefulSet with a replica not running: that replica's own data is missing, although another runs.
     const sts = api.put({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'vmha', namespace: NS, labels: { 'velero-plugin-victoria.io/kind': 'metrics' } }, spec: { replicas: 2, selector: { matchLabels: { app: 'vmha' } } } });

@@ -411,7 +411,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expectNoSecrets(res);
   });
 
-  it('a drill also remaps the Deployment/ReplicaSet templates, so a recreated drill pod never opens the production path; outside drills they are unchanged', async () => {
+  it('a drill also remaps the Deployment/ReplicaSet/StatefulSet/DaemonSet templates, so a recreated drill pod never opens the production path; outside drills they are unchanged', async () => {
     const pod = podObject('vmsingle-5d4f8b7c9-tmpl');
     const deployment = {
       apiVersion: 'apps/v1',
@@ -446,6 +446,12 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect((sts.item as { spec: { updateStrategy: unknown } }).spec.updateStrategy).to.deep.equal({ type: 'OnDelete' });
     expect((sts.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.volumes.find((v) => v.name === 'data')!.hostPath!.path).to.equal(`${HOST_PATH}-drill-drill-3`);
     expect(messages(sts, 'info').join('\n')).to.contain('drill: StatefulSet monitoring/vmsingle gets updateStrategy OnDelete');
+    // A labelled DaemonSet in a drill: its pods on every node would otherwise open the production path.
+    const daemonSet = { ...deployment, kind: 'DaemonSet', spec: { selector: deployment.spec.selector, template: deployment.spec.template, updateStrategy: { type: 'RollingUpdate' } } };
+    const ds = await callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/workload-restore', item: daemonSet, itemFromBackup: daemonSet, restore: restoreObject('drill-4', { [NS]: DRILL_NS }), env });
+    expect(ds.ok, ds.error).to.equal(true);
+    expect((ds.item as { spec: { updateStrategy: unknown } }).spec.updateStrategy).to.deep.equal({ type: 'OnDelete' });
+    expect((ds.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.volumes.find((v) => v.name === 'data')!.hostPath!.path).to.equal(`${HOST_PATH}-drill-drill-4`);
   });
 
   it('the pod exists already: no plan and no init container (Velero keeps the running pod), with a warning; its ReplicaSet alone, or its Deployment alone: a warning', async () => {
@@ -652,6 +658,15 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(initNames(out), 'nothing to restore').to.deep.equal([]);
     expect(messages(drill, 'warn').join('\n')).to.contain(
       `pod ${NS}/vmsingle-5d4f8b7c9-norec: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup b1, and in ${DRILL_NS} it starts on an empty hostPath ${HOST_PATH}-drill-drill-norec (production path ${HOST_PATH} untouched)`,
+    );
+    // A claim does not come along into a drill (it is bound to the production volume): said, with what to do.
+    const claiming = structuredClone(plain);
+    (claiming.spec.volumes as unknown[]).push({ name: 'cache', persistentVolumeClaim: { claimName: 'vm-cache' } });
+    const withClaim = await restorePod(claiming, restoreObject('drill-claim', { [NS]: DRILL_NS }), claiming);
+    expect(withClaim.ok, withClaim.error).to.equal(true);
+    expect(messages(withClaim, 'warn').join('\n')).to.contain(
+      `pod ${NS}/vmsingle-5d4f8b7c9-norec: drill: it mounts PersistentVolumeClaim(s) vm-cache, which a drill does not restore (a claim from the backup is bound to the production volume): ` +
+        `in ${DRILL_NS} the pod stays Pending until claims of those names exist there`,
     );
   });
 

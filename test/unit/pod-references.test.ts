@@ -1,6 +1,6 @@
 /** What a drill's pod needs to start, handed to Velero as additional items (pod-references.ts). */
 import { expect } from 'chai';
-import { podReferences } from '../../src/actions/pod-references.js';
+import { podClaims, podReferences } from '../../src/actions/pod-references.js';
 import type { Pod } from '../../src/actions/pod-spec.js';
 
 describe('pod references', () => {
@@ -40,5 +40,22 @@ describe('pod references', () => {
   it('names nothing Kubernetes makes in every namespace (the default ServiceAccount, kube-root-ca.crt)', () => {
     const pod: Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { serviceAccountName: 'default', containers: [{ name: 'c' }] } };
     expect(podReferences(pod, 'ns')).to.deep.equal([]);
+  });
+
+  it('podClaims names each PersistentVolumeClaim a pod mounts once; hostPath and other volumes are none', () => {
+    const pod: Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      spec: {
+        volumes: [
+          { name: 'data', hostPath: { path: '/mnt/db1/victoriametrics' } },
+          { name: 'cache', persistentVolumeClaim: { claimName: 'vm-cache' } },
+          { name: 'cache-again', persistentVolumeClaim: { claimName: 'vm-cache', readOnly: true } },
+          { name: 'tmp', emptyDir: {} },
+        ],
+      },
+    };
+    expect(podClaims(pod)).to.deep.equal(['vm-cache']);
+    expect(podClaims({ apiVersion: 'v1', kind: 'Pod', spec: {} })).to.deep.equal([]);
   });
 });

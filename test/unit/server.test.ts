@@ -220,7 +220,7 @@ describe('registered actions', () => {
       expect(validatePluginName(action.name), action.name).to.equal(undefined);
       const resources: Record<string, string[]> = {
         'velero-plugin-victoria.io/workload-check': ['deployments.apps', 'statefulsets.apps'],
-        'velero-plugin-victoria.io/workload-restore': ['deployments.apps', 'replicasets.apps', 'statefulsets.apps'],
+        'velero-plugin-victoria.io/workload-restore': ['deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'daemonsets.apps'],
       };
       expect(action.appliesTo().includedResources, action.name).to.deep.equal(resources[action.name] ?? ['pods']);
       // The backup side takes any value of the label and refuses a wrong one (no silent skip);
