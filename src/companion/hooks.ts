@@ -8,9 +8,9 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SnapshotUndeletableError } from '../victoria/errors.js';
+import { SnapshotUndeletableError, VictoriaUnreachableError } from '../victoria/errors.js';
 import { countsEnd } from '../victoria/snapshot-names.js';
-import type { SnapshotSource } from '../victoria/types.js';
+import type { Snapshot, SnapshotSource } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
 import { openConfiguredSource } from './config.js';
 import { CompanionError, usageError } from './errors.js';
@@ -85,7 +85,12 @@ async function snapshotAndRecord(config: CompanionConfig, source: SnapshotSource
   }
 
   const requested = new Date();
-  const snapshots = await source.create();
+  let snapshots: Snapshot[];
+  try {
+    snapshots = await source.create();
+  } catch (err) {
+    throw await namingPossibleLeftovers(err, source, requested);
+  }
   try {
     // A data directory that is not the database's shows here, not at the backup's first read.
     for (const s of snapshots) {
@@ -126,6 +131,27 @@ async function snapshotAndRecord(config: CompanionConfig, source: SnapshotSource
     durationSeconds: Math.round(performance.now() - started) / 1000,
     ...(warning ? { warning } : {}),
   };
+}
+
+/**
+ * A create whose answer never came (a timeout, a cut connection) may have made snapshots all the
+ * same, which no record names and so no hook deletes (VictoriaMetrics deletes one whose client went
+ * away only since v1.134, VictoriaLogs not at all). Those made since the request are named, not
+ * deleted: one made in that second may be someone else's.
+ */
+async function namingPossibleLeftovers(err: unknown, source: SnapshotSource, requested: Date): Promise<unknown> {
+  if (!(err instanceof VictoriaUnreachableError)) return err;
+  // Names carry whole seconds.
+  const since = Math.floor(requested.getTime() / 1000) * 1000;
+  const made = await source.list().then(
+    (all) => all.filter((s) => s.createdAt.getTime() >= since),
+    () => [],
+  );
+  if (made.length === 0) return err;
+  return new CompanionError(
+    `${err.message}; the server may have made the snapshots all the same: ${made.map((s) => s.name).join(', ')} appeared since the request, recorded nowhere, ` +
+      'so no hook will delete them: unless someone else made them, delete them through the server\'s snapshot API (docs/companion.md)',
+  );
 }
 
 /**

@@ -10,6 +10,7 @@ import { preHook } from '../../src/companion/hooks.js';
 import { expireRecorded } from '../../src/companion/serve.js';
 import { acquireStateLock, lockPath, withStateLock } from '../../src/companion/state-lock.js';
 import { markInUse, readRecord, recordPath, STATE_FORMAT, writeRecord, type RecordedSet } from '../../src/companion/state.js';
+import { VictoriaUnreachableError } from '../../src/victoria/errors.js';
 import type { Snapshot, SnapshotSource } from '../../src/victoria/types.js';
 
 const snapshot = (name: string): Snapshot => ({
@@ -137,6 +138,25 @@ describe('companion state and expiry', () => {
     await release!();
     expect(await expireRecorded(config, fakeSource(), new Date('2026-01-01T17:00:05Z'), log)).to.deep.equal(['20260101100000-AA']);
     expect(await readRecord(config.stateDir)).to.equal(undefined);
+  });
+
+  it('a create that got no answer names the snapshots made since its request (it may have made them), deleting none', async () => {
+    const base = fakeSource();
+    const timedOut = new VictoriaUnreachableError('VictoriaLogs POST http://vl:9428/internal/partition/snapshot/create: no answer within 300000 ms', 'http://vl:9428');
+    // One made before the request (someone else's, or older) and one in the request's second.
+    const earlier = { ...snapshot('20251231235959-CC'), createdAt: new Date('2025-12-31T23:59:59Z') };
+    const list = async () => [earlier, { ...snapshot('20260101100000-BB'), createdAt: new Date(Math.floor(Date.now() / 1000) * 1000) }];
+    const source: SnapshotSource = { ...base, create: () => Promise.reject(timedOut), list };
+    const err = (await preHook(config, source).catch((e: Error) => e)) as Error;
+    expect(err).to.be.instanceOf(CompanionError);
+    expect(err.message).to.equal(
+      `${timedOut.message}; the server may have made the snapshots all the same: 20260101100000-BB appeared since the request, recorded nowhere, ` +
+        "so no hook will delete them: unless someone else made them, delete them through the server's snapshot API (docs/companion.md)",
+    );
+    expect(base.deleted).to.deep.equal([]);
+    // An answer the server gave (an HTTP error) made nothing: its error as it is.
+    const refused = new Error('HTTP 400: read-only partitions');
+    expect(await preHook(config, { ...source, create: () => Promise.reject(refused) }).catch((e: Error) => e)).to.equal(refused);
   });
 
   it('runs one hook at a time: two pre hooks at once leave no snapshot untracked', async () => {
