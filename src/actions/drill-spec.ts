@@ -193,6 +193,8 @@ export function verifyHookAnnotations(o: {
   waitTimeoutSeconds: number;
   execTimeoutSeconds: number;
   healthTimeout: string;
+  /** How long the count may take: the backup's countTimeoutSeconds. */
+  countTimeoutSeconds: number;
 }): Record<string, string> {
   const command = [
     EXECUTABLE,
@@ -204,6 +206,8 @@ export function verifyHookAnnotations(o: {
     ...(o.countedFrom ? ['--start', o.countedFrom] : []),
     '--timeout',
     o.healthTimeout,
+    '--count-timeout',
+    `${o.countTimeoutSeconds}s`,
   ];
   return {
     [RESTORE_HOOK.container]: o.companion,

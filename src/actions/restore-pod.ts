@@ -28,9 +28,8 @@ import { parseVeleroRestore, targetNamespace, type VeleroRestoreInfo } from './v
 /** Velero's Deployment, whose init container carries the plugin's image (velero install --plugins). */
 const VELERO_DEPLOYMENT = 'velero';
 const IMAGE_NAME = 'velero-plugin-victoria';
-/** How long `companion verify` waits for the restored database to answer, and may take to count. */
-const VERIFY_HEALTH_TIMEOUT = '10m';
-const VERIFY_EXEC_TIMEOUT_SECONDS = 30 * 60;
+/** How long `companion verify` waits for the restored database to answer; its count may take countTimeoutSeconds besides. */
+const VERIFY_HEALTH_TIMEOUT_SECONDS = 600;
 
 /** Execute of the pod restore action; see pod-restore.ts for why it is loaded lazily. */
 export async function executePodRestore(
@@ -325,8 +324,10 @@ function withDrillVerification(s: PodRestore, pod: Pod, plan: MadeRestorePlan, d
       ...(plan.countedFrom ? { countedFrom: plan.countedFrom } : {}),
       // Velero's wait covers the init container's download, which cannot outlast the plan.
       waitTimeoutSeconds: config.restorePlanExpirySeconds + 600,
-      execTimeoutSeconds: VERIFY_EXEC_TIMEOUT_SECONDS,
-      healthTimeout: VERIFY_HEALTH_TIMEOUT,
+      // The wait for /health, then the count, with a minute for the flush and the start of the process.
+      execTimeoutSeconds: VERIFY_HEALTH_TIMEOUT_SECONDS + Math.ceil(config.countTimeoutMs / 1000) + 60,
+      healthTimeout: `${VERIFY_HEALTH_TIMEOUT_SECONDS}s`,
+      countTimeoutSeconds: Math.ceil(config.countTimeoutMs / 1000),
     }),
     (key) => ctx.log.warn(`${podId}: its annotation ${key} is replaced by the drill's verification hook`, fields),
   );

@@ -29,10 +29,11 @@ Usage:
                                           the database's counts up to five minutes before the recorded
                                           snapshot time, from an hour inside its retention (one JSON line);
                                           the counting query may take DUR (default 5m)
-  velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--start TIME] [--timeout DUR]
+  velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--start TIME] [--timeout DUR] [--count-timeout DUR]
                                           after a restore drill (Velero post-restore hook): waits until the
                                           database answers /health (DUR, default ${DEFAULT_VERIFY_TIMEOUT}), compares its counts
-                                          (data in [--start, --end), default all) with JSON; one JSON line; exit 0 if equal
+                                          (data in [--start, --end), default all; the count may take --count-timeout,
+                                          default 5m) with JSON; one JSON line; exit 0 if equal
 
 Flags (each falls back to its environment variable, then to the default):
   --kind metrics|logs          ${ENV.kind} (required)

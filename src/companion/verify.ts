@@ -30,6 +30,8 @@ export interface VerifyOptions {
   start?: Date;
   /** How long to wait for the database to answer /health (ms). */
   timeoutMs: number;
+  /** How long the counting query may take (ms; default: the client's long timeout, 5 min). */
+  countTimeoutMs?: number;
 }
 
 export interface VerifyResult {
@@ -45,7 +47,7 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})
 
 /** Splits `verify`'s own flags from the shared companion flags (config.ts parses those strictly). */
 export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest: string[] } {
-  const { values, rest } = splitOwnFlags(args, ['expect', 'end', 'start', 'timeout']);
+  const { values, rest } = splitOwnFlags(args, ['expect', 'end', 'start', 'timeout', 'count-timeout']);
   if (values.expect === undefined) throw usageError('--expect is required: the counts recorded at backup time, e.g. --expect \'{"series":40,"samples":12000}\'');
   let expected: unknown;
   try {
@@ -70,7 +72,12 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
   const start = time('--start', values.start);
   if (start && end && start >= end) throw usageError(`--start ${values.start} is not before --end ${values.end}`);
   const timeoutMs = parseDurationFlag('--timeout', values.timeout ?? DEFAULT_VERIFY_TIMEOUT);
-  return { options: { expected: expected as Record<string, number>, ...(end ? { end } : {}), ...(start ? { start } : {}), timeoutMs }, rest };
+  // The drill passes the backup's countTimeoutSeconds: a count that took that long then takes as long now.
+  const countTimeoutMs = values['count-timeout'] === undefined ? undefined : parseDurationFlag('--count-timeout', values['count-timeout']);
+  return {
+    options: { expected: expected as Record<string, number>, ...(end ? { end } : {}), ...(start ? { start } : {}), timeoutMs, ...(countTimeoutMs ? { countTimeoutMs } : {}) },
+    rest,
+  };
 }
 
 /** Waits until the database answers /health with 200, or throws after `timeoutMs`. */
@@ -115,7 +122,7 @@ function compareCounts(expected: Record<string, number>, found: Record<string, n
 
 async function verifyCounts(config: CompanionConfig, options: VerifyOptions, source: SnapshotSource = openConfiguredSource(config)): Promise<VerifyResult> {
   await waitHealthy(config, options.timeoutMs);
-  const found = flattenCounts(await source.counts({ end: options.end, start: options.start }));
+  const found = flattenCounts(await source.counts({ end: options.end, start: options.start, ...(options.countTimeoutMs ? { timeoutMs: options.countTimeoutMs } : {}) }));
   const differences = compareCounts(options.expected, found);
   return { verify: differences.length === 0 ? 'ok' : 'mismatch', kind: config.kind, expected: options.expected, found, differences };
 }

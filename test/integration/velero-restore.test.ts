@@ -366,10 +366,12 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     const a = out.metadata.annotations ?? {};
     expect(a['post.hook.restore.velero.io/container']).to.equal(COMPANION);
     expect(a['post.hook.restore.velero.io/on-error']).to.equal('Fail');
-    expect(a['post.hook.restore.velero.io/exec-timeout']).to.match(/^\d+s$/);
+    // The count may take as long as at backup time (countTimeoutSeconds, 1800 s by default), after the wait for /health.
+    expect(a['post.hook.restore.velero.io/exec-timeout']).to.equal(`${600 + 1800 + 60}s`);
     expect(a['post.hook.restore.velero.io/wait-timeout']).to.match(/^\d+s$/);
     const hook = JSON.parse(a['post.hook.restore.velero.io/command']!) as string[];
     expect(hook.slice(0, 4)).to.deep.equal([EXE, 'companion', 'verify', '--expect']);
+    expect(hook.slice(-4)).to.deep.equal(['--timeout', '600s', '--count-timeout', '1800s']);
     expect(JSON.parse(hook[4]!)).to.deep.equal(manifestCounts);
     expect(initNames(out)).to.deep.equal(['victoria-restore']);
     expectNoSecrets(res);

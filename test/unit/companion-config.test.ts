@@ -129,6 +129,12 @@ describe('companion verify arguments', () => {
     expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', '2026-11-22T00:00:00Z', '--end', '2026-11-21T00:00:00Z'])).to.throw(CompanionError, /--start .* is not before --end/);
   });
 
+  it('--count-timeout bounds the count (the drill passes countTimeoutSeconds); without it the client\'s default', () => {
+    expect(parseVerifyArgs(['--expect', '{"rows":1}', '--count-timeout', '45m']).options.countTimeoutMs).to.equal(45 * 60_000);
+    expect(parseVerifyArgs(['--expect', '{"rows":1}']).options).not.to.have.property('countTimeoutMs');
+    expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--count-timeout', 'soon'])).to.throw(CompanionError, /--count-timeout/);
+  });
+
   it('takes another kind\'s counts as a usage error (exit 2), not as a mismatch of the restore', () => {
     expect(() => checkExpectedKeys('metrics', { series: 40, samples: 12000 })).not.to.throw();
     expect(() => checkExpectedKeys('logs', { rows: 3, 'rows.20261121': 3 })).not.to.throw();
