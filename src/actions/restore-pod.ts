@@ -18,7 +18,7 @@ import { loadPluginConfig } from './plugin-config-source.js';
 import { PLUGIN_FOLDER, readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecord } from './record.js';
 import { databaseRetention, drillPod, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
-import { restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
+import { lockedDown, restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
 import { podClaims, podReferences } from './pod-references.js';
 import { restoreConflicts, RUNBOOK } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan } from './restore-plan.js';
@@ -278,7 +278,7 @@ function withRestoreContainer(
   const { config, volume } = s;
   // A configured securityContext is the user's choice of identity: the files stay that user's.
   const { securityContext, chown } = config.restoreSecurityContext
-    ? { securityContext: config.restoreSecurityContext, chown: undefined }
+    ? { securityContext: lockedDown(s.pod, config.restoreSecurityContext), chown: undefined }
     : restoreIdentity(s.pod, volume.name, config.companionContainer);
   return withInitContainer(
     pod,

@@ -72,12 +72,20 @@ export function restoreIdentity(pod: Pod, volumeName: string, companion: string)
       capabilities = ['DAC_OVERRIDE'];
     }
   }
-  out.allowPrivilegeEscalation = false;
-  out.capabilities = capabilities.length ? { drop: ['ALL'], add: capabilities } : { drop: ['ALL'] };
-  out.readOnlyRootFilesystem = true;
-  if (podLevel.seccompProfile === undefined && own.seccompProfile === undefined) out.seccompProfile = { type: 'RuntimeDefault' };
-  else if (own.seccompProfile !== undefined) out.seccompProfile = own.seccompProfile;
-  return owner ? { securityContext: out, chown: owner } : { securityContext: out };
+  const locked = lockedDown(pod, { ...out, capabilities: capabilities.length ? { drop: ['ALL'], add: capabilities } : { drop: ['ALL'] } });
+  if (own.seccompProfile !== undefined) locked.seccompProfile = own.seccompProfile;
+  return owner ? { securityContext: locked, chown: owner } : { securityContext: locked };
+}
+
+/**
+ * `context` over the init container's defaults: no privilege escalation, every capability
+ * dropped, a read-only root filesystem and, unless the pod sets a profile its containers inherit,
+ * the RuntimeDefault seccomp profile. Each field `context` sets wins (restoreSecurityContext is
+ * the user's choice); the ones it leaves out stay locked down.
+ */
+export function lockedDown(pod: Pod, context: Record<string, unknown>): Record<string, unknown> {
+  const seccomp = pod.spec?.securityContext?.seccompProfile === undefined ? { seccompProfile: { type: 'RuntimeDefault' } } : {};
+  return { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true, ...seccomp, ...context };
 }
 
 export interface RestoreContainerOptions {

@@ -22,7 +22,7 @@ import { parsePluginConfig } from '../../src/actions/plugin-config.js';
 import { RECORD_ANNOTATION } from '../../src/actions/record.js';
 import { PLAN_FOLDER, removeExpiredPlans } from '../../src/actions/restore-plan.js';
 import { databaseRetention, drillNetworkNote, drillPath, drillRetentionNote, DRILL_RETENTION_ARG, withDrillNetwork, withDrillRetention } from '../../src/actions/drill-spec.js';
-import { restoreIdentity } from '../../src/actions/restore-spec.js';
+import { lockedDown, restoreIdentity } from '../../src/actions/restore-spec.js';
 import { RESTORED_MARKER as RESTORED_NOTE } from '../../src/engine/restored-marker.js';
 import { S3Store } from '../../src/store/s3.js';
 import { LogsSource, MetricsSource } from '../../src/victoria/index.js';
@@ -895,6 +895,20 @@ describe('restore action pieces: drill paths, security context, restore settings
     const imageUser = restoreIdentity(pod({ runAsNonRoot: true }), 'data', COMPANION).securityContext;
     expect(imageUser).to.deep.include({ runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
     expect(imageUser).not.to.have.property('runAsUser');
+    // restoreSecurityContext, the user's choice: each field it sets wins, the others stay locked down.
+    expect(lockedDown(pod(), { runAsUser: 1000, runAsGroup: 1000 })).to.deep.equal({
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(lockedDown(podUser, { readOnlyRootFilesystem: false, capabilities: { drop: ['ALL'], add: ['CHOWN'] } })).to.deep.equal({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'], add: ['CHOWN'] },
+      readOnlyRootFilesystem: false,
+    });
   });
 
   it('a drill database keeps every sample: -retentionPeriod=100y last in the args of the containers on the data volume, once', () => {
