@@ -96,7 +96,7 @@ function refusal(o: ExecOptions, what: string, httpStatus: number, status: ApiSt
       }
       return new ExecError(
         'Forbidden',
-        `${head}; grant create on pods/exec (and get on pods) in namespace ${o.namespace} to the user named above (Velero's service account when the plugin runs in Velero)`,
+        `${head}; grant create and get on pods/exec (API servers before 1.35 authorize the WebSocket exec as get) and get on pods in namespace ${o.namespace} to the user named above (Velero's service account when the plugin runs in Velero)`,
         { status: httpStatus },
       );
     case 404:

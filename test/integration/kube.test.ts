@@ -392,7 +392,7 @@ describe('kube: exec over WebSocket against the API stand-in', function () {
       const kubeConfig = loadKubeConfig({ kubeconfig: denied.writeKubeconfig(), env: {} });
       const err = await rejection(execInPod({ kubeConfig, ...target, command: ['true'] }), ExecError);
       expect(err.code).to.equal('Forbidden');
-      expect(err.message).to.contain('cannot create resource "pods/exec" in API group "" in the namespace "monitoring"; grant create on pods/exec (and get on pods) in namespace monitoring');
+      expect(err.message).to.contain('cannot create resource "pods/exec" in API group "" in the namespace "monitoring"; grant create and get on pods/exec (API servers before 1.35 authorize the WebSocket exec as get) and get on pods in namespace monitoring');
     } finally {
       await denied.close();
     }
