@@ -7,6 +7,7 @@ const CLI_ADVICE: Array<[RegExp, string]> = [
   [/check the endpoint \(s3Url\)/g, 'check the endpoint (--s3-endpoint)'],
   [/give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify/g, "give the CA bundle that signed the server's certificate with --ca-cert-file, or pass --insecure-skip-tls-verify"],
   [/\): set the region/g, '): set --region'],
+  [/the CA bundle caCertFile /g, 'the CA bundle --ca-cert-file '],
   [
     /(no usable S3 credentials[^\n]*)/,
     '$1: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile (AWS_PROFILE or --profile) of ~/.aws/credentials or of the file AWS_SHARED_CREDENTIALS_FILE names (a Velero location\'s credentials file is one)',

@@ -6,7 +6,7 @@
  * error (with the cleanup's appended).
  */
 import { join } from 'node:path';
-import { pendingCounts, writeBackup } from '../engine/backup.js';
+import { pendingCounts, writeBackup, type BaseBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
 import { listSnapshotFiles, localFileReader } from '../engine/files.js';
 import type { Manifest } from '../engine/manifest.js';
@@ -46,65 +46,86 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
       : newestComplete(req.store, '', (m) => m.kind === source.kind, (name, why) => process.stderr.write(`warning: ${req.store.location}/${name} cannot be read (${why}): it is passed over as the base of this backup\n`));
   // Observed now: it may fail while the snapshot is still being made; its error is thrown below.
   baseLookup.catch(() => undefined);
-  // Interrupted, the process deletes its snapshots before it exits: no one else would.
+  // A signal or a failure stops what still runs: the uploads at their next chunk, the count's query.
+  const stop = new AbortController();
   const creating = source.create();
-  // So are the multipart uploads under way, whose parts would stay in the bucket, billed and unlisted.
+  // Interrupted, the process deletes its snapshots and aborts its multipart uploads before it exits:
+  // no one else would. The handler stops the engine and waits for the clean-up below, once the
+  // engine has stopped, so that no upload starts after the aborts.
+  let interrupted: NodeJS.Signals | undefined;
+  let cleanedUp!: () => void;
+  const cleanup = new Promise<void>((resolve) => (cleanedUp = resolve));
   const release = onInterrupt(async (signal) => {
-    const made = await creating.catch(() => []);
-    process.stderr.write(`${signal}: stopping; deleting snapshot(s) ${made.map((s) => s.name).join(', ') || '(none made)'}; ${req.store.location}/${req.name} stays incomplete\n`);
-    const [, aborted] = await Promise.all([source.delete(made), req.store.abortOpenUploads?.()]);
-    if (aborted) process.stderr.write(`${signal}: aborted ${aborted} multipart upload(s) under way\n`);
+    interrupted = signal;
+    stop.abort(new Error(`stopped by ${signal}`));
+    await cleanup;
   });
-  let snapshots: Snapshot[];
+  let snapshots: Snapshot[] = [];
+  let manifest: Manifest | undefined;
+  let failure: { error: unknown } | undefined;
   try {
     snapshots = await creating;
-  } catch (err) {
-    release();
-    throw err;
+    manifest = await writeSnapshots(req, snapshots, await baseLookup, stop.signal);
+  } catch (error) {
+    failure = { error };
+    stop.abort(error);
   }
-  let manifest: Manifest;
-  try {
-    const base = await baseLookup;
-    if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
-    // Counted while the files upload, not before: the query reads every sample (seconds of the
-    // server's CPU per GiB) and the upload does not need its answer until the manifest.
-    const counted = req.counts === false ? { counts: {} } : pendingCounts(countForBackup(source, countsEnd(snapshots, new Date()), snapshots));
-    const trees = await Promise.all(
-      snapshots.map(async (s) => {
-        const dir = join(req.dataDir, s.dir);
-        let files;
-        try {
-          files = await listSnapshotFiles(dir, req.dataDir);
-        } catch (err) {
-          throw new Error(
-            `cannot read snapshot ${s.name} at ${dir} (${(err as Error).message}): --data-dir must be the database's -storageDataPath on this machine`,
-          );
-        }
-        return { prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files, reader: localFileReader(dir, req.dataDir) };
-      }),
-    );
-    const version = await source.version().catch(() => undefined);
-    manifest = await writeBackup({
-      store: req.store,
-      name: req.name,
-      kind: source.kind,
-      trees,
-      source: { url: source.url, ...(version ? { version } : {}), snapshots: snapshots.map((s) => s.name) },
-      counted,
-      createdAt: snapshots[0]!.createdAt,
-      ...(base ? { base } : {}),
-      ...(req.maxBytesPerSecond ? { maxBytesPerSecond: req.maxBytesPerSecond } : {}),
-      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
-    });
-  } catch (err) {
-    const cleanupError = await deleteSnapshots(source, snapshots);
-    release();
+  const cleanupError = await deleteSnapshots(source, snapshots);
+  if (interrupted) {
+    const made = snapshots.map((s) => s.name).join(', ') || '(none made)';
+    const outcome = manifest ? 'completed before the signal took effect' : 'stays incomplete';
+    process.stderr.write(`${interrupted}: stopping; deleting snapshot(s) ${made}; ${req.store.location}/${req.name} ${outcome}\n`);
+    if (cleanupError) process.stderr.write(`${interrupted}: ${cleanupError}\n`);
+    const aborted = await req.store.abortOpenUploads?.();
+    if (aborted) process.stderr.write(`${interrupted}: aborted ${aborted} multipart upload(s) under way\n`);
+    cleanedUp();
+    // The handler exits as the signal would have (interrupt.ts); nothing is returned meanwhile.
+    return new Promise<never>(() => undefined);
+  }
+  release();
+  cleanedUp();
+  if (failure) {
+    const err = failure.error;
     if (!cleanupError) throw err;
     throw new Error(`${(err as Error).message}; ${cleanupError}`, { cause: err });
   }
-  const cleanupError = await deleteSnapshots(source, snapshots);
-  release();
-  return { manifest, ...(cleanupError ? { cleanupError } : {}) };
+  return { manifest: manifest!, ...(cleanupError ? { cleanupError } : {}) };
+}
+
+/** The snapshots' files into the store: the engine's backup, counted while the files upload. */
+async function writeSnapshots(req: SnapshotBackupRequest, snapshots: Snapshot[], base: BaseBackup | undefined, signal: AbortSignal): Promise<Manifest> {
+  const { source } = req;
+  signal.throwIfAborted();
+  if (snapshots.length === 0) throw new Error(`${source.url} returned no snapshot: there is no data to back up yet`);
+  // Counted while the files upload, not before: the query reads every sample (seconds of the
+  // server's CPU per GiB) and the upload does not need its answer until the manifest.
+  const counted = req.counts === false ? { counts: {} } : pendingCounts(countForBackup(source, countsEnd(snapshots, new Date()), snapshots, undefined, signal));
+  const trees = await Promise.all(
+    snapshots.map(async (s) => {
+      const dir = join(req.dataDir, s.dir);
+      let files;
+      try {
+        files = await listSnapshotFiles(dir, req.dataDir);
+      } catch (err) {
+        throw new Error(`cannot read snapshot ${s.name} at ${dir} (${(err as Error).message}): --data-dir must be the database's -storageDataPath on this machine`);
+      }
+      return { prefix: s.relPathPrefix, restoreTo: s.relPathPrefix.replace(/\/$/, ''), files, reader: localFileReader(dir, req.dataDir) };
+    }),
+  );
+  const version = await source.version().catch(() => undefined);
+  return writeBackup({
+    store: req.store,
+    name: req.name,
+    kind: source.kind,
+    trees,
+    source: { url: source.url, ...(version ? { version } : {}), snapshots: snapshots.map((s) => s.name) },
+    counted,
+    createdAt: snapshots[0]!.createdAt,
+    ...(base ? { base } : {}),
+    ...(req.maxBytesPerSecond ? { maxBytesPerSecond: req.maxBytesPerSecond } : {}),
+    ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+    signal,
+  });
 }
 
 /** Deletes the snapshots; says why not when that fails (undefined when they are gone). */

@@ -53,7 +53,12 @@ type StoreFlagValues = { [K in keyof typeof STORE_FLAGS]?: (typeof STORE_FLAGS)[
  */
 export function openStoreFromFlags(root: string, flags: StoreFlagValues): ObjectStore {
   checkStoreRoot(root);
-  if (!root.startsWith('s3://')) return openStore(root);
+  if (!root.startsWith('s3://')) {
+    // Silently ignored, an S3 option (an endpoint, encryption) would look applied when it is not.
+    const given = Object.keys(STORE_FLAGS).filter((f) => flags[f as keyof StoreFlagValues] !== undefined);
+    if (given.length > 0) throw new UsageError(`${given.map((f) => `--${f}`).join(', ')} ${given.length === 1 ? 'is an S3 option' : 'are S3 options'}, and ${root} is not an s3:// location`);
+    return openStore(root);
+  }
   if (flags['s3-force-path-style'] && flags['no-s3-force-path-style']) throw new UsageError('give --s3-force-path-style or --no-s3-force-path-style, not both');
   // restore parses with allowNegative, which turns --no-s3-force-path-style into s3-force-path-style false.
   const pathStyle = flags['no-s3-force-path-style'] ? false : flags['s3-force-path-style'];

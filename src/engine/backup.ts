@@ -82,8 +82,9 @@ export interface BackupRequest {
   removeOnFailure?: boolean;
   onProgress?: ProgressListener;
   /**
-   * Stops the backup: no copy or upload starts once it is aborted (those under way end within the
-   * store's own time limits), and the backup fails with its reason. The Velero action's item timeout.
+   * Stops the backup: no copy or upload starts once it is aborted, uploads under way end at their
+   * next chunk, no later step runs (the backup stays incomplete), and the backup fails with its
+   * reason. The Velero action's item timeout; the CLI's Ctrl-C.
    */
   signal?: AbortSignal;
 }
@@ -262,13 +263,22 @@ class FolderWriter {
   }
 
   async write(): Promise<Manifest> {
+    // Stopped (an interrupt), the backup stays incomplete: checked between the steps as well as
+    // within the transfers, so that a stop after the last file still writes no complete marker.
+    const signal = this.req.signal;
     const baseSizes = await this.listBase();
     const trees: ManifestTree[] = [];
-    for (const tree of this.req.trees) trees.push(await this.writeTree(tree, baseSizes));
+    for (const tree of this.req.trees) {
+      signal?.throwIfAborted();
+      trees.push(await this.writeTree(tree, baseSizes));
+    }
+    signal?.throwIfAborted();
     this.progress.phase = 'checking';
     this.report();
     await checkObjects(this.store, this.name, trees);
+    signal?.throwIfAborted();
     const { manifest, manifestBytes } = await this.writeManifest(trees);
+    signal?.throwIfAborted();
     await this.writeMarkers(manifest, manifestBytes);
     this.progress.phase = 'done';
     this.report();

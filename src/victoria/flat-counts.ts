@@ -37,6 +37,7 @@ export async function countForBackup(
   snapshotTime: Date,
   snapshots: readonly Snapshot[],
   timeoutMs?: number,
+  signal?: AbortSignal,
 ): Promise<{ counts: Record<string, number>; countedFrom?: string; countedBefore: string }> {
   const end = new Date(snapshotTime.getTime() - LATE_DATA_MARGIN_MS);
   const start = await source.countStart();
@@ -45,7 +46,7 @@ export async function countForBackup(
       `the count would end at ${end.toISOString()} (five minutes before the snapshot of ${snapshotTime.toISOString()}), before what the server keeps counting from (${start.toISOString()}, an hour inside its retention): take a new snapshot`,
     );
   }
-  const counts = flattenCounts(onlySnapshotted(await source.counts({ end, ...(start ? { start } : {}), ...(timeoutMs ? { timeoutMs } : {}) }), snapshots));
+  const counts = flattenCounts(onlySnapshotted(await source.counts({ end, ...(start ? { start } : {}), ...(timeoutMs ? { timeoutMs } : {}), ...(signal ? { signal } : {}) }), snapshots));
   return { counts, ...(start ? { countedFrom: start.toISOString() } : {}), countedBefore: end.toISOString() };
 }
 

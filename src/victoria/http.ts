@@ -29,6 +29,8 @@ export interface CallOptions {
   method?: 'GET' | 'POST';
   /** Overrides the client's timeout for this call. */
   timeoutMs?: number;
+  /** Ends the call (and its connection, which the server takes as a cancelled query). */
+  signal?: AbortSignal;
 }
 
 export interface TextResponse {
@@ -202,9 +204,11 @@ export class HttpClient {
         ...(method === 'POST' ? { body: form.toString() } : {}),
         headersTimeout: timeout,
         bodyTimeout: timeout,
+        ...(opts.signal ? { signal: opts.signal } : {}),
         ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
       });
     } catch (err) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
       throw this.unreachable(path, opts, err);
     }
   }

@@ -87,6 +87,8 @@ export interface CountOptions {
    * (http.ts). The plugin passes its `countTimeoutSeconds`, as a large database counts for longer.
    */
   timeoutMs?: number;
+  /** Ends the count (a backup that failed or was stopped no longer needs it). */
+  signal?: AbortSignal;
 }
 
 /** A database the engine can snapshot. All methods talk to the server over HTTP. */

@@ -46,9 +46,9 @@ export function parseDayCounts(body: string): Record<string, number> {
 }
 
 /** Log entries per day and in total. Flush first (HttpClient.forceFlush) to see recent rows. */
-export async function countLogs(http: HttpClient, range: { start?: Date; end?: Date; timeoutMs?: number } = {}): Promise<{ rows: number; partitions: Record<string, number> }> {
+export async function countLogs(http: HttpClient, range: { start?: Date; end?: Date; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<{ rows: number; partitions: Record<string, number> }> {
   const query = dayCountQuery(range);
-  const res = await http.post(VL_QUERY_PATH, { query }, { timeoutMs: range.timeoutMs ?? LONG_TIMEOUT_MS });
+  const res = await http.post(VL_QUERY_PATH, { query }, { timeoutMs: range.timeoutMs ?? LONG_TIMEOUT_MS, ...(range.signal ? { signal: range.signal } : {}) });
   if (res.status !== 200) throw http.httpError(VL_QUERY_PATH, res, 'none', `count query ${query}`);
   let partitions: Record<string, number>;
   try {

@@ -97,11 +97,11 @@ export function parseCountValues(body: string): SeriesAndSamples {
   return { series, samples };
 }
 
-async function instantQuery<T>(http: HttpClient, query: string, time: string, parse: (body: string) => T, timeoutMs: number): Promise<T> {
+async function instantQuery<T>(http: HttpClient, query: string, time: string, parse: (body: string) => T, call: { timeoutMs: number; signal?: AbortSignal }): Promise<T> {
   const path = '/api/v1/query';
   // nocache: a restored server must not answer from a cache; latency_offset=1ms: do not hide the
   // newest 30 s (0 is rejected by 1.145, 1ms works on both).
-  const res = await http.post(path, { query, time, nocache: '1', latency_offset: '1ms' }, { timeoutMs });
+  const res = await http.post(path, { query, time, nocache: '1', latency_offset: '1ms' }, call);
   if (res.status !== 200) throw http.httpError(path, res, 'none', `count query ${query}`);
   try {
     return parse(res.body);
@@ -111,18 +111,18 @@ async function instantQuery<T>(http: HttpClient, query: string, time: string, pa
 }
 
 /** Series and samples with timestamps in [start, end) (default: all), counted by the server. */
-export async function countMetrics(http: HttpClient, range: { start?: Date; end?: Date; timeoutMs?: number } = {}): Promise<SeriesAndSamples> {
+export async function countMetrics(http: HttpClient, range: { start?: Date; end?: Date; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<SeriesAndSamples> {
   const { time, window } = countWindow(range.end, range.start);
   const selector = `count_over_time({__name__!=""}[${window}])`;
-  const timeoutMs = range.timeoutMs ?? LONG_TIMEOUT_MS;
+  const call = { timeoutMs: range.timeoutMs ?? LONG_TIMEOUT_MS, ...(range.signal ? { signal: range.signal } : {}) };
   try {
-    return await instantQuery(http, `count_values("n", ${selector})`, time, parseCountValues, timeoutMs);
+    return await instantQuery(http, `count_values("n", ${selector})`, time, parseCountValues, call);
   } catch (err) {
     if (!/maxSeriesPerAggrFunc/.test((err as Error).message)) throw err;
   }
   const [samples, series] = await Promise.all([
-    instantQuery(http, `sum(${selector})`, time, parseInstantCount, timeoutMs),
-    instantQuery(http, `count(${selector})`, time, parseInstantCount, timeoutMs),
+    instantQuery(http, `sum(${selector})`, time, parseInstantCount, call),
+    instantQuery(http, `count(${selector})`, time, parseInstantCount, call),
   ]);
   return { series, samples };
 }

@@ -54,6 +54,12 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'xyz', '--data-dir', '/nonexistent'], /--plan-sha256 "xyz" is not a SHA-256/],
       [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', 'victoria'], /--chown "victoria" is not UID or UID:GID \(numbers, as runAsUser and runAsGroup name them\)/],
       [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', '1000:'], /--chown "1000:" is not UID or UID:GID/],
+      // Refused before the database is asked for a snapshot (nothing listens at 127.0.0.1:9: asked, it would exit 1).
+      [['backup', '--kind', 'metrics', '--url', 'http://127.0.0.1:9', '--data-dir', '/nonexistent', '--dst', 'file:///tmp/a', '--name', 'a/b'], /--name: backup name "a\/b" has a "\/"/],
+      [['backup', '--kind', 'metrics', '--url', 'ftp://127.0.0.1:9', '--data-dir', '/nonexistent', '--dst', 'file:///tmp/a'], /--url: /],
+      // An S3 option where it does nothing is refused, not ignored.
+      [['list', '--dst', 'file:///tmp/a', '--region', 'eu-west-1', '--sse', 'AES256'], /--region, --sse are S3 options, and file:\/\/\/tmp\/a is not an s3:\/\/ location/],
+      [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'a'.repeat(64), '--data-dir', '/nonexistent', '--s3-endpoint', 'http://x'], /--s3-endpoint: a restore from a plan reads through its presigned URLs/],
     ] as const) {
       const usage = await cli([...args]);
       expect(usage.status, args.join(' ')).to.equal(2);
@@ -67,6 +73,9 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     const closedPort = await cli(['list', '--dst', `s3://${moto.bucket}/usage`, '--s3-endpoint', 'http://127.0.0.1:9'], s3env);
     expect(closedPort.status).to.equal(1);
     expect(closedPort.stderr).to.match(/cannot reach .*: check the endpoint \(--s3-endpoint\) and the network/);
+    const noCa = await cli(['list', '--dst', `s3://${moto.bucket}/usage`, ...s3flags, '--ca-cert-file', '/nonexistent/ca.pem'], s3env);
+    expect(noCa.status).to.equal(1);
+    expect(noCa.stderr).to.contain('the CA bundle --ca-cert-file ');
   });
 
   for (const version of VM_VERSIONS) {

@@ -657,6 +657,19 @@ describe('engine: backup, restore, verify', () => {
     expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(false);
   });
 
+  it('a stop after the last file (Ctrl-C while the objects are checked) still leaves the backup incomplete', async () => {
+    const { snapshot } = makeSnapshot();
+    for (const phase of ['checking', 'uploading'] as const) {
+      const store = new MemoryStore();
+      const controller = new AbortController();
+      const onProgress = (p: { phase: string }) => p.phase === phase && controller.abort(new Error('stopped by SIGINT'));
+      const err = (await backupOf(store, snapshot, 'b1', { signal: controller.signal, onProgress }).catch((e: Error) => e)) as Error;
+      expect(err.message, phase).to.equal('stopped by SIGINT');
+      expect(store.objects.has(`b1/${COMPLETE_KEY}`), phase).to.equal(false);
+      expect(store.objects.has('b1/backup_complete.ignore'), phase).to.equal(false);
+    }
+  });
+
   it('incremental: an object of the base that is missing or of the wrong size is uploaded instead of copied, naming it; the backup completes', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();

@@ -245,6 +245,29 @@ describe('victoria clients (recorded answers)', () => {
       await new Promise<void>((r) => silent.close(() => r()));
     });
 
+    it('a count whose backup no longer needs it ends with its signal, closing the connection (the server cancels the query)', async () => {
+      let closed = false;
+      const slow = createServer((req, res) => {
+        if (req.url?.startsWith('/internal/force_flush')) return void res.end();
+        req.socket.on('close', () => (closed = true)); // the query never answers
+      });
+      await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+      try {
+        const src = new MetricsSource({ url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` });
+        const stop = new AbortController();
+        setTimeout(() => stop.abort(new Error('the backup failed')), 100);
+        const started = performance.now();
+        const err = (await src.counts({ signal: stop.signal }).catch((e: unknown) => e)) as Error;
+        expect(err.message).to.equal('the backup failed');
+        expect(performance.now() - started, 'not the 5 min of the count timeout').to.be.below(5000);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(closed, 'the connection is closed').to.equal(true);
+      } finally {
+        slow.closeAllConnections();
+        await new Promise<void>((r) => slow.close(() => r()));
+      }
+    });
+
     it('a timeout says how long it waited', async () => {
       const src = new MetricsSource({ url: `http://127.0.0.1:${port}`, timeoutMs: 200 });
       const err = (await src.list().catch((e: unknown) => e)) as Error;

@@ -1,4 +1,5 @@
 import { parseFlags } from '../../common/parse-flags.js';
+import { checkBackupName } from '../../engine/backup-folder.js';
 import { copiesRefusedText, countedBefore } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
 import { isSourceKind } from '../../victoria/types.js';
@@ -52,14 +53,25 @@ export async function backupCommand(args: string[]): Promise<number> {
   const rate = maxBytesPerSecond(values['max-bytes-per-second']);
   const authKey = values['auth-key'] ?? process.env.VICTORIA_AUTH_KEY;
   const forceFlushAuthKey = values['force-flush-auth-key'] ?? process.env.VICTORIA_FORCE_FLUSH_AUTH_KEY;
-  const source = openSource(kind, {
-    url: values.url!,
-    dataDir: values['data-dir']!,
-    ...(authKey ? { authKey } : {}),
-    ...(forceFlushAuthKey ? { forceFlushAuthKey } : {}),
-  });
-  const store = openStoreFromFlags(values.dst!, values);
   const name = values.name ?? defaultBackupName();
+  // Before the database is asked for a snapshot: a bad flag makes nothing happen.
+  try {
+    checkBackupName(name);
+  } catch (err) {
+    throw new UsageError(`--name: ${(err as Error).message}`);
+  }
+  let source;
+  try {
+    source = openSource(kind, {
+      url: values.url!,
+      dataDir: values['data-dir']!,
+      ...(authKey ? { authKey } : {}),
+      ...(forceFlushAuthKey ? { forceFlushAuthKey } : {}),
+    });
+  } catch (err) {
+    throw new UsageError(`--url: ${(err as Error).message}`);
+  }
+  const store = openStoreFromFlags(values.dst!, values);
   const progress = progressPrinter(`backup ${name}`);
   const { manifest, cleanupError } = await backupFromSnapshots({
     source,

@@ -188,6 +188,9 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     if (values.src) throw new UsageError(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
     if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new UsageError(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
     if (!/^[0-9a-f]{64}$/i.test(values['plan-sha256'])) throw new UsageError(`--plan-sha256 ${JSON.stringify(values['plan-sha256'])} is not a SHA-256 (64 hex digits)`);
+    // The plan's presigned URLs carry everything else: an S3 option here would look applied when it is not.
+    const unused = Object.keys(STORE_FLAGS).filter((f) => f !== 'ca-cert-file' && f !== 'insecure-skip-tls-verify' && values[f as keyof typeof STORE_FLAGS] !== undefined);
+    if (unused.length > 0) throw new UsageError(`${unused.map((f) => `--${f}`).join(', ')}: a restore from a plan reads through its presigned URLs and takes only --ca-cert-file and --insecure-skip-tls-verify of the S3 options`);
     return restoreFromPlan({
       planUrl: values['plan-url'],
       planSha256: values['plan-sha256'],
