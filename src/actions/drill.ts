@@ -52,10 +52,11 @@ export async function runDrill(kube: KubeClient, a: DrillRequest, run: DrillRun)
 
   const started = now();
   const restoreName = drillRestoreName(backup, started);
-  await kube.createRestore(a.veleroNs, drillRestore(a, backup, restoreName));
+  const created = drillRestore(a, backup, restoreName);
+  await kube.createRestore(a.veleroNs, created);
   run.note(`restore ${restoreName} of backup ${backup} created in namespace ${a.veleroNs}: ${a.namespace} → ${a.drillNamespace}; waiting up to ${a.timeout}`);
 
-  const current = await waitForRestore(kube, a.veleroNs, restoreName, started.getTime() + a.timeoutMs, pollMs, now);
+  const current = await waitForRestore(kube, created, started.getTime() + a.timeoutMs, pollMs, now);
   const report = await drillReport(kube, a, { backup, restoreName, current, started, now });
   report.cleanup.earlier = earlier;
   if (a.cleanup) await cleanUp(kube, report);
@@ -103,14 +104,30 @@ function drillRestore(a: DrillRequest, backup: string, restoreName: string): Vel
  * that would end after the deadline, so the wait is bounded by --timeout (plus the last request)
  * however long Velero takes.
  */
-async function waitForRestore(kube: KubeClient, veleroNs: string, name: string, deadline: number, pollMs: number, now: () => Date): Promise<VeleroRestore> {
-  let current = await kube.getRestore(veleroNs, name);
-  while (!TERMINAL.has(current.status?.phase ?? '') && now().getTime() + pollMs <= deadline) {
-    await sleep(pollMs);
-    current = await kube.getRestore(veleroNs, name);
+async function waitForRestore(kube: KubeClient, created: VeleroRestore, deadline: number, pollMs: number, now: () => Date): Promise<VeleroRestore> {
+  const { name = '', namespace: veleroNs = '' } = created.metadata;
+  // As created, without a phase: the first poll comes at once.
+  let current = created;
+  let failing: KubeError | undefined;
+  for (let first = true; !TERMINAL.has(current.status?.phase ?? '') && (first || now().getTime() + pollMs <= deadline); first = false) {
+    if (!first) await sleep(pollMs);
+    try {
+      current = await kube.getRestore(veleroNs, name);
+      failing = undefined;
+    } catch (err) {
+      // A drill waits for up to an hour: one slow or failed answer of the API server in that time
+      // (an upgrade, a leader election) must not end it without its report and clean-up. What
+      // will not pass (NotFound, Forbidden) fails it at once; trouble that lasts, at the deadline.
+      if (!(err instanceof KubeError) || !TRANSIENT.has(err.code)) throw err;
+      failing = err;
+    }
   }
+  if (failing) throw failing;
   return current;
 }
+
+/** API server trouble that may pass: a timeout, no connection, a 5xx. */
+const TRANSIENT: ReadonlySet<string> = new Set(['Timeout', 'Unreachable', 'Failed']);
 
 /** The report of a Restore as waitForRestore left it; the pods are looked at only once it has ended. */
 async function drillReport(

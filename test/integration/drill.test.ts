@@ -164,6 +164,17 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     expect(api.get('v1', 'Namespace', undefined, 'monitoring-drill'), 'kept without --cleanup').to.not.equal(undefined);
   });
 
+  it('an API server that fails a few polls of the Restore (503) does not end the drill: it waits on and reports', async () => {
+    api.put(backup('old', '2026-11-01T02:10:00Z'));
+    const r = await run(['--namespace', 'monitoring', '--json'], (restore) => {
+      api.put({ ...restore, status: { phase: 'InProgress' } });
+      api.unavailable('get', 'restores', 3);
+      setTimeout(() => restoreAs('Completed')(restore), 300);
+    });
+    expect(r.code, r.err + r.out).to.equal(0);
+    expect(JSON.parse(r.out)).to.include({ passed: true, phase: 'Completed' });
+  });
+
   it('prints a readable report, and --schedule picks only that schedule\'s backups', async () => {
     api.put(backup('victoria-4hourly-20261201080000', '2026-12-01T08:05:00Z', { schedule: 'victoria-4hourly' }));
     api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z', { schedule: 'victoria-daily' }));

@@ -325,6 +325,7 @@ export class KubeApiServer {
   private faults: ExecFault[] = [];
   /** Plural resource names whose REST requests get no answer at all (a stuck API server). */
   private readonly stalled = new Set<string>();
+  private readonly outages: Array<{ verb: string; resource: string; left: number }> = [];
   private resourceVersion = 1;
   private kubeconfigs = 0;
 
@@ -395,6 +396,11 @@ export class KubeApiServer {
   stall(resource: string): () => void {
     this.stalled.add(resource);
     return () => this.stalled.delete(resource);
+  }
+
+  /** The next `times` requests of `verb` on `resource` (plural) are answered 503, as by an API server restarting. */
+  unavailable(verb: string, resource: string, times: number): void {
+    this.outages.push({ verb, resource, left: times });
   }
 
   /** RBAC denies `verb` on `resource` (plural, or `pods/exec`), in one namespace or everywhere; the result allows it again. */
@@ -486,6 +492,11 @@ export class KubeApiServer {
     }
     const denied = this.forbiddenStatus(verb, r, r.plural, p.namespace, verb === 'create' ? undefined : p.name);
     if (denied) return [403, denied];
+    const outage = this.outages.find((o) => o.verb === verb && o.resource === r.plural && o.left > 0);
+    if (outage) {
+      outage.left--;
+      return [503, failure(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', {})];
+    }
 
     if (verb === 'list') {
       const labels = labelFilter(query.get('labelSelector'));
