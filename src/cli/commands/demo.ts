@@ -18,6 +18,7 @@ import { openSource } from '../../victoria/index.js';
 import { ServerProcess, startLocalVictoriaMetrics } from '../../victoria/local-server.js';
 import type { Counts } from '../../victoria/types.js';
 import { formatBytes } from '../progress.js';
+import { onInterrupt } from '../interrupt.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 
 export const DEMO_USAGE = `velero-plugin-victoria demo [--components DIR] [--keep]
@@ -94,6 +95,12 @@ export async function demoCommand(args: string[]): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const table: Array<[string, string, number, number]> = [];
   let ok = true;
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(running.map((r) => r.process.stop()));
+    if (!values.keep) rmSync(work, { recursive: true, force: true });
+  };
+  // Interrupted, the demo's databases would outlive it and its work directory stay behind.
+  const release = onInterrupt(async () => stopAll());
   try {
     for (const kind of ['metrics', 'logs'] as const) {
       const label = kind === 'metrics' ? 'VictoriaMetrics 1.145' : 'VictoriaLogs (test server on the real logstorage)';
@@ -124,8 +131,8 @@ export async function demoCommand(args: string[]): Promise<number> {
       }
     }
   } finally {
-    await Promise.all(running.map((r) => r.process.stop()));
-    if (!values.keep) rmSync(work, { recursive: true, force: true });
+    await stopAll();
+    release();
   }
   say('');
   say('| database | count | source | restored | |');
