@@ -92,9 +92,9 @@ export function checkRelPath(relPath: string, what = 'path'): string {
 /**
  * A backup's trees: each one's key prefix ('' or a relative folder ending in '/') and restore
  * location ('' or a relative folder), both distinct between trees, and no restore location inside
- * another's (so a tree restored to '', the data directory itself, is the only one). A manifest is only as trustworthy as whoever can write the bucket: restores and
- * backups check this before they read or write anything, so that no tree lands outside the data
- * directory or over another tree.
+ * another's (so a tree restored to '', the data directory itself, is the only one). A manifest is
+ * only as trustworthy as whoever can write the bucket: restores and backups check this before they
+ * read or write anything, so that no tree lands outside the data directory or over another tree.
  */
 export function checkTreePlaces(trees: ReadonlyArray<{ prefix: string; restoreTo: string }>): void {
   const places: string[] = [];
