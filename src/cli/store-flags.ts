@@ -47,6 +47,11 @@ export function checkStoreRoot(root: string): void {
 
 type StoreFlagValues = { [K in keyof typeof STORE_FLAGS]?: (typeof STORE_FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
 
+/** The S3 flags given, as `--name`, but those in `except`: where they would do nothing, they are refused. */
+export function givenStoreFlags(flags: StoreFlagValues, except: ReadonlyArray<keyof typeof STORE_FLAGS> = []): string[] {
+  return (Object.keys(STORE_FLAGS) as Array<keyof typeof STORE_FLAGS>).filter((f) => !except.includes(f) && flags[f] !== undefined).map((f) => `--${f}`);
+}
+
 /**
  * The store at `root` with the S3 flags. What the flags or the root get wrong is a UsageError
  * (exit 2), in flag terms; what the server answers comes later, on first use.
@@ -55,8 +60,8 @@ export function openStoreFromFlags(root: string, flags: StoreFlagValues): Object
   checkStoreRoot(root);
   if (!root.startsWith('s3://')) {
     // Silently ignored, an S3 option (an endpoint, encryption) would look applied when it is not.
-    const given = Object.keys(STORE_FLAGS).filter((f) => flags[f as keyof StoreFlagValues] !== undefined);
-    if (given.length > 0) throw new UsageError(`${given.map((f) => `--${f}`).join(', ')} ${given.length === 1 ? 'is an S3 option' : 'are S3 options'}, and ${root} is not an s3:// location`);
+    const given = givenStoreFlags(flags);
+    if (given.length > 0) throw new UsageError(`${given.join(', ')} ${given.length === 1 ? 'is an S3 option' : 'are S3 options'}, and ${root} is not an s3:// location`);
     return openStore(root);
   }
   if (flags['s3-force-path-style'] && flags['no-s3-force-path-style']) throw new UsageError('give --s3-force-path-style or --no-s3-force-path-style, not both');

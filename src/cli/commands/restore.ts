@@ -10,7 +10,7 @@ import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type Presi
 import { caBundle } from '../../store/s3-client.js';
 import { formatBytes, progressPrinter } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
-import { openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { givenStoreFlags, openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../../common/usage-error.js';
 
 export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
@@ -189,8 +189,8 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new UsageError(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
     if (!/^[0-9a-f]{64}$/i.test(values['plan-sha256'])) throw new UsageError(`--plan-sha256 ${JSON.stringify(values['plan-sha256'])} is not a SHA-256 (64 hex digits)`);
     // The plan's presigned URLs carry everything else: an S3 option here would look applied when it is not.
-    const unused = Object.keys(STORE_FLAGS).filter((f) => f !== 'ca-cert-file' && f !== 'insecure-skip-tls-verify' && values[f as keyof typeof STORE_FLAGS] !== undefined);
-    if (unused.length > 0) throw new UsageError(`${unused.map((f) => `--${f}`).join(', ')}: a restore from a plan reads through its presigned URLs and takes only --ca-cert-file and --insecure-skip-tls-verify of the S3 options`);
+    const unused = givenStoreFlags(values, ['ca-cert-file', 'insecure-skip-tls-verify']);
+    if (unused.length > 0) throw new UsageError(`${unused.join(', ')}: a restore from a plan reads through its presigned URLs and takes only --ca-cert-file and --insecure-skip-tls-verify of the S3 options`);
     return restoreFromPlan({
       planUrl: values['plan-url'],
       planSha256: values['plan-sha256'],
