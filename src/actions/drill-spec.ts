@@ -191,11 +191,13 @@ export function verifyHookAnnotations(o: {
   /** Data from this instant on was counted at backup time (absent: from the first sample). */
   countedFrom?: string;
   waitTimeoutSeconds: number;
-  execTimeoutSeconds: number;
-  healthTimeout: string;
+  /** How long verify waits for the restored database to answer /health. */
+  healthTimeoutSeconds: number;
   /** How long the count may take: the backup's countTimeoutSeconds. */
   countTimeoutSeconds: number;
 }): Record<string, string> {
+  // The wait for /health, then the count, with a minute for the flush and the start of the process.
+  const execTimeoutSeconds = o.healthTimeoutSeconds + o.countTimeoutSeconds + 60;
   const command = [
     EXECUTABLE,
     'companion',
@@ -205,7 +207,7 @@ export function verifyHookAnnotations(o: {
     ...(o.countedBefore ? ['--end', o.countedBefore] : []),
     ...(o.countedFrom ? ['--start', o.countedFrom] : []),
     '--timeout',
-    o.healthTimeout,
+    `${o.healthTimeoutSeconds}s`,
     '--count-timeout',
     `${o.countTimeoutSeconds}s`,
   ];
@@ -213,7 +215,7 @@ export function verifyHookAnnotations(o: {
     [RESTORE_HOOK.container]: o.companion,
     [RESTORE_HOOK.command]: JSON.stringify(command),
     [RESTORE_HOOK.onError]: 'Fail',
-    [RESTORE_HOOK.execTimeout]: `${o.execTimeoutSeconds}s`,
+    [RESTORE_HOOK.execTimeout]: `${execTimeoutSeconds}s`,
     [RESTORE_HOOK.waitTimeout]: `${o.waitTimeoutSeconds}s`,
   };
 }

@@ -324,9 +324,7 @@ function withDrillVerification(s: PodRestore, pod: Pod, plan: MadeRestorePlan, d
       ...(plan.countedFrom ? { countedFrom: plan.countedFrom } : {}),
       // Velero's wait covers the init container's download, which cannot outlast the plan.
       waitTimeoutSeconds: config.restorePlanExpirySeconds + 600,
-      // The wait for /health, then the count, with a minute for the flush and the start of the process.
-      execTimeoutSeconds: VERIFY_HEALTH_TIMEOUT_SECONDS + Math.ceil(config.countTimeoutMs / 1000) + 60,
-      healthTimeout: `${VERIFY_HEALTH_TIMEOUT_SECONDS}s`,
+      healthTimeoutSeconds: VERIFY_HEALTH_TIMEOUT_SECONDS,
       countTimeoutSeconds: Math.ceil(config.countTimeoutMs / 1000),
     }),
     (key) => ctx.log.warn(`${podId}: its annotation ${key} is replaced by the drill's verification hook`, fields),
