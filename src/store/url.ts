@@ -50,6 +50,9 @@ export function parseStoreLocation(root: string): StoreLocation {
     // A URL's query and fragment are not part of its path: file:///b/vm#1 would be /b/vm, shared
     // with every other `#…` root there.
     if (/[?#]/.test(root)) throw invalid(root, 'a "?" or "#" would end the path here: write it as %3F or %23');
+    // WHATWG URL parsing makes file:./backups and file:backups into /backups: a relative path the
+    // user meant would silently become one at the file system root.
+    if (!root.startsWith('file://')) throw invalid(root, 'expected file:///absolute/dir, with three slashes (for a directory here: file://$PWD/dir)');
     let path: string;
     try {
       path = fileURLToPath(root);

@@ -56,6 +56,10 @@ describe('store locations', () => {
     expect(() => parseStoreLocation('file:///b/vm?x=1')).to.throw(StoreError, /%3F or %23/);
     expect(parseStoreLocation('file:///b/vm%231')).to.deep.equal({ kind: 'file', path: '/b/vm#1' });
     expect(() => parseStoreLocation('file:///b/100%')).to.throw(StoreError, /write a "%" itself as %25/);
+    // file:./b and file:b parse as the URL file:///b: a relative path would become /b.
+    for (const relative of ['file:./backups', 'file:backups', 'file:/var/backups']) {
+      expect(() => parseStoreLocation(relative), relative).to.throw(StoreError, /expected file:\/\/\/absolute\/dir, with three slashes/);
+    }
     expect(() => parseStoreLocation('/var/backups')).to.throw(StoreError, /expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir/);
     expect(() => parseStoreLocation('gs://bucket/p')).to.throw(StoreError);
   });
