@@ -50,10 +50,13 @@ async function whyNoMarker(store: ObjectStore, name: string): Promise<string> {
   for await (const _ of store.list(`${name}/`)) {
     return (
       `${where} holds objects but no backup of ours (no ${COMPLETE_KEY}, ${MANIFEST_KEY} or ${IN_PROGRESS_KEY}): ` +
-      'it is not a backup folder (a root of backups? list them with: velero-plugin-victoria list --dst <that folder>), or an older version\'s unfinished backup'
+      `it is not a backup folder (a root of backups? list them with: velero-plugin-victoria list --dst ${where}), or an older version's unfinished backup`
     );
   }
-  return `${where} does not exist (no objects under it); list the backups with: velero-plugin-victoria list --dst <root>`;
+  for await (const _ of store.list('')) {
+    return `${where} does not exist (no objects under it); list the backups with: velero-plugin-victoria list --dst ${store.location}`;
+  }
+  return `${where} does not exist, nor does anything under ${store.location}: check the root of the location (bucket, prefix or directory)`;
 }
 
 /** The manifest a complete marker vouches for: its SHA-256 must be the one the marker names. */

@@ -970,7 +970,13 @@ describe('catalog: the newest complete backup', () => {
     store.objects.set('roots/b1/victoria_complete.ignore', Buffer.from('{}'));
     const why = Object.fromEntries((await listBackups(store)).filter((b) => !b.complete).map((b) => [b.name, b.problem]));
     expect(why.vmb).to.equal('memory://test/vmb is a vmbackup backup, not one of ours (no victoria_complete.ignore): restore it with vmrestore');
-    expect(why.roots).to.match(/^memory:\/\/test\/roots holds objects but no backup of ours .*a root of backups\? list them with: velero-plugin-victoria list --dst <that folder>/);
+    expect(why.roots).to.match(/^memory:\/\/test\/roots holds objects but no backup of ours .*a root of backups\? list them with: velero-plugin-victoria list --dst memory:\/\/test\/roots\)/);
+    // A missing backup names the root to list, or says that the root itself holds nothing.
+    let missing: Error | undefined;
+    await openBackup(store, 'nope').catch((e: Error) => (missing = e));
+    expect(missing?.message).to.equal('memory://test/nope does not exist (no objects under it); list the backups with: velero-plugin-victoria list --dst memory://test');
+    await openBackup(new MemoryStore(), 'nope').catch((e: Error) => (missing = e));
+    expect(missing?.message).to.equal('memory://test/nope does not exist, nor does anything under memory://test: check the root of the location (bucket, prefix or directory)');
   });
 
   it('a marker whose manifest was replaced is not a base', async () => {
