@@ -85,6 +85,9 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
     const usage = await cli(['prune', '--location', root(), '--min-age', 'soon', ...s3flags], s3env);
     expect(usage.status).to.equal(2);
     expect(usage.stderr).to.include('--min-age "soon" is not a duration such as 24h, 90m or 7d');
+    const path = await cli(['prune', '--location', '/var/backups', ...s3flags], s3env);
+    expect(path.status).to.equal(2);
+    expect(path.stderr).to.include('--location "/var/backups" is not a storage location: expected s3://bucket[/prefix] or file:///abs/dir');
     expect(await moto.keys(`cluster-a/${folder('monitoring', 'vmsingle', 'b1')}/`)).to.have.length(2);
   });
 

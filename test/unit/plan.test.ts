@@ -20,6 +20,7 @@ import { buildRestorePlan, MAX_PLAN_EXPIRY_SECONDS, parsePlan, RESTORE_PLAN_FORM
 import { RESTORE_MARKER } from '../../src/engine/data-dir.js';
 import { restoreBackup } from '../../src/engine/restore.js';
 import { restoreCommand } from '../../src/cli/commands/restore.js';
+import { UsageError } from '../../src/common/usage-error.js';
 import { StoreError } from '../../src/store/errors.js';
 import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls } from '../../src/store/plan.js';
 import { s3Presigner } from '../../src/store/s3-presign.js';
@@ -587,6 +588,12 @@ describe('restore plan: the restore command in plan mode (in-process)', () => {
     expect(objectSession.error?.message).to.include('HTTP 400 ExpiredToken: The provided token has expired.; the temporary credentials that signed it have expired');
     for (const e of [planSession.error!, objectSession.error!]) noLeak(e.message);
     expect((await run(['--plan-url', planUrl, '--data-dir', target])).error?.message).to.match(/--plan-url, --plan-sha256 and --data-dir are required together/);
+    for (const bad of ['ftp://host/plan?X-Amz-Signature=abc', 'not a url?X-Amz-Signature=abc']) {
+      const refused = (await run(['--plan-url', bad, '--plan-sha256', built.sha256, '--data-dir', target])).error;
+      expect(refused, bad).to.be.instanceOf(UsageError);
+      expect(refused?.message).to.match(/^--plan-url is not an http:\/\/ or https:\/\/ URL: give the presigned URL of the restore plan/);
+      expect(refused?.message, 'a signature is not echoed').not.to.include('abc');
+    }
   });
 });
 

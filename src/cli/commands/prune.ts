@@ -40,6 +40,8 @@ const row = (f: BackupFolder): string =>
  * the folder below it. A file:// location must be one a store could open itself (not `/`).
  */
 function below(location: string, folder: string): string {
+  // Checked as typed: an error about the folder below it would name a path the user never wrote.
+  if (!/^(s3|file):\/\//.test(location)) throw new UsageError(`--location ${JSON.stringify(location)} is not a storage location: expected s3://bucket[/prefix] or file:///abs/dir`);
   if (location.startsWith('file:')) checkStoreRoot(location);
   return `${location.replace(/\/+$/, '')}/${folder}`;
 }

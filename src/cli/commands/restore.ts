@@ -187,6 +187,10 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
   if (values['plan-url'] !== undefined || values['plan-sha256'] !== undefined) {
     if (values.src) throw new UsageError(`give either --src or --plan-url, not both\n\n${RESTORE_USAGE}`);
     if (!values['plan-url'] || !values['plan-sha256'] || !values['data-dir']) throw new UsageError(`--plan-url, --plan-sha256 and --data-dir are required together\n\n${RESTORE_USAGE}`);
+    // Not echoed: a presigned URL carries a signature.
+    if (!URL.canParse(values['plan-url']) || !/^https?:$/.test(new URL(values['plan-url']).protocol)) {
+      throw new UsageError('--plan-url is not an http:// or https:// URL: give the presigned URL of the restore plan, as the restore action wrote it into the init container');
+    }
     if (!/^[0-9a-f]{64}$/i.test(values['plan-sha256'])) throw new UsageError(`--plan-sha256 ${JSON.stringify(values['plan-sha256'])} is not a SHA-256 (64 hex digits)`);
     // The plan's presigned URLs carry everything else: an S3 option here would look applied when it is not.
     const unused = givenStoreFlags(values, ['ca-cert-file', 'insecure-skip-tls-verify']);
