@@ -6,7 +6,7 @@ import sea from 'node:sea';
 import { parseFlags } from '../common/parse-flags.js';
 import { allActions } from '../actions/index.js';
 import { formatLine } from '../velero/log.js';
-import { NotLaunchedByVelero, runPluginProcess } from '../velero/process.js';
+import { NotLaunchedByVelero, PLUGIN_COOKIE, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
 import { inCliTerms } from './advice.js';
 import { installPlugin } from './install-plugin.js';
@@ -84,13 +84,34 @@ function installPluginCommand(args: string[]): number {
   return 0;
 }
 
-/** Velero's arguments are only flags; anything else is a subcommand. */
+/** The first argument, unless it is a flag: started by hand without one, this is the plugin. */
 function subcommandOf(args: string[]): string | undefined {
   const first = args[0];
   return first === undefined || first.startsWith('-') ? undefined : first;
 }
 
+async function servePlugin(args: string[]): Promise<number | undefined> {
+  try {
+    await runPluginProcess({ args, env: process.env, command: process.execPath, actions: allActions() });
+    return undefined; // keep serving until Velero shuts us down
+  } catch (err) {
+    if (err instanceof NotLaunchedByVelero) {
+      process.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    // Launched by Velero, which shows a plugin's stderr only as JSON lines (a plain line is
+    // logged at debug): a start that fails (no socket, a missing asset) must say why as one.
+    process.stderr.write(`${formatLine('error', `velero-plugin-victoria could not start: ${err instanceof Error ? err.message : String(err)}`)}\n`);
+    return 1;
+  }
+}
+
 export async function main(args: string[]): Promise<number | undefined> {
+  // Velero appends its own server's arguments after `velero server` as they were given, whatever
+  // they are: `velero --features=X server` passes `server`, and a `-h` among them would put the
+  // usage on stdout, where Velero expects the handshake and fails to start. Started by Velero
+  // (go-plugin sets its cookie), this is the plugin whatever the arguments.
+  if (process.env[PLUGIN_COOKIE.key] === PLUGIN_COOKIE.value) return servePlugin(args);
   const sub = subcommandOf(args);
   switch (sub) {
     case undefined:
@@ -102,19 +123,7 @@ export async function main(args: string[]): Promise<number | undefined> {
         process.stdout.write(`${pkg.version}\n`);
         return 0;
       }
-      try {
-        await runPluginProcess({ args, env: process.env, command: process.execPath, actions: allActions() });
-        return undefined; // keep serving until Velero shuts us down
-      } catch (err) {
-        if (err instanceof NotLaunchedByVelero) {
-          process.stderr.write(`${err.message}\n`);
-          return 1;
-        }
-        // Launched by Velero, which shows a plugin's stderr only as JSON lines (a plain line is
-        // logged at debug): a start that fails (no socket, a missing asset) must say why as one.
-        process.stderr.write(`${formatLine('error', `velero-plugin-victoria could not start: ${err instanceof Error ? err.message : String(err)}`)}\n`);
-        return 1;
-      }
+      return servePlugin(args);
     case 'version':
       process.stdout.write(`${pkg.version}${sea.isSea() ? '' : ' (development build)'}\n`);
       return 0;

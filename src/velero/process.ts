@@ -11,8 +11,8 @@ import { createLogger, levelFromVelero, type Logger } from './log.js';
 import { serve, type RunningServer } from './server.js';
 import type { ItemAction } from './types.js';
 
-const MAGIC_COOKIE_KEY = 'VELERO_PLUGIN';
-const MAGIC_COOKIE_VALUE = 'hello';
+/** The environment variable go-plugin sets for the plugins Velero starts (and its value). */
+export const PLUGIN_COOKIE = { key: 'VELERO_PLUGIN', value: 'hello' } as const;
 const APP_PROTOCOL_VERSION = '2';
 
 export class NotLaunchedByVelero extends Error {}
@@ -34,7 +34,7 @@ export function parseVeleroFlags(args: string[]): { logLevel?: string } {
 
 /** Refuse to serve unless started by a go-plugin host speaking Velero's protocol. */
 export function checkLaunchedByVelero(env: NodeJS.ProcessEnv): void {
-  if (env[MAGIC_COOKIE_KEY] !== MAGIC_COOKIE_VALUE) {
+  if (env[PLUGIN_COOKIE.key] !== PLUGIN_COOKIE.value) {
     throw new NotLaunchedByVelero(
       'velero-plugin-victoria: this is a Velero plugin; Velero starts it itself (VELERO_PLUGIN is not set).\n' +
         'Install it with `velero plugin add <image>` (see README.md), or run `velero-plugin-victoria help` for the command-line tools.',

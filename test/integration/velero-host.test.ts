@@ -55,6 +55,14 @@ describe('Velero host harness against the single executable', function () {
     expect(failedChecks(run.report), run.output).to.deep.equal([]);
   });
 
+  it('passes with arguments that are not flags, and -h or --version among them', () => {
+    // `velero --features=X server …` has Velero pass `server …` (its os.Args[2:]); a -h there
+    // must not print the usage where Velero reads the handshake.
+    const run = runVeleroHost(paths.plugin, REAL_ACTIONS, ['server', '--uploader-type=kopia', '-h', '--help', '--version']);
+    expect(failedChecks(run.report), run.output).to.deep.equal([]);
+    expect(run.status, run.output).to.equal(0);
+  });
+
   it('the harness passes the Go anchor plugin built with the same toolchain', () => {
     const run = runVeleroHost(paths.goAnchor);
     expect(failedChecks(run.report), run.output).to.deep.equal([]);
