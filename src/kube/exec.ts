@@ -187,7 +187,8 @@ async function socketOptions(o: ExecOptions, what: string): Promise<SocketOption
 function nonZeroExit(what: string, status: ApiStatus, stderr: string): ExecError {
   const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
   const exitCode = Number(cause?.message);
-  const tail = stderr.length > STDERR_IN_MESSAGE ? `…${stderr.slice(-STDERR_IN_MESSAGE)}` : stderr;
+  // A cut can split a character made of two UTF-16 units: made whole again, or the message could not be sent to Velero.
+  const tail = stderr.length > STDERR_IN_MESSAGE ? `…${stderr.slice(-STDERR_IN_MESSAGE).toWellFormed()}` : stderr;
   return new ExecError('NonZeroExit', `${what} exited with code ${Number.isInteger(exitCode) ? exitCode : '?'}: ${tail || '(nothing on stderr)'}`, {
     exitCode: Number.isInteger(exitCode) ? exitCode : undefined,
     stderr,
@@ -197,7 +198,7 @@ function nonZeroExit(what: string, status: ApiStatus, stderr: string): ExecError
 /** The error for any other exit status: the command could not run, or the status is not one. */
 function statusFailure(what: string, status: ApiStatus | undefined, raw: Buffer, stderr: string): ExecError {
   const message = status ? status.message || status.reason || 'no message' : `unreadable exit status ${JSON.stringify(raw.toString('utf8').slice(0, 200))}`;
-  return new ExecError('Failed', `${what} failed: ${message}${stderr ? `; stderr: ${stderr.slice(-STDERR_IN_MESSAGE)}` : ''}`, { stderr });
+  return new ExecError('Failed', `${what} failed: ${message}${stderr ? `; stderr: ${stderr.slice(-STDERR_IN_MESSAGE).toWellFormed()}` : ''}`, { stderr });
 }
 
 /**

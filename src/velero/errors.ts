@@ -11,10 +11,24 @@ export class PluginError extends Error {
   }
 }
 
+/** Characters of a message sent to Velero: an error travels in an HTTP/2 trailer (64 KiB at most in Node). */
+const MAX_MESSAGE = 16 * 1024;
+
+/**
+ * Text for Velero (an error's status, an operation's progress): redacted, cut to MAX_MESSAGE, and
+ * well-formed. grpc-js percent-encodes a status message with encodeURI, which throws on a lone
+ * surrogate (the cut tail of a command's stderr can start with one) and ends the plugin process;
+ * protobuf would send one as invalid UTF-8, which Go refuses.
+ */
+export function textForVelero(text: string): string {
+  const cut = text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}… (${text.length - MAX_MESSAGE} more characters)` : text;
+  return redact(cut).toWellFormed();
+}
+
 export function toServiceError(err: unknown): Partial<ServiceError> {
   const code = err instanceof PluginError ? err.code : status.UNKNOWN;
   const raw = err instanceof Error ? err.message : String(err);
   // Velero shows this text in `velero backup describe`; it must never be empty or carry secrets.
-  const details = redact(raw.trim() === '' ? 'velero-plugin-victoria: unexpected error without a message' : raw);
+  const details = textForVelero(raw.trim() === '' ? 'velero-plugin-victoria: unexpected error without a message' : raw);
   return { code, details, metadata: new Metadata() };
 }

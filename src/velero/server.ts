@@ -10,8 +10,7 @@ import { unlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { redact } from '../common/redact.js';
-import { PluginError, toServiceError } from './errors.js';
+import { PluginError, textForVelero, toServiceError } from './errors.js';
 import { describeItem, groupResource, parseItem } from './items.js';
 import type { Logger } from './log.js';
 import { loadServices } from './protos.js';
@@ -81,11 +80,11 @@ function progressMessage(p: OperationProgress): Record<string, unknown> {
   return {
     completed: p.completed,
     // Velero shows it in `velero backup describe`: redacted like every log line and error.
-    err: redact(p.err ?? ''),
+    err: textForVelero(p.err ?? ''),
     nCompleted: String(p.nCompleted ?? 0),
     nTotal: String(p.nTotal ?? 0),
     operationUnits: p.operationUnits ?? '',
-    description: p.description ?? '',
+    description: textForVelero(p.description ?? ''),
     started: timestamp(p.started),
     updated: timestamp(p.updated),
   };

@@ -21,6 +21,8 @@ function fakeActions(): [BackupItemActionV2, RestoreItemActionV2, DeleteItemActi
       appliesTo: () => ({ includedResources: ['pods'], selector: 'app=x' }),
       async execute({ item }, ctx) {
         if (item.metadata?.name === 'boom') throw new Error('boom happened; fix the boom');
+        // A stderr tail cut inside a character made of two UTF-16 units, and far too long for a trailer.
+        if (item.metadata?.name === 'torn') throw new Error(`${'\uDE00'}tail of stderr ${'x'.repeat(100_000)}`);
         if (item.metadata?.name === 'log-me') ctx.log.warn('seen');
         if (item.metadata?.name === 'annotate') return { item: { ...item, metadata: { ...item.metadata, annotations: { done: 'yes' } } } };
         return undefined;
@@ -135,6 +137,17 @@ describe('go-plugin server', () => {
     const err = (await call('Execute', { plugin: 'example.io/b', item: Buffer.from(JSON.stringify(item)), backup }).catch((e) => e)) as ServiceError;
     close();
     expect(err.details).to.equal('boom happened; fix the boom');
+  });
+
+  it('sends an error with a lone surrogate and 100 KB of text as a well-formed, shortened message (grpc-js would throw, ending the process)', async () => {
+    const { call, close } = clientFor(server.socketPath, 'BackupItemActionV2');
+    const item = { ...pod, metadata: { name: 'torn' } };
+    const err = (await call('Execute', { plugin: 'example.io/b', item: Buffer.from(JSON.stringify(item)), backup }).catch((e) => e)) as ServiceError;
+    close();
+    expect(err.code).to.equal(status.UNKNOWN);
+    expect(err.details.startsWith('\uFFFDtail of stderr xxx')).to.equal(true);
+    expect(err.details).to.match(/… \(83632 more characters\)$/);
+    expect(err.details.length).to.be.below(17 * 1024);
   });
 
   it("logs an item's lines with its resource as Velero names it (pods, deployments.apps)", async () => {
