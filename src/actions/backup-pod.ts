@@ -78,7 +78,9 @@ export async function executePodBackup(
         : "; its workload's running pod is backed up instead";
     const text = `${podId}: phase ${status.phase}${status.reason ? ` (${status.reason})` : ''}, nothing runs in it: not backed up${instead}`;
     ctx.log[owner ? 'info' : 'warn'](text, fields);
-    return undefined;
+    // Velero still stores the pod's manifest: without an earlier restore's init container and its signed URL.
+    const stored = withoutRestoreContainer(pod as Pod);
+    return stored === pod ? undefined : { item: stored };
   }
   const kube = KubeClient.load();
   const config = await loadPluginConfig(kube, backup.veleroNamespace).catch((err: unknown) => {

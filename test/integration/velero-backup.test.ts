@@ -562,8 +562,15 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     const bare = structuredClone(evicted);
     bare.metadata.name = 'vm-bare';
     delete bare.metadata.ownerReferences;
+    // Restored by the plugin before it was evicted: its signed plan URL is not stored with it.
+    const planUrl = `${moto.endpoint}/${moto.bucket}/plan.json?X-Amz-Signature=feedface`;
+    (bare.spec as { initContainers?: unknown[] }).initContainers = [
+      { name: 'victoria-restore', image: 'velero-plugin-victoria', command: ['/plugins/velero-plugin-victoria', 'restore', '--plan-url', planUrl, '--plan-sha256', 'ab'.repeat(32), '--data-dir', '/victoria-data'] },
+      { name: 'chown', image: 'busybox' },
+    ];
     const warned = await backupPod(bare, 'b-evicted');
     expect(warned.ok, warned.error).to.equal(true);
+    expect(((warned.item as KubeObject).spec as { initContainers?: unknown[] }).initContainers).to.deep.equal([{ name: 'chown', image: 'busybox' }]);
     expect(messages(warned, 'warn').join('\n')).to.contain(`pod ${NS}/vm-bare: phase Failed (Evicted), nothing runs in it: not backed up; start it again and back up again`);
     expect(await keysUnder(folder('vmsingle', 'b-evicted'))).to.deep.equal([]);
     expect(await keysUnder(folder('vm-bare', 'b-evicted'))).to.deep.equal([]);
