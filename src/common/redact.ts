@@ -8,8 +8,11 @@
 const PATTERNS: Array<[RegExp, string]> = [
   // SigV4/SigV2 query-string authentication (presigned URLs).
   [/([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s"']*/gi, '$1REDACTED'],
-  // Authorization headers as they appear in SDK error dumps.
+  // Authorization headers as they appear in SDK error dumps, and bearer tokens on their own.
   [/(Authorization["']?\s*[:=]\s*["']?)[^"'\r\n]+/gi, '$1REDACTED'],
+  [/(\bBearer\s+)[^\s"']+/g, '$1REDACTED'],
+  // A password in a URL's user information (scheme://user:password@host).
+  [/(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@"']+:)[^/\s@"']*@/gi, '$1REDACTED@'],
   // Credential-looking assignments (secret access keys, auth keys, passwords, tokens); not S3's
   // error code `ExpiredToken: The provided token has expired.`
   [/((?:aws_secret_access_key|secretAccessKey|secret_access_key|authKey|auth_key|password|(?<!Expired)token)["']?\s*[:=]\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],

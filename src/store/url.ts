@@ -136,7 +136,8 @@ export function bslS3Options(config: Readonly<Record<string, string | undefined>
         } catch {
           ok = false;
         }
-        if (!ok) throw err(`invalid ${key} ${JSON.stringify(value)}: it must be a URL starting with http:// or https://`);
+        // Shown without what comes before an "@": a user and password, written where they do not belong.
+        if (!ok) throw err(`invalid ${key} ${JSON.stringify(value.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/]*@/i, '$1…@'))}: it must be a URL starting with http:// or https://`);
         if (key === 's3Url') options.endpoint = value;
         else publicUrl = value;
         break;

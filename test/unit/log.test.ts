@@ -51,6 +51,10 @@ describe('Velero-safe log lines', () => {
     expect(tokens).not.to.contain('IQoJb3JpZ2luX2VjE');
     expect(tokens).not.to.contain('FwoGZXIvYXdzE');
     expect(tokens).to.contain('ExpiredToken: The provided token has expired.');
+    // A bearer token on its own, and a password in a URL; a plain URL and an e-mail-like path stay.
+    expect(redact('got Bearer eyJhbGciOi.x.y from the mount')).to.equal('got Bearer REDACTED from the mount');
+    expect(redact('cannot reach http://admin:hunter2@minio:9000/b (ECONNREFUSED)')).to.equal('cannot reach http://admin:REDACTED@minio:9000/b (ECONNREFUSED)');
+    expect(redact('https://minio:9000/b/k and s3://bkt/user@example/x')).to.equal('https://minio:9000/b/k and s3://bkt/user@example/x');
   });
 
   it('redacts kubeconfig client keys and PEM private keys, whole or cut off', () => {
