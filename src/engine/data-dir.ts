@@ -110,6 +110,20 @@ export async function moveAside(dir: string): Promise<string> {
   return inside;
 }
 
+/**
+ * Whether a directory is (or was) a database's: a replace moves it aside, and a wrong path (a
+ * typo, `/var/lib` for `/var/lib/victoria-metrics`) must not take a system directory with it. Any
+ * of: the lock file both databases create and leave, an unfinished restore's marker,
+ * VictoriaLogs' partitions/, or VictoriaMetrics' indexdb/ (before 1.133) or data/small, data/big
+ * or data/indexdb (a restored copy that never ran has no lock file).
+ */
+async function looksLikeDatabase(dir: string, entries: string[]): Promise<boolean> {
+  if ([FLOCK_FILE, RESTORE_MARKER, 'partitions', 'indexdb'].some((e) => entries.includes(e))) return true;
+  if (!entries.includes('data')) return false;
+  const data = await entriesOf(join(dir, 'data')).catch((): string[] => []);
+  return ['small', 'big', 'indexdb'].some((e) => data.includes(e));
+}
+
 /** A restore into a directory that holds data, without `replace`: callers add how to ask for it. */
 export class DataDirNotEmptyError extends Error {}
 
@@ -142,6 +156,13 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; resume
     );
   }
   if (resume) return 'resume';
+  if (req.replace && !(await looksLikeDatabase(dataDir, existing))) {
+    throw new Error(
+      `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}) and holds nothing of a VictoriaMetrics or VictoriaLogs data directory ` +
+        `(${FLOCK_FILE}, data/, indexdb/, partitions/, ${RESTORE_MARKER}): a replace moves only a database's directory aside, not this one. Check the data directory's path; ` +
+        'if it is right, move its contents away yourself and restore into it empty',
+    );
+  }
   if (!req.replace) {
     throw new DataDirNotEmptyError(
       `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +

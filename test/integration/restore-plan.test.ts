@@ -322,6 +322,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
       mkdirSync(join(volume, 'data'), { recursive: true });
       mkdirSync(join(volume, 'nested'));
       writeFileSync(join(volume, 'data', 'precious'), 'keep me');
+      writeFileSync(join(volume, 'flock.lock'), '');
       const old = listing(volume);
       const { url, args } = await planArgs('restore-nested');
       const res = await restoreInMounts(join(base, 'root'), volume, args, 'mount -t tmpfs tmpfs "$1/victoria-data/nested"');

@@ -388,6 +388,18 @@ describe('engine: backup, restore, verify', () => {
     await restoreBackup({ store, name: 'b1', dataDir: target }).catch((e: Error) => (err = e));
     expect(err?.message).to.match(/not empty .*--replace/);
     expect(readdirSync(target)).to.deep.equal(['precious']);
+    // Nothing in it is a database's: a wrong path (a typo, /var/lib) is not moved aside.
+    const notDb = (await restoreBackup({ store, name: 'b1', dataDir: target, replace: true }).catch((e: Error) => e)) as Error;
+    expect(notDb.message).to.equal(
+      `data directory ${target} is not empty (1 entries, e.g. precious) and holds nothing of a VictoriaMetrics or VictoriaLogs data directory ` +
+        '(flock.lock, data/, indexdb/, partitions/, restore-in-progress): a replace moves only a database\'s directory aside, not this one. ' +
+        'Check the data directory\'s path; if it is right, move its contents away yourself and restore into it empty',
+    );
+    expect(readdirSync(target)).to.deep.equal(['precious']);
+    // A data/ folder alone does not make it one; VictoriaMetrics' data/small does.
+    mkdirSync(join(target, 'data'));
+    expect(((await restoreBackup({ store, name: 'b1', dataDir: target, replace: true }).catch((e: Error) => e)) as Error).message).to.match(/holds nothing of a VictoriaMetrics/);
+    mkdirSync(join(target, 'data/small'));
     const res = await restoreBackup({ store, name: 'b1', dataDir: target, replace: true });
     expect(readFileSync(join(res.movedAside!, 'precious'), 'utf8')).to.equal('keep me');
     expect(existsSync(join(target, 'data/small/2026_11/parts.json'))).to.equal(true);
@@ -422,6 +434,7 @@ describe('engine: backup, restore, verify', () => {
     const disk = join(parent, 'disk/vm');
     mkdirSync(disk, { recursive: true });
     writeFileSync(join(disk, 'precious'), 'keep me');
+    writeFileSync(join(disk, 'flock.lock'), ''); // a stopped database's
     const link = join(parent, 'vm');
     symlinkSync(disk, link);
     const res = await restoreBackup({ store, name: 'b1', dataDir: link, replace: true });
