@@ -3,7 +3,7 @@
  * authenticated mode, stock vmrestore of the same version, and the VictoriaLogs test server. What
  * matters is checked: the restored database answers with the same series and sample counts.
  */
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -200,6 +200,32 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       expect(res.stderr).to.match(/SignatureDoesNotMatch|secret access key/i);
       expect(res.stderr).not.to.contain('not-the-secret-0123456789');
       expect((await new MetricsSource({ url: vm.url }).list()).length, 'snapshot deleted after the failure').to.equal(0);
+    } finally {
+      await vm.stop();
+    }
+  });
+
+  it('refuses a root at, inside or in the plugin folder of a Velero storage location, before any snapshot', async function () {
+    const vm = await startVictoriaMetrics(this, { version: '1.145' });
+    try {
+      await moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: 'velero-bsl/backups/daily-1/velero-backup.json', Body: '{}' }));
+      const backupTo = (dst: string) => cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', dst, ...s3flags], s3env);
+      const fix = "give the command line's backups a root outside every Velero storage location (another prefix or bucket)";
+      const at = await backupTo(`s3://${moto.bucket}/velero-bsl`);
+      expect(at.status, at.stderr).to.equal(2);
+      expect(at.stderr).to.include(
+        `--dst s3://${moto.bucket}/velero-bsl is the Velero storage location s3://${moto.bucket}/velero-bsl (its backups/ holds Velero backups): ` +
+          `Velero marks a location that gets a top-level folder it does not know Unavailable, and stops backing up to it. ${fix}`,
+      );
+      const inside = await backupTo(`s3://${moto.bucket}/velero-bsl/cli/vm`);
+      expect(inside.status, inside.stderr).to.equal(2);
+      expect(inside.stderr).to.include(`is inside the Velero storage location s3://${moto.bucket}/velero-bsl (its backups/ holds Velero backups)`);
+      const plugin = await backupTo(`s3://${moto.bucket}/elsewhere/plugins/victoria/monitoring/vm`);
+      expect(plugin.status, plugin.stderr).to.equal(2);
+      expect(plugin.stderr).to.include(`is inside the plugin's folder of a Velero storage location (plugins/victoria/), which holds the data of Velero backups: \`prune\` removes any backup there that no Velero backup names. ${fix}`);
+      expect(await moto.keys('velero-bsl/'), 'nothing written').to.deep.equal(['velero-bsl/backups/daily-1/velero-backup.json']);
+      expect(await moto.keys('elsewhere/')).to.deep.equal([]);
+      expect((await new MetricsSource({ url: vm.url }).list()).length, 'no snapshot taken').to.equal(0);
     } finally {
       await vm.stop();
     }

@@ -7,6 +7,7 @@ import { progressPrinter, formatBytes } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { backupFromSnapshots } from '../snapshot-backup.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
+import { checkOutsideVeleroLocation } from '../velero-location.js';
 import { UsageError } from '../../common/usage-error.js';
 
 export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--force-flush-auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
@@ -72,6 +73,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     throw new UsageError(`--url: ${(err as Error).message}`);
   }
   const store = openStoreFromFlags(values.dst!, values);
+  await checkOutsideVeleroLocation(values.dst!, (root) => openStoreFromFlags(root, values));
   const progress = progressPrinter(`backup ${name}`);
   const { manifest, cleanupError } = await backupFromSnapshots({
     source,

@@ -1,0 +1,63 @@
+/**
+ * The command line's backups stay out of Velero's storage locations. Velero marks a location
+ * Unavailable, and stops backing up to it, when a top-level folder it does not know appears there
+ * (a backup at the location's prefix, or in a folder of its own below it); and below
+ * `<prefix>/plugins/victoria/` a backup that no Velero backup names is what `prune` removes.
+ */
+import { VELERO_BACKUPS } from '../actions/leftovers.js';
+import { PLUGIN_FOLDER } from '../actions/record.js';
+import { UsageError } from '../common/usage-error.js';
+import { StoreError } from '../store/errors.js';
+import { parseStoreLocation } from '../store/url.js';
+import type { ObjectStore } from '../store/types.js';
+
+/** What Velero writes for every backup, in `<prefix>/backups/<name>/`. */
+const VELERO_BACKUP_FILE = 'velero-backup.json';
+/** Backup folders looked into per candidate prefix: one with Velero's file is enough. */
+const FOLDERS_CHECKED = 3;
+
+/** The folders of `root`'s path (the prefix in its bucket, or the directory), and `root` and each folder above it as locations, nearest first. */
+function foldersOf(root: string): { segments: string[]; selfAndAbove: string[] } {
+  const loc = parseStoreLocation(root);
+  const base = loc.kind === 's3' ? `s3://${loc.bucket}` : 'file://';
+  const segments = (loc.kind === 's3' ? loc.prefix : loc.path).split('/').filter(Boolean);
+  return { segments, selfAndAbove: segments.map((_, i) => `${base}/${segments.slice(0, segments.length - i).join('/')}`).concat(base) };
+}
+
+/**
+ * Refuses a backup root at or below a Velero storage location's prefix (one whose `backups/`
+ * holds a Velero backup), or inside the plugin's folder of one. `open` opens a store root with the
+ * command's S3 flags. Each folder costs a listing and at most FOLDERS_CHECKED heads.
+ */
+export async function checkOutsideVeleroLocation(root: string, open: (root: string) => ObjectStore): Promise<void> {
+  const fix = 'give the command line\'s backups a root outside every Velero storage location (another prefix or bucket)';
+  const { segments, selfAndAbove } = foldersOf(root);
+  const plugin = PLUGIN_FOLDER.split('/');
+  if (segments.some((_, i) => plugin.every((p, j) => segments[i + j] === p))) {
+    throw new UsageError(
+      `--dst ${root} is inside the plugin's folder of a Velero storage location (${PLUGIN_FOLDER}/), which holds the data of Velero backups: ` +
+        `\`prune\` removes any backup there that no Velero backup names. ${fix}`,
+    );
+  }
+  for (const folder of selfAndAbove) {
+    const backups = open(`${folder}/${VELERO_BACKUPS}`);
+    // Best effort: credentials scoped to the root may not list above it, and that must not stop a backup.
+    const found = await veleroBackupIn(backups).catch((err: unknown) => {
+      if (err instanceof StoreError) return false;
+      throw err;
+    });
+    if (found) {
+      throw new UsageError(
+        `--dst ${root} is ${folder === selfAndAbove[0] ? '' : 'inside '}the Velero storage location ${folder} (its ${VELERO_BACKUPS}/ holds Velero backups): ` +
+          `Velero marks a location that gets a top-level folder it does not know Unavailable, and stops backing up to it. ${fix}`,
+      );
+    }
+  }
+}
+
+async function veleroBackupIn(backups: ObjectStore): Promise<boolean> {
+  for (const dir of (await backups.listDirectories('')).slice(0, FOLDERS_CHECKED)) {
+    if (await backups.head(`${dir}${VELERO_BACKUP_FILE}`)) return true;
+  }
+  return false;
+}
