@@ -116,8 +116,14 @@ export async function executePodBackup(
   }
   // The item's time limit starts with its own work, not with the wait for a slot.
   const controller = new AbortController();
+  // A paced upload that needs longer fails the same way every time: the message names the pace.
+  const paced =
+    config.maxBytesPerSecond > 0
+      ? `; uploads are capped at maxBytesPerSecond ${formatBytes(config.maxBytesPerSecond)}/s, at most ${formatBytes((config.maxBytesPerSecond * config.itemTimeoutMs) / 1000)} in that time: ` +
+        'raise itemTimeoutSeconds or maxBytesPerSecond in the plugin ConfigMap'
+      : '';
   const timer = setTimeout(
-    () => controller.abort(new Error(`the backup took longer than itemTimeoutSeconds (${config.itemTimeoutMs / 1000} s) and was stopped`)),
+    () => controller.abort(new Error(`the backup took longer than itemTimeoutSeconds (${config.itemTimeoutMs / 1000} s) and was stopped${paced}`)),
     config.itemTimeoutMs,
   );
   try {

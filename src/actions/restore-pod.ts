@@ -12,6 +12,7 @@ import { KubeClient } from '../kube/client.js';
 import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { KubeError } from '../kube/errors.js';
+import { MAX_PLAN_EXPIRY_SECONDS } from '../engine/plan.js';
 import { formatBytes } from '../engine/progress.js';
 import type { PluginConfig } from './plugin-config.js';
 import { loadPluginConfig } from './plugin-config-source.js';
@@ -201,6 +202,8 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
       expiresSeconds: config.restorePlanExpirySeconds,
       ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
     });
+    const tooSlow = paceProblem(config, plan);
+    if (tooSlow) throw new Error(tooSlow);
     logPlan(s, location, plan, placement.destination);
     await removeOldPlans(s, location);
     const pod = withRestoreContainer(s, placement.pod, image, plan, location);
@@ -233,6 +236,25 @@ function placeData(s: PodRestore): Placement {
     return { pod, destination: describeVolume(volume) };
   }
   return { pod: s.pod, destination: describeVolume(volume) };
+}
+
+/**
+ * A download paced by restoreMaxBytesPerSecond that cannot end before the plan's links expire
+ * fails when they do, after hours, and again on every new restore (a new plan does not resume the
+ * old one's files): refused at once, naming both keys. The text of the refusal, if any.
+ */
+export function paceProblem(config: Pick<PluginConfig, 'restoreMaxBytesPerSecond' | 'restorePlanExpirySeconds'>, plan: Pick<MadeRestorePlan, 'bytes' | 'expiresAt' | 'sessionEndsAt'>, now = Date.now()): string | undefined {
+  const rate = config.restoreMaxBytesPerSecond;
+  if (rate <= 0) return undefined;
+  const needed = plan.bytes / rate;
+  const valid = (Date.parse(plan.expiresAt) - now) / 1000;
+  if (needed <= valid) return undefined;
+  const hours = (seconds: number) => `${(seconds / 3600).toFixed(1)} h`;
+  return (
+    `its ${formatBytes(plan.bytes)} at restoreMaxBytesPerSecond ${formatBytes(rate)}/s take at least ${hours(needed)}, but the restore plan's links expire in ${hours(valid)} ` +
+    `(at ${plan.expiresAt}, ${plan.sessionEndsAt ? "when the location's credentials' session ends" : `restorePlanExpirySeconds ${config.restorePlanExpirySeconds}`}): ` +
+    `the init container would fail when they expire. Raise restorePlanExpirySeconds (at most ${MAX_PLAN_EXPIRY_SECONDS}, 7 days) or restoreMaxBytesPerSecond in the plugin ConfigMap, then restore again`
+  );
 }
 
 /** The restore in the log: what comes from where into which volume, until when its links work, and which bucket is read. */

@@ -812,12 +812,17 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
 
     it('an item that outlasts itemTimeoutSeconds fails with the timeout and what its clean-up did', async () => {
       const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
-      api.put({ ...config, data: { ...(config.data as Record<string, string>), itemTimeoutSeconds: '10', streamIdleTimeoutSeconds: '600' } });
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), itemTimeoutSeconds: '10', streamIdleTimeoutSeconds: '600', maxBytesPerSecond: '1MiB' } });
       api.setExecFault({ hang: true, onlyCommand: 'tar' });
       try {
         const started = Date.now();
         const res = await backupPod(freshPod('vmslow'), 'f-slow');
-        await expectFailed(res, 'f-slow', 'vmslow', /took longer than itemTimeoutSeconds \(10 s\) and was stopped/);
+        await expectFailed(
+          res,
+          'f-slow',
+          'vmslow',
+          /took longer than itemTimeoutSeconds \(10 s\) and was stopped; uploads are capped at maxBytesPerSecond 1\.0 MiB\/s, at most 10\.0 MiB in that time: raise itemTimeoutSeconds or maxBytesPerSecond in the plugin ConfigMap/,
+        );
         expect(res.error).to.match(/; the [1-9]\d* object\(s\) this attempt wrote to s3:\/\/.*\/f-slow\/ were removed$/);
         expect(Date.now() - started).to.be.lessThan(40_000);
       } finally {
