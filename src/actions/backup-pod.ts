@@ -83,7 +83,7 @@ export async function executePodBackup(
     return stored === pod ? undefined : { item: stored };
   }
   const kube = KubeClient.load();
-  const config = await loadPluginConfig(kube, backup.veleroNamespace).catch((err: unknown) => {
+  const config = await loadPluginConfig(kube, backup.veleroNamespace, (level, message) => ctx.log[level](message, fields)).catch((err: unknown) => {
     throw notBackedUp((err as Error).message);
   });
   const containers = ((pod as { spec?: PodSpecLike }).spec?.containers ?? []).map((c) => c.name);

@@ -184,6 +184,9 @@ const KEYS: Record<string, Parser> = {
   },
 };
 
+/** The keys a plugin ConfigMap may hold. */
+export const PLUGIN_CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
+
 /** The fields of a Kubernetes container SecurityContext (core/v1). */
 const SECURITY_CONTEXT_FIELDS = new Set([
   'allowPrivilegeEscalation',

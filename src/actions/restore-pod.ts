@@ -146,7 +146,7 @@ interface Placement {
 async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const { ctx, kube, restore, record, namespace, podName, podId } = r;
   const fields = { namespace, name: podName, restore: restore.name, backup: record.name };
-  const config = await loadPluginConfig(kube, restore.veleroNamespace);
+  const config = await loadPluginConfig(kube, restore.veleroNamespace, (level, message) => ctx.log[level](message, fields));
   const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
   const target = targetNamespace(restore, namespace);
   const s: PodRestore = { ...r, fields, config, volume, mount, target, drill: target !== namespace };

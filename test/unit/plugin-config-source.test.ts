@@ -27,6 +27,22 @@ describe('plugin ConfigMap lookup', () => {
     }
   });
 
+  it('says when the defaults apply, and warns of a ConfigMap with our keys but not our label', async () => {
+    const notes: string[] = [];
+    const note = (level: string, message: string) => notes.push(`${level}: ${message}`);
+    expect(await loadPluginConfig(kubeWith([]), 'velero', note)).to.deep.equal(DEFAULT_CONFIG);
+    expect(notes).to.deep.equal([
+      'info: no plugin ConfigMap in namespace velero (labelled velero.io/plugin-config,velero-plugin-victoria.io/pod-backup=BackupItemAction or velero.io/plugin-config,velero-plugin-victoria.io/pod-restore=RestoreItemAction): the defaults apply',
+    ]);
+    notes.length = 0;
+    const typo = configMap('victoria', { 'velero-plugin-victoria.io/backup': 'BackupItemAction' }, { restoreReplace: 'true' });
+    expect(await loadPluginConfig(kubeWith([typo]), 'velero', note)).to.deep.equal(DEFAULT_CONFIG);
+    expect(notes).to.deep.equal([
+      'warn: configmaps "victoria" in namespace velero holds keys of this plugin\'s configuration but not its label (it has velero.io/plugin-config: , velero-plugin-victoria.io/backup: BackupItemAction): ' +
+        'its settings do not apply; label it velero-plugin-victoria.io/pod-backup: BackupItemAction and velero-plugin-victoria.io/pod-restore: RestoreItemAction (velero/plugin-config.yaml)',
+    ]);
+  });
+
   it('ignores other plugins\' ConfigMaps, and refuses two of ours', async () => {
     const other = configMap('other', { 'velero.io/pod-volume-restore': 'RestoreItemAction' }, { execTimeoutSeconds: '61' });
     expect(await loadPluginConfig(kubeWith([other]), 'velero')).to.deep.equal(DEFAULT_CONFIG);
