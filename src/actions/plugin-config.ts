@@ -151,6 +151,11 @@ const KEYS: Record<string, Parser> = {
       if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((q) => typeof q === 'string' || typeof q === 'number')) {
         return `a JSON ResourceRequirements object whose "${k}" maps resource names to quantities such as "500m" or "1Gi"`;
       }
+      // Checked here, or the API server refuses the restored pod, naming neither this ConfigMap nor the key.
+      for (const [name, quantity] of Object.entries(v as Record<string, string | number>)) {
+        if (!RESOURCE_NAME.test(name)) return `a JSON ResourceRequirements object; "${k}.${name}" is not a resource (cpu, memory, ephemeral-storage, hugepages-<size> or <domain>/<name>)`;
+        if (!QUANTITY.test(String(quantity))) return `a JSON ResourceRequirements object; "${k}.${name}" is ${JSON.stringify(quantity)}, not a quantity such as "500m", "128Mi" or "1Gi"`;
+      }
     }
     config.restoreResources = parsed;
     return undefined;
@@ -164,6 +169,11 @@ const KEYS: Record<string, Parser> = {
     if (typeof parsed === 'string') return `"" or a JSON SecurityContext object such as {"runAsUser":1000,"runAsGroup":1000} (${parsed})`;
     const unknown = Object.keys(parsed).filter((k) => !SECURITY_CONTEXT_FIELDS.has(k));
     if (unknown.length > 0) return `"" or a JSON SecurityContext object; ${unknown.map((k) => JSON.stringify(k)).join(', ')} is not a field of a container's securityContext`;
+    for (const [field, v] of Object.entries(parsed)) {
+      const type = SECURITY_CONTEXT_FIELDS.get(field)!;
+      const ok = type === 'id' ? Number.isSafeInteger(v) && (v as number) >= 0 : type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === type;
+      if (!ok) return `"" or a JSON SecurityContext object; "${field}" is ${JSON.stringify(v)}, it must be ${type === 'id' ? 'a whole number from 0 (unquoted)' : type === 'object' ? 'an object' : `a ${type}`}`;
+    }
     config.restoreSecurityContext = parsed;
     return undefined;
   },
@@ -187,21 +197,26 @@ const KEYS: Record<string, Parser> = {
 /** The keys a plugin ConfigMap may hold. */
 export const PLUGIN_CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 
-/** The fields of a Kubernetes container SecurityContext (core/v1). */
-const SECURITY_CONTEXT_FIELDS = new Set([
-  'allowPrivilegeEscalation',
-  'appArmorProfile',
-  'capabilities',
-  'privileged',
-  'procMount',
-  'readOnlyRootFilesystem',
-  'runAsGroup',
-  'runAsNonRoot',
-  'runAsUser',
-  'seLinuxOptions',
-  'seccompProfile',
-  'windowsOptions',
+/** The fields of a Kubernetes container SecurityContext (core/v1), and what each holds (`id`: a user or group id). */
+const SECURITY_CONTEXT_FIELDS = new Map<string, 'boolean' | 'string' | 'object' | 'id'>([
+  ['allowPrivilegeEscalation', 'boolean'],
+  ['appArmorProfile', 'object'],
+  ['capabilities', 'object'],
+  ['privileged', 'boolean'],
+  ['procMount', 'string'],
+  ['readOnlyRootFilesystem', 'boolean'],
+  ['runAsGroup', 'id'],
+  ['runAsNonRoot', 'boolean'],
+  ['runAsUser', 'id'],
+  ['seLinuxOptions', 'object'],
+  ['seccompProfile', 'object'],
+  ['windowsOptions', 'object'],
 ]);
+
+/** Resource names a container may request: the standard ones and hugepages, or an extended resource (`example.com/gpu`). */
+const RESOURCE_NAME = /^(cpu|memory|ephemeral-storage|hugepages-[0-9A-Za-z]+|[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
+/** A Kubernetes quantity, as resource.Quantity parses it (without a sign: resources are not negative). */
+const QUANTITY = /^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$/;
 
 /** A JSON object, or why the text is not one. */
 function jsonObject(text: string): Record<string, unknown> | string {
