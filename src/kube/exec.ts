@@ -189,7 +189,9 @@ function nonZeroExit(what: string, status: ApiStatus, stderr: string): ExecError
   const exitCode = Number(cause?.message);
   // A cut can split a character made of two UTF-16 units: made whole again, or the message could not be sent to Velero.
   const tail = stderr.length > STDERR_IN_MESSAGE ? `…${stderr.slice(-STDERR_IN_MESSAGE).toWellFormed()}` : stderr;
-  return new ExecError('NonZeroExit', `${what} exited with code ${Number.isInteger(exitCode) ? exitCode : '?'}: ${tail || '(nothing on stderr)'}`, {
+  // 128 + 9: killed by SIGKILL, which in a container is the kernel's OOM killer far more often than a person.
+  const killed = exitCode === 137 ? " (killed by SIGKILL: most likely the container's memory limit was reached)" : '';
+  return new ExecError('NonZeroExit', `${what} exited with code ${Number.isInteger(exitCode) ? exitCode : '?'}${killed}: ${tail || '(nothing on stderr)'}`, {
     exitCode: Number.isInteger(exitCode) ? exitCode : undefined,
     stderr,
   });

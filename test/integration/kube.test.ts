@@ -336,6 +336,10 @@ describe('kube: exec over WebSocket against the API stand-in', function () {
         expect(err.message).to.equal(
           'command ["sh","-c","echo \\"no snapshot recorded: run companion hook pre first\\" >&2; exit 3"] in pod monitoring/vm-0 container victoria-companion exited with code 3: no snapshot recorded: run companion hook pre first',
         );
+        // Exit 137, as the kernel's OOM killer leaves it in a container: the message says what it most likely was.
+        const killed = await rejection(exec({ command: ['sh', '-c', 'kill -9 $$'] }), ExecError);
+        expect(killed.exitCode).to.equal(137);
+        expect(killed.message).to.match(/exited with code 137 \(killed by SIGKILL: most likely the container's memory limit was reached\): \(nothing on stderr\)$/);
       });
     });
   }
