@@ -5,6 +5,7 @@
  */
 const CLI_ADVICE: Array<[RegExp, string]> = [
   [/check the endpoint \(s3Url\)/g, 'check the endpoint (--s3-endpoint)'],
+  [/check the region \(region\)/g, 'check the region (--region)'],
   [/give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify/g, "give the CA bundle that signed the server's certificate with --ca-cert-file, or pass --insecure-skip-tls-verify"],
   [/\): set the region/g, '): set --region'],
   [/the CA bundle caCertFile /g, 'the CA bundle --ca-cert-file '],

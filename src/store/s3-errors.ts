@@ -120,6 +120,11 @@ export async function translateS3Error(err: unknown, operation: string, target: 
   if (TLS_CODES.has(code)) {
     return make('Config', `TLS verification of ${endpointName(options)} failed (${code}): give the CA bundle that signed the server's certificate as caCert, or set insecureSkipTLSVerify`);
   }
+  if (code === 'ENOTFOUND' && !options.endpoint) {
+    // AWS's host name is made of the bucket and the region: a typo in either is what usually fails to resolve.
+    const region = await client.config.region().catch(() => undefined);
+    return make('Failed', `cannot resolve the address of bucket ${options.bucket} on AWS S3${region ? ` in region ${region}` : ''} (ENOTFOUND)${after}: check the region (region), the bucket name and the network's DNS`);
+  }
   if (UNREACHABLE_CODES.has(code)) {
     return make('Failed', `cannot reach ${endpointName(options)} (${code})${after}: check the endpoint (s3Url) and the network`);
   }

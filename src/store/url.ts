@@ -124,6 +124,8 @@ export function bslS3Options(config: Readonly<Record<string, string | undefined>
     const value = key === 'caCert' || key === 'checksumAlgorithm' ? raw : raw.trim();
     switch (key) {
       case 'region':
+        // The SDK's own refusal ("Region not accepted") names neither the key nor the value.
+        if (value && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) throw err(`invalid region ${JSON.stringify(value)}: a region name such as us-east-1 (letters, digits, "-", "_" and ".")`);
         if (value) options.region = value;
         break;
       case 's3Url':

@@ -63,6 +63,11 @@ describe('S3 store errors', () => {
       [Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }), 'Config', /TLS verification of http:\/\/127\.0\.0\.1:9 failed \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\): give the CA bundle/],
       [sdkError('InternalError', 500, { $metadata: { httpStatusCode: 500, attempts: 10 } }), 'Failed', /^put s3:\/\/bkt\/pre\/fix\/k: failed after 10 attempts: InternalError \(HTTP 500\): InternalError message from the server$/],
     ];
+    // Without an endpoint, an unknown host is AWS's name for the bucket and region: those are named.
+    const { store: aws } = stubStore(() => Object.assign(new Error('getaddrinfo ENOTFOUND bkt.s3.us-eastt-1.amazonaws.com'), { code: 'ENOTFOUND', $metadata: { attempts: 3 } }), { endpoint: undefined });
+    expect((await rejection(aws.put('k', Buffer.from('x'), 1))).message).to.equal(
+      "put s3://bkt/pre/fix/k: cannot resolve the address of bucket bkt on AWS S3 in region us-east-1 (ENOTFOUND) after 3 attempts: check the region (region), the bucket name and the network's DNS",
+    );
     for (const [error, code, message] of cases) {
       const { store } = stubStore(() => error);
       const err = await rejection(store.put('k', Buffer.from('x'), 1));

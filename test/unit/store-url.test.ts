@@ -155,6 +155,8 @@ describe('S3 options from a BackupStorageLocation config', () => {
     expect(kms.warnings).to.deep.equal(['serverSideEncryption AES256 is overridden by kmsKeyId: objects are encrypted with aws:kms and that key, as velero-plugin-for-aws does']);
     expect(() => bslS3Options({ s3Url: 'minio:9000' })).to.throw(StoreError, /invalid s3Url "minio:9000"/);
     expect(() => bslS3Options({ publicUrl: 'ftp://x' })).to.throw(StoreError, /invalid publicUrl/);
+    expect(() => bslS3Options({ region: 'us east' })).to.throw(StoreError, /^BackupStorageLocation config: invalid region "us east": a region name such as us-east-1/);
+    expect(bslS3Options({ region: 'fr-par' }).options.region).to.equal('fr-par');
     // A user and password written into it are not repeated in the error.
     expect(() => bslS3Options({ s3Url: 'admin:hunter2@minio:9000' })).to.throw(StoreError, /^BackupStorageLocation config: invalid s3Url "…@minio:9000": it must be a URL starting with http:\/\/ or https:\/\//);
     expect(() => bslS3Options({ s3Url: 'htp://admin:hunter2@minio:9000' })).to.throw(StoreError, /invalid s3Url "htp:\/\/…@minio:9000"/);
