@@ -30,7 +30,7 @@ function foldersOf(root: string): { segments: string[]; selfAndAbove: string[] }
  * command's S3 flags. Each folder costs a listing and at most FOLDERS_CHECKED heads.
  */
 export async function checkOutsideVeleroLocation(root: string, open: (root: string) => ObjectStore): Promise<void> {
-  const fix = 'give the command line\'s backups a root outside every Velero storage location (another prefix or bucket)';
+  const fix = 'Give the command line\'s backups a root outside every Velero storage location (another prefix or bucket)';
   const { segments, selfAndAbove } = foldersOf(root);
   const plugin = PLUGIN_FOLDER.split('/');
   if (segments.some((_, i) => plugin.every((p, j) => segments[i + j] === p))) {

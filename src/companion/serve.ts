@@ -8,6 +8,7 @@
  * recorded set older than --max-snapshot-age, and not read by a backup for as long, is deleted
  * and the record cleared. Only recorded snapshots are ever touched.
  */
+import { stat } from 'node:fs/promises';
 import { Agent } from 'undici';
 import type { SnapshotSource } from '../victoria/types.js';
 import { describeConfig, formatDuration, openConfiguredSource, type CompanionConfig } from './config.js';
@@ -34,6 +35,12 @@ export async function serve(config: CompanionConfig, options: ServeOptions): Pro
   const source = openConfiguredSource(config, agent);
   const intervalMs = Math.min(EXPIRY_CHECK_INTERVAL_MS, Math.max(1000, config.maxSnapshotAgeMs));
   log(`companion serving: ${describeConfig(config)} max-snapshot-age=${formatDuration(config.maxSnapshotAgeMs)}`);
+  // The data volume is mounted there before any container starts: missing, the mount path is
+  // wrong, which otherwise shows only when the first backup fails.
+  const dataDir = await stat(config.dataDir).catch(() => undefined);
+  if (!dataDir?.isDirectory()) {
+    log(`warning: data directory ${config.dataDir} ${dataDir ? 'is not a directory' : 'does not exist'}: mount the database's data volume there (read-only), or fix --data-dir / VICTORIA_DATA_DIR; backups of this pod fail until then`);
+  }
 
   // One check at a time: while a slow server answers, later ticks are skipped, not queued.
   let busy = false;

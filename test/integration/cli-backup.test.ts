@@ -210,7 +210,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     try {
       await moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: 'velero-bsl/backups/daily-1/velero-backup.json', Body: '{}' }));
       const backupTo = (dst: string) => cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', dst, ...s3flags], s3env);
-      const fix = "give the command line's backups a root outside every Velero storage location (another prefix or bucket)";
+      const fix = "Give the command line's backups a root outside every Velero storage location (another prefix or bucket)";
       const at = await backupTo(`s3://${moto.bucket}/velero-bsl`);
       expect(at.status, at.stderr).to.equal(2);
       expect(at.stderr).to.include(
@@ -485,6 +485,13 @@ describe('CLI on file://', function () {
       const missing = await cli(['list', '--dst', `file://${dir}-typo`]);
       expect(missing.status).to.equal(1);
       expect(missing.stderr).to.contain(`file://${dir}-typo does not exist: check --dst`);
+      // A backup, or a file, given as the root: said, not listed as a broken backup or an empty root.
+      const backup = await cli(['list', '--dst', `file://${dir}/f1`]);
+      expect(backup.status).to.equal(1);
+      expect(backup.stderr).to.contain(`file://${dir}/f1 is itself a backup (it holds victoria_complete.ignore): list the folder above it, file://${dir}`);
+      const file = await cli(['list', '--dst', `file://${victim}`]);
+      expect(file.status).to.equal(1);
+      expect(file.stderr).to.contain(`file://${victim} is a file, not a directory: check --dst`);
     } finally {
       await vm.stop();
     }

@@ -370,6 +370,7 @@ describe('companion against VictoriaMetrics 1.145', function () {
         expect(exit.ms).to.be.lessThan(5000);
         expect(serve.output()).to.match(/companion serving: kind=metrics .*auth-key=set/).and.include('companion stopping');
         expect(serve.output()).not.to.include('snap-key-145');
+        expect(serve.output()).not.to.include('warning: data directory');
       } finally {
         serve.child.kill('SIGKILL');
       }
@@ -387,6 +388,13 @@ describe('companion against VictoriaMetrics 1.145', function () {
         expect(exit.ms).to.be.lessThan(5000);
       } finally {
         serve.child.kill('SIGKILL');
+      }
+      // A data volume mounted elsewhere is said at start, not at the first backup.
+      const misplaced = startServe([companionOnly, 'serve', '--data-dir', '/nonexistent/victoria-data']);
+      try {
+        await misplaced.until(/warning: data directory \/nonexistent\/victoria-data does not exist: mount the database's data volume there/);
+      } finally {
+        misplaced.child.kill('SIGKILL');
       }
     });
   });

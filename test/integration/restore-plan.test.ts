@@ -62,7 +62,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     await vm.importSeries(30, 200);
     const s3env = { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region };
     const res = await run(
-      ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', `s3://${moto.bucket}/velero/plugins/victoria/ns1/vm`, '--name', 'b1', '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''],
+      ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', `s3://${moto.bucket}/victoria-backups/ns1/vm`, '--name', 'b1', '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''],
       s3env,
     );
     expect(res.status, res.stderr).to.equal(0);
@@ -72,8 +72,8 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
       requestChecksumCalculation: 'WHEN_REQUIRED' as const,
       responseChecksumValidation: 'WHEN_REQUIRED' as const,
     };
-    backups = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'velero/plugins/victoria/ns1/vm' });
-    plans = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'velero/plugins/victoria/_restore-plans' });
+    backups = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'victoria-backups/ns1/vm' });
+    plans = new S3Store({ ...s3, bucket: moto.bucket, prefix: 'victoria-backups/_restore-plans' });
     signatures = [];
     const base = s3Presigner(backups);
     presigner = {
@@ -141,7 +141,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
       return u.toString();
     };
     function otherStore(over: { region?: string; credentials?: { accessKeyId: string; secretAccessKey: string } }) {
-      return new S3Store({ ...moto.s3Options, ...over, forcePathStyle: true, bucket: moto.bucket, prefix: 'velero/plugins/victoria/ns1/vm' });
+      return new S3Store({ ...moto.s3Options, ...over, forcePathStyle: true, bucket: moto.bucket, prefix: 'victoria-backups/ns1/vm' });
     }
     async function presignWith(store: S3Store, key: string, seconds = 60, publicUrl?: string) {
       const p = s3Presigner(store, publicUrl ? { publicUrl } : {});
@@ -202,7 +202,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
   it('restores into an empty directory without credentials; VictoriaMetrics starts on it with the same counts', async function () {
     const expected = await new MetricsSource({ url: vm.url }).counts();
     const { url, args, built } = await planArgs('restore-1');
-    expect(Object.values(built.plan.objects).every((o) => o.url.startsWith(`${moto.endpoint}/${moto.bucket}/velero/plugins/victoria/ns1/vm/b1/`))).to.equal(true);
+    expect(Object.values(built.plan.objects).every((o) => o.url.startsWith(`${moto.endpoint}/${moto.bucket}/victoria-backups/ns1/vm/b1/`))).to.equal(true);
     const target = join(mkdtempSync(join(tmpdir(), 'plan-restore-')), 'data');
     const res = await run(['restore', ...args, '--data-dir', target, '--json'], bareEnv);
     expect(res.status, res.stderr).to.equal(0);

@@ -1,6 +1,6 @@
 import { parseFlags } from '../../common/parse-flags.js';
 import { checkBackupName } from '../../engine/backup-folder.js';
-import { copiesRefusedText, countedBefore } from '../../engine/manifest.js';
+import { COMPLETE_KEY, copiesRefusedText, countedBefore } from '../../engine/manifest.js';
 import { openSource } from '../../victoria/index.js';
 import { isSourceKind } from '../../victoria/types.js';
 import { progressPrinter, formatBytes } from '../progress.js';
@@ -74,6 +74,8 @@ export async function backupCommand(args: string[]): Promise<number> {
   }
   const store = openStoreFromFlags(values.dst!, values);
   await checkOutsideVeleroLocation(values.dst!, (root) => openStoreFromFlags(root, values));
+  // Replacing is what a re-run with the same name does (as vmbackup into an existing -dst); said, a mistyped --name shows.
+  if (values.name && (await store.head(`${name}/${COMPLETE_KEY}`))) process.stderr.write(`note: ${store.location}/${name} holds a complete backup, which this one replaces\n`);
   const progress = progressPrinter(`backup ${name}`);
   const { manifest, cleanupError } = await backupFromSnapshots({
     source,

@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { parseFlags } from '../../common/parse-flags.js';
 import { listBackups } from '../../engine/catalog.js';
-import { countedBefore } from '../../engine/manifest.js';
+import { VM_COMPLETE_MARKER } from '../../engine/layout.js';
+import { COMPLETE_KEY, countedBefore, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../engine/manifest.js';
 import { FileStore } from '../../store/file.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
@@ -17,6 +18,11 @@ export async function listCommand(args: string[]): Promise<number> {
   const { values } = parseFlags({ args, options: { dst: { type: 'string' }, json: { type: 'boolean' }, ...STORE_FLAGS } });
   if (!values.dst) throw new UsageError(`--dst is required\n\n${LIST_USAGE}`);
   const store = openStoreFromFlags(values.dst, values);
+  if (store instanceof FileStore && existsSync(store.root) && !statSync(store.root).isDirectory()) throw new Error(`${store.location} is a file, not a directory: check --dst`);
+  // A backup given as the root would list its data folder as a broken backup.
+  for (const marker of [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER]) {
+    if (await store.head(marker)) throw new Error(`${store.location} is itself a backup (it holds ${marker}): list the folder above it, ${store.location.replace(/\/[^/]*$/, '')}`);
+  }
   const backups = await listBackups(store);
   // A directory that is not there is a typo more often than an empty root (S3 cannot tell the two apart).
   if (backups.length === 0 && store instanceof FileStore && !existsSync(store.root)) throw new Error(`${store.location} does not exist: check --dst`);
