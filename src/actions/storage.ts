@@ -81,6 +81,7 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
   if (caCertRef) config.caCert = (await kube.getSecretKey(namespace, caCertRef.name, caCertRef.key)).toString('utf8');
   else if (caCert) config.caCert = Buffer.from(caCert, 'base64').toString('utf8');
   let tempDir: string | undefined;
+  let credentialsSource: string | undefined;
   const env = opts.env ?? process.env;
   try {
     if (bsl.spec.credential) {
@@ -89,6 +90,7 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       tempDir = await mkdtemp(join(tmpdir(), 'velero-plugin-victoria-credentials-'));
       credentialDirs.add(tempDir);
       config.credentialsFile = join(tempDir, 'credentials');
+      credentialsSource = `key "${key}" of secret "${name}" in namespace ${namespace} (the credential of ${where})`;
       await writeFile(config.credentialsFile, secret, { mode: 0o600 });
     } else if (!config.credentialsFile && env.AWS_SHARED_CREDENTIALS_FILE) {
       // A credentialsFile in the location's config is what velero-plugin-for-aws reads too: it wins.
@@ -101,7 +103,7 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       throw new Error(`${where}: ${(err as Error).message}`);
     }
     const prefix = opts.prefixOf(bslPrefix);
-    const store = new S3Store({ ...parsed.options, bucket, prefix });
+    const store = new S3Store({ ...parsed.options, ...(credentialsSource ? { credentialsSource } : {}), bucket, prefix });
     const dir = tempDir;
     return {
       store,

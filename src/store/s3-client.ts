@@ -54,6 +54,8 @@ export interface S3Options {
   profile?: string;
   /** A shared-credentials file (also read as the config file, as velero-plugin-for-aws does); only this file is used. */
   credentialsFile?: string;
+  /** What `credentialsFile` is a copy of, for messages (a Velero location's Secret key): the copy's temporary path means nothing to a user. */
+  credentialsSource?: string;
 
   /** PEM bundle of extra CAs to trust (added to Node's roots). */
   caCert?: string;

@@ -3,6 +3,7 @@
  * the access key id, never the secret), the IAM action an AccessDenied needed, a wrong region, a
  * skewed clock, an untrusted certificate, an unreachable endpoint.
  */
+import { readFile } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import type { S3StoreOptions, WebPageError } from './s3-client.js';
@@ -42,11 +43,43 @@ async function whoAmI({ client, options }: S3ErrorScope): Promise<string> {
   const from = options.credentials
     ? ''
     : options.credentialsFile
-      ? ` (from ${options.credentialsFile}, profile ${options.profile || 'default'})`
+      ? ` (from ${options.credentialsSource ?? options.credentialsFile}, profile ${options.profile || 'default'})`
       : options.profile
         ? ` (profile ${options.profile})`
         : '';
   return id ? `access key id ${id}${from}` : `the configured credentials${from}`;
+}
+
+/**
+ * What is wrong with a shared-credentials file the SDK found nothing usable in, in words: missing,
+ * unreadable, without the profile, or the profile without keys (a Velero credentials file is INI:
+ * `[default]`, then `aws_access_key_id = …` and `aws_secret_access_key = …`). Undefined when it
+ * looks right, or its trouble is not one of these. Never quotes the file.
+ */
+async function credentialsFileProblem(file: string, profile: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? (err as Error).message})`;
+  }
+  // Keys per section, line by line: `[name]` (or `[profile name]`, the config file's spelling) opens one.
+  const keys = new Map<string, Set<string>>();
+  let current: Set<string> | undefined;
+  for (const line of text.split(/\r?\n/)) {
+    const section = /^\s*\[\s*(?:profile\s+)?([^\]]+?)\s*\]/.exec(line);
+    if (section) keys.set(section[1]!, (current = keys.get(section[1]!) ?? new Set()));
+    else current?.add(/^\s*([A-Za-z_]+)\s*=/.exec(line)?.[1] ?? '');
+  }
+  const example = 'as in "[default]", then "aws_access_key_id = …" and "aws_secret_access_key = …" lines';
+  if (keys.size === 0) return `has no [profile] section (${example})`;
+  const found = keys.get(profile);
+  if (!found) return `has no profile [${profile}] (it has ${[...keys.keys()].map((p) => `[${p}]`).join(', ')})`;
+  // A role to assume, a process or SSO give credentials without keys: their trouble is the SDK's to tell.
+  const otherwise = ['role_arn', 'credential_process', 'sso_session', 'sso_start_url', 'web_identity_token_file', 'credential_source'].some((k) => found.has(k));
+  if (!otherwise && (!found.has('aws_access_key_id') || !found.has('aws_secret_access_key'))) return `has profile [${profile}] without aws_access_key_id and aws_secret_access_key (${example})`;
+  return undefined;
 }
 
 /** `err` as a StoreError about `operation` on `target` (an s3:// URL); StoreErrors pass unchanged. */
@@ -70,11 +103,16 @@ export async function translateS3Error(err: unknown, operation: string, target: 
       return make('Credentials', `the session token of ${await whoAmI(scope)} has expired (${reason})`);
     case 'InvalidToken':
       return make('Credentials', `the session token of ${await whoAmI(scope)} is invalid (InvalidToken)`);
-    case 'CredentialsProviderError':
+    case 'CredentialsProviderError': {
+      const file = options.credentialsFile ?? process.env.AWS_SHARED_CREDENTIALS_FILE;
+      const named = options.credentialsSource ?? (options.credentialsFile ? options.credentialsFile : `AWS_SHARED_CREDENTIALS_FILE ${file}`);
+      const problem = file ? await credentialsFileProblem(file, options.profile || process.env.AWS_PROFILE || 'default') : undefined;
+      if (problem) return make('Credentials', `no usable S3 credentials: ${named} ${problem}`);
       return make(
         'Credentials',
-        `no usable S3 credentials${options.credentialsFile ? ` in ${options.credentialsFile} (profile ${options.profile || 'default'})` : options.profile ? ` for profile ${options.profile} (is it in the AWS shared credentials or config file?)` : ''}: ${e?.message ?? reason}`,
+        `no usable S3 credentials${options.credentialsFile ? ` in ${named} (profile ${options.profile || 'default'})` : options.profile ? ` for profile ${options.profile} (is it in the AWS shared credentials or config file?)` : ''}: ${e?.message ?? reason}`,
       );
+    }
     case 'AccessDenied':
     case 'AllAccessDisabled':
     case 'Forbidden':

@@ -70,6 +70,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     const noKeys = await cli(['list', '--dst', `s3://${moto.bucket}/usage`, ...s3flags], noCredentials);
     expect(noKeys.status).to.equal(1);
     expect(noKeys.stderr).to.match(/no usable S3 credentials.*: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile/);
+    expect(noKeys.stderr).to.contain('no usable S3 credentials: AWS_SHARED_CREDENTIALS_FILE /nonexistent does not exist');
     const closedPort = await cli(['list', '--dst', `s3://${moto.bucket}/usage`, '--s3-endpoint', 'http://127.0.0.1:9'], s3env);
     expect(closedPort.status).to.equal(1);
     expect(closedPort.stderr).to.match(/cannot reach .*: check the endpoint \(--s3-endpoint\) and the network/);

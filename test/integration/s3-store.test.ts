@@ -378,7 +378,7 @@ describe('S3 store against moto (auth mode)', function () {
       stores.push(missing);
       const e2 = await rejection(missing.head('k'));
       expect(e2.code).to.equal('Credentials');
-      expect(e2.message).to.contain(`no usable S3 credentials in ${file} (profile absent)`);
+      expect(e2.message).to.contain(`no usable S3 credentials: ${file} has no profile [absent] (it has [default], [backup])`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

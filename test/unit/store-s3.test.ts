@@ -6,6 +6,9 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { PartBufferPool } from '../../src/store/part-buffers.js';
@@ -77,10 +80,32 @@ describe('S3 store errors', () => {
   });
 
   it('says where credentials were looked for when none are found', async () => {
-    const { store } = stubStore(() => sdkError('CredentialsProviderError'), { credentialsFile: '/creds/cloud', profile: 'backup' });
+    const dir = mkdtempSync(join(tmpdir(), 'creds-'));
+    const fileWith = (name: string, text: string) => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    const good = fileWith('good', '[backup]\naws_access_key_id = AKIA1\naws_secret_access_key = s3cr3t-do-not-show\n');
+    const { store } = stubStore(() => sdkError('CredentialsProviderError'), { credentialsFile: good, profile: 'backup' });
     const err = await rejection(store.get('k'));
     expect(err.code).to.equal('Credentials');
-    expect(err.message).to.match(/^get s3:\/\/bkt\/pre\/fix\/k: no usable S3 credentials in \/creds\/cloud \(profile backup\)/);
+    expect(err.message).to.match(new RegExp(`^get s3://bkt/pre/fix/k: no usable S3 credentials in ${good} \\(profile backup\\)`));
+    // What is wrong with the file, in words, never quoting it; a Velero Secret's copy is named as the Secret.
+    const cases: Array<[string, string]> = [
+      [join(dir, 'missing'), 'does not exist'],
+      [fileWith('env-style', 'AWS_ACCESS_KEY_ID=AKIA1\nAWS_SECRET_ACCESS_KEY=s3cr3t-do-not-show\n'), 'has no [profile] section (as in "[default]", then "aws_access_key_id = …" and "aws_secret_access_key = …" lines)'],
+      [fileWith('other', '[default]\naws_access_key_id = AKIA1\naws_secret_access_key = s3cr3t-do-not-show\n'), 'has no profile [backup] (it has [default])'],
+      [fileWith('nokeys', '[backup]\nregion = eu-west-1\n'), 'has profile [backup] without aws_access_key_id and aws_secret_access_key (as in'],
+    ];
+    for (const [file, problem] of cases) {
+      const { store: s } = stubStore(() => sdkError('CredentialsProviderError'), { credentialsFile: file, profile: 'backup', credentialsSource: 'key "cloud" of secret "cloud-credentials"' });
+      const message = (await rejection(s.get('k'))).message;
+      expect(message, file).to.contain(`get s3://bkt/pre/fix/k: no usable S3 credentials: key "cloud" of secret "cloud-credentials" ${problem}`);
+      expect(message).not.to.contain('s3cr3t-do-not-show');
+    }
+    const role = fileWith('role', '[backup]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n');
+    const { store: assumed } = stubStore(() => sdkError('CredentialsProviderError'), { credentialsFile: role, profile: 'backup' });
+    expect((await rejection(assumed.get('k'))).message).to.contain(`no usable S3 credentials in ${role} (profile backup): `);
     const { store: byProfile } = stubStore(() => sdkError('CredentialsProviderError'), { profile: 'nosuch' });
     expect((await rejection(byProfile.get('k'))).message).to.match(/no usable S3 credentials for profile nosuch \(is it in the AWS shared credentials or config file\?\)/);
   });
