@@ -15,7 +15,6 @@ import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader } from '../../src/engine/files.js';
 import { FileStore } from '../../src/store/file.js';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
-import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents } from '../support/components.js';
 import { runCommand } from '../support/run-command.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -101,10 +100,10 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'snapshot deleted after the backup').to.equal(0);
 
         const restored = mkdtempSync(join(tmpdir(), 'vmrestore-'));
-        const port = await freePort();
         const vr = await run(
           vm.bin.vmrestore,
-          [`-httpListenAddr=127.0.0.1:${port}`, `-src=s3://${moto.bucket}/vm${version.replace('.', '')}/b1`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
+          // Port 0: a free one, without the race between finding it and binding it.
+          ['-httpListenAddr=127.0.0.1:0', `-src=s3://${moto.bucket}/vm${version.replace('.', '')}/b1`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
           s3env,
         );
         expect(vr.status, vr.stderr).to.equal(0);
@@ -266,7 +265,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         const staging = mkdtempSync(join(tmpdir(), `vl-vmrestore-${day}-`));
         const vr = await run(
           paths.vmrestore145,
-          [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=${root}/l1/partitions/${day}`, `-storageDataPath=${staging}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
+          ['-httpListenAddr=127.0.0.1:0', `-src=${root}/l1/partitions/${day}`, `-storageDataPath=${staging}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
           s3env,
         );
         expect(vr.status, vr.stderr).to.equal(0);

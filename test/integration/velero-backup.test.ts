@@ -113,7 +113,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     try {
       const vr = await runCommand(
         paths.vmrestore145,
-        [`-httpListenAddr=127.0.0.1:${await freePort()}`, `-src=s3://${moto.bucket}/${folder('vmsingle', backup)}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
+        ['-httpListenAddr=127.0.0.1:0', `-src=s3://${moto.bucket}/${folder('vmsingle', backup)}`, `-storageDataPath=${restored}`, `-customS3Endpoint=${moto.endpoint}`, '-s3ForcePathStyle'],
         { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region },
       );
       expect(vr.status, vr.stderr).to.equal(0);
