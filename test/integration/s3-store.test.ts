@@ -13,6 +13,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
+  ListPartsCommand,
   PutObjectLockConfigurationCommand,
 } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
@@ -176,8 +177,15 @@ describe('S3 store against moto (auth mode)', function () {
     const putFailed = rejection(put);
     const listUploads = async () => (await moto.client.send(new ListMultipartUploadsCommand({ Bucket: moto.bucket, Prefix: `it/${seq}/stalled/` }))).Uploads ?? [];
     const deadline = Date.now() + 30_000;
-    while ((await listUploads()).length === 0) {
-      if (Date.now() > deadline) throw new Error('the multipart upload did not start within 30 s');
+    // Until its first part is in: a part still in flight when the upload is aborted gets a 500
+    // from moto (S3 answers 404 NoSuchUpload), retried with backoff for up to a minute.
+    const partsIn = async () => {
+      const upload = (await listUploads())[0];
+      if (!upload) return 0;
+      return ((await moto.client.send(new ListPartsCommand({ Bucket: moto.bucket, Key: upload.Key, UploadId: upload.UploadId }))).Parts ?? []).length;
+    };
+    while ((await partsIn()) === 0) {
+      if (Date.now() > deadline) throw new Error('the multipart upload did not send its first part within 30 s');
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(await s.abortOpenUploads()).to.equal(1);
