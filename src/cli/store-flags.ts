@@ -54,9 +54,10 @@ export function givenStoreFlags(flags: StoreFlagValues, except: ReadonlyArray<ke
 
 /**
  * The store at `root` with the S3 flags. What the flags or the root get wrong is a UsageError
- * (exit 2), in flag terms; what the server answers comes later, on first use.
+ * (exit 2), in flag terms; what the server answers comes later, on first use. Warnings about the
+ * flags go to stderr unless `warn` is false.
  */
-export function openStoreFromFlags(root: string, flags: StoreFlagValues): ObjectStore {
+export function openStoreFromFlags(root: string, flags: StoreFlagValues, opts: { warn?: boolean } = {}): ObjectStore {
   checkStoreRoot(root);
   if (!root.startsWith('s3://')) {
     // Silently ignored, an S3 option (an endpoint, encryption) would look applied when it is not.
@@ -84,7 +85,7 @@ export function openStoreFromFlags(root: string, flags: StoreFlagValues): Object
   } catch (err) {
     throw new UsageError(inFlagTerms((err as Error).message));
   }
-  for (const warning of parsed.warnings) process.stderr.write(`velero-plugin-victoria: warning: ${inFlagTerms(warning)}\n`);
+  if (opts.warn !== false) for (const warning of parsed.warnings) process.stderr.write(`velero-plugin-victoria: warning: ${inFlagTerms(warning)}\n`);
   const { options } = parsed;
   if (flags['storage-class']) options.storageClass = flags['storage-class'];
   if (flags['ca-cert-file']) options.caCertFile = flags['ca-cert-file'];

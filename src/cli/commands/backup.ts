@@ -73,7 +73,8 @@ export async function backupCommand(args: string[]): Promise<number> {
     throw new UsageError(`--url: ${(err as Error).message}`);
   }
   const store = openStoreFromFlags(values.dst!, values);
-  await checkOutsideVeleroLocation(values.dst!, (root) => openStoreFromFlags(root, values));
+  // The same flags for the folders above it, whose warnings the store above has given once.
+  await checkOutsideVeleroLocation(values.dst!, (root) => openStoreFromFlags(root, values, { warn: false }));
   // Replacing is what a re-run with the same name does (as vmbackup into an existing -dst); said, a mistyped --name shows.
   if (values.name && (await store.head(`${name}/${COMPLETE_KEY}`))) process.stderr.write(`note: ${store.location}/${name} holds a complete backup, which this one replaces\n`);
   const progress = progressPrinter(`backup ${name}`);
