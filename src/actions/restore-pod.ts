@@ -8,6 +8,7 @@
  * hostPath is moved away from the production path and a post-restore hook compares the restored
  * counts with the counts at backup time. Pods without a record pass through unchanged.
  */
+import { hostname } from 'node:os';
 import { KubeClient } from '../kube/client.js';
 import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
@@ -26,7 +27,7 @@ import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan 
 import { openLocationStore } from './storage.js';
 import { parseVeleroRestore, targetNamespace, type VeleroRestoreInfo } from './velero-restore.js';
 
-/** Velero's Deployment, whose init container carries the plugin's image (velero install --plugins). */
+/** Velero's Deployment as `velero install` names it, whose init container carries the plugin's image (velero install --plugins). */
 const VELERO_DEPLOYMENT = 'velero';
 const IMAGE_NAME = 'velero-plugin-victoria';
 /** How long `companion verify` waits for the restored database to answer; its count may take countTimeoutSeconds besides. */
@@ -403,21 +404,30 @@ function withAnnotations(pod: Pod, add: Record<string, string>, onReplace: (key:
  */
 async function pluginImage(kube: KubeClient, veleroNamespace: string): Promise<{ image: string; imagePullPolicy?: string }> {
   const how = `set restoreImage in the plugin ConfigMap (velero/plugin-config.yaml), or install the plugin with \`velero plugin add <registry>/${IMAGE_NAME}:<tag>\``;
-  let deployment;
-  try {
-    deployment = await kube.getDeployment(veleroNamespace, VELERO_DEPLOYMENT);
-  } catch (err) {
-    throw new Error(`cannot find the image for the restore init container: ${(err as Error).message}; ${how}`);
+  // The plugin runs in Velero's own pod, whose init container installed it: that pod's spec names
+  // the image whatever the Deployment is called (Helm names it after the release). Its name is
+  // the host name, unless the pod uses the node's network; then the Deployment by its usual name.
+  const sources: Array<{ what: string; read: () => Promise<Array<{ image?: string; name?: string; imagePullPolicy?: string }>> }> = [
+    { what: `pod ${hostname()}`, read: async () => (await kube.getPod(veleroNamespace, hostname())).spec?.initContainers ?? [] },
+    { what: `deployment ${VELERO_DEPLOYMENT}`, read: async () => (await kube.getDeployment(veleroNamespace, VELERO_DEPLOYMENT)).spec?.template?.spec?.initContainers ?? [] },
+  ];
+  const seen: string[] = [];
+  for (const { what, read } of sources) {
+    let inits;
+    try {
+      inits = await read();
+    } catch (err) {
+      if (err instanceof KubeError && err.code === 'NotFound') {
+        seen.push(`no ${what}`);
+        continue;
+      }
+      throw new Error(`cannot find the image for the restore init container: ${(err as Error).message}; ${how}`);
+    }
+    const ours = inits.find((c) => (c.image ?? '').includes(IMAGE_NAME));
+    if (ours?.image) return { image: ours.image, ...(ours.imagePullPolicy ? { imagePullPolicy: ours.imagePullPolicy } : {}) };
+    seen.push(`${what} has no init container with an image named ${IMAGE_NAME} (its init containers: ${inits.map((c) => c.image ?? c.name).join(', ') || 'none'})`);
   }
-  const inits = deployment.spec?.template?.spec?.initContainers ?? [];
-  const ours = inits.find((c) => (c.image ?? '').includes(IMAGE_NAME));
-  if (!ours?.image) {
-    throw new Error(
-      `cannot find the image for the restore init container: deployment ${VELERO_DEPLOYMENT} in namespace ${veleroNamespace} has no init container with an image named ${IMAGE_NAME} ` +
-        `(its init containers: ${inits.map((c) => c.image ?? c.name).join(', ') || 'none'}); ${how}`,
-    );
-  }
-  return { image: ours.image, ...(ours.imagePullPolicy ? { imagePullPolicy: ours.imagePullPolicy } : {}) };
+  throw new Error(`cannot find the image for the restore init container in namespace ${veleroNamespace}: ${seen.join('; ')}; ${how}`);
 }
 
 interface BackupLocation {

@@ -15,7 +15,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { request } from 'undici';
 import { parsePluginConfig } from '../../src/actions/plugin-config.js';
@@ -717,6 +717,20 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       const noImage = await restorePod(asRestored(backedUp), restoreObject('r5'));
       expect(noImage.ok).to.equal(false);
       expect(noImage.error).to.match(/set restoreImage in the plugin ConfigMap.*velero plugin add/);
+      // Velero's own pod (the plugin's host name) names the image whatever the Deployment is called, as Helm names it after the release.
+      api.put({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: hostname(), namespace: 'velero' },
+        spec: { initContainers: [{ name: 'velero-plugin-victoria', image: 'mirror.example.com/velero-plugin-victoria:v9', imagePullPolicy: 'Always' }], containers: [{ name: 'velero', image: 'velero/velero:v1.16.2' }] },
+      });
+      try {
+        const fromPod = await restorePod(asRestored(backedUp), restoreObject('r5b'));
+        expect(fromPod.ok, fromPod.error).to.equal(true);
+        expect(restoreContainerOf(fromPod.item as PodJson)).to.include({ image: 'mirror.example.com/velero-plugin-victoria:v9', imagePullPolicy: 'Always' });
+      } finally {
+        api.remove('v1', 'Pod', 'velero', hostname());
+      }
     } finally {
       api.put(velero);
     }
