@@ -641,7 +641,7 @@ describe('manifests: the install guide names paths that exist', function () {
       const refs = [...text.matchAll(/(?:apply|delete|create|diff) -[kf] (\S+)|kubectl kustomize (\S+)/g)].map((m) => (m[1] ?? m[2])!);
       expect(refs, `${doc} names kustomize paths`).not.to.be.empty;
       for (const ref of refs) {
-        if (/^(https?:|-|<|\$)/.test(ref) || ref.includes('REGISTRY')) continue;
+        if (/^["']?(https?:|-|<|\$)/.test(ref) || ref.includes('REGISTRY')) continue;
         const path = ref.replace(/[`'"),;]+$/, '');
         expect(existsSync(join(ROOT, path)), `${doc}: ${path}`).to.equal(true);
       }
