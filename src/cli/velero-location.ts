@@ -7,7 +7,6 @@
 import { VELERO_BACKUPS } from '../actions/leftovers.js';
 import { PLUGIN_FOLDER } from '../actions/record.js';
 import { UsageError } from '../common/usage-error.js';
-import { StoreError } from '../store/errors.js';
 import { parseStoreLocation } from '../store/url.js';
 import type { ObjectStore } from '../store/types.js';
 
@@ -41,11 +40,9 @@ export async function checkOutsideVeleroLocation(root: string, open: (root: stri
   }
   for (const folder of selfAndAbove) {
     const backups = open(`${folder}/${VELERO_BACKUPS}`);
-    // Best effort: credentials scoped to the root may not list above it, and that must not stop a backup.
-    const found = await veleroBackupIn(backups).catch((err: unknown) => {
-      if (err instanceof StoreError) return false;
-      throw err;
-    });
+    // Best effort: credentials scoped to the root may not list above it (nor a user read every
+    // directory above a file:// root), and that must not stop a backup.
+    const found = await veleroBackupIn(backups).catch(() => false);
     if (found) {
       throw new UsageError(
         `--dst ${root} is ${folder === selfAndAbove[0] ? '' : 'inside '}the Velero storage location ${folder} (its ${VELERO_BACKUPS}/ holds Velero backups): ` +
