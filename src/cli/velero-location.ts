@@ -4,6 +4,7 @@
  * (a backup at the location's prefix, or in a folder of its own below it); and below
  * `<prefix>/plugins/victoria/` a backup that no Velero backup names is what `prune` removes.
  */
+import { pathToFileURL } from 'node:url';
 import { VELERO_BACKUPS } from '../actions/leftovers.js';
 import { PLUGIN_FOLDER } from '../actions/record.js';
 import { UsageError } from '../common/usage-error.js';
@@ -15,12 +16,17 @@ const VELERO_BACKUP_FILE = 'velero-backup.json';
 /** Backup folders looked into per candidate prefix: one with Velero's file is enough. */
 const FOLDERS_CHECKED = 3;
 
-/** The folders of `root`'s path (the prefix in its bucket, or the directory), and `root` and each folder above it as locations, nearest first. */
+/**
+ * The folders of `root`'s path (the prefix in its bucket, or the directory), and `root` and each
+ * folder above it as locations, nearest first (a file:// one encoded again: a `%` or `#` in a
+ * directory's name must stay escaped).
+ */
 function foldersOf(root: string): { segments: string[]; selfAndAbove: string[] } {
   const loc = parseStoreLocation(root);
-  const base = loc.kind === 's3' ? `s3://${loc.bucket}` : 'file://';
   const segments = (loc.kind === 's3' ? loc.prefix : loc.path).split('/').filter(Boolean);
-  return { segments, selfAndAbove: segments.map((_, i) => `${base}/${segments.slice(0, segments.length - i).join('/')}`).concat(base) };
+  const location = (folders: string[]) =>
+    loc.kind === 's3' ? `s3://${loc.bucket}${folders.map((f) => `/${f}`).join('')}` : pathToFileURL(`/${folders.join('/')}`).href.replace(/\/$/, '');
+  return { segments, selfAndAbove: segments.map((_, i) => location(segments.slice(0, segments.length - i))).concat(location([])) };
 }
 
 /**
@@ -39,10 +45,9 @@ export async function checkOutsideVeleroLocation(root: string, open: (root: stri
     );
   }
   for (const folder of selfAndAbove) {
-    const backups = open(`${folder}/${VELERO_BACKUPS}`);
     // Best effort: credentials scoped to the root may not list above it (nor a user read every
     // directory above a file:// root), and that must not stop a backup.
-    const found = await veleroBackupIn(backups).catch(() => false);
+    const found = await veleroBackupIn(() => open(`${folder}/${VELERO_BACKUPS}`)).catch(() => false);
     if (found) {
       throw new UsageError(
         `--dst ${root} is ${folder === selfAndAbove[0] ? '' : 'inside '}the Velero storage location ${folder} (its ${VELERO_BACKUPS}/ holds Velero backups): ` +
@@ -52,7 +57,8 @@ export async function checkOutsideVeleroLocation(root: string, open: (root: stri
   }
 }
 
-async function veleroBackupIn(backups: ObjectStore): Promise<boolean> {
+async function veleroBackupIn(open: () => ObjectStore): Promise<boolean> {
+  const backups = open();
   for (const dir of (await backups.listDirectories('')).slice(0, FOLDERS_CHECKED)) {
     if (await backups.head(`${dir}${VELERO_BACKUP_FILE}`)) return true;
   }

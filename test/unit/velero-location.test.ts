@@ -28,6 +28,14 @@ describe('CLI backup roots and Velero storage locations', () => {
     expect((await refusal('elsewhere/plugins/victoria/ns/vm'))?.message).to.match(/inside the plugin's folder of a Velero storage location \(plugins\/victoria\/\)/);
   });
 
+  it('checks the folders above a root whose directory names hold %, # or ?, kept escaped', async () => {
+    mkdirSync(join(base, 'a%b#c?d/backups/daily-1'), { recursive: true });
+    writeFileSync(join(base, 'a%b#c?d/backups/daily-1/velero-backup.json'), '{}');
+    const err = (await checkOutsideVeleroLocation(`file://${base}/a%25b%23c%3Fd/cli`, (root) => openStore(root)).catch((e: unknown) => e)) as Error;
+    expect(err?.message).to.match(/is inside the Velero storage location file:\/\/.*\/a%25b%23c%3Fd \(its backups\/ holds Velero backups\)/);
+    expect(await checkOutsideVeleroLocation(`file://${base}/a%25b/vm`, (root) => openStore(root))).to.equal(undefined);
+  });
+
   it("accepts roots beside a location, under a backups/ folder that is not Velero's, and below folders it cannot read", async () => {
     expect(await refusal('cli/vm')).to.equal(undefined);
     expect(await refusal('mine/vm')).to.equal(undefined);
