@@ -6,6 +6,7 @@
 import { lstat, mkdir, readdir, readFile, realpath, rename, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { FLOCK_FILE, lockHolderOf, seesEveryLock } from './db-lock.js';
+import { RESTORED_MARKER } from './restored-marker.js';
 
 /** VictoriaMetrics refuses to start on a directory holding it; restore.ts writes it first and removes it last. */
 export const RESTORE_MARKER = 'restore-in-progress';
@@ -31,6 +32,8 @@ export async function withAccessHint(err: unknown, dataDir: string): Promise<unk
 }
 
 const LOST_AND_FOUND = 'lost+found';
+/** The folder inside a data directory that a replace moves its contents into when the directory cannot be renamed. */
+const REPLACED_INSIDE = '.replaced-';
 
 /**
  * The entries without the file system's lost+found, which is not data. Only a real directory is
@@ -91,7 +94,7 @@ export async function moveAside(dir: string): Promise<string> {
   for (const entry of entries) {
     if ((await lstat(join(dir, entry))).dev !== device) throw fail(`${entry} in it is a mount point of its own (another volume mounted inside the data directory), which cannot be moved`);
   }
-  const inside = join(dir, `.replaced-${stamp}`);
+  const inside = join(dir, `${REPLACED_INSIDE}${stamp}`);
   await mkdir(inside);
   const moved: string[] = [];
   try {
@@ -113,12 +116,14 @@ export async function moveAside(dir: string): Promise<string> {
 /**
  * Whether a directory is (or was) a database's: a replace moves it aside, and a wrong path (a
  * typo, `/var/lib` for `/var/lib/victoria-metrics`) must not take a system directory with it. Any
- * of: the lock file both databases create and leave, an unfinished restore's marker,
- * VictoriaLogs' partitions/, or VictoriaMetrics' indexdb/ (before 1.133) or data/small, data/big
- * or data/indexdb (a restored copy that never ran has no lock file).
+ * of: the lock file both databases create and leave, an unfinished restore's marker, a finished
+ * plan restore's note, what an earlier replace moved aside inside it, VictoriaLogs' partitions/,
+ * or VictoriaMetrics' indexdb/ (before 1.133) or data/small, data/big or data/indexdb (a restored
+ * copy that never ran has no lock file).
  */
 async function looksLikeDatabase(dir: string, entries: string[]): Promise<boolean> {
-  if ([FLOCK_FILE, RESTORE_MARKER, 'partitions', 'indexdb'].some((e) => entries.includes(e))) return true;
+  if ([FLOCK_FILE, RESTORE_MARKER, RESTORED_MARKER, 'partitions', 'indexdb'].some((e) => entries.includes(e))) return true;
+  if (entries.some((e) => e.startsWith(REPLACED_INSIDE))) return true;
   if (!entries.includes('data')) return false;
   const data = await entriesOf(join(dir, 'data')).catch((): string[] => []);
   return ['small', 'big', 'indexdb'].some((e) => data.includes(e));
@@ -149,6 +154,13 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; resume
   }
   const marker = join(dataDir, RESTORE_MARKER);
   const resume = req.resumeToken !== undefined && existing.includes(RESTORE_MARKER) && (await readFile(marker, 'utf8').catch(() => undefined)) === req.resumeToken;
+  if (req.replace && !resume && !(await looksLikeDatabase(dataDir, existing))) {
+    throw new Error(
+      `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}) and holds nothing of a VictoriaMetrics or VictoriaLogs data directory ` +
+        `(${FLOCK_FILE}, partitions/, indexdb/, data/small, data/big or data/indexdb, ${RESTORE_MARKER}): a replace moves only a database's directory aside, not this one. ` +
+        "Check the data directory's path; if it is right, move its contents away yourself and restore into it empty",
+    );
+  }
   if ((resume || req.replace) && !(await seesEveryLock())) {
     req.onWarning?.(
       `no database holds ${dataDir} as far as this process can see, but it runs in a PID namespace of its own (a container), where /proc/locks leaves out the locks of other containers: ` +
@@ -156,13 +168,6 @@ export async function checkDataDir(dir: string, req: { replace?: boolean; resume
     );
   }
   if (resume) return 'resume';
-  if (req.replace && !(await looksLikeDatabase(dataDir, existing))) {
-    throw new Error(
-      `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}) and holds nothing of a VictoriaMetrics or VictoriaLogs data directory ` +
-        `(${FLOCK_FILE}, data/, indexdb/, partitions/, ${RESTORE_MARKER}): a replace moves only a database's directory aside, not this one. Check the data directory's path; ` +
-        'if it is right, move its contents away yourself and restore into it empty',
-    );
-  }
   if (!req.replace) {
     throw new DataDirNotEmptyError(
       `data directory ${dataDir} is not empty (${existing.length} entries, e.g. ${existing.slice(0, 3).join(', ')}): ` +

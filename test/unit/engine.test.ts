@@ -13,7 +13,7 @@ import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, isMutableFile, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
 import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
-import { RESTORE_MARKER } from '../../src/engine/data-dir.js';
+import { checkDataDir, RESTORE_MARKER } from '../../src/engine/data-dir.js';
 import { RESTORE_STAGING, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
 import { buildRestorePlan } from '../../src/engine/plan.js';
@@ -392,13 +392,22 @@ describe('engine: backup, restore, verify', () => {
     const notDb = (await restoreBackup({ store, name: 'b1', dataDir: target, replace: true }).catch((e: Error) => e)) as Error;
     expect(notDb.message).to.equal(
       `data directory ${target} is not empty (1 entries, e.g. precious) and holds nothing of a VictoriaMetrics or VictoriaLogs data directory ` +
-        '(flock.lock, data/, indexdb/, partitions/, restore-in-progress): a replace moves only a database\'s directory aside, not this one. ' +
+        '(flock.lock, partitions/, indexdb/, data/small, data/big or data/indexdb, restore-in-progress): a replace moves only a database\'s directory aside, not this one. ' +
         'Check the data directory\'s path; if it is right, move its contents away yourself and restore into it empty',
     );
     expect(readdirSync(target)).to.deep.equal(['precious']);
     // A data/ folder alone does not make it one; VictoriaMetrics' data/small does.
     mkdirSync(join(target, 'data'));
     expect(((await restoreBackup({ store, name: 'b1', dataDir: target, replace: true }).catch((e: Error) => e)) as Error).message).to.match(/holds nothing of a VictoriaMetrics/);
+    // Each of what a database (or a restore of ours) leaves makes it one, beside lost+found too.
+    for (const entries of [['flock.lock'], ['partitions/20261120'], ['indexdb/18EA'], ['data/big'], ['data/indexdb'], [RESTORE_MARKER], ['.victoria-restored.json'], ['.replaced-2026-11-23T00-00-00-000Z/x'], ['lost+found/', 'flock.lock']]) {
+      const dir = tmp('replace-kinds-');
+      for (const e of entries) {
+        if (e.endsWith('/') || !e.includes('.') || e.includes('/')) mkdirSync(join(dir, e), { recursive: true });
+        else writeFileSync(join(dir, e), '');
+      }
+      expect(await checkDataDir(dir, { replace: true }), entries.join(' ')).to.equal('replace');
+    }
     mkdirSync(join(target, 'data/small'));
     const res = await restoreBackup({ store, name: 'b1', dataDir: target, replace: true });
     expect(readFileSync(join(res.movedAside!, 'precious'), 'utf8')).to.equal('keep me');
