@@ -21,8 +21,9 @@ const MAX_MESSAGE = 16 * 1024;
  * protobuf would send one as invalid UTF-8, which Go refuses.
  */
 export function textForVelero(text: string): string {
-  const cut = text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}… (${text.length - MAX_MESSAGE} more characters)` : text;
-  return redact(cut).toWellFormed();
+  // Redacted whole: a cut through a secret would leave a start the patterns no longer recognise.
+  const clean = redact(text);
+  return (clean.length > MAX_MESSAGE ? `${clean.slice(0, MAX_MESSAGE)}… (${clean.length - MAX_MESSAGE} more characters)` : clean).toWellFormed();
 }
 
 export function toServiceError(err: unknown): Partial<ServiceError> {

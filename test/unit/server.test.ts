@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { createLogger } from '../../src/velero/log.js';
+import { textForVelero } from '../../src/velero/errors.js';
 import { serve, validatePluginName, type RunningServer } from '../../src/velero/server.js';
 import type { BackupItemActionV2, DeleteItemAction, RestoreItemActionV2 } from '../../src/velero/types.js';
 import { allActions } from '../../src/actions/index.js';
@@ -148,6 +149,13 @@ describe('go-plugin server', () => {
     expect(err.details.startsWith('\uFFFDtail of stderr xxx')).to.equal(true);
     expect(err.details).to.match(/… \(83632 more characters\)$/);
     expect(err.details.length).to.be.below(17 * 1024);
+  });
+
+  it('redacts a message before cutting it: a secret across the cut does not leave its start behind', () => {
+    const text = `${'x'.repeat(16 * 1024 - 20)} http://admin:hunter2hunter2@minio:9000/b failed`;
+    const sent = textForVelero(text);
+    expect(sent).not.to.contain('hunter');
+    expect(sent).to.match(/http:\/\/admin:RED[A-Z]*… \(\d+ more characters\)$/);
   });
 
   it("logs an item's lines with its resource as Velero names it (pods, deployments.apps)", async () => {
