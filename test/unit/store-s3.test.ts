@@ -103,6 +103,22 @@ describe('S3 store errors', () => {
       expect(message, file).to.contain(`get s3://bkt/pre/fix/k: no usable S3 credentials: key "cloud" of secret "cloud-credentials" ${problem}`);
       expect(message).not.to.contain('s3cr3t-do-not-show');
     }
+    // On the SDK's default chain (no location file) a profile of the config file is not "missing", and the SDK's reason is kept.
+    const saved = { creds: process.env.AWS_SHARED_CREDENTIALS_FILE, config: process.env.AWS_CONFIG_FILE };
+    process.env.AWS_SHARED_CREDENTIALS_FILE = join(dir, 'other');
+    process.env.AWS_CONFIG_FILE = fileWith('config', '[profile backup]\nsso_session = corp\n');
+    try {
+      const { store: chain } = stubStore(() => sdkError('CredentialsProviderError'), { profile: 'backup' });
+      expect((await rejection(chain.get('k'))).message).to.match(/no usable S3 credentials for profile backup \(is it in the AWS shared credentials or config file\?\): /);
+      process.env.AWS_CONFIG_FILE = join(dir, 'missing');
+      const { store: noProfile } = stubStore(() => sdkError('CredentialsProviderError'), { profile: 'backup' });
+      expect((await rejection(noProfile.get('k'))).message).to.contain(`no usable S3 credentials: AWS_SHARED_CREDENTIALS_FILE ${join(dir, 'other')} has no profile [backup] (it has [default]) (`);
+    } finally {
+      for (const [k, v] of [['AWS_SHARED_CREDENTIALS_FILE', saved.creds], ['AWS_CONFIG_FILE', saved.config]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
     const role = fileWith('role', '[backup]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n');
     const { store: assumed } = stubStore(() => sdkError('CredentialsProviderError'), { credentialsFile: role, profile: 'backup' });
     expect((await rejection(assumed.get('k'))).message).to.contain(`no usable S3 credentials in ${role} (profile backup): `);
