@@ -119,8 +119,8 @@ export async function executePodBackup(
   // A paced upload that needs longer fails the same way every time: the message names the pace.
   const paced =
     config.maxBytesPerSecond > 0
-      ? `; uploads are capped at maxBytesPerSecond ${formatBytes(config.maxBytesPerSecond)}/s, at most ${formatBytes((config.maxBytesPerSecond * config.itemTimeoutMs) / 1000)} in that time: ` +
-        'raise itemTimeoutSeconds or maxBytesPerSecond in the plugin ConfigMap'
+      ? `; uploads were capped at maxBytesPerSecond ${formatBytes(config.maxBytesPerSecond)}/s, so at most ${formatBytes((config.maxBytesPerSecond * config.itemTimeoutMs) / 1000)} could go up in that time: ` +
+        'if the backup needed more, raise itemTimeoutSeconds or maxBytesPerSecond in the plugin ConfigMap'
       : '';
   const timer = setTimeout(
     () => controller.abort(new Error(`the backup took longer than itemTimeoutSeconds (${config.itemTimeoutMs / 1000} s) and was stopped${paced}`)),

@@ -170,6 +170,7 @@ const KEYS: Record<string, Parser> = {
     const unknown = Object.keys(parsed).filter((k) => !SECURITY_CONTEXT_FIELDS.has(k));
     if (unknown.length > 0) return `"" or a JSON SecurityContext object; ${unknown.map((k) => JSON.stringify(k)).join(', ')} is not a field of a container's securityContext`;
     for (const [field, v] of Object.entries(parsed)) {
+      if (v === null) continue; // as the API server takes it: not set
       const type = SECURITY_CONTEXT_FIELDS.get(field)!;
       const ok = type === 'id' ? Number.isSafeInteger(v) && (v as number) >= 0 : type === 'object' ? typeof v === 'object' && v !== null && !Array.isArray(v) : typeof v === type;
       if (!ok) return `"" or a JSON SecurityContext object; "${field}" is ${JSON.stringify(v)}, it must be ${type === 'id' ? 'a whole number from 0 (unquoted)' : type === 'object' ? 'an object' : `a ${type}`}`;

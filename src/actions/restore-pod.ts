@@ -195,16 +195,21 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const location = await openBackupLocation(kube, restore, record);
   try {
     for (const warning of location.warnings) ctx.log.warn(warning, fields);
+    const planKey = `${PLAN_FOLDER}/${restore.uid}/${namespace}.${podName}.json`;
     const plan = await makeRestorePlan({
       store: location.store,
       backupKey: location.backupKey,
-      planKey: `${PLAN_FOLDER}/${restore.uid}/${namespace}.${podName}.json`,
+      planKey,
       restore: restore.name,
       expiresSeconds: config.restorePlanExpirySeconds,
       ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
     });
     const tooSlow = paceProblem(config, plan);
-    if (tooSlow) throw new Error(tooSlow);
+    if (tooSlow) {
+      // Its links are of no use now; a later restore's sweep of expired plans would remove it too.
+      await location.store.delete([planKey]).catch(() => undefined);
+      throw new Error(tooSlow);
+    }
     logPlan(s, location, plan, placement.destination);
     await removeOldPlans(s, location);
     const pod = withRestoreContainer(s, placement.pod, image, plan, location);
@@ -407,18 +412,19 @@ async function pluginImage(kube: KubeClient, veleroNamespace: string): Promise<{
   // The plugin runs in Velero's own pod, whose init container installed it: that pod's spec names
   // the image whatever the Deployment is called (Helm names it after the release). Its name is
   // the host name, unless the pod uses the node's network; then the Deployment by its usual name.
-  const sources: Array<{ what: string; read: () => Promise<Array<{ image?: string; name?: string; imagePullPolicy?: string }>> }> = [
-    { what: `pod ${hostname()}`, read: async () => (await kube.getPod(veleroNamespace, hostname())).spec?.initContainers ?? [] },
+  // A role that reads Deployments but not pods (written for versions that read only the Deployment) falls through to it.
+  const sources: Array<{ what: string; read: () => Promise<Array<{ image?: string; name?: string; imagePullPolicy?: string }>>; forbiddenToo?: boolean }> = [
+    { what: `pod ${hostname()}`, read: async () => (await kube.getPod(veleroNamespace, hostname())).spec?.initContainers ?? [], forbiddenToo: true },
     { what: `deployment ${VELERO_DEPLOYMENT}`, read: async () => (await kube.getDeployment(veleroNamespace, VELERO_DEPLOYMENT)).spec?.template?.spec?.initContainers ?? [] },
   ];
   const seen: string[] = [];
-  for (const { what, read } of sources) {
+  for (const { what, read, forbiddenToo } of sources) {
     let inits;
     try {
       inits = await read();
     } catch (err) {
-      if (err instanceof KubeError && err.code === 'NotFound') {
-        seen.push(`no ${what}`);
+      if (err instanceof KubeError && (err.code === 'NotFound' || (forbiddenToo && err.code === 'Forbidden'))) {
+        seen.push(err.code === 'NotFound' ? `no ${what}` : `${what} may not be read`);
         continue;
       }
       throw new Error(`cannot find the image for the restore init container: ${(err as Error).message}; ${how}`);

@@ -37,9 +37,10 @@ export async function serve(config: CompanionConfig, options: ServeOptions): Pro
   log(`companion serving: ${describeConfig(config)} max-snapshot-age=${formatDuration(config.maxSnapshotAgeMs)}`);
   // The data volume is mounted there before any container starts: missing, the mount path is
   // wrong, which otherwise shows only when the first backup fails.
-  const dataDir = await stat(config.dataDir).catch(() => undefined);
-  if (!dataDir?.isDirectory()) {
-    log(`warning: data directory ${config.dataDir} ${dataDir ? 'is not a directory' : 'does not exist'}: mount the database's data volume there (read-only), or fix --data-dir / VICTORIA_DATA_DIR; backups of this pod fail until then`);
+  const dataDir = await stat(config.dataDir).catch((err: NodeJS.ErrnoException) => err.code ?? 'unreadable');
+  if (typeof dataDir === 'string' || !dataDir.isDirectory()) {
+    const what = typeof dataDir !== 'string' ? 'is not a directory' : dataDir === 'ENOENT' ? 'does not exist' : `cannot be read (${dataDir})`;
+    log(`warning: data directory ${config.dataDir} ${what}: mount the database's data volume there (read-only), or fix --data-dir / VICTORIA_DATA_DIR; backups of this pod fail until then`);
   }
 
   // One check at a time: while a slow server answers, later ticks are skipped, not queued.

@@ -821,7 +821,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
           res,
           'f-slow',
           'vmslow',
-          /took longer than itemTimeoutSeconds \(10 s\) and was stopped; uploads are capped at maxBytesPerSecond 1\.0 MiB\/s, at most 10\.0 MiB in that time: raise itemTimeoutSeconds or maxBytesPerSecond in the plugin ConfigMap/,
+          /took longer than itemTimeoutSeconds \(10 s\) and was stopped; uploads were capped at maxBytesPerSecond 1\.0 MiB\/s, so at most 10\.0 MiB could go up in that time: if the backup needed more, raise itemTimeoutSeconds or maxBytesPerSecond in the plugin ConfigMap/,
         );
         expect(res.error).to.match(/; the [1-9]\d* object\(s\) this attempt wrote to s3:\/\/.*\/f-slow\/ were removed$/);
         expect(Date.now() - started).to.be.lessThan(40_000);

@@ -29,7 +29,7 @@ describe('plugin ConfigMap values', () => {
   });
 
   it('restoreSecurityContext: each field of the type Kubernetes takes', () => {
-    const ok = '{"runAsUser":1000,"runAsGroup":0,"runAsNonRoot":true,"capabilities":{"drop":["ALL"]},"procMount":"Default"}';
+    const ok = '{"runAsUser":1000,"runAsGroup":0,"runAsNonRoot":true,"capabilities":{"drop":["ALL"]},"procMount":"Default","seccompProfile":null}';
     expect(parsePluginConfig({ restoreSecurityContext: ok }, where).restoreSecurityContext).to.deep.equal(JSON.parse(ok));
     const cases: Array<[string, RegExp]> = [
       ['{"runAsUser":"1000"}', /"runAsUser" is "1000", it must be a whole number from 0 \(unquoted\)/],

@@ -4,6 +4,7 @@ import { listBackups } from '../../engine/catalog.js';
 import { VM_COMPLETE_MARKER } from '../../engine/layout.js';
 import { COMPLETE_KEY, countedBefore, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../engine/manifest.js';
 import { FileStore } from '../../store/file.js';
+import { parseStoreLocation } from '../../store/url.js';
 import { formatBytes } from '../progress.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../../common/usage-error.js';
@@ -21,7 +22,11 @@ export async function listCommand(args: string[]): Promise<number> {
   if (store instanceof FileStore && existsSync(store.root) && !statSync(store.root).isDirectory()) throw new Error(`${store.location} is a file, not a directory: check --dst`);
   // A backup given as the root would list its data folder as a broken backup.
   for (const marker of [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER]) {
-    if (await store.head(marker)) throw new Error(`${store.location} is itself a backup (it holds ${marker}): list the folder above it, ${store.location.replace(/\/[^/]*$/, '')}`);
+    if (!(await store.head(marker))) continue;
+    // The folder above, if it can be a root (a bucket without a prefix cannot).
+    const above = store.location.replace(/\/[^/]*$/, '');
+    const list = isStoreLocation(above) ? `list the folder above it, ${above}` : 'it has no folder of backups above it to list';
+    throw new Error(`${store.location} is itself a backup (it holds ${marker}): ${list}`);
   }
   const backups = await listBackups(store);
   // A directory that is not there is a typo more often than an empty root (S3 cannot tell the two apart).
@@ -53,4 +58,13 @@ export async function listCommand(args: string[]): Promise<number> {
     );
   }
   return 0;
+}
+
+function isStoreLocation(root: string): boolean {
+  try {
+    parseStoreLocation(root);
+    return true;
+  } catch {
+    return false;
+  }
 }
