@@ -3,10 +3,10 @@
  * the access key id, never the secret), the IAM action an AccessDenied needed, a wrong region, a
  * skewed clock, an untrusted certificate, an unreachable endpoint.
  */
-import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { constants as fsConstants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { loadSharedConfigFiles } from '@smithy/core/config';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import type { S3StoreOptions, WebPageError } from './s3-client.js';
 import { TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
@@ -52,42 +52,30 @@ async function whoAmI({ client, options }: S3ErrorScope): Promise<string> {
   return id ? `access key id ${id}${from}` : `the configured credentials${from}`;
 }
 
-/** The keys of each `[name]` (or `[profile name]`, the config file's spelling) section of an AWS INI file. */
-function profilesIn(text: string): Map<string, Set<string>> {
-  const keys = new Map<string, Set<string>>();
-  let current: Set<string> | undefined;
-  for (const line of text.split(/\r?\n/)) {
-    const section = /^\s*\[\s*(?:profile\s+)?([^\]]+?)\s*\]/.exec(line);
-    if (section) keys.set(section[1]!, (current = keys.get(section[1]!) ?? new Set()));
-    else current?.add(/^\s*([A-Za-z_]+)\s*=/.exec(line)?.[1] ?? '');
-  }
-  return keys;
-}
-
 /**
  * What is wrong with a shared-credentials file the SDK found nothing usable in, in words: missing,
  * unreadable, without the profile, or the profile without keys (a Velero credentials file is INI:
  * `[default]`, then `aws_access_key_id = …` and `aws_secret_access_key = …`). Undefined when it
- * looks right, or its trouble is not one of these. Names sections, never values. `configFile`:
- * on the SDK's default chain, where a profile may be defined instead.
+ * looks right, or its trouble is not one of these. Names profiles, never values. The files are
+ * read as the SDK reads them, with its own parser: `configFile` as the config file (a location's
+ * file is both), or, when undefined, the SDK's default one, where a profile may be defined instead.
  */
-async function credentialsFileProblem(file: string, profile: string, configFile?: string): Promise<string | undefined> {
-  let text: string;
+async function credentialsFileProblem(file: string, profile: string, configFile: string | undefined): Promise<string | undefined> {
   try {
-    text = await readFile(file, 'utf8');
+    await access(file, fsConstants.R_OK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? (err as Error).message})`;
   }
-  const keys = profilesIn(text);
+  const { credentialsFile: profiles, configFile: config } = await loadSharedConfigFiles({ filepath: file, ...(configFile ? { configFilepath: configFile } : {}), ignoreCache: true });
   const example = 'as in "[default]", then "aws_access_key_id = …" and "aws_secret_access_key = …" lines';
-  const found = keys.get(profile);
-  if (!found && configFile && profilesIn(await readFile(configFile, 'utf8').catch(() => '')).has(profile)) return undefined;
-  if (keys.size === 0) return `has no [profile] section (${example})`;
-  if (!found) return `has no profile [${profile}] (it has ${[...keys.keys()].map((p) => `[${p}]`).join(', ')})`;
+  const found = profiles[profile];
+  if (!found && config[profile]) return undefined;
+  if (Object.keys(profiles).length === 0) return `has no [profile] section (${example})`;
+  if (!found) return `has no profile [${profile}] (it has ${Object.keys(profiles).map((p) => `[${p}]`).join(', ')})`;
   // A role to assume, a process or SSO give credentials without keys: their trouble is the SDK's to tell.
-  const otherwise = ['role_arn', 'credential_process', 'sso_session', 'sso_start_url', 'web_identity_token_file', 'credential_source'].some((k) => found.has(k));
-  if (!otherwise && (!found.has('aws_access_key_id') || !found.has('aws_secret_access_key'))) return `has profile [${profile}] without aws_access_key_id and aws_secret_access_key (${example})`;
+  const otherwise = ['role_arn', 'credential_process', 'sso_session', 'sso_start_url', 'web_identity_token_file', 'credential_source'].some((k) => k in found);
+  if (!otherwise && (!('aws_access_key_id' in found) || !('aws_secret_access_key' in found))) return `has profile [${profile}] without aws_access_key_id and aws_secret_access_key (${example})`;
   return undefined;
 }
 
@@ -115,9 +103,8 @@ export async function translateS3Error(err: unknown, operation: string, target: 
     case 'CredentialsProviderError': {
       const file = options.credentialsFile ?? process.env.AWS_SHARED_CREDENTIALS_FILE;
       const named = options.credentialsSource ?? (options.credentialsFile ? options.credentialsFile : `AWS_SHARED_CREDENTIALS_FILE ${file}`);
-      // A location's file is the only source; on the SDK's default chain a profile may be in the config file.
-      const configFile = options.credentialsFile ? undefined : (process.env.AWS_CONFIG_FILE ?? join(homedir(), '.aws', 'config'));
-      const problem = file ? await credentialsFileProblem(file, options.profile || process.env.AWS_PROFILE || 'default', configFile) : undefined;
+      // A location's file is the only source (its config file too); on the SDK's default chain a profile may be in the config file.
+      const problem = file ? await credentialsFileProblem(file, options.profile || process.env.AWS_PROFILE || 'default', options.credentialsFile) : undefined;
       if (problem) return make('Credentials', `no usable S3 credentials: ${named} ${problem} (${e?.message ?? reason})`);
       return make(
         'Credentials',
