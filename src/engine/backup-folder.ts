@@ -26,6 +26,9 @@ export function checkBackupName(name: string): void {
 
 const DATABASE: Record<SourceKind, string> = { metrics: 'VictoriaMetrics', logs: 'VictoriaLogs' };
 
+/** What a backup folder (ours, complete or not, or vmbackup's) holds at its top: a folder holding one is a backup, not a root of backups. */
+export const BACKUP_MARKERS: readonly string[] = [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER];
+
 /**
  * A backup's folder may hold an earlier backup of ours of the same name and kind, complete or not,
  * which a re-run replaces (as vmbackup does with an existing -dst): our manifest or in-progress
@@ -39,13 +42,12 @@ export async function checkFolderIsOurs(store: ObjectStore, name: string, kind: 
   // backups): a backup there would become part of it, restored by vmrestore with it and deleted with it.
   // An unfinished backup (only its in-progress marker yet) counts: its re-run would delete as stale
   // whatever was written inside it meanwhile.
-  const markers = [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER];
-  const holders = await Promise.all(markers.map(async (m) => ((await store.head(m)) ? store.location : await store.folderAbove?.(m))));
+  const holders = await Promise.all(BACKUP_MARKERS.map(async (m) => ((await store.head(m)) ? store.location : await store.folderAbove?.(m))));
   const marker = holders.findIndex((h) => h !== undefined);
   if (marker >= 0) {
     const holder = holders[marker]!;
     const what = holder === store.location ? `${store.location} is itself a backup` : `${store.location} is inside the backup ${holder}`;
-    throw new Error(`${what} (it holds ${markers[marker]}): a backup there would become part of it; give the folder of the backups as the root (--dst), outside any backup`);
+    throw new Error(`${what} (it holds ${BACKUP_MARKERS[marker]}): a backup there would become part of it; give the folder of the backups as the root (--dst), outside any backup`);
   }
   for (const key of [MANIFEST_KEY, IN_PROGRESS_KEY]) {
     let bytes: Buffer;

@@ -1,8 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { parseFlags } from '../../common/parse-flags.js';
 import { listBackups } from '../../engine/catalog.js';
-import { VM_COMPLETE_MARKER } from '../../engine/layout.js';
-import { COMPLETE_KEY, countedBefore, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../engine/manifest.js';
+import { BACKUP_MARKERS } from '../../engine/backup-folder.js';
+import { countedBefore } from '../../engine/manifest.js';
 import { FileStore } from '../../store/file.js';
 import { parseStoreLocation } from '../../store/url.js';
 import { formatBytes } from '../progress.js';
@@ -21,7 +21,7 @@ export async function listCommand(args: string[]): Promise<number> {
   const store = openStoreFromFlags(values.dst, values);
   if (store instanceof FileStore && existsSync(store.root) && !statSync(store.root).isDirectory()) throw new Error(`${store.location} is a file, not a directory: check --dst`);
   // A backup given as the root would list its data folder as a broken backup.
-  for (const marker of [COMPLETE_KEY, MANIFEST_KEY, IN_PROGRESS_KEY, VM_COMPLETE_MARKER]) {
+  for (const marker of BACKUP_MARKERS) {
     if (!(await store.head(marker))) continue;
     // The folder above, if it can be a root (a bucket without a prefix cannot).
     const above = store.location.replace(/\/[^/]*$/, '');
