@@ -67,15 +67,17 @@ export async function executePodBackup(
   if (status?.phase === 'Succeeded' || status?.phase === 'Failed') {
     // A pod that has ended (evicted, often, on a node whose disk the hostPath data fills) has no
     // companion to exec into, and Velero does not restore it either. A Deployment's running pod is
-    // backed up in its place; a StatefulSet replica keeps data of its own, which nothing else
-    // holds. The workload check fails the workload in both cases where data is missing; a bare
-    // pod has no such check, hence the warning.
+    // backed up in its place; a StatefulSet replica and a DaemonSet's pod on its node keep data of
+    // their own, which nothing else holds. The workload check fails the workload in every case where
+    // data is missing; a bare pod has no such check, hence the warning.
     const owner = controllerOf(pod.metadata);
     const instead = !owner
       ? '; start it again and back up again'
       : owner.kind === 'StatefulSet'
         ? `; this replica's data is missing from the backup, which the workload check reports for StatefulSet ${namespace}/${owner.name}`
-        : "; its workload's running pod is backed up instead";
+        : owner.kind === 'DaemonSet'
+          ? `; unless the DaemonSet runs a new pod on its node, that node's data is missing from the backup, which the workload check reports for DaemonSet ${namespace}/${owner.name}`
+          : "; its workload's running pod is backed up instead";
     const text = `${podId}: phase ${status.phase}${status.reason ? ` (${status.reason})` : ''}, nothing runs in it: not backed up${instead}`;
     ctx.log[owner ? 'info' : 'warn'](text, fields);
     // Velero still stores the pod's manifest: without an earlier restore's init container and its signed URL.

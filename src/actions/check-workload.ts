@@ -24,13 +24,13 @@ import { isRunning, sharedFolderProblem, workloadOf } from './workload.js';
 
 interface PodLike {
   metadata?: KubeObject['metadata'];
-  spec?: { containers?: Array<{ name?: string }> };
+  spec?: { containers?: Array<{ name?: string }>; nodeName?: string };
   status?: { phase?: string };
 }
 
 /**
  * The check never fails the item: Velero leaves an item whose action failed out of the backup
- * (item_backupper.go), and a backup without the Deployment or StatefulSet could not recreate it.
+ * (item_backupper.go), and a backup without the workload (Deployment, StatefulSet, DaemonSet) could not recreate it.
  * A workload whose data is missing is an error line instead, which Velero counts against the
  * backup (PartiallyFailed) while the workload's manifest stays in it.
  */
@@ -47,10 +47,13 @@ export async function executeWorkloadCheck(
     return await checkWorkload(item, id, backup, ctx);
   } catch (err) {
     const message = err instanceof MissingData ? err.message : `${id}: cannot check that its Victoria data is in backup ${backup.name}: ${(err as Error).message}`;
-    ctx.log.error(message, { namespace, name: item.metadata?.name ?? '', resource: item.kind === 'StatefulSet' ? 'statefulsets.apps' : 'deployments.apps' });
+    ctx.log.error(message, { namespace, name: item.metadata?.name ?? '', resource: RESOURCES[item.kind] ?? 'deployments.apps' });
     return undefined;
   }
 }
+
+/** The resource of each kind of item the check is given, for the error line's fields. */
+const RESOURCES: Record<string, string> = { Deployment: 'deployments.apps', StatefulSet: 'statefulsets.apps', DaemonSet: 'daemonsets.apps' };
 
 /** Data of the workload that is not in the backup, said in full (notInBackup). */
 class MissingData extends Error {}
@@ -83,7 +86,10 @@ async function checkWorkload(item: KubeObject, id: string, backup: NonNullable<R
   if (own.length > 0 && included.length === 0) return undefined;
   const running = included.filter((p) => isRunning(p.pod));
   if (running.length === 0) throw missing(`no running pod (${own.length} pod(s), replicas scaled to 0 or not started): start it and back up again`);
-  const absent = statefulSetGaps(item, running.map((p) => p.pod), own.filter((p) => !included.includes(p)).map((p) => p.pod));
+  const excluded = own.filter((p) => !included.includes(p)).map((p) => p.pod);
+  const absent =
+    statefulSetGaps(item, running.map((p) => p.pod), excluded) ??
+    daemonSetGaps(item, running.length + excluded.length, included.filter((p) => !isRunning(p.pod)).map((p) => p.pod));
   if (absent) throw missing(absent);
   const shared = sharedFolderProblem({ id: `${item.kind}/${item.metadata?.name}`, folder: running[0]!.folder }, running.map((p) => p.pod.metadata?.name ?? ''));
   if (shared) throw missing(shared);
@@ -116,6 +122,24 @@ function statefulSetGaps(item: KubeObject, running: PodLike[], excluded: PodLike
   const absent = Array.from({ length: replicas }, (_, i) => `${item.metadata?.name}-${start + i}`).filter((name) => !have.has(name));
   if (absent.length === 0) return undefined;
   return `pod(s) ${absent.join(', ')} of its ${replicas} replicas not running, and each replica keeps data of its own: start them and back up again`;
+}
+
+/**
+ * A DaemonSet's pod on each node keeps that node's data (its own folder, `<daemonset>@<node>`), so
+ * fewer pods running than the DaemonSet schedules means a node's data is missing. Which nodes the
+ * controller has no pod on at all only the DaemonSet's status counts (desiredNumberScheduled);
+ * its pods that exist but do not run are named with their nodes. Pods the Backup leaves out on
+ * purpose were warned about already and count as present (`present`: running or left out).
+ */
+function daemonSetGaps(item: KubeObject, present: number, idle: PodLike[]): string | undefined {
+  if (item.kind !== 'DaemonSet') return undefined;
+  const desired = (item as { status?: { desiredNumberScheduled?: number } }).status?.desiredNumberScheduled;
+  if (desired === undefined || present >= desired) return undefined;
+  const named = idle.map((p) => `${p.metadata?.name} on ${p.spec?.nodeName ? `node ${p.spec.nodeName}` : 'no node yet'}`);
+  return (
+    `only ${present} of the ${desired} pods it schedules (one per node) are running${named.length > 0 ? ` (not running: ${named.join(', ')})` : ''}, ` +
+    "and each node's pod keeps that node's data: start them and back up again"
+  );
 }
 
 /** Every error of the check starts the same way, so that one search of the backup log finds them all. */

@@ -5,7 +5,8 @@
  * pod's ownerReferences, so a controller that exists already adopts the restored pod by its
  * labels: a ReplicaSet as a replica too many, which it may delete while the data downloads; a
  * StatefulSet scaled below the pod's ordinal deletes it, and one that is not creates the pod
- * itself, without the restore's init container. A Deployment whose template changed since the
+ * itself, without the restore's init container; a DaemonSet keeps one pod per node, and may
+ * create its own there first. A Deployment whose template changed since the
  * backup has another ReplicaSet, which does not adopt the restored pod (its pod-template-hash
  * differs): the pod then runs beside the Deployment's own, a second database on its data.
  */
@@ -37,6 +38,10 @@ const CONTROLLERS: Record<string, { get: (kube: KubeClient, namespace: string, n
   StatefulSet: {
     get: (kube, namespace, name) => kube.getStatefulSet(namespace, name),
     adopts: "it adopts the restored pod: scaled below the pod's ordinal it deletes it before its data is restored, otherwise it may create the pod itself first, without the restore",
+  },
+  DaemonSet: {
+    get: (kube, namespace, name) => kube.getDaemonSet(namespace, name),
+    adopts: "it adopts the restored pod: with a pod of its own on that node already it deletes one of the two, otherwise it may create its own pod there first, without the restore",
   },
 };
 

@@ -1,5 +1,5 @@
 /**
- * BackupItemActionV2 on labelled Victoria Deployments and StatefulSets: no silent skip (design.md).
+ * BackupItemActionV2 on labelled Victoria Deployments, StatefulSets and DaemonSets: no silent skip (design.md).
  * It fails the item, or its asynchronous operation, of a workload whose pods' data is not in the
  * backup (check-workload.ts, loaded only when Execute or Progress runs: see pod-backup.ts).
  */
@@ -13,7 +13,7 @@ export function workloadCheckAction(): BackupItemActionV2 {
     kind: 'BackupItemActionV2',
     name: WORKLOAD_CHECK_ACTION,
     // Any value of the label, as for pods (names.ts LABELLED_PODS): a mistyped one is reported.
-    appliesTo: () => ({ includedResources: ['deployments.apps', 'statefulsets.apps'], selector: LABELLED_PODS.selector }),
+    appliesTo: () => ({ includedResources: ['deployments.apps', 'statefulsets.apps', 'daemonsets.apps'], selector: LABELLED_PODS.selector }),
     execute: async (input, ctx) => (await import('./check-workload.js')).executeWorkloadCheck(input, ctx),
     // Execute starts one operation per workload, which looks for the pods' complete markers once
     // every item of the backup is done (check-workload.ts); it does nothing that could be cancelled.

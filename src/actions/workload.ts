@@ -1,7 +1,10 @@
 /**
  * Which workload a Victoria pod belongs to: its data folder in the bucket is named after it
  * (record.ts). A Deployment's pods are found through their ReplicaSet; a StatefulSet's pods (and
- * bare pods) keep their own names, which are stable and each have their own data.
+ * bare pods) keep their own names, which are stable and each have their own data. A DaemonSet's
+ * pods get new names when they are recreated, but each keeps its node and that node's hostPath
+ * data, so their folder is `<daemonset>@<node>`: '@' occurs in no Kubernetes name, so such a
+ * folder cannot be another workload's.
  */
 import type { KubeClient } from '../kube/client.js';
 import { KubeError } from '../kube/errors.js';
@@ -9,7 +12,7 @@ import type { KubeObject } from '../velero/types.js';
 import { KIND_LABEL } from './names.js';
 
 export interface Workload {
-  /** `Deployment/<name>`, `StatefulSet/<name>` or `Pod/<name>`, for messages and the record. */
+  /** `Deployment/<name>`, `StatefulSet/<name>`, `DaemonSet/<name>` or `Pod/<name>`, for messages and the record. */
   id: string;
   /** Folder name under the namespace. */
   folder: string;
@@ -48,6 +51,12 @@ export async function workloadOf(kube: KubeClient, pod: KubeObject): Promise<Wor
     return { id: `ReplicaSet/${owner.name}`, folder: owner.name };
   }
   if (owner?.kind === 'StatefulSet' && owner.name) return { id: `StatefulSet/${owner.name}`, folder: name };
+  if (owner?.kind === 'DaemonSet' && owner.name) {
+    // A pod not yet scheduled has no node, and no data to back up either (the workload check
+    // counts it as not running): its own name keeps it apart meanwhile.
+    const node = (pod as { spec?: { nodeName?: string } }).spec?.nodeName;
+    return { id: `DaemonSet/${owner.name}`, folder: node ? `${owner.name}@${node}` : name };
+  }
   return { id: `Pod/${name}`, folder: name };
 }
 

@@ -17,6 +17,7 @@ import {
   CustomObjectsApi,
   KubeConfig,
   type V1ConfigMap,
+  type V1DaemonSet,
   type V1Deployment,
   type V1Namespace,
   type V1Pod,
@@ -232,6 +233,12 @@ export class KubeClient {
   getStatefulSet(namespace: string, name: string): Promise<V1StatefulSet> {
     return this.call({ verb: 'get', resource: 'statefulsets', group: 'apps', namespace, name }, (o) =>
       this.apps.readNamespacedStatefulSet({ namespace, name }, o),
+    );
+  }
+
+  getDaemonSet(namespace: string, name: string): Promise<V1DaemonSet> {
+    return this.call({ verb: 'get', resource: 'daemonsets', group: 'apps', namespace, name }, (o) =>
+      this.apps.readNamespacedDaemonSet({ namespace, name }, o),
     );
   }
 

@@ -513,12 +513,12 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
     const docs = build('velero/rbac');
     const rules = (kind: string) => (docs.find((d) => d.kind === kind)?.rules ?? []) as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
     const grants = (kind: string, resource: string, verb: string) => rules(kind).some((r) => r.resources.includes(resource) && r.verbs.includes(verb));
-    for (const [resource, verb] of [['pods', 'get'], ['pods', 'list'], ['pods/exec', 'create'], ['pods/exec', 'get'], ['replicasets', 'get'], ['statefulsets', 'get'], ['deployments', 'get']] as const) {
+    for (const [resource, verb] of [['pods', 'get'], ['pods', 'list'], ['pods/exec', 'create'], ['pods/exec', 'get'], ['replicasets', 'get'], ['statefulsets', 'get'], ['daemonsets', 'get'], ['deployments', 'get']] as const) {
       expect(grants('ClusterRole', resource, verb), `ClusterRole: ${verb} ${resource}`).to.equal(true);
     }
     // Nothing the plugin does not do: it reads workloads, never lists or changes them.
     for (const verb of ['list', 'create', 'update', 'patch', 'delete']) {
-      for (const resource of ['deployments', 'replicasets', 'statefulsets']) expect(grants('ClusterRole', resource, verb), `not cluster-wide: ${verb} ${resource}`).to.equal(false);
+      for (const resource of ['deployments', 'replicasets', 'statefulsets', 'daemonsets']) expect(grants('ClusterRole', resource, verb), `not cluster-wide: ${verb} ${resource}`).to.equal(false);
     }
     for (const [resource, verb] of [['backupstoragelocations', 'get'], ['backups', 'get'], ['secrets', 'get'], ['configmaps', 'list']] as const) {
       expect(grants('Role', resource, verb), `Role in velero: ${verb} ${resource}`).to.equal(true);

@@ -148,7 +148,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(errors, JSON.stringify(r.logs)).to.have.length(1);
     if (typeof text === 'string') expect(String(errors[0]!['@message'])).to.contain(text);
     else expect(String(errors[0]!['@message'])).to.match(text);
-    expect(errors[0]).to.include({ namespace: NS, name: workload.metadata!.name, resource: workload.kind === 'StatefulSet' ? 'statefulsets.apps' : 'deployments.apps' });
+    expect(errors[0]).to.include({ namespace: NS, name: workload.metadata!.name, resource: `${workload.kind.toLowerCase()}s.apps` });
   };
 
   before(async function () {
@@ -392,6 +392,65 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(finalize.ok, finalize.error).to.equal(true);
     expect(finalize.operationID).to.equal('');
     expect(finalize.item).to.deep.equal(deployment);
+  });
+
+  it("a DaemonSet's pod backs up into <daemonset>@<node>, which its next pod on the node continues; the workload check names the nodes whose pod does not run", async () => {
+    const ds = api.put({
+      apiVersion: 'apps/v1',
+      kind: 'DaemonSet',
+      metadata: { name: 'vmds', namespace: NS, labels: { 'velero-plugin-victoria.io/kind': 'metrics' } },
+      spec: { selector: { matchLabels: { app: 'vmds' } } },
+      status: { desiredNumberScheduled: 1, numberReady: 1 },
+    });
+    /** A pod of the DaemonSet on `node`, whose companion backs up the test's VictoriaMetrics. */
+    const dsPod = (name: string, node: string, phase = 'Running'): KubeObject => {
+      const pod = podObject({ name, kind: 'metrics', deployment: 'vmds' });
+      pod.metadata.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'vmds', uid: 'ds-vmds', controller: true }];
+      (pod.spec as { nodeName?: string }).nodeName = node;
+      pod.status = { phase };
+      companionEnv.set(name, { VICTORIA_KIND: 'metrics', VICTORIA_URL: vm.url, VICTORIA_DATA_DIR: vm.dataDir, VICTORIA_AUTH_KEY: 'snap-key', COMPANION_STATE_DIR: mkdtempSync(join(tmpdir(), 'companion-state-')) });
+      api.onExec(NS, name, COMPANION, (command) => ({ file: paths.plugin, args: command.slice(1), env: { PATH: process.env.PATH ?? '', ...companionEnv.get(name)! } }));
+      return api.put(pod);
+    };
+    const check = (backup: string) => callAction(paths.plugin, { call: 'backup', pluginName: 'velero-plugin-victoria.io/workload-check', item: api.get('apps/v1', 'DaemonSet', NS, 'vmds')!, backup: backupObject(backup), env });
+    const first = dsPod('vmds-7xk2p', 'node-a');
+    try {
+      const res = await backupPod(first, 'b-ds1');
+      expect(res.ok, res.error).to.equal(true);
+      const record = JSON.parse(((res.item as KubeObject).metadata.annotations as Record<string, string>)[RECORD_ANNOTATION]!);
+      expect(record).to.include({ prefix: `${BSL_PREFIX}/plugins/victoria/${NS}/vmds@node-a`, name: 'b-ds1', workload: 'DaemonSet/vmds' });
+      expect(await keysUnder(folder('vmds@node-a', 'b-ds1'))).to.include(`${folder('vmds@node-a', 'b-ds1')}victoria_complete.ignore`);
+      // The DaemonSet recreates its pod on the node under a new name: the same folder, so the
+      // next backup copies what did not change instead of uploading it all again.
+      api.remove('v1', 'Pod', NS, 'vmds-7xk2p');
+      const next = dsPod('vmds-q9w4t', 'node-a');
+      const again = await backupPod(next, 'b-ds2');
+      expect(again.ok, again.error).to.equal(true);
+      const m = await manifestOf('vmds@node-a', 'b-ds2');
+      expect(m.totals.bytesCopied, 'copied from b-ds1').to.be.greaterThan(0);
+      expect(m.totals.bytesUploaded).to.be.lessThan(m.totals.bytes / 2);
+      const ok = await check('b-ds2');
+      expect(ok.ok, ok.error).to.equal(true);
+      expect(ok.progress).to.deep.equal({ completed: true, err: '' });
+      expect(messages(ok, 'info').join('\n')).to.contain('DaemonSet monitoring/vmds: Victoria data of 1 pod(s) is in backup b-ds2');
+      // A second node joins: its pod is pending, and a third node has none yet.
+      api.put({ ...ds, status: { desiredNumberScheduled: 3, numberReady: 1 } });
+      dsPod('vmds-m3n8c', 'node-b', 'Pending');
+      expectCheckError(
+        await check('b-ds2'),
+        api.get('apps/v1', 'DaemonSet', NS, 'vmds')!,
+        "DaemonSet monitoring/vmds: its Victoria data is NOT in backup b-ds2: only 1 of the 3 pods it schedules (one per node) are running (not running: vmds-m3n8c on node node-b), and each node's pod keeps that node's data: start them and back up again",
+      );
+      // Its evicted pod's item says where the node's data went missing.
+      const evicted = await backupPod({ ...next, status: { phase: 'Failed', reason: 'Evicted' } }, 'b-ds3');
+      expect(evicted.ok, evicted.error).to.equal(true);
+      expect(messages(evicted, 'info').join('\n')).to.contain(
+        `pod ${NS}/vmds-q9w4t: phase Failed (Evicted), nothing runs in it: not backed up; unless the DaemonSet runs a new pod on its node, that node's data is missing from the backup, which the workload check reports for DaemonSet ${NS}/vmds`,
+      );
+    } finally {
+      for (const name of ['vmds-7xk2p', 'vmds-q9w4t', 'vmds-m3n8c']) api.remove('v1', 'Pod', NS, name);
+      api.remove('apps/v1', 'DaemonSet', NS, 'vmds');
+    }
   });
 
   it('the workload check warns, without failing, for a pod the Backup leaves out on purpose, naming the filter', async () => {

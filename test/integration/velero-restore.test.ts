@@ -558,6 +558,20 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     } finally {
       api.remove('apps/v1', 'StatefulSet', NS, 'vmsingle');
     }
+    // A DaemonSet keeps one pod per node: the same warning, in its words.
+    const dsPod = { ...backedUp, metadata: { ...backedUp.metadata, name: 'vmsingle-q9w4t', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'vmsingle', uid: 'ds', controller: true }] } };
+    api.put({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'vmsingle', namespace: NS } });
+    try {
+      const res = await restorePod(asRestored(dsPod), restoreObject('r-ds'), dsPod);
+      expect(res.ok, res.error).to.equal(true);
+      expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
+      expect(messages(res, 'warn').join('\n')).to.contain(
+        'pod monitoring/vmsingle-q9w4t: DaemonSet monitoring/vmsingle exists already: it adopts the restored pod: with a pod of its own on that node already it deletes one of the two, ' +
+          'otherwise it may create its own pod there first, without the restore; delete the workload first',
+      );
+    } finally {
+      api.remove('apps/v1', 'DaemonSet', NS, 'vmsingle');
+    }
     const allowPods = api.forbid('get', 'pods', NS);
     const allowSets = api.forbid('get', 'replicasets', NS);
     try {

@@ -111,6 +111,7 @@ const RESOURCES: Resource[] = [
   { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true },
   { group: 'apps', version: 'v1', plural: 'statefulsets', kind: 'StatefulSet', namespaced: true },
   { group: 'apps', version: 'v1', plural: 'replicasets', kind: 'ReplicaSet', namespaced: true },
+  { group: 'apps', version: 'v1', plural: 'daemonsets', kind: 'DaemonSet', namespaced: true },
   { group: 'velero.io', version: 'v1', plural: 'backups', kind: 'Backup', namespaced: true },
   { group: 'velero.io', version: 'v1', plural: 'backupstoragelocations', kind: 'BackupStorageLocation', namespaced: true },
   { group: 'velero.io', version: 'v1', plural: 'restores', kind: 'Restore', namespaced: true, writable: true },

@@ -36,3 +36,24 @@ describe('workloadOf: the folder of a pod owned by a ReplicaSet', () => {
     );
   });
 });
+
+describe('workloadOf: a DaemonSet pod', () => {
+  it("backs up into <daemonset>@<node>, which the DaemonSet's next pod on that node shares; one not yet scheduled keeps its own name", async () => {
+    const kube = {} as KubeClient;
+    const pod = (name: string, nodeName?: string): KubeObject =>
+      ({
+        kind: 'Pod',
+        metadata: { namespace: 'logging', name, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'vlogs', uid: 'u', controller: true }] },
+        spec: nodeName ? { nodeName } : {},
+      }) as KubeObject;
+    expect(await workloadOf(kube, pod('vlogs-x7k2p', 'ip-10-0-1-2.eu-west-1.compute.internal'))).to.deep.equal({
+      id: 'DaemonSet/vlogs',
+      folder: 'vlogs@ip-10-0-1-2.eu-west-1.compute.internal',
+    });
+    expect(await workloadOf(kube, pod('vlogs-q9w4t', 'ip-10-0-1-2.eu-west-1.compute.internal'))).to.deep.equal({
+      id: 'DaemonSet/vlogs',
+      folder: 'vlogs@ip-10-0-1-2.eu-west-1.compute.internal',
+    });
+    expect(await workloadOf(kube, pod('vlogs-m3n8c'))).to.deep.equal({ id: 'DaemonSet/vlogs', folder: 'vlogs-m3n8c' });
+  });
+});
