@@ -1,7 +1,8 @@
 /**
  * What a drill changes in a restored Victoria pod or a workload's pod template, as pure functions
- * of the JSON: the data volume moved to the drill path, the database's retention raised and its
- * network taken off the host's, and Velero's post-restore hook that verifies the counts.
+ * of the JSON: the data volume (and every other hostPath a container writes to) moved to drill
+ * paths, the database's retention raised and its network taken off the host's, and Velero's
+ * post-restore hook that verifies the counts.
  */
 import { parseRetention } from '../victoria/retention.js';
 import { EXECUTABLE } from './names.js';
@@ -30,8 +31,7 @@ export function drillPath(pattern: string, values: Record<(typeof DRILL_PLACEHOL
   if (!normalized.startsWith('/') || normalized.split('/').some((s) => s === '..' || s === '.')) {
     throw new Error(`drillPathPattern ${JSON.stringify(pattern)} gives ${JSON.stringify(path)}, not a clean absolute path: fix drillPathPattern in the plugin ConfigMap`);
   }
-  const inside = (a: string, b: string) => a === b || a.startsWith(b === '/' ? '/' : `${b}/`);
-  if (inside(normalized, production) || inside(production, normalized)) {
+  if (within(normalized, production) || within(production, normalized)) {
     throw new Error(
       `drillPathPattern ${JSON.stringify(pattern)} gives ${normalized} for production path ${production}: a drill must not write into, above or below the production data; ` +
         'use a pattern such as {path}-drill-{restore} in the plugin ConfigMap',
@@ -52,6 +52,67 @@ function drillVolume(volume: Volume, original: Volume, pattern: string, restore:
   const type = original.hostPath.type;
   const hostPath = { ...original.hostPath, path, type: type === undefined || type === '' || type === 'Directory' ? 'DirectoryOrCreate' : type };
   return { volume: { ...volume, hostPath }, production, path };
+}
+
+/** Whether `a` is `b` or lies inside it ('/' holds every path). */
+const within = (a: string, b: string): boolean => a === b || a.startsWith(b === '/' ? '/' : `${b}/`);
+
+/** hostPath types that are no directory or file of data: left where they are in a drill. */
+const NOT_DATA = new Set(['Socket', 'CharDevice', 'BlockDevice']);
+
+/** The names of the volumes some container (or init container) of the pod mounts writable. */
+function writableVolumes(pod: Pod): Set<string> {
+  const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
+  return new Set(containers.flatMap((c) => (c.volumeMounts ?? []).filter((m) => m.readOnly !== true).map((m) => m.name)));
+}
+
+/**
+ * The pod's other hostPath volumes that a container mounts writable (a `-cacheDataPath`, a tmp
+ * directory), moved to drill paths as the data volume is: a drill pod must not write into any
+ * production path of the node, where the production database may be using the same directory.
+ * Read-only mounts stay (they cannot change production: /etc/localtime, a configuration
+ * directory), and so do sockets and devices. `original` is the pod as the backup holds it.
+ */
+function drillOtherHostPaths(
+  pod: Pod,
+  original: Pod,
+  dataVolume: string,
+  pattern: string,
+  values: { restore: string; namespace: string },
+): { pod: Pod; moved: Array<{ name: string; production: string; path: string }> } {
+  const writable = writableVolumes(original);
+  const moved: Array<{ name: string; production: string; path: string }> = [];
+  let out = pod;
+  for (const volume of original.spec?.volumes ?? []) {
+    if (volume.name === dataVolume || !writable.has(volume.name) || !volume.hostPath || NOT_DATA.has(volume.hostPath.type ?? '')) continue;
+    const current = (out.spec?.volumes ?? []).find((v) => v.name === volume.name);
+    if (!current) continue;
+    const drilled = drillVolume(current, volume, pattern, values.restore, values.namespace)!;
+    const type = volume.hostPath.type === 'File' ? 'FileOrCreate' : drilled.volume.hostPath!.type;
+    out = withVolume(out, { ...drilled.volume, hostPath: { ...drilled.volume.hostPath!, ...(type === undefined ? {} : { type }) } });
+    moved.push({ name: volume.name, production: drilled.production, path: drilled.path });
+  }
+  return { pod: out, moved };
+}
+
+/**
+ * Refuses drill paths that lie in, at or above a production hostPath the pod writes to: with the
+ * data volume at /mnt/db1/vm and a cache volume at /mnt/db1/vm/cache, the pattern
+ * {path}-drill-{restore} would put the cache's drill copy inside the production data directory.
+ * (A read-only mount of a parent, such as / for disk metrics, is no production data.)
+ */
+function checkDrillPaths(moved: Array<{ production: string; path: string }>, original: Pod, pattern: string): void {
+  const writable = writableVolumes(original);
+  const production = (original.spec?.volumes ?? []).flatMap((v) => (v.hostPath && writable.has(v.name) ? [v.hostPath.path.replace(/\/+$/, '') || '/'] : []));
+  for (const m of moved) {
+    const clash = production.find((p) => within(m.path, p) || within(p, m.path));
+    if (clash) {
+      throw new Error(
+        `drillPathPattern ${JSON.stringify(pattern)} gives ${m.path} for production path ${m.production}, which is in, at or above the pod's production hostPath ${clash}: ` +
+          'a drill must not write there; use a pattern that leads elsewhere, such as /srv/drills/{restore}{path}, in the plugin ConfigMap',
+      );
+    }
+  }
 }
 
 /** Whether a container is (one of) the database's: it mounts the data volume and is not the companion. */
@@ -172,10 +233,13 @@ export function drillPod(
 ): { pod: Pod; moved: { production: string; path: string } | undefined; note: string } {
   const original = (backedUp.spec?.volumes ?? []).find((v) => v.name === volume.name) ?? volume;
   const moved = drillVolume(volume, original, config.drillPathPattern, o.restore, o.namespace);
-  const moving = moved ? withVolume(pod, moved.volume) : pod;
+  const others = drillOtherHostPaths(moved ? withVolume(pod, moved.volume) : pod, backedUp, volume.name, config.drillPathPattern, o);
+  checkDrillPaths([...(moved ? [moved] : []), ...others.moved], backedUp, config.drillPathPattern);
+  const moving = others.pod;
   const retention = withDrillRetention(moving.spec ?? {}, volume.name, config.companionContainer);
   const network = withDrillNetwork(retention.spec);
-  return { pod: { ...moving, spec: network.spec }, moved, note: `${drillRetentionNote(retention)}${drillNetworkNote(network)}` };
+  const otherNote = others.moved.length > 0 ? `; hostPath volume(s) ${others.moved.map((m) => `${m.name} (${m.path}, not ${m.production})`).join(', ')} moved as well` : '';
+  return { pod: { ...moving, spec: network.spec }, moved, note: `${drillRetentionNote(retention)}${drillNetworkNote(network)}${otherNote}` };
 }
 
 /**

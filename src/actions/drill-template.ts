@@ -4,12 +4,14 @@
  * mount at /victoria-data, moves to the drill path, and the database keeps every sample of the
  * backup on the pod network: the restored pods' rewrite (drillPod), so no pod the drill's
  * controllers create can open the production directory. A StatefulSet's updates wait for
- * deletion (OnDelete), so that its controller keeps the restored pods. Outside drills the item is
- * restored unchanged.
+ * deletion (OnDelete), so that its controller keeps the restored pods. A workload whose kind label
+ * is neither metrics nor logs is refused in a drill. Outside drills the item is restored unchanged.
  */
 import { KubeClient } from '../kube/client.js';
 import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
+import { isSourceKind } from '../victoria/types.js';
+import { KIND_LABEL } from './names.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { drillPod } from './drill-spec.js';
 import { findDataVolume, type Pod } from './pod-spec.js';
@@ -28,6 +30,15 @@ export async function executeDrillTemplate(
   const template = item.spec?.template;
   if (target === namespace || !template) return undefined;
   const id = `${item.kind} ${namespace}/${item.metadata?.name}`;
+  const kind = item.metadata?.labels?.[KIND_LABEL];
+  if (!isSourceKind(kind)) {
+    // Its backup reported the label already (the workload check); restoring it unchanged would
+    // start its pods in the drill namespace on the production hostPath, beside production.
+    throw new Error(
+      `${id}: its label ${KIND_LABEL} is ${JSON.stringify(kind)}, neither metrics nor logs, so it is no Victoria workload the drill can move to a drill path, ` +
+        `and restored as it is its pods would open the production hostPath: not restored into ${target}. Fix the label on the workload and its pod template, then drill a backup made after that`,
+    );
+  }
   const config = await loadPluginConfig(KubeClient.load(), restore.veleroNamespace);
   const { volume } = findDataVolume(template, config.companionContainer, `the pod template of ${id}`);
   const backedUp = (parseItemFromBackup(input.itemFromBackup) as Workload | undefined)?.spec?.template ?? template;

@@ -14,7 +14,9 @@ export function workloadRestoreAction(): RestoreItemActionV2 {
   return {
     kind: 'RestoreItemActionV2',
     name: WORKLOAD_RESTORE_ACTION,
-    appliesTo: () => ({ includedResources: ['deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'daemonsets.apps'], selector: `${KIND_LABEL} in (metrics,logs)` }),
+    // Any value of the label, as drills restore them (`velero-plugin-victoria.io/kind` exists): one
+    // with a mistyped value would otherwise come back unchanged, on its production hostPath.
+    appliesTo: () => ({ includedResources: ['deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'daemonsets.apps'], selector: KIND_LABEL }),
     execute: async (input, ctx) => (await import('./drill-template.js')).executeDrillTemplate(input, ctx),
     async progress(operationID) {
       return { completed: true, err: `no asynchronous operation "${operationID}": ${WORKLOAD_RESTORE_ACTION} starts none` };

@@ -454,6 +454,18 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(ds.ok, ds.error).to.equal(true);
     expect((ds.item as { spec: { updateStrategy: unknown } }).spec.updateStrategy).to.deep.equal({ type: 'OnDelete' });
     expect((ds.item as { spec: { template: { spec: PodJson['spec'] } } }).spec.template.spec.volumes.find((v) => v.name === 'data')!.hostPath!.path).to.equal(`${HOST_PATH}-drill-drill-4`);
+    // A mistyped kind (the backup's workload check reported it): the drill restores every labelled
+    // object, and this one, unchanged, would open the production path; it is refused instead.
+    const typo = { ...deployment, metadata: { ...deployment.metadata, labels: { 'velero-plugin-victoria.io/kind': 'vm' } } };
+    const refused = await callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/workload-restore', item: typo, itemFromBackup: typo, restore: restoreObject('drill-5', { [NS]: DRILL_NS }), env });
+    expect(refused.ok).to.equal(false);
+    expect(refused.error).to.contain(
+      `Deployment monitoring/vmsingle: its label velero-plugin-victoria.io/kind is "vm", neither metrics nor logs, so it is no Victoria workload the drill can move to a drill path, ` +
+        `and restored as it is its pods would open the production hostPath: not restored into ${DRILL_NS}`,
+    );
+    const typoPlain = await callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/workload-restore', item: typo, itemFromBackup: typo, restore: restoreObject('r5'), env });
+    expect(typoPlain.ok, typoPlain.error).to.equal(true);
+    expect(typoPlain.item).to.deep.equal(typo);
   });
 
   it('the pod exists already: no plan and no init container (Velero keeps the running pod), with a warning; its ReplicaSet alone, or its Deployment alone: a warning', async () => {

@@ -240,14 +240,15 @@ describe('registered actions', () => {
     for (const action of actions) {
       expect(validatePluginName(action.name), action.name).to.equal(undefined);
       const resources: Record<string, string[]> = {
-        'velero-plugin-victoria.io/workload-check': ['deployments.apps', 'statefulsets.apps'],
+        'velero-plugin-victoria.io/workload-check': ['deployments.apps', 'statefulsets.apps', 'daemonsets.apps'],
         'velero-plugin-victoria.io/workload-restore': ['deployments.apps', 'replicasets.apps', 'statefulsets.apps', 'daemonsets.apps'],
       };
       expect(action.appliesTo().includedResources, action.name).to.deep.equal(resources[action.name] ?? ['pods']);
-      // The backup side takes any value of the label and refuses a wrong one (no silent skip);
-      // restore and delete act only where a backup can have written data.
-      const backupSide = ['velero-plugin-victoria.io/pod-backup', 'velero-plugin-victoria.io/workload-check'].includes(action.name);
-      expect(action.appliesTo().selector, action.name).to.equal(backupSide ? 'velero-plugin-victoria.io/kind' : 'velero-plugin-victoria.io/kind in (metrics,logs)');
+      // The backup side takes any value of the label and refuses a wrong one (no silent skip), and
+      // so do the workload templates a drill restores (a wrong one would open the production path);
+      // the pod restore and delete act only where a backup can have written data.
+      const anyValue = ['velero-plugin-victoria.io/pod-backup', 'velero-plugin-victoria.io/workload-check', 'velero-plugin-victoria.io/workload-restore'].includes(action.name);
+      expect(action.appliesTo().selector, action.name).to.equal(anyValue ? 'velero-plugin-victoria.io/kind' : 'velero-plugin-victoria.io/kind in (metrics,logs)');
     }
   });
 
