@@ -242,6 +242,49 @@ export function drillPod(
   return { pod: { ...moving, spec: network.spec }, moved, note: `${drillRetentionNote(retention)}${drillNetworkNote(network)}${otherNote}` };
 }
 
+const LOOPBACK = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+/** Where a drill's verify hook asks when the companion's URL may lead elsewhere. */
+export const DRILL_VERIFY_HOST = '127.0.0.1';
+
+/**
+ * Whether the drill's verify hook must be told to ask the loopback address (`companion verify
+ * --host`): the companion's URL (`--url` in its command or args, else `VICTORIA_URL`, else the
+ * loopback default) may name a Service or the node's address, which from a drill pod reaches the
+ * production database, whose counts would pass the drill whatever was restored. Such a URL, or one
+ * the spec does not show (taken from a Secret or ConfigMap), gets DRILL_VERIFY_HOST; `note` says
+ * why, for the drill's log line. A loopback URL gets nothing, so that a companion of an older
+ * version, which has no `--host`, still runs the hook.
+ */
+export function drillVerifyHost(pod: Pod, companion: string): { host: string; note: string } | undefined {
+  const c = (pod.spec?.containers ?? []).find((x) => x.name === companion);
+  if (!c) return undefined;
+  const words = [...(Array.isArray(c.command) ? (c.command as string[]) : []), ...(Array.isArray(c.args) ? (c.args as string[]) : [])];
+  let url: string | undefined;
+  words.forEach((w, i) => {
+    if (w === '--url') url = words[i + 1];
+    else if (w.startsWith('--url=')) url = w.slice('--url='.length);
+  });
+  if (url === undefined) {
+    const env = (Array.isArray(c.env) ? (c.env as Array<{ name?: string; value?: string; valueFrom?: unknown }>) : []).filter((e) => e.name === 'VICTORIA_URL').at(-1);
+    if (env?.valueFrom !== undefined) {
+      return { host: DRILL_VERIFY_HOST, note: `its companion's VICTORIA_URL comes from a Secret or ConfigMap, which the drill cannot see, so the verify hook asks ${DRILL_VERIFY_HOST} on its port` };
+    }
+    if (!env?.value) return undefined;
+    url = env.value;
+  }
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return undefined; // the companion refuses it itself, naming the flag
+  }
+  if (LOOPBACK.test(host)) return undefined;
+  return {
+    host: DRILL_VERIFY_HOST,
+    note: `its companion's URL names ${host}, which from the drill pod may reach the production database, so the verify hook asks ${DRILL_VERIFY_HOST} on the same port`,
+  };
+}
+
 /**
  * Velero's post-restore exec hook that checks a drill: in the companion, once the database
  * answers, its counts must equal the counts recorded at backup time (`companion verify`). Velero
@@ -259,6 +302,8 @@ export function verifyHookAnnotations(o: {
   healthTimeoutSeconds: number;
   /** How long the count may take: the backup's countTimeoutSeconds. */
   countTimeoutSeconds: number;
+  /** Ask the database at this host (drillVerifyHost). */
+  host?: string;
 }): Record<string, string> {
   // The wait for /health, then the count, with a minute for the flush and the start of the process.
   const execTimeoutSeconds = o.healthTimeoutSeconds + o.countTimeoutSeconds + 60;
@@ -274,6 +319,7 @@ export function verifyHookAnnotations(o: {
     `${o.healthTimeoutSeconds}s`,
     '--count-timeout',
     `${o.countTimeoutSeconds}s`,
+    ...(o.host ? ['--host', o.host] : []),
   ];
   return {
     [RESTORE_HOOK.container]: o.companion,

@@ -18,7 +18,7 @@ import { formatBytes } from '../engine/progress.js';
 import type { PluginConfig } from './plugin-config.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { PLUGIN_FOLDER, readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecord } from './record.js';
-import { databaseRetention, drillPod, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
+import { databaseRetention, drillPod, drillVerifyHost, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
 import { lockedDown, restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
 import { podClaims, podReferences } from './pod-references.js';
@@ -343,9 +343,12 @@ function withDrillVerification(s: PodRestore, pod: Pod, plan: MadeRestorePlan, d
     );
     return pod;
   }
+  const host = drillVerifyHost(pod, config.companionContainer);
+  if (host) ctx.log.info(`${podId}: drill: ${host.note}`, fields);
   const verifying = withAnnotations(
     pod,
     verifyHookAnnotations({
+      ...(host ? { host: host.host } : {}),
       companion: config.companionContainer,
       counts: plan.counts,
       countedBefore: plan.countedBefore,

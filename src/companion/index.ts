@@ -29,11 +29,12 @@ Usage:
                                           the database's counts up to five minutes before the recorded
                                           snapshot time, from an hour inside its retention (one JSON line);
                                           the counting query may take DUR (default 5m)
-  velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--start TIME] [--timeout DUR] [--count-timeout DUR]
+  velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--start TIME] [--timeout DUR] [--count-timeout DUR] [--host H]
                                           after a restore drill (Velero post-restore hook): waits until the
                                           database answers /health (DUR, default ${DEFAULT_VERIFY_TIMEOUT}), compares its counts
                                           (data in [--start, --end), default all; the count may take --count-timeout,
-                                          default 5m) with JSON; one JSON line; exit 0 if equal
+                                          default 5m) with JSON; one JSON line; exit 0 if equal; --host asks the
+                                          database at H on the URL's port instead of the URL's host
 
 Flags (each falls back to its environment variable, then to the default):
   --kind metrics|logs          ${ENV.kind} (required)

@@ -32,6 +32,11 @@ export interface VerifyOptions {
   timeoutMs: number;
   /** How long the counting query may take (ms; default: the client's long timeout, 5 min). */
   countTimeoutMs?: number;
+  /**
+   * Ask the database at this host instead of the URL's, on the URL's port (a drill: the copy in
+   * its own pod, never a database elsewhere that a Service name or a node address would reach).
+   */
+  host?: string;
 }
 
 export interface VerifyResult {
@@ -43,11 +48,21 @@ export interface VerifyResult {
   differences: Array<{ key: string; expected: number | null; found: number | null }>;
 }
 
+/** A DNS name, an IPv4 address or a bracketed IPv6 address: what may stand between `//` and the port. */
+const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$/;
+
+/** `url` with its host replaced by `host`, keeping the scheme, credentials, port and path. */
+export function withHost(url: string, host: string): string {
+  const u = new URL(url);
+  u.hostname = host;
+  return u.toString().replace(/\/$/, url.endsWith('/') ? '/' : '');
+}
+
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 
 /** Splits `verify`'s own flags from the shared companion flags (config.ts parses those strictly). */
 export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest: string[] } {
-  const { values, rest } = splitOwnFlags(args, ['expect', 'end', 'start', 'timeout', 'count-timeout']);
+  const { values, rest } = splitOwnFlags(args, ['expect', 'end', 'start', 'timeout', 'count-timeout', 'host']);
   if (values.expect === undefined) throw usageError('--expect is required: the counts recorded at backup time, e.g. --expect \'{"series":40,"samples":12000}\'');
   let expected: unknown;
   try {
@@ -74,8 +89,17 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; rest:
   const timeoutMs = parseDurationFlag('--timeout', values.timeout ?? DEFAULT_VERIFY_TIMEOUT);
   // The drill passes the backup's countTimeoutSeconds: a count that took that long then takes as long now.
   const countTimeoutMs = values['count-timeout'] === undefined ? undefined : parseDurationFlag('--count-timeout', values['count-timeout']);
+  const host = values.host;
+  if (host !== undefined && !HOST.test(host)) throw usageError(`--host ${JSON.stringify(host)} is not a host name or address, such as 127.0.0.1`);
   return {
-    options: { expected: expected as Record<string, number>, ...(end ? { end } : {}), ...(start ? { start } : {}), timeoutMs, ...(countTimeoutMs ? { countTimeoutMs } : {}) },
+    options: {
+      expected: expected as Record<string, number>,
+      ...(end ? { end } : {}),
+      ...(start ? { start } : {}),
+      timeoutMs,
+      ...(countTimeoutMs ? { countTimeoutMs } : {}),
+      ...(host ? { host } : {}),
+    },
     rest,
   };
 }
@@ -133,7 +157,8 @@ export async function verifyCommand(args: string[], env: NodeJS.ProcessEnv): Pro
   try {
     const { options, rest } = parseVerifyArgs(args);
     expected = options.expected;
-    const config = parseCompanionConfig(rest, env);
+    const configured = parseCompanionConfig(rest, env);
+    const config = options.host ? { ...configured, url: withHost(configured.url, options.host) } : configured;
     checkExpectedKeys(config.kind, options.expected);
     const result = await verifyCounts(config, options);
     process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -793,6 +793,12 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       expect(bad.status).to.equal(1);
       expect(JSON.parse(bad.stdout.trim())).to.deep.include({ verify: 'mismatch', expected: wrong, found: manifestCounts });
       expect(bad.stderr).to.match(/samples: expected 6001, found 6000/);
+      // A URL naming another host (here one that does not resolve; in a cluster a Service that
+      // reaches production): --host, which the drill adds then, counts the copy on the URL's port.
+      const elsewhere = { ...verifyEnv, VICTORIA_URL: copy.url.replace('127.0.0.1', 'vmsingle.monitoring.svc.invalid') };
+      const local = await run(paths.plugin, ['companion', 'verify', '--expect', JSON.stringify(manifestCounts), '--host', '127.0.0.1'], elsewhere);
+      expect(local.status, local.stderr).to.equal(0);
+      expect(JSON.parse(local.stdout.trim())).to.deep.include({ verify: 'ok', found: manifestCounts });
     } finally {
       await copy.stop();
     }

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { CompanionError } from '../../src/companion/errors.js';
 import { describeConfig, formatDuration, parseCompanionConfig, parseDuration } from '../../src/companion/config.js';
 import { COMPANION_EXIT } from '../../src/companion/protocol.js';
-import { checkExpectedKeys, parseVerifyArgs } from '../../src/companion/verify.js';
+import { checkExpectedKeys, parseVerifyArgs, withHost } from '../../src/companion/verify.js';
 
 function usageMessage(fn: () => unknown): string {
   try {
@@ -127,6 +127,15 @@ describe('companion verify arguments', () => {
     for (const t of ['2026-11-22T11:27:00', '2026-11-22', 'Nov 22 2026']) expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--end', t]), t).to.throw(CompanionError, /is not an RFC 3339 time/);
     expect(parseVerifyArgs(['--expect', '{"rows":1}', '--end', '2026-11-22T12:27:00+01:00']).options.end?.toISOString()).to.equal('2026-11-22T11:27:00.000Z');
     expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--start', '2026-11-22T00:00:00Z', '--end', '2026-11-21T00:00:00Z'])).to.throw(CompanionError, /--start .* is not before --end/);
+  });
+
+  it('--host asks another host on the URL\'s port, keeping scheme, credentials and path (a drill: the copy in its own pod)', () => {
+    expect(parseVerifyArgs(['--expect', '{"rows":1}', '--host', '127.0.0.1', '--kind', 'logs'])).to.deep.include({ rest: ['--kind', 'logs'] });
+    expect(parseVerifyArgs(['--expect', '{"rows":1}', '--host', '127.0.0.1']).options.host).to.equal('127.0.0.1');
+    expect(() => parseVerifyArgs(['--expect', '{"rows":1}', '--host', 'http://vm:8428'])).to.throw(CompanionError, /--host "http:\/\/vm:8428" is not a host name or address/);
+    expect(withHost('http://vmsingle.monitoring.svc:8428', '127.0.0.1')).to.equal('http://127.0.0.1:8428');
+    expect(withHost('https://user:pw@10.0.0.7:9428/select/', '127.0.0.1')).to.equal('https://user:pw@127.0.0.1:9428/select/');
+    expect(withHost('http://vm.example.com/prefix', '[::1]')).to.equal('http://[::1]/prefix');
   });
 
   it('--count-timeout bounds the count (the drill passes countTimeoutSeconds); without it the client\'s default', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { drillPod } from '../../src/actions/drill-spec.js';
+import { drillPod, drillVerifyHost, verifyHookAnnotations } from '../../src/actions/drill-spec.js';
 import type { Pod, Volume } from '../../src/actions/pod-spec.js';
 
 const config = { drillPathPattern: '{path}-drill-{restore}', companionContainer: 'victoria-companion' };
@@ -67,5 +67,29 @@ describe('drillPod: no drill pod writes on a production hostPath', () => {
       data: { path: '/srv/drills/r1/mnt/db1/vm', type: 'DirectoryOrCreate' },
       cache: { path: '/srv/drills/r1/mnt/db1/vm/cache', type: 'DirectoryOrCreate' },
     });
+  });
+});
+
+describe('drillVerifyHost: the drill verifies the copy in its own pod, never production', () => {
+  const withCompanion = (companion: Record<string, unknown>): Pod => ({ kind: 'Pod', spec: { containers: [{ name: 'vm' }, { name: 'victoria-companion', ...companion }] } });
+  const host = (companion: Record<string, unknown>) => drillVerifyHost(withCompanion(companion), 'victoria-companion');
+
+  it('a loopback URL or the default needs nothing (an older companion, without --host, still runs the hook)', () => {
+    expect(host({})).to.equal(undefined);
+    expect(host({ env: [{ name: 'VICTORIA_URL', value: 'http://127.0.0.1:8428' }] })).to.equal(undefined);
+    expect(host({ env: [{ name: 'VICTORIA_URL', value: 'http://localhost:9428' }] })).to.equal(undefined);
+    expect(host({ args: ['companion', 'serve', '--url=http://[::1]:8428'] })).to.equal(undefined);
+  });
+
+  it('a Service name, a node address or a URL from a Secret gets --host 127.0.0.1, saying why', () => {
+    expect(host({ env: [{ name: 'VICTORIA_URL', value: 'http://vmsingle.monitoring.svc:8428' }] })).to.deep.equal({
+      host: '127.0.0.1',
+      note: "its companion's URL names vmsingle.monitoring.svc, which from the drill pod may reach the production database, so the verify hook asks 127.0.0.1 on the same port",
+    });
+    // --url wins over the environment, as in the companion.
+    expect(host({ env: [{ name: 'VICTORIA_URL', value: 'http://127.0.0.1:8428' }], args: ['companion', 'serve', '--url', 'http://10.0.0.7:8428'] })?.host).to.equal('127.0.0.1');
+    expect(host({ env: [{ name: 'VICTORIA_URL', valueFrom: { secretKeyRef: { name: 'vm-url', key: 'url' } } }] })?.note).to.contain('comes from a Secret or ConfigMap');
+    const command = JSON.parse(verifyHookAnnotations({ companion: 'victoria-companion', counts: { series: 1 }, waitTimeoutSeconds: 60, healthTimeoutSeconds: 300, countTimeoutSeconds: 300, host: '127.0.0.1' })['post.hook.restore.velero.io/command']!) as string[];
+    expect(command.slice(-2)).to.deep.equal(['--host', '127.0.0.1']);
   });
 });
