@@ -215,11 +215,20 @@ async function clearEarlierDrill(kube: KubeClient, a: DrillRequest, pollMs: numb
   return `deleted namespace ${ns}, left by drill ${earlier} (${phase}); remove that drill's hostPath directories on the node`;
 }
 
-/** --cleanup, into the report: only the namespace this drill created (it did not exist before), never production. */
+/**
+ * --cleanup, into the report: only the namespace this drill created (it did not exist before), never
+ * production, and only after a drill that passed: a failed drill's pods hold the evidence (the
+ * restore init container's log, the database's, the verify hook's), which the next drill with
+ * --cleanup deletes once this Restore has ended (clearEarlierDrill).
+ */
 async function cleanUp(kube: KubeClient, report: DrillReport): Promise<void> {
   const { drillNamespace } = report;
   if (report.timedOut) {
     report.cleanup.note = `not done: the Restore is still running; delete namespace ${drillNamespace} once it has ended`;
+  } else if (!report.passed) {
+    report.cleanup.note =
+      `kept: the drill failed, and the logs of its pods in ${drillNamespace} (init container victoria-restore, the database, the companion) show why; ` +
+      'the next drill with --cleanup deletes it, or delete it yourself once read';
   } else if (drillNamespace === report.namespace) {
     // The usage check refuses this already; kept beside the deletion, so that no later change
     // of the arguments' handling can delete production.
