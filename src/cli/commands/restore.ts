@@ -18,7 +18,8 @@ velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [
 
 Downloads backup ROOT/NAME into DIR (the database must be stopped; DIR becomes its -storageDataPath)
 and checks every file's SHA-256. Refuses an incomplete backup. Refuses a non-empty DIR unless
---replace is given; then the current contents are moved aside (DIR-replaced-<time>), never deleted.
+--replace is given; then the current contents are moved aside (DIR-replaced-<time>, or DIR/.replaced-<time>
+when DIR is a mount point), never deleted.
 VictoriaLogs partitions land in DIR/partitions/YYYYMMDD. Files are written with O_DIRECT (no copy
 through the page cache) where DIR's file system takes it; --no-direct-io writes through the page cache.
 --max-bytes-per-second caps the download rate of the whole restore, e.g. 50MiB (units KB, MB, GB, TB,
