@@ -31,7 +31,14 @@ async function readMarker(store: ObjectStore, name: string): Promise<CompleteMar
   } catch {
     throw new IncompleteBackupError(`${where}: its ${COMPLETE_KEY} is not JSON; the backup was changed after it completed`);
   }
-  if (marker.format !== MANIFEST_FORMAT) throw new IncompleteBackupError(`${where}: unknown complete marker format ${JSON.stringify(marker.format)}`);
+  if (marker.format !== MANIFEST_FORMAT) {
+    // A later version changes the marker's format with the manifest's (they share one constant):
+    // that backup is whole, just not readable by this version, which must say so rather than call it broken.
+    throw new IncompleteBackupError(
+      `${where}: unknown complete marker format ${JSON.stringify(marker.format)} (this tool reads ${MANIFEST_FORMAT}): ` +
+        'written by another version of velero-plugin-victoria; use a version that reads it, or another backup',
+    );
+  }
   if (typeof marker.manifestSha256 !== 'string' || typeof marker.completedAt !== 'string') {
     throw new IncompleteBackupError(`${where}: its ${COMPLETE_KEY} lacks manifestSha256 or completedAt; the backup was changed after it completed`);
   }

@@ -909,6 +909,13 @@ describe('engine: backup, restore, verify', () => {
     expect((await newestComplete(store))?.name).to.equal('b1');
     const err = (await restoreBackup({ store, name: 'b2', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => e)) as Error;
     expect(err.message).to.match(/unknown manifest format/);
+    // As a later version would really write it: the marker's format changes with the manifest's.
+    store.objects.set(`b2/${COMPLETE_KEY}`, Buffer.from(JSON.stringify({ ...marker, format: 'velero-plugin-victoria/backup/v2', manifestSha256: createHash('sha256').update(bytes).digest('hex') })));
+    const relisted = await listBackups(store);
+    expect(relisted[1]!.problem).to.match(
+      /unknown complete marker format "velero-plugin-victoria\/backup\/v2" \(this tool reads velero-plugin-victoria\/backup\/v1\): written by another version of velero-plugin-victoria; use a version that reads it, or another backup$/,
+    );
+    expect((await newestComplete(store))?.name).to.equal('b1');
   });
 
   it('a sequential reader (like the companion tar stream) works with several workers', async () => {
