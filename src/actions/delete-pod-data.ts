@@ -8,7 +8,7 @@ import { deleteBackup } from '../engine/delete.js';
 import { formatBytes } from '../engine/progress.js';
 import { KubeClient } from '../kube/client.js';
 import type { ActionContext, ItemInput } from '../velero/types.js';
-import { PLUGIN_FOLDER, readRecord, recordedWorkloadFolder, workloadPrefix, type BackupRecord } from './record.js';
+import { PLUGIN_FOLDER, readRecordWhere, recordedWorkloadFolder, workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
 import { parseVeleroBackup } from './velero-backup.js';
 
@@ -29,9 +29,9 @@ export async function executePodDelete(
 ): Promise<void> {
   const pod = `${input.item.metadata?.namespace}/${input.item.metadata?.name}`;
   const backup = parseVeleroBackup(input.backup);
-  let record: BackupRecord | undefined;
+  let record: { prefix: string; bucket: string } | undefined;
   try {
-    record = readRecord(input.item.metadata?.annotations);
+    record = readRecordWhere(input.item.metadata?.annotations);
   } catch (err) {
     throw new Error(`pod ${pod}: the Victoria data of backup ${backup.name} cannot be found to remove: ${(err as Error).message}`);
   }

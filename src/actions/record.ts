@@ -49,7 +49,7 @@ export function workloadPrefix(bslPrefix: string, namespace: string, folder: str
  * another location (synced from the same bucket, or a replica) than the one that wrote the record.
  * Built from two path segments, the folder cannot leave the plugin folder.
  */
-export function recordedWorkloadFolder(record: BackupRecord): string {
+export function recordedWorkloadFolder(record: Pick<BackupRecord, 'prefix'>): string {
   const segments = record.prefix.split('/').filter(Boolean);
   const ours = segments.slice(-4, -2).join('/') === PLUGIN_FOLDER && isSubdir(segments.slice(-2).join('/'));
   if (!ours) throw new Error(`the backup record's prefix ${JSON.stringify(record.prefix)} is not <location prefix>/${PLUGIN_FOLDER}/<namespace>/<workload>: it was not written by this plugin`);
@@ -81,6 +81,28 @@ export function readRecord(annotations: Record<string, string> | undefined): Bac
     throw new Error(`annotation ${RECORD_ANNOTATION} names data directory ${JSON.stringify(value.dataSubdir)}, which is not a directory below the data volume; it is written by the backup action and must not be edited`);
   }
   return value;
+}
+
+/**
+ * Where the record says the data went, for the delete action, which needs nothing else (the
+ * backup's name is Velero's): any format that has a prefix is read, so that a backup made by
+ * another version of the plugin is still removed when Velero deletes it (Velero deletes the backup
+ * whatever the action answers, and its data would stay in the bucket). Undefined without a
+ * record; an error for a record without a prefix.
+ */
+export function readRecordWhere(annotations: Record<string, string> | undefined): { prefix: string; bucket: string } | undefined {
+  const raw = annotations?.[RECORD_ANNOTATION];
+  if (raw === undefined) return undefined;
+  let value: { prefix?: unknown; bucket?: unknown } | null;
+  try {
+    value = JSON.parse(raw) as { prefix?: unknown; bucket?: unknown } | null;
+  } catch (err) {
+    throw new Error(`annotation ${RECORD_ANNOTATION} is not JSON (${(err as Error).message}); it is written by the backup action and must not be edited`);
+  }
+  if (typeof value?.prefix !== 'string' || value.prefix === '') {
+    throw new Error(`annotation ${RECORD_ANNOTATION} has no prefix; it is written by the backup action and must not be edited`);
+  }
+  return { prefix: value.prefix, bucket: typeof value.bucket === 'string' ? value.bucket : '' };
 }
 
 /** A relative path of plain segments: it stays below the directory it is joined to. */

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { dataSubdirOf, readRecord, RECORD_ANNOTATION } from '../../src/actions/record.js';
+import { dataSubdirOf, readRecord, readRecordWhere, RECORD_ANNOTATION, recordedWorkloadFolder } from '../../src/actions/record.js';
 
 describe('backup record', () => {
   it('records where below the data volume\'s mount the companion found the data', () => {
@@ -30,5 +30,16 @@ describe('backup record', () => {
       /is not a backup record this version understands \(format "velero-plugin-victoria\/record\/v2", expected velero-plugin-victoria\/record\/v1 with bucket, prefix and name\): restore with the plugin version that made the backup, or restore its data with velero-plugin-victoria restore/,
     );
     expect(() => readRecord({ [RECORD_ANNOTATION]: '{}' })).to.throw(/\(format "none", expected/);
+  });
+
+  it('the delete action reads where the data went from a record of any format: Velero deletes the backup whatever it answers', () => {
+    const record = { format: 'velero-plugin-victoria/record/v2', bucket: 'b', prefix: 'p/plugins/victoria/ns/w', name: 'n', addedLater: { x: 1 } };
+    const where = readRecordWhere({ [RECORD_ANNOTATION]: JSON.stringify(record) });
+    expect(where).to.deep.equal({ prefix: 'p/plugins/victoria/ns/w', bucket: 'b' });
+    expect(recordedWorkloadFolder(where!)).to.equal('ns/w');
+    expect(readRecordWhere({})).to.equal(undefined);
+    expect(() => readRecordWhere({ [RECORD_ANNOTATION]: '{"format":"x"}' })).to.throw(/has no prefix; it is written by the backup action and must not be edited/);
+    expect(() => readRecordWhere({ [RECORD_ANNOTATION]: 'null' })).to.throw(/has no prefix/);
+    expect(() => readRecordWhere({ [RECORD_ANNOTATION]: '{' })).to.throw(/is not JSON/);
   });
 });
