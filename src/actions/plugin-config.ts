@@ -43,7 +43,7 @@ export interface PluginConfig {
   restoreMaxBytesPerSecond: number;
   /** The init container's resources (a Kubernetes ResourceRequirements). */
   restoreResources: Record<string, unknown>;
-  /** The init container's securityContext; null = derived from the database container (restore-pod.ts). */
+  /** The init container's securityContext; null = derived from the database container (restore-spec.ts restoreIdentity). */
   restoreSecurityContext: Record<string, unknown> | null;
   /** Where a drill puts the data instead of the production hostPath: {path}, {restore}, {namespace}. */
   drillPathPattern: string;
@@ -231,14 +231,12 @@ function jsonObject(text: string): Record<string, unknown> | string {
   return parsed as Record<string, unknown>;
 }
 
-export const CONFIG_KEYS = Object.keys(KEYS);
-
 /** Parses the ConfigMap's data; `where` names it in errors (`configmaps "x" in namespace velero`). */
 export function parsePluginConfig(data: Readonly<Record<string, string>> | undefined, where: string): PluginConfig {
   const config = { ...DEFAULT_CONFIG };
   for (const [key, value] of Object.entries(data ?? {})) {
     const parse = KEYS[key];
-    if (!parse) throw new Error(`${where}: unknown key ${JSON.stringify(key)}; the keys are ${CONFIG_KEYS.join(', ')}`);
+    if (!parse) throw new Error(`${where}: unknown key ${JSON.stringify(key)}; the keys are ${PLUGIN_CONFIG_KEYS.join(', ')}`);
     const problem = parse(value, config);
     if (problem) throw new Error(`${where}: ${key} is ${JSON.stringify(value)}, it must be ${problem}`);
   }

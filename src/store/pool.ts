@@ -1,6 +1,6 @@
 /**
- * Bounded concurrency for transfers, shared by the stores and the engine (it lives in store/, the
- * innermost layer, so that both can import it).
+ * Bounded concurrency for transfers, shared by the stores and the engine (it lives in store/,
+ * which the engine may import, so that both can use it).
  */
 type Take<T> = () => IteratorResult<T> | Promise<IteratorResult<T>>;
 

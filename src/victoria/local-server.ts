@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 
-/** A port that was free a moment ago (bind port 0, read it, close). Callers retry on a clash. */
+/** A port that was free a moment ago (bind port 0, read it, close): another process may take it before the caller binds it. */
 export async function freePort(): Promise<number> {
   return await new Promise<number>((resolve, reject) => {
     const srv = createServer();

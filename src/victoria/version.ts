@@ -17,7 +17,10 @@ export function parseAppVersion(metrics: string): string | undefined {
   return label('short_version') ?? label('version');
 }
 
-/** Best effort: undefined when /metrics is unavailable (e.g. protected by -metricsAuthKey). */
+/**
+ * The server's version from /metrics: undefined when /metrics answers without it or refuses (e.g.
+ * protected by -metricsAuthKey); a connection error is thrown, for the caller to treat as best effort.
+ */
 export async function readVersion(http: HttpClient): Promise<string | undefined> {
   const res = await http.post('/metrics', {}, { method: 'GET' });
   if (res.status !== 200) return undefined;

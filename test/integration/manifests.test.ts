@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { BACKUP_ACTION, KIND_LABEL, RESTORE_ACTION } from '../../src/actions/names.js';
-import { CONFIG_KEYS, DEFAULT_CONFIG, parsePluginConfig } from '../../src/actions/plugin-config.js';
+import { DEFAULT_CONFIG, parsePluginConfig, PLUGIN_CONFIG_KEYS } from '../../src/actions/plugin-config.js';
 import { paths, requireComponents, ROOT } from '../support/components.js';
 
 /** Velero v1.18.1's CRDs, kept beside the repository (shared/velero-crds when the project is main/). */
@@ -499,11 +499,11 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
     expect(cm.metadata.namespace).to.equal('velero');
     expect(cm.metadata.labels).to.deep.equal({ 'velero.io/plugin-config': '', [BACKUP_ACTION]: 'BackupItemAction', [RESTORE_ACTION]: 'RestoreItemAction' });
     // Exactly the plugin's keys, and the values shown are its defaults (the plugin's own parser reads them).
-    expect(Object.keys(cm.data ?? {}).sort()).to.deep.equal([...CONFIG_KEYS].sort());
+    expect(Object.keys(cm.data ?? {}).sort()).to.deep.equal([...PLUGIN_CONFIG_KEYS].sort());
     expect(parsePluginConfig(cm.data as Record<string, string>, 'velero/plugin-config.yaml')).to.deep.equal(DEFAULT_CONFIG);
     // Every key is documented by a comment in the source file.
     const source = readFileSync(join(ROOT, 'velero', 'plugin-config.yaml'), 'utf8').split('\n');
-    for (const key of CONFIG_KEYS) {
+    for (const key of PLUGIN_CONFIG_KEYS) {
       const at = source.findIndex((l) => l.trimStart().startsWith(`${key}:`));
       expect(source[at - 1]?.trimStart().startsWith('#'), `comment above ${key}`).to.equal(true);
     }
