@@ -41,16 +41,16 @@ export function drillPath(pattern: string, values: Record<(typeof DRILL_PLACEHOL
 }
 
 /**
- * A drill's data volume: the hostPath of `volume` (as it was in the backup, `original`) moved to
+ * A drill's volume: the hostPath of `volume` (as it was in the backup, `original`) moved to
  * drillPath, created if missing (the drill directory does not exist yet, so a hostPath of type
- * Directory or unchecked would not start). Undefined for a volume that is not a hostPath.
+ * Directory, File or unchecked would not start). Undefined for a volume that is not a hostPath.
  */
 function drillVolume(volume: Volume, original: Volume, pattern: string, restore: string, namespace: string): { volume: Volume; production: string; path: string } | undefined {
   if (!original.hostPath) return undefined;
   const production = original.hostPath.path;
   const path = drillPath(pattern, { path: production, restore, namespace });
   const type = original.hostPath.type;
-  const hostPath = { ...original.hostPath, path, type: type === undefined || type === '' || type === 'Directory' ? 'DirectoryOrCreate' : type };
+  const hostPath = { ...original.hostPath, path, type: type === undefined || type === '' || type === 'Directory' ? 'DirectoryOrCreate' : type === 'File' ? 'FileOrCreate' : type };
   return { volume: { ...volume, hostPath }, production, path };
 }
 
@@ -76,20 +76,19 @@ function writableVolumes(pod: Pod): Set<string> {
 function drillOtherHostPaths(
   pod: Pod,
   original: Pod,
+  writable: Set<string>,
   dataVolume: string,
   pattern: string,
   values: { restore: string; namespace: string },
 ): { pod: Pod; moved: Array<{ name: string; production: string; path: string }> } {
-  const writable = writableVolumes(original);
   const moved: Array<{ name: string; production: string; path: string }> = [];
   let out = pod;
   for (const volume of original.spec?.volumes ?? []) {
-    if (volume.name === dataVolume || !writable.has(volume.name) || !volume.hostPath || NOT_DATA.has(volume.hostPath.type ?? '')) continue;
+    if (volume.name === dataVolume || !writable.has(volume.name) || NOT_DATA.has(volume.hostPath?.type ?? '')) continue;
     const current = (out.spec?.volumes ?? []).find((v) => v.name === volume.name);
-    if (!current) continue;
-    const drilled = drillVolume(current, volume, pattern, values.restore, values.namespace)!;
-    const type = volume.hostPath.type === 'File' ? 'FileOrCreate' : drilled.volume.hostPath!.type;
-    out = withVolume(out, { ...drilled.volume, hostPath: { ...drilled.volume.hostPath!, ...(type === undefined ? {} : { type }) } });
+    const drilled = current && drillVolume(current, volume, pattern, values.restore, values.namespace);
+    if (!drilled) continue;
+    out = withVolume(out, drilled.volume);
     moved.push({ name: volume.name, production: drilled.production, path: drilled.path });
   }
   return { pod: out, moved };
@@ -101,8 +100,7 @@ function drillOtherHostPaths(
  * {path}-drill-{restore} would put the cache's drill copy inside the production data directory.
  * (A read-only mount of a parent, such as / for disk metrics, is no production data.)
  */
-function checkDrillPaths(moved: Array<{ production: string; path: string }>, original: Pod, pattern: string): void {
-  const writable = writableVolumes(original);
+function checkDrillPaths(moved: Array<{ production: string; path: string }>, original: Pod, writable: Set<string>, pattern: string): void {
   const production = (original.spec?.volumes ?? []).flatMap((v) => (v.hostPath && writable.has(v.name) ? [v.hostPath.path.replace(/\/+$/, '') || '/'] : []));
   for (const m of moved) {
     const clash = production.find((p) => within(m.path, p) || within(p, m.path));
@@ -233,8 +231,9 @@ export function drillPod(
 ): { pod: Pod; moved: { production: string; path: string } | undefined; note: string } {
   const original = (backedUp.spec?.volumes ?? []).find((v) => v.name === volume.name) ?? volume;
   const moved = drillVolume(volume, original, config.drillPathPattern, o.restore, o.namespace);
-  const others = drillOtherHostPaths(moved ? withVolume(pod, moved.volume) : pod, backedUp, volume.name, config.drillPathPattern, o);
-  checkDrillPaths([...(moved ? [moved] : []), ...others.moved], backedUp, config.drillPathPattern);
+  const writable = writableVolumes(backedUp);
+  const others = drillOtherHostPaths(moved ? withVolume(pod, moved.volume) : pod, backedUp, writable, volume.name, config.drillPathPattern, o);
+  checkDrillPaths([...(moved ? [moved] : []), ...others.moved], backedUp, writable, config.drillPathPattern);
   const moving = others.pod;
   const retention = withDrillRetention(moving.spec ?? {}, volume.name, config.companionContainer);
   const network = withDrillNetwork(retention.spec);

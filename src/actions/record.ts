@@ -60,16 +60,21 @@ export function encodeRecord(record: BackupRecord): string {
   return JSON.stringify(record);
 }
 
-/** The record on a pod, or undefined when it has none; a record that does not parse is an error (the caller names the pod). */
-export function readRecord(annotations: Record<string, string> | undefined): BackupRecord | undefined {
+/** The record annotation's JSON, unchecked: undefined without one, an error when it does not parse. */
+function parseRecordAnnotation(annotations: Record<string, string> | undefined): unknown {
   const raw = annotations?.[RECORD_ANNOTATION];
   if (raw === undefined) return undefined;
-  let value: BackupRecord;
   try {
-    value = JSON.parse(raw) as BackupRecord;
+    return JSON.parse(raw) as unknown;
   } catch (err) {
     throw new Error(`annotation ${RECORD_ANNOTATION} is not JSON (${(err as Error).message}); it is written by the backup action and must not be edited`);
   }
+}
+
+/** The record on a pod, or undefined when it has none; a record that does not parse is an error (the caller names the pod). */
+export function readRecord(annotations: Record<string, string> | undefined): BackupRecord | undefined {
+  const value = parseRecordAnnotation(annotations) as BackupRecord | null | undefined;
+  if (value === undefined) return undefined;
   if (value?.format !== RECORD_FORMAT || !value.bucket || !value.prefix || !value.name) {
     const format = typeof value?.format === 'string' ? value.format : 'none';
     throw new Error(
@@ -91,14 +96,8 @@ export function readRecord(annotations: Record<string, string> | undefined): Bac
  * record; an error for a record without a prefix.
  */
 export function readRecordWhere(annotations: Record<string, string> | undefined): { prefix: string; bucket: string } | undefined {
-  const raw = annotations?.[RECORD_ANNOTATION];
-  if (raw === undefined) return undefined;
-  let value: { prefix?: unknown; bucket?: unknown } | null;
-  try {
-    value = JSON.parse(raw) as { prefix?: unknown; bucket?: unknown } | null;
-  } catch (err) {
-    throw new Error(`annotation ${RECORD_ANNOTATION} is not JSON (${(err as Error).message}); it is written by the backup action and must not be edited`);
-  }
+  const value = parseRecordAnnotation(annotations) as { prefix?: unknown; bucket?: unknown } | null | undefined;
+  if (value === undefined) return undefined;
   if (typeof value?.prefix !== 'string' || value.prefix === '') {
     throw new Error(`annotation ${RECORD_ANNOTATION} has no prefix; it is written by the backup action and must not be edited`);
   }
