@@ -204,7 +204,9 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     write: true,
   });
   const unreadable: string[] = [];
-  const baseLookup = newestComplete(location.store, '', (m) => m.kind === r.kind, (name, why) => unreadable.push(`${name} (${why})`)).then((base) => {
+  // Bound to the item's signal, which also ends when the item does: a lookup still running then
+  // (the file list failed first) stops instead of reading on into a closed client.
+  const baseLookup = newestComplete(location.store.withSignal(r.signal), '', (m) => m.kind === r.kind, (name, why) => unreadable.push(`${name} (${why})`)).then((base) => {
     // One line, however many: a location whose credentials may not read at all has dozens.
     if (unreadable.length > 0) {
       b.ctx.log.warn(`${b.podId}: ${unreadable.length} backup(s) of this workload cannot be read, passed over as the base of this backup and not restorable from here: ${unreadable.join('; ')}`, b.fields);

@@ -106,6 +106,11 @@ const SMALL_FILE = 1024 * 1024;
  * backup gives up on the store: one round of the copies in flight at the default concurrency.
  */
 const COPY_TROUBLE_LIMIT = 16;
+/**
+ * How long removeOnFailure may take to remove a failed attempt's objects (a listing and a few
+ * batched deletes when the store works); past it, the error says what is left.
+ */
+const REMOVAL_TIMEOUT_MS = 120_000;
 
 function treeKey(name: string, prefix: string, key: string): string {
   return `${name}/${prefix}${key}`;
@@ -116,8 +121,10 @@ function unchanged(file: SnapshotFile, previous: ManifestFile | undefined): prev
   return previous !== undefined && !isMutableFile(file.path) && previous.size === file.size && previous.mtimeMs === file.mtimeMs;
 }
 
-export async function writeBackup(req: BackupRequest): Promise<Manifest> {
+export async function writeBackup(request: BackupRequest): Promise<Manifest> {
   const started = Date.now();
+  // The signal ends the requests in flight as well (a hung store must not outlast the deadline).
+  const req = request.signal && request.store.withSignal ? { ...request, store: request.store.withSignal(request.signal) } : request;
   const { store, name } = req;
   checkBackupName(name);
   checkTreePlaces(req.trees);
@@ -130,7 +137,9 @@ export async function writeBackup(req: BackupRequest): Promise<Manifest> {
     return await new FolderWriter(req, started).write();
   } catch (err) {
     if (!req.removeOnFailure) throw err;
-    throw await withRemoval(err, store, name);
+    // Under a deadline of its own: the backup's signal may be what ended it.
+    const cleanUp = request.store.withSignal?.(AbortSignal.timeout(REMOVAL_TIMEOUT_MS)) ?? request.store;
+    throw await withRemoval(err, cleanUp, name);
   }
 }
 

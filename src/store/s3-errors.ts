@@ -133,6 +133,11 @@ export async function translateS3Error(err: unknown, operation: string, target: 
     case 'AuthorizationHeaderMalformed':
     case 'IllegalLocationConstraintException':
       return make('Config', `bucket ${options.bucket} is in another region than ${await client.config.region().catch(() => '?')} (${reason}): set the region`);
+    case 'AbortError': {
+      // The store's signal (withSignal) ended the request: its reason is the cause.
+      const cause = (err as { cause?: unknown }).cause;
+      return make('Failed', `stopped: ${cause instanceof Error ? cause.message : 'the request was cancelled'}`);
+    }
     case 'WebPage':
       return make('Config', `${endpointName(options)} answered with a web page (Content-Type ${(err as WebPageError).contentType}), not S3 (a console or a proxy, not the S3 API?): check the endpoint (s3Url)`);
     case 'RequestTimeTooSkewed':

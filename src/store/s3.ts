@@ -58,8 +58,12 @@ import {
   UploadPartCopyCommand,
   type CompletedPart,
   type S3Client,
+  type S3ClientResolvedConfig,
+  type ServiceInputTypes,
+  type ServiceOutputTypes,
   type StorageClass,
 } from '@aws-sdk/client-s3';
+import type { Command } from '@smithy/types';
 import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -85,6 +89,8 @@ const MAX_PARTS = 10_000;
 const MAX_KEY_BYTES = 1024;
 /** Stream puts up to this size get a buffer of their own size rather than a part buffer. */
 const SMALL_PUT = 1024 * 1024;
+/** How long the abort of a failed multipart upload may take (abortUpload). */
+const ABORT_UPLOAD_MS = 30_000;
 
 /** What one HeadBucket told: the bucket's region if AWS named it, and the error if it failed. */
 interface BucketHead {
@@ -113,6 +119,8 @@ export class S3Store implements ObjectStore {
   private readonly openUploads = new OpenUploads();
   private readonly signPayload: boolean;
   private readonly direct: DirectGetter;
+  /** Ends this store's requests when aborted (withSignal). */
+  private signal: AbortSignal | undefined;
 
   constructor(options: S3StoreOptions, client?: S3Client) {
     if (!options.bucket || /[/\\]/.test(options.bucket)) throw configError(`invalid bucket name ${JSON.stringify(options.bucket)}`);
@@ -153,7 +161,31 @@ export class S3Store implements ObjectStore {
     return this.root.slice(0, -1);
   }
 
-  /** Close the connections (the store is unusable afterwards). */
+  /**
+   * This store with its requests bound to `signal`, in place of any signal it had: once aborted,
+   * the requests in flight are cancelled, no retry or backoff follows, and nothing new is sent.
+   * The view is an object whose prototype is this store, so it shares the client, the part
+   * buffers, the open uploads and the bucket check; only the signal differs. So an item's timeout
+   * ends its uploads in flight while the clean-up after it uses the same connections under a
+   * deadline of its own.
+   */
+  withSignal(signal: AbortSignal): S3Store {
+    const view = Object.create(this) as S3Store;
+    view.signal = signal;
+    return view;
+  }
+
+  /** A request of this store: under its signal, if it has one. */
+  private send<I extends ServiceInputTypes, O extends ServiceOutputTypes>(command: Command<ServiceInputTypes, I, ServiceOutputTypes, O, S3ClientResolvedConfig>): Promise<O> {
+    return this.client.send(command, this.signal ? { abortSignal: this.signal } : {});
+  }
+
+  /** A pause between this store's own retries, ended by its signal. */
+  private pause(ms: number): Promise<void> {
+    return sleep(ms, undefined, this.signal ? { signal: this.signal } : {});
+  }
+
+  /** Close the connections (the store is unusable afterwards; its views too). */
   destroy(): void {
     this.direct.close();
     this.client.destroy();
@@ -212,7 +244,7 @@ export class S3Store implements ObjectStore {
   }
 
   private headBucket(): Promise<BucketHead> {
-    this.bucketHead ??= this.client.send(new HeadBucketCommand({ Bucket: this.bucket })).then(
+    this.bucketHead ??= this.send(new HeadBucketCommand({ Bucket: this.bucket })).then(
       (res) => (res.BucketRegion ? { region: res.BucketRegion } : {}),
       (error: unknown) => {
         // A 403 (no s3:ListBucket) still carries the region header.
@@ -248,7 +280,7 @@ export class S3Store implements ObjectStore {
     const seen = new Set<string>();
     do {
       const page = await this.call('list', prefix, () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root + prefix, MaxKeys: this.listPageSize, ...(token ? { ContinuationToken: token } : {}) })),
+        this.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root + prefix, MaxKeys: this.listPageSize, ...(token ? { ContinuationToken: token } : {}) })),
       );
       for (const o of page.Contents ?? []) {
         if (!o.Key?.startsWith(this.root)) continue;
@@ -267,7 +299,7 @@ export class S3Store implements ObjectStore {
     const seen = new Set<string>();
     do {
       const page = await this.call('listDirectories', prefix, () =>
-        this.client.send(
+        this.send(
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root + prefix, Delimiter: '/', MaxKeys: this.listPageSize, ...(token ? { ContinuationToken: token } : {}) }),
         ),
       );
@@ -284,7 +316,7 @@ export class S3Store implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const Key = this.fullKey(key, 'head');
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const r = await this.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
       return { key, size: r.ContentLength ?? 0, ...(r.LastModified ? { lastModified: r.LastModified } : {}) };
     } catch (err) {
       const { reason, status } = errorReason(err);
@@ -295,7 +327,7 @@ export class S3Store implements ObjectStore {
       if (status === 403) {
         // A HEAD response has no body, so no error code: ask with a 1-byte GET what is wrong.
         try {
-          const probe = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: 'bytes=0-0' }));
+          const probe = await this.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: 'bytes=0-0' }));
           (probe.Body as Readable | undefined)?.destroy();
         } catch (probeErr) {
           const probeReason = errorReason(probeErr).reason;
@@ -313,7 +345,7 @@ export class S3Store implements ObjectStore {
     // Nearest first: for a/b/c, a/b then a (a bucket's root holds no backup: prefixes are non-empty).
     const folders = segments.slice(1).map((_, i) => segments.slice(0, segments.length - 1 - i).join('/'));
     const held = await Promise.all(
-      folders.map((folder) => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${folder}/${key}` })).then(() => true, () => false)),
+      folders.map((folder) => this.send(new HeadObjectCommand({ Bucket: this.bucket, Key: `${folder}/${key}` })).then(() => true, () => false)),
     );
     const nearest = held.indexOf(true);
     return nearest < 0 ? undefined : `s3://${this.bucket}/${folders[nearest]}`;
@@ -350,7 +382,7 @@ export class S3Store implements ObjectStore {
     const Key = this.fullKey(key, 'get');
     if (range) checkRange(range, 'get', this.target(key));
     const first = await this.call('get', key, () =>
-      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) })),
+      this.send(new GetObjectCommand({ Bucket: this.bucket, Key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}), ...(ifMatch ? { IfMatch: ifMatch } : {}) })),
     );
     const body = first.Body as Readable;
     const target = this.target(key);
@@ -367,13 +399,13 @@ export class S3Store implements ObjectStore {
           return BROKEN_CONNECTION_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError';
         },
         beforeResume: async (n, err) => {
-          await sleep(backoffMs(n));
+          await this.pause(backoffMs(n));
           const e = err as { code?: string; name?: string };
           this.options.onRetry?.({ attempt: n + 1, maxAttempts: this.maxAttempts, reason: `resume GET: ${e?.code ?? e?.name ?? 'error'}`, delayMs: 0 });
         },
         reopen: async (offset) => {
           const next = await this.call('get', key, () =>
-            this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start + offset}-${start + length - 1}`, ...(first.ETag ? { IfMatch: first.ETag } : {}) })),
+            this.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start + offset}-${start + length - 1}`, ...(first.ETag ? { IfMatch: first.ETag } : {}) })),
           );
           this.checkPartial(next, next.Body as Readable, target);
           return next.Body as Readable;
@@ -440,7 +472,7 @@ export class S3Store implements ObjectStore {
       if (size <= partSize) {
         // One request, with a Buffer body the SDK can send again on a retry.
         if (Buffer.isBuffer(body)) {
-          await this.call('put', key, () => this.client.send(this.payload(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: size, ...this.writeParams(), ...this.putChecksum() }))));
+          await this.call('put', key, () => this.send(this.payload(new PutObjectCommand({ Bucket: this.bucket, Key, Body: body, ContentLength: size, ...this.writeParams(), ...this.putChecksum() }))));
           return;
         }
         // Up to a part's size the stream goes into one buffer: a reused part buffer, or for small
@@ -453,7 +485,7 @@ export class S3Store implements ObjectStore {
           const hash = this.signPayload ? createHash('sha256') : undefined;
           const data = await readExactly(body, size, buf, hash, fail);
           await this.call('put', key, () =>
-            this.client.send(this.payload(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: size, ...this.writeParams(), ...this.putChecksum() }), hash?.digest('hex'))),
+            this.send(this.payload(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: size, ...this.writeParams(), ...this.putChecksum() }), hash?.digest('hex'))),
           );
           if (pooled) pool.giveOwn(buf);
         } finally {
@@ -490,11 +522,11 @@ export class S3Store implements ObjectStore {
       usePool,
       signPayload: this.signPayload,
       upload: (UploadId, partNumber, data, sha256) =>
-        this.client.send(this.payload(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ...checksum }), sha256)),
+        this.send(this.payload(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber: partNumber, Body: data, ContentLength: data.length, ...checksum }), sha256)),
     });
     if (usePool) pool.enter();
     let UploadId: string | undefined;
-    const creating = this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams(), ...checksum })).then((r) => r.UploadId!);
+    const creating = this.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ...this.writeParams(), ...checksum })).then((r) => r.UploadId!);
     const forget = this.openUploads.track(Key, creating);
     try {
       UploadId = await creating;
@@ -514,7 +546,7 @@ export class S3Store implements ObjectStore {
   /** CompleteMultipartUpload of `parts`, the upload started at `startedAt` (for completedAnyway). */
   private async completeUpload(Key: string, UploadId: string, parts: CompletedPart[], size: number, startedAt: number): Promise<void> {
     try {
-      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
+      await this.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
     } catch (err) {
       // A Complete that succeeded but whose answer was lost is answered NoSuchUpload when retried.
       if (errorReason(err).reason === 'NoSuchUpload' && (await this.completedAnyway(Key, size, parts.length, startedAt))) return;
@@ -522,23 +554,24 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /**
+   * One AbortMultipartUpload (with the SDK's retries) within ABORT_UPLOAD_MS of its own: it runs
+   * after a failure, often the store's signal ending the upload, which must not cancel the abort
+   * too; and a store that is down must not hold the failure back for long. Gives up quietly: the
+   * original error is what matters, and a bucket lifecycle rule (docs/storage.md) removes the rest.
+   */
   private async abortUpload(Key: string, UploadId: string): Promise<void> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }));
-        return;
-      } catch (err) {
-        if (errorReason(err).reason === 'NoSuchUpload') return;
-        await sleep(backoffMs(attempt, 500));
-      }
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }), { abortSignal: AbortSignal.timeout(ABORT_UPLOAD_MS) });
+    } catch {
+      // NoSuchUpload included: already completed or aborted.
     }
-    // Give up quietly: the original error is what matters; a bucket lifecycle rule cleans up the rest.
   }
 
   /** After NoSuchUpload on a retried Complete: is the object there, the size right, and the ETag one of N parts written since we started? */
   private async completedAnyway(Key: string, size: number, parts: number, startedAt: number): Promise<boolean> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      const r = await this.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
       const fresh = r.LastModified !== undefined && r.LastModified.getTime() >= startedAt - 15 * 60_000;
       return r.ContentLength === size && (r.ETag ?? '').replace(/"/g, '').endsWith(`-${parts}`) && fresh;
     } catch {
@@ -554,7 +587,7 @@ export class S3Store implements ObjectStore {
     }
     if (size > this.multipartCopyThreshold) return this.multipartCopy(fromKey, from, toKey, to, size);
     await this.call('copy', fromKey, () =>
-      this.client.send(
+      this.send(
         new CopyObjectCommand({
           Bucket: this.bucket,
           Key: to,
@@ -576,7 +609,7 @@ export class S3Store implements ObjectStore {
   }
 
   private async multipartCopy(fromKey: string, from: string, toKey: string, to: string, size: number): Promise<void> {
-    const head = await this.call('copy', fromKey, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: from })));
+    const head = await this.call('copy', fromKey, () => this.send(new HeadObjectCommand({ Bucket: this.bucket, Key: from })));
     if (head.ContentLength !== size) {
       throw new StoreError('SizeMismatch', `copy ${this.target(fromKey)}: the object has ${head.ContentLength} bytes, ${size} were expected`, { operation: 'copy', target: this.target(fromKey) });
     }
@@ -585,7 +618,7 @@ export class S3Store implements ObjectStore {
     for (let start = 0; start < size; start += partSize) ranges.push({ start, end: Math.min(size, start + partSize) - 1 });
     const startedAt = Date.now();
     const creating = this.call('copy', toKey, () =>
-      this.client.send(
+      this.send(
         new CreateMultipartUploadCommand({
           Bucket: this.bucket,
           Key: to,
@@ -606,7 +639,7 @@ export class S3Store implements ObjectStore {
       const parts = new Array<CompletedPart>(ranges.length);
       await forEachLimit(ranges.keys(), this.copyQueueSize, async (i) => {
         const r = ranges[i]!;
-        const res = await this.client.send(
+        const res = await this.send(
           new UploadPartCopyCommand({
             Bucket: this.bucket,
             Key: to,
@@ -652,7 +685,7 @@ export class S3Store implements ObjectStore {
     for (let round = 0; pending.length > 0; round++) {
       let result;
       try {
-        result = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: pending.map((Key) => ({ Key })), Quiet: true } }));
+        result = await this.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: pending.map((Key) => ({ Key })), Quiet: true } }));
       } catch (err) {
         const reason = errorReason(err).reason;
         // Some S3-compatible servers lack DeleteObjects, or want Content-MD5 the SDK no longer sends.
@@ -672,7 +705,7 @@ export class S3Store implements ObjectStore {
         });
       }
       this.options.onRetry?.({ attempt: round + 1, maxAttempts: this.maxAttempts, reason: `DeleteObjects: ${errors.length} key(s) ${errors[0]!.Code}`, delayMs: 0 });
-      await sleep(backoffMs(round, 500));
+      await this.pause(backoffMs(round, 500));
       // An error that names no key (only non-compliant servers send one) leaves no way to tell what
       // was deleted: the whole batch goes again (deleting a deleted key is no error).
       pending = errors.every((e) => e.Key) ? errors.map((e) => e.Key!) : pending;
@@ -681,7 +714,7 @@ export class S3Store implements ObjectStore {
 
   private async deleteOneByOne(keys: string[]): Promise<void> {
     await forEachLimit(keys, 8, async (Key) => {
-      await this.call('delete', Key.slice(this.root.length), () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+      await this.call('delete', Key.slice(this.root.length), () => this.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
     });
   }
 }

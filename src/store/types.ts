@@ -71,6 +71,12 @@ export interface ObjectStore {
    * writes they belong to fail. Returns how many were open. Stores without such uploads lack it.
    */
   abortOpenUploads?(): Promise<number>;
+  /**
+   * This store with every request bound to `signal` (in place of any it had): once aborted,
+   * requests in flight end and none start, so a deadline bounds the calls under way too. Shares
+   * the store's connections. Stores whose calls are local (file://) lack it.
+   */
+  withSignal?(signal: AbortSignal): ObjectStore;
   /** Delete objects; missing keys are not an error. */
   delete(keys: string[]): Promise<void>;
 }

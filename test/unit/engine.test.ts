@@ -19,7 +19,7 @@ import { verifyBackup } from '../../src/engine/verify.js';
 import { buildRestorePlan } from '../../src/engine/plan.js';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
-import type { ObjectStore } from '../../src/store/types.js';
+import type { ObjectStore, PutBody } from '../../src/store/types.js';
 import { MemoryStore } from '../support/memory-store.js';
 
 const sha256Of = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -677,6 +677,39 @@ describe('engine: backup, restore, verify', () => {
     expect(store.calls.copy).to.equal(before.copy);
     expect([...store.objects.keys()].filter((k) => k.startsWith('b2/data/')), 'nothing copied or uploaded').to.deep.equal([]);
     expect(store.objects.has(`b2/${COMPLETE_KEY}`)).to.equal(false);
+  });
+
+  it('the signal also ends the store calls in flight (a hung store), and the removal after it runs under its own deadline', async () => {
+    const { snapshot } = makeSnapshot();
+    // A store whose uploads of data files hang until the signal of the view they were made through
+    // aborts; its views share the objects.
+    class HangingStore extends MemoryStore {
+      signal?: AbortSignal;
+      views: HangingStore[] = [];
+      withSignal(signal: AbortSignal): ObjectStore {
+        const view = Object.create(this) as HangingStore;
+        view.signal = signal;
+        this.views.push(view);
+        return view;
+      }
+      override async put(key: string, body: PutBody, size: number): Promise<void> {
+        if (!key.includes('/data/')) return super.put(key, body, size);
+        const signal = this.signal!;
+        // The deadline passes while the upload is under way.
+        setTimeout(() => controller.abort(new Error('the backup took longer than itemTimeoutSeconds (1 s) and was stopped')), 10);
+        await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+      }
+    }
+    const controller = new AbortController();
+    const store = new HangingStore();
+    const started = Date.now();
+    const err = (await backupOf(store, snapshot, 'b1', { signal: controller.signal, removeOnFailure: true }).catch((e: Error) => e)) as Error;
+    expect(Date.now() - started, 'ended by the signal, not by a timeout').to.be.below(5000);
+    expect(err.message).to.match(/^the backup took longer than itemTimeoutSeconds \(1 s\) and was stopped; the \d+ object\(s\) this attempt wrote to memory:\/\/test\/b1\/ were removed$/);
+    // The backup's calls went through a view on the item's signal; the removal through one of its own, not aborted.
+    expect(store.views.map((v) => v.signal === controller.signal)).to.deep.equal([true, false]);
+    expect(store.views[1]!.signal!.aborted).to.equal(false);
+    expect([...store.objects.keys()]).to.deep.equal([]);
   });
 
   it('a stop after the last file (Ctrl-C while the objects are checked) still leaves the backup incomplete', async () => {

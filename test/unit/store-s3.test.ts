@@ -318,6 +318,70 @@ describe('S3 store pointed at a web page (a console URL given as the endpoint)',
   });
 });
 
+describe('S3 store views bound to a signal (withSignal)', () => {
+  /** A server that hangs every PUT of an object or a part, and answers the rest of a multipart upload. */
+  let server: Server;
+  let endpoint: string;
+  const requests: string[] = [];
+  const hanging = new Set<import('node:http').ServerResponse>();
+
+  before(async () => {
+    server = createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      const what = `${req.method} ${url.search.includes('uploads') ? 'create' : url.searchParams.has('partNumber') ? 'part' : url.searchParams.has('uploadId') ? 'upload' : 'object'}`;
+      requests.push(what);
+      req.resume();
+      if (req.method === 'PUT') {
+        hanging.add(res);
+        return;
+      }
+      if (what === 'POST create') {
+        res.writeHead(200, { 'content-type': 'application/xml' });
+        res.end('<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>pre/fix/big</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>');
+        return;
+      }
+      res.writeHead(req.method === 'DELETE' ? 204 : 200, { 'content-length': '0' });
+      res.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => {
+    for (const res of hanging) res.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  beforeEach(() => {
+    requests.length = 0;
+  });
+
+  const store = () =>
+    new S3Store({ bucket: 'bkt', prefix: 'pre/fix', endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: SECRET }, partSize: 5 * 1024 * 1024, maxAttempts: 3 });
+
+  it('ends a hung request when the signal aborts, and the store it came from goes on working', async () => {
+    const s3 = store();
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(new Error('item timeout')), 200);
+    const err = await rejection(s3.withSignal(controller.signal).put('k', Buffer.from('x'), 1));
+    // Not the socket timeout (120 s), and not retried.
+    expect(Date.now() - started).to.be.below(5000);
+    expect(err.message).to.equal('put s3://bkt/pre/fix/k: stopped: item timeout');
+    expect(requests).to.deep.equal(['PUT object']);
+    expect(await s3.head('k')).to.deep.include({ key: 'k', size: 0 });
+    s3.destroy();
+  });
+
+  it('a multipart upload ended by the signal is still aborted on the server (the abort has a deadline of its own)', async () => {
+    const s3 = store();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('item timeout')), 200);
+    const err = await rejection(s3.withSignal(controller.signal).put('big', Buffer.alloc(6 * 1024 * 1024), 6 * 1024 * 1024));
+    expect(err.message).to.equal('put s3://bkt/pre/fix/big: stopped: item timeout');
+    expect(requests.filter((r) => r !== 'PUT part')).to.deep.equal(['POST create', 'DELETE upload']);
+    s3.destroy();
+  });
+});
+
 describe('S3 retry strategy', () => {
   const info = (errorType: 'TRANSIENT' | 'THROTTLING' | 'SERVER_ERROR' | 'CLIENT_ERROR', error: object = {}) => ({ errorType, error: error as never });
 
