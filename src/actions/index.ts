@@ -5,6 +5,8 @@ import { podRestoreAction } from './pod-restore.js';
 import { workloadCheckAction } from './workload-check.js';
 import { workloadRestoreAction } from './workload-restore.js';
 
+export { abortOpenUploads, removeStaleCredentials } from './storage.js';
+
 /** Every action this binary registers with Velero. */
 export function allActions(): ItemAction[] {
   return [podBackupAction(), workloadCheckAction(), podRestoreAction(), workloadRestoreAction(), podDeleteAction()];

@@ -4,7 +4,7 @@
  */
 import sea from 'node:sea';
 import { parseFlags } from '../common/parse-flags.js';
-import { allActions } from '../actions/index.js';
+import { abortOpenUploads, allActions, removeStaleCredentials } from '../actions/index.js';
 import { formatLine } from '../velero/log.js';
 import { NotLaunchedByVelero, PLUGIN_COOKIE, runPluginProcess } from '../velero/process.js';
 import pkg from '../../package.json' with { type: 'json' };
@@ -92,7 +92,9 @@ function subcommandOf(args: string[]): string | undefined {
 
 async function servePlugin(args: string[]): Promise<number | undefined> {
   try {
-    await runPluginProcess({ args, env: process.env, command: process.execPath, actions: allActions() });
+    await runPluginProcess({ args, env: process.env, command: process.execPath, actions: allActions(), beforeExit: abortOpenUploads });
+    // After the handshake, so as not to delay it; nothing depends on it.
+    removeStaleCredentials().catch(() => undefined);
     return undefined; // keep serving until Velero shuts us down
   } catch (err) {
     if (err instanceof NotLaunchedByVelero) {

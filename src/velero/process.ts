@@ -72,7 +72,15 @@ export interface PluginProcessOptions {
   env: NodeJS.ProcessEnv;
   command: string;
   actions: ItemAction[];
+  /**
+   * What must end before the process exits on Velero's Shutdown or SIGTERM (the actions' open
+   * multipart uploads); given EXIT_GRACE_MS, as Velero kills a plugin 2 s after Shutdown.
+   */
+  beforeExit?: () => Promise<unknown>;
 }
+
+/** How long beforeExit may take: within go-plugin's 2 s between Shutdown and its kill. */
+const EXIT_GRACE_MS = 1500;
 
 export async function runPluginProcess(options: PluginProcessOptions): Promise<RunningServer> {
   checkLaunchedByVelero(options.env);
@@ -93,7 +101,11 @@ export async function runPluginProcess(options: PluginProcessOptions): Promise<R
   });
   // Like Go plugins: Ctrl-C on the Velero server is for the host; it stops us through Shutdown or a kill.
   process.on('SIGINT', () => undefined);
-  process.on('SIGTERM', () => process.exit(0));
+  const exit = (): void => {
+    const grace = new Promise((resolve) => setTimeout(resolve, EXIT_GRACE_MS).unref());
+    void Promise.race([options.beforeExit?.().catch((err: unknown) => log.debug(`before exit: ${String(err)}`)), grace]).finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', exit);
 
-  return serve({ actions: options.actions, command: options.command, log });
+  return serve({ actions: options.actions, command: options.command, log, onShutdown: exit });
 }

@@ -1,11 +1,13 @@
 /** Which credentials a BackupStorageLocation gives the plugin's S3 store, as velero-plugin-for-aws takes them. */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { openLocationStore } from '../../src/actions/storage.js';
+import { abortOpenUploads, openLocationStore, removeStaleCredentials } from '../../src/actions/storage.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { BackupStorageLocation } from '../../src/kube/velero-objects.js';
 
@@ -117,5 +119,63 @@ describe('storage location credentials', () => {
     const left = child.stdout.trim();
     expect(left).to.match(/velero-plugin-victoria-credentials-.*\/credentials$/);
     expect(existsSync(left)).to.equal(false);
+  });
+
+  it("a copy left by a process killed with SIGKILL is removed by the next plugin process; a live process's never", async () => {
+    const script = `
+      import { openLocationStore } from './src/actions/storage.ts';
+      const kube = { getBackupStorageLocation: async () => ({ metadata: { name: 'default' }, spec: { provider: 'aws', objectStorage: { bucket: 'bkt' }, config: { region: 'us-east-1' }, credential: { name: 'c', key: 'cloud' } } }), getSecretKey: async () => Buffer.from('[default]\\n') };
+      await openLocationStore({ kube, namespace: 'velero', location: 'default', prefixOf: () => 'plugins/victoria', write: true, env: {} });
+      process.kill(process.pid, 'SIGKILL');`;
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TMPDIR: dir } });
+    expect(child.signal, child.stderr).to.equal('SIGKILL');
+    const killed = readdirSync(dir).filter((n) => n.startsWith('velero-plugin-victoria-credentials-'));
+    expect(killed).to.have.length(1);
+    expect(killed[0]).to.match(new RegExp(`^velero-plugin-victoria-credentials-${child.pid}-`));
+    // Another plugin process's (alive: this one, pid 1) and an older version's (no pid) stay.
+    const kept = [`velero-plugin-victoria-credentials-${process.pid}-aaaaaa`, 'velero-plugin-victoria-credentials-1-bbbbbb', 'velero-plugin-victoria-credentials-Ab12Cd'];
+    for (const name of kept) mkdirSync(join(dir, name));
+    expect(await removeStaleCredentials(dir)).to.deep.equal(killed);
+    expect(readdirSync(dir).filter((n) => n.startsWith('velero-plugin-victoria-credentials-')).sort()).to.deep.equal([...kept].sort());
+  });
+
+  it('abortOpenUploads aborts the multipart uploads of every location open (a plugin process told to exit mid-backup)', async () => {
+    // An S3 endpoint that starts multipart uploads, answers no part until the upload is aborted
+    // (then NoSuchUpload), and records the requests.
+    const requests: string[] = [];
+    let aborted = false;
+    const hung = new Set<ServerResponse>();
+    const server = createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      req.resume();
+      requests.push(`${req.method} ${url.pathname}${url.search.includes('uploads') ? ' create' : url.searchParams.has('partNumber') ? ' part' : ''}`);
+      if (req.method === 'PUT' && !aborted) return void hung.add(res);
+      if (req.method === 'PUT') {
+        res.writeHead(404, { 'content-type': 'application/xml' });
+        return void res.end('<Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist.</Message></Error>');
+      }
+      if (req.method === 'DELETE') aborted = true;
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      res.end(req.method === 'POST' ? '<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>' : '');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const location = await openLocationStore({
+      kube: kubeWith({ region: 'us-east-1', s3Url: endpoint, s3ForcePathStyle: 'true', credentialsFile: ownFile }),
+      namespace: 'velero', location: 'default', prefixOf: () => 'plugins/victoria', write: true, env: {},
+    });
+    try {
+      const size = 9 * 1024 * 1024; // above the default part size (8 MiB)
+      const upload = location.store.put('big', Buffer.alloc(size), size).catch((e: Error) => e);
+      while (!requests.some((r) => r.endsWith(' part'))) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(await abortOpenUploads()).to.equal(1);
+      expect(requests).to.include('DELETE /bkt/plugins/victoria/big');
+      for (const res of hung) res.destroy();
+      expect(await upload).to.be.instanceOf(Error);
+    } finally {
+      await location.close();
+      server.close();
+    }
+    expect(await abortOpenUploads(), 'closed locations are forgotten').to.equal(0);
   });
 });

@@ -1,4 +1,9 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { captureStrayOutput, checkLaunchedByVelero, NotLaunchedByVelero, parseVeleroFlags } from '../../src/velero/process.js';
 import type { Logger } from '../../src/velero/log.js';
 
@@ -46,5 +51,36 @@ describe('plugin process launch', () => {
       ['debug', 'chatter'],
       ['debug', 'node: DeprecationWarning: old API'],
     ]);
+  });
+
+  it('on SIGTERM, runs beforeExit (the open uploads\' aborts) before exiting 0, for at most 1.5 s (Shutdown takes the same path; the Go host checks it exits within 2 s)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vpv-exit-'));
+    // A plugin process whose beforeExit records that it ran, and takes `ms` (forever: -1).
+    const run = async (ms: number): Promise<{ code: number | null; ran: boolean; tookMs: number }> => {
+      const marker = join(dir, `ran-${ms}`);
+      const script = `
+        import { writeFileSync } from 'node:fs';
+        import { allActions } from './src/actions/index.ts';
+        import { runPluginProcess } from './src/velero/process.ts';
+        const beforeExit = () => new Promise((resolve) => { writeFileSync(${JSON.stringify(marker)}, ''); if (${ms} >= 0) setTimeout(resolve, ${ms}); });
+        await runPluginProcess({ args: [], env: { VELERO_PLUGIN: 'hello' }, command: 'x', actions: allActions(), beforeExit });`;
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, PLUGIN_UNIX_SOCKET_DIR: dir }, stdio: ['ignore', 'pipe', 'inherit'] });
+      // The handshake line says it serves.
+      await once(child.stdout, 'data');
+      const sent = Date.now();
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return { code, ran: existsSync(marker), tookMs: Date.now() - sent };
+    };
+    try {
+      const quick = await run(100);
+      expect(quick).to.include({ code: 0, ran: true });
+      expect(quick.tookMs).to.be.below(1400);
+      const stuck = await run(-1);
+      expect(stuck).to.include({ code: 0, ran: true });
+      expect(stuck.tookMs).to.be.within(1400, 1900);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
