@@ -16,11 +16,16 @@ import type { FileEntry, FileReader, FileStream, SnapshotFile } from './files.js
 /** Opens one tar stream of exactly these files, in this order. */
 export type OpenTar = (files: SnapshotFile[], signal: AbortSignal) => Promise<Readable>;
 
+/** One tar stream's entries; `signal` ends the stream (the exec too) and fails the read. */
 async function* readOne(files: SnapshotFile[], open: OpenTar, signal: AbortSignal): AsyncGenerator<FileEntry> {
   const source = await open(files, signal);
   const parser = extract();
   source.on('error', (err) => parser.destroy(err));
   source.pipe(parser);
+  // A generator waiting for its next entry (which comes only once the current one was read) ends
+  // here, not when someone reads the entry that nobody will read any more.
+  const halt = () => parser.destroy(signal.reason as Error);
+  signal.addEventListener('abort', halt, { once: true });
   let i = 0;
   try {
     for await (const entry of parser) {
@@ -37,13 +42,18 @@ async function* readOne(files: SnapshotFile[], open: OpenTar, signal: AbortSigna
     }
     if (i < files.length) throw new Error(`the tar stream ended after ${i} of ${files.length} files (next: ${files[i]!.path})`);
   } finally {
+    signal.removeEventListener('abort', halt);
     source.destroy();
     parser.destroy();
   }
 }
 
-/** Merges several entry generators, handing out entries as they become ready. */
-async function* merge(sources: AsyncGenerator<FileEntry>[]): AsyncGenerator<FileEntry> {
+/**
+ * Merges several entry generators, handing out entries as they become ready. Closed early (a
+ * failure), it aborts `stop`, which ends every stream: a generator's return() waits for its
+ * pending next(), which would otherwise wait for another worker to read an entry it had dropped.
+ */
+async function* merge(sources: AsyncGenerator<FileEntry>[], stop: AbortController): AsyncGenerator<FileEntry> {
   const pending = new Map<number, Promise<{ index: number; result: IteratorResult<FileEntry> }>>();
   const pull = (index: number) => {
     const next = sources[index]!.next().then((result) => ({ index, result }));
@@ -64,6 +74,7 @@ async function* merge(sources: AsyncGenerator<FileEntry>[]): AsyncGenerator<File
       yield result.value;
     }
   } finally {
+    stop.abort(new Error('the file reader was closed'));
     await Promise.allSettled(sources.map((s) => s.return(undefined)));
   }
 }
@@ -73,10 +84,12 @@ export function tarFileReader(open: OpenTar, options: { streams?: number; signal
   const signal = options.signal ?? new AbortController().signal;
   return {
     read(files) {
-      if (files.length === 0) return merge([]);
+      const stop = new AbortController();
+      if (files.length === 0) return merge([], stop);
       const lists: SnapshotFile[][] = Array.from({ length: Math.min(streams, files.length) }, () => []);
       files.forEach((f, i) => lists[i % lists.length]!.push(f));
-      return merge(lists.map((list) => readOne(list, open, signal)));
+      const ended = AbortSignal.any([signal, stop.signal]);
+      return merge(lists.map((list) => readOne(list, open, ended)), stop);
     },
   };
 }

@@ -28,6 +28,28 @@ describe('tar reader', () => {
     for (const [p, b] of bodies) expect(seen.get(p)!.equals(b), p).to.equal(true);
   });
 
+  it('closed early (an upload failed), ends every stream at once, also one waiting for an entry nobody will read', async () => {
+    const bodies = [...'abcd'].map((c) => ({ path: c, body: Buffer.alloc(256 * 1024, c) }));
+    const opened: Readable[] = [];
+    const reader = tarFileReader(
+      async (files) => {
+        const tar = tarOf(bodies.filter((b) => files.some((f) => f.path === b.path)));
+        opened.push(tar);
+        return tar;
+      },
+      { streams: 2 },
+    );
+    const entries = reader.read(bodies.map((b) => file(b.path, b.body.length)))[Symbol.asyncIterator]();
+    // a and b are handed out (one per stream), and each stream waits for its entry to be read
+    // before it parses c or d; the workers holding a and b fail without reading them.
+    const first = await entries.next();
+    const second = await entries.next();
+    expect([first.value?.file.path, second.value?.file.path].sort()).to.deep.equal(['a', 'b']);
+    const closed = await Promise.race([entries.return!(undefined).then(() => 'closed'), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 2000))]);
+    expect(closed).to.equal('closed');
+    expect(opened.map((t) => t.destroyed)).to.deep.equal([true, true]);
+  });
+
   it('fails on a size that differs from the listing, naming the file', async () => {
     const reader = tarFileReader(async () => tarOf([{ path: 'x', body: Buffer.alloc(10) }]));
     let error: Error | undefined;
