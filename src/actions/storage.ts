@@ -15,7 +15,7 @@ import type { KubeClient } from '../kube/client.js';
 import type { BackupStorageLocation } from '../kube/velero-objects.js';
 import { certificatesOnly } from '../store/s3-client.js';
 import { S3Store } from '../store/s3.js';
-import { bslS3Options } from '../store/url.js';
+import { bslS3Options } from './bsl-s3-options.js';
 
 /**
  * The credentials files of the locations open now. close() removes each; a process that exits with

@@ -5,7 +5,8 @@
  * profile, never from flags (they would show in `ps` and shell history).
  */
 import { type ParseArgsConfig } from 'node:util';
-import { bslS3Options, openStore, parseStoreLocation } from '../store/url.js';
+import { bslS3Options } from '../actions/bsl-s3-options.js';
+import { openStore, parseStoreLocation } from '../store/url.js';
 import type { ObjectStore } from '../store/types.js';
 import { UsageError } from '../common/usage-error.js';
 

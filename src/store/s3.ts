@@ -34,7 +34,7 @@
  * `WHEN_SUPPORTED` (the SDK's default) sends a CRC32 (or `checksumAlgorithm`) with every upload and
  * validates whole-object checksums on download; `WHEN_REQUIRED` sends checksums only where S3
  * demands one (DeleteObjects) and validates none, for S3-compatible servers that reject or
- * mishandle flexible checksums. See bslS3Options() in url.ts for the mapping of Velero's
+ * mishandle flexible checksums. See bslS3Options() in actions/bsl-s3-options.ts for the mapping of Velero's
  * `checksumAlgorithm` key.
  *
  * Payload signing (`signPayload`): over http:// every PutObject/UploadPart body is signed with its
