@@ -113,12 +113,8 @@ export interface S3Options {
 
   /** Attempts per request, and per resumed download (default 10). */
   maxAttempts?: number;
-  /** TCP/TLS connect timeout (default 10 s). */
-  connectionTimeoutMs?: number;
   /** A request fails when its socket is idle this long (default 120 s). */
   socketTimeoutMs?: number;
-  /** Parallel connections (default 32). */
-  maxSockets?: number;
   /** Told about every retry (for logs and tests). */
   onRetry?: (event: RetryEvent) => void;
 }
@@ -140,10 +136,12 @@ export const DEFAULTS = {
   listPageSize: 1000,
   deleteBatchSize: 1000,
   maxAttempts: 10,
-  connectionTimeoutMs: 10_000,
   socketTimeoutMs: 120_000,
-  maxSockets: 32,
 };
+
+/** TCP/TLS connect timeout, and connections per store at most (no caller needs others). */
+const CONNECTION_TIMEOUT_MS = 10_000;
+const MAX_SOCKETS = 32;
 
 export function configError(message: string): StoreError {
   return new StoreError('Config', message, { operation: 'open' });
@@ -261,7 +259,7 @@ export function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportS
     if (v !== undefined && v !== 'WHEN_SUPPORTED' && v !== 'WHEN_REQUIRED') throw configError(`${mode} must be WHEN_SUPPORTED or WHEN_REQUIRED, got ${JSON.stringify(v)}`);
   }
 
-  const agentOptions = { keepAlive: true, maxSockets: positive('maxSockets', options.maxSockets, DEFAULTS.maxSockets) };
+  const agentOptions = { keepAlive: true, maxSockets: MAX_SOCKETS };
   const httpsAgent = new https.Agent({
     ...agentOptions,
     rejectUnauthorized: !options.insecureSkipTLSVerify,
@@ -305,7 +303,7 @@ export function s3Client(options: S3Options, { ca, socketTimeoutMs }: TransportS
     requestHandler: new NodeHttpHandler({
       httpAgent,
       httpsAgent,
-      connectionTimeout: positive('connectionTimeoutMs', options.connectionTimeoutMs, DEFAULTS.connectionTimeoutMs),
+      connectionTimeout: CONNECTION_TIMEOUT_MS,
       socketTimeout: socketTimeoutMs,
     }),
   });
