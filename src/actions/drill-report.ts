@@ -21,6 +21,8 @@ export interface DrillPod {
   productionHostPath: string | null;
   /** The counts the verify hook expects (its `--expect`), null without a hook. */
   expect: Record<string, number> | null;
+  /** Its phase, and what holds it up: a container that waits, failed, or runs unready (podState). */
+  state: string;
 }
 
 export interface DrillReport {
@@ -55,6 +57,64 @@ function dataHostPath(pod: Pod, companion: string): string | null {
   } catch {
     return null;
   }
+}
+
+interface ContainerStatus {
+  name: string;
+  ready?: boolean;
+  state?: { waiting?: { reason?: string; message?: string }; running?: object; terminated?: Terminated };
+  lastState?: { terminated?: Terminated };
+}
+interface Terminated {
+  exitCode?: number;
+  reason?: string;
+  message?: string;
+}
+interface PodStatus {
+  phase?: string;
+  conditions?: Array<{ type?: string; status?: string; reason?: string; message?: string }>;
+  initContainerStatuses?: ContainerStatus[];
+  containerStatuses?: ContainerStatus[];
+}
+
+/** A container's message, on one line and short: the restore init container's can be 4 KiB. */
+const clip = (text: string): string => {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+};
+
+/** What is wrong with a container, if anything: waiting (with its last exit), failed, or running unready. */
+function containerTrouble(c: ContainerStatus, init: boolean): string | undefined {
+  const last = c.lastState?.terminated;
+  const lastExit = last ? `; last exit ${last.exitCode ?? '?'}${last.message ? `: ${clip(last.message)}` : last.reason ? ` (${last.reason})` : ''}` : '';
+  const { waiting, running, terminated } = c.state ?? {};
+  if (waiting) return `waiting: ${waiting.reason ?? 'unknown reason'}${waiting.message ? ` (${clip(waiting.message)})` : ''}${lastExit}`;
+  if (terminated) {
+    if (init && terminated.exitCode === 0) return undefined;
+    return `exited ${terminated.exitCode ?? '?'}${terminated.reason ? ` (${terminated.reason})` : ''}${terminated.message ? `: ${clip(terminated.message)}` : ''}`;
+  }
+  // An init container still running is the restore downloading; an app container unready is the database starting.
+  if (running && (init || c.ready === false)) return init ? 'running' : 'running, not ready';
+  return undefined;
+}
+
+/**
+ * A restored pod's state in a line: its phase, and the first thing that holds it up (not
+ * scheduled; an init container, the restore's, that waits, failed or still runs; a container that
+ * waits or is not ready), with the container's own message. What a drill that timed out reports.
+ */
+export function podState(pod: Pod & { status?: PodStatus }): string {
+  const status = pod.status ?? {};
+  const phase = status.phase ?? 'Pending';
+  const unscheduled = status.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
+  if (unscheduled) return `${phase}: not scheduled: ${clip(unscheduled.message ?? unscheduled.reason ?? 'no reason given')}`;
+  for (const [what, list, init] of [['init container', status.initContainerStatuses, true], ['container', status.containerStatuses, false]] as const) {
+    for (const c of list ?? []) {
+      const trouble = containerTrouble(c, init);
+      if (trouble) return `${phase}: ${what} ${c.name} ${trouble}`;
+    }
+  }
+  return phase;
 }
 
 /** The `--expect` counts of the drill's verify hook annotation, null when the pod has none. */
@@ -94,6 +154,7 @@ export async function drillPods(kube: KubeClient, namespace: string, drillNamesp
       hostPath,
       productionHostPath: clash ? hostPath : (productionPaths.find((p) => p.name === name)?.path ?? null),
       expect: expectedCounts(annotations),
+      state: podState(pod),
     });
   }
   return out;
@@ -107,7 +168,11 @@ export async function drillPods(kube: KubeClient, namespace: string, drillNamesp
 export function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' | 'phase' | 'timedOut' | 'errors' | 'pods'>, timeout: string): string[] {
   const { restore, drillNamespace, phase } = r;
   const problems: string[] = [];
-  if (r.timedOut) problems.push(`the Restore was still ${phase} after ${timeout}: see velero restore describe ${restore}`);
+  if (r.timedOut) {
+    problems.push(`the Restore was still ${phase} after ${timeout}: see velero restore describe ${restore}`);
+    // What holds it up, most often: a restore init container that fails or is still downloading.
+    for (const p of r.pods) if (p.state !== 'Running') problems.push(`pod ${drillNamespace}/${p.name}: ${p.state}`);
+  }
   else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restore} --details and velero restore logs ${restore}`);
   if (r.errors > 0) problems.push(`${r.errors} error(s) in the Restore`);
   if (!r.timedOut && r.pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);

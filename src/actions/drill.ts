@@ -129,7 +129,7 @@ async function waitForRestore(kube: KubeClient, created: VeleroRestore, deadline
 /** API server trouble that may pass: a timeout, no connection, a 5xx. */
 const TRANSIENT: ReadonlySet<string> = new Set(['Timeout', 'Unreachable', 'Failed']);
 
-/** The report of a Restore as waitForRestore left it; the pods are looked at only once it has ended. */
+/** The report of a Restore as waitForRestore left it, with its pods as they are (those of a timed-out one say what holds it up). */
 async function drillReport(
   kube: KubeClient,
   a: DrillRequest,
@@ -139,7 +139,7 @@ async function drillReport(
   const status = run.current.status ?? {};
   const phase = status.phase ?? 'New';
   const timedOut = !TERMINAL.has(phase);
-  const pods = timedOut ? [] : await drillPods(kube, a.namespace, a.drillNamespace);
+  const pods = await drillPods(kube, a.namespace, a.drillNamespace);
   const problems = drillProblems({ restore: restoreName, drillNamespace: a.drillNamespace, phase, timedOut, errors: status.errors ?? 0, pods }, a.timeout);
   return {
     passed: problems.length === 0,

@@ -158,7 +158,7 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     });
     expect(report.durationSeconds).to.be.a('number');
     expect(report.pods).to.deep.equal([
-      { name: 'vm-0', kind: 'metrics', hostPath: `${PROD_PATH}-drill-${restore.metadata.name}`, productionHostPath: PROD_PATH, expect: COUNTS },
+      { name: 'vm-0', kind: 'metrics', hostPath: `${PROD_PATH}-drill-${restore.metadata.name}`, productionHostPath: PROD_PATH, expect: COUNTS, state: 'Running' },
     ]);
     expect(report.cleanup).to.deep.equal({ requested: false, deleted: false, note: null, earlier: null });
     expect(api.get('v1', 'Namespace', undefined, 'monitoring-drill'), 'kept without --cleanup').to.not.equal(undefined);
@@ -207,6 +207,30 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     // --cleanup and an earlier drill's namespace below).
     expect(api.get('v1', 'Namespace', undefined, 'monitoring'), 'production stays').to.not.equal(undefined);
     expect(api.get('v1', 'Pod', 'monitoring', 'vm-0')).to.not.equal(undefined);
+  });
+
+  it('a drill that times out says what holds its pods up: the restore init container\'s own message', async () => {
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z'));
+    const message = 'restore plan expired at 2026-12-01T08:00:00Z (restore drill-x): run the restore again after deleting the workload';
+    const r = await run(['--namespace', 'monitoring', '--timeout', '1s', '--json'], (restore) => {
+      restoreAs('InProgress')(restore);
+      const pod = api.get('v1', 'Pod', 'monitoring-drill', 'vm-0')!;
+      api.put({
+        ...pod,
+        status: {
+          phase: 'Pending',
+          initContainerStatuses: [{ name: 'victoria-restore', ready: false, state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' } }, lastState: { terminated: { exitCode: 1, message } } }],
+          containerStatuses: [{ name: 'victoria-metrics', ready: false, state: { waiting: { reason: 'PodInitializing' } } }],
+        },
+      });
+    });
+    expect(r.code, r.err + r.out).to.equal(1);
+    const report = JSON.parse(r.out);
+    expect(report).to.include({ passed: false, timedOut: true, phase: 'InProgress' });
+    const state = `Pending: init container victoria-restore waiting: CrashLoopBackOff (back-off 40s restarting failed container); last exit 1: ${message}`;
+    expect(report.pods[0].state).to.equal(state);
+    expect(report.problems).to.include(`pod monitoring-drill/vm-0: ${state}`);
+    expect(report.problems[0]).to.match(/^the Restore was still InProgress after 1s: see velero restore describe drill-/);
   });
 
   it('a named backup without counts: the drill fails, saying its data was checked by checksums only', async () => {

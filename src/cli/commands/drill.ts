@@ -62,7 +62,7 @@ function formatReport(r: DrillReport): string {
   for (const p of r.pods) {
     const where = p.hostPath ? `hostPath ${p.hostPath}` : 'no hostPath data volume';
     const prod = p.productionHostPath ? ` (production: ${p.productionHostPath}${p.productionHostPath === p.hostPath ? ', THE SAME' : ', untouched'})` : '';
-    lines.push(`    ${p.name} (${p.kind ?? '?'}): ${where}${prod}; expects ${p.expect ? JSON.stringify(p.expect) : 'nothing (no verify hook)'}`);
+    lines.push(`    ${p.name} (${p.kind ?? '?'}, ${p.state}): ${where}${prod}; expects ${p.expect ? JSON.stringify(p.expect) : 'nothing (no verify hook)'}`);
   }
   lines.push(
     '  The restored counts are checked by the post-restore hook `companion verify` in each pod: a mismatch fails the hook and the Restore.',
