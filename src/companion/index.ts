@@ -5,7 +5,8 @@
  * module would load every companion command).
  */
 import { parseCompanionConfig, DEFAULT_DATA_DIR, DEFAULT_MAX_SNAPSHOT_AGE, DEFAULT_STATE_DIR, DEFAULT_URLS, ENV } from './config.js';
-import { countsDocument } from './counts.js';
+import { ClientGoneError } from './client-stdin.js';
+import { countsCommand } from './counts.js';
 import { exitCodeOf, usageError } from './errors.js';
 import { filesDocument } from './files.js';
 import { postHook, preHook } from './hooks.js';
@@ -24,11 +25,13 @@ Usage:
   velero-plugin-victoria companion hook pre   [FLAGS]   Velero pre hook: snapshot and record (one JSON line)
   velero-plugin-victoria companion hook post  [FLAGS]   Velero post hook: delete the recorded snapshots (one JSON line)
   velero-plugin-victoria companion files      [FLAGS]   the recorded snapshots and their files (one JSON document)
-  velero-plugin-victoria companion tar        [FLAGS]   stdin line {"tree":"<prefix>","files":[…]} → tar on stdout
+  velero-plugin-victoria companion tar        [FLAGS]   stdin line {"tree":"<prefix>","files":[…]} → tar on stdout;
+                                          with "cancelOnStdinEnd":true in the line it stops when stdin ends
   velero-plugin-victoria companion counts     [FLAGS] [--timeout DUR]
                                           the database's counts up to five minutes before the recorded
                                           snapshot time, from an hour inside its retention (one JSON line);
-                                          the counting query may take DUR (default 5m)
+                                          the counting query may take DUR (default 5m); a first stdin line
+                                          {"cancelOnStdinEnd":true} stops it when stdin ends
   velero-plugin-victoria companion verify     [FLAGS] --expect JSON [--end TIME] [--start TIME] [--timeout DUR] [--count-timeout DUR] [--host H]
                                           after a restore drill (Velero post-restore hook): waits until the
                                           database answers /health (DUR, default ${DEFAULT_VERIFY_TIMEOUT}), compares its counts
@@ -71,7 +74,7 @@ export async function companionCommand(args: string[], env: NodeJS.ProcessEnv = 
       case 'counts': {
         const { values, rest: shared } = splitOwnFlags(rest, ['timeout']);
         const timeoutMs = values.timeout === undefined ? undefined : parseDurationFlag('--timeout', values.timeout);
-        const doc = await countsDocument(parseCompanionConfig(shared, env), timeoutMs);
+        const doc = await countsCommand(parseCompanionConfig(shared, env), timeoutMs, process.stdin);
         process.stdout.write(`${JSON.stringify(doc)}\n`);
         return COMPANION_EXIT.ok;
       }
@@ -83,8 +86,18 @@ export async function companionCommand(args: string[], env: NodeJS.ProcessEnv = 
     }
   } catch (err) {
     process.stderr.write(`velero-plugin-victoria companion ${command}: ${(err as Error).message}\n`);
+    if (err instanceof ClientGoneError) exitSoon(exitCodeOf(err));
     return exitCodeOf(err);
   }
+}
+
+/**
+ * The client has gone: a write to its stdout may never complete (a container runtime keeps the
+ * pipe open and stops reading it), and a pending write keeps Node running. A process that can end
+ * by itself does so within this moment; one held by such a write is ended.
+ */
+function exitSoon(code: number): void {
+  setTimeout(() => process.exit(code), 1000).unref();
 }
 
 /** Hooks answer with one JSON line on stdout also when they fail: Velero logs it, the plugin parses it. */

@@ -1,6 +1,7 @@
 /**
  * What the plugin and the companion say to each other over exec streams (docs/companion.md):
- * the `files` document, the `tar` request line, and the exit codes. The companion produces them
+ * the `files` document, the `tar` request line, the request to be cancelled when stdin ends, and
+ * the exit codes. The companion produces them
  * (files.ts, tar.ts); the plugin imports the types and the parse functions from here, so both
  * sides check the same shape. Small on purpose: the plugin and the sidecar both load it.
  */
@@ -65,8 +66,19 @@ export interface CompanionCounts {
   durationSeconds: number;
 }
 
+/**
+ * The client's request to be treated as gone when the command's stdin ends (docs/companion.md,
+ * Cancellation): Kubernetes does not end an exec'd process when its client disconnects, it only
+ * closes the process's stdin. A plugin that sends it holds stdin open for the exec's whole life;
+ * older plugins do not send it, and their end of stdin means nothing (they close stdin right after
+ * the tar request on v5, and open none for `counts`).
+ */
+export interface CancelRequest {
+  cancelOnStdinEnd?: boolean;
+}
+
 /** The one line `companion tar` reads on stdin. */
-export interface TarRequest {
+export interface TarRequest extends CancelRequest {
   /** A tree's `prefix` from the files document. */
   tree: string;
   /** Paths in that tree; the tar holds one entry per path, in this order, named by the path. */
@@ -93,6 +105,11 @@ function object(v: unknown, where: string): Json {
 
 function string(v: unknown, where: string): string {
   if (typeof v !== 'string') throw new ProtocolError(`${where} must be a string`);
+  return v;
+}
+
+function boolean(v: unknown, where: string): boolean {
+  if (typeof v !== 'boolean') throw new ProtocolError(`${where} must be true or false`);
   return v;
 }
 
@@ -195,7 +212,28 @@ export function parseCompanionCounts(text: string): CompanionCounts {
 
 /** The line to write to `companion tar`'s stdin (with its newline). */
 export function formatTarRequest(request: TarRequest): string {
-  return `${JSON.stringify({ tree: request.tree, files: request.files, ...(request.snapshot === undefined ? {} : { snapshot: request.snapshot }) })}\n`;
+  const { tree, files, snapshot, cancelOnStdinEnd } = request;
+  return `${JSON.stringify({ tree, files, ...(snapshot === undefined ? {} : { snapshot }), ...(cancelOnStdinEnd === undefined ? {} : { cancelOnStdinEnd }) })}\n`;
+}
+
+/**
+ * The line a plugin writes to `companion counts`' stdin (with its newline): counts has no request,
+ * so this line is only the CancelRequest. Companions before it never read stdin, so they ignore it.
+ */
+export const COUNTS_CANCEL_LINE = `${JSON.stringify({ cancelOnStdinEnd: true } satisfies CancelRequest)}\n`;
+
+/**
+ * Whether the first stdin line of `counts` asks to be cancelled when stdin ends. Anything else
+ * (no line, another line) is not a request: `counts` never read its stdin before, so nothing a
+ * caller sends there may fail the count.
+ */
+export function asksCancelOnStdinEnd(line: string): boolean {
+  try {
+    const req: unknown = JSON.parse(line);
+    return typeof req === 'object' && req !== null && (req as CancelRequest).cancelOnStdinEnd === true;
+  } catch {
+    return false;
+  }
 }
 
 /** Parses the request line of `companion tar`; throws ProtocolError naming the bad field. */
@@ -205,5 +243,6 @@ export function parseTarRequest(line: string): TarRequest {
     tree: treePrefix(req.tree, 'tar request "tree"'),
     files: array(req.files, 'tar request "files"').map((p, i) => relPath(p, `tar request "files"[${i}]`)),
     ...(req.snapshot === undefined ? {} : { snapshot: string(req.snapshot, 'tar request "snapshot"') }),
+    ...(req.cancelOnStdinEnd === undefined ? {} : { cancelOnStdinEnd: boolean(req.cancelOnStdinEnd, 'tar request "cancelOnStdinEnd"') }),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * `companion tar`: streams requested snapshot files as a POSIX tar (npm tar-stream) to stdout, for
  * the plugin to read over an exec stream. The request is the first stdin line; the rest of stdin is
- * ignored, because Kubernetes' v4 exec protocol cannot close stdin.
+ * ignored, because Kubernetes' v4 exec protocol cannot close stdin, except its end when the request
+ * asks for that (`cancelOnStdinEnd`: the client has gone, client-stdin.ts).
  *
  * Memory stays bounded whatever the file sizes: a file is read in chunks only as fast as the
  * output drains (file → entry sink → pack → output, each step waiting for `drain`).
@@ -20,6 +21,7 @@ import { checkInside, openInside } from '../engine/files.js';
 import { isSkippedFile } from '../engine/layout.js';
 import type { Snapshot } from '../victoria/types.js';
 import type { CompanionConfig } from './config.js';
+import { ClientStdin } from './client-stdin.js';
 import { CompanionError, usageError } from './errors.js';
 import { snapshotMissing, snapshotRoot } from './files.js';
 import { parseTarRequest, ProtocolError, type TarRequest } from './protocol.js';
@@ -47,15 +49,33 @@ export interface TarResult {
   bytes: number;
 }
 
-/** Reads the request, checks every path, then writes the tar to `output` (which it does not end). */
+/**
+ * Reads the request, checks every path, then writes the tar to `output` (which it does not end).
+ * A request with `cancelOnStdinEnd` stops the stream when `input` ends (client-stdin.ts).
+ */
 export async function writeTar(config: CompanionConfig, input: Readable, output: Writable): Promise<TarResult> {
-  const record = await requireRecord(config.stateDir, config.kind);
-  let request: TarRequest;
+  const client = new ClientStdin(input);
   try {
-    request = parseTarRequest(await readRequestLine(input));
-  } catch (err) {
-    throw err instanceof ProtocolError ? usageError(`${err.message}: the first stdin line must be {"tree":"<prefix>","files":["path",…]}`) : err;
+    const checked = await checkedRequest(config, client);
+    return await streamTar(config, checked, output, client.signal);
+  } finally {
+    client.release();
   }
+}
+
+/** A request whose every path is in the recorded set. */
+interface CheckedRequest {
+  root: string;
+  dataDir: string;
+  files: string[];
+}
+
+async function checkedRequest(config: CompanionConfig, client: ClientStdin): Promise<CheckedRequest> {
+  const record = await requireRecord(config.stateDir, config.kind);
+  const request = await readRequest(client);
+  // Without the request the rest of stdin means nothing: older plugins close it right after the line.
+  if (request.cancelOnStdinEnd) client.cancelOnEnd();
+  else client.release();
   const snapshot = record.snapshots.find((s) => s.relPathPrefix === request.tree);
   if (!snapshot) {
     const trees = record.snapshots.map((s) => JSON.stringify(s.relPathPrefix)).join(', ') || 'none';
@@ -74,15 +94,37 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
   // Every path is checked before the first byte goes out: a bad request produces no tar at all.
   const dataDir = await realpath(config.dataDir);
   for (const path of request.files) await checkRequested(root, path, snapshot, dataDir);
+  return { root, dataDir, files: request.files };
+}
 
+/** The request line, parsed; a bad one is a usage error that says what the line must be. */
+async function readRequest(client: ClientStdin): Promise<TarRequest> {
+  const tooLong = () => usageError(`the request line on stdin is longer than ${MAX_REQUEST_BYTES} bytes: request fewer files per tar`);
+  const line = await client.firstLine(MAX_REQUEST_BYTES, tooLong);
+  if (line === undefined) throw usageError('stdin ended before the request line {"tree":"<prefix>","files":[…]}');
+  try {
+    return parseTarRequest(line);
+  } catch (err) {
+    throw err instanceof ProtocolError ? usageError(`${err.message}: the first stdin line must be {"tree":"<prefix>","files":["path",…]}`) : err;
+  }
+}
+
+/** Writes the checked files as a tar; `signal` (the client gone) breaks the stream off. */
+async function streamTar(config: CompanionConfig, { root, dataDir, files }: CheckedRequest, output: Writable, signal: AbortSignal): Promise<TarResult> {
+  signal.throwIfAborted();
   const pack = tarPack();
   pack.on('error', () => undefined); // reported through `failure` below
   let failure: Error | undefined;
-  const fail = (err: unknown): never => {
+  const stop = (err: unknown): void => {
     failure ??= err instanceof Error ? err : new Error(String(err));
     pack.destroy(failure);
+  };
+  const fail = (err: unknown): never => {
+    stop(err);
     throw failure;
   };
+  const onAbort = (): void => stop(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
   await markInUse(config.stateDir);
   // A stream may run for hours: serve must see the set in use while bytes go out (a stream that
   // stalls, its reader gone, stops renewing it).
@@ -94,37 +136,16 @@ export async function writeTar(config: CompanionConfig, input: Readable, output:
     void markInUse(config.stateDir);
   }, IN_USE_INTERVAL_MS);
   const buffers = new ReadBuffers(output instanceof Socket || output === process.stdout);
-  const producing = packFiles(pack, root, dataDir, request.files, buffers).then((r) => {
+  const producing = packFiles(pack, root, dataDir, files, buffers).then((r) => {
     pack.finalize();
     return r;
   }, fail);
-  const consuming = copyOut(pack, output, buffers, sent).catch(fail);
+  const consuming = copyOut(pack, output, buffers, sent, signal).catch(fail);
   const [result] = await Promise.allSettled([producing, consuming]);
   clearInterval(inUse);
+  signal.removeEventListener('abort', onAbort);
   if (failure) throw failure;
   return (result as PromiseFulfilledResult<TarResult>).value;
-}
-
-/**
- * The first line of `input` (without its newline), or all of it if it ends first. Returning early
- * ends the iteration, which destroys `input`: the rest of stdin is ignored by design.
- */
-async function readRequestLine(input: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of input) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    const newline = buf.indexOf(0x0a);
-    if (newline >= 0) {
-      chunks.push(buf.subarray(0, newline));
-      return Buffer.concat(chunks).toString('utf8');
-    }
-    chunks.push(buf);
-    length += buf.length;
-    if (length > MAX_REQUEST_BYTES) throw usageError(`the request line on stdin is longer than ${MAX_REQUEST_BYTES} bytes: request fewer files per tar`);
-  }
-  if (length === 0) throw usageError('stdin ended before the request line {"tree":"<prefix>","files":[…]}');
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A path is in the recorded set when listSnapshotFiles would list it: a regular file, not skipped. */
@@ -238,9 +259,9 @@ async function packFile(pack: Pack, root: string, dataDir: string, path: string,
 /**
  * Copies the tar to the output (counting into `sent` what it took), waiting whenever the output's
  * buffer is full. An output error (the reader went away: EPIPE) ends the copy at once, also
- * between writes.
+ * between writes, and so does `signal`: an output nobody reads any more may never drain.
  */
-async function copyOut(pack: Pack, output: Writable, buffers: ReadBuffers, sent: { bytes: number }): Promise<void> {
+async function copyOut(pack: Pack, output: Writable, buffers: ReadBuffers, sent: { bytes: number }, signal: AbortSignal): Promise<void> {
   let outputError: Error | undefined;
   const onError = (err: Error): void => {
     outputError = err;
@@ -254,7 +275,7 @@ async function copyOut(pack: Pack, output: Writable, buffers: ReadBuffers, sent:
         sent.bytes += chunk.length;
         buffers.written(chunk);
       });
-      if (!ready) await drained(output);
+      if (!ready) await drained(output, signal);
     }
   } catch (err) {
     throw outputError ?? err;
@@ -269,22 +290,26 @@ interface Emitter {
   off(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
-/** Resolves on 'drain'; rejects if the stream fails or closes first, or already has. */
-function drained(stream: Emitter): Promise<void> {
+/** Resolves on 'drain'; rejects if the stream fails or closes first, or already has, or `signal` aborts. */
+function drained(stream: Emitter, signal?: AbortSignal): Promise<void> {
   if (stream.destroyed) return Promise.reject(new Error('the tar stream was closed before it was complete'));
+  if (signal?.aborted) return Promise.reject(signal.reason as Error);
   return new Promise((resolve, reject) => {
     const done = (err?: Error): void => {
       stream.off('drain', onDrain);
       stream.off('error', onError);
       stream.off('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve();
     };
     const onDrain = (): void => done();
     const onError = (err: unknown): void => done(err instanceof Error ? err : new Error(String(err)));
     const onClose = (): void => done(new Error('the tar stream was closed before it was complete'));
+    const onAbort = (): void => done(signal?.reason as Error);
     stream.once('drain', onDrain);
     stream.once('error', onError);
     stream.once('close', onClose);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -1,7 +1,8 @@
 /**
  * `companion tar` and the files/tar protocol on a snapshot laid out like VictoriaMetrics' (symlinks
  * into the data directory), without a server: exact bytes, requests outside the recorded set,
- * stdin that never closes, a file that changes while read, bounded memory, sizes over 8 GiB.
+ * stdin that never closes, a stdin whose end stops the tar only when the request asks for it, a
+ * file that changes while read, bounded memory, sizes over 8 GiB.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -15,7 +16,7 @@ import { extract, pack } from 'tar-stream';
 import type { CompanionConfig } from '../../src/companion/config.js';
 import { CompanionError } from '../../src/companion/errors.js';
 import { filesDocument } from '../../src/companion/files.js';
-import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, parseTarRequest, ProtocolError } from '../../src/companion/protocol.js';
+import { asksCancelOnStdinEnd, COMPANION_EXIT, COUNTS_CANCEL_LINE, formatTarRequest, parseCompanionCounts, parseCompanionFiles, parseTarRequest, ProtocolError } from '../../src/companion/protocol.js';
 import { STATE_FORMAT, writeRecord } from '../../src/companion/state.js';
 import { entryHeader, writeTar } from '../../src/companion/tar.js';
 import { listSnapshotFiles } from '../../src/engine/files.js';
@@ -343,6 +344,38 @@ describe('companion tar (local snapshot)', () => {
     }
   });
 
+  it('with cancelOnStdinEnd, stops when stdin ends (the client has gone), also while the output is full (exit 1)', async () => {
+    const path = 'data/small/2026_01/17A0_1/big.bin';
+    writeFileSync(join(snapDir, path), Buffer.alloc(16 << 20, 3));
+    try {
+      const out = new PassThrough({ highWaterMark: 16 * 1024 }); // never read: the tar waits for it to drain
+      const stdin = openStdin(formatTarRequest({ tree: '', files: [path], cancelOnStdinEnd: true }));
+      const tarring = exitCodeOf(writeTar(config, stdin, out));
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline && out.writableLength < 16 * 1024; ) await sleep(20);
+      stdin.end();
+      const { code, message } = await tarring;
+      expect(code).to.equal(COMPANION_EXIT.failed);
+      expect(message).to.match(/^stopped: stdin ended, so the plugin that ran this command has gone /);
+      expect(stdin.destroyed, 'stdin released').to.equal(true);
+    } finally {
+      rmSync(join(snapDir, path));
+    }
+  });
+
+  it('with cancelOnStdinEnd, a stdin that ended with the request sends nothing; without it (older plugins close stdin right after the line) the whole tar goes out', async () => {
+    const files = ['metadata/minTimestampForCompositeIndex', 'data/small/2026_01/17A0_1/values.bin'];
+    const gone = new PassThrough();
+    const nothing = collect(gone);
+    const { code } = await exitCodeOf(writeTar(config, new PassThrough().end(formatTarRequest({ tree: '', files, cancelOnStdinEnd: true })), gone));
+    expect(code).to.equal(COMPANION_EXIT.failed);
+    expect(nothing().length).to.equal(0);
+
+    const out = new PassThrough();
+    const bytes = collect(out);
+    expect(await writeTar(config, new PassThrough().end(formatTarRequest({ tree: '', files })), out)).to.deep.equal({ files: 2, bytes: 8 + 300_000 });
+    expect((await untar(bytes())).map((e) => e.name)).to.deep.equal(files);
+  });
+
   it('writes sizes over 8 GiB (11 octal digits) that tar-stream reads back', async () => {
     const size = 9 * 1024 ** 3 + 5;
     const p = pack();
@@ -373,8 +406,19 @@ describe('companion protocol', () => {
     expect(parseTarRequest(formatTarRequest(req).trim())).to.deep.equal(req);
     const named = { ...req, snapshot: '20260101-x' };
     expect(parseTarRequest(formatTarRequest(named).trim())).to.deep.equal(named);
+    const cancelling = { ...named, cancelOnStdinEnd: true };
+    expect(parseTarRequest(formatTarRequest(cancelling).trim())).to.deep.equal(cancelling);
     for (const bad of ['{"tree":"partitions","files":[]}', '{"tree":"","files":["a/../b"]}', '{"tree":"","files":"a"}', '[]']) {
       expect(() => parseTarRequest(bad), bad).to.throw(ProtocolError);
+    }
+    expect(() => parseTarRequest('{"tree":"","files":[],"cancelOnStdinEnd":"yes"}')).to.throw(ProtocolError, 'tar request "cancelOnStdinEnd" must be true or false');
+  });
+
+  it('reads the request of counts to be cancelled when stdin ends; anything else is no request', () => {
+    expect(COUNTS_CANCEL_LINE).to.equal('{"cancelOnStdinEnd":true}\n');
+    expect(asksCancelOnStdinEnd(COUNTS_CANCEL_LINE.trim())).to.equal(true);
+    for (const other of ['', 'not json', '{"cancelOnStdinEnd":false}', '{"cancelOnStdinEnd":"true"}', '[true]', 'null', '{}']) {
+      expect(asksCancelOnStdinEnd(other), other).to.equal(false);
     }
   });
 
