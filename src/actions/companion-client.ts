@@ -3,10 +3,13 @@
  * into the companion container of the pod. Short commands (hooks, the files document) are bounded
  * by `execTimeoutMs` (a pre hook by at least PRE_HOOK_TIMEOUT_MS); tar streams by
  * `streamIdleTimeoutMs` of silence, since a large file legitimately takes long but never stalls;
- * counting by `countTimeoutMs`, as it reads the whole database.
+ * counting by `countTimeoutMs`, as it reads the whole database. Counts and tar streams hold stdin
+ * open and ask the companion to stop when it ends (docs/companion.md, Cancellation): the exec's
+ * process outlives our disconnect otherwise. Hooks run to their end (a half-made snapshot set would
+ * be recorded nowhere), and the files listing is short.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionCounts, type CompanionFiles, type CompanionTree } from '../companion/protocol.js';
+import { COMPANION_EXIT, COUNTS_CANCEL_LINE, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionCounts, type CompanionFiles, type CompanionTree } from '../companion/protocol.js';
 import type { SnapshotFile } from '../engine/files.js';
 import { ExecError } from '../kube/errors.js';
 import { execInPod } from '../kube/exec.js';
@@ -30,7 +33,7 @@ export interface CompanionTarget {
 export class CompanionClient {
   constructor(private readonly t: CompanionTarget) {}
 
-  private async run(args: string[], signal = this.t.signal, timeoutMs = this.t.execTimeoutMs): Promise<string> {
+  private async run(args: string[], signal = this.t.signal, timeoutMs = this.t.execTimeoutMs, stdin?: string): Promise<string> {
     const { t } = this;
     const result = await execInPod({
       kubeConfig: t.kube.kubeConfig,
@@ -42,6 +45,7 @@ export class CompanionClient {
       // A files document lists every file of the database: large for a big one, still bounded.
       maxStdoutBytes: 256 * 1024 * 1024,
       signal,
+      ...(stdin === undefined ? {} : { stdin, keepStdinOpen: true }),
     });
     return result.stdout.toString('utf8');
   }
@@ -60,8 +64,9 @@ export class CompanionClient {
   async counts(): Promise<CompanionCounts> {
     // The companion's query gets the same limit as the exec (its own default is 5 minutes), so a
     // countTimeoutSeconds above that is not cut short, and a count past it stops in the pod too.
+    // A count we give up on earlier (the backup failed or ended) stops when stdin ends.
     const seconds = Math.ceil(this.t.countTimeoutMs / 1000);
-    return parseCompanionCounts(await this.run(['counts', '--timeout', `${seconds}s`], undefined, this.t.countTimeoutMs));
+    return parseCompanionCounts(await this.run(['counts', '--timeout', `${seconds}s`], undefined, this.t.countTimeoutMs, COUNTS_CANCEL_LINE));
   }
 
   /**
@@ -88,7 +93,9 @@ export class CompanionClient {
       pod: t.pod,
       container: t.container,
       command: [EXECUTABLE, 'companion', 'tar'],
-      stdin: formatTarRequest({ tree: tree.prefix, files: files.map((f) => f.path), ...(tree.snapshot === undefined ? {} : { snapshot: tree.snapshot }) }),
+      stdin: formatTarRequest({ tree: tree.prefix, files: files.map((f) => f.path), ...(tree.snapshot === undefined ? {} : { snapshot: tree.snapshot }), cancelOnStdinEnd: true }),
+      // Its end stops the tar in the pod when we stop reading (a failed upload, a cancelled backup).
+      keepStdinOpen: true,
       stdout: out,
       idleTimeoutMs: t.streamIdleTimeoutMs,
       signal: AbortSignal.any([t.signal, signal]),

@@ -9,7 +9,9 @@
  *
  * Protocols (subprotocol negotiation, client's order wins): `v5.channel.k8s.io` (API servers from
  * 1.30: stdin can be closed with the CLOSE frame [255, 0]) and `v4.channel.k8s.io` (older ones: stdin
- * stays open until the end, so commands must not wait for EOF there). Every frame is one channel
+ * stays open until the end, so commands must not wait for EOF there). On both, the end of the
+ * connection closes the command's stdin: a command that was sent stdin and never its close can take
+ * EOF as "the client has gone" (`keepStdinOpen`). Every frame is one channel
  * byte followed by data: 0 stdin, 1 stdout, 2 stderr, 3 the exit status as a JSON `Status`.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -44,8 +46,14 @@ export interface ExecOptions {
   pod: string;
   container: string;
   command: readonly string[];
-  /** Sent to the command's stdin, then stdin is closed (v5 only: on v4 it stays open). */
+  /** Sent to the command's stdin, then stdin is closed (v5 only: on v4 it stays open) unless `keepStdinOpen`. */
   stdin?: Buffer | string;
+  /**
+   * Holds stdin open after `stdin` until the exec ends, also on v5: its end then tells the command
+   * that we have gone, since Kubernetes does not end an exec'd process when its client disconnects
+   * but closes its stdin (docs/companion.md, Cancellation).
+   */
+  keepStdinOpen?: boolean;
   /**
    * Receives stdout with backpressure. Ended once the command exited 0 and the exec resolves when
    * it has finished; on any failure it is destroyed with the error, so a cut stream never looks
@@ -392,7 +400,7 @@ class ExecSession {
     for (let at = 0; at < stdin.length; at += STDIN_FRAME) {
       ws.send(Buffer.concat([Buffer.of(STDIN), stdin.subarray(at, at + STDIN_FRAME)]));
     }
-    if (this.protocol === 'v5.channel.k8s.io') ws.send(Buffer.of(CLOSE, STDIN));
+    if (this.protocol === 'v5.channel.k8s.io' && !o.keepStdinOpen) ws.send(Buffer.of(CLOSE, STDIN));
   }
 
   private onMessage(frame: Buffer, isBinary: boolean): void {
