@@ -3,14 +3,16 @@
  * client-node reads through a kubeconfig (TLS with our CA, bearer token), with the API server's own
  * 401/403/404 answers turned into messages that say what to fix; and exec over WebSocket with v5
  * and with a v4-only server: stdin, exit codes, stderr in errors, a 64 MiB stream to a slow
- * consumer in bounded memory, a cut stream, a hung one, timeouts and cancellation.
+ * consumer in bounded memory, a cut stream, a hung one, timeouts and cancellation; stdin held open
+ * for the exec's life, and the stand-in's kubelet-like end of a session whose client went away.
  */
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, Exec, type V1Status } from '@kubernetes/client-node';
 import { KubeClient, defaultNamespace, loadKubeConfig } from '../../src/kube/client.js';
 import { ExecError, KubeError } from '../../src/kube/errors.js';
@@ -478,5 +480,37 @@ describe('kube: exec over WebSocket against the API stand-in', function () {
     const aborted = await rejection(exec({ command: ['sleep', '30'], signal: ac.signal }), ExecError);
     expect(aborted.code).to.equal('Aborted');
     expect((aborted.cause as Error).message).to.equal('backup cancelled');
+  });
+
+  it('keepStdinOpen: stdin stays open after it was sent, also on v5, until the exec ends', async function () {
+    const line = '{"cancelOnStdinEnd":true}\n';
+    const r = await exec({ command: ['head', '-c', String(line.length)], stdin: line, keepStdinOpen: true });
+    expect(r.stdout.toString()).to.equal(line);
+    expect(api.execs.at(-1)).to.include({ protocol: V5, stdinBytes: line.length, stdinClosed: false, exitCode: 0 });
+  });
+
+  it('stand-in: as with the kubelet, a client that goes away signals nothing: the command runs on, and only its stdin is closed', async function () {
+    const dir = mkdtempSync(join(tmpdir(), 'exec-gone-'));
+    const marker = join(dir, 'stdin-ended');
+    const cancelled = async (command: string[], stdin?: string) => {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(new Error('backup cancelled')), 300);
+      const err = await rejection(exec({ command, signal: ac.signal, ...(stdin === undefined ? {} : { stdin, keepStdinOpen: true }) }), ExecError);
+      expect(err.code).to.equal('Aborted');
+      return api.execs.at(-1)!;
+    };
+    // Without stdin nothing reaches the command: it ends when it would have.
+    const sleeping = await cancelled(['sleep', '2']);
+    expect(sleeping.exitedAt, 'still running after the exec was cancelled').to.equal(undefined);
+    expect(() => process.kill(sleeping.pid!, 0)).not.to.throw();
+    // With stdin held open, its end is what the command sees.
+    const reading = await cancelled(['sh', '-c', `cat >/dev/null; touch ${marker}`], '');
+    for (const deadline = Date.now() + 5000; Date.now() < deadline && reading.exitedAt === undefined; ) await sleep(50);
+    expect(reading).to.include({ exitCode: 0 });
+    expect(existsSync(marker), 'the command read its stdin to the end').to.equal(true);
+    for (const deadline = Date.now() + 5000; Date.now() < deadline && sleeping.exitedAt === undefined; ) await sleep(50);
+    expect(sleeping).to.include({ exitCode: 0 });
+    expect(sleeping.exitedAt! - sleeping.openedAt, 'sleep 2 ran its 2 s').to.be.at.least(1900);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -15,6 +15,8 @@
  *   the exit status as a JSON Status on channel 3 (Success, or Failure/NonZeroExitCode with the
  *   ExitCode cause), then a close. v5 honours the client's CLOSE frame [255, 0] (stdin EOF); v4 has none.
  *   The command runs as a local process chosen by the test (onExec), with backpressure both ways.
+ *   A client that goes away ends nothing, as with the kubelet: the process's stdin is closed (when
+ *   the exec has one), its output is no longer read, and it runs on until it exits by itself.
  * - fault hooks: cut the exec stream after N bytes of stdout, or accept an exec and never answer.
  *
  * Every request is recorded (method, path, query, status) so a test can assert what the plugin did.
@@ -87,10 +89,13 @@ export interface ExecRecord {
   stdinBytes: number;
   stdinClosed: boolean;
   stdoutBytes: number;
+  /** The local process's id, once it started. */
+  pid?: number;
   exitCode?: number;
-  /** When the WebSocket opened and closed (Date.now()). */
+  /** When the WebSocket opened and closed, and when the process exited (Date.now()). */
   openedAt: number;
   closedAt?: number;
+  exitedAt?: number;
 }
 
 interface Resource {
@@ -639,11 +644,13 @@ export class KubeApiServer {
     let inFlight = 0;
     let outputPaused = false;
     let cut = false;
+    /** The client went away before the process exited: its output is no longer read. */
+    let gone = false;
     let child: ChildProcess | undefined;
 
     // Output waits while more than HIGH_WATER bytes are queued on the socket: the kubelet's copy blocks the same way.
     const setOutputPaused = (pause: boolean) => {
-      if (pause === outputPaused || !child) return;
+      if (pause === outputPaused || !child || gone) return;
       outputPaused = pause;
       for (const s of [out?.reader, child.stderr]) if (s) pause ? s.pause() : s.resume();
     };
@@ -681,6 +688,7 @@ export class KubeApiServer {
       stdio: [streams.stdin ? 'pipe' : 'ignore', out ? out.writer : 'ignore', streams.stderr ? 'pipe' : 'ignore'],
     });
     const proc = child;
+    record.pid = proc.pid;
     this.children.add(proc);
     out?.writer.destroy(); // the process holds its own copy: the reader sees EOF when it exits
     proc.stdin?.on('error', () => undefined); // a command that exits without reading its stdin
@@ -720,9 +728,7 @@ export class KubeApiServer {
     const exited = () => {
       if (ended || !exit || stdoutOpen) return;
       ended = true;
-      const { code, signal } = exit;
-      const exitCode = code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
-      record.exitCode = exitCode;
+      const exitCode = exitCodeOf(exit.code, exit.signal);
       if (exitCode === 0) return finish({ status: 'Success' });
       // The API server's translator (v5) and the kubelet (v4) word the message differently.
       const detail = v5 ? `command terminated with exit code ${exitCode}` : `error executing command [${record.command.join(' ')}], exit code ${exitCode}`;
@@ -733,6 +739,12 @@ export class KubeApiServer {
         details: { causes: [{ reason: 'ExitCode', message: String(exitCode) }] },
       });
     };
+    proc.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+      record.exitCode = exitCodeOf(code, signal);
+      record.exitedAt = Date.now();
+      // Its pipes go with it, as the runtime's do: nothing holds the stand-in open for output never read.
+      if (gone) for (const s of [out?.reader, proc.stderr]) s?.destroy();
+    });
     proc.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
       this.children.delete(proc);
       exit = { code, signal };
@@ -757,11 +769,20 @@ export class KubeApiServer {
       }
     });
     ws.on('close', () => {
-      if (!ended) proc.kill('SIGKILL');
-      out?.reader.destroy();
+      if (ended || record.exitedAt !== undefined) return out?.reader.destroy();
+      // As the kubelet and the container runtime do when the client disconnects: the process is
+      // not signalled; its stdin is closed (if the exec has one), and its output is no longer read
+      // (a process that keeps writing blocks once the pipes are full: containerd's shim keeps them
+      // open). It runs on until it exits by itself; close() kills what is left.
+      gone = true;
+      proc.stdin?.end();
+      for (const s of [out?.reader, proc.stderr]) s?.pause();
     });
   }
 }
+
+/** As a shell reports it: 128 + the signal's number for a process a signal ended. */
+const exitCodeOf = (code: number | null, signal: NodeJS.Signals | null): number => code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0);
 
 export async function startKubeApi(options?: { token?: string; protocols?: string[]; user?: string }): Promise<KubeApiServer> {
   return new KubeApiServer(options).listen();
