@@ -118,6 +118,12 @@ function runsDatabase(c: Container, volumeName: string, companion: string): bool
   return c.name !== companion && (c.volumeMounts ?? []).some((m) => m.name === volumeName);
 }
 
+/** The image of the container that runs the database (the one besides the companion that mounts the data volume). */
+export function databaseImage(spec: PodSpec, volumeName: string, companion: string): string | undefined {
+  const image = (spec.containers ?? []).find((c) => runsDatabase(c, volumeName, companion))?.image;
+  return typeof image === 'string' ? image : undefined;
+}
+
 /** A drill database's retention: 100 years, the longest VictoriaMetrics and VictoriaLogs accept. */
 export const DRILL_RETENTION_ARG = '-retentionPeriod=100y';
 const SHELLS = new Set(['sh', 'bash', 'ash', 'dash', 'busybox']);

@@ -99,6 +99,8 @@ export interface MadeRestorePlan {
   expiresAt: string;
   /** Set when the plan expires before restorePlanExpirySeconds because the signing session ends then. */
   sessionEndsAt?: string;
+  /** What wrote the data: the database's version if known, and the files' paths (olderDatabaseProblem). */
+  source: { version?: string; files: string[] };
 }
 
 /** A read-only view of `store` under `prefix` (buildRestorePlan reads one backup folder through it). */
@@ -153,6 +155,7 @@ export async function makeRestorePlan(req: RestorePlanRequest): Promise<MadeRest
       bytes: manifest.totals.bytes,
       expiresAt: built.plan.expiresAt,
       ...(lifetime.sessionEndsAt ? { sessionEndsAt: lifetime.sessionEndsAt } : {}),
+      source: { ...(manifest.source.version ? { version: manifest.source.version } : {}), files: manifest.trees.flatMap((t) => t.files.map((f) => f.path)) },
     };
   } finally {
     presigner.destroy();

@@ -18,7 +18,8 @@ import { formatBytes } from '../engine/progress.js';
 import type { PluginConfig } from './plugin-config.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { PLUGIN_FOLDER, readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecord } from './record.js';
-import { databaseRetention, drillPod, drillVerifyHost, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
+import { databaseImage, databaseRetention, drillPod, drillVerifyHost, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
+import { olderDatabaseProblem } from './database-version.js';
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
 import { lockedDown, restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
 import { podClaims, podReferences } from './pod-references.js';
@@ -211,6 +212,8 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
       throw new Error(tooSlow);
     }
     logPlan(s, location, plan, placement.destination);
+    const tooOld = olderDatabaseProblem(plan.kind, plan.source, databaseImage(placement.pod.spec ?? {}, volume.name, config.companionContainer));
+    if (tooOld) ctx.log.warn(`${podId}: backup ${record.name}: ${tooOld}`, fields);
     await removeOldPlans(s, location);
     const pod = withRestoreContainer(s, placement.pod, image, plan, location);
     // A drill's placement carries its note, and only a drill's.

@@ -346,6 +346,24 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     expect(messages(plain, 'warn').join('\n')).not.to.match(/retentionPeriod/);
   });
 
+  it('warns when the restored pod runs a VictoriaMetrics too old for the data (before v1.90: it cannot open the new format)', async () => {
+    // Debian's VictoriaMetrics reports no version: the data's format (parts.json) says v1.90 or later.
+    const item = asRestored(backedUp);
+    item.spec.containers[0]!.image = 'registry.example.com:5000/victoriametrics/victoria-metrics:v1.79.5';
+    const res = await restorePod(item, restoreObject('r-older'));
+    expect(res.ok, res.error).to.equal(true);
+    expect(messages(res, 'warn').join('\n')).to.include(
+      'backup b1: its data is in the storage format of VictoriaMetrics v1.90 and later (parts.json), and the restored pod runs registry.example.com:5000/victoriametrics/victoria-metrics:v1.79.5, which is older: ' +
+        'VictoriaMetrics before v1.90 cannot open data written by v1.90 or later (the storage format changed), so it will not start on the restored data; run v1.90.0 or later in the restored pod',
+    );
+    // The image of the backup (v1.145.0), one without a version tag, or a digest: nothing to say.
+    for (const image of [undefined, 'victoriametrics/victoria-metrics:latest', 'victoriametrics/victoria-metrics@sha256:0123456789abcdef']) {
+      const same = asRestored(backedUp);
+      if (image) same.spec.containers[0]!.image = image;
+      expect(messages(await restorePod(same, restoreObject('r-same')), 'warn').join('\n'), image).not.to.include('which is older');
+    }
+  });
+
   it('a drill (namespace mapping) restores into another hostPath, never the production one, and adds the verify hook', async () => {
     const res = await restorePod(asRestored(backedUp), restoreObject('drill-1', { [NS]: DRILL_NS }));
     expect(res.ok, res.error).to.equal(true);
