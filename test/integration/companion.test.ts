@@ -2,32 +2,42 @@
  * The companion sidecar against real servers: VictoriaMetrics 1.145 and 1.79.5 and the VictoriaLogs
  * test server. Most calls are in-process; the real CLI entry (`tsx src/main.ts companion …`) runs
  * for the hooks, files and tar, and `serve` runs from esbuild bundles (as in the image's executable)
- * so that its idle memory is measured without tsx's own.
+ * so that its idle memory is measured without tsx's own. The built executable also runs as the
+ * plugin execs it through the API stand-in, to show that a plugin that goes away stops its count
+ * and its tar in the pod, and that an older plugin's requests are served as before.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { extract } from 'tar-stream';
+import { CompanionClient } from '../../src/actions/companion-client.js';
+import { EXECUTABLE } from '../../src/actions/names.js';
 import { parseCompanionConfig, type CompanionConfig } from '../../src/companion/config.js';
 import { CompanionError } from '../../src/companion/errors.js';
 import { countsDocument } from '../../src/companion/counts.js';
 import { filesDocument } from '../../src/companion/files.js';
 import { postHook, preHook } from '../../src/companion/hooks.js';
-import { COMPANION_EXIT, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionFiles } from '../../src/companion/protocol.js';
+import { COMPANION_EXIT, COUNTS_CANCEL_LINE, formatTarRequest, parseCompanionCounts, parseCompanionFiles, type CompanionFiles } from '../../src/companion/protocol.js';
 import { expireRecorded } from '../../src/companion/serve.js';
 import { readRecord } from '../../src/companion/state.js';
 import { writeTar } from '../../src/companion/tar.js';
 import { listSnapshotFiles } from '../../src/engine/files.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { ExecError } from '../../src/kube/errors.js';
+import { execInPod } from '../../src/kube/exec.js';
 import { LogsSource, MetricsSource, type Snapshot } from '../../src/victoria/index.js';
 import { LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-counts.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents, ROOT } from '../support/components.js';
+import { makePod, startKubeApi, V5, type ExecRecord, type KubeApiServer } from '../support/kube-api.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
 
@@ -640,5 +650,195 @@ describe('companion against VictoriaLogs v1.31–v1.43 (no snapshot delete API)'
     expect(lines).to.have.length(1);
     expect(lines[0]).to.match(/^recorded snapshot\(s\) from .* are left, and no longer tracked: VictoriaLogs at .* cannot delete partition snapshots/);
     expect(await readRecord(stateDir)).to.equal(undefined);
+  });
+});
+
+/** A count query that VictoriaMetrics made slow holds: when it arrived, when its client gave up on it, and how to let it through. */
+interface HeldQuery {
+  arrivedAt: number;
+  cancelledAt?: number;
+  release(): void;
+}
+
+/**
+ * VictoriaMetrics made slow: a proxy in front of it that forwards everything but the count query
+ * (/api/v1/query), which it holds until released, noting when the client closed its connection.
+ */
+async function slowQueries(target: string): Promise<{ url: string; held: HeldQuery[]; close(): Promise<void> }> {
+  const held: HeldQuery[] = [];
+  const forward = (req: IncomingMessage, res: ServerResponse): void => {
+    const upstream = httpRequest(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', (err) => res.destroy(err));
+    req.pipe(upstream);
+  };
+  const server = createHttpServer((req, res) => {
+    if (!req.url?.startsWith('/api/v1/query')) return forward(req, res);
+    const query: HeldQuery = { arrivedAt: Date.now(), release: () => forward(req, res) };
+    res.on('close', () => {
+      if (!res.writableFinished) query.cancelledAt ??= Date.now();
+    });
+    held.push(query);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    held,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve()).closeAllConnections()),
+  };
+}
+
+async function until(what: string, done: () => boolean, ms = 10_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !done(); await sleep(50)) if (Date.now() > deadline) expect.fail(`${what} within ${ms} ms`);
+}
+
+describe('companion exec\'d through the API stand-in: a plugin that goes away (VictoriaMetrics 1.145)', function () {
+  const NS = 'monitoring';
+  const POD = 'vm-0';
+  const CONTAINER = 'victoria-companion';
+  let vm: VmServer;
+  let slow: Awaited<ReturnType<typeof slowQueries>>;
+  let api: KubeApiServer;
+  let kube: KubeClient;
+  let stateDir: string;
+  let env: NodeJS.ProcessEnv;
+  /** Files added to the recorded snapshot, sparse: as large as a big part, without the disk. */
+  const big = { path: 'big.bin', size: 1024 ** 3 };
+  const mid = { path: 'mid.bin', size: 32 << 20 };
+
+  before(async function () {
+    requireComponents(this, paths.plugin);
+    vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key-145' });
+    await vm.importSeries(20, 100);
+    slow = await slowQueries(vm.url);
+    stateDir = mkdtempSync(join(tmpdir(), 'companion-state-'));
+    env = { VICTORIA_KIND: 'metrics', VICTORIA_URL: slow.url, VICTORIA_DATA_DIR: vm.dataDir, VICTORIA_AUTH_KEY: 'snap-key-145', COMPANION_STATE_DIR: stateDir };
+    const pre = await cli(['hook', 'pre'], env);
+    expect(pre.status, pre.stderr).to.equal(0);
+    const snapshotDir = join(vm.dataDir, (await readRecord(stateDir))!.snapshots[0]!.dir);
+    for (const f of [big, mid]) {
+      writeFileSync(join(snapshotDir, f.path), '');
+      truncateSync(join(snapshotDir, f.path), f.size);
+    }
+    api = await startKubeApi();
+    api.put(makePod(NS, POD, ['victoria-metrics', CONTAINER]));
+    // The sidecar as the plugin execs it: the built executable, with the container's environment.
+    api.onExec(NS, POD, CONTAINER, (command) => (command[0] === EXECUTABLE ? { file: paths.plugin, args: command.slice(1), env: cleanEnv(env) as Record<string, string> } : undefined));
+    kube = KubeClient.load({ kubeconfig: api.writeKubeconfig(), env: {} });
+  });
+  after(async () => {
+    await api?.close();
+    if (env) await cli(['hook', 'post'], env);
+    await slow?.close();
+    await vm?.stop();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const companion = (signal: AbortSignal): CompanionClient =>
+    new CompanionClient({ kube, namespace: NS, pod: POD, container: CONTAINER, execTimeoutMs: 60_000, streamIdleTimeoutMs: 60_000, countTimeoutMs: 60_000, signal });
+  const execOf = (command: string): ExecRecord => api.execs.findLast((e) => e.command.includes(command))!;
+
+  async function cancelled(p: Promise<unknown>): Promise<ExecError> {
+    const err = await p.then(
+      () => expect.fail('expected the exec to be cancelled'),
+      (e: unknown) => e as ExecError,
+    );
+    expect(err).to.be.instanceOf(ExecError);
+    expect(err.code).to.equal('Aborted');
+    return err;
+  }
+
+  it('counts: the plugin giving up ends the count in the pod and its query to the database within seconds', async () => {
+    const ac = new AbortController();
+    const counting = companion(ac.signal).counts();
+    await until('the count query reached the database', () => slow.held.length === 1);
+    ac.abort(new Error('backup cancelled'));
+    await cancelled(counting);
+    const exec = execOf('counts');
+    await until('the companion exited', () => exec.exitedAt !== undefined);
+    expect(exec).to.include({ exitCode: COMPANION_EXIT.failed, stdinClosed: false });
+    expect(exec.exitedAt! - exec.closedAt!, 'ms from the exec closed to the companion gone').to.be.below(3000);
+    expect(slow.held[0]!.cancelledAt, 'the count query was cancelled').to.be.a('number');
+    expect(slow.held[0]!.cancelledAt! - exec.closedAt!).to.be.below(3000);
+  });
+
+  it('counts from an older plugin (no stdin, no request) runs to its end in the pod after the exec was closed, as before', async () => {
+    const ac = new AbortController();
+    const counting = execInPod({ kubeConfig: kube.kubeConfig, namespace: NS, pod: POD, container: CONTAINER, command: [EXECUTABLE, 'companion', 'counts', '--timeout', '60s'], signal: ac.signal });
+    await until('the count query reached the database', () => slow.held.length === 2);
+    ac.abort(new Error('backup cancelled'));
+    await cancelled(counting);
+    const exec = execOf('counts');
+    await sleep(1500);
+    expect(exec.exitedAt, 'still counting').to.equal(undefined);
+    expect(slow.held[1]!.cancelledAt, 'the query still runs').to.equal(undefined);
+    slow.held[1]!.release();
+    await until('the count finished', () => exec.exitedAt !== undefined);
+    expect(exec.exitCode).to.equal(COMPANION_EXIT.ok);
+  });
+
+  it('counts (real CLI) says on stderr why it stopped when stdin ends after the request', async () => {
+    const child = spawn(paths.plugin, ['companion', 'counts'], { env: cleanEnv(env), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdin.write(COUNTS_CANCEL_LINE);
+    await until('the count query reached the database', () => slow.held.length === 3);
+    const ended = Date.now();
+    child.stdin.end();
+    const [status] = (await once(child, 'close')) as [number | null];
+    expect(Date.now() - ended).to.be.below(3000);
+    expect(status).to.equal(COMPANION_EXIT.failed);
+    expect(stdout).to.equal('');
+    expect(stderr).to.match(/^velero-plugin-victoria companion counts: stopped: stdin ended, so the plugin that ran this command has gone \(.*\); it asked \(cancelOnStdinEnd\) for the command to stop then\n$/);
+    expect(slow.held[2]!.cancelledAt).to.be.a('number');
+  });
+
+  it('tar: the plugin giving up on a stream nobody reads any more ends the tar in the pod within seconds', async () => {
+    const ac = new AbortController();
+    const from = api.execs.length;
+    const stream = await companion(ac.signal).tar({ prefix: '' }, [{ path: big.path, size: big.size, mtimeMs: 0 }], ac.signal);
+    stream.on('error', () => undefined); // destroyed with the cancellation
+    await until('the exec opened', () => api.execs.length > from);
+    const exec = execOf('tar');
+    // Nobody reads: the stream fills every buffer on the way and the tar waits for its output.
+    await until('the tar started streaming', () => exec.stdoutBytes > 0);
+    await sleep(500);
+    ac.abort(new Error('backup cancelled'));
+    await until('the exec was closed', () => exec.closedAt !== undefined);
+    await until('the companion exited', () => exec.exitedAt !== undefined);
+    expect(exec).to.include({ exitCode: COMPANION_EXIT.failed, stdinClosed: false });
+    expect(exec.stdoutBytes).to.be.below(big.size);
+    expect(exec.exitedAt! - exec.closedAt!, 'ms from the exec closed to the companion gone').to.be.below(3000);
+  });
+
+  it('tar from an older plugin (stdin closed right after the request, no cancelOnStdinEnd) still streams the whole tar', async () => {
+    let received = 0;
+    let first = true;
+    const consumer = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        received += chunk.length;
+        // Late to start, so that stdin has long ended while the tar still streams.
+        if (first) setTimeout(done, 500);
+        else done();
+        first = false;
+      },
+    });
+    const r = await execInPod({
+      kubeConfig: kube.kubeConfig,
+      namespace: NS,
+      pod: POD,
+      container: CONTAINER,
+      command: [EXECUTABLE, 'companion', 'tar'],
+      stdin: formatTarRequest({ tree: '', files: [mid.path] }),
+      stdout: consumer,
+      idleTimeoutMs: 30_000,
+    });
+    expect(r.protocol).to.equal(V5);
+    expect(received).to.equal(512 + mid.size + 1024); // header, data, end of archive
+    expect(execOf('tar')).to.include({ stdinClosed: true, exitCode: COMPANION_EXIT.ok });
   });
 });
