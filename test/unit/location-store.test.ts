@@ -167,7 +167,10 @@ describe('storage location credentials', () => {
     try {
       const size = 9 * 1024 * 1024; // above the default part size (8 MiB)
       const upload = location.store.put('big', Buffer.alloc(size), size).catch((e: Error) => e);
-      while (!requests.some((r) => r.endsWith(' part'))) await new Promise((resolve) => setTimeout(resolve, 10));
+      for (let waited = 0; !requests.some((r) => r.endsWith(' part')); waited += 10) {
+        expect(waited, `no part was sent: ${requests.join(', ')}`).to.be.below(10_000);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       expect(await abortOpenUploads()).to.equal(1);
       expect(requests).to.include('DELETE /bkt/plugins/victoria/big');
       for (const res of hung) res.destroy();
