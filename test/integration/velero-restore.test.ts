@@ -576,32 +576,27 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
   });
 
   it('a StatefulSet that exists already, and a check the API server refuses: warnings, and the restore goes on', async () => {
-    const stsPod = { ...backedUp, metadata: { ...backedUp.metadata, name: 'vmsingle-0', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'vmsingle', uid: 'sts', controller: true }] } };
-    api.put({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'vmsingle', namespace: NS } });
-    try {
-      const res = await restorePod(asRestored(stsPod), restoreObject('r-sts'), stsPod);
-      expect(res.ok, res.error).to.equal(true);
-      expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
-      expect(messages(res, 'warn').join('\n')).to.match(
-        /pod monitoring\/vmsingle-0: StatefulSet monitoring\/vmsingle exists already: it adopts the restored pod: scaled below the pod's ordinal it deletes it before its data is restored, otherwise it may create the pod itself first, without the restore; delete the workload first/,
-      );
-    } finally {
-      api.remove('apps/v1', 'StatefulSet', NS, 'vmsingle');
-    }
+    // The pod restored while its controller (`vmsingle`, of `kind`) exists: restored all the same; its warnings.
+    const warningsBeside = async (kind: 'StatefulSet' | 'DaemonSet', podName: string): Promise<string> => {
+      const pod = { ...backedUp, metadata: { ...backedUp.metadata, name: podName, ownerReferences: [{ apiVersion: 'apps/v1', kind, name: 'vmsingle', uid: kind, controller: true }] } };
+      api.put({ apiVersion: 'apps/v1', kind, metadata: { name: 'vmsingle', namespace: NS } });
+      try {
+        const res = await restorePod(asRestored(pod), restoreObject(`r-${kind.toLowerCase()}`), pod);
+        expect(res.ok, res.error).to.equal(true);
+        expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
+        return messages(res, 'warn').join('\n');
+      } finally {
+        api.remove('apps/v1', kind, NS, 'vmsingle');
+      }
+    };
+    expect(await warningsBeside('StatefulSet', 'vmsingle-0')).to.match(
+      /pod monitoring\/vmsingle-0: StatefulSet monitoring\/vmsingle exists already: it adopts the restored pod: scaled below the pod's ordinal it deletes it before its data is restored, otherwise it may create the pod itself first, without the restore; delete the workload first/,
+    );
     // A DaemonSet keeps one pod per node: the same warning, in its words.
-    const dsPod = { ...backedUp, metadata: { ...backedUp.metadata, name: 'vmsingle-q9w4t', ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'vmsingle', uid: 'ds', controller: true }] } };
-    api.put({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'vmsingle', namespace: NS } });
-    try {
-      const res = await restorePod(asRestored(dsPod), restoreObject('r-ds'), dsPod);
-      expect(res.ok, res.error).to.equal(true);
-      expect(initNames(res.item as PodJson)).to.deep.equal(['victoria-restore']);
-      expect(messages(res, 'warn').join('\n')).to.contain(
-        'pod monitoring/vmsingle-q9w4t: DaemonSet monitoring/vmsingle exists already: it adopts the restored pod: with a pod of its own on that node already it deletes one of the two, ' +
-          'otherwise it may create its own pod there first, without the restore; delete the workload first',
-      );
-    } finally {
-      api.remove('apps/v1', 'DaemonSet', NS, 'vmsingle');
-    }
+    expect(await warningsBeside('DaemonSet', 'vmsingle-q9w4t')).to.contain(
+      'pod monitoring/vmsingle-q9w4t: DaemonSet monitoring/vmsingle exists already: it adopts the restored pod: with a pod of its own on that node already it deletes one of the two, ' +
+        'otherwise it may create its own pod there first, without the restore; delete the workload first',
+    );
     const allowPods = api.forbid('get', 'pods', NS);
     const allowSets = api.forbid('get', 'replicasets', NS);
     try {
