@@ -40,7 +40,7 @@ export async function countForBackup(
   signal?: AbortSignal,
 ): Promise<{ counts: Record<string, number>; countedFrom?: string; countedBefore: string }> {
   const end = new Date(snapshotTime.getTime() - LATE_DATA_MARGIN_MS);
-  const start = await source.countStart();
+  const start = await source.countStart(signal);
   if (start && start >= end) {
     throw new Error(
       `the count would end at ${end.toISOString()} (five minutes before the snapshot of ${snapshotTime.toISOString()}), before what the server keeps counting from (${start.toISOString()}, an hour inside its retention): take a new snapshot`,

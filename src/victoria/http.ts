@@ -112,9 +112,9 @@ export class HttpClient {
    * searchable and, on VictoriaLogs, puts the row buffer into parts, which a partition snapshot
    * would otherwise miss (its last ~1 s of rows; reference C.4, H).
    */
-  async forceFlush(): Promise<void> {
+  async forceFlush(signal?: AbortSignal): Promise<void> {
     const path = '/internal/force_flush';
-    const res = await this.post(path, {}, { key: 'forceFlushAuthKey' });
+    const res = await this.post(path, {}, { key: 'forceFlushAuthKey', ...(signal ? { signal } : {}) });
     if (res.status < 200 || res.status >= 300) throw this.httpError(path, res, 'forceFlushAuthKey', 'force flush');
   }
 

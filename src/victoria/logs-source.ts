@@ -123,12 +123,12 @@ export class LogsSource implements SnapshotSource {
 
   /** Flush (buffered rows are invisible to queries), then count log entries per partition. */
   async counts(options: CountOptions = {}): Promise<LogsCounts> {
-    await this.http.forceFlush();
+    await this.http.forceFlush(options.signal);
     return { kind: 'logs', ...(await countLogs(this.http, options)) };
   }
 
-  async countStart(): Promise<Date | undefined> {
-    return countStart(await serverRetentionMs(this.http), new Date(), new Date(0));
+  async countStart(signal?: AbortSignal): Promise<Date | undefined> {
+    return countStart(await serverRetentionMs(this.http, signal), new Date(), new Date(0));
   }
 
   version(): Promise<string | undefined> {

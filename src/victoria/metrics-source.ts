@@ -45,12 +45,12 @@ export class MetricsSource implements SnapshotSource {
 
   /** Flush (so just-ingested samples are searchable), then count series and samples. */
   async counts(options: CountOptions = {}): Promise<MetricsCounts> {
-    await this.http.forceFlush();
+    await this.http.forceFlush(options.signal);
     return { kind: 'metrics', ...(await countMetrics(this.http, options)) };
   }
 
-  async countStart(): Promise<Date | undefined> {
-    return countStart(await serverRetentionMs(this.http), new Date(), COUNT_FLOOR);
+  async countStart(signal?: AbortSignal): Promise<Date | undefined> {
+    return countStart(await serverRetentionMs(this.http, signal), new Date(), COUNT_FLOOR);
   }
 
   version(): Promise<string | undefined> {

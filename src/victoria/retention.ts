@@ -38,10 +38,14 @@ export function flagValue(metrics: string, name: string): string | undefined {
 
 /**
  * The server's retention in milliseconds, from `/metrics`; undefined when the page cannot be read
- * (e.g. it needs -metricsAuthKey) or does not list a usable value.
+ * (e.g. it needs -metricsAuthKey) or does not list a usable value. An aborted `signal` is thrown,
+ * not taken for an unreadable page.
  */
-export async function serverRetentionMs(http: HttpClient): Promise<number | undefined> {
-  const res = await http.post('/metrics', {}, { method: 'GET' }).catch(() => undefined);
+export async function serverRetentionMs(http: HttpClient, signal?: AbortSignal): Promise<number | undefined> {
+  const res = await http.post('/metrics', {}, { method: 'GET', ...(signal ? { signal } : {}) }).catch((err: unknown) => {
+    if (signal?.aborted) throw err;
+    return undefined;
+  });
   if (res?.status !== 200) return undefined;
   const value = flagValue(res.body, 'retentionPeriod');
   return value === undefined ? undefined : parseRetention(value);

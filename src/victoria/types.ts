@@ -122,7 +122,7 @@ export interface SnapshotSource {
    * an hour after the server's retention deadline; undefined when every sample stays visible or
    * the retention cannot be read.
    */
-  countStart(): Promise<Date | undefined>;
+  countStart(signal?: AbortSignal): Promise<Date | undefined>;
   /** Server version such as `v1.145.0`, or undefined when the build does not report one (Debian builds). */
   version(): Promise<string | undefined>;
 }

@@ -268,6 +268,22 @@ describe('victoria clients (recorded answers)', () => {
       }
     });
 
+    it('the signal also ends the flush before a count and the /metrics read of countStart, which would wait 30 s each', async () => {
+      for (const src of [new MetricsSource({ url: `http://127.0.0.1:${port}` }), new LogsSource({ url: `http://127.0.0.1:${port}` })]) {
+        for (const step of [(signal: AbortSignal) => src.counts({ signal }), (signal: AbortSignal) => src.countStart(signal)]) {
+          const stop = new AbortController();
+          setTimeout(() => stop.abort(new Error('the backup was stopped')), 100);
+          const started = performance.now();
+          const err = (await step(stop.signal).then(
+            () => new Error('resolved'),
+            (e: unknown) => e,
+          )) as Error;
+          expect(err.message, `${src.kind}`).to.equal('the backup was stopped');
+          expect(performance.now() - started, 'not the 30 s of the default timeout').to.be.below(5000);
+        }
+      }
+    });
+
     it('a timeout says how long it waited', async () => {
       const src = new MetricsSource({ url: `http://127.0.0.1:${port}`, timeoutMs: 200 });
       const err = (await src.list().catch((e: unknown) => e)) as Error;
