@@ -21,6 +21,15 @@ export const TLS_CODES: ReadonlySet<string> = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED',
 ]);
 
+/**
+ * A read that broke off mid-stream (its error or the error's cause is a broken connection, or the
+ * client's own timeout): the rest may be asked for again from where it stopped (resume.ts).
+ */
+export function isBrokenRead(err: unknown): boolean {
+  const e = err as { code?: string; name?: string; cause?: { code?: string } } | undefined;
+  return BROKEN_CONNECTION_CODES.has(e?.code ?? '') || BROKEN_CONNECTION_CODES.has(e?.cause?.code ?? '') || e?.name === 'TimeoutError';
+}
+
 /** A failure another attempt may cure: a broken connection, or an unreachable endpoint other than an unknown host name. */
 export function isTransientNetworkCode(code: string | undefined): boolean {
   if (code === undefined) return false;

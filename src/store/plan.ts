@@ -25,7 +25,7 @@ import { BODY_TIMEOUT_MS, DirectGetter, HEADERS_TIMEOUT_MS } from './direct-get.
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
-import { isTransientNetworkCode, TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
+import { isBrokenRead, isTransientNetworkCode, TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
 import { resumeState, resumingBody } from './resume.js';
 import { backoffMs } from './s3-retry.js';
 import { isWebPage } from './web-page.js';
@@ -104,9 +104,10 @@ function errorCode(err: unknown): string {
   return e?.code ?? e?.cause?.code ?? e?.name ?? 'Error';
 }
 
+/** A broken read, or a connection that may succeed next time (the plan's requests have no SDK retrying them). */
 function isRetryable(err: unknown): boolean {
-  const e = err as { code?: string; name?: string; cause?: { code?: string } } | undefined;
-  return isTransientNetworkCode(e?.code) || isTransientNetworkCode(e?.cause?.code) || e?.name === 'TimeoutError';
+  const e = err as { code?: string; cause?: { code?: string } } | undefined;
+  return isBrokenRead(err) || isTransientNetworkCode(e?.code) || isTransientNetworkCode(e?.cause?.code);
 }
 
 /**

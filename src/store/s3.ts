@@ -72,7 +72,7 @@ import { nextToken } from './s3-listing.js';
 import { signedRequest } from './s3-signed-request.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
-import { BROKEN_CONNECTION_CODES } from './net-codes.js';
+import { isBrokenRead } from './net-codes.js';
 import { PartBufferPool } from './part-buffers.js';
 import { OpenUploads } from './s3-open-uploads.js';
 import { completedPart, PartQueue } from './s3-part-queue.js';
@@ -394,10 +394,7 @@ export class S3Store implements ObjectStore {
       resumingBody(body, {
         length,
         maxAttempts: this.maxAttempts,
-        retryable: (err) => {
-          const e = err as { code?: string; name?: string };
-          return BROKEN_CONNECTION_CODES.has(e?.code ?? '') || e?.name === 'TimeoutError';
-        },
+        retryable: isBrokenRead,
         beforeResume: async (n, err) => {
           await this.pause(backoffMs(n));
           const e = err as { code?: string; name?: string };
