@@ -8,16 +8,14 @@
  * hostPath is moved away from the production path and a post-restore hook compares the restored
  * counts with the counts at backup time. Pods without a record pass through unchanged.
  */
-import { hostname } from 'node:os';
 import { KubeClient } from '../kube/client.js';
 import { parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
-import { KubeError } from '../kube/errors.js';
 import { MAX_PLAN_EXPIRY_SECONDS } from '../engine/plan.js';
 import { formatBytes } from '../engine/progress.js';
 import type { PluginConfig } from './plugin-config.js';
 import { loadPluginConfig } from './plugin-config-source.js';
-import { PLUGIN_FOLDER, readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecord } from './record.js';
+import { readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecord } from './record.js';
 import { databaseImage, databaseRetention, drillPod, drillVerifyHost, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
 import { olderDatabaseProblem } from './database-version.js';
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
@@ -25,12 +23,10 @@ import { lockedDown, restoreContainer, restoreIdentity, withInitContainer } from
 import { podClaims, podReferences } from './pod-references.js';
 import { restoreConflicts, RUNBOOK } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan } from './restore-plan.js';
-import { openLocationStore } from './storage.js';
+import { pluginImage } from './plugin-image.js';
+import { openBackupLocation, type BackupLocation } from './restore-location.js';
 import { parseVeleroRestore, targetNamespace, type VeleroRestoreInfo } from './velero-restore.js';
 
-/** Velero's Deployment as `velero install` names it, whose init container carries the plugin's image (velero install --plugins). */
-const VELERO_DEPLOYMENT = 'velero';
-const IMAGE_NAME = 'velero-plugin-victoria';
 /** How long `companion verify` waits for the restored database to answer; its count may take countTimeoutSeconds besides. */
 const VERIFY_HEALTH_TIMEOUT_SECONDS = 600;
 
@@ -407,94 +403,4 @@ function withAnnotations(pod: Pod, add: Record<string, string>, onReplace: (key:
     annotations[k] = v;
   }
   return { ...pod, metadata: { ...pod.metadata, annotations } };
-}
-
-/**
- * The image of the restore init container when the ConfigMap names none: the image of the
- * init container in Velero's Deployment that installed this plugin.
- */
-async function pluginImage(kube: KubeClient, veleroNamespace: string): Promise<{ image: string; imagePullPolicy?: string }> {
-  const how = `set restoreImage in the plugin ConfigMap (velero/plugin-config.yaml), or install the plugin with \`velero plugin add <registry>/${IMAGE_NAME}:<tag>\``;
-  // The plugin runs in Velero's own pod, whose init container installed it: that pod's spec names
-  // the image whatever the Deployment is called (Helm names it after the release). Its name is
-  // the host name, unless the pod uses the node's network; then the Deployment by its usual name.
-  // A role that reads Deployments but not pods (written for versions that read only the Deployment) falls through to it.
-  const sources: Array<{ what: string; read: () => Promise<Array<{ image?: string; name?: string; imagePullPolicy?: string }>>; forbiddenToo?: boolean }> = [
-    { what: `pod ${hostname()}`, read: async () => (await kube.getPod(veleroNamespace, hostname())).spec?.initContainers ?? [], forbiddenToo: true },
-    { what: `deployment ${VELERO_DEPLOYMENT}`, read: async () => (await kube.getDeployment(veleroNamespace, VELERO_DEPLOYMENT)).spec?.template?.spec?.initContainers ?? [] },
-  ];
-  const seen: string[] = [];
-  for (const { what, read, forbiddenToo } of sources) {
-    let inits;
-    try {
-      inits = await read();
-    } catch (err) {
-      if (err instanceof KubeError && (err.code === 'NotFound' || (forbiddenToo && err.code === 'Forbidden'))) {
-        seen.push(err.code === 'NotFound' ? `no ${what}` : `${what} may not be read`);
-        continue;
-      }
-      throw new Error(`cannot find the image for the restore init container: ${(err as Error).message}; ${how}`);
-    }
-    const ours = inits.find((c) => (c.image ?? '').includes(IMAGE_NAME));
-    if (ours?.image) return { image: ours.image, ...(ours.imagePullPolicy ? { imagePullPolicy: ours.imagePullPolicy } : {}) };
-    seen.push(`${what} has no init container with an image named ${IMAGE_NAME} (its init containers: ${inits.map((c) => c.image ?? c.name).join(', ') || 'none'})`);
-  }
-  throw new Error(`cannot find the image for the restore init container in namespace ${veleroNamespace}: ${seen.join('; ')}; ${how}`);
-}
-
-interface BackupLocation {
-  name: string;
-  store: Awaited<ReturnType<typeof openLocationStore>>['store'];
-  bucket: string;
-  /** The store's root from the bucket root: `<bsl prefix>/plugins/victoria`. */
-  root: string;
-  /** The backup's folder from the store's root: `<namespace>/<workload>/<backup>`. */
-  backupKey: string;
-  publicUrl?: string;
-  tls: { caCert?: string; insecureSkipTLSVerify?: boolean };
-  warnings: string[];
-  close(): Promise<void>;
-}
-
-/**
- * The bucket to read from, opened as Velero opens it: the storage location of the Backup being
- * restored (after a disaster, the new cluster's location may have another name or point at a
- * replica of the bucket), else the one in the record. The backup folder is found under that
- * location's prefix by the record's `<namespace>/<workload>/<backup>`.
- */
-async function openBackupLocation(kube: KubeClient, restore: VeleroRestoreInfo, record: BackupRecord): Promise<BackupLocation> {
-  let name = record.storageLocation;
-  const warnings: string[] = [];
-  // The Backup that holds the data: the one being restored, or, for a record that came along from
-  // an earlier restore (see restorePod), the one the record names, whose location may differ.
-  try {
-    const backup = await kube.getBackup(restore.veleroNamespace, record.name);
-    if (backup.spec?.storageLocation) name = backup.spec.storageLocation;
-  } catch (err) {
-    if (!(err instanceof KubeError)) throw err;
-    // Without the Backup the record's location is the best guess; where the API server refused
-    // (RBAC, a timeout) rather than found none, that guess may be the wrong bucket after a disaster.
-    if (err.code !== 'NotFound') {
-      warnings.push(`could not read Backup ${restore.veleroNamespace}/${record.name} to find its storage location (${err.message}); reading from the location named in the backup record, ${name}`);
-    }
-  }
-  const backupKey = `${recordedWorkloadFolder(record)}/${record.name}`;
-  const location = await openLocationStore({
-    kube,
-    namespace: restore.veleroNamespace,
-    location: name,
-    prefixOf: (bslPrefix) => [bslPrefix, PLUGIN_FOLDER].filter(Boolean).join('/'),
-    write: false,
-  });
-  return {
-    name,
-    store: location.store,
-    bucket: location.bucket,
-    root: location.prefix,
-    backupKey,
-    ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
-    tls: location.tls,
-    warnings: [...warnings, ...location.warnings],
-    close: location.close,
-  };
 }
