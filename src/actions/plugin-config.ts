@@ -31,7 +31,7 @@ export interface PluginConfig {
   streams: number;
   progressIntervalMs: number;
   runHooksIfMissing: boolean;
-  /** Image of the restore init container; '' = the plugin's image in Velero's own pod, else in its Deployment `velero` (restore-pod.ts pluginImage). */
+  /** Image of the restore init container; '' = the plugin's image in Velero's own pod, else in its Deployment `velero` (plugin-image.ts). */
   restoreImage: string;
   /** Validity of the restore plan's presigned URLs (seconds). */
   restorePlanExpirySeconds: number;
