@@ -83,6 +83,37 @@ export async function checkFolderIsOurs(store: ObjectStore, name: string, kind: 
   }
 }
 
+/** Another run of the same backup name took the folder over: this run stops without marking, deleting or removing anything. */
+export class FolderTakenError extends Error {}
+
+/**
+ * Whether this run still owns the folder. Each run writes its id into the in-progress marker, so
+ * the last run to start owns it. Two runs of one name at once (the CLI's default name, the UTC
+ * second, shared by two runs into one root; overlapping runs with a fixed --name) would otherwise
+ * each delete the other's objects as stale, and the last to finish would mark itself complete over
+ * what the other had removed. Every run checks before it deletes stale objects, writes its manifest
+ * and writes its complete marker; a run that lost the folder stops there. Not a lock (object stores
+ * have no portable one): it narrows the overlap from the length of a backup to the moment between a
+ * check and the write after it.
+ */
+export async function checkStillOurs(store: ObjectStore, name: string, run: string): Promise<void> {
+  let holder: { run?: unknown; startedAt?: unknown } | undefined;
+  try {
+    holder = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`)).toString('utf8')) as { run?: unknown; startedAt?: unknown };
+  } catch (err) {
+    if (!(err instanceof SyntaxError) && !(err instanceof StoreError && err.code === 'NotFound')) throw err;
+  }
+  if (holder?.run === run) return;
+  const other =
+    holder === undefined
+      ? `its in-progress marker ${IN_PROGRESS_KEY} is gone (another backup of this name finished meanwhile?)`
+      : `another backup of this name, started at ${String(holder.startedAt)}, wrote its in-progress marker over this one's`;
+  throw new FolderTakenError(
+    `${store.location}/${name}/: ${other}. Two backups of one name ran at the same time, so this one stopped: nothing of it was marked complete, ` +
+      'and nothing the other wrote was removed. Give each backup a name of its own (--name), or each database a root of its own (--dst)',
+  );
+}
+
 /**
  * removeOnFailure: removes what the failed attempt wrote, and says in its error whether that
  * worked. The sentence is also kept apart (removalNote), for a caller that replaces the error with

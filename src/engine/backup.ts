@@ -5,11 +5,11 @@
  * complete marker last. A backup interrupted anywhere before that last write is incomplete to
  * every reader, including a re-run into the same name, which starts by removing the markers.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
 import type { FileReader, SnapshotFile } from './files.js';
-import { checkBackupName, checkFolderIsOurs, withRemoval } from './backup-folder.js';
+import { checkBackupName, checkFolderIsOurs, checkStillOurs, FolderTakenError, withRemoval } from './backup-folder.js';
 import { uploadFile } from './file-upload.js';
 import { checkRelPath, checkTreePlaces, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
 import {
@@ -129,14 +129,16 @@ export async function writeBackup(request: BackupRequest): Promise<Manifest> {
   checkBackupName(name);
   checkTreePlaces(req.trees);
   await checkFolderIsOurs(store, name, req.kind);
-  const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString() }));
+  const run = randomUUID();
+  const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString(), run }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
   try {
     // A re-run into the same name must never leave an old complete marker over new, partial data.
     await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
-    return await new FolderWriter(req, started).write();
+    return await new FolderWriter(req, started, run).write();
   } catch (err) {
-    if (!req.removeOnFailure) throw err;
+    // A run that lost the folder to another of the same name must not remove that one's objects.
+    if (!req.removeOnFailure || err instanceof FolderTakenError) throw err;
     // Under a deadline of its own: the backup's signal may be what ended it.
     const cleanUp = request.store.withSignal?.(AbortSignal.timeout(REMOVAL_TIMEOUT_MS)) ?? request.store;
     throw await withRemoval(err, cleanUp, name);
@@ -210,7 +212,7 @@ function copyFailure(err: unknown): 'refused' | 'trouble' | 'fatal' {
  * Check every object (vmbackup checks each upload's size; we check the listing, which also finds
  * stale objects of an earlier attempt that vmrestore would otherwise restore), and remove the stale ones.
  */
-async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[]): Promise<void> {
+async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[], stillOurs: () => Promise<void>): Promise<void> {
   const expected = new Map<string, number>();
   for (const tree of trees) {
     for (const f of tree.files) for (const part of splitParts(f.path, f.size)) expected.set(treeKey(name, tree.prefix, partKey(part)), part.size);
@@ -230,7 +232,13 @@ async function checkObjects(store: ObjectStore, name: string, trees: ManifestTre
   }
   const missing = [...expected.keys()].filter((key) => !found.has(key));
   if (missing.length > 0) throw new Error(`${missing.length} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${missing[0]}`);
-  if (stale.size > 0) await store.delete([...stale]);
+  if (stale.size === 0) return;
+  await stillOurs();
+  // Complete markers first (ours, and vmbackup's of an earlier attempt's tree that this run no
+  // longer has): a deletion that fails halfway must not leave one over a tree whose parts are gone.
+  const markers = [...stale].filter((key) => key === `${name}/${COMPLETE_KEY}` || key.endsWith(`/${VM_COMPLETE_MARKER}`));
+  if (markers.length > 0) await store.delete(markers);
+  await store.delete([...stale].filter((key) => !markers.includes(key)));
 }
 
 /**
@@ -255,6 +263,8 @@ class FolderWriter {
   constructor(
     private readonly req: BackupRequest,
     private readonly started: number,
+    /** This run's id in the in-progress marker (checkStillOurs). */
+    private readonly run: string,
   ) {
     this.store = req.store;
     this.name = req.name;
@@ -284,7 +294,7 @@ class FolderWriter {
     signal?.throwIfAborted();
     this.progress.phase = 'checking';
     this.report();
-    await checkObjects(this.store, this.name, trees);
+    await checkObjects(this.store, this.name, trees, () => checkStillOurs(this.store, this.name, this.run));
     signal?.throwIfAborted();
     const { manifest, manifestBytes } = await this.writeManifest(trees);
     signal?.throwIfAborted();
@@ -441,6 +451,8 @@ class FolderWriter {
       trees,
     };
     const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`);
+    // The counts may have taken minutes: another run of this name may have started meanwhile.
+    await checkStillOurs(this.store, name, this.run);
     await this.store.put(`${name}/${MANIFEST_KEY}`, manifestBytes, manifestBytes.length);
     return { manifest, manifestBytes };
   }
@@ -461,6 +473,7 @@ class FolderWriter {
       completedAt: manifest.completedAt,
     };
     const markerBytes = Buffer.from(JSON.stringify(marker));
+    await checkStillOurs(store, name, this.run);
     await store.put(`${name}/${COMPLETE_KEY}`, markerBytes, markerBytes.length);
     // Complete: the folder is ours by its manifest now. Left behind, the marker would be harmless.
     await store.delete([`${name}/${IN_PROGRESS_KEY}`]).catch(() => undefined);

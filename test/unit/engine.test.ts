@@ -516,6 +516,92 @@ describe('engine: backup, restore, verify', () => {
     expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
   });
 
+  describe('two backups of one name at once', () => {
+    /** Resolves when `release` is called: a count (or a file read) that takes as long as the test wants. */
+    const gate = <T>() => {
+      let release!: (v: T) => void;
+      const wait = new Promise<T>((r) => (release = r));
+      return { wait, release };
+    };
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(ok(), 'reached in time').to.equal(true);
+    };
+
+    it('a run whose folder another run took over while it counted stops before its manifest, removing nothing; the other is complete and verifies', async () => {
+      const { snapshot } = makeSnapshot();
+      const store = new MemoryStore();
+      const counts = gate<BackupCounts>();
+      let checking = false;
+      // B uploads and checks its objects, then waits for its counts ...
+      const b = backupOf(store, snapshot, 'X', { counted: pendingCounts(counts.wait), removeOnFailure: true, onProgress: (p) => (checking ||= p.phase === 'checking') }).catch((e: unknown) => e);
+      await until(() => checking);
+      await new Promise((r) => setTimeout(r, 20));
+      // ... while A, of the same name, runs start to end.
+      await backupOf(store, snapshot, 'X');
+      counts.release({ counts: { series: 1, samples: 2 } });
+      const err = (await b) as Error;
+      expect(err.message).to.match(/^memory:\/\/test\/X\/: its in-progress marker victoria_in_progress\.ignore is gone .*Two backups of one name ran at the same time, so this one stopped: nothing of it was marked complete, and nothing the other wrote was removed/);
+      expect(err.message, 'removeOnFailure removed nothing').not.to.match(/were removed/);
+      expect((await verifyBackup(store, 'X')).ok).to.equal(true);
+    });
+
+    it('a run that finds the folder taken over when it is about to delete stale objects deletes none of them; the run that took it completes', async () => {
+      const { snapshot } = makeSnapshot();
+      const store = new MemoryStore();
+      // A backs up one file less than B, so that B's copy of that file is a stale object to A.
+      const files = (await listSnapshotFiles(snapshot)).filter((f) => !f.path.endsWith('index.bin'));
+      const readA = gate<void>();
+      const local = localFileReader(snapshot);
+      // A starts first, and its file reads wait ...
+      const held: FileReader = {
+        async *read(want) {
+          await readA.wait;
+          yield* local.read(want);
+        },
+      };
+      const a = writeBackup({
+        store, name: 'X', kind: 'metrics', trees: [{ prefix: '', restoreTo: '', files, reader: held }], source: { snapshots: ['S1'] },
+        counted: { counts: { series: 1, samples: 2 } }, createdAt: new Date(), removeOnFailure: true,
+      }).catch((e: unknown) => e);
+      await until(() => store.objects.has(`X/${IN_PROGRESS_KEY}`));
+      // ... while B starts (its marker over A's) and waits for its counts with everything uploaded.
+      const counts = gate<BackupCounts>();
+      let checking = false;
+      const b = backupOf(store, snapshot, 'X', { counted: pendingCounts(counts.wait), onProgress: (p) => (checking ||= p.phase === 'checking') });
+      await until(() => checking);
+      const bObjects = [...store.objects.keys()].filter((k) => k.startsWith('X/data/'));
+      expect(bObjects.some((k) => k.includes('index.bin'))).to.equal(true);
+      readA.release();
+      const err = (await a) as Error;
+      expect(err.message).to.match(/another backup of this name, started at .*, wrote its in-progress marker over this one's/);
+      for (const key of bObjects) expect(store.objects.has(key), `${key} kept`).to.equal(true);
+      counts.release({ counts: { series: 1, samples: 2 } });
+      await b;
+      expect((await verifyBackup(store, 'X')).ok).to.equal(true);
+    });
+
+    it('stale complete markers are deleted before the rest of the stale objects, so a deletion that fails halfway leaves no marker over a partial tree', async () => {
+      const { snapshot } = makeSnapshot();
+      class RecordingStore extends MemoryStore {
+        readonly deletes: string[][] = [];
+        override async delete(keys: string[]): Promise<void> {
+          this.deletes.push([...keys]);
+          await super.delete(keys);
+        }
+      }
+      const store = new RecordingStore();
+      // An earlier complete run of X held a second tree (a VictoriaLogs-like partition) that this run no longer has.
+      await backupOf(store, snapshot, 'X');
+      store.objects.set('X/partitions/20260101/backup_complete.ignore', Buffer.alloc(0));
+      store.objects.set('X/partitions/20260101/datadb/p/values.bin/0000000000000001_0000000000000000_0000000000000001', Buffer.from('x'));
+      store.deletes.length = 0;
+      await backupOf(store, snapshot, 'X');
+      const stale = store.deletes.filter((d) => d.some((k) => k.startsWith('X/partitions/')));
+      expect(stale).to.deep.equal([['X/partitions/20260101/backup_complete.ignore'], ['X/partitions/20260101/datadb/p/values.bin/0000000000000001_0000000000000000_0000000000000001']]);
+    });
+  });
+
   it('a file that changes size while read fails the backup', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
