@@ -5,6 +5,7 @@
  * delete actions find the data through the record, which names no credentials and no URLs.
  */
 import { posix } from 'node:path';
+import { isSourceKind } from '../victoria/types.js';
 import { PLUGIN_DOMAIN } from './names.js';
 
 export const RECORD_ANNOTATION = `${PLUGIN_DOMAIN}/backup`;
@@ -73,19 +74,56 @@ function parseRecordAnnotation(annotations: Record<string, string> | undefined):
 
 /** The record on a pod, or undefined when it has none; a record that does not parse is an error (the caller names the pod). */
 export function readRecord(annotations: Record<string, string> | undefined): BackupRecord | undefined {
-  const value = parseRecordAnnotation(annotations) as BackupRecord | null | undefined;
+  const value = parseRecordAnnotation(annotations) as Record<string, unknown> | null | undefined;
   if (value === undefined) return undefined;
-  if (value?.format !== RECORD_FORMAT || !value.bucket || !value.prefix || !value.name) {
+  if (value?.format !== RECORD_FORMAT) {
     const format = typeof value?.format === 'string' ? value.format : 'none';
     throw new Error(
       `annotation ${RECORD_ANNOTATION} is not a backup record this version understands (format ${JSON.stringify(format)}, expected ${RECORD_FORMAT} with bucket, prefix and name): ` +
         'restore with the plugin version that made the backup, or restore its data with velero-plugin-victoria restore (docs/velero-restore.md)',
     );
   }
+  // Every field is checked here, once: a wrong type would otherwise fail far from its cause (a
+  // number as prefix in a string method, a missing location as an unreachable API server).
+  const wrong = recordFieldErrors(value);
+  if (wrong.length > 0) {
+    throw new Error(
+      `annotation ${RECORD_ANNOTATION} is a broken ${RECORD_FORMAT} backup record (${wrong.join('; ')}): it is written by the backup action and must not be edited; ` +
+        'restore its data with velero-plugin-victoria restore --src (docs/velero-restore.md), which reads the backup from the bucket without the record',
+    );
+  }
   if (value.dataSubdir !== undefined && (typeof value.dataSubdir !== 'string' || !isSubdir(value.dataSubdir))) {
     throw new Error(`annotation ${RECORD_ANNOTATION} names data directory ${JSON.stringify(value.dataSubdir)}, which is not a directory below the data volume; it is written by the backup action and must not be edited`);
   }
-  return value;
+  return value as unknown as BackupRecord;
+}
+
+/** The record's required string fields: none may be empty either (each names a location, a bucket, a folder or a workload). */
+const RECORD_STRINGS = ['storageLocation', 'bucket', 'prefix', 'name', 'workload'] as const satisfies ReadonlyArray<keyof BackupRecord>;
+const RECORD_COUNTS = ['files', 'bytes'] as const satisfies ReadonlyArray<keyof BackupRecord>;
+
+/** What is wrong with the fields of a record of this format, one phrase each (`bucket is missing`, `prefix is 7, not a string`); empty when nothing is. */
+function recordFieldErrors(value: Record<string, unknown>): string[] {
+  const wrong: string[] = [];
+  // Short: the value is quoted to be recognised, and an edited record may hold anything.
+  const shown = (v: unknown) => {
+    const text = JSON.stringify(v);
+    return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+  };
+  for (const key of RECORD_STRINGS) {
+    const v = value[key];
+    if (v === undefined) wrong.push(`${key} is missing`);
+    else if (typeof v !== 'string') wrong.push(`${key} is ${shown(v)}, not a string`);
+    else if (v === '') wrong.push(`${key} is empty`);
+  }
+  if (value.kind === undefined) wrong.push('kind is missing');
+  else if (!isSourceKind(value.kind)) wrong.push(`kind is ${shown(value.kind)}, not "metrics" or "logs"`);
+  for (const key of RECORD_COUNTS) {
+    const v = value[key];
+    if (v === undefined) wrong.push(`${key} is missing`);
+    else if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) wrong.push(`${key} is ${shown(v)}, not a whole number of 0 or more`);
+  }
+  return wrong;
 }
 
 /**
