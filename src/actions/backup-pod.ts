@@ -84,7 +84,12 @@ export async function executePodBackup(
     const stored = withoutRestoreContainer(pod as Pod);
     return stored === pod ? undefined : { item: stored };
   }
-  const kube = KubeClient.load();
+  let kube: KubeClient;
+  try {
+    kube = KubeClient.load();
+  } catch (err) {
+    throw notBackedUp((err as Error).message);
+  }
   const config = await loadPluginConfig(kube, backup.veleroNamespace, (level, message) => ctx.log[level](message, fields)).catch((err: unknown) => {
     throw notBackedUp((err as Error).message);
   });
