@@ -8,7 +8,7 @@ import { readWholeObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { deleteBackup } from './delete.js';
 import { checkRelPath, VM_COMPLETE_MARKER } from './layout.js';
-import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_KEY, type SourceKind } from './manifest.js';
+import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_KEY, MAX_MANIFEST_BYTES, MAX_MARKER_BYTES, type SourceKind } from './manifest.js';
 
 const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
 
@@ -52,7 +52,7 @@ export async function checkFolderIsOurs(store: ObjectStore, name: string, kind: 
   for (const key of [MANIFEST_KEY, IN_PROGRESS_KEY]) {
     let bytes: Buffer;
     try {
-      bytes = await readWholeObject(store, `${name}/${key}`);
+      bytes = await readWholeObject(store, `${name}/${key}`, key === MANIFEST_KEY ? MAX_MANIFEST_BYTES : MAX_MARKER_BYTES);
     } catch (err) {
       if (err instanceof StoreError && err.code === 'NotFound') continue;
       throw err;
@@ -99,7 +99,7 @@ export class FolderTakenError extends Error {}
 export async function checkStillOurs(store: ObjectStore, name: string, run: string): Promise<void> {
   let holder: { run?: unknown; startedAt?: unknown } | undefined;
   try {
-    holder = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`)).toString('utf8')) as { run?: unknown; startedAt?: unknown };
+    holder = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`, MAX_MARKER_BYTES)).toString('utf8')) as { run?: unknown; startedAt?: unknown };
   } catch (err) {
     if (!(err instanceof SyntaxError) && !(err instanceof StoreError && err.code === 'NotFound')) throw err;
   }

@@ -3,9 +3,9 @@ import { createHash } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { VM_COMPLETE_MARKER } from './layout.js';
-import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, parseManifest, type CompleteMarker, type Manifest } from './manifest.js';
+import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, MAX_MANIFEST_BYTES, MAX_MARKER_BYTES, parseManifest, UnknownManifestFormatError, type CompleteMarker, type Manifest } from './manifest.js';
 import { forEachLimit } from '../store/pool.js';
-import { readWholeObject } from '../store/read-object.js';
+import { ObjectTooLargeError, readWholeObject } from '../store/read-object.js';
 
 /**
  * Backups whose markers or manifests are read at once. A Schedule keeps dozens of backups per
@@ -20,8 +20,9 @@ async function readMarker(store: ObjectStore, name: string): Promise<CompleteMar
   const where = `${store.location}/${name}`;
   let bytes: Buffer;
   try {
-    bytes = await readWholeObject(store, `${name}/${COMPLETE_KEY}`);
+    bytes = await readWholeObject(store, `${name}/${COMPLETE_KEY}`, MAX_MARKER_BYTES);
   } catch (err) {
+    if (err instanceof ObjectTooLargeError) throw new IncompleteBackupError(`${err.message}; use another backup`);
     if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
     throw new IncompleteBackupError(await whyNoMarker(store, name));
   }
@@ -71,8 +72,9 @@ async function readManifest(store: ObjectStore, name: string, marker: CompleteMa
   const where = `${store.location}/${name}`;
   let manifestBytes: Buffer;
   try {
-    manifestBytes = await readWholeObject(store, `${name}/${MANIFEST_KEY}`);
+    manifestBytes = await readWholeObject(store, `${name}/${MANIFEST_KEY}`, MAX_MANIFEST_BYTES);
   } catch (err) {
+    if (err instanceof ObjectTooLargeError) throw new IncompleteBackupError(`${err.message}; use another backup`);
     // A marker without its manifest: partly copied, partly deleted, or deleted between the two reads.
     // Unusable, like any backup that is not whole, but no reason to fail the listing or the next backup.
     if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
@@ -85,9 +87,10 @@ async function readManifest(store: ObjectStore, name: string, marker: CompleteMa
   try {
     return parseManifest(manifestBytes.toString('utf8'), where);
   } catch (err) {
-    // A format of a later version of this tool: unusable here, as a base or for a restore, but no
-    // reason to fail a listing or the next backup.
-    throw new IncompleteBackupError(`${(err as Error).message}; use a version of velero-plugin-victoria that reads it, or another backup`);
+    // A format of a later version of this tool, or a manifest that is not ours in shape: unusable
+    // here, as a base or for a restore, but no reason to fail a listing or the next backup.
+    const fix = err instanceof UnknownManifestFormatError ? 'use a version of velero-plugin-victoria that reads it, or another backup' : 'it was written by another tool or changed with its marker; use another backup';
+    throw new IncompleteBackupError(`${(err as Error).message}; ${fix}`);
   }
 }
 

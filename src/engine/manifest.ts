@@ -5,6 +5,8 @@
  * holds the manifest's own SHA-256: a backup without it, or whose manifest does not match it, is
  * incomplete to every reader.
  */
+import { manifestShapeProblem } from './manifest-shape.js';
+
 export const MANIFEST_KEY = 'victoria_manifest.ignore';
 export const COMPLETE_KEY = 'victoria_complete.ignore';
 /**
@@ -14,6 +16,10 @@ export const COMPLETE_KEY = 'victoria_complete.ignore';
  */
 export const IN_PROGRESS_KEY = 'victoria_in_progress.ignore';
 export const MANIFEST_FORMAT = 'velero-plugin-victoria/backup/v1';
+/** The complete and in-progress markers are a few hundred bytes. */
+export const MAX_MARKER_BYTES = 64 * 1024;
+/** About 250 bytes per file: room for a million files, as for the restore plan (store/plan.ts). */
+export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 
 export type SourceKind = 'metrics' | 'logs';
 
@@ -89,17 +95,23 @@ export interface CompleteMarker {
   completedAt: string;
 }
 
+/** A manifest of a format this version does not read (a later version's): whole, just not for us. */
+export class UnknownManifestFormatError extends Error {}
+
 export function parseManifest(text: string, where: string): Manifest {
-  let value: Manifest;
+  let value: unknown;
   try {
-    value = JSON.parse(text) as Manifest;
+    value = JSON.parse(text);
   } catch (err) {
     throw new Error(`${where}: manifest is not valid JSON (${(err as Error).message})`);
   }
-  if (value.format !== MANIFEST_FORMAT) {
-    throw new Error(`${where}: unknown manifest format ${JSON.stringify(value.format)} (this tool reads ${MANIFEST_FORMAT})`);
+  const format = (value as { format?: unknown } | null)?.format;
+  if (format !== MANIFEST_FORMAT) {
+    throw new UnknownManifestFormatError(`${where}: unknown manifest format ${JSON.stringify(format)} (this tool reads ${MANIFEST_FORMAT})`);
   }
-  return value;
+  const problem = manifestShapeProblem(value);
+  if (problem !== undefined) throw new Error(`${where}: ${MANIFEST_KEY} is not a manifest as velero-plugin-victoria writes it: ${problem}`);
+  return value as Manifest;
 }
 
 /** Where a manifest's counts end: `countedBefore`, or `createdAt` in manifests written before it existed. */

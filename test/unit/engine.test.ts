@@ -1037,6 +1037,40 @@ describe('engine: backup, restore, verify', () => {
     expect((await newestComplete(store))?.name).to.equal('b1');
   });
 
+  it('a manifest of our format but not of our shape (another tool, or edited with its marker), or a marker too large to be one, is named by its field, passed over as a base (the next backup bases on the one before), and refused by restore and verify', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    await backupOf(store, snapshot, 'b1');
+    await backupOf(store, snapshot, 'b2');
+    const good = JSON.parse(store.objects.get(`b2/${MANIFEST_KEY}`)!.toString()) as Record<string, any>;
+    const marker = JSON.parse(store.objects.get(`b2/${COMPLETE_KEY}`)!.toString());
+    const cases: Array<[string, unknown, RegExp]> = [
+      ['null', null, /unknown manifest format undefined/],
+      ['a tree without files', { ...good, trees: [{ prefix: '', restoreTo: '' }] }, /: trees\[0\]\.files is not an array; it was written by another tool or changed with its marker; use another backup$/],
+      ['no source', { ...good, source: undefined }, /: source is not an object;/],
+      ['a bad SHA-256', { ...good, trees: [{ ...good.trees[0], files: [{ ...good.trees[0].files[0], sha256: 'x' }] }] }, /: trees\[0\]\.files\[0\]\.sha256 is not a SHA-256 in hex;/],
+      ['a string count', { ...good, counts: { series: '1' } }, /: counts\.series is not a non-negative integer;/],
+      ['not an object', [1], /: the manifest is not an object;|unknown manifest format/],
+    ];
+    for (const [what, manifest, expected] of cases) {
+      const bytes = Buffer.from(JSON.stringify(manifest));
+      store.objects.set(`b2/${MANIFEST_KEY}`, bytes);
+      store.objects.set(`b2/${COMPLETE_KEY}`, Buffer.from(JSON.stringify({ ...marker, manifestSha256: createHash('sha256').update(bytes).digest('hex') })));
+      const listed = await listBackups(store);
+      expect(listed.map((b) => [b.name, b.complete]), what).to.deep.equal([['b1', true], ['b2', false]]);
+      expect(listed[1]!.problem, what).to.match(/^memory:\/\/test\/b2: /).and.match(expected);
+      expect((await newestComplete(store))?.name, what).to.equal('b1');
+      const err = (await restoreBackup({ store, name: 'b2', dataDir: join(tmp('r-'), 'd') }).catch((e: Error) => e)) as Error;
+      expect(err.message, what).to.match(expected);
+      expect((await verifyBackup(store, 'b2').catch((e: Error) => ({ ok: false, problems: [e.message] }))).ok, what).to.equal(false);
+    }
+    // A marker of that name that is something else, and large: read no further than a marker can be.
+    store.objects.set(`b2/${COMPLETE_KEY}`, Buffer.alloc(1024 * 1024, 32));
+    const listed = await listBackups(store);
+    expect(listed[1]!.problem).to.equal(`memory://test/b2/${COMPLETE_KEY} is larger than the 65536 bytes such an object can have: it is not what this tool wrote there; use another backup`);
+    expect((await newestComplete(store))?.name).to.equal('b1');
+  });
+
   it('a sequential reader (like the companion tar stream) works with several workers', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();
