@@ -283,7 +283,9 @@ export class S3Store implements ObjectStore {
         this.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.root + prefix, MaxKeys: this.listPageSize, ...(token ? { ContinuationToken: token } : {}) })),
       );
       for (const o of page.Contents ?? []) {
-        if (!o.Key?.startsWith(this.root)) continue;
+        // Only keys under the prefix asked for: a server that ignores Prefix must not hand a
+        // deletion (engine/delete.ts) another backup's objects.
+        if (!o.Key?.startsWith(this.root + prefix)) continue;
         const key = o.Key.slice(this.root.length);
         if (key === '' || key.endsWith('/')) continue; // "folder" placeholder objects made by consoles
         yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
@@ -304,7 +306,7 @@ export class S3Store implements ObjectStore {
         ),
       );
       for (const p of page.CommonPrefixes ?? []) {
-        if (p.Prefix?.startsWith(this.root)) out.push(p.Prefix.slice(this.root.length));
+        if (p.Prefix?.startsWith(this.root + prefix)) out.push(p.Prefix.slice(this.root.length));
       }
       token = nextToken(page, seen, this.target(prefix), endpointName(this.options));
     } while (token);

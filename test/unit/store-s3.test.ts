@@ -178,6 +178,18 @@ describe('S3 store errors', () => {
     expect(err.message).to.match(/SlowDown/);
   });
 
+  it('listings: only keys under the prefix asked for, also from a server that ignores Prefix (a deletion must never get another backup\'s keys)', async () => {
+    const { store } = stubStore(() => ({
+      IsTruncated: false,
+      CommonPrefixes: [{ Prefix: 'pre/fix/b1/x/' }, { Prefix: 'pre/fix/b10/' }],
+      Contents: [{ Key: 'pre/fix/b1/x', Size: 1 }, { Key: 'pre/fix/b10/y', Size: 1 }, { Key: 'pre/fix/b1', Size: 1 }, { Key: 'other/b1/z', Size: 1 }],
+    }));
+    const keys: string[] = [];
+    for await (const o of store.list('b1/')) keys.push(o.key);
+    expect(keys).to.deep.equal(['b1/x']);
+    expect(await store.listDirectories('b1/')).to.deep.equal(['b1/x/']);
+  });
+
   it('listings: a page marked truncated without a continuation token is an error, not the end', async () => {
     const { store } = stubStore(() => ({ IsTruncated: true, CommonPrefixes: [{ Prefix: 'pre/fix/b1/' }], Contents: [{ Key: 'pre/fix/b1/x', Size: 1 }] }));
     const folders = await rejection(store.listDirectories(''));
