@@ -8,6 +8,10 @@
 const PATTERNS: Array<[RegExp, string]> = [
   // SigV4/SigV2 query-string authentication (presigned URLs).
   [/([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=)[^&\s"']*/gi, '$1REDACTED'],
+  // The same URL percent-encoded inside another (a redirect's or a proxy's parameter): up to the next %26.
+  [/((?:%3F|%26)(?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)%3D)(?:(?!%26)[^&\s"'])*/gi, '$1REDACTED'],
+  // The signature as a header (x-amz-security-token is caught by the token rule below).
+  [/(X-Amz-Signature["']?\s*:\s*["']?)[^\s"',}]+/gi, '$1REDACTED'],
   // Authorization headers as they appear in SDK error dumps, and bearer tokens on their own.
   [/(Authorization["']?\s*[:=]\s*["']?)[^"'\r\n]+/gi, '$1REDACTED'],
   [/(\bBearer\s+)[^\s"']+/g, '$1REDACTED'],
@@ -15,7 +19,7 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/(\b[a-z][a-z0-9+.-]*:\/\/[^/\s:@"']+:)[^/\s@"']*@/gi, '$1REDACTED@'],
   // Credential-looking assignments (secret access keys, auth keys, passwords, tokens); not S3's
   // error code `ExpiredToken: The provided token has expired.`
-  [/((?:aws_secret_access_key|secretAccessKey|secret_access_key|authKey|auth_key|password|(?<!Expired)token)["']?\s*[:=]\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
+  [/((?:(?:aws_)?secret[_-]?(?:access[_-]?)?key|authKey|auth_key|password|(?<!Expired)token)["']?\s*[:=]\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
   // A kubeconfig's client key or certificate data (base64 PEM).
   [/((?:client-key-data|client-certificate-data)["']?\s*:\s*["']?)[^\s"'&,}]+/gi, '$1REDACTED'],
   // A PEM private key, whole or cut off.

@@ -55,6 +55,12 @@ describe('Velero-safe log lines', () => {
     expect(redact('got Bearer eyJhbGciOi.x.y from the mount')).to.equal('got Bearer REDACTED from the mount');
     expect(redact('cannot reach http://admin:hunter2@minio:9000/b (ECONNREFUSED)')).to.equal('cannot reach http://admin:REDACTED@minio:9000/b (ECONNREFUSED)');
     expect(redact('https://minio:9000/b/k and s3://bkt/user@example/x')).to.equal('https://minio:9000/b/k and s3://bkt/user@example/x');
+    // A presigned URL percent-encoded inside another, the signature as a header, s3cmd's and MinIO's names for the secret.
+    expect(redact('https://proxy/?to=https%3A%2F%2Fb%2Fk%3FX-Amz-Signature%3Dabc123%26X-Amz-Security-Token%3DFwoG%2Fx%26X-Amz-Expires%3D60 next')).to.equal(
+      'https://proxy/?to=https%3A%2F%2Fb%2Fk%3FX-Amz-Signature%3DREDACTED%26X-Amz-Security-Token%3DREDACTED%26X-Amz-Expires%3D60 next',
+    );
+    expect(redact('X-Amz-Signature: 0123abcd, host: b')).to.equal('X-Amz-Signature: REDACTED, host: b');
+    expect(redact('secret_key = wJalr secretKey: "wJalr2" secret-key=wJalr3')).to.equal('secret_key = REDACTED secretKey: "REDACTED" secret-key=REDACTED');
   });
 
   it('redacts kubeconfig client keys and PEM private keys, whole or cut off', () => {
