@@ -19,6 +19,24 @@ import { EXECUTABLE } from './names.js';
 /** `pre.hook.backup.velero.io/timeout` in velero/components and the Schedules' pre hooks. */
 const PRE_HOOK_TIMEOUT_MS = 5 * 60_000;
 
+const MiB = 1024 * 1024;
+/*
+ * Limits for what a command prints. It is collected in Velero's container, where the frames, their
+ * join, the string and the parsed document are all held for a moment, beside the backups in
+ * flight: the limit of 256 MiB that every command once had could take Velero past its default
+ * memory limit of 512 MiB. Each command gets one that fits what it prints.
+ */
+/** Hooks and counts print one JSON line of a few KiB (a VictoriaLogs count has one number a day, a hook one name a snapshot). */
+export const LINE_STDOUT_LIMIT = MiB;
+/**
+ * The files document lists every file of the snapshots with its path, size and mtime: about 100
+ * bytes a file, 150 with long paths. 64 MiB is over 400,000 files, several times what large
+ * databases have (a part has 5 to 25 files; VictoriaMetrics merges its parts to some hundreds a
+ * month, VictoriaLogs to some dozens a day). Reading that much peaks at about 215 MiB (measured:
+ * 686,000 entries of 98 bytes, frames, join, string and parsed objects), 256 MiB at about 830 MiB.
+ */
+export const FILES_STDOUT_LIMIT = 64 * MiB;
+
 export interface CompanionTarget {
   kube: KubeClient;
   namespace: string;
@@ -30,10 +48,38 @@ export interface CompanionTarget {
   signal: AbortSignal;
 }
 
+/** One exec of a command whose stdout is collected; the target's timeout and signal unless given. */
+interface RunOptions {
+  maxStdoutBytes: number;
+  /** What to do when stdout passes maxStdoutBytes, for the error (exec.ts names the pod, the command and the limit). */
+  maxStdoutHint: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** Sent and held open: its end asks the command to stop (docs/companion.md, Cancellation). */
+  stdin?: string;
+}
+
+/** The commands that answer with one JSON line: anything much longer is not the companion's answer. */
+const LINE_OUTPUT = {
+  maxStdoutBytes: LINE_STDOUT_LIMIT,
+  maxStdoutHint:
+    "it prints one JSON line of a few KiB, so this is not the companion's answer: check that the container runs the companion of this plugin version " +
+    '(velero/components/), and that nothing else in it writes to stdout',
+} satisfies Pick<RunOptions, 'maxStdoutBytes' | 'maxStdoutHint'>;
+
+/** The files document passed its limit: far more files than a database is expected to have, and nothing to set. */
+const FILES_OUTPUT = {
+  maxStdoutBytes: FILES_STDOUT_LIMIT,
+  maxStdoutHint:
+    `the list of the snapshots' files is larger than this limit (${FILES_STDOUT_LIMIT / MiB} MiB; at about 150 bytes a file, over 400,000 files), which keeps it within Velero's memory: ` +
+    'far more files than a VictoriaMetrics or VictoriaLogs database is expected to have; if the database really has that many ' +
+    '(its /metrics counts its parts, of some 5 to 25 files each), report it: this version cannot back it up',
+} satisfies Pick<RunOptions, 'maxStdoutBytes' | 'maxStdoutHint'>;
+
 export class CompanionClient {
   constructor(private readonly t: CompanionTarget) {}
 
-  private async run(args: string[], signal = this.t.signal, timeoutMs = this.t.execTimeoutMs, stdin?: string): Promise<string> {
+  private async run(args: string[], o: RunOptions): Promise<string> {
     const { t } = this;
     const result = await execInPod({
       kubeConfig: t.kube.kubeConfig,
@@ -41,11 +87,11 @@ export class CompanionClient {
       pod: t.pod,
       container: t.container,
       command: [EXECUTABLE, 'companion', ...args],
-      timeoutMs,
-      // A files document lists every file of the database: large for a big one, still bounded.
-      maxStdoutBytes: 256 * 1024 * 1024,
-      signal,
-      ...(stdin === undefined ? {} : { stdin, keepStdinOpen: true }),
+      timeoutMs: o.timeoutMs ?? t.execTimeoutMs,
+      maxStdoutBytes: o.maxStdoutBytes,
+      maxStdoutHint: o.maxStdoutHint,
+      signal: o.signal ?? t.signal,
+      ...(o.stdin === undefined ? {} : { stdin: o.stdin, keepStdinOpen: true }),
     });
     return result.stdout.toString('utf8');
   }
@@ -53,7 +99,7 @@ export class CompanionClient {
   /** The recorded snapshot set, or undefined when none is recorded (the pre hook did not run). */
   async files(): Promise<CompanionFiles | undefined> {
     try {
-      return parseCompanionFiles(await this.run(['files']));
+      return parseCompanionFiles(await this.run(['files'], FILES_OUTPUT));
     } catch (err) {
       if (err instanceof ExecError && err.exitCode === COMPANION_EXIT.noRecord) return undefined;
       throw err;
@@ -66,7 +112,9 @@ export class CompanionClient {
     // countTimeoutSeconds above that is not cut short, and a count past it stops in the pod too.
     // A count we give up on earlier (the backup failed or ended) stops when stdin ends.
     const seconds = Math.ceil(this.t.countTimeoutMs / 1000);
-    return parseCompanionCounts(await this.run(['counts', '--timeout', `${seconds}s`], undefined, this.t.countTimeoutMs, COUNTS_CANCEL_LINE));
+    return parseCompanionCounts(
+      await this.run(['counts', '--timeout', `${seconds}s`], { timeoutMs: this.t.countTimeoutMs, stdin: COUNTS_CANCEL_LINE, ...LINE_OUTPUT }),
+    );
   }
 
   /**
@@ -76,7 +124,7 @@ export class CompanionClient {
    */
   async hook(which: 'pre' | 'post', signal?: AbortSignal): Promise<string> {
     const timeoutMs = which === 'pre' ? Math.max(this.t.execTimeoutMs, PRE_HOOK_TIMEOUT_MS) : this.t.execTimeoutMs;
-    return (await this.run(['hook', which], signal, timeoutMs)).trim();
+    return (await this.run(['hook', which], { ...(signal ? { signal } : {}), timeoutMs, ...LINE_OUTPUT })).trim();
   }
 
   /** A tar stream of these files of one tree, in this order (the engine's tar reader checks it). */

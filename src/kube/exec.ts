@@ -62,6 +62,8 @@ export interface ExecOptions {
   stdout?: Writable;
   /** Limit for collected stdout (default 16 MiB). */
   maxStdoutBytes?: number;
+  /** What to do when stdout passes maxStdoutBytes: the caller knows what the command prints, and why it may print more. */
+  maxStdoutHint?: string;
   /** Limit for the whole exec, connection to exit status (default none). */
   timeoutMs?: number;
   /** Fail when no frame arrives for this long while we are ready to read (default none). */
@@ -342,7 +344,8 @@ class ExecSession {
     this.stdoutBytes += data.length;
     if (!o.stdout) {
       if (this.stdoutBytes > this.maxStdout) {
-        this.fail(new ExecError('Failed', `${this.labels.what} wrote more than ${this.maxStdout} bytes to stdout`, { stderr: this.stderrText() }));
+        const hint = o.maxStdoutHint ? `: ${o.maxStdoutHint}` : '';
+        this.fail(new ExecError('Failed', `${this.labels.what} wrote more than ${this.maxStdout} bytes to stdout${hint}`, { stderr: this.stderrText() }));
       } else this.collected.push(data);
       return;
     }

@@ -4,7 +4,8 @@
  * 401/403/404 answers turned into messages that say what to fix; and exec over WebSocket with v5
  * and with a v4-only server: stdin, exit codes, stderr in errors, a 64 MiB stream to a slow
  * consumer in bounded memory, a cut stream, a hung one, timeouts and cancellation; stdin held open
- * for the exec's life, and the stand-in's kubelet-like end of a session whose client went away.
+ * for the exec's life, and the stand-in's kubelet-like end of a session whose client went away;
+ * collected stdout within a limit, and the companion client's limit for each of its commands.
  */
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +18,10 @@ import { CoreV1Api, Exec, type V1Status } from '@kubernetes/client-node';
 import { KubeClient, defaultNamespace, loadKubeConfig } from '../../src/kube/client.js';
 import { ExecError, KubeError } from '../../src/kube/errors.js';
 import { execInPod, type ExecOptions } from '../../src/kube/exec.js';
-import { makePod, runLocally, startKubeApi, V4, V5, type KubeApiServer } from '../support/kube-api.js';
+import { CompanionClient, FILES_STDOUT_LIMIT, LINE_STDOUT_LIMIT } from '../../src/actions/companion-client.js';
+import { EXECUTABLE } from '../../src/actions/names.js';
+import { COMPANION_FILES_FORMAT, type CompanionFiles } from '../../src/companion/protocol.js';
+import { makePod, runLocally, startKubeApi, V4, V5, type ExecTarget, type KubeApiServer } from '../support/kube-api.js';
 
 const MiB = 1024 * 1024;
 
@@ -352,6 +356,16 @@ describe('kube: exec over WebSocket against the API stand-in', function () {
     expect(api.execs.at(-1)).to.include({ stdinBytes: 8 * MiB, stdinClosed: true });
   });
 
+  it('collected stdout past maxStdoutBytes fails, naming the command, the pod and the limit, and the caller\'s hint of what to do', async function () {
+    const ok = await exec({ command: ['head', '-c', '1000', '/dev/zero'], maxStdoutBytes: 1000 });
+    expect(ok.stdoutBytes).to.equal(1000);
+    const err = await rejection(exec({ command: ['head', '-c', String(MiB), '/dev/zero'], maxStdoutBytes: 1000 }), ExecError);
+    expect(err.code).to.equal('Failed');
+    expect(err.message).to.equal(`command ["head","-c","${MiB}","/dev/zero"] in pod monitoring/vm-0 container victoria-companion wrote more than 1000 bytes to stdout`);
+    const hinted = await rejection(exec({ command: ['head', '-c', '1001', '/dev/zero'], maxStdoutBytes: 1000, maxStdoutHint: 'print less' }), ExecError);
+    expect(hinted.message).to.equal('command ["head","-c","1001","/dev/zero"] in pod monitoring/vm-0 container victoria-companion wrote more than 1000 bytes to stdout: print less');
+  });
+
   it("stand-in: client-node's own Exec gets the same session (initial frame, output, Success status)", async function () {
     let out = '';
     const stdout = new Writable({
@@ -512,5 +526,90 @@ describe('kube: exec over WebSocket against the API stand-in', function () {
     expect(sleeping).to.include({ exitCode: 0 });
     expect(sleeping.exitedAt! - sleeping.openedAt, 'sleep 2 ran its 2 s').to.be.at.least(1900);
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('kube: the companion client\'s stdout limits, exec\'d through the API stand-in', function () {
+  const NS = 'monitoring';
+  const POD = 'vl-7d9f-abcde';
+  const CONTAINER = 'victoria-companion';
+  let api: KubeApiServer;
+  let kube: KubeClient;
+  let dir: string;
+  /** What each companion command (`files`, `counts`, `hook pre`) prints: a local process in its stead. */
+  let answers: Record<string, ExecTarget> = {};
+  const zeros = (bytes: number): ExecTarget => ({ file: 'head', args: ['-c', String(bytes), '/dev/zero'] });
+  const companion = () =>
+    new CompanionClient({ kube, namespace: NS, pod: POD, container: CONTAINER, execTimeoutMs: 60_000, streamIdleTimeoutMs: 60_000, countTimeoutMs: 60_000, signal: new AbortController().signal });
+  const limitError = (args: string[], limit: number) =>
+    `command ${JSON.stringify([EXECUTABLE, 'companion', ...args])} in pod ${NS}/${POD} container ${CONTAINER} wrote more than ${limit} bytes to stdout: `;
+
+  before(async function () {
+    api = await startKubeApi();
+    fixtures(api);
+    // Keyed by the command without its flags: `hook pre`, `counts` (--timeout 60s), `files`.
+    api.onExec(NS, POD, CONTAINER, (command) => {
+      const [file, role, ...args] = command;
+      return file === EXECUTABLE && role === 'companion' ? answers[args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--')).join(' ')] : undefined;
+    });
+    kube = KubeClient.load({ kubeconfig: api.writeKubeconfig(), env: {} });
+    dir = mkdtempSync(join(tmpdir(), 'companion-limits-'));
+  });
+  after(async () => {
+    await api?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  afterEach(() => {
+    answers = {};
+  });
+
+  it('hooks and counts print one JSON line: 1 MiB is taken, a byte more fails, naming the pod, the command and the limit, and what to check', async function () {
+    const what = "it prints one JSON line of a few KiB, so this is not the companion's answer: check that the container runs the companion of this plugin version (velero/components/), and that nothing else in it writes to stdout";
+    answers['hook pre'] = zeros(LINE_STDOUT_LIMIT);
+    expect(await companion().hook('pre')).to.have.length(LINE_STDOUT_LIMIT);
+    const calls: Array<[string, string[], () => Promise<unknown>]> = [
+      ['hook pre', ['hook', 'pre'], () => companion().hook('pre')],
+      ['hook post', ['hook', 'post'], () => companion().hook('post')],
+      ['counts', ['counts', '--timeout', '60s'], () => companion().counts()],
+    ];
+    for (const [name, args, call] of calls) {
+      answers[name] = zeros(LINE_STDOUT_LIMIT + 1);
+      const err = await rejection(call(), ExecError);
+      expect(err.message, name).to.equal(limitError(args, LINE_STDOUT_LIMIT) + what);
+    }
+  });
+
+  it('files: a document well past the lines\' limit is read; one past 64 MiB fails, naming the pod, the command and the limit, and what it means', async function () {
+    // 20,000 files of a VictoriaLogs partition: about 2 MiB, twice the hooks' limit.
+    const doc: CompanionFiles = {
+      format: COMPANION_FILES_FORMAT,
+      kind: 'logs',
+      url: 'http://127.0.0.1:9428',
+      createdAt: '2026-01-02T03:04:05.000Z',
+      snapshots: ['20260102030405-ABCDEF'],
+      trees: [
+        {
+          prefix: 'partitions/20260101/',
+          restoreTo: 'partitions/20260101',
+          files: Array.from({ length: 20_000 }, (_, i) => ({ path: `datadb/${(0x1811a2b3c4d5e6f7n + BigInt(i >> 4)).toString(16).toUpperCase()}/values.bin${i % 16}`, size: 100_000 + i, mtimeMs: 1_767_225_600_000 })),
+          snapshot: '20260102030405-ABCDEF',
+        },
+      ],
+      dataDir: '/victoria-data',
+    };
+    const file = join(dir, 'files.json');
+    writeFileSync(file, `${JSON.stringify(doc)}\n`);
+    expect(readFileSync(file).length).to.be.above(LINE_STDOUT_LIMIT * 1.5);
+    answers.files = { file: 'cat', args: [file] };
+    expect(await companion().files()).to.deep.equal(doc);
+
+    answers.files = zeros(FILES_STDOUT_LIMIT + 1);
+    const err = await rejection(companion().files(), ExecError);
+    expect(err.message).to.equal(
+      limitError(['files'], FILES_STDOUT_LIMIT) +
+        "the list of the snapshots' files is larger than this limit (64 MiB; at about 150 bytes a file, over 400,000 files), which keeps it within Velero's memory: " +
+        'far more files than a VictoriaMetrics or VictoriaLogs database is expected to have; if the database really has that many ' +
+        '(its /metrics counts its parts, of some 5 to 25 files each), report it: this version cannot back it up',
+    );
   });
 });
