@@ -2,21 +2,15 @@
 import type { KubeClient } from '../kube/client.js';
 import { KubeError } from '../kube/errors.js';
 import { PLUGIN_FOLDER, recordedWorkloadFolder, type BackupRecord } from './record.js';
-import { openLocationStore } from './storage.js';
+import { openLocationStore, type LocationStore } from './storage.js';
 import type { VeleroRestoreInfo } from './velero-restore.js';
 
-export interface BackupLocation {
+/** The location's store (its `prefix`: `<bsl prefix>/plugins/victoria`), with the backup found in it. */
+export interface BackupLocation extends LocationStore {
+  /** The BackupStorageLocation's name. */
   name: string;
-  store: Awaited<ReturnType<typeof openLocationStore>>['store'];
-  bucket: string;
-  /** The store's root from the bucket root: `<bsl prefix>/plugins/victoria`. */
-  root: string;
   /** The backup's folder from the store's root: `<namespace>/<workload>/<backup>`. */
   backupKey: string;
-  publicUrl?: string;
-  tls: { caCert?: string; insecureSkipTLSVerify?: boolean };
-  warnings: string[];
-  close(): Promise<void>;
 }
 
 /**
@@ -49,15 +43,5 @@ export async function openBackupLocation(kube: KubeClient, restore: VeleroRestor
     prefixOf: (bslPrefix) => [bslPrefix, PLUGIN_FOLDER].filter(Boolean).join('/'),
     write: false,
   });
-  return {
-    name,
-    store: location.store,
-    bucket: location.bucket,
-    root: location.prefix,
-    backupKey,
-    ...(location.publicUrl ? { publicUrl: location.publicUrl } : {}),
-    tls: location.tls,
-    warnings: [...warnings, ...location.warnings],
-    close: location.close,
-  };
+  return { ...location, name, backupKey, warnings: [...warnings, ...location.warnings] };
 }

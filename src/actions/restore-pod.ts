@@ -265,7 +265,7 @@ export function paceProblem(config: Pick<PluginConfig, 'restoreMaxBytesPerSecond
 /** The restore in the log: what comes from where into which volume, until when its links work, and which bucket is read. */
 function logPlan(s: PodRestore, location: BackupLocation, plan: MadeRestorePlan, destination: string): void {
   const { ctx, config, record, podId, fields } = s;
-  const source = `s3://${location.bucket}/${location.root}/${location.backupKey}/`;
+  const source = `s3://${location.bucket}/${location.prefix}/${location.backupKey}/`;
   ctx.log.info(
     `${podId}: restoring ${plan.kind} backup ${record.name} of ${record.workload} (${plan.files} files, ${formatBytes(plan.bytes)}) from ${source} ` +
       `into volume "${s.volume.name}" (${destination}) mounted at ${DATA_MOUNT}, by init container victoria-restore; the plan and its download links are valid until ${plan.expiresAt}` +
@@ -289,7 +289,7 @@ function logPlan(s: PodRestore, location: BackupLocation, plan: MadeRestorePlan,
 async function removeOldPlans(s: PodRestore, location: BackupLocation): Promise<void> {
   const { ctx, podId, fields } = s;
   await removeExpiredPlans(location.store).then(
-    (n) => n > 0 && ctx.log.info(`${podId}: deleted ${n} expired restore plan(s) of earlier restores from s3://${location.bucket}/${location.root}/${PLAN_FOLDER}/`, fields),
+    (n) => n > 0 && ctx.log.info(`${podId}: deleted ${n} expired restore plan(s) of earlier restores from s3://${location.bucket}/${location.prefix}/${PLAN_FOLDER}/`, fields),
     (err: unknown) => ctx.log.warn(`${podId}: could not delete expired restore plans (${(err as Error).message}); a lifecycle rule on ${PLAN_FOLDER}/ can do it instead`, fields),
   );
 }
