@@ -7,7 +7,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
-import type { ObjectStore } from '../store/types.js';
+import type { ObjectInfo, ObjectStore } from '../store/types.js';
 import type { FileReader, SnapshotFile } from './files.js';
 import { checkBackupName, checkFolderIsOurs, checkStillOurs, FolderTakenError, withRemoval } from './backup-folder.js';
 import { uploadFile } from './file-upload.js';
@@ -176,12 +176,23 @@ function sortOut(files: SnapshotFile[], previous: Map<string, ManifestFile>, bas
   return { toCopy, toUpload };
 }
 
-/** A base object that a copy would take: there, and of the size the base's manifest gives it. */
-function checkBaseObject(store: ObjectStore, key: string, size: number, baseSizes: Map<string, number>): void {
-  const found = baseSizes.get(key);
-  if (found === size) return;
-  const what = found === undefined ? 'is missing' : `has ${found} bytes, its manifest says ${size}`;
+/**
+ * A base object that a copy would take: there, of the size the base's manifest gives it, and, where
+ * the manifest recorded its ETag, still that version (a same-size replacement is caught only so).
+ */
+function checkBaseObject(store: ObjectStore, key: string, size: number, etag: string | undefined, baseObjects: Map<string, ObjectInfo>): void {
+  const found = baseObjects.get(key);
+  let what: string;
+  if (found === undefined) what = 'is missing';
+  else if (found.size !== size) what = `has ${found.size} bytes, its manifest says ${size}`;
+  else if (etag !== undefined && found.etag !== undefined && found.etag !== etag) what = `was replaced since the base backup was written (its ETag is ${found.etag}, the base's manifest says ${etag})`;
+  else return;
   throw new Error(`${store.location}/${key} ${what}: the base backup is damaged (find every bad file with verify), so the file was uploaded`);
+}
+
+/** A file's recorded ETags, one per part, or none where the manifest has none for each part. */
+function recordedEtags(file: ManifestFile, parts: Part[]): Array<string | undefined> {
+  return file.etags?.length === parts.length ? file.etags : parts.map(() => undefined);
 }
 
 /**
@@ -212,7 +223,7 @@ function copyFailure(err: unknown): 'refused' | 'trouble' | 'fatal' {
  * Check every object (vmbackup checks each upload's size; we check the listing, which also finds
  * stale objects of an earlier attempt that vmrestore would otherwise restore), and remove the stale ones.
  */
-async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[], stillOurs: () => Promise<void>): Promise<void> {
+async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[], stillOurs: () => Promise<void>): Promise<Map<string, string>> {
   const expected = new Map<string, number>();
   for (const tree of trees) {
     for (const f of tree.files) for (const part of splitParts(f.path, f.size)) expected.set(treeKey(name, tree.prefix, partKey(part)), part.size);
@@ -220,6 +231,7 @@ async function checkObjects(store: ObjectStore, name: string, trees: ManifestTre
   const ours = new Set([`${name}/${MANIFEST_KEY}`, `${name}/${IN_PROGRESS_KEY}`, ...trees.map((t) => treeKey(name, t.prefix, VM_METADATA_MARKER))]);
   const stale = new Set<string>();
   const found = new Set<string>();
+  const etags = new Map<string, string>();
   for await (const obj of store.list(`${name}/`)) {
     const size = expected.get(obj.key);
     if (size === undefined) {
@@ -229,16 +241,29 @@ async function checkObjects(store: ObjectStore, name: string, trees: ManifestTre
     if (obj.size !== size) throw new Error(`${store.location}/${obj.key} has ${obj.size} bytes in the store, ${size} were written`);
     // A key listed twice (a server that repeats an entry across pages) is still one of ours, never stale.
     found.add(obj.key);
+    if (obj.etag !== undefined) etags.set(obj.key, obj.etag);
   }
   const missing = [...expected.keys()].filter((key) => !found.has(key));
   if (missing.length > 0) throw new Error(`${missing.length} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${missing[0]}`);
-  if (stale.size === 0) return;
+  if (stale.size === 0) return etags;
   await stillOurs();
   // Complete markers first (ours, and vmbackup's of an earlier attempt's tree that this run no
   // longer has): a deletion that fails halfway must not leave one over a tree whose parts are gone.
   const markers = [...stale].filter((key) => key === `${name}/${COMPLETE_KEY}` || key.endsWith(`/${VM_COMPLETE_MARKER}`));
   if (markers.length > 0) await store.delete(markers);
   await store.delete([...stale].filter((key) => !markers.includes(key)));
+  return etags;
+}
+
+/** The trees with each file's ETags from the check's listing (ManifestFile.etags), where the store gave one for every part. */
+function withEtags(name: string, trees: ManifestTree[], etags: Map<string, string>): ManifestTree[] {
+  return trees.map((tree) => ({
+    ...tree,
+    files: tree.files.map((file) => {
+      const found = splitParts(file.path, file.size).map((part) => etags.get(treeKey(name, tree.prefix, partKey(part))));
+      return found.every((e) => e !== undefined) ? { ...file, etags: found } : file;
+    }),
+  }));
 }
 
 /**
@@ -285,18 +310,18 @@ class FolderWriter {
     // Stopped (an interrupt), the backup stays incomplete: checked between the steps as well as
     // within the transfers, so that a stop after the last file still writes no complete marker.
     const signal = this.req.signal;
-    const baseSizes = await this.listBase();
-    const trees: ManifestTree[] = [];
+    const baseObjects = await this.listBase();
+    const written: ManifestTree[] = [];
     for (const tree of this.req.trees) {
       signal?.throwIfAborted();
-      trees.push(await this.writeTree(tree, baseSizes));
+      written.push(await this.writeTree(tree, baseObjects));
     }
     signal?.throwIfAborted();
     this.progress.phase = 'checking';
     this.report();
-    await checkObjects(this.store, this.name, trees, () => checkStillOurs(this.store, this.name, this.run));
+    const etags = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
     signal?.throwIfAborted();
-    const { manifest, manifestBytes } = await this.writeManifest(trees);
+    const { manifest, manifestBytes } = await this.writeManifest(withEtags(this.name, written, etags));
     signal?.throwIfAborted();
     await this.writeMarkers(manifest, manifestBytes);
     this.progress.phase = 'done';
@@ -309,26 +334,26 @@ class FolderWriter {
   }
 
   /**
-   * The base backup's objects and their sizes, one listing. A copy takes whatever the base holds: an
-   * object of the base that was truncated or replaced would be copied into every later backup (and
-   * fail each one's check) if its size were not compared with the base's manifest first.
+   * The base backup's objects with their sizes and ETags, one listing. A copy takes whatever the
+   * base holds: an object of the base that was truncated or replaced would be copied into every
+   * later backup if its size and ETag were not compared with the base's manifest first.
    */
-  private async listBase(): Promise<Map<string, number>> {
-    const sizes = new Map<string, number>();
-    if (!this.req.base) return sizes;
-    for await (const obj of this.store.list(`${this.req.base.name}/`)) sizes.set(obj.key, obj.size);
-    return sizes;
+  private async listBase(): Promise<Map<string, ObjectInfo>> {
+    const objects = new Map<string, ObjectInfo>();
+    if (!this.req.base) return objects;
+    for await (const obj of this.store.list(`${this.req.base.name}/`)) objects.set(obj.key, obj);
+    return objects;
   }
 
   /** One tree's files into the store; their manifest entries, in the tree's order. */
-  private async writeTree(tree: BackupTreeInput, baseSizes: Map<string, number>): Promise<ManifestTree> {
+  private async writeTree(tree: BackupTreeInput, baseObjects: Map<string, ObjectInfo>): Promise<ManifestTree> {
     const keyOf = (part: Part) => treeKey(this.name, tree.prefix, partKey(part));
     const previous = new Map(this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
     const done = new Map<string, ManifestFile>();
     // Server-side copies first; a copy that fails (the old object is gone, or the server refuses
     // copies) becomes an upload, and the manifest says how many did.
     const { toCopy, toUpload } = sortOut(tree.files, previous, this.req.base);
-    await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done, baseSizes);
+    await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done, baseObjects);
     await this.uploadChanged(tree, keyOf, toUpload, done);
     const missing = tree.files.filter((f) => !done.has(f.path));
     if (missing.length > 0) throw new Error(`${missing.length} file(s) were not backed up, e.g. ${missing[0]!.path}`);
@@ -337,7 +362,7 @@ class FolderWriter {
 
   /**
    * Server-side copies from the base backup into `done`; a file whose copy fails, or whose objects
-   * in the base are missing or of another size than its manifest says, goes onto `toUpload`.
+   * in the base are missing, of another size or of another ETag than its manifest says, goes onto `toUpload`.
    */
   private async copyUnchanged(
     tree: BackupTreeInput,
@@ -345,7 +370,7 @@ class FolderWriter {
     toCopy: Array<[SnapshotFile, ManifestFile]>,
     toUpload: SnapshotFile[],
     done: Map<string, ManifestFile>,
-    baseSizes: Map<string, number>,
+    baseObjects: Map<string, ObjectInfo>,
   ): Promise<void> {
     const { store, progress, refused } = this;
     if (!this.req.base) return;
@@ -362,10 +387,12 @@ class FolderWriter {
       this.req.signal?.throwIfAborted();
       try {
         const parts = splitParts(file.path, file.size);
-        for (const part of parts) checkBaseObject(store, treeKey(baseName, tree.prefix, partKey(part)), part.size, baseSizes);
+        const etags = recordedEtags(prev, parts);
+        for (const [i, part] of parts.entries()) checkBaseObject(store, treeKey(baseName, tree.prefix, partKey(part)), part.size, etags[i], baseObjects);
         // In place, there is nothing to copy: the check above found every part with its size.
         if (!inPlace) {
-          for (const part of parts) await store.copy(treeKey(baseName, tree.prefix, partKey(part)), keyOf(part), part.size);
+          // Pinned to the recorded ETag: a replacement between the listing and the copy is refused too.
+          for (const [i, part] of parts.entries()) await store.copy(treeKey(baseName, tree.prefix, partKey(part)), keyOf(part), part.size, etags[i]);
         }
       } catch (err) {
         const failure = copyFailure(err);

@@ -57,7 +57,8 @@ const values =
     return undefined;
   };
 
-const FILE = fields({ path: str, size: count, mtimeMs: num, sha256, origin: oneOf('uploaded', 'copied') });
+const etag: Check = (v) => (typeof v === 'string' && v !== '' ? undefined : ' is not an ETag');
+const FILE = fields({ path: str, size: count, mtimeMs: num, sha256, origin: oneOf('uploaded', 'copied'), etags: optional(items(etag)) });
 const TREE = fields({ prefix: str, restoreTo: str, files: items(FILE) });
 const MANIFEST = fields({
   name: str,

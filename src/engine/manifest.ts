@@ -32,6 +32,14 @@ export interface ManifestFile {
   sha256: string;
   /** How the bytes got into this backup. */
   origin: 'uploaded' | 'copied';
+  /**
+   * The ETag of each of the file's objects (its parts, in order), as the store listed them when the
+   * backup was checked: a later backup copies an object from this one only while it still has this
+   * ETag, so a base object replaced at the same size is uploaded again rather than copied on.
+   * Absent for stores without ETags (file://) and in manifests written before it existed (then a
+   * copy checks the size only).
+   */
+  etags?: string[];
 }
 
 export interface ManifestTree {

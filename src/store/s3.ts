@@ -14,7 +14,8 @@
  *   aborts the multipart upload: nothing left to pay for, the previous object stays. The stream
  *   must deliver exactly `size` bytes, or the put fails.
  * - copy: server-side CopyObject; above `multipartCopyThreshold` (5 GiB, the CopyObject limit) a
- *   multipart copy with UploadPartCopy, pinned to the source's ETag.
+ *   multipart copy with UploadPartCopy, pinned to the source's ETag. Given the ETag the caller
+ *   listed, a source replaced since fails the copy ('Changed') instead of being copied.
  * - get: a GetObject whose body resumes with a ranged GetObject (If-Match the first ETag) when the
  *   connection breaks mid-stream, which the SDK's own retries cannot do.
  * - readInto (the restore's bulk path): the GetObject request as the SDK builds and signs it
@@ -91,6 +92,11 @@ const MAX_KEY_BYTES = 1024;
 const SMALL_PUT = 1024 * 1024;
 /** How long the abort of a failed multipart upload may take (abortUpload). */
 const ABORT_UPLOAD_MS = 30_000;
+
+/** An ETag as S3 sends it (`"…"`), without the quotes: ObjectInfo.etag. */
+function unquoted(etag: string): string {
+  return etag.replace(/^"(.*)"$/, '$1');
+}
 
 /** What one HeadBucket told: the bucket's region if AWS named it, and the error if it failed. */
 interface BucketHead {
@@ -288,7 +294,7 @@ export class S3Store implements ObjectStore {
         if (!o.Key?.startsWith(this.root + prefix)) continue;
         const key = o.Key.slice(this.root.length);
         if (key === '' || key.endsWith('/')) continue; // "folder" placeholder objects made by consoles
-        yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}) };
+        yield { key, size: o.Size ?? 0, ...(o.LastModified ? { lastModified: o.LastModified } : {}), ...(o.ETag ? { etag: unquoted(o.ETag) } : {}) };
       }
       token = nextToken(page, seen, this.target(prefix), endpointName(this.options));
     } while (token);
@@ -572,25 +578,27 @@ export class S3Store implements ObjectStore {
     try {
       const r = await this.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
       const fresh = r.LastModified !== undefined && r.LastModified.getTime() >= startedAt - 15 * 60_000;
-      return r.ContentLength === size && (r.ETag ?? '').replace(/"/g, '').endsWith(`-${parts}`) && fresh;
+      return r.ContentLength === size && unquoted(r.ETag ?? '').endsWith(`-${parts}`) && fresh;
     } catch {
       return false;
     }
   }
 
-  async copy(fromKey: string, toKey: string, size: number): Promise<void> {
+  async copy(fromKey: string, toKey: string, size: number, ifMatch?: string): Promise<void> {
     const from = this.fullKey(fromKey, 'copy');
     const to = this.fullKey(toKey, 'copy');
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new StoreError('SizeMismatch', `copy ${this.target(fromKey)}: invalid size ${size}`, { operation: 'copy', target: this.target(fromKey) });
     }
-    if (size > this.multipartCopyThreshold) return this.multipartCopy(fromKey, from, toKey, to, size);
+    if (size > this.multipartCopyThreshold) return this.multipartCopy(fromKey, from, toKey, to, size, ifMatch);
     await this.call('copy', fromKey, () =>
       this.send(
         new CopyObjectCommand({
           Bucket: this.bucket,
           Key: to,
           CopySource: this.copySource(from),
+          // The server refuses (412) a source replaced since the caller listed it.
+          ...(ifMatch ? { CopySourceIfMatch: `"${ifMatch}"` } : {}),
           MetadataDirective: 'COPY',
           // A copy takes the source's tags unless told otherwise; with tagging set, every object
           // of a backup carries the current tags, copied or uploaded.
@@ -607,10 +615,14 @@ export class S3Store implements ObjectStore {
     return Math.min(MAX_PART_SIZE, Math.max(this.copyPartSize, needed));
   }
 
-  private async multipartCopy(fromKey: string, from: string, toKey: string, to: string, size: number): Promise<void> {
+  private async multipartCopy(fromKey: string, from: string, toKey: string, to: string, size: number, ifMatch: string | undefined): Promise<void> {
     const head = await this.call('copy', fromKey, () => this.send(new HeadObjectCommand({ Bucket: this.bucket, Key: from })));
     if (head.ContentLength !== size) {
       throw new StoreError('SizeMismatch', `copy ${this.target(fromKey)}: the object has ${head.ContentLength} bytes, ${size} were expected`, { operation: 'copy', target: this.target(fromKey) });
+    }
+    // The parts below are pinned to the ETag of this HEAD; that it is the version asked for is ours to check.
+    if (ifMatch !== undefined && unquoted(head.ETag ?? '') !== ifMatch) {
+      throw new StoreError('Changed', `copy ${this.target(fromKey)}: the object was replaced (its ETag is ${head.ETag ?? 'not given'}, ${ifMatch} was expected)`, { operation: 'copy', target: this.target(fromKey) });
     }
     const partSize = this.copyPartSizeFor(size);
     const ranges: Array<{ start: number; end: number }> = [];

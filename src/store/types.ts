@@ -10,6 +10,12 @@ export interface ObjectInfo {
   key: string;
   size: number;
   lastModified?: Date;
+  /**
+   * What the store calls this version of the object's bytes, without quotes (S3's ETag), where it
+   * has one: a listing that gives another ETag for the key than an earlier one did means the object
+   * was replaced, even at the same size. file:// has none.
+   */
+  etag?: string;
 }
 
 export interface ByteRange {
@@ -64,8 +70,12 @@ export interface ObjectStore {
    * files so, without allocating per read).
    */
   put(key: string, body: PutBody, size: number): Promise<void>;
-  /** Server-side copy within the store (no bytes through this process where the backend allows). */
-  copy(fromKey: string, toKey: string, size: number): Promise<void>;
+  /**
+   * Server-side copy within the store (no bytes through this process where the backend allows).
+   * With `ifMatch` (an ETag as list() gives it), a source that is no longer that version fails the
+   * copy with code 'Changed' instead of being copied; stores without ETags ignore it.
+   */
+  copy(fromKey: string, toKey: string, size: number, ifMatch?: string): Promise<void>;
   /**
    * Abort the multipart uploads under way (S3), for a process about to exit on an interrupt; the
    * writes they belong to fail. Returns how many were open. Stores without such uploads lack it.

@@ -3,7 +3,7 @@
  * authenticated mode, stock vmrestore of the same version, and the VictoriaLogs test server. What
  * matters is checked: the restored database answers with the same series and sample counts.
  */
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -158,6 +158,40 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         expect(list.backups[1].counts).to.deep.equal(s.counts);
         const v = await cli(['verify', '--src', `${root()}/b2`, '--json', ...s3flags], s3env);
         expect(v.status, v.stdout + v.stderr).to.equal(0);
+      });
+
+      it('an object of the base replaced at the same size in the bucket is uploaded again, not copied on (its ETag differs from the manifest\'s); the new backup verifies', async () => {
+        const prefix = `vm${version.replace('.', '')}/`;
+        const manifestOf = async (name: string) =>
+          JSON.parse(await (await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: `${prefix}${name}/victoria_manifest.ignore` }))).Body!.transformToString()) as {
+            trees: Array<{ files: Array<{ path: string; size: number; origin: string; etags?: string[] }> }>;
+          };
+        const b2 = await manifestOf('b2');
+        const files = b2.trees[0]!.files;
+        expect(files.every((f) => f.etags?.length === 1), 'every file has the ETag moto listed for it').to.equal(true);
+        // The largest part file: in a settled part, so the next snapshot still has it.
+        const victim = files.filter((f) => f.path.endsWith('/values.bin')).sort((a, b) => b.size - a.size)[0]!;
+        const listed = await moto.client.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: `${prefix}b2/${victim.path}/` }));
+        const key = listed.Contents![0]!.Key!;
+        const body = Buffer.from(await (await moto.client.send(new GetObjectCommand({ Bucket: moto.bucket, Key: key }))).Body!.transformToByteArray());
+        await moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: key, Body: Buffer.alloc(body.length, 0x5a) }));
+
+        const res = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', root(), '--name', 'b3', '--json', ...s3flags], s3env);
+        expect(res.status, res.stderr).to.equal(0);
+        const s = res.json();
+        expect(s.basedOn).to.equal('b2');
+        expect(s.copiesRefused.count).to.equal(1);
+        expect(s.copiesRefused.first).to.include(`${key} was replaced since the base backup was written`);
+        expect(res.stderr).to.match(/warning: 1 unchanged file was uploaded instead of copied server-side/);
+        const b3 = await manifestOf('b3');
+        expect(b3.trees[0]!.files.find((f) => f.path === victim.path)!.origin).to.equal('uploaded');
+        expect(b3.trees[0]!.files.filter((f) => f.origin === 'copied').length, 'the rest copied').to.be.greaterThan(0);
+        const v3 = await cli(['verify', '--src', `${root()}/b3`, '--json', ...s3flags], s3env);
+        expect(v3.status, v3.stdout + v3.stderr).to.equal(0);
+        // The base itself is damaged: verify names the file.
+        const v2 = await cli(['verify', '--src', `${root()}/b2`, '--json', ...s3flags], s3env);
+        expect(v2.status).to.equal(1);
+        expect(v2.stdout + v2.stderr).to.include(victim.path);
       });
     });
   }

@@ -1,7 +1,13 @@
 /** An in-memory ObjectStore for engine unit tests, with hooks to damage or fail operations. */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { StoreError } from '../../src/store/errors.js';
 import type { ByteRange, ObjectInfo, ObjectStore, PutBody } from '../../src/store/types.js';
+
+/** As S3 gives a single-part object's ETag: the MD5 of its bytes. */
+function etagOf(body: Buffer): string {
+  return createHash('md5').update(body).digest('hex');
+}
 
 export class MemoryStore implements ObjectStore {
   readonly location = 'memory://test';
@@ -11,7 +17,7 @@ export class MemoryStore implements ObjectStore {
   failPut?: (key: string) => boolean;
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    for (const key of [...this.objects.keys()].sort()) if (key.startsWith(prefix)) yield { key, size: this.objects.get(key)!.length };
+    for (const key of [...this.objects.keys()].sort()) if (key.startsWith(prefix)) yield { key, size: this.objects.get(key)!.length, etag: etagOf(this.objects.get(key)!) };
   }
 
   async listDirectories(prefix: string): Promise<string[]> {
@@ -49,10 +55,13 @@ export class MemoryStore implements ObjectStore {
     this.objects.set(key, data);
   }
 
-  async copy(fromKey: string, toKey: string): Promise<void> {
+  async copy(fromKey: string, toKey: string, _size?: number, ifMatch?: string): Promise<void> {
     this.calls.copy++;
     const body = this.objects.get(fromKey);
     if (!body) throw new Error(`copy: no such object ${fromKey}`);
+    if (ifMatch !== undefined && etagOf(body) !== ifMatch) {
+      throw new StoreError('Changed', `copy ${this.location}/${fromKey}: the object was replaced (PreconditionFailed)`, { operation: 'copy', target: `${this.location}/${fromKey}` });
+    }
     this.objects.set(toKey, Buffer.from(body));
   }
 

@@ -834,6 +834,51 @@ describe('engine: backup, restore, verify', () => {
     expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
   });
 
+  it('incremental: an object of the base replaced at the same size is uploaded, not copied on (its ETag is recorded), also when replaced between the listing and the copy', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    const m1 = await backupOf(store, snapshot, 'b1');
+    const values = m1.trees[0]!.files.find((f) => f.path === 'data/small/2026_11/PART1/values.bin')!;
+    const key = [...store.objects.keys()].find((k) => k.includes('b1/data/small/2026_11/PART1/values.bin/'))!;
+    expect(values.etags, 'one per part, as listed').to.deep.equal([createHash('md5').update(store.objects.get(key)!).digest('hex')]);
+    const replaced = Buffer.from(store.objects.get(key)!).fill(0x42);
+    store.objects.set(key, replaced);
+    const m2 = await backupOf(store, snapshot, 'b2', { base: await newestComplete(store) });
+    const origin = Object.fromEntries(m2.trees[0]!.files.map((f) => [f.path, f.origin]));
+    expect(origin['data/small/2026_11/PART1/values.bin']).to.equal('uploaded');
+    expect(origin['data/small/2026_11/PART1/index.bin']).to.equal('copied');
+    expect(m2.copiesRefused).to.deep.equal({ count: 1, first: m2.copiesRefused!.first });
+    expect(m2.copiesRefused!.first).to.match(/^memory:\/\/test\/b1\/data\/small\/2026_11\/PART1\/values\.bin\/\S+ was replaced since the base backup was written \(its ETag is [0-9a-f]{32}, the base's manifest says [0-9a-f]{32}\): the base backup is damaged/);
+    expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
+
+    // Replaced after the base was listed: the copy pinned to the recorded ETag is refused, and the file uploaded.
+    const racing = new (class extends MemoryStore {
+      override async copy(from: string, to: string, size?: number, ifMatch?: string): Promise<void> {
+        if (from.includes('PART1/index.bin/')) this.objects.set(from, Buffer.from(this.objects.get(from)!).fill(0x43));
+        return super.copy(from, to, size, ifMatch);
+      }
+    })();
+    await backupOf(racing, snapshot, 'b1');
+    const m3 = await backupOf(racing, snapshot, 'b2', { base: await newestComplete(racing) });
+    expect(m3.trees[0]!.files.find((f) => f.path === 'data/small/2026_11/PART1/index.bin')!.origin).to.equal('uploaded');
+    expect(m3.copiesRefused!.first).to.match(/PART1\/index\.bin\/\S+: the object was replaced/);
+    expect((await verifyBackup(racing, 'b2')).ok).to.equal(true);
+  });
+
+  it('incremental: a base manifest without ETags (an older version\'s, or file://) still copies, checking sizes', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new (class extends MemoryStore {
+      override async *list(prefix: string) {
+        for await (const { etag: _etag, ...o } of super.list(prefix)) yield o;
+      }
+    })();
+    const m1 = await backupOf(store, snapshot, 'b1');
+    expect(m1.trees[0]!.files.every((f) => f.etags === undefined)).to.equal(true);
+    const m2 = await backupOf(store, snapshot, 'b2', { base: await newestComplete(store) });
+    expect(m2.copiesRefused).to.equal(undefined);
+    expect(m2.totals.bytesUploaded).to.be.below(m2.totals.bytes);
+  });
+
   it('verify names a tampered object, and restore refuses it by checksum', async () => {
     const { snapshot } = makeSnapshot();
     const store = new MemoryStore();

@@ -251,6 +251,35 @@ describe('S3 store errors', () => {
     expect(Buffer.concat(chunks).toString()).to.equal('234');
   });
 
+  it('copies pinned to an ETag: CopyObject asks the server (a 412 is "Changed"); a multipart copy checks its HEAD first; listings give ETags without quotes', async () => {
+    const inputs: Array<Record<string, unknown>> = [];
+    const { store } = stubStore(
+      (c) => {
+        inputs.push(c.input as Record<string, unknown>);
+        if (c.constructor.name === 'ListObjectsV2Command') return { IsTruncated: false, Name: 'bkt', Contents: [{ Key: 'pre/fix/a', Size: 1, ETag: '"abc"' }] };
+        if (c.constructor.name === 'HeadObjectCommand') return { ContentLength: 20, ETag: '"def-2"' };
+        if (c.constructor.name === 'CopyObjectCommand' && (c.input as { Key: string }).Key === 'pre/fix/gone') return sdkError('PreconditionFailed', 412);
+        return {};
+      },
+      { multipartCopyThreshold: 10 },
+    );
+    const listed: unknown[] = [];
+    for await (const o of store.list('')) listed.push(o);
+    expect(listed).to.deep.equal([{ key: 'a', size: 1, etag: 'abc' }]);
+    await store.copy('a', 'b', 1, 'abc');
+    expect(inputs.at(-1)).to.include({ CopySourceIfMatch: '"abc"', Key: 'pre/fix/b' });
+    await store.copy('a', 'c', 1);
+    expect(inputs.at(-1)).to.not.have.property('CopySourceIfMatch');
+    const refused = await rejection(store.copy('a', 'gone', 1, 'abc'));
+    expect(refused.code).to.equal('Changed');
+    expect(refused.message).to.match(/copy s3:\/\/bkt\/pre\/fix\/a: the object was replaced/);
+    const sentBefore = inputs.length;
+    const big = await rejection(store.copy('big', 'big2', 20, 'abc'));
+    expect(big.code).to.equal('Changed');
+    expect(big.message).to.equal('copy s3://bkt/pre/fix/big: the object was replaced (its ETag is "def-2", abc was expected)');
+    expect(inputs.length - sentBefore, 'the HEAD only: no multipart upload started').to.equal(1);
+  });
+
   it('checks sizes and keys before sending anything', async () => {
     const { store, sent } = stubStore(() => ({}));
     expect((await rejection(store.put('k', Buffer.from('abc'), 4))).code).to.equal('SizeMismatch');
