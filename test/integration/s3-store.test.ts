@@ -268,6 +268,14 @@ describe('S3 store against moto (auth mode)', function () {
     // A size that does not match is caught before copying (multipart path checks with HEAD).
     expect((await rejection(s.copy('src/big+=ü', 'dst/wrong', big.length + 1))).code).to.equal('SizeMismatch');
     expect((await rejection(s.copy('src/none', 'dst/none', 10))).code).to.equal('NotFound');
+    // Pinned to the ETag the listing gave: that one copies; another (the object was replaced) is refused before any part.
+    const listed = new Map<string, string | undefined>();
+    for await (const o of s.list('src/')) listed.set(o.key, o.etag);
+    expect(listed.get('src/big+=ü')).to.match(/^[0-9a-f]{32}(-[0-9]+)?$/);
+    await s.copy('src/big+=ü', 'dst/pinned', big.length, listed.get('src/big+=ü'));
+    await s.copy('src/small', 'dst/pinned-small', small.length, listed.get('src/small'));
+    expect((await rejection(s.copy('src/big+=ü', 'dst/stale', big.length, listed.get('src/small')))).code).to.equal('Changed');
+    expect(await s.head('dst/stale')).to.equal(undefined);
     const uploads = await moto.client.send(new ListMultipartUploadsCommand({ Bucket: moto.bucket, Prefix: `it/${seq}/` }));
     expect(uploads.Uploads ?? []).to.deep.equal([]);
   });
