@@ -245,6 +245,7 @@ function companionOf(r: BackupPodRequest): CompanionClient {
     execTimeoutMs: config.execTimeoutMs,
     streamIdleTimeoutMs: config.streamIdleTimeoutMs,
     countTimeoutMs: config.countTimeoutMs,
+    fileListLimitMiB: config.fileListLimitMiB,
     signal,
   });
 }

@@ -30,12 +30,13 @@ const MiB = 1024 * 1024;
 export const LINE_STDOUT_LIMIT = MiB;
 /**
  * The files document lists every file of the snapshots with its path, size and mtime: about 100
- * bytes a file, 150 with long paths. 64 MiB is over 400,000 files, several times what large
- * databases have (a part has 5 to 25 files; VictoriaMetrics merges its parts to some hundreds a
- * month, VictoriaLogs to some dozens a day). Reading that much peaks at about 215 MiB (measured:
- * 686,000 entries of 98 bytes, frames, join, string and parsed objects), 256 MiB at about 830 MiB.
+ * bytes a file, 150 with long paths. The default of 64 MiB (the plugin ConfigMap's
+ * fileListLimitMiB) is over 400,000 files, several times what large databases have (a part has 5
+ * to 25 files; VictoriaMetrics merges its parts to some hundreds a month, VictoriaLogs to some
+ * dozens a day, so only VictoriaLogs with years of retention comes near). Reading that much peaks
+ * at about 215 MiB (measured: 686,000 entries of 98 bytes, frames, join, string and parsed
+ * objects), 256 MiB at about 830 MiB: about 3.4 times the limit.
  */
-export const FILES_STDOUT_LIMIT = 64 * MiB;
 
 export interface CompanionTarget {
   kube: KubeClient;
@@ -45,6 +46,8 @@ export interface CompanionTarget {
   execTimeoutMs: number;
   streamIdleTimeoutMs: number;
   countTimeoutMs: number;
+  /** The most MiB of the files document read (the plugin ConfigMap's fileListLimitMiB). */
+  fileListLimitMiB: number;
   signal: AbortSignal;
 }
 
@@ -67,14 +70,17 @@ const LINE_OUTPUT = {
     '(velero/components/), and that nothing else in it writes to stdout',
 } satisfies Pick<RunOptions, 'maxStdoutBytes' | 'maxStdoutHint'>;
 
-/** The files document passed its limit: far more files than a database is expected to have, and nothing to set. */
-const FILES_OUTPUT = {
-  maxStdoutBytes: FILES_STDOUT_LIMIT,
-  maxStdoutHint:
-    `the list of the snapshots' files is larger than this limit (${FILES_STDOUT_LIMIT / MiB} MiB; at about 150 bytes a file, over 400,000 files), which keeps it within Velero's memory: ` +
-    'far more files than a VictoriaMetrics or VictoriaLogs database is expected to have; if the database really has that many ' +
-    '(its /metrics counts its parts, of some 5 to 25 files each), report it: this version cannot back it up',
-} satisfies Pick<RunOptions, 'maxStdoutBytes' | 'maxStdoutHint'>;
+/** The files document passed its limit: more files than a database is expected to have, or a limit set too low. */
+function filesOutput(limitMiB: number): Pick<RunOptions, 'maxStdoutBytes' | 'maxStdoutHint'> {
+  const limit = limitMiB * MiB;
+  return {
+    maxStdoutBytes: limit,
+    maxStdoutHint:
+      `the list of the snapshots' files is larger than fileListLimitMiB of the plugin ConfigMap (${limitMiB} MiB; at about 150 bytes a file, ${Math.floor(limit / 150).toLocaleString('en-US')} files or more): ` +
+      'if the database has that many files (its /metrics counts its parts, of some 5 to 25 files each), raise fileListLimitMiB, ' +
+      "and Velero's memory limit with it: reading the list takes about 3.4 times its size",
+  };
+}
 
 export class CompanionClient {
   constructor(private readonly t: CompanionTarget) {}
@@ -99,7 +105,7 @@ export class CompanionClient {
   /** The recorded snapshot set, or undefined when none is recorded (the pre hook did not run). */
   async files(): Promise<CompanionFiles | undefined> {
     try {
-      return parseCompanionFiles(await this.run(['files'], FILES_OUTPUT));
+      return parseCompanionFiles(await this.run(['files'], filesOutput(this.t.fileListLimitMiB)));
     } catch (err) {
       if (err instanceof ExecError && err.exitCode === COMPANION_EXIT.noRecord) return undefined;
       throw err;

@@ -29,6 +29,8 @@ export interface PluginConfig {
   maxBytesPerSecond: number;
   /** Parallel tar streams from the companion per backup. */
   streams: number;
+  /** The most bytes of `companion files` output read (the list of the snapshots' files), in MiB. */
+  fileListLimitMiB: number;
   progressIntervalMs: number;
   runHooksIfMissing: boolean;
   /** Image of the restore init container; '' = the plugin's image in Velero's own pod, else in its Deployment `velero` (plugin-image.ts). */
@@ -60,6 +62,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   maxParallelPodBackups: 1,
   maxBytesPerSecond: 0,
   streams: 2,
+  fileListLimitMiB: 64,
   progressIntervalMs: 10_000,
   runHooksIfMissing: true,
   restoreImage: '',
@@ -128,6 +131,7 @@ const KEYS: Record<string, Parser> = {
   maxParallelPodBackups: count('maxParallelPodBackups', 1, 16),
   maxBytesPerSecond: rate('maxBytesPerSecond'),
   streams: count('streams', 1, 16),
+  fileListLimitMiB: count('fileListLimitMiB', 1, 1024),
   progressIntervalSeconds: seconds('progressIntervalMs', 1, 3600),
   runHooksIfMissing: flag('runHooksIfMissing'),
   restoreImage: (value, config) => {

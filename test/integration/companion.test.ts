@@ -737,7 +737,7 @@ describe('companion exec\'d through the API stand-in: a plugin that goes away (V
   });
 
   const companion = (signal: AbortSignal): CompanionClient =>
-    new CompanionClient({ kube, namespace: NS, pod: POD, container: CONTAINER, execTimeoutMs: 60_000, streamIdleTimeoutMs: 60_000, countTimeoutMs: 60_000, signal });
+    new CompanionClient({ kube, namespace: NS, pod: POD, container: CONTAINER, execTimeoutMs: 60_000, streamIdleTimeoutMs: 60_000, countTimeoutMs: 60_000, fileListLimitMiB: 64, signal });
   const execOf = (command: string): ExecRecord => api.execs.findLast((e) => e.command.includes(command))!;
 
   async function cancelled(p: Promise<unknown>): Promise<ExecError> {

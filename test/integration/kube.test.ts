@@ -18,7 +18,8 @@ import { CoreV1Api, Exec, type V1Status } from '@kubernetes/client-node';
 import { KubeClient, defaultNamespace, loadKubeConfig } from '../../src/kube/client.js';
 import { ExecError, KubeError } from '../../src/kube/errors.js';
 import { execInPod, type ExecOptions } from '../../src/kube/exec.js';
-import { CompanionClient, FILES_STDOUT_LIMIT, LINE_STDOUT_LIMIT } from '../../src/actions/companion-client.js';
+import { CompanionClient, LINE_STDOUT_LIMIT } from '../../src/actions/companion-client.js';
+import { DEFAULT_CONFIG } from '../../src/actions/plugin-config.js';
 import { EXECUTABLE } from '../../src/actions/names.js';
 import { COMPANION_FILES_FORMAT, type CompanionFiles } from '../../src/companion/protocol.js';
 import { makePod, runLocally, startKubeApi, V4, V5, type ExecTarget, type KubeApiServer } from '../support/kube-api.js';
@@ -539,8 +540,8 @@ describe('kube: the companion client\'s stdout limits, exec\'d through the API s
   /** What each companion command (`files`, `counts`, `hook pre`) prints: a local process in its stead. */
   let answers: Record<string, ExecTarget> = {};
   const zeros = (bytes: number): ExecTarget => ({ file: 'head', args: ['-c', String(bytes), '/dev/zero'] });
-  const companion = () =>
-    new CompanionClient({ kube, namespace: NS, pod: POD, container: CONTAINER, execTimeoutMs: 60_000, streamIdleTimeoutMs: 60_000, countTimeoutMs: 60_000, signal: new AbortController().signal });
+  const companion = (fileListLimitMiB = DEFAULT_CONFIG.fileListLimitMiB) =>
+    new CompanionClient({ kube, namespace: NS, pod: POD, container: CONTAINER, execTimeoutMs: 60_000, streamIdleTimeoutMs: 60_000, countTimeoutMs: 60_000, fileListLimitMiB, signal: new AbortController().signal });
   const limitError = (args: string[], limit: number) =>
     `command ${JSON.stringify([EXECUTABLE, 'companion', ...args])} in pod ${NS}/${POD} container ${CONTAINER} wrote more than ${limit} bytes to stdout: `;
 
@@ -579,7 +580,7 @@ describe('kube: the companion client\'s stdout limits, exec\'d through the API s
     }
   });
 
-  it('files: a document well past the lines\' limit is read; one past 64 MiB fails, naming the pod, the command and the limit, and what it means', async function () {
+  it('files: a document well past the lines\' limit is read; one past fileListLimitMiB (64 by default) fails, naming the pod, the command, the limit and the key to raise', async function () {
     // 20,000 files of a VictoriaLogs partition: about 2 MiB, twice the hooks' limit.
     const doc: CompanionFiles = {
       format: COMPANION_FILES_FORMAT,
@@ -603,13 +604,16 @@ describe('kube: the companion client\'s stdout limits, exec\'d through the API s
     answers.files = { file: 'cat', args: [file] };
     expect(await companion().files()).to.deep.equal(doc);
 
-    answers.files = zeros(FILES_STDOUT_LIMIT + 1);
+    const what = (mib: number, files: string) =>
+      `the list of the snapshots' files is larger than fileListLimitMiB of the plugin ConfigMap (${mib} MiB; at about 150 bytes a file, ${files} files or more): ` +
+      'if the database has that many files (its /metrics counts its parts, of some 5 to 25 files each), raise fileListLimitMiB, ' +
+      "and Velero's memory limit with it: reading the list takes about 3.4 times its size";
+    // The same document under a limit of 1 MiB.
+    const small = await rejection(companion(1).files(), ExecError);
+    expect(small.message).to.equal(limitError(['files'], MiB) + what(1, '6,990'));
+
+    answers.files = zeros(64 * MiB + 1);
     const err = await rejection(companion().files(), ExecError);
-    expect(err.message).to.equal(
-      limitError(['files'], FILES_STDOUT_LIMIT) +
-        "the list of the snapshots' files is larger than this limit (64 MiB; at about 150 bytes a file, over 400,000 files), which keeps it within Velero's memory: " +
-        'far more files than a VictoriaMetrics or VictoriaLogs database is expected to have; if the database really has that many ' +
-        '(its /metrics counts its parts, of some 5 to 25 files each), report it: this version cannot back it up',
-    );
+    expect(err.message).to.equal(limitError(['files'], 64 * MiB) + what(64, '447,392'));
   });
 });

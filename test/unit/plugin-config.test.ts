@@ -14,6 +14,14 @@ describe('plugin ConfigMap values', () => {
     }
   });
 
+  it('fileListLimitMiB: 64 by default, a whole number from 1 to 1024', () => {
+    expect(DEFAULT_CONFIG.fileListLimitMiB).to.equal(64);
+    expect(parsePluginConfig({ fileListLimitMiB: '256' }, where).fileListLimitMiB).to.equal(256);
+    for (const bad of ['0', '1025', '64MiB', '']) {
+      expect(() => parsePluginConfig({ fileListLimitMiB: bad }, where)).to.throw(`${where}: fileListLimitMiB is ${JSON.stringify(bad)}, it must be a whole number from 1 to 1024`);
+    }
+  });
+
   it('restoreResources: resource names and quantities are checked here, not by the API server at restore time', () => {
     const ok = '{"requests":{"cpu":"100m","memory":"128Mi","example.com/gpu":1},"limits":{"memory":"1.5Gi","ephemeral-storage":"2G","hugepages-2Mi":"64Mi"}}';
     expect(parsePluginConfig({ restoreResources: ok }, where).restoreResources).to.deep.equal(JSON.parse(ok));
