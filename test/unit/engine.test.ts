@@ -14,6 +14,7 @@ import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/e
 import { checkRelPath, isMutableFile, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
 import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
 import { checkDataDir, RESTORE_MARKER } from '../../src/engine/data-dir.js';
+import { deleteBackup } from '../../src/engine/delete.js';
 import { RESTORE_STAGING, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
 import { buildRestorePlan } from '../../src/engine/plan.js';
@@ -349,6 +350,8 @@ describe('engine: backup, restore, verify', () => {
     await backupOf(store, snapshot, 'b1');
     const target = join(tmp('restore-'), 'data');
     mkdirSync(target, { mode: 0o755 }); // as the kubelet creates a hostPath: root's
+    // CI runs the tests as root (scripts/test.sh): there the branch below must not be the one taken.
+    if (process.env.REQUIRE_INTEGRATION === '1') expect(process.getuid?.(), 'REQUIRE_INTEGRATION=1 runs as root, so that chown is really exercised').to.equal(0);
     if (process.getuid?.() !== 0) {
       const err = await restoreBackup({ store, name: 'b1', dataDir: target, chown: { uid: 4242 } }).catch((e: Error) => e);
       expect((err as Error).message).to.match(/cannot give .* to user 4242 \(EPERM\): giving the restored files to the database's user needs root with the CHOWN capability/);
@@ -514,6 +517,35 @@ describe('engine: backup, restore, verify', () => {
     expect(store.objects.has('b1/data/stale-file/0000000000000001_0000000000000000_0000000000000001')).to.equal(false);
     expect(store.objects.has(`b1/${IN_PROGRESS_KEY}`), 'no in-progress marker on a complete backup').to.equal(false);
     expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
+  });
+
+  it('backups whose names share a prefix (b1 and b10) are separate folders: a re-run into b1 that removes a stale object, and deleting b1, leave every object of b10', async () => {
+    const { snapshot } = makeSnapshot();
+    const store = new MemoryStore();
+    const first = await backupOf(store, snapshot, 'b1');
+    await backupOf(store, snapshot, 'b10');
+    const objectsOf = (name: string) => new Map([...store.objects].filter(([key]) => key.startsWith(`${name}/`)));
+    const b10 = objectsOf('b10');
+    expect(b10.size, 'b10 holds its parts and markers').to.be.greaterThan(5);
+    expect(b10.has(`b10/${COMPLETE_KEY}`)).to.equal(true);
+
+    // A re-run into b1 (as vmbackup into an existing -dst) finds a stale object of an earlier attempt there, and removes it only.
+    const stale = 'b1/data/stale-file/0000000000000001_0000000000000000_0000000000000001';
+    store.objects.set(stale, Buffer.from('x'));
+    await backupOf(store, snapshot, 'b1', { base: { name: 'b1', manifest: first } });
+    expect(store.objects.has(stale), 'the stale object in b1/ is removed').to.equal(false);
+    expect((await verifyBackup(store, 'b1')).problems).to.deep.equal([]);
+    expect(objectsOf('b10'), 'every object of b10 as it was').to.deep.equal(b10);
+    expect((await verifyBackup(store, 'b10')).ok).to.equal(true);
+
+    // Deleting b1 removes b1's objects, and counts only those.
+    const b1Count = objectsOf('b1').size;
+    const removed = await deleteBackup(store, 'b1');
+    expect(removed.objects).to.equal(b1Count);
+    expect(objectsOf('b1').size, 'b1 is gone').to.equal(0);
+    expect(objectsOf('b10'), 'every object of b10 as it was').to.deep.equal(b10);
+    expect((await verifyBackup(store, 'b10')).ok).to.equal(true);
+    expect((await listBackups(store)).map((b) => [b.name, b.complete])).to.deep.equal([['b10', true]]);
   });
 
   describe('two backups of one name at once', () => {
