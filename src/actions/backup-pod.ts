@@ -22,6 +22,7 @@ import { loadPluginConfig } from './plugin-config-source.js';
 import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, RECORD_FORMAT, workloadPrefix, type BackupRecord } from './record.js';
 import { DATA_MOUNT, findDataVolume, type Pod } from './pod-spec.js';
+import { podReferences } from './pod-references.js';
 import { withoutRestoreContainer } from './restore-spec.js';
 import { openLocationStore, type LocationStore } from './storage.js';
 import { backupToAct, type VeleroBackupInfo } from './velero-backup.js';
@@ -190,7 +191,7 @@ interface BackupTarget {
   location: LocationStore;
 }
 
-async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
+async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
   const { kube, backup, pod } = r;
   const { namespace } = r.fields;
   const b: PodBackup = { ...r, companion: companionOf(r), ranPre: false };
@@ -227,7 +228,9 @@ async function backupPod(r: BackupPodRequest): Promise<{ item: KubeObject }> {
     logOutcome(b, manifest);
     const metadata = pod.metadata ?? {};
     const annotations = { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(backupRecord(b, target, manifest)) };
-    return { item: withoutRestoreContainer({ ...pod, metadata: { ...metadata, annotations } }) };
+    // What the pod cannot start without goes into the backup with it, whatever the Backup's label
+    // selector (a Schedule's selects the Victoria objects only): a restore on a new cluster needs it.
+    return { item: withoutRestoreContainer({ ...pod, metadata: { ...metadata, annotations } }), additionalItems: podReferences(pod as Pod, namespace, 'required') };
   } finally {
     if (b.ranPre) await runOwnPostHook(b);
     await location.close();

@@ -1,44 +1,56 @@
 /**
  * The objects a pod cannot start without: the Secrets and ConfigMaps its volumes, environment and
- * image pulls name, and its ServiceAccount. A drill restores only the labelled Victoria objects
- * (drill.ts: any other pod of the namespace would come back on its production hostPath), so the
- * pod restore action hands these to Velero as additional items, which Velero restores from the
- * backup whatever the Restore's label selector says.
+ * image pulls name, and its ServiceAccount. Velero's additional items are taken whatever the
+ * Backup's or Restore's label selector says (its resource and namespace filters still apply), so:
+ * the pod backup action hands these to Velero, and a backup of a Schedule that selects only the
+ * labelled Victoria objects still holds what their pods need on a new cluster; and the pod restore
+ * action hands them over in a drill, which restores only the labelled Victoria objects (drill.ts:
+ * any other pod of the namespace would come back on its production hostPath).
  */
 import type { ResourceIdentifier } from '../velero/types.js';
 import type { Pod } from './pod-spec.js';
 
-type Named = { name?: unknown } | undefined;
+type Named = { name?: unknown; optional?: unknown } | undefined;
 type EnvVar = { valueFrom?: { secretKeyRef?: Named; configMapKeyRef?: Named } };
 type EnvFrom = { secretRef?: Named; configMapRef?: Named };
-type VolumeSource = { secret?: { secretName?: unknown }; configMap?: Named; projected?: { sources?: Array<{ secret?: Named; configMap?: Named }> } };
+type VolumeSource = { secret?: { secretName?: unknown; optional?: unknown }; configMap?: Named; projected?: { sources?: Array<{ secret?: Named; configMap?: Named }> } };
 
 const nameOf = (ref: Named): string | undefined => (typeof ref?.name === 'string' && ref.name !== '' ? ref.name : undefined);
 
-export function podReferences(pod: Pod, namespace: string): ResourceIdentifier[] {
+/**
+ * The pod's references, in Velero's additional-item form. `required`: only those it cannot start
+ * without, leaving out references marked `optional: true` (such as the components' auth-key
+ * Secret, which most users never create: handed to a backup, each missing one would be a warning
+ * `Additional item was not found` in every backup's log). `all`: a drill hands every one, as the
+ * backup may hold an optional one that exists.
+ */
+export function podReferences(pod: Pod, namespace: string, which: 'all' | 'required' = 'all'): ResourceIdentifier[] {
   const secrets = new Set<string>();
   const configMaps = new Set<string>();
-  const add = (set: Set<string>, name: string | undefined): void => void (name && set.add(name));
+  const add = (set: Set<string>, ref: Named): void => {
+    const name = nameOf(ref);
+    if (name && (which === 'all' || ref?.optional !== true)) set.add(name);
+  };
   const spec = pod.spec ?? {};
   for (const c of [...(spec.initContainers ?? []), ...(spec.containers ?? [])]) {
     for (const e of (c.env as EnvVar[] | undefined) ?? []) {
-      add(secrets, nameOf(e.valueFrom?.secretKeyRef));
-      add(configMaps, nameOf(e.valueFrom?.configMapKeyRef));
+      add(secrets, e.valueFrom?.secretKeyRef);
+      add(configMaps, e.valueFrom?.configMapKeyRef);
     }
     for (const e of (c.envFrom as EnvFrom[] | undefined) ?? []) {
-      add(secrets, nameOf(e.secretRef));
-      add(configMaps, nameOf(e.configMapRef));
+      add(secrets, e.secretRef);
+      add(configMaps, e.configMapRef);
     }
   }
   for (const v of (spec.volumes ?? []) as VolumeSource[]) {
-    add(secrets, typeof v.secret?.secretName === 'string' ? v.secret.secretName : undefined);
-    add(configMaps, nameOf(v.configMap));
+    if (v.secret) add(secrets, { name: v.secret.secretName, optional: v.secret.optional });
+    add(configMaps, v.configMap);
     for (const s of v.projected?.sources ?? []) {
-      add(secrets, nameOf(s.secret));
-      add(configMaps, nameOf(s.configMap));
+      add(secrets, s.secret);
+      add(configMaps, s.configMap);
     }
   }
-  for (const s of (spec.imagePullSecrets as Named[] | undefined) ?? []) add(secrets, nameOf(s));
+  for (const s of (spec.imagePullSecrets as Named[] | undefined) ?? []) add(secrets, s);
   // Kubernetes makes these in every namespace, the drill's too (kube-root-ca.crt: the API token volume's CA).
   configMaps.delete('kube-root-ca.crt');
   const refs = (resource: string, names: Iterable<string>) => [...names].sort().map((name) => ({ group: '', resource, namespace, name }));

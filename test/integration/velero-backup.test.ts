@@ -25,8 +25,8 @@ import { runCommand, type CommandResult } from '../support/run-command.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { makeTestTls } from '../support/tls.js';
 import { callAction, type CallResult } from '../support/velero-host.js';
-import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
-import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
+import { startVictoriaMetrics, type ImportedData, type VmServer } from '../support/victoria-metrics.js';
+import { startVictoriaLogs, type IngestedLogs, type VlServer } from '../support/victorialogs.js';
 
 const NS = 'monitoring';
 const COMPANION = 'victoria-companion';
@@ -55,8 +55,19 @@ function podObject(p: PodSpec): KubeObject {
     spec: {
       containers: [
         { name: p.kind === 'metrics' ? 'victoria-metrics' : 'victoria-logs', image: 'victoriametrics/victoria-metrics', volumeMounts: [{ name: 'data', mountPath: '/storage' }] },
-        ...(p.companion === false ? [] : [{ name: COMPANION, image: 'velero-plugin-victoria', volumeMounts: [{ name: 'data', mountPath: '/victoria-data', readOnly: true }] }]),
+        ...(p.companion === false
+          ? []
+          : [
+              {
+                name: COMPANION,
+                image: 'velero-plugin-victoria',
+                volumeMounts: [{ name: 'data', mountPath: '/victoria-data', readOnly: true }],
+                env: [{ name: 'VICTORIA_AUTH_KEY', valueFrom: { secretKeyRef: { name: `${p.deployment}-backup-auth`, key: 'authKey', optional: true } } }],
+                envFrom: [{ configMapRef: { name: `${p.deployment}-companion` } }],
+              },
+            ]),
       ],
+      serviceAccountName: p.deployment,
       volumes: [{ name: 'data', hostPath: { path: `/mnt/db1/${p.deployment}`, type: 'DirectoryOrCreate' } }],
     },
     status: { phase: 'Running' },
@@ -79,6 +90,8 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   let vm: VmServer;
   let vl: VlServer;
   let env: NodeJS.ProcessEnv;
+  let imported: ImportedData;
+  let ingested: IngestedLogs;
   const companionEnv = new Map<string, Record<string, string>>();
 
   const keysUnder = (prefix: string) => moto.keys(prefix);
@@ -156,9 +169,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     moto = await startMoto();
     api = await new KubeApiServer().listen();
     vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key' });
-    await vm.importSeries(40, 300);
+    imported = await vm.importSeries(40, 300);
     vl = await startVictoriaLogs(this, { authKey: 'pm-key' });
-    await vl.ingest(2000, 2);
+    ingested = await vl.ingest(2000, 2);
     putS3Location(api, { ...moto, prefix: BSL_PREFIX });
     api.put({
       apiVersion: 'v1',
@@ -181,8 +194,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   const vlPod = () => api.get('v1', 'Pod', NS, 'vlogs-5d4f8b7c9-k2m4p')!;
   let firstItem: KubeObject;
 
-  it('with the pre/post hooks: the pod action uploads under plugins/ only, records it, and stock vmrestore restores the same counts', async function () {
+  it('with the pre/post hooks: the pod action uploads under plugins/ only, records it, hands Velero what the pod needs to start, and stock vmrestore restores the same counts', async function () {
     const expected = await new MetricsSource({ url: vm.url }).counts();
+    expect(expected).to.deep.equal({ kind: 'metrics', series: imported.series, samples: imported.samples });
     const pre = await hook(vmPod().metadata.name!, 'pre');
     expect(pre.status, pre.stderr).to.equal(0);
     const res = await backupPod(vmPod(), 'b1');
@@ -193,6 +207,11 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(messages(res, 'warn'), 'no warnings when the hooks ran').to.deep.equal([]);
     expect(messages(res, 'info').join('\n')).to.match(/backup complete: \d+ files/);
     firstItem = res.item as KubeObject;
+    // Its ServiceAccount and the ConfigMap it requires, whatever the Backup's label selector; not the optional auth-key Secret.
+    expect(res.additionalItems).to.deep.equal([
+      { group: '', resource: 'configmaps', namespace: NS, name: 'vmsingle-companion' },
+      { group: '', resource: 'serviceaccounts', namespace: NS, name: 'vmsingle' },
+    ]);
     const record = JSON.parse((firstItem.metadata.annotations as Record<string, string>)[RECORD_ANNOTATION]!);
     expect(record).to.include({ bucket: moto.bucket, prefix: `${BSL_PREFIX}/plugins/victoria/${NS}/vmsingle`, name: 'b1', kind: 'metrics', workload: 'Deployment/vmsingle' });
     expect(JSON.stringify(record)).not.to.match(/secret|X-Amz|Signature/i);
@@ -299,12 +318,13 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
   });
 
   it('VictoriaLogs: every partition is captured as its own tree with its row counts', async () => {
-    const expected = await new LogsSource({ url: vl.url }).counts();
+    const days = Object.keys(ingested.perDay);
+    expect(days).to.have.length(2);
     const res = await backupPod(vlPod(), 'b2');
     expect(res.ok, res.error).to.equal(true);
     const m = await manifestOf('vlogs', 'b2');
-    expect(m.trees.map((t) => t.prefix).sort()).to.deep.equal(Object.keys(expected.kind === 'logs' ? expected.partitions : {}).map((d) => `partitions/${d}/`).sort());
-    expect(m.counts.rows).to.equal(expected.kind === 'logs' ? expected.rows : -1);
+    expect(m.trees.map((t) => t.prefix).sort()).to.deep.equal(days.map((d) => `partitions/${d}/`));
+    expect(m.counts).to.deep.equal({ rows: ingested.rows, ...Object.fromEntries(days.map((d) => [`rows.${d}`, ingested.perDay[d]])) });
     expect((await new LogsSource({ url: vl.url, authKey: 'pm-key' }).list()).length, 'no snapshot left').to.equal(0);
   });
 

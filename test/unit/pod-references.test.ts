@@ -1,4 +1,4 @@
-/** What a drill's pod needs to start, handed to Velero as additional items (pod-references.ts). */
+/** What a pod needs to start, handed to Velero as additional items by the backup and, in a drill, the restore (pod-references.ts). */
 import { expect } from 'chai';
 import { podClaims, podReferences } from '../../src/actions/pod-references.js';
 import type { Pod } from '../../src/actions/pod-spec.js';
@@ -35,6 +35,36 @@ describe('pod references', () => {
       { group: '', resource: 'configmaps', namespace: 'monitoring', name: 'vm-relabel' },
       { group: '', resource: 'serviceaccounts', namespace: 'monitoring', name: 'vmsingle' },
     ]);
+  });
+
+  it('required: leaves out what the pod may start without (optional: true), unless another reference requires it', () => {
+    const pod: Pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      spec: {
+        serviceAccountName: 'vmsingle',
+        containers: [
+          {
+            name: 'victoria-companion',
+            env: [
+              { name: 'VICTORIA_AUTH_KEY', valueFrom: { secretKeyRef: { name: 'backup-auth', key: 'authKey', optional: true } } },
+              { name: 'A', valueFrom: { configMapKeyRef: { name: 'maybe-env', key: 'a', optional: true } } },
+              { name: 'B', valueFrom: { secretKeyRef: { name: 'shared', key: 'b', optional: true } } },
+            ],
+            envFrom: [{ secretRef: { name: 'maybe-all', optional: true } }, { configMapRef: { name: 'env' } }],
+          },
+          { name: 'vm', env: [{ name: 'C', valueFrom: { secretKeyRef: { name: 'shared', key: 'c' } } }] },
+        ],
+        volumes: [
+          { name: 'tls', secret: { secretName: 'maybe-tls', optional: true } },
+          { name: 'cfg', configMap: { name: 'maybe-cfg', optional: true } },
+          { name: 'p', projected: { sources: [{ secret: { name: 'maybe-projected', optional: true } }, { configMap: { name: 'projected-cfg' } }] } },
+        ],
+      },
+    };
+    const ref = (resource: string, name: string) => ({ group: '', resource, namespace: 'monitoring', name });
+    expect(podReferences(pod, 'monitoring', 'required')).to.deep.equal([ref('secrets', 'shared'), ref('configmaps', 'env'), ref('configmaps', 'projected-cfg'), ref('serviceaccounts', 'vmsingle')]);
+    expect(podReferences(pod, 'monitoring').map((r) => r.name)).to.deep.equal(['backup-auth', 'maybe-all', 'maybe-projected', 'maybe-tls', 'shared', 'env', 'maybe-cfg', 'maybe-env', 'projected-cfg', 'vmsingle']);
   });
 
   it('names nothing Kubernetes makes in every namespace (the default ServiceAccount, kube-root-ca.crt)', () => {
