@@ -78,7 +78,9 @@ describe('plugin process launch', () => {
       expect(quick.tookMs).to.be.below(1400);
       const stuck = await run(-1);
       expect(stuck).to.include({ code: 0, ran: true });
-      expect(stuck.tookMs).to.be.within(1400, 1900);
+      // Waited for beforeExit up to the 1.5 s grace, not less; the upper bound leaves a busy machine
+      // a second for spawning and exiting, and still refuses a grace that reached the Go host's 2 s plus that.
+      expect(stuck.tookMs).to.be.within(1400, 2500);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

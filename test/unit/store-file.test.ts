@@ -66,8 +66,12 @@ describe('file store', () => {
     const body = new PassThrough();
     const put = store.put('obj', body, 9);
     body.write('vers');
-    await new Promise((r) => setTimeout(r, 20));
-    // Mid-write: readers and listings see the old object only.
+    // Mid-write: once the first bytes are in the temporary file beside it, readers and listings see the old object only.
+    const temporary = () => allFiles(join(dir, 'root')).filter((f) => f !== 'obj');
+    for (let i = 0; !(temporary().length === 1 && statSync(join(dir, 'root', temporary()[0]!)).size === 4); i++) {
+      if (i > 500) expect.fail(`the put never wrote its first 4 bytes to a temporary file; the root holds ${JSON.stringify(allFiles(join(dir, 'root')))}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     expect((await readAll(await store.get('obj'))).toString()).to.equal('version 1');
     expect((await collect(store.list(''))).map((o) => o.key)).to.deep.equal(['obj']);
     body.destroy(new Error('source broke'));
