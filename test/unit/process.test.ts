@@ -78,8 +78,8 @@ describe('plugin process launch', () => {
       expect(quick.tookMs).to.be.below(1400);
       const stuck = await run(-1);
       expect(stuck).to.include({ code: 0, ran: true });
-      // Waited for beforeExit up to the 1.5 s grace, not less; the upper bound leaves a busy machine
-      // a second for spawning and exiting, and still refuses a grace that reached the Go host's 2 s plus that.
+      // Waited for beforeExit up to the 1.5 s grace, not less; the upper bound leaves a busy machine a
+      // second beyond the grace for the signal and the exit, and refuses a grace of 2.5 s or more.
       expect(stuck.tookMs).to.be.within(1400, 2500);
     } finally {
       rmSync(dir, { recursive: true, force: true });
