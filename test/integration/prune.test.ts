@@ -31,9 +31,10 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
     moto = await startMoto();
     s3env = { AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region };
     s3flags = ['--s3-endpoint', moto.endpoint];
-    // Velero has b1 and b2; b0 was deleted without the delete action (its tarball never arrived).
-    for (const b of ['b1', 'b2']) await put(`backups/${b}/velero-backup.json`, '{}');
-    for (const b of ['b0', 'b1', 'b2']) {
+    // Velero has b10 and b2; b1 was deleted without the delete action (its tarball never arrived).
+    // b1 is a prefix of b10: neither the judgement nor the removal may take one for the other.
+    for (const b of ['b10', 'b2']) await put(`backups/${b}/velero-backup.json`, '{}');
+    for (const b of ['b1', 'b10', 'b2']) {
       for (const [ns, workload] of [['monitoring', 'vmsingle'], ['logging', 'vlogs']] as const) {
         await put(`${folder(ns, workload, b)}/victoria_complete.ignore`, '{}');
         await put(`${folder(ns, workload, b)}/data/small/2026_11/part/values.bin`, 'v'.repeat(1000));
@@ -50,18 +51,21 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
     const scan = listed.json();
     expect(scan).to.include({ known: 4, bytes: 0, deleted: 0 });
     expect(scan.leftovers).to.deep.equal([]);
-    expect(scan.recent.map((f: { folder: string }) => f.folder).sort()).to.deep.equal([folder('logging', 'vlogs', 'b0'), folder('monitoring', 'vmsingle', 'b0')]);
+    expect(scan.recent.map((f: { folder: string }) => f.folder).sort()).to.deep.equal([folder('logging', 'vlogs', 'b1'), folder('monitoring', 'vmsingle', 'b1')]);
+    const kept = (await moto.keys('cluster-a/plugins/victoria/')).filter((k) => /\/b(10|2)\//.test(k));
+    expect(kept, 'the folders of b10 and b2: a marker and a part each').to.have.length(8);
 
-    // Two days later, in process (the clock moved forward): b0's two folders are left over.
+    // Two days later, in process (the clock moved forward): b1's two folders are left over.
     const saved = { ...process.env };
     Object.assign(process.env, s3env);
     try {
       let out = '';
       const later = () => new Date(Date.now() + 2 * 86_400_000);
       expect(await pruneCommand(['--location', root(), ...s3flags], { now: later, stdout: (t) => (out += t) })).to.equal(0);
-      expect(out).to.match(/^left over {2}logging\/vlogs\/b0 {2}2 objects {2}1002 B {2}last written 20/m).and.match(/^left over {2}monitoring\/vmsingle\/b0 /m);
+      expect(out).to.match(/^left over {2}logging\/vlogs\/b1 {2}2 objects {2}1002 B {2}last written 20/m).and.match(/^left over {2}monitoring\/vmsingle\/b1 /m);
+      expect(out).not.to.match(/b10|b2/);
       expect(out).to.include('2 left-over backup folder(s), 2.0 KiB; 4 folder(s) of backups Velero has; run with --delete to remove the left-over ones');
-      expect(await moto.keys(`cluster-a/${folder('monitoring', 'vmsingle', 'b0')}/`), 'a listing removes nothing').to.have.length(2);
+      expect(await moto.keys(`cluster-a/${folder('monitoring', 'vmsingle', 'b1')}/`), 'a listing removes nothing').to.have.length(2);
 
       out = '';
       expect(await pruneCommand(['--location', root(), '--delete', ...s3flags], { now: later, stdout: (t) => (out += t) })).to.equal(0);
@@ -70,9 +74,9 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
       process.env = saved;
     }
     const keys = await moto.keys('cluster-a/');
-    expect(keys.filter((k) => k.includes('/b0/')), 'b0 removed').to.deep.equal([]);
-    expect(keys.filter((k) => /\/b[12]\//.test(k) && k.includes('plugins/')), 'b1 and b2 untouched').to.have.length(8);
-    expect(keys).to.include.members(['cluster-a/backups/b1/velero-backup.json', 'cluster-a/plugins/victoria/_restore-plans/uid-1/monitoring.vm-0.json']);
+    expect(keys.filter((k) => k.includes('/b1/')), 'b1 removed').to.deep.equal([]);
+    expect(keys.filter((k) => /\/b(10|2)\//.test(k) && k.includes('plugins/')), 'b10 and b2 untouched').to.deep.equal(kept);
+    expect(keys).to.include.members(['cluster-a/backups/b10/velero-backup.json', 'cluster-a/plugins/victoria/_restore-plans/uid-1/monitoring.vm-0.json']);
   });
 
   it('refuses a root without Velero backups (a folder inside the location), removing nothing', async () => {
@@ -88,7 +92,7 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
     const path = await cli(['prune', '--location', '/var/backups', ...s3flags], s3env);
     expect(path.status).to.equal(2);
     expect(path.stderr).to.include('--location "/var/backups" is not a storage location: expected s3://bucket[/prefix] or file:///abs/dir');
-    expect(await moto.keys(`cluster-a/${folder('monitoring', 'vmsingle', 'b1')}/`)).to.have.length(2);
+    expect(await moto.keys(`cluster-a/${folder('monitoring', 'vmsingle', 'b10')}/`)).to.have.length(2);
   });
 
   /** In process, two days on, with moto's credentials: the exit code and what it printed. */
@@ -163,20 +167,30 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
 
   it('reports what it removed, and which folder the store refused, when a removal fails midway; exit 1', async () => {
     // A location of its own, so that what the tests before left does not matter.
-    const putB = (key: string) => moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: `cluster-b/${key}`, Body: 'x' }));
+    const putB = (key: string, body: string | Buffer = 'x') => moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: `cluster-b/${key}`, Body: body }));
     const rootB = `s3://${moto.bucket}/cluster-b`;
     await putB('backups/b1/velero-backup.json');
-    for (const b of ['b3', 'b4', 'b5']) await putB(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
+    // Each folder a backup: its two complete markers (ours and vmbackup's) and its data, 111 B in all.
+    const markers = ['victoria_complete.ignore', 'backup_complete.ignore'];
+    const data = ['data/small/2026_11/part/index.bin', 'data/small/2026_11/part/values.bin'];
+    const keysOf = (b: string, names: string[]) => names.map((n) => `cluster-b/${folder('monitoring', 'vmsingle', b)}/${n}`).sort();
+    for (const b of ['b3', 'b4', 'b5']) {
+      await putB(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
+      await putB(`${folder('monitoring', 'vmsingle', b)}/backup_complete.ignore`, Buffer.alloc(0));
+      await putB(`${folder('monitoring', 'vmsingle', b)}/data/small/2026_11/part/index.bin`, 'i'.repeat(10));
+      await putB(`${folder('monitoring', 'vmsingle', b)}/data/small/2026_11/part/values.bin`, 'v'.repeat(100));
+    }
     let deletes = 0;
-    // The first folder's deletion goes through (one request: it holds only its marker); the credentials may not delete after that.
-    const proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0, accessDenied403: 1 }, filter: ({ operation }) => operation === 'DeleteObjects' && ++deletes > 1 });
+    // A folder's deletion is two requests, its complete markers first. b3's both go through, and b4's
+    // markers; the credentials may not delete after that, so b4's data request is refused.
+    const proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0, slow: 0, accessDenied403: 1 }, filter: ({ operation }) => operation === 'DeleteObjects' && ++deletes > 3 });
     try {
       const text = await pruneLater(['--location', rootB, '--delete', '--s3-endpoint', proxy.endpoint]);
       expect(text.code, text.out).to.equal(1);
       expect(text.out).to.match(/^removed {2}monitoring\/vmsingle\/b3 /m);
       expect(text.out).to.match(/^NOT removed \(.*AccessDenied.*\) {2}monitoring\/vmsingle\/b4 /m);
       expect(text.out).to.match(/^not tried {2}monitoring\/vmsingle\/b5 /m);
-      expect(text.out).to.include(`1 of 3 left-over backup folder(s) removed (1 B of 3 B); the removal of ${folder('monitoring', 'vmsingle', 'b4')} failed, and the folders after it were not tried: run prune --delete again once the cause is fixed`);
+      expect(text.out).to.include(`1 of 3 left-over backup folder(s) removed (111 B of 333 B); the removal of ${folder('monitoring', 'vmsingle', 'b4')} failed, and the folders after it were not tried: run prune --delete again once the cause is fixed`);
       const json = await pruneLater(['--location', rootB, '--delete', '--json', '--s3-endpoint', proxy.endpoint]);
       expect(json.code).to.equal(1);
       const report = JSON.parse(json.out);
@@ -186,8 +200,12 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
     } finally {
       await proxy.close();
     }
+    expect(deletes, 'requests: b3 markers, b3 data, b4 markers, b4 data (refused), and the second run\'s b4 data (refused)').to.equal(5);
     expect(await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b3')}/`)).to.deep.equal([]);
-    expect(await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b4')}/`)).to.have.length(1);
+    // Interrupted between its two requests, b4 has lost its complete markers and kept its data: an
+    // incomplete backup that every reader refuses, never a complete-looking one with files missing.
+    expect((await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b4')}/`)).sort()).to.deep.equal(keysOf('b4', data));
+    expect((await moto.keys(`cluster-b/${folder('monitoring', 'vmsingle', 'b5')}/`)).sort(), 'b5 not tried').to.deep.equal(keysOf('b5', [...markers, ...data]));
   });
 
   it('works on a file:// location too, and refuses the file system root', async () => {
@@ -196,13 +214,14 @@ describe('prune: left-over backup folders, judged by the location\'s backups/ (m
       mkdirSync(dirname(join(dir, key)), { recursive: true });
       writeFileSync(join(dir, key), 'x');
     };
-    write('backups/b1/velero-backup.json');
-    for (const b of ['b0', 'b1']) write(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
+    // Velero has b10, not b1: the removal of b1 leaves b10, whose name it begins.
+    write('backups/b10/velero-backup.json');
+    for (const b of ['b1', 'b10']) write(`${folder('monitoring', 'vmsingle', b)}/victoria_complete.ignore`);
     const done = await pruneLater(['--location', pathToFileURL(dir).href, '--delete']);
     expect(done.code, done.out).to.equal(0);
-    expect(done.out).to.match(/^removed {2}monitoring\/vmsingle\/b0 /m);
-    expect(existsSync(join(dir, folder('monitoring', 'vmsingle', 'b0'), 'victoria_complete.ignore'))).to.equal(false);
-    expect(existsSync(join(dir, folder('monitoring', 'vmsingle', 'b1'), 'victoria_complete.ignore'))).to.equal(true);
+    expect(done.out).to.match(/^removed {2}monitoring\/vmsingle\/b1 /m).and.include('1 left-over backup folder(s), 1 B removed; 1 folder(s) of backups Velero has were left alone');
+    expect(existsSync(join(dir, folder('monitoring', 'vmsingle', 'b1')))).to.equal(false);
+    expect(existsSync(join(dir, folder('monitoring', 'vmsingle', 'b10'), 'victoria_complete.ignore'))).to.equal(true);
     const root = await pruneLater(['--location', 'file:///', '--delete']).catch((err: Error) => ({ code: -1, out: err.message }));
     expect(root.out).to.include('the file system root is not a backup location');
   });
