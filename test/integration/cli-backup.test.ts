@@ -19,7 +19,7 @@ import { paths, requireComponents } from '../support/components.js';
 import { runCommand } from '../support/run-command.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
-import { startVictoriaMetrics, VM_VERSIONS, type VmServer } from '../support/victoria-metrics.js';
+import { startVictoriaMetrics, VM_VERSIONS, type ImportedData, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs } from '../support/victorialogs.js';
 
 const run = (bin: string, args: string[], env: NodeJS.ProcessEnv = {}) => runCommand(bin, args, { ...process.env, ...env });
@@ -81,16 +81,19 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
   for (const version of VM_VERSIONS) {
     describe(`VictoriaMetrics ${version}`, () => {
       let vm: VmServer;
+      let imported: ImportedData;
       const root = () => `s3://${moto.bucket}/vm${version.replace('.', '')}`;
 
       before(async function () {
         vm = await startVictoriaMetrics(this, { version, snapshotAuthKey: 'snap-key' });
-        await vm.importSeries(30, 200);
+        imported = await vm.importSeries(30, 200);
       });
       after(async () => vm?.stop());
 
       it('backs up, and stock vmrestore restores the same series and samples', async function () {
         const expected = await new MetricsSource({ url: vm.url }).counts();
+        // The counts below are compared with the count's own answer: first, that answer is what was imported.
+        expect(expected, 'the source database counts what was imported').to.deep.equal({ kind: 'metrics', series: imported.series, samples: imported.samples });
         const res = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', root(), '--name', 'b1', '--json', ...s3flags], s3env);
         expect(res.status, res.stderr).to.equal(0);
         const summary = res.json();
@@ -117,6 +120,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
 
       it('restores with checksums into an empty directory, and the database starts with the same counts', async function () {
         const expected = await new MetricsSource({ url: vm.url }).counts();
+        expect(expected, 'the source database counts what was imported').to.deep.equal({ kind: 'metrics', series: imported.series, samples: imported.samples });
         const target = join(mkdtempSync(join(tmpdir(), 'restore-')), 'data');
         const res = await cli(['restore', '--src', `${root()}/b1`, '--data-dir', target, '--json', ...s3flags], s3env);
         expect(res.status, res.stderr).to.equal(0);
@@ -318,6 +322,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
   });
   describe('faults and interruptions (VictoriaMetrics 1.145)', () => {
     let vm: VmServer;
+    let imported: ImportedData;
     let proxy: FaultProxy | undefined;
     const root = () => `s3://${moto.bucket}/faults`;
     const backup = (name: string, endpoint: string) =>
@@ -325,7 +330,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
 
     before(async function () {
       vm = await startVictoriaMetrics(this, { version: '1.145' });
-      await vm.importSeries(40, 300);
+      imported = await vm.importSeries(40, 300);
     });
     afterEach(async () => {
       await proxy?.close();
@@ -336,6 +341,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     it('a backup through 20% S3 faults (500, SlowDown, resets, slow answers) completes, verifies and restores the same counts', async function () {
       proxy = await startFaultProxy({ target: moto.endpoint, seed: 20261121, rate: 0.2, slowMs: 250, guarantee: ['PutObject', 'ListObjectsV2', 'GetObject'] });
       const expected = await new MetricsSource({ url: vm.url }).counts();
+      expect(expected, 'the source database counts what was imported').to.deep.equal({ kind: 'metrics', series: imported.series, samples: imported.samples });
       const res = await cli(backup('through-faults', proxy.endpoint), s3env);
       expect(res.status, res.stderr).to.equal(0);
       expect(res.json()).to.include({ complete: true });
@@ -416,7 +422,8 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
 
       const next = await cli(backup('after-kill', moto.endpoint), s3env);
       expect(next.status, next.stderr).to.equal(0);
-      expect(next.json().basedOn, 'an incomplete backup is never a base').to.not.equal('killed');
+      // The newest complete backup of this root: neither the killed one nor the interrupted ones, all incomplete.
+      expect(next.json().basedOn, 'an incomplete backup is never a base').to.equal('for-running');
       const list = (await cli(['list', '--dst', root(), '--json', '--s3-endpoint', moto.endpoint], s3env)).json();
       const states = Object.fromEntries(list.backups.map((b: { name: string; complete: boolean }) => [b.name, b.complete]));
       expect(states).to.deep.include({ killed: false, 'after-kill': true });
@@ -488,13 +495,25 @@ describe('CLI on file://', function () {
     requireComponents(this, paths.plugin);
     const vm = await startVictoriaMetrics(this, { version: '1.145' });
     try {
-      await vm.importSeries(5, 20);
+      const imported = await vm.importSeries(5, 20);
       const dir = mkdtempSync(join(tmpdir(), 'file-store-'));
       const res = await cli(['backup', '--kind', 'metrics', '--url', vm.url, '--data-dir', vm.dataDir, '--dst', `file://${dir}`, '--name', 'f1', '--json']);
       expect(res.status, res.stderr).to.equal(0);
+      expect(res.json().counts).to.deep.equal({ series: imported.series, samples: imported.samples });
       expect(existsSync(join(dir, 'f1', 'backup_complete.ignore'))).to.equal(true);
       const v = await cli(['verify', '--src', `file://${dir}/f1`]);
       expect(v.status, v.stdout).to.equal(0);
+      // A restore into an empty directory: VictoriaMetrics starts on it with what was imported.
+      const target = join(mkdtempSync(join(tmpdir(), 'file-restore-')), 'data');
+      const restored = await cli(['restore', '--src', `file://${dir}/f1`, '--data-dir', target, '--json']);
+      expect(restored.status, restored.stderr).to.equal(0);
+      expect(restored.json()).to.include({ verified: true });
+      const copy = await startVictoriaMetrics(this, { version: '1.145', dataDir: target });
+      try {
+        expect(await new MetricsSource({ url: copy.url }).counts()).to.deep.equal({ kind: 'metrics', series: imported.series, samples: imported.samples });
+      } finally {
+        await copy.stop();
+      }
       // A restore by a user who may not write in the data directory is refused, naming whose it is.
       const guarded = join(mkdtempSync(join(tmpdir(), 'not-mine-')), 'data');
       mkdirSync(guarded, { mode: 0o555 });

@@ -25,7 +25,7 @@ import { paths, requireComponents } from '../support/components.js';
 import { runCommand } from '../support/run-command.js';
 import { readAll } from '../support/store-helpers.js';
 import { startMoto, type Moto } from '../support/moto.js';
-import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
+import { startVictoriaMetrics, type ImportedData, type VmServer } from '../support/victoria-metrics.js';
 
 const run = (args: string[], env: NodeJS.ProcessEnv) => runCommand(paths.plugin, args, env);
 
@@ -47,6 +47,7 @@ function listing(dir: string): string[] {
 describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.145', function () {
   let moto: Moto;
   let vm: VmServer;
+  let imported: ImportedData;
   let backups: S3Store;
   let plans: S3Store;
   let presigner: S3Presigner;
@@ -59,7 +60,7 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     requireComponents(this, paths.plugin);
     moto = await startMoto({ auth: false });
     vm = await startVictoriaMetrics(this, { version: '1.145', snapshotAuthKey: 'snap-key' });
-    await vm.importSeries(30, 200);
+    imported = await vm.importSeries(30, 200);
     const s3env = { ...process.env, AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region };
     const res = await run(
       ['backup', '--kind', 'metrics', '--url', vm.url, '--auth-key', 'snap-key', '--data-dir', vm.dataDir, '--dst', `s3://${moto.bucket}/victoria-backups/ns1/vm`, '--name', 'b1', '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''],
@@ -201,6 +202,8 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
 
   it('restores into an empty directory without credentials; VictoriaMetrics starts on it with the same counts', async function () {
     const expected = await new MetricsSource({ url: vm.url }).counts();
+    // The counts below are compared with the count's own answer: first, that answer is what was imported.
+    expect(expected, 'the source database counts what was imported').to.deep.equal({ kind: 'metrics', series: imported.series, samples: imported.samples });
     const { url, args, built } = await planArgs('restore-1');
     expect(Object.values(built.plan.objects).every((o) => o.url.startsWith(`${moto.endpoint}/${moto.bucket}/victoria-backups/ns1/vm/b1/`))).to.equal(true);
     const target = join(mkdtempSync(join(tmpdir(), 'plan-restore-')), 'data');
@@ -245,7 +248,9 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     expect(replaced.json().durationSeconds).to.be.at.least(replaced.json().bytesTotal / 65_536 - 0.06);
     const movedAside = replaced.json().movedAside as string;
     expect(movedAside).to.be.a('string');
-    expect(listing(movedAside).map((l) => l.split(' ')[0])).to.deep.equal(before.map((l) => l.split(' ')[0]));
+    // Every path with its size and mtime as it was: moved, not copied or rewritten.
+    expect(listing(movedAside)).to.deep.equal(before);
+    expect(readFileSync(join(movedAside, 'written-by-the-database'), 'utf8'), "the database's own file, moved aside with the rest").to.equal('new');
   });
 
   it('a tampered plan is refused by its SHA-256 before anything is written', async () => {
