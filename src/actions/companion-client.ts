@@ -28,15 +28,6 @@ const MiB = 1024 * 1024;
  */
 /** Hooks and counts print one JSON line of a few KiB (a VictoriaLogs count has one number a day, a hook one name a snapshot). */
 export const LINE_STDOUT_LIMIT = MiB;
-/**
- * The files document lists every file of the snapshots with its path, size and mtime: about 100
- * bytes a file, 150 with long paths. The default of 64 MiB (the plugin ConfigMap's
- * fileListLimitMiB) is over 400,000 files, several times what large databases have (a part has 5
- * to 25 files; VictoriaMetrics merges its parts to some hundreds a month, VictoriaLogs to some
- * dozens a day, so only VictoriaLogs with years of retention comes near). Reading that much peaks
- * at about 215 MiB (measured: 686,000 entries of 98 bytes, frames, join, string and parsed
- * objects), 256 MiB at about 830 MiB: about 3.4 times the limit.
- */
 
 export interface CompanionTarget {
   kube: KubeClient;
@@ -70,7 +61,16 @@ const LINE_OUTPUT = {
     '(velero/components/), and that nothing else in it writes to stdout',
 } satisfies Pick<RunOptions, 'maxStdoutBytes' | 'maxStdoutHint'>;
 
-/** The files document passed its limit: more files than a database is expected to have, or a limit set too low. */
+/**
+ * The files document lists every file of the snapshots with its path, size and mtime: about 100
+ * bytes a file, 150 with long paths. The default of 64 MiB (the plugin ConfigMap's
+ * fileListLimitMiB) is over 400,000 files, several times what large databases have (a part has 5
+ * to 25 files; VictoriaMetrics merges its parts to some hundreds a month, VictoriaLogs to some
+ * dozens a day, so only VictoriaLogs with years of retention comes near). Reading that much peaks
+ * at about 215 MiB (measured: 686,000 entries of 98 bytes, frames, join, string and parsed
+ * objects), 256 MiB at about 830 MiB: about 3.4 times the limit. Past it: more files than a
+ * database is expected to have, or a limit set too low.
+ */
 function filesOutput(limitMiB: number): Pick<RunOptions, 'maxStdoutBytes' | 'maxStdoutHint'> {
   const limit = limitMiB * MiB;
   return {
