@@ -12,6 +12,7 @@
  */
 import { COMPLETE_KEY } from '../engine/manifest.js';
 import { KubeClient } from '../kube/client.js';
+import { logRef } from '../velero/items.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject, OperationProgress } from '../velero/types.js';
 import { isSourceKind } from '../victoria/types.js';
 import { podExclusion } from './backup-filters.js';
@@ -80,7 +81,7 @@ async function checkWorkload(item: KubeObject, id: string, backup: NonNullable<R
   // it to the pod action, so its data is missing by request. A warning says so, naming the filter.
   const included = own.filter(({ pod }) => {
     const why = podExclusion(backup.filters, pod.metadata?.labels ?? {});
-    if (why) ctx.log.warn(notInBackup(id, backup.name, `pod ${pod.metadata?.name} is left out: ${why}`), { namespace, backup: backup.name });
+    if (why) ctx.log.warn(notInBackup(id, backup.name, `pod ${pod.metadata?.name} is left out: ${why}`), { namespace, backup: logRef(backup) });
     return !why;
   });
   if (own.length > 0 && included.length === 0) return undefined;
@@ -171,7 +172,7 @@ export async function workloadCheckProgress(operationID: string, backupBytes: Bu
   const check = parseCheck(operationID);
   if (!check) return { completed: true, err: `no asynchronous operation "${operationID}" of the workload check` };
   const backup = parseVeleroBackup(backupBytes);
-  const fields = { namespace: check.namespace, backup: backup.name };
+  const fields = { namespace: check.namespace, backup: logRef(backup) };
   const kube = KubeClient.load();
   const location = await openLocationStore({
     kube,

@@ -7,6 +7,7 @@
 import { deleteBackup } from '../engine/delete.js';
 import { formatBytes } from '../engine/progress.js';
 import { KubeClient } from '../kube/client.js';
+import { logRef } from '../velero/items.js';
 import type { ActionContext, ItemInput } from '../velero/types.js';
 import { PLUGIN_FOLDER, readRecordWhere, recordedWorkloadFolder, workloadPrefix } from './record.js';
 import { openLocationStore } from './storage.js';
@@ -35,7 +36,7 @@ export async function executePodDelete(
   } catch (err) {
     throw new Error(`pod ${pod}: the Victoria data of backup ${backup.name} cannot be found to remove: ${(err as Error).message}`);
   }
-  const fields = { namespace: input.item.metadata?.namespace ?? '', name: input.item.metadata?.name ?? '', backup: backup.name };
+  const fields = { namespace: input.item.metadata?.namespace ?? '', name: input.item.metadata?.name ?? '', backup: logRef(backup) };
   if (!record) {
     ctx.log.info(`pod ${pod}: backup ${backup.name} holds no Victoria data for it (no record); nothing to remove`, fields);
     return;

@@ -8,7 +8,7 @@
  * is neither metrics nor logs is refused in a drill. Outside drills the item is restored unchanged.
  */
 import { KubeClient } from '../kube/client.js';
-import { parseItemFromBackup } from '../velero/items.js';
+import { logRef, parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { isSourceKind } from '../victoria/types.js';
 import { KIND_LABEL } from './names.js';
@@ -49,7 +49,7 @@ export async function executeDrillTemplate(
   ctx.log.info(`drill: the pod template of ${id} (restored into ${target}) ${where}; ${note}`, {
     namespace: target,
     name: item.metadata?.name ?? '',
-    restore: restore.name,
+    restore: logRef(restore),
   });
   // A StatefulSet's or DaemonSet's rewritten template is a new revision: its controller, adopting the
   // restored pod (old revision, the one with the restore's init container), would replace it by one
@@ -59,7 +59,7 @@ export async function executeDrillTemplate(
     ctx.log.info(`drill: ${id} gets updateStrategy OnDelete, so its controller keeps the restored pods`, {
       namespace: target,
       name: item.metadata?.name ?? '',
-      restore: restore.name,
+      restore: logRef(restore),
     });
   }
   const onDelete = keepsPods ? { updateStrategy: { type: 'OnDelete' } } : {};

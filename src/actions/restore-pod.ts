@@ -9,7 +9,7 @@
  * counts with the counts at backup time. Pods without a record pass through unchanged.
  */
 import { KubeClient } from '../kube/client.js';
-import { parseItemFromBackup } from '../velero/items.js';
+import { logRef, parseItemFromBackup } from '../velero/items.js';
 import type { ActionContext, ItemInput, KubeObject, RestoreExecuteResult } from '../velero/types.js';
 import { MAX_PLAN_EXPIRY_SECONDS } from '../engine/plan.js';
 import { formatBytes } from '../engine/progress.js';
@@ -55,7 +55,7 @@ export async function executePodRestore(
       ctx.log.warn(
         `${podId}: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup ${restore.backupName} ` +
           '(backed up before the plugin was installed, or not captured: see that backup\'s log), so the pod is restored unchanged and its database starts on whatever its data volume holds',
-        { namespace, name: podName, restore: restore.name },
+        { namespace, name: podName, restore: logRef(restore) },
       );
       return undefined;
     }
@@ -106,7 +106,7 @@ async function drillWithoutData(ctx: ActionContext, restore: VeleroRestoreInfo, 
   const where = moved ? `an empty hostPath ${moved.path} (production path ${moved.production} untouched)` : `its volume "${volume.name}" (${describeVolume(volume)}), which is not a hostPath`;
   ctx.log.warn(
     `${podId}: no backup record on it (annotation ${RECORD_ANNOTATION}): its Victoria data is not in backup ${restore.backupName}, and in ${target} it starts on ${where}; ${note}`,
-    { namespace: target, name: pod.metadata?.name ?? '', restore: restore.name },
+    { namespace: target, name: pod.metadata?.name ?? '', restore: logRef(restore) },
   );
   return drilled;
 }
@@ -143,7 +143,7 @@ interface Placement {
 
 async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   const { ctx, kube, restore, record, namespace, podName, podId } = r;
-  const fields = { namespace, name: podName, restore: restore.name, backup: record.name };
+  const fields = { namespace, name: podName, restore: logRef(restore), backup: record.name };
   const config = await loadPluginConfig(kube, restore.veleroNamespace, (level, message) => ctx.log[level](message, fields));
   const { volume, mount } = findDataVolume(r.pod, config.companionContainer, podId);
   const target = targetNamespace(restore, namespace);

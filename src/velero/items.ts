@@ -48,6 +48,14 @@ export function parseItemFromBackup(bytes: Buffer | undefined): KubeObject | und
 }
 
 /**
+ * The value of the `backup` / `restore` field of a log line: Velero's own loggers for a backup and
+ * a restore carry `<namespace>/<name>`, and a plugin's field of the same name replaces theirs
+ * (logrus_adapter.go), so it is given in the same form: `grep backup=velero/NAME` on the server's
+ * log then finds the plugin's lines too.
+ */
+export const logRef = (cr: { veleroNamespace: string; name: string }): string => `${cr.veleroNamespace}/${cr.name}`;
+
+/**
  * The Backup or Restore Velero sends along with each item (ExecuteRequest.backup,
  * RestoreItemActionExecuteRequest.restore): its JSON as `T`, of which only metadata.name is
  * checked, that name, and Velero's namespace, where the CR lives. The actions' messages name the

@@ -206,6 +206,9 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     expect(res.logViolations ?? []).to.deep.equal([]);
     expect(messages(res, 'warn'), 'no warnings when the hooks ran').to.deep.equal([]);
     expect(messages(res, 'info').join('\n')).to.match(/backup complete: \d+ files/);
+    // The plugin's `backup` field replaces Velero's own on its lines, so it has Velero's form.
+    const backupFields = new Set(res.logs.filter((l) => 'backup' in l).map((l) => l.backup));
+    expect([...backupFields]).to.deep.equal(['velero/b1']);
     firstItem = res.item as KubeObject;
     // Its ServiceAccount and the ConfigMap it requires, whatever the Backup's label selector; not the optional auth-key Secret.
     expect(res.additionalItems).to.deep.equal([
