@@ -11,10 +11,11 @@ import { pendingCounts, writeBackup, type BackupCounts, type BaseBackup } from '
 import { removalNote } from '../engine/backup-folder.js';
 import { newestComplete } from '../engine/catalog.js';
 import { copiesRefusedText, type Manifest } from '../engine/manifest.js';
-import { formatBytes, type Progress, type ProgressListener } from '../engine/progress.js';
+import { formatBytes, recentRate, type Progress, type ProgressListener } from '../engine/progress.js';
 import { tarFileReader } from '../engine/tar-reader.js';
 import { KubeClient } from '../kube/client.js';
 import { Semaphore } from '../store/pool.js';
+import { logRef } from '../velero/items.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
 import { isSourceKind } from '../victoria/types.js';
 import { CompanionClient } from './companion-client.js';
@@ -57,7 +58,7 @@ export async function executePodBackup(
   const namespace = pod.metadata?.namespace ?? '';
   const podName = pod.metadata?.name ?? '';
   const podId = `pod ${namespace}/${podName}`;
-  const fields = { namespace, name: podName, backup: backup.name };
+  const fields = { namespace, name: podName, backup: logRef(backup) };
   // Every error of this item starts the same way, so that one search of the backup log finds them all.
   const notBackedUp = (message: string) => new Error(`${podId}: Victoria data NOT backed up in ${backup.name}: ${message}`);
   const kind = pod.metadata?.labels?.[KIND_LABEL];
@@ -342,17 +343,24 @@ async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCoun
   });
 }
 
-/** A progress line at most every progressIntervalMs, so that a long upload shows it moves without flooding the backup log. */
-function progressLogger(b: PodBackup): ProgressListener {
+/**
+ * A progress line every progressIntervalMs (the engine reports every second besides each file), so
+ * that a long upload shows it moves, or that it stalled, without flooding the backup log. The rate
+ * is the upload's over the last interval: copies take no bandwidth, and an average since the start
+ * would hide a stall.
+ */
+export function progressLogger(b: Pick<PodBackup, 'config' | 'ctx' | 'podId' | 'fields'>): ProgressListener {
   const started = Date.now();
   let lastLog = started;
+  const rate = recentRate(started);
   const describe = (p: Progress) =>
     `${p.filesDone}/${p.filesTotal} files, ${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)} (${formatBytes(p.bytesUploaded)} uploaded, ${formatBytes(p.bytesCopied)} copied server-side), ` +
-    `${formatBytes(p.bytesDone / Math.max((Date.now() - started) / 1000, 0.001))}/s`;
+    `uploading at ${formatBytes(rate(p))}/s`;
   return (p) => {
     if (Date.now() - lastLog < b.config.progressIntervalMs) return;
     lastLog = Date.now();
-    b.ctx.log.info(`${b.podId}: ${p.phase}: ${describe(p)}`, b.fields);
+    const waiting = p.phase === 'counting' ? ` (waiting for the database's count; countTimeoutSeconds: ${b.config.countTimeoutMs / 1000})` : '';
+    b.ctx.log.info(`${b.podId}: ${p.phase}${waiting}: ${describe(p)}`, b.fields);
   };
 }
 

@@ -24,7 +24,7 @@ import {
   type SourceKind,
 } from './manifest.js';
 import { forEachLimit, Semaphore } from '../store/pool.js';
-import type { Progress, ProgressListener } from './progress.js';
+import { heartbeat, type Progress, type ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
 
 export interface BackupTreeInput {
@@ -310,23 +310,28 @@ class FolderWriter {
     // Stopped (an interrupt), the backup stays incomplete: checked between the steps as well as
     // within the transfers, so that a stop after the last file still writes no complete marker.
     const signal = this.req.signal;
-    const baseObjects = await this.listBase();
-    const written: ManifestTree[] = [];
-    for (const tree of this.req.trees) {
+    const stopHeartbeat = this.req.onProgress ? heartbeat(() => this.report()) : undefined;
+    try {
+      const baseObjects = await this.listBase();
+      const written: ManifestTree[] = [];
+      for (const tree of this.req.trees) {
+        signal?.throwIfAborted();
+        written.push(await this.writeTree(tree, baseObjects));
+      }
       signal?.throwIfAborted();
-      written.push(await this.writeTree(tree, baseObjects));
+      this.progress.phase = 'checking';
+      this.report();
+      const etags = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
+      signal?.throwIfAborted();
+      const { manifest, manifestBytes } = await this.writeManifest(withEtags(this.name, written, etags));
+      signal?.throwIfAborted();
+      await this.writeMarkers(manifest, manifestBytes);
+      this.progress.phase = 'done';
+      this.report();
+      return manifest;
+    } finally {
+      stopHeartbeat?.();
     }
-    signal?.throwIfAborted();
-    this.progress.phase = 'checking';
-    this.report();
-    const etags = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
-    signal?.throwIfAborted();
-    const { manifest, manifestBytes } = await this.writeManifest(withEtags(this.name, written, etags));
-    signal?.throwIfAborted();
-    await this.writeMarkers(manifest, manifestBytes);
-    this.progress.phase = 'done';
-    this.report();
-    return manifest;
   }
 
   private report(): void {
@@ -455,6 +460,8 @@ class FolderWriter {
   /** The manifest, once the counts are in, written; with its bytes, which the complete marker names by their hash. */
   private async writeManifest(trees: ManifestTree[]): Promise<{ manifest: Manifest; manifestBytes: Buffer }> {
     const { req, name } = this;
+    this.progress.phase = 'counting';
+    this.report();
     const counted = await settledCounts(req.counted);
     const completedAt = new Date();
     const files = trees.flatMap((t) => t.files);

@@ -31,7 +31,7 @@ import { createFile, directIoWorks, FileWriter, syncDir, WriteBuffers } from './
 import { checkRelPath, checkTreePlaces, partKey, splitParts } from './layout.js';
 import type { Manifest, ManifestFile } from './manifest.js';
 import { forEachFromBothEnds, forEachLimit } from '../store/pool.js';
-import type { Progress, ProgressListener } from './progress.js';
+import { heartbeat, type Progress, type ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
 
 /**
@@ -255,18 +255,23 @@ export async function restoreBackup(req: RestoreRequest): Promise<RestoreResult>
   const direct = req.directIo !== false && (await directIoWorks(dataDir, buffers));
   // Largest first for the front workers: a big file started last would download alone at the end.
   const order = [...jobs].sort((a, b) => b.file.size - a.file.size);
-  await forEachFromBothEnds(order, RESTORE_CONCURRENCY, 2 * RESTORE_CONCURRENCY, async ({ file, prefix, path }, stop) => {
-    stop.throwIfAborted();
-    await mkdir(dirname(path), { recursive: true });
-    addFoldersAbove(path, dataDir, dirs);
-    if (resuming && (await keepResumed(path, file))) {
-      await keepDurably(path, req.chown);
-      resumedFiles++;
-      progress.bytesDone += file.size;
-    } else await download(file, prefix, path, stop);
-    progress.filesDone++;
-    req.onProgress?.({ ...progress });
-  });
+  const stopHeartbeat = req.onProgress ? heartbeat(() => req.onProgress?.({ ...progress })) : undefined;
+  try {
+    await forEachFromBothEnds(order, RESTORE_CONCURRENCY, 2 * RESTORE_CONCURRENCY, async ({ file, prefix, path }, stop) => {
+      stop.throwIfAborted();
+      await mkdir(dirname(path), { recursive: true });
+      addFoldersAbove(path, dataDir, dirs);
+      if (resuming && (await keepResumed(path, file))) {
+        await keepDurably(path, req.chown);
+        resumedFiles++;
+        progress.bytesDone += file.size;
+      } else await download(file, prefix, path, stop);
+      progress.filesDone++;
+      req.onProgress?.({ ...progress });
+    });
+  } finally {
+    stopHeartbeat?.();
+  }
 
   // The new directory entries (and owners) are durable before the marker goes.
   const owner = req.chown;

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { executePodBackup, failureText } from '../../src/actions/backup-pod.js';
+import { executePodBackup, failureText, progressLogger } from '../../src/actions/backup-pod.js';
+import type { Progress } from '../../src/engine/progress.js';
 import type { Logger } from '../../src/velero/log.js';
 
 describe('pod backup: what failed the item', () => {
@@ -55,5 +56,31 @@ describe('pod backup: a Kubernetes configuration that does not load', () => {
       (e: unknown) => e as Error,
     );
     expect(err.message).to.match(new RegExp(`^pod monitoring/vm-0: Victoria data NOT backed up in b1: cannot load kubeconfig ${process.env.KUBECONFIG}: `));
+  });
+});
+
+describe('pod backup: progress lines', () => {
+  it('one line per progressIntervalSeconds with the upload rate since the line before, and what a backup waits for while the database counts', async () => {
+    const lines: Array<{ message: string; fields: unknown }> = [];
+    const log = { info: (message: string, fields?: unknown) => lines.push({ message, fields }) } as unknown as Logger;
+    const fields = { namespace: 'monitoring', name: 'vm-0', backup: 'velero/daily-1' };
+    const config = { progressIntervalMs: 100, countTimeoutMs: 1_800_000 } as Parameters<typeof progressLogger>[0]['config'];
+    const report = progressLogger({ config, ctx: { log } as Parameters<typeof progressLogger>[0]['ctx'], podId: 'pod monitoring/vm-0', fields });
+    const MiB = 1024 * 1024;
+    const at = (phase: Progress['phase'], uploaded: number, copied: number): Progress => ({ phase, filesDone: 2, filesTotal: 5, bytesDone: uploaded + copied, bytesTotal: 64 * MiB, bytesUploaded: uploaded, bytesCopied: copied });
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    report(at('uploading', 0, 0)); // within the first interval: no line
+    await sleep(110);
+    report(at('uploading', 4 * MiB, 32 * MiB));
+    await sleep(110);
+    report(at('counting', 4 * MiB, 32 * MiB));
+    expect(lines.map((l) => l.fields)).to.deep.equal([fields, fields]);
+    expect(lines[0]!.message).to.match(/^pod monitoring\/vm-0: uploading: 2\/5 files, 36\.0 MiB of 64\.0 MiB \(4\.0 MiB uploaded, 32\.0 MiB copied server-side\), uploading at [\d.]+ MiB\/s$/);
+    // 4 MiB in about 0.2 s: the copied 32 MiB are not part of the rate.
+    const rate = Number(/uploading at ([\d.]+) MiB\/s$/.exec(lines[0]!.message)?.[1]);
+    expect(rate).to.be.within(10, 40);
+    expect(lines[1]!.message).to.equal(
+      "pod monitoring/vm-0: counting (waiting for the database's count; countTimeoutSeconds: 1800): 2/5 files, 36.0 MiB of 64.0 MiB (4.0 MiB uploaded, 32.0 MiB copied server-side), uploading at 0 B/s",
+    );
   });
 });

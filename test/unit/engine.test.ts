@@ -18,6 +18,7 @@ import { deleteBackup } from '../../src/engine/delete.js';
 import { RESTORE_STAGING, restoreBackup } from '../../src/engine/restore.js';
 import { verifyBackup } from '../../src/engine/verify.js';
 import { buildRestorePlan } from '../../src/engine/plan.js';
+import type { Progress } from '../../src/engine/progress.js';
 import { StoreError } from '../../src/store/errors.js';
 import { FileStore } from '../../src/store/file.js';
 import type { ObjectStore, PutBody } from '../../src/store/types.js';
@@ -224,6 +225,43 @@ describe('engine: backup, restore, verify', () => {
     const res = await restoreBackup({ store, name: 'slow', dataDir: target, maxBytesPerSecond: 256 * 1024 });
     expect(performance.now() - started).to.be.at.least((res.bytes / (256 * 1024)) * 1000 - 60);
     expect(readFileSync(join(target, 'data/small/2026_11/PART1/values.bin')).equals(Buffer.alloc(300_000, 7))).to.equal(true);
+  });
+
+  it('progress is reported every second while one large file transfers and while the counts are awaited, not only per file', async () => {
+    const { snapshot } = makeSnapshot();
+    // A file store: it reads objects back in chunks, as S3 does (the memory store hands over each whole).
+    const store = new FileStore(tmp('progress-'));
+    // values.bin (300 KB) at 100 KiB/s: about 3 s in which no file finishes.
+    const seen: Array<{ at: number; phase: string; filesDone: number; bytesDone: number }> = [];
+    const record = (p: Progress) => seen.push({ at: performance.now(), phase: p.phase, filesDone: p.filesDone, bytesDone: p.bytesDone });
+    let releaseCounts!: (c: BackupCounts) => void;
+    const counts = new Promise<BackupCounts>((r) => (releaseCounts = r));
+    const backup = backupOf(store, snapshot, 'paced', { maxBytesPerSecond: 100 * 1024, counted: pendingCounts(counts), onProgress: record });
+    // Counting: every file is written, and reports go on while the database counts.
+    for (let i = 0; i < 600 && !seen.some((p) => p.phase === 'counting'); i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 1300));
+    releaseCounts({ counts: { series: 1, samples: 2 } });
+    await backup;
+    const during = (phase: string) => seen.filter((p) => p.phase === phase);
+    const uploading = during('uploading');
+    // While values.bin uploads, reports come that no finished file caused, and they show its bytes grow.
+    const midFile = (ps: Array<{ filesDone: number; bytesDone: number }>) => ps.filter((p, i) => i > 0 && p.filesDone === ps[i - 1]!.filesDone);
+    const grew = (ps: Array<{ filesDone: number; bytesDone: number }>) => ps.some((p, i) => i > 0 && p.filesDone === ps[i - 1]!.filesDone && p.bytesDone > ps[i - 1]!.bytesDone);
+    expect(midFile(uploading).length, 'reports within one file').to.be.at.least(2);
+    expect(grew(uploading), 'bytes counted within one file').to.equal(true);
+    const gaps = uploading.slice(1).map((p, i) => p.at - uploading[i]!.at);
+    expect(Math.max(...gaps), 'the longest silence while uploading (ms)').to.be.below(1500);
+    expect(during('counting').length, 'reports while counting').to.be.at.least(2);
+    expect(seen.at(-1)?.phase).to.equal('done');
+
+    // The restore, paced alike, reports within its one large file too; none after it returned.
+    const restored: Array<{ at: number; filesDone: number; bytesDone: number }> = [];
+    await restoreBackup({ store, name: 'paced', dataDir: join(tmp('restore-'), 'data'), maxBytesPerSecond: 100 * 1024, onProgress: (p) => restored.push({ at: performance.now(), filesDone: p.filesDone, bytesDone: p.bytesDone }) });
+    const reports = restored.length;
+    expect(midFile(restored).length, 'restore reports within one file').to.be.at.least(2);
+    expect(grew(restored), 'restored bytes counted within one file').to.equal(true);
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(restored.length, 'the heartbeat stopped with the restore').to.equal(reports);
   });
 
   it('a backup folder is one segment, and never another kind\'s or vmbackup\'s; a re-run into the newest backup keeps unchanged files in place', async () => {
