@@ -68,7 +68,7 @@ export async function preHook(config: CompanionConfig, source: SnapshotSource = 
 
 /**
  * How long a hook waits for another companion command's lock: well inside the hook timeouts of
- * velero/components (pre 5m, post 30s), so that the hook fails with our message, not Velero's.
+ * velero/components and schedules/ (pre 5m, post 2m), so that the hook fails with our message, not Velero's.
  */
 const LOCK_WAIT_MS = { pre: 60_000, post: 20_000 };
 

@@ -32,6 +32,7 @@ const HOOK_ANNOTATIONS: Record<string, string> = {
   'pre.hook.backup.velero.io/timeout': '5m',
   'post.hook.backup.velero.io/container': COMPANION,
   'post.hook.backup.velero.io/command': JSON.stringify(POST_COMMAND),
+  'post.hook.backup.velero.io/timeout': '2m',
 };
 const STATE_DIR = '/var/run/velero-plugin-victoria';
 const DATA_DIR = '/victoria-data';
@@ -454,9 +455,11 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
         expect(exec.container).to.equal(COMPANION);
         expect(exec.onError).to.equal('Fail');
       }
-      // Same timeout as the annotation where the contract sets one.
-      const pre = (resources[0]!.pre as Array<{ exec: JsonObject }>)[0]!.exec;
-      expect(pre.timeout).to.equal(HOOK_ANNOTATIONS['pre.hook.backup.velero.io/timeout']);
+      // The same timeouts as the annotations.
+      for (const phase of ['pre', 'post'] as const) {
+        const exec = (resources[0]![phase] as Array<{ exec: JsonObject }>)[0]!.exec;
+        expect(exec.timeout, `${s.metadata.name} ${phase}`).to.equal(HOOK_ANNOTATIONS[`${phase}.hook.backup.velero.io/timeout`]);
+      }
       expect(resources[0]!.includedResources).to.deep.equal(['pods']);
       expect(resources[0]!.labelSelector).to.deep.equal({ matchExpressions: [{ key: KIND_LABEL, operator: 'Exists' }] });
     }
