@@ -23,12 +23,6 @@ const MAX_FIELD_CHARS = 4096;
 /** Keys the host interprets itself (or drops); a field must never override them. */
 const RESERVED = new Set(['@level', '@message', '@timestamp', '@module', 'level', 'time', 'timestamp']);
 /**
- * `error` is logrus' ErrorKey: Velero's ErrorLocationHook fails on a value that is not a Go error
- * (ours are strings), and logrus then skips the hooks after it, among them the backup's log
- * counter, so the line would not count against the backup. Such fields go out as `err`.
- */
-const RENAMED: Record<string, string> = { error: 'err' };
-/**
  * Fields whose name says they hold a credential are masked whole: redact() recognises secrets by
  * the text around them (`secretAccessKey=…`), which a bare value under such a name does not have.
  */
@@ -77,7 +71,7 @@ export function formatLine(level: Level, message: string, fields: Fields = {}): 
   for (const [key, value] of Object.entries(fields)) {
     if (RESERVED.has(key) || value === undefined) continue;
     const text = SECRET_FIELD.test(key) ? 'REDACTED' : redact(stringify(value));
-    entry[RENAMED[key] ?? key] = clip(text, MAX_FIELD_CHARS);
+    entry[key] = clip(text, MAX_FIELD_CHARS);
   }
   let line = JSON.stringify(entry);
   if (Buffer.byteLength(line) > MAX_LINE_BYTES) {

@@ -88,17 +88,15 @@ export async function runPluginProcess(options: PluginProcessOptions): Promise<R
   const log = createLogger({ level: levelFromVelero(flags.logLevel) });
   captureStrayOutput(log);
 
-  process.on('uncaughtException', (err) => {
+  // The cause goes into `error`, which Velero's log counter adds to the message that
+  // `velero backup describe` lists; the stack, many lines, only into `velero backup logs`.
+  const crashed = (what: string, err: unknown): void => {
     // Anything can be thrown, null included: the handler must not fail on it.
-    log.error('velero-plugin-victoria crashed', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    log.error(`velero-plugin-victoria ${what}`, { error: err instanceof Error ? err.message : String(err), stack: err instanceof Error ? err.stack : undefined });
     process.exit(1);
-  });
-  process.on('unhandledRejection', (reason) => {
-    log.error('velero-plugin-victoria crashed on an unhandled rejection', {
-      error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
-    });
-    process.exit(1);
-  });
+  };
+  process.on('uncaughtException', (err) => crashed('crashed', err));
+  process.on('unhandledRejection', (reason) => crashed('crashed on an unhandled rejection', reason));
   // Like Go plugins: Ctrl-C on the Velero server is for the host; it stops us through Shutdown or a kill.
   process.on('SIGINT', () => undefined);
   const exit = (): void => {

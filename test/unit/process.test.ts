@@ -85,4 +85,28 @@ describe('plugin process launch', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a crash logs one error line with the cause in error (which describe shows beside the message) and the stack apart, and exits 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vpv-crash-'));
+    const script = `
+      import { allActions } from './src/actions/index.ts';
+      import { runPluginProcess } from './src/velero/process.ts';
+      await runPluginProcess({ args: [], env: { VELERO_PLUGIN: 'hello' }, command: 'x', actions: allActions() });
+      setTimeout(() => { throw new TypeError('cannot read properties of undefined (reading "spec")'); }, 10);`;
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, PLUGIN_UNIX_SOCKET_DIR: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const [code] = (await once(child, 'exit')) as [number | null];
+      expect(code).to.equal(1);
+      const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
+      const errors = lines.filter((l) => l['@level'] === 'error');
+      expect(errors, stderr).to.have.length(1);
+      expect(errors[0]!['@message']).to.equal('velero-plugin-victoria crashed');
+      expect(errors[0]!.error).to.equal('cannot read properties of undefined (reading "spec")');
+      expect(errors[0]!.stack).to.match(/^TypeError: cannot read properties of undefined \(reading "spec"\)\n\s+at /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
