@@ -175,6 +175,24 @@ interface BackupPodRequest {
   signal: AbortSignal;
 }
 
+/**
+ * What the log says of the backups passed over as the base (newestComplete's onUnreadable): one
+ * line per kind, however many (a location whose credentials may not read at all has dozens).
+ * Backups a lifecycle rule archived are a setup, not a fault: a warning in every backup would
+ * teach people to ignore the warnings; unless no readable backup is left to copy from.
+ */
+export function passedOverLines(podId: string, unreadable: string[], archived: string[], baseFound: boolean): Array<{ level: 'info' | 'warn'; text: string }> {
+  const lines: Array<{ level: 'info' | 'warn'; text: string }> = [];
+  if (unreadable.length > 0) {
+    lines.push({ level: 'warn', text: `${podId}: ${unreadable.length} backup(s) of this workload cannot be read, passed over as the base of this backup and not restorable from here: ${unreadable.join('; ')}` });
+  }
+  if (archived.length > 0) {
+    const text = `${podId}: ${archived.length} backup(s) of this workload are in an archive storage class (a lifecycle rule), passed over as the base of this backup; restoring one needs S3 RestoreObject first: ${archived.join('; ')}`;
+    lines.push(baseFound ? { level: 'info', text } : { level: 'warn', text: `${text}. No readable backup is left to copy from, so this one uploads everything: keep lifecycle transitions off the newest backups` });
+  }
+  return lines;
+}
+
 /** One pod's backup under way: its request and the companion to exec into. */
 interface PodBackup extends BackupPodRequest {
   companion: CompanionClient;
@@ -211,13 +229,12 @@ async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
     write: true,
   });
   const unreadable: string[] = [];
+  const archived: string[] = [];
   // Bound to the item's signal, which also ends when the item does: a lookup still running then
   // (the file list failed first) stops instead of reading on into a closed client.
-  const baseLookup = newestComplete(location.store.withSignal(r.signal), '', (m) => m.kind === r.kind, (name, why) => unreadable.push(`${name} (${why})`)).then((base) => {
-    // One line, however many: a location whose credentials may not read at all has dozens.
-    if (unreadable.length > 0) {
-      b.ctx.log.warn(`${b.podId}: ${unreadable.length} backup(s) of this workload cannot be read, passed over as the base of this backup and not restorable from here: ${unreadable.join('; ')}`, b.fields);
-    }
+  const passOver = (name: string, why: string, isArchived: boolean) => (isArchived ? archived : unreadable).push(`${name} (${why})`);
+  const baseLookup = newestComplete(location.store.withSignal(r.signal), '', (m) => m.kind === r.kind, passOver).then((base) => {
+    for (const line of passedOverLines(b.podId, unreadable, archived, base !== undefined)) b.ctx.log[line.level](line.text, b.fields);
     return base;
   });
   baseLookup.catch(() => undefined);

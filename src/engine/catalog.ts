@@ -137,8 +137,10 @@ export async function listBackups(store: ObjectStore, prefix = ''): Promise<Back
  * longer grants it). That backup is unusable, but not every other one.
  */
 function unreadableHere(err: unknown): err is StoreError {
-  return err instanceof StoreError && (err.code === 'AccessDenied' || err.backendCode === 'InvalidObjectState');
+  return err instanceof StoreError && (err.code === 'AccessDenied' || isArchived(err));
 }
+
+const isArchived = (err: StoreError): boolean => err.backendCode === 'InvalidObjectState';
 
 /**
  * The newest complete backup under `prefix` that `accept` takes (e.g. same kind of source), by
@@ -146,21 +148,22 @@ function unreadableHere(err: unknown): err is StoreError {
  * order the backups (each names its completion time); manifests, which list every file, are read
  * newest first until one is accepted, usually one. Backups that are not complete are skipped: an
  * incremental backup then copies from an older one, or uploads everything. So are backups whose
- * marker or manifest cannot be read (unreadableHere), each told to `onUnreadable`: an archived old
- * backup must not stop every later one.
+ * marker or manifest cannot be read (unreadableHere), each told to `onUnreadable`, with whether
+ * it is archived (a lifecycle rule's doing, expected of old backups) rather than denied: an
+ * archived old backup must not stop every later one.
  */
 export async function newestComplete(
   store: ObjectStore,
   prefix = '',
   accept: (manifest: Manifest) => boolean = () => true,
-  onUnreadable: (name: string, message: string) => void = () => undefined,
+  onUnreadable: (name: string, message: string, archived: boolean) => void = () => undefined,
 ): Promise<{ name: string; manifest: Manifest } | undefined> {
   const marked: Array<{ name: string; marker: CompleteMarker }> = [];
   await forEachLimit(await backupNames(store, prefix), CATALOG_READS, async (name) => {
     try {
       marked.push({ name, marker: await readMarker(store, name) });
     } catch (err) {
-      if (unreadableHere(err)) onUnreadable(name, err.message);
+      if (unreadableHere(err)) onUnreadable(name, err.message, isArchived(err));
       else if (!(err instanceof IncompleteBackupError)) throw err;
     }
   });
@@ -170,7 +173,7 @@ export async function newestComplete(
     try {
       manifest = await readManifest(store, name, marker);
     } catch (err) {
-      if (unreadableHere(err)) onUnreadable(name, err.message);
+      if (unreadableHere(err)) onUnreadable(name, err.message, isArchived(err));
       else if (!(err instanceof IncompleteBackupError)) throw err;
       continue;
     }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { executePodBackup, failureText, progressLogger } from '../../src/actions/backup-pod.js';
+import { executePodBackup, failureText, passedOverLines, progressLogger } from '../../src/actions/backup-pod.js';
 import type { Progress } from '../../src/engine/progress.js';
 import type { Logger } from '../../src/velero/log.js';
 
@@ -82,5 +82,19 @@ describe('pod backup: progress lines', () => {
     expect(lines[1]!.message).to.equal(
       "pod monitoring/vm-0: counting (waiting for the database's count; countTimeoutSeconds: 1800): 2/5 files, 36.0 MiB of 64.0 MiB (4.0 MiB uploaded, 32.0 MiB copied server-side), uploading at 0 B/s",
     );
+  });
+});
+
+describe('pod backup: backups passed over as the base', () => {
+  const pod = 'pod monitoring/vm-0';
+  it('denied ones are a warning; archived ones (a lifecycle rule) are info while a readable base is left, else a warning', () => {
+    expect(passedOverLines(pod, [], [], true)).to.deep.equal([]);
+    expect(passedOverLines(pod, ['b2 (access denied)'], ['b0 (InvalidObjectState)', 'b1 (InvalidObjectState)'], true)).to.deep.equal([
+      { level: 'warn', text: 'pod monitoring/vm-0: 1 backup(s) of this workload cannot be read, passed over as the base of this backup and not restorable from here: b2 (access denied)' },
+      { level: 'info', text: 'pod monitoring/vm-0: 2 backup(s) of this workload are in an archive storage class (a lifecycle rule), passed over as the base of this backup; restoring one needs S3 RestoreObject first: b0 (InvalidObjectState); b1 (InvalidObjectState)' },
+    ]);
+    const [alone] = passedOverLines(pod, [], ['b1 (InvalidObjectState)'], false);
+    expect(alone?.level).to.equal('warn');
+    expect(alone?.text).to.match(/b1 \(InvalidObjectState\)\. No readable backup is left to copy from, so this one uploads everything: keep lifecycle transitions off the newest backups$/);
   });
 });

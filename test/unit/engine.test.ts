@@ -1306,9 +1306,9 @@ describe('catalog: the newest complete backup', () => {
     const denied = new StoreError('AccessDenied', 'get memory://test/b2/manifest: access denied', { operation: 'get' });
     store.get = async (key, range) => (key.startsWith('b3/') ? Promise.reject(archived) : key === `b2/${MANIFEST_KEY}` ? Promise.reject(denied) : get(key, range));
     const passed: string[] = [];
-    const base = await newestComplete(store, '', () => true, (name, why) => passed.push(`${name}: ${why}`));
+    const base = await newestComplete(store, '', () => true, (name, why, isArchived) => passed.push(`${name}: ${why}${isArchived ? ' (archived)' : ''}`));
     expect(base?.name).to.equal('b1');
-    expect(passed.sort()).to.deep.equal([`b2: ${denied.message}`, `b3: ${archived.message}`]);
+    expect(passed.sort()).to.deep.equal([`b2: ${denied.message}`, `b3: ${archived.message} (archived)`]);
     const listing = await listBackups(store);
     expect(listing.map((b) => [b.name, b.complete, b.problem])).to.deep.equal([['b1', true, undefined], ['b2', false, denied.message], ['b3', false, archived.message]]);
     // Wrong credentials are not one backup's problem: they fail the lookup.
