@@ -55,7 +55,7 @@ export const DEFAULT_CONFIG: PluginConfig = {
   companionContainer: 'victoria-companion',
   execTimeoutMs: 120_000,
   streamIdleTimeoutMs: 120_000,
-  itemTimeoutMs: 4 * 3600_000,
+  itemTimeoutMs: 24 * 3600_000,
   counts: true,
   countTimeoutMs: 1800_000,
   uploadConcurrency: 4,
