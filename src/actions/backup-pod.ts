@@ -230,9 +230,9 @@ async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
   });
   const unreadable: string[] = [];
   const archived: string[] = [];
+  const passOver = (name: string, why: string, isArchived: boolean) => (isArchived ? archived : unreadable).push(`${name} (${why})`);
   // Bound to the item's signal, which also ends when the item does: a lookup still running then
   // (the file list failed first) stops instead of reading on into a closed client.
-  const passOver = (name: string, why: string, isArchived: boolean) => (isArchived ? archived : unreadable).push(`${name} (${why})`);
   const baseLookup = newestComplete(location.store.withSignal(r.signal), '', (m) => m.kind === r.kind, passOver).then((base) => {
     for (const line of passedOverLines(b.podId, unreadable, archived, base !== undefined)) b.ctx.log[line.level](line.text, b.fields);
     return base;

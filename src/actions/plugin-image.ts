@@ -10,10 +10,7 @@ import { KubeError } from '../kube/errors.js';
 const VELERO_DEPLOYMENT = 'velero';
 const IMAGE_NAME = 'velero-plugin-victoria';
 
-/**
- * The image of the restore init container when the ConfigMap names none: the image of the
- * init container in Velero's Deployment that installed this plugin.
- */
+/** The image (and pull policy) of the init container that installed this plugin, from Velero's pod, else its Deployment. */
 export async function pluginImage(kube: KubeClient, veleroNamespace: string): Promise<{ image: string; imagePullPolicy?: string }> {
   const how = `set restoreImage in the plugin ConfigMap (velero/plugin-config.yaml), or install the plugin with \`velero plugin add <registry>/${IMAGE_NAME}:<tag>\``;
   // The plugin runs in Velero's own pod, whose init container installed it: that pod's spec names
