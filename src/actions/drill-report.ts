@@ -174,7 +174,8 @@ export function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' 
     for (const p of r.pods) if (p.state !== 'Running') problems.push(`pod ${drillNamespace}/${p.name}: ${p.state}`);
   }
   else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restore} --details and velero restore logs ${restore}`);
-  if (r.errors > 0) problems.push(`${r.errors} error(s) in the Restore`);
+  // A pod whose Victoria data was not restored is one of them (its operation's error).
+  if (r.errors > 0) problems.push(`${r.errors} error(s) in the Restore: velero restore describe ${restore} --details lists them`);
   if (!r.timedOut && r.pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);
   for (const p of r.pods) {
     if (!p.expect) {

@@ -56,7 +56,7 @@ export async function runDrill(kube: KubeClient, a: DrillRequest, run: DrillRun)
   await kube.createRestore(a.veleroNs, created);
   run.note(`restore ${restoreName} of backup ${backup} created in namespace ${a.veleroNs}: ${a.namespace} → ${a.drillNamespace}; waiting up to ${a.timeout}`);
 
-  const current = await waitForRestore(kube, created, started.getTime() + a.timeoutMs, pollMs, now);
+  const current = await waitForRestore(kube, created, started.getTime() + a.timeoutMs, { pollMs, now, note: run.note });
   const report = await drillReport(kube, a, { backup, restoreName, current, started, now });
   report.cleanup.earlier = earlier;
   if (a.cleanup) await cleanUp(kube, report);
@@ -95,6 +95,9 @@ function drillRestore(a: DrillRequest, backup: string, restoreName: string): Vel
       // ServiceAccount their pods name): any other pod of the namespace would come back in the drill
       // namespace on its own production hostPath, and its alerts and writes would go to production.
       labelSelector: { matchExpressions: [{ key: KIND_LABEL, operator: 'Exists' }] },
+      // The restore action's operations last until each pod's data is downloaded (restore-operation.ts):
+      // Velero's default (4 h) would fail a long drill's Restore before the drill's own timeout.
+      itemOperationTimeout: `${Math.ceil(a.timeoutMs / 1000)}s`,
     },
   };
 }
@@ -104,15 +107,18 @@ function drillRestore(a: DrillRequest, backup: string, restoreName: string): Vel
  * that would end after the deadline, so the wait is bounded by --timeout (plus the last request)
  * however long Velero takes.
  */
-async function waitForRestore(kube: KubeClient, created: VeleroRestore, deadline: number, pollMs: number, now: () => Date): Promise<VeleroRestore> {
+async function waitForRestore(kube: KubeClient, created: VeleroRestore, deadline: number, run: DrillRun): Promise<VeleroRestore> {
+  const { pollMs, now } = run;
   const { name = '', namespace: veleroNs = '' } = created.metadata;
   // As created, without a phase: the first poll comes at once.
   let current = created;
   let failing: KubeError | undefined;
+  const told = { text: '', changedAt: 0, notedAt: 0 };
   for (let first = true; !TERMINAL.has(current.status?.phase ?? '') && (first || now().getTime() + pollMs <= deadline); first = false) {
     if (!first) await sleep(pollMs);
     try {
       current = await kube.getRestore(veleroNs, name);
+      tellProgress(current, told, run);
       failing = undefined;
     } catch (err) {
       // A drill waits for up to an hour: one slow or failed answer of the API server in that time
@@ -124,6 +130,29 @@ async function waitForRestore(kube: KubeClient, created: VeleroRestore, deadline
   }
   if (failing) throw failing;
   return current;
+}
+
+/** How often a drill that waits says so when nothing changed: a drill can wait an hour. */
+const QUIET_NOTE_MS = 60_000;
+
+/**
+ * The Restore's state as the drill waits: on every change, and once a minute otherwise. Velero
+ * counts the restore action's operations (restore-operation.ts), one per pod whose data downloads.
+ */
+function tellProgress(restore: VeleroRestore, told: { text: string; changedAt: number; notedAt: number }, run: DrillRun): void {
+  const status = restore.status ?? {};
+  const attempted = Number(status.restoreItemOperationsAttempted ?? 0);
+  const failed = Number(status.restoreItemOperationsFailed ?? 0);
+  const data = attempted > 0 ? `; Victoria data of ${Number(status.restoreItemOperationsCompleted ?? 0)} of ${attempted} pod(s) restored${failed ? `, ${failed} failed` : ''}` : '';
+  const text = `restore ${restore.metadata.name}: ${status.phase ?? 'New'}${data}`;
+  const at = run.now().getTime();
+  if (text !== told.text) {
+    run.note(text);
+    Object.assign(told, { text, changedAt: at, notedAt: at });
+  } else if (at - told.notedAt >= QUIET_NOTE_MS) {
+    run.note(`${text} (for ${Math.round((at - told.changedAt) / 60_000)} min)`);
+    told.notedAt = at;
+  }
 }
 
 /** API server trouble that may pass: a timeout, no connection, a 5xx. */

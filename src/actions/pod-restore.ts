@@ -13,11 +13,9 @@ export function podRestoreAction(): RestoreItemActionV2 {
     name: RESTORE_ACTION,
     appliesTo: () => VICTORIA_PODS,
     execute: async (input, ctx) => (await import('./restore-pod.js')).executePodRestore(input, ctx),
-    // The init container does the work inside the restored pod; the action starts no asynchronous operation.
-    async progress(operationID) {
-      return { completed: true, err: `no asynchronous operation "${operationID}": ${RESTORE_ACTION} works synchronously` };
-    },
-    async cancel() {},
+    // The init container does the work inside the restored pod: its operation follows that (restore-operation.ts).
+    progress: async (operationID, restore, ctx) => (await import('./restore-operation.js')).restoreOperationProgress(operationID, restore, ctx),
+    cancel: async (operationID, restore, ctx) => (await import('./restore-operation.js')).cancelRestoreOperation(operationID, restore, ctx),
     async areAdditionalItemsReady() {
       return true;
     },

@@ -19,7 +19,8 @@ import { readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecor
 import { databaseImage, databaseRetention, drillPod, drillVerifyHost, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
 import { olderDatabaseProblem } from './database-version.js';
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
-import { lockedDown, restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
+import { lockedDown, restoreContainer, restoreIdentity, restorePlanOf, withInitContainer } from './restore-spec.js';
+import { restoreOperationId } from './restore-operation.js';
 import { podClaims, podReferences } from './pod-references.js';
 import { restoreConflicts, RUNBOOK } from './restore-conflicts.js';
 import { makeRestorePlan, PLAN_FOLDER, removeExpiredPlans, type MadeRestorePlan } from './restore-plan.js';
@@ -64,11 +65,15 @@ export async function executePodRestore(
   }
   try {
     const item = await restorePod({ ctx, kube: KubeClient.load(), restore, pod, fromBackup, record, namespace, podName, podId });
-    // A drill restores only the labelled objects (drill.ts): what the pod needs to start comes along.
     const target = targetNamespace(restore, namespace);
-    if (target === namespace) return { item };
+    // Velero follows the init container's download as this action's operation (restore-operation.ts);
+    // a pod that exists already is not restored, and gets no init container of this restore to follow.
+    const planSha256 = restorePlanOf(item);
+    const operation = planSha256 && planSha256 !== restorePlanOf(pod) ? { operationID: restoreOperationId({ namespace: target, pod: podName, planSha256 }) } : {};
+    if (target === namespace) return { item, ...operation };
+    // A drill restores only the labelled objects (drill.ts): what the pod needs to start comes along.
     warnOfClaims(ctx, fromBackup, podId, target, restore.name);
-    return { item, additionalItems: podReferences(fromBackup, namespace) };
+    return { item, ...operation, additionalItems: podReferences(fromBackup, namespace) };
   } catch (err) {
     throw new Error(`${podId}: its Victoria data cannot be restored by ${restore.name} from backup ${record.name}: ${(err as Error).message}`);
   }

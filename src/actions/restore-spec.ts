@@ -166,12 +166,22 @@ export function withInitContainer(pod: Pod, container: Container): Pod {
  */
 export function withoutRestoreContainer<T extends Pod>(pod: T): T {
   const { spec } = pod;
-  const ours = (c: Container) => {
-    const command = Array.isArray(c.command) ? (c.command as unknown[]) : [];
-    return c.name === RESTORE_CONTAINER && command[0] === EXECUTABLE && command[1] === 'restore';
-  };
   if (!spec?.initContainers?.some(ours)) return pod;
   const { initContainers, ...rest } = spec;
   const others = initContainers.filter((c) => !ours(c));
   return { ...pod, spec: { ...rest, ...(others.length ? { initContainers: others } : {}) } };
+}
+
+/** Our init container, not a user's of the same name: it runs our executable's `restore`. */
+function ours(c: Container): boolean {
+  const command = Array.isArray(c.command) ? (c.command as unknown[]) : [];
+  return c.name === RESTORE_CONTAINER && command[0] === EXECUTABLE && command[1] === 'restore';
+}
+
+/** The SHA-256 of the restore plan our init container in `pod` restores (its `--plan-sha256`): which restore put it there. */
+export function restorePlanOf(pod: Pod): string | undefined {
+  const command = (pod.spec?.initContainers ?? []).find(ours)?.command as unknown[] | undefined;
+  const at = command?.indexOf('--plan-sha256') ?? -1;
+  const sha = at >= 0 ? command?.[at + 1] : undefined;
+  return typeof sha === 'string' ? sha : undefined;
 }

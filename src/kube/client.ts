@@ -210,6 +210,13 @@ export class KubeClient {
     return this.call({ verb: 'get', resource: 'pods', group: '', namespace, name }, (o) => this.core.readNamespacedPod({ namespace, name }, o));
   }
 
+  /** The last `lines` lines a container of a pod logged (at most 4 KiB). */
+  podLogTail(namespace: string, name: string, container: string, lines: number): Promise<string> {
+    return this.call({ verb: 'get', resource: 'pods/log', group: '', namespace, name }, (o) =>
+      this.core.readNamespacedPodLog({ namespace, name, container, tailLines: lines, limitBytes: 4096 }, o),
+    );
+  }
+
   async listPods(namespace: string, labelSelector: string): Promise<V1Pod[]> {
     const list = await this.call({ verb: 'list', resource: 'pods', group: '', namespace, labelSelector }, (o) =>
       this.core.listNamespacedPod({ namespace, labelSelector }, o),

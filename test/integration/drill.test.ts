@@ -143,6 +143,8 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
       namespaceMapping: { monitoring: 'monitoring-drill' },
       // Only the Victoria objects: another pod of the namespace would open its production hostPath.
       labelSelector: { matchExpressions: [{ key: KIND_LABEL, operator: 'Exists' }] },
+      // The data's download is the restore action's operation: Velero's 4 h default must not end it before --timeout (30m).
+      itemOperationTimeout: '1800s',
     });
     const report = JSON.parse(r.out);
     expect(report).to.include({
@@ -173,6 +175,27 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
     });
     expect(r.code, r.err + r.out).to.equal(0);
     expect(JSON.parse(r.out)).to.include({ passed: true, phase: 'Completed' });
+  });
+
+  it('says while it waits how far the Restore is, the Victoria data of each pod included; a pod whose data failed fails the drill', async () => {
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z'));
+    const r = await run(['--namespace', 'monitoring'], (restore) => {
+      restoreAs('InProgress')(restore);
+      const status = (phase: string, completed: number, failed: number) => ({ phase, errors: failed, restoreItemOperationsAttempted: 1, restoreItemOperationsCompleted: completed, restoreItemOperationsFailed: failed });
+      setTimeout(() => api.put({ ...restore, status: status('WaitingForPluginOperations', 0, 0) }), 100);
+      setTimeout(() => api.put({ ...restore, status: status('PartiallyFailed', 0, 1) }), 300);
+    });
+    expect(r.code, r.err + r.out).to.equal(1);
+    const name = r.restore!.metadata.name!;
+    const notes = r.err.split('\n').filter((l) => l.startsWith(`drill: restore ${name}:`));
+    // Each state once, in order: the polls in between change nothing and stay quiet.
+    expect(notes).to.deep.equal([
+      `drill: restore ${name}: InProgress`,
+      `drill: restore ${name}: WaitingForPluginOperations; Victoria data of 0 of 1 pod(s) restored`,
+      `drill: restore ${name}: PartiallyFailed; Victoria data of 0 of 1 pod(s) restored, 1 failed`,
+    ]);
+    expect(r.out).to.include('drill FAILED');
+    expect(r.out).to.include(`1 error(s) in the Restore: velero restore describe ${name} --details lists them`);
   });
 
   it('prints a readable report, and --schedule picks only that schedule\'s backups', async () => {

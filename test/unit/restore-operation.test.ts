@@ -1,0 +1,98 @@
+/** The pod restore action's operation: what the restored pod's state means for Velero's Restore. */
+import { expect } from 'chai';
+import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import { MAX_FAILED_RUNS, parseRestoreOperationId, restoreOperationId, restoreProgress, type RestoreOperation } from '../../src/actions/restore-operation.js';
+
+const SHA = 'a'.repeat(64);
+const op: RestoreOperation = { namespace: 'monitoring', pod: 'vmsingle-5d4f8b7c9-x2x9q', planSha256: SHA };
+const now = new Date('2026-11-23T10:00:00Z');
+const started = new Date('2026-11-23T09:58:00Z');
+
+function pod(status: Partial<V1ContainerStatus> | undefined, extra: Partial<V1Pod['status']> = {}, sha = SHA): V1Pod {
+  return {
+    metadata: { name: op.pod, namespace: op.namespace },
+    spec: {
+      initContainers: [
+        { name: 'restore-wait', image: 'velero/velero' },
+        { name: 'victoria-restore', image: 'plugin', command: ['/plugins/velero-plugin-victoria', 'restore', '--plan-url', 'http://x/plan?X-Amz-Signature=s', '--plan-sha256', sha, '--data-dir', '/victoria-data'] },
+      ],
+      containers: [{ name: 'vmsingle', image: 'vm' }],
+    },
+    status: {
+      phase: 'Pending',
+      ...(status ? { initContainerStatuses: [{ name: 'victoria-restore', image: 'plugin', imageID: '', ready: false, restartCount: 0, ...status }] } : {}),
+      ...extra,
+    },
+  };
+}
+
+const failedRun = (message: string) => ({ exitCode: 1, reason: 'Error', message, startedAt: started, finishedAt: now });
+
+describe('restore operation: Velero follows the restored pod until its data is there', () => {
+  it('is named after the pod and its plan, and only such names parse', () => {
+    const id = restoreOperationId(op);
+    expect(id).to.equal(`monitoring/vmsingle-5d4f8b7c9-x2x9q/${SHA}`);
+    expect(parseRestoreOperationId(id)).to.deep.equal(op);
+    for (const bad of ['', 'monitoring/pod', `Monitoring/pod/${SHA}`, `ns/pod/${SHA.slice(1)}`, `ns/a/b/${SHA}`]) expect(parseRestoreOperationId(bad), bad).to.equal(undefined);
+  });
+
+  it('completes without error once the init container has exited 0', () => {
+    const p = restoreProgress(op, { pod: pod({ state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: started, finishedAt: now } } }, { phase: 'Running' }), now });
+    expect(p).to.deep.equal({ completed: true, description: 'victoria-restore: data restored and verified', updated: now, started });
+  });
+
+  it('runs while the init container downloads, with its last log line, and from its start', () => {
+    const p = restoreProgress(op, { pod: pod({ state: { running: { startedAt: started } } }), lastLogLine: 'restore b1 (Velero restore r1): 40% 12/223 files', now });
+    expect(p).to.deep.equal({ completed: false, description: 'victoria-restore running: restore b1 (Velero restore r1): 40% 12/223 files', updated: now, started });
+  });
+
+  it('runs while the pod waits: not scheduled, the init containers before ours, an image being pulled', () => {
+    const unscheduled = pod(undefined, { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available' }] });
+    expect(restoreProgress(op, { pod: unscheduled, now })).to.include({ completed: false, description: 'pod not scheduled yet: 0/3 nodes are available' });
+    expect(restoreProgress(op, { pod: pod({ state: { waiting: { reason: 'PodInitializing' } } }), now })).to.include({ completed: false, description: 'pod Pending: victoria-restore has not started yet' });
+    const pulling = pod({ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "plugin"' } } });
+    expect(restoreProgress(op, { pod: pulling, now })).to.include({ completed: false, description: 'victoria-restore waiting: ImagePullBackOff (Back-off pulling image "plugin")' });
+  });
+
+  it('a failed run is retried by Kubernetes: still running, with the reason; at the limit the operation fails naming it and the command that shows the run', () => {
+    const once = pod({ state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 10s' } }, lastState: { terminated: failedRun('fetching plan\nvelero-plugin-victoria: restore plan expired at T') } });
+    const p = restoreProgress(op, { pod: once, now });
+    expect(p.completed).to.equal(false);
+    expect(p.description).to.equal(
+      `failed 1 time(s) (at ${MAX_FAILED_RUNS} this restore fails), last: velero-plugin-victoria: restore plan expired at T; victoria-restore waiting: CrashLoopBackOff (back-off 10s)`,
+    );
+    const third = pod({ restartCount: MAX_FAILED_RUNS - 1, state: { terminated: failedRun('velero-plugin-victoria: /victoria-data is not empty') } });
+    const failed = restoreProgress(op, { pod: third, now });
+    expect(failed.completed).to.equal(true);
+    expect(failed.err).to.equal(
+      `pod monitoring/vmsingle-5d4f8b7c9-x2x9q: init container victoria-restore failed ${MAX_FAILED_RUNS} time(s), last: velero-plugin-victoria: /victoria-data is not empty; ` +
+        'Kubernetes goes on restarting it, but this restore counts its data as not restored; kubectl logs -n monitoring vmsingle-5d4f8b7c9-x2x9q -c victoria-restore shows the whole run (docs/velero-restore.md, troubleshooting)',
+    );
+    // Running again after two failures: not yet at the limit.
+    expect(restoreProgress(op, { pod: pod({ restartCount: 2, state: { running: { startedAt: now } }, lastState: { terminated: failedRun('x') } }), now }).completed).to.equal(false);
+  });
+
+  it('a pod that failed (restartPolicy Never) fails at once; without a message the exit code is the reason', () => {
+    const p = restoreProgress(op, { pod: pod({ state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }, { phase: 'Failed' }), now });
+    expect(p.completed).to.equal(true);
+    expect(p.err).to.match(/failed 1 time\(s\), last: exit code 137 \(OOMKilled\); the pod has failed;/);
+  });
+
+  it('a pod that is gone, being deleted, or not the one this restore made fails the operation, saying the data was not restored', () => {
+    expect(restoreProgress(op, { pod: undefined, now }).err).to.match(/^pod monitoring\/vmsingle-5d4f8b7c9-x2x9q: is gone before its init container victoria-restore had restored its Victoria data .* restore again/);
+    const deleting = pod({ state: { running: { startedAt: started } } });
+    deleting.metadata!.deletionTimestamp = now;
+    expect(restoreProgress(op, { pod: deleting, now }).err).to.match(/: is being deleted before/);
+    const other = restoreProgress(op, { pod: pod({ state: { running: {} } }, {}, 'b'.repeat(64)), now });
+    expect(other).to.include({ completed: true });
+    expect(other.err).to.match(/it is not the pod this restore created: it has no init container victoria-restore with this restore's plan/);
+  });
+
+  it('never passes on a signed URL or a credential from what the init container printed', () => {
+    const leaky = pod({ state: { waiting: { reason: 'CrashLoopBackOff' } }, lastState: { terminated: failedRun('GET https://s3/b/o?X-Amz-Signature=abc123 failed') } });
+    const running = restoreProgress(op, { pod: leaky, now, lastLogLine: 'x' });
+    expect(running.description).to.contain('X-Amz-Signature=REDACTED').and.not.contain('abc123');
+    const long = restoreProgress(op, { pod: pod({ state: { running: {} } }), lastLogLine: 'y'.repeat(1000), now });
+    expect(long.description!.length).to.be.below(300);
+  });
+});
