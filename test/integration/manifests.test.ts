@@ -516,7 +516,7 @@ describe('manifests: kustomize builds (kubectl kustomize)', function () {
     const docs = build('velero/rbac');
     const rules = (kind: string) => (docs.find((d) => d.kind === kind)?.rules ?? []) as Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
     const grants = (kind: string, resource: string, verb: string) => rules(kind).some((r) => r.resources.includes(resource) && r.verbs.includes(verb));
-    for (const [resource, verb] of [['pods', 'get'], ['pods', 'list'], ['pods/exec', 'create'], ['pods/exec', 'get'], ['replicasets', 'get'], ['statefulsets', 'get'], ['daemonsets', 'get'], ['deployments', 'get']] as const) {
+    for (const [resource, verb] of [['pods', 'get'], ['pods', 'list'], ['pods/exec', 'create'], ['pods/exec', 'get'], ['pods/log', 'get'], ['replicasets', 'get'], ['statefulsets', 'get'], ['daemonsets', 'get'], ['deployments', 'get']] as const) {
       expect(grants('ClusterRole', resource, verb), `ClusterRole: ${verb} ${resource}`).to.equal(true);
     }
     // Nothing the plugin does not do: it reads workloads, never lists or changes them.
