@@ -1,7 +1,8 @@
 /**
  * Single-call mode of the Go Velero host harness (`velero-host -call`): one Execute call on the
- * built executable, launched the way Velero launches it, with the result, the plugin's log lines
- * and its shutdown recorded. The end-to-end tests build on callAction; these only prove the path.
+ * built executable (or one Progress or Cancel of a restore operation), launched the way Velero
+ * launches it, with the result, the plugin's log lines and its shutdown recorded. The end-to-end
+ * tests build on callAction; these only prove the path.
  */
 import { expect } from 'chai';
 import { paths, requireComponents } from '../support/components.js';
@@ -99,6 +100,40 @@ describe('Velero host harness, single-call mode', function () {
     expect(res.item).to.have.property('kind', 'Pod');
     expect(res.itemProblem).to.equal('');
     expect(res.skipRestore).to.equal(false);
+    expectCleanRun(res);
+  });
+
+  // Velero's restore operations controller asks from a fresh plugin process that never saw the Execute.
+  it('restore -progress-of: Progress alone, in a fresh plugin process, answers an OperationProgress', async () => {
+    const res = await callAction(paths.plugin, {
+      call: 'restore',
+      pluginName: 'velero-plugin-victoria.io/pod-restore',
+      restore,
+      progressOf: 'monitoring/vmsingle-0/r-1',
+      env,
+    });
+    expect(res.ok, res.error).to.equal(true);
+    expect(res.progress, res.output).to.be.an('object');
+    const progress = res.progress!;
+    expect(progress.completed).to.be.a('boolean');
+    expect(progress.err).to.be.a('string');
+    expect(progress).to.not.have.property('error');
+    for (const field of ['nCompleted', 'nTotal'] as const) expect(progress[field]).to.be.a('number');
+    for (const field of ['operationUnits', 'description'] as const) expect(progress[field]).to.be.a('string');
+    expect(res.item).to.equal(null);
+    expectCleanRun(res);
+  });
+
+  it('restore -cancel-of: Cancel alone returns without an error', async () => {
+    const res = await callAction(paths.plugin, {
+      call: 'restore',
+      pluginName: 'velero-plugin-victoria.io/pod-restore',
+      restore,
+      cancelOf: 'monitoring/vmsingle-0/r-1',
+      env,
+    });
+    expect(res.ok, res.error).to.equal(true);
+    expect(res.progress).to.equal(null);
     expectCleanRun(res);
   });
 

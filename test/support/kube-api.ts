@@ -17,6 +17,9 @@
  *   The command runs as a local process chosen by the test (onExec), with backpressure both ways.
  *   A client that goes away ends nothing, as with the kubelet: the process's stdin is closed (when
  *   the exec has one), its output is no longer read, and it runs on until it exits by itself.
+ * - pod logs (GET pods/{name}/log, text/plain) as the API server and the kubelet answer them: the
+ *   container choice and its 400s, tailLines and limitBytes (422 when out of range), and a container
+ *   that never ran; the text is what the test set with setLog();
  * - fault hooks: cut the exec stream after N bytes of stdout, or accept an exec and never answer.
  *
  * Every request is recorded (method, path, query, status) so a test can assert what the plugin did.
@@ -325,6 +328,7 @@ export class KubeApiServer {
   });
   private readonly objects = new Map<string, KubeObject>();
   private readonly handlers = new Map<string, ExecHandler>();
+  private readonly logs = new Map<string, Buffer>();
   private readonly forbidden: Array<{ verb: string; resource: string; namespace?: string }> = [];
   private readonly sockets = new Set<Socket>();
   private readonly children = new Set<ChildProcess>();
@@ -393,23 +397,34 @@ export class KubeApiServer {
     this.handlers.set(`${namespace}/${pod}/${container}`, handler);
   }
 
+  /**
+   * The log of a pod's container, as GET pods/{pod}/log answers it (undefined: none again). Without
+   * one, a container "never ran": 400 waiting to start (the reason from the pod's status when it
+   * has one, else PodInitializing), or 204 No Content when the pod has no spec.nodeName (unscheduled).
+   */
+  setLog(namespace: string, pod: string, container: string, text: string | Buffer | undefined): void {
+    const key = `${namespace}/${pod}/${container}`;
+    if (text === undefined) this.logs.delete(key);
+    else this.logs.set(key, Buffer.from(text));
+  }
+
   /** Applies to every exec from now on (the first fault that matches an exec); undefined clears them. */
   setExecFault(fault: ExecFault | ExecFault[] | undefined): void {
     this.faults = fault === undefined ? [] : Array.isArray(fault) ? fault : [fault];
   }
 
-  /** Requests for `resource` (plural) are read and never answered; the result answers them again (new requests only). */
+  /** Requests for `resource` (plural, or `pods/log`) are read and never answered; the result answers them again (new requests only). */
   stall(resource: string): () => void {
     this.stalled.add(resource);
     return () => this.stalled.delete(resource);
   }
 
-  /** The next `times` requests of `verb` on `resource` (plural) are answered 503, as by an API server restarting. */
+  /** The next `times` requests of `verb` on `resource` (plural, or `pods/log`) are answered 503, as by an API server restarting. */
   unavailable(verb: string, resource: string, times: number): void {
     this.outages.push({ verb, resource, left: times });
   }
 
-  /** RBAC denies `verb` on `resource` (plural, or `pods/exec`), in one namespace or everywhere; the result allows it again. */
+  /** RBAC denies `verb` on `resource` (plural, `pods/exec` or `pods/log`), in one namespace or everywhere; the result allows it again. */
   forbid(verb: string, resource: string, namespace?: string): () => void {
     const rule = { verb, resource, namespace };
     this.forbidden.push(rule);
@@ -469,8 +484,10 @@ export class KubeApiServer {
     const method = req.method ?? 'GET';
     const reply = (status: number, body: unknown) => {
       this.requests.push({ method, path: url.pathname, query: url.searchParams, status });
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+      if (status === 204) return res.writeHead(204).end(); // no Content-Type either, as the API server
+      // A Buffer is a log: the API server streams it as text/plain.
+      const text = Buffer.isBuffer(body) ? body : JSON.stringify(body);
+      res.writeHead(status, { 'Content-Type': Buffer.isBuffer(body) ? 'text/plain' : 'application/json', 'Content-Length': Buffer.byteLength(text) });
       res.end(text);
     };
     const chunks: Buffer[] = [];
@@ -478,10 +495,13 @@ export class KubeApiServer {
     req.on('end', () => {
       if (!this.authorized(req)) return reply(401, failure(401, 'Unauthorized', 'Unauthorized'));
       const parsed = parsePath(url.pathname);
-      if (!parsed || parsed.subresource !== undefined) return reply(404, NO_SUCH_RESOURCE);
-      if (this.stalled.has(parsed.resource.plural)) return;
+      const log = parsed?.resource.plural === 'pods' && parsed.subresource === 'log' && parsed.name !== undefined;
+      if (!parsed || (parsed.subresource !== undefined && !log)) return reply(404, NO_SUCH_RESOURCE);
+      if (this.stalled.has(log ? 'pods/log' : parsed.resource.plural)) return;
       try {
-        const [status, body] = this.serve(method, parsed, url.searchParams, Buffer.concat(chunks));
+        const [status, body] = log
+          ? this.serveLog(method, parsed.resource, parsed.namespace!, parsed.name!, url.searchParams)
+          : this.serve(method, parsed, url.searchParams, Buffer.concat(chunks));
         reply(status, body);
       } catch (err) {
         if (!(err instanceof BadRequest)) throw err;
@@ -563,6 +583,83 @@ export class KubeApiServer {
     }
     if (namespace !== undefined) obj.metadata.namespace = namespace;
     return [201, this.put(obj)];
+  }
+
+  // ---- logs ----
+
+  /**
+   * In the API server's order: RBAC, the options' validation (422), the pod (404), the container
+   * (400); then the kubelet's answer: the log, tailed then limited, or why the container has none.
+   */
+  private serveLog(method: string, r: Resource, namespace: string, name: string, query: URLSearchParams): [number, unknown] {
+    if (method !== 'GET') return [405, failure(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource', {})];
+    const denied = this.forbiddenStatus('get', r, 'pods/log', namespace, name);
+    if (denied) return [403, denied];
+    const outage = this.outages.find((o) => o.verb === 'get' && o.resource === 'pods/log' && o.left > 0);
+    if (outage) {
+      outage.left--;
+      return [503, failure(503, 'ServiceUnavailable', 'the server is currently unable to handle the request', {})];
+    }
+    const integer = (param: string): number | undefined => {
+      const v = query.get(param);
+      if (v === null) return undefined;
+      if (!/^[+-]?\d+$/.test(v)) throw new BadRequest(`strconv.ParseInt: parsing ${JSON.stringify(v)}: invalid syntax`);
+      return Number(v);
+    };
+    const tailLines = integer('tailLines');
+    const limitBytes = integer('limitBytes');
+    const invalid: Array<{ field: string; message: string }> = [];
+    if (tailLines !== undefined && tailLines < 0) invalid.push({ field: 'tailLines', message: `Invalid value: ${tailLines}: must be greater than or equal to 0` });
+    if (limitBytes !== undefined && limitBytes < 1) invalid.push({ field: 'limitBytes', message: `Invalid value: ${limitBytes}: must be greater than 0` });
+    if (invalid.length) {
+      const listed = invalid.map((e) => `${e.field}: ${e.message}`);
+      return [
+        422,
+        failure(422, 'Invalid', `PodLogOptions "${name}" is invalid: ${listed.length === 1 ? listed[0] : `[${listed.join(', ')}]`}`, {
+          name,
+          kind: 'PodLogOptions',
+          causes: invalid.map((e) => ({ reason: 'FieldValueInvalid', message: e.message, field: e.field })),
+        }),
+      ];
+    }
+    const pod = this.objects.get(this.key(r, namespace, name));
+    if (!pod) return [404, notFound(r, name)];
+
+    type Named = { name: string };
+    const spec = (pod.spec ?? {}) as { containers?: Named[]; initContainers?: Named[]; ephemeralContainers?: Named[]; nodeName?: string };
+    // Listed in the order the API server visits them: init containers first.
+    const names = [...(spec.initContainers ?? []), ...(spec.containers ?? []), ...(spec.ephemeralContainers ?? [])].map((c) => c.name);
+    let container = query.get('container') ?? '';
+    if (!container) {
+      // Only the regular containers count: one of them is the default even beside init containers.
+      if ((spec.containers ?? []).length !== 1) {
+        const choose = spec.containers?.length ? `, choose one of: [${names.join(' ')}]` : '';
+        return [400, failure(400, 'BadRequest', `a container name must be specified for pod ${name}${choose}`)];
+      }
+      container = spec.containers![0]!.name;
+    } else if (!names.includes(container)) {
+      return [400, failure(400, 'BadRequest', `container ${container} is not valid for pod ${name}`)];
+    }
+
+    const text = this.logs.get(`${namespace}/${name}/${container}`);
+    if (text === undefined) {
+      // An unscheduled pod has no kubelet to ask: the API server answers 204 without a body.
+      if (!spec.nodeName) return [204, undefined];
+      const why = neverRan(pod, container);
+      if (why === undefined) return [200, Buffer.alloc(0)];
+      return [400, failure(400, 'BadRequest', `container ${JSON.stringify(container)} in pod ${JSON.stringify(name)} ${why}`)];
+    }
+    let out = text;
+    if (tailLines !== undefined) {
+      // The last N lines; a last line without its newline counts as one, as the kubelet's tail does.
+      let start = out.length;
+      for (let n = 0; n < tailLines && start > 0; n++) {
+        start = start >= 2 ? out.lastIndexOf(0x0a, start - 2) + 1 : 0; // a negative offset would count from the end
+      }
+      out = out.subarray(start);
+    }
+    if (limitBytes !== undefined) out = out.subarray(0, limitBytes);
+    return [200, Buffer.from(out)];
   }
 
   // ---- exec ----
@@ -779,6 +876,28 @@ export class KubeApiServer {
       for (const s of [out?.reader, proc.stderr]) s?.pause();
     });
   }
+}
+
+interface ContainerStatus {
+  name: string;
+  state?: { waiting?: { reason?: string }; running?: unknown; terminated?: unknown };
+  lastState?: { terminated?: unknown };
+}
+
+/**
+ * Why the kubelet has no log for a container without one set (undefined: it ran and printed
+ * nothing). Without a status for it, it waits for the pod's init containers, as a restored pod's do.
+ */
+function neverRan(pod: KubeObject, container: string): string | undefined {
+  const status = (pod.status ?? {}) as { containerStatuses?: ContainerStatus[]; initContainerStatuses?: ContainerStatus[]; ephemeralContainerStatuses?: ContainerStatus[] };
+  const found = [...(status.containerStatuses ?? []), ...(status.initContainerStatuses ?? []), ...(status.ephemeralContainerStatuses ?? [])].find((c) => c.name === container);
+  if (!found) return 'is waiting to start: PodInitializing';
+  const { waiting, running, terminated } = found.state ?? {};
+  if (running || terminated || found.lastState?.terminated) return undefined;
+  if (!waiting) return 'is waiting to start - no logs yet';
+  if (waiting.reason === 'ErrImagePull') return "is waiting to start: image can't be pulled";
+  if (waiting.reason === 'ImagePullBackOff') return 'is waiting to start: trying and failing to pull image';
+  return `is waiting to start: ${waiting.reason ?? ''}`;
 }
 
 /** As a shell reports it: 128 + the signal's number for a process a signal ended. */

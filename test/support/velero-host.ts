@@ -61,9 +61,25 @@ export interface PluginLogLine {
   [field: string]: unknown;
 }
 
+/** An answer to Progress: every field Velero copies from OperationProgress. */
+export interface OperationProgressResult {
+  completed: boolean;
+  /** The operation's failure ('' if none): Velero fails the item with it. */
+  err: string;
+  nCompleted: number;
+  nTotal: number;
+  operationUnits: string;
+  description: string;
+  /** RFC 3339, absent when the plugin left the timestamp unset. */
+  started?: string;
+  updated?: string;
+  /** Progress itself failed: the gRPC status message. */
+  error?: string;
+}
+
 /** OUT.json of `velero-host -call` (test/velero-host/call.go), plus the harness's own output. */
 export interface CallResult {
-  /** Execute returned without a gRPC error; otherwise `error` is the status message, `code` its code name. */
+  /** The call (Execute, or Progress/Cancel with progressOf/cancelOf) returned without a gRPC error; otherwise `error` is the status message, `code` its code name. */
   ok: boolean;
   error: string;
   code: string;
@@ -80,9 +96,13 @@ export interface CallResult {
   waitForAdditionalItems: boolean;
   /** Go duration string, '' when unset. */
   additionalItemsReadyTimeout: string;
+  /** Duration of the call made (Execute, Progress or Cancel). */
   executeMs: number;
-  /** BackupItemActionV2 with an operationID: Progress asked once, as Velero does after the last item. */
-  progress: { completed: boolean; err: string; error?: string } | null;
+  /**
+   * BackupItemActionV2 with an operationID: Progress asked once, as Velero does after the last item;
+   * restore with `progressOf`: the answer to that Progress. Null otherwise.
+   */
+  progress: OperationProgressResult | null;
   /** Every stderr line that is a JSON object, in order. */
   logs: PluginLogLine[];
   /** Every other stderr line. */
@@ -105,14 +125,21 @@ export interface CallOptions {
   call: 'backup' | 'delete' | 'restore';
   /** e.g. velero-plugin-victoria.io/pod-backup */
   pluginName: string;
-  /** Objects are sent as JSON (re-marshalled the way Velero does); a string or Buffer is sent verbatim if it is not JSON. */
-  item: unknown;
+  /** Objects are sent as JSON (re-marshalled the way Velero does); a string or Buffer is sent verbatim if it is not JSON. Required unless progressOf or cancelOf is given. */
+  item?: unknown;
   /** The Backup (backup, delete); not sent for restore. */
   backup?: unknown;
   /** The Restore (restore). */
   restore?: unknown;
   /** The item as stored in the backup (restore); default: `item`. */
   itemFromBackup?: unknown;
+  /**
+   * Restore only: instead of Execute, call Progress on this operationID with `restore`, as Velero's
+   * restore operations controller does every 10 s from a fresh plugin process; see `progress`.
+   */
+  progressOf?: string;
+  /** Restore only: instead of Execute, call Cancel on this operationID (Velero does on the operation's timeout); see `ok`. */
+  cancelOf?: string;
   /** Further items (backup) whose Execute runs at the same time in the same plugin process, as Velero's item-block workers call it. */
   alsoItems?: unknown[];
   /** Merged over process.env for the harness, whose environment the plugin inherits; undefined removes a variable. */
@@ -143,20 +170,25 @@ function documentBytes(doc: unknown): string | Buffer {
 }
 
 /**
- * One Execute call through the Go harness, launched as Velero launches the plugin. Asynchronous
- * (`spawn`): tests run servers in this process whose output must keep flowing meanwhile.
- * Resolves whatever Execute returned (assert on `ok`); rejects with VeleroHostCallError when the
- * harness could not make the call.
+ * One Execute call (or Progress/Cancel, with progressOf/cancelOf) through the Go harness, launched
+ * as Velero launches the plugin. Asynchronous (`spawn`): tests run servers in this process whose
+ * output must keep flowing meanwhile. Resolves whatever the plugin returned (assert on `ok`);
+ * rejects with VeleroHostCallError when the harness could not make the call.
  */
 export async function callAction(plugin: string, opts: CallOptions): Promise<CallResult> {
   const { call } = opts;
   if ((call === 'backup' || call === 'delete') && opts.backup === undefined) throw new Error(`callAction ${call}: backup is required`);
   if (call === 'restore' && opts.restore === undefined) throw new Error('callAction restore: restore is required');
+  const operation = opts.progressOf !== undefined || opts.cancelOf !== undefined;
+  if (operation && call !== 'restore') throw new Error(`callAction ${call}: progressOf and cancelOf are for restore`);
+  if (!operation && opts.item === undefined) throw new Error(`callAction ${call}: item is required`);
   const timeoutMs = opts.timeoutMs ?? 600_000;
   const dir = await mkdtemp(join(tmpdir(), 'velero-host-call-'));
   try {
     const args = ['-call', call, '-plugin-name', opts.pluginName, '-out', join(dir, 'out.json'), '-timeout', `${timeoutMs}ms`];
     if (opts.verbose) args.push('-v');
+    if (opts.progressOf !== undefined) args.push('-progress-of', opts.progressOf);
+    if (opts.cancelOf !== undefined) args.push('-cancel-of', opts.cancelOf);
     const docs: Array<[flag: string, doc: unknown]> = [
       ['-item', opts.item],
       ['-backup', call === 'restore' ? undefined : opts.backup],

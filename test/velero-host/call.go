@@ -7,7 +7,12 @@ package main
 // each further item at the same time, in the same plugin process, as Velero's item-block workers
 // (--item-block-worker-count) call it.
 //
-// Exit status: 0 when Execute was called and the result written (whatever Execute returned),
+// With -call restore, -progress-of ID calls Progress(ID, the -restore doc) instead of Execute,
+// and -cancel-of ID calls Cancel: Velero's restore operations controller does so every 10 s, and
+// on the operation's timeout, from a plugin process that never saw the Execute. -item is then
+// not needed.
+//
+// Exit status: 0 when the call was made and the result written (whatever the plugin returned),
 // 1 when the harness could not do that (the plugin did not start or complete the handshake,
 // dispense failed, a log line would have crashed go-plugin, -out could not be written), 2 on
 // usage errors. On status 1 the result file is still written when possible, with harnessError.
@@ -34,6 +39,7 @@ type callOptions struct {
 	call, pluginName      string
 	item, backup, restore string
 	itemFromBackup, out   string
+	progressOf, cancelOf  string // restore: an operationID to ask Progress or Cancel for
 	alsoItems             fileList
 	timeout               time.Duration
 }
@@ -52,6 +58,7 @@ func (f *fileList) Set(v string) error {
 var callFlags = map[string]bool{
 	"plugin-name": true, "item": true, "backup": true, "restore": true,
 	"item-from-backup": true, "out": true, "timeout": true, "also-item": true,
+	"progress-of": true, "cancel-of": true,
 }
 
 // any reports whether a single-call flag was given on the command line.
@@ -75,8 +82,8 @@ type resourceRef struct {
 
 // callResult is the -out document.
 type callResult struct {
-	// OK: Execute returned without a gRPC error. Error and Code: the gRPC status message and
-	// code name otherwise.
+	// OK: the call (Execute, or Progress/Cancel with -progress-of/-cancel-of) returned without a
+	// gRPC error. Error and Code: the gRPC status message and code name otherwise.
 	OK    bool   `json:"ok"`
 	Error string `json:"error"`
 	Code  string `json:"code"`
@@ -90,9 +97,10 @@ type callResult struct {
 	SkipRestore                 bool            `json:"skipRestore"`
 	WaitForAdditionalItems      bool            `json:"waitForAdditionalItems"`
 	AdditionalItemsReadyTimeout string          `json:"additionalItemsReadyTimeout"`
-	ExecuteMs                   int64           `json:"executeMs"`
+	ExecuteMs                   int64           `json:"executeMs"` // of the call made, whichever it was
 	// Progress: a BackupItemActionV2's answer to Progress on the operationID Execute returned,
-	// asked once as Velero asks every operation once all items are backed up (null without one).
+	// asked once as Velero asks every operation once all items are backed up; or, with
+	// -progress-of, the RestoreItemActionV2's answer. Null otherwise.
 	Progress *progressResult `json:"progress"`
 	// Logs: every stderr line that is a JSON object, verbatim and in order; StderrOther: the
 	// other lines. LogViolations: every line breaking the rules Velero needs (stderr.go), the
@@ -110,11 +118,35 @@ type callResult struct {
 	HarnessError string `json:"harnessError,omitempty"`
 }
 
-// progressResult: what Progress answered (Error: its gRPC status message, if it failed).
+// progressResult: what Progress answered, every field Velero copies from OperationProgress
+// (Started, Updated: RFC 3339, omitted when unset), and Error: its gRPC status message, if it failed.
 type progressResult struct {
-	Completed bool   `json:"completed"`
-	Err       string `json:"err"`
-	Error     string `json:"error,omitempty"`
+	Completed      bool   `json:"completed"`
+	Err            string `json:"err"`
+	NCompleted     int64  `json:"nCompleted"`
+	NTotal         int64  `json:"nTotal"`
+	OperationUnits string `json:"operationUnits"`
+	Description    string `json:"description"`
+	Started        string `json:"started,omitempty"`
+	Updated        string `json:"updated,omitempty"`
+	Error          string `json:"error,omitempty"`
+}
+
+func newProgressResult(p *generated.OperationProgress, err error) *progressResult {
+	r := &progressResult{
+		Completed: p.GetCompleted(), Err: p.GetErr(), NCompleted: p.GetNCompleted(), NTotal: p.GetNTotal(),
+		OperationUnits: p.GetOperationUnits(), Description: p.GetDescription(),
+	}
+	if t := p.GetStarted(); t != nil {
+		r.Started = t.AsTime().UTC().Format(time.RFC3339Nano)
+	}
+	if t := p.GetUpdated(); t != nil {
+		r.Updated = t.AsTime().UTC().Format(time.RFC3339Nano)
+	}
+	if err != nil {
+		r.Error = status.Convert(err).Message()
+	}
+	return r
 }
 
 // concurrentResult: what Execute answered for one -also-item item.
@@ -149,10 +181,15 @@ func (c *callOptions) inputs() (*callInputs, error) {
 	default:
 		return nil, fmt.Errorf("-call %q: want backup, delete or restore", c.call)
 	}
+	operation := c.progressOf != "" || c.cancelOf != ""
 	switch {
 	case c.pluginName == "":
 		return nil, fmt.Errorf("-call needs -plugin-name")
-	case c.item == "":
+	case operation && c.call != "restore":
+		return nil, fmt.Errorf("-progress-of and -cancel-of are for -call restore")
+	case c.progressOf != "" && c.cancelOf != "":
+		return nil, fmt.Errorf("-progress-of and -cancel-of exclude each other")
+	case c.item == "" && !operation:
 		return nil, fmt.Errorf("-call needs -item")
 	case docFile == "":
 		return nil, fmt.Errorf("-call %s needs %s", c.call, docFlag)
@@ -166,8 +203,10 @@ func (c *callOptions) inputs() (*callInputs, error) {
 		return nil, fmt.Errorf("-timeout must be positive")
 	}
 	var err error
-	if in.item, err = readDoc(c.item); err != nil {
-		return nil, err
+	if c.item != "" {
+		if in.item, err = readDoc(c.item); err != nil {
+			return nil, err
+		}
 	}
 	if in.doc, err = readDoc(docFile); err != nil {
 		return nil, err
@@ -311,12 +350,19 @@ func runCall(c *callOptions, path string, serverArgs []string, o *options) int {
 		if err == nil && r.OperationID != "" {
 			// Velero asks in the same plugin process, after the last item (backup_controller.go).
 			p, perr := cl.Progress(ctx, &biav2.BackupItemActionProgressRequest{Plugin: c.pluginName, OperationID: r.OperationID, Backup: in.doc})
-			r.Progress = &progressResult{Completed: p.GetProgress().GetCompleted(), Err: p.GetProgress().GetErr()}
-			if perr != nil {
-				r.Progress.Error = status.Convert(perr).Message()
-			}
+			r.Progress = newProgressResult(p.GetProgress(), perr)
 		}
 	case riav2.RestoreItemActionClient:
+		if c.progressOf != "" {
+			var resp *riav2.RestoreItemActionProgressResponse
+			resp, err = cl.Progress(ctx, &riav2.RestoreItemActionProgressRequest{Plugin: c.pluginName, OperationID: c.progressOf, Restore: in.doc})
+			r.Progress = newProgressResult(resp.GetProgress(), err)
+			break
+		}
+		if c.cancelOf != "" {
+			_, err = cl.Cancel(ctx, &riav2.RestoreItemActionCancelRequest{Plugin: c.pluginName, OperationID: c.cancelOf, Restore: in.doc})
+			break
+		}
 		var resp *riav2.RestoreItemActionExecuteResponse
 		resp, err = cl.Execute(ctx, &riav2.RestoreItemActionExecuteRequest{
 			Plugin: c.pluginName, Item: in.item, Restore: in.doc, ItemFromBackup: in.itemFromBackup,
@@ -343,7 +389,7 @@ func runCall(c *callOptions, path string, serverArgs []string, o *options) int {
 		r.Error, r.Code = st.Message(), st.Code().String()
 	} else {
 		r.OK = true
-		if in.kind != kindDIA {
+		if in.kind != kindDIA && c.progressOf == "" && c.cancelOf == "" {
 			r.Item, r.ItemProblem = returnedItem(item)
 		}
 	}

@@ -17,10 +17,13 @@
 //
 // Exit status: 0 iff every check passed, 1 if any failed, 2 on usage errors.
 //
-// Single-call mode (call.go) instead makes one Execute call, for end-to-end tests:
+// Single-call mode (call.go) instead makes one Execute call (or, for a restore operation,
+// one Progress or Cancel call), for end-to-end tests:
 //
 //	velero-host -call backup|delete|restore -plugin-name NAME -item ITEM.json \
 //	    [-backup BACKUP.json] [-restore RESTORE.json] [-item-from-backup ITEM2.json] \
+//	    -out OUT.json [-timeout 600s] [-v] -- /path/to/plugin [server flags...]
+//	velero-host -call restore -plugin-name NAME -progress-of ID|-cancel-of ID -restore RESTORE.json \
 //	    -out OUT.json [-timeout 600s] [-v] -- /path/to/plugin [server flags...]
 package main
 
@@ -83,11 +86,15 @@ func run() int {
 	flag.StringVar(&c.itemFromBackup, "item-from-backup", "", "single-call mode: `file` with the item as stored in the backup (restore; default: -item)")
 	flag.StringVar(&c.out, "out", "", "single-call mode: write the result JSON to this `file`")
 	flag.DurationVar(&c.timeout, "timeout", 600*time.Second, "single-call mode: Execute `timeout` (Velero has none)")
+	flag.StringVar(&c.progressOf, "progress-of", "", "single-call mode, restore: call Progress on this operation `ID` instead of Execute (no -item needed)")
+	flag.StringVar(&c.cancelOf, "cancel-of", "", "single-call mode, restore: call Cancel on this operation `ID` instead of Execute (no -item needed)")
 	flag.Var(&c.alsoItems, "also-item", "single-call mode, backup: `file` with a further item to Execute at the same time in the same plugin process (repeatable)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: velero-host [flags] -- /path/to/plugin [argv...]\n"+
 			"       velero-host -call backup|delete|restore -plugin-name NAME -item ITEM.json [-backup BACKUP.json]\n"+
-			"           [-restore RESTORE.json] [-item-from-backup ITEM2.json] [-also-item ITEM.json]... -out OUT.json [-timeout 600s] -- /path/to/plugin [argv...]\n\n"+
+			"           [-restore RESTORE.json] [-item-from-backup ITEM2.json] [-also-item ITEM.json]... -out OUT.json [-timeout 600s] -- /path/to/plugin [argv...]\n"+
+			"       velero-host -call restore -plugin-name NAME -progress-of ID|-cancel-of ID -restore RESTORE.json -out OUT.json\n"+
+			"           [-timeout 600s] -- /path/to/plugin [argv...]\n\n"+
 			"Without argv the plugin gets Velero-like server flags: %s\n\nflags:\n", strings.Join(defaultServerArgs, " "))
 		flag.PrintDefaults()
 	}
@@ -97,7 +104,7 @@ func run() int {
 		return 2
 	}
 	if c.call == "" && c.any() {
-		fmt.Fprintln(os.Stderr, "velero-host: -plugin-name, -item, -backup, -restore, -item-from-backup, -also-item, -out and -timeout need -call")
+		fmt.Fprintln(os.Stderr, "velero-host: -plugin-name, -item, -backup, -restore, -item-from-backup, -also-item, -progress-of, -cancel-of, -out and -timeout need -call")
 		return 2
 	}
 	// Velero execs plugins by absolute path (under /plugins); a relative path would also make
