@@ -26,8 +26,11 @@ import { RESTORE_CONTAINER, restorePlanOf } from './restore-spec.js';
  * minutes.
  */
 export const MAX_FAILED_RUNS = 3;
-/** The longest line quoted from the init container: Velero keeps descriptions and errors in the Restore's operations. */
-const MAX_QUOTE = 240;
+/**
+ * The longest line quoted from the init container: Velero keeps descriptions and errors in the
+ * Restore's operations. Its error lines end with the fix, so they are kept whole up to this.
+ */
+export const MAX_QUOTE = 1000;
 
 export interface RestoreOperation {
   namespace: string;

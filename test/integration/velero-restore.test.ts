@@ -14,7 +14,7 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { request } from 'undici';
@@ -288,6 +288,8 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
 
     const info = messages(res, 'info').join('\n');
     expect(info).to.match(/restoring metrics backup b1 of Deployment\/vmsingle \(\d+ files, .*\) from s3:\/\/[^ ]+\/cluster-a\/plugins\/victoria\/monitoring\/vmsingle\/b1\/ into volume "data" \(hostPath \/var\/lib\/victoria-metrics\)/);
+    // Velero follows the download as the action's operation: the pod and the plan it restores.
+    expect(res.operationID).to.equal(`${NS}/${POD}/${argAfter(cmd, '--plan-sha256')}`);
     firstOutput = out;
   });
 
@@ -814,6 +816,98 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       expect(JSON.parse(local.stdout.trim())).to.deep.include({ verify: 'ok', found: manifestCounts });
     } finally {
       await copy.stop();
+    }
+  });
+
+  it('Velero follows the download (Progress in a fresh plugin process, as its operations controller asks): waiting, running with the progress line, restored; failed runs, a pod gone or replaced, and Cancel', async () => {
+    // A Restore of its own: the plan of r1 has been made again by the tests above.
+    const made = await restorePod(asRestored(backedUp), restoreObject('r-op'));
+    expect(made.ok, made.error).to.equal(true);
+    const restoredPod = made.item as PodJson;
+    const operation = made.operationID;
+    const progress = async () => {
+      const r = await callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/pod-restore', progressOf: operation, restore: restoreObject('r-op'), env });
+      expect(r.ok, r.error).to.equal(true);
+      expect(r.logViolations ?? []).to.deep.equal([]);
+      return { ...r.progress!, logs: r.logs };
+    };
+    const restored = (status: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      api.put({ ...restoredPod, spec: { ...restoredPod.spec, nodeName: 'db1' }, status: { phase: 'Pending', ...status }, ...extra });
+    const initStatus = (fields: Record<string, unknown>) => ({ initContainerStatuses: [{ name: 'victoria-restore', image: PLUGIN_IMAGE, imageID: '', ready: false, restartCount: 0, ...fields }] });
+    try {
+      // Velero restored the pod; the scheduler has not placed it yet.
+      api.put({ ...restoredPod, status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 node(s) didn\'t match Pod\'s node affinity/selector.' }] } });
+      let p = await progress();
+      expect(p).to.include({ completed: false, err: '', description: "pod not scheduled yet: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector." });
+
+      // The init container runs: the real command into an empty directory, its output as the container's log.
+      const command = restoreContainerOf(restoredPod).command!;
+      const dataDir = join(mkdtempSync(join(tmpdir(), 'restore-op-')), 'victoria-data');
+      const ran = await run(paths.plugin, command.slice(1).map((a) => (a === '/victoria-data' ? dataDir : a)));
+      expect(ran.status, ran.stderr).to.equal(0);
+      const started = '2026-11-23T10:00:00Z';
+      restored(initStatus({ state: { running: { startedAt: started } } }));
+      api.setLog(NS, POD, 'victoria-restore', `${ran.stderr}${ran.stdout}`);
+      const lastLine = `${ran.stderr}${ran.stdout}`.trim().split('\n').at(-1)!;
+      p = await progress();
+      expect(p).to.include({ completed: false, err: '', description: `victoria-restore running: ${lastLine}`, started });
+      expect(p.description).not.to.match(/X-Amz-Signature=[0-9a-f]/);
+
+      restored(initStatus({ state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: started, finishedAt: '2026-11-23T10:01:00Z' } } }));
+      p = await progress();
+      expect(p).to.include({ completed: true, err: '', description: 'victoria-restore: data restored and verified' });
+      expect(p.logs.map((l) => String(l['@message']))).to.include(`pod ${NS}/${POD}: victoria-restore: data restored and verified`);
+
+      // The same command into a directory that holds something else: its real refusal, three runs.
+      const occupied = mkdtempSync(join(tmpdir(), 'restore-op-occupied-'));
+      writeFileSync(join(occupied, 'unrelated.txt'), 'x');
+      const refused = await run(paths.plugin, command.slice(1).map((a) => (a === '/victoria-data' ? occupied : a)));
+      expect(refused.status).to.equal(1);
+      const message = `${refused.stdout}${refused.stderr}`;
+      const reason = message.trim().split('\n').at(-1)!;
+      // The kubelet's count: a run that failed and waits for its restart is not counted yet.
+      restored(initStatus({ restartCount: 0, state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 10s' } }, lastState: { terminated: { exitCode: 1, reason: 'Error', message } } }));
+      p = await progress();
+      expect(p.completed).to.equal(false);
+      expect(p.description).to.equal(`failed 1 time(s) (at 3 this restore fails), last: ${reason}; victoria-restore waiting: CrashLoopBackOff (back-off 10s)`);
+      restored(initStatus({ restartCount: 2, state: { terminated: { exitCode: 1, reason: 'Error', message } } }));
+      p = await progress();
+      expect(p.completed).to.equal(true);
+      expect(p.err).to.equal(
+        `pod ${NS}/${POD}: init container victoria-restore failed 3 time(s), last: ${reason}; Kubernetes goes on restarting it, but this restore counts its data as not restored; ` +
+          `kubectl logs -n ${NS} ${POD} -c victoria-restore shows the whole run (docs/velero-restore.md, troubleshooting)`,
+      );
+      expect(p.logs.filter((l) => l['@level'] === 'warn').map((l) => String(l['@message']))).to.deep.equal([`restore operation failed: ${p.err}`]);
+
+      // Another restore's pod of the same name, and no pod at all.
+      const other = restoreContainerOf(restoredPod);
+      const otherCommand = other.command!.map((a, i, all) => (all[i - 1] === '--plan-sha256' ? 'f'.repeat(64) : a));
+      api.put({ ...restoredPod, spec: { ...restoredPod.spec, initContainers: [{ ...other, command: otherCommand }] } });
+      expect((await progress()).err).to.match(new RegExp(`^pod ${NS}/${POD}: it is not the pod this restore created`));
+      api.remove('v1', 'Pod', NS, POD);
+      expect((await progress()).err).to.match(new RegExp(`^pod ${NS}/${POD}: is gone before its init container victoria-restore had restored its Victoria data`));
+
+      // RBAC that does not let Velero read the pod fails the operation with the rule to grant; a 503 leaves it running.
+      const allow = api.forbid('get', 'pods');
+      p = await progress();
+      allow();
+      expect(p.completed).to.equal(true);
+      expect(p.err, p.err).to.match(/the Victoria data of pod monitoring\/vmsingle-5d4f8b7c9-x2x9q cannot be followed: cannot read pods "vmsingle-5d4f8b7c9-x2x9q" in namespace monitoring: 403 Forbidden: .*; grant get on pods in namespace monitoring/);
+      api.unavailable('get', 'pods', 1);
+      p = await progress();
+      expect(p).to.include({ completed: false });
+      expect(p.description).to.match(/; asking again$/);
+
+      // Velero cancels at the Restore's itemOperationTimeout: the init container is left to finish, with a warning.
+      const cancelled = await callAction(paths.plugin, { call: 'restore', pluginName: 'velero-plugin-victoria.io/pod-restore', cancelOf: operation, restore: restoreObject('r-op'), env });
+      expect(cancelled.ok, cancelled.error).to.equal(true);
+      expect(cancelled.logs.map((l) => String(l['@message']))).to.deep.equal([
+        `pod ${NS}/${POD}: the Restore's itemOperationTimeout passed before init container victoria-restore had restored its Victoria data; it is not stopped, and the database starts once the data is restored (kubectl get pod shows when); ` +
+          'for restores this long, give the Restore a longer timeout (velero restore create --item-operation-timeout, docs/velero-restore.md)',
+      ]);
+    } finally {
+      api.remove('v1', 'Pod', NS, POD);
+      api.setLog(NS, POD, 'victoria-restore', undefined);
     }
   });
 
