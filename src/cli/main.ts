@@ -11,6 +11,8 @@ import pkg from '../../package.json' with { type: 'json' };
 import { inCliTerms } from './advice.js';
 import { installPlugin } from './install-plugin.js';
 import { isUsageError } from '../common/usage-error.js';
+import { redact } from '../common/redact.js';
+import { failureLine } from './json-failure.js';
 
 /** Every command's synopsis, as in its own --help (a unit test keeps them the same). */
 export const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data
@@ -148,6 +150,9 @@ async function runCommand(sub: string, args: string[]): Promise<number> {
     if (!(err instanceof Error)) throw err;
     if (!isUsageError(err)) {
       err.message = inCliTerms(err.message);
+      // The same text as the line src/main.ts writes to stderr.
+      const line = failureLine(err, redact(err.message));
+      if (line) process.stdout.write(line);
       throw err;
     }
     // parseArgs' own errors (an unknown flag, a missing value) do not say where the flags are listed.

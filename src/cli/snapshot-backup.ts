@@ -29,6 +29,11 @@ export interface SnapshotBackupRequest {
   /** The most bytes per second the uploads send (absent: no limit). */
   maxBytesPerSecond?: number;
   onProgress?: ProgressListener;
+  /**
+   * Told, after the clean-up, that a signal stopped the backup: the process then exits from the
+   * signal's handler, and nothing is returned (`complete`: it had completed before the signal).
+   */
+  onStopped?: (outcome: { complete: boolean; message: string }) => void;
 }
 
 export interface SnapshotBackupResult {
@@ -78,6 +83,10 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
     if (cleanupError) process.stderr.write(`${interrupted}: ${cleanupError}\n`);
     const aborted = await req.store.abortOpenUploads?.();
     if (aborted) process.stderr.write(`${interrupted}: aborted ${aborted} multipart upload(s) under way\n`);
+    req.onStopped?.({
+      complete: manifest !== undefined,
+      message: `stopped by ${interrupted}: ${req.store.location}/${req.name} ${outcome}${cleanupError ? `; ${cleanupError}` : ''}`,
+    });
     cleanedUp();
     // The handler exits as the signal would have (interrupt.ts); nothing is returned meanwhile.
     return new Promise<never>(() => undefined);

@@ -43,7 +43,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     for (const [args, message] of [
       [['backup', '--kind', 'metrics', '--bogus'], /^velero-plugin-victoria backup: Unknown option '--bogus'.* \(velero-plugin-victoria backup --help lists the flags\)$/m],
       [['install-plugin', '--bogus'], /^velero-plugin-victoria install-plugin: Unknown option '--bogus'/],
-      [['list', '--dst', '/tmp/nope'], /invalid store location "\/tmp\/nope": expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir/],
+      [['list', '--dst', '/tmp/nope', '--json'], /invalid store location "\/tmp\/nope": expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir/],
       [['list', '--dst', 's3://bkt/p', '--sse', 'foo'], /--sse must be one of/],
       [['verify', '--src', 's3://bkt/victoria'], /its last path segment is the backup's name.*list --dst s3:\/\/bkt\/victoria/],
       [['prune', '--location', 'file:///', '--min-age', '1h'], /the file system root is not a backup location/],
@@ -51,19 +51,29 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       [['list'], /--dst is required/],
       [['list', '--dst', 'file:///tmp/a', '--json', '--dst', 'file:///tmp/b'], /--dst is given more than once: give it once/],
       [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'xyz', '--data-dir', '/nonexistent'], /--plan-sha256 "xyz" is not a SHA-256/],
-      [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', 'victoria'], /--chown "victoria" is not UID or UID:GID \(numbers, as runAsUser and runAsGroup name them\)/],
+      [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', 'victoria', '--json'], /--chown "victoria" is not UID or UID:GID \(numbers, as runAsUser and runAsGroup name them\)/],
       [['restore', '--src', 'file:///tmp/a/b1', '--data-dir', '/nonexistent', '--chown', '1000:'], /--chown "1000:" is not UID or UID:GID/],
       // Refused before the database is asked for a snapshot (nothing listens at 127.0.0.1:9: asked, it would exit 1).
-      [['backup', '--kind', 'metrics', '--url', 'http://127.0.0.1:9', '--data-dir', '/nonexistent', '--dst', 'file:///tmp/a', '--name', 'a/b'], /--name: backup name "a\/b" has a "\/"/],
+      [['backup', '--kind', 'metrics', '--url', 'http://127.0.0.1:9', '--data-dir', '/nonexistent', '--dst', 'file:///tmp/a', '--name', 'a/b', '--json'], /--name: backup name "a\/b" has a "\/"/],
       [['backup', '--kind', 'metrics', '--url', 'ftp://127.0.0.1:9', '--data-dir', '/nonexistent', '--dst', 'file:///tmp/a'], /--url: /],
       // An S3 option where it does nothing is refused, not ignored.
-      [['list', '--dst', 'file:///tmp/a', '--region', 'eu-west-1', '--sse', 'AES256'], /--region, --sse are S3 options, and file:\/\/\/tmp\/a is not an s3:\/\/ location/],
+      [['list', '--dst', 'file:///tmp/a', '--region', 'eu-west-1', '--sse', 'AES256', '--json'], /--region, --sse are S3 options, and file:\/\/\/tmp\/a is not an s3:\/\/ location/],
       [['restore', '--plan-url', 'http://127.0.0.1:9/p', '--plan-sha256', 'a'.repeat(64), '--data-dir', '/nonexistent', '--s3-endpoint', 'http://x'], /--s3-endpoint: a restore from a plan reads through its presigned URLs/],
     ] as const) {
       const usage = await cli([...args]);
       expect(usage.status, args.join(' ')).to.equal(2);
       expect(usage.stderr).to.match(message);
+      // With --json too, a usage error prints nothing on stdout (docs/cli.md).
+      expect(usage.stdout, args.join(' ')).to.equal('');
     }
+    // A failure prints one JSON object on stdout with --json, its error as on stderr, and exits 1.
+    const unreachable = await cli(['backup', '--kind', 'metrics', '--url', 'http://127.0.0.1:9', '--data-dir', '/nonexistent', '--dst', `s3://${moto.bucket}/usage`, '--name', 'b1', '--json', ...s3flags], s3env);
+    expect(unreachable.status).to.equal(1);
+    expect(unreachable.stdout.split('\n')).to.have.length(2);
+    const failed = unreachable.json();
+    expect(failed).to.deep.equal({ backup: `s3://${moto.bucket}/usage/b1`, complete: false, kind: 'metrics', error: failed.error });
+    expect(failed.error).to.match(/^VictoriaMetrics POST http:\/\/127\.0\.0\.1:9\/snapshot\/create: connection refused/);
+    expect(unreachable.stderr).to.contain(`velero-plugin-victoria: ${failed.error}\n`);
     // What the server or the machine answers is a failure (1), with advice in flag terms.
     const noCredentials = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_CONFIG_FILE: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true' };
     const noKeys = await cli(['list', '--dst', `s3://${moto.bucket}/usage`, ...s3flags], noCredentials);
@@ -376,8 +386,10 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       it(`${signal} midway: the backup deletes its snapshot, says so and exits ${signal === 'SIGINT' ? 130 : 143}, with no complete marker`, async function () {
         proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { slow: 1, error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0 }, slowMs: 150 });
         const name = `interrupted-${signal}`;
-        const child = spawn(paths.plugin, backup(name, proxy.endpoint), { env: { ...process.env, ...s3env }, stdio: ['ignore', 'ignore', 'pipe'] });
+        const child = spawn(paths.plugin, backup(name, proxy.endpoint), { env: { ...process.env, ...s3env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
         let stderr = '';
+        child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
         child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
         const closed = once(child, 'close');
         const s3 = moto.client;
@@ -393,6 +405,9 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         const [code] = (await closed) as [number | null];
         expect(code, stderr).to.equal(signal === 'SIGINT' ? 130 : 143);
         expect(stderr).to.match(new RegExp(`${signal}: stopping; deleting snapshot\\(s\\) \\S+; s3://.*/${name} stays incomplete`));
+        // --json: one object on stdout, as for any failure.
+        expect(stdout.split('\n')).to.have.length(2);
+        expect(JSON.parse(stdout)).to.deep.equal({ backup: `${root()}/${name}`, complete: false, kind: 'metrics', error: `stopped by ${signal}: ${root()}/${name} stays incomplete` });
         expect(await source.list(), 'no snapshot left').to.deep.equal([]);
         const keys = (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: `faults/${name}/` }))).Contents?.map((o) => o.Key!) ?? [];
         expect(keys.filter((k) => k.endsWith('complete.ignore')), 'complete markers').to.deep.equal([]);
@@ -428,9 +443,13 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       const states = Object.fromEntries(list.backups.map((b: { name: string; complete: boolean }) => [b.name, b.complete]));
       expect(states).to.deep.include({ killed: false, 'after-kill': true });
       const target = join(mkdtempSync(join(tmpdir(), 'killed-restore-')), 'data');
-      const refused = await cli(['restore', '--src', `${root()}/killed`, '--data-dir', target, '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''], s3env);
+      const refused = await cli(['restore', '--src', `${root()}/killed`, '--data-dir', target, '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''], s3env);
       expect(refused.status).to.equal(1);
       expect(refused.stderr).to.match(/incomplete|not complete/i);
+      // With --json, one object on stdout: the backup, the data directory, and the error as on stderr.
+      expect(refused.stdout.split('\n')).to.have.length(2);
+      expect(refused.json()).to.deep.equal({ backup: `${root()}/killed`, dataDir: target, verified: false, error: refused.json().error });
+      expect(refused.stderr).to.contain(`velero-plugin-victoria: ${refused.json().error}\n`);
       expect(existsSync(target) ? readdirSync(target) : [], 'nothing restored').to.deep.equal([]);
       const verified = await cli(['verify', '--src', `${root()}/killed`, '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''], s3env);
       expect(verified.status).to.equal(1);
@@ -537,10 +556,20 @@ describe('CLI on file://', function () {
       expect(bad.status).to.equal(1);
       const rel = victim.slice(`${dir}/f1/`.length).replace(/\/[0-9A-F_]+$/, '');
       expect(bad.stdout).to.contain(`${rel}: SHA-256`);
+      // With --json: one object, ok false, the bad file among its problems, and an error (also on stderr).
+      const badJson = await cli(['verify', '--src', `file://${dir}/f1`, '--json']);
+      expect(badJson.status).to.equal(1);
+      expect(badJson.stdout.split('\n')).to.have.length(2);
+      const verdict = badJson.json();
+      expect(verdict).to.include({ backup: `file://${dir}/f1`, ok: false });
+      expect(verdict.problems.map((p: { path: string }) => p.path)).to.deep.equal([rel]);
+      expect(verdict.error).to.match(new RegExp(`: 1 of \\d+ file\\(s\\) failed verification \\(${rel.replace(/[.]/g, '\\.')}: SHA-256 `));
+      expect(badJson.stderr).to.equal(`velero-plugin-victoria: ${verdict.error}\n`);
       // A root that is not there is said to be missing, not empty.
-      const missing = await cli(['list', '--dst', `file://${dir}-typo`]);
+      const missing = await cli(['list', '--dst', `file://${dir}-typo`, '--json']);
       expect(missing.status).to.equal(1);
       expect(missing.stderr).to.contain(`file://${dir}-typo does not exist: check --dst`);
+      expect(missing.json()).to.deep.equal({ root: `file://${dir}-typo`, error: `file://${dir}-typo does not exist: check --dst` });
       // A backup, or a file, given as the root: said, not listed as a broken backup or an empty root.
       const backup = await cli(['list', '--dst', `file://${dir}/f1`]);
       expect(backup.status).to.equal(1);

@@ -9,6 +9,7 @@ import { backupFromSnapshots } from '../snapshot-backup.js';
 import { openStoreFromFlags, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { checkOutsideVeleroLocation } from '../velero-location.js';
 import { UsageError } from '../../common/usage-error.js';
+import { jsonOnFailure } from '../json-failure.js';
 
 export const BACKUP_USAGE = `velero-plugin-victoria backup --kind metrics|logs --url URL --data-dir DIR --dst ROOT [--name NAME] [--auth-key K] [--force-flush-auth-key K] [--full] [--no-counts] [--max-bytes-per-second R] [--json]
 
@@ -72,23 +73,33 @@ export async function backupCommand(args: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError(`--url: ${(err as Error).message}`);
   }
-  const store = openStoreFromFlags(values.dst!, values);
-  // The same flags for the folders above it, whose warnings the store above has given once.
-  await checkOutsideVeleroLocation(values.dst!, (root) => openStoreFromFlags(root, values, { warn: false }));
-  // Replacing is what a re-run with the same name does (as vmbackup into an existing -dst); said, a mistyped --name shows.
-  if (values.name && (await store.head(`${name}/${COMPLETE_KEY}`))) process.stderr.write(`note: ${store.location}/${name} holds a complete backup, which this one replaces\n`);
-  const progress = progressPrinter(`backup ${name}`);
-  const { manifest, cleanupError } = await backupFromSnapshots({
-    source,
-    dataDir: values['data-dir']!,
-    store,
-    name,
-    incremental: !values.full,
-    counts: !values['no-counts'],
-    ...(rate ? { maxBytesPerSecond: rate } : {}),
-    onProgress: (p) => progress.update(p),
+  const json = Boolean(values.json);
+  // As the store names itself once it is open; until then as given.
+  let location = values.dst!.replace(/\/+$/, '');
+  const failed = (error?: string) => ({ backup: `${location}/${name}`, complete: false, kind, ...(error ? { error } : {}) });
+  const { store, manifest, cleanupError } = await jsonOnFailure(json, () => failed(), async () => {
+    const store = openStoreFromFlags(values.dst!, values);
+    location = store.location;
+    // The same flags for the folders above it, whose warnings the store above has given once.
+    await checkOutsideVeleroLocation(values.dst!, (root) => openStoreFromFlags(root, values, { warn: false }));
+    // Replacing is what a re-run with the same name does (as vmbackup into an existing -dst); said, a mistyped --name shows.
+    if (values.name && (await store.head(`${name}/${COMPLETE_KEY}`))) process.stderr.write(`note: ${store.location}/${name} holds a complete backup, which this one replaces\n`);
+    const progress = progressPrinter(`backup ${name}`);
+    const result = await backupFromSnapshots({
+      source,
+      dataDir: values['data-dir']!,
+      store,
+      name,
+      incremental: !values.full,
+      counts: !values['no-counts'],
+      ...(rate ? { maxBytesPerSecond: rate } : {}),
+      onProgress: (p) => progress.update(p),
+      // Stopped by a signal, the process exits from its handler: the object is printed here.
+      ...(json ? { onStopped: (outcome) => process.stdout.write(`${JSON.stringify({ ...failed(outcome.message), complete: outcome.complete })}\n`) } : {}),
+    });
+    progress.done();
+    return { store, ...result };
   });
-  progress.done();
   const summary = {
     backup: `${store.location}/${name}`,
     complete: true,
@@ -112,7 +123,7 @@ export async function backupCommand(args: string[]): Promise<number> {
   if (manifest.countsError) {
     process.stderr.write(`warning: the backup is complete, but the database could not count its data (${manifest.countsError}); restores of it are verified by checksums only\n`);
   }
-  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   else {
     process.stdout.write(
       `backup ${summary.backup} complete: ${summary.files} files, ${formatBytes(summary.bytesTotal)} ` +

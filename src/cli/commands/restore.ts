@@ -12,6 +12,7 @@ import { formatBytes, progressPrinter } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { givenStoreFlags, openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../../common/usage-error.js';
+import { jsonOnFailure } from '../json-failure.js';
 
 export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
 velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
@@ -53,6 +54,8 @@ interface PlanModeArgs {
   chown: FileOwner | undefined;
   json: boolean;
   tls: PresignedHttpOptions;
+  /** Told the plan once it is read and checked (a failure's --json object names its restore and backup). */
+  planRead: (plan: RestorePlan) => void;
 }
 
 /** `--chown UID[:GID]`: numeric ids only, as the database's securityContext names them. */
@@ -109,6 +112,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     }
     const parsed = parsePlan(bytes, a.planSha256, new Date());
     plan = parsed;
+    a.planRead(parsed);
     store = new PlanStore(parsed, a.tls);
     const progress = progressPrinter(`restore ${plan.backup} (Velero restore ${plan.restore})`);
     res = await restoreBackup({
@@ -196,36 +200,49 @@ export async function restoreCommand(args: string[], env: NodeJS.ProcessEnv = pr
     // The plan's presigned URLs carry everything else: an S3 option here would look applied when it is not.
     const unused = givenStoreFlags(values, ['ca-cert-file', 'insecure-skip-tls-verify']);
     if (unused.length > 0) throw new UsageError(`${unused.join(', ')}: a restore from a plan reads through its presigned URLs and takes only --ca-cert-file and --insecure-skip-tls-verify of the S3 options`);
-    return restoreFromPlan({
-      planUrl: values['plan-url'],
-      planSha256: values['plan-sha256'],
-      dataDir: values['data-dir'],
-      replace: Boolean(values.replace),
-      directIo: values['direct-io'],
-      maxBytesPerSecond: rate,
-      chown,
-      json: Boolean(values.json),
-      tls: planTls(values, env),
-    });
+    const dataDir = values['data-dir'];
+    let plan: RestorePlan | undefined;
+    // The plan's restore and backup once it is read; never its URL.
+    const known = () => ({ ...(plan ? { restore: plan.restore, backup: plan.backup } : {}), dataDir, verified: false });
+    return jsonOnFailure(Boolean(values.json), known, () =>
+      restoreFromPlan({
+        planUrl: values['plan-url']!,
+        planSha256: values['plan-sha256']!,
+        dataDir,
+        replace: Boolean(values.replace),
+        directIo: values['direct-io'],
+        maxBytesPerSecond: rate,
+        chown,
+        json: Boolean(values.json),
+        tls: planTls(values, env),
+        planRead: (read) => (plan = read),
+      }),
+    );
   }
   if (!values.src || !values['data-dir']) throw new UsageError(`--src (or --plan-url) and --data-dir are required\n\n${RESTORE_USAGE}`);
   const { root, name } = splitBackupPath(values.src);
-  const store = openStoreFromFlags(root, values);
-  const progress = progressPrinter(`restore ${name}`);
-  const res = await restoreBackup({
-    store,
-    name,
-    dataDir: values['data-dir'],
-    replace: Boolean(values.replace),
-    directIo: values['direct-io'],
-    ...(rate ? { maxBytesPerSecond: rate } : {}),
-    ...(chown ? { chown } : {}),
-    onProgress: (p) => progress.update(p),
-    onWarning: warn,
+  const dataDir = values['data-dir'];
+  // As the store names itself once it is open; until then as given.
+  let backup = `${root}/${name}`;
+  const res = await jsonOnFailure(Boolean(values.json), () => ({ backup, dataDir, verified: false }), async () => {
+    const store = openStoreFromFlags(root, values);
+    backup = `${store.location}/${name}`;
+    const progress = progressPrinter(`restore ${name}`);
+    const restored = await restoreBackup({
+      store,
+      name,
+      dataDir,
+      replace: Boolean(values.replace),
+      directIo: values['direct-io'],
+      ...(rate ? { maxBytesPerSecond: rate } : {}),
+      ...(chown ? { chown } : {}),
+      onProgress: (p) => progress.update(p),
+      onWarning: warn,
+    });
+    progress.done();
+    return restored;
   });
-  progress.done();
-  const backup = `${store.location}/${name}`;
-  printSummary(res, { backup }, backup, values['data-dir'], Boolean(values.json));
+  printSummary(res, { backup }, backup, dataDir, Boolean(values.json));
   return 0;
 }
 
