@@ -27,6 +27,17 @@ import { RESTORE_CONTAINER, restorePlanOf } from './restore-spec.js';
  */
 export const MAX_FAILED_RUNS = 3;
 /**
+ * How long a pod may wait without the init container ever running (not scheduled, its image not
+ * pulled, its configuration refused) before the operation fails. Nothing is stopped: the pod still
+ * restores when it gets going, but a Restore should not say "waiting" for the 4 h of Velero's
+ * default timeout when a node is gone or restoreImage is wrong; a cluster autoscaler adds a node
+ * well within this.
+ */
+export const STUCK_MS = 30 * 60_000;
+/** The kubelet's reasons for a container that cannot start, as opposed to one being set up. */
+const CANNOT_START = new Set(['ImagePullBackOff', 'ErrImagePull', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
+
+/**
  * The longest line quoted from the init container: Velero keeps descriptions and errors in the
  * Restore's operations. Its error lines end with the fix, so they are kept whole up to this.
  */
@@ -143,7 +154,19 @@ export function restoreProgress(op: RestoreOperation, seen: ObservedPod): Operat
     const retrying = pod.status?.phase === 'Failed' ? 'the pod has failed' : 'Kubernetes goes on restarting it, but this restore counts its data as not restored';
     return failed(`init container ${RESTORE_CONTAINER} failed ${runs} time(s)${why ? `, last: ${why}` : ''}; ${retrying}; ${logs} shows the whole run (docs/velero-restore.md, troubleshooting)`);
   }
-  return { completed: false, description: redact(describeWait(pod, status, runs, why, clip(seen.lastLogLine))), ...at };
+  const description = redact(describeWait(pod, status, runs, why, clip(seen.lastLogLine)));
+  const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : undefined;
+  if (neverStarted(pod, status) && created !== undefined && now.getTime() - created >= STUCK_MS) {
+    return failed(`has not got its init container ${RESTORE_CONTAINER} going in ${Math.round((now.getTime() - created) / 60_000)} minutes (${description}); its data is not being restored: kubectl describe pod -n ${op.namespace} ${op.pod} (docs/velero-restore.md, troubleshooting)`);
+  }
+  return { completed: false, description, ...at };
+}
+
+/** Never run, and stuck: not scheduled, or the kubelet cannot start the init container. Velero's restore-wait and other init containers first are not stuck. */
+function neverStarted(pod: V1Pod, status: V1ContainerStatus | undefined): boolean {
+  if (status?.restartCount || status?.state?.running || status?.state?.terminated || status?.lastState?.terminated) return false;
+  if (CANNOT_START.has(status?.state?.waiting?.reason ?? '')) return true;
+  return Boolean(pod.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False'));
 }
 
 /** Runs that ended in failure: the restarts (each follows a failed run) and the current run if it failed. */

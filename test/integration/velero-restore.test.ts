@@ -839,6 +839,12 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       api.put({ ...restoredPod, status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 3 node(s) didn\'t match Pod\'s node affinity/selector.' }] } });
       let p = await progress();
       expect(p).to.include({ completed: false, err: '', description: "pod not scheduled yet: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector." });
+      // Still so 31 minutes after Velero created it (its node is gone): the Restore is told, not kept waiting for hours.
+      const unscheduled = api.get('v1', 'Pod', NS, POD)!;
+      api.put({ ...unscheduled, metadata: { ...unscheduled.metadata, creationTimestamp: new Date(Date.now() - 31 * 60_000).toISOString() } });
+      p = await progress();
+      expect(p.completed).to.equal(true);
+      expect(p.err).to.match(new RegExp(`^pod ${NS}/${POD}: has not got its init container victoria-restore going in 31 minutes \\(pod not scheduled yet: 0/3 nodes are available`));
 
       // The init container runs: the real command into an empty directory, its output as the container's log.
       const command = restoreContainerOf(restoredPod).command!;

@@ -1,7 +1,7 @@
 /** The pod restore action's operation: what the restored pod's state means for Velero's Restore. */
 import { expect } from 'chai';
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import { MAX_FAILED_RUNS, MAX_QUOTE, parseRestoreOperationId, restoreOperationId, restoreProgress, type RestoreOperation } from '../../src/actions/restore-operation.js';
+import { MAX_FAILED_RUNS, MAX_QUOTE, STUCK_MS, parseRestoreOperationId, restoreOperationId, restoreProgress, type RestoreOperation } from '../../src/actions/restore-operation.js';
 
 const SHA = 'a'.repeat(64);
 const op: RestoreOperation = { namespace: 'monitoring', pod: 'vmsingle-5d4f8b7c9-x2x9q', planSha256: SHA };
@@ -52,6 +52,23 @@ describe('restore operation: Velero follows the restored pod until its data is t
     expect(restoreProgress(op, { pod: pod({ state: { waiting: { reason: 'PodInitializing' } } }), now })).to.include({ completed: false, description: 'pod Pending: victoria-restore has not started yet' });
     const pulling = pod({ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "plugin"' } } });
     expect(restoreProgress(op, { pod: pulling, now })).to.include({ completed: false, description: 'victoria-restore waiting: ImagePullBackOff (Back-off pulling image "plugin")' });
+  });
+
+  it('a pod that cannot get going (not scheduled, image not pulled) fails once it has waited 30 minutes; one still being set up does not', () => {
+    const aged = (p: V1Pod, ms: number) => ({ ...p, metadata: { ...p.metadata, creationTimestamp: new Date(now.getTime() - ms) } });
+    const unscheduled = pod(undefined, { conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available' }] });
+    expect(restoreProgress(op, { pod: aged(unscheduled, STUCK_MS - 60_000), now }).completed).to.equal(false);
+    const stuck = restoreProgress(op, { pod: aged(unscheduled, STUCK_MS), now });
+    expect(stuck.completed).to.equal(true);
+    expect(stuck.err).to.equal(
+      'pod monitoring/vmsingle-5d4f8b7c9-x2x9q: has not got its init container victoria-restore going in 30 minutes (pod not scheduled yet: 0/3 nodes are available); ' +
+        'its data is not being restored: kubectl describe pod -n monitoring vmsingle-5d4f8b7c9-x2x9q (docs/velero-restore.md, troubleshooting)',
+    );
+    const pulling = pod({ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "plugin"' } } });
+    expect(restoreProgress(op, { pod: aged(pulling, STUCK_MS), now }).err).to.match(/going in 30 minutes \(victoria-restore waiting: ImagePullBackOff \(Back-off pulling image "plugin"\)\)/);
+    // Waiting for the init containers before ours, or downloading for hours: not stuck.
+    expect(restoreProgress(op, { pod: aged(pod({ state: { waiting: { reason: 'PodInitializing' } } }), 10 * STUCK_MS), now }).completed).to.equal(false);
+    expect(restoreProgress(op, { pod: aged(pod({ state: { running: { startedAt: started } } }), 10 * STUCK_MS), now }).completed).to.equal(false);
   });
 
   it('a failed run is retried by Kubernetes: still running, with the reason; at the limit the operation fails naming it and the command that shows the run', () => {
