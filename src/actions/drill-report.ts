@@ -8,6 +8,8 @@ import { findDataVolume, type Pod } from './pod-spec.js';
 import type { KubeClient } from '../kube/client.js';
 
 const DEFAULT_COMPANION = 'victoria-companion';
+/** The phases in which Velero has finished with a Restore. */
+export const TERMINAL_PHASES: ReadonlySet<string> = new Set(['Completed', 'PartiallyFailed', 'Failed', 'FailedValidation']);
 
 export interface DrillPod {
   name: string;
@@ -37,6 +39,10 @@ export interface DrillReport {
   durationSeconds: number;
   warnings: number;
   errors: number;
+  /** The restore action's operations that failed: pods whose Victoria data was not restored (Velero's restoreItemOperationsFailed). */
+  operationsFailed: number;
+  /** The post-restore hooks Velero ran (status.hookStatus.hooksAttempted; 0 when it reports none). */
+  hooksAttempted: number;
   failureReason: string | null;
   validationErrors: string[];
   pods: DrillPod[];
@@ -165,10 +171,24 @@ export async function drillPods(kube: KubeClient, namespace: string, drillNamesp
  * without the verify hook was not checked against the backup's counts, and one on the production
  * hostPath endangers production.
  */
-export function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' | 'phase' | 'timedOut' | 'errors' | 'pods'>, timeout: string): string[] {
+export function drillProblems(
+  r: Pick<DrillReport, 'restore' | 'drillNamespace' | 'phase' | 'timedOut' | 'errors' | 'operationsFailed' | 'hooksAttempted' | 'pods'>,
+  timeout: string,
+): string[] {
   const { restore, drillNamespace, phase } = r;
   const problems: string[] = [];
-  if (r.timedOut) {
+  if (r.operationsFailed > 0) {
+    // Decided before Velero ends the Restore: it waits for the verify hooks of pods whose data never came.
+    problems.push(`the Victoria data of ${r.operationsFailed} pod(s) was not restored (Restore ${phase}): velero restore describe ${restore} --details names each pod and why`);
+  }
+  if (r.operationsFailed > 0 && !TERMINAL_PHASES.has(phase)) {
+    // Nothing more to learn from waiting; the pods' state says why.
+    for (const p of r.pods) if (p.state !== 'Running') problems.push(`pod ${drillNamespace}/${p.name}: ${p.state}`);
+    problems.push(
+      `Velero holds ${restore} in ${phase} while the verify hook of a pod without its data waits for a database that does not start (up to the hook's wait-timeout, restorePlanExpirySeconds + 10 min), ` +
+        `and finishes no other Restore meanwhile: once the pods' logs are read, delete namespace ${drillNamespace}, which ends the wait`,
+    );
+  } else if (r.timedOut) {
     problems.push(`the Restore was still ${phase} after ${timeout}: see velero restore describe ${restore}`);
     // What holds it up, most often: a restore init container that fails or is still downloading.
     for (const p of r.pods) if (p.state !== 'Running') problems.push(`pod ${drillNamespace}/${p.name}: ${p.state}`);
@@ -176,6 +196,14 @@ export function drillProblems(r: Pick<DrillReport, 'restore' | 'drillNamespace' 
   else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restore} --details and velero restore logs ${restore}`);
   // A pod whose Victoria data was not restored is one of them (its operation's error).
   if (r.errors > 0) problems.push(`${r.errors} error(s) in the Restore: velero restore describe ${restore} --details lists them`);
+  const hooked = r.pods.filter((p) => p.expect).length;
+  if (phase === 'Completed' && r.hooksAttempted < hooked) {
+    // Velero tracks hooks in memory: a server restart during the restore forgets them, and the Restore completes without them.
+    problems.push(
+      `Velero ran ${r.hooksAttempted} of the ${hooked} verify hook(s) (status.hookStatus of ${restore}), so not every restored database was checked against the backup's counts: ` +
+        'a restart of the Velero server during the restore drops the hooks it waits for; run the drill again',
+    );
+  }
   if (!r.timedOut && r.pods.length === 0) problems.push(`no Victoria pod (label ${KIND_LABEL}) in namespace ${drillNamespace}: nothing was verified; does the backup hold the Victoria pods?`);
   for (const p of r.pods) {
     if (!p.expect) {

@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chooseBackup } from './drill-backup.js';
-import { drillPods, drillProblems, type DrillReport } from './drill-report.js';
+import { drillPods, drillProblems, TERMINAL_PHASES as TERMINAL, type DrillReport } from './drill-report.js';
 import { KIND_LABEL, PLUGIN_DOMAIN } from './names.js';
 import type { KubeClient } from '../kube/client.js';
 import { KubeError } from '../kube/errors.js';
@@ -17,7 +17,6 @@ import type { VeleroRestore } from '../kube/velero-objects.js';
 export const DRILL_LABEL = `${PLUGIN_DOMAIN}/drill`;
 /** Velero's label on every object a Restore creates (not on namespaces it creates for them). */
 const RESTORE_NAME_LABEL = 'velero.io/restore-name';
-const TERMINAL = new Set(['Completed', 'PartiallyFailed', 'Failed', 'FailedValidation']);
 /** Velero uses the restore name as a label value (velero.io/restore-name): 63 characters at most. */
 const MAX_NAME = 63;
 
@@ -114,7 +113,7 @@ async function waitForRestore(kube: KubeClient, created: VeleroRestore, deadline
   let current = created;
   let failing: KubeError | undefined;
   const told = { text: '', changedAt: 0, notedAt: 0 };
-  for (let first = true; !TERMINAL.has(current.status?.phase ?? '') && (first || now().getTime() + pollMs <= deadline); first = false) {
+  for (let first = true; !decided(current) && (first || now().getTime() + pollMs <= deadline); first = false) {
     if (!first) await sleep(pollMs);
     try {
       current = await kube.getRestore(veleroNs, name);
@@ -130,6 +129,15 @@ async function waitForRestore(kube: KubeClient, created: VeleroRestore, deadline
   }
   if (failing) throw failing;
   return current;
+}
+
+/**
+ * The drill's outcome is known: the Restore has ended, or the Victoria data of a pod was not
+ * restored. Velero then still waits for that pod's verify hook, which waits for a database that
+ * never starts (up to the hook's wait-timeout, hours): the drill has failed already.
+ */
+function decided(restore: VeleroRestore): boolean {
+  return TERMINAL.has(restore.status?.phase ?? '') || Number(restore.status?.restoreItemOperationsFailed ?? 0) > 0;
 }
 
 /** How often a drill that waits says so when nothing changed: a drill can wait an hour. */
@@ -167,9 +175,11 @@ async function drillReport(
   const { restoreName, started } = run;
   const status = run.current.status ?? {};
   const phase = status.phase ?? 'New';
-  const timedOut = !TERMINAL.has(phase);
+  const timedOut = !decided(run.current);
   const pods = await drillPods(kube, a.namespace, a.drillNamespace);
-  const problems = drillProblems({ restore: restoreName, drillNamespace: a.drillNamespace, phase, timedOut, errors: status.errors ?? 0, pods }, a.timeout);
+  const operationsFailed = Number(status.restoreItemOperationsFailed ?? 0);
+  const hooksAttempted = Number((status.hookStatus as { hooksAttempted?: unknown } | undefined)?.hooksAttempted ?? 0);
+  const problems = drillProblems({ restore: restoreName, drillNamespace: a.drillNamespace, phase, timedOut, errors: status.errors ?? 0, operationsFailed, hooksAttempted, pods }, a.timeout);
   return {
     passed: problems.length === 0,
     backup: run.backup,
@@ -182,6 +192,8 @@ async function drillReport(
     durationSeconds: Math.round((run.now().getTime() - started.getTime()) / 100) / 10,
     warnings: status.warnings ?? 0,
     errors: status.errors ?? 0,
+    operationsFailed,
+    hooksAttempted,
     failureReason: status.failureReason ?? null,
     validationErrors: status.validationErrors ?? [],
     pods,

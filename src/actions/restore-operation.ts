@@ -16,7 +16,7 @@ import type { ActionContext, OperationProgress } from '../velero/types.js';
 import { logRef } from '../velero/items.js';
 import { RESTORE_ACTION } from './names.js';
 import { parseVeleroRestore } from './velero-restore.js';
-import { RESTORE_CONTAINER, restorePlanOf } from './restore-spec.js';
+import { RESTORE_CONTAINER, restorePlanOf } from './restore-container.js';
 
 /**
  * Failed runs after which the operation fails. The init container retries S3 inside each run, so
@@ -77,15 +77,16 @@ export async function restoreOperationProgress(operationID: string, restore: Buf
   const op = parseRestoreOperationId(operationID);
   if (!op) return { completed: true, err: `${RESTORE_ACTION} has no operation "${operationID}": its operations are named <namespace>/<pod>/<restore plan SHA-256>` };
   const now = new Date();
-  kube ??= KubeClient.load();
+  // Velero's operations controller polls every Restore's operations in one worker: a hung API server must not hold it long.
+  kube ??= KubeClient.load({ callTimeoutMs: POLL_CALL_TIMEOUT_MS });
   let pod: V1Pod | undefined;
   try {
     pod = await kube.getPod(op.namespace, op.pod);
   } catch (err) {
     if (!(err instanceof KubeError) || err.code !== 'NotFound') {
       const message = err instanceof Error ? err.message : String(err);
-      if (err instanceof KubeError && PASSING.has(err.code)) return { completed: false, description: redact(`${message}; asking again`), updated: now };
-      return { completed: true, err: redact(`the Victoria data of pod ${op.namespace}/${op.pod} cannot be followed: ${message}`), updated: now };
+      if (err instanceof KubeError && PASSING.has(err.code)) return { completed: false, description: redact(`${message}; asking again`), started: now, updated: now };
+      return { completed: true, err: redact(`the Victoria data of pod ${op.namespace}/${op.pod} cannot be followed: ${message}`), started: now, updated: now };
     }
   }
   const running = pod?.status?.initContainerStatuses?.some((s) => s.name === RESTORE_CONTAINER && s.state?.running);
@@ -124,40 +125,56 @@ function restoreField(restore: Buffer): { restore?: string } {
   }
 }
 
+const POLL_CALL_TIMEOUT_MS = 10_000;
+
 /** API server trouble that may pass (a timeout, no connection, a 5xx). */
 const PASSING: ReadonlySet<string> = new Set(['Timeout', 'Unreachable', 'Failed']);
 
 export function restoreProgress(op: RestoreOperation, seen: ObservedPod): OperationProgress {
   const { pod, now } = seen;
   const podId = `pod ${op.namespace}/${op.pod}`;
-  const failed = (err: string): OperationProgress => ({ completed: true, err: redact(`${podId}: ${err}`), updated: now });
-  if (!pod || pod.metadata?.deletionTimestamp) {
+  // Velero shows a missing start as 1970 and takes each new one as a change: the pod's creation is the operation's start.
+  const created = pod?.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp) : undefined;
+  const at = { started: created ?? now, updated: now };
+  const failed = (err: string): OperationProgress => ({ completed: true, err: redact(`${podId}: ${err}`), ...at });
+  if (!pod) {
     return failed(
-      `${pod ? 'is being deleted' : 'is gone'} before its init container ${RESTORE_CONTAINER} had restored its Victoria data (deleted, or by its controller: the restore log's warnings name one in the way); ` +
+      `does not exist: Velero could not create it (\`error restoring pods/${op.namespace}/${op.pod}\` in velero restore describe: an admission policy, a quota, a webhook), ` +
+        `or it was deleted before its init container ${RESTORE_CONTAINER} had restored its Victoria data (by hand, or by its controller: the restore log's warnings name one in the way); ` +
+        'its data was not restored by this restore: fix that, delete the workload and restore again (docs/velero-restore.md, runbook)',
+    );
+  }
+  const ours = restorePlanOf(pod as Parameters<typeof restorePlanOf>[0]) === op.planSha256;
+  const status = ours ? pod.status?.initContainerStatuses?.find((s) => s.name === RESTORE_CONTAINER) : undefined;
+  // Done before anything else: a pod whose data is in place may go (a rollout) without undoing it.
+  if (status?.state?.terminated?.exitCode === 0) return { completed: true, description: `${RESTORE_CONTAINER}: data restored and verified`, ...at };
+  if (pod.metadata?.deletionTimestamp) {
+    return failed(
+      `is being deleted before its init container ${RESTORE_CONTAINER} had restored its Victoria data (by hand, or by its controller: the restore log's warnings name one in the way); ` +
         'its data was not restored by this restore: delete the workload and restore again (docs/velero-restore.md, runbook)',
     );
   }
-  if (restorePlanOf(pod as Parameters<typeof restorePlanOf>[0]) !== op.planSha256) {
+  if (!ours) {
     return failed(
       `it is not the pod this restore created: it has no init container ${RESTORE_CONTAINER} with this restore's plan (it existed already, or was replaced), ` +
         'so its Victoria data was not restored by this restore: delete the workload and restore again (docs/velero-restore.md, runbook)',
     );
   }
-  const status = pod.status?.initContainerStatuses?.find((s) => s.name === RESTORE_CONTAINER);
-  const started = runStart(status);
-  const at = { updated: now, ...(started ? { started } : {}) };
-  if (status?.state?.terminated?.exitCode === 0) return { completed: true, description: `${RESTORE_CONTAINER}: data restored and verified`, ...at };
   const runs = failedRuns(status);
   const why = clip(lastFailure(status));
   const logs = `kubectl logs -n ${op.namespace} ${op.pod} -c ${RESTORE_CONTAINER}`;
+  if (pod.status?.phase === 'Failed' && runs === 0) {
+    // Evicted, shut down with its node, preempted: before the init container ever failed.
+    const reason = [pod.status.reason, pod.status.message].filter(Boolean).join(': ');
+    return failed(`has failed${reason ? ` (${clip(reason)})` : ''} before its init container ${RESTORE_CONTAINER} had restored its Victoria data; delete the workload and restore again (docs/velero-restore.md, runbook)`);
+  }
   if (pod.status?.phase === 'Failed' || runs >= MAX_FAILED_RUNS) {
     const retrying = pod.status?.phase === 'Failed' ? 'the pod has failed' : 'Kubernetes goes on restarting it, but this restore counts its data as not restored';
     return failed(`init container ${RESTORE_CONTAINER} failed ${runs} time(s)${why ? `, last: ${why}` : ''}; ${retrying}; ${logs} shows the whole run (docs/velero-restore.md, troubleshooting)`);
   }
   const description = redact(describeWait(pod, status, runs, why, clip(seen.lastLogLine)));
-  const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : undefined;
-  if (neverStarted(pod, status) && created !== undefined && now.getTime() - created >= STUCK_MS) {
-    return failed(`has not got its init container ${RESTORE_CONTAINER} going in ${Math.round((now.getTime() - created) / 60_000)} minutes (${description}); its data is not being restored: kubectl describe pod -n ${op.namespace} ${op.pod} (docs/velero-restore.md, troubleshooting)`);
+  if (neverStarted(pod, status) && created !== undefined && now.getTime() - created.getTime() >= STUCK_MS) {
+    return failed(`has not got its init container ${RESTORE_CONTAINER} going in ${Math.round((now.getTime() - created.getTime()) / 60_000)} minutes (${description}); its data is not being restored: kubectl describe pod -n ${op.namespace} ${op.pod} (docs/velero-restore.md, troubleshooting)`);
   }
   return { completed: false, description, ...at };
 }
@@ -193,11 +210,6 @@ function describeWait(pod: V1Pod, status: V1ContainerStatus | undefined, runs: n
   if (unscheduled) return `pod not scheduled yet${unscheduled.message ? `: ${unscheduled.message}` : ''}`;
   // Velero's own restore-wait and other init containers before ours run first.
   return `${retry}pod ${pod.status?.phase ?? 'Pending'}: ${RESTORE_CONTAINER} has not started yet`;
-}
-
-function runStart(status: V1ContainerStatus | undefined): Date | undefined {
-  const at = status?.state?.running?.startedAt ?? status?.state?.terminated?.startedAt;
-  return at ? new Date(at) : undefined;
 }
 
 function lastLine(text: string | undefined): string | undefined {

@@ -19,7 +19,8 @@ import { readRecord, RECORD_ANNOTATION, recordedWorkloadFolder, type BackupRecor
 import { databaseImage, databaseRetention, drillPod, drillVerifyHost, RESTORE_HOOK, verifyHookAnnotations } from './drill-spec.js';
 import { olderDatabaseProblem } from './database-version.js';
 import { DATA_MOUNT, describeVolume, findDataVolume, withVolume, type Pod, type Volume, type VolumeMount } from './pod-spec.js';
-import { lockedDown, restoreContainer, restoreIdentity, restorePlanOf, withInitContainer } from './restore-spec.js';
+import { lockedDown, restoreContainer, restoreIdentity, withInitContainer } from './restore-spec.js';
+import { restorePlanOf } from './restore-container.js';
 import { restoreOperationId } from './restore-operation.js';
 import { podClaims, podReferences } from './pod-references.js';
 import { restoreConflicts, RUNBOOK } from './restore-conflicts.js';

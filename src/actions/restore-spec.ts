@@ -7,9 +7,9 @@
 import { PLAN_CA_ENV } from '../engine/plan.js';
 import { formatOwner, type FileOwner } from '../engine/file-owner.js';
 import { EXECUTABLE } from './names.js';
+import { isRestoreContainer as ours, RESTORE_CONTAINER } from './restore-container.js';
 import { DATA_MOUNT, type Container, type Pod, type VolumeMount } from './pod-spec.js';
 
-export const RESTORE_CONTAINER = 'victoria-restore';
 /** Velero's file-system-restore init container (pod_volume_restore_action.go); ours goes after it. */
 const RESTORE_WAIT = 'restore-wait';
 const IDENTITY_FIELDS = ['runAsUser', 'runAsGroup', 'runAsNonRoot', 'seLinuxOptions'] as const;
@@ -172,16 +172,3 @@ export function withoutRestoreContainer<T extends Pod>(pod: T): T {
   return { ...pod, spec: { ...rest, ...(others.length ? { initContainers: others } : {}) } };
 }
 
-/** Our init container, not a user's of the same name: it runs our executable's `restore`. */
-function ours(c: Container): boolean {
-  const command = Array.isArray(c.command) ? (c.command as unknown[]) : [];
-  return c.name === RESTORE_CONTAINER && command[0] === EXECUTABLE && command[1] === 'restore';
-}
-
-/** The SHA-256 of the restore plan our init container in `pod` restores (its `--plan-sha256`): which restore put it there. */
-export function restorePlanOf(pod: Pod): string | undefined {
-  const command = (pod.spec?.initContainers ?? []).find(ours)?.command as unknown[] | undefined;
-  const at = command?.indexOf('--plan-sha256') ?? -1;
-  const sha = at >= 0 ? command?.[at + 1] : undefined;
-  return typeof sha === 'string' ? sha : undefined;
-}

@@ -120,7 +120,8 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
         { 'velero.io/restore-name': name },
       ),
     );
-    api.put({ ...restore, status: { phase, warnings: 1, errors: 0, ...status } });
+    // Velero counts the post-restore hooks it ran (status.hookStatus): the verify hook of the one pod.
+    api.put({ ...restore, status: { phase, warnings: 1, errors: 0, hookStatus: { hooksAttempted: withHook ? 1 : 0, hooksFailed: 0 }, ...status } });
   };
 
   it('restores the newest counted Completed backup into monitoring-drill and passes (--json)', async () => {
@@ -183,19 +184,37 @@ describe('drill: a Velero restore into a drill namespace, against the API stand-
       restoreAs('InProgress')(restore);
       const status = (phase: string, completed: number, failed: number) => ({ phase, errors: failed, restoreItemOperationsAttempted: 1, restoreItemOperationsCompleted: completed, restoreItemOperationsFailed: failed });
       setTimeout(() => api.put({ ...restore, status: status('WaitingForPluginOperations', 0, 0) }), 100);
-      setTimeout(() => api.put({ ...restore, status: status('PartiallyFailed', 0, 1) }), 300);
+      // The operation failed; Velero goes on to wait for the pod's verify hook, which waits for a database that never starts.
+      setTimeout(() => api.put({ ...restore, status: status('WaitingForPluginOperationsPartiallyFailed', 0, 1) }), 300);
     });
     expect(r.code, r.err + r.out).to.equal(1);
     const name = r.restore!.metadata.name!;
-    const notes = r.err.split('\n').filter((l) => l.startsWith(`drill: restore ${name}:`));
+    // The first poll may come before "Velero" has set a phase: New.
+    const notes = r.err.split('\n').filter((l) => l.startsWith(`drill: restore ${name}:`) && l !== `drill: restore ${name}: New`);
     // Each state once, in order: the polls in between change nothing and stay quiet.
     expect(notes).to.deep.equal([
       `drill: restore ${name}: InProgress`,
       `drill: restore ${name}: WaitingForPluginOperations; Victoria data of 0 of 1 pod(s) restored`,
-      `drill: restore ${name}: PartiallyFailed; Victoria data of 0 of 1 pod(s) restored, 1 failed`,
+      `drill: restore ${name}: WaitingForPluginOperationsPartiallyFailed; Victoria data of 0 of 1 pod(s) restored, 1 failed`,
     ]);
+    // Decided without waiting for --timeout (30m).
     expect(r.out).to.include('drill FAILED');
+    expect(r.out).to.include('phase:           WaitingForPluginOperationsPartiallyFailed\n');
+    expect(r.out).to.include(`the Victoria data of 1 pod(s) was not restored (Restore WaitingForPluginOperationsPartiallyFailed): velero restore describe ${name} --details names each pod and why`);
+    expect(r.out).to.include(`Velero holds ${name} in WaitingForPluginOperationsPartiallyFailed while the verify hook of a pod without its data waits`);
     expect(r.out).to.include(`1 error(s) in the Restore: velero restore describe ${name} --details lists them`);
+  });
+
+  it('a Restore that completed without running every verify hook (a Velero restart forgets them) fails the drill', async () => {
+    api.put(backup('victoria-daily-20261201020000', '2026-12-01T02:12:00Z'));
+    const r = await run(['--namespace', 'monitoring', '--json'], restoreAs('Completed', { hookStatus: { hooksAttempted: 0, hooksFailed: 0 } }));
+    expect(r.code, r.err + r.out).to.equal(1);
+    const report = JSON.parse(r.out);
+    expect(report).to.include({ passed: false, phase: 'Completed', hooksAttempted: 0, operationsFailed: 0 });
+    expect(report.problems).to.deep.equal([
+      `Velero ran 0 of the 1 verify hook(s) (status.hookStatus of ${report.restore}), so not every restored database was checked against the backup's counts: ` +
+        'a restart of the Velero server during the restore drops the hooks it waits for; run the drill again',
+    ]);
   });
 
   it('prints a readable report, and --schedule picks only that schedule\'s backups', async () => {

@@ -38,12 +38,25 @@ describe('restore operation: Velero follows the restored pod until its data is t
 
   it('completes without error once the init container has exited 0', () => {
     const p = restoreProgress(op, { pod: pod({ state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: started, finishedAt: now } } }, { phase: 'Running' }), now });
-    expect(p).to.deep.equal({ completed: true, description: 'victoria-restore: data restored and verified', updated: now, started });
+    expect(p).to.deep.equal({ completed: true, description: 'victoria-restore: data restored and verified', updated: now, started: now });
+  });
+
+  it('starts when the pod was created, whichever run is on: Velero takes every other start as a change', () => {
+    const created = new Date('2026-11-23T09:00:00Z');
+    const p = pod({ restartCount: 1, state: { running: { startedAt: started } } });
+    p.metadata!.creationTimestamp = created;
+    expect(restoreProgress(op, { pod: p, now })).to.deep.include({ started: created, updated: now });
+  });
+
+  it('a pod that goes once its data is restored (a rollout) leaves the operation completed', () => {
+    const p = pod({ state: { terminated: { exitCode: 0, reason: 'Completed' } } }, { phase: 'Running' });
+    p.metadata!.deletionTimestamp = now;
+    expect(restoreProgress(op, { pod: p, now })).to.include({ completed: true, description: 'victoria-restore: data restored and verified' });
   });
 
   it('runs while the init container downloads, with its last log line, and from its start', () => {
     const p = restoreProgress(op, { pod: pod({ state: { running: { startedAt: started } } }), lastLogLine: 'restore b1 (Velero restore r1): 40% 12/223 files', now });
-    expect(p).to.deep.equal({ completed: false, description: 'victoria-restore running: restore b1 (Velero restore r1): 40% 12/223 files', updated: now, started });
+    expect(p).to.deep.equal({ completed: false, description: 'victoria-restore running: restore b1 (Velero restore r1): 40% 12/223 files', updated: now, started: now });
   });
 
   it('runs while the pod waits: not scheduled, the init containers before ours, an image being pulled', () => {
@@ -89,14 +102,18 @@ describe('restore operation: Velero follows the restored pod until its data is t
     expect(restoreProgress(op, { pod: pod({ restartCount: 2, state: { running: { startedAt: now } }, lastState: { terminated: failedRun('x') } }), now }).completed).to.equal(false);
   });
 
-  it('a pod that failed (restartPolicy Never) fails at once; without a message the exit code is the reason', () => {
+  it('a pod that failed (restartPolicy Never) fails at once; without a message the exit code is the reason; one failed before any run says why', () => {
     const p = restoreProgress(op, { pod: pod({ state: { terminated: { exitCode: 137, reason: 'OOMKilled' } } }, { phase: 'Failed' }), now });
     expect(p.completed).to.equal(true);
     expect(p.err).to.match(/failed 1 time\(s\), last: exit code 137 \(OOMKilled\); the pod has failed;/);
+    const evicted = restoreProgress(op, { pod: pod({ state: { waiting: { reason: 'PodInitializing' } } }, { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: ephemeral-storage.' }), now });
+    expect(evicted.err).to.equal(
+      'pod monitoring/vmsingle-5d4f8b7c9-x2x9q: has failed (Evicted: The node was low on resource: ephemeral-storage.) before its init container victoria-restore had restored its Victoria data; delete the workload and restore again (docs/velero-restore.md, runbook)',
+    );
   });
 
   it('a pod that is gone, being deleted, or not the one this restore made fails the operation, saying the data was not restored', () => {
-    expect(restoreProgress(op, { pod: undefined, now }).err).to.match(/^pod monitoring\/vmsingle-5d4f8b7c9-x2x9q: is gone before its init container victoria-restore had restored its Victoria data .* restore again/);
+    expect(restoreProgress(op, { pod: undefined, now }).err).to.match(/^pod monitoring\/vmsingle-5d4f8b7c9-x2x9q: does not exist: Velero could not create it \(`error restoring pods\/monitoring\/vmsingle-5d4f8b7c9-x2x9q` in velero restore describe.*, or it was deleted before its init container victoria-restore had restored its Victoria data .* restore again/);
     const deleting = pod({ state: { running: { startedAt: started } } });
     deleting.metadata!.deletionTimestamp = now;
     expect(restoreProgress(op, { pod: deleting, now }).err).to.match(/: is being deleted before/);
