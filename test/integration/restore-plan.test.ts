@@ -271,7 +271,10 @@ describe('restore plan: `restore --plan-url` against moto and VictoriaMetrics 1.
     const res = await run(['restore', ...args, '--data-dir', target, '--json'], bareEnv);
     expect(res.status).to.equal(1);
     expect(res.stderr).to.include(`restore plan expired at ${built.plan.expiresAt} (restore restore-expired): run the restore again after deleting the workload`);
-    expect(res.stdout).to.equal('');
+    // With --json, one object on stdout too, its error as on stderr (the plan was not read: no restore or backup in it).
+    expect(res.stdout.split('\n')).to.have.length(2);
+    expect(res.json()).to.deep.equal({ dataDir: target, verified: false, error: res.json().error });
+    expect(res.stderr).to.include(`velero-plugin-victoria: ${res.json().error}\n`);
     expectNoUrl(res, url);
     expect(existsSync(target)).to.equal(false);
 
