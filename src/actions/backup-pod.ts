@@ -15,6 +15,7 @@ import { formatBytes, recentRate, type Progress, type ProgressListener } from '.
 import { tarFileReader } from '../engine/tar-reader.js';
 import { KubeClient } from '../kube/client.js';
 import { Semaphore } from '../store/pool.js';
+import { RetryReporter } from '../store/retry-report.js';
 import { logRef } from '../velero/items.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
 import { isSourceKind } from '../victoria/types.js';
@@ -221,12 +222,15 @@ async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
   recorded.catch(() => undefined);
   const workload = await workloadOf(kube, pod);
   await checkSoleWriter(kube, pod, workload);
+  // A backup that the bucket throttled is slow for a reason: said at info, at most every 10 s per reason.
+  const retries = new RetryReporter((line) => b.ctx.log.info(`${b.podId}: ${line}`, b.fields));
   const location = await openLocationStore({
     kube,
     namespace: backup.veleroNamespace,
     location: backup.storageLocation,
     prefixOf: (bslPrefix) => workloadPrefix(bslPrefix, namespace, workload.folder),
     write: true,
+    onRetry: retries.onRetry,
   });
   const unreadable: string[] = [];
   const archived: string[] = [];
@@ -238,18 +242,21 @@ async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
     return base;
   });
   baseLookup.catch(() => undefined);
+  let manifest: Manifest | undefined;
   try {
     for (const warning of location.warnings) b.ctx.log.warn(warning, b.fields);
     const target: BackupTarget = { files: await snapshotFiles(b, recorded), workload, location };
     const counted = startCounting(b);
-    const manifest = await writeSnapshots(b, target, counted, await baseLookup);
-    logOutcome(b, manifest);
+    manifest = await writeSnapshots(b, target, counted, await baseLookup);
+    logOutcome(b, manifest, retries.summary());
     const metadata = pod.metadata ?? {};
     const annotations = { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(backupRecord(b, target, manifest)) };
     // What the pod cannot start without goes into the backup with it, whatever the Backup's label
     // selector (a Schedule's selects the Victoria objects only): a restore on a new cluster needs it.
     return { item: withoutRestoreContainer({ ...pod, metadata: { ...metadata, annotations } }), additionalItems: podReferences(pod as Pod, namespace, 'required') };
   } finally {
+    // A failed backup has no summary line to count its retries in.
+    if (!manifest) retries.end();
     if (b.ranPre) await runOwnPostHook(b);
     await location.close();
   }
@@ -381,8 +388,11 @@ export function progressLogger(b: Pick<PodBackup, 'config' | 'ctx' | 'podId' | '
   };
 }
 
-/** The written backup in the log: what is complete, and the warnings of what it could not do (copies, counts). */
-function logOutcome(b: PodBackup, manifest: Manifest): void {
+/**
+ * The written backup in the log: what is complete, with its S3 retries if any (RetryReporter's
+ * summary), and the warnings of what it could not do (copies, counts).
+ */
+function logOutcome(b: PodBackup, manifest: Manifest, retries: string | undefined): void {
   const { ctx, podId, fields } = b;
   if (manifest.copiesRefused) ctx.log.warn(`${podId}: ${copiesRefusedText(manifest.copiesRefused)}`, fields);
   if (manifest.countsError) {
@@ -394,7 +404,8 @@ function logOutcome(b: PodBackup, manifest: Manifest): void {
   }
   ctx.log.info(
     `${podId}: backup complete: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)} (${formatBytes(manifest.totals.bytesUploaded)} uploaded, ` +
-      `${formatBytes(manifest.totals.bytesCopied)} copied server-side) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded`,
+      `${formatBytes(manifest.totals.bytesCopied)} copied server-side) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded` +
+      (retries ? `; S3 retries: ${retries}` : ''),
     fields,
   );
 }

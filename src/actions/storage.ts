@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { KubeClient } from '../kube/client.js';
 import type { BackupStorageLocation } from '../kube/velero-objects.js';
 import { certificatesOnly } from '../store/s3-client.js';
+import type { RetryNotice } from '../store/retry-report.js';
 import { S3Store } from '../store/s3.js';
 import { bslS3Options } from './bsl-s3-options.js';
 
@@ -103,6 +104,8 @@ export interface OpenLocationOptions {
   /** Refuse a ReadOnly location (backups write; restores and deletes say what they need). */
   write: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Told about every retry of the store's requests (store/retry-report.ts). */
+  onRetry?: (notice: RetryNotice) => void;
 }
 
 export async function openLocationStore(opts: OpenLocationOptions): Promise<LocationStore> {
@@ -147,7 +150,7 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       throw new Error(`${where}: ${(err as Error).message}`);
     }
     const prefix = opts.prefixOf(bslPrefix);
-    const store = new S3Store({ ...parsed.options, ...(credentialsSource ? { credentialsSource } : {}), bucket, prefix });
+    const store = new S3Store({ ...parsed.options, ...(credentialsSource ? { credentialsSource } : {}), ...(opts.onRetry ? { onRetry: opts.onRetry } : {}), bucket, prefix });
     const dir = tempDir;
     openStores.add(store);
     return {

@@ -13,6 +13,7 @@ import { installPlugin } from './install-plugin.js';
 import { isUsageError } from '../common/usage-error.js';
 import { redact } from '../common/redact.js';
 import { failureLine } from './json-failure.js';
+import { storeRetries } from './store-retries.js';
 
 /** Every command's synopsis, as in its own --help (a unit test keeps them the same). */
 export const USAGE = `velero-plugin-victoria ${pkg.version}: Velero plugin for VictoriaMetrics and VictoriaLogs hostPath data
@@ -159,5 +160,8 @@ async function runCommand(sub: string, args: string[]): Promise<number> {
     const hint = err.message.includes('\n') ? '' : ` (velero-plugin-victoria ${sub} --help lists the flags)`;
     process.stderr.write(`velero-plugin-victoria ${sub}: ${err.message}${hint}\n`);
     return 2;
+  } finally {
+    // Before a failure's message, which src/main.ts prints once this returns.
+    storeRetries.end();
   }
 }

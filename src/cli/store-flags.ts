@@ -9,6 +9,7 @@ import { bslS3Options } from '../actions/bsl-s3-options.js';
 import { openStore, parseStoreLocation } from '../store/url.js';
 import type { ObjectStore } from '../store/types.js';
 import { UsageError } from '../common/usage-error.js';
+import { storeRetries } from './store-retries.js';
 
 export const STORE_FLAGS = {
   's3-endpoint': { type: 'string' },
@@ -92,6 +93,7 @@ export function openStoreFromFlags(root: string, flags: StoreFlagValues, opts: {
   if (flags['ca-cert-file']) options.caCertFile = flags['ca-cert-file'];
   // Flags mirror vmbackup: a custom endpoint defaults to path style unless told otherwise.
   if (flags['s3-endpoint'] && pathStyle === undefined) options.forcePathStyle = true;
+  options.onRetry = storeRetries.onRetry;
   return openStore(root, { s3: options });
 }
 

@@ -31,3 +31,9 @@ export function redact(text: string): string {
   for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
   return out;
 }
+
+/** Any URL in `text` loses everything after its path (a presigned URL's query is its signature); then redact(). */
+export function scrubUrls(text: string): string {
+  const noQuery = text.replace(/\b(https?:\/\/[^\s?#"'<>]*)[?#][^\s"'<>]*/gi, '$1?<redacted>');
+  return redact(noQuery.replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"'<>]*/gi, '$1REDACTED'));
+}

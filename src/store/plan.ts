@@ -20,13 +20,14 @@ import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
-import { redact } from '../common/redact.js';
+import { scrubUrls } from '../common/redact.js';
 import { BODY_TIMEOUT_MS, DirectGetter, HEADERS_TIMEOUT_MS } from './direct-get.js';
 import { StoreError, type StoreErrorCode } from './errors.js';
 import { checkRange } from './byte-range.js';
 import { checkKey, checkPrefix, compareKeys } from './keys.js';
 import { isBrokenRead, isTransientNetworkCode, TLS_CODES, UNREACHABLE_CODES } from './net-codes.js';
 import { resumeState, resumingBody } from './resume.js';
+import type { RetryNotice } from './retry-report.js';
 import { backoffMs } from './s3-retry.js';
 import { isWebPage } from './web-page.js';
 import type { ByteRange, ChunkSink, ObjectInfo, ObjectStore } from './types.js';
@@ -46,8 +47,8 @@ export interface PresignedHttpOptions {
   maxAttempts?: number;
   /** Backoff base (default 200 ms). */
   retryBaseMs?: number;
-  /** Told about every retry (for logs and tests); never given a URL. */
-  onRetry?: (event: { attempt: number; maxAttempts: number; reason: string; target: string }) => void;
+  /** Told about every retry before its pause (for logs and tests); never given a URL. */
+  onRetry?: (notice: RetryNotice & { target: string; delayMs: number }) => void;
 }
 
 /**
@@ -84,13 +85,6 @@ export class PresignedUrlRefused extends StoreError {
 
 /** Parallel connections per origin: above the restore's concurrency. */
 const CONNECTIONS = 32;
-
-/** Any URL in `text` loses everything after its path (a presigned URL's query is its signature); then redact(). */
-export function scrubUrls(text: string): string {
-  const noQuery = text.replace(/\b(https?:\/\/[^\s?#"'<>]*)[?#][^\s"'<>]*/gi, '$1?<redacted>');
-  return redact(noQuery.replace(/\b(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s"'<>]*/gi, '$1REDACTED'));
-}
-
 
 /** What to check for a connection failure, by its code. */
 function hint(code: string): string {
@@ -144,12 +138,16 @@ class PresignedHttp {
     await this.dispatcher.close();
   }
 
-  retried(attempt: number, reason: string, target: string): void {
-    this.options.onRetry?.({ attempt, maxAttempts: this.maxAttempts, reason, target });
+  /** Says that attempt `attempt` failed and the next one follows in `delayMs`. */
+  retried(attempt: number, failed: { reason: string; status?: number }, target: string, delayMs: number): void {
+    this.options.onRetry?.({ attempt, maxAttempts: this.maxAttempts, ...failed, target, delayMs });
   }
 
-  backoff(retry: number): Promise<void> {
-    return sleep(backoffMs(retry, this.options.retryBaseMs ?? 200));
+  /** retried(), then the pause: the backoff of retry number `attempt - 1`. */
+  async backoff(attempt: number, failed: { reason: string; status?: number }, target: string): Promise<void> {
+    const delayMs = backoffMs(attempt - 1, this.options.retryBaseMs ?? 200);
+    this.retried(attempt, failed, target, delayMs);
+    await sleep(delayMs);
   }
 
   /**
@@ -163,7 +161,8 @@ class PresignedHttp {
     if (opts.range) headers.range = `bytes=${opts.range.start}-${opts.range.end}`;
     if (opts.ifMatch) headers['if-match'] = opts.ifMatch;
     for (let attempt = 1; ; attempt++) {
-      let reason: string;
+      // What a retry is told: the S3 code and the status, as the S3 store tells them (retry-report.ts).
+      let failed: { reason: string; status?: number };
       try {
         const res = await request(url, {
           method: 'GET',
@@ -216,16 +215,16 @@ class PresignedHttp {
         if (status === 412) throw fail('Changed', `the object was replaced while it was being read (${what})`, backend);
         if (status === 416) throw fail('InvalidRange', `the byte range is not satisfiable (${what})`, backend);
         if (status < 500 && status !== 429) throw fail('Failed', `failed (${what})`, backend);
-        reason = what;
+        failed = { reason: s3Code ?? `HTTP ${status}`, status };
         if (attempt >= this.maxAttempts) throw fail('Failed', `failed after ${attempt} attempts (${what})`, backend);
       } catch (err) {
         if (err instanceof StoreError) throw err;
-        reason = errorCode(err);
+        const reason = errorCode(err);
+        failed = { reason };
         if (!isRetryable(err)) throw fail('Failed', `failed (${reason}: ${(err as Error)?.message ?? String(err)})${hint(reason)}`, { backendCode: reason });
         if (attempt >= this.maxAttempts) throw fail('Failed', `failed after ${attempt} attempts (${reason}: ${(err as Error)?.message ?? String(err)})${hint(reason)}`, { backendCode: reason });
       }
-      this.retried(attempt, reason, target);
-      await this.backoff(attempt - 1);
+      await this.backoff(attempt, failed, target);
     }
   }
 
@@ -239,8 +238,7 @@ class PresignedHttp {
       maxAttempts: this.maxAttempts,
       retryable: isRetryable,
       beforeResume: async (n, err) => {
-        await this.backoff(n);
-        this.retried(n + 1, `resume GET: ${errorCode(err)}`, target);
+        await this.backoff(n + 1, { reason: `resume GET: ${errorCode(err)}` }, target);
       },
       reopen: async (offset) =>
         (await this.get(target, url, { range: { start: start + offset, end: start + length - 1 }, ...(first.etag ? { ifMatch: first.etag } : {}) })).body,
@@ -365,7 +363,7 @@ export class PlanStore implements ObjectStore {
     const { target, o } = this.object(key);
     if (size === 0) return;
     await this.direct.read(o.url, { length: size }, sink, {
-      resumed: (reason) => this.http.retried(1, `resume GET: ${reason}`, target),
+      resumed: (reason) => this.http.retried(1, { reason: `resume GET: ${reason}` }, target, 0),
       rest: (start, etag) => this.download(target, o.url, size, start, size - start, etag),
     });
   }

@@ -404,9 +404,10 @@ export class S3Store implements ObjectStore {
         maxAttempts: this.maxAttempts,
         retryable: isBrokenRead,
         beforeResume: async (n, err) => {
-          await this.pause(backoffMs(n));
+          const delayMs = backoffMs(n);
           const e = err as { code?: string; name?: string };
-          this.options.onRetry?.({ attempt: n + 1, maxAttempts: this.maxAttempts, reason: `resume GET: ${e?.code ?? e?.name ?? 'error'}`, delayMs: 0 });
+          this.options.onRetry?.({ attempt: n + 1, maxAttempts: this.maxAttempts, reason: `resume GET: ${e?.code ?? e?.name ?? 'error'}`, delayMs });
+          await this.pause(delayMs);
         },
         reopen: async (offset) => {
           const next = await this.call('get', key, () =>
@@ -715,8 +716,10 @@ export class S3Store implements ObjectStore {
           operation: 'delete', target: this.target(key), backendCode: first.Code ?? 'Error', cause: err,
         });
       }
-      this.options.onRetry?.({ attempt: round + 1, maxAttempts: this.maxAttempts, reason: `DeleteObjects: ${errors.length} key(s) ${errors[0]!.Code}`, delayMs: 0 });
-      await this.pause(backoffMs(round, 500));
+      const delayMs = backoffMs(round, 500);
+      // The code alone is the reason: a key count in it would make each batch a reason of its own (retry-report.ts).
+      this.options.onRetry?.({ attempt: round + 1, maxAttempts: this.maxAttempts, reason: `DeleteObjects: ${errors[0]!.Code}`, delayMs });
+      await this.pause(delayMs);
       // An error that names no key (only non-compliant servers send one) leaves no way to tell what
       // was deleted: the whole batch goes again (deleting a deleted key is no error).
       pending = errors.every((e) => e.Key) ? errors.map((e) => e.Key!) : pending;

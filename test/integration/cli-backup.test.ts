@@ -355,6 +355,13 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       const res = await cli(backup('through-faults', proxy.endpoint), s3env);
       expect(res.status, res.stderr).to.equal(0);
       expect(res.json()).to.include({ complete: true });
+      // The retries are said on stderr (at most one line per reason every 10 s), never on the --json stdout.
+      const retryLines = res.stderr.split('\n').filter((l) => l.startsWith('S3 retry'));
+      expect(retryLines, res.stderr).not.to.deep.equal([]);
+      for (const line of retryLines) {
+        expect(line).to.match(/^S3 retry: attempt \d+ of 10 failed \(.+\)(, next attempt (at once|in \d+ ms|in \d+\.\d s))?(; \d+ more retries for this reason since its last line)?$|^S3 retries in all: \d+ \(.+\); \d+ of them not shown above$/);
+      }
+      expect(res.stdout.split('\n'), 'one JSON line').to.have.length(2);
       const verified = await cli(['verify', '--src', `${root()}/through-faults`, '--s3-endpoint', proxy.endpoint, '--checksum-algorithm', ''], s3env);
       expect(verified.status, verified.stdout + verified.stderr).to.equal(0);
       const target = join(mkdtempSync(join(tmpdir(), 'faults-restore-')), 'data');

@@ -785,6 +785,29 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
+  it('a bucket that throttles: each retry is logged at info, at most once per reason every 10 s, and the summary line counts them all', async () => {
+    // The first ListObjectsV2 and the first PutObject answer 503 SlowDown; every retry succeeds.
+    const proxy = await startFaultProxy({ target: moto.endpoint, weights: { slowDown503: 1, error500: 0, resetRequest: 0, resetResponse: 0, slow: 0 }, guarantee: ['ListObjectsV2', 'PutObject'] });
+    const bsl = api.get('velero.io/v1', 'BackupStorageLocation', 'velero', 'default')!;
+    const spec = bsl.spec as { config: Record<string, string> };
+    api.put({ ...bsl, spec: { ...spec, config: { ...spec.config, s3Url: proxy.endpoint } } });
+    const pod = addPod({ name: 'vmthrottled-5d4f8b7c9-abcde', kind: 'metrics', deployment: 'vmthrottled' }, companionEnv.get(vmPod().metadata.name!)!);
+    try {
+      const res = await backupPod(pod, 'throttled');
+      expect(res.ok, res.error).to.equal(true);
+      expect(proxy.counts.faults.slowDown503).to.equal(2);
+      const info = messages(res, 'info');
+      const podId = `pod ${NS}/vmthrottled-5d4f8b7c9-abcde`;
+      const retries = info.filter((m) => m.includes('S3 retry'));
+      expect(retries, info.join('\n')).to.have.length(1);
+      expect(retries[0]).to.match(new RegExp(`^${podId}: S3 retry: attempt 1 of 10 failed \\(SlowDown, HTTP 503\\), next attempt (at once|in \\d+ ms)$`));
+      expect(info.find((m) => m.includes('backup complete'))).to.match(/SHA-256 of every file recorded; S3 retries: 2 \(SlowDown: 2\)$/);
+    } finally {
+      api.put(bsl);
+      await proxy.close();
+    }
+  });
+
   describe('failures: a clear item error, no objects (so no complete marker), no leftover snapshot', () => {
     const expectFailed = async (res: CallResult, backup: string, deployment: string, pattern: RegExp) => {
       expect(res.ok, `the backup should have failed; log: ${messages(res).join(' | ')}`).to.equal(false);

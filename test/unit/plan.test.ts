@@ -22,7 +22,8 @@ import { restoreBackup } from '../../src/engine/restore.js';
 import { restoreCommand } from '../../src/cli/commands/restore.js';
 import { UsageError } from '../../src/common/usage-error.js';
 import { StoreError } from '../../src/store/errors.js';
-import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls } from '../../src/store/plan.js';
+import { fetchRestorePlan, PlanStore, PresignedUrlRefused } from '../../src/store/plan.js';
+import { scrubUrls } from '../../src/common/redact.js';
 import { s3Presigner } from '../../src/store/s3-presign.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../src/store/s3.js';
@@ -367,7 +368,7 @@ describe('restore plan: PlanStore over presigned URLs', () => {
       return false;
     };
     const retries: string[] = [];
-    const ps = new PlanStore(plan, { retryBaseMs: 1, onRetry: (e) => retries.push(`${e.reason}`) });
+    const ps = new PlanStore(plan, { retryBaseMs: 1, onRetry: (e) => retries.push(`${e.reason}${e.status ? ` HTTP ${e.status}` : ''}`) });
     const target = join(tmp('plan-restore-'), 'data');
     try {
       await restoreBackup({ store: ps, name: 'b1', dataDir: target });
@@ -379,7 +380,7 @@ describe('restore plan: PlanStore over presigned URLs', () => {
     expect(resumed.length).to.equal(2);
     expect(resumed[1]!.range).to.match(/^bytes=\d+-299999$/);
     expect(resumed[1]!.ifMatch).to.match(/^"[0-9a-f]{32}"$/);
-    expect(retries.filter((r) => /HTTP (503|429)/.test(r)).length).to.equal(2);
+    expect(retries.filter((r) => /^SlowDown HTTP (503|429)$/.test(r)).length).to.equal(2);
     expect(retries.some((r) => r.startsWith('resume GET'))).to.equal(true);
     for (const r of retries) noLeak(r);
   });

@@ -6,13 +6,15 @@ import { checkDataDir, DataDirNotEmptyError, RESTORE_MARKER } from '../../engine
 import { formatOwner, type FileOwner } from '../../engine/file-owner.js';
 import { restoreBackup, type RestoreResult } from '../../engine/restore.js';
 import { readRestoredMarker, writeRestoredMarker } from '../../engine/restored-marker.js';
-import { fetchRestorePlan, PlanStore, PresignedUrlRefused, scrubUrls, type PresignedHttpOptions } from '../../store/plan.js';
+import { fetchRestorePlan, PlanStore, PresignedUrlRefused, type PresignedHttpOptions } from '../../store/plan.js';
+import { scrubUrls } from '../../common/redact.js';
 import { caBundle } from '../../store/s3-client.js';
 import { formatBytes, progressPrinter } from '../progress.js';
 import { maxBytesPerSecond, RATE_FLAG } from '../rate-flag.js';
 import { givenStoreFlags, openStoreFromFlags, splitBackupPath, STORE_FLAGS, STORE_USAGE } from '../store-flags.js';
 import { UsageError } from '../../common/usage-error.js';
 import { jsonOnFailure } from '../json-failure.js';
+import { storeRetries } from '../store-retries.js';
 
 export const RESTORE_USAGE = `velero-plugin-victoria restore --src ROOT/NAME --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
 velero-plugin-victoria restore --plan-url URL --plan-sha256 HEX --data-dir DIR [--replace] [--no-direct-io] [--max-bytes-per-second R] [--chown UID[:GID]] [--json]
@@ -102,7 +104,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     await checkDataDir(a.dataDir, { replace: a.replace, resumeToken, onWarning: warn });
     let bytes: Buffer;
     try {
-      bytes = await fetchRestorePlan(a.planUrl, a.tls);
+      bytes = await fetchRestorePlan(a.planUrl, { ...a.tls, onRetry: storeRetries.onRetry });
     } catch (err) {
       // S3's answer to a presigned URL past its X-Amz-Expires (AccessDenied "Request has expired", with <Expires>).
       if (err instanceof PresignedUrlRefused && (err.urlExpired || err.sessionExpired)) {
@@ -113,7 +115,7 @@ async function restoreFromPlan(a: PlanModeArgs): Promise<number> {
     const parsed = parsePlan(bytes, a.planSha256, new Date());
     plan = parsed;
     a.planRead(parsed);
-    store = new PlanStore(parsed, a.tls);
+    store = new PlanStore(parsed, { ...a.tls, onRetry: storeRetries.onRetry });
     const progress = progressPrinter(`restore ${plan.backup} (Velero restore ${plan.restore})`);
     res = await restoreBackup({
       store,
