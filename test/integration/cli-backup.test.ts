@@ -10,13 +10,11 @@ import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeBackup } from '../../src/engine/backup.js';
 import { lockHolderOf } from '../../src/engine/db-lock.js';
-import { listSnapshotFiles, localFileReader } from '../../src/engine/files.js';
-import { FileStore } from '../../src/store/file.js';
 import { MetricsSource, LogsSource } from '../../src/victoria/index.js';
 import { paths, requireComponents } from '../support/components.js';
 import { runCommand } from '../support/run-command.js';
+import { writeSmallBackup } from '../support/store-helpers.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startMoto, type Moto } from '../support/moto.js';
 import { startVictoriaMetrics, VM_VERSIONS, type ImportedData, type VmServer } from '../support/victoria-metrics.js';
@@ -594,18 +592,7 @@ describe('CLI restore --replace beside a database in a PID namespace of its own 
   it('from the host its lock refuses the restore, naming its process; from a namespace of its own the restore cannot see it and says so, and moves the data aside', async function () {
     requireComponents(this, paths.plugin);
     const base = mkdtempSync(join(tmpdir(), 'pidns-'));
-    const src = join(base, 'snapshot');
-    mkdirSync(join(src, 'metadata'), { recursive: true });
-    writeFileSync(join(src, 'metadata', 'minTimestampForCompositeIndex'), '12345678');
-    await writeBackup({
-      store: new FileStore(join(base, 'store')),
-      name: 'b1',
-      kind: 'metrics',
-      trees: [{ prefix: '', restoreTo: '', files: await listSnapshotFiles(src), reader: localFileReader(src) }],
-      source: { snapshots: [] },
-      counted: { counts: {} },
-      createdAt: new Date(),
-    });
+    await writeSmallBackup(base, { 'metadata/minTimestampForCompositeIndex': '12345678' });
     const dataDir = join(base, 'data');
     mkdirSync(dataDir);
     writeFileSync(join(dataDir, 'flock.lock'), '');

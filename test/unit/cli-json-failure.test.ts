@@ -4,17 +4,15 @@
  * file:// stores (the real binary against S3: test/integration/cli-backup.test.ts).
  */
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { redact } from '../../src/common/redact.js';
-import { writeBackup } from '../../src/engine/backup.js';
-import { listSnapshotFiles, localFileReader } from '../../src/engine/files.js';
 import { COMPLETE_KEY } from '../../src/engine/manifest.js';
-import { FileStore } from '../../src/store/file.js';
+import { writeSmallBackup } from '../support/store-helpers.js';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
 
@@ -65,19 +63,7 @@ function failedWith(run: Run): Record<string, unknown> {
 /** A small backup `b1` in a file:// store under a new directory; the directory. */
 async function fileBackup(): Promise<string> {
   const dir = tmp('cli-json-');
-  const src = join(dir, 'snapshot');
-  mkdirSync(join(src, 'metadata'), { recursive: true });
-  writeFileSync(join(src, 'metadata', 'minTimestampForCompositeIndex'), '12345678');
-  writeFileSync(join(src, 'index.bin'), 'index bytes');
-  await writeBackup({
-    store: new FileStore(join(dir, 'store')),
-    name: 'b1',
-    kind: 'metrics',
-    trees: [{ prefix: '', restoreTo: '', files: await listSnapshotFiles(src), reader: localFileReader(src) }],
-    source: { snapshots: [] },
-    counted: { counts: {} },
-    createdAt: new Date(),
-  });
+  await writeSmallBackup(dir, { 'metadata/minTimestampForCompositeIndex': '12345678', 'index.bin': 'index bytes' });
   return dir;
 }
 
