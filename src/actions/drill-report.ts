@@ -181,19 +181,20 @@ export function drillProblems(
     // Decided before Velero ends the Restore: it waits for the verify hooks of pods whose data never came.
     problems.push(`the Victoria data of ${r.operationsFailed} pod(s) was not restored (Restore ${phase}): velero restore describe ${restore} --details names each pod and why`);
   }
-  if (r.operationsFailed > 0 && !TERMINAL_PHASES.has(phase)) {
-    // Nothing more to learn from waiting; the pods' state says why.
-    for (const p of r.pods) if (p.state !== 'Running') problems.push(`pod ${drillNamespace}/${p.name}: ${p.state}`);
+  // The drill stopped on that failure while Velero still holds the Restore (drill.ts, decided).
+  const held = r.operationsFailed > 0 && !TERMINAL_PHASES.has(phase);
+  if (held) {
     problems.push(
       `Velero holds ${restore} in ${phase} while the verify hook of a pod without its data waits for a database that does not start (up to the hook's wait-timeout, restorePlanExpirySeconds + 10 min), ` +
         `and finishes no other Restore meanwhile: once the pods' logs are read, delete namespace ${drillNamespace}, which ends the wait`,
     );
   } else if (r.timedOut) {
     problems.push(`the Restore was still ${phase} after ${timeout}: see velero restore describe ${restore}`);
-    // What holds it up, most often: a restore init container that fails or is still downloading.
-    for (const p of r.pods) if (p.state !== 'Running') problems.push(`pod ${drillNamespace}/${p.name}: ${p.state}`);
+  } else if (phase !== 'Completed') {
+    problems.push(`the Restore ended ${phase}: see velero restore describe ${restore} --details and velero restore logs ${restore}`);
   }
-  else if (phase !== 'Completed') problems.push(`the Restore ended ${phase}: see velero restore describe ${restore} --details and velero restore logs ${restore}`);
+  // What holds a Restore up that has not ended, most often: a restore init container that fails or is still downloading.
+  if (held || r.timedOut) for (const p of r.pods) if (p.state !== 'Running') problems.push(`pod ${drillNamespace}/${p.name}: ${p.state}`);
   // A pod whose Victoria data was not restored is one of them (its operation's error).
   if (r.errors > 0) problems.push(`${r.errors} error(s) in the Restore: velero restore describe ${restore} --details lists them`);
   const hooked = r.pods.filter((p) => p.expect).length;
