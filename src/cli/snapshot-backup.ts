@@ -6,7 +6,7 @@
  * error (with the cleanup's appended).
  */
 import { join } from 'node:path';
-import { pendingCounts, writeBackup, type BaseBackup } from '../engine/backup.js';
+import { leftIncomplete, pendingCounts, writeBackup, type BaseBackup } from '../engine/backup.js';
 import { newestComplete } from '../engine/catalog.js';
 import { listSnapshotFiles, localFileReader } from '../engine/files.js';
 import type { Manifest } from '../engine/manifest.js';
@@ -76,9 +76,11 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
     stop.abort(error);
   }
   const cleanupError = await deleteSnapshots(source, snapshots);
+  // A folder the engine had begun to write stays, with a journal of the files it finished.
+  const resume = failure && leftIncomplete(failure.error) ? `: a backup with --name ${req.name} into the same --dst resumes it` : '';
   if (interrupted) {
     const made = snapshots.map((s) => s.name).join(', ') || '(none made)';
-    const outcome = manifest ? 'completed before the signal took effect' : 'stays incomplete';
+    const outcome = manifest ? 'completed before the signal took effect' : `stays incomplete${resume}`;
     process.stderr.write(`${interrupted}: stopping; deleting snapshot(s) ${made}; ${req.store.location}/${req.name} ${outcome}\n`);
     if (cleanupError) process.stderr.write(`${interrupted}: ${cleanupError}\n`);
     const aborted = await req.store.abortOpenUploads?.();
@@ -95,8 +97,9 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
   cleanedUp();
   if (failure) {
     const err = failure.error;
-    if (!cleanupError) throw err;
-    throw new Error(`${(err as Error).message}; ${cleanupError}`, { cause: err });
+    if (!cleanupError && !resume) throw err;
+    const left = resume ? `; ${req.store.location}/${req.name} stays incomplete${resume}` : '';
+    throw new Error(`${(err as Error).message}${cleanupError ? `; ${cleanupError}` : ''}${left}`, { cause: err });
   }
   return { manifest: manifest!, ...(cleanupError ? { cleanupError } : {}) };
 }

@@ -23,6 +23,7 @@ import {
   type ManifestTree,
   type SourceKind,
 } from './manifest.js';
+import { JOURNAL_PREFIX, JournalWriter, readJournal, type Journaled } from './journal.js';
 import { forEachLimit, Semaphore } from '../store/pool.js';
 import { heartbeat, type Progress, type ProgressListener } from './progress.js';
 import { RateLimiter } from './rate-limit.js';
@@ -77,7 +78,8 @@ export interface BackupRequest {
    * On a failure after the guards (once the folder is ours to write), remove what was written. For
    * callers whose failed backup nothing else would ever remove: a Velero item that failed is not
    * in Velero's backup, so no delete action runs for it. The CLI keeps a failed backup's folder,
-   * which `list` shows as incomplete and restore refuses, until the user removes it.
+   * which `list` shows as incomplete and restore refuses, until the user removes it or a re-run
+   * into the same name resumes it: only such kept folders carry a journal (journal.ts).
    */
   removeOnFailure?: boolean;
   onProgress?: ProgressListener;
@@ -130,19 +132,38 @@ export async function writeBackup(request: BackupRequest): Promise<Manifest> {
   checkTreePlaces(req.trees);
   await checkFolderIsOurs(store, name, req.kind);
   const run = randomUUID();
+  // What an interrupted earlier run of this name finished, before this run's marker replaces its own.
+  const journaled: Journaled = req.removeOnFailure ? new Map() : await readJournal(store, name);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString(), run }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
+  // Without the backup's signal: an interrupted run still writes down what it finished.
+  const journal = req.removeOnFailure ? undefined : new JournalWriter(request.store, name, started, run);
   try {
     // A re-run into the same name must never leave an old complete marker over new, partial data.
     await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
-    return await new FolderWriter(req, started, run).write();
+    return await new FolderWriter(req, started, run, journaled, journal).write();
   } catch (err) {
+    if (journal) {
+      await journal.close(true);
+      if (typeof err === 'object' && err !== null && !(err instanceof FolderTakenError)) LEFT_INCOMPLETE.add(err);
+    }
     // A run that lost the folder to another of the same name must not remove that one's objects.
     if (!req.removeOnFailure || err instanceof FolderTakenError) throw err;
     // Under a deadline of its own: the backup's signal may be what ended it.
     const cleanUp = request.store.withSignal?.(AbortSignal.timeout(REMOVAL_TIMEOUT_MS)) ?? request.store;
     throw await withRemoval(err, cleanUp, name);
   }
+}
+
+/** Errors of backups that failed after their folder became theirs, which stays for a re-run to resume. */
+const LEFT_INCOMPLETE = new WeakSet<object>();
+
+/**
+ * Whether `err` ended a backup whose folder stays, incomplete, with a journal of what it finished:
+ * a backup into the same name resumes it (the CLI says so).
+ */
+export function leftIncomplete(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && LEFT_INCOMPLETE.has(err);
 }
 
 /** The manifest's fields for what the database held. */
@@ -219,11 +240,18 @@ function copyFailure(err: unknown): 'refused' | 'trouble' | 'fatal' {
   }
 }
 
+/** What the check's listing found beside the backup's objects: their ETags, and the journal's segments. */
+interface Checked {
+  etags: Map<string, string>;
+  /** Removed once the backup is complete: until then a failure after the check can still be resumed. */
+  journal: string[];
+}
+
 /**
  * Check every object (vmbackup checks each upload's size; we check the listing, which also finds
  * stale objects of an earlier attempt that vmrestore would otherwise restore), and remove the stale ones.
  */
-async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[], stillOurs: () => Promise<void>): Promise<Map<string, string>> {
+async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[], stillOurs: () => Promise<void>): Promise<Checked> {
   const expected = new Map<string, number>();
   for (const tree of trees) {
     for (const f of tree.files) for (const part of splitParts(f.path, f.size)) expected.set(treeKey(name, tree.prefix, partKey(part)), part.size);
@@ -232,10 +260,12 @@ async function checkObjects(store: ObjectStore, name: string, trees: ManifestTre
   const stale = new Set<string>();
   const found = new Set<string>();
   const etags = new Map<string, string>();
+  const journal: string[] = [];
   for await (const obj of store.list(`${name}/`)) {
     const size = expected.get(obj.key);
     if (size === undefined) {
-      if (!ours.has(obj.key)) stale.add(obj.key);
+      if (obj.key.startsWith(`${name}/${JOURNAL_PREFIX}`)) journal.push(obj.key);
+      else if (!ours.has(obj.key)) stale.add(obj.key);
       continue;
     }
     if (obj.size !== size) throw new Error(`${store.location}/${obj.key} has ${obj.size} bytes in the store, ${size} were written`);
@@ -245,14 +275,14 @@ async function checkObjects(store: ObjectStore, name: string, trees: ManifestTre
   }
   const missing = [...expected.keys()].filter((key) => !found.has(key));
   if (missing.length > 0) throw new Error(`${missing.length} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${missing[0]}`);
-  if (stale.size === 0) return etags;
+  if (stale.size === 0) return { etags, journal };
   await stillOurs();
   // Complete markers first (ours, and vmbackup's of an earlier attempt's tree that this run no
   // longer has): a deletion that fails halfway must not leave one over a tree whose parts are gone.
   const markers = [...stale].filter((key) => key === `${name}/${COMPLETE_KEY}` || key.endsWith(`/${VM_COMPLETE_MARKER}`));
   if (markers.length > 0) await store.delete(markers);
   await store.delete([...stale].filter((key) => !markers.includes(key)));
-  return etags;
+  return { etags, journal };
 }
 
 /** The trees with each file's ETags from the check's listing (ManifestFile.etags), where the store gave one for every part. */
@@ -279,6 +309,8 @@ class FolderWriter {
   private readonly progress: Progress;
   /** Copies the server refused (each became an upload), and the first one's error, for the manifest. */
   private readonly refused: { count: number; first?: string } = { count: 0 };
+  /** Files an interrupted earlier run of this name had finished, found in place (Manifest.resumed). */
+  private readonly resumed = { files: 0, bytes: 0 };
   /** Counts the bytes of every upload: one function for all of them (uploadFile calls it per chunk). */
   private readonly countUploaded = (n: number): void => {
     this.progress.bytesDone += n;
@@ -290,6 +322,10 @@ class FolderWriter {
     private readonly started: number,
     /** This run's id in the in-progress marker (checkStillOurs). */
     private readonly run: string,
+    /** What the journal of an interrupted earlier run of this name names. */
+    private readonly journaled: Journaled,
+    /** Where this run writes down what it finished, if its folder stays after a failure. */
+    private readonly journal: JournalWriter | undefined,
   ) {
     this.store = req.store;
     this.name = req.name;
@@ -313,19 +349,22 @@ class FolderWriter {
     const stopHeartbeat = this.req.onProgress ? heartbeat(() => this.report()) : undefined;
     try {
       const baseObjects = await this.listBase();
+      const inFolder = await this.listFolder();
       const written: ManifestTree[] = [];
       for (const tree of this.req.trees) {
         signal?.throwIfAborted();
-        written.push(await this.writeTree(tree, baseObjects));
+        written.push(await this.writeTree(tree, baseObjects, inFolder));
       }
       signal?.throwIfAborted();
+      // Every file is in; a failure from here on is resumed from the segments already written.
+      await this.journal?.close(false);
       this.progress.phase = 'checking';
       this.report();
-      const etags = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
+      const checked = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
       signal?.throwIfAborted();
-      const { manifest, manifestBytes } = await this.writeManifest(withEtags(this.name, written, etags));
+      const { manifest, manifestBytes } = await this.writeManifest(withEtags(this.name, written, checked.etags));
       signal?.throwIfAborted();
-      await this.writeMarkers(manifest, manifestBytes);
+      await this.writeMarkers(manifest, manifestBytes, checked.journal);
       this.progress.phase = 'done';
       this.report();
       return manifest;
@@ -350,19 +389,54 @@ class FolderWriter {
     return objects;
   }
 
+  /** This backup's folder as an interrupted earlier run left it, listed once; not listed when no journal names a file. */
+  private async listFolder(): Promise<Map<string, ObjectInfo>> {
+    const objects = new Map<string, ObjectInfo>();
+    if (this.journaled.size === 0) return objects;
+    for await (const obj of this.store.list(`${this.name}/`)) objects.set(obj.key, obj);
+    return objects;
+  }
+
   /** One tree's files into the store; their manifest entries, in the tree's order. */
-  private async writeTree(tree: BackupTreeInput, baseObjects: Map<string, ObjectInfo>): Promise<ManifestTree> {
+  private async writeTree(tree: BackupTreeInput, baseObjects: Map<string, ObjectInfo>, inFolder: Map<string, ObjectInfo>): Promise<ManifestTree> {
     const keyOf = (part: Part) => treeKey(this.name, tree.prefix, partKey(part));
     const previous = new Map(this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
     const done = new Map<string, ManifestFile>();
-    // Server-side copies first; a copy that fails (the old object is gone, or the server refuses
-    // copies) becomes an upload, and the manifest says how many did.
-    const { toCopy, toUpload } = sortOut(tree.files, previous, this.req.base);
+    // What an interrupted run of this name finished stays; server-side copies next; a copy that
+    // fails (the old object is gone, or the server refuses copies) becomes an upload, and the
+    // manifest says how many did.
+    const rest = this.keepResumed(tree, keyOf, inFolder, done);
+    const { toCopy, toUpload } = sortOut(rest, previous, this.req.base);
     await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done, baseObjects);
     await this.uploadChanged(tree, keyOf, toUpload, done);
     const missing = tree.files.filter((f) => !done.has(f.path));
     if (missing.length > 0) throw new Error(`${missing.length} file(s) were not backed up, e.g. ${missing[0]!.path}`);
     return { prefix: tree.prefix, restoreTo: tree.restoreTo, files: tree.files.map((f) => done.get(f.path)!) };
+  }
+
+  /**
+   * The files of the tree that an interrupted earlier run of this name finished, into `done`: the
+   * journal names them with the same size and mtime (and they are not of those that change in
+   * place), and the folder holds every one of their objects at its size. Returns the others.
+   */
+  private keepResumed(tree: BackupTreeInput, keyOf: (part: Part) => string, inFolder: Map<string, ObjectInfo>, done: Map<string, ManifestFile>): SnapshotFile[] {
+    const journaled = this.journaled.get(tree.prefix);
+    if (!journaled) return tree.files;
+    const rest: SnapshotFile[] = [];
+    for (const file of tree.files) {
+      const entry = journaled.get(file.path);
+      if (!unchanged(file, entry) || !splitParts(file.path, file.size).every((part) => inFolder.get(keyOf(part))?.size === part.size)) {
+        rest.push(file);
+        continue;
+      }
+      done.set(file.path, entry);
+      this.resumed.files++;
+      this.resumed.bytes += file.size;
+      this.progress.filesDone++;
+      this.progress.bytesDone += file.size;
+      this.progress.bytesResumed = this.resumed.bytes;
+    }
+    return rest;
   }
 
   /**
@@ -411,7 +485,9 @@ class FolderWriter {
         return;
       }
       troubleRun = 0;
-      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' });
+      const entry: ManifestFile = { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' };
+      done.set(file.path, entry);
+      this.journal?.add(tree.prefix, entry);
       progress.filesDone++;
       progress.bytesDone += file.size;
       progress.bytesCopied += file.size;
@@ -451,7 +527,9 @@ class FolderWriter {
       } finally {
         if (isLarge) large.release();
       }
-      done.set(file.path, { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256, origin: 'uploaded' });
+      const uploaded: ManifestFile = { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256, origin: 'uploaded' };
+      done.set(file.path, uploaded);
+      this.journal?.add(tree.prefix, uploaded);
       progress.filesDone++;
       this.report();
     });
@@ -475,6 +553,7 @@ class FolderWriter {
       completedAt: completedAt.toISOString(),
       ...(req.base ? { basedOn: req.base.name } : {}),
       ...(this.refused.first !== undefined ? { copiesRefused: { count: this.refused.count, first: this.refused.first } } : {}),
+      ...(this.resumed.files > 0 ? { resumed: { ...this.resumed } } : {}),
       totals: {
         files: files.length,
         bytes: files.reduce((n, f) => n + f.size, 0),
@@ -491,8 +570,11 @@ class FolderWriter {
     return { manifest, manifestBytes };
   }
 
-  /** vmbackup's markers per tree, then our complete marker: last, so that the backup is complete only when all else is written. */
-  private async writeMarkers(manifest: Manifest, manifestBytes: Buffer): Promise<void> {
+  /**
+   * vmbackup's markers per tree, then our complete marker: last, so that the backup is complete
+   * only when all else is written. Then the in-progress marker and the journal go.
+   */
+  private async writeMarkers(manifest: Manifest, manifestBytes: Buffer, journal: string[]): Promise<void> {
     const { store, name } = this;
     // vmbackup's own markers, per tree, so that stock vmrestore (and vmbackup -origin) accept each tree.
     const created = `${manifest.createdAt.slice(0, 19)}Z`;
@@ -509,7 +591,8 @@ class FolderWriter {
     const markerBytes = Buffer.from(JSON.stringify(marker));
     await checkStillOurs(store, name, this.run);
     await store.put(`${name}/${COMPLETE_KEY}`, markerBytes, markerBytes.length);
-    // Complete: the folder is ours by its manifest now. Left behind, the marker would be harmless.
-    await store.delete([`${name}/${IN_PROGRESS_KEY}`]).catch(() => undefined);
+    // Complete: the folder is ours by its manifest now. Left behind, the marker and the journal
+    // would be harmless (a re-run removes them; vmrestore and our restore skip them).
+    await store.delete([`${name}/${IN_PROGRESS_KEY}`, ...journal]).catch(() => undefined);
   }
 }

@@ -72,6 +72,7 @@ const MANIFEST = fields({
   completedAt: str,
   basedOn: optional(str),
   copiesRefused: optional(fields({ count, first: str })),
+  resumed: optional(fields({ files: count, bytes: count })),
   totals: fields({ files: count, bytes: count, bytesUploaded: count, bytesCopied: count }),
   durationSeconds: num,
   trees: items(TREE),

@@ -87,6 +87,12 @@ export interface Manifest {
    * complete all the same): how many, and the first one's reason.
    */
   copiesRefused?: { count: number; first: string };
+  /**
+   * Files that an interrupted earlier run into this backup's name had finished, and that this run
+   * found in place instead of writing them again (journal.ts): how many, and their bytes. Not in
+   * `totals.bytesUploaded` or `totals.bytesCopied`, which count this run's transfers.
+   */
+  resumed?: { files: number; bytes: number };
   totals: { files: number; bytes: number; bytesUploaded: number; bytesCopied: number };
   durationSeconds: number;
   trees: ManifestTree[];

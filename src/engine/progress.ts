@@ -13,6 +13,8 @@ export interface Progress {
   bytesTotal: number;
   bytesUploaded: number;
   bytesCopied: number;
+  /** Bytes of files an interrupted earlier run of the backup had finished, found in place (no transfer). */
+  bytesResumed?: number;
 }
 
 export type ProgressListener = (progress: Progress) => void;
@@ -28,8 +30,8 @@ export function heartbeat(report: () => void): () => void {
   return () => clearInterval(timer);
 }
 
-/** Bytes that moved over the network (uploaded or downloaded), as opposed to copied server-side. */
-export const bytesMoved = (p: Progress): number => p.bytesDone - p.bytesCopied;
+/** Bytes that moved over the network (uploaded or downloaded), as opposed to copied server-side or found in place. */
+export const bytesMoved = (p: Progress): number => p.bytesDone - p.bytesCopied - (p.bytesResumed ?? 0);
 
 /**
  * The transfer rate since the previous call, for periodic lines: a rate averaged since the start

@@ -409,26 +409,35 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         child.kill(signal);
         const [code] = (await closed) as [number | null];
         expect(code, stderr).to.equal(signal === 'SIGINT' ? 130 : 143);
-        expect(stderr).to.match(new RegExp(`${signal}: stopping; deleting snapshot\\(s\\) \\S+; s3://.*/${name} stays incomplete`));
+        const resume = `stays incomplete: a backup with --name ${name} into the same --dst resumes it`;
+        expect(stderr).to.contain(`${signal}: stopping; deleting snapshot(s) `);
+        expect(stderr).to.contain(`; ${root()}/${name} ${resume}\n`);
         // --json: one object on stdout, as for any failure.
         expect(stdout.split('\n')).to.have.length(2);
-        expect(JSON.parse(stdout)).to.deep.equal({ backup: `${root()}/${name}`, complete: false, kind: 'metrics', error: `stopped by ${signal}: ${root()}/${name} stays incomplete` });
+        expect(JSON.parse(stdout)).to.deep.equal({ backup: `${root()}/${name}`, complete: false, kind: 'metrics', error: `stopped by ${signal}: ${root()}/${name} ${resume}` });
         expect(await source.list(), 'no snapshot left').to.deep.equal([]);
         const keys = (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: `faults/${name}/` }))).Contents?.map((o) => o.Key!) ?? [];
         expect(keys.filter((k) => k.endsWith('complete.ignore')), 'complete markers').to.deep.equal([]);
       });
     }
 
-    it('a backup process killed midway leaves no complete marker; the next backup succeeds and restore refuses the broken one', async function () {
-      // Every request slowed down, so that the kill lands while objects are being written.
-      proxy = await startFaultProxy({ target: moto.endpoint, rate: 1, weights: { slow: 1, error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0 }, slowMs: 150 });
+    it('a backup process killed midway leaves no complete marker; the next backup succeeds, restore refuses the broken one, and a re-run into its name resumes it', async function () {
+      // The uploads of values.bin files held up, so that the kill lands while objects are being
+      // written, after the journal's first segment (written every 2 s) names the files done.
+      proxy = await startFaultProxy({
+        target: moto.endpoint,
+        rate: 1,
+        weights: { slow: 1, error500: 0, slowDown503: 0, resetRequest: 0, resetResponse: 0 },
+        slowMs: 30_000,
+        filter: ({ method, url }) => method === 'PUT' && url.includes('/values.bin/'),
+      });
       const child = spawn(paths.plugin, backup('killed', proxy.endpoint), { env: { ...process.env, ...s3env }, stdio: 'ignore' });
       const closed = once(child, 'close');
       const s3 = moto.client;
-      const written = async () => (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: 'faults/killed/' }))).KeyCount ?? 0;
+      const journal = async () => (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: 'faults/killed/victoria_journal_' }))).KeyCount ?? 0;
       const deadline = Date.now() + 60_000;
-      while ((await written()) < 3) {
-        if (Date.now() > deadline) throw new Error('the backup wrote nothing within 60 s');
+      while ((await journal()) < 1) {
+        if (Date.now() > deadline) throw new Error('the backup wrote no journal within 60 s');
         await new Promise((r) => setTimeout(r, 50));
       }
       child.kill('SIGKILL');
@@ -460,6 +469,18 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
       expect(verified.status).to.equal(1);
       expect(verified.json()).to.include({ ok: false });
       expect(verified.json().error).to.match(/killed is incomplete \(no victoria_complete\.ignore\)/);
+
+      // The same command again resumes it: the files the killed run had written down stay.
+      const resumed = await cli(backup('killed', moto.endpoint), s3env);
+      expect(resumed.status, resumed.stderr).to.equal(0);
+      const summary = resumed.json();
+      expect(summary.complete).to.equal(true);
+      expect(summary.resumed.files, 'files kept from the killed run').to.be.greaterThan(0);
+      expect(summary.resumed.files).to.be.lessThan(summary.files);
+      expect(summary.bytesUploaded + summary.bytesCopied + summary.resumed.bytes).to.equal(summary.bytesTotal);
+      expect(await journal(), 'a complete backup holds no journal').to.equal(0);
+      const ok = await cli(['verify', '--src', `${root()}/killed`, '--json', '--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''], s3env);
+      expect(ok.json(), ok.stderr).to.include({ ok: true });
     });
   });
 });

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
+import { leftIncomplete, pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
+import { JOURNAL_PREFIX, readJournal } from '../../src/engine/journal.js';
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
@@ -555,6 +556,127 @@ describe('engine: backup, restore, verify', () => {
     expect(store.objects.has('b1/data/stale-file/0000000000000001_0000000000000000_0000000000000001')).to.equal(false);
     expect(store.objects.has(`b1/${IN_PROGRESS_KEY}`), 'no in-progress marker on a complete backup').to.equal(false);
     expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
+  });
+
+  describe('resuming an interrupted backup (journal)', () => {
+    const journalKeys = (store: MemoryStore, name: string) => [...store.objects.keys()].filter((k) => k.startsWith(`${name}/${JOURNAL_PREFIX}`));
+    /** Records the keys put while it runs. */
+    const recordPuts = (store: MemoryStore): string[] => {
+      const keys: string[] = [];
+      const put = store.put.bind(store);
+      store.put = async (key, body, size) => {
+        keys.push(key);
+        return put(key, body, size);
+      };
+      return keys;
+    };
+
+    it('a re-run into the name keeps the files the failed run finished, uploads the rest, and leaves no journal in the complete backup', async () => {
+      const { snapshot, dataDir } = makeSnapshot();
+      const store = new MemoryStore();
+      store.failPut = (key) => key.includes('values.bin');
+      const err = (await backupOf(store, snapshot, 'b1').catch((e: Error) => e)) as Error;
+      expect(err.message).to.match(/injected failure writing b1\/data\/small\/2026_11\/PART1\/values\.bin/);
+      expect(leftIncomplete(err), 'the folder stays for a re-run').to.equal(true);
+      expect(journalKeys(store, 'b1'), 'the failed run wrote down what it finished').to.have.length.greaterThan(0);
+      const journal = await readJournal(store, 'b1');
+      expect([...journal.get('')!.keys()].sort()).to.deep.equal([
+        'data/small/2026_11/PART1/empty.bin',
+        'data/small/2026_11/PART1/index.bin',
+        'data/small/2026_11/parts.json',
+        'metadata/minTimestampForCompositeIndex',
+      ]);
+      expect(journal.get('')!.get('data/small/2026_11/PART1/index.bin')!.sha256).to.equal(sha256Of('index'));
+
+      store.failPut = undefined;
+      const puts = recordPuts(store);
+      const manifest = await backupOf(store, snapshot, 'b1');
+      // Immutable files stay; the mutable ones (parts.json, metadata/) are written again, as in an incremental.
+      expect(manifest.resumed).to.deep.equal({ files: 2, bytes: 'index'.length });
+      expect(puts.filter((k) => k.includes('/PART1/')).map((k) => k.split('/')[5])).to.deep.equal(['values.bin']);
+      expect(manifest.totals).to.deep.include({ files: 5, bytesUploaded: 300_000 + '{"Small":["PART1"]}'.length + '12345678'.length, bytesCopied: 0 });
+      expect(journalKeys(store, 'b1'), 'a complete backup holds no journal').to.deep.equal([]);
+      expect(store.objects.has(`b1/${COMPLETE_KEY}`)).to.equal(true);
+      expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
+      const target = join(tmp('r-'), 'd');
+      await restoreBackup({ store, name: 'b1', dataDir: target });
+      expect(readFileSync(join(target, 'data', 'small', '2026_11', 'PART1', 'index.bin'), 'utf8')).to.equal('index');
+      expect(readFileSync(join(target, 'data', 'small', '2026_11', 'PART1', 'values.bin')).equals(Buffer.alloc(300_000, 7))).to.equal(true);
+      expect(readFileSync(join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11', 'PART1', 'values.bin')).length).to.equal(300_000);
+    });
+
+    it('a journaled file is written again when its object is gone or of another size, or the file has another mtime', async () => {
+      const { snapshot, dataDir } = makeSnapshot();
+      const store = new MemoryStore();
+      store.failPut = (key) => key.includes('values.bin');
+      await backupOf(store, snapshot, 'b1').catch(() => undefined);
+      store.failPut = undefined;
+      const indexKey = [...store.objects.keys()].find((k) => k.includes('/PART1/index.bin/'))!;
+      const emptyKey = [...store.objects.keys()].find((k) => k.includes('/PART1/empty.bin/'))!;
+      store.objects.delete(indexKey);
+      utimesSync(join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11', 'PART1', 'empty.bin'), new Date(), new Date('2026-01-01T00:00:00Z'));
+      const puts = recordPuts(store);
+      const manifest = await backupOf(store, snapshot, 'b1');
+      expect(manifest.resumed, 'nothing kept').to.equal(undefined);
+      expect(puts).to.include.members([indexKey, emptyKey]);
+      expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
+
+      // An object cut short (written by hand, or by another tool) is not kept either.
+      store.failPut = (key) => key.includes('values.bin');
+      await backupOf(store, snapshot, 'b2').catch(() => undefined);
+      store.failPut = undefined;
+      const cut = [...store.objects.keys()].find((k) => k.startsWith('b2/') && k.includes('/PART1/index.bin/'))!;
+      store.objects.set(cut, Buffer.from('ind'));
+      const again = await backupOf(store, snapshot, 'b2');
+      expect(again.resumed).to.deep.equal({ files: 1, bytes: 0 });
+      expect(store.objects.get(cut)!.toString()).to.equal('index');
+      expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
+    });
+
+    it('an interrupted run (its signal aborted) still writes down what it finished; removeOnFailure writes no journal', async () => {
+      const { snapshot } = makeSnapshot();
+      const files = await listSnapshotFiles(snapshot);
+      const controller = new AbortController();
+      // The small files, then a stop while the large one is next.
+      const stopping: FileReader = {
+        async *read(list) {
+          yield* localFileReader(snapshot).read(list.filter((f) => f.size < 1000));
+          controller.abort(new Error('stopped by SIGINT'));
+          yield* localFileReader(snapshot).read(list.filter((f) => f.size >= 1000));
+        },
+      };
+      const store = new MemoryStore();
+      const err = (await backupOf(store, snapshot, 'b1', { trees: [{ prefix: '', restoreTo: '', files, reader: stopping }], signal: controller.signal }).catch((e: Error) => e)) as Error;
+      expect(err.message).to.equal('stopped by SIGINT');
+      expect(leftIncomplete(err)).to.equal(true);
+      expect((await readJournal(store, 'b1')).get('')?.size).to.equal(4);
+
+      const removed = new MemoryStore();
+      const failing = (await backupOf(removed, snapshot, 'b1', {
+        trees: [{ prefix: '', restoreTo: '', files, reader: { read: (list) => localFileReader(snapshot).read(list.filter((f) => f.size < 1000)) } }],
+        removeOnFailure: true,
+      }).catch((e: Error) => e)) as Error;
+      expect(failing.message).to.match(/1 file\(s\) were not backed up/);
+      expect(leftIncomplete(failing), 'nothing stays to resume').to.equal(false);
+      expect([...removed.objects.keys()]).to.deep.equal([]);
+    });
+
+    it('the journal: a later entry for a file wins, lines that are cut or not of its shape are passed over', async () => {
+      const store = new MemoryStore();
+      const file = (sha: string) => ({ path: 'data/x', size: 3, mtimeMs: 1, sha256: sha.repeat(64), origin: 'uploaded' });
+      const segment = (lines: string[]) => Buffer.from(`${lines.join('\n')}\n`);
+      store.objects.set(`b1/${JOURNAL_PREFIX}000000000000001_aaaaaaaa_000000.ignore`, segment([JSON.stringify({ prefix: '', file: file('a') }), '{"prefix":"","file":{"path":"data/y"']));
+      store.objects.set(`b1/${JOURNAL_PREFIX}000000000000002_bbbbbbbb_000000.ignore`, segment([
+        JSON.stringify({ prefix: '', file: file('b') }),
+        JSON.stringify({ prefix: '', file: { ...file('c'), sha256: 'not hex' } }),
+        JSON.stringify({ prefix: 'partitions/20261121/', file: { ...file('d'), size: -1 } }),
+        'null',
+      ]));
+      const journal = await readJournal(store, 'b1');
+      expect([...journal.keys()]).to.deep.equal(['']);
+      expect(journal.get('')!.get('data/x')!.sha256).to.equal('b'.repeat(64));
+      expect(journal.get('')!.size).to.equal(1);
+    });
   });
 
   it('backups whose names share a prefix (b1 and b10) are separate folders: a re-run into b1 that removes a stale object, and deleting b1, leave every object of b10', async () => {

@@ -20,6 +20,8 @@ ROOT is s3://bucket/prefix or file:///dir; NAME defaults to the UTC time, e.g. 2
 The auth key (-snapshotAuthKey / -partitionManageAuthKey) can also come from VICTORIA_AUTH_KEY,
 the force-flush key (-forceFlushAuthKey: VictoriaLogs flushes before its snapshots, and the
 count flushes first) from VICTORIA_FORCE_FLUSH_AUTH_KEY.
+A backup that is interrupted (killed, stopped, failed) leaves ROOT/NAME incomplete; the same
+command with --name NAME resumes it, keeping the files the interrupted run had finished.
 --full uploads every file. --no-counts skips counting the data (a query over every sample, which
 restores compare against): for databases too large to count on every backup.
 --max-bytes-per-second caps the upload rate of the whole backup, e.g. 50MiB (units KB, MB, GB, TB,
@@ -116,6 +118,7 @@ export async function backupCommand(args: string[]): Promise<number> {
     countedBefore: countedBefore(manifest),
     ...(manifest.countsError ? { countsError: manifest.countsError } : {}),
     ...(manifest.copiesRefused ? { copiesRefused: manifest.copiesRefused } : {}),
+    ...(manifest.resumed ? { resumed: manifest.resumed } : {}),
     ...(cleanupError ? { snapshotCleanupError: cleanupError } : {}),
   };
   if (cleanupError) process.stderr.write(`warning: the backup is complete, but ${cleanupError}: delete them through the database's API\n`);
@@ -127,7 +130,8 @@ export async function backupCommand(args: string[]): Promise<number> {
   else {
     process.stdout.write(
       `backup ${summary.backup} complete: ${summary.files} files, ${formatBytes(summary.bytesTotal)} ` +
-        `(${formatBytes(summary.bytesUploaded)} uploaded, ${formatBytes(summary.bytesCopied)} copied${manifest.basedOn ? ` from ${manifest.basedOn}` : ''}) ` +
+        `(${formatBytes(summary.bytesUploaded)} uploaded, ${formatBytes(summary.bytesCopied)} copied${manifest.basedOn ? ` from ${manifest.basedOn}` : ''}` +
+        `${manifest.resumed ? `, ${manifest.resumed.files} files (${formatBytes(manifest.resumed.bytes)}) kept from an interrupted run` : ''}) ` +
         `in ${summary.durationSeconds.toFixed(1)} s\n`,
     );
   }
