@@ -143,12 +143,14 @@ export async function writeBackup(request: BackupRequest): Promise<Manifest> {
     await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
     return await new FolderWriter(req, started, run, journaled, journal).write();
   } catch (err) {
+    // A run that lost the folder to another of the same name writes nothing more into it.
+    const lost = err instanceof FolderTakenError;
     if (journal) {
-      await journal.close(true);
-      if (typeof err === 'object' && err !== null && !(err instanceof FolderTakenError)) LEFT_INCOMPLETE.add(err);
+      await journal.close(!lost);
+      if (typeof err === 'object' && err !== null && !lost) LEFT_INCOMPLETE.add(err);
     }
-    // A run that lost the folder to another of the same name must not remove that one's objects.
-    if (!req.removeOnFailure || err instanceof FolderTakenError) throw err;
+    // Nor may it remove that one's objects.
+    if (!req.removeOnFailure || lost) throw err;
     // Under a deadline of its own: the backup's signal may be what ended it.
     const cleanUp = request.store.withSignal?.(AbortSignal.timeout(REMOVAL_TIMEOUT_MS)) ?? request.store;
     throw await withRemoval(err, cleanUp, name);
