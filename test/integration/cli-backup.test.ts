@@ -418,6 +418,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         expect(await source.list(), 'no snapshot left').to.deep.equal([]);
         const keys = (await s3.send(new ListObjectsV2Command({ Bucket: moto.bucket, Prefix: `faults/${name}/` }))).Contents?.map((o) => o.Key!) ?? [];
         expect(keys.filter((k) => k.endsWith('complete.ignore')), 'complete markers').to.deep.equal([]);
+        expect(keys.filter((k) => k.includes('/victoria_journal_')), 'the files it finished are written down for a resume').to.have.length.greaterThan(0);
       });
     }
 
