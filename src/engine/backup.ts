@@ -132,12 +132,14 @@ export async function writeBackup(request: BackupRequest): Promise<Manifest> {
   checkTreePlaces(req.trees);
   await checkFolderIsOurs(store, name, req.kind);
   const run = randomUUID();
-  // What an interrupted earlier run of this name finished, before this run's marker replaces its own.
-  const journaled: Journaled = req.removeOnFailure ? new Map() : await readJournal(store, name);
+  // What an interrupted earlier run of this name finished, before this run's marker replaces its
+  // own. A complete folder's journal is a left-over (its removal failed, or a run that had lost the
+  // folder wrote it): its files are found through the manifest instead (an in-place base).
+  const journaled: Journaled = req.removeOnFailure || (await store.head(`${name}/${COMPLETE_KEY}`)) ? new Map() : await readJournal(store, name);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString(), run }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
   // Without the backup's signal: an interrupted run still writes down what it finished.
-  const journal = req.removeOnFailure ? undefined : new JournalWriter(request.store, name, started, run);
+  const journal = req.removeOnFailure ? undefined : new JournalWriter(request.store, name, started, run, (s) => checkStillOurs(s, name, run));
   try {
     // A re-run into the same name must never leave an old complete marker over new, partial data.
     await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
@@ -358,8 +360,9 @@ class FolderWriter {
         written.push(await this.writeTree(tree, baseObjects, inFolder));
       }
       signal?.throwIfAborted();
-      // Every file is in; a failure from here on is resumed from the segments already written.
-      await this.journal?.close(false);
+      // Every file is in and written down before the check lists the folder (whose listing the
+      // journal's removal after the complete marker takes): no segment comes after it.
+      await this.journal?.close(true);
       this.progress.phase = 'checking';
       this.report();
       const checked = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
@@ -426,6 +429,7 @@ class FolderWriter {
     if (!journaled) return tree.files;
     const rest: SnapshotFile[] = [];
     for (const file of tree.files) {
+      checkRelPath(file.path);
       const entry = journaled.get(file.path);
       if (!unchanged(file, entry) || !splitParts(file.path, file.size).every((part) => inFolder.get(keyOf(part))?.size === part.size)) {
         rest.push(file);

@@ -6,17 +6,21 @@
  *
  * Written as small segments beside the backup's objects every few seconds, each holding the files
  * finished since the one before: a rewrite of one object would cost a backup of 100 000 files
- * megabytes every few seconds. Keys end in `.ignore`, so vmrestore skips them, and the check
- * before the complete marker deletes them as stale objects: a complete backup holds none.
+ * megabytes every few seconds. Keys end in `.ignore`, so vmrestore skips them; the check before the
+ * complete marker lists them with the backup's objects, and they are deleted after the marker.
+ * A folder that holds a complete marker has its journal passed over (readJournal's caller).
  *
  * Nothing in a journal is trusted on its own: a file is kept only when the snapshot has it with
  * the same path, size and mtime (the rule that decides "unchanged" for a server-side copy) and
- * the listing of the folder shows every one of its objects at its size. Only callers whose failed
+ * the listing of the folder shows every one of its objects at its size (sizes only: an object's
+ * ETag is not known while it is written; `verify` reads every byte). Only callers whose failed
  * backups stay in the store journal (BackupRequest.removeOnFailure removes them).
  */
 import { StoreError } from '../store/errors.js';
+import { forEachLimit } from '../store/pool.js';
 import { readWholeObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
+import { FolderTakenError } from './backup-folder.js';
 import { MAX_MANIFEST_BYTES, type ManifestFile } from './manifest.js';
 
 export const JOURNAL_PREFIX = 'victoria_journal_';
@@ -45,13 +49,15 @@ export class JournalWriter {
 
   /**
    * `store` without the backup's own signal: an interrupted backup still writes down what it
-   * finished (each write bounded by WRITE_TIMEOUT_MS instead).
+   * finished (each write bounded by WRITE_TIMEOUT_MS instead). `stillOurs` fails with
+   * FolderTakenError once another run of the name took the folder: then nothing more is written.
    */
   constructor(
     private readonly store: ObjectStore,
     name: string,
     started: number,
     run: string,
+    private readonly stillOurs: (store: ObjectStore) => Promise<void>,
   ) {
     this.keyBase = `${name}/${JOURNAL_PREFIX}${String(started).padStart(15, '0')}_${run.slice(0, 8)}_`;
     this.timer = setInterval(() => void this.flush(), FLUSH_MS);
@@ -80,12 +86,17 @@ export class JournalWriter {
     if (this.pending.length === 0) return;
     const lines = this.pending;
     this.pending = [];
-    const body = Buffer.from(`${lines.join('\n')}\n`);
-    const key = `${this.keyBase}${String(this.seq++).padStart(6, '0')}.ignore`;
     const store = this.store.withSignal?.(AbortSignal.timeout(WRITE_TIMEOUT_MS)) ?? this.store;
     try {
-      await store.put(key, body, body.length);
-    } catch {
+      // A run that lost the folder would leave segments in the other run's backup.
+      await this.stillOurs(store);
+      const body = Buffer.from(`${lines.join('\n')}\n`);
+      await store.put(`${this.keyBase}${String(this.seq++).padStart(6, '0')}.ignore`, body, body.length);
+    } catch (err) {
+      if (err instanceof FolderTakenError) {
+        clearInterval(this.timer);
+        return;
+      }
       // Only a re-run's saving is lost; the backup itself goes on (or fails for its own reasons).
       this.pending = [...lines, ...this.pending];
     }
@@ -97,16 +108,20 @@ export async function readJournal(store: ObjectStore, name: string): Promise<Jou
   const journaled: Journaled = new Map();
   const keys: string[] = [];
   for await (const obj of store.list(`${name}/${JOURNAL_PREFIX}`)) keys.push(obj.key);
-  // In key order, the order the runs and their segments were written in: a later entry wins.
-  for (const key of keys.sort()) {
-    let bytes: Buffer;
+  keys.sort();
+  // A long run of small files leaves thousands of segments: read several at once.
+  const segments: Array<Buffer | undefined> = [];
+  await forEachLimit(keys.entries(), 8, async ([i, key]) => {
     try {
-      bytes = await readWholeObject(store, key, MAX_MANIFEST_BYTES);
+      segments[i] = await readWholeObject(store, key, MAX_MANIFEST_BYTES);
     } catch (err) {
       // Removed since the listing (a run of this name completing): nothing of it is kept.
-      if (err instanceof StoreError && err.code === 'NotFound') continue;
-      throw err;
+      if (!(err instanceof StoreError && err.code === 'NotFound')) throw err;
     }
+  });
+  // In key order, the order the runs and their segments were written in: a later entry wins.
+  for (const bytes of segments) {
+    if (!bytes) continue;
     for (const text of bytes.toString('utf8').split('\n')) {
       const line = parseLine(text);
       if (!line) continue;

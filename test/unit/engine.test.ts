@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { leftIncomplete, pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
-import { JOURNAL_PREFIX, readJournal } from '../../src/engine/journal.js';
+import { JOURNAL_PREFIX, JournalWriter, readJournal } from '../../src/engine/journal.js';
+import { FolderTakenError } from '../../src/engine/backup-folder.js';
 import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
@@ -659,6 +660,62 @@ describe('engine: backup, restore, verify', () => {
       expect(failing.message).to.match(/1 file\(s\) were not backed up/);
       expect(leftIncomplete(failing), 'nothing stays to resume').to.equal(false);
       expect([...removed.objects.keys()]).to.deep.equal([]);
+    });
+
+    it('VictoriaLogs: the files of each partition are kept by its own tree, also where two partitions hold the same paths', async () => {
+      const a = makeSnapshot();
+      const b = makeSnapshot();
+      writeFileSync(join(b.dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11', 'PART1', 'index.bin'), 'INDEX');
+      const trees = async () => [
+        { prefix: 'partitions/20261120/', restoreTo: 'partitions/20261120', files: await listSnapshotFiles(a.snapshot), reader: localFileReader(a.snapshot) },
+        { prefix: 'partitions/20261121/', restoreTo: 'partitions/20261121', files: await listSnapshotFiles(b.snapshot), reader: localFileReader(b.snapshot) },
+      ];
+      const store = new MemoryStore();
+      store.failPut = (key) => key.startsWith('l1/partitions/20261121/') && key.includes('values.bin');
+      await backupOf(store, a.snapshot, 'l1', { kind: 'logs', trees: await trees() }).catch(() => undefined);
+      store.failPut = undefined;
+      const puts = recordPuts(store);
+      const manifest = await backupOf(store, a.snapshot, 'l1', { kind: 'logs', trees: await trees() });
+      // Both partitions' index.bin and empty.bin, and the first one's values.bin.
+      expect(manifest.resumed).to.deep.equal({ files: 5, bytes: 300_000 + 10 });
+      expect(puts.filter((k) => k.includes('/PART1/'))).to.have.length(1);
+      expect(puts.find((k) => k.includes('/PART1/'))).to.match(/^l1\/partitions\/20261121\/.*values\.bin\//);
+      expect(manifest.trees[1]!.files.find((f) => f.path.endsWith('index.bin'))!.sha256).to.equal(sha256Of('INDEX'));
+      expect((await verifyBackup(store, 'l1')).ok).to.equal(true);
+    });
+
+    it('the journal left in a complete folder is passed over: a re-run into it goes by its manifest', async () => {
+      const { snapshot } = makeSnapshot();
+      const store = new MemoryStore();
+      await backupOf(store, snapshot, 'b1');
+      const index = (await listSnapshotFiles(snapshot)).find((f) => f.path.endsWith('index.bin'))!;
+      const wrong = { path: index.path, size: index.size, mtimeMs: index.mtimeMs, sha256: 'f'.repeat(64), origin: 'uploaded' };
+      store.objects.set(`b1/${JOURNAL_PREFIX}000000000000001_aaaaaaaa_000000.ignore`, Buffer.from(`${JSON.stringify({ prefix: '', file: wrong })}\n`));
+      const manifest = await backupOf(store, snapshot, 'b1', { base: (await newestComplete(store))! });
+      expect(manifest.resumed).to.equal(undefined);
+      expect(manifest.trees[0]!.files.find((f) => f.path === index.path)!.sha256).to.equal(sha256Of('index'));
+      expect(journalKeys(store, 'b1'), 'the left-over is removed with the re-run').to.deep.equal([]);
+      expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
+    });
+
+    it('the journal writer writes nothing once another run took the folder; a write that fails keeps its entries for the next', async () => {
+      const store = new MemoryStore();
+      const entry = { path: 'data/x', size: 1, mtimeMs: 1, sha256: 'a'.repeat(64), origin: 'uploaded' as const };
+      let owner: 'ours' | 'lost' | 'trouble' = 'trouble';
+      const writer = new JournalWriter(store, 'b1', 1, 'run-1', async () => {
+        if (owner === 'lost') throw new FolderTakenError('taken');
+        if (owner === 'trouble') throw new Error('ECONNRESET');
+      });
+      writer.add('', entry);
+      await writer.flush();
+      expect(journalKeys(store, 'b1'), 'not written, kept').to.deep.equal([]);
+      owner = 'ours';
+      await writer.flush();
+      expect((await readJournal(store, 'b1')).get('')!.get('data/x')).to.deep.equal(entry);
+      owner = 'lost';
+      writer.add('', { ...entry, path: 'data/y' });
+      await writer.close(true);
+      expect(journalKeys(store, 'b1')).to.have.length(1);
     });
 
     it('the journal: a later entry for a file wins, lines that are cut or not of its shape are passed over', async () => {
