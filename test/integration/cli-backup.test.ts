@@ -406,6 +406,9 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
         }
         const source = new MetricsSource({ url: vm.url });
         expect((await source.list()).length, 'the snapshot exists while the backup runs').to.equal(1);
+        // The answers to the uploads listed above (each slowed by 150 ms) have reached the backup,
+        // so it has finished files to write down; the rest takes over a second longer.
+        await new Promise((r) => setTimeout(r, 200));
         child.kill(signal);
         const [code] = (await closed) as [number | null];
         expect(code, stderr).to.equal(signal === 'SIGINT' ? 130 : 143);
