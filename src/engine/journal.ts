@@ -22,6 +22,7 @@ import { readWholeObject } from '../store/read-object.js';
 import type { ObjectStore } from '../store/types.js';
 import { FolderTakenError } from './backup-folder.js';
 import { MAX_MANIFEST_BYTES, type ManifestFile } from './manifest.js';
+import { isManifestFile } from './manifest-shape.js';
 
 export const JOURNAL_PREFIX = 'victoria_journal_';
 /** How often finished files are written down: what a kill can cost again is this much of the upload. */
@@ -145,10 +146,8 @@ function parseLine(text: string): Line | undefined {
   } catch {
     return undefined;
   }
-  const { prefix, file } = (v ?? {}) as { prefix?: unknown; file?: Partial<Record<keyof ManifestFile, unknown>> };
-  if (typeof prefix !== 'string' || typeof file !== 'object' || file === null) return undefined;
+  const { prefix, file } = (v ?? {}) as { prefix?: unknown; file?: unknown };
+  if (typeof prefix !== 'string' || !isManifestFile(file)) return undefined;
   const { path, size, mtimeMs, sha256, origin } = file;
-  if (typeof path !== 'string' || !Number.isSafeInteger(size) || (size as number) < 0 || typeof mtimeMs !== 'number' || !Number.isFinite(mtimeMs)) return undefined;
-  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256) || (origin !== 'uploaded' && origin !== 'copied')) return undefined;
-  return { prefix, file: { path, size: size as number, mtimeMs, sha256, origin } };
+  return { prefix, file: { path, size, mtimeMs, sha256, origin } };
 }

@@ -5,6 +5,8 @@
  * deep inside a restore or a backup with a TypeError that names neither the backup nor the field,
  * and, as the newest complete backup, fail every later backup of the workload that takes it as a base.
  */
+import type { ManifestFile } from './manifest.js';
+
 /** A field's problem: undefined, or its path below the field (`.x`, `[3]…`) and what is wrong, or `' ' + what is wrong`. */
 type Check = (v: unknown) => string | undefined;
 
@@ -77,6 +79,11 @@ const MANIFEST = fields({
   durationSeconds: num,
   trees: items(TREE),
 });
+
+/** Whether `value` is a manifest's file entry as this version writes it (the journal's lines hold them too). */
+export function isManifestFile(value: unknown): value is ManifestFile {
+  return FILE(value) === undefined;
+}
 
 /** The first field of `value` that is not as this version writes it (`trees[0].files[3].sha256 is not a SHA-256 in hex`), or undefined. */
 export function manifestShapeProblem(value: unknown): string | undefined {
