@@ -352,8 +352,12 @@ class FolderWriter {
     const signal = this.req.signal;
     const stopHeartbeat = this.req.onProgress ? heartbeat(() => this.report()) : undefined;
     try {
-      const baseObjects = await this.listBase();
-      const inFolder = await this.listFolder();
+      // The base's objects: a copy takes whatever the base holds, so an object of the base that was
+      // truncated or replaced would be copied into every later backup if its size and ETag were
+      // not compared with the base's manifest first.
+      const baseObjects = await this.objectsOf(this.req.base?.name);
+      // This folder as an interrupted earlier run left it, listed only when its journal names files.
+      const inFolder = await this.objectsOf(this.journaled.size > 0 ? this.name : undefined);
       const written: ManifestTree[] = [];
       for (const tree of this.req.trees) {
         signal?.throwIfAborted();
@@ -382,23 +386,11 @@ class FolderWriter {
     this.req.onProgress?.({ ...this.progress });
   }
 
-  /**
-   * The base backup's objects with their sizes and ETags, one listing. A copy takes whatever the
-   * base holds: an object of the base that was truncated or replaced would be copied into every
-   * later backup if its size and ETag were not compared with the base's manifest first.
-   */
-  private async listBase(): Promise<Map<string, ObjectInfo>> {
+  /** A folder's objects with their sizes and ETags, one listing; none when there is no folder to list. */
+  private async objectsOf(folder: string | undefined): Promise<Map<string, ObjectInfo>> {
     const objects = new Map<string, ObjectInfo>();
-    if (!this.req.base) return objects;
-    for await (const obj of this.store.list(`${this.req.base.name}/`)) objects.set(obj.key, obj);
-    return objects;
-  }
-
-  /** This backup's folder as an interrupted earlier run left it, listed once; not listed when no journal names a file. */
-  private async listFolder(): Promise<Map<string, ObjectInfo>> {
-    const objects = new Map<string, ObjectInfo>();
-    if (this.journaled.size === 0) return objects;
-    for await (const obj of this.store.list(`${this.name}/`)) objects.set(obj.key, obj);
+    if (folder === undefined) return objects;
+    for await (const obj of this.store.list(`${folder}/`)) objects.set(obj.key, obj);
     return objects;
   }
 
