@@ -5,13 +5,12 @@
  */
 import { expect } from 'chai';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { redact } from '../../src/common/redact.js';
 import { COMPLETE_KEY } from '../../src/engine/manifest.js';
+import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server.js';
 import { writeSmallBackup } from '../support/store-helpers.js';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
@@ -131,18 +130,17 @@ describe('CLI --json on failure', () => {
   });
 
   describe('restore from a plan', () => {
-    let server: http.Server | undefined;
+    let server: LoopbackServer | undefined;
     afterEach(async () => {
-      await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+      await server?.close();
       server = undefined;
     });
 
     it('a plan that is gone prints the data directory, verified false and the error, never the URL', async () => {
-      server = http.createServer((_req, res) => {
+      server = await startLoopbackServer((_req, res) => {
         res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
       });
-      await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/plans/r1.json?X-Amz-Credential=AKIA&X-Amz-Signature=deadbeefcafe`;
+      const url = `${server.url}/bucket/plans/r1.json?X-Amz-Credential=AKIA&X-Amz-Signature=deadbeefcafe`;
       const dataDir = join(tmp('cli-json-'), 'data');
       const run = await cli(['restore', '--plan-url', url, '--plan-sha256', 'a'.repeat(64), '--data-dir', dataDir, '--json']);
       const object = failedWith(run);

@@ -6,11 +6,12 @@
  */
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { DirectGetter, type DirectGetResult } from '../../src/store/direct-get.js';
 import type { ChunkSink } from '../../src/store/types.js';
+import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server.js';
 import { makeTestTls } from '../support/tls.js';
 
 const BODY = randomBytes(3 * 1024 * 1024 + 123);
@@ -54,14 +55,14 @@ async function listen(server: Server | ReturnType<typeof createTcpServer>): Prom
 }
 
 describe('DirectGetter: GETs into reused buffers', () => {
-  let server: Server;
+  let server: LoopbackServer;
   let base: string;
   const requests: Array<{ url: string; range?: string; ifMatch?: string; port: number }> = [];
   let handle: (req: IncomingMessage, res: ServerResponse) => boolean = () => false;
   let getter: DirectGetter;
 
   before(async () => {
-    server = createHttpServer((req, res) => {
+    server = await startLoopbackServer((req, res) => {
       requests.push({ url: req.url!, port: req.socket.remotePort!, ...(req.headers.range ? { range: req.headers.range } : {}), ...(req.headers['if-match'] ? { ifMatch: req.headers['if-match'] } : {}) });
       if (handle(req, res)) return;
       const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
@@ -70,7 +71,7 @@ describe('DirectGetter: GETs into reused buffers', () => {
         res.writeHead(206, { etag: ETAG, 'content-length': part.length, 'content-range': `bytes ${m[1]}-${m[2]}/${BODY.length}` }).end(part);
       } else res.writeHead(200, { etag: ETAG, 'content-length': BODY.length }).end(BODY);
     });
-    base = `http://127.0.0.1:${await listen(server)}`;
+    base = server.url;
   });
   after(() => server.close());
   beforeEach(() => {

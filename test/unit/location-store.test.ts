@@ -3,13 +3,13 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { abortOpenUploads, openLocationStore, removeStaleCredentials } from '../../src/actions/storage.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import type { BackupStorageLocation } from '../../src/kube/velero-objects.js';
+import { startLoopbackServer } from '../support/loopback-server.js';
 
 function kubeWith(config: Record<string, string>, credential?: { name: string; key: string }, caCert?: string): KubeClient {
   const bsl = {
@@ -145,7 +145,7 @@ describe('storage location credentials', () => {
     const requests: string[] = [];
     let aborted = false;
     const hung = new Set<ServerResponse>();
-    const server = createServer((req, res) => {
+    const server = await startLoopbackServer((req, res) => {
       const url = new URL(req.url!, 'http://x');
       req.resume();
       requests.push(`${req.method} ${url.pathname}${url.search.includes('uploads') ? ' create' : url.searchParams.has('partNumber') ? ' part' : ''}`);
@@ -158,8 +158,7 @@ describe('storage location credentials', () => {
       res.writeHead(200, { 'content-type': 'application/xml' });
       res.end(req.method === 'POST' ? '<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>' : '');
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const endpoint = server.url;
     const location = await openLocationStore({
       kube: kubeWith({ region: 'us-east-1', s3Url: endpoint, s3ForcePathStyle: 'true', credentialsFile: ownFile }),
       namespace: 'velero', location: 'default', prefixOf: () => 'plugins/victoria', write: true, env: {},
@@ -177,7 +176,7 @@ describe('storage location credentials', () => {
       expect(await upload).to.be.instanceOf(Error);
     } finally {
       await location.close();
-      server.close();
+      await server.close();
     }
     expect(await abortOpenUploads(), 'closed locations are forgotten').to.equal(0);
   });

@@ -6,11 +6,9 @@
  */
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeBackup } from '../../src/engine/backup.js';
@@ -27,6 +25,7 @@ import { scrubUrls } from '../../src/common/redact.js';
 import { s3Presigner } from '../../src/store/s3-presign.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../src/store/s3.js';
+import { startLoopbackServer } from '../support/loopback-server.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { makeTestTls } from '../support/tls.js';
 import { collect, readAll } from '../support/store-helpers.js';
@@ -124,14 +123,9 @@ async function serve(store: MemoryStore, extra: Record<string, Buffer> = {}, tls
       res.writeHead(200, { etag, 'content-length': body.length }).end(body);
     }
   };
-  const server: Server = tls ? createHttpsServer(tls, answer) : createServer(answer);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  served.base = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  served.close = () => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  });
+  const server = await startLoopbackServer(tls ? createHttpsServer(tls, answer) : answer);
+  served.base = server.url;
+  served.close = server.close;
   return served;
 }
 
@@ -660,10 +654,8 @@ describe('restore plan: TLS with a private CA', () => {
   it('fails verification with a hint, and works with the CA (option, --ca-cert-file, or the environment) or insecureSkipTLSVerify', async () => {
     const tls = makeTestTls();
     const body = Buffer.from('{"plan":true}');
-    const server = createHttpsServer({ key: tls.keyPem, cert: tls.certPem }, (_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body));
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/plan.json?X-Amz-Signature=${SECRET}`;
+    const server = await startLoopbackServer(createHttpsServer({ key: tls.keyPem, cert: tls.certPem }, (_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body)));
+    const url = `${server.url}/plan.json?X-Amz-Signature=${SECRET}`;
     try {
       const err = await rejectionOf(fetchRestorePlan(url, { maxAttempts: 1 }));
       expect(err.message).to.match(/TLS verification failed; give the CA bundle as \$VELERO_PLUGIN_VICTORIA_CA_CERT or --ca-cert-file/);
@@ -682,8 +674,7 @@ describe('restore plan: TLS with a private CA', () => {
       const noFile = await rejectionOf(restoreCommand(['--plan-url', url, '--plan-sha256', sha, '--data-dir', join(tmp('plan-tls-'), 'd'), '--ca-cert-file', '/nonexistent/ca.pem'], {}));
       expect(noFile.message).to.match(/^cannot read --ca-cert-file \/nonexistent\/ca\.pem: ENOENT/);
     } finally {
-      server.closeAllConnections();
-      server.close();
+      await server.close();
     }
   });
 });

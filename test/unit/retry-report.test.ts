@@ -1,11 +1,10 @@
 import { expect } from 'chai';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { RetryReporter } from '../../src/store/retry-report.js';
+import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server.js';
 
 /** A reporter on a clock the test moves. */
 function reporter(): { lines: string[]; clock: { t: number }; r: RetryReporter } {
@@ -84,21 +83,20 @@ describe('store retries, told at a bounded rate', () => {
 });
 
 describe('store retries in the CLI: a restore from a plan', () => {
-  let server: http.Server | undefined;
+  let server: LoopbackServer | undefined;
   afterEach(async () => {
-    await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+    await server?.close();
     server = undefined;
   });
 
   it('says each retry of the plan\'s GET on stderr, naming the plan and never its URL', async () => {
     let requests = 0;
-    server = http.createServer((_req, res) => {
+    server = await startLoopbackServer((_req, res) => {
       // Throttled once, then gone: the restore fails fast after one retry.
       if (requests++ === 0) res.writeHead(503, { 'content-type': 'application/xml' }).end('<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
       else res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
     });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/bucket/plans/r1.json?X-Amz-Signature=deadbeefcafe`;
+    const url = `${server.url}/bucket/plans/r1.json?X-Amz-Signature=deadbeefcafe`;
     let stdout = '';
     let stderr = '';
     const w1 = process.stdout.write.bind(process.stdout);

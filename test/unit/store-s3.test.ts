@@ -5,16 +5,15 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { PartBufferPool } from '../../src/store/part-buffers.js';
 import { PersistentRetryStrategy, type RetryEvent } from '../../src/store/s3-retry.js';
 import { S3Store } from '../../src/store/s3.js';
 import { StoreError } from '../../src/store/errors.js';
+import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server.js';
 import { collect, readAll, rejection } from '../support/store-helpers.js';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -293,23 +292,22 @@ describe('S3 store errors', () => {
 
 describe('S3 store pointed at a web page (a console URL given as the endpoint)', () => {
   const PAGE = '<html><body>Welcome to the console</body></html>';
-  let server: Server;
+  let server: LoopbackServer;
   let endpoint: string;
   const requests: string[] = [];
   /** What the page's server answers; a console answers every path with its page. */
   let answer = { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
 
   before(async () => {
-    server = createServer((req, res) => {
+    server = await startLoopbackServer((req, res) => {
       requests.push(req.method!);
       req.resume();
       res.writeHead(answer.status, { 'content-type': answer.type, 'content-length': Buffer.byteLength(answer.body) });
       res.end(req.method === 'HEAD' ? undefined : answer.body);
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    endpoint = server.url;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  after(() => server.close());
   beforeEach(() => {
     requests.length = 0;
     answer = { status: 200, type: 'text/html; charset=utf-8', body: PAGE };
@@ -361,13 +359,13 @@ describe('S3 store pointed at a web page (a console URL given as the endpoint)',
 
 describe('S3 store views bound to a signal (withSignal)', () => {
   /** A server that hangs every PUT of an object or a part, and answers the rest of a multipart upload. */
-  let server: Server;
+  let server: LoopbackServer;
   let endpoint: string;
   const requests: string[] = [];
   const hanging = new Set<import('node:http').ServerResponse>();
 
   before(async () => {
-    server = createServer((req, res) => {
+    server = await startLoopbackServer((req, res) => {
       const url = new URL(req.url!, 'http://x');
       const what = `${req.method} ${url.search.includes('uploads') ? 'create' : url.searchParams.has('partNumber') ? 'part' : url.searchParams.has('uploadId') ? 'upload' : 'object'}`;
       requests.push(what);
@@ -384,12 +382,11 @@ describe('S3 store views bound to a signal (withSignal)', () => {
       res.writeHead(req.method === 'DELETE' ? 204 : 200, { 'content-length': '0' });
       res.end();
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    endpoint = server.url;
   });
   after(() => {
     for (const res of hanging) res.destroy();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
+    return server.close();
   });
   beforeEach(() => {
     requests.length = 0;

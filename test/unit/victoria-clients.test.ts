@@ -4,16 +4,15 @@
  */
 import { expect } from 'chai';
 import { mkdtempSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { MockAgent } from 'undici';
 import { SnapshotUndeletableError, VictoriaDeleteError, VictoriaError, VictoriaHttpError, VictoriaUnreachableError } from '../../src/victoria/errors.js';
 import { vlSnapshotFromPath } from '../../src/victoria/vl-partitions.js';
 import { LogsSource } from '../../src/victoria/logs-source.js';
 import { MetricsSource } from '../../src/victoria/metrics-source.js';
 import { vmSnapshot } from '../../src/victoria/vm-snapshots.js';
+import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server.js';
 
 const VM = 'http://vm.test:8428';
 const VL = 'http://vl.test:9428';
@@ -232,28 +231,23 @@ describe('victoria clients (recorded answers)', () => {
   });
 
   describe('unreachable servers', () => {
-    let silent: Server;
+    let silent: LoopbackServer;
     let port: number;
     before(async () => {
       // Accepts connections and never answers.
-      silent = createServer(() => undefined);
-      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-      port = (silent.address() as AddressInfo).port;
+      silent = await startLoopbackServer(() => undefined);
+      port = silent.port;
     });
-    after(async () => {
-      silent.closeAllConnections();
-      await new Promise<void>((r) => silent.close(() => r()));
-    });
+    after(() => silent.close());
 
     it('a count whose backup no longer needs it ends with its signal, closing the connection (the server cancels the query)', async () => {
       let closed = false;
-      const slow = createServer((req, res) => {
+      const slow = await startLoopbackServer((req, res) => {
         if (req.url?.startsWith('/internal/force_flush')) return void res.end();
         req.socket.on('close', () => (closed = true)); // the query never answers
       });
-      await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
       try {
-        const src = new MetricsSource({ url: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` });
+        const src = new MetricsSource({ url: slow.url });
         const stop = new AbortController();
         setTimeout(() => stop.abort(new Error('the backup failed')), 100);
         const started = performance.now();
@@ -263,8 +257,7 @@ describe('victoria clients (recorded answers)', () => {
         await new Promise((r) => setTimeout(r, 50));
         expect(closed, 'the connection is closed').to.equal(true);
       } finally {
-        slow.closeAllConnections();
-        await new Promise<void>((r) => slow.close(() => r()));
+        await slow.close();
       }
     });
 
@@ -292,24 +285,21 @@ describe('victoria clients (recorded answers)', () => {
     });
 
     it('https:// to a plain-HTTP server says to use http://', async () => {
-      const plain = createServer((_req, res) => res.end('{}'));
-      await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
-      const p = (plain.address() as AddressInfo).port;
+      const plain = await startLoopbackServer((_req, res) => res.end('{}'));
+      const p = plain.port;
       try {
         const err = (await new MetricsSource({ url: `https://127.0.0.1:${p}` }).list().catch((e: unknown) => e)) as Error;
         expect(err).to.be.instanceOf(VictoriaUnreachableError);
         expect(err.message).to.equal(`VictoriaMetrics POST https://127.0.0.1:${p}/snapshot/list: the server does not speak TLS here: use http://, not https://`);
       } finally {
-        plain.closeAllConnections();
-        await new Promise<void>((r) => plain.close(() => r()));
+        await plain.close();
       }
     });
 
     it('a refused connection says so', async () => {
-      const closed = createServer();
-      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-      const p = (closed.address() as AddressInfo).port;
-      await new Promise<void>((r) => closed.close(() => r()));
+      const closed = await startLoopbackServer();
+      const p = closed.port;
+      await closed.close();
       const err = (await new LogsSource({ url: `http://127.0.0.1:${p}` }).list().catch((e: unknown) => e)) as Error;
       expect(err).to.be.instanceOf(VictoriaUnreachableError);
       expect(err.message).to.match(/connection refused .*is the server running/);

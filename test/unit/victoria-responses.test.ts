@@ -4,8 +4,6 @@
  * reference/test-components.md §3.
  */
 import { expect } from 'chai';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';
 import { HttpClient, isUnsupportedPath, serverText } from '../../src/victoria/http.js';
 import { isPartitionName, isSnapshotName, snapshotTime } from '../../src/victoria/snapshot-names.js';
@@ -22,6 +20,7 @@ import {
 } from '../../src/victoria/vl-partitions.js';
 import { countMetrics, countWindow, exportLineSamples, parseCountValues, parseInstantCount } from '../../src/victoria/vm-counts.js';
 import { classifyVmDelete, parseVmCreate, parseVmList, vmSnapshot } from '../../src/victoria/vm-snapshots.js';
+import { startLoopbackServer } from '../support/loopback-server.js';
 
 const NAMES = { AUTH: { authKeyOption: '--auth-key', forceFlushAuthKeyOption: '--force-flush-auth-key' } };
 
@@ -361,9 +360,8 @@ describe('victoria: retention, and where a count starts', () => {
 
   it("a count query gives up after the caller's timeout, not the 5-minute default", async () => {
     // A server that accepts the request and never answers, as a database busy counting would.
-    const server = createServer(() => {});
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const server = await startLoopbackServer(() => {});
+    const url = server.url;
     try {
       for (const [product, count] of [
         ['VictoriaMetrics', (http: HttpClient) => countMetrics(http, { timeoutMs: 400 })],
@@ -376,8 +374,7 @@ describe('victoria: retention, and where a count starts', () => {
         expect(Date.now() - t0, product).to.be.within(350, 10_000);
       }
     } finally {
-      server.closeAllConnections();
-      server.close();
+      await server.close();
     }
   });
 
