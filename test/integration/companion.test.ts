@@ -11,8 +11,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -38,6 +37,7 @@ import { LATE_DATA_MARGIN_MS } from '../../src/victoria/flat-counts.js';
 import { freePort } from '../../src/victoria/local-server.js';
 import { paths, requireComponents, ROOT } from '../support/components.js';
 import { makePod, startKubeApi, V5, type ExecRecord, type KubeApiServer } from '../support/kube-api.js';
+import { startLoopbackServer } from '../support/loopback-server.js';
 import { startVictoriaMetrics, type VmServer } from '../support/victoria-metrics.js';
 import { startVictoriaLogs, type VlServer } from '../support/victorialogs.js';
 
@@ -675,7 +675,7 @@ async function slowQueries(target: string): Promise<{ url: string; held: HeldQue
     upstream.on('error', (err) => res.destroy(err));
     req.pipe(upstream);
   };
-  const server = createHttpServer((req, res) => {
+  const { url, close } = await startLoopbackServer((req, res) => {
     if (!req.url?.startsWith('/api/v1/query')) return forward(req, res);
     const query: HeldQuery = { arrivedAt: Date.now(), release: () => forward(req, res) };
     res.on('close', () => {
@@ -683,12 +683,7 @@ async function slowQueries(target: string): Promise<{ url: string; held: HeldQue
     });
     held.push(query);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    held,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve()).closeAllConnections()),
-  };
+  return { url, held, close };
 }
 
 async function until(what: string, done: () => boolean, ms = 10_000): Promise<void> {
