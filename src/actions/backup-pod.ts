@@ -8,7 +8,7 @@
  */
 import type { CompanionFiles } from '../companion/protocol.js';
 import { pendingCounts, writeBackup, type BackupCounts, type BaseBackup } from '../engine/backup.js';
-import { removalNote } from '../engine/backup-folder.js';
+import { attemptNote } from '../engine/backup-folder.js';
 import { newestComplete } from '../engine/catalog.js';
 import { copiesRefusedText, type Manifest } from '../engine/manifest.js';
 import { formatBytes, recentRate, type Progress, type ProgressListener } from '../engine/progress.js';
@@ -159,7 +159,7 @@ export function failureText(err: unknown, signal: AbortSignal): string {
   const message = err instanceof Error ? err.message : String(err);
   if (!signal.aborted) return message;
   const timeout = (signal.reason as Error).message;
-  if (err === signal.reason || message.includes(timeout)) return `${timeout}${removalNote(err)}`;
+  if (err === signal.reason || message.includes(timeout)) return `${timeout}${attemptNote(err)}`;
   return `${timeout}; the error it ended with: ${message}`;
 }
 
@@ -237,7 +237,7 @@ async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
   const passOver = (name: string, why: string, isArchived: boolean) => (isArchived ? archived : unreadable).push(`${name} (${why})`);
   // Bound to the item's signal, which also ends when the item does: a lookup still running then
   // (the file list failed first) stops instead of reading on into a closed client.
-  const baseLookup = newestComplete(location.store.withSignal(r.signal), '', (m) => m.kind === r.kind, passOver).then((base) => {
+  const baseLookup = newestComplete(location.store.withSignal(r.signal), '', { accept: (m) => m.kind === r.kind, onUnreadable: passOver }).then((base) => {
     for (const line of passedOverLines(b.podId, unreadable, archived, base !== undefined)) b.ctx.log[line.level](line.text, b.fields);
     return base;
   });
@@ -360,7 +360,7 @@ async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCoun
     createdAt: new Date(files.createdAt),
     ...(base ? { base } : {}),
     concurrency: config.uploadConcurrency,
-    removeOnFailure: true,
+    onFailure: 'remove',
     signal: b.signal,
     ...(config.maxBytesPerSecond > 0 ? { maxBytesPerSecond: config.maxBytesPerSecond } : {}),
     onProgress,

@@ -48,7 +48,10 @@ export async function backupFromSnapshots(req: SnapshotBackupRequest): Promise<S
   const baseLookup =
     req.incremental === false
       ? Promise.resolve(undefined)
-      : newestComplete(req.store, '', (m) => m.kind === source.kind, (name, why) => process.stderr.write(`warning: ${req.store.location}/${name} cannot be read (${why}): it is passed over as the base of this backup\n`));
+      : newestComplete(req.store, '', {
+          accept: (m) => m.kind === source.kind,
+          onUnreadable: (name, why) => process.stderr.write(`warning: ${req.store.location}/${name} cannot be read (${why}): it is passed over as the base of this backup\n`),
+        });
   // Observed now: it may fail while the snapshot is still being made; its error is thrown below.
   baseLookup.catch(() => undefined);
   // A signal or a failure stops what still runs: the uploads at their next chunk, the count's query.

@@ -115,12 +115,11 @@ export async function checkStillOurs(store: ObjectStore, name: string, run: stri
 }
 
 /**
- * removeOnFailure: removes what the failed attempt wrote, and says in its error whether that
- * worked. The sentence is also kept apart (removalNote), for a caller that replaces the error with
+ * onFailure 'remove': removes what the failed attempt wrote, and says in its error whether that
+ * worked. The sentence is also kept apart (attemptNote), for a caller that replaces the error with
  * its own, such as the pod action's item timeout.
  */
 export async function withRemoval(err: unknown, store: ObjectStore, name: string): Promise<Error> {
-  const error = err instanceof Error ? err : new Error(String(err));
   const where = `${store.location}/${name}/`;
   let note: string;
   try {
@@ -131,14 +130,28 @@ export async function withRemoval(err: unknown, store: ObjectStore, name: string
       `; the objects this attempt wrote to ${where} could not be removed (${(removal as Error).message}): ` +
       'they hold no complete backup, and nothing else will remove them: delete them with your S3 tools';
   }
+  return withNote(err, note);
+}
+
+/** onFailure 'keep-journaled': the folder stays for the next backup to take over; its error says so (and attemptNote). */
+export function withKept(err: unknown, store: ObjectStore, name: string, files: number): Error {
+  return withNote(
+    err,
+    `; the ${files} file(s) this attempt finished stay in ${store.location}/${name}/ (incomplete: never restored from) for the next backup to copy server-side ` +
+      'instead of uploading them again; that backup removes the folder once it is complete',
+  );
+}
+
+function withNote(err: unknown, note: string): Error {
+  const error = err instanceof Error ? err : new Error(String(err));
   error.message += note;
-  removalNotes.set(error, note);
+  attemptNotes.set(error, note);
   return error;
 }
 
-const removalNotes = new WeakMap<Error, string>();
+const attemptNotes = new WeakMap<Error, string>();
 
-/** The sentence a removeOnFailure backup appended to its error about what it removed; '' for any other error. */
-export function removalNote(err: unknown): string {
-  return err instanceof Error ? (removalNotes.get(err) ?? '') : '';
+/** The sentence a failed backup appended to its error about what became of its folder (removed or kept); '' for any other error. */
+export function attemptNote(err: unknown): string {
+  return err instanceof Error ? (attemptNotes.get(err) ?? '') : '';
 }

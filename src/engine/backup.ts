@@ -9,7 +9,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/types.js';
 import type { FileReader, SnapshotFile } from './files.js';
-import { checkBackupName, checkFolderIsOurs, checkStillOurs, FolderTakenError, withRemoval } from './backup-folder.js';
+import { checkBackupName, checkFolderIsOurs, checkStillOurs, FolderTakenError, withKept, withRemoval } from './backup-folder.js';
 import { uploadFile } from './file-upload.js';
 import { checkRelPath, checkTreePlaces, isMutableFile, partKey, splitParts, VM_COMPLETE_MARKER, VM_METADATA_MARKER, type Part } from './layout.js';
 import {
@@ -75,13 +75,23 @@ export interface BackupRequest {
   /** The most bytes per second the uploads send, all together (0 or absent: no limit; rate-limit.ts). */
   maxBytesPerSecond?: number;
   /**
-   * On a failure after the guards (once the folder is ours to write), remove what was written. For
-   * callers whose failed backup nothing else would ever remove: a Velero item that failed is not
-   * in Velero's backup, so no delete action runs for it. The CLI keeps a failed backup's folder,
-   * which `list` shows as incomplete and restore refuses, until the user removes it or a re-run
-   * into the same name resumes it: only such kept folders carry a journal (journal.ts).
+   * What a failure after the guards (once the folder is ours to write) leaves of the folder.
+   * 'keep' (the default; the CLI): the folder stays with its journal (journal.ts), incomplete, which
+   * `list` shows and restore refuses, until the user removes it or a re-run into the same name
+   * resumes it. 'remove': what was written goes, and no journal is written: for callers whose
+   * failed backup nothing else would ever remove. 'keep-journaled' (the Velero action, whose failed
+   * item is not in Velero's backup, so no delete action runs for it): the folder stays when its
+   * journal names a finished file, for a later backup to take over (resumeFrom) and then remove;
+   * a folder with nothing worth keeping is removed.
    */
-  removeOnFailure?: boolean;
+  onFailure?: 'keep' | 'remove' | 'keep-journaled';
+  /**
+   * Another folder under the same root, left incomplete by a failed backup of the same source
+   * (onFailure 'keep-journaled'): the files its journal names that the snapshot still has unchanged
+   * are copied from it server-side instead of uploaded (Manifest.resumedFrom). Files the base
+   * holds unchanged are copied from the base, whose manifest vouches for them.
+   */
+  resumeFrom?: string;
   onProgress?: ProgressListener;
   /**
    * Stops the backup: no copy or upload starts once it is aborted, uploads under way end at their
@@ -109,7 +119,7 @@ const SMALL_FILE = 1024 * 1024;
  */
 const COPY_TROUBLE_LIMIT = 16;
 /**
- * How long removeOnFailure may take to remove a failed attempt's objects (a listing and a few
+ * How long onFailure 'remove' may take to remove a failed attempt's objects (a listing and a few
  * batched deletes when the store works); past it, the error says what is left.
  */
 const REMOVAL_TIMEOUT_MS = 120_000;
@@ -128,31 +138,40 @@ export async function writeBackup(request: BackupRequest): Promise<Manifest> {
   // The signal ends the requests in flight as well (a hung store must not outlast the deadline).
   const req = request.signal && request.store.withSignal ? { ...request, store: request.store.withSignal(request.signal) } : request;
   const { store, name } = req;
+  const onFailure = req.onFailure ?? 'keep';
   checkBackupName(name);
+  if (req.resumeFrom !== undefined) checkBackupName(req.resumeFrom);
   checkTreePlaces(req.trees);
   await checkFolderIsOurs(store, name, req.kind);
   const run = randomUUID();
-  // What an interrupted earlier run of this name finished, before this run's marker replaces its
-  // own. A complete folder's journal is a left-over (its removal failed, or a run that had lost the
-  // folder wrote it): its files are found through the manifest instead (an in-place base).
-  const journaled: Journaled = req.removeOnFailure || (await store.head(`${name}/${COMPLETE_KEY}`)) ? new Map() : await readJournal(store, name);
+  // What an interrupted earlier run finished: of this name, read before this run's marker replaces
+  // its own, or of the failed attempt resumeFrom names. A complete folder's journal is a left-over
+  // (its removal failed, or a run that had lost the folder wrote it): its files are found through
+  // the manifest instead (an in-place base).
+  const from = req.resumeFrom ?? (onFailure === 'remove' ? undefined : name);
+  const journaled: Journaled = from === undefined || (await store.head(`${from}/${COMPLETE_KEY}`)) ? new Map() : await readJournal(store, from);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString(), run }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
   // Without the backup's signal: an interrupted run still writes down what it finished.
-  const journal = req.removeOnFailure ? undefined : new JournalWriter(request.store, name, started, run, (s) => checkStillOurs(s, name, run));
+  const journal = onFailure === 'remove' ? undefined : new JournalWriter(request.store, name, started, run, (s) => checkStillOurs(s, name, run));
   try {
     // A re-run into the same name must never leave an old complete marker over new, partial data.
     await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
-    return await new FolderWriter(req, started, run, journaled, journal).write();
+    return await new FolderWriter(req, started, run, { from: from ?? name, journaled }, journal).write();
   } catch (err) {
-    // A run that lost the folder to another of the same name writes nothing more into it.
-    const lost = err instanceof FolderTakenError;
-    if (journal) {
-      await journal.close(!lost);
-      if (typeof err === 'object' && err !== null && !lost) LEFT_INCOMPLETE.add(err);
+    // A run that lost the folder to another of the same name writes nothing more into it, nor
+    // may it remove that one's objects.
+    if (err instanceof FolderTakenError) {
+      await journal?.close(false);
+      throw err;
     }
-    // Nor may it remove that one's objects.
-    if (!req.removeOnFailure || lost) throw err;
+    await journal?.close(true);
+    const finished = journal?.filesWritten ?? 0;
+    if (onFailure === 'keep' || (onFailure === 'keep-journaled' && finished > 0)) {
+      const error = onFailure === 'keep' ? err : withKept(err, request.store, name, finished);
+      if (typeof error === 'object' && error !== null) LEFT_INCOMPLETE.add(error);
+      throw error;
+    }
     // Under a deadline of its own: the backup's signal may be what ended it.
     const cleanUp = request.store.withSignal?.(AbortSignal.timeout(REMOVAL_TIMEOUT_MS)) ?? request.store;
     throw await withRemoval(err, cleanUp, name);
@@ -315,6 +334,8 @@ class FolderWriter {
   private readonly refused: { count: number; first?: string } = { count: 0 };
   /** Files an interrupted earlier run of this name had finished, found in place (Manifest.resumed). */
   private readonly resumed = { files: 0, bytes: 0 };
+  /** Files a failed attempt under another name had finished, copied from its folder (Manifest.resumedFrom). */
+  private readonly takenOver = { files: 0, bytes: 0 };
   /** Counts the bytes of every upload: one function for all of them (uploadFile calls it per chunk). */
   private readonly countUploaded = (n: number): void => {
     this.progress.bytesDone += n;
@@ -326,8 +347,11 @@ class FolderWriter {
     private readonly started: number,
     /** This run's id in the in-progress marker (checkStillOurs). */
     private readonly run: string,
-    /** What the journal of an interrupted earlier run of this name names. */
-    private readonly journaled: Journaled,
+    /**
+     * What the journal of an interrupted earlier run names: of this name (its files stay in place)
+     * or of another (BackupRequest.resumeFrom: they are copied from there).
+     */
+    private readonly resume: { from: string; journaled: Journaled },
     /** Where this run writes down what it finished, if its folder stays after a failure. */
     private readonly journal: JournalWriter | undefined,
   ) {
@@ -356,12 +380,12 @@ class FolderWriter {
       // truncated or replaced would be copied into every later backup if its size and ETag were
       // not compared with the base's manifest first.
       const baseObjects = await this.objectsOf(this.req.base?.name);
-      // This folder as an interrupted earlier run left it, listed only when its journal names files.
-      const inFolder = await this.objectsOf(this.journaled.size > 0 ? this.name : undefined);
+      // The folder an interrupted earlier run left, listed only when its journal names files.
+      const resumable = await this.objectsOf(this.resume.journaled.size > 0 ? this.resume.from : undefined);
       const written: ManifestTree[] = [];
       for (const tree of this.req.trees) {
         signal?.throwIfAborted();
-        written.push(await this.writeTree(tree, baseObjects, inFolder));
+        written.push(await this.writeTree(tree, baseObjects, resumable));
       }
       signal?.throwIfAborted();
       // Every file is in and written down before the check lists the folder (whose listing the
@@ -395,20 +419,34 @@ class FolderWriter {
   }
 
   /** One tree's files into the store; their manifest entries, in the tree's order. */
-  private async writeTree(tree: BackupTreeInput, baseObjects: Map<string, ObjectInfo>, inFolder: Map<string, ObjectInfo>): Promise<ManifestTree> {
+  private async writeTree(tree: BackupTreeInput, baseObjects: Map<string, ObjectInfo>, resumable: Map<string, ObjectInfo>): Promise<ManifestTree> {
     const keyOf = (part: Part) => treeKey(this.name, tree.prefix, partKey(part));
     const previous = new Map(this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
     const done = new Map<string, ManifestFile>();
-    // What an interrupted run of this name finished stays; server-side copies next; a copy that
-    // fails (the old object is gone, or the server refuses copies) becomes an upload, and the
-    // manifest says how many did.
-    const rest = this.keepResumed(tree, keyOf, inFolder, done);
+    // What an interrupted run of this name finished stays; server-side copies next, from the base
+    // and then from a failed attempt under another name; a copy that fails (the old object is gone,
+    // or the server refuses copies) becomes an upload, and the manifest says how many did.
+    const { resume } = this;
+    const inPlace = resume.from === this.name;
+    const rest = inPlace ? this.keepResumed(tree, resumable, done) : tree.files;
     const { toCopy, toUpload } = sortOut(rest, previous, this.req.base);
-    await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done, baseObjects);
+    if (this.req.base) await this.copyUnchanged(tree, keyOf, toCopy, toUpload, done, { name: this.req.base.name, objects: baseObjects });
+    if (!inPlace) {
+      const fromAttempt = this.finishedIn(tree, toUpload, resumable);
+      await this.copyUnchanged(tree, keyOf, fromAttempt, toUpload, done, { name: resume.from, objects: resumable, attempt: true });
+    }
     await this.uploadChanged(tree, keyOf, toUpload, done);
     const missing = tree.files.filter((f) => !done.has(f.path));
     if (missing.length > 0) throw new Error(`${missing.length} file(s) were not backed up, e.g. ${missing[0]!.path}`);
     return { prefix: tree.prefix, restoreTo: tree.restoreTo, files: tree.files.map((f) => done.get(f.path)!) };
+  }
+
+  /** Whether the journal names `file` unchanged and `folder`'s listing holds every one of its objects at its size. */
+  private finished(tree: BackupTreeInput, file: SnapshotFile, folder: Map<string, ObjectInfo>): ManifestFile | undefined {
+    const entry = this.resume.journaled.get(tree.prefix)?.get(file.path);
+    if (!unchanged(file, entry)) return undefined;
+    const keyOf = (part: Part) => treeKey(this.resume.from, tree.prefix, partKey(part));
+    return splitParts(file.path, file.size).every((part) => folder.get(keyOf(part))?.size === part.size) ? entry : undefined;
   }
 
   /**
@@ -416,14 +454,13 @@ class FolderWriter {
    * journal names them with the same size and mtime (and they are not of those that change in
    * place), and the folder holds every one of their objects at its size. Returns the others.
    */
-  private keepResumed(tree: BackupTreeInput, keyOf: (part: Part) => string, inFolder: Map<string, ObjectInfo>, done: Map<string, ManifestFile>): SnapshotFile[] {
-    const journaled = this.journaled.get(tree.prefix);
-    if (!journaled) return tree.files;
+  private keepResumed(tree: BackupTreeInput, inFolder: Map<string, ObjectInfo>, done: Map<string, ManifestFile>): SnapshotFile[] {
+    if (!this.resume.journaled.has(tree.prefix)) return tree.files;
     const rest: SnapshotFile[] = [];
     for (const file of tree.files) {
       checkRelPath(file.path);
-      const entry = journaled.get(file.path);
-      if (!unchanged(file, entry) || !splitParts(file.path, file.size).every((part) => inFolder.get(keyOf(part))?.size === part.size)) {
+      const entry = this.finished(tree, file, inFolder);
+      if (!entry) {
         rest.push(file);
         continue;
       }
@@ -437,9 +474,23 @@ class FolderWriter {
     return rest;
   }
 
+  /** Takes off `toUpload` the files a failed attempt under another name finished (finished()), to be copied from its folder. */
+  private finishedIn(tree: BackupTreeInput, toUpload: SnapshotFile[], folder: Map<string, ObjectInfo>): Array<[SnapshotFile, ManifestFile]> {
+    if (!this.resume.journaled.has(tree.prefix)) return [];
+    const taken: Array<[SnapshotFile, ManifestFile]> = [];
+    const rest = toUpload.filter((file) => {
+      const entry = this.finished(tree, file, folder);
+      if (entry) taken.push([file, entry]);
+      return !entry;
+    });
+    toUpload.splice(0, toUpload.length, ...rest);
+    return taken;
+  }
+
   /**
-   * Server-side copies from the base backup into `done`; a file whose copy fails, or whose objects
-   * in the base are missing, of another size or of another ETag than its manifest says, goes onto `toUpload`.
+   * Server-side copies from the base backup, or from a failed attempt's folder, into `done`; a file
+   * whose copy fails, or whose objects in the base are missing, of another size or of another ETag
+   * than its manifest says, goes onto `toUpload`.
    */
   private async copyUnchanged(
     tree: BackupTreeInput,
@@ -447,13 +498,12 @@ class FolderWriter {
     toCopy: Array<[SnapshotFile, ManifestFile]>,
     toUpload: SnapshotFile[],
     done: Map<string, ManifestFile>,
-    baseObjects: Map<string, ObjectInfo>,
+    source: { name: string; objects: Map<string, ObjectInfo>; attempt?: boolean },
   ): Promise<void> {
     const { store, progress, refused } = this;
-    if (!this.req.base) return;
-    const baseName = this.req.base.name;
+    if (toCopy.length === 0) return;
     // A re-run into the name of the newest complete backup finds unchanged files in place.
-    const inPlace = baseName === this.name;
+    const inPlace = source.name === this.name;
     progress.phase = 'copying';
     // Copies that failed for the store's trouble since the last one that worked.
     let troubleRun = 0;
@@ -465,11 +515,12 @@ class FolderWriter {
       try {
         const parts = splitParts(file.path, file.size);
         const etags = recordedEtags(prev, parts);
-        for (const [i, part] of parts.entries()) checkBaseObject(store, treeKey(baseName, tree.prefix, partKey(part)), part.size, etags[i], baseObjects);
+        const from = (part: Part) => treeKey(source.name, tree.prefix, partKey(part));
+        for (const [i, part] of parts.entries()) checkBaseObject(store, from(part), part.size, etags[i], source.objects);
         // In place, there is nothing to copy: the check above found every part with its size.
         if (!inPlace) {
           // Pinned to the recorded ETag: a replacement between the listing and the copy is refused too.
-          for (const [i, part] of parts.entries()) await store.copy(treeKey(baseName, tree.prefix, partKey(part)), keyOf(part), part.size, etags[i]);
+          for (const [i, part] of parts.entries()) await store.copy(from(part), keyOf(part), part.size, etags[i]);
         }
       } catch (err) {
         const failure = copyFailure(err);
@@ -477,8 +528,12 @@ class FolderWriter {
         // Each such copy took all its retries: with no copy working, trying every file and then
         // uploading them all would hold the backup for hours against a store that is down.
         if (failure === 'trouble' && ++troubleRun >= COPY_TROUBLE_LIMIT) throw err;
-        refused.count++;
-        refused.first ??= err instanceof Error ? err.message : String(err);
+        // A failed attempt's folder vouches for nothing (no manifest): a copy it cannot give is
+        // simply uploaded, while a base that fails its manifest is worth a warning.
+        if (!source.attempt) {
+          refused.count++;
+          refused.first ??= err instanceof Error ? err.message : String(err);
+        }
         toUpload.push(file);
         return;
       }
@@ -486,6 +541,10 @@ class FolderWriter {
       const entry: ManifestFile = { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' };
       done.set(file.path, entry);
       this.journal?.add(tree.prefix, entry);
+      if (source.attempt) {
+        this.takenOver.files++;
+        this.takenOver.bytes += file.size;
+      }
       progress.filesDone++;
       progress.bytesDone += file.size;
       progress.bytesCopied += file.size;
@@ -552,6 +611,7 @@ class FolderWriter {
       ...(req.base ? { basedOn: req.base.name } : {}),
       ...(this.refused.first !== undefined ? { copiesRefused: { count: this.refused.count, first: this.refused.first } } : {}),
       ...(this.resumed.files > 0 ? { resumed: { ...this.resumed } } : {}),
+      ...(this.takenOver.files > 0 ? { resumedFrom: { backup: this.resume.from, ...this.takenOver } } : {}),
       totals: {
         files: files.length,
         bytes: files.reduce((n, f) => n + f.size, 0),

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
 import { VM_COMPLETE_MARKER } from './layout.js';
-import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, MAX_MANIFEST_BYTES, MAX_MARKER_BYTES, parseManifest, UnknownManifestFormatError, type CompleteMarker, type Manifest } from './manifest.js';
+import { JOURNAL_PREFIX } from './journal.js';
+import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, MAX_MANIFEST_BYTES, MAX_MARKER_BYTES, parseManifest, UnknownManifestFormatError, type CompleteMarker, type Manifest, type SourceKind } from './manifest.js';
 import { forEachLimit } from '../store/pool.js';
 import { ObjectTooLargeError, readWholeObject } from '../store/read-object.js';
 
@@ -148,29 +149,35 @@ function unreadableHere(err: unknown): err is StoreError {
 
 const isArchived = (err: StoreError): boolean => err.backendCode === 'InvalidObjectState';
 
+export interface NewestCompleteOptions {
+  /** Which complete backups may be the base (e.g. same kind of source); default: any. */
+  accept?: (manifest: Manifest) => boolean;
+  /** Told of each backup passed over because the store will not hand it out (unreadableHere), with whether it is archived. */
+  onUnreadable?: (name: string, message: string, archived: boolean) => void;
+  /** Told of each folder without a usable complete marker: the candidates of failedAttempts. */
+  onIncomplete?: (name: string) => void;
+}
+
 /**
- * The newest complete backup under `prefix` that `accept` takes (e.g. same kind of source), by
- * completion time: the base of an incremental one. Only the small complete markers are read to
- * order the backups (each names its completion time); manifests, which list every file, are read
- * newest first until one is accepted, usually one. Backups that are not complete are skipped: an
- * incremental backup then copies from an older one, or uploads everything. So are backups whose
- * marker or manifest cannot be read (unreadableHere), each told to `onUnreadable`, with whether
- * it is archived (a lifecycle rule's doing, expected of old backups) rather than denied: an
- * archived old backup must not stop every later one.
+ * The newest complete backup under `prefix` that `accept` takes, by completion time: the base of
+ * an incremental one. Only the small complete markers are read to order the backups (each names
+ * its completion time); manifests, which list every file, are read newest first until one is
+ * accepted, usually one. Backups that are not complete are skipped: an incremental backup then
+ * copies from an older one, or uploads everything. So are backups whose marker or manifest cannot
+ * be read (unreadableHere), each told to `onUnreadable`, with whether it is archived (a lifecycle
+ * rule's doing, expected of old backups) rather than denied: an archived old backup must not stop
+ * every later one.
  */
-export async function newestComplete(
-  store: ObjectStore,
-  prefix = '',
-  accept: (manifest: Manifest) => boolean = () => true,
-  onUnreadable: (name: string, message: string, archived: boolean) => void = () => undefined,
-): Promise<{ name: string; manifest: Manifest } | undefined> {
+export async function newestComplete(store: ObjectStore, prefix = '', options: NewestCompleteOptions = {}): Promise<{ name: string; manifest: Manifest } | undefined> {
+  const { accept = () => true, onUnreadable = () => undefined, onIncomplete = () => undefined } = options;
   const marked: Array<{ name: string; marker: CompleteMarker }> = [];
   await forEachLimit(await backupNames(store, prefix), CATALOG_READS, async (name) => {
     try {
       marked.push({ name, marker: await readMarker(store, name) });
     } catch (err) {
       if (unreadableHere(err)) onUnreadable(name, err.message, isArchived(err));
-      else if (!(err instanceof IncompleteBackupError)) throw err;
+      else if (err instanceof IncompleteBackupError) onIncomplete(name);
+      else throw err;
     }
   });
   marked.sort((a, b) => b.marker.completedAt.localeCompare(a.marker.completedAt) || b.name.localeCompare(a.name));
@@ -186,4 +193,38 @@ export async function newestComplete(
     if (accept(manifest)) return { name, manifest };
   }
   return undefined;
+}
+
+/** A backup of ours that did not complete: its folder's name, when it started, and whether its journal names finished files. */
+export interface FailedAttempt {
+  name: string;
+  startedAt: string;
+  journaled: boolean;
+}
+
+/**
+ * Of the folders `names` (without a complete marker: newestComplete's onIncomplete), the backups
+ * of `kind` that this tool began and did not finish, by the in-progress marker each wrote first;
+ * newest first. Folders of another kind, of another tool, or without that marker are not ours to
+ * take over or remove.
+ */
+export async function failedAttempts(store: ObjectStore, names: string[], kind: SourceKind): Promise<FailedAttempt[]> {
+  const found: FailedAttempt[] = [];
+  await forEachLimit(names, CATALOG_READS, async (name) => {
+    let marker: { format?: unknown; kind?: unknown; startedAt?: unknown };
+    try {
+      marker = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`, MAX_MARKER_BYTES)).toString('utf8')) as typeof marker;
+    } catch (err) {
+      if (err instanceof SyntaxError || err instanceof ObjectTooLargeError || (err instanceof StoreError && err.code === 'NotFound')) return;
+      throw err;
+    }
+    if (marker.format !== MANIFEST_FORMAT || marker.kind !== kind || typeof marker.startedAt !== 'string') return;
+    let journaled = false;
+    for await (const _ of store.list(`${name}/${JOURNAL_PREFIX}`)) {
+      journaled = true;
+      break;
+    }
+    found.push({ name, startedAt: marker.startedAt, journaled });
+  });
+  return found.sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.name.localeCompare(a.name));
 }

@@ -14,7 +14,7 @@
  * the same path, size and mtime (the rule that decides "unchanged" for a server-side copy) and
  * the listing of the folder shows every one of its objects at its size (sizes only: an object's
  * ETag is not known while it is written; `verify` reads every byte). Only callers whose failed
- * backups stay in the store journal (BackupRequest.removeOnFailure removes them).
+ * backups may stay in the store journal (BackupRequest.onFailure 'remove' writes none).
  */
 import { StoreError } from '../store/errors.js';
 import { forEachLimit } from '../store/pool.js';
@@ -41,6 +41,7 @@ interface Line {
 
 export class JournalWriter {
   private pending: string[] = [];
+  private written = 0;
   private seq = 0;
   /** The segment writes, one at a time and in order. */
   private writing: Promise<void> = Promise.resolve();
@@ -64,6 +65,11 @@ export class JournalWriter {
     this.timer = setInterval(() => void this.flush(), FLUSH_MS);
     // Never keeps the process alive by itself.
     this.timer.unref();
+  }
+
+  /** Entries in the segments written so far: what a failed backup leaves for a later one to take over. */
+  get filesWritten(): number {
+    return this.written;
   }
 
   add(prefix: string, file: ManifestFile): void {
@@ -93,6 +99,7 @@ export class JournalWriter {
       await this.stillOurs(store);
       const body = Buffer.from(`${lines.join('\n')}\n`);
       await store.put(`${this.keyBase}${String(this.seq++).padStart(6, '0')}.ignore`, body, body.length);
+      this.written += lines.length;
     } catch (err) {
       if (err instanceof FolderTakenError) {
         clearInterval(this.timer);

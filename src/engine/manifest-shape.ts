@@ -75,6 +75,7 @@ const MANIFEST = fields({
   basedOn: optional(str),
   copiesRefused: optional(fields({ count, first: str })),
   resumed: optional(fields({ files: count, bytes: count })),
+  resumedFrom: optional(fields({ backup: str, files: count, bytes: count })),
   totals: fields({ files: count, bytes: count, bytesUploaded: count, bytesCopied: count }),
   durationSeconds: num,
   trees: items(TREE),

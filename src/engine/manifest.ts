@@ -93,6 +93,12 @@ export interface Manifest {
    * `totals.bytesUploaded` or `totals.bytesCopied`, which count this run's transfers.
    */
   resumed?: { files: number; bytes: number };
+  /**
+   * Files that a failed backup under another name (`backup`, its folder beside this one) had
+   * finished, copied server-side from its folder instead of uploaded again: how many, and their
+   * bytes, which `totals.bytesCopied` includes.
+   */
+  resumedFrom?: { backup: string; files: number; bytes: number };
   totals: { files: number; bytes: number; bytesUploaded: number; bytesCopied: number };
   durationSeconds: number;
   trees: ManifestTree[];

@@ -9,8 +9,8 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { leftIncomplete, pendingCounts, writeBackup, type BackupCounts, type BackupRequest } from '../../src/engine/backup.js';
 import { JOURNAL_PREFIX, JournalWriter, readJournal } from '../../src/engine/journal.js';
-import { FolderTakenError } from '../../src/engine/backup-folder.js';
-import { listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
+import { attemptNote, FolderTakenError } from '../../src/engine/backup-folder.js';
+import { failedAttempts, listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { lockHolderOf } from '../../src/engine/db-lock.js';
 import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
 import { checkRelPath, isMutableFile, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
@@ -303,7 +303,7 @@ describe('engine: backup, restore, verify', () => {
     expect((await verifyBackup(store, 'b1')).problems).to.deep.equal([]);
   });
 
-  it('removeOnFailure: a failed attempt leaves no objects and says so; a refused folder is left alone; without it the folder stays, incomplete', async () => {
+  it("onFailure 'remove': a failed attempt leaves no objects and says so; a refused folder is left alone; without it the folder stays, incomplete", async () => {
     const { snapshot } = makeSnapshot();
     const files = await listSnapshotFiles(snapshot);
     // A reader that gives the small files, then fails: some objects are written before the failure.
@@ -323,7 +323,7 @@ describe('engine: backup, restore, verify', () => {
     expect((await listBackups(kept)).find((b) => b.name === 'b2')?.complete).to.equal(false);
 
     const removed = new MemoryStore();
-    const err = (await attempt(removed, { removeOnFailure: true })) as Error;
+    const err = (await attempt(removed, { onFailure: 'remove' })) as Error;
     expect(err.message).to.match(/^the stream broke; the [1-9]\d* object\(s\) this attempt wrote to memory:\/\/test\/b2\/ were removed$/);
     expect([...removed.objects.keys()]).to.deep.equal([]);
 
@@ -336,7 +336,7 @@ describe('engine: backup, restore, verify', () => {
       if (deletes++ === 0) return markersFirst(keys);
       throw new Error('AccessDenied');
     };
-    expect(((await attempt(stuck, { removeOnFailure: true })) as Error).message).to.match(
+    expect(((await attempt(stuck, { onFailure: 'remove' })) as Error).message).to.match(
       /^the stream broke; the objects this attempt wrote to memory:\/\/test\/b2\/ could not be removed \(AccessDenied\): they hold no complete backup, and nothing else will remove them/,
     );
 
@@ -344,7 +344,7 @@ describe('engine: backup, restore, verify', () => {
     const other = new MemoryStore();
     await backupOf(other, snapshot, 'b2');
     const before = new Map(other.objects);
-    expect(((await backupOf(other, snapshot, 'b2', { kind: 'logs', removeOnFailure: true }).catch((e: Error) => e)) as Error).message).to.match(/holds a VictoriaMetrics backup/);
+    expect(((await backupOf(other, snapshot, 'b2', { kind: 'logs', onFailure: 'remove' }).catch((e: Error) => e)) as Error).message).to.match(/holds a VictoriaMetrics backup/);
     expect(other.objects).to.deep.equal(before);
   });
 
@@ -634,7 +634,7 @@ describe('engine: backup, restore, verify', () => {
       expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
     });
 
-    it('an interrupted run (its signal aborted) still writes down what it finished; removeOnFailure writes no journal', async () => {
+    it("an interrupted run (its signal aborted) still writes down what it finished; onFailure 'remove' writes no journal", async () => {
       const { snapshot } = makeSnapshot();
       const files = await listSnapshotFiles(snapshot);
       const controller = new AbortController();
@@ -655,7 +655,7 @@ describe('engine: backup, restore, verify', () => {
       const removed = new MemoryStore();
       const failing = (await backupOf(removed, snapshot, 'b1', {
         trees: [{ prefix: '', restoreTo: '', files, reader: { read: (list) => localFileReader(snapshot).read(list.filter((f) => f.size < 1000)) } }],
-        removeOnFailure: true,
+        onFailure: 'remove',
       }).catch((e: Error) => e)) as Error;
       expect(failing.message).to.match(/1 file\(s\) were not backed up/);
       expect(leftIncomplete(failing), 'nothing stays to resume').to.equal(false);
@@ -696,6 +696,71 @@ describe('engine: backup, restore, verify', () => {
       expect(manifest.trees[0]!.files.find((f) => f.path === index.path)!.sha256).to.equal(sha256Of('index'));
       expect(journalKeys(store, 'b1'), 'the left-over is removed with the re-run').to.deep.equal([]);
       expect((await verifyBackup(store, 'b1')).ok).to.equal(true);
+    });
+
+    it("onFailure 'keep-journaled' (Velero): a failed attempt keeps the files it finished and says so, or is removed when it finished none", async () => {
+      const { snapshot } = makeSnapshot();
+      const store = new MemoryStore();
+      store.failPut = (key) => key.includes('values.bin');
+      const err = (await backupOf(store, snapshot, 'v1', { onFailure: 'keep-journaled' }).catch((e: Error) => e)) as Error;
+      const kept = '; the 4 file(s) this attempt finished stay in memory://test/v1/ (incomplete: never restored from) for the next backup to copy server-side instead of uploading them again; that backup removes the folder once it is complete';
+      expect(err.message).to.match(/^injected failure writing v1\/data\/small\/2026_11\/PART1\/values\.bin/);
+      expect(err.message.endsWith(kept)).to.equal(true);
+      expect(attemptNote(err), 'kept apart for an item timeout that replaces the message').to.equal(kept);
+      expect(store.objects.has(`v1/${COMPLETE_KEY}`)).to.equal(false);
+      expect(journalKeys(store, 'v1')).to.have.length.greaterThan(0);
+
+      // Finished nothing (the stream broke before the first file): nothing worth keeping, all removed.
+      const files = await listSnapshotFiles(snapshot);
+      const broken: FileReader = {
+        async *read() {
+          throw new Error('the stream broke');
+        },
+      };
+      const empty = new MemoryStore();
+      const none = (await backupOf(empty, snapshot, 'v1', { onFailure: 'keep-journaled', trees: [{ prefix: '', restoreTo: '', files, reader: broken }] }).catch((e: Error) => e)) as Error;
+      expect(none.message).to.match(/^the stream broke; the [1-9]\d* object\(s\) this attempt wrote to memory:\/\/test\/v1\/ were removed$/);
+      expect([...empty.objects.keys()]).to.deep.equal([]);
+    });
+
+    it('resumeFrom: the next backup under another name copies what the failed attempt finished from its folder, uploads the rest, and takes from a base first', async () => {
+      const { snapshot, dataDir } = makeSnapshot();
+      const store = new MemoryStore();
+      store.failPut = (key) => key.includes('values.bin');
+      await backupOf(store, snapshot, 'v1', { onFailure: 'keep-journaled' }).catch(() => undefined);
+      store.failPut = undefined;
+
+      // The catalog finds it: no complete marker, our in-progress marker of this kind, a journal.
+      const incomplete: string[] = [];
+      expect(await newestComplete(store, '', { onIncomplete: (name) => incomplete.push(name) })).to.equal(undefined);
+      expect(incomplete).to.deep.equal(['v1']);
+      expect((await failedAttempts(store, incomplete, 'metrics')).map((a) => [a.name, a.journaled])).to.deep.equal([['v1', true]]);
+      expect(await failedAttempts(store, incomplete, 'logs'), 'not a logs backup to take over').to.deep.equal([]);
+
+      const puts = recordPuts(store);
+      const manifest = await backupOf(store, snapshot, 'v2', { onFailure: 'keep-journaled', resumeFrom: 'v1' });
+      // The immutable files it finished are copied; values.bin and the mutable ones are uploaded.
+      expect(manifest.resumedFrom).to.deep.equal({ backup: 'v1', files: 2, bytes: 'index'.length });
+      expect(manifest.resumed).to.equal(undefined);
+      expect(manifest.totals).to.deep.include({ files: 5, bytesCopied: 'index'.length });
+      expect(puts.filter((k) => k.includes('/PART1/')).map((k) => k.split('/')[5])).to.deep.equal(['values.bin']);
+      expect(manifest.trees[0]!.files.find((f) => f.path.endsWith('index.bin'))).to.deep.include({ origin: 'copied', sha256: sha256Of('index') });
+      expect(journalKeys(store, 'v2'), 'a complete backup holds no journal').to.deep.equal([]);
+      expect((await verifyBackup(store, 'v2')).ok).to.equal(true);
+      const target = join(tmp('r-'), 'd');
+      await restoreBackup({ store, name: 'v2', dataDir: target });
+      expect(readFileSync(join(target, 'data', 'small', '2026_11', 'PART1', 'index.bin'), 'utf8')).to.equal('index');
+      expect(readFileSync(join(target, 'data', 'small', '2026_11', 'PART1', 'values.bin')).equals(Buffer.alloc(300_000, 7))).to.equal(true);
+      expect(store.objects.has(`v1/${IN_PROGRESS_KEY}`), 'the attempt is left for the caller to remove').to.equal(true);
+
+      // A file the attempt holds with another mtime now is uploaded, and a base's unchanged files come from the base.
+      utimesSync(join(dataDir, 'data', 'small', 'snapshots', 'S1', '2026_11', 'PART1', 'index.bin'), new Date(), new Date('2026-01-01T00:00:00Z'));
+      const withBase = await backupOf(store, snapshot, 'v3', { onFailure: 'keep-journaled', resumeFrom: 'v1', base: (await newestComplete(store))! });
+      expect(withBase.resumedFrom).to.equal(undefined);
+      expect(withBase.basedOn).to.equal('v2');
+      expect(withBase.trees[0]!.files.find((f) => f.path.endsWith('index.bin'))!.origin).to.equal('uploaded');
+      expect(withBase.trees[0]!.files.find((f) => f.path.endsWith('values.bin'))!.origin).to.equal('copied');
+      expect((await verifyBackup(store, 'v3')).ok).to.equal(true);
     });
 
     it('the journal writer writes nothing once another run took the folder; a write that fails keeps its entries for the next', async () => {
@@ -783,7 +848,7 @@ describe('engine: backup, restore, verify', () => {
       const counts = gate<BackupCounts>();
       let checking = false;
       // B uploads and checks its objects, then waits for its counts ...
-      const b = backupOf(store, snapshot, 'X', { counted: pendingCounts(counts.wait), removeOnFailure: true, onProgress: (p) => (checking ||= p.phase === 'checking') }).catch((e: unknown) => e);
+      const b = backupOf(store, snapshot, 'X', { counted: pendingCounts(counts.wait), onFailure: 'remove', onProgress: (p) => (checking ||= p.phase === 'checking') }).catch((e: unknown) => e);
       await until(() => checking);
       await new Promise((r) => setTimeout(r, 20));
       // ... while A, of the same name, runs start to end.
@@ -791,7 +856,7 @@ describe('engine: backup, restore, verify', () => {
       counts.release({ counts: { series: 1, samples: 2 } });
       const err = (await b) as Error;
       expect(err.message).to.match(/^memory:\/\/test\/X\/: its in-progress marker victoria_in_progress\.ignore is gone .*Two backups of one name ran at the same time, so this one stopped: nothing of it was marked complete, and nothing the other wrote was removed/);
-      expect(err.message, 'removeOnFailure removed nothing').not.to.match(/were removed/);
+      expect(err.message, "onFailure 'remove' removed nothing").not.to.match(/were removed/);
       expect((await verifyBackup(store, 'X')).ok).to.equal(true);
     });
 
@@ -811,7 +876,7 @@ describe('engine: backup, restore, verify', () => {
       };
       const a = writeBackup({
         store, name: 'X', kind: 'metrics', trees: [{ prefix: '', restoreTo: '', files, reader: held }], source: { snapshots: ['S1'] },
-        counted: { counts: { series: 1, samples: 2 } }, createdAt: new Date(), removeOnFailure: true,
+        counted: { counts: { series: 1, samples: 2 } }, createdAt: new Date(), onFailure: 'remove',
       }).catch((e: unknown) => e);
       await until(() => store.objects.has(`X/${IN_PROGRESS_KEY}`));
       // ... while B starts (its marker over A's) and waits for its counts with everything uploaded.
@@ -1038,7 +1103,7 @@ describe('engine: backup, restore, verify', () => {
     const controller = new AbortController();
     const store = new HangingStore();
     const started = Date.now();
-    const err = (await backupOf(store, snapshot, 'b1', { signal: controller.signal, removeOnFailure: true }).catch((e: Error) => e)) as Error;
+    const err = (await backupOf(store, snapshot, 'b1', { signal: controller.signal, onFailure: 'remove' }).catch((e: Error) => e)) as Error;
     expect(Date.now() - started, 'ended by the signal, not by a timeout').to.be.below(5000);
     expect(err.message).to.match(/^the backup took longer than itemTimeoutSeconds \(1 s\) and was stopped; the \d+ object\(s\) this attempt wrote to memory:\/\/test\/b1\/ were removed$/);
     // The backup's calls went through a view on the item's signal; the removal through one of its own, not aborted.
@@ -1434,7 +1499,7 @@ describe('catalog: the newest complete backup', () => {
     await backupsInOrder(store, snapshot, ['b1', 'b2', 'b3', 'b4'], (name) => (name === 'b3' ? 'logs' : 'metrics'));
     store.objects.set(`b4/${COMPLETE_KEY}`, Buffer.from('{"format":')); // damaged after it completed
     store.objects.delete(`b2/${COMPLETE_KEY}`);
-    const base = await newestComplete(store, '', (m) => m.kind === 'metrics');
+    const base = await newestComplete(store, '', { accept: (m) => m.kind === 'metrics' });
     expect(base?.name, 'b4 is damaged, b3 holds logs').to.equal('b1');
     expect((await newestComplete(store))?.name).to.equal('b3');
     const listing = await listBackups(store);
@@ -1488,7 +1553,7 @@ describe('catalog: the newest complete backup', () => {
     const denied = new StoreError('AccessDenied', 'get memory://test/b2/manifest: access denied', { operation: 'get' });
     store.get = async (key, range) => (key.startsWith('b3/') ? Promise.reject(archived) : key === `b2/${MANIFEST_KEY}` ? Promise.reject(denied) : get(key, range));
     const passed: string[] = [];
-    const base = await newestComplete(store, '', () => true, (name, why, isArchived) => passed.push(`${name}: ${why}${isArchived ? ' (archived)' : ''}`));
+    const base = await newestComplete(store, '', { onUnreadable: (name, why, isArchived) => passed.push(`${name}: ${why}${isArchived ? ' (archived)' : ''}`) });
     expect(base?.name).to.equal('b1');
     expect(passed.sort()).to.deep.equal([`b2: ${denied.message}`, `b3: ${archived.message} (archived)`]);
     const listing = await listBackups(store);
