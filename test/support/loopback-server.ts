@@ -29,3 +29,16 @@ export async function startLoopbackServer(handler?: RequestListener | Server): P
     close: () => new Promise<void>((resolve) => server.close(() => resolve()).closeAllConnections()),
   };
 }
+
+/**
+ * startLoopbackServer for servers a test starts itself (call it in a describe body): each is closed
+ * after its test, also when the test failed before it could close the server.
+ */
+export function loopbackServerPerTest(): typeof startLoopbackServer {
+  const open: LoopbackServer[] = [];
+  afterEach(() => Promise.all(open.splice(0).map((s) => s.close())));
+  return (handler) => startLoopbackServer(handler).then((s) => {
+    open.push(s);
+    return s;
+  });
+}

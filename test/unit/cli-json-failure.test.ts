@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { redact } from '../../src/common/redact.js';
 import { COMPLETE_KEY } from '../../src/engine/manifest.js';
-import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server.js';
+import { loopbackServerPerTest } from '../support/loopback-server.js';
 import { writeSmallBackup } from '../support/store-helpers.js';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
@@ -130,14 +130,10 @@ describe('CLI --json on failure', () => {
   });
 
   describe('restore from a plan', () => {
-    let server: LoopbackServer | undefined;
-    afterEach(async () => {
-      await server?.close();
-      server = undefined;
-    });
+    const startServer = loopbackServerPerTest();
 
     it('a plan that is gone prints the data directory, verified false and the error, never the URL', async () => {
-      server = await startLoopbackServer((_req, res) => {
+      const server = await startServer((_req, res) => {
         res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
       });
       const url = `${server.url}/bucket/plans/r1.json?X-Amz-Credential=AKIA&X-Amz-Signature=deadbeefcafe`;

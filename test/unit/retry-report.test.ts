@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { RetryReporter } from '../../src/store/retry-report.js';
-import { startLoopbackServer, type LoopbackServer } from '../support/loopback-server.js';
+import { loopbackServerPerTest } from '../support/loopback-server.js';
 
 /** A reporter on a clock the test moves. */
 function reporter(): { lines: string[]; clock: { t: number }; r: RetryReporter } {
@@ -83,15 +83,11 @@ describe('store retries, told at a bounded rate', () => {
 });
 
 describe('store retries in the CLI: a restore from a plan', () => {
-  let server: LoopbackServer | undefined;
-  afterEach(async () => {
-    await server?.close();
-    server = undefined;
-  });
+  const startServer = loopbackServerPerTest();
 
   it('says each retry of the plan\'s GET on stderr, naming the plan and never its URL', async () => {
     let requests = 0;
-    server = await startLoopbackServer((_req, res) => {
+    const server = await startServer((_req, res) => {
       // Throttled once, then gone: the restore fails fast after one retry.
       if (requests++ === 0) res.writeHead(503, { 'content-type': 'application/xml' }).end('<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>');
       else res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
