@@ -9,7 +9,7 @@
 import type { CompanionFiles } from '../companion/protocol.js';
 import { pendingCounts, writeBackup, type BackupCounts, type BaseBackup } from '../engine/backup.js';
 import { attemptNote } from '../engine/backup-folder.js';
-import { newestComplete } from '../engine/catalog.js';
+import { failedAttempts, newestComplete, type FailedAttempt } from '../engine/catalog.js';
 import { copiesRefusedText, type Manifest } from '../engine/manifest.js';
 import { formatBytes, recentRate, type Progress, type ProgressListener } from '../engine/progress.js';
 import { tarFileReader } from '../engine/tar-reader.js';
@@ -20,6 +20,7 @@ import { logRef } from '../velero/items.js';
 import type { ActionContext, BackupExecuteResult, ItemInput, KubeObject } from '../velero/types.js';
 import { isSourceKind } from '../victoria/types.js';
 import { CompanionClient } from './companion-client.js';
+import { removeFinishedAttempts } from './failed-attempts.js';
 import { loadPluginConfig } from './plugin-config-source.js';
 import { COUNTS_LABEL, KIND_LABEL } from './names.js';
 import { dataSubdirOf, encodeRecord, RECORD_ANNOTATION, RECORD_FORMAT, workloadPrefix, type BackupRecord } from './record.js';
@@ -234,21 +235,27 @@ async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
   });
   const unreadable: string[] = [];
   const archived: string[] = [];
+  const incomplete: string[] = [];
   const passOver = (name: string, why: string, isArchived: boolean) => (isArchived ? archived : unreadable).push(`${name} (${why})`);
   // Bound to the item's signal, which also ends when the item does: a lookup still running then
   // (the file list failed first) stops instead of reading on into a closed client.
-  const baseLookup = newestComplete(location.store.withSignal(r.signal), '', { accept: (m) => m.kind === r.kind, onUnreadable: passOver }).then((base) => {
+  const catalog = location.store.withSignal(r.signal);
+  const baseLookup = newestComplete(catalog, '', { accept: (m) => m.kind === r.kind, onUnreadable: passOver, onIncomplete: (name) => incomplete.push(name) }).then((base) => {
     for (const line of passedOverLines(b.podId, unreadable, archived, base !== undefined)) b.ctx.log[line.level](line.text, b.fields);
     return base;
   });
-  baseLookup.catch(() => undefined);
+  // The failed attempts among the folders the lookup found incomplete (failed-attempts.ts).
+  const attemptsLookup = baseLookup.then(() => failedAttempts(catalog, incomplete.filter((name) => name !== backup.name), r.kind));
+  attemptsLookup.catch(() => undefined);
   let manifest: Manifest | undefined;
   try {
     for (const warning of location.warnings) b.ctx.log.warn(warning, b.fields);
     const target: BackupTarget = { files: await snapshotFiles(b, recorded), workload, location };
     const counted = startCounting(b);
-    manifest = await writeSnapshots(b, target, counted, await baseLookup);
+    const attempts = await attemptsLookup;
+    manifest = await writeSnapshots(b, target, counted, { base: await baseLookup, attempts });
     logOutcome(b, manifest, retries.summary());
+    await removeAttempts(b, location, attempts);
     const metadata = pod.metadata ?? {};
     const annotations = { ...(metadata.annotations ?? {}), [RECORD_ANNOTATION]: encodeRecord(backupRecord(b, target, manifest)) };
     // What the pod cannot start without goes into the backup with it, whatever the Backup's label
@@ -332,10 +339,16 @@ function startCounting(b: PodBackup): BackupCounts | Promise<BackupCounts> {
 
 /**
  * Writes the backup: each tree's files streamed from the companion (tar over exec) or, when
- * unchanged since `base`, copied server-side; a failed attempt removes what it wrote, since no
- * Velero delete ever runs for an item that failed.
+ * unchanged since `base` or finished by the newest failed attempt, copied server-side. A failed
+ * backup keeps the files it finished for the next one (failed-attempts.ts), or, with none, removes
+ * what it wrote, since no Velero delete ever runs for an item that failed.
  */
-async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCounts | Promise<BackupCounts>, base: BaseBackup | undefined): Promise<Manifest> {
+async function writeSnapshots(
+  b: PodBackup,
+  t: BackupTarget,
+  counted: BackupCounts | Promise<BackupCounts>,
+  earlier: { base: BaseBackup | undefined; attempts: FailedAttempt[] },
+): Promise<Manifest> {
   const { backup, config, podId, companion, fields } = b;
   const { files, location } = t;
   const trees = files.trees.map((tree) => ({
@@ -345,9 +358,12 @@ async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCoun
     reader: tarFileReader((list, sig) => companion.tar(tree, list, sig), { streams: config.streams, signal: b.signal }),
   }));
   const onProgress = progressLogger(b);
+  const { base } = earlier;
+  const resumeFrom = earlier.attempts.find((a) => a.journaled)?.name;
   b.ctx.log.info(
     `${podId}: backing up ${files.kind} snapshot ${files.snapshots.join(', ')} of ${t.workload.id} to s3://${location.bucket}/${location.prefix}/${backup.name}/` +
-      (base ? ` (unchanged files copied from ${base.name})` : ' (full)'),
+      (base ? ` (unchanged files copied from ${base.name})` : ' (full)') +
+      (resumeFrom ? `; what the failed backup ${resumeFrom} finished is copied from its folder` : ''),
     fields,
   );
   return writeBackup({
@@ -359,8 +375,9 @@ async function writeSnapshots(b: PodBackup, t: BackupTarget, counted: BackupCoun
     counted,
     createdAt: new Date(files.createdAt),
     ...(base ? { base } : {}),
+    ...(resumeFrom ? { resumeFrom } : {}),
     concurrency: config.uploadConcurrency,
-    onFailure: 'remove',
+    onFailure: 'keep-journaled',
     signal: b.signal,
     ...(config.maxBytesPerSecond > 0 ? { maxBytesPerSecond: config.maxBytesPerSecond } : {}),
     onProgress,
@@ -402,12 +419,38 @@ function logOutcome(b: PodBackup, manifest: Manifest, retries: string | undefine
       fields,
     );
   }
+  const taken = manifest.resumedFrom;
   ctx.log.info(
     `${podId}: backup complete: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)} (${formatBytes(manifest.totals.bytesUploaded)} uploaded, ` +
-      `${formatBytes(manifest.totals.bytesCopied)} copied server-side) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded` +
+      `${formatBytes(manifest.totals.bytesCopied)} copied server-side` +
+      (taken ? `, of which ${taken.files} files (${formatBytes(taken.bytes)}) from the failed backup ${taken.backup}` : '') +
+      `) in ${manifest.durationSeconds.toFixed(1)} s, SHA-256 of every file recorded` +
       (retries ? `; S3 retries: ${retries}` : ''),
     fields,
   );
+}
+
+/**
+ * Once this backup is complete, the folders of the workload's failed attempts go (failed-attempts.ts),
+ * those whose Velero backup is finished; what is left is said, never failing the complete backup.
+ */
+async function removeAttempts(b: PodBackup, location: LocationStore, attempts: FailedAttempt[]): Promise<void> {
+  if (attempts.length === 0) return;
+  const { ctx, podId, fields } = b;
+  const done = await removeFinishedAttempts(location.store.withSignal(b.signal), location.veleroBackups.withSignal(b.signal), attempts);
+  for (const r of done.removed) {
+    ctx.log.info(`${podId}: removed the folder of the failed backup ${r.name} (${r.objects} objects, ${formatBytes(r.bytes)}), which held no complete backup`, fields);
+  }
+  for (const name of done.unfinished) {
+    ctx.log.info(
+      `${podId}: the folder of the failed backup ${name} stays until Velero is done with that backup (no ${location.veleroBackups.location}/${name}/velero-backup.json yet): ` +
+        'a later backup of this workload removes it then, or prune once Velero has deleted the backup',
+      fields,
+    );
+  }
+  for (const f of done.failed) {
+    ctx.log.warn(`${podId}: the folder of the failed backup ${f.name} was not removed (${f.error}): it holds no complete backup; the next backup of this workload tries again`, fields);
+  }
 }
 
 /** Where the pod's data went, for the restore action: it reads this record from the backed-up pod. */

@@ -20,6 +20,8 @@ import { PLUGIN_FOLDER } from './record.js';
 
 /** Velero's own folder of its backups in the location (pkg/persistence/object_store_layout.go). */
 export const VELERO_BACKUPS = 'backups';
+/** What Velero writes for every backup, in `<prefix>/backups/<name>/`, once it is done with the backup's items. */
+export const VELERO_BACKUP_FILE = 'velero-backup.json';
 
 export interface BackupFolder {
   namespace: string;

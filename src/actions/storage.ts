@@ -17,6 +17,7 @@ import { certificatesOnly } from '../store/s3-client.js';
 import type { RetryNotice } from '../store/retry-report.js';
 import { S3Store } from '../store/s3.js';
 import { bslS3Options } from './bsl-s3-options.js';
+import { VELERO_BACKUPS } from './leftovers.js';
 
 /**
  * The credentials files of the locations open now. close() removes each; a process that exits with
@@ -85,6 +86,8 @@ export interface LocationStore {
   bucket: string;
   /** Key prefix of `store` from the bucket root. */
   prefix: string;
+  /** Velero's own folder of its backups in the location (`<location prefix>/backups/`), read through the same client. */
+  veleroBackups: S3Store;
   /** The location's `publicUrl`: the endpoint other pods reach the object store at (presigned URLs). */
   publicUrl?: string;
   /** How the object store's TLS is checked (caCert PEM, insecureSkipTLSVerify): other pods need the same. */
@@ -150,13 +153,16 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       throw new Error(`${where}: ${(err as Error).message}`);
     }
     const prefix = opts.prefixOf(bslPrefix);
-    const store = new S3Store({ ...parsed.options, ...(credentialsSource ? { credentialsSource } : {}), ...(opts.onRetry ? { onRetry: opts.onRetry } : {}), bucket, prefix });
+    const storeOptions = { ...parsed.options, ...(credentialsSource ? { credentialsSource } : {}), ...(opts.onRetry ? { onRetry: opts.onRetry } : {}), bucket };
+    const store = new S3Store({ ...storeOptions, prefix });
+    const veleroBackups = new S3Store({ ...storeOptions, prefix: [bslPrefix, VELERO_BACKUPS].filter(Boolean).join('/') }, store.client);
     const dir = tempDir;
     openStores.add(store);
     return {
       store,
       bucket,
       prefix,
+      veleroBackups,
       ...(parsed.publicUrl ? { publicUrl: parsed.publicUrl } : {}),
       tls: {
         ...(parsed.options.caCert ? { caCert: certificatesOnly(parsed.options.caCert) } : {}),
@@ -165,6 +171,8 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
       warnings: parsed.warnings.map((w) => `${where}: ${w}`),
       close: async () => {
         openStores.delete(store);
+        // Each closes its own direct-read connections; the client they share closes with the first.
+        veleroBackups.destroy();
         store.destroy();
         await removeCredentials(dir);
       },

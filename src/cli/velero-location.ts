@@ -5,14 +5,12 @@
  * `<prefix>/plugins/victoria/` a backup that no Velero backup names is what `prune` removes.
  */
 import { pathToFileURL } from 'node:url';
-import { VELERO_BACKUPS } from '../actions/leftovers.js';
+import { VELERO_BACKUP_FILE, VELERO_BACKUPS } from '../actions/leftovers.js';
 import { PLUGIN_FOLDER } from '../actions/record.js';
 import { UsageError } from '../common/usage-error.js';
 import { parseStoreLocation } from '../store/url.js';
 import type { ObjectStore } from '../store/types.js';
 
-/** What Velero writes for every backup, in `<prefix>/backups/<name>/`. */
-const VELERO_BACKUP_FILE = 'velero-backup.json';
 /** Backup folders looked into per candidate prefix: one with Velero's file is enough. */
 const FOLDERS_CHECKED = 3;
 

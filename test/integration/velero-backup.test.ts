@@ -8,7 +8,7 @@
  * uploads only new files, deletion removes exactly one backup, and every failure fails the item
  * clearly with no complete marker and no leftover snapshot.
  */
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -808,7 +808,7 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     }
   });
 
-  describe('failures: a clear item error, no objects (so no complete marker), no leftover snapshot', () => {
+  describe('failures: a clear item error, no complete marker (no objects at all unless files were finished), no leftover snapshot', () => {
     const expectFailed = async (res: CallResult, backup: string, deployment: string, pattern: RegExp) => {
       expect(res.ok, `the backup should have failed; log: ${messages(res).join(' | ')}`).to.equal(false);
       expect(res.error, `log: ${JSON.stringify(res.logs.slice(-6))} stderr: ${(res.stderrOther ?? []).join(" / ")}`).to.match(pattern);
@@ -889,16 +889,43 @@ describe('Velero backups end to end: Go host → plugin → stand-in API → com
     const freshPod = (deployment: string) =>
       addPod({ name: `${deployment}-5d4f8b7c9-abcde`, kind: 'metrics', deployment }, companionEnv.get(vmPod().metadata.name!)!);
 
-    it('exec stream cut midway', async () => {
+    it('exec stream cut midway: a clear error, no complete marker, no snapshot left; the files it finished stay for the next backup, which copies them and then removes the folder', async () => {
       api.setExecFault({ cutAfterStdoutBytes: 3000, onlyCommand: 'tar' });
+      let res: CallResult;
       try {
-        const res = await backupPod(freshPod('vmcut'), 'f-cut');
-        await expectFailed(res, 'f-cut', 'vmcut', /ended without an exit status/);
-        // Small files went up beside the cut stream before it ended: they were written, then removed.
-        expect(res.error).to.match(/the [1-9]\d* object\(s\) this attempt wrote to s3:\/\/.*\/f-cut\/ were removed/);
+        res = await backupPod(freshPod('vmcut'), 'f-cut');
       } finally {
         api.setExecFault(undefined);
       }
+      expect(res.ok, 'the backup should have failed').to.equal(false);
+      expect(res.error).to.match(/NOT backed up in f-cut: .*ended without an exit status/);
+      // Small files went up beside the cut stream before it ended: they stay, written down in the journal.
+      expect(res.error).to.match(/; the [1-9]\d* file\(s\) this attempt finished stay in s3:\/\/.*\/f-cut\/ \(incomplete: never restored from\) for the next backup to copy server-side/);
+      const kept = await keysUnder(folder('vmcut', 'f-cut'));
+      expect(kept.filter((k) => k.endsWith('/victoria_complete.ignore') || k.endsWith('/backup_complete.ignore')), 'no complete marker').to.deep.equal([]);
+      expect(kept.some((k) => k.includes('/victoria_journal_')), `a journal among ${kept.join(', ')}`).to.equal(true);
+      expect((await new MetricsSource({ url: vm.url, authKey: 'snap-key' }).list()).length, 'no snapshot left').to.equal(0);
+
+      // The next backup, while Velero is not yet done with f-cut: copies what f-cut finished and leaves its folder.
+      const next = await backupPod(freshPod('vmcut'), 'f-cut-2');
+      expect(next.ok, next.error).to.equal(true);
+      const said = messages(next).join('\n');
+      expect(said).to.match(/\(full\); what the failed backup f-cut finished is copied from its folder/);
+      expect(said).to.match(/backup complete: .* copied server-side, of which [1-9]\d* files \(.*\) from the failed backup f-cut\)/);
+      expect(said).to.match(/the folder of the failed backup f-cut stays until Velero is done with that backup \(no s3:\/\/.*\/cluster-a\/backups\/f-cut\/velero-backup\.json yet\)/);
+      const manifest = (await manifestOf('vmcut', 'f-cut-2')) as Awaited<ReturnType<typeof manifestOf>> & { resumedFrom?: { backup: string; files: number; bytes: number } };
+      expect(manifest.resumedFrom?.backup).to.equal('f-cut');
+      expect(manifest.totals.bytesCopied).to.equal(manifest.resumedFrom!.bytes);
+      expect(manifest.totals.bytesUploaded + manifest.totals.bytesCopied).to.equal(manifest.totals.bytes);
+      expect(await keysUnder(folder('vmcut', 'f-cut'))).to.deep.equal(kept);
+
+      // Velero has finished f-cut (its record is in the location): the next backup removes the folder.
+      await moto.client.send(new PutObjectCommand({ Bucket: moto.bucket, Key: `${BSL_PREFIX}/backups/f-cut/velero-backup.json`, Body: '{}' }));
+      const third = await backupPod(freshPod('vmcut'), 'f-cut-3');
+      expect(third.ok, third.error).to.equal(true);
+      expect(messages(third).join('\n')).to.match(new RegExp(`removed the folder of the failed backup f-cut \\(${kept.length} objects, .*\\), which held no complete backup`));
+      expect(await keysUnder(folder('vmcut', 'f-cut'))).to.deep.equal([]);
+      expect((await manifestOf('vmcut', 'f-cut-2')).totals.bytes, 'the backup that copied from it is whole').to.equal(manifest.totals.bytes);
     });
 
     it('a companion that stops sending fails after streamIdleTimeoutSeconds, not never', async () => {
