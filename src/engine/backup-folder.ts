@@ -115,7 +115,7 @@ export async function checkStillOurs(store: ObjectStore, name: string, run: stri
 }
 
 /**
- * onFailure 'remove': removes what the failed attempt wrote, and says in its error whether that
+ * onFailure 'keep-journaled' when the attempt finished no file: removes what it wrote, and says in its error whether that
  * worked. The sentence is also kept apart (attemptNote), for a caller that replaces the error with
  * its own, such as the pod action's item timeout.
  */

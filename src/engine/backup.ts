@@ -78,13 +78,12 @@ export interface BackupRequest {
    * What a failure after the guards (once the folder is ours to write) leaves of the folder.
    * 'keep' (the default; the CLI): the folder stays with its journal (journal.ts), incomplete, which
    * `list` shows and restore refuses, until the user removes it or a re-run into the same name
-   * resumes it. 'remove': what was written goes, and no journal is written: for callers whose
-   * failed backup nothing else would ever remove. 'keep-journaled' (the Velero action, whose failed
-   * item is not in Velero's backup, so no delete action runs for it): the folder stays when its
-   * journal names a finished file, for a later backup to take over (resumeFrom) and then remove;
-   * a folder with nothing worth keeping is removed.
+   * resumes it. 'keep-journaled' (the Velero action, whose failed item is not in Velero's backup,
+   * so no delete action runs for it): the folder stays when its journal names a finished file, for
+   * a later backup to take over (resumeFrom) and then remove; a folder with nothing worth keeping
+   * is removed, and the error says which.
    */
-  onFailure?: 'keep' | 'remove' | 'keep-journaled';
+  onFailure?: 'keep' | 'keep-journaled';
   /**
    * Another folder under the same root, left incomplete by a failed backup of the same source
    * (onFailure 'keep-journaled'): the files its journal names that the snapshot still has unchanged
@@ -119,7 +118,7 @@ const SMALL_FILE = 1024 * 1024;
  */
 const COPY_TROUBLE_LIMIT = 16;
 /**
- * How long onFailure 'remove' may take to remove a failed attempt's objects (a listing and a few
+ * How long the removal of a failed attempt that finished nothing may take to remove a failed attempt's objects (a listing and a few
  * batched deletes when the store works); past it, the error says what is left.
  */
 const REMOVAL_TIMEOUT_MS = 120_000;
@@ -148,27 +147,26 @@ export async function writeBackup(request: BackupRequest): Promise<Manifest> {
   // its own, or of the failed attempt resumeFrom names. A complete folder's journal is a left-over
   // (its removal failed, or a run that had lost the folder wrote it): its files are found through
   // the manifest instead (an in-place base).
-  const from = req.resumeFrom ?? (onFailure === 'remove' ? undefined : name);
-  const journaled: Journaled = from === undefined || (await store.head(`${from}/${COMPLETE_KEY}`)) ? new Map() : await readJournal(store, from);
+  const from = req.resumeFrom ?? name;
+  const journaled: Journaled = (await store.head(`${from}/${COMPLETE_KEY}`)) ? new Map() : await readJournal(store, from);
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString(), run }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
   // Without the backup's signal: an interrupted run still writes down what it finished.
-  const journal = onFailure === 'remove' ? undefined : new JournalWriter(request.store, name, started, run, (s) => checkStillOurs(s, name, run));
+  const journal = new JournalWriter(request.store, name, started, run, (s) => checkStillOurs(s, name, run));
   try {
     // A re-run into the same name must never leave an old complete marker over new, partial data.
     await store.delete([`${name}/${COMPLETE_KEY}`, ...req.trees.map((t) => treeKey(name, t.prefix, VM_COMPLETE_MARKER))]);
-    return await new FolderWriter(req, started, run, { from: from ?? name, journaled }, journal).write();
+    return await new FolderWriter(req, started, run, { from, journaled }, journal).write();
   } catch (err) {
     // A run that lost the folder to another of the same name writes nothing more into it, nor
     // may it remove that one's objects.
     if (err instanceof FolderTakenError) {
-      await journal?.close(false);
+      await journal.close(false);
       throw err;
     }
-    await journal?.close(true);
-    const finished = journal?.filesWritten ?? 0;
-    if (onFailure === 'keep' || (onFailure === 'keep-journaled' && finished > 0)) {
-      const error = onFailure === 'keep' ? err : withKept(err, request.store, name, finished);
+    await journal.close(true);
+    if (onFailure === 'keep' || journal.filesWritten > 0) {
+      const error = onFailure === 'keep' ? err : withKept(err, request.store, name, journal.filesWritten);
       if (typeof error === 'object' && error !== null) LEFT_INCOMPLETE.add(error);
       throw error;
     }
@@ -352,8 +350,8 @@ class FolderWriter {
      * or of another (BackupRequest.resumeFrom: they are copied from there).
      */
     private readonly resume: { from: string; journaled: Journaled },
-    /** Where this run writes down what it finished, if its folder stays after a failure. */
-    private readonly journal: JournalWriter | undefined,
+    /** Where this run writes down what it finished, for a later run to take over after a failure. */
+    private readonly journal: JournalWriter,
   ) {
     this.store = req.store;
     this.name = req.name;
@@ -390,7 +388,7 @@ class FolderWriter {
       signal?.throwIfAborted();
       // Every file is in and written down before the check lists the folder (whose listing the
       // journal's removal after the complete marker takes): no segment comes after it.
-      await this.journal?.close(true);
+      await this.journal.close(true);
       this.progress.phase = 'checking';
       this.report();
       const checked = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
@@ -540,7 +538,7 @@ class FolderWriter {
       troubleRun = 0;
       const entry: ManifestFile = { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256: prev.sha256, origin: 'copied' };
       done.set(file.path, entry);
-      this.journal?.add(tree.prefix, entry);
+      this.journal.add(tree.prefix, entry);
       if (source.attempt) {
         this.takenOver.files++;
         this.takenOver.bytes += file.size;
@@ -586,7 +584,7 @@ class FolderWriter {
       }
       const uploaded: ManifestFile = { path: file.path, size: file.size, mtimeMs: file.mtimeMs, sha256, origin: 'uploaded' };
       done.set(file.path, uploaded);
-      this.journal?.add(tree.prefix, uploaded);
+      this.journal.add(tree.prefix, uploaded);
       progress.filesDone++;
       this.report();
     });

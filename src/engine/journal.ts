@@ -13,8 +13,7 @@
  * Nothing in a journal is trusted on its own: a file is kept only when the snapshot has it with
  * the same path, size and mtime (the rule that decides "unchanged" for a server-side copy) and
  * the listing of the folder shows every one of its objects at its size (sizes only: an object's
- * ETag is not known while it is written; `verify` reads every byte). Only callers whose failed
- * backups may stay in the store journal (BackupRequest.onFailure 'remove' writes none).
+ * ETag is not known while it is written; `verify` reads every byte).
  */
 import { StoreError } from '../store/errors.js';
 import { forEachLimit } from '../store/pool.js';

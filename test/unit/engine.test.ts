@@ -303,7 +303,7 @@ describe('engine: backup, restore, verify', () => {
     expect((await verifyBackup(store, 'b1')).problems).to.deep.equal([]);
   });
 
-  it("onFailure 'remove': a failed attempt leaves no objects and says so; a refused folder is left alone; without it the folder stays, incomplete", async () => {
+  it("onFailure 'keep-journaled': a failed attempt that finished nothing leaves no objects and says so; a refused folder is left alone; the CLI's 'keep' leaves the folder, incomplete", async () => {
     const { snapshot } = makeSnapshot();
     const files = await listSnapshotFiles(snapshot);
     // A reader that gives the small files, then fails: some objects are written before the failure.
@@ -314,8 +314,14 @@ describe('engine: backup, restore, verify', () => {
         throw new Error('the stream broke');
       },
     };
-    const attempt = (store: MemoryStore, extra: Partial<BackupRequest>) =>
-      backupOf(store, snapshot, 'b2', { trees: [{ prefix: '', restoreTo: '', files, reader: failing }], ...extra }).catch((e: Error) => e);
+    // One that fails before any file is finished: nothing worth keeping.
+    const broken: FileReader = {
+      async *read() {
+        throw new Error('the stream broke');
+      },
+    };
+    const attempt = (store: MemoryStore, extra: Partial<BackupRequest>, reader = failing) =>
+      backupOf(store, snapshot, 'b2', { trees: [{ prefix: '', restoreTo: '', files, reader }], ...extra }).catch((e: Error) => e);
 
     const kept = new MemoryStore();
     expect(((await attempt(kept, {})) as Error).message).to.equal('the stream broke');
@@ -323,7 +329,7 @@ describe('engine: backup, restore, verify', () => {
     expect((await listBackups(kept)).find((b) => b.name === 'b2')?.complete).to.equal(false);
 
     const removed = new MemoryStore();
-    const err = (await attempt(removed, { onFailure: 'remove' })) as Error;
+    const err = (await attempt(removed, { onFailure: 'keep-journaled' }, broken)) as Error;
     expect(err.message).to.match(/^the stream broke; the [1-9]\d* object\(s\) this attempt wrote to memory:\/\/test\/b2\/ were removed$/);
     expect([...removed.objects.keys()]).to.deep.equal([]);
 
@@ -336,7 +342,7 @@ describe('engine: backup, restore, verify', () => {
       if (deletes++ === 0) return markersFirst(keys);
       throw new Error('AccessDenied');
     };
-    expect(((await attempt(stuck, { onFailure: 'remove' })) as Error).message).to.match(
+    expect(((await attempt(stuck, { onFailure: 'keep-journaled' }, broken)) as Error).message).to.match(
       /^the stream broke; the objects this attempt wrote to memory:\/\/test\/b2\/ could not be removed \(AccessDenied\): they hold no complete backup, and nothing else will remove them/,
     );
 
@@ -344,7 +350,7 @@ describe('engine: backup, restore, verify', () => {
     const other = new MemoryStore();
     await backupOf(other, snapshot, 'b2');
     const before = new Map(other.objects);
-    expect(((await backupOf(other, snapshot, 'b2', { kind: 'logs', onFailure: 'remove' }).catch((e: Error) => e)) as Error).message).to.match(/holds a VictoriaMetrics backup/);
+    expect(((await backupOf(other, snapshot, 'b2', { kind: 'logs', onFailure: 'keep-journaled' }).catch((e: Error) => e)) as Error).message).to.match(/holds a VictoriaMetrics backup/);
     expect(other.objects).to.deep.equal(before);
   });
 
@@ -634,7 +640,7 @@ describe('engine: backup, restore, verify', () => {
       expect((await verifyBackup(store, 'b2')).ok).to.equal(true);
     });
 
-    it("an interrupted run (its signal aborted) still writes down what it finished; onFailure 'remove' writes no journal", async () => {
+    it('an interrupted run (its signal aborted) still writes down what it finished', async () => {
       const { snapshot } = makeSnapshot();
       const files = await listSnapshotFiles(snapshot);
       const controller = new AbortController();
@@ -651,15 +657,6 @@ describe('engine: backup, restore, verify', () => {
       expect(err.message).to.equal('stopped by SIGINT');
       expect(leftIncomplete(err)).to.equal(true);
       expect((await readJournal(store, 'b1')).get('')?.size).to.equal(4);
-
-      const removed = new MemoryStore();
-      const failing = (await backupOf(removed, snapshot, 'b1', {
-        trees: [{ prefix: '', restoreTo: '', files, reader: { read: (list) => localFileReader(snapshot).read(list.filter((f) => f.size < 1000)) } }],
-        onFailure: 'remove',
-      }).catch((e: Error) => e)) as Error;
-      expect(failing.message).to.match(/1 file\(s\) were not backed up/);
-      expect(leftIncomplete(failing), 'nothing stays to resume').to.equal(false);
-      expect([...removed.objects.keys()]).to.deep.equal([]);
     });
 
     it('VictoriaLogs: the files of each partition are kept by its own tree, also where two partitions hold the same paths', async () => {
@@ -848,7 +845,7 @@ describe('engine: backup, restore, verify', () => {
       const counts = gate<BackupCounts>();
       let checking = false;
       // B uploads and checks its objects, then waits for its counts ...
-      const b = backupOf(store, snapshot, 'X', { counted: pendingCounts(counts.wait), onFailure: 'remove', onProgress: (p) => (checking ||= p.phase === 'checking') }).catch((e: unknown) => e);
+      const b = backupOf(store, snapshot, 'X', { counted: pendingCounts(counts.wait), onFailure: 'keep-journaled', onProgress: (p) => (checking ||= p.phase === 'checking') }).catch((e: unknown) => e);
       await until(() => checking);
       await new Promise((r) => setTimeout(r, 20));
       // ... while A, of the same name, runs start to end.
@@ -856,7 +853,7 @@ describe('engine: backup, restore, verify', () => {
       counts.release({ counts: { series: 1, samples: 2 } });
       const err = (await b) as Error;
       expect(err.message).to.match(/^memory:\/\/test\/X\/: its in-progress marker victoria_in_progress\.ignore is gone .*Two backups of one name ran at the same time, so this one stopped: nothing of it was marked complete, and nothing the other wrote was removed/);
-      expect(err.message, "onFailure 'remove' removed nothing").not.to.match(/were removed/);
+      expect(err.message, "onFailure 'keep-journaled' removed nothing").not.to.match(/were removed/);
       expect((await verifyBackup(store, 'X')).ok).to.equal(true);
     });
 
@@ -876,7 +873,7 @@ describe('engine: backup, restore, verify', () => {
       };
       const a = writeBackup({
         store, name: 'X', kind: 'metrics', trees: [{ prefix: '', restoreTo: '', files, reader: held }], source: { snapshots: ['S1'] },
-        counted: { counts: { series: 1, samples: 2 } }, createdAt: new Date(), onFailure: 'remove',
+        counted: { counts: { series: 1, samples: 2 } }, createdAt: new Date(), onFailure: 'keep-journaled',
       }).catch((e: unknown) => e);
       await until(() => store.objects.has(`X/${IN_PROGRESS_KEY}`));
       // ... while B starts (its marker over A's) and waits for its counts with everything uploaded.
@@ -1081,8 +1078,8 @@ describe('engine: backup, restore, verify', () => {
 
   it('the signal also ends the store calls in flight (a hung store), and the removal after it runs under its own deadline', async () => {
     const { snapshot } = makeSnapshot();
-    // A store whose uploads of data files hang until the signal of the view they were made through
-    // aborts; its views share the objects.
+    // A store whose uploads of files (all but our .ignore markers) hang until the signal of the view
+    // they were made through aborts, so no file is finished; its views share the objects.
     class HangingStore extends MemoryStore {
       signal?: AbortSignal;
       views: HangingStore[] = [];
@@ -1093,7 +1090,7 @@ describe('engine: backup, restore, verify', () => {
         return view;
       }
       override async put(key: string, body: PutBody, size: number): Promise<void> {
-        if (!key.includes('/data/')) return super.put(key, body, size);
+        if (key.endsWith('.ignore')) return super.put(key, body, size);
         const signal = this.signal!;
         // The deadline passes while the upload is under way.
         setTimeout(() => controller.abort(new Error('the backup took longer than itemTimeoutSeconds (1 s) and was stopped')), 10);
@@ -1103,7 +1100,7 @@ describe('engine: backup, restore, verify', () => {
     const controller = new AbortController();
     const store = new HangingStore();
     const started = Date.now();
-    const err = (await backupOf(store, snapshot, 'b1', { signal: controller.signal, onFailure: 'remove' }).catch((e: Error) => e)) as Error;
+    const err = (await backupOf(store, snapshot, 'b1', { signal: controller.signal, onFailure: 'keep-journaled' }).catch((e: Error) => e)) as Error;
     expect(Date.now() - started, 'ended by the signal, not by a timeout').to.be.below(5000);
     expect(err.message).to.match(/^the backup took longer than itemTimeoutSeconds \(1 s\) and was stopped; the \d+ object\(s\) this attempt wrote to memory:\/\/test\/b1\/ were removed$/);
     // The backup's calls went through a view on the item's signal; the removal through one of its own, not aborted.
