@@ -245,7 +245,13 @@ async function backupPod(r: BackupPodRequest): Promise<BackupExecuteResult> {
     return base;
   });
   // The failed attempts among the folders the lookup found incomplete (failed-attempts.ts).
-  const attemptsLookup = baseLookup.then(() => failedAttempts(catalog, incomplete.filter((name) => name !== backup.name), r.kind));
+  // Only a saving: a store that fails it fails the base lookup, or the upload, for itself.
+  const attemptsLookup = baseLookup.then(() =>
+    failedAttempts(catalog, incomplete.filter((name) => name !== backup.name), r.kind).catch((err: unknown): FailedAttempt[] => {
+      b.ctx.log.warn(`${b.podId}: the workload's failed earlier backups could not be looked up (${(err as Error).message}): nothing of theirs is taken over or removed this time`, b.fields);
+      return [];
+    }),
+  );
   attemptsLookup.catch(() => undefined);
   let manifest: Manifest | undefined;
   try {

@@ -14,7 +14,8 @@
  * with it) has no such file, and prune removes its folder once Velero has deleted the backup.
  */
 import { deleteBackup } from '../engine/delete.js';
-import type { FailedAttempt } from '../engine/catalog.js';
+import { inProgressMarker, type FailedAttempt } from '../engine/catalog.js';
+import { COMPLETE_KEY } from '../engine/manifest.js';
 import type { ObjectStore } from '../store/types.js';
 import { VELERO_BACKUP_FILE } from './leftovers.js';
 
@@ -26,15 +27,21 @@ export interface AttemptRemoval {
   failed: Array<{ name: string; error: string }>;
 }
 
-/** Removes from `store` (the workload's folder) the failed attempts whose Velero backup is finished; `veleroBackups` is the location's `backups/`. */
+/**
+ * Removes from `store` (the workload's folder) the failed attempts whose Velero backup is finished;
+ * `veleroBackups` is the location's `backups/`. The attempts were found before this backup began,
+ * hours ago perhaps: a folder that has a complete marker now, or another run's in-progress marker
+ * (another Velero sharing the location), is no longer one of them and is left alone.
+ */
 export async function removeFinishedAttempts(store: ObjectStore, veleroBackups: ObjectStore, attempts: FailedAttempt[]): Promise<AttemptRemoval> {
   const result: AttemptRemoval = { removed: [], unfinished: [], failed: [] };
-  for (const { name } of attempts) {
+  for (const { name, run } of attempts) {
     try {
       if (!(await veleroBackups.head(`${name}/${VELERO_BACKUP_FILE}`))) {
         result.unfinished.push(name);
         continue;
       }
+      if ((await store.head(`${name}/${COMPLETE_KEY}`)) || (await inProgressMarker(store, name))?.run !== run) continue;
       result.removed.push({ name, ...(await deleteBackup(store, name)) });
     } catch (err) {
       result.failed.push({ name, error: err instanceof Error ? err.message : String(err) });

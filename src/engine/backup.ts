@@ -148,7 +148,9 @@ export async function writeBackup(request: BackupRequest): Promise<Manifest> {
   // (its removal failed, or a run that had lost the folder wrote it): its files are found through
   // the manifest instead (an in-place base).
   const from = req.resumeFrom ?? name;
-  const journaled: Journaled = (await store.head(`${from}/${COMPLETE_KEY}`)) ? new Map() : await readJournal(store, from);
+  const readResumable = async (): Promise<Journaled> => ((await store.head(`${from}/${COMPLETE_KEY}`)) ? new Map() : readJournal(store, from));
+  // Another folder's journal is only a saving: one that cannot be read is taken over by nothing.
+  const journaled = req.resumeFrom === undefined ? await readResumable() : await readResumable().catch((): Journaled => new Map());
   const inProgress = Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, kind: req.kind, startedAt: new Date(started).toISOString(), run }));
   await store.put(`${name}/${IN_PROGRESS_KEY}`, inProgress, inProgress.length);
   // Without the backup's signal: an interrupted run still writes down what it finished.
@@ -379,7 +381,11 @@ class FolderWriter {
       // not compared with the base's manifest first.
       const baseObjects = await this.objectsOf(this.req.base?.name);
       // The folder an interrupted earlier run left, listed only when its journal names files.
-      const resumable = await this.objectsOf(this.resume.journaled.size > 0 ? this.resume.from : undefined);
+      const resumable = await this.objectsOf(this.resume.journaled.size > 0 ? this.resume.from : undefined).catch((err: unknown) => {
+        // Another folder that cannot be listed holds nothing to take over; this one's trouble is the backup's.
+        if (this.resume.from === this.name) throw err;
+        return new Map<string, ObjectInfo>();
+      });
       const written: ManifestTree[] = [];
       for (const tree of this.req.trees) {
         signal?.throwIfAborted();
@@ -439,7 +445,7 @@ class FolderWriter {
     return { prefix: tree.prefix, restoreTo: tree.restoreTo, files: tree.files.map((f) => done.get(f.path)!) };
   }
 
-  /** Whether the journal names `file` unchanged and `folder`'s listing holds every one of its objects at its size. */
+  /** The journal's entry for `file` when it names it unchanged and `folder`'s listing holds every one of its objects at its size; else undefined. */
   private finished(tree: BackupTreeInput, file: SnapshotFile, folder: Map<string, ObjectInfo>): ManifestFile | undefined {
     const entry = this.resume.journaled.get(tree.prefix)?.get(file.path);
     if (!unchanged(file, entry)) return undefined;
@@ -512,8 +518,9 @@ class FolderWriter {
       this.req.signal?.throwIfAborted();
       try {
         const parts = splitParts(file.path, file.size);
-        const etags = recordedEtags(prev, parts);
         const from = (part: Part) => treeKey(source.name, tree.prefix, partKey(part));
+        // A failed attempt's journal records no ETags: its copies are pinned to the ones listed.
+        const etags = source.attempt ? parts.map((part) => source.objects.get(from(part))?.etag) : recordedEtags(prev, parts);
         for (const [i, part] of parts.entries()) checkBaseObject(store, from(part), part.size, etags[i], source.objects);
         // In place, there is nothing to copy: the check above found every part with its size.
         if (!inPlace) {

@@ -195,11 +195,25 @@ export async function newestComplete(store: ObjectStore, prefix = '', options: N
   return undefined;
 }
 
-/** A backup of ours that did not complete: its folder's name, when it started, and whether its journal names finished files. */
+/** A backup of ours that did not complete: its folder's name, its run (the in-progress marker's), when it started, and whether its journal names finished files. */
 export interface FailedAttempt {
   name: string;
+  run: string;
   startedAt: string;
   journaled: boolean;
+}
+
+/** A folder's in-progress marker as writeBackup writes it, or undefined (none, not JSON, not ours). */
+export async function inProgressMarker(store: ObjectStore, name: string): Promise<{ kind: unknown; run: string; startedAt: string } | undefined> {
+  let marker: { format?: unknown; kind?: unknown; run?: unknown; startedAt?: unknown } | null;
+  try {
+    marker = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`, MAX_MARKER_BYTES)).toString('utf8')) as typeof marker;
+  } catch (err) {
+    if (err instanceof SyntaxError || err instanceof ObjectTooLargeError || (err instanceof StoreError && err.code === 'NotFound')) return undefined;
+    throw err;
+  }
+  const { format, kind, run, startedAt } = marker ?? {};
+  return format === MANIFEST_FORMAT && typeof run === 'string' && typeof startedAt === 'string' ? { kind, run, startedAt } : undefined;
 }
 
 /**
@@ -211,20 +225,21 @@ export interface FailedAttempt {
 export async function failedAttempts(store: ObjectStore, names: string[], kind: SourceKind): Promise<FailedAttempt[]> {
   const found: FailedAttempt[] = [];
   await forEachLimit(names, CATALOG_READS, async (name) => {
-    let marker: { format?: unknown; kind?: unknown; startedAt?: unknown };
+    let marker;
     try {
-      marker = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`, MAX_MARKER_BYTES)).toString('utf8')) as typeof marker;
+      marker = await inProgressMarker(store, name);
     } catch (err) {
-      if (err instanceof SyntaxError || err instanceof ObjectTooLargeError || (err instanceof StoreError && err.code === 'NotFound')) return;
+      // An old folder archived by a lifecycle rule, or denied, must not stop every later backup.
+      if (unreadableHere(err)) return;
       throw err;
     }
-    if (marker.format !== MANIFEST_FORMAT || marker.kind !== kind || typeof marker.startedAt !== 'string') return;
+    if (marker?.kind !== kind) return;
     let journaled = false;
     for await (const _ of store.list(`${name}/${JOURNAL_PREFIX}`)) {
       journaled = true;
       break;
     }
-    found.push({ name, startedAt: marker.startedAt, journaled });
+    found.push({ name, run: marker.run, startedAt: marker.startedAt, journaled });
   });
   return found.sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.name.localeCompare(a.name));
 }

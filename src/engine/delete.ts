@@ -6,7 +6,7 @@
  */
 import type { ObjectStore } from '../store/types.js';
 import { checkRelPath, VM_COMPLETE_MARKER } from './layout.js';
-import { COMPLETE_KEY } from './manifest.js';
+import { COMPLETE_KEY, IN_PROGRESS_KEY } from './manifest.js';
 
 export interface DeleteResult {
   objects: number;
@@ -22,7 +22,11 @@ export async function deleteBackup(store: ObjectStore, name: string): Promise<De
   let bytes = 0;
   for (const size of sizes.values()) bytes += size;
   const isMarker = (key: string) => key === `${name}/${COMPLETE_KEY}` || key.endsWith(`/${VM_COMPLETE_MARKER}`);
+  // The in-progress marker goes last: a removal cut short leaves a failed attempt that the next
+  // backup still knows as one (failedAttempts) and removes.
+  const inProgress = `${name}/${IN_PROGRESS_KEY}`;
   await store.delete(keys.filter(isMarker));
-  await store.delete(keys.filter((k) => !isMarker(k)));
+  await store.delete(keys.filter((k) => !isMarker(k) && k !== inProgress));
+  if (sizes.has(inProgress)) await store.delete([inProgress]);
   return { objects: keys.length, bytes };
 }

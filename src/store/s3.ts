@@ -151,7 +151,7 @@ export class S3Store implements ObjectStore {
     this.partBuffers = new PartBufferPool(this.partSize, Math.floor(bufferBytes / this.partSize), 2000);
     this.signPayload = options.signPayload ?? !/^https:/i.test(options.endpoint ?? 'https://');
     if (options.tagging) checkTagging(options.tagging);
-    // The direct reads use these settings even when a client is passed in (tests).
+    // The direct reads use these settings even when a client is passed in (tests, a store sharing another's client).
     const transport: TransportSettings = { ca: loadCa(options), socketTimeoutMs: positive('socketTimeoutMs', options.socketTimeoutMs, DEFAULTS.socketTimeoutMs) };
     this.client = client ?? s3Client(options, transport);
     this.direct = new DirectGetter({
