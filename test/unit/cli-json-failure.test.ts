@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { redact } from '../../src/common/redact.js';
 import { COMPLETE_KEY } from '../../src/engine/manifest.js';
+import { captureOutput } from '../support/capture-output.js';
 import { loopbackServerPerTest } from '../support/loopback-server.js';
 import { writeSmallBackup } from '../support/store-helpers.js';
 
@@ -25,20 +26,8 @@ interface Run {
 
 /** The CLI's main() with stdout and stderr captured. */
 async function cli(args: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const w1 = process.stdout.write.bind(process.stdout);
-  const w2 = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string) => ((stdout += c), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string) => ((stderr += c), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), stdout, stderr };
-  } catch (error) {
-    return { error: error as Error, stdout, stderr };
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-  }
+  const { value: code, error, stdout, stderr } = await captureOutput(() => main(args));
+  return { ...(error ? { error } : { code }), stdout, stderr };
 }
 
 /** stdout is exactly one line, a JSON object: what a script parses. */

@@ -25,6 +25,7 @@ import { scrubUrls } from '../../src/common/redact.js';
 import { s3Presigner } from '../../src/store/s3-presign.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../src/store/s3.js';
+import { captureOutput } from '../support/capture-output.js';
 import { startLoopbackServer } from '../support/loopback-server.js';
 import { MemoryStore } from '../support/memory-store.js';
 import { makeTestTls } from '../support/tls.js';
@@ -503,19 +504,8 @@ describe('restore plan: the restore command in plan mode (in-process)', () => {
 
   /** Runs restoreCommand with stdout/stderr captured. */
   async function run(args: string[]): Promise<{ code?: number; error?: Error; out: string }> {
-    let out = '';
-    const w1 = process.stdout.write.bind(process.stdout);
-    const w2 = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((c: string) => ((out += c), true)) as typeof process.stdout.write;
-    process.stderr.write = ((c: string) => ((out += c), true)) as typeof process.stderr.write;
-    try {
-      return { code: await restoreCommand(args, {}), out };
-    } catch (error) {
-      return { error: error as Error, out };
-    } finally {
-      process.stdout.write = w1;
-      process.stderr.write = w2;
-    }
+    const { value: code, error, output: out } = await captureOutput(() => restoreCommand(args, {}));
+    return { ...(error ? { error } : { code }), out };
   }
 
   it('restores from the plan URL, prints names not URLs, and maps a refused plan URL to the expiry message', async () => {

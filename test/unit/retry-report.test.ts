@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { RetryReporter } from '../../src/store/retry-report.js';
+import { captureOutput } from '../support/capture-output.js';
 import { loopbackServerPerTest } from '../support/loopback-server.js';
 
 /** A reporter on a clock the test moves. */
@@ -93,21 +94,9 @@ describe('store retries in the CLI: a restore from a plan', () => {
       else res.writeHead(404, { 'content-type': 'application/xml' }).end('<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
     });
     const url = `${server.url}/bucket/plans/r1.json?X-Amz-Signature=deadbeefcafe`;
-    let stdout = '';
-    let stderr = '';
-    const w1 = process.stdout.write.bind(process.stdout);
-    const w2 = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((c: string) => ((stdout += c), true)) as typeof process.stdout.write;
-    process.stderr.write = ((c: string) => ((stderr += c), true)) as typeof process.stderr.write;
-    let error: Error | undefined;
-    try {
-      await main(['restore', '--plan-url', url, '--plan-sha256', 'a'.repeat(64), '--data-dir', join(mkdtempSync(join(tmpdir(), 'retry-report-')), 'data'), '--json']);
-    } catch (err) {
-      error = err as Error;
-    } finally {
-      process.stdout.write = w1;
-      process.stderr.write = w2;
-    }
+    const { error, stdout, stderr } = await captureOutput(() =>
+      main(['restore', '--plan-url', url, '--plan-sha256', 'a'.repeat(64), '--data-dir', join(mkdtempSync(join(tmpdir(), 'retry-report-')), 'data'), '--json']),
+    );
     expect(error?.message).to.match(/the object does not exist \(HTTP 404 NoSuchKey/);
     expect(stderr).to.match(/^S3 retry: the restore plan: attempt 1 of 10 failed \(SlowDown, HTTP 503\), next attempt in (\d+ ms|\d\.\d s)\n$/);
     expect(stdout, 'the retries stay off stdout').not.to.include('S3 retry');
