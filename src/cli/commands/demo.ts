@@ -99,30 +99,53 @@ export async function demoCommand(args: string[]): Promise<number> {
     await Promise.all(running.map((r) => r.process.stop()));
     if (!values.keep) rmSync(work, { recursive: true, force: true });
   };
-  // Interrupted, the demo's databases would outlive it and its work directory stay behind.
-  const release = onInterrupt(async () => stopAll());
+  // Interrupted, the demo's databases would outlive it and its work directory stay behind. A step
+  // under way that does not heed the signal (a restore writing into the work directory, a database
+  // starting) ends first, and the demo goes no further: removed beneath it, the directory would be
+  // written again. (The backup heeds it: its own clean-up runs before this one, interrupt.ts.)
+  let interrupted = false;
+  let under: Promise<unknown> = Promise.resolve();
+  const step = async <T>(work: Promise<T>): Promise<T> => {
+    under = work;
+    try {
+      return await work;
+    } finally {
+      // The handler exits as the signal would have; nothing is returned meanwhile.
+      if (interrupted) await new Promise<never>(() => undefined);
+    }
+  };
+  /** A database starting: counted as running as soon as it runs, so that the clean-up stops it too. */
+  const started = (starting: Promise<Running>): Promise<Running> =>
+    step(
+      starting.then((db) => {
+        running.push(db);
+        return db;
+      }),
+    );
+  const release = onInterrupt(async () => {
+    interrupted = true;
+    await under.catch(() => undefined);
+    await stopAll();
+  });
   try {
     for (const kind of ['metrics', 'logs'] as const) {
       const label = kind === 'metrics' ? 'VictoriaMetrics 1.145' : 'VictoriaLogs (test server on the real logstorage)';
       const dataDir = join(work, kind, 'data');
       mkdirSync(dataDir, { recursive: true });
-      const db = kind === 'metrics' ? await startLocalVictoriaMetrics(bins.metrics, dataDir) : await startVictoriaLogs(bins.logs, dataDir, work);
-      running.push(db);
+      const db = await started(kind === 'metrics' ? startLocalVictoriaMetrics(bins.metrics, dataDir) : startVictoriaLogs(bins.logs, dataDir, work));
       say(`${label}: started at ${db.url}, writing sample data`);
-      if (kind === 'metrics') await writeMetrics(db.url);
-      else await writeLogs(db.url);
+      await step(kind === 'metrics' ? writeMetrics(db.url) : writeLogs(db.url));
 
       const source = openSource(kind, { url: db.url });
       const { manifest } = await backupFromSnapshots({ source, dataDir, store, name: `${kind}-1` });
       say(`  backup  ${storeRoot}/${kind}-1: ${manifest.totals.files} files, ${formatBytes(manifest.totals.bytes)}, SHA-256 of every file recorded`);
-      const before = await source.counts();
+      const before = await step(source.counts());
 
       const restoredDir = join(work, kind, 'restored');
-      const res = await restoreBackup({ store, name: `${kind}-1`, dataDir: restoredDir });
+      const res = await step(restoreBackup({ store, name: `${kind}-1`, dataDir: restoredDir }));
       say(`  restore into ${restoredDir}: ${res.files} files, every checksum verified`);
-      const copy = kind === 'metrics' ? await startLocalVictoriaMetrics(bins.metrics, restoredDir) : await startVictoriaLogs(bins.logs, restoredDir, work);
-      running.push(copy);
-      const after = await openSource(kind, { url: copy.url }).counts();
+      const copy = await started(kind === 'metrics' ? startLocalVictoriaMetrics(bins.metrics, restoredDir) : startVictoriaLogs(bins.logs, restoredDir, work));
+      const after = await step(openSource(kind, { url: copy.url }).counts());
       say(`  restored database started at ${copy.url}`);
       const a = new Map(countRows(after));
       for (const [what, n] of countRows(before)) {
