@@ -5,7 +5,8 @@
  * complete marker last. A backup interrupted anywhere before that last write is incomplete to
  * every reader, including a re-run into the same name, which starts by removing the markers.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { StoreError } from '../store/errors.js';
 import type { ObjectInfo, ObjectStore } from '../store/types.js';
 import type { FileReader, SnapshotFile } from './files.js';
@@ -22,6 +23,7 @@ import {
   type ManifestFile,
   type ManifestTree,
   type SourceKind,
+  serializeManifest,
 } from './manifest.js';
 import { JOURNAL_PREFIX, JournalWriter, readJournal, type Journaled } from './journal.js';
 import { forEachLimit, Semaphore } from '../store/pool.js';
@@ -263,9 +265,9 @@ function copyFailure(err: unknown): 'refused' | 'trouble' | 'fatal' {
   }
 }
 
-/** What the check's listing found beside the backup's objects: their ETags, and the journal's segments. */
+/** What the check's listing found: the backup's objects with their ETags (undefined where the store has none), and the journal's segments. */
 interface Checked {
-  etags: Map<string, string>;
+  etags: Map<string, string | undefined>;
   /** Removed once the backup is complete: until then a failure after the check can still be resumed. */
   journal: string[];
 }
@@ -275,29 +277,30 @@ interface Checked {
  * stale objects of an earlier attempt that vmrestore would otherwise restore), and remove the stale ones.
  */
 async function checkObjects(store: ObjectStore, name: string, trees: ManifestTree[], stillOurs: () => Promise<void>): Promise<Checked> {
+  // Each object written and not listed yet, with its size; once listed, it moves to `etags`, so
+  // that a backup of many files holds one entry per object rather than three.
   const expected = new Map<string, number>();
   for (const tree of trees) {
     for (const f of tree.files) for (const part of splitParts(f.path, f.size)) expected.set(treeKey(name, tree.prefix, partKey(part)), part.size);
   }
   const ours = new Set([`${name}/${MANIFEST_KEY}`, `${name}/${IN_PROGRESS_KEY}`, ...trees.map((t) => treeKey(name, t.prefix, VM_METADATA_MARKER))]);
   const stale = new Set<string>();
-  const found = new Set<string>();
-  const etags = new Map<string, string>();
+  const etags = new Map<string, string | undefined>();
   const journal: string[] = [];
   for await (const obj of store.list(`${name}/`)) {
     const size = expected.get(obj.key);
     if (size === undefined) {
+      // A key listed twice (a server that repeats an entry across pages) is still one of ours, never stale.
+      if (etags.has(obj.key)) continue;
       if (obj.key.startsWith(`${name}/${JOURNAL_PREFIX}`)) journal.push(obj.key);
       else if (!ours.has(obj.key)) stale.add(obj.key);
       continue;
     }
     if (obj.size !== size) throw new Error(`${store.location}/${obj.key} has ${obj.size} bytes in the store, ${size} were written`);
-    // A key listed twice (a server that repeats an entry across pages) is still one of ours, never stale.
-    found.add(obj.key);
-    if (obj.etag !== undefined) etags.set(obj.key, obj.etag);
+    expected.delete(obj.key);
+    etags.set(obj.key, obj.etag);
   }
-  const missing = [...expected.keys()].filter((key) => !found.has(key));
-  if (missing.length > 0) throw new Error(`${missing.length} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${missing[0]}`);
+  if (expected.size > 0) throw new Error(`${expected.size} object(s) missing from ${store.location}/${name}/ after upload, e.g. ${expected.keys().next().value}`);
   if (stale.size === 0) return { etags, journal };
   await stillOurs();
   // Complete markers first (ours, and vmbackup's of an earlier attempt's tree that this run no
@@ -309,7 +312,7 @@ async function checkObjects(store: ObjectStore, name: string, trees: ManifestTre
 }
 
 /** The trees with each file's ETags from the check's listing (ManifestFile.etags), where the store gave one for every part. */
-function withEtags(name: string, trees: ManifestTree[], etags: Map<string, string>): ManifestTree[] {
+function withEtags(name: string, trees: ManifestTree[], etags: Map<string, string | undefined>): ManifestTree[] {
   return trees.map((tree) => ({
     ...tree,
     files: tree.files.map((file) => {
@@ -376,20 +379,10 @@ class FolderWriter {
     const signal = this.req.signal;
     const stopHeartbeat = this.req.onProgress ? heartbeat(() => this.report()) : undefined;
     try {
-      // The base's objects: a copy takes whatever the base holds, so an object of the base that was
-      // truncated or replaced would be copied into every later backup if its size and ETag were
-      // not compared with the base's manifest first.
-      const baseObjects = await this.objectsOf(this.req.base?.name);
-      // The folder an interrupted earlier run left, listed only when its journal names files.
-      const resumable = await this.objectsOf(this.resume.journaled.size > 0 ? this.resume.from : undefined).catch((err: unknown) => {
-        // Another folder that cannot be listed holds nothing to take over; this one's trouble is the backup's.
-        if (this.resume.from === this.name) throw err;
-        return new Map<string, ObjectInfo>();
-      });
       const written: ManifestTree[] = [];
       for (const tree of this.req.trees) {
         signal?.throwIfAborted();
-        written.push(await this.writeTree(tree, baseObjects, resumable));
+        written.push(await this.writeTree(tree));
       }
       signal?.throwIfAborted();
       // Every file is in and written down before the check lists the folder (whose listing the
@@ -399,9 +392,9 @@ class FolderWriter {
       this.report();
       const checked = await checkObjects(this.store, this.name, written, () => checkStillOurs(this.store, this.name, this.run));
       signal?.throwIfAborted();
-      const { manifest, manifestBytes } = await this.writeManifest(withEtags(this.name, written, checked.etags));
+      const { manifest, manifestSha256 } = await this.writeManifest(withEtags(this.name, written, checked.etags));
       signal?.throwIfAborted();
-      await this.writeMarkers(manifest, manifestBytes, checked.journal);
+      await this.writeMarkers(manifest, manifestSha256, checked.journal);
       this.progress.phase = 'done';
       this.report();
       return manifest;
@@ -414,18 +407,34 @@ class FolderWriter {
     this.req.onProgress?.({ ...this.progress });
   }
 
-  /** A folder's objects with their sizes and ETags, one listing; none when there is no folder to list. */
-  private async objectsOf(folder: string | undefined): Promise<Map<string, ObjectInfo>> {
+  /**
+   * The objects of a folder's tree with their sizes and ETags (keyed as treeKey gives them), one
+   * listing; none when there is no folder to list. Listed tree by tree, so that a backup holds one
+   * tree's listing at a time: a VictoriaLogs database keeps a tree per partition, hundreds of
+   * thousands of objects in all, and Velero's container has 512 MiB by default.
+   */
+  private async objectsOf(folder: string | undefined, tree: BackupTreeInput): Promise<Map<string, ObjectInfo>> {
     const objects = new Map<string, ObjectInfo>();
     if (folder === undefined) return objects;
-    for await (const obj of this.store.list(`${folder}/`)) objects.set(obj.key, obj);
+    for await (const obj of this.store.list(`${folder}/${tree.prefix}`)) objects.set(obj.key, { key: obj.key, size: obj.size, ...(obj.etag !== undefined ? { etag: obj.etag } : {}) });
     return objects;
   }
 
   /** One tree's files into the store; their manifest entries, in the tree's order. */
-  private async writeTree(tree: BackupTreeInput, baseObjects: Map<string, ObjectInfo>, resumable: Map<string, ObjectInfo>): Promise<ManifestTree> {
+  private async writeTree(tree: BackupTreeInput): Promise<ManifestTree> {
     const keyOf = (part: Part) => treeKey(this.name, tree.prefix, partKey(part));
-    const previous = new Map(this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix)?.files.map((f) => [f.path, f]) ?? []);
+    const baseTree = this.req.base?.manifest.trees.find((t) => t.prefix === tree.prefix);
+    const previous = new Map(baseTree?.files.map((f) => [f.path, f]) ?? []);
+    // The base's objects: a copy takes whatever the base holds, so an object of the base that was
+    // truncated or replaced would be copied into every later backup if its size and ETag were
+    // not compared with the base's manifest first. A tree the base does not have is not listed.
+    const baseObjects = await this.objectsOf(baseTree && this.req.base?.name, tree);
+    // What an interrupted earlier run left of the tree, listed only when its journal names files in it.
+    const resumable = await this.objectsOf(this.resume.journaled.has(tree.prefix) ? this.resume.from : undefined, tree).catch((err: unknown) => {
+      // Another folder that cannot be listed holds nothing to take over; this one's trouble is the backup's.
+      if (this.resume.from === this.name) throw err;
+      return new Map<string, ObjectInfo>();
+    });
     const done = new Map<string, ManifestFile>();
     // What an interrupted run of this name finished stays; server-side copies next, from the base
     // and then from a failed attempt under another name; a copy that fails (the old object is gone,
@@ -597,8 +606,8 @@ class FolderWriter {
     });
   }
 
-  /** The manifest, once the counts are in, written; with its bytes, which the complete marker names by their hash. */
-  private async writeManifest(trees: ManifestTree[]): Promise<{ manifest: Manifest; manifestBytes: Buffer }> {
+  /** The manifest, once the counts are in, written; with the SHA-256 of its bytes, which the complete marker names. */
+  private async writeManifest(trees: ManifestTree[]): Promise<{ manifest: Manifest; manifestSha256: string }> {
     const { req, name } = this;
     this.progress.phase = 'counting';
     this.report();
@@ -626,18 +635,18 @@ class FolderWriter {
       durationSeconds: (completedAt.getTime() - this.started) / 1000,
       trees,
     };
-    const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 1)}\n`);
+    const { chunks, size, sha256 } = serializeManifest(manifest);
     // The counts may have taken minutes: another run of this name may have started meanwhile.
     await checkStillOurs(this.store, name, this.run);
-    await this.store.put(`${name}/${MANIFEST_KEY}`, manifestBytes, manifestBytes.length);
-    return { manifest, manifestBytes };
+    await this.store.put(`${name}/${MANIFEST_KEY}`, chunks.length === 1 ? chunks[0]! : Readable.from(chunks), size);
+    return { manifest, manifestSha256: sha256 };
   }
 
   /**
    * vmbackup's markers per tree, then our complete marker: last, so that the backup is complete
    * only when all else is written. Then the in-progress marker and the journal go.
    */
-  private async writeMarkers(manifest: Manifest, manifestBytes: Buffer, journal: string[]): Promise<void> {
+  private async writeMarkers(manifest: Manifest, manifestSha256: string, journal: string[]): Promise<void> {
     const { store, name } = this;
     // vmbackup's own markers, per tree, so that stock vmrestore (and vmbackup -origin) accept each tree.
     const created = `${manifest.createdAt.slice(0, 19)}Z`;
@@ -648,7 +657,7 @@ class FolderWriter {
     }
     const marker: CompleteMarker = {
       format: MANIFEST_FORMAT,
-      manifestSha256: createHash('sha256').update(manifestBytes).digest('hex'),
+      manifestSha256,
       completedAt: manifest.completedAt,
     };
     const markerBytes = Buffer.from(JSON.stringify(marker));

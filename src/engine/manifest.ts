@@ -5,6 +5,7 @@
  * holds the manifest's own SHA-256: a backup without it, or whose manifest does not match it, is
  * incomplete to every reader.
  */
+import { createHash } from 'node:crypto';
 import { manifestShapeProblem } from './manifest-shape.js';
 
 export const MANIFEST_KEY = 'victoria_manifest.ignore';
@@ -102,6 +103,45 @@ export interface Manifest {
   totals: { files: number; bytes: number; bytesUploaded: number; bytesCopied: number };
   durationSeconds: number;
   trees: ManifestTree[];
+}
+
+/** The manifest's text is made into buffers of about this many bytes. */
+const MANIFEST_CHUNK = 1024 * 1024;
+
+/**
+ * A manifest as it is written: JSON with a line per file (readable with grep and less, and smaller
+ * than indented JSON), made a file at a time into buffers of about 1 MiB, with its size and
+ * SHA-256 (the complete marker's). A backup of hundreds of thousands of files never holds its
+ * manifest as one string beside its bytes.
+ */
+export function serializeManifest(manifest: Manifest): { chunks: Buffer[]; size: number; sha256: string } {
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let text = '';
+  const flush = (): void => {
+    const chunk = Buffer.from(text);
+    hash.update(chunk);
+    chunks.push(chunk);
+    size += chunk.length;
+    text = '';
+  };
+  const add = (piece: string): void => {
+    text += piece;
+    if (text.length >= MANIFEST_CHUNK) flush();
+  };
+  // `trees` is the manifest's last field and `files` each tree's: the text is that of
+  // JSON.stringify, with a line break before each tree and each file.
+  const { trees, ...head } = manifest;
+  add(`${JSON.stringify(head).slice(0, -1)},"trees":[`);
+  for (const [i, { files, ...tree }] of trees.entries()) {
+    add(`${i === 0 ? '' : ','}\n${JSON.stringify(tree).slice(0, -1)},"files":[`);
+    for (const [j, file] of files.entries()) add(`${j === 0 ? '' : ','}\n${JSON.stringify(file)}`);
+    add('\n]}');
+  }
+  add('\n]}\n');
+  flush();
+  return { chunks, size, sha256: hash.digest('hex') };
 }
 
 /** A manifest's copiesRefused, as the CLI and the plugin report it. */

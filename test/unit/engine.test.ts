@@ -12,7 +12,7 @@ import { JOURNAL_PREFIX, JournalWriter, readJournal } from '../../src/engine/jou
 import { attemptNote, FolderTakenError } from '../../src/engine/backup-folder.js';
 import { failedAttempts, listBackups, newestComplete, openBackup } from '../../src/engine/catalog.js';
 import { lockHolderOf } from '../../src/engine/db-lock.js';
-import { listSnapshotFiles, localFileReader, type FileReader } from '../../src/engine/files.js';
+import { listSnapshotFiles, localFileReader, type FileReader, type SnapshotFile } from '../../src/engine/files.js';
 import { checkRelPath, isMutableFile, parsePartKey, partKey, splitParts } from '../../src/engine/layout.js';
 import { COMPLETE_KEY, copiesRefusedText, IN_PROGRESS_KEY, MANIFEST_KEY } from '../../src/engine/manifest.js';
 import { checkDataDir, RESTORE_MARKER } from '../../src/engine/data-dir.js';
@@ -968,6 +968,38 @@ describe('engine: backup, restore, verify', () => {
     expect(readFileSync(join(target, 'data/small/2026_11/parts.json'), 'utf8')).to.equal('{"Small":["PART2"]}');
     expect(readFileSync(join(target, 'data/small/2026_11/appliedRetention.txt'), 'utf8')).to.equal('2026-11-20T00:00:00Z');
     expect(readFileSync(join(target, 'data/small/2026_11/PART1/deleted_rows.bin')).equals(Buffer.alloc(16, 7))).to.equal(true);
+  });
+
+  it('incremental of many partitions: the base is listed one tree at a time (not a partition it lacks), and a manifest of many files is written a line per file in several chunks', async () => {
+    // 3000 files in each of three partitions: a manifest over 1 MiB, so more than one chunk.
+    const files = (gen: number): SnapshotFile[] =>
+      Array.from({ length: 3000 }, (_, i) => ({ path: `datadb/17A${String(Math.floor(i / 20)).padStart(13, '0')}/values.bin${i % 20}`, size: 1, mtimeMs: 1_700_000_000_000 + gen }));
+    const reader: FileReader = {
+      async *read(wanted) {
+        for (const file of wanted) yield { file, stream: Readable.from([Buffer.from('x')]) };
+      },
+    };
+    const trees = (days: string[], changed: string) => days.map((day) => ({ prefix: `partitions/${day}/`, restoreTo: `partitions/${day}`, files: files(day === changed ? 1 : 0), reader }));
+    const store = new MemoryStore();
+    const logs = { kind: 'logs' as const, source: { snapshots: [] }, counted: { counts: {} }, createdAt: new Date('2026-11-21T17:45:06Z') };
+    await writeBackup({ ...logs, store, name: 'l1', trees: trees(['20261119', '20261120'], '') });
+    const listed: string[] = [];
+    const list = store.list.bind(store);
+    store.list = (prefix: string) => {
+      listed.push(prefix);
+      return list(prefix);
+    };
+    const base = await newestComplete(store);
+    const m2 = await writeBackup({ ...logs, store, name: 'l2', trees: trees(['20261120', '20261121'], ''), base });
+    expect(listed.filter((prefix) => prefix.startsWith('l1/'))).to.deep.equal(['l1/partitions/20261120/']);
+    expect(m2.trees.map((t) => t.files.every((f) => f.origin === 'copied'))).to.deep.equal([true, false]);
+    expect(m2.totals).to.include({ files: 6000, bytesCopied: 3000, bytesUploaded: 3000 });
+    const text = store.objects.get(`l2/${MANIFEST_KEY}`)!.toString();
+    expect(text.length).to.be.above(1024 * 1024);
+    expect(JSON.parse(text)).to.deep.equal(m2);
+    expect(text.split('\n').filter((line) => line.startsWith('{"path":'))).to.have.length(6000);
+    expect((await openBackup(store, 'l2')).totals.files).to.equal(6000);
+    expect((await verifyBackup(store, 'l2')).ok).to.equal(true);
   });
 
   it('the files rewritten in place are named by their paths in both layouts; part files are not', () => {
