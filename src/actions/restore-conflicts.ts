@@ -27,6 +27,11 @@ export interface RestoreConflicts {
    * run a database on the same hostPath, which the restore init container cannot see (db-lock.ts).
    */
   liveWorkload?: string;
+  /**
+   * A controller of the pod's workload whose lookup the API server did not answer (`Kind
+   * namespace/name (reason)`): it may exist, which restoreReplace must not assume it does not.
+   */
+  uncheckedWorkload?: string;
 }
 
 /** The controllers that adopt a restored pod by its labels, and what each then does to it. */
@@ -80,11 +85,14 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
   }
 
   let liveWorkload: string | undefined;
+  let uncheckedWorkload: string | undefined;
   /** Whether the object exists (undefined: unknown), with a warning for either case. */
   const conflict = async (id: string, get: () => Promise<unknown>, consequence: string): Promise<boolean | undefined> => {
     const found = await lookup(get);
-    if ('unknown' in found) unchecked(id, found.unknown, `${consequence}; ${RUNBOOK}`);
-    else if (found.exists) {
+    if ('unknown' in found) {
+      unchecked(id, found.unknown, `${consequence}; ${RUNBOOK}`);
+      uncheckedWorkload ??= `${id} (${found.unknown})`;
+    } else if (found.exists) {
       warnings.push(`${id} exists already: ${consequence}; ${RUNBOOK}`);
       liveWorkload ??= id;
     }
@@ -107,7 +115,7 @@ export async function restoreConflicts(kube: KubeClient, namespace: string, pod:
       );
     }
   }
-  return { podExists: false, warnings, ...(liveWorkload ? { liveWorkload } : {}) };
+  return { podExists: false, warnings, ...(liveWorkload ? { liveWorkload } : {}), ...(uncheckedWorkload ? { uncheckedWorkload } : {}) };
 }
 
 /**

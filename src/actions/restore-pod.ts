@@ -144,6 +144,8 @@ interface PodRestore extends RestorePodRequest {
 interface Placement {
   pod: Pod;
   destination: string;
+  /** Whether the init container may move a non-empty data directory's contents aside (restoreReplace). */
+  replace: boolean;
   drillNote?: string;
 }
 
@@ -175,13 +177,18 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
   for (const warning of conflicts.warnings) ctx.log.warn(`${podId}: ${warning}`, fields);
   // Velero will not create the pod: no plan, no init container.
   if (conflicts.podExists) return r.pod;
-  if (conflicts.liveWorkload && config.restoreReplace && !s.drill) {
+  if (config.restoreReplace && !s.drill) {
     // The init container runs in a container of its own, where the kernel hides another
     // container's lock on flock.lock: it could not tell a running database's files from old ones.
-    throw new Error(
-      `${conflicts.liveWorkload} exists already, and restoreReplace is "true": a pod of it may run a database on the same hostPath, ` +
-        `whose files the restore would move aside (the init container cannot see a database in another container); ${RUNBOOK}`,
-    );
+    const risk = 'a pod of it may run a database on the same hostPath, whose files the restore would move aside (the init container cannot see a database in another container)';
+    if (conflicts.liveWorkload) throw new Error(`${conflicts.liveWorkload} exists already, and restoreReplace is "true": ${risk}; ${RUNBOOK}`);
+    // Unknown is not absent: moving data aside needs the answer.
+    if (conflicts.uncheckedWorkload) {
+      throw new Error(
+        `could not check whether ${conflicts.uncheckedWorkload} exists, and restoreReplace is "true": if it does, ${risk}; ` +
+          `restore again once the API server answers (for a 403, grant Velero's service account get on that resource: velero/rbac), after you ${RUNBOOK}`,
+      );
+    }
   }
   const recordedNamespace = recordedWorkloadFolder(record).split('/')[0];
   if (recordedNamespace !== namespace) {
@@ -217,7 +224,7 @@ async function restorePod(r: RestorePodRequest): Promise<KubeObject> {
     const tooOld = olderDatabaseProblem(plan.kind, plan.source, databaseImage(placement.pod.spec ?? {}, volume.name, config.companionContainer));
     if (tooOld) ctx.log.warn(`${podId}: backup ${record.name}: ${tooOld}`, fields);
     await removeOldPlans(s, location);
-    const pod = withRestoreContainer(s, placement.pod, image, plan, location);
+    const pod = withRestoreContainer(s, placement, image, plan, location);
     // A drill's placement carries its note, and only a drill's.
     if (placement.drillNote !== undefined) return withDrillVerification(s, pod, plan, placement.drillNote);
     warnIfBeyondRetention(ctx, pod, volume.name, config.companionContainer, plan, restore, `${podId}: backup ${record.name}`, fields);
@@ -235,18 +242,25 @@ function placeData(s: PodRestore): Placement {
   const { ctx, volume, config, podId, fields } = s;
   if (s.drill) {
     const { pod, moved, note } = drillPod(s.pod, s.fromBackup, volume, config, { restore: s.restore.name, namespace: s.target });
+    // A volume the drill cannot remap may be production's own (an NFS share): restoreReplace would
+    // move production's data aside there, so the init container refuses a non-empty one instead.
     const where = moved
       ? `hostPath ${moved.path} (production path ${moved.production} untouched)`
-      : `its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume`;
-    return { pod, destination: moved ? `hostPath ${moved.path}` : describeVolume(volume), drillNote: `drill: ${s.target}/${s.podName} data restored into ${where}; ${note}` };
+      : `its volume "${volume.name}" (${describeVolume(volume)}): not a hostPath, so it is not remapped; it must not be the production volume${config.restoreReplace ? ', and restoreReplace does not apply to it (a non-empty directory there is refused)' : ''}`;
+    return {
+      pod,
+      destination: moved ? `hostPath ${moved.path}` : describeVolume(volume),
+      replace: moved ? config.restoreReplace : false,
+      drillNote: `drill: ${s.target}/${s.podName} data restored into ${where}; ${note}`,
+    };
   }
   if (volume.hostPath?.type === 'Directory') {
     // After a disaster the node may not have the directory: the restore creates it instead of the pod failing its type check.
     const pod = withVolume(s.pod, { ...volume, hostPath: { ...volume.hostPath, type: 'DirectoryOrCreate' } });
     ctx.log.info(`${podId}: hostPath ${volume.hostPath.path} of volume "${volume.name}" is created if missing (type Directory changed to DirectoryOrCreate in the restored pod)`, fields);
-    return { pod, destination: describeVolume(volume) };
+    return { pod, destination: describeVolume(volume), replace: config.restoreReplace };
   }
-  return { pod: s.pod, destination: describeVolume(volume) };
+  return { pod: s.pod, destination: describeVolume(volume), replace: config.restoreReplace };
 }
 
 /**
@@ -303,7 +317,7 @@ async function removeOldPlans(s: PodRestore, location: BackupLocation): Promise<
 /** The pod with the init container that downloads the plan's files into the data volume before the database starts. */
 function withRestoreContainer(
   s: PodRestore,
-  pod: Pod,
+  { pod, replace }: Placement,
   image: { image: string; imagePullPolicy?: string },
   plan: MadeRestorePlan,
   location: BackupLocation,
@@ -319,7 +333,7 @@ function withRestoreContainer(
       ...image,
       planUrl: plan.url,
       planSha256: plan.sha256,
-      replace: config.restoreReplace,
+      replace,
       directIo: config.restoreDirectIo,
       maxBytesPerSecond: config.restoreMaxBytesPerSecond,
       dataMount: s.mount,

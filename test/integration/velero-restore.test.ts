@@ -407,6 +407,26 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
     drillOutput = again.item as PodJson;
   });
 
+  it('a drill whose data volume is not a hostPath (an NFS share, maybe production\'s) never moves its contents aside, restoreReplace or not', async () => {
+    const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+    api.put({ ...config, data: { ...(config.data as Record<string, string>), restoreReplace: 'true' } });
+    try {
+      const nfs = structuredClone(backedUp);
+      const at = nfs.spec.volumes.findIndex((v) => v.name === 'data');
+      nfs.spec.volumes[at] = { name: 'data', nfs: { server: 'nfs.example', path: '/exports/vm' } } as (typeof nfs.spec.volumes)[number];
+      const res = await restorePod(asRestored(nfs), restoreObject('drill-nfs', { [NS]: DRILL_NS }), nfs);
+      expect(res.ok, res.error).to.equal(true);
+      expect(restoreContainerOf(res.item as PodJson).command).not.to.include('--replace');
+      expect(messages(res, 'info').join('\n')).to.contain('not a hostPath, so it is not remapped; it must not be the production volume, and restoreReplace does not apply to it (a non-empty directory there is refused)');
+      // A hostPath drill, remapped away from production, keeps restoreReplace.
+      const remapped = await restorePod(asRestored(backedUp), restoreObject('drill-replace', { [NS]: DRILL_NS }));
+      expect(remapped.ok, remapped.error).to.equal(true);
+      expect(restoreContainerOf(remapped.item as PodJson).command).to.include('--replace');
+    } finally {
+      api.put(config);
+    }
+  });
+
   it('a drill of a backup without counts (the count failed) restores with checksums and says it adds no verify hook', async () => {
     const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
     api.put({ ...config, metadata: { ...config.metadata, labels: { ...(config.metadata.labels as Record<string, string>), 'velero-plugin-victoria.io/pod-backup': 'BackupItemAction' } }, data: { ...(config.data as Record<string, string>), countTimeoutSeconds: '1' } });
@@ -608,6 +628,20 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       const warned = messages(res, 'warn').join('\n');
       expect(warned).to.match(/could not check whether pod monitoring\/vmsingle-5d4f8b7c9-x2x9q exists already \(cannot read pods "vmsingle-5d4f8b7c9-x2x9q" in namespace monitoring: .*forbidden.*\); if it does, Velero keeps it running on its current data/);
       expect(warned).to.match(/could not check whether ReplicaSet monitoring\/vmsingle-5d4f8b7c9 exists already \(.*forbidden.*\); if it does, it adopts the restored pod/);
+      // With restoreReplace an unanswered lookup is not taken for an absent workload: moving the
+      // data aside needs to know that no pod of it runs a database there.
+      const config = api.get('v1', 'ConfigMap', 'velero', 'velero-plugin-victoria')!;
+      api.put({ ...config, data: { ...(config.data as Record<string, string>), restoreReplace: 'true' } });
+      try {
+        const refused = await restorePod(asRestored(backedUp), restoreObject('r-forbidden-replace'));
+        expect(refused.ok).to.equal(false);
+        expect(refused.error).to.match(
+          /could not check whether ReplicaSet monitoring\/vmsingle-5d4f8b7c9 \(.*forbidden.*\) exists, and restoreReplace is "true": if it does, a pod of it may run a database on the same hostPath, whose files the restore would move aside .*; restore again once the API server answers \(for a 403, grant Velero's service account get on that resource: velero\/rbac\), after you delete the workload first/,
+        );
+        expect(await getObject(`${BSL_PREFIX}/plugins/victoria/_restore-plans/uid-r-forbidden-replace/${NS}.${POD}.json`).then(() => 'written', () => 'none')).to.equal('none');
+      } finally {
+        api.put(config);
+      }
     } finally {
       allowPods();
       allowSets();
