@@ -5,7 +5,7 @@ import { podRestoreAction } from './pod-restore.js';
 import { workloadCheckAction } from './workload-check.js';
 import { workloadRestoreAction } from './workload-restore.js';
 
-export { abortOpenUploads, removeStaleCredentials } from './storage.js';
+export { abortOpenUploads, removeStaleCredentials } from './open-locations.js';
 
 /** Every action this binary registers with Velero. */
 export function allActions(): ItemAction[] {

@@ -7,9 +7,7 @@
  * the location, its config's `credentialsFile`, else Velero's own file (`AWS_SHARED_CREDENTIALS_FILE`,
  * mounted by `velero install`), else the SDK's default chain (IRSA, instance roles) applies.
  */
-import { rmSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeClient } from '../kube/client.js';
 import type { BackupStorageLocation } from '../kube/velero-objects.js';
@@ -18,65 +16,12 @@ import type { RetryNotice } from '../store/retry-report.js';
 import { S3Store } from '../store/s3.js';
 import { bslS3Options } from './bsl-s3-options.js';
 import { VELERO_BACKUPS } from './leftovers.js';
-
-/**
- * The credentials files of the locations open now. close() removes each; a process that exits with
- * a location open (SIGTERM from Velero, a crash) removes them here, so that no copy of a Secret
- * outlives the process.
- */
-const credentialDirs = new Set<string>();
-process.once('exit', () => {
-  for (const dir of credentialDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-/**
- * Where a location's credentials file goes: the owner's pid in the name lets a later process
- * remove what one killed with SIGKILL left (removeStaleCredentials).
- */
-const CREDENTIALS_DIR = 'velero-plugin-victoria-credentials-';
-
-/**
- * Removes the credentials directories of plugin processes that are gone. Velero kills a plugin
- * that does not exit within 2 s of Shutdown, and the kernel one that runs out of memory: their
- * copies of the Secret would stay in the Velero container's /tmp until it restarts. A directory
- * whose pid is alive (or was reused) is left alone: a copy another plugin process still reads.
- */
-export async function removeStaleCredentials(dir = tmpdir()): Promise<string[]> {
-  const stale = (await readdir(dir)).filter((name) => {
-    const pid = name.startsWith(CREDENTIALS_DIR) ? Number(/^(\d+)-/.exec(name.slice(CREDENTIALS_DIR.length))?.[1]) : NaN;
-    return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid);
-  });
-  await Promise.all(stale.map((name) => rm(join(dir, name), { recursive: true, force: true })));
-  return stale;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: alive, another user's.
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-/** The stores of the locations open now (abortOpenUploads). */
-const openStores = new Set<S3Store>();
-
-/**
- * Aborts the multipart uploads of every location open now, for a plugin process about to exit
- * (Velero's Shutdown, SIGTERM) with a backup under way: their parts would otherwise stay in the
- * bucket, billed and unlisted, until a lifecycle rule removes them (docs/storage.md).
- */
-export async function abortOpenUploads(): Promise<number> {
-  const counts = await Promise.all([...openStores].map((store) => store.abortOpenUploads()));
-  return counts.reduce((a, b) => a + b, 0);
-}
+import { forgetCredentialsDir, newCredentialsDir, openStores } from './open-locations.js';
 
 async function removeCredentials(dir: string | undefined): Promise<void> {
   if (!dir) return;
   await rm(dir, { recursive: true, force: true });
-  credentialDirs.delete(dir);
+  forgetCredentialsDir(dir);
 }
 
 const S3_PROVIDERS = new Set(['aws', 'velero.io/aws']);
@@ -137,8 +82,7 @@ export async function openLocationStore(opts: OpenLocationOptions): Promise<Loca
     if (bsl.spec.credential) {
       const { name, key } = bsl.spec.credential;
       const secret = await kube.getSecretKey(namespace, name, key);
-      tempDir = await mkdtemp(join(tmpdir(), `${CREDENTIALS_DIR}${process.pid}-`));
-      credentialDirs.add(tempDir);
+      tempDir = await newCredentialsDir();
       config.credentialsFile = join(tempDir, 'credentials');
       credentialsSource = `key "${key}" of secret "${name}" in namespace ${namespace} (the credential of ${where})`;
       await writeFile(config.credentialsFile, secret, { mode: 0o600 });

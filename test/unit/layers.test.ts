@@ -4,8 +4,10 @@
  * file and the import, instead of growing unnoticed.
  */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const SRC = resolve(import.meta.dirname, '../../src');
 
@@ -51,5 +53,21 @@ describe('layers (design.md: dependencies point inward)', () => {
       }
     }
     expect(crossings).to.deep.equal([]);
+  });
+});
+
+describe('what a plugin process loads to start', () => {
+  it('not the S3 SDK nor the Kubernetes client: Velero starts a process per backup, restore, deletion and operation poll, and an action loads them when it runs', () => {
+    // Records every package specifier resolved while the executable's entry module is imported.
+    const script = `
+      import { registerHooks } from 'node:module';
+      const loaded = new Set();
+      registerHooks({ resolve(specifier, context, next) { if (/^@(aws-sdk|smithy|kubernetes)\\//.test(specifier)) loaded.add(specifier); return next(specifier, context); } });
+      await import(${JSON.stringify(pathToFileURL(join(SRC, 'cli', 'main.ts')).href)});
+      process.stdout.write(JSON.stringify([...loaded]));
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).to.equal(0);
+    expect(JSON.parse(run.stdout)).to.deep.equal([]);
   });
 });
