@@ -120,8 +120,8 @@ const SMALL_FILE = 1024 * 1024;
  */
 const COPY_TROUBLE_LIMIT = 16;
 /**
- * How long the removal of a failed attempt that finished nothing may take to remove a failed attempt's objects (a listing and a few
- * batched deletes when the store works); past it, the error says what is left.
+ * How long removing the objects of a failed attempt that finished nothing may take (a listing and
+ * a few batched deletes when the store works); past it, the error says what is left.
  */
 const REMOVAL_TIMEOUT_MS = 120_000;
 
