@@ -1,6 +1,7 @@
 /**
- * Where a pod's data goes in the bucket, and the record of it on the pod item (design.md, Bucket
- * layout): `<bsl prefix>/plugins/victoria/<namespace>/<workload>/<backup>/`. One folder per
+ * Where a pod's data goes in the bucket, and the record of it on the pod item
+ * (docs/velero-backup.md, "What lands in the bucket"):
+ * `<bsl prefix>/plugins/victoria/<namespace>/<workload>/<backup>/`. One folder per
  * workload, so "the newest complete backup of this workload" is one listing; the restore and
  * delete actions find the data through the record, which names no credentials and no URLs.
  */
@@ -23,7 +24,7 @@ export interface BackupRecord {
   /** The backup's folder inside the workload folder (the Velero backup name). */
   name: string;
   kind: 'metrics' | 'logs';
-  /** `Deployment/<name>`, `StatefulSet/<name>` or `Pod/<name>`. */
+  /** `Deployment/<name>`, `ReplicaSet/<name>` (a bare ReplicaSet), `StatefulSet/<name>`, `DaemonSet/<name>` or `Pod/<name>`. */
   workload: string;
   files: number;
   bytes: number;
@@ -35,10 +36,12 @@ export interface BackupRecord {
 }
 
 /**
- * The workload folder under the BSL prefix: the Deployment's name for a Deployment's pod (its pod
- * names change with every restart, its data does not), else the pod's own name (a StatefulSet's
- * pods are stable and each has its own data). Kubernetes names cannot contain '/', so this cannot
- * escape the plugin folder.
+ * The workload folder under the BSL prefix (`folder`, from workload.ts): the Deployment's name for
+ * a Deployment's pod (its pod names change with every restart, its data does not), the
+ * ReplicaSet's name for a bare ReplicaSet's pod, `<daemonset>@<node>` for a DaemonSet's pod (its
+ * node's hostPath data; the pod's own name while it is not scheduled), else the pod's own name (a
+ * StatefulSet's pods are stable and each has its own data). Kubernetes names cannot contain '/',
+ * so this cannot escape the plugin folder.
  */
 export function workloadPrefix(bslPrefix: string, namespace: string, folder: string): string {
   return [bslPrefix.replace(/^\/+|\/+$/g, ''), PLUGIN_FOLDER, namespace, folder].filter(Boolean).join('/');

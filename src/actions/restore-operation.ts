@@ -170,11 +170,11 @@ export function restoreProgress(op: RestoreOperation, seen: ObservedPod): Operat
   }
   if (pod.status?.phase === 'Failed' || runs >= MAX_FAILED_RUNS) {
     const retrying = pod.status?.phase === 'Failed' ? 'the pod has failed' : 'Kubernetes goes on restarting it, but this restore counts its data as not restored';
-    return failed(`init container ${RESTORE_CONTAINER} failed ${runs} time(s)${why ? `, last: ${why}` : ''}; ${retrying}; ${logs} shows the whole run (docs/velero-restore.md, troubleshooting)`);
+    return failed(`init container ${RESTORE_CONTAINER} failed ${runs} time(s)${why ? `, last: ${why}` : ''}; ${retrying}; ${logs} shows the whole run (docs/velero-restore.md, "Messages and what to do")`);
   }
   const description = redact(describeWait(pod, status, runs, why, clip(seen.lastLogLine)));
   if (neverStarted(pod, status) && created !== undefined && now.getTime() - created.getTime() >= STUCK_MS) {
-    return failed(`has not got its init container ${RESTORE_CONTAINER} going in ${Math.round((now.getTime() - created.getTime()) / 60_000)} minutes (${description}); its data is not being restored: kubectl describe pod -n ${op.namespace} ${op.pod} (docs/velero-restore.md, troubleshooting)`);
+    return failed(`has not got its init container ${RESTORE_CONTAINER} going in ${Math.round((now.getTime() - created.getTime()) / 60_000)} minutes (${description}); its data is not being restored: kubectl describe pod -n ${op.namespace} ${op.pod} (docs/velero-restore.md, "Messages and what to do")`);
   }
   return { completed: false, description, ...at };
 }

@@ -43,8 +43,9 @@ export function parseVeleroBackup(bytes: Buffer, env: NodeJS.ProcessEnv = proces
 }
 
 /**
- * The Backup, or undefined in the finalize pass: Velero then re-runs actions only for items with
- * asynchronous operations, and ours start none, so there is nothing to do.
+ * The Backup, or undefined in the finalize pass: Velero then re-runs actions only for the
+ * postOperationItems that asynchronous operations named, and this plugin's actions name none (the
+ * workload check's operation included), so there is nothing to do.
  */
 export function backupToAct(bytes: Buffer): VeleroBackupInfo | undefined {
   const backup = parseVeleroBackup(bytes);

@@ -108,11 +108,6 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
   return kc;
 }
 
-/** The namespace of the current context (in a pod: the pod's own namespace), else "default". */
-export function defaultNamespace(kc: KubeConfig): string {
-  return kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
-}
-
 type Verb = 'get' | 'list' | 'create' | 'delete';
 const VERB_WORD: Record<Verb, string> = { get: 'read', list: 'list', create: 'create', delete: 'delete' };
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, Exec, type V1Status } from '@kubernetes/client-node';
-import { KubeClient, defaultNamespace, loadKubeConfig } from '../../src/kube/client.js';
+import { KubeClient, loadKubeConfig } from '../../src/kube/client.js';
 import { ExecError, KubeError } from '../../src/kube/errors.js';
 import { execInPod, type ExecOptions } from '../../src/kube/exec.js';
 import { CompanionClient, LINE_STDOUT_LIMIT } from '../../src/actions/companion-client.js';
@@ -97,9 +97,11 @@ describe('kube: client-node against the API stand-in', function () {
 
   it('loads a kubeconfig: server, CA, token and the context namespace; KUBECONFIG; no configuration is a clear error', async function () {
     expect(client.server).to.equal(api.url);
-    expect(defaultNamespace(client.kubeConfig)).to.equal('velero');
+    const contextNamespace = (kc: typeof client.kubeConfig) => kc.getContextObject(kc.getCurrentContext())?.namespace;
+    expect(contextNamespace(client.kubeConfig)).to.equal('velero');
     const fromEnv = loadKubeConfig({ env: { KUBECONFIG: api.writeKubeconfig({ namespace: 'monitoring' }) } });
-    expect(defaultNamespace(fromEnv)).to.equal('monitoring');
+    expect(contextNamespace(fromEnv)).to.equal('monitoring');
+    expect(fromEnv.getCurrentCluster()?.server).to.equal(api.url);
     let err = (() => {
       try {
         loadKubeConfig({ env: { KUBECONFIG: '/nonexistent/kubeconfig' } });

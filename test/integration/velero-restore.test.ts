@@ -105,7 +105,7 @@ function podObject(name = POD, opts: { companionMount?: string; initContainers?:
   };
 }
 
-/** What Velero hands a RestoreItemAction as `item`: metadata reset, no status (reference §5.2). */
+/** What Velero hands a RestoreItemAction as `item`: metadata reset, no status. */
 function asRestored(pod: KubeObject): PodJson {
   const copy = structuredClone(pod) as PodJson;
   for (const k of ['uid', 'resourceVersion', 'creationTimestamp', 'ownerReferences', 'generateName']) delete copy.metadata[k];
@@ -189,7 +189,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
 
   before(async function () {
     requireComponents(this, paths.plugin, paths.veleroHost, paths.vm145, paths.motoServer);
-    // No-auth mode: moto answers presigned URLs only there (test-components.md §5.4), and a check
+    // No-auth mode: moto answers presigned URLs only there, and a check
     // in front of it refuses any presigned URL whose signature, scope or expiry S3 would refuse
     // (moto_presign_check.py). The restore action's header-signed calls are the backup action's,
     // whose signatures velero-backup.test.ts checks.
@@ -917,7 +917,7 @@ describe('Velero restores end to end: Go host → restore action → plan in mot
       expect(p.completed).to.equal(true);
       expect(p.err).to.equal(
         `pod ${NS}/${POD}: init container victoria-restore failed 3 time(s), last: ${reason}; Kubernetes goes on restarting it, but this restore counts its data as not restored; ` +
-          `kubectl logs -n ${NS} ${POD} -c victoria-restore shows the whole run (docs/velero-restore.md, troubleshooting)`,
+          `kubectl logs -n ${NS} ${POD} -c victoria-restore shows the whole run (docs/velero-restore.md, "Messages and what to do")`,
       );
       expect(p.logs.filter((l) => l['@level'] === 'warn').map((l) => String(l['@message']))).to.deep.equal([`restore operation failed: ${p.err}`]);
 

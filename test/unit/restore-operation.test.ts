@@ -75,7 +75,7 @@ describe('restore operation: Velero follows the restored pod until its data is t
     expect(stuck.completed).to.equal(true);
     expect(stuck.err).to.equal(
       'pod monitoring/vmsingle-5d4f8b7c9-x2x9q: has not got its init container victoria-restore going in 30 minutes (pod not scheduled yet: 0/3 nodes are available); ' +
-        'its data is not being restored: kubectl describe pod -n monitoring vmsingle-5d4f8b7c9-x2x9q (docs/velero-restore.md, troubleshooting)',
+        'its data is not being restored: kubectl describe pod -n monitoring vmsingle-5d4f8b7c9-x2x9q (docs/velero-restore.md, "Messages and what to do")',
     );
     const pulling = pod({ state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "plugin"' } } });
     expect(restoreProgress(op, { pod: aged(pulling, STUCK_MS), now }).err).to.match(/going in 30 minutes \(victoria-restore waiting: ImagePullBackOff \(Back-off pulling image "plugin"\)\)/);
@@ -96,7 +96,7 @@ describe('restore operation: Velero follows the restored pod until its data is t
     expect(failed.completed).to.equal(true);
     expect(failed.err).to.equal(
       `pod monitoring/vmsingle-5d4f8b7c9-x2x9q: init container victoria-restore failed ${MAX_FAILED_RUNS} time(s), last: velero-plugin-victoria: /victoria-data is not empty; ` +
-        'Kubernetes goes on restarting it, but this restore counts its data as not restored; kubectl logs -n monitoring vmsingle-5d4f8b7c9-x2x9q -c victoria-restore shows the whole run (docs/velero-restore.md, troubleshooting)',
+        'Kubernetes goes on restarting it, but this restore counts its data as not restored; kubectl logs -n monitoring vmsingle-5d4f8b7c9-x2x9q -c victoria-restore shows the whole run (docs/velero-restore.md, "Messages and what to do")',
     );
     // Running again after two failures: not yet at the limit.
     expect(restoreProgress(op, { pod: pod({ restartCount: 2, state: { running: { startedAt: now } }, lastState: { terminated: failedRun('x') } }), now }).completed).to.equal(false);
