@@ -1,10 +1,10 @@
 /**
- * BackupItemActionV2 on Victoria pods (design.md, Data flow, backup step 2). Runs between the pod's
- * pre and post hooks, synchronously: asks the companion for the recorded snapshot files, copies
- * what is unchanged since the workload's newest complete backup server-side, streams the rest
- * from the companion (tar over exec) into the bucket, writes the manifest and the complete marker,
- * and returns the pod with a record of where its data went. Any failure fails the item with a
- * message naming the pod and what to do; the engine never marks a partial backup complete.
+ * BackupItemActionV2 on Victoria pods (docs/velero-backup.md, "How a backup flows", step 2). Runs
+ * between the pod's pre and post hooks, synchronously: asks the companion for the recorded snapshot
+ * files, copies what is unchanged since the workload's newest complete backup server-side, streams
+ * the rest from the companion (tar over exec) into the bucket, writes the manifest and the complete
+ * marker, and returns the pod with a record of where its data went. Any failure fails the item with
+ * a message naming the pod and what to do; the engine never marks a partial backup complete.
  */
 import type { CompanionFiles } from '../companion/protocol.js';
 import { pendingCounts, writeBackup, type BackupCounts, type BaseBackup } from '../engine/backup.js';

@@ -1,14 +1,15 @@
 /**
- * The workload check (workload-check.ts): no silent skip (design.md). The pod action captures the
- * data, but only for a pod that runs, has the companion and whose pre hook succeeded; otherwise
- * Velero never calls it and the backup would look fine. Execute checks at once what the API shows
- * (a running pod, the companion, one pod per shared folder) and returns an asynchronous operation
- * naming the running pods' folders; Velero asks for its progress once every item of the backup is
- * done (backup_controller.go), and only then are the pods' complete markers looked for. Execute
- * cannot look for them itself: with `--item-block-worker-count` above 1 (Velero 1.16+) the pods'
- * uploads may still run while their workload's item block is processed. A marker missing then
- * fails the operation with a message naming the workload and the pod, which makes the backup
- * PartiallyFailed and shows in its log and `velero backup describe`.
+ * The workload check (workload-check.ts): no silent skip (docs/velero-backup.md, "How a backup
+ * flows", step 4). The pod action captures the data, but only for a pod that runs, has the
+ * companion and whose pre hook succeeded; otherwise Velero never calls it and the backup would look
+ * fine. Execute checks at once what the API shows (a running pod, the companion, one pod per shared
+ * folder) and returns an asynchronous operation naming the running pods' folders; Velero asks for
+ * its progress once every item of the backup is done (backup_controller.go), and only then are the
+ * pods' complete markers looked for. Execute cannot look for them itself: with
+ * `--item-block-worker-count` above 1 (Velero 1.16+) the pods' uploads may still run while their
+ * workload's item block is processed. A marker missing then fails the operation with a message
+ * naming the workload and the pod, which makes the backup PartiallyFailed and shows in its log and
+ * `velero backup describe`.
  */
 import { COMPLETE_KEY } from '../engine/manifest.js';
 import { KubeClient } from '../kube/client.js';

@@ -1,9 +1,9 @@
 /**
- * Whether the restored pod's database can open the backup's data. VictoriaMetrics v1.90 changed
- * its storage format (`parts.json` per partition), and versions before it cannot open data written
- * since (reference, victoria-snapshots-and-layout); neither database promises to read what a newer
- * version wrote. A restore into an older image completes, then the database fails to start, or
- * worse, starts without the data: the action says so before.
+ * Whether the restored pod's database can open the backup's data. VictoriaMetrics v1.90 changed its
+ * storage format (`parts.json` per partition), and versions before it cannot open data written
+ * since; neither database promises to read what a newer version wrote. A restore into an older
+ * image completes, then the database fails to start, or worse, starts without the data: the action
+ * says so before.
  *
  * The backup's version is its manifest's (from /metrics at backup time; Debian's builds report
  * none), else, for VictoriaMetrics, v1.90.0 when its files are in the new format. The pod's is its

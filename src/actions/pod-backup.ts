@@ -1,8 +1,8 @@
 /**
- * BackupItemActionV2 on Victoria pods (design.md, Data flow, backup step 2); the work is in
- * backup-pod.ts. Velero starts a plugin process for every backup, restore, deletion and every
- * 10 s operation poll, and most of those never back up a pod: the Kubernetes and S3 clients are
- * loaded only when Execute runs, which keeps start-up and idle memory small.
+ * BackupItemActionV2 on Victoria pods (docs/velero-backup.md, "How a backup flows", step 2); the
+ * work is in backup-pod.ts. Velero starts a plugin process for every backup, restore, deletion and
+ * every 10 s operation poll, and most of those never back up a pod: the Kubernetes and S3 clients
+ * are loaded only when Execute runs, which keeps start-up and idle memory small.
  */
 import type { BackupItemActionV2 } from '../velero/types.js';
 import { BACKUP_ACTION, LABELLED_PODS } from './names.js';

@@ -1,8 +1,8 @@
 /**
- * RestoreItemActionV2 on Victoria pods (design.md, Data flow: restore step 1); the work is in
- * restore-pod.ts. As for the backup action (pod-backup.ts), the Kubernetes and S3 clients are
- * loaded only when Execute runs: Velero starts a plugin process for every restore and most of
- * them restore no Victoria pod.
+ * RestoreItemActionV2 on Victoria pods (docs/velero-restore.md, "How a restore flows"); the work is
+ * in restore-pod.ts. As for the backup action (pod-backup.ts), the Kubernetes and S3 clients are
+ * loaded only when Execute runs: Velero starts a plugin process for every restore and most of them
+ * restore no Victoria pod.
  */
 import type { RestoreItemActionV2 } from '../velero/types.js';
 import { RESTORE_ACTION, VICTORIA_PODS } from './names.js';

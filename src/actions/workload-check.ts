@@ -1,5 +1,6 @@
 /**
- * BackupItemActionV2 on labelled Victoria Deployments, StatefulSets and DaemonSets: no silent skip (design.md).
+ * BackupItemActionV2 on labelled Victoria Deployments, StatefulSets and DaemonSets: no silent skip
+ * (docs/velero-backup.md, "How a backup flows", step 4).
  * It fails the item, or its asynchronous operation, of a workload whose pods' data is not in the
  * backup (check-workload.ts, loaded only when Execute or Progress runs: see pod-backup.ts).
  */

@@ -1,6 +1,6 @@
 /**
- * One executable, several roles (design.md): with no subcommand it is the Velero plugin (Velero
- * launches it with only server flags); with a subcommand it is a command-line tool.
+ * One executable, several roles (docs/packaging.md): with no subcommand it is the Velero plugin
+ * (Velero launches it with only server flags); with a subcommand it is a command-line tool.
  */
 import sea from 'node:sea';
 import { parseFlags } from '../common/parse-flags.js';

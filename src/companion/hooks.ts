@@ -1,10 +1,10 @@
 /**
- * The Velero hooks (design.md, Data flow): `hook pre` snapshots the database and records the set,
- * `hook post` deletes exactly what was recorded. The pre hook does not count: counting reads every
- * sample (seconds of the database's CPU per GiB), so the plugin runs `companion counts` while the
- * files upload, and the hook stays well inside Velero's hook timeout. Velero runs them with exec in the companion
- * container and logs their output; each prints one JSON line, which the plugin also parses when it
- * runs the hooks itself.
+ * The Velero hooks (docs/velero-backup.md, "How a backup flows"): `hook pre` snapshots the database
+ * and records the set, `hook post` deletes exactly what was recorded. The pre hook does not count:
+ * counting reads every sample (seconds of the database's CPU per GiB), so the plugin runs
+ * `companion counts` while the files upload, and the hook stays well inside Velero's hook timeout.
+ * Velero runs them with exec in the companion container and logs their output; each prints one JSON
+ * line, which the plugin also parses when it runs the hooks itself.
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';

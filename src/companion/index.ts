@@ -1,5 +1,5 @@
 /**
- * `velero-plugin-victoria companion …`: the sidecar in each Victoria pod (design.md, Components).
+ * `velero-plugin-victoria companion …`: the sidecar in each Victoria pod (docs/companion.md).
  * Dispatches the subcommands and turns errors into exit codes and messages; the work is in
  * hooks.ts, files.ts, tar.ts and serve.ts. The plugin imports protocol.ts directly (loading this
  * module would load every companion command).

@@ -24,7 +24,7 @@ export const COMPANION_EXIT = {
 
 export const NO_RECORD_MESSAGE = 'no snapshot recorded: run `companion hook pre` first';
 
-/** One snapshot's files: a vmbackup-layout tree (design.md, Bucket layout). */
+/** One snapshot's files: a vmbackup-layout tree (docs/velero-backup.md, "What lands in the bucket"). */
 export interface CompanionTree {
   /** relPath prefix of the tree's files: '' (VictoriaMetrics) or `partitions/YYYYMMDD/` (VictoriaLogs). */
   prefix: string;

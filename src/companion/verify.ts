@@ -1,6 +1,6 @@
 /**
- * `companion verify --expect JSON`: the check at the end of a restore drill (design.md, Data flow:
- * restore step 3), run by Velero as a post-restore exec hook in the companion. Waits until the
+ * `companion verify --expect JSON`: the check at the end of a restore drill (docs/velero-restore.md,
+ * Drills), run by Velero as a post-restore exec hook in the companion. Waits until the
  * restored database answers `/health`, counts what it stores the way `companion counts` counted at
  * backup time (flattenCounts: series/samples, or rows and rows.YYYYMMDD) and compares. That count
  * covered the data before the snapshot time (less a margin for late data), and a restored database

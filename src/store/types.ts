@@ -1,7 +1,8 @@
 /**
- * The one small interface the engine writes backups through (design.md: store/). Implementations:
- * S3 (s3.ts) and file:// (file.ts). Keys are relative to the root the store was opened on
- * (`s3://bucket/prefix` → keys under `prefix/`), always with `/` separators and no leading `/`.
+ * The one small interface the engine writes backups through (README.md, Development: Layout).
+ * Implementations: S3 (s3.ts) and file:// (file.ts). Keys are relative to the root the store was
+ * opened on (`s3://bucket/prefix` → keys under `prefix/`), always with `/` separators and no
+ * leading `/`.
  */
 import type { Readable } from 'node:stream';
 

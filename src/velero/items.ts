@@ -73,7 +73,7 @@ export function parseVeleroCR<T extends { metadata?: { name?: string; namespace?
     throw new Error(`the ${kind} Velero sent is not JSON (${(err as Error).message})`);
   }
   if (!cr?.metadata?.name) throw new Error(`the ${kind} Velero sent has no metadata.name`);
-  // Velero's own fallback when VELERO_NAMESPACE is unset is "velero" (reference §Velero namespace).
+  // Velero's own fallback when VELERO_NAMESPACE is unset is "velero".
   return { cr, name: cr.metadata.name, veleroNamespace: cr.metadata.namespace || env.VELERO_NAMESPACE || 'velero' };
 }
 

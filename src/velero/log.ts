@@ -3,7 +3,7 @@
  *
  * Velero's go-plugin host parses every stderr line of a plugin. A JSON object line is re-logged
  * through the backup's logger, and two kinds of mistakes take the whole Velero server down
- * (reference: velero-plugin-protocol.md §2.3-2.5): a non-string `@message`/`@level`/`@timestamp`,
+ * (docs/plugin-protocol.md, Logging): a non-string `@message`/`@level`/`@timestamp`,
  * and, during a backup, a non-string `name`/`namespace`/`resource` field. So this logger only ever
  * writes one JSON object per line, with string values only, no `@timestamp`, and lines well under
  * the host's 64 KiB read buffer. `error` is reserved for what should make a backup PartiallyFailed:

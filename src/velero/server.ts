@@ -1,6 +1,6 @@
 /**
  * The go-plugin gRPC server, as the stock Velero host (v1.14 to main) expects it
- * (reference: velero-plugin-protocol.md §1-§5, Appendix A):
+ * (docs/plugin-protocol.md):
  * a unix socket in the temp dir, the handshake line `1|2|unix|<path>|grpc|` as the first and only
  * stdout output, the kind services routed by the request's `plugin` name, Shutdown that answers and
  * exits 0, and idle Broker/Stdio/Health services so that no host version logs noise.

@@ -90,7 +90,7 @@ export interface AuthProblem {
 const AUTH_FLAG = /-(\w*AuthKey)\b/;
 
 /**
- * Recognises an authentication failure and says how to fix it. Shapes (reference A.2, C.2):
+ * Recognises an authentication failure and says how to fix it. Shapes:
  * - VictoriaMetrics >= 1.86 and VictoriaLogs: 401, "Expected to receive non-empty authKey when
  *   -snapshotAuthKey is set" or "The provided authKey doesn't match -snapshotAuthKey";
  * - VictoriaMetrics 1.79: **400**, "… invalid authKey "…". It must match the value from

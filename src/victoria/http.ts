@@ -2,7 +2,7 @@
  * The one place the Victoria clients send HTTP requests (undici `request`, the default dispatcher,
  * nothing global changed). API calls are POSTs with a form body: VictoriaMetrics and VictoriaLogs
  * read parameters with `r.FormValue`, which takes the body of a form POST on every version, newer
- * VictoriaLogs accepts only POST on `/internal/*` (reference C.1), and an `authKey` in the body
+ * VictoriaLogs accepts only POST on `/internal/*`, and an `authKey` in the body
  * stays out of URLs, proxy logs and the request URI that VictoriaMetrics 1.79 echoes in errors.
  */
 import type { Readable } from 'node:stream';
@@ -53,7 +53,7 @@ export function isUnsupportedPath(res: Pick<TextResponse, 'status' | 'body'>): b
 const DEFAULT_TIMEOUT_MS = 30_000;
 /**
  * For snapshot creation and counting queries: VictoriaMetrics deletes a snapshot it made for a client
- * that disconnected (reference A.1), so this must outlast creation.
+ * that disconnected, so this must outlast creation.
  */
 export const LONG_TIMEOUT_MS = 5 * 60_000;
 
@@ -110,7 +110,7 @@ export class HttpClient {
   /**
    * `/internal/force_flush` (both products; 200 with an empty body): makes just-ingested data
    * searchable and, on VictoriaLogs, puts the row buffer into parts, which a partition snapshot
-   * would otherwise miss (its last ~1 s of rows; reference C.4, H).
+   * would otherwise miss (its last ~1 s of rows).
    */
   async forceFlush(signal?: AbortSignal): Promise<void> {
     const path = '/internal/force_flush';

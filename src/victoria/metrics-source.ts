@@ -22,7 +22,7 @@ export class MetricsSource implements SnapshotSource {
 
   /**
    * One snapshot of everything. No force_flush first: snapshot creation itself flushes pending
-   * rows and in-memory parts (reference A.6), and the flush endpoint may have a key of its own.
+   * rows and in-memory parts, and the flush endpoint may have a key of its own.
    */
   async create(): Promise<Snapshot[]> {
     return [vmSnapshot(await this.snapshots.create())];

@@ -1,6 +1,6 @@
 /**
  * Snapshot names, shared by VictoriaMetrics and VictoriaLogs (both use VictoriaMetrics'
- * snapshotutil): `YYYYMMDDhhmmss-<HEX>`, the timestamp in UTC (reference A.3, C.4).
+ * snapshotutil): `YYYYMMDDhhmmss-<HEX>`, the timestamp in UTC.
  */
 
 /** The server's own validation regex (lib/snapshot/snapshotutil). */

@@ -1,12 +1,11 @@
 /**
- * What the engine and the companion need from a Victoria database, and nothing more
- * (design.md: victoria/). Two implementations: `MetricsSource` (VictoriaMetrics single node,
+ * What the engine and the companion need from a Victoria database, and nothing more (README.md,
+ * Development: Layout). Two implementations: `MetricsSource` (VictoriaMetrics single node,
  * metrics-source.ts) and `LogsSource` (VictoriaLogs single node, logs-source.ts).
  *
  * Paths in this file are relative to the database's data directory (`-storageDataPath`), use `/`
  * separators and have no leading or trailing `/`. The caller joins them onto its own mount of that
- * directory: the companion's mount point need not be the server's path (reference C.1, "map the
- * path by its last four segments").
+ * directory: the companion's mount point need not be the server's path.
  */
 
 export type SourceKind = 'metrics' | 'logs';
@@ -18,7 +17,7 @@ export function isSourceKind(value: unknown): value is SourceKind {
 
 /**
  * One snapshot the server made. Its files are immutable hard links, safe to read while the
- * database runs (reference A.6, C.4), until the snapshot is deleted.
+ * database runs, until the snapshot is deleted.
  *
  * A file at `<dataDir>/<dir>/<rel>` belongs in the backup as relPath `<relPathPrefix><rel>` and is
  * restored to `<dataDir>/<relPathPrefix><rel>`:
@@ -30,8 +29,8 @@ export function isSourceKind(value: unknown): value is SourceKind {
  *   `metadata/minTimestampForCompositeIndex`, … exactly what vmbackup uploads.
  * - VictoriaLogs: one snapshot per daily partition. `dir` = `partitions/<day>/snapshots/<name>`,
  *   `relPathPrefix` = `partitions/<day>/`. Plain files, no symlinks. Each partition is its own
- *   vmbackup-layout tree (design.md, Bucket layout): within that tree the relPath is `<rel>`
- *   (`datadb/…`, `indexdb/…`), and `relPathPrefix` says where the tree goes back on restore.
+ *   vmbackup-layout tree (docs/velero-backup.md, "What lands in the bucket"): within that tree the
+ *   relPath is `<rel>` (`datadb/…`, `indexdb/…`), and `relPathPrefix` says where the tree goes back on restore.
  */
 export interface Snapshot {
   kind: SourceKind;
@@ -39,7 +38,7 @@ export interface Snapshot {
   name: string;
   /**
    * What `delete` must send back, verbatim: the name (VictoriaMetrics) or the exact path string the
-   * server returned (VictoriaLogs compares it with its in-memory partition path, reference C.1).
+   * server returned (VictoriaLogs compares it with its in-memory partition path).
    */
   handle: string;
   /** Directory holding the snapshot's files, relative to the data directory. */

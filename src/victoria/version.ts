@@ -1,8 +1,8 @@
 /**
  * Server version from `/metrics`: VictoriaMetrics and VictoriaLogs both export
- * `vm_app_version{version="…", short_version="v1.145.0"} 1`. Debian builds leave both labels
- * empty (reference test-components §3.1), and `/api/v1/status/buildinfo` reports a fake
- * Prometheus version, so "unknown" is a normal answer and nothing may depend on it.
+ * `vm_app_version{version="…", short_version="v1.145.0"} 1`. Debian builds leave both labels empty,
+ * and `/api/v1/status/buildinfo` reports a fake Prometheus version, so "unknown" is a normal answer
+ * and nothing may depend on it.
  */
 import type { HttpClient } from './http.js';
 

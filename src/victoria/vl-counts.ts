@@ -1,5 +1,5 @@
 /**
- * Counting log entries per daily partition (reference E.2): one LogsQL query,
+ * Counting log entries per daily partition: one LogsQL query,
  * `* | stats by (_time:1d) count() as n`, on `/select/logsql/query`. It answers one JSON line per
  * UTC day, `{"_time":"2026-11-21T00:00:00Z","n":"100"}` (values are strings), and UTC days are
  * exactly VictoriaLogs' partitions. The result gets an explicit name (`n`): without one the field is

@@ -1,5 +1,5 @@
 /**
- * VictoriaLogs partition and partition-snapshot API (reference C.1, C.2, H). Handles:
+ * VictoriaLogs partition and partition-snapshot API. Handles:
  * - v1.44+: `snapshot/create` with no prefix snapshots every partition and answers a JSON array
  *   of paths; delete takes the exact path and answers 204; a second delete answers 400
  *   `snapshot "…" doesn't exist at …` (not idempotent on the server, so it is here);

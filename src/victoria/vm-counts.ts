@@ -1,6 +1,6 @@
 /**
- * Counting what a VictoriaMetrics server stores, to compare a restored copy with the original
- * (reference E.1). Two ways, both exact and both working on 1.79.5 and 1.145:
+ * Counting what a VictoriaMetrics server stores, to compare a restored copy with the original.
+ * Two ways, both exact and both working on 1.79.5 and 1.145:
  *
  * - `countMetrics`: one instant query, `count_values("n", count_over_time({__name__!=""}[W]))`:
  *   how many series hold each number of samples, so series = Σ count and samples = Σ n × count,

@@ -1,6 +1,6 @@
 /**
  * VictoriaMetrics single-node snapshot API: `/snapshot/create`, `/snapshot/list`,
- * `/snapshot/delete` (reference A.1, F). Answers are parsed by their `status` field, the way
+ * `/snapshot/delete`. Answers are parsed by their `status` field, the way
  * vmbackup does, and cover 1.79.5 (bookworm) through 1.145 (sid) and later:
  * - create: `{"status":"ok","snapshot":"<name>"}`, or the Prometheus alias shape
  *   `{"status":"success","data":{"name":"<name>"}}`;

@@ -32,7 +32,7 @@ describe('CLI backup → stock vmrestore / our restore, against moto', function 
     requireComponents(this, paths.plugin);
     moto = await startMoto();
     s3env = { AWS_ACCESS_KEY_ID: moto.accessKeyId, AWS_SECRET_ACCESS_KEY: moto.secretAccessKey, AWS_REGION: moto.region };
-    // moto fails the SDK's response checksum on copies of multipart objects (test-components §5.4).
+    // moto fails the SDK's response checksum on copies of multipart objects.
     s3flags = ['--s3-endpoint', moto.endpoint, '--checksum-algorithm', ''];
   });
   after(async () => moto?.stop());

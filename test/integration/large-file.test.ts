@@ -1,9 +1,9 @@
 /**
- * A file above vmbackup's 1 GiB part size is stored as several objects (vmbackup layout, reference
- * B.6), as VictoriaMetrics' large parts are in production: written across the part boundary,
- * copied part by part by an incremental, verified, restored by our engine and by stock vmrestore,
- * byte for byte. Through file:// (a sparse source file, so the test costs disk writes, not a
- * 1 GiB upload to moto); the part arithmetic is the same for every store.
+ * A file above vmbackup's 1 GiB part size is stored as several objects (vmbackup's layout), as
+ * VictoriaMetrics' large parts are in production: written across the part boundary, copied part by
+ * part by an incremental, verified, restored by our engine and by stock vmrestore, byte for byte.
+ * Through file:// (a sparse source file, so the test costs disk writes, not a 1 GiB upload to
+ * moto); the part arithmetic is the same for every store.
  */
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';

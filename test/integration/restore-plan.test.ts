@@ -7,7 +7,7 @@
  * messages, and no URL (nor any part of a signature) is ever printed.
  *
  * moto runs in NO-AUTH mode here (in auth mode it answers every presigned URL with HTTP 500,
- * KeyError HTTP_AUTHORIZATION; test-components.md §5.4), behind moto_presign_check.py, which
+ * KeyError HTTP_AUTHORIZATION), behind moto_presign_check.py, which
  * checks every presigned URL's signature, scope and expiry with botocore's signer. The first
  * tests show that check refusing what S3 refuses, so every restore here also proves the URLs the
  * plan carries are valid. The plan's own expiry (expiresAt) and SHA-256 are tested as well.

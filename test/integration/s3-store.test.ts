@@ -96,7 +96,7 @@ describe('S3 store against moto (auth mode)', function () {
       bucket: moto.bucket,
       prefix: `it/${++seq}`,
       ...moto.s3Options,
-      responseChecksumValidation: 'WHEN_REQUIRED', // moto quirk, §5.4
+      responseChecksumValidation: 'WHEN_REQUIRED', // moto needs it to read copies of multipart objects
       partSize: 5 * MiB,
       ...extra,
     });
@@ -636,7 +636,7 @@ describe('S3 store against moto (auth mode)', function () {
   it('moto really enforces auth: an unsigned request is refused', async () => {
     // Guard against a moto that silently accepts everything: a plain unsigned PUT must fail.
     const res = await fetch(`${moto.endpoint}/${moto.bucket}/anonymous`, { method: 'PUT', body: 'x' });
-    expect(res.status).to.be.oneOf([403, 500]); // 500 is moto's KeyError on missing auth (§5.4)
+    expect(res.status).to.be.oneOf([403, 500]); // 500 is moto's KeyError on missing auth
     await res.arrayBuffer();
   });
 });

@@ -99,7 +99,7 @@ for (const version of VM_VERSIONS) {
       expect(files.some((f) => f.startsWith('data/small/') && f.endsWith('/values.bin')), files.join('\n')).to.equal(true);
       expect(files).to.include('metadata/minTimestampForCompositeIndex');
       if (version === '1.145') {
-        // Per-month partitions with parts.json and a per-partition indexdb (reference A.4).
+        // Per-month partitions with parts.json and a per-partition indexdb.
         expect(files.some((f) => /^data\/small\/\d{4}_\d{2}\/parts\.json$/.test(f)), files.join('\n')).to.equal(true);
         expect(files.some((f) => f.startsWith('data/indexdb/'))).to.equal(true);
       } else {

@@ -1,7 +1,7 @@
 /**
- * A loopback stand-in for the Kubernetes API server (no real one can run here: reference
- * test-components.md §6). It speaks the real wire protocol for exactly what the plugin uses, so
- * that @kubernetes/client-node and our exec client talk to it unchanged through a kubeconfig:
+ * A loopback stand-in for the Kubernetes API server (no real one can run here). It speaks the real
+ * wire protocol for exactly what the plugin uses, so that @kubernetes/client-node and our exec
+ * client talk to it unchanged through a kubeconfig:
  *
  * - HTTPS on 127.0.0.1 with a throw-away CA, bearer-token authentication (401 Status otherwise);
  * - reads of the objects the test put, single and list, with labelSelector (=, ==, !=, in, notin,

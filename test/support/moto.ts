@@ -1,7 +1,7 @@
 /**
  * moto server 5.2.4 (Debian's python3-moto, extracted by `scripts/test-deps.sh moto`) as the S3 of
  * the integration tests, in **auth mode**: SigV4 signatures are checked, so a wrong secret fails
- * the way it fails on AWS (reference: test-components.md §5.4).
+ * the way it fails on AWS.
  *
  * Auth mode works by counting: the first INITIAL_NO_AUTH_ACTION_COUNT requests are not checked. We
  * spend exactly those on three IAM query-API calls (CreateUser, PutUserPolicy allow-all,
@@ -54,7 +54,7 @@ export interface MotoOptions {
   region?: string;
   /**
    * Default true: auth mode, SigV4 checked. false, for presigned URLs (in auth mode moto answers
-   * every one with 500; test-components.md §5.4, §5.7): moto's no-auth mode, where header-signed
+   * every one with 500): moto's no-auth mode, where header-signed
    * requests are not checked, behind moto_presign_check.py, which checks every presigned URL's
    * signature (botocore's signer, with the credentials returned here), scope and expiry as S3 does.
    */

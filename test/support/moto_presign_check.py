@@ -2,7 +2,7 @@
 
 In auth mode moto answers every presigned URL with 500 (KeyError HTTP_AUTHORIZATION: its access
 control reads only the Authorization header), and in no-auth mode it serves them without looking
-at the signature or the expiry (test-components.md section 5.4). This runs the same moto app as
+at the signature or the expiry. This runs the same moto app as
 `python3 -m moto.server`, wrapped in a WSGI middleware that checks every request carrying
 X-Amz-Signature the way S3 does, with botocore's own SigV4 query signer (the code moto uses for
 header signatures): the credential's access key and scope, the date and expiry, and the signature

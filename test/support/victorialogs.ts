@@ -26,7 +26,7 @@ export interface StartVlOptions {
   legacySnapshotApi?: boolean;
   /**
    * Run with a relative -storageDataPath (`data`, in a temp working directory): the server then
-   * returns relative snapshot paths (reference C.1).
+   * returns relative snapshot paths.
    */
   relativeDataPath?: boolean;
   /** Default 30d, so test data a few days old is kept. */
@@ -122,7 +122,7 @@ async function ingest(url: string, rows: number, days: number, opts: { prefix?: 
     perDay[day] = (perDay[day] ?? 0) + 1;
     lines.push(JSON.stringify({ _msg: `${opts.prefix ?? 'line'} ${i}`, _time: new Date(t).toISOString(), app: `a${i % 2}`, seq: String(i) }));
   }
-  // application/stream+json matters: with a form content type VictoriaLogs stores nothing (reference H).
+  // application/stream+json matters: with a form content type VictoriaLogs stores nothing.
   const res = await request(`${url}/insert/jsonline?_stream_fields=app`, {
     method: 'POST',
     headers: { 'content-type': 'application/stream+json' },

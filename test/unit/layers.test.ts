@@ -1,7 +1,7 @@
 /**
- * The layers of design.md, as a test: dependencies point inward, `engine/` knows nothing of Velero
- * or Kubernetes, `velero/` nothing of Victoria. A new import across a boundary fails here with the
- * file and the import, instead of growing unnoticed.
+ * The layers of README.md (Development, Layout), as a test: dependencies point inward, `engine/`
+ * knows nothing of Velero or Kubernetes, `velero/` nothing of Victoria. A new import across a
+ * boundary fails here with the file and the import, instead of growing unnoticed.
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
@@ -33,7 +33,7 @@ const layerOf = (path: string): string => {
   return rel.length > 1 ? rel[0]! : '';
 };
 
-describe('layers (design.md: dependencies point inward)', () => {
+describe('layers (README.md Layout: dependencies point inward)', () => {
   it('has a rule for every directory under src/', () => {
     const dirs = readdirSync(SRC, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
     expect(dirs.sort()).to.deep.equal(Object.keys(ALLOWED).sort());

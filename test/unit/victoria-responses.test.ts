@@ -1,7 +1,6 @@
 /**
- * Parsing of every VictoriaMetrics / VictoriaLogs answer variant the clients meet. Bodies are the
- * recorded ones from reference/victoria-snapshots-and-layout.md (A, C, E, F, H) and
- * reference/test-components.md §3.
+ * Parsing of every VictoriaMetrics / VictoriaLogs answer variant the clients meet. Bodies are
+ * answers recorded from the servers.
  */
 import { expect } from 'chai';
 import { detectAuthProblem, redactSecrets } from '../../src/victoria/errors.js';

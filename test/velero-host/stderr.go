@@ -102,7 +102,7 @@ func (c *stderrCollector) result() (int, []string) {
 	return c.count, problems
 }
 
-// checkStderrLine applies the rules of velero-plugin-protocol.md §2.3–2.5 to one raw stderr
+// checkStderrLine applies the rules of docs/plugin-protocol.md (Logging) to one raw stderr
 // line. crash is non-empty when the line would panic go-plugin's parseJSON (a non-string
 // @message/@level/@timestamp in a JSON object shorter than the read buffer).
 func checkStderrLine(line []byte) (problems []string, crash string) {

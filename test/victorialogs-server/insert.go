@@ -17,7 +17,7 @@ import (
 // handleJSONLine ingests newline-delimited JSON like VictoriaLogs' /insert/jsonline. Parameters come
 // from the query string (r.FormValue) or VL-* headers. As in VictoriaLogs, a POST with the default
 // form content type has its body consumed as a form by r.FormValue and stores nothing; clients must
-// send Content-Type: application/stream+json (reference H).
+// send Content-Type: application/stream+json.
 func handleJSONLine(s *logstorage.Storage, w http.ResponseWriter, r *http.Request) {
 	msgFields := splitList(param(r, "_msg_field", "VL-Msg-Field"))
 	timeField := param(r, "_time_field", "VL-Time-Field")

@@ -3,8 +3,7 @@
 // No VictoriaLogs binary exists in Debian or npm, but Debian's VictoriaMetrics -dev package vendors
 // the real VictoriaLogs storage library (lib/logstorage). This program opens that library's Storage,
 // so partitions, snapshots, flushing, retention and LogsQL queries are the real code; only the HTTP
-// layer is ours. It answers with VictoriaLogs' paths, parameters, status codes and body shapes
-// (reference/victoria-snapshots-and-layout.md C.1, C.2, E.2, H):
+// layer is ours. It answers with VictoriaLogs' paths, parameters, status codes and body shapes:
 //
 //	POST /insert/jsonline                       _msg_field, _time_field, _stream_fields
 //	     /select/logsql/query                   query, start, end, limit; JSON lines
