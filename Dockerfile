@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image, three uses (design.md): Velero's plugin init container (the default command copies
+# One image, three uses (docs/packaging.md): Velero's plugin init container (the default command copies
 # the plugin into /target), the companion sidecar and the restore init container.
 # Build for both architectures with:
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/velero-plugin-victoria:TAG --push .

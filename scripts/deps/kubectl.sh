@@ -2,7 +2,7 @@
 # Sourced by scripts/test-deps.sh.
 # kubectl 1.36 from sid (source package `kubernetes`), extracted only into .cache/kubectl: the
 # manifest tests render velero/ and schedules/ with its built-in `kubectl kustomize`. No cluster is
-# involved (none can be obtained from Debian, reference/test-components.md §6). bookworm's
+# involved (none can be obtained from Debian). bookworm's
 # kubernetes-client 1.20 predates kustomize Components (kind: Component) in kubectl.
 KUBECTL_MIN_MINOR=27   # kustomize v5, the floor docs/velero-install.md asks operators for
 

@@ -3,8 +3,8 @@
 # Sources for the VictoriaLogs test server (test/victorialogs-server), as a GOPATH root in
 # .cache/vlogs-root/usr/share/gocode. No VictoriaLogs binary exists in Debian or npm, but sid's
 # VictoriaMetrics -dev package vendors the real VictoriaLogs storage (lib/logstorage). Its Depends
-# are incomplete for that library, so the packages it imports are listed here too
-# (reference/test-components.md §4). Built by scripts/build-go.sh with the sid Go (component gosid).
+# are incomplete for that library, so the packages it imports are listed here too.
+# Built by scripts/build-go.sh with the sid Go (component gosid).
 VLOGS_PKGS=(golang-github-victoriametrics-victoriametrics-dev
   golang-github-victoriametrics-metrics-dev golang-github-victoriametrics-metricsql-dev
   golang-github-valyala-fastjson-dev golang-github-valyala-fastrand-dev golang-github-valyala-quicktemplate-dev

@@ -7,7 +7,7 @@
 #   .cache/vm179  1.79.5 (bookworm): the legacy layout, 200 on deleting a missing snapshot, 400 on
 #                 a wrong key.
 # Both are only unpacked (dpkg -x), never installed: sid's package Depends on libzstd1 >= 1.5.5,
-# bookworm has 1.5.4, and the extracted binary runs with it (reference/test-components.md §3.1).
+# bookworm has 1.5.4, and the extracted binary runs with it.
 dep_vm() {
   local v dest suite
   for v in 145 179; do

@@ -1,5 +1,5 @@
 /**
- * RestoreItemActionV2 on Victoria pods (design.md, Data flow: restore). For a pod whose backed-up
+ * RestoreItemActionV2 on Victoria pods (docs/velero-restore.md, "How a restore flows"). For a pod whose backed-up
  * JSON carries the backup record: writes a restore plan (presigned GET URLs of every object of the
  * backup) into the bucket, presigns the plan's own URL, and returns the pod with the
  * `victoria-restore` init container, which fills the data volume before the database starts.

@@ -1,6 +1,6 @@
 /**
  * The bucket a Velero backup goes to, opened the way Velero opens it for its object-store plugin
- * (reference, velero-plugin-protocol §BSL): an item action receives none of it, so it reads the
+ * (docs/plugin-protocol.md): an item action receives none of it, so it reads the
  * BackupStorageLocation and its credential Secret through the API. The Secret's value is an AWS
  * shared-credentials file; like Velero, we materialise it as a file (mode 0600, removed on close)
  * and let the SDK's INI provider read it with the location's `profile`. Without a credential on

@@ -12,7 +12,7 @@ import type { KubeObject } from '../velero/types.js';
 import { KIND_LABEL } from './names.js';
 
 export interface Workload {
-  /** `Deployment/<name>`, `StatefulSet/<name>`, `DaemonSet/<name>` or `Pod/<name>`, for messages and the record. */
+  /** `Deployment/<name>`, `ReplicaSet/<name>`, `StatefulSet/<name>`, `DaemonSet/<name>` or `Pod/<name>`, for messages and the record. */
   id: string;
   /** Folder name under the namespace. */
   folder: string;

@@ -1,5 +1,5 @@
 /**
- * Writing one backup (design.md, "Data flow"): every file of every tree goes into the store in the
+ * Writing one backup (docs/velero-backup.md, "How a backup flows"): every file of every tree goes into the store in the
  * vmbackup layout, unchanged files are copied server-side from the newest complete backup, every
  * object is checked, stale objects are removed, then the manifest, vmbackup's markers, and our
  * complete marker last. A backup interrupted anywhere before that last write is incomplete to

@@ -1,5 +1,5 @@
 /**
- * The vmbackup object layout (reference: victoria-snapshots-and-layout.md B.1-B.3, B.7), so that
+ * The vmbackup object layout (docs/velero-backup.md, "What lands in the bucket"), so that
  * stock `vmrestore` can restore our backups without us:
  *   <tree>/<relPath>/<FileSize>_<Offset>_<Size>   (16-digit upper-case hex, 1 GiB parts)
  * plus the markers `backup_metadata.ignore` and `backup_complete.ignore` at the tree root.

@@ -1,6 +1,6 @@
 /**
  * A FileReader over tar streams: the byte source of the Velero path, where the companion sidecar
- * streams the requested snapshot files as one tar (design.md, Data flow). Entries must arrive in
+ * streams the requested snapshot files as one tar (docs/velero-backup.md). Entries must arrive in
  * the requested order with the listed sizes; anything else fails the read instead of producing a
  * backup that looks fine. The tar parser is tar-stream's; each entry's stream is handed to the
  * engine, and the next entry is parsed only once that stream has been consumed, so memory stays
