@@ -83,6 +83,19 @@ export async function checkFolderIsOurs(store: ObjectStore, name: string, kind: 
   }
 }
 
+/** The fields of a folder's in-progress marker as they were written, unchecked. */
+export type InProgressFields = { format?: unknown; kind?: unknown; run?: unknown; startedAt?: unknown } | null;
+
+/** The folder's in-progress marker parsed, or undefined when there is none or it is not JSON. */
+export async function readInProgress(store: ObjectStore, name: string): Promise<InProgressFields | undefined> {
+  try {
+    return JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`, MAX_MARKER_BYTES)).toString('utf8')) as InProgressFields;
+  } catch (err) {
+    if (err instanceof SyntaxError || (err instanceof StoreError && err.code === 'NotFound')) return undefined;
+    throw err;
+  }
+}
+
 /** Another run of the same backup name took the folder over: this run stops without marking, deleting or removing anything. */
 export class FolderTakenError extends Error {}
 
@@ -97,17 +110,12 @@ export class FolderTakenError extends Error {}
  * check and the write after it.
  */
 export async function checkStillOurs(store: ObjectStore, name: string, run: string): Promise<void> {
-  let holder: { run?: unknown; startedAt?: unknown } | undefined;
-  try {
-    holder = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`, MAX_MARKER_BYTES)).toString('utf8')) as { run?: unknown; startedAt?: unknown };
-  } catch (err) {
-    if (!(err instanceof SyntaxError) && !(err instanceof StoreError && err.code === 'NotFound')) throw err;
-  }
+  const holder = await readInProgress(store, name);
   if (holder?.run === run) return;
   const other =
     holder === undefined
       ? `its in-progress marker ${IN_PROGRESS_KEY} is gone (another backup of this name finished meanwhile?)`
-      : `another backup of this name, started at ${String(holder.startedAt)}, wrote its in-progress marker over this one's`;
+      : `another backup of this name, started at ${String(holder?.startedAt)}, wrote its in-progress marker over this one's`;
   throw new FolderTakenError(
     `${store.location}/${name}/: ${other}. Two backups of one name ran at the same time, so this one stopped: nothing of it was marked complete, ` +
       'and nothing the other wrote was removed. Give each backup a name of its own (--name), or each database a root of its own (--dst)',

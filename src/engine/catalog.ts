@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { StoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/types.js';
+import { readInProgress, type InProgressFields } from './backup-folder.js';
 import { VM_COMPLETE_MARKER } from './layout.js';
 import { JOURNAL_PREFIX } from './journal.js';
 import { COMPLETE_KEY, IN_PROGRESS_KEY, MANIFEST_FORMAT, MANIFEST_KEY, MAX_MANIFEST_BYTES, MAX_MARKER_BYTES, parseManifest, UnknownManifestFormatError, type CompleteMarker, type Manifest, type SourceKind } from './manifest.js';
@@ -205,11 +206,11 @@ export interface FailedAttempt {
 
 /** A folder's in-progress marker as writeBackup writes it, or undefined (none, not JSON, not ours). */
 export async function inProgressMarker(store: ObjectStore, name: string): Promise<{ kind: unknown; run: string; startedAt: string } | undefined> {
-  let marker: { format?: unknown; kind?: unknown; run?: unknown; startedAt?: unknown } | null;
+  let marker: InProgressFields | undefined;
   try {
-    marker = JSON.parse((await readWholeObject(store, `${name}/${IN_PROGRESS_KEY}`, MAX_MARKER_BYTES)).toString('utf8')) as typeof marker;
+    marker = await readInProgress(store, name);
   } catch (err) {
-    if (err instanceof SyntaxError || err instanceof ObjectTooLargeError || (err instanceof StoreError && err.code === 'NotFound')) return undefined;
+    if (err instanceof ObjectTooLargeError) return undefined;
     throw err;
   }
   const { format, kind, run, startedAt } = marker ?? {};
